@@ -1,0 +1,39 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Hypercore.Drivers;
+
+/// <summary>Drivers by provider name. Each driver project registers itself with one TryAddEnumerable call.</summary>
+public sealed class DriverRegistry
+{
+    private readonly Dictionary<string, IHypervisorDriver> _drivers;
+
+    public DriverRegistry(IEnumerable<IHypervisorDriver> drivers, string defaultProvider)
+    {
+        _drivers = drivers.ToDictionary(d => d.Name, StringComparer.OrdinalIgnoreCase);
+        DefaultProvider = defaultProvider;
+    }
+
+    public string DefaultProvider { get; }
+
+    public IReadOnlyCollection<IHypervisorDriver> All => _drivers.Values;
+
+    public IReadOnlyCollection<string> Names => _drivers.Keys;
+
+    /// <summary>Resolves a spec's provider ("" means the default).</summary>
+    public bool TryGet(string provider, out IHypervisorDriver driver) =>
+        _drivers.TryGetValue(provider.Length == 0 ? DefaultProvider : provider, out driver!);
+
+    public string Resolve(string provider) => provider.Length == 0 ? DefaultProvider : provider;
+}
+
+public static class DriverServiceCollectionExtensions
+{
+    /// <summary>Adds a driver to the registry; the plug-in point of rule 2.</summary>
+    public static IServiceCollection AddHypervisorDriver<TDriver>(this IServiceCollection services)
+        where TDriver : class, IHypervisorDriver
+    {
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHypervisorDriver, TDriver>());
+        return services;
+    }
+}

@@ -1,0 +1,124 @@
+namespace Hypercore.MicroVms;
+
+/// <summary>Desired state of one microVM. Field names follow flintlock's MicroVMSpec.</summary>
+public sealed record MicroVmSpec
+{
+    public const string DefaultNamespace = "default";
+
+    public required string Id { get; init; }
+
+    public string Namespace { get; init; } = DefaultNamespace;
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = Empty;
+
+    public int Vcpu { get; init; } = 1;
+
+    public int MemoryInMb { get; init; } = 128;
+
+    public required KernelSpec Kernel { get; init; }
+
+    public InitrdSpec? Initrd { get; init; }
+
+    public VolumeSpec? RootVolume { get; init; }
+
+    public IReadOnlyList<VolumeSpec> AdditionalVolumes { get; init; } = [];
+
+    public IReadOnlyList<NetworkInterfaceSpec> Interfaces { get; init; } = [];
+
+    /// <summary>Guest metadata (flintlock: served through the metadata service where the provider has one).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = Empty;
+
+    /// <summary>Driver name, e.g. "qemu", "firecracker", "cloud-hypervisor". Empty means the node default.</summary>
+    public string Provider { get; init; } = "";
+
+    public DesiredState State { get; init; } = DesiredState.Running;
+
+    public RestartPolicy RestartPolicy { get; init; } = RestartPolicy.Always;
+
+    /// <summary>The node that runs this VM; empty means "whichever daemon owns the store" (standalone).</summary>
+    public string NodeName { get; init; } = "";
+
+    private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
+
+    /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
+    public bool Equals(MicroVmSpec? other) =>
+        other is not null &&
+        Id == other.Id && Namespace == other.Namespace && Vcpu == other.Vcpu && MemoryInMb == other.MemoryInMb &&
+        Provider == other.Provider && State == other.State && RestartPolicy == other.RestartPolicy &&
+        NodeName == other.NodeName && Kernel == other.Kernel && Initrd == other.Initrd && RootVolume == other.RootVolume &&
+        DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
+        AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces);
+
+    public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
+
+    internal static bool DictEquals(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+}
+
+public sealed record KernelSpec
+{
+    /// <summary>Path of the kernel image on the node (flintlock: an OCI image; here a host path).</summary>
+    public required string Image { get; init; }
+
+    /// <summary>Kernel command line as key/value pairs; an empty value means a bare flag.</summary>
+    public IReadOnlyDictionary<string, string> Cmdline { get; init; } = new Dictionary<string, string>();
+
+    public string? Filename { get; init; }
+
+    public bool AddNetworkConfig { get; init; }
+
+    public bool Equals(KernelSpec? other) =>
+        other is not null && Image == other.Image && Filename == other.Filename &&
+        AddNetworkConfig == other.AddNetworkConfig && MicroVmSpec.DictEquals(Cmdline, other.Cmdline);
+
+    public override int GetHashCode() => HashCode.Combine(Image, Filename, AddNetworkConfig);
+
+    /// <summary>Renders the map as a kernel command line, in a stable order.</summary>
+    public string RenderCmdline() =>
+        string.Join(' ', Cmdline.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => kv.Value.Length == 0 ? kv.Key : $"{kv.Key}={kv.Value}"));
+}
+
+public sealed record InitrdSpec
+{
+    public required string Image { get; init; }
+
+    public string? Filename { get; init; }
+}
+
+/// <summary>A block device. Only host paths are supported on this node (no OCI volume sources).</summary>
+public sealed record VolumeSpec
+{
+    public required string Id { get; init; }
+
+    public bool IsReadOnly { get; init; }
+
+    public required string HostPath { get; init; }
+
+    public string? MountPoint { get; init; }
+
+    public int? SizeInMb { get; init; }
+}
+
+public enum InterfaceType
+{
+    Tap,
+    Macvtap,
+}
+
+public sealed record NetworkInterfaceSpec
+{
+    public required string DeviceId { get; init; }
+
+    public InterfaceType Type { get; init; } = InterfaceType.Tap;
+
+    public string? GuestMac { get; init; }
+
+    /// <summary>Host bridge to attach the tap to, if any.</summary>
+    public string? Bridge { get; init; }
+
+    /// <summary>Static guest address in CIDR form, e.g. 10.0.0.2/24 (used when kernel.add_network_config).</summary>
+    public string? Address { get; init; }
+
+    public string? Gateway { get; init; }
+}

@@ -1,0 +1,115 @@
+using System.Text.RegularExpressions;
+
+namespace Hypercore.MicroVms;
+
+/// <summary>
+/// Checks a spec before anything is written. Every writer (gRPC, HTTP, CLI, Kubernetes) uses this, so one
+/// malformed request is rejected the same way everywhere. It checks shape only; whether the kernel file exists
+/// on this node is a runtime fact and shows in status instead.
+/// </summary>
+public static partial class MicroVmSpecValidator
+{
+    public const int MaxVcpu = 64;
+    public const int MinMemoryInMb = 16;
+    public const int MaxMemoryInMb = 1024 * 1024;
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
+    private static partial Regex DnsLabel();
+
+    [GeneratedRegex("^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
+    private static partial Regex Mac();
+
+    /// <summary>Returns every problem found, each naming the field; empty means valid.</summary>
+    public static IReadOnlyList<string> Validate(MicroVmSpec spec)
+    {
+        var errors = new List<string>();
+        if (!IsName(spec.Id))
+        {
+            errors.Add($"id \"{spec.Id}\" must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+        }
+
+        if (!IsName(spec.Namespace))
+        {
+            errors.Add($"namespace \"{spec.Namespace}\" must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+        }
+
+        if (spec.Vcpu is < 1 or > MaxVcpu)
+        {
+            errors.Add($"vcpu must be between 1 and {MaxVcpu}, got {spec.Vcpu}");
+        }
+
+        if (spec.MemoryInMb is < MinMemoryInMb or > MaxMemoryInMb)
+        {
+            errors.Add($"memory_in_mb must be between {MinMemoryInMb} and {MaxMemoryInMb}, got {spec.MemoryInMb}");
+        }
+
+        if (string.IsNullOrWhiteSpace(spec.Kernel.Image))
+        {
+            errors.Add("kernel.image is required (a path to a kernel image on the node)");
+        }
+
+        foreach (var key in spec.Kernel.Cmdline.Keys)
+        {
+            if (key.Length == 0 || key.Any(char.IsWhiteSpace) || key.Contains('='))
+            {
+                errors.Add($"kernel.cmdline key \"{key}\" must be non-empty without spaces or '='");
+            }
+        }
+
+        if (spec.Kernel.Cmdline.Values.Any(v => v.Any(char.IsWhiteSpace)))
+        {
+            errors.Add("kernel.cmdline values must not contain whitespace");
+        }
+
+        if (spec.Initrd is not null && string.IsNullOrWhiteSpace(spec.Initrd.Image))
+        {
+            errors.Add("initrd.image must be set when initrd is given");
+        }
+
+        var volumes = (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).ToList();
+        foreach (var v in volumes)
+        {
+            if (string.IsNullOrWhiteSpace(v.Id))
+            {
+                errors.Add("every volume needs an id");
+            }
+
+            if (string.IsNullOrWhiteSpace(v.HostPath))
+            {
+                errors.Add($"volume \"{v.Id}\" needs source.host_path (container sources are not supported on this node)");
+            }
+        }
+
+        foreach (var dup in volumes.GroupBy(v => v.Id).Where(g => g.Count() > 1))
+        {
+            errors.Add($"volume id \"{dup.Key}\" is used more than once");
+        }
+
+        foreach (var nic in spec.Interfaces)
+        {
+            if (string.IsNullOrWhiteSpace(nic.DeviceId))
+            {
+                errors.Add("every interface needs a device_id");
+            }
+
+            if (nic.GuestMac is { Length: > 0 } mac && !Mac().IsMatch(mac))
+            {
+                errors.Add($"interface \"{nic.DeviceId}\" guest_mac \"{mac}\" is not a MAC address like 02:00:00:00:00:01");
+            }
+        }
+
+        foreach (var dup in spec.Interfaces.GroupBy(n => n.DeviceId).Where(g => g.Count() > 1))
+        {
+            errors.Add($"interface device_id \"{dup.Key}\" is used more than once");
+        }
+
+        if (spec.Provider.Length > 0 && !IsName(spec.Provider))
+        {
+            errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");
+        }
+
+        return errors;
+    }
+
+    public static bool IsName(string? value) => value is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(value);
+}

@@ -1,0 +1,82 @@
+namespace Hypercore.MicroVms;
+
+/// <summary>Observed state, written only by the reconciler.</summary>
+public sealed record MicroVmStatus
+{
+    public static readonly MicroVmStatus Initial = new();
+
+    public Phase Phase { get; init; } = Phase.Pending;
+
+    public IReadOnlyList<Condition> Conditions { get; init; } = [];
+
+    public long ObservedGeneration { get; init; }
+
+    public int? Pid { get; init; }
+
+    public string? Node { get; init; }
+
+    public string? ConsoleLogPath { get; init; }
+
+    public DateTimeOffset? BootTime { get; init; }
+
+    public IReadOnlyList<string> Addresses { get; init; } = [];
+
+    /// <summary>Restarts done by the reconciler after the VM ended on its own.</summary>
+    public int RestartCount { get; init; }
+
+    /// <summary>Provider-specific runtime detail worth showing, e.g. the QEMU accelerator actually used.</summary>
+    public string? Runtime { get; init; }
+
+    public bool Equals(MicroVmStatus? other) =>
+        other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
+        Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
+        RestartCount == other.RestartCount && Runtime == other.Runtime &&
+        Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses);
+
+    public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
+
+    public Condition? FindCondition(string type) => Conditions.FirstOrDefault(c => c.Type == type);
+}
+
+public enum ConditionStatus
+{
+    True,
+    False,
+    Unknown,
+}
+
+/// <summary>Kubernetes-shaped condition.</summary>
+public sealed record Condition(
+    string Type,
+    ConditionStatus Status,
+    string Reason,
+    string Message,
+    DateTimeOffset LastTransitionTime,
+    long ObservedGeneration);
+
+/// <summary>Well-known condition types and reasons.</summary>
+public static class Conditions
+{
+    public const string Ready = "Ready";
+    public const string Paused = "Paused";
+    public const string Synchronized = "Synchronized";
+
+    public const string ReasonProviderUnavailable = "ProviderUnavailable";
+    public const string ReasonUnsupported = "Unsupported";
+    public const string ReasonReconcileError = "ReconcileError";
+    public const string ReasonReconciled = "Reconciled";
+
+    /// <summary>
+    /// Sets a condition, keeping LastTransitionTime when the status did not flip (Kubernetes meta.SetStatusCondition).
+    /// </summary>
+    public static IReadOnlyList<Condition> Set(
+        IReadOnlyList<Condition> existing, string type, ConditionStatus status, string reason, string message,
+        long generation, DateTimeOffset now)
+    {
+        var old = existing.FirstOrDefault(c => c.Type == type);
+        var since = old is not null && old.Status == status ? old.LastTransitionTime : now;
+        var updated = new Condition(type, status, reason, message, since, generation);
+        var list = existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, StringComparer.Ordinal).ToList();
+        return list;
+    }
+}

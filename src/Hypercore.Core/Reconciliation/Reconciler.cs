@@ -1,0 +1,422 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+using Hypercore.Store;
+using Hypercore.Telemetry;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Reconciliation;
+
+/// <summary>What the work loop should do with a key after one reconcile.</summary>
+public readonly record struct ReconcileResult(ReconcileOutcome Outcome, TimeSpan Delay = default)
+{
+    public static ReconcileResult Done => new(ReconcileOutcome.Done);
+
+    public static ReconcileResult Poll => new(ReconcileOutcome.Poll);
+
+    public static ReconcileResult After(TimeSpan delay) => new(ReconcileOutcome.After, delay);
+
+    public static ReconcileResult Backoff => new(ReconcileOutcome.Backoff);
+}
+
+public enum ReconcileOutcome
+{
+    /// <summary>Nothing more to do until the record changes.</summary>
+    Done,
+
+    /// <summary>The VM is alive: look again after the poll interval.</summary>
+    Poll,
+
+    /// <summary>Look again after a given delay (crash-loop backoff).</summary>
+    After,
+
+    /// <summary>Failed: retry with per-key exponential backoff.</summary>
+    Backoff,
+}
+
+/// <summary>
+/// One level-triggered pass for one MicroVM: re-read the record and the driver's live state, do at most what is
+/// needed to move live toward desired, then write status if it changed. Idempotent; safe to run any number of
+/// times. It never runs twice at once for one key (the work queue sees to that).
+/// </summary>
+public sealed partial class Reconciler
+{
+    private readonly IMicroVmStore _store;
+    private readonly DriverRegistry _drivers;
+    private readonly TimeProvider _time;
+    private readonly ReconcilerOptions _options;
+    private readonly ILogger<Reconciler> _log;
+    private readonly ConcurrentDictionary<VmKey, int> _crashes = new();
+
+    public Reconciler(IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log)
+    {
+        _store = store;
+        _drivers = drivers;
+        _time = time;
+        _options = options.Value;
+        _log = log;
+    }
+
+    public async Task<ReconcileResult> ReconcileAsync(VmKey key, CancellationToken ct)
+    {
+        using var activity = HypercoreTelemetry.ActivitySource.StartActivity("reconcile");
+        activity?.SetTag("microvm", key.ToString());
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var result = await ReconcileCoreAsync(key, ct);
+            activity?.SetTag("outcome", result.Outcome.ToString());
+            return result;
+        }
+        catch (ConflictException)
+        {
+            // Someone wrote the record since we read it: the newer version is already queued by the watch.
+            LogConflict(key);
+            return ReconcileResult.Backoff;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            HypercoreTelemetry.ReconcileErrors.Add(1);
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            LogFailed(key, ex.Message, ex);
+            await TryReportErrorAsync(key, ex, ct);
+            return ReconcileResult.Backoff;
+        }
+        finally
+        {
+            HypercoreTelemetry.ReconcileDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
+    private async Task<ReconcileResult> ReconcileCoreAsync(VmKey key, CancellationToken ct)
+    {
+        var vm = await _store.GetAsync(key, ct);
+        if (vm is null)
+        {
+            _crashes.TryRemove(key, out _);
+            return ReconcileResult.Done;
+        }
+
+        if (vm.Spec.NodeName.Length > 0 && vm.Spec.NodeName != _options.NodeName)
+        {
+            return ReconcileResult.Done; // another node's VM
+        }
+
+        var provider = _drivers.Resolve(vm.Spec.Provider);
+        if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
+        {
+            if (vm.IsDeleting)
+            {
+                await _store.RemoveAsync(key, ct); // nothing can have been started for it here
+                return ReconcileResult.Done;
+            }
+
+            var known = string.Join(", ", _drivers.Names.Order(StringComparer.Ordinal));
+            await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, $"no driver named \"{provider}\" on this node; available: {known}", ct);
+            return ReconcileResult.Done;
+        }
+
+        if (vm.IsDeleting)
+        {
+            return await DeleteAsync(vm, driver, ct);
+        }
+
+        var refusal = Refuse(vm.Spec, driver);
+        if (refusal is not null)
+        {
+            await WriteFailureAsync(vm, Conditions.ReasonUnsupported, refusal, ct);
+            return ReconcileResult.Done;
+        }
+
+        var availability = await driver.CheckAvailabilityAsync(ct);
+        if (!availability.Available)
+        {
+            await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, availability.Detail, ct);
+            return ReconcileResult.Backoff; // the binary may be installed later
+        }
+
+        if (!vm.Claimed)
+        {
+            vm = await _store.ClaimAsync(key, ct);
+        }
+
+        var live = await driver.InspectAsync(vm, ct);
+        if (live.State == LiveState.Unknown)
+        {
+            return ReconcileResult.Poll; // never declare a VM dead while its state is merely unknown
+        }
+
+        return vm.Spec.State switch
+        {
+            DesiredState.Stopped => await EnsureStoppedAsync(vm, driver, live, ct),
+            _ => await EnsureUpAsync(vm, driver, live, ct),
+        };
+    }
+
+    private async Task<ReconcileResult> EnsureUpAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
+    {
+        var wantPaused = vm.Spec.State == DesiredState.Paused;
+        var restarts = vm.Status.RestartCount;
+
+        if (live.State is LiveState.Exited or LiveState.NotFound)
+        {
+            var wasUp = vm.Status.Phase is Phase.Running or Phase.Paused or Phase.CrashLoopBackOff;
+            var crashed = live.State == LiveState.NotFound || live.Exit == ExitKind.Crashed;
+            if (wasUp && vm.Status.Phase != Phase.CrashLoopBackOff)
+            {
+                var restart = vm.Spec.RestartPolicy switch
+                {
+                    RestartPolicy.Always => true,
+                    RestartPolicy.OnFailure => crashed,
+                    _ => false,
+                };
+                var how = crashed ? "the hypervisor process ended unexpectedly" : "the guest powered off";
+                LogExited(vm.Key, how, vm.Spec.RestartPolicy);
+                if (!restart)
+                {
+                    await driver.StopAsync(vm, TimeSpan.Zero, ct); // reap leftovers (e.g. a QEMU kept after guest shutdown)
+                    var phase = crashed ? Phase.Failed : Phase.Stopped;
+                    await WriteStatusAsync(vm, s => s with { Phase = phase, Pid = null },
+                        ready: (ConditionStatus.False, crashed ? "Crashed" : "GuestShutdown", $"{how}; restartPolicy {vm.Spec.RestartPolicy}"), ct);
+                    return ReconcileResult.Done;
+                }
+
+                // Crash-loop backoff: a VM that keeps dying soon after boot waits longer each time.
+                var ranFor = vm.Status.BootTime is { } boot ? _time.GetUtcNow() - boot : TimeSpan.Zero;
+                var crashes = ranFor >= _options.StableRunTime
+                    ? _crashes[vm.Key] = 1
+                    : _crashes.AddOrUpdate(vm.Key, 1, (_, n) => n + 1);
+                if (crashes > 1)
+                {
+                    var wait = Delay(crashes - 1);
+                    await driver.StopAsync(vm, TimeSpan.Zero, ct);
+                    await WriteStatusAsync(vm, s => s with { Phase = Phase.CrashLoopBackOff, Pid = null },
+                        ready: (ConditionStatus.False, "CrashLoopBackOff", $"{how}; restarting in {wait.TotalSeconds:0.#} s (restart {restarts + 1})"), ct);
+                    return ReconcileResult.After(wait);
+                }
+
+                restarts++;
+            }
+            else if (vm.Status.Phase == Phase.CrashLoopBackOff)
+            {
+                restarts++;
+            }
+
+            await driver.StopAsync(vm, TimeSpan.Zero, ct); // clear a dead instance's leftovers before a fresh start
+            vm = await WriteStatusAsync(vm, s => s with { Phase = Phase.Provisioning, RestartCount = restarts },
+                ready: (ConditionStatus.False, "Provisioning", "starting the hypervisor"), ct);
+            VmRuntimeInfo started;
+            var t0 = Stopwatch.GetTimestamp();
+            try
+            {
+                started = await driver.StartAsync(vm, ct);
+            }
+            catch (DriverException ex)
+            {
+                HypercoreTelemetry.DriverErrors.Add(1, new KeyValuePair<string, object?>("provider", driver.Name), new KeyValuePair<string, object?>("operation", "start"));
+                await WriteFailureAsync(vm, ex.Reason, ex.Message, ct);
+                return ReconcileResult.Backoff;
+            }
+
+            HypercoreTelemetry.BootTime.Record(Stopwatch.GetElapsedTime(t0).TotalSeconds, new KeyValuePair<string, object?>("provider", driver.Name));
+            LogStarted(vm.Key, started.Pid, started.Detail);
+            live = started;
+        }
+
+        if (wantPaused && live.State is LiveState.Running or LiveState.Created)
+        {
+            await driver.PauseAsync(vm, ct);
+            live = live with { State = LiveState.Paused };
+        }
+        else if (!wantPaused && live.State is LiveState.Paused)
+        {
+            await driver.ResumeAsync(vm, ct);
+            live = live with { State = LiveState.Running };
+        }
+
+        var paused = live.State == LiveState.Paused;
+        await WriteStatusAsync(
+            vm,
+            s => s with
+            {
+                Phase = paused ? Phase.Paused : Phase.Running,
+                Pid = live.Pid,
+                ConsoleLogPath = live.ConsoleLogPath ?? s.ConsoleLogPath,
+                BootTime = live.BootTime ?? s.BootTime,
+                Runtime = live.Detail ?? s.Runtime,
+                RestartCount = restarts,
+                Conditions = Conditions.Set(s.Conditions, Conditions.Paused, paused ? ConditionStatus.True : ConditionStatus.False,
+                    paused ? "Paused" : "NotPaused", paused ? "the VM is paused" : "", vm.Generation, _time.GetUtcNow()),
+            },
+            ready: paused ? (ConditionStatus.False, "Paused", "the VM is paused") : (ConditionStatus.True, "Running", "the VM is running"),
+            ct);
+        return ReconcileResult.Poll;
+    }
+
+    private async Task<ReconcileResult> EnsureStoppedAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
+    {
+        if (live.State is LiveState.Running or LiveState.Paused or LiveState.Created)
+        {
+            vm = await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopping },
+                ready: (ConditionStatus.False, "Stopping", "powering off"), ct);
+            await driver.StopAsync(vm, _options.StopGracePeriod, ct);
+            LogStopped(vm.Key);
+        }
+        else if (live.State == LiveState.Exited)
+        {
+            await driver.StopAsync(vm, TimeSpan.Zero, ct); // reap a process kept after guest shutdown
+        }
+
+        _crashes.TryRemove(vm.Key, out _);
+        await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopped, Pid = null },
+            ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct);
+        return ReconcileResult.Done;
+    }
+
+    private async Task<ReconcileResult> DeleteAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
+    {
+        if (vm.Status.Phase != Phase.Deleting)
+        {
+            vm = await WriteStatusAsync(vm, s => s with { Phase = Phase.Deleting },
+                ready: (ConditionStatus.False, "Deleting", "deleting the VM"), ct);
+        }
+
+        await driver.StopAsync(vm, _options.StopGracePeriod, ct);
+        await driver.CleanupAsync(vm, ct);
+        await _store.RemoveAsync(vm.Key, ct);
+        _crashes.TryRemove(vm.Key, out _);
+        LogDeleted(vm.Key);
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>Refuses, before any driver call, what the provider cannot do.</summary>
+    internal static string? Refuse(MicroVmSpec spec, IHypervisorDriver driver)
+    {
+        var caps = driver.Capabilities;
+        if (spec.State == DesiredState.Paused && !caps.HasFlag(DriverCapabilities.Pause))
+        {
+            return $"provider \"{driver.Name}\" cannot pause a VM";
+        }
+
+        if (spec.Interfaces.Any(i => i.Type == InterfaceType.Tap) && !caps.HasFlag(DriverCapabilities.Tap))
+        {
+            return $"provider \"{driver.Name}\" does not support tap interfaces";
+        }
+
+        if (spec.Interfaces.Any(i => i.Type == InterfaceType.Macvtap) && !caps.HasFlag(DriverCapabilities.Macvtap))
+        {
+            return $"provider \"{driver.Name}\" does not support macvtap interfaces";
+        }
+
+        if (spec.Metadata.Count > 0 && !caps.HasFlag(DriverCapabilities.MetadataService))
+        {
+            return $"provider \"{driver.Name}\" has no metadata service for spec.metadata";
+        }
+
+        if (spec.Initrd is not null && !caps.HasFlag(DriverCapabilities.Initrd))
+        {
+            return $"provider \"{driver.Name}\" cannot boot an initrd";
+        }
+
+        if ((spec.RootVolume is not null || spec.AdditionalVolumes.Count > 0) && !caps.HasFlag(DriverCapabilities.BlockDevices))
+        {
+            return $"provider \"{driver.Name}\" cannot attach block devices";
+        }
+
+        return null;
+    }
+
+    private TimeSpan Delay(int failures)
+    {
+        var ticks = _options.BackoffBase.Ticks * Math.Pow(2, Math.Min(failures, 30));
+        return ticks >= _options.BackoffCap.Ticks ? _options.BackoffCap : TimeSpan.FromTicks((long)ticks);
+    }
+
+    private async Task WriteFailureAsync(MicroVm vm, string reason, string message, CancellationToken ct)
+    {
+        LogFailure(vm.Key, reason, message);
+        await WriteStatusAsync(vm, s => s with { Phase = Phase.Failed, Pid = null },
+            ready: (ConditionStatus.False, reason, message), ct, synchronized: (ConditionStatus.False, reason, message));
+    }
+
+    private async Task TryReportErrorAsync(VmKey key, Exception ex, CancellationToken ct)
+    {
+        try
+        {
+            var vm = await _store.GetAsync(key, ct);
+            if (vm is null)
+            {
+                return;
+            }
+
+            var reason = ex is DriverException d ? d.Reason : Conditions.ReasonReconcileError;
+            var now = _time.GetUtcNow();
+            var status = vm.Status with
+            {
+                ObservedGeneration = vm.Generation,
+                Conditions = Conditions.Set(vm.Status.Conditions, Conditions.Synchronized, ConditionStatus.False, reason, ex.Message, vm.Generation, now),
+            };
+            if (status != vm.Status)
+            {
+                await _store.UpdateStatusAsync(key, status, vm.ResourceVersion, ct);
+            }
+        }
+        catch (Exception inner) when (inner is StoreException or DriverException or IOException)
+        {
+            LogFailed(key, "could not record the error in status: " + inner.Message, inner);
+        }
+    }
+
+    /// <summary>Applies a status change and the standard conditions; writes only when something changed.</summary>
+    private async Task<MicroVm> WriteStatusAsync(
+        MicroVm vm,
+        Func<MicroVmStatus, MicroVmStatus> change,
+        (ConditionStatus Status, string Reason, string Message) ready,
+        CancellationToken ct,
+        (ConditionStatus Status, string Reason, string Message)? synchronized = null)
+    {
+        var now = _time.GetUtcNow();
+        var next = change(vm.Status);
+        var sync = synchronized ?? (ConditionStatus.True, Conditions.ReasonReconciled, "");
+        var conditions = Conditions.Set(next.Conditions, Conditions.Ready, ready.Status, ready.Reason, ready.Message, vm.Generation, now);
+        conditions = Conditions.Set(conditions, Conditions.Synchronized, sync.Status, sync.Reason, sync.Message, vm.Generation, now);
+        next = next with { Conditions = conditions, ObservedGeneration = vm.Generation, Node = _options.NodeName };
+        if (next == vm.Status)
+        {
+            return vm;
+        }
+
+        if (next.Phase != vm.Status.Phase)
+        {
+            LogPhase(vm.Key, vm.Status.Phase, next.Phase);
+        }
+
+        return await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+    }
+
+    [LoggerMessage(1000, LogLevel.Information, "{Key}: phase {From} -> {To}")]
+    private partial void LogPhase(VmKey key, Phase from, Phase to);
+
+    [LoggerMessage(1001, LogLevel.Warning, "{Key}: reconcile failed: {Message}")]
+    private partial void LogFailed(VmKey key, string message, Exception ex);
+
+    [LoggerMessage(1002, LogLevel.Debug, "{Key}: changed while reconciling; will retry")]
+    private partial void LogConflict(VmKey key);
+
+    [LoggerMessage(1003, LogLevel.Warning, "{Key}: {Reason}: {Message}")]
+    private partial void LogFailure(VmKey key, string reason, string message);
+
+    [LoggerMessage(1004, LogLevel.Information, "{Key}: started (pid {Pid}; {Detail})")]
+    private partial void LogStarted(VmKey key, int? pid, string? detail);
+
+    [LoggerMessage(1005, LogLevel.Information, "{Key}: stopped")]
+    private partial void LogStopped(VmKey key);
+
+    [LoggerMessage(1006, LogLevel.Information, "{Key}: deleted, all files removed")]
+    private partial void LogDeleted(VmKey key);
+
+    [LoggerMessage(1007, LogLevel.Warning, "{Key}: {How} (restartPolicy {Policy})")]
+    private partial void LogExited(VmKey key, string how, RestartPolicy policy);
+}

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Reconciliation;
+
+/// <summary>Reconciler settings (section "Reconciler").</summary>
+public sealed class ReconcilerOptions
+{
+    public const string Section = "Reconciler";
+
+    /// <summary>This node's name; records for other nodes are left alone. Default: the host name.</summary>
+    public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>Parallel workers; one key is never worked by two at once. Default 4.</summary>
+    public int Workers { get; set; } = 4;
+
+    /// <summary>First retry delay after a failure; doubles each failure. Default 500 ms.</summary>
+    public TimeSpan BackoffBase { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Retry delay cap. Default 2 minutes.</summary>
+    public TimeSpan BackoffCap { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>How often a live VM's real state is polled (VMs die without telling anyone). Default 2 s.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often every record is queued again, whatever the watch said. Default 5 minutes.</summary>
+    public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Time a guest gets to power off before it is killed. Default 10 s.</summary>
+    public TimeSpan StopGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A VM that ran at least this long before dying resets its crash-loop backoff. Default 30 s.</summary>
+    public TimeSpan StableRunTime { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+internal sealed class ReconcilerOptionsValidator : IValidateOptions<ReconcilerOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ReconcilerOptions o)
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.NodeName))
+        {
+            errors.Add("Reconciler:NodeName must not be empty");
+        }
+
+        if (o.Workers is < 1 or > 256)
+        {
+            errors.Add($"Reconciler:Workers must be between 1 and 256, got {o.Workers}");
+        }
+
+        if (o.BackoffBase <= TimeSpan.Zero || o.BackoffCap < o.BackoffBase)
+        {
+            errors.Add("Reconciler:BackoffBase must be positive and not above Reconciler:BackoffCap");
+        }
+
+        if (o.PollInterval <= TimeSpan.Zero || o.ResyncInterval <= TimeSpan.Zero)
+        {
+            errors.Add("Reconciler:PollInterval and Reconciler:ResyncInterval must be positive");
+        }
+
+        if (o.StopGracePeriod < TimeSpan.Zero)
+        {
+            errors.Add("Reconciler:StopGracePeriod must not be negative");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
