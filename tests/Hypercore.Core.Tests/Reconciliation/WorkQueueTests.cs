@@ -1,0 +1,107 @@
+using Hypercore.Reconciliation;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Hypercore.Core.Tests.Reconciliation;
+
+public class WorkQueueTests
+{
+    private FakeTimeProvider _time = null!;
+    private WorkQueue<string> _queue = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _time = new FakeTimeProvider();
+        _queue = new WorkQueue<string>(_time, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8));
+    }
+
+    [TearDown]
+    public void TearDown() => _queue.Dispose();
+
+    [Test]
+    public async Task Add_DuplicateKeys_CollapseIntoOne()
+    {
+        _queue.Add("a");
+        _queue.Add("a");
+        _queue.Add("b");
+        _queue.Add("a");
+
+        _queue.Depth.Should().Be(2);
+        (await Take()).Should().Be("a");
+        (await Take()).Should().Be("b");
+        _queue.Depth.Should().Be(0);
+    }
+
+    [Test]
+    public async Task Add_WhileProcessing_IsNotHandedOutUntilDone()
+    {
+        _queue.Add("a");
+        var key = await Take();
+        _queue.Add("a");
+
+        _queue.Depth.Should().Be(0, "a key being worked must not be handed to a second worker");
+        var second = _queue.TakeAsync(CancellationToken.None);
+        await Task.Delay(50);
+        second.IsCompleted.Should().BeFalse();
+
+        _queue.Done(key);
+        (await second).Key.Should().Be("a");
+    }
+
+    [Test]
+    public async Task AddRateLimited_DoublesUpToTheCap_AndForgetResets()
+    {
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(1));
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(2));
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(4));
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(8));
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(8), "the backoff is capped");
+        _queue.Failures("a").Should().Be(5);
+
+        _queue.Forget("a");
+        _queue.Failures("a").Should().Be(0);
+        _queue.AddRateLimited("a").Should().Be(TimeSpan.FromSeconds(1));
+        await Task.CompletedTask;
+    }
+
+    [Test]
+    public async Task AddAfter_QueuesOnlyWhenTheDelayHasPassed()
+    {
+        _queue.AddAfter("a", TimeSpan.FromSeconds(5));
+        _queue.Depth.Should().Be(0);
+
+        _time.Advance(TimeSpan.FromSeconds(4));
+        _queue.Depth.Should().Be(0);
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        _queue.Depth.Should().Be(1);
+        (await Take()).Should().Be("a");
+    }
+
+    [Test]
+    public void AddAfter_EarlierDelayWins()
+    {
+        _queue.AddAfter("a", TimeSpan.FromSeconds(10));
+        _queue.AddAfter("a", TimeSpan.FromSeconds(2));
+        _time.Advance(TimeSpan.FromSeconds(2));
+        _queue.Depth.Should().Be(1);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        _queue.Depth.Should().Be(1, "the later timer was replaced, not added");
+    }
+
+    [Test]
+    public async Task ShutDown_ReleasesWaitingTakers()
+    {
+        var waiting = _queue.TakeAsync(CancellationToken.None);
+        _queue.ShutDown();
+        (await waiting).Ok.Should().BeFalse();
+    }
+
+    private async Task<string> Take()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        var (ok, key) = await _queue.TakeAsync(cts.Token);
+        ok.Should().BeTrue();
+        return key;
+    }
+}
