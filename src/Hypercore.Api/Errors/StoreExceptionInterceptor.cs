@@ -1,0 +1,66 @@
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Hypercore.Store;
+using Microsoft.Extensions.Logging;
+
+namespace Hypercore.Api.Errors;
+
+/// <summary>
+/// Turns store exceptions into gRPC statuses in one place, for every method of every service (JSON transcoding
+/// goes through the same pipeline, so HTTP clients get the matching HTTP codes).
+/// </summary>
+public sealed partial class StoreExceptionInterceptor : Interceptor
+{
+    private readonly ILogger<StoreExceptionInterceptor> _log;
+
+    public StoreExceptionInterceptor(ILogger<StoreExceptionInterceptor> log) => _log = log;
+
+    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
+        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            return await continuation(request, context);
+        }
+        catch (StoreException ex)
+        {
+            throw Map(ex, context.Method);
+        }
+    }
+
+    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
+        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
+    {
+        try
+        {
+            await continuation(request, responseStream, context);
+        }
+        catch (StoreException ex)
+        {
+            throw Map(ex, context.Method);
+        }
+    }
+
+    /// <summary>The status a store failure means to a client.</summary>
+    public static Status ToStatus(StoreException ex) => ex switch
+    {
+        NotFoundException => new Status(StatusCode.NotFound, ex.Message),
+        AlreadyExistsException => new Status(StatusCode.AlreadyExists, ex.Message),
+        ConflictException => new Status(StatusCode.Aborted, ex.Message),
+        _ => new Status(StatusCode.Unavailable, "store unavailable: " + ex.Message),
+    };
+
+    private RpcException Map(StoreException ex, string method)
+    {
+        var status = ToStatus(ex);
+        if (status.StatusCode == StatusCode.Unavailable)
+        {
+            LogStoreFailure(method, ex.Message, ex);
+        }
+
+        return new RpcException(status);
+    }
+
+    [LoggerMessage(2100, LogLevel.Warning, "{Method}: store failure: {Message}")]
+    private partial void LogStoreFailure(string method, string message, Exception ex);
+}

@@ -1,0 +1,258 @@
+using Google.Protobuf.WellKnownTypes;
+using Hypercore.MicroVms;
+using Proto = Hypercore.Contracts.VmApi;
+
+namespace Hypercore.Api.MicroVms;
+
+/// <summary>
+/// The one place that translates between the wire messages (vm.services.api) and the core records. Reading a
+/// request collects every shape problem (unknown enum strings, unsupported sources) instead of stopping at the
+/// first, so a client sees all it has to fix at once.
+/// </summary>
+public static class Mapping
+{
+    /// <summary>Watch event type names on the wire.</summary>
+    public const string Added = "ADDED";
+    public const string Modified = "MODIFIED";
+    public const string Deleted = "DELETED";
+
+    /// <summary>
+    /// Reads a requested spec. Server-owned fields (uid, generation, timestamps) are ignored: the store assigns
+    /// them. Problems go to <paramref name="errors"/>; the result is only meaningful when none were added.
+    /// </summary>
+    public static MicroVmSpec ToCore(Proto.MicroVMSpec spec, ICollection<string> errors)
+    {
+        var kernel = spec.Kernel ?? new Proto.Kernel();
+        return new MicroVmSpec
+        {
+            Id = spec.Id,
+            Namespace = spec.Namespace,
+            Labels = new Dictionary<string, string>(spec.Labels),
+            Vcpu = spec.Vcpu,
+            MemoryInMb = spec.MemoryInMb,
+            Kernel = new KernelSpec
+            {
+                Image = kernel.Image,
+                Cmdline = new Dictionary<string, string>(kernel.Cmdline),
+                Filename = kernel.HasFilename ? kernel.Filename : null,
+                AddNetworkConfig = kernel.AddNetworkConfig,
+            },
+            Initrd = spec.Initrd is null ? null : new InitrdSpec
+            {
+                Image = spec.Initrd.Image,
+                Filename = spec.Initrd.HasFilename ? spec.Initrd.Filename : null,
+            },
+            RootVolume = spec.RootVolume is null ? null : ToCore(spec.RootVolume, "root_volume", errors),
+            AdditionalVolumes = spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToList(),
+            Interfaces = spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToList(),
+            Metadata = new Dictionary<string, string>(spec.Metadata),
+            Provider = spec.HasProvider ? spec.Provider : "",
+            State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
+            RestartPolicy = ParseEnum(spec.RestartPolicy, RestartPolicy.Always, "restart_policy", errors),
+            NodeName = spec.NodeName,
+        };
+    }
+
+    public static Proto.MicroVM ToProto(MicroVm vm) => new()
+    {
+        Version = (int)Math.Min(vm.Generation, int.MaxValue),
+        Spec = ToProto(vm.Spec, vm),
+        Status = ToProto(vm.Status, vm.IsDeleting),
+    };
+
+    public static Proto.MicroVMSpec ToProto(MicroVmSpec spec, MicroVm? record = null)
+    {
+        var p = new Proto.MicroVMSpec
+        {
+            Id = spec.Id,
+            Namespace = spec.Namespace,
+            Vcpu = spec.Vcpu,
+            MemoryInMb = spec.MemoryInMb,
+            Kernel = new Proto.Kernel { Image = spec.Kernel.Image, AddNetworkConfig = spec.Kernel.AddNetworkConfig },
+            Provider = spec.Provider,
+            State = spec.State.ToString(),
+            RestartPolicy = spec.RestartPolicy.ToString(),
+            NodeName = spec.NodeName,
+        };
+        p.Labels.Add(spec.Labels.ToDictionary());
+        p.Metadata.Add(spec.Metadata.ToDictionary());
+        p.Kernel.Cmdline.Add(spec.Kernel.Cmdline.ToDictionary());
+        if (spec.Kernel.Filename is { } kf)
+        {
+            p.Kernel.Filename = kf;
+        }
+
+        if (spec.Initrd is { } initrd)
+        {
+            p.Initrd = new Proto.Initrd { Image = initrd.Image };
+            if (initrd.Filename is { } f)
+            {
+                p.Initrd.Filename = f;
+            }
+        }
+
+        if (spec.RootVolume is { } root)
+        {
+            p.RootVolume = ToProto(root);
+        }
+
+        p.AdditionalVolumes.Add(spec.AdditionalVolumes.Select(ToProto));
+        p.Interfaces.Add(spec.Interfaces.Select(ToProto));
+        if (record is not null)
+        {
+            p.Uid = record.Uid;
+            p.Generation = record.Generation;
+            p.CreatedAt = Timestamp.FromDateTimeOffset(record.CreatedAt);
+            if (record.DeletionRequestedAt is { } deleted)
+            {
+                p.DeletedAt = Timestamp.FromDateTimeOffset(deleted);
+            }
+        }
+
+        return p;
+    }
+
+    public static Proto.MicroVMStatus ToProto(MicroVmStatus status, bool deleting)
+    {
+        var p = new Proto.MicroVMStatus
+        {
+            Phase = status.Phase.ToString(),
+            ObservedGeneration = status.ObservedGeneration,
+            Pid = status.Pid ?? 0,
+            Node = status.Node ?? "",
+            ConsoleLogPath = status.ConsoleLogPath ?? "",
+            RestartCount = status.RestartCount,
+            Runtime = status.Runtime ?? "",
+            Deleting = deleting,
+        };
+        if (status.BootTime is { } boot)
+        {
+            p.BootTime = Timestamp.FromDateTimeOffset(boot);
+        }
+
+        p.Addresses.Add(status.Addresses);
+        p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
+        {
+            Type = c.Type,
+            Status = c.Status.ToString(),
+            Reason = c.Reason,
+            Message = c.Message,
+            LastTransitionTime = Timestamp.FromDateTimeOffset(c.LastTransitionTime),
+            ObservedGeneration = c.ObservedGeneration,
+        }));
+        return p;
+    }
+
+    private static VolumeSpec ToCore(Proto.Volume v, string field, ICollection<string> errors)
+    {
+        var source = v.Source ?? new Proto.VolumeSource();
+        if (source.HasContainerSource)
+        {
+            errors.Add($"{field} \"{v.Id}\": source.container_source is not supported on this node; use source.host_path");
+        }
+
+        return new VolumeSpec
+        {
+            Id = v.Id,
+            IsReadOnly = v.IsReadOnly,
+            HostPath = source.HasHostPath ? source.HostPath : "",
+            MountPoint = v.HasMountPoint ? v.MountPoint : null,
+            SizeInMb = v.HasSizeInMb ? v.SizeInMb : null,
+        };
+    }
+
+    private static Proto.Volume ToProto(VolumeSpec v)
+    {
+        var p = new Proto.Volume { Id = v.Id, IsReadOnly = v.IsReadOnly, Source = new Proto.VolumeSource { HostPath = v.HostPath } };
+        if (v.MountPoint is { } mp)
+        {
+            p.MountPoint = mp;
+        }
+
+        if (v.SizeInMb is { } size)
+        {
+            p.SizeInMb = size;
+        }
+
+        return p;
+    }
+
+    private static NetworkInterfaceSpec ToCore(Proto.NetworkInterface n, int index, ICollection<string> errors)
+    {
+        if (n.Address is { Nameservers.Count: > 0 })
+        {
+            errors.Add($"interfaces[{index}] \"{n.DeviceId}\": address.nameservers are not supported on this node");
+        }
+
+        if (n.Address is { } a && a.Address.Length == 0)
+        {
+            errors.Add($"interfaces[{index}] \"{n.DeviceId}\": address.address is required when address is given (CIDR, e.g. 10.0.0.2/24)");
+        }
+
+        return new NetworkInterfaceSpec
+        {
+            DeviceId = n.DeviceId,
+            Type = n.Type == Proto.NetworkInterface.Types.IfaceType.Tap ? InterfaceType.Tap : InterfaceType.Macvtap,
+            GuestMac = n.HasGuestMac ? n.GuestMac : null,
+            Bridge = n.HasBridge ? n.Bridge : null,
+            Address = n.Address is { Address.Length: > 0 } addr ? addr.Address : null,
+            Gateway = n.Address is { HasGateway: true } gw ? gw.Gateway : null,
+        };
+    }
+
+    private static Proto.NetworkInterface ToProto(NetworkInterfaceSpec n)
+    {
+        var p = new Proto.NetworkInterface
+        {
+            DeviceId = n.DeviceId,
+            Type = n.Type == InterfaceType.Tap ? Proto.NetworkInterface.Types.IfaceType.Tap : Proto.NetworkInterface.Types.IfaceType.Macvtap,
+        };
+        if (n.GuestMac is { } mac)
+        {
+            p.GuestMac = mac;
+        }
+
+        if (n.Bridge is { } bridge)
+        {
+            p.Bridge = bridge;
+        }
+
+        if (n.Address is { } address)
+        {
+            p.Address = new Proto.StaticAddress { Address = address };
+            if (n.Gateway is { } gw)
+            {
+                p.Address.Gateway = gw;
+            }
+        }
+
+        return p;
+    }
+
+    /// <summary>Empty means the default; otherwise one of the enum's names, case-insensitively.</summary>
+    internal static TEnum ParseEnum<TEnum>(string value, TEnum fallback, string field, ICollection<string> errors)
+        where TEnum : struct, System.Enum
+    {
+        if (value.Length == 0)
+        {
+            return fallback;
+        }
+
+        if (!int.TryParse(value, out _) && System.Enum.TryParse<TEnum>(value, ignoreCase: true, out var parsed) && System.Enum.IsDefined(parsed))
+        {
+            return parsed;
+        }
+
+        errors.Add($"{field} \"{value}\" is not one of {string.Join(", ", System.Enum.GetNames<TEnum>())}");
+        return fallback;
+    }
+
+    /// <summary>Wire name of a store event type; null for Resync (which is not sent as such).</summary>
+    internal static string? EventType(Store.StoreEventType type) => type switch
+    {
+        Store.StoreEventType.Added => Added,
+        Store.StoreEventType.Modified => Modified,
+        Store.StoreEventType.Deleted => Deleted,
+        _ => null,
+    };
+}

@@ -1,0 +1,230 @@
+using Grpc.Core;
+using Hypercore.Api.Images;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+using Hypercore.Store;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Api.MicroVms;
+
+/// <summary>A lifecycle request: each only sets spec.state.</summary>
+public enum LifecycleAction
+{
+    Start,
+    Stop,
+    Pause,
+    Resume,
+}
+
+/// <summary>
+/// What both facades (vm.services.api and vistara) do to the store: admit and create a spec, find a record, set
+/// its desired state, request its deletion. Only desired state is written here; no driver is ever called (the
+/// driver registry is read only to name providers and their capabilities). Request problems surface as
+/// <see cref="RpcException"/>s with precise codes; store exceptions are mapped by <see cref="Errors.StoreExceptionInterceptor"/>.
+/// </summary>
+public sealed partial class MicroVmOperations
+{
+    private const int GeneratedIdAttempts = 5;
+
+    private readonly IMicroVmStore _store;
+    private readonly DriverRegistry _drivers;
+    private readonly ImageCatalog _images;
+    private readonly IMicroVmIdGenerator _ids;
+    private readonly IOptionsMonitor<HypercoreApiOptions> _options;
+    private readonly ILogger<MicroVmOperations> _log;
+
+    public MicroVmOperations(
+        IMicroVmStore store,
+        DriverRegistry drivers,
+        ImageCatalog images,
+        IMicroVmIdGenerator ids,
+        IOptionsMonitor<HypercoreApiOptions> options,
+        ILogger<MicroVmOperations> log)
+    {
+        _store = store;
+        _drivers = drivers;
+        _images = images;
+        _ids = ids;
+        _options = options;
+        _log = log;
+    }
+
+    public IMicroVmStore Store => _store;
+
+    /// <summary>
+    /// Applies defaults (namespace "default", the node's default provider, a generated id), resolves an image name,
+    /// checks the provider exists on this node, validates, and stores the spec. Every problem, including
+    /// <paramref name="shapeErrors"/> found while reading the request, is reported in one InvalidArgument, and then
+    /// nothing is written.
+    /// </summary>
+    public async Task<MicroVm> CreateAsync(MicroVmSpec requested, IEnumerable<string> shapeErrors, CancellationToken ct)
+    {
+        var errors = shapeErrors.ToList();
+        var generateId = requested.Id.Length == 0;
+        var spec = requested with
+        {
+            Id = generateId ? _ids.NewId() : requested.Id,
+            Namespace = requested.Namespace.Length == 0 ? MicroVmSpec.DefaultNamespace : requested.Namespace,
+            Provider = requested.Provider.Length == 0 ? _drivers.DefaultProvider : requested.Provider,
+        };
+
+        if (!_drivers.TryGet(spec.Provider, out _))
+        {
+            errors.Add($"provider \"{spec.Provider}\" is not available on this node; available providers: {AvailableProviders()}");
+        }
+
+        spec = _images.Resolve(spec, errors) ?? spec;
+        errors.AddRange(MicroVmSpecValidator.Validate(spec));
+        if (errors.Count > 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "invalid microvm spec: " + string.Join("; ", errors.Distinct())));
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var created = await _store.CreateAsync(spec, ct);
+                LogCreated(created.Key, created.Uid, created.Spec.Provider, created.Spec.Kernel.Image);
+                return created;
+            }
+            catch (AlreadyExistsException) when (generateId && attempt < GeneratedIdAttempts)
+            {
+                spec = spec with { Id = _ids.NewId() }; // a generated id collided: the caller did not choose it, so pick another
+            }
+        }
+    }
+
+    /// <summary>
+    /// Finds a record by uid, or by id within a namespace. With an empty namespace the id must be unique across
+    /// namespaces (FailedPrecondition otherwise, naming them).
+    /// </summary>
+    public async Task<MicroVm> FindAsync(string id, string @namespace, string uid, CancellationToken ct)
+    {
+        if (uid.Length > 0)
+        {
+            return await _store.GetByUidAsync(uid, ct)
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"no microvm with uid \"{uid}\""));
+        }
+
+        if (id.Length == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "id (or uid) is required"));
+        }
+
+        if (@namespace.Length > 0)
+        {
+            return await _store.GetAsync(new VmKey(@namespace, id), ct)
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"microvm {@namespace}/{id} not found"));
+        }
+
+        var matches = (await _store.ListAsync(null, ct)).Where(v => v.Spec.Id == id).ToList();
+        return matches.Count switch
+        {
+            0 => throw new RpcException(new Status(StatusCode.NotFound, $"microvm \"{id}\" not found in any namespace")),
+            1 => matches[0],
+            _ => throw new RpcException(new Status(
+                StatusCode.FailedPrecondition,
+                $"microvm id \"{id}\" exists in several namespaces ({string.Join(", ", matches.Select(m => m.Spec.Namespace))}); give the namespace")),
+        };
+    }
+
+    /// <summary>Requests deletion; the reconciler stops the VM, removes its files, then the record. Idempotent.</summary>
+    public async Task<MicroVm> DeleteAsync(MicroVm vm, CancellationToken ct)
+    {
+        var marked = await _store.MarkForDeletionAsync(vm.Key, ct);
+        LogDeleteRequested(vm.Key, vm.Uid);
+        return marked;
+    }
+
+    /// <summary>
+    /// Sets spec.state for a lifecycle request with optimistic concurrency, re-reading and retrying when the record
+    /// changed in between. A request whose target is already the desired state succeeds without writing.
+    /// </summary>
+    /// <remarks>
+    /// Start → Running from any state (so Start of a paused VM resumes it). Stop → Stopped from any state.
+    /// Pause of a stopped VM is refused ("start it first"), as is Pause when the provider cannot pause.
+    /// Resume of a stopped VM is refused ("use Start"): resuming means continuing a paused guest, and silently
+    /// booting a stopped one would surprise. Resume of a running VM succeeds as a no-op (idempotent).
+    /// Any lifecycle request on a VM being deleted is refused.
+    /// </remarks>
+    public async Task<MicroVm> SetStateAsync(MicroVm vm, LifecycleAction action, CancellationToken ct)
+    {
+        var retries = _options.CurrentValue.LifecycleRetries;
+        for (var attempt = 1; ; attempt++)
+        {
+            var target = Target(vm, action);
+            if (vm.Spec.State == target)
+            {
+                return vm;
+            }
+
+            try
+            {
+                var updated = await _store.UpdateSpecAsync(vm.Key, vm.Spec with { State = target }, vm.ResourceVersion, ct);
+                LogStateSet(vm.Key, action, vm.Spec.State, target);
+                return updated;
+            }
+            catch (ConflictException) when (attempt < retries)
+            {
+                // The reconciler (or another writer) changed the record since it was read: read again and re-decide.
+                vm = await _store.GetByUidAsync(vm.Uid, ct)
+                    ?? throw new RpcException(new Status(StatusCode.NotFound, $"microvm {vm.Key} was removed"));
+            }
+        }
+    }
+
+    private DesiredState Target(MicroVm vm, LifecycleAction action)
+    {
+        if (vm.IsDeleting)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is being deleted"));
+        }
+
+        var current = vm.Spec.State;
+        switch (action)
+        {
+            case LifecycleAction.Start:
+                return DesiredState.Running;
+            case LifecycleAction.Stop:
+                return DesiredState.Stopped;
+            case LifecycleAction.Pause:
+                if (current == DesiredState.Stopped)
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is stopped; start it first"));
+                }
+
+                if (_drivers.TryGet(vm.Spec.Provider, out var driver) && !driver.Capabilities.HasFlag(DriverCapabilities.Pause))
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"provider \"{driver.Name}\" cannot pause a VM"));
+                }
+
+                return DesiredState.Paused;
+            case LifecycleAction.Resume:
+                if (current == DesiredState.Stopped)
+                {
+                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is stopped, not paused; use Start"));
+                }
+
+                return DesiredState.Running;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(action), action, null);
+        }
+    }
+
+    internal string AvailableProviders()
+    {
+        var names = _drivers.Names.Order(StringComparer.Ordinal).ToList();
+        return names.Count == 0 ? "none" : string.Join(", ", names);
+    }
+
+    [LoggerMessage(2000, LogLevel.Information, "{Key}: created (uid {Uid}, provider {Provider}, kernel {Kernel})")]
+    private partial void LogCreated(VmKey key, string uid, string provider, string kernel);
+
+    [LoggerMessage(2001, LogLevel.Information, "{Key}: deletion requested (uid {Uid})")]
+    private partial void LogDeleteRequested(VmKey key, string uid);
+
+    [LoggerMessage(2002, LogLevel.Information, "{Key}: {Action}: desired state {From} -> {To}")]
+    private partial void LogStateSet(VmKey key, LifecycleAction action, DesiredState from, DesiredState to);
+}

@@ -1,0 +1,150 @@
+using Grpc.Core;
+using Hypercore.Api.Images;
+using Hypercore.Api.MicroVms;
+using Hypercore.MicroVms;
+using VistaraProto = Hypercore.Contracts.Vistara;
+
+namespace Hypercore.Api.Vistara;
+
+/// <summary>
+/// vistara.Vistara: the seed's simple service, mapped onto the same desired state as VMService.
+/// </summary>
+/// <remarks>
+/// <list type="bullet">
+/// <item>CreateMicroVM: name is the VM id ("" → generated), namespace "default", image is an image name ("" →
+/// "default") or an absolute kernel path, memory in MB ("0" → 128), cpu ("0" → 1), network = number of tap NICs
+/// (eth0, eth1, …; 0-8). The reply's id is the VM's uid.</item>
+/// <item>disk (MB): Hypercore does not make or grow disks. 0 means "whatever the image has". disk &gt; 0 needs an
+/// image with a rootfs.img of at least that size (which is attached read-only, see <see cref="ImageCatalog"/>);
+/// otherwise the request is refused with InvalidArgument rather than silently booting without the disk.</item>
+/// <item>Get/Delete/List take the uid or the VM id (name). Get reports disk as the root volume's size.</item>
+/// </list>
+/// </remarks>
+public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
+{
+    public const string DefaultImage = "default";
+    public const int MaxNetworkInterfaces = 8;
+
+    private readonly MicroVmOperations _ops;
+    private readonly ImageCatalog _images;
+
+    public VistaraServiceImpl(MicroVmOperations ops, ImageCatalog images)
+    {
+        _ops = ops;
+        _images = images;
+    }
+
+    public override async Task<VistaraProto.CreateMicroVMResponse> CreateMicroVM(VistaraProto.CreateMicroVMRequest request, ServerCallContext context)
+    {
+        var errors = new List<string>();
+        var image = request.Image.Length == 0 ? DefaultImage : request.Image;
+        if (request.Network is < 0 or > MaxNetworkInterfaces)
+        {
+            errors.Add($"network must be between 0 and {MaxNetworkInterfaces} (the number of tap interfaces), got {request.Network}");
+        }
+
+        if (request.Memory < 0 || request.Cpu < 0)
+        {
+            errors.Add($"memory and cpu must not be negative (0 means the default), got memory {request.Memory}, cpu {request.Cpu}");
+        }
+
+        CheckDisk(image, request.Disk, errors);
+
+        var spec = new MicroVmSpec
+        {
+            Id = request.Name,
+            Vcpu = request.Cpu == 0 ? 1 : request.Cpu,
+            MemoryInMb = request.Memory == 0 ? 128 : request.Memory,
+            Kernel = new KernelSpec { Image = image },
+            Interfaces = Enumerable.Range(0, Math.Clamp(request.Network, 0, MaxNetworkInterfaces))
+                .Select(i => new NetworkInterfaceSpec { DeviceId = $"eth{i}", Type = InterfaceType.Tap })
+                .ToList(),
+        };
+        var created = await _ops.CreateAsync(spec, errors, context.CancellationToken);
+        return new VistaraProto.CreateMicroVMResponse { Id = created.Uid };
+    }
+
+    public override async Task<VistaraProto.DeleteMicroVMResponse> DeleteMicroVM(VistaraProto.DeleteMicroVMRequest request, ServerCallContext context)
+    {
+        var vm = await FindAsync(request.Id, context.CancellationToken);
+        await _ops.DeleteAsync(vm, context.CancellationToken);
+        return new VistaraProto.DeleteMicroVMResponse { Id = vm.Uid };
+    }
+
+    public override async Task<VistaraProto.GetMicroVMResponse> GetMicroVM(VistaraProto.GetMicroVMRequest request, ServerCallContext context)
+    {
+        var vm = await FindAsync(request.Id, context.CancellationToken);
+        return new VistaraProto.GetMicroVMResponse
+        {
+            Id = vm.Uid,
+            Name = vm.Spec.Id,
+            Image = ImageOf(vm.Spec),
+            Memory = vm.Spec.MemoryInMb,
+            Cpu = vm.Spec.Vcpu,
+            Disk = vm.Spec.RootVolume?.SizeInMb ?? 0,
+            Network = vm.Spec.Interfaces.Count,
+        };
+    }
+
+    public override async Task<VistaraProto.ListMicroVMResponse> ListMicroVM(VistaraProto.ListMicroVMRequest request, ServerCallContext context)
+    {
+        var all = await _ops.Store.ListAsync(null, context.CancellationToken);
+        var reply = new VistaraProto.ListMicroVMResponse();
+        foreach (var vm in all.Where(v => request.Id.Length == 0 || v.Uid == request.Id || v.Spec.Id == request.Id))
+        {
+            reply.Id.Add(vm.Uid);
+            reply.Name.Add(vm.Spec.Id);
+            reply.Image.Add(ImageOf(vm.Spec));
+            reply.Memory.Add(vm.Spec.MemoryInMb);
+            reply.Cpu.Add(vm.Spec.Vcpu);
+            reply.Disk.Add(vm.Spec.RootVolume?.SizeInMb ?? 0);
+            reply.Network.Add(vm.Spec.Interfaces.Count);
+        }
+
+        return reply;
+    }
+
+    /// <summary>The image name the VM was made from, else its kernel path.</summary>
+    private static string ImageOf(MicroVmSpec spec) =>
+        spec.Labels.TryGetValue(ImageCatalog.ImageLabel, out var name) ? name : spec.Kernel.Image;
+
+    private void CheckDisk(string image, int disk, List<string> errors)
+    {
+        if (disk < 0)
+        {
+            errors.Add($"disk must not be negative (MB; 0 means the image's own disk), got {disk}");
+            return;
+        }
+
+        if (disk == 0)
+        {
+            return;
+        }
+
+        var found = Path.IsPathFullyQualified(image) ? null : _images.Find(image);
+        if (found is { RootfsBytes: { } bytes })
+        {
+            var sizeMb = (bytes + (1024 * 1024) - 1) / (1024 * 1024);
+            if (disk > sizeMb)
+            {
+                errors.Add($"disk {disk} MB: the rootfs.img of image \"{image}\" is {sizeMb} MB and Hypercore does not grow disks; ask for at most {sizeMb} MB or 0");
+            }
+        }
+        else if (found is not null || Path.IsPathFullyQualified(image))
+        {
+            errors.Add($"disk {disk} MB: disk sizing is not supported; image \"{image}\" has no rootfs.img. Use disk 0, or an image with a rootfs.img");
+        }
+
+        // An unknown image name is reported by the image lookup during create.
+    }
+
+    private async Task<MicroVm> FindAsync(string id, CancellationToken ct)
+    {
+        if (id.Length == 0)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "id is required (the uid or the name)"));
+        }
+
+        return await _ops.Store.GetByUidAsync(id, ct) ?? await _ops.FindAsync(id, "", "", ct);
+    }
+}
