@@ -1,5 +1,5 @@
 using Hypercore.Api.Errors;
-using Hypercore.Api.Health;
+using Hypercore.Api.HealthChecks;
 using Hypercore.Api.Images;
 using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;

@@ -2,7 +2,7 @@ using Hypercore.MicroVms;
 using Hypercore.Store;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Hypercore.Api.Health;
+namespace Hypercore.Api.HealthChecks;
 
 /// <summary>Healthy while the store answers a read; the gRPC health service reports NOT_SERVING otherwise.</summary>
 internal sealed class StoreHealthCheck : IHealthCheck

@@ -1,0 +1,202 @@
+using System.Text;
+using Grpc.Core;
+using Hypercore.Api.Tests.Hosting;
+using Hypercore.Contracts.VmApi;
+using Hypercore.MicroVms;
+
+namespace Hypercore.Api.Tests.MicroVms;
+
+public sealed class VmServiceStreamingTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private ApiTestServer _server = null!;
+    private CancellationTokenSource _timeout = null!;
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _server = await ApiTestServer.StartAsync();
+        _timeout = new CancellationTokenSource(Patience);
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        _timeout.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<MicroVm> CreateAsync(string id, string ns = "demo")
+    {
+        await _server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec { Id = id, Namespace = ns, Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" } },
+        });
+        return (await _server.Store.Inner.GetAsync(new VmKey(ns, id)))!;
+    }
+
+    private static async Task<WatchMicroVMsResponse> NextAsync(IAsyncStreamReader<WatchMicroVMsResponse> stream, CancellationToken ct)
+    {
+        (await stream.MoveNext(ct)).Should().BeTrue("the watch stream should still be open");
+        return stream.Current;
+    }
+
+    [Test]
+    public async Task Watch_SendsCurrentAsAddedThenModifiedAfterStatusWrite()
+    {
+        var vm = await CreateAsync("web1");
+        using var call = _server.Vms.Watch(new WatchMicroVMsRequest { Namespace = "demo" }, cancellationToken: _timeout.Token);
+
+        var first = await NextAsync(call.ResponseStream, _timeout.Token);
+        await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running, Pid = 77 }, vm.ResourceVersion);
+        var second = await NextAsync(call.ResponseStream, _timeout.Token);
+
+        first.Type.Should().Be("ADDED");
+        first.Microvm.Spec.Id.Should().Be("web1");
+        first.Microvm.Status.Phase.Should().Be("Pending");
+        second.Type.Should().Be("MODIFIED");
+        second.Microvm.Status.Phase.Should().Be("Running");
+        second.Microvm.Status.Pid.Should().Be(77);
+    }
+
+    [Test]
+    public async Task Watch_NewRecordAndDeletion_AreSentAsAddedAndDeleted()
+    {
+        await CreateAsync("seed");
+        using var call = _server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);
+        var seed = await NextAsync(call.ResponseStream, _timeout.Token); // the server subscribes before it lists
+
+        var vm = await CreateAsync("web1");
+        var added = await NextAsync(call.ResponseStream, _timeout.Token);
+        await _server.Vms.DeleteAsync(new DeleteMicroVMRequest { Uid = vm.Uid });
+        var marked = await NextAsync(call.ResponseStream, _timeout.Token);
+        await _server.Store.Inner.RemoveAsync(vm.Key);
+        var deleted = await NextAsync(call.ResponseStream, _timeout.Token);
+
+        seed.Microvm.Spec.Id.Should().Be("seed");
+        added.Type.Should().Be("ADDED");
+        added.Microvm.Spec.Id.Should().Be("web1");
+        marked.Type.Should().Be("MODIFIED");
+        marked.Microvm.Status.Deleting.Should().BeTrue();
+        deleted.Type.Should().Be("DELETED");
+        deleted.Microvm.Spec.Uid.Should().Be(vm.Uid);
+    }
+
+    [Test]
+    public async Task Watch_FiltersByNamespaceAndId()
+    {
+        await CreateAsync("a", "demo");
+        await CreateAsync("b", "demo");
+        await CreateAsync("a", "prod");
+        using var call = _server.Vms.Watch(new WatchMicroVMsRequest { Namespace = "demo", Id = "b" }, cancellationToken: _timeout.Token);
+
+        var first = await NextAsync(call.ResponseStream, _timeout.Token);
+        var other = (await _server.Store.Inner.GetAsync(new VmKey("prod", "a")))!;
+        await _server.Store.Inner.UpdateStatusAsync(other.Key, other.Status with { Phase = Phase.Running }, other.ResourceVersion);
+        var b = (await _server.Store.Inner.GetAsync(new VmKey("demo", "b")))!;
+        await _server.Store.Inner.UpdateStatusAsync(b.Key, b.Status with { Phase = Phase.Failed }, b.ResourceVersion);
+        var second = await NextAsync(call.ResponseStream, _timeout.Token);
+
+        first.Microvm.Spec.Id.Should().Be("b");
+        second.Microvm.Spec.Id.Should().Be("b", "changes to other records are filtered out");
+        second.Microvm.Status.Phase.Should().Be("Failed");
+    }
+
+    [Test]
+    public async Task Logs_StreamsTheConsoleLogFile()
+    {
+        var content = string.Join("", Enumerable.Range(1, 5000).Select(i => $"line {i}\n")); // > one 32 KiB chunk
+        var vm = await WithConsoleAsync("web1", content);
+
+        var received = await ReadAllAsync(new LogsRequest { Id = "web1", Namespace = "demo" });
+
+        received.Should().Be(content);
+        _ = vm;
+    }
+
+    [Test]
+    public async Task Logs_TailLines_SendsOnlyTheLastLines()
+    {
+        await WithConsoleAsync("web1", "one\ntwo\nthree\nfour\n");
+
+        var received = await ReadAllAsync(new LogsRequest { Id = "web1", TailLines = 2 });
+
+        received.Should().Be("three\nfour\n");
+    }
+
+    [Test]
+    public async Task Logs_Follow_StreamsAppendedOutputUntilCancelled()
+    {
+        var vm = await WithConsoleAsync("web1", "booting\n");
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_timeout.Token);
+        using var call = _server.Vms.Logs(new LogsRequest { Id = "web1", Follow = true }, cancellationToken: cts.Token);
+
+        var received = new StringBuilder();
+        async Task ReadUntilAsync(string text)
+        {
+            while (!received.ToString().Contains(text, StringComparison.Ordinal))
+            {
+                (await call.ResponseStream.MoveNext(cts.Token)).Should().BeTrue();
+                received.Append(Encoding.UTF8.GetString(call.ResponseStream.Current.Data.Span));
+            }
+        }
+
+        await ReadUntilAsync("booting\n");
+        await File.AppendAllTextAsync(vm.Status.ConsoleLogPath!, "HYPERCORE-GUEST-READY\n");
+        await ReadUntilAsync("HYPERCORE-GUEST-READY\n");
+        await cts.CancelAsync();
+
+        received.ToString().Should().Be("booting\nHYPERCORE-GUEST-READY\n");
+    }
+
+    [Test]
+    public async Task Logs_NoConsoleYet_ReturnsFailedPrecondition()
+    {
+        await CreateAsync("web1");
+
+        var act = () => ReadAllAsync(new LogsRequest { Id = "web1" });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.FailedPrecondition);
+        ex.Status.Detail.Should().Contain("no console log yet");
+    }
+
+    [Test]
+    public async Task Logs_NegativeTail_ReturnsInvalidArgument()
+    {
+        await WithConsoleAsync("web1", "x\n");
+
+        var act = () => ReadAllAsync(new LogsRequest { Id = "web1", TailLines = -1 });
+
+        (await act.Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.InvalidArgument);
+    }
+
+    [Test]
+    public async Task Logs_Missing_ReturnsNotFound()
+    {
+        var act = () => ReadAllAsync(new LogsRequest { Id = "ghost", Namespace = "demo" });
+
+        (await act.Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.NotFound);
+    }
+
+    private async Task<MicroVm> WithConsoleAsync(string id, string content)
+    {
+        var vm = await CreateAsync(id);
+        var path = Path.Combine(_server.Root.FullName, $"{id}-console.log");
+        await File.WriteAllTextAsync(path, content);
+        return await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running, ConsoleLogPath = path }, vm.ResourceVersion);
+    }
+
+    private async Task<string> ReadAllAsync(LogsRequest request)
+    {
+        using var call = _server.Vms.Logs(request, cancellationToken: _timeout.Token);
+        var bytes = new MemoryStream();
+        while (await call.ResponseStream.MoveNext(_timeout.Token))
+        {
+            call.ResponseStream.Current.Data.WriteTo(bytes);
+        }
+
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+}
