@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
 using Hypercore.MicroVms;
@@ -213,41 +212,15 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     // ---------------------------------------------------------------- watch
 
     /// <summary>
-    /// Subscribes at once (not at the first MoveNext), so a caller may watch, then list, and miss nothing.
-    /// The stream ends when the store is disposed.
+    /// Subscribes at once (not at the first MoveNext), so a caller may watch, then list, and miss nothing. The
+    /// stream ends when the store is disposed; cancelling <paramref name="cancellationToken"/> or disposing the
+    /// enumerator unsubscribes.
     /// </summary>
     public IAsyncEnumerable<StoreEvent> WatchAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var watcher = _hub.Subscribe();
-        var registration = cancellationToken.Register(() => _hub.Unsubscribe(watcher));
-        return ReadWatchAsync(watcher, registration, cancellationToken);
-    }
-
-    private async IAsyncEnumerable<StoreEvent> ReadWatchAsync(
-        WatchHub.Watcher watcher,
-        CancellationTokenRegistration registration,
-        [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        try
-        {
-            var reader = watcher.Channel.Reader;
-            while (await reader.WaitToReadAsync(cancellationToken))
-            {
-                while (reader.TryRead(out var ev))
-                {
-                    yield return ev;
-                }
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
-        }
-        finally
-        {
-            await registration.DisposeAsync();
-            _hub.Unsubscribe(watcher);
-        }
+        return new WatchStream(_hub, cancellationToken);
     }
 
     /// <summary>Number of open watch streams (for tests and diagnostics).</summary>

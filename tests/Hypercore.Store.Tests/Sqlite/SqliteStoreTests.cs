@@ -106,6 +106,17 @@ public sealed class SqliteStoreTests
     }
 
     [Test]
+    public void Open_FileIsNotADatabase_ThrowsStoreExceptionNamingTheProblem()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(_database.Path)!);
+        File.WriteAllText(_database.Path, new string('x', 8192));
+
+        var act = () => _database.Open();
+
+        act.Should().Throw<StoreException>().WithMessage("*not an SQLite database*").WithMessage($"*{_database.Path}*");
+    }
+
+    [Test]
     public void Open_InvalidOptions_ThrowsOptionsValidationException()
     {
         var act = () => _database.Open(configure: o => o.DatabasePath = " ");
@@ -349,6 +360,31 @@ public sealed class SqliteStoreTests
             {
             }
         }).Should().ThrowAsync<OperationCanceledException>();
+    }
+
+    [Test]
+    public async Task Watch_EnumeratorDisposedWithoutMoveNext_Unsubscribes()
+    {
+        var store = Open();
+        var watch = store.WatchAsync().GetAsyncEnumerator();
+        store.WatcherCount.Should().Be(1);
+
+        await watch.DisposeAsync();
+
+        store.WatcherCount.Should().Be(0);
+    }
+
+    [Test]
+    public async Task Watch_EnumeratorDisposedWhileWaiting_EndsTheWait()
+    {
+        var store = Open();
+        var watch = store.WatchAsync().GetAsyncEnumerator();
+        var pending = watch.MoveNextAsync();
+
+        await watch.DisposeAsync();
+
+        (await pending.AsTask().WaitAsync(TimeSpan.FromSeconds(60))).Should().BeFalse();
+        store.WatcherCount.Should().Be(0);
     }
 
     [Test]
