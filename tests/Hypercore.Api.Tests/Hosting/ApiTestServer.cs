@@ -15,7 +15,7 @@ namespace Hypercore.Api.Tests.Hosting;
 
 /// <summary>
 /// The API on a real Kestrel: gRPC on an HTTP/2 port and HTTP/JSON on an HTTP/1.1 port, both 127.0.0.1 with
-/// ports picked by the OS. Real store in a temp directory (wrapped for fault injection), fake drivers named
+/// ports picked by the OS. Real SQLite store in a temp directory (wrapped for fault injection), fake drivers named
 /// "qemu" (can pause) and "unikernel" (cannot), so no hypervisor ever starts. Dispose removes everything.
 /// </summary>
 public sealed class ApiTestServer : IAsyncDisposable
