@@ -1,0 +1,112 @@
+using System.Text;
+using Hypercore.Api.Logs;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Hypercore.Api.Tests.Logs;
+
+public sealed class ConsoleLogStreamerTests
+{
+    private string _dir = null!;
+
+    [SetUp]
+    public void SetUp() => _dir = Directory.CreateTempSubdirectory("hypercore-logs-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    [TestCase("", 3, "")]
+    [TestCase("a\nb\nc\n", 0, "a\nb\nc\n")]
+    [TestCase("a\nb\nc\n", 1, "c\n")]
+    [TestCase("a\nb\nc\n", 2, "b\nc\n")]
+    [TestCase("a\nb\nc\n", 3, "a\nb\nc\n")]
+    [TestCase("a\nb\nc\n", 10, "a\nb\nc\n")]
+    [TestCase("a\nb\nc", 1, "c")]
+    [TestCase("a\nb\nc", 2, "b\nc")]
+    [TestCase("a\n\n\n", 2, "\n\n")]
+    public async Task FindTailOffset_ReturnsStartOfLastLines(string content, int lines, string expected)
+    {
+        using var stream = new MemoryStream(Encoding.UTF8.GetBytes(content));
+
+        var offset = await ConsoleLogStreamer.FindTailOffsetAsync(stream, lines, CancellationToken.None);
+
+        content[(int)offset..].Should().Be(expected);
+    }
+
+    [Test]
+    public async Task FindTailOffset_LinesAcrossBlockBoundaries_AreCountedOnce()
+    {
+        var content = string.Concat(Enumerable.Range(0, 3000).Select(i => $"line-{i:D5}\n")); // ~33 KB, several 8 KiB blocks
+        using var stream = new MemoryStream(Encoding.UTF8.GetBytes(content));
+
+        var offset = await ConsoleLogStreamer.FindTailOffsetAsync(stream, 1500, CancellationToken.None);
+
+        content[(int)offset..].Should().StartWith("line-01500\n").And.EndWith("line-02999\n");
+    }
+
+    [Test]
+    public async Task Stream_Follow_PollsOnTheTimeProviderAndSendsAppendedBytes()
+    {
+        var path = Path.Combine(_dir, "console.log");
+        await File.WriteAllTextAsync(path, "boot\n");
+        var time = new FakeTimeProvider();
+        var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1) }));
+        var received = new StringBuilder();
+        var chunks = 0;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stop = new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stop.Token);
+
+        var streaming = streamer.StreamAsync(path, 0, follow: true, chunk =>
+        {
+            lock (received)
+            {
+                received.Append(Encoding.UTF8.GetString(chunk.Span));
+                chunks++;
+            }
+
+            return Task.CompletedTask;
+        }, linked.Token);
+
+        await WaitUntilAsync(() => Text() == "boot\n", cts.Token);
+        await File.AppendAllTextAsync(path, "ready\n");
+        await Task.Delay(200, cts.Token);
+        Text().Should().Be("boot\n", "nothing is read before the poll interval passes on the injected clock");
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(() => Text() == "boot\nready\n", cts.Token);
+
+        await File.WriteAllTextAsync(path, "new\n"); // truncated and rewritten (a restarted VM)
+        time.Advance(TimeSpan.FromSeconds(1));
+        await WaitUntilAsync(() => Text() == "boot\nready\nnew\n", cts.Token);
+
+        await stop.CancelAsync();
+        var act = async () => await streaming;
+        await act.Should().ThrowAsync<OperationCanceledException>();
+
+        string Text()
+        {
+            lock (received)
+            {
+                return received.ToString();
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken ct)
+    {
+        while (!condition())
+        {
+            await Task.Delay(10, ct);
+        }
+    }
+
+    private sealed class StaticOptions(HypercoreApiOptions value) : IOptionsMonitor<HypercoreApiOptions>
+    {
+        public HypercoreApiOptions CurrentValue => value;
+
+        public HypercoreApiOptions Get(string? name) => value;
+
+        public IDisposable? OnChange(Action<HypercoreApiOptions, string?> listener) => null;
+    }
+}
