@@ -43,6 +43,7 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/hypercore-image.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
+chmod 0755 "$work" # apt downloads as _apt, which must be able to reach $work/deb
 
 # --- kernel package ------------------------------------------------------------------------------------------
 deb="${HYPERCORE_KERNEL_DEB:-}"
