@@ -1,0 +1,71 @@
+namespace Hypercore.Daemon.Configuration;
+
+/// <summary>
+/// The daemon's settings (section "Daemon"), from the TOML file and the command line (flags win).
+/// Every property is one setting in <see cref="DaemonSettings"/>.
+/// </summary>
+public sealed class DaemonOptions
+{
+    public const string Section = "Daemon";
+
+    /// <summary>gRPC (HTTP/2 cleartext) listen address. Default localhost:9090.</summary>
+    public string GrpcEndpoint { get; set; } = "localhost:9090";
+
+    /// <summary>HTTP/JSON (HTTP/1.1) listen address; must differ from the gRPC one (no TLS, so no ALPN). Default localhost:9091.</summary>
+    public string HttpEndpoint { get; set; } = "localhost:9091";
+
+    /// <summary>State directory: hypercore.db, run/&lt;provider&gt;/&lt;uid&gt;/, images/&lt;name&gt;/. Default /var/lib/hypercore.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/hypercore";
+
+    /// <summary>Provider used when a spec names none. Default qemu.</summary>
+    public string DefaultProvider { get; set; } = "qemu";
+
+    /// <summary>QEMU binary. Default qemu-system-x86_64 (looked up on PATH).</summary>
+    public string QemuBinary { get; set; } = "qemu-system-x86_64";
+
+    /// <summary>QEMU accelerator: auto (KVM when it can boot a guest, else TCG), kvm or tcg. Default auto.</summary>
+    public string QemuAccelerator { get; set; } = "auto";
+
+    /// <summary>This node's name (records for other nodes are left alone). Default: the host name.</summary>
+    public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>Minimum log level: Trace, Debug, Information, Warning, Error, Critical. Default Information.</summary>
+    public string LogLevel { get; set; } = "Information";
+
+    /// <summary>Log format on stderr: text or json. Default text.</summary>
+    public string LogFormat { get; set; } = "text";
+
+    public string DatabasePath => Path.Combine(StateDirectory, "hypercore.db");
+
+    public string ImageDirectory => Path.Combine(StateDirectory, "images");
+
+    public string RuntimeDirectory(string provider) => Path.Combine(StateDirectory, "run", provider);
+}
+
+/// <summary>One setting: its flag / TOML key, its configuration key and its help text.</summary>
+public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName)
+{
+    public string Flag => "--" + Name;
+}
+
+/// <summary>
+/// The table of settings. A flag and a TOML key have the same name (<c>--grpc-endpoint</c> / <c>grpc-endpoint = "…"</c>),
+/// so a message can name a setting once and be right for both.
+/// </summary>
+public static class DaemonSettings
+{
+    public static readonly DaemonSetting GrpcEndpoint = new("grpc-endpoint", "Daemon:GrpcEndpoint", "gRPC (HTTP/2) listen address; default localhost:9090", "host:port");
+    public static readonly DaemonSetting HttpEndpoint = new("http-endpoint", "Daemon:HttpEndpoint", "HTTP/JSON (HTTP/1.1) listen address; default localhost:9091", "host:port");
+    public static readonly DaemonSetting StateDirectory = new("state-dir", "Daemon:StateDirectory", "state directory (database, runtime dirs, images); default /var/lib/hypercore", "dir");
+    public static readonly DaemonSetting DefaultProvider = new("default-provider", "Daemon:DefaultProvider", "provider for specs that name none; default qemu", "name");
+    public static readonly DaemonSetting QemuBinary = new("qemu-bin", "Daemon:QemuBinary", "QEMU binary; default qemu-system-x86_64", "path");
+    public static readonly DaemonSetting QemuAccelerator = new("qemu-accel", "Daemon:QemuAccelerator", "QEMU accelerator: auto, kvm or tcg; default auto", "auto|kvm|tcg");
+    public static readonly DaemonSetting NodeName = new("node-name", "Daemon:NodeName", "this node's name; default the host name", "name");
+    public static readonly DaemonSetting LogLevel = new("log-level", "Daemon:LogLevel", "minimum log level; default Information", "level");
+    public static readonly DaemonSetting LogFormat = new("log-format", "Daemon:LogFormat", "log format on stderr: text or json; default text", "text|json");
+
+    public static readonly IReadOnlyList<DaemonSetting> All =
+        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat];
+
+    public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
+}

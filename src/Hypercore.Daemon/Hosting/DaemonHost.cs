@@ -1,0 +1,248 @@
+using System.Net;
+using Hypercore.Api;
+using Hypercore.Daemon.Configuration;
+using Hypercore.Drivers;
+using Hypercore.Drivers.Qemu;
+using Hypercore.Reconciliation;
+using Hypercore.Store.Sqlite;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Daemon.Hosting;
+
+/// <summary>
+/// The composition root: SQLite store, QEMU driver, driver registry, reconciler and the API, on two Kestrel
+/// endpoints (gRPC over HTTP/2, HTTP/JSON over HTTP/1.1: without TLS there is no ALPN to share one port).
+/// </summary>
+public static partial class DaemonHost
+{
+    public const int ExitOk = 0;
+    public const int ExitFailure = 1;
+    public const int ExitBadSettings = 2;
+
+    /// <summary>The providers this daemon composes (see <see cref="Build"/>).</summary>
+    public static readonly IReadOnlyList<string> Providers = ["qemu"];
+
+    /// <summary>
+    /// Runs until SIGTERM/SIGINT (or <paramref name="stop"/>). Prints "vistarad ready grpc=… http=…" on
+    /// <paramref name="stdout"/> once both endpoints listen. VMs are left running on stop: the next start adopts them.
+    /// </summary>
+    public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
+    {
+        var endpoints = new BoundEndpoints();
+        WebApplication app;
+        try
+        {
+            app = Build(settings, endpoints);
+        }
+        catch (SettingsException ex)
+        {
+            await stderr.WriteLineAsync("vistarad: " + ex.Message);
+            return ExitBadSettings;
+        }
+
+        await using (app)
+        {
+            try
+            {
+                // Validate every option first: the host resolves hosted services (and so drivers and the store, whose
+                // constructors read their options) before it runs the startup validators, which would report only
+                // the first bad setting and only after opening the database.
+                app.Services.GetService<IStartupValidator>()?.Validate();
+                await app.StartAsync(stop);
+            }
+            catch (Exception ex) when (BadSettings(ex) is { Count: > 0 } failures)
+            {
+                foreach (var failure in failures)
+                {
+                    await stderr.WriteLineAsync("vistarad: invalid setting: " + failure);
+                }
+
+                return ExitBadSettings;
+            }
+            catch (IOException ex)
+            {
+                // Kestrel could not bind (address in use, address not on this host): a setting the user can fix.
+                await stderr.WriteLineAsync(
+                    $"vistarad: cannot listen on {DaemonSettings.GrpcEndpoint.Name} / {DaemonSettings.HttpEndpoint.Name}: {ex.Message}");
+                return ExitBadSettings;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return ExitOk;
+            }
+
+            var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hypercore.Daemon");
+            var options = app.Services.GetRequiredService<IOptions<DaemonOptions>>().Value;
+            var grpcUrl = endpoints.GrpcUrl();
+            var httpUrl = endpoints.HttpUrl();
+            LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.DefaultProvider, options.NodeName);
+            await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}");
+            await stdout.FlushAsync(CancellationToken.None);
+
+            using var registration = stop.Register(() => app.Lifetime.StopApplication());
+            await app.WaitForShutdownAsync(CancellationToken.None);
+            LogStopped(log);
+            return ExitOk;
+        }
+    }
+
+    /// <summary>Builds the application from configuration key/value pairs (defaults &lt; TOML file &lt; flags, merged by the caller).</summary>
+    internal static WebApplication Build(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+
+        // Only our settings: no appsettings.json or ASPNETCORE_* variables changing endpoints behind the user's back.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(settings);
+        var daemon = builder.Configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
+        daemon.StateDirectory = Path.IsPathFullyQualified(daemon.StateDirectory) ? daemon.StateDirectory : Path.GetFullPath(daemon.StateDirectory);
+
+        ConfigureLogging(builder, daemon);
+        ConfigureKestrel(builder, daemon, endpoints);
+
+        var services = builder.Services;
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        services.AddOptions<DaemonOptions>()
+            .Bind(builder.Configuration.GetSection(DaemonOptions.Section))
+            .PostConfigure(o => o.StateDirectory = daemon.StateDirectory)
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<DaemonOptions>>(new DaemonOptionsValidator(Providers));
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddSqliteStore(o =>
+        {
+            o.DatabasePath = daemon.DatabasePath;
+            o.NodeName = daemon.NodeName;
+        });
+        services.AddQemuDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
+            o.BinaryPath = daemon.QemuBinary;
+            o.Accelerator = daemon.QemuAccelerator;
+        });
+        services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
+        services.AddReconciler(o => o.NodeName = daemon.NodeName);
+        services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
+
+        var app = builder.Build();
+        app.MapHypercoreApi();
+        return app;
+    }
+
+    private static void ConfigureLogging(WebApplicationBuilder builder, DaemonOptions daemon)
+    {
+        var level = DaemonOptionsValidator.TryParseLogLevel(daemon.LogLevel, out var parsed) ? parsed : LogLevel.Information;
+        var logging = builder.Logging;
+        logging.ClearProviders();
+        logging.SetMinimumLevel(level);
+
+        // ASP.NET Core's per-request chatter is noise at Information; it stays visible at Debug and below.
+        logging.AddFilter("Microsoft.AspNetCore", level <= LogLevel.Debug ? level : LogLevel.Warning);
+        logging.AddFilter("Grpc", level <= LogLevel.Debug ? level : LogLevel.Warning);
+        if (daemon.LogFormat == "json")
+        {
+            logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+
+        // stdout carries only the ready line (tests and the CLI read it); every log line goes to stderr.
+        builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+    }
+
+    private static void ConfigureKestrel(WebApplicationBuilder builder, DaemonOptions daemon, BoundEndpoints endpoints)
+    {
+        // An endpoint that does not parse is left out here; options validation stops the daemon before Kestrel starts.
+        var grpc = ListenEndpoint.Parse(daemon.GrpcEndpoint, out _);
+        var http = ListenEndpoint.Parse(daemon.HttpEndpoint, out _);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            if (grpc is not null)
+            {
+                endpoints.Grpc = (grpc, Listen(k, grpc, HttpProtocols.Http2));
+            }
+
+            if (http is not null)
+            {
+                endpoints.Http = (http, Listen(k, http, HttpProtocols.Http1));
+            }
+        });
+    }
+
+    private static ListenOptions Listen(KestrelServerOptions kestrel, ListenEndpoint endpoint, HttpProtocols protocols)
+    {
+        ListenOptions? captured = null;
+        void Configure(ListenOptions o)
+        {
+            o.Protocols = protocols;
+            captured = o;
+        }
+
+        if (endpoint.IsLocalhost && endpoint.Port != 0)
+        {
+            kestrel.ListenLocalhost(endpoint.Port, Configure);
+        }
+        else if (endpoint.IsLocalhost)
+        {
+            kestrel.Listen(IPAddress.Loopback, 0, Configure); // Kestrel cannot pick a dynamic port for "localhost"
+        }
+        else
+        {
+            kestrel.Listen(endpoint.Address!, endpoint.Port, Configure);
+        }
+
+        return captured!;
+    }
+
+    private static List<string> BadSettings(Exception ex) => ex switch
+    {
+        OptionsValidationException v => v.Failures.ToList(),
+        AggregateException a => a.InnerExceptions.SelectMany(BadSettings).ToList(),
+        _ => [],
+    };
+
+    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; default provider {Provider}; node {Node}")]
+    private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string provider, string node);
+
+    [LoggerMessage(3001, LogLevel.Information, "stopped; running VMs were left running and will be adopted at the next start")]
+    private static partial void LogStopped(ILogger log);
+}
+
+/// <summary>The listen options Kestrel was given, read back after start for the ports actually bound.</summary>
+internal sealed class BoundEndpoints
+{
+    public (ListenEndpoint Requested, ListenOptions Options)? Grpc { get; set; }
+
+    public (ListenEndpoint Requested, ListenOptions Options)? Http { get; set; }
+
+    public string GrpcUrl() => Url(Grpc);
+
+    public string HttpUrl() => Url(Http);
+
+    private static string Url((ListenEndpoint Requested, ListenOptions Options)? endpoint)
+    {
+        if (endpoint is not { } e)
+        {
+            return "";
+        }
+
+        var port = e.Options.IPEndPoint?.Port ?? e.Requested.Port;
+        return e.Requested.IsLocalhost && e.Requested.Port == 0
+            ? $"http://127.0.0.1:{port}"
+            : e.Requested.Url(port);
+    }
+}

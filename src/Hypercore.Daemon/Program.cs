@@ -1,0 +1,3 @@
+using Hypercore.Daemon.Cli;
+
+return await DaemonCli.RunAsync(args, Console.Out, Console.Error);

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Hypercore.Api.Tests.Daemon;
+
+/// <summary>A real <c>vistarad</c> process (the built vistarad.dll under <c>dotnet</c>). Dispose kills it if still running.</summary>
+public sealed class DaemonProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+    private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private DaemonProcess(Process process) => _process = process;
+
+    public static string DaemonDll => Path.Combine(AppContext.BaseDirectory, "vistarad.dll");
+
+    public string Stdout
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return _stdout.ToString();
+            }
+        }
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    public int Pid => _process.Id;
+
+    public static DaemonProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(DaemonDll);
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+        var daemon = new DaemonProcess(process);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (daemon._stdout)
+            {
+                daemon._stdout.AppendLine(e.Data);
+            }
+
+            if (e.Data.StartsWith("vistarad ready ", StringComparison.Ordinal))
+            {
+                daemon._ready.TrySetResult(e.Data);
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (daemon._stderr)
+                {
+                    daemon._stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return daemon;
+    }
+
+    /// <summary>Runs to completion and returns the exit code.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(TimeSpan timeout, params string[] args)
+    {
+        await using var daemon = Start(args);
+        var code = await daemon.WaitForExitAsync(timeout);
+        return (code, daemon.Stdout, daemon.Stderr);
+    }
+
+    /// <summary>Waits for "vistarad ready grpc=… http=…" and returns the two URLs.</summary>
+    public async Task<(string Grpc, string Http)> WaitReadyAsync(TimeSpan timeout)
+    {
+        var exited = _process.WaitForExitAsync();
+        var first = await Task.WhenAny(_ready.Task, exited, Task.Delay(timeout));
+        if (first != _ready.Task)
+        {
+            throw new AssertionException($"vistarad did not become ready (exited: {_process.HasExited}).\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+
+        var parts = (await _ready.Task).Split(' ');
+        return (parts.Single(p => p.StartsWith("grpc=", StringComparison.Ordinal))[5..], parts.Single(p => p.StartsWith("http=", StringComparison.Ordinal))[5..]);
+    }
+
+    /// <summary>Sends a signal with kill(1), as an init system would.</summary>
+    public void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-s", signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -s {signal} {_process.Id} failed with {kill.ExitCode}");
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new AssertionException($"vistarad did not exit within {timeout}.\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+
+        _process.WaitForExit(); // flush the redirected streams
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // never started or already reaped
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+}
