@@ -1,0 +1,167 @@
+using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Hypercore.Contracts.VmApi;
+
+namespace Hypercore.Api.Tests.Daemon;
+
+/// <summary>
+/// The whole node with a real QEMU (TCG): create over gRPC by image name, the guest boots and its console streams;
+/// SIGTERM leaves the VM running and the next daemon adopts it (same pid); delete removes process and files.
+/// </summary>
+[NonParallelizable]
+public sealed class DaemonEndToEndTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+
+    private DirectoryInfo _dir = null!;
+    private readonly List<int> _guestPids = [];
+
+    private string StateDir => Path.Combine(_dir.FullName, "state");
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _dir = Directory.CreateTempSubdirectory("hypercore-e2e-");
+        var image = await GuestImage.EnsureAsync();
+        var target = Directory.CreateDirectory(Path.Combine(StateDir, "images", "default")).FullName;
+        File.CreateSymbolicLink(Path.Combine(target, "vmlinuz"), Path.Combine(image, "vmlinuz"));
+        File.CreateSymbolicLink(Path.Combine(target, "initrd.img"), Path.Combine(image, "initrd.img"));
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        // A failed test must not leave a guest behind on a shared machine.
+        foreach (var pid in _guestPids.Where(IsAlive))
+        {
+            try
+            {
+                System.Diagnostics.Process.GetProcessById(pid).Kill();
+            }
+            catch (ArgumentException)
+            {
+            }
+        }
+
+        _dir.Delete(recursive: true);
+    }
+
+    private DaemonProcess StartDaemon() => DaemonProcess.Start(
+        "run", "--state-dir", StateDir, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
+        "--qemu-accel", "tcg", "--node-name", "e2e-node");
+
+    /// <summary>A live process; a zombie (exited, waiting for its parent, here pid 1, to reap it) counts as gone.</summary>
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] != 'Z';
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<MicroVM> WaitForAsync(VMService.VMServiceClient client, Func<MicroVM, bool> condition, string what)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        MicroVM? last = null;
+        while (!cts.IsCancellationRequested)
+        {
+            last = (await client.GetAsync(new GetMicroVMRequest { Id = "web1", Namespace = "demo" })).Microvm;
+            if (condition(last))
+            {
+                return last;
+            }
+
+            await Task.Delay(250);
+        }
+
+        throw new AssertionException($"timed out waiting for {what}; last status: {last?.Status}");
+    }
+
+    [Test]
+    public async Task Daemon_BootsAdoptsAcrossRestartAndDeletes()
+    {
+        int pid;
+        string uid;
+        string vmDir;
+        await using (var daemon = StartDaemon())
+        {
+            var (grpc, _) = await daemon.WaitReadyAsync(Patience);
+            using var channel = GrpcChannel.ForAddress(grpc);
+            var client = new VMService.VMServiceClient(channel);
+
+            var created = await client.CreateAsync(new CreateMicroVMRequest
+            {
+                Microvm = new MicroVMSpec { Id = "web1", Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "default" } },
+            });
+            uid = created.Microvm.Spec.Uid;
+            var running = await WaitForAsync(client, v => v.Status.Phase == "Running" && v.Status.Pid > 0, "phase Running");
+            pid = running.Status.Pid;
+            _guestPids.Add(pid);
+            vmDir = Path.Combine(StateDir, "run", "qemu", uid);
+
+            using var logs = new CancellationTokenSource(Patience);
+            using var call = client.Logs(new LogsRequest { Id = "web1", Namespace = "demo", Follow = true }, cancellationToken: logs.Token);
+            var console = new StringBuilder();
+            while (!console.ToString().Contains("HYPERCORE-GUEST-READY", StringComparison.Ordinal))
+            {
+                (await call.ResponseStream.MoveNext(logs.Token)).Should().BeTrue();
+                console.Append(Encoding.UTF8.GetString(call.ResponseStream.Current.Data.Span));
+            }
+
+            await logs.CancelAsync();
+            daemon.Signal("TERM");
+            (await daemon.WaitForExitAsync(Patience)).Should().Be(0, daemon.Stderr);
+        }
+
+        IsAlive(pid).Should().BeTrue("stopping the daemon leaves VMs running");
+
+        await using (var daemon = StartDaemon())
+        {
+            var (grpc, http) = await daemon.WaitReadyAsync(Patience);
+            using var channel = GrpcChannel.ForAddress(grpc);
+            var client = new VMService.VMServiceClient(channel);
+
+            // The record still says Running from the first run, so wait for the new reconciler's own word.
+            using (var adoption = new CancellationTokenSource(Patience))
+            {
+                while (!daemon.Stderr.Contains("demo/web1: adopted running qemu instance", StringComparison.Ordinal))
+                {
+                    await Task.Delay(100, adoption.Token);
+                }
+            }
+
+            var adopted = await WaitForAsync(client, v => v.Status.Phase == "Running", "phase Running after restart");
+            adopted.Status.Pid.Should().Be(pid, "the running QEMU is adopted, not restarted");
+            adopted.Spec.Uid.Should().Be(uid);
+            IsAlive(pid).Should().BeTrue();
+
+            using var httpClient = new HttpClient { BaseAddress = new Uri(http) };
+            (await httpClient.DeleteAsync("/v1/microvms/web1?namespace=demo")).EnsureSuccessStatusCode();
+            using var cts = new CancellationTokenSource(Patience);
+            while (true)
+            {
+                try
+                {
+                    await client.GetAsync(new GetMicroVMRequest { Uid = uid }, cancellationToken: cts.Token);
+                    await Task.Delay(250, cts.Token);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+                {
+                    break;
+                }
+            }
+
+            daemon.Signal("TERM");
+            (await daemon.WaitForExitAsync(Patience)).Should().Be(0, daemon.Stderr);
+        }
+
+        IsAlive(pid).Should().BeFalse("delete stops the VM");
+        Directory.Exists(vmDir).Should().BeFalse("delete removes the VM's runtime files");
+    }
+}
