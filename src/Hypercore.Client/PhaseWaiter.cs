@@ -45,13 +45,18 @@ internal sealed class PhaseWaiter(
         var current = WaitsForDeletion
             ? await client.TryGetMicroVmAsync(id, _namespace, ct)
             : await client.GetMicroVmAsync(id, _namespace, ct);
+
+        // Watch exactly this record from now on, even if the caller left the namespace to the daemon.
+        if (current?.Spec.Namespace is { Length: > 0 } ns)
+        {
+            _namespace = ns;
+        }
+
         if (Observe(current, out var result))
         {
             return result;
         }
 
-        // Watch exactly this record from now on, even if the caller left the namespace to the daemon.
-        _namespace = current!.Spec.Namespace is { Length: > 0 } ns ? ns : _namespace;
         try
         {
             await foreach (var change in client.WatchAsync(id, _namespace, ct))

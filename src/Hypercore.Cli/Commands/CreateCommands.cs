@@ -50,8 +50,11 @@ internal static class CreateCommands
                 DesiredStates.Paused => MicroVmPhases.Paused,
                 _ => MicroVmPhases.Running,
             };
-            await using var progress = inv.Progress();
-            vm = await inv.Client.WaitForPhaseAsync(vm.Spec.Id, target, timeout, progress, vm.Spec.Namespace, ct);
+            // The spinner must be gone before the result goes to stdout, which is often the same terminal.
+            await using (var progress = inv.Progress())
+            {
+                vm = await inv.Client.WaitForPhaseAsync(vm.Spec.Id, target, timeout, progress, vm.Spec.Namespace, ct);
+            }
         }
 
         inv.Printer.PrintOne(vm);
