@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 node (run as root; idempotent): installs what the QEMU driver needs and builds the
+# default guest image into ${HYPERCORE_IMAGES:-/var/lib/hypercore/images}/default.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: run as root (apt-get install, tap devices)" >&2
+    exit 1
+fi
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(qemu-system-x86 busybox-static cpio iproute2)
+# kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
+if ! command -v kubectl >/dev/null 2>&1; then
+    packages+=(kubernetes-client)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+# One apt-get update per run: the image build needs current lists for `apt-get download` of the kernel.
+apt-get update -q
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    echo "setup: ${packages[*]} already installed"
+fi
+
+"$here/build-image.sh" "${HYPERCORE_IMAGES:-/var/lib/hypercore/images}/default"
+echo "setup: done"

@@ -1,0 +1,143 @@
+using Hypercore.MicroVms;
+
+namespace Hypercore.Drivers.Qemu;
+
+/// <summary>Builds the qemu-system-x86_64 argument list for one VM. Pure: no file system, no processes.</summary>
+internal static class QemuCommandLine
+{
+    /// <summary>microvm exposes at most 8 virtio-mmio transports.</summary>
+    public const int MaxVirtioDevices = 8;
+
+    /// <summary>Resolves kernel/initrd "image" + optional "filename" to one host path.</summary>
+    public static string ResolvePath(string image, string? filename) =>
+        string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
+
+    public static IReadOnlyList<VolumeSpec> Volumes(MicroVmSpec spec) =>
+        (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).ToList();
+
+    /// <summary>Null when the spec fits microvm's device limit, else the refusal.</summary>
+    public static string? CheckDeviceCount(MicroVmSpec spec)
+    {
+        var count = Volumes(spec).Count + spec.Interfaces.Count;
+        return count > MaxVirtioDevices
+            ? $"QEMU microvm supports at most {MaxVirtioDevices} virtio devices; the spec asks for {count} ({Volumes(spec).Count} volumes, {spec.Interfaces.Count} interfaces)"
+            : null;
+    }
+
+    /// <summary>
+    /// The guest kernel command line: the spec's, plus what a microvm guest needs when the spec does not say:
+    /// a serial console (the only console there is), <c>reboot=t panic=-1</c> (a reboot or panic ends the VM,
+    /// because -no-reboot turns it into a shutdown), a root device when a root volume is given, and under TCG
+    /// the host TSC rate (see <see cref="HostTsc"/>).
+    /// </summary>
+    public static string KernelCmdline(MicroVmSpec spec, bool tcg, int? tscKhz)
+    {
+        var parts = new List<string>();
+        var cmd = spec.Kernel.Cmdline;
+        if (!cmd.ContainsKey("console"))
+        {
+            parts.Add("console=ttyS0");
+        }
+
+        if (!cmd.ContainsKey("reboot"))
+        {
+            parts.Add("reboot=t");
+        }
+
+        if (!cmd.ContainsKey("panic"))
+        {
+            parts.Add("panic=-1");
+        }
+
+        if (spec.RootVolume is not null && !cmd.ContainsKey("root"))
+        {
+            parts.Add("root=/dev/vda");
+            if (!cmd.ContainsKey("ro") && !cmd.ContainsKey("rw"))
+            {
+                parts.Add(spec.RootVolume.IsReadOnly ? "ro" : "rw");
+            }
+        }
+
+        if (tcg && tscKhz is > 0 && !cmd.ContainsKey("tsc_early_khz"))
+        {
+            parts.Add($"tsc_early_khz={tscKhz}");
+        }
+
+        var rendered = spec.Kernel.RenderCmdline();
+        if (rendered.Length > 0)
+        {
+            parts.Add(rendered);
+        }
+
+        return string.Join(' ', parts);
+    }
+
+    public sealed record Inputs(
+        MicroVm Vm,
+        VmDirectory Dir,
+        AcceleratorChoice Accelerator,
+        string KernelPath,
+        string? InitrdPath,
+        IReadOnlyList<string> TapNames,
+        int? TscKhz);
+
+    public static IReadOnlyList<string> Build(Inputs input)
+    {
+        var spec = input.Vm.Spec;
+        var kvm = input.Accelerator.IsKvm;
+        var args = new List<string>
+        {
+            "-M", "microvm",
+            "-accel", input.Accelerator.Accel,
+            "-cpu", kvm ? "host" : "max",
+            "-smp", spec.Vcpu.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-m", $"{spec.MemoryInMb}M",
+            "-nodefaults", "-no-user-config", "-nographic",
+            // -no-reboot: a guest reboot ends the VM (the reconciler decides about restarts).
+            // -no-shutdown: a guest power-off leaves QEMU alive in status "shutdown", so Inspect can tell a guest
+            // power-off from a killed process; StopAsync reaps it.
+            "-no-reboot", "-no-shutdown",
+            "-kernel", input.KernelPath,
+        };
+        if (input.InitrdPath is not null)
+        {
+            args.AddRange(["-initrd", input.InitrdPath]);
+        }
+
+        args.AddRange(["-append", KernelCmdline(spec, !kvm, input.TscKhz)]);
+        args.AddRange(["-chardev", $"file,id=console0,path={Escape(input.Dir.ConsoleLog)},append=on", "-serial", "chardev:console0"]);
+
+        var volumes = Volumes(spec);
+        for (var i = 0; i < volumes.Count; i++)
+        {
+            var v = volumes[i];
+            var format = v.HostPath.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? "qcow2" : "raw";
+            args.AddRange([
+                "-drive", $"id=vol{i},file={Escape(v.HostPath)},format={format},if=none,readonly={(v.IsReadOnly ? "on" : "off")}",
+                "-device", $"virtio-blk-device,drive=vol{i},serial={Escape(Serial(v.Id))}",
+            ]);
+        }
+
+        for (var i = 0; i < spec.Interfaces.Count; i++)
+        {
+            args.AddRange([
+                "-netdev", $"tap,id=net{i},ifname={input.TapNames[i]},script=no,downscript=no",
+                "-device", $"virtio-net-device,netdev=net{i},mac={TapDevices.Mac(input.Vm.Uid, i, spec.Interfaces[i])}",
+            ]);
+        }
+
+        args.AddRange([
+            "-qmp", $"unix:{Escape(input.Dir.QmpSocket)},server=on,wait=off",
+            "-daemonize", "-pidfile", input.Dir.PidFile,
+            // The uid in -name puts it in /proc/<pid>/cmdline (pid-reuse guard); process= names the thread.
+            "-name", $"{Escape(spec.Namespace + "/" + spec.Id)},process=hc-{input.Vm.Uid}",
+        ]);
+        return args;
+    }
+
+    /// <summary>virtio-blk serials hold 20 bytes; the guest sees it in /sys/block/vdX/serial.</summary>
+    private static string Serial(string id) => id.Length <= 20 ? id : id[..20];
+
+    /// <summary>QEMU option values separate with ','; a literal comma is written twice.</summary>
+    private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+}

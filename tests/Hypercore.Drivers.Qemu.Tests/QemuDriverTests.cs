@@ -1,0 +1,404 @@
+using System.Diagnostics;
+using Hypercore.Drivers.Qemu.Qmp;
+using Hypercore.MicroVms;
+
+namespace Hypercore.Drivers.Qemu.Tests;
+
+/// <summary>End to end against the real qemu-system-x86_64 (TCG) and the default busybox image.</summary>
+[NonParallelizable]
+public sealed class QemuDriverTests
+{
+    private QemuTestBed _bed = null!;
+
+    [SetUp]
+    public void SetUp() => _bed = new QemuTestBed();
+
+    [TearDown]
+    public void TearDown() => _bed.Dispose();
+
+    [Test]
+    public async Task Start_DefaultImage_ReportsRunningAndGuestPrintsReady()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("ready");
+
+        var sw = Stopwatch.StartNew();
+        var info = await driver.StartAsync(vm);
+        var toRunning = sw.Elapsed;
+        await _bed.WaitForReadyAsync(vm);
+        var toReady = sw.Elapsed;
+        TestContext.Progress.WriteLine($"StartAsync returned after {toRunning.TotalSeconds:0.00} s; HYPERCORE-GUEST-READY after {toReady.TotalSeconds:0.00} s");
+
+        info.State.Should().Be(LiveState.Running);
+        info.Pid.Should().BeGreaterThan(0);
+        info.ConsoleLogPath.Should().Be(_bed.ConsoleLog(vm));
+        info.Detail.Should().Be("accel=tcg (configured)");
+        info.BootTime.Should().NotBeNull();
+        File.ReadAllText($"/proc/{info.Pid}/cmdline").Should().Contain(vm.Uid);
+        File.Exists(Path.Combine(_bed.VmDir(vm), "qmp.sock")).Should().BeTrue();
+        File.ReadAllText(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Contain(vm.Uid).And.Contain("\"ready\"");
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
+    public async Task Start_Twice_ReturnsTheRunningInstance()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("twice");
+        var first = await driver.StartAsync(vm);
+
+        var second = await driver.StartAsync(vm);
+
+        second.Pid.Should().Be(first.Pid);
+        QemuTestBed.PidsMentioning(_bed.VmDir(vm)).Should().ContainSingle();
+    }
+
+    [Test]
+    public async Task PauseResume_RunningVm_QmpAndInspectFollow()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("pause");
+        await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        await driver.PauseAsync(vm);
+        (await QmpStatusAsync(vm)).Should().Be("paused");
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Paused);
+
+        await driver.ResumeAsync(vm);
+        (await QmpStatusAsync(vm)).Should().Be("running");
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
+    public async Task Stop_WithGrace_GuestPowersOffThenStartAgainAppendsConsole()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("stop");
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        var sw = Stopwatch.StartNew();
+        await driver.StopAsync(vm, TimeSpan.FromSeconds(60));
+        TestContext.Progress.WriteLine($"graceful stop took {sw.Elapsed.TotalSeconds:0.00} s");
+
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeTrue();
+        _bed.Console(vm).Should().Contain("hypercore: power button pressed, powering off", "system_powerdown reached the guest's /init");
+        File.Exists(Path.Combine(_bed.VmDir(vm), "qmp.sock")).Should().BeFalse();
+        File.Exists(Path.Combine(_bed.VmDir(vm), "qemu.pid")).Should().BeFalse();
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound, "a VM stopped on purpose is not a crash");
+
+        var again = await driver.StartAsync(vm);
+        again.State.Should().Be(LiveState.Running);
+        again.Pid.Should().NotBe(info.Pid);
+        await _bed.WaitForReadyAsync(vm, count: 2);
+        QemuTestBed.CountOf(_bed.Console(vm), "HYPERCORE-GUEST-READY").Should().Be(2, "console.log is appended across restarts");
+    }
+
+    [Test]
+    public async Task Stop_ZeroGrace_EndsWithoutAskingTheGuest()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("quit");
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        await driver.StopAsync(vm, TimeSpan.Zero);
+
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeTrue();
+        _bed.Console(vm).Should().NotContain("power button pressed");
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+    }
+
+    [Test]
+    public async Task Cleanup_RunningVm_RemovesProcessSocketAndDirectory()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("cleanup");
+        var info = await driver.StartAsync(vm);
+
+        await driver.CleanupAsync(vm);
+        await driver.CleanupAsync(vm); // safe to call twice
+
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeTrue();
+        Directory.Exists(_bed.VmDir(vm)).Should().BeFalse();
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+    }
+
+    [Test]
+    public async Task Inspect_QemuKilledFromOutside_ReportsCrashed()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("crash");
+        var info = await driver.StartAsync(vm);
+
+        Process.GetProcessById(info.Pid!.Value).Kill(); // SIGKILL
+        await _bed.WaitUntilAsync(() => QemuTestBed.ProcessGone(info.Pid.Value), "qemu to die");
+
+        var after = await driver.InspectAsync(vm);
+        after.State.Should().Be(LiveState.Exited);
+        after.Exit.Should().Be(ExitKind.Crashed);
+        after.Detail.Should().Contain($"pid {info.Pid}");
+
+        var restarted = await driver.StartAsync(vm);
+        restarted.State.Should().Be(LiveState.Running, "a crashed instance's leftovers do not block a fresh start");
+        restarted.Pid.Should().NotBe(info.Pid);
+    }
+
+    [Test]
+    public async Task Stop_PausedVmWithGrace_ResumesAndPowersOffGracefully()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("pausedstop");
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+        await driver.PauseAsync(vm);
+
+        await driver.StopAsync(vm, TimeSpan.FromSeconds(60));
+
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeTrue();
+        _bed.Console(vm).Should().Contain("hypercore: power button pressed, powering off");
+    }
+
+    [Test]
+    public async Task Inspect_QemuAliveButQmpSilent_ReportsUnknownNotDead()
+    {
+        var driver = _bed.Driver(o => o.QmpTimeout = TimeSpan.FromMilliseconds(300));
+        var vm = QemuTestBed.Vm("frozen");
+        var info = await driver.StartAsync(vm);
+        var pid = info.Pid!.Value;
+
+        Signal("STOP", pid); // the socket still accepts (kernel backlog) but no greeting comes
+        try
+        {
+            var frozen = await driver.InspectAsync(vm);
+
+            frozen.State.Should().Be(LiveState.Unknown);
+            frozen.Pid.Should().Be(pid);
+            frozen.Detail.Should().Contain("QMP unreachable");
+        }
+        finally
+        {
+            Signal("CONT", pid);
+        }
+
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
+    public async Task Inspect_GuestPowersItselfOff_ReportsGuestShutdownAndStopReaps()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("poweroff", args => args["hypercore.poweroff"] = "0");
+        var info = await driver.StartAsync(vm);
+
+        var exited = await _bed.WaitForStateAsync(driver, vm, LiveState.Exited);
+
+        exited.Exit.Should().Be(ExitKind.GuestShutdown);
+        exited.Pid.Should().Be(info.Pid, "-no-shutdown keeps qemu alive so the power-off can be told from a kill");
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeFalse();
+
+        await driver.StopAsync(vm, TimeSpan.FromSeconds(30));
+        QemuTestBed.ProcessGone(info.Pid.Value).Should().BeTrue();
+    }
+
+    [Test]
+    public async Task Inspect_GuestKernelPanics_ReportsCrashedWithThePanicLine()
+    {
+        var driver = _bed.Driver();
+        // No such init in the initramfs and no root device: the kernel panics; panic=-1 and -no-reboot end the VM.
+        var vm = QemuTestBed.Vm("panic", args => args["rdinit"] = "/no-such-init");
+        await driver.StartAsync(vm);
+
+        var exited = await _bed.WaitForStateAsync(driver, vm, LiveState.Exited);
+
+        exited.Exit.Should().Be(ExitKind.Crashed);
+        exited.Detail.Should().Contain("guest kernel panic: Kernel panic - not syncing");
+    }
+
+    [Test]
+    public async Task Start_ThreeVmsAtOnce_AllBootUnderTcg()
+    {
+        // Parallel TCG guests on a busy host fail Linux's PIT calibration and hang without the tsc_early_khz hint.
+        var driver = _bed.Driver();
+        var vms = Enumerable.Range(0, 3).Select(i => QemuTestBed.Vm($"par{i}")).ToList();
+
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(vms.Select(vm => driver.StartAsync(vm)));
+        await Task.WhenAll(vms.Select(vm => _bed.WaitForReadyAsync(vm)));
+        TestContext.Progress.WriteLine($"three parallel TCG guests ready after {sw.Elapsed.TotalSeconds:0.0} s");
+
+        foreach (var vm in vms)
+        {
+            File.ReadAllText($"/proc/{(await driver.InspectAsync(vm)).Pid}/cmdline").Should().Contain("tsc_early_khz=");
+        }
+    }
+
+    [Test]
+    public async Task Start_MissingKernel_ThrowsKernelNotFound()
+    {
+        var driver = _bed.Driver();
+        var missing = Path.Combine(_bed.RuntimeDirectory, "no-such-vmlinuz");
+        var vm = QemuTestBed.Vm("nokernel", change: s => s with { Kernel = s.Kernel with { Image = missing } });
+
+        var act = () => driver.StartAsync(vm);
+
+        (await act.Should().ThrowAsync<DriverException>())
+            .Which.Should().Match<DriverException>(e => e.Reason == "KernelNotFound" && e.Message.Contains(missing));
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Start_MissingInitrd_ThrowsInitrdNotFound()
+    {
+        var driver = _bed.Driver();
+        var missing = Path.Combine(_bed.RuntimeDirectory, "no-such-initrd.img");
+        var vm = QemuTestBed.Vm("noinitrd", change: s => s with { Initrd = new InitrdSpec { Image = missing } });
+
+        var act = () => driver.StartAsync(vm);
+
+        (await act.Should().ThrowAsync<DriverException>())
+            .Which.Should().Match<DriverException>(e => e.Reason == "InitrdNotFound" && e.Message.Contains(missing));
+    }
+
+    [Test]
+    public async Task CheckAvailability_MissingBinary_UnavailableNamingThePath()
+    {
+        var missing = Path.Combine(_bed.RuntimeDirectory, "bin", "qemu-system-x86_64");
+        var driver = _bed.Driver(o => o.BinaryPath = missing);
+
+        var availability = await driver.CheckAvailabilityAsync();
+
+        availability.Available.Should().BeFalse();
+        availability.Detail.Should().Be($"qemu binary not found: tried {missing}");
+    }
+
+    [Test]
+    public async Task Start_MissingBinary_ThrowsProviderUnavailable()
+    {
+        var driver = _bed.Driver(o => o.BinaryPath = "hypercore-no-such-qemu");
+
+        var act = () => driver.StartAsync(QemuTestBed.Vm("nobinary"));
+
+        (await act.Should().ThrowAsync<DriverException>())
+            .Which.Should().Match<DriverException>(e => e.Reason == Conditions.ReasonProviderUnavailable && e.Message.Contains("hypercore-no-such-qemu"));
+    }
+
+    [Test]
+    public async Task CheckAvailability_InstalledQemu_ReportsVersionPathAndAccelerator()
+    {
+        var driver = _bed.Driver();
+
+        var availability = await driver.CheckAvailabilityAsync();
+
+        availability.Available.Should().BeTrue();
+        availability.Detail.Should().MatchRegex(@"^qemu-system-x86_64 \d+\.\d+\.\d+ at /\S+/qemu-system-x86_64, accelerator tcg \(configured\)$");
+    }
+
+    [Test]
+    public async Task Start_AutoAccelerator_ReportsTheAcceleratorQemuReallyUses()
+    {
+        var driver = _bed.Driver(o => o.Accelerator = "auto");
+        var vm = QemuTestBed.Vm("auto");
+
+        var sw = Stopwatch.StartNew();
+        var info = await driver.StartAsync(vm);
+        TestContext.Progress.WriteLine($"auto accelerator: {info.Detail} (start incl. probe {sw.Elapsed.TotalSeconds:0.0} s)");
+        await _bed.WaitForReadyAsync(vm);
+
+        await using var qmp = await QmpClient.ConnectAsync(Path.Combine(_bed.VmDir(vm), "qmp.sock"), TimeProvider.System, TimeSpan.FromSeconds(10), CancellationToken.None);
+        var kvm = await qmp.ExecuteAsync("query-kvm", null, CancellationToken.None);
+        var kvmEnabled = kvm!["enabled"]!.GetValue<bool>();
+        if (kvmEnabled)
+        {
+            info.Detail.Should().StartWith("accel=kvm (kvm probe: guest printed");
+        }
+        else
+        {
+            info.Detail.Should().MatchRegex(@"^accel=tcg \(kvm probe: .+\)$", "a fallback to TCG says why");
+        }
+
+        (await driver.CheckAvailabilityAsync()).Detail.Should().EndWith($"accelerator {info.Detail!["accel=".Length..]}", "the probe result is cached and shown");
+    }
+
+    [Test]
+    public async Task List_FreshDriverInstance_FindsTheRunningVmWithTheSamePid()
+    {
+        var first = _bed.Driver();
+        var vm = QemuTestBed.Vm("adopt");
+        var stopped = QemuTestBed.Vm("adopt-stopped");
+        var info = await first.StartAsync(vm);
+        await first.StartAsync(stopped);
+        await first.StopAsync(stopped, TimeSpan.Zero);
+
+        var restarted = _bed.Driver(); // a new daemon: nothing in memory, only what is on disk and in /proc
+        var listed = await restarted.ListAsync();
+
+        listed.Should().ContainSingle();
+        listed[0].Uid.Should().Be(vm.Uid);
+        listed[0].Pid.Should().Be(info.Pid);
+        listed[0].State.Should().Be(LiveState.Running);
+        listed[0].Detail.Should().Be(info.Detail);
+        (await restarted.InspectAsync(vm)).Pid.Should().Be(info.Pid);
+    }
+
+    [Test]
+    public async Task Start_WithVolumesAndTap_GuestSeesThemAndCleanupRemovesTheTap()
+    {
+        var disk = Path.Combine(_bed.RuntimeDirectory, "data.img");
+        await using (var f = File.Create(disk))
+        {
+            f.SetLength(4 * 1024 * 1024);
+        }
+
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("devices", change: s => s with
+        {
+            AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = disk, IsReadOnly = true }],
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:aa:bb:01" }],
+        });
+        var tap = TapDevices.Name(vm.Uid, 0);
+
+        await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        _bed.Console(vm).Should().Contain("disks: vda").And.Contain("nics: eth0");
+        TapDevices.Exists(tap).Should().BeTrue();
+        File.ReadAllText($"/sys/class/net/{tap}/operstate").Trim().Should().NotBe("down");
+
+        await driver.CleanupAsync(vm);
+
+        TapDevices.Exists(tap).Should().BeFalse();
+    }
+
+    [Test]
+    public async Task Start_NineDevices_ThrowsTooManyDevicesWithoutStartingQemu()
+    {
+        var disk = Path.Combine(_bed.RuntimeDirectory, "d.img");
+        await File.WriteAllBytesAsync(disk, new byte[512]);
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("nine", change: s => s with
+        {
+            AdditionalVolumes = Enumerable.Range(0, 9).Select(i => new VolumeSpec { Id = $"v{i}", HostPath = disk }).ToList(),
+        });
+
+        var act = () => driver.StartAsync(vm);
+
+        (await act.Should().ThrowAsync<DriverException>()).Which.Reason.Should().Be("TooManyDevices");
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+    }
+
+    private static void Signal(string signal, int pid)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString()]);
+        kill.WaitForExit();
+        kill.ExitCode.Should().Be(0);
+    }
+
+    private async Task<string> QmpStatusAsync(MicroVm vm)
+    {
+        await using var qmp = await QmpClient.ConnectAsync(Path.Combine(_bed.VmDir(vm), "qmp.sock"), TimeProvider.System, TimeSpan.FromSeconds(10), CancellationToken.None);
+        return await qmp.QueryStatusAsync(CancellationToken.None);
+    }
+}
