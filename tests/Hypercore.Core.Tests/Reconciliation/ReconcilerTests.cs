@@ -220,6 +220,27 @@ public class ReconcilerTests
         after.Status.RestartCount.Should().Be(restarted ? 1 : 0);
     }
 
+    [TestCase(RestartPolicy.Never, ExitKind.Crashed)]
+    [TestCase(RestartPolicy.OnFailure, ExitKind.GuestShutdown)]
+    public async Task VmThatStayedDownByPolicy_IsNotStartedByLaterPasses_UntilStartedAgain(RestartPolicy policy, ExitKind exit)
+    {
+        var vm = await _store.CreateAsync(Spec("a", policy: policy));
+        await Reconcile(vm);
+        _driver.SetLive(vm.Uid, LiveState.Exited, exit);
+        await Reconcile(vm, ReconcileOutcome.Done); // reaped: the driver now reports NotFound
+
+        await Reconcile(vm, ReconcileOutcome.Done);
+        await Reconcile(vm, ReconcileOutcome.Done);
+        _driver.CallCount("start").Should().Be(1, "the restart policy said to stay down");
+
+        await SetState(vm, DesiredState.Stopped);
+        await Reconcile(vm, ReconcileOutcome.Done);
+        await SetState(vm, DesiredState.Running);
+        var started = await Reconcile(vm);
+        started.Status.Phase.Should().Be(Phase.Running);
+        _driver.CallCount("start").Should().Be(2);
+    }
+
     [Test]
     public async Task ProcessVanished_CountsAsCrash_AndIsRestarted()
     {
