@@ -131,6 +131,7 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
         {
             var binary = ResolveBinary(out var tried) ?? throw new DriverException(
                 Conditions.ReasonProviderUnavailable, $"qemu binary not found: tried {tried}");
+            spec = WithScratchDisks(dir, spec);
             var (kernel, initrd) = CheckFiles(spec);
 
             // Idempotent: a live instance is returned as it is; one the guest powered off is reaped first.
@@ -520,6 +521,37 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
         {
             _probeLock.Release();
         }
+    }
+
+    /// <summary>
+    /// A volume with a size but no host path is a scratch disk: a sparse raw file in the VM's directory, made once,
+    /// kept across restarts and removed with the VM.
+    /// </summary>
+    private static MicroVmSpec WithScratchDisks(VmDirectory dir, MicroVmSpec spec)
+    {
+        VolumeSpec Resolve(VolumeSpec v)
+        {
+            if (v.HostPath.Length > 0 || v.SizeInMb is not > 0)
+            {
+                return v;
+            }
+
+            Directory.CreateDirectory(dir.Path);
+            var path = Path.Combine(dir.Path, $"scratch-{v.Id}.img");
+            if (!File.Exists(path))
+            {
+                using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+                file.SetLength((long)v.SizeInMb.Value * 1024 * 1024);
+            }
+
+            return v with { HostPath = path };
+        }
+
+        return spec with
+        {
+            RootVolume = spec.RootVolume is null ? null : Resolve(spec.RootVolume),
+            AdditionalVolumes = spec.AdditionalVolumes.Select(Resolve).ToList(),
+        };
     }
 
     private static (string Kernel, string? Initrd) CheckFiles(MicroVmSpec spec)

@@ -14,9 +14,8 @@ public static class QemuServiceCollectionExtensions
     public static IServiceCollection AddQemuDriver(this IServiceCollection services, Action<QemuOptions>? configure = null)
     {
         var options = services.AddOptions<QemuOptions>();
-        // Bind only when the host has configuration (tests and tools compose the driver without one).
-        services.AddSingleton<IConfigureOptions<QemuOptions>>(sp => new ConfigureNamedOptions<QemuOptions>(
-            Options.DefaultName, o => sp.GetService<IConfiguration>()?.GetSection(QemuOptions.SectionName).Bind(o)));
+        // Once, however often this is called, so a later call cannot rebind over an earlier configure.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<QemuOptions>, QemuConfigurationBinder>());
         if (configure is not null)
         {
             options.Configure(configure);
@@ -28,4 +27,11 @@ public static class QemuServiceCollectionExtensions
         services.AddHypervisorDriver<QemuDriver>();
         return services;
     }
+}
+
+/// <summary>Binds the "Qemu" section when the host has configuration (tests and tools compose the driver without one).</summary>
+internal sealed class QemuConfigurationBinder(IServiceProvider services) : IConfigureOptions<QemuOptions>
+{
+    public void Configure(QemuOptions options) =>
+        services.GetService<IConfiguration>()?.GetSection(QemuOptions.SectionName).Bind(options);
 }

@@ -140,6 +140,50 @@ public sealed class QemuDriverTests
         after.State.Should().Be(LiveState.Exited);
         after.Exit.Should().Be(ExitKind.Crashed);
         after.Detail.Should().Contain($"pid {info.Pid}");
+
+        var restarted = await driver.StartAsync(vm);
+        restarted.State.Should().Be(LiveState.Running, "a crashed instance's leftovers do not block a fresh start");
+        restarted.Pid.Should().NotBe(info.Pid);
+    }
+
+    [Test]
+    public async Task Stop_PausedVmWithGrace_ResumesAndPowersOffGracefully()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("pausedstop");
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+        await driver.PauseAsync(vm);
+
+        await driver.StopAsync(vm, TimeSpan.FromSeconds(60));
+
+        QemuTestBed.ProcessGone(info.Pid!.Value).Should().BeTrue();
+        _bed.Console(vm).Should().Contain("hypercore: power button pressed, powering off");
+    }
+
+    [Test]
+    public async Task Inspect_QemuAliveButQmpSilent_ReportsUnknownNotDead()
+    {
+        var driver = _bed.Driver(o => o.QmpTimeout = TimeSpan.FromMilliseconds(300));
+        var vm = QemuTestBed.Vm("frozen");
+        var info = await driver.StartAsync(vm);
+        var pid = info.Pid!.Value;
+
+        Signal("STOP", pid); // the socket still accepts (kernel backlog) but no greeting comes
+        try
+        {
+            var frozen = await driver.InspectAsync(vm);
+
+            frozen.State.Should().Be(LiveState.Unknown);
+            frozen.Pid.Should().Be(pid);
+            frozen.Detail.Should().Contain("QMP unreachable");
+        }
+        finally
+        {
+            Signal("CONT", pid);
+        }
+
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
     }
 
     [Test]
@@ -157,6 +201,38 @@ public sealed class QemuDriverTests
 
         await driver.StopAsync(vm, TimeSpan.FromSeconds(30));
         QemuTestBed.ProcessGone(info.Pid.Value).Should().BeTrue();
+    }
+
+    [Test]
+    public async Task Inspect_GuestKernelPanics_ReportsCrashedWithThePanicLine()
+    {
+        var driver = _bed.Driver();
+        // No such init in the initramfs and no root device: the kernel panics; panic=-1 and -no-reboot end the VM.
+        var vm = QemuTestBed.Vm("panic", args => args["rdinit"] = "/no-such-init");
+        await driver.StartAsync(vm);
+
+        var exited = await _bed.WaitForStateAsync(driver, vm, LiveState.Exited);
+
+        exited.Exit.Should().Be(ExitKind.Crashed);
+        exited.Detail.Should().Contain("guest kernel panic: Kernel panic - not syncing");
+    }
+
+    [Test]
+    public async Task Start_ThreeVmsAtOnce_AllBootUnderTcg()
+    {
+        // Parallel TCG guests on a busy host fail Linux's PIT calibration and hang without the tsc_early_khz hint.
+        var driver = _bed.Driver();
+        var vms = Enumerable.Range(0, 3).Select(i => QemuTestBed.Vm($"par{i}")).ToList();
+
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(vms.Select(vm => driver.StartAsync(vm)));
+        await Task.WhenAll(vms.Select(vm => _bed.WaitForReadyAsync(vm)));
+        TestContext.Progress.WriteLine($"three parallel TCG guests ready after {sw.Elapsed.TotalSeconds:0.0} s");
+
+        foreach (var vm in vms)
+        {
+            File.ReadAllText($"/proc/{(await driver.InspectAsync(vm)).Pid}/cmdline").Should().Contain("tsc_early_khz=");
+        }
     }
 
     [Test]
@@ -311,6 +387,13 @@ public sealed class QemuDriverTests
 
         (await act.Should().ThrowAsync<DriverException>()).Which.Reason.Should().Be("TooManyDevices");
         QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+    }
+
+    private static void Signal(string signal, int pid)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString()]);
+        kill.WaitForExit();
+        kill.ExitCode.Should().Be(0);
     }
 
     private async Task<string> QmpStatusAsync(MicroVm vm)

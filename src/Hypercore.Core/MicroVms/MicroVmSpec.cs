@@ -86,14 +86,15 @@ public sealed record InitrdSpec
     public string? Filename { get; init; }
 }
 
-/// <summary>A block device. Only host paths are supported on this node (no OCI volume sources).</summary>
+/// <summary>A block device: a host path, or a scratch disk of SizeInMb. No OCI volume sources on this node.</summary>
 public sealed record VolumeSpec
 {
     public required string Id { get; init; }
 
     public bool IsReadOnly { get; init; }
 
-    public required string HostPath { get; init; }
+    /// <summary>File or block device on the node. Empty with <see cref="SizeInMb"/> set: a scratch disk the driver makes.</summary>
+    public string HostPath { get; init; } = "";
 
     public string? MountPoint { get; init; }
 

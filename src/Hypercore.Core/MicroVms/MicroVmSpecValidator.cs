@@ -74,9 +74,14 @@ public static partial class MicroVmSpecValidator
                 errors.Add("every volume needs an id");
             }
 
-            if (string.IsNullOrWhiteSpace(v.HostPath))
+            if (string.IsNullOrWhiteSpace(v.HostPath) && v.SizeInMb is not > 0)
             {
-                errors.Add($"volume \"{v.Id}\" needs source.host_path (container sources are not supported on this node)");
+                errors.Add($"volume \"{v.Id}\" needs source.host_path, or size_in_mb for a scratch disk (container sources are not supported on this node)");
+            }
+
+            if (v.SizeInMb is < 0 or > 1024 * 1024)
+            {
+                errors.Add($"volume \"{v.Id}\" size_in_mb must be between 1 and 1048576, got {v.SizeInMb}");
             }
         }
 

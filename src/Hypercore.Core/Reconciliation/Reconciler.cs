@@ -179,7 +179,7 @@ public sealed partial class Reconciler
                     await driver.StopAsync(vm, TimeSpan.Zero, ct); // reap leftovers (e.g. a QEMU kept after guest shutdown)
                     var phase = crashed ? Phase.Failed : Phase.Stopped;
                     await WriteStatusAsync(vm, s => s with { Phase = phase, Pid = null },
-                        ready: (ConditionStatus.False, crashed ? "Crashed" : "GuestShutdown", $"{how}; restartPolicy {vm.Spec.RestartPolicy}"), ct);
+                        ready: (ConditionStatus.False, crashed ? ReasonCrashed : ReasonGuestShutdown, $"{how}; restartPolicy {vm.Spec.RestartPolicy}"), ct);
                     return ReconcileResult.Done;
                 }
 
@@ -202,6 +202,12 @@ public sealed partial class Reconciler
             else if (vm.Status.Phase == Phase.CrashLoopBackOff)
             {
                 restarts++;
+            }
+            else if (EndedOnItsOwn(vm))
+            {
+                // The restart policy already said "stay down" for this generation. A new start request (a spec
+                // change, e.g. Stopped then Running) bumps the generation and starts it again.
+                return ReconcileResult.Done;
             }
 
             await driver.StopAsync(vm, TimeSpan.Zero, ct); // clear a dead instance's leftovers before a fresh start
@@ -290,6 +296,14 @@ public sealed partial class Reconciler
         LogDeleted(vm.Key);
         return ReconcileResult.Done;
     }
+
+    private static bool EndedOnItsOwn(MicroVm vm) =>
+        vm.Status.Phase is Phase.Stopped or Phase.Failed &&
+        vm.Status.ObservedGeneration == vm.Generation &&
+        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed;
+
+    private const string ReasonGuestShutdown = "GuestShutdown";
+    private const string ReasonCrashed = "Crashed";
 
     /// <summary>Refuses, before any driver call, what the provider cannot do.</summary>
     internal static string? Refuse(MicroVmSpec spec, IHypervisorDriver driver)

@@ -68,7 +68,7 @@ public sealed partial class ReconcilerHost : BackgroundService
                 {
                     await ResyncAsync(stoppingToken);
                 }
-                else if (ev.MicroVm is { } vm)
+                else if (ev.MicroVm is { } vm && IsSpecChange(ev.Type, vm))
                 {
                     _queue.Add(vm.Key);
                 }
@@ -129,9 +129,30 @@ public sealed partial class ReconcilerHost : BackgroundService
 
         foreach (var vm in records)
         {
+            _seen[vm.Key] = (vm.Generation, vm.IsDeleting);
             _queue.Add(vm.Key);
         }
     }
+
+    /// <summary>
+    /// Status-only writes (most of them ours) do not queue the key: otherwise every status write would trigger another
+    /// pass and defeat the backoff (controller-runtime's GenerationChangedPredicate). Live state is polled instead.
+    /// </summary>
+    private bool IsSpecChange(StoreEventType type, MicroVm vm)
+    {
+        if (type == StoreEventType.Deleted)
+        {
+            _seen.TryRemove(vm.Key, out _);
+            return true;
+        }
+
+        var now = (vm.Generation, vm.IsDeleting);
+        var before = _seen.GetValueOrDefault(vm.Key);
+        _seen[vm.Key] = now;
+        return type == StoreEventType.Added || before != now;
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<VmKey, (long Generation, bool Deleting)> _seen = new();
 
     private async Task<IReadOnlyList<MicroVm>> ListWithRetryAsync(CancellationToken ct)
     {

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one test command: installs what a fresh Debian 12 machine lacks (scripts/setup.sh), then runs every test
+# in the solution and prints a closing "N passed, N failed" line. Exit code is non-zero if any test failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build HypercoreController.sln -c Release -nologo -v q
+log=$(mktemp)
+set +e
+dotnet test HypercoreController.sln -c Release --no-build -nologo -v q \
+  --logger "console;verbosity=normal" -- NUnit.NumberOfTestWorkers=1 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+skipped=$(grep -Eo 'Skipped: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi

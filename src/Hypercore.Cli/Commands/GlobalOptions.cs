@@ -1,0 +1,66 @@
+using System.CommandLine;
+using Hypercore.Client;
+
+namespace Hypercore.Cli.Commands;
+
+/// <summary>Options every command takes; declared once on the root and inherited (Recursive).</summary>
+internal sealed class GlobalOptions
+{
+    public const string HostVariable = "VIS_HOST";
+
+    public Option<string?> Host { get; } = new("--host")
+    {
+        Description = $"vistarad gRPC address: host:port or http://host:port [default: ${HostVariable}, else {HypercoreAddress.DefaultHost}]",
+        HelpName = "address",
+        Recursive = true,
+    };
+
+    public Option<string?> Namespace { get; } = new("--namespace", "-n")
+    {
+        Description = "Namespace of the microvm [default: create in \"default\"; find by id in any namespace; list all]",
+        HelpName = "namespace",
+        Recursive = true,
+    };
+
+    public Option<string> Output { get; } = new Option<string>("--output", "-o")
+    {
+        Description = "Output format",
+        DefaultValueFactory = _ => "table",
+        Recursive = true,
+    }.AcceptOnlyFromAmong("table", "json", "yaml");
+
+    public void AddTo(RootCommand root)
+    {
+        root.Add(Host);
+        root.Add(Namespace);
+        root.Add(Output);
+    }
+}
+
+/// <summary>Options several commands share; each command gets its own instances.</summary>
+internal static class SharedOptions
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(3);
+
+    /// <summary>--timeout; read it with <see cref="GetTimeout"/>, which applies the default.</summary>
+    public static Option<TimeSpan?> Timeout() => new("--timeout")
+    {
+        Description = $"How long a wait may take, e.g. 90s, 5m, 1h30m [default: {Durations.Format(DefaultTimeout)}]",
+        HelpName = "duration",
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (Durations.TryParse(text, out var value))
+            {
+                return value;
+            }
+
+            result.AddError($"--timeout: \"{text}\" is not a positive duration like 90s, 5m or 1h30m");
+            return default;
+        },
+    };
+
+    public static TimeSpan GetTimeout(this ParseResult parse, Option<TimeSpan?> timeout) => parse.GetValue(timeout) ?? DefaultTimeout;
+
+    public static Argument<string> Id() => new("id") { Description = "MicroVM id" };
+}

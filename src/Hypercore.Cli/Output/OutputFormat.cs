@@ -1,0 +1,8 @@
+namespace Hypercore.Cli.Output;
+
+internal enum OutputFormat
+{
+    Table,
+    Json,
+    Yaml,
+}

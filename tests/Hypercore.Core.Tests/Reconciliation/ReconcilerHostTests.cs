@@ -1,0 +1,206 @@
+using Hypercore.Core.Tests.Fakes;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Hypercore.Core.Tests.Reconciliation;
+
+/// <summary>The loop around the reconciler: watch, queue, workers, backoff, adoption.</summary>
+public class ReconcilerHostTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private InMemoryStore _store = null!;
+    private FakeDriver _driver = null!;
+    private FakeTimeProvider _time = null!;
+    private ReconcilerHost _host = null!;
+    private ReconcilerOptions _options = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _store = new InMemoryStore();
+        _driver = new FakeDriver();
+        _time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
+        _options = new ReconcilerOptions
+        {
+            NodeName = "node-a", Workers = 4, BackoffBase = TimeSpan.FromSeconds(1), BackoffCap = TimeSpan.FromSeconds(60),
+            PollInterval = TimeSpan.FromSeconds(2), ResyncInterval = TimeSpan.FromHours(1),
+        };
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        foreach (var gate in _driver.StartGates.Values)
+        {
+            gate.TrySetResult();
+        }
+
+        if (_host is not null)
+        {
+            await _host.StopAsync(CancellationToken.None);
+            _host.Dispose();
+        }
+    }
+
+    private async Task StartHost()
+    {
+        var registry = new DriverRegistry([_driver], "fake");
+        var options = Options.Create(_options);
+        var reconciler = new Reconciler(_store, registry, _time, options, NullLogger<Reconciler>.Instance);
+        _host = new ReconcilerHost(_store, registry, reconciler, options, _time, NullLogger<ReconcilerHost>.Instance);
+        await _host.StartAsync(CancellationToken.None);
+        await _host.Ready.WaitAsync(Patience);
+    }
+
+    private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/k" } };
+
+    private async Task<MicroVm> WaitFor(VmKey key, Func<MicroVm, bool> done)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        while (true)
+        {
+            var vm = await _store.GetAsync(key);
+            if (vm is not null && done(vm))
+            {
+                return vm;
+            }
+
+            await Task.Delay(10, cts.Token);
+        }
+    }
+
+    [Test]
+    public async Task CreatedRecord_IsPickedUpFromTheWatch_AndRuns()
+    {
+        await StartHost();
+
+        var vm = await _store.CreateAsync(Spec("a"));
+
+        var running = await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        running.Status.Pid.Should().NotBeNull();
+    }
+
+    [Test]
+    public async Task OneBrokenVm_NeverStallsTheOthers()
+    {
+        _driver.StartGates["hung"] = new TaskCompletionSource(); // never completes on its own
+        _driver.StartFailures["broken"] = new DriverException("HypervisorError", "boom");
+        await StartHost();
+
+        var hung = await _store.CreateAsync(Spec("hung"));
+        var broken = await _store.CreateAsync(Spec("broken"));
+        var others = new List<MicroVm>();
+        for (var i = 0; i < 10; i++)
+        {
+            others.Add(await _store.CreateAsync(Spec($"ok-{i}")));
+        }
+
+        foreach (var vm in others)
+        {
+            await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        }
+
+        (await _store.GetAsync(broken.Key))!.Status.Phase.Should().Be(Phase.Failed);
+        (await _store.GetAsync(hung.Key))!.Status.Phase.Should().Be(Phase.Provisioning);
+    }
+
+    [Test]
+    public async Task Failure_IsRetriedWithGrowingBackoff_ThenSucceeds()
+    {
+        _driver.StartFailures["a"] = new DriverException("HypervisorError", "boom");
+        await StartHost();
+        var vm = await _store.CreateAsync(Spec("a"));
+        await WaitFor(vm.Key, v => v.Status.Phase == Phase.Failed);
+        await WaitUntil(() => _host.Queue.Failures(vm.Key) == 1);
+        _driver.CallCount("start").Should().Be(1);
+
+        _time.Advance(TimeSpan.FromMilliseconds(999));
+        await Task.Delay(100);
+        _driver.CallCount("start").Should().Be(1, "the first retry waits the base delay of 1 s");
+
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        await WaitUntil(() => _driver.CallCount("start") == 2);
+        await WaitUntil(() => _host.Queue.Failures(vm.Key) == 2);
+
+        _time.Advance(TimeSpan.FromMilliseconds(1999));
+        await Task.Delay(100);
+        _driver.CallCount("start").Should().Be(2, "the second retry waits twice as long");
+
+        _driver.StartFailures.Clear();
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        await WaitUntil(() => _host.Queue.Failures(vm.Key) == 0);
+    }
+
+    [Test]
+    public async Task ManyChangesToOneKey_AreNeverReconciledConcurrently_AndCollapse()
+    {
+        _driver.StartGates["a"] = new TaskCompletionSource();
+        await StartHost();
+        var vm = await _store.CreateAsync(Spec("a"));
+        await WaitUntil(() => _driver.CallCount("start") == 1);
+
+        // While the start is in flight, write the record 50 times: each write is a watch event for the same key.
+        for (var i = 0; i < 50; i++)
+        {
+            var current = (await _store.GetAsync(vm.Key))!;
+            await _store.UpdateSpecAsync(vm.Key, current.Spec with { Labels = new Dictionary<string, string> { ["n"] = $"{i}" } }, current.ResourceVersion);
+        }
+
+        var before = _host.Completed;
+        _driver.StartGates["a"].SetResult();
+        await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running && v.Status.ObservedGeneration == v.Generation);
+        await Task.Delay(200);
+
+        _driver.MaxConcurrentPerVm.Should().Be(1);
+        (_host.Completed - before).Should().BeLessThan(5, "50 queued events for one key collapse into a few passes");
+    }
+
+    [Test]
+    public async Task AtStart_RunningVmsAreAdopted_NotRestarted()
+    {
+        var vm = _store.Seed(new MicroVm
+        {
+            Uid = "u-1", Spec = Spec("a"), ResourceVersion = "0", Claimed = true,
+            Status = MicroVmStatus.Initial with { Phase = Phase.Running, Pid = 777, Node = "node-a" },
+        });
+        _driver.SetLive("u-1", LiveState.Running, pid: 777);
+
+        await StartHost();
+        await WaitUntil(() => _driver.CallCount("inspect") >= 1);
+        var after = await WaitFor(vm.Key, v => v.Status.FindCondition(Conditions.Ready) is not null);
+
+        _driver.CallCount("start").Should().Be(0);
+        _driver.CallCount("stop").Should().Be(0);
+        after.Status.Pid.Should().Be(777);
+        after.Status.Phase.Should().Be(Phase.Running);
+    }
+
+    [Test]
+    public async Task LiveStateIsPolled_SoAVmThatDiesUnnoticedIsRestarted()
+    {
+        await StartHost();
+        var vm = await _store.CreateAsync(Spec("a"));
+        await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        _driver.SetLive(vm.Uid, LiveState.Exited, ExitKind.Crashed);
+
+        _time.Advance(_options.PollInterval);
+
+        var restarted = await WaitFor(vm.Key, v => v.Status.RestartCount == 1 && v.Status.Phase == Phase.Running);
+        _driver.CallCount("start").Should().Be(2);
+        restarted.Status.Pid.Should().Be(_driver.Live(vm.Uid)!.Pid);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        while (!condition())
+        {
+            await Task.Delay(10, cts.Token);
+        }
+    }
+}

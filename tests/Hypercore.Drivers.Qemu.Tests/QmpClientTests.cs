@@ -1,0 +1,112 @@
+using System.Net.Sockets;
+using System.Text;
+using Hypercore.Drivers.Qemu.Qmp;
+
+namespace Hypercore.Drivers.Qemu.Tests;
+
+/// <summary>The QMP client against a scripted server on a real Unix socket (protocol edge cases QEMU rarely shows).</summary>
+public sealed class QmpClientTests
+{
+    private const string Greeting = """{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}""";
+
+    private string _dir = null!;
+    private string _socket = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = Path.Combine("/tmp", "hcqmp-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(_dir);
+        _socket = Path.Combine(_dir, "qmp.sock");
+    }
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    [Test]
+    public async Task Execute_EventsBetweenReplies_AreSkipped()
+    {
+        var server = Serve(async (reader, writer) =>
+        {
+            await writer("""{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 2}}""");
+            var request = await reader();
+            request.Should().Contain("\"execute\":\"query-status\"");
+            await writer("""{"timestamp": {"seconds": 1, "microseconds": 3}, "event": "STOP"}""");
+            await writer("""{"return": {"status": "paused", "singlestep": false, "running": false}, "id": "hc-2"}""");
+        });
+
+        await using var qmp = await QmpClient.ConnectAsync(_socket, TimeProvider.System, TimeSpan.FromSeconds(10), CancellationToken.None);
+        var status = await qmp.QueryStatusAsync(CancellationToken.None);
+
+        qmp.Version.Should().Be("7.2.22");
+        status.Should().Be("paused");
+        await server;
+    }
+
+    [Test]
+    public async Task Execute_ErrorReply_ThrowsWithClassAndDescription()
+    {
+        var server = Serve(async (reader, writer) =>
+        {
+            await reader();
+            await writer("""{"id": "hc-2", "error": {"class": "CommandNotFound", "desc": "The command nope has not been found"}}""");
+        });
+
+        await using var qmp = await QmpClient.ConnectAsync(_socket, TimeProvider.System, TimeSpan.FromSeconds(10), CancellationToken.None);
+        var act = () => qmp.ExecuteAsync("nope", null, CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<QmpException>()).Which;
+        error.ErrorClass.Should().Be("CommandNotFound");
+        error.Message.Should().Be("nope: The command nope has not been found");
+        await server;
+    }
+
+    [Test]
+    public async Task Execute_NoReply_TimesOut()
+    {
+        var server = Serve(async (reader, _) =>
+        {
+            await reader();
+            await Task.Delay(2000); // never answers
+        });
+
+        await using var qmp = await QmpClient.ConnectAsync(_socket, TimeProvider.System, TimeSpan.FromMilliseconds(300), CancellationToken.None);
+        var act = () => qmp.QueryStatusAsync(CancellationToken.None);
+
+        (await act.Should().ThrowAsync<QmpException>()).Which.ErrorClass.Should().Be("Timeout");
+        await server;
+    }
+
+    [Test]
+    public async Task Connector_NoSocket_RetriesThenReportsUnreachable()
+    {
+        var connector = new QmpConnector(TimeProvider.System, TimeSpan.FromMilliseconds(200), maxRetries: 2);
+
+        var act = () => connector.ConnectAsync(_socket, CancellationToken.None);
+
+        (await act.Should().ThrowAsync<QmpException>()).Which.ErrorClass.Should().Be("Unreachable");
+    }
+
+    /// <summary>Accepts one client, sends the greeting, answers qmp_capabilities, then runs the script.</summary>
+    private Task Serve(Func<Func<Task<string>>, Func<string, Task>, Task> script)
+    {
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(_socket));
+        listener.Listen(1);
+        return Task.Run(async () =>
+        {
+            using (listener)
+            using (var conn = await listener.AcceptAsync())
+            using (var stream = new NetworkStream(conn, ownsSocket: false))
+            using (var reader = new StreamReader(stream))
+            {
+                async Task Write(string line) => await stream.WriteAsync(Encoding.UTF8.GetBytes(line + "\r\n"));
+                async Task<string> Read() => await reader.ReadLineAsync() ?? "";
+                await Write(Greeting);
+                (await Read()).Should().Contain("qmp_capabilities");
+                await Write("""{"return": {}, "id": "hc-1"}""");
+                await script(Read, Write);
+            }
+        });
+    }
+}
