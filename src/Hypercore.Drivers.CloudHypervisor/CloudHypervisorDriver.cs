@@ -116,6 +116,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
 
         dir.Create();
         var socket = dir.File(ApiSocketName);
+        UnixSocketApi.EnsurePathFits(socket);
         VmDirectory.DeleteFile(socket);
         VmDirectory.DeleteFile(socket + ".lock");
 

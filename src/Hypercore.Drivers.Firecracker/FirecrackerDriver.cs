@@ -118,6 +118,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
         var jail = _options.Jailer.Enabled ? await PrepareJailAsync(vm, binary, ct) : null;
         var socket = jail is null ? dir.File(ApiSocketName) : jail.Root + JailerCommand.SocketInJail;
         VmDirectory.DeleteFile(socket); // firecracker refuses to bind over a stale socket
+        UnixSocketApi.EnsurePathFits(socket);
 
         var taps = new List<string>();
         for (var i = 0; i < vm.Spec.Interfaces.Count; i++)

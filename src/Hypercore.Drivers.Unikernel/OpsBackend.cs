@@ -53,8 +53,20 @@ internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, IL
 
     public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken ct)
     {
+        IReadOnlyList<(string Name, int Pid)> instances;
+        try
+        {
+            instances = await OpsListAsync(ct);
+        }
+        catch (DriverException ex)
+        {
+            // Adoption must not fail because ops did: fall back to what the driver recorded itself.
+            UnikernelLog.StepFailed(log, "*", "ops instance list", ex.Message);
+            instances = [.. VmDirectory.Scan(options.RuntimeDirectory).Select(r => (Prefix + r.Record.Uid, r.Record.Pid))];
+        }
+
         var found = new List<VmRuntimeInfo>();
-        foreach (var (name, pid) in await OpsListAsync(ct))
+        foreach (var (name, pid) in instances)
         {
             if (!name.StartsWith(Prefix, StringComparison.Ordinal))
             {

@@ -105,6 +105,7 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
 
         dir.Create();
         var qmp = dir.File(QmpSocketName);
+        UnixSocketApi.EnsurePathFits(qmp);
         VmDirectory.DeleteFile(qmp);
         VmDirectory.DeleteFile(dir.ConsoleLog); // a fresh boot gets a fresh console
 

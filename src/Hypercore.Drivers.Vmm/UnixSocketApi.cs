@@ -61,6 +61,18 @@ public sealed class UnixSocketApi : IDisposable
 
     public string SocketPath { get; }
 
+    /// <summary>
+    /// Fails with a clear message when a socket path would not fit sockaddr_un (107 bytes and a NUL): the VMM would
+    /// otherwise fail to bind with an obscure error. Keep RuntimeDirectory short.
+    /// </summary>
+    public static void EnsurePathFits(string socketPath)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(socketPath) > 107)
+        {
+            throw new DriverException("HypervisorError", $"socket path {socketPath} is longer than 107 bytes; use a shorter RuntimeDirectory");
+        }
+    }
+
     /// <summary>The pipeline: retry (connect failures only, capped) around a per-attempt timeout.</summary>
     public static ResiliencePipeline BuildPipeline(ApiPolicy policy, TimeProvider time) =>
         new ResiliencePipelineBuilder { TimeProvider = time }
