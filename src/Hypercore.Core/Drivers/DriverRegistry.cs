@@ -3,14 +3,18 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Hypercore.Drivers;
 
-/// <summary>Drivers by provider name. Each driver project registers itself with one TryAddEnumerable call.</summary>
+/// <summary>
+/// Drivers by provider name. Each driver project registers itself with one TryAddEnumerable call. Every driver is
+/// wrapped in an <see cref="InstrumentedDriver"/>, so each call is a trace span and each failure is counted.
+/// </summary>
 public sealed class DriverRegistry
 {
     private readonly Dictionary<string, IHypervisorDriver> _drivers;
 
     public DriverRegistry(IEnumerable<IHypervisorDriver> drivers, string defaultProvider)
     {
-        _drivers = drivers.ToDictionary(d => d.Name, StringComparer.OrdinalIgnoreCase);
+        _drivers = drivers.Select(d => d as InstrumentedDriver ?? new InstrumentedDriver(d))
+            .ToDictionary(d => d.Name, d => (IHypervisorDriver)d, StringComparer.OrdinalIgnoreCase);
         DefaultProvider = defaultProvider;
     }
 

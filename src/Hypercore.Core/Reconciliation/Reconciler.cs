@@ -226,7 +226,6 @@ public sealed partial class Reconciler
             }
             catch (DriverException ex)
             {
-                HypercoreTelemetry.DriverErrors.Add(1, new KeyValuePair<string, object?>("provider", driver.Name), new KeyValuePair<string, object?>("operation", "start"));
                 await WriteFailureAsync(vm, ex.Reason, ex.Message, ct);
                 return ReconcileResult.Backoff;
             }

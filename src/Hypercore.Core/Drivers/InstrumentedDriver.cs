@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using Hypercore.MicroVms;
+using Hypercore.Telemetry;
+
+namespace Hypercore.Drivers;
+
+/// <summary>
+/// Wraps a driver so that every call is an Activity <c>driver.&lt;op&gt;</c> (a child of the reconcile span that made
+/// it) tagged with the provider, and every failed call counts in <see cref="HypercoreTelemetry.DriverErrors"/>.
+/// <see cref="DriverRegistry"/> wraps each driver it is given, so the reconciler never sees an uninstrumented one.
+/// System.Diagnostics only: exporters are the host's business.
+/// </summary>
+public sealed class InstrumentedDriver : IHypervisorDriver
+{
+    public const string TagProvider = "hypercore.provider";
+    public const string TagMicroVm = "hypercore.microvm";
+    public const string TagUid = "hypercore.microvm.uid";
+    public const string TagOperation = "operation";
+
+    private readonly IHypervisorDriver _inner;
+
+    public InstrumentedDriver(IHypervisorDriver inner)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        _inner = inner is InstrumentedDriver already ? already._inner : inner;
+    }
+
+    /// <summary>The driver doing the work.</summary>
+    public IHypervisorDriver Inner => _inner;
+
+    public string Name => _inner.Name;
+
+    public DriverCapabilities Capabilities => _inner.Capabilities;
+
+    public async Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.check_availability", null);
+        try
+        {
+            var result = await _inner.CheckAvailabilityAsync(cancellationToken);
+            activity?.SetTag("hypercore.available", result.Available);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "check_availability", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.list", null);
+        try
+        {
+            var result = await _inner.ListAsync(cancellationToken);
+            activity?.SetTag("hypercore.found", result.Count);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "list", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.inspect", vm);
+        try
+        {
+            var result = await _inner.InspectAsync(vm, cancellationToken);
+            activity?.SetTag("hypercore.live_state", result.State.ToString());
+            return result;
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "inspect", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.start", vm);
+        try
+        {
+            var result = await _inner.StartAsync(vm, cancellationToken);
+            activity?.SetTag("hypercore.live_state", result.State.ToString());
+            activity?.SetTag("hypercore.pid", result.Pid);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "start", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.pause", vm);
+        try
+        {
+            await _inner.PauseAsync(vm, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "pause", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.resume", vm);
+        try
+        {
+            await _inner.ResumeAsync(vm, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "resume", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task StopAsync(MicroVm vm, TimeSpan gracePeriod, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.stop", vm);
+        activity?.SetTag("hypercore.grace_period_s", gracePeriod.TotalSeconds);
+        try
+        {
+            await _inner.StopAsync(vm, gracePeriod, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "stop", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.cleanup", vm);
+        try
+        {
+            await _inner.CleanupAsync(vm, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "cleanup", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public override string ToString() => $"instrumented {_inner.Name} driver";
+
+    /// <summary>Null when nobody listens: then the call costs no allocation here.</summary>
+    private Activity? Start(string name, MicroVm? vm)
+    {
+        var activity = HypercoreTelemetry.ActivitySource.StartActivity(name, ActivityKind.Internal);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(TagProvider, _inner.Name);
+            if (vm is not null)
+            {
+                activity.SetTag(TagMicroVm, vm.Key.ToString());
+                activity.SetTag(TagUid, vm.Uid);
+            }
+        }
+
+        return activity;
+    }
+
+    private void Fail(Activity? activity, string operation, Exception ex, CancellationToken cancellationToken)
+    {
+        if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+        {
+            activity?.SetTag("hypercore.cancelled", true);
+            return; // the caller gave up (daemon stopping); not the driver's failure
+        }
+
+        HypercoreTelemetry.DriverErrors.Add(
+            1,
+            new KeyValuePair<string, object?>("provider", _inner.Name),
+            new KeyValuePair<string, object?>(TagOperation, operation),
+            new KeyValuePair<string, object?>("reason", ex is DriverException d ? d.Reason : ex.GetType().Name));
+        if (activity is not null)
+        {
+            activity.SetStatus(ActivityStatusCode.Error, ex.Message);
+            activity.AddException(ex);
+        }
+    }
+}
