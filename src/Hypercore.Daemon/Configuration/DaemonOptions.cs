@@ -35,6 +35,9 @@ public sealed class DaemonOptions
     /// <summary>Log format on stderr: text or json. Default text.</summary>
     public string LogFormat { get; set; } = "text";
 
+    /// <summary>OTLP collector address for traces and metrics; empty: OTEL_EXPORTER_OTLP_ENDPOINT if set, else none.</summary>
+    public string OtlpEndpoint { get; set; } = "";
+
     public string DatabasePath => Path.Combine(StateDirectory, "hypercore.db");
 
     public string ImageDirectory => Path.Combine(StateDirectory, "images");
@@ -64,8 +67,10 @@ public static class DaemonSettings
     public static readonly DaemonSetting LogLevel = new("log-level", "Daemon:LogLevel", "minimum log level; default Information", "level");
     public static readonly DaemonSetting LogFormat = new("log-format", "Daemon:LogFormat", "log format on stderr: text or json; default text", "text|json");
 
+    public static readonly DaemonSetting OtlpEndpoint = new("otlp-endpoint", "Daemon:OtlpEndpoint", "OTLP collector for traces and metrics (http://host:4317); default $OTEL_EXPORTER_OTLP_ENDPOINT or none", "url");
+
     public static readonly IReadOnlyList<DaemonSetting> All =
-        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat];
+        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat, OtlpEndpoint];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }

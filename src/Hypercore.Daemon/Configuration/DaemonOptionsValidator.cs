@@ -73,6 +73,11 @@ internal sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             errors.Add($"{DaemonSettings.LogFormat.Name}: \"{o.LogFormat}\" is not one of {string.Join(", ", LogFormats)}");
         }
 
+        if (o.OtlpEndpoint.Length > 0 && (!Uri.TryCreate(o.OtlpEndpoint, UriKind.Absolute, out var otlp) || otlp.Scheme is not ("http" or "https")))
+        {
+            errors.Add($"{DaemonSettings.OtlpEndpoint.Name}: \"{o.OtlpEndpoint}\" is not an http(s)://host:port address");
+        }
+
         if (CheckStateDirectory(o.StateDirectory) is { } stateError)
         {
             errors.Add($"{DaemonSettings.StateDirectory.Name}: {stateError}");

@@ -5,6 +5,7 @@ using Hypercore.Drivers;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Sqlite;
+using Hypercore.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
@@ -17,7 +18,7 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Daemon.Hosting;
 
 /// <summary>
-/// The composition root: SQLite store, QEMU driver, driver registry, reconciler and the API, on two Kestrel
+/// The composition root: SQLite store, QEMU driver, driver registry, reconciler, the API and telemetry (GET /metrics), on two Kestrel
 /// endpoints (gRPC over HTTP/2, HTTP/JSON over HTTP/1.1: without TLS there is no ALPN to share one port).
 /// </summary>
 public static partial class DaemonHost
@@ -130,9 +131,15 @@ public static partial class DaemonHost
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
+        services.AddHypercoreTelemetry(o =>
+        {
+            o.OtlpEndpoint = daemon.OtlpEndpoint;
+            o.ServiceInstanceId = daemon.NodeName;
+        });
 
         var app = builder.Build();
         app.MapHypercoreApi();
+        app.MapHypercoreMetrics();
         return app;
     }
 
@@ -148,7 +155,11 @@ public static partial class DaemonHost
         logging.AddFilter("Grpc", level <= LogLevel.Debug ? level : LogLevel.Warning);
         if (daemon.LogFormat == "json")
         {
-            logging.AddJsonConsole(o => o.UseUtcTimestamp = true);
+            logging.AddJsonConsole(o =>
+            {
+                o.UseUtcTimestamp = true;
+                o.IncludeScopes = true; // carries TraceId/SpanId of the reconcile or request a line belongs to
+            });
         }
         else
         {

@@ -1,0 +1,142 @@
+using Hypercore.Telemetry.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Hypercore.Telemetry;
+
+public static class TelemetryServiceCollectionExtensions
+{
+    /// <summary>Meters exported besides Hypercore's own: HTTP/gRPC server metrics and the runtime's (GC, memory, threads).</summary>
+    public static readonly IReadOnlyList<string> ExtraMeters =
+        ["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime"];
+
+    /// <summary>Bucket bounds for Hypercore's duration histograms: 0.5 ms (a store commit) to 2 min (a slow TCG boot).</summary>
+    public static readonly double[] SecondsBuckets =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+    /// <summary>Adds telemetry with settings bound from <paramref name="section"/> (keys as in <see cref="HypercoreTelemetryOptions"/>).</summary>
+    public static IServiceCollection AddHypercoreTelemetry(this IServiceCollection services, IConfiguration section) =>
+        services.AddHypercoreTelemetry(section.Bind);
+
+    /// <summary>
+    /// Adds OpenTelemetry for a Hypercore host: traces from the "Hypercore" ActivitySource (reconcile spans with
+    /// driver.* child spans) and ASP.NET Core server spans (one per API call, gRPC included); metrics from the
+    /// "Hypercore" Meter (reconcile duration, queue depth, MicroVMs by phase, boot time, driver errors, store
+    /// commits) plus server and runtime meters; the Prometheus exporter (see <see cref="MapHypercoreMetrics"/>);
+    /// OTLP export of traces and metrics when an endpoint is set or <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is.
+    /// Log lines carry the trace and span id of the work they belong to.
+    /// </summary>
+    public static IServiceCollection AddHypercoreTelemetry(this IServiceCollection services, Action<HypercoreTelemetryOptions>? configure = null)
+    {
+        var optionsBuilder = services.AddOptions<HypercoreTelemetryOptions>();
+        if (configure is not null)
+        {
+            optionsBuilder.Configure(configure);
+        }
+
+        optionsBuilder.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreTelemetryOptions>, HypercoreTelemetryOptionsValidator>());
+
+        // The SDK's pipelines are fixed when the service collection is built, so which exporters exist is decided
+        // now from the same settings; the validator above still reports bad values at start.
+        var options = new HypercoreTelemetryOptions();
+        configure?.Invoke(options);
+        var valid = HypercoreTelemetryOptionsValidator.Errors(options, null).Count == 0;
+        var otlp = valid ? options.EffectiveOtlpEndpoint() : null;
+        var httpProtobuf = options.EffectiveOtlpProtocol() == HypercoreTelemetryOptions.ProtocolHttpProtobuf;
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<PhaseCounter>();
+        services.AddHostedService(sp => sp.GetRequiredService<PhaseCounter>());
+        services.TryAddSingleton<NodeGauges>();
+        services.AddHostedService<GaugeActivation>();
+        services.Configure<LoggerFactoryOptions>(o => o.ActivityTrackingOptions |= ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
+
+        var otel = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService(options.ServiceName, serviceInstanceId: options.ServiceInstanceId, autoGenerateServiceInstanceId: false))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(HypercoreTelemetry.Name).AddMeter([.. ExtraMeters]);
+
+                // The SDK's default buckets (0..10000) suit milliseconds; these histograms are in seconds.
+                metrics.AddView(
+                    instrument => instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Unit == "s"
+                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets }
+                        : null);
+                if (options.Prometheus)
+                {
+                    metrics.AddPrometheusExporter();
+                }
+
+                if (otlp is not null)
+                {
+                    metrics.AddOtlpExporter((exporter, reader) =>
+                    {
+                        Point(exporter, otlp, httpProtobuf, "v1/metrics");
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)options.OtlpMetricInterval.TotalMilliseconds;
+                    });
+                }
+            });
+
+        if (options.EffectiveTracing())
+        {
+            var metricsPath = options.MetricsPath;
+            otel.WithTracing(tracing =>
+            {
+                tracing.AddSource(HypercoreTelemetry.Name)
+                    .AddAspNetCoreInstrumentation(o => o.Filter = ctx => !IsScrape(ctx, metricsPath));
+                if (otlp is not null)
+                {
+                    tracing.AddOtlpExporter(exporter => Point(exporter, otlp, httpProtobuf, "v1/traces"));
+                }
+            });
+        }
+
+        return services;
+    }
+
+    /// <summary>Maps the Prometheus scrape endpoint (GET /metrics by default) when Prometheus is enabled.</summary>
+    public static IEndpointRouteBuilder MapHypercoreMetrics(this IEndpointRouteBuilder endpoints)
+    {
+        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<HypercoreTelemetryOptions>>().Value;
+        if (options.Prometheus)
+        {
+            endpoints.MapPrometheusScrapingEndpoint(options.MetricsPath);
+        }
+
+        return endpoints;
+    }
+
+    private static bool IsScrape(HttpContext context, string metricsPath) =>
+        context.Request.Path.Equals(metricsPath, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>OTLP/HTTP wants the full signal URL; OTLP/gRPC the base address.</summary>
+    private static void Point(OtlpExporterOptions exporter, Uri baseAddress, bool httpProtobuf, string signalPath)
+    {
+        exporter.Protocol = httpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        exporter.Endpoint = httpProtobuf ? new Uri(baseAddress.ToString().TrimEnd('/') + "/" + signalPath) : baseAddress;
+    }
+
+    /// <summary>Creates the observable gauges when the host starts (nothing else asks for them by type).</summary>
+    private sealed class GaugeActivation(NodeGauges gauges) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            GC.KeepAlive(gauges);
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+
+namespace Hypercore.Telemetry.Tests.Fakes;
+
+/// <summary>
+/// A hand-written driver fake: keeps a live state per uid, records every call in order, and lets a test inject
+/// failures, hangs and deaths.
+/// </summary>
+internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabilities = FakeDriver.All) : IHypervisorDriver
+{
+    public const DriverCapabilities All = DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
+        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices;
+
+    private readonly ConcurrentDictionary<string, VmRuntimeInfo> _live = new();
+    private readonly ConcurrentDictionary<string, int> _inFlight = new();
+    private int _nextPid = 1000;
+
+    public string Name { get; } = name;
+
+    public DriverCapabilities Capabilities { get; } = capabilities;
+
+    public ConcurrentQueue<string> Calls { get; } = new();
+
+    public DriverAvailability Availability { get; set; } = DriverAvailability.Ok("fake ready");
+
+    /// <summary>When set for a VM id, StartAsync throws it.</summary>
+    public ConcurrentDictionary<string, Exception> StartFailures { get; } = new();
+
+    /// <summary>When set for a VM id, StartAsync waits on it (simulating a slow or hung hypervisor).</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> StartGates { get; } = new();
+
+    /// <summary>Largest number of calls seen at once for one VM (must stay 1).</summary>
+    public int MaxConcurrentPerVm { get; private set; }
+
+    public Func<string, LiveState?>? InspectOverride { get; set; }
+
+    public int CallCount(string op) => Calls.Count(c => c.StartsWith(op + ":", StringComparison.Ordinal));
+
+    public void SetLive(string uid, LiveState state, ExitKind exit = ExitKind.None, int? pid = null) =>
+        _live[uid] = new VmRuntimeInfo { Uid = uid, State = state, Exit = exit, Pid = pid ?? Interlocked.Increment(ref _nextPid) };
+
+    public VmRuntimeInfo? Live(string uid) => _live.GetValueOrDefault(uid);
+
+    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default) => Task.FromResult(Availability);
+
+    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        IReadOnlyList<VmRuntimeInfo> list = _live.Values.Where(v => v.State is LiveState.Running or LiveState.Paused).ToList();
+        return Task.FromResult(list);
+    }
+
+    public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var _ = Enter(vm, "inspect");
+        await Task.Yield();
+        if (InspectOverride?.Invoke(vm.Spec.Id) is { } forced)
+        {
+            return new VmRuntimeInfo { Uid = vm.Uid, State = forced };
+        }
+
+        return _live.GetValueOrDefault(vm.Uid) ?? VmRuntimeInfo.NotFound(vm.Uid);
+    }
+
+    public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var _ = Enter(vm, "start");
+        if (StartGates.TryGetValue(vm.Spec.Id, out var gate))
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
+        if (StartFailures.TryGetValue(vm.Spec.Id, out var ex))
+        {
+            throw ex;
+        }
+
+        var info = new VmRuntimeInfo
+        {
+            Uid = vm.Uid, State = LiveState.Running, Pid = Interlocked.Increment(ref _nextPid),
+            ConsoleLogPath = $"/fake/{vm.Uid}/console.log", BootTime = DateTimeOffset.UnixEpoch, Detail = "fake",
+        };
+        _live[vm.Uid] = info;
+        return info;
+    }
+
+    public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => Change(vm, "pause", LiveState.Paused);
+
+    public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) => Change(vm, "resume", LiveState.Running);
+
+    public Task StopAsync(MicroVm vm, TimeSpan gracePeriod, CancellationToken cancellationToken = default)
+    {
+        using var _ = Enter(vm, $"stop({gracePeriod.TotalSeconds:0})");
+        _live.TryRemove(vm.Uid, out var _1);
+        return Task.CompletedTask;
+    }
+
+    public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        using var _ = Enter(vm, "cleanup");
+        _live.TryRemove(vm.Uid, out var _1);
+        return Task.CompletedTask;
+    }
+
+    private Task Change(MicroVm vm, string op, LiveState to)
+    {
+        using var _ = Enter(vm, op);
+        _live.AddOrUpdate(vm.Uid, _ => throw new InvalidOperationException($"{op} of a VM that is not running"), (_, v) => v with { State = to });
+        return Task.CompletedTask;
+    }
+
+    private Releaser Enter(MicroVm vm, string op)
+    {
+        Calls.Enqueue($"{op}:{vm.Spec.Id}");
+        var now = _inFlight.AddOrUpdate(vm.Uid, 1, (_, n) => n + 1);
+        lock (_inFlight)
+        {
+            MaxConcurrentPerVm = Math.Max(MaxConcurrentPerVm, now);
+        }
+
+        return new Releaser(() => _inFlight.AddOrUpdate(vm.Uid, 0, (_, n) => n - 1));
+    }
+
+    private readonly struct Releaser(Action release) : IDisposable
+    {
+        public void Dispose() => release();
+    }
+}

@@ -1,0 +1,176 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Hypercore.MicroVms;
+using Hypercore.Store;
+
+namespace Hypercore.Telemetry.Tests.Fakes;
+
+/// <summary>A hand-written store fake for reconciler tests: the port's semantics, in memory.</summary>
+internal sealed class InMemoryStore : IMicroVmStore
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<VmKey, MicroVm> _items = [];
+    private readonly List<Channel<StoreEvent>> _watchers = [];
+    private long _rv;
+
+    public string Name => "memory";
+
+    public int StatusWrites { get; private set; }
+
+    public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_items.GetValueOrDefault(key));
+        }
+    }
+
+    public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            return Task.FromResult(_items.Values.FirstOrDefault(v => v.Uid == uid));
+        }
+    }
+
+    public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            IReadOnlyList<MicroVm> list = _items.Values.Where(v => @namespace is null || v.Spec.Namespace == @namespace)
+                .OrderBy(v => v.Spec.Namespace, StringComparer.Ordinal).ThenBy(v => v.Spec.Id, StringComparer.Ordinal).ToList();
+            return Task.FromResult(list);
+        }
+    }
+
+    public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var key = new VmKey(spec.Namespace, spec.Id);
+            if (_items.ContainsKey(key))
+            {
+                throw new AlreadyExistsException(key);
+            }
+
+            var vm = new MicroVm { Uid = Guid.NewGuid().ToString("N"), Spec = spec, ResourceVersion = Next() };
+            return Task.FromResult(Put(vm, StoreEventType.Added));
+        }
+    }
+
+    /// <summary>Puts a record as-is (for arranging a test), e.g. one that claims to be Running with a pid.</summary>
+    public MicroVm Seed(MicroVm vm)
+    {
+        lock (_gate)
+        {
+            return Put(vm with { ResourceVersion = Next() }, StoreEventType.Added);
+        }
+    }
+
+    public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var vm = Current(key, expectedResourceVersion);
+            var gen = spec == vm.Spec ? vm.Generation : vm.Generation + 1;
+            return Task.FromResult(Put(vm with { Spec = spec, Generation = gen, ResourceVersion = Next() }, StoreEventType.Modified));
+        }
+    }
+
+    public Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var vm = Current(key, expectedResourceVersion);
+            StatusWrites++;
+            return Task.FromResult(Put(vm with { Status = status, ResourceVersion = Next() }, StoreEventType.Modified));
+        }
+    }
+
+    public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var vm = Current(key, null);
+            return Task.FromResult(vm.Claimed ? vm : Put(vm with { Claimed = true, ResourceVersion = Next() }, StoreEventType.Modified));
+        }
+    }
+
+    public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var vm = Current(key, null);
+            return Task.FromResult(vm.IsDeleting ? vm : Put(vm with { DeletionRequestedAt = DateTimeOffset.UnixEpoch, ResourceVersion = Next() }, StoreEventType.Modified));
+        }
+    }
+
+    public Task RemoveAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            if (_items.Remove(key, out var vm))
+            {
+                Publish(new StoreEvent(StoreEventType.Deleted, vm));
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async IAsyncEnumerable<StoreEvent> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        var channel = Channel.CreateUnbounded<StoreEvent>();
+        lock (_gate)
+        {
+            _watchers.Add(channel);
+        }
+
+        try
+        {
+            await foreach (var ev in channel.Reader.ReadAllAsync(cancellationToken))
+            {
+                yield return ev;
+            }
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _watchers.Remove(channel);
+            }
+        }
+    }
+
+    private MicroVm Current(VmKey key, string? expected)
+    {
+        if (!_items.TryGetValue(key, out var vm))
+        {
+            throw new NotFoundException(key);
+        }
+
+        if (expected is not null && vm.ResourceVersion != expected)
+        {
+            throw new ConflictException(key);
+        }
+
+        return vm;
+    }
+
+    private MicroVm Put(MicroVm vm, StoreEventType type)
+    {
+        _items[vm.Key] = vm;
+        Publish(new StoreEvent(type, vm));
+        return vm;
+    }
+
+    private void Publish(StoreEvent ev)
+    {
+        foreach (var w in _watchers)
+        {
+            w.Writer.TryWrite(ev);
+        }
+    }
+
+    private string Next() => (++_rv).ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
