@@ -159,6 +159,11 @@ public sealed partial class Reconciler
     {
         var wantPaused = vm.Spec.State == DesiredState.Paused;
         var restarts = vm.Status.RestartCount;
+        if (live.State == LiveState.Created)
+        {
+            // A hypervisor that never booted (e.g. the daemon died mid-start): clear it and start afresh.
+            live = VmRuntimeInfo.NotFound(vm.Uid);
+        }
 
         if (live.State is LiveState.Exited or LiveState.NotFound)
         {
@@ -231,7 +236,7 @@ public sealed partial class Reconciler
             live = started;
         }
 
-        if (wantPaused && live.State is LiveState.Running or LiveState.Created)
+        if (wantPaused && live.State is LiveState.Running)
         {
             await driver.PauseAsync(vm, ct);
             live = live with { State = LiveState.Paused };

@@ -117,6 +117,18 @@ public class ReconcilerTests
     }
 
     [Test]
+    public async Task DesiredRunning_HypervisorCreatedButNeverBooted_IsClearedAndStarted()
+    {
+        var vm = await _store.CreateAsync(Spec("a"));
+        _driver.SetLive(vm.Uid, LiveState.Created);
+
+        var after = await Reconcile(vm);
+
+        _driver.Calls.Should().Equal("inspect:a", "stop(0):a", "start:a");
+        after.Status.Phase.Should().Be(Phase.Running);
+    }
+
+    [Test]
     public async Task DesiredRunning_Paused_Resumes()
     {
         var vm = await _store.CreateAsync(Spec("a"));

@@ -1,0 +1,43 @@
+using System.Net;
+using Hypercore.MicroVms;
+
+namespace Hypercore.Drivers.Vmm;
+
+/// <summary>Builds the guest kernel command line from the spec.</summary>
+public static class KernelArgs
+{
+    /// <summary>
+    /// The spec's cmdline, or <paramref name="defaults"/> when it has none; with kernel.add_network_config, one
+    /// kernel "ip=" argument (ip=client::gateway:netmask::ethN:off) per interface with a static address.
+    /// </summary>
+    public static string Build(MicroVmSpec spec, string defaults)
+    {
+        var args = spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : defaults;
+        if (!spec.Kernel.AddNetworkConfig)
+        {
+            return args;
+        }
+
+        var extra = new List<string>();
+        for (var i = 0; i < spec.Interfaces.Count; i++)
+        {
+            var nic = spec.Interfaces[i];
+            if (string.IsNullOrEmpty(nic.Address) || !IPNetwork.TryParse(nic.Address, out var net) ||
+                !IPAddress.TryParse(nic.Address.Split('/')[0], out var ip))
+            {
+                continue;
+            }
+
+            var mask = PrefixToMask(net.PrefixLength);
+            extra.Add($"ip={ip}::{nic.Gateway}:{mask}::eth{i}:off");
+        }
+
+        return extra.Count == 0 ? args : $"{args} {string.Join(' ', extra)}".Trim();
+    }
+
+    private static string PrefixToMask(int prefix)
+    {
+        var bits = prefix == 0 ? 0u : uint.MaxValue << (32 - prefix);
+        return new IPAddress([(byte)(bits >> 24), (byte)(bits >> 16), (byte)(bits >> 8), (byte)bits]).ToString();
+    }
+}

@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Hypercore.Drivers.Firecracker;
+using Hypercore.Drivers.Tests.Support;
+using Hypercore.Drivers.Vmm;
+using Hypercore.MicroVms;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Drivers.Tests.Firecracker;
+
+/// <summary>The Firecracker driver against the firecracker stand-in (same flags, same API, same state machine).</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class FirecrackerDriverTests
+{
+    private Scratch _scratch = null!;
+    private FirecrackerDriver _driver = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _scratch = new Scratch();
+        _driver = NewDriver();
+    }
+
+    [TearDown]
+    public async Task TearDown() => await _scratch.DisposeAsync();
+
+    private FirecrackerDriver NewDriver(Action<FirecrackerOptions>? change = null)
+    {
+        var options = new FirecrackerOptions
+        {
+            BinaryPath = StandIns.Firecracker,
+            RuntimeDirectory = _scratch.RuntimeDirectory,
+            RequireKvm = false, // the stand-in needs no KVM
+            StartTimeout = TimeSpan.FromSeconds(60),
+        };
+        change?.Invoke(options);
+        return new FirecrackerDriver(Options.Create(options), TimeProvider.System, NullLogger<FirecrackerDriver>.Instance);
+    }
+
+    [Test]
+    public async Task CheckAvailability_MissingBinary_ReportsUnavailableNamingThePath()
+    {
+        var driver = NewDriver(o => o.BinaryPath = "/nonexistent/hypercore/firecracker");
+
+        var availability = await driver.CheckAvailabilityAsync();
+
+        availability.Available.Should().BeFalse();
+        availability.Detail.Should().Be("firecracker binary not found: tried /nonexistent/hypercore/firecracker");
+    }
+
+    [Test]
+    public async Task CheckAvailability_BareNameNotOnPath_NamesEveryPathTried()
+    {
+        var driver = NewDriver(o => o.BinaryPath = "firecracker-not-installed-here");
+
+        var availability = await driver.CheckAvailabilityAsync();
+
+        availability.Available.Should().BeFalse();
+        availability.Detail.Should().StartWith("firecracker binary not found: tried ").And.Contain("/usr/bin/firecracker-not-installed-here");
+    }
+
+    [Test]
+    public async Task CheckAvailability_StandIn_ReportsVersionAndPath()
+    {
+        var availability = await _driver.CheckAvailabilityAsync();
+
+        availability.Available.Should().BeTrue(availability.Detail);
+        availability.Detail.Should().Contain("Firecracker v1.10.1").And.Contain(StandIns.Firecracker);
+    }
+
+    [Test]
+    public async Task Start_MissingBinary_ThrowsProviderUnavailable()
+    {
+        var driver = NewDriver(o => o.BinaryPath = "/nonexistent/hypercore/firecracker");
+
+        var act = () => driver.StartAsync(_scratch.Vm("nobin"));
+
+        (await act.Should().ThrowAsync<DriverException>()).Which.Reason.Should().Be(Conditions.ReasonProviderUnavailable);
+    }
+
+    [Test]
+    public async Task Lifecycle_StartPauseResumeStopStartCleanup_LeavesNothingBehind()
+    {
+        if (Environment.UserName != "root")
+        {
+            Assert.Ignore("creating tap devices needs root");
+        }
+
+        var vm = _scratch.Vm("fc-life", s => s with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0" }] });
+        var tap = TapDevices.TapName(vm.Uid, 0);
+        var socket = Path.Combine(_scratch.VmDirectory(vm), "api.sock");
+
+        var started = await _driver.StartAsync(vm);
+
+        started.State.Should().Be(LiveState.Running);
+        var pid = started.Pid!.Value;
+        HostProcess.IsAlive(pid).Should().BeTrue();
+        HostProcess.CommandLine(pid).Should().Contain(["--api-sock", socket]);
+        TapDevices.Exists(tap).Should().BeTrue("the driver creates the tap before firecracker opens it");
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+
+        await _driver.PauseAsync(vm);
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.Paused);
+        await _driver.ResumeAsync(vm);
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+
+        var watch = Stopwatch.StartNew();
+        await _driver.StopAsync(vm, TimeSpan.FromSeconds(30));
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(20), "SendCtrlAltDel makes the guest power off long before the grace period ends");
+        HostProcess.IsAlive(pid).Should().BeFalse();
+        Eventually.Read(started.ConsoleLogPath!).Should().Contain("HYPERCORE-GUEST-READY").And.Contain("reboot: Restarting system");
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+        File.Exists(socket).Should().BeFalse();
+        TapDevices.Exists(tap).Should().BeFalse();
+
+        var again = await _driver.StartAsync(vm);
+        again.State.Should().Be(LiveState.Running);
+        again.Pid.Should().NotBe(pid);
+
+        await _driver.CleanupAsync(vm);
+        HostProcess.IsAlive(again.Pid!.Value).Should().BeFalse();
+        Directory.Exists(_scratch.VmDirectory(vm)).Should().BeFalse();
+        TapDevices.Exists(tap).Should().BeFalse();
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+        await _driver.CleanupAsync(vm); // safe twice
+    }
+
+    [Test]
+    public async Task Start_SendsMachineConfigBootSourceDrivesNicsAndMetadata()
+    {
+        if (Environment.UserName != "root")
+        {
+            Assert.Ignore("creating tap devices needs root");
+        }
+
+        var data = _scratch.File("data.img", "data\n");
+        var vm = _scratch.Vm("fc-config", s => s with
+        {
+            AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = data, IsReadOnly = true }],
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:07" }],
+            Metadata = new Dictionary<string, string> { ["hostname"] = "fc-config", ["role"] = "test" },
+        });
+
+        await _driver.StartAsync(vm);
+
+        using var api = new UnixSocketApi(Path.Combine(_scratch.VmDirectory(vm), "api.sock"), new ApiPolicy(TimeSpan.FromSeconds(10), 3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), TimeProvider.System);
+        var config = (await api.GetAsync("/vm/config", default)).Json!;
+        config["machine-config"]!["vcpu_count"]!.GetValue<int>().Should().Be(2);
+        config["machine-config"]!["mem_size_mib"]!.GetValue<int>().Should().Be(256);
+        config["boot-source"]!["kernel_image_path"]!.GetValue<string>().Should().Be(_scratch.Kernel);
+        config["boot-source"]!["initrd_path"]!.GetValue<string>().Should().Be(_scratch.Initrd);
+        config["boot-source"]!["boot_args"]!.GetValue<string>().Should().Be("console=ttyS0 panic=1 reboot=k");
+        var drives = config["drives"]!.AsArray();
+        drives.Select(d => d!["drive_id"]!.GetValue<string>()).Should().Equal("root", "data");
+        drives[0]!["is_root_device"]!.GetValue<bool>().Should().BeTrue();
+        drives[1]!["is_read_only"]!.GetValue<bool>().Should().BeTrue();
+        var nic = config["network-interfaces"]!.AsArray().Single()!;
+        nic["host_dev_name"]!.GetValue<string>().Should().Be(TapDevices.TapName(vm.Uid, 0));
+        nic["guest_mac"]!.GetValue<string>().Should().Be("02:00:00:00:00:07");
+        config["mmds-config"]!["network_interfaces"]!.AsArray().Single()!.GetValue<string>().Should().Be("eth0");
+        var mmds = (await api.GetAsync("/mmds", default)).Json!;
+        mmds["hostname"]!.GetValue<string>().Should().Be("fc-config");
+        mmds["role"]!.GetValue<string>().Should().Be("test");
+    }
+
+    [Test]
+    public async Task Start_MissingKernel_FaultMessageReachesDriverException_AndNothingKeepsRunning()
+    {
+        var vm = _scratch.Vm("fc-nokernel", s => s with { Kernel = s.Kernel with { Image = "/nonexistent/vmlinux" } });
+
+        var act = () => _driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Message.Should().Contain("PUT /boot-source").And.Contain("The kernel file cannot be opened: No such file or directory (os error 2)");
+        ex.Reason.Should().Be("HypervisorError");
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "api.sock")).Should().BeFalse();
+        System.Diagnostics.Process.GetProcesses().Select(p => p.Id).Where(HostProcess.IsAlive)
+            .Any(p => HostProcess.CommandLine(p).Any(a => a.Contains(_scratch.VmDirectory(vm), StringComparison.Ordinal)))
+            .Should().BeFalse("a failed start kills the half-configured firecracker");
+    }
+
+    [Test]
+    public async Task Start_Twice_IsIdempotent()
+    {
+        var vm = _scratch.Vm("fc-twice");
+
+        var first = await _driver.StartAsync(vm);
+        var second = await _driver.StartAsync(vm);
+
+        second.Pid.Should().Be(first.Pid);
+        second.State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
+    public async Task Inspect_AfterSigkill_ReportsExitedCrashed_AndStopClearsLeftovers()
+    {
+        var vm = _scratch.Vm("fc-crash");
+        var started = await _driver.StartAsync(vm);
+
+        HostProcess.Signal(started.Pid!.Value, HostProcess.SigKill);
+        await Eventually.TrueAsync(() => !HostProcess.IsAlive(started.Pid.Value), TimeSpan.FromSeconds(30), "the stand-in to die");
+
+        var live = await _driver.InspectAsync(vm);
+        live.State.Should().Be(LiveState.Exited);
+        live.Exit.Should().Be(ExitKind.Crashed);
+
+        await _driver.StopAsync(vm, TimeSpan.Zero);
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "api.sock")).Should().BeFalse();
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+    }
+
+    [Test]
+    public async Task List_NewDriverInstance_AdoptsTheRunningVmWithTheSamePid()
+    {
+        var vm = _scratch.Vm("fc-adopt");
+        var started = await _driver.StartAsync(vm);
+        await _driver.PauseAsync(vm);
+
+        var restarted = NewDriver(); // a new daemon: nothing in memory
+        var found = await restarted.ListAsync();
+
+        var adopted = found.Should().ContainSingle(i => i.Uid == vm.Uid).Which;
+        adopted.Pid.Should().Be(started.Pid);
+        adopted.State.Should().Be(LiveState.Paused);
+        await restarted.ResumeAsync(vm);
+        (await restarted.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
+    public async Task List_RecordWhosePidWasReused_IsNotAdopted()
+    {
+        var vm = _scratch.Vm("fc-reuse");
+        var started = await _driver.StartAsync(vm);
+        var dir = new VmDirectory(_scratch.RuntimeDirectory, vm.Uid);
+        dir.WriteRecord(dir.ReadRecord()! with { PidStartTicks = 1 }); // as if the pid now belonged to another process
+
+        var found = await NewDriver().ListAsync();
+
+        found.Should().NotContain(i => i.Uid == vm.Uid);
+        HostProcess.IsAlive(started.Pid!.Value).Should().BeTrue();
+    }
+
+    [Test]
+    public async Task Stop_GuestIgnoresCtrlAltDel_KillsAfterTheGracePeriod()
+    {
+        var vm = _scratch.Vm("fc-stubborn", s => s with
+        {
+            Kernel = s.Kernel with { Cmdline = new Dictionary<string, string> { ["console"] = "ttyS0", ["hypercore.standin.ignore_ctrlaltdel"] = "" } },
+        });
+        var started = await _driver.StartAsync(vm);
+
+        var watch = Stopwatch.StartNew();
+        await _driver.StopAsync(vm, TimeSpan.FromSeconds(2));
+
+        watch.Elapsed.Should().BeGreaterThanOrEqualTo(TimeSpan.FromSeconds(2));
+        HostProcess.IsAlive(started.Pid!.Value).Should().BeFalse();
+        Eventually.Read(started.ConsoleLogPath!).Should().NotContain("reboot: Restarting system");
+    }
+
+    [Test]
+    public async Task Stop_PausedVm_ResumesThenPowersOffGracefully()
+    {
+        var vm = _scratch.Vm("fc-paused-stop");
+        var started = await _driver.StartAsync(vm);
+        await _driver.PauseAsync(vm);
+
+        await _driver.StopAsync(vm, TimeSpan.FromSeconds(30));
+
+        HostProcess.IsAlive(started.Pid!.Value).Should().BeFalse();
+        Eventually.Read(started.ConsoleLogPath!).Should().Contain("reboot: Restarting system");
+    }
+
+    [Test]
+    public async Task Pause_NotRunning_ThrowsDriverException()
+    {
+        var act = () => _driver.PauseAsync(_scratch.Vm("fc-absent"));
+
+        (await act.Should().ThrowAsync<DriverException>()).Which.Message.Should().Contain("no firecracker process is running");
+    }
+
+    [Test]
+    public async Task CreateSnapshot_RunningVm_WritesStateAndMemoryFilesAndKeepsItRunning()
+    {
+        var vm = _scratch.Vm("fc-snap");
+        await _driver.StartAsync(vm);
+        var target = Path.Combine(_scratch.Root, "snap");
+
+        await _driver.CreateSnapshotAsync(vm, target);
+
+        File.Exists(Path.Combine(target, "vmstate")).Should().BeTrue();
+        File.Exists(Path.Combine(target, "memory")).Should().BeTrue();
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+}
