@@ -163,7 +163,12 @@ public static class Mapping
 
     private static Proto.Volume ToProto(VolumeSpec v)
     {
-        var p = new Proto.Volume { Id = v.Id, IsReadOnly = v.IsReadOnly, Source = new Proto.VolumeSource { HostPath = v.HostPath } };
+        var p = new Proto.Volume { Id = v.Id, IsReadOnly = v.IsReadOnly, Source = new Proto.VolumeSource() };
+        if (v.HostPath.Length > 0)
+        {
+            p.Source.HostPath = v.HostPath; // empty: a scratch disk the driver makes (size_in_mb)
+        }
+
         if (v.MountPoint is { } mp)
         {
             p.MountPoint = mp;

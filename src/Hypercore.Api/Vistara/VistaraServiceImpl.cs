@@ -14,25 +14,22 @@ namespace Hypercore.Api.Vistara;
 /// <item>CreateMicroVM: name is the VM id ("" → generated), namespace "default", image is an image name ("" →
 /// "default") or an absolute kernel path, memory in MB ("0" → 128), cpu ("0" → 1), network = number of tap NICs
 /// (eth0, eth1, …; 0-8). The reply's id is the VM's uid.</item>
-/// <item>disk (MB): Hypercore does not make or grow disks. 0 means "whatever the image has". disk &gt; 0 needs an
-/// image with a rootfs.img of at least that size (which is attached read-only, see <see cref="ImageCatalog"/>);
-/// otherwise the request is refused with InvalidArgument rather than silently booting without the disk.</item>
-/// <item>Get/Delete/List take the uid or the VM id (name). Get reports disk as the root volume's size.</item>
+/// <item>disk (MB): 0 means no extra disk. disk &gt; 0 adds a blank scratch disk of that size (volume id "disk",
+/// no host path): the driver makes it as a sparse raw file in the VM's runtime directory and removes it with the
+/// VM. It is not a root filesystem; an image's rootfs.img, if any, stays the (read-only) root volume.</item>
+/// <item>Get/Delete/List take the uid or the VM id (name). disk is reported as the total size of the VM's volumes
+/// whose size is known (root rootfs.img plus scratch disks).</item>
 /// </list>
 /// </remarks>
 public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
 {
     public const string DefaultImage = "default";
     public const int MaxNetworkInterfaces = 8;
+    public const string ScratchDiskId = "disk";
 
     private readonly MicroVmOperations _ops;
-    private readonly ImageCatalog _images;
 
-    public VistaraServiceImpl(MicroVmOperations ops, ImageCatalog images)
-    {
-        _ops = ops;
-        _images = images;
-    }
+    public VistaraServiceImpl(MicroVmOperations ops) => _ops = ops;
 
     public override async Task<VistaraProto.CreateMicroVMResponse> CreateMicroVM(VistaraProto.CreateMicroVMRequest request, ServerCallContext context)
     {
@@ -48,7 +45,10 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
             errors.Add($"memory and cpu must not be negative (0 means the default), got memory {request.Memory}, cpu {request.Cpu}");
         }
 
-        CheckDisk(image, request.Disk, errors);
+        if (request.Disk < 0)
+        {
+            errors.Add($"disk must not be negative (MB of scratch disk; 0 means none), got {request.Disk}");
+        }
 
         var spec = new MicroVmSpec
         {
@@ -56,6 +56,7 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
             Vcpu = request.Cpu == 0 ? 1 : request.Cpu,
             MemoryInMb = request.Memory == 0 ? 128 : request.Memory,
             Kernel = new KernelSpec { Image = image },
+            AdditionalVolumes = request.Disk > 0 ? [new VolumeSpec { Id = ScratchDiskId, SizeInMb = request.Disk }] : [],
             Interfaces = Enumerable.Range(0, Math.Clamp(request.Network, 0, MaxNetworkInterfaces))
                 .Select(i => new NetworkInterfaceSpec { DeviceId = $"eth{i}", Type = InterfaceType.Tap })
                 .ToList(),
@@ -81,7 +82,7 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
             Image = ImageOf(vm.Spec),
             Memory = vm.Spec.MemoryInMb,
             Cpu = vm.Spec.Vcpu,
-            Disk = vm.Spec.RootVolume?.SizeInMb ?? 0,
+            Disk = DiskOf(vm.Spec),
             Network = vm.Spec.Interfaces.Count,
         };
     }
@@ -97,46 +98,20 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
             reply.Image.Add(ImageOf(vm.Spec));
             reply.Memory.Add(vm.Spec.MemoryInMb);
             reply.Cpu.Add(vm.Spec.Vcpu);
-            reply.Disk.Add(vm.Spec.RootVolume?.SizeInMb ?? 0);
+            reply.Disk.Add(DiskOf(vm.Spec));
             reply.Network.Add(vm.Spec.Interfaces.Count);
         }
 
         return reply;
     }
 
+    /// <summary>MB of all volumes whose size is known.</summary>
+    private static int DiskOf(MicroVmSpec spec) =>
+        (spec.RootVolume is null ? spec.AdditionalVolumes : spec.AdditionalVolumes.Prepend(spec.RootVolume)).Sum(v => v.SizeInMb ?? 0);
+
     /// <summary>The image name the VM was made from, else its kernel path.</summary>
     private static string ImageOf(MicroVmSpec spec) =>
         spec.Labels.TryGetValue(ImageCatalog.ImageLabel, out var name) ? name : spec.Kernel.Image;
-
-    private void CheckDisk(string image, int disk, List<string> errors)
-    {
-        if (disk < 0)
-        {
-            errors.Add($"disk must not be negative (MB; 0 means the image's own disk), got {disk}");
-            return;
-        }
-
-        if (disk == 0)
-        {
-            return;
-        }
-
-        var found = Path.IsPathFullyQualified(image) ? null : _images.Find(image);
-        if (found is { RootfsBytes: { } bytes })
-        {
-            var sizeMb = (bytes + (1024 * 1024) - 1) / (1024 * 1024);
-            if (disk > sizeMb)
-            {
-                errors.Add($"disk {disk} MB: the rootfs.img of image \"{image}\" is {sizeMb} MB and Hypercore does not grow disks; ask for at most {sizeMb} MB or 0");
-            }
-        }
-        else if (found is not null || Path.IsPathFullyQualified(image))
-        {
-            errors.Add($"disk {disk} MB: disk sizing is not supported; image \"{image}\" has no rootfs.img. Use disk 0, or an image with a rootfs.img");
-        }
-
-        // An unknown image name is reported by the image lookup during create.
-    }
 
     private async Task<MicroVm> FindAsync(string id, CancellationToken ct)
     {

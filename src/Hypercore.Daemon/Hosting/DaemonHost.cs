@@ -2,7 +2,10 @@ using System.Net;
 using Hypercore.Api;
 using Hypercore.Daemon.Configuration;
 using Hypercore.Drivers;
+using Hypercore.Drivers.CloudHypervisor;
+using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
+using Hypercore.Drivers.Unikernel;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
@@ -18,7 +21,7 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Daemon.Hosting;
 
 /// <summary>
-/// The composition root: SQLite store, QEMU driver, driver registry, reconciler, the API and telemetry (GET /metrics), on two Kestrel
+/// The composition root: SQLite store, the QEMU, Firecracker, Cloud Hypervisor and unikernel drivers, driver registry, reconciler and the API, on two Kestrel
 /// endpoints (gRPC over HTTP/2, HTTP/JSON over HTTP/1.1: without TLS there is no ALPN to share one port).
 /// </summary>
 public static partial class DaemonHost
@@ -28,7 +31,8 @@ public static partial class DaemonHost
     public const int ExitBadSettings = 2;
 
     /// <summary>The providers this daemon composes (see <see cref="Build"/>).</summary>
-    public static readonly IReadOnlyList<string> Providers = ["qemu"];
+    public static readonly IReadOnlyList<string> Providers =
+        ["qemu", FirecrackerDriver.ProviderName, CloudHypervisorDriver.ProviderName, UnikernelDriver.ProviderName];
 
     /// <summary>
     /// Runs until SIGTERM/SIGINT (or <paramref name="stop"/>). Prints "vistarad ready grpc=… http=…" on
@@ -128,6 +132,12 @@ public static partial class DaemonHost
             o.BinaryPath = daemon.QemuBinary;
             o.Accelerator = daemon.QemuAccelerator;
         });
+
+        // The other providers run with their defaults (binaries looked up on PATH); one whose binary is missing is
+        // logged as not usable at start, and a VM asking for it gets that in its status.
+        services.AddFirecrackerDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName));
+        services.AddCloudHypervisorDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName));
+        services.AddUnikernelDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName));
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);

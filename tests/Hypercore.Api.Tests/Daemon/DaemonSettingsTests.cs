@@ -1,8 +1,10 @@
+using System.Runtime.Versioning;
 using Hypercore.Daemon.Cli;
 using Hypercore.Daemon.Configuration;
 
 namespace Hypercore.Api.Tests.Daemon;
 
+[SupportedOSPlatform("linux")]
 public sealed class DaemonSettingsTests
 {
     [TestCase("localhost:9090", "localhost", 9090)]
@@ -87,14 +89,14 @@ public sealed class DaemonSettingsTests
             var code = await DaemonCli.RunAsync(
             [
                 "run", "--state-dir", notADirectory, "--grpc-endpoint", "localhost:70000", "--http-endpoint", "example.com:1",
-                "--default-provider", "firecracker", "--qemu-accel", "hvf", "--log-level", "Loud", "--log-format", "xml",
+                "--default-provider", "vmware", "--qemu-accel", "hvf", "--log-level", "Loud", "--log-format", "xml",
             ], stdout, stderr);
 
             code.Should().Be(2);
             var errors = stderr.ToString();
             errors.Should().Contain("state-dir: ").And.Contain("not writable");
             errors.Should().Contain("grpc-endpoint: ").And.Contain("http-endpoint: ");
-            errors.Should().Contain("default-provider: \"firecracker\" is not a provider on this node; known providers: qemu");
+            errors.Should().Contain("default-provider: \"vmware\" is not a provider on this node; known providers: cloud-hypervisor, firecracker, qemu, unikernel");
             errors.Should().Contain("qemu-accel: ").And.Contain("log-level: ").And.Contain("log-format: ");
             stdout.ToString().Should().BeEmpty();
         }

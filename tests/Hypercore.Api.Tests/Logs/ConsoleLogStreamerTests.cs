@@ -49,7 +49,7 @@ public sealed class ConsoleLogStreamerTests
     {
         var path = Path.Combine(_dir, "console.log");
         await File.WriteAllTextAsync(path, "boot\n");
-        var time = new FakeTimeProvider();
+        var time = new WatchedTimeProvider();
         var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1) }));
         var received = new StringBuilder();
         var chunks = 0;
@@ -69,6 +69,7 @@ public sealed class ConsoleLogStreamerTests
         }, linked.Token);
 
         await WaitUntilAsync(() => Text() == "boot\n", cts.Token);
+        await time.TimerCreated.WaitAsync(cts.Token); // the streamer reached the end and now waits for its next poll
         await File.AppendAllTextAsync(path, "ready\n");
         await Task.Delay(200, cts.Token);
         Text().Should().Be("boot\n", "nothing is read before the poll interval passes on the injected clock");
@@ -76,6 +77,7 @@ public sealed class ConsoleLogStreamerTests
         time.Advance(TimeSpan.FromSeconds(1));
         await WaitUntilAsync(() => Text() == "boot\nready\n", cts.Token);
 
+        await time.TimerCreated.WaitAsync(cts.Token);
         await File.WriteAllTextAsync(path, "new\n"); // truncated and rewritten (a restarted VM)
         time.Advance(TimeSpan.FromSeconds(1));
         await WaitUntilAsync(() => Text() == "boot\nready\nnew\n", cts.Token);
@@ -98,6 +100,19 @@ public sealed class ConsoleLogStreamerTests
         while (!condition())
         {
             await Task.Delay(10, ct);
+        }
+    }
+
+    /// <summary>A fake clock that says when someone starts waiting on it.</summary>
+    private sealed class WatchedTimeProvider : FakeTimeProvider
+    {
+        public SemaphoreSlim TimerCreated { get; } = new(0);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            TimerCreated.Release();
+            return timer;
         }
     }
 

@@ -72,39 +72,44 @@ public sealed class VistaraServiceTests
     }
 
     [Test]
-    public async Task CreateMicroVM_DiskWithoutRootfs_ReturnsInvalidArgumentAndWritesNothing()
+    public async Task CreateMicroVM_Disk_AddsAScratchDiskOfThatSize()
     {
         _server.AddImage("default");
 
-        var ex = await FailsAsync(() => _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Image = "default", Disk = 1024 }).ResponseAsync);
+        await _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Image = "default", Disk = 1024 });
 
-        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
-        ex.Status.Detail.Should().Contain("disk sizing is not supported").And.Contain("rootfs.img");
-        (await _server.StoredAsync()).Should().BeEmpty();
+        var spec = (await _server.StoredAsync()).Should().ContainSingle().Subject.Spec;
+        spec.AdditionalVolumes.Should().ContainSingle().Which.Should().Be(new VolumeSpec { Id = "disk", HostPath = "", SizeInMb = 1024 });
+        spec.RootVolume.Should().BeNull();
+        var reply = await _server.Vms.GetAsync(new Contracts.VmApi.GetMicroVMRequest { Id = "d" });
+        reply.Microvm.Spec.AdditionalVolumes[0].Source.HasHostPath.Should().BeFalse("a scratch disk has no host path until the driver makes it");
+        reply.Microvm.Spec.AdditionalVolumes[0].SizeInMb.Should().Be(1024);
     }
 
     [Test]
-    public async Task CreateMicroVM_DiskLargerThanRootfs_ReturnsInvalidArgument()
+    public async Task CreateMicroVM_NegativeDisk_ReturnsInvalidArgumentAndWritesNothing()
     {
-        _server.AddImage("alpine", rootfsBytes: 64L * 1024 * 1024);
+        _server.AddImage("default");
 
-        var ex = await FailsAsync(() => _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Image = "alpine", Disk = 65 }).ResponseAsync);
+        var ex = await FailsAsync(() => _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Disk = -5 }).ResponseAsync);
 
         ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
-        ex.Status.Detail.Should().Contain("64 MB");
+        ex.Status.Detail.Should().Contain("disk");
         (await _server.StoredAsync()).Should().BeEmpty();
     }
 
     [Test]
-    public async Task CreateMicroVM_DiskWithinRootfs_AttachesTheImageRootfs()
+    public async Task CreateMicroVM_ImageWithRootfsAndDisk_KeepsRootfsAsRootAndReportsTotalDisk()
     {
         var dir = _server.AddImage("alpine", rootfsBytes: 64L * 1024 * 1024);
 
-        await _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Image = "alpine", Disk = 64 });
+        var created = await _server.Vistara.CreateMicroVMAsync(new CreateMicroVMRequest { Name = "d", Image = "alpine", Disk = 100 });
 
-        var root = (await _server.StoredAsync()).Should().ContainSingle().Subject.Spec.RootVolume!;
-        root.HostPath.Should().Be(Path.Combine(dir, "rootfs.img"));
-        root.SizeInMb.Should().Be(64);
+        var spec = (await _server.StoredAsync()).Should().ContainSingle().Subject.Spec;
+        spec.RootVolume!.HostPath.Should().Be(Path.Combine(dir, "rootfs.img"));
+        spec.RootVolume.SizeInMb.Should().Be(64);
+        spec.AdditionalVolumes.Should().ContainSingle().Which.SizeInMb.Should().Be(100);
+        (await _server.Vistara.GetMicroVMAsync(new GetMicroVMRequest { Id = created.Id })).Disk.Should().Be(164);
     }
 
     [Test]
@@ -161,7 +166,7 @@ public sealed class VistaraServiceTests
         byUid.Image.Should().Be("alpine");
         byUid.Memory.Should().Be(256);
         byUid.Cpu.Should().Be(2);
-        byUid.Disk.Should().Be(8);
+        byUid.Disk.Should().Be(8, "the image's rootfs.img is 8 MB");
         byUid.Network.Should().Be(1);
     }
 
