@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using Hypercore.Benchmarks.Processes;
+using Hypercore.Benchmarks.Report;
+using Hypercore.Benchmarks.Runner;
+using Hypercore.Client;
+
+namespace Hypercore.Benchmarks.Boot;
+
+/// <summary>
+/// gRPC Create → HYPERCORE-GUEST-READY on the console, through the real daemon (QEMU driver, TCG), against bare
+/// qemu-system-x86_64 started with exactly the argument vector the driver used (read from /proc/&lt;pid&gt;/cmdline
+/// of a warm-up VM, paths moved to a scratch directory), interleaved bare, daemon, bare, daemon… in one run.
+/// </summary>
+public static class BootOverhead
+{
+    public const string Name = "Boot overhead";
+    private const string Namespace = "bench";
+    private static readonly TimeSpan BootTimeout = TimeSpan.FromMinutes(3);
+
+    public static async Task<List<ResultRow>> RunAsync(BenchContext ctx)
+    {
+        var goal = Goal.AtMost(1.05, "×");
+        if ((ctx.DaemonUnavailable() ?? ctx.QemuUnavailable()) is { } why)
+        {
+            return [ResultRow.Skipped(Name, "daemon / bare QEMU boot ratio", why, goal)];
+        }
+
+        var state = ctx.NewStateDirectory("boot");
+        await using var daemon = ctx.StartDaemon(state);
+        await daemon.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        using var client = HypercoreClient.Connect(daemon.GrpcAddress);
+
+        BenchContext.Log("boot: warm-up through the daemon (captures the QEMU command line)");
+        var (_, argv, vmDir) = await DaemonBootAsync(client, state, "warmup", captureArgv: true);
+        var bareRoot = ctx.NewDirectory("bare");
+        BenchContext.Log("boot: warm-up bare");
+        await BareBootAsync(argv!, vmDir!, Path.Combine(bareRoot, "warmup"));
+
+        var bare = new List<TimeSpan>();
+        var managed = new List<TimeSpan>();
+        for (var i = 0; i < ctx.Options.BootRuns; i++)
+        {
+            bare.Add(await BareBootAsync(argv!, vmDir!, Path.Combine(bareRoot, $"run{i}")));
+            managed.Add((await DaemonBootAsync(client, state, $"boot{i}", captureArgv: false)).Elapsed);
+            BenchContext.Log($"boot {i + 1}/{ctx.Options.BootRuns}: bare {Fmt.Ms(bare[^1])}, daemon {Fmt.Ms(managed[^1])}");
+        }
+
+        var bareMedian = Median(bare);
+        var daemonMedian = Median(managed);
+        var runs = ctx.Options.BootRuns;
+        var argsText = string.Join(' ', argv!.Skip(1)).Replace(vmDir!, "<vm-dir>", StringComparison.Ordinal);
+        return
+        [
+            new ResultRow(Name, "daemon / bare QEMU boot ratio", daemonMedian / bareMedian, "×",
+                $"median of {runs} daemon boots ÷ median of {runs} bare boots, interleaved in one run")
+            {
+                Goal = goal,
+                Reference = $"bare {Fmt.Ms(bareMedian)}",
+            },
+            new ResultRow(Name, "gRPC Create → guest ready line (daemon)", daemonMedian.TotalMilliseconds, "ms",
+                $"median of {runs}; min {Fmt.Ms(managed.Min())}, max {Fmt.Ms(managed.Max())}; 1 vCPU, 128 MiB, TCG; console polled every 10 ms")
+            {
+                Reference = $"bare {Fmt.Ms(bareMedian)}",
+            },
+            new ResultRow(Name, "qemu start → guest ready line (bare)", bareMedian.TotalMilliseconds, "ms",
+                $"median of {runs}; min {Fmt.Ms(bare.Min())}, max {Fmt.Ms(bare.Max())}; qemu-system-x86_64 {argsText}"),
+            new ResultRow(Name, "daemon overhead per boot", (daemonMedian - bareMedian).TotalMilliseconds, "ms",
+                "difference of the medians: API write, watch, queue, reconcile, driver checks and the QEMU launch around it"),
+        ];
+    }
+
+    private static async Task<(TimeSpan Elapsed, string[]? Argv, string? VmDir)> DaemonBootAsync(
+        HypercoreClient client, string state, string name, bool captureArgv)
+    {
+        var t0 = Stopwatch.GetTimestamp();
+        var vm = await client.CreateMicroVmAsync(new MicroVmTemplate { Name = name, Namespace = Namespace });
+        var vmDir = Path.Combine(state, "run", "qemu", vm.Spec.Uid);
+        await new ConsoleWatch(Path.Combine(vmDir, "console.log")).WaitAsync(BootTimeout);
+        var elapsed = Stopwatch.GetElapsedTime(t0);
+
+        string[]? argv = null;
+        if (captureArgv)
+        {
+            var running = await client.WaitForPhaseAsync(name, MicroVmPhases.Running, BootTimeout, @namespace: Namespace);
+            argv = ProcFs.CommandLine(running.Status.Pid)
+                ?? throw new InvalidOperationException($"QEMU pid {running.Status.Pid} of {name} is gone");
+        }
+
+        await client.DeleteMicroVmAsync(name, Namespace);
+        await client.WaitForDeletionAsync(name, TimeSpan.FromMinutes(2), @namespace: Namespace);
+        return (elapsed, argv, vmDir);
+    }
+
+    /// <summary>The driver's own argument vector with its VM directory replaced by <paramref name="dir"/>.</summary>
+    private static async Task<TimeSpan> BareBootAsync(string[] argv, string vmDir, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var start = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in argv.Skip(1))
+        {
+            start.ArgumentList.Add(arg.Replace(vmDir, dir, StringComparison.Ordinal));
+        }
+
+        var watch = new ConsoleWatch(Path.Combine(dir, "console.log"));
+        var t0 = Stopwatch.GetTimestamp();
+        using (var launcher = Process.Start(start)!)
+        {
+            // -daemonize: the launcher returns once the VM runs in the background, as under the driver.
+            await launcher.WaitForExitAsync();
+            if (launcher.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"bare qemu exited {launcher.ExitCode}: {await launcher.StandardError.ReadToEndAsync()}");
+            }
+        }
+
+        await watch.WaitAsync(BootTimeout);
+        var elapsed = Stopwatch.GetElapsedTime(t0);
+        var pidFile = Path.Combine(dir, "qemu.pid");
+        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid))
+        {
+            await ProcFs.KillAllAsync([pid], TimeSpan.FromSeconds(15));
+        }
+
+        return elapsed;
+    }
+
+    private static TimeSpan Median(List<TimeSpan> values)
+    {
+        var sorted = values.Order().ToList();
+        var mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    public static TimeSpan MedianOf(IEnumerable<TimeSpan> values) => Median(values.ToList());
+}

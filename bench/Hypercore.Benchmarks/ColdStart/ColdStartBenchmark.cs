@@ -1,0 +1,100 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Hypercore.Benchmarks.Boot;
+using Hypercore.Benchmarks.Report;
+using Hypercore.Benchmarks.Runner;
+using Hypercore.Contracts.VmApi;
+
+namespace Hypercore.Benchmarks.ColdStart;
+
+/// <summary>
+/// vistarad process start → first answered gRPC call (List), each start with a fresh state directory (new
+/// database), median of N after one unmeasured start that warms the page cache and this client's JIT. Idle RSS is
+/// read 5 s after the first answer.
+/// </summary>
+public static class ColdStartBenchmark
+{
+    public const string Name = "Cold start";
+    private static readonly TimeSpan IdleSettle = TimeSpan.FromSeconds(5);
+
+    public static async Task<List<ResultRow>> RunAsync(BenchContext ctx)
+    {
+        var startGoal = Goal.AtMost(500, "ms");
+        var memoryGoal = Goal.AtMost(80, "MB");
+        if (ctx.DaemonUnavailable() is { } why)
+        {
+            return [ResultRow.Skipped(Name, "process start → first answered gRPC call", why, startGoal), ResultRow.Skipped(Name, "idle RSS", why, memoryGoal)];
+        }
+
+        await StartOnceAsync(ctx, measureIdle: false); // warm-up, not counted
+        var starts = new List<TimeSpan>();
+        var ready = new List<TimeSpan>();
+        var idle = new List<double>();
+        for (var i = 0; i < ctx.Options.ColdStarts; i++)
+        {
+            var (toAnswer, toReadyLine, rss) = await StartOnceAsync(ctx, measureIdle: true);
+            starts.Add(toAnswer);
+            ready.Add(toReadyLine);
+            idle.Add(rss);
+            BenchContext.Log($"cold start {i + 1}/{ctx.Options.ColdStarts}: first answer {Fmt.Ms(toAnswer)}, idle RSS {Fmt.Number(rss)} MB");
+        }
+
+        var n = ctx.Options.ColdStarts;
+        var sortedIdle = idle.Order().ToList();
+        return
+        [
+            new ResultRow(Name, "process start → first answered gRPC call", BootOverhead.MedianOf(starts).TotalMilliseconds, "ms",
+                $"median of {n} (min {Fmt.Ms(starts.Min())}, max {Fmt.Ms(starts.Max())}); List polled every 5 ms from process start; " +
+                $"ready line on stdout after {Fmt.Ms(BootOverhead.MedianOf(ready))} (median)")
+            {
+                Goal = startGoal,
+            },
+            new ResultRow(Name, "idle RSS", sortedIdle[sortedIdle.Count / 2], "MB",
+                $"VmRSS {IdleSettle.TotalSeconds:0} s after the first answer, no VMs; median of {n}")
+            {
+                Goal = memoryGoal,
+            },
+        ];
+    }
+
+    private static async Task<(TimeSpan ToAnswer, TimeSpan ToReadyLine, double IdleRssMb)> StartOnceAsync(BenchContext ctx, bool measureIdle)
+    {
+        var state = ctx.NewStateDirectory("cold");
+        var t0 = Stopwatch.GetTimestamp();
+        await using var daemon = ctx.StartDaemon(state);
+        using var channel = GrpcChannel.ForAddress(daemon.GrpcAddress);
+        var client = new VMService.VMServiceClient(channel);
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+        TimeSpan? toReady = null;
+        _ = daemon.Ready.ContinueWith(_ => toReady = Stopwatch.GetElapsedTime(t0), TaskScheduler.Default);
+        while (true)
+        {
+            try
+            {
+                await client.ListAsync(new ListMicroVMsRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                break;
+            }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && DateTime.UtcNow < deadline)
+            {
+                if (daemon.Ready.IsFaulted)
+                {
+                    throw daemon.Ready.Exception!.InnerException!;
+                }
+
+                await Task.Delay(5);
+            }
+        }
+
+        var toAnswer = Stopwatch.GetElapsedTime(t0);
+        await daemon.WaitReadyAsync(TimeSpan.FromMinutes(1));
+        var rss = 0.0;
+        if (measureIdle)
+        {
+            await Task.Delay(IdleSettle);
+            rss = (daemon.RssBytes ?? 0) / 1048576.0;
+        }
+
+        return (toAnswer, toReady ?? Stopwatch.GetElapsedTime(t0), rss);
+    }
+}

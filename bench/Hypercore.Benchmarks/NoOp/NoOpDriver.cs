@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+
+namespace Hypercore.Benchmarks.NoOp;
+
+/// <summary>
+/// A driver that starts nothing, for the in-process benchmarks only: it measures the controller, not a hypervisor.
+/// Start marks a VM running; with <see cref="AllRunning"/> every VM is reported running from the start (a node
+/// whose VMs are all up, as after a daemon restart). Answers are precomputed so the driver allocates nothing per call.
+/// </summary>
+public sealed class NoOpDriver(string name = "qemu", bool allRunning = false) : IHypervisorDriver
+{
+    private static readonly DriverAvailability Available = DriverAvailability.Ok("no-op benchmark driver");
+    private static readonly Task<DriverAvailability> AvailableTask = Task.FromResult(Available);
+    private static readonly DateTimeOffset Boot = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    private readonly ConcurrentDictionary<string, Task<VmRuntimeInfo>> _running = new(StringComparer.Ordinal);
+
+    public string Name { get; } = name;
+
+    public bool AllRunning { get; } = allRunning;
+
+    public DriverCapabilities Capabilities =>
+        DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Initrd | DriverCapabilities.BlockDevices;
+
+    public int Started => _running.Count;
+
+    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default) => AvailableTask;
+
+    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default) =>
+        Task.FromResult<IReadOnlyList<VmRuntimeInfo>>([]);
+
+    public Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        _running.TryGetValue(vm.Uid, out var info) ? info :
+        AllRunning ? _running.GetOrAdd(vm.Uid, Running) :
+        Task.FromResult(VmRuntimeInfo.NotFound(vm.Uid));
+
+    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default) => _running.GetOrAdd(vm.Uid, Running);
+
+    public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) => Task.CompletedTask;
+
+    public Task StopAsync(MicroVm vm, TimeSpan gracePeriod, CancellationToken cancellationToken = default)
+    {
+        if (!AllRunning)
+        {
+            _running.TryRemove(vm.Uid, out _);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default) => StopAsync(vm, TimeSpan.Zero, cancellationToken);
+
+    private static Task<VmRuntimeInfo> Running(string uid) => Task.FromResult(new VmRuntimeInfo
+    {
+        Uid = uid,
+        State = LiveState.Running,
+        Pid = 1,
+        ConsoleLogPath = "/dev/null",
+        BootTime = Boot,
+        Detail = "no-op",
+    });
+}

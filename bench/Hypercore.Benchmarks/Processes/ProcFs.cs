@@ -1,0 +1,110 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace Hypercore.Benchmarks.Processes;
+
+/// <summary>/proc readings and signals, by pid only.</summary>
+public static partial class ProcFs
+{
+    public const int SigKill = 9;
+    public const int SigTerm = 15;
+
+    /// <summary>VmRSS of a process in bytes, or null when it is gone.</summary>
+    public static long? RssBytes(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            {
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+
+    /// <summary>The argument vector of a process, or null when it is gone.</summary>
+    public static string[]? CommandLine(int pid)
+    {
+        try
+        {
+            var raw = File.ReadAllText($"/proc/{pid}/cmdline");
+            return raw.Length == 0 ? null : raw.TrimEnd('\0').Split('\0');
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Processes whose command line mentions <paramref name="path"/> (the run's own scratch directory).</summary>
+    public static List<int> ProcessesMentioning(string path)
+    {
+        var found = new List<int>();
+        var self = Environment.ProcessId;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == self)
+            {
+                continue;
+            }
+
+            if (CommandLine(pid) is { } argv && argv.Any(a => a.Contains(path, StringComparison.Ordinal)))
+            {
+                found.Add(pid);
+            }
+        }
+
+        return found;
+    }
+
+    public static bool IsAlive(int pid) => Kill(pid, 0) == 0 && !IsZombie(pid);
+
+    public static void Signal(int pid, int signal) => _ = Kill(pid, signal);
+
+    /// <summary>SIGKILLs each pid and waits (up to <paramref name="timeout"/>) until all are gone.</summary>
+    public static async Task KillAllAsync(IEnumerable<int> pids, TimeSpan timeout)
+    {
+        var list = pids.ToList();
+        foreach (var pid in list)
+        {
+            Signal(pid, SigKill);
+        }
+
+        var deadline = DateTime.UtcNow + timeout;
+        while (list.Any(IsAlive) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+        }
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var close = stat.LastIndexOf(')');
+            return close > 0 && close + 2 < stat.Length && stat[close + 2] == 'Z';
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

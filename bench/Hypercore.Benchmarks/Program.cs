@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Hypercore.Benchmarks.Api;
+using Hypercore.Benchmarks.Boot;
+using Hypercore.Benchmarks.ColdStart;
+using Hypercore.Benchmarks.Density;
+using Hypercore.Benchmarks.Machine;
+using Hypercore.Benchmarks.Report;
+using Hypercore.Benchmarks.Runner;
+using Hypercore.Benchmarks.Scale;
+
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (HelpRequestedException)
+{
+    Console.Out.WriteLine(BenchOptions.Usage);
+    return 0;
+}
+catch (Exception ex) when (ex is ArgumentException or FormatException)
+{
+    Console.Error.WriteLine("bench: " + ex.Message);
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
+if (options.Child is { } child)
+{
+    var result = child switch
+    {
+        ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
+        ApiThroughput.ChildKindNoReconciler => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: false),
+        ReconcileScale.ChildKind => await ReconcileScale.RunChildAsync(options, options.ChildSize),
+        _ => throw new ArgumentException($"unknown child benchmark {child}"),
+    };
+    ChildRun.Report(result);
+    return 0;
+}
+
+var machine = await MachineInfo.ReadAsync(options.QemuBinary);
+var loadBefore = MachineInfo.LoadAverage();
+var stopwatch = Stopwatch.StartNew();
+var rows = new List<ResultRow>();
+var failures = 0;
+var context = new BenchContext(options);
+var cleaned = 0;
+async Task CleanupAsync()
+{
+    if (Interlocked.Exchange(ref cleaned, 1) == 0)
+    {
+        await context.DisposeAsync();
+    }
+}
+
+// Ctrl+C or SIGTERM: stop every daemon and QEMU of this run before exiting.
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+void OnSignal(PosixSignalContext signal)
+{
+    signal.Cancel = true;
+    BenchContext.Log($"{signal.Signal}: cleaning up");
+    CleanupAsync().GetAwaiter().GetResult();
+    Environment.Exit(130);
+}
+
+BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}; load {loadBefore}");
+(string Name, Func<BenchContext, Task<List<ResultRow>>> Run)[] benchmarks =
+[
+    ("coldstart", ColdStartBenchmark.RunAsync),
+    ("api", ApiThroughput.RunAsync),
+    ("scale", ReconcileScale.RunAsync),
+    ("boot", BootOverhead.RunAsync),
+    ("density", DensityBenchmark.RunAsync),
+];
+try
+{
+    foreach (var (name, run) in benchmarks.Where(b => options.Only.Contains(b.Name)))
+    {
+        try
+        {
+            rows.AddRange(await run(context));
+        }
+        catch (Exception ex)
+        {
+            failures++;
+            BenchContext.Log($"{name}: FAILED: {ex}");
+            rows.Add(ResultRow.Skipped(name, "(benchmark failed)", ex.Message));
+        }
+    }
+}
+finally
+{
+    await CleanupAsync();
+}
+
+var loadAfter = MachineInfo.LoadAverage();
+Console.Out.WriteLine();
+Console.Out.WriteLine($"Machine: {machine.CpuModel}, {machine.Cores} cores, {machine.MemoryKb / 1048576.0:0.0} GiB, kernel {machine.Kernel}, {machine.DotnetVersion}, {machine.QemuVersion}");
+Console.Out.WriteLine($"Load average: {loadBefore} at the start, {loadAfter} at the end");
+Console.Out.WriteLine();
+Console.Out.Write(ReportWriter.ConsoleTable(rows));
+
+if (options.DocsPath is { } docs)
+{
+    var notes = options.NotesPath is { } path && File.Exists(path) ? await File.ReadAllTextAsync(path) : null;
+    await File.WriteAllTextAsync(docs, ReportWriter.Markdown(rows, machine, loadBefore, loadAfter, options, stopwatch.Elapsed, notes));
+    Console.Out.WriteLine($"\nwrote {docs}");
+}
+
+return failures == 0 ? 0 : 1;

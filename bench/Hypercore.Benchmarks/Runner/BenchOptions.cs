@@ -1,0 +1,142 @@
+using System.Globalization;
+
+namespace Hypercore.Benchmarks.Runner;
+
+public enum BenchMode
+{
+    /// <summary>The figures for docs/benchmarks.md.</summary>
+    Full,
+
+    /// <summary>Smaller counts (3 density VMs, shorter API runs); still rewrites the docs unless told not to.</summary>
+    Quick,
+
+    /// <summary>Tiny counts, no docs rewrite: proves the runner works (CI).</summary>
+    Smoke,
+}
+
+/// <summary>Command line of the runner. Sizes follow the mode unless a flag sets them.</summary>
+public sealed class BenchOptions
+{
+    public static readonly string[] AllBenchmarks = ["boot", "api", "scale", "density", "coldstart"];
+
+    public BenchMode Mode { get; private set; } = BenchMode.Full;
+
+    public HashSet<string> Only { get; private set; } = [.. AllBenchmarks];
+
+    /// <summary>vistarad (apphost) or vistarad.dll.</summary>
+    public string? DaemonPath { get; private set; }
+
+    /// <summary>Directory holding vmlinuz and initrd.img of the guest image.</summary>
+    public string ImageDirectory { get; private set; } = "/var/lib/hypercore/images/default";
+
+    public string QemuBinary { get; private set; } = "qemu-system-x86_64";
+
+    /// <summary>Where docs/benchmarks.md is written; null: not written.</summary>
+    public string? DocsPath { get; private set; }
+
+    /// <summary>Hand-written notes included in the docs after the table.</summary>
+    public string? NotesPath { get; private set; }
+
+    /// <summary>Scratch directory for state dirs, databases and bare QEMU runs; removed at the end.</summary>
+    public string? WorkDirectory { get; private set; }
+
+    public int BootRuns { get; private set; }
+
+    public int[] ApiClients { get; private set; } = [];
+
+    public TimeSpan ApiDuration { get; private set; }
+
+    public int[] ScaleRecords { get; private set; } = [];
+
+    public int DensityVms { get; private set; }
+
+    public int ColdStarts { get; private set; }
+
+    /// <summary>Internal: run one in-process benchmark in this (child) process and print its result as JSON.</summary>
+    public string? Child { get; private set; }
+
+    /// <summary>Internal: the child's size (clients or records).</summary>
+    public int ChildSize { get; private set; }
+
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var o = new BenchOptions();
+        int? boot = null, density = null, cold = null;
+        int[]? clients = null, records = null;
+        double? seconds = null;
+        var noDocs = false;
+        string? docs = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--quick": o.Mode = BenchMode.Quick; break;
+                case "--smoke": o.Mode = BenchMode.Smoke; break;
+                case "--only":
+                    var only = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    var unknown = only.Except(AllBenchmarks).ToList();
+                    if (unknown.Count > 0)
+                    {
+                        throw new ArgumentException($"--only: unknown benchmark {string.Join(", ", unknown)}; known: {string.Join(", ", AllBenchmarks)}");
+                    }
+
+                    o.Only = [.. only];
+                    break;
+                case "--daemon": o.DaemonPath = Path.GetFullPath(Value()); break;
+                case "--image": o.ImageDirectory = Path.GetFullPath(Value()); break;
+                case "--qemu-bin": o.QemuBinary = Value(); break;
+                case "--docs": docs = Path.GetFullPath(Value()); break;
+                case "--notes": o.NotesPath = Path.GetFullPath(Value()); break;
+                case "--no-docs": noDocs = true; break;
+                case "--work-dir": o.WorkDirectory = Path.GetFullPath(Value()); break;
+                case "--boot-runs": boot = PositiveInt(args[i], Value()); break;
+                case "--api-clients": clients = IntList(args[i], Value()); break;
+                case "--api-seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--scale-records": records = IntList(args[i], Value()); break;
+                case "--density": density = PositiveInt(args[i], Value()); break;
+                case "--cold-starts": cold = PositiveInt(args[i], Value()); break;
+                case "--child": o.Child = Value(); break;
+                case "--child-size": o.ChildSize = PositiveInt(args[i], Value()); break;
+                case "-h" or "--help": throw new HelpRequestedException();
+                default: throw new ArgumentException($"unknown argument {args[i]}");
+            }
+        }
+
+        var (b, c, s, r, d, k) = o.Mode switch
+        {
+            BenchMode.Smoke => (1, new[] { 1, 4 }, 0.5, new[] { 200 }, 1, 1),
+            BenchMode.Quick => (5, new[] { 1, 16, 64 }, 2.0, new[] { 1_000, 10_000 }, 3, 5),
+            _ => (7, new[] { 1, 16, 64 }, 5.0, new[] { 1_000, 10_000 }, 50, 5),
+        };
+        o.BootRuns = boot ?? b;
+        o.ApiClients = clients ?? c;
+        o.ApiDuration = TimeSpan.FromSeconds(seconds ?? s);
+        o.ScaleRecords = records ?? r;
+        o.DensityVms = density ?? d;
+        o.ColdStarts = cold ?? k;
+        o.DocsPath = noDocs || o.Mode == BenchMode.Smoke ? null : docs;
+        return o;
+    }
+
+    public const string Usage =
+        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart] [--daemon path/to/vistarad]\n" +
+        "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
+        "         [--boot-runs N] [--api-clients 1,16,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
+
+    private static int PositiveInt(string flag, string value) =>
+        int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : throw new ArgumentException($"{flag}: \"{value}\" is not a positive integer");
+
+    private static int[] IntList(string flag, string value) =>
+        value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => PositiveInt(flag, v)).ToArray();
+}
+
+public sealed class HelpRequestedException : Exception
+{
+    public HelpRequestedException()
+        : base("help")
+    {
+    }
+}
