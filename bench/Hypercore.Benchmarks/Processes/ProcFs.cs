@@ -32,6 +32,23 @@ public static partial class ProcFs
         return null;
     }
 
+    /// <summary>User + system CPU time a process has used so far (10 ms resolution), or null when it is gone.</summary>
+    public static TimeSpan? CpuTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // After the command name: state is field 3, utime field 14, stime field 15 (1-based, proc(5)).
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return TimeSpan.FromSeconds(ticks / 100.0);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The argument vector of a process, or null when it is gone.</summary>
     public static string[]? CommandLine(int pid)
     {

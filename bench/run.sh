@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmarks: builds Release (the daemon published ReadyToRun, as deployed), runs bench/Hypercore.Benchmarks,
+# prints a table and rewrites docs/benchmarks.md (not with --smoke or --no-docs).
+#
+# Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart] [other runner flags]
+#   --quick   3 density VMs and shorter API runs (minutes instead of ~15 min)
+#   --smoke   tiny sizes, no docs rewrite (what CI runs through the NUnit smoke test)
+# Environment:
+#   HYPERCORE_IMAGE  guest image directory (vmlinuz + initrd.img); default /var/lib/hypercore/images/default,
+#                    built with scripts/build-image.sh when missing.
+#
+# Everything the run starts (daemons, QEMU guests, bare QEMU) has the run's scratch directory in its command line;
+# on exit, failure or Ctrl+C those processes are killed by pid and the directory is removed.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scratch="$(mktemp -d /tmp/hcb.XXXXXX)" # short: QMP socket paths must fit in sockaddr_un
+work="$scratch/w"
+runner_pid=""
+
+reap() {
+    # Processes of this run only: their command line contains the scratch directory.
+    local self=$$ pid
+    for dir in /proc/[0-9]*; do
+        pid="${dir#/proc/}"
+        [[ "$pid" == "$self" ]] && continue
+        if tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -qF -- "$work/"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
+        kill -TERM "$runner_pid" 2>/dev/null || true
+        for _ in $(seq 1 300); do kill -0 "$runner_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$runner_pid" 2>/dev/null || true
+    fi
+    reap
+    rm -rf "$scratch"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+image="${HYPERCORE_IMAGE:-/var/lib/hypercore/images/default}"
+if [[ ! -s "$image/vmlinuz" || ! -s "$image/initrd.img" ]]; then
+    echo "bench: no guest image at $image; building one into $scratch/image" >&2
+    if bash scripts/build-image.sh "$scratch/image" >&2; then
+        image="$scratch/image"
+    else
+        echo "bench: could not build the guest image; the boot and density benchmarks will be skipped" >&2
+    fi
+fi
+
+echo "bench: publishing vistarad (Release, ReadyToRun) and building the runner" >&2
+dotnet publish src/Hypercore.Daemon -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    -o "$scratch/daemon" -nologo -v q >&2
+dotnet build bench/Hypercore.Benchmarks -c Release -nologo -v q >&2
+
+mkdir -p "$work"
+bench/Hypercore.Benchmarks/bin/Release/net10.0/Hypercore.Benchmarks \
+    --daemon "$scratch/daemon/vistarad" --image "$image" --work-dir "$work" \
+    --docs "$root/docs/benchmarks.md" --notes "$root/bench/NOTES.md" "$@" &
+runner_pid=$!
+wait "$runner_pid"

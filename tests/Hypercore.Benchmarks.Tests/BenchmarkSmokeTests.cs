@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+
+namespace Hypercore.Benchmarks.Tests;
+
+/// <summary>
+/// The runner end to end with tiny sizes (--smoke): every benchmark runs against the real daemon process and the
+/// in-process API, prints its rows, writes no docs, and leaves no process or file behind. Boot and density need
+/// QEMU and the guest image (scripts/setup.sh); without them their rows must say "skipped", not fail.
+/// </summary>
+[NonParallelizable]
+public class BenchmarkSmokeTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
+
+    private string _scratch = null!;
+
+    [SetUp]
+    public void SetUp() => _scratch = Directory.CreateTempSubdirectory("hcb-smoke-").FullName;
+
+    [TearDown]
+    public void TearDown()
+    {
+        // Whatever happened, nothing of this run may survive it.
+        foreach (var pid in ProcessesMentioning(_scratch))
+        {
+            try
+            {
+                Process.GetProcessById(pid).Kill(entireProcessTree: true);
+            }
+            catch (ArgumentException)
+            {
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+
+        Directory.Delete(_scratch, recursive: true);
+    }
+
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HypercoreController.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("repository root not found above " + AppContext.BaseDirectory);
+    }
+
+    private static string Configuration =>
+        typeof(BenchmarkSmokeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+
+    private static bool GuestImagePresent =>
+        File.Exists("/var/lib/hypercore/images/default/vmlinuz") && File.Exists("/var/lib/hypercore/images/default/initrd.img");
+
+    [Test]
+    public async Task Runner_Smoke_EveryBenchmarkReportsAndNothingIsLeftBehind()
+    {
+        var root = RepoRoot();
+        var runner = Path.Combine(root, "bench", "Hypercore.Benchmarks", "bin", Configuration, "net10.0", "Hypercore.Benchmarks.dll");
+        var daemon = Path.Combine(root, "src", "Hypercore.Daemon", "bin", Configuration, "net10.0", "vistarad");
+        File.Exists(runner).Should().BeTrue($"the runner is built with the tests ({runner})");
+        File.Exists(daemon).Should().BeTrue($"the daemon is built with the tests ({daemon})");
+        var work = Path.Combine(_scratch, "w");
+        var docs = Path.Combine(_scratch, "benchmarks.md");
+
+        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--daemon", daemon, "--work-dir", work, "--docs", docs);
+
+        exit.Should().Be(0, $"the smoke run must succeed; stderr:\n{stderr}\nstdout:\n{stdout}");
+        stdout.Should().Contain("benchmark").And.Contain("verdict").And.Contain("Load average:");
+        stdout.Should().NotContain("(benchmark failed)");
+        Row(stdout, "Cold start", "process start → first answered gRPC call").Should().MatchRegex(@"[0-9,.]+ ms");
+        Row(stdout, "Cold start", "idle RSS").Should().MatchRegex(@"[0-9,.]+ MB");
+        Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
+        Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
+        if (GuestImagePresent)
+        {
+            Row(stdout, "Boot overhead", "daemon / bare QEMU boot ratio").Should().MatchRegex(@"[0-9.]+ ×");
+            Row(stdout, "Density", "QEMU processes left after deleting all").Should().MatchRegex(@"\b0\s+pass");
+        }
+        else
+        {
+            Row(stdout, "Boot overhead", "daemon / bare QEMU boot ratio").Should().Contain("skipped");
+        }
+
+        File.Exists(docs).Should().BeFalse("--smoke never rewrites the docs");
+        ProcessesMentioning(work).Should().BeEmpty("the runner stops every daemon and QEMU it started");
+    }
+
+    [Test]
+    public async Task Runner_UnknownBenchmark_ExitsWithUsage()
+    {
+        var runner = Path.Combine(RepoRoot(), "bench", "Hypercore.Benchmarks", "bin", Configuration, "net10.0", "Hypercore.Benchmarks.dll");
+
+        var (exit, _, stderr) = await RunAsync("dotnet", runner, "--only", "warp-drive");
+
+        exit.Should().Be(2);
+        stderr.Should().Contain("unknown benchmark warp-drive").And.Contain("usage:");
+    }
+
+    /// <summary>The table line of one metric (whitespace-separated columns as the runner prints them).</summary>
+    private static string Row(string stdout, string benchmark, string metric) =>
+        stdout.Split('\n').FirstOrDefault(l => l.StartsWith(benchmark + " ", StringComparison.Ordinal) && l.Contains("  " + metric + "  ", StringComparison.Ordinal))
+        ?? throw new AssertionException($"no row \"{benchmark} / {metric}\" in:\n{stdout}");
+
+    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string file, params string[] args)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(Timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new AssertionException($"the runner did not finish within {Timeout.TotalMinutes} min; stderr so far:\n{await stderr}");
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    private static List<int> ProcessesMentioning(string path)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                if (cmdline.Contains(path, StringComparison.Ordinal) && !IsZombie(pid))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z');
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+}
