@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -6,6 +7,7 @@ using Hypercore.Benchmarks.Processes;
 using Hypercore.Benchmarks.Report;
 using Hypercore.Benchmarks.Runner;
 using Hypercore.Contracts.VmApi;
+using Hypercore.Telemetry;
 
 namespace Hypercore.Benchmarks.Api;
 
@@ -29,7 +31,9 @@ public static class ApiThroughput
             BenchContext.Log($"api: {clients} client(s), {ctx.Options.ApiDuration.TotalSeconds:0.#} s");
             var r = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
             var method = $"{clients} gRPC client(s) × sequential Create for {ctx.Options.ApiDuration.TotalSeconds:0.#} s after a warm-up; " +
-                $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) + load generator in one process";
+                $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) + load generator in one process; " +
+                $"{Fmt.Number(r["cpu_us_per"])} µs CPU per Create (server + client), {Fmt.Number(r["cpu_cores"])} cores busy; " +
+                $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each";
             var goalRow = clients == largest || ctx.Options.ApiClients.Length == 1;
             rows.Add(new ResultRow(Name, $"durable Creates/s, {clients} client(s)", r["rate"], "/s", method)
             {
@@ -45,7 +49,8 @@ public static class ApiThroughput
         BenchContext.Log($"api: {largest} client(s) without the reconciler");
         var alone = await ChildRun.RunAsync(ctx, ChildKindNoReconciler, largest, TimeSpan.FromMinutes(10));
         rows.Add(new ResultRow(Name, $"durable Creates/s, {largest} client(s), reconciler off", alone["rate"], "/s",
-            $"as above without the reconciler's claim and status writes; p99 {Fmt.Number(alone["p99_ms"])} ms")
+            $"as above without the reconciler's claim and status writes; p99 {Fmt.Number(alone["p99_ms"])} ms; " +
+            $"{Fmt.Number(alone["cpu_us_per"])} µs CPU per Create, {Fmt.Number(alone["cpu_cores"])} cores busy")
         {
             Reference = "writes only the API's",
         });
@@ -63,8 +68,28 @@ public static class ApiThroughput
             var calls = channels.Select(c => new VMService.VMServiceClient(c)).ToList();
             await LoadAsync(calls, node.KernelPath, "warm", TimeSpan.FromSeconds(Math.Min(1, options.ApiDuration.TotalSeconds)));
 
+            long commits = 0, committedWrites = 0;
+            using var listener = new MeterListener
+            {
+                InstrumentPublished = (instrument, l) =>
+                {
+                    if (instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name == "hypercore.store.commit.writes")
+                    {
+                        l.EnableMeasurementEvents(instrument);
+                    }
+                },
+            };
+            listener.SetMeasurementEventCallback<int>((_, writes, _, _) =>
+            {
+                Interlocked.Increment(ref commits);
+                Interlocked.Add(ref committedWrites, writes);
+            });
+            listener.Start();
             var gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var (latencies, errors, elapsed) = await LoadAsync(calls, node.KernelPath, "run", options.ApiDuration);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+            listener.Dispose();
             var all = latencies.SelectMany(l => l).Order().ToArray();
             var backlog = node.Reconciler?.Queue.Depth ?? 0;
             return new Dictionary<string, double>
@@ -80,6 +105,10 @@ public static class ApiThroughput
                 ["gen1"] = GC.CollectionCount(1) - gcBefore.Item2,
                 ["gen2"] = GC.CollectionCount(2) - gcBefore.Item3,
                 ["rss_mb"] = (ProcFs.RssBytes(Environment.ProcessId) ?? 0) / 1048576.0,
+                ["cpu_us_per"] = all.Length == 0 ? 0 : cpu.TotalMilliseconds * 1000 / all.Length,
+                ["cpu_cores"] = cpu.TotalSeconds / elapsed.TotalSeconds,
+                ["commits_per_s"] = Interlocked.Read(ref commits) / elapsed.TotalSeconds,
+                ["writes_per_commit"] = Interlocked.Read(ref commits) == 0 ? 0 : Interlocked.Read(ref committedWrites) / (double)Interlocked.Read(ref commits),
             };
         }
         finally

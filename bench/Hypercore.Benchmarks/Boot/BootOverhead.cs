@@ -40,8 +40,25 @@ public static class BootOverhead
         var managed = new List<TimeSpan>();
         for (var i = 0; i < ctx.Options.BootRuns; i++)
         {
-            bare.Add(await BareBootAsync(argv!, vmDir!, Path.Combine(bareRoot, $"run{i}")));
-            managed.Add((await DaemonBootAsync(client, state, $"boot{i}", captureArgv: false)).Elapsed);
+            // ABBA order (bare, daemon, daemon, bare, …) so that drift in the machine's load and whatever the previous
+            // VM's teardown leaves behind fall on both sides equally; each boot starts after a short settle.
+            async Task Bare() => bare.Add(await BareBootAsync(argv!, vmDir!, Path.Combine(bareRoot, $"run{i}")));
+            async Task Daemon() => managed.Add((await DaemonBootAsync(client, state, $"boot{i}", captureArgv: false)).Elapsed);
+            if (i % 2 == 0)
+            {
+                await Settle();
+                await Bare();
+                await Settle();
+                await Daemon();
+            }
+            else
+            {
+                await Settle();
+                await Daemon();
+                await Settle();
+                await Bare();
+            }
+
             BenchContext.Log($"boot {i + 1}/{ctx.Options.BootRuns}: bare {Fmt.Ms(bare[^1])}, daemon {Fmt.Ms(managed[^1])}");
         }
 
@@ -52,7 +69,7 @@ public static class BootOverhead
         return
         [
             new ResultRow(Name, "daemon / bare QEMU boot ratio", daemonMedian / bareMedian, "×",
-                $"median of {runs} daemon boots ÷ median of {runs} bare boots, interleaved in one run")
+                $"median of {runs} daemon boots ÷ median of {runs} bare boots, interleaved in ABBA order in one run, 1 s settle before each")
             {
                 Goal = goal,
                 Reference = $"bare {Fmt.Ms(bareMedian)}",
@@ -123,6 +140,8 @@ public static class BootOverhead
 
         return elapsed;
     }
+
+    private static Task Settle() => Task.Delay(TimeSpan.FromSeconds(1));
 
     private static TimeSpan Median(List<TimeSpan> values)
     {
