@@ -166,8 +166,6 @@ public sealed class DaemonEndToEndTests
     }
 
     [Test]
-    [Ignore("QEMU driver bug (not in this project): QemuDriver.StartAsync resolves scratch disks into a local spec but " +
-        "passes the original vm to QemuCommandLine.Build, so QEMU gets -drive file= (empty) and exits 1.")]
     public async Task Daemon_VistaraDisk_BootsWithASparseScratchDiskThatDeleteRemoves()
     {
         await using var daemon = StartDaemon();
