@@ -1,0 +1,430 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.Json;
+using System.Threading.Channels;
+using Hypercore.MicroVms;
+using Hypercore.Telemetry;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Store.Sqlite;
+
+/// <summary>
+/// The standalone desired-state store: one SQLite file in WAL mode with <c>synchronous=FULL</c>, so a write is
+/// on disk before its call returns and survives a crash of the process or the machine.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Writes go through one writer connection owned by a single writer loop. Writes that arrive while a commit is
+/// in flight are committed together in the next transaction (group commit): each write still succeeds or fails
+/// on its own and is acknowledged only after the commit that contains it is durable, but many writers share one
+/// fsync. Reads use a small pool of separate connections and never wait for writes.
+/// </para>
+/// <para>
+/// <c>resource_version</c> is a store-wide counter kept in the <c>meta</c> table, like etcd's revision: every
+/// write (including a delete) takes the next value, so versions are unique and grow in commit order.
+/// </para>
+/// <para>
+/// A cancelled write either never happened or is reported as done: cancellation is honoured only before the
+/// write joins a transaction, so <see cref="OperationCanceledException"/> always means "not written".
+/// </para>
+/// </remarks>
+public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable, IDisposable
+{
+    internal const int SchemaVersion = 1;
+
+    private const string Columns =
+        "uid, spec, status, generation, resource_version, created_at, deletion_requested_at, claimed_node";
+
+    private static readonly Histogram<double> CommitDuration = HypercoreTelemetry.Meter.CreateHistogram<double>(
+        "hypercore.store.commit.duration", "s", "Time of one SQLite commit (one fsync), for a group of writes.");
+
+    private static readonly Histogram<int> CommitBatchSize = HypercoreTelemetry.Meter.CreateHistogram<int>(
+        "hypercore.store.commit.writes", "{write}", "Writes committed together in one SQLite transaction.");
+
+    private readonly SqliteStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<SqliteMicroVmStore> _log;
+    private readonly string _path;
+    private readonly SqliteConnection _writer;
+    private readonly WriterCommands _commands;
+    private readonly ReadConnectionPool _readers;
+    private readonly WatchHub _hub;
+    private readonly Channel<PendingWrite> _writes =
+        Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writerLoop;
+    private int _disposed;
+
+    // Only the writer loop touches these two while a batch runs.
+    private long _batchResourceVersion;
+    private SqliteTransaction? _transaction;
+
+    public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
+    {
+        _options = options.Value;
+        var validation = new SqliteStoreOptionsValidator().Validate(null, _options);
+        if (validation.Failed)
+        {
+            throw new OptionsValidationException(nameof(SqliteStoreOptions), typeof(SqliteStoreOptions), validation.Failures);
+        }
+
+        _time = time;
+        _log = log;
+        _path = Path.GetFullPath(_options.DatabasePath);
+        Directory.CreateDirectory(Path.GetDirectoryName(_path)!);
+
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = _path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = false,
+            DefaultTimeout = Math.Max(1, (int)Math.Ceiling(_options.BusyTimeout.TotalSeconds)),
+        };
+        _writer = new SqliteConnection(builder.ToString());
+        try
+        {
+            var (journalMode, resourceVersion, count) = Open(_writer);
+            _commands = new WriterCommands(_writer);
+            LogOpened(_path, SchemaVersion, journalMode, resourceVersion, count);
+        }
+        catch (SqliteException ex)
+        {
+            _writer.Dispose();
+            throw Translate(ex, "opening the database");
+        }
+        catch
+        {
+            _writer.Dispose();
+            throw;
+        }
+
+        builder.Mode = SqliteOpenMode.ReadWrite;
+        _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
+        _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
+        _writerLoop = Task.Run(RunWriterAsync);
+    }
+
+    public string Name => "sqlite";
+
+    /// <summary>The database file in use (absolute).</summary>
+    public string DatabasePath => _path;
+
+    // ---------------------------------------------------------------- reads
+
+    public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        return ReadAsync("reading " + key, connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT {Columns} FROM microvms WHERE namespace = $ns AND id = $id;";
+            command.Parameters.AddWithValue("$ns", key.Namespace);
+            command.Parameters.AddWithValue("$id", key.Id);
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? ReadRecord(reader) : null;
+        }, cancellationToken);
+    }
+
+    public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default)
+    {
+        return ReadAsync("reading uid " + uid, connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT {Columns} FROM microvms WHERE uid = $uid;";
+            command.Parameters.AddWithValue("$uid", uid);
+            using var reader = command.ExecuteReader();
+            return reader.Read() ? ReadRecord(reader) : null;
+        }, cancellationToken);
+    }
+
+    public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
+    {
+        return ReadAsync("listing", IReadOnlyList<MicroVm> (connection) =>
+        {
+            using var command = connection.CreateCommand();
+            if (@namespace is null)
+            {
+                command.CommandText = $"SELECT {Columns} FROM microvms ORDER BY namespace, id;";
+            }
+            else
+            {
+                command.CommandText = $"SELECT {Columns} FROM microvms WHERE namespace = $ns ORDER BY id;";
+                command.Parameters.AddWithValue("$ns", @namespace);
+            }
+
+            var list = new List<MicroVm>();
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                list.Add(ReadRecord(reader));
+            }
+
+            return list;
+        }, cancellationToken);
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    public async Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        var specJson = JsonSerializer.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+        var statusJson = JsonSerializer.Serialize(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus);
+        var uid = Guid.NewGuid().ToString("N");
+        var now = _time.GetUtcNow();
+        return (await EnqueueAsync(() => ApplyCreate(spec, specJson, statusJson, uid, now), cancellationToken))!;
+    }
+
+    public async Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
+        if (spec.Namespace != key.Namespace || spec.Id != key.Id)
+        {
+            throw new ArgumentException($"the spec names {spec.Namespace}/{spec.Id} but the update is for {key}; namespace and id cannot change", nameof(spec));
+        }
+
+        var specJson = JsonSerializer.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+        return (await EnqueueAsync(() => ApplyUpdateSpec(key, spec, specJson, expectedResourceVersion), cancellationToken))!;
+    }
+
+    public async Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
+        var statusJson = JsonSerializer.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
+        return (await EnqueueAsync(() => ApplyUpdateStatus(key, status, statusJson, expectedResourceVersion), cancellationToken))!;
+    }
+
+    public async Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
+        (await EnqueueAsync(() => ApplyClaim(key, _options.NodeName), cancellationToken))!;
+
+    public async Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
+    {
+        var now = _time.GetUtcNow();
+        return (await EnqueueAsync(() => ApplyMarkForDeletion(key, now), cancellationToken))!;
+    }
+
+    public Task RemoveAsync(VmKey key, CancellationToken cancellationToken = default) =>
+        EnqueueAsync(() => ApplyRemove(key), cancellationToken);
+
+    // ---------------------------------------------------------------- watch
+
+    /// <summary>
+    /// Subscribes at once (not at the first MoveNext), so a caller may watch, then list, and miss nothing. The
+    /// stream ends when the store is disposed; cancelling <paramref name="cancellationToken"/> or disposing the
+    /// enumerator unsubscribes.
+    /// </summary>
+    public IAsyncEnumerable<StoreEvent> WatchAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        return new WatchStream(_hub, cancellationToken);
+    }
+
+    /// <summary>Number of open watch streams (for tests and diagnostics).</summary>
+    internal int WatcherCount => _hub.Count;
+
+    // ---------------------------------------------------------------- lifetime
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _writes.Writer.TryComplete();
+        await _writerLoop; // commits whatever was already queued
+        _hub.CompleteAll();
+        _readers.Dispose();
+        _commands.Dispose();
+        await _writer.DisposeAsync();
+    }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    // ---------------------------------------------------------------- opening
+
+    private static (string JournalMode, long ResourceVersion, long Count) Open(SqliteConnection connection)
+    {
+        connection.Open();
+
+        // WAL: readers do not block the writer; FULL: the WAL is fsynced at every commit, so an acknowledged
+        // write survives power loss, not just a crash of this process.
+        var journalMode = Convert.ToString(Scalar(connection, "PRAGMA journal_mode = WAL;"), CultureInfo.InvariantCulture) ?? "";
+        if (!journalMode.Equals("wal", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new StoreException($"the file system refused SQLite's WAL journal mode (got \"{journalMode}\"); put the database on a local disk");
+        }
+
+        Execute(connection, "PRAGMA synchronous = FULL;");
+
+        using var transaction = connection.BeginTransaction(deferred: false);
+        var hasMeta = Convert.ToInt64(Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta';"), CultureInfo.InvariantCulture) > 0;
+        if (hasMeta)
+        {
+            var version = Convert.ToInt64(Scalar(connection, "SELECT value FROM meta WHERE key = 'schema_version';") ?? 0L, CultureInfo.InvariantCulture);
+            if (version > SchemaVersion)
+            {
+                throw new StoreException($"the database has schema version {version}, newer than this build understands ({SchemaVersion}); use a newer Hypercore or another DatabasePath");
+            }
+        }
+
+        Execute(connection, """
+            CREATE TABLE IF NOT EXISTS meta (
+                key   TEXT PRIMARY KEY NOT NULL,
+                value INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS microvms (
+                namespace             TEXT NOT NULL,
+                id                    TEXT NOT NULL,
+                uid                   TEXT NOT NULL UNIQUE,
+                spec                  TEXT NOT NULL,
+                status                TEXT NOT NULL,
+                generation            INTEGER NOT NULL,
+                resource_version      INTEGER NOT NULL,
+                created_at            TEXT NOT NULL,
+                deletion_requested_at TEXT,
+                claimed_node          TEXT,
+                PRIMARY KEY (namespace, id)
+            ) STRICT;
+            INSERT OR IGNORE INTO meta (key, value) VALUES ('resource_version', 0);
+            """);
+        Execute(connection, $"INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', {SchemaVersion});");
+        var resourceVersion = Convert.ToInt64(Scalar(connection, "SELECT value FROM meta WHERE key = 'resource_version';"), CultureInfo.InvariantCulture);
+        var count = Convert.ToInt64(Scalar(connection, "SELECT count(*) FROM microvms;"), CultureInfo.InvariantCulture);
+        transaction.Commit();
+        return (journalMode, resourceVersion, count);
+    }
+
+    private static object? Scalar(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return command.ExecuteScalar();
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    // ---------------------------------------------------------------- row mapping
+
+    private static MicroVm ReadRecord(SqliteDataReader reader) => new()
+    {
+        Uid = reader.GetString(0),
+        Spec = JsonSerializer.Deserialize(reader.GetString(1), StoreJsonContext.Default.MicroVmSpec)
+            ?? throw new JsonException("spec column holds null"),
+        Status = JsonSerializer.Deserialize(reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
+            ?? throw new JsonException("status column holds null"),
+        Generation = reader.GetInt64(3),
+        ResourceVersion = FormatVersion(reader.GetInt64(4)),
+        CreatedAt = ParseTime(reader.GetString(5)),
+        DeletionRequestedAt = reader.IsDBNull(6) ? null : ParseTime(reader.GetString(6)),
+        Claimed = !reader.IsDBNull(7),
+    };
+
+    private static string FormatVersion(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static string FormatTime(DateTimeOffset value) => value.ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseTime(string value) =>
+        DateTimeOffset.ParseExact(value, "O", CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+
+    /// <summary>
+    /// Runs a query on a pooled reader. Microsoft.Data.Sqlite does its work synchronously even in its async
+    /// methods, so this does too; failures still arrive through the task, like any async API.
+    /// </summary>
+    private Task<T> ReadAsync<T>(string what, Func<SqliteConnection, T> query, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<T>(cancellationToken);
+        }
+
+        try
+        {
+            return Task.FromResult(Read(what, query));
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException<T>(ex);
+        }
+    }
+
+    private T Read<T>(string what, Func<SqliteConnection, T> query)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        SqliteConnection connection;
+        try
+        {
+            connection = _readers.Rent();
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(ex, what);
+        }
+
+        var healthy = false;
+        try
+        {
+            var result = query(connection);
+            healthy = true;
+            return result;
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(ex, what);
+        }
+        catch (JsonException ex)
+        {
+            healthy = true;
+            throw new StoreException($"sqlite store {_path}: a row is not valid JSON while {what}: {ex.Message}", ex);
+        }
+        finally
+        {
+            if (healthy)
+            {
+                _readers.Return(connection);
+            }
+            else
+            {
+                connection.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Turns a provider error into a <see cref="StoreException"/> that says what to do about it.</summary>
+    internal StoreException Translate(SqliteException ex, string what)
+    {
+        // Primary result codes: https://www.sqlite.org/rescode.html
+        var hint = (ex.SqliteErrorCode & 0xFF) switch
+        {
+            5 or 6 => "the database is locked by another connection or process (is a second daemon using the same file?)",
+            8 => "the database file is read-only; check its permissions and those of its directory",
+            10 => "an I/O error occurred reading or writing the database file",
+            11 or 26 => "the database file is corrupt or not an SQLite database",
+            13 => "the disk is full",
+            14 => "the database file cannot be opened; check that its directory exists and is writable",
+            _ => "SQLite reported an error",
+        };
+        return new StoreException($"sqlite store {_path}: {what} failed: {hint} ({ex.Message})", ex);
+    }
+
+    [LoggerMessage(2001, LogLevel.Information, "SQLite store opened at {Path} (schema {SchemaVersion}, journal {JournalMode}, resource version {ResourceVersion}, {Count} records)")]
+    private partial void LogOpened(string path, int schemaVersion, string journalMode, long resourceVersion, long count);
+
+    [LoggerMessage(2002, LogLevel.Warning, "A store watcher fell more than {Capacity} events behind; its backlog was dropped and it was told to resync")]
+    private partial void LogWatcherOverflow(int capacity);
+
+    [LoggerMessage(2003, LogLevel.Error, "SQLite commit of {Count} writes failed; none of them was stored: {Message}")]
+    private partial void LogCommitFailed(int count, string message);
+
+    [LoggerMessage(2004, LogLevel.Error, "A SQLite write failed and its transaction was rolled back; {Retried} other writes in it are retried: {Message}")]
+    private partial void LogWriteFailed(int retried, string message);
+}

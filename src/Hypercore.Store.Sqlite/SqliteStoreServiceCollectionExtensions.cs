@@ -1,0 +1,28 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Store.Sqlite;
+
+public static class SqliteStoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the SQLite store as the singleton <see cref="IMicroVmStore"/> (also resolvable as
+    /// <see cref="SqliteMicroVmStore"/>), with its options validated at start.
+    /// </summary>
+    public static IServiceCollection AddSqliteStore(this IServiceCollection services, Action<SqliteStoreOptions>? configure = null)
+    {
+        var options = services.AddOptions<SqliteStoreOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteStoreOptions>, SqliteStoreOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<SqliteMicroVmStore>();
+        services.AddSingleton<IMicroVmStore>(sp => sp.GetRequiredService<SqliteMicroVmStore>());
+        return services;
+    }
+}

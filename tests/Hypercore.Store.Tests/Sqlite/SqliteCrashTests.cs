@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using Hypercore.MicroVms;
+using Microsoft.Data.Sqlite;
+
+namespace Hypercore.Store.Tests.Sqlite;
+
+/// <summary>
+/// An acknowledged write must survive the process being killed with SIGKILL at any moment: a child process
+/// writes as fast as it can and reports each acknowledged write; the test kills it mid-stream and then checks
+/// every reported write in the database it left behind.
+/// </summary>
+[TestFixture]
+public sealed class SqliteCrashTests
+{
+    private const int AcksBeforeKill = 400;
+
+    private TempDatabase _database = null!;
+    private Process? _child;
+
+    [SetUp]
+    public void SetUp() => _database = new TempDatabase();
+
+    [TearDown]
+    public void TearDown()
+    {
+        try
+        {
+            if (_child is { HasExited: false })
+            {
+                _child.Kill(entireProcessTree: true);
+                _child.WaitForExit(30_000);
+            }
+        }
+        finally
+        {
+            _child?.Dispose();
+            _child = null;
+            _database.Dispose();
+        }
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task WriterKilledWithSigkill_EveryAcknowledgedWriteSurvives(CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(typeof(SqliteCrashTests).Assembly.Location);
+        start.ArgumentList.Add(CrashWriter.Mode);
+        start.ArgumentList.Add(_database.Path);
+        start.ArgumentList.Add("8");
+        _child = Process.Start(start)!;
+        var stderr = _child.StandardError.ReadToEndAsync(cancellationToken);
+
+        var created = new HashSet<string>();
+        var statused = new HashSet<string>();
+        var killed = false;
+        while (await _child.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith("acked-status ", StringComparison.Ordinal))
+            {
+                statused.Add(line["acked-status ".Length..]);
+            }
+            else if (line.StartsWith("acked ", StringComparison.Ordinal))
+            {
+                created.Add(line["acked ".Length..]);
+            }
+
+            if (!killed && created.Count >= AcksBeforeKill)
+            {
+                _child.Kill(); // SIGKILL on Unix: no finalizers, no flush, no dispose
+                killed = true;
+            }
+
+            // Lines already in the pipe when the kill lands were acknowledged before it: keep reading them.
+        }
+
+        await _child.WaitForExitAsync(cancellationToken);
+        killed.Should().BeTrue($"the writer stopped before {AcksBeforeKill} acks; stderr: {await stderr}");
+        _child.ExitCode.Should().Be(128 + 9, "the writer must have died by SIGKILL, not exited");
+
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _database.Path, Pooling = false }.ToString()))
+        {
+            connection.Open();
+            using var check = connection.CreateCommand();
+            check.CommandText = "PRAGMA integrity_check;";
+            check.ExecuteScalar().Should().Be("ok");
+        }
+
+        await using var store = _database.Open();
+        var stored = (await store.ListAsync(MicroVmSpec.DefaultNamespace, cancellationToken)).ToDictionary(v => v.Spec.Id);
+        await TestContext.Out.WriteLineAsync($"acked {created.Count} creates and {statused.Count} status writes before SIGKILL; {stored.Count} records on disk");
+
+        created.Should().OnlyContain(id => stored.ContainsKey(id), "every acknowledged create must be on disk");
+        statused.Should().NotBeEmpty();
+        foreach (var id in statused)
+        {
+            stored[id].Status.Phase.Should().Be(Phase.Running, $"the acknowledged status write of {id} must be on disk");
+        }
+
+        stored.Count.Should().BeGreaterThanOrEqualTo(created.Count);
+    }
+}
