@@ -120,7 +120,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Writes a kubeconfig that points kubectl or KubernetesClient at this server (plain HTTP, no credentials).</summary>
+    /// <summary>Writes a kubeconfig that points kubectl or KubernetesClient at this server (plain HTTP; the token is not checked).</summary>
     public string WriteKubeconfig(string path, string @namespace = "default")
     {
         var server = BaseAddress.GetLeftPart(UriPartial.Authority);
@@ -140,7 +140,8 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             current-context: fake
             users:
               - name: fake
-                user: {"{}"}
+                user:
+                  token: test-token
             """);
         return path;
     }
