@@ -52,9 +52,11 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     private readonly List<ApiRequest> _requests = [];
     private readonly List<Exception> _faults = [];
     private long _resourceVersion = 1000;
+    private long _bookmarksSent;
     private long _compactedResourceVersion;
     private int _failCount;
     private int _failStatus;
+    private string? _failResource;
 
     private FakeKubeApiServer(WebApplication app, FakeKubeApiServerOptions options)
     {
@@ -78,6 +80,18 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             lock (_gate)
             {
                 return _resourceVersion;
+            }
+        }
+    }
+
+    /// <summary>BOOKMARK events queued to watches so far.</summary>
+    public long BookmarksSent
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _bookmarksSent;
             }
         }
     }
@@ -216,13 +230,17 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The next <paramref name="count"/> resource requests fail with <paramref name="statusCode"/> before touching state.</summary>
-    public void FailNextRequests(int count, int statusCode)
+    /// <summary>
+    /// The next <paramref name="count"/> requests (to <paramref name="resource"/> only, when given) fail with
+    /// <paramref name="statusCode"/> before touching state.
+    /// </summary>
+    public void FailNextRequests(int count, int statusCode, string? resource = null)
     {
         lock (_gate)
         {
             _failCount = count;
             _failStatus = statusCode;
+            _failResource = resource;
         }
     }
 
@@ -359,7 +377,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         lock (_gate)
         {
             _requests.Add(new ApiRequest(verb, group, plural, sub, ns, name, method, ctx.Request.Path.Value ?? ""));
-            if (_failCount > 0)
+            if (_failCount > 0 && (_failResource is null || _failResource == plural))
             {
                 _failCount--;
                 throw new ApiError(_failStatus, _failStatus == 503 ? "ServiceUnavailable" : "InternalError", $"injected failure {_failStatus}");
@@ -877,6 +895,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         {
             lock (_gate)
             {
+                _bookmarksSent++;
                 watch.Lines.Writer.TryWrite(WatchLine("BOOKMARK", new JsonObject
                 {
                     ["apiVersion"] = watch.Type.ApiVersion,

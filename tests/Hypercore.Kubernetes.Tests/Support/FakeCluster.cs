@@ -49,7 +49,7 @@ public sealed class FakeCluster : IAsyncDisposable
         configure?.Invoke(options);
         var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath));
         var store = new KubernetesMicroVmStore(client, Options.Create(options), TimeProvider.System,
-            NullLogger<KubernetesMicroVmStore>.Instance, new Random(7), ownsClient: true);
+            new TestLogger<KubernetesMicroVmStore>(), new Random(7), ownsClient: true);
         lock (_owned)
         {
             _owned.Add(store);
