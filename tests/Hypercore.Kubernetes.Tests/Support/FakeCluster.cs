@@ -58,7 +58,7 @@ public sealed class FakeCluster : IAsyncDisposable
         return store;
     }
 
-    public Kubectl Kubectl() => new(KubeconfigPath, Path.Combine(Directory.FullName, "kubectl-cache"));
+    public KubectlRunner Kubectl() => new(KubeconfigPath, Path.Combine(Directory.FullName, "kubectl-cache"));
 
     public async ValueTask DisposeAsync()
     {

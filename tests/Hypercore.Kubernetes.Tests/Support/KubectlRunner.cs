@@ -8,7 +8,7 @@ public sealed record KubectlResult(int ExitCode, string Stdout, string Stderr)
 }
 
 /// <summary>Runs the real kubectl binary against a kubeconfig, with its own discovery cache directory.</summary>
-public sealed class Kubectl(string kubeconfig, string cacheDir)
+public sealed class KubectlRunner(string kubeconfig, string cacheDir)
 {
     public const string Binary = "/usr/bin/kubectl";
 
