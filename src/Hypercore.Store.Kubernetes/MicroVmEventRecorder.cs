@@ -22,6 +22,7 @@ internal sealed partial class MicroVmEventRecorder
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<(string Uid, string Reason, string Message), (string Name, int Count)> _recent = new();
+    private long _sequence;
 
     public MicroVmEventRecorder(MicroVmApi api, KubernetesStoreOptions options, TimeProvider time, ILogger log)
     {
@@ -76,7 +77,10 @@ internal sealed partial class MicroVmEventRecorder
                 }
             }
 
-            var name = $"{vm.Spec.Id}.{(now.ToUnixTimeMilliseconds() * 1_000_000):x}";
+            // client-go names events <object>.<unix nanos in hex>; a per-process sequence in the sub-millisecond
+            // digits keeps two events of one object within the same millisecond apart.
+            var sequence = Interlocked.Increment(ref _sequence) % 1_000_000;
+            var name = $"{vm.Spec.Id}.{(now.ToUnixTimeMilliseconds() * 1_000_000) + sequence:x}";
             var ev = new Corev1Event
             {
                 Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = vm.Spec.Namespace },
