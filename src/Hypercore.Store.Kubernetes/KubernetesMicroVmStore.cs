@@ -360,7 +360,17 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
                     continue;
                 }
 
-                var vm = MicroVmResource.ToMicroVm(obj);
+                MicroVm vm;
+                try
+                {
+                    vm = MicroVmResource.ToMicroVm(obj);
+                }
+                catch (Exception ex) when (ex is FormatException or InvalidOperationException)
+                {
+                    LogMalformed((string?)obj["metadata"]?["name"] ?? "?", ex.Message);
+                    continue;
+                }
+
                 StoreEvent? ev = null;
                 if (type == WatchEventType.Deleted)
                 {
@@ -402,9 +412,10 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
         {
             return (StreamOutcome.Gone, received, null);
         }
-        catch (Exception ex) when (!ct.IsCancellationRequested && ex is HttpOperationException or HttpRequestException or IOException or System.Text.Json.JsonException or StoreException)
+        catch (Exception ex) when (!ct.IsCancellationRequested)
         {
-            return (StreamOutcome.Ended, received, ex.Message);
+            // Whatever broke the stream (transport, decoding, a client bug), the watch must go on: reopen it.
+            return (StreamOutcome.Ended, received, $"{ex.GetType().Name}: {ex.Message}");
         }
 
         if (streamError is KubernetesException { Status.Code: (int)HttpStatusCode.Gone })
@@ -534,6 +545,9 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
 
     [LoggerMessage(1305, LogLevel.Information, "kubernetes: watch from resourceVersion {ResourceVersion} is too old (410 Gone); re-listing")]
     private partial void LogGone(string resourceVersion);
+
+    [LoggerMessage(1307, LogLevel.Warning, "kubernetes: skipped malformed MicroVM {Name} in the watch: {Message}")]
+    private partial void LogMalformed(string name, string message);
 
     [LoggerMessage(1306, LogLevel.Debug, "kubernetes: watch at resourceVersion {ResourceVersion} ended ({Reason}); reopening in {DelayMs:0} ms")]
     private partial void LogWatchEnded(string resourceVersion, string reason, double delayMs);
