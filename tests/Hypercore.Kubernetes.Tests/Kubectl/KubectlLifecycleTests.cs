@@ -28,8 +28,14 @@ public sealed class KubectlLifecycleTests
         Assert.That(KubectlRunner.Available, $"{KubectlRunner.Binary} is required (Debian package kubernetes-client)");
         _cluster = await FakeCluster.StartAsync();
         _kubectl = _cluster.Kubectl();
-        var store = _cluster.NewStore(Node);
         _driver = new FakeDriver("qemu");
+        _host = await StartHostAsync();
+    }
+
+    /// <summary>A daemon's reconciler on its own store instance (a new one per "daemon start").</summary>
+    private async Task<ReconcilerHost> StartHostAsync()
+    {
+        var store = _cluster.NewStore(Node);
         var drivers = new DriverRegistry([_driver], "qemu");
         var options = Options.Create(new ReconcilerOptions
         {
@@ -41,8 +47,9 @@ public sealed class KubectlLifecycleTests
             StopGracePeriod = TimeSpan.Zero,
         });
         var reconciler = new Reconciler(store, drivers, TimeProvider.System, options, NullLogger<Reconciler>.Instance);
-        _host = new ReconcilerHost(store, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance);
-        await _host.StartAsync(CancellationToken.None);
+        var host = new ReconcilerHost(store, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance);
+        await host.StartAsync(CancellationToken.None);
+        return host;
     }
 
     [TearDown]
@@ -107,6 +114,48 @@ public sealed class KubectlLifecycleTests
         reasons.Should().Contain(["Started", "Paused", "Resumed", "Deleted"]);
         var events = await Run("get", "events");
         events.Stdout.Should().Contain("hello.");
+    }
+
+    [Test]
+    public async Task DaemonRestart_AdoptsTheRunningVm_WithoutStartingItAgain()
+    {
+        await Run("apply", "-f", Repo.Path_("deploy", "samples", "microvm.yaml"));
+        await PhaseAsync("Running");
+        var rv = (string?)Object()["metadata"]!["resourceVersion"];
+
+        await _host.StopAsync(CancellationToken.None);
+        _host.Dispose();
+        _host = await StartHostAsync();
+        await _host.Ready;
+        await Eventually.UntilAsync(() => _host.Completed >= 3, "the new daemon to reconcile (adopt, then poll)");
+
+        _driver.Calls.Should().Equal(["Start hello"], "the VM kept running across the restart and was adopted");
+        ((string?)Object()["status"]!["phase"]).Should().Be("Running");
+        ((string?)Object()["metadata"]!["resourceVersion"]).Should().Be(rv, "nothing changed, so nothing was written");
+    }
+
+    [Test]
+    public async Task MicroVmForAnotherNode_IsLeftAlone()
+    {
+        var other = Path.Combine(_cluster.Directory.FullName, "other.yaml");
+        await File.WriteAllTextAsync(other, (await File.ReadAllTextAsync(Repo.Path_("deploy", "samples", "microvm.yaml")))
+            .Replace("hypercore.vistara.dev/node: node-1", "hypercore.vistara.dev/node: node-2", StringComparison.Ordinal));
+        await Run("apply", "-f", other);
+        var mine = Path.Combine(_cluster.Directory.FullName, "mine.yaml");
+        await File.WriteAllTextAsync(mine, (await File.ReadAllTextAsync(Repo.Path_("deploy", "samples", "microvm.yaml")))
+            .Replace("name: hello", "name: mine", StringComparison.Ordinal));
+        await Run("apply", "-f", mine);
+
+        // Once this node has finished with its own VM, it has had every chance to touch the other one.
+        await Eventually.UntilAsync(() => (string?)_cluster.Server.Get(MicroVmResource.Group, MicroVmResource.Plural, "default", "mine")?["status"]?["phase"] == "Running",
+            "this node's VM to run");
+
+        var hello = Object();
+        hello["status"].Should().BeNull("another node's MicroVM gets no status from this node");
+        hello["metadata"]!["finalizers"].Should().BeNull("nor this node's finalizer");
+        _driver.Calls.Should().Equal("Start mine");
+        var table = await GetTableAsync();
+        table.Row("hello")[1].Should().BeEmpty("kubectl shows no phase for it");
     }
 
     private JsonObject Object() =>
