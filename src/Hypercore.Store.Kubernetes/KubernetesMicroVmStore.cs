@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Hypercore.MicroVms;
+using Hypercore.Telemetry;
 using k8s;
 using k8s.Autorest;
 using Microsoft.Extensions.Logging;
@@ -21,6 +23,12 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
     public const string StoreName = "kubernetes";
 
     private const int MaxConflictRetries = 5;
+
+    private static readonly Counter<long> WatchReconnects = HypercoreTelemetry.Meter.CreateCounter<long>(
+        "hypercore.store.kubernetes.watch.reconnects", "{reconnect}", "Watch streams reopened from the last resourceVersion after they ended or broke.");
+
+    private static readonly Counter<long> WatchRelists = HypercoreTelemetry.Meter.CreateCounter<long>(
+        "hypercore.store.kubernetes.watch.relists", "{relist}", "Re-lists after 410 Gone or a failed list; each is reported to watchers as Resync.");
 
     private readonly MicroVmApi _api;
     private readonly KubernetesStoreOptions _options;
@@ -310,6 +318,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
 
                     if (resync)
                     {
+                        WatchRelists.Add(1);
                         await writer.WriteAsync(new StoreEvent(StoreEventType.Resync, null), ct);
                         resync = false;
                     }
@@ -327,6 +336,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
 
                 failures = received ? 1 : failures + 1;
                 var delay = ReconnectDelay(failures);
+                WatchReconnects.Add(1);
                 LogWatchEnded(snapshot.ResourceVersion, error ?? "closed by the server", delay.TotalMilliseconds);
                 await Task.Delay(delay, _time, ct);
             }
