@@ -18,7 +18,18 @@ public sealed class KubernetesStoreContractTests : StoreContractTests
     protected override async Task<IMicroVmStore> CreateStoreAsync()
     {
         _cluster = await FakeCluster.StartAsync();
-        _store = _cluster.NewStore(Node);
+        try
+        {
+            _store = _cluster.NewStore(Node);
+        }
+        catch
+        {
+            // NUnit skips this level's TearDown when the base SetUp fails: clean up here.
+            await _cluster.DisposeAsync();
+            _cluster = null;
+            throw;
+        }
+
         return _store;
     }
 
