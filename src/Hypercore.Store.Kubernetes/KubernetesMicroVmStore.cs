@@ -41,7 +41,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
     /// <summary>Last phase seen per record and the resourceVersion it was seen at, to spot phase changes without a read.</summary>
     private readonly ConcurrentDictionary<VmKey, (string ResourceVersion, Phase Phase)> _seen = new();
 
-    /// <summary>Initial lists of watches started but not finished; writes wait for them (see <see cref="WatchAsync"/>).</summary>
+    /// <summary>Initial lists of watches started but not finished; writes and lists wait for them (see <see cref="WatchAsync"/>).</summary>
     private readonly ConcurrentDictionary<Task, byte> _watchStarts = new();
 
     /// <param name="client">The API client; disposed with the store when <paramref name="ownsClient"/>.</param>
@@ -90,6 +90,9 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
             return [];
         }
 
+        // A list made after WatchAsync must not predate the watch's own list: a change between the two would be in
+        // neither the list nor the watch (the reconciler watches first, then lists).
+        await AwaitWatchStartsAsync();
         var (items, _) = await _api.ListAsync(@namespace ?? _options.Namespace, cancellationToken);
         return items.Where(IsMine).Select(Remember)
             .OrderBy(v => v.Spec.Namespace, StringComparer.Ordinal).ThenBy(v => v.Spec.Id, StringComparer.Ordinal).ToList();
@@ -252,8 +255,9 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
     /// <summary>
     /// Lists, then watches from the list's resourceVersion with bookmarks. A 410 Gone re-lists and emits Resync; a
     /// stream that ends or breaks is reopened from the last resourceVersion seen, after an exponential backoff with
-    /// jitter. The initial list starts at the call, and writes through this store wait for it, so every change made
-    /// through the store after the call is seen by the watch.
+    /// jitter. The initial list starts at the call, and writes and lists through this store wait for it, so every
+    /// change made through the store after the call is seen by the watch, and a list made after the call is not older
+    /// than the watch's starting point.
     /// </summary>
     public IAsyncEnumerable<StoreEvent> WatchAsync(CancellationToken cancellationToken = default)
     {
