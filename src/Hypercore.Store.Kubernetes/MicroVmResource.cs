@@ -290,7 +290,12 @@ public static class MicroVmResource
 
     private static JsonObject VolumeToJson(VolumeSpec v)
     {
-        var o = new JsonObject { ["id"] = v.Id, ["hostPath"] = v.HostPath };
+        var o = new JsonObject { ["id"] = v.Id };
+        if (v.HostPath.Length > 0)
+        {
+            o["hostPath"] = v.HostPath; // absent for a scratch disk (sizeInMb only)
+        }
+
         if (v.IsReadOnly)
         {
             o["readOnly"] = true;

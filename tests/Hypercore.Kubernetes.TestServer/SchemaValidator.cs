@@ -14,8 +14,8 @@ public sealed record SchemaError(string Field, string Type, string Message)
 /// <summary>
 /// The subset of OpenAPI v3 / JSON Schema that CRD structural schemas and Helm's values.schema.json use: type,
 /// properties, required, additionalProperties, items, enum, minimum/maximum, minLength/maxLength, pattern,
-/// minItems/maxItems, format date-time, nullable, default, x-kubernetes-preserve-unknown-fields and
-/// x-kubernetes-int-or-string. An unknown keyword that constrains values is refused rather than ignored, so a schema
+/// minItems/maxItems, format date-time, nullable, default, anyOf (value validations only, as structural schemas
+/// allow), x-kubernetes-preserve-unknown-fields and x-kubernetes-int-or-string. An unknown keyword that constrains values is refused rather than ignored, so a schema
 /// never looks stricter than it is checked.
 /// </summary>
 public static class SchemaValidator
@@ -26,6 +26,7 @@ public static class SchemaValidator
         "exclusiveMaximum", "minLength", "maxLength", "pattern", "minItems", "maxItems", "format", "nullable", "default",
         "description", "title", "$schema", "$id", "examples", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
         "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-embedded-resource",
+        "anyOf",
     ];
 
     public static IReadOnlyList<SchemaError> Validate(JsonNode? value, JsonObject schema, string path = "")
@@ -171,6 +172,21 @@ public static class SchemaValidator
         {
             errors.Add(new SchemaError(field, "FieldValueNotSupported",
                 $"Unsupported value: {value.ToJsonString()}: supported values: {string.Join(", ", allowed.Select(a => a?.ToJsonString()))}"));
+        }
+
+        if (schema["anyOf"] is JsonArray anyOf)
+        {
+            var branches = anyOf.OfType<JsonObject>().Select(branch =>
+            {
+                var branchErrors = new List<SchemaError>();
+                Check(value, branch, path, branchErrors);
+                return branchErrors;
+            }).ToList();
+            if (branches.Count > 0 && branches.All(b => b.Count > 0))
+            {
+                errors.Add(new SchemaError(field, "FieldValueInvalid",
+                    $"Invalid value: must match at least one of: {string.Join(" | ", branches.Select(b => string.Join(", ", b)))}"));
+            }
         }
 
         switch (value)

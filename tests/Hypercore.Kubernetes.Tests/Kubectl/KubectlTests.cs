@@ -106,6 +106,40 @@ public sealed class KubectlTests
     }
 
     [Test]
+    public async Task Apply_Volumes_NeedAHostPathOrASizeForAScratchDisk()
+    {
+        var file = Write("volumes.yaml", """
+            apiVersion: hypercore.vistara.dev/v1alpha1
+            kind: MicroVM
+            metadata:
+              name: disks
+            spec:
+              kernel:
+                image: /k
+              rootVolume:
+                id: root
+                hostPath: /var/lib/hypercore/images/default/rootfs.img
+              additionalVolumes:
+                - id: scratch
+                  sizeInMb: 64
+                - id: nothing
+            """);
+
+        var rejected = await _kubectl.RunAsync("apply", "-f", file);
+        rejected.ExitCode.Should().NotBe(0);
+        rejected.Stderr.Should().Contain("spec.additionalVolumes[1]").And.Contain("must match at least one of");
+
+        await File.WriteAllTextAsync(file, (await File.ReadAllTextAsync(file)).Replace("    - id: nothing", "", StringComparison.Ordinal));
+        var accepted = await _kubectl.RunAsync("apply", "-f", file);
+        accepted.ExitCode.Should().Be(0, accepted.ToString());
+        var vm = await _cluster.NewStore("node-1").GetAsync(new VmKey("default", "disks"));
+        vm.Should().BeNull("it has no node label");
+        var stored = Get("disks")["spec"]!;
+        ((int)stored["additionalVolumes"]![0]!["sizeInMb"]!).Should().Be(64);
+        ((string?)stored["rootVolume"]!["hostPath"]).Should().EndWith("rootfs.img");
+    }
+
+    [Test]
     public async Task Apply_UnknownField_IsRejectedByServerSideFieldValidation()
     {
         var bad = Write("unknown.yaml", """
