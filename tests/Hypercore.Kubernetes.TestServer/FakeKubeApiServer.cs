@@ -309,6 +309,10 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 await WriteJsonAsync(ctx, e.Code, StatusJson(e.Code, e.Reason, e.Message, e.Details));
             }
         }
+        catch (Exception e) when (e is Microsoft.AspNetCore.Http.BadHttpRequestException or IOException || ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away mid-request (a store disposed while a call was in flight): nobody to answer.
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A bug in this server, not an API answer: keep it for the test to assert on, and answer 500.
