@@ -30,11 +30,11 @@ if ! "$vis" --host "$grpc" list >/dev/null 2>&1; then
 fi
 
 if "$vis" --host "$grpc" get demo >/dev/null 2>&1; then
-  "$vis" --host "$grpc" start demo --wait
+  "$vis" --host "$grpc" start demo --wait >/dev/null
+  "$vis" --host "$grpc" get demo
 else
   "$vis" --host "$grpc" run --name demo
 fi
-"$vis" --host "$grpc" get demo
 echo
 echo "--- serial console of demo (waiting for the guest's line) ---"
 for _ in $(seq 1 120); do

@@ -14,9 +14,10 @@ dotnet test HypercoreController.sln -c Release --no-build -nologo -v q \
   --logger "console;verbosity=normal" -- NUnit.NumberOfTestWorkers=1 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
-skipped=$(grep -Eo 'Skipped: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+count() { awk -v k="$1" '$1 == k":" && $2 ~ /^[0-9]+$/ { s += $2 } END { print s + 0 }' "$log"; }
+passed=$(count Passed)
+failed=$(count Failed)
+skipped=$(count Skipped)
 rm -f "$log"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then

@@ -169,7 +169,7 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
             };
             dir.WriteRecord(record);
 
-            var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(vm, dir, accel, kernel, initrd, taps, accel.IsKvm ? null : _tscKhz.Value));
+            var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(vm with { Spec = spec }, dir, accel, kernel, initrd, taps, accel.IsKvm ? null : _tscKhz.Value));
             var started = _time.GetUtcNow();
             var run = await HostProcesses.RunAsync(binary, args, _options.StartTimeout, _time, deadline.Token);
             if (run.ExitCode != 0)

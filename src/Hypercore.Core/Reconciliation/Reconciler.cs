@@ -280,7 +280,7 @@ public sealed partial class Reconciler
         }
 
         _crashes.TryRemove(vm.Key, out _);
-        await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopped, Pid = null },
+        await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopped, Pid = null, Conditions = NotPaused(s, vm) },
             ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct);
         return ReconcileResult.Done;
     }
@@ -300,6 +300,9 @@ public sealed partial class Reconciler
         LogDeleted(vm.Key);
         return ReconcileResult.Done;
     }
+
+    private IReadOnlyList<Condition> NotPaused(MicroVmStatus s, MicroVm vm) =>
+        Conditions.Set(s.Conditions, Conditions.Paused, ConditionStatus.False, "NotPaused", "", vm.Generation, _time.GetUtcNow());
 
     private static bool EndedOnItsOwn(MicroVm vm) =>
         vm.Status.Phase is Phase.Stopped or Phase.Failed &&

@@ -1,6 +1,7 @@
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 using Hypercore.Contracts.VmApi;
+using Hypercore.Testing;
 
 namespace Hypercore.Api.Tests.Daemon;
 
@@ -20,13 +21,16 @@ public sealed class DaemonProcessTests
 
     private string StateDir => Path.Combine(_dir.FullName, "state");
 
+    /// <summary>The daemon as built into this test project's output (it references Hypercore.Daemon).</summary>
+    internal static string Vistarad => Path.Combine(AppContext.BaseDirectory, "vistarad.dll");
+
     [Test]
     public async Task Run_UnknownTomlKey_ExitsWith2NamingTheKey()
     {
         var config = Path.Combine(_dir.FullName, "vistarad.toml");
         await File.WriteAllTextAsync(config, "grpc-endpoint = \"127.0.0.1:0\"\ngrpc-port = 9090\n");
 
-        var (code, stdout, stderr) = await DaemonProcess.RunAsync(Patience, "run", "--config", config, "--state-dir", StateDir);
+        var (code, stdout, stderr) = await DaemonProcess.RunAsync(Vistarad, Patience, "run", "--config", config, "--state-dir", StateDir);
 
         code.Should().Be(2);
         stderr.Should().Contain("unknown key \"grpc-port\"").And.Contain(config);
@@ -37,7 +41,7 @@ public sealed class DaemonProcessTests
     [Test]
     public async Task Run_UnknownFlag_ExitsWith2NamingTheFlag()
     {
-        var (code, _, stderr) = await DaemonProcess.RunAsync(Patience, "run", "--grpc-port", "9090");
+        var (code, _, stderr) = await DaemonProcess.RunAsync(Vistarad, Patience, "run", "--grpc-port", "9090");
 
         code.Should().Be(2);
         stderr.Should().Contain("--grpc-port");
@@ -46,7 +50,7 @@ public sealed class DaemonProcessTests
     [Test]
     public async Task Run_BadAccelerator_ExitsWith2NamingTheSettingBeforeOpeningTheStore()
     {
-        var (code, stdout, stderr) = await DaemonProcess.RunAsync(Patience,
+        var (code, stdout, stderr) = await DaemonProcess.RunAsync(Vistarad, Patience,
             "run", "--state-dir", StateDir, "--qemu-accel", "hvf", "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0");
 
         code.Should().Be(2);
@@ -68,7 +72,7 @@ public sealed class DaemonProcessTests
             node-name = "test-node"
             log-format = "json"
             """);
-        await using var daemon = DaemonProcess.Start("run", "--config", config, "--grpc-endpoint", "localhost:0");
+        await using var daemon = DaemonProcess.Start(Vistarad, "run", "--config", config, "--grpc-endpoint", "localhost:0");
 
         var (grpc, http) = await daemon.WaitReadyAsync(Patience);
         using var channel = GrpcChannel.ForAddress(grpc);

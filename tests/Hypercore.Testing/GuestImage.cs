@@ -1,14 +1,18 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 
-namespace Hypercore.Api.Tests.Daemon;
+namespace Hypercore.Testing;
 
 /// <summary>
-/// The default guest image (Debian cloud kernel + busybox initramfs printing HYPERCORE-GUEST-READY), built by
-/// scripts/build-image.sh into the same cache the QEMU driver tests use, /tmp/hypercore-test-image/&lt;hash&gt;/.
+/// The default guest image (Debian cloud kernel + busybox initramfs whose /init prints HYPERCORE-GUEST-READY),
+/// built by scripts/build-image.sh once and cached in /tmp/hypercore-test-image/&lt;hash of the build inputs&gt;/,
+/// so a changed script or /init is always rebuilt and every test project shares one build.
 /// </summary>
 public static class GuestImage
 {
+    /// <summary>The line the image's /init prints on the serial console once the guest is up.</summary>
+    public const string ReadyLine = "HYPERCORE-GUEST-READY";
+
     private const string CacheRoot = "/tmp/hypercore-test-image";
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
@@ -47,6 +51,7 @@ public static class GuestImage
                 Assert.Fail("build-image.sh did not finish within 5 minutes");
             }
 
+            TestContext.Progress.WriteLine(await stderr);
             if (p.ExitCode != 0)
             {
                 Assert.Fail($"build-image.sh failed ({p.ExitCode}): {await stdout}\n{await stderr}");
@@ -67,6 +72,18 @@ public static class GuestImage
         {
             Gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Makes <paramref name="stateDir"/>/images/default point at the cached image (symlinks), the layout vistarad
+    /// reads images from by name.
+    /// </summary>
+    public static async Task InstallAsDefaultAsync(string stateDir)
+    {
+        var image = await EnsureAsync();
+        var target = Directory.CreateDirectory(Path.Combine(stateDir, "images", "default")).FullName;
+        File.CreateSymbolicLink(Path.Combine(target, "vmlinuz"), Path.Combine(image, "vmlinuz"));
+        File.CreateSymbolicLink(Path.Combine(target, "initrd.img"), Path.Combine(image, "initrd.img"));
     }
 
     public static string RepoRoot()

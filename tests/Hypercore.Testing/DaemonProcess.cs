@@ -1,9 +1,13 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
-namespace Hypercore.Api.Tests.Daemon;
+namespace Hypercore.Testing;
 
-/// <summary>A real <c>vistarad</c> process (the built vistarad.dll under <c>dotnet</c>). Dispose kills it if still running.</summary>
+/// <summary>
+/// A real <c>vistarad</c> process (a built vistarad.dll under <c>dotnet</c>) with its stdout and stderr captured.
+/// Dispose kills it if it is still running; VMs it started are not its children (QEMU daemonizes) and stay.
+/// </summary>
 public sealed class DaemonProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -12,8 +16,6 @@ public sealed class DaemonProcess : IAsyncDisposable
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private DaemonProcess(Process process) => _process = process;
-
-    public static string DaemonDll => Path.Combine(AppContext.BaseDirectory, "vistarad.dll");
 
     public string Stdout
     {
@@ -39,10 +41,18 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public static DaemonProcess Start(params string[] args)
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Starts <c>dotnet <paramref name="daemonDll"/> <paramref name="args"/></c>.</summary>
+    public static DaemonProcess Start(string daemonDll, params string[] args)
     {
+        if (!File.Exists(daemonDll))
+        {
+            throw new AssertionException($"the daemon is not built at {daemonDll}");
+        }
+
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(DaemonDll);
+        info.ArgumentList.Add(daemonDll);
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);
@@ -83,10 +93,10 @@ public sealed class DaemonProcess : IAsyncDisposable
         return daemon;
     }
 
-    /// <summary>Runs to completion and returns the exit code.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(TimeSpan timeout, params string[] args)
+    /// <summary>Runs to completion and returns the exit code and output.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string daemonDll, TimeSpan timeout, params string[] args)
     {
-        await using var daemon = Start(args);
+        await using var daemon = Start(daemonDll, args);
         var code = await daemon.WaitForExitAsync(timeout);
         return (code, daemon.Stdout, daemon.Stderr);
     }
@@ -105,10 +115,25 @@ public sealed class DaemonProcess : IAsyncDisposable
         return (parts.Single(p => p.StartsWith("grpc=", StringComparison.Ordinal))[5..], parts.Single(p => p.StartsWith("http=", StringComparison.Ordinal))[5..]);
     }
 
+    /// <summary>Waits until stderr (the daemon's log) contains <paramref name="text"/>.</summary>
+    public async Task WaitForLogAsync(string text, TimeSpan timeout)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        while (!Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            if (stopwatch.Elapsed > timeout || _process.HasExited)
+            {
+                throw new AssertionException($"vistarad did not log \"{text}\" within {timeout} (exited: {_process.HasExited}).\nstderr:\n{Stderr}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>Sends a signal with kill(1), as an init system would.</summary>
     public void Signal(string signal)
     {
-        using var kill = Process.Start("kill", ["-s", signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        using var kill = Process.Start("kill", ["-s", signal, _process.Id.ToString(CultureInfo.InvariantCulture)]);
         kill.WaitForExit();
         if (kill.ExitCode != 0)
         {

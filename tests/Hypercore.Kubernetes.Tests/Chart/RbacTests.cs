@@ -1,0 +1,111 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Hypercore.Kubernetes.Tests.Support;
+using Hypercore.Kubernetes.TestServer;
+using Hypercore.MicroVms;
+using Hypercore.Store;
+
+namespace Hypercore.Kubernetes.Tests.Chart;
+
+/// <summary>
+/// Least privilege, checked from both ends: the permissions the store needs are derived from the requests it sends
+/// to the fake API server while exercising every store operation (and cross-checked against the client calls in its
+/// source), and must equal the chart's ClusterRole rules and the plain manifest's.
+/// </summary>
+public sealed partial class RbacTests
+{
+    [GeneratedRegex(@"_client\.(?:CustomObjects|CoreV1)\.(\w+?)(?:WithHttpMessages)?Async\(")]
+    private static partial Regex ClientCall();
+
+    [Test]
+    public async Task ChartRules_EqualWhatTheStoreCalls_AndThePlainManifest()
+    {
+        var used = await UsedPermissionsAsync();
+
+        var chart = Permissions(ChartRules());
+        var plain = Permissions(PlainRules());
+
+        used.Should().BeEquivalentTo(FromSource(), "the workload exercised every API call in the store's source");
+        chart.Should().BeEquivalentTo(used, "the chart grants exactly what the store calls");
+        plain.Should().BeEquivalentTo(chart, "deploy/rbac.yaml grants the same as the chart");
+    }
+
+    /// <summary>Runs every store operation (including watch, status, finalizer, deletion and a repeated event) and records the requests.</summary>
+    private static async Task<HashSet<string>> UsedPermissionsAsync()
+    {
+        await using var cluster = await FakeCluster.StartAsync();
+        var store = cluster.NewStore("node-1");
+        await using (var watch = new WatchRecorder(store))
+        {
+            var spec = new MicroVmSpec { Id = "vm-1", Kernel = new KernelSpec { Image = "/k" } };
+            var vm = await store.CreateAsync(spec);
+            await watch.WaitForAsync(e => e.Type == StoreEventType.Added, "Added");
+            await store.GetAsync(vm.Key);
+            await store.GetByUidAsync(vm.Uid);
+            await store.ListAsync("default");
+            vm = await store.UpdateSpecAsync(vm.Key, spec with { Vcpu = 2 }, vm.ResourceVersion);
+            vm = await store.ClaimAsync(vm.Key);
+            var crash = new MicroVmStatus
+            {
+                Phase = Phase.Failed,
+                Conditions = [new Condition(Conditions.Ready, ConditionStatus.False, "Crashed", "died", DateTimeOffset.UnixEpoch, 2)],
+            };
+            vm = await store.UpdateStatusAsync(vm.Key, crash, vm.ResourceVersion);
+            vm = await store.UpdateStatusAsync(vm.Key, new MicroVmStatus { Phase = Phase.Provisioning }, vm.ResourceVersion);
+            vm = await store.UpdateStatusAsync(vm.Key, crash, vm.ResourceVersion); // same Event again: patched, not created
+            await store.MarkForDeletionAsync(vm.Key);
+            await store.RemoveAsync(vm.Key);
+            await watch.WaitForAsync(e => e.Type == StoreEventType.Deleted, "Deleted");
+        }
+
+        return cluster.Server.Requests.Select(r => Permission(r.Group, r.Subresource.Length > 0 ? $"{r.Resource}/{r.Subresource}" : r.Resource, r.Verb)).ToHashSet();
+    }
+
+    /// <summary>The permissions implied by the KubernetesClient calls in MicroVmApi.cs, mapped by hand-checked name.</summary>
+    private static HashSet<string> FromSource()
+    {
+        var map = new Dictionary<string, string>
+        {
+            ["GetNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "get"),
+            ["ListNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "list"),
+            ["ListCustomObjectForAllNamespaces"] = Permission("hypercore.vistara.dev", "microvms", "list"),
+            ["WatchListNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "watch"),
+            ["WatchListCustomObjectForAllNamespaces"] = Permission("hypercore.vistara.dev", "microvms", "watch"),
+            ["CreateNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "create"),
+            ["ReplaceNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "update"),
+            ["ReplaceNamespacedCustomObjectStatus"] = Permission("hypercore.vistara.dev", "microvms/status", "update"),
+            ["DeleteNamespacedCustomObject"] = Permission("hypercore.vistara.dev", "microvms", "delete"),
+            ["CreateNamespacedEvent"] = Permission("", "events", "create"),
+            ["PatchNamespacedEvent"] = Permission("", "events", "patch"),
+        };
+        var source = File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "MicroVmApi.cs"));
+        var calls = ClientCall().Matches(source).Select(m => m.Groups[1].Value).Distinct().ToList();
+        calls.Should().NotBeEmpty();
+        calls.Where(c => !map.ContainsKey(c)).Should().BeEmpty("every API call must be mapped to its RBAC verb here");
+
+        // The list and watch calls come in namespaced and all-namespaces pairs; the workload uses one of each.
+        return calls.Select(c => map[c]).ToHashSet();
+    }
+
+    private static JsonArray ChartRules()
+    {
+        var text = File.ReadAllText(Repo.Path_("charts", "hypercore", "templates", "clusterrole.yaml"));
+        var rules = text[text.IndexOf("rules:", StringComparison.Ordinal)..];
+        rules = rules[..rules.IndexOf("{{-", StringComparison.Ordinal)];
+        rules.Should().NotContain("{{", "the rules block is plain YAML");
+        return Yaml.Parse(rules)!["rules"]!.AsArray();
+    }
+
+    private static JsonArray PlainRules() =>
+        Yaml.ParseAll(File.ReadAllText(Repo.Path_("deploy", "rbac.yaml"))).OfType<JsonObject>()
+            .Single(d => (string?)d["kind"] == "ClusterRole")["rules"]!.AsArray();
+
+    private static HashSet<string> Permissions(JsonArray rules) =>
+        rules.OfType<JsonObject>().SelectMany(rule =>
+            from g in rule["apiGroups"]!.AsArray()
+            from r in rule["resources"]!.AsArray()
+            from v in rule["verbs"]!.AsArray()
+            select Permission((string)g!, (string)r!, (string)v!)).ToHashSet();
+
+    private static string Permission(string group, string resource, string verb) => $"{(group.Length == 0 ? "core" : group)}:{resource}:{verb}";
+}
