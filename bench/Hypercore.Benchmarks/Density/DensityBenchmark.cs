@@ -76,6 +76,7 @@ public static class DensityBenchmark
         }
 
         var runningRss = daemon.RssBytes ?? 0;
+        var runningPrivate = ProcFs.PrivateBytes(daemon.Pid) ?? 0;
         var failed = last.Where(v => v.Status.Phase is MicroVmPhases.Failed or MicroVmPhases.CrashLoopBackOff)
             .Select(v => $"{v.Spec.Id}: {v.Status.Conditions.FirstOrDefault(c => c.Type == "Ready")?.Message}").Take(3).ToList();
 
@@ -114,7 +115,7 @@ public static class DensityBenchmark
                 ? new ResultRow(Name, $"time until all {n} guests printed the ready line", g.TotalSeconds, "s", "first Create sent → HYPERCORE-GUEST-READY in every console log")
                 : ResultRow.Skipped(Name, $"time until all {n} guests printed the ready line", "not every guest printed it in time"),
             new(Name, "daemon RSS with them", maxRss / 1048576.0, "MB",
-                $"peak VmRSS of vistarad while starting and running {n} VMs; {Fmt.Number(runningRss / 1048576.0)} MB once all were up, {Fmt.Number(idleRss / 1048576.0)} MB before")
+                $"peak VmRSS of vistarad while starting and running {n} VMs; {Fmt.Number(runningRss / 1048576.0)} MB once all were up ({Fmt.Number(runningPrivate / 1048576.0)} MB of it private: RssAnon + RssShmem), {Fmt.Number(idleRss / 1048576.0)} MB before")
             {
                 Goal = memoryGoal,
             },

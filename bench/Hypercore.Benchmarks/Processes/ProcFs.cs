@@ -10,15 +10,24 @@ public static partial class ProcFs
     public const int SigTerm = 15;
 
     /// <summary>VmRSS of a process in bytes, or null when it is gone.</summary>
-    public static long? RssBytes(int pid)
+    public static long? RssBytes(int pid) => StatusBytes(pid, "VmRSS");
+
+    /// <summary>
+    /// The part of RSS the process owns: anonymous memory (heaps, stacks) plus shared-memory mappings (the runtime's
+    /// double-mapped JIT code); without the file-backed pages of mapped assemblies, which other .NET processes share
+    /// and the kernel can drop and re-read.
+    /// </summary>
+    public static long? PrivateBytes(int pid) => StatusBytes(pid, "RssAnon") + StatusBytes(pid, "RssShmem");
+
+    private static long? StatusBytes(int pid, string key)
     {
         try
         {
             foreach (var line in File.ReadLines($"/proc/{pid}/status"))
             {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                if (line.StartsWith(key + ":", StringComparison.Ordinal))
                 {
-                    return long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+                    return long.Parse(line[(key.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
                 }
             }
         }
