@@ -35,7 +35,8 @@ public static class TelemetryServiceCollectionExtensions
     /// "Hypercore" Meter (reconcile duration, queue depth, MicroVMs by phase, boot time, driver errors, store
     /// commits) plus server and runtime meters; the Prometheus exporter (see <see cref="MapHypercoreMetrics"/>);
     /// OTLP export of traces and metrics when an endpoint is set or <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is.
-    /// Log lines carry the trace and span id of the work they belong to.
+    /// Log lines carry the trace and span id of the work they belong to. Needs an <see cref="Store.IMicroVmStore"/>
+    /// (the phase gauge follows its watch); the queue-depth gauge appears when the reconciler is registered.
     /// </summary>
     public static IServiceCollection AddHypercoreTelemetry(this IServiceCollection services, Action<HypercoreTelemetryOptions>? configure = null)
     {

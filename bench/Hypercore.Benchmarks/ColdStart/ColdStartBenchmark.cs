@@ -73,8 +73,6 @@ public static class ColdStartBenchmark
         var state = ctx.NewStateDirectory("cold");
         var t0 = Stopwatch.GetTimestamp();
         await using var daemon = ctx.StartDaemon(state);
-        using var channel = GrpcChannel.ForAddress(daemon.GrpcAddress);
-        var client = new VMService.VMServiceClient(channel);
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
         TimeSpan? toReady = null;
         _ = daemon.Ready.ContinueWith(_ => toReady = Stopwatch.GetElapsedTime(t0), TaskScheduler.Default);
@@ -82,7 +80,10 @@ public static class ColdStartBenchmark
         {
             try
             {
-                await client.ListAsync(new ListMicroVMsRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
+                // A fresh channel per attempt: a channel that saw "connection refused" backs off for up to a second
+                // before it tries again, which would be measured as start time.
+                using var channel = GrpcChannel.ForAddress(daemon.GrpcAddress);
+                await new VMService.VMServiceClient(channel).ListAsync(new ListMicroVMsRequest(), deadline: DateTime.UtcNow.AddSeconds(5));
                 break;
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal && DateTime.UtcNow < deadline)
