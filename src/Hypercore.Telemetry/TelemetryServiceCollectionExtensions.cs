@@ -57,6 +57,7 @@ public static class TelemetryServiceCollectionExtensions
         var otlp = valid ? options.EffectiveOtlpEndpoint() : null;
         var httpProtobuf = options.EffectiveOtlpProtocol() == HypercoreTelemetryOptions.ProtocolHttpProtobuf;
 
+        services.AddSingleton(new TelemetryPlan(options.Prometheus, options.MetricsPath));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<PhaseCounter>();
         services.AddHostedService(sp => sp.GetRequiredService<PhaseCounter>());
@@ -110,10 +111,12 @@ public static class TelemetryServiceCollectionExtensions
     /// <summary>Maps the Prometheus scrape endpoint (GET /metrics by default) when Prometheus is enabled.</summary>
     public static IEndpointRouteBuilder MapHypercoreMetrics(this IEndpointRouteBuilder endpoints)
     {
-        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<HypercoreTelemetryOptions>>().Value;
-        if (options.Prometheus)
+        // The plan fixed at registration, not IOptions: reading options here would run their validation while the app
+        // is still being built, before the host's own start-time validation can report every bad setting at once.
+        var plan = endpoints.ServiceProvider.GetRequiredService<TelemetryPlan>();
+        if (plan.Prometheus && plan.MetricsPath.StartsWith('/'))
         {
-            endpoints.MapPrometheusScrapingEndpoint(options.MetricsPath);
+            endpoints.MapPrometheusScrapingEndpoint(plan.MetricsPath);
         }
 
         return endpoints;
@@ -128,6 +131,9 @@ public static class TelemetryServiceCollectionExtensions
         exporter.Protocol = httpProtobuf ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
         exporter.Endpoint = httpProtobuf ? new Uri(baseAddress.ToString().TrimEnd('/') + "/" + signalPath) : baseAddress;
     }
+
+    /// <summary>What AddHypercoreTelemetry decided from the settings it was given.</summary>
+    private sealed record TelemetryPlan(bool Prometheus, string MetricsPath);
 
     /// <summary>Creates the observable gauges when the host starts (nothing else asks for them by type).</summary>
     private sealed class GaugeActivation(NodeGauges gauges) : IHostedService

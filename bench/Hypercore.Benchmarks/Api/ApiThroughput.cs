@@ -34,7 +34,9 @@ public static class ApiThroughput
                 $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) + load generator in one process; " +
                 $"{Fmt.Number(r["cpu_us_per"])} µs CPU per Create (server + client), {Fmt.Number(r["cpu_cores"])} cores busy; " +
                 $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each";
-            var goalRow = clients == largest || ctx.Options.ApiClients.Length == 1;
+            // The goal (≥ 5,000/s with p99 ≤ 20 ms) names no concurrency: it is judged at every level from 16 clients
+            // up (one client is bound by its own round trip), so the table shows the trade between rate and tail.
+            var goalRow = clients >= 16 || ctx.Options.ApiClients.Length == 1;
             rows.Add(new ResultRow(Name, $"durable Creates/s, {clients} client(s)", r["rate"], "/s", method)
             {
                 Goal = goalRow ? Goal.AtLeast(5000, "/s") : null,

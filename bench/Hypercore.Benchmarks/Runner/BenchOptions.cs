@@ -106,8 +106,8 @@ public sealed class BenchOptions
         var (b, c, s, r, d, k) = o.Mode switch
         {
             BenchMode.Smoke => (1, new[] { 1, 4 }, 0.5, new[] { 200 }, 1, 1),
-            BenchMode.Quick => (5, new[] { 1, 16, 64 }, 2.0, new[] { 1_000, 10_000 }, 3, 5),
-            _ => (7, new[] { 1, 16, 64 }, 5.0, new[] { 1_000, 10_000 }, 50, 5),
+            BenchMode.Quick => (5, new[] { 1, 16, 32, 64 }, 2.0, new[] { 1_000, 10_000 }, 3, 5),
+            _ => (7, new[] { 1, 16, 32, 64 }, 5.0, new[] { 1_000, 10_000 }, 50, 5),
         };
         o.BootRuns = boot ?? b;
         o.ApiClients = clients ?? c;
@@ -122,7 +122,7 @@ public sealed class BenchOptions
     public const string Usage =
         "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart] [--daemon path/to/vistarad]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
 
     private static int PositiveInt(string flag, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
