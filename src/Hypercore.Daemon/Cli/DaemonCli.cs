@@ -68,7 +68,7 @@ public static class DaemonCli
 
             await stderr.WriteLineAsync("usage: vistarad run [--config file.toml] [--grpc-endpoint host:port] [--http-endpoint host:port] " +
                 "[--state-dir dir] [--default-provider name] [--qemu-bin path] [--qemu-accel auto|kvm|tcg] [--node-name name] " +
-                "[--log-level level] [--log-format text|json]");
+                "[--log-level level] [--log-format text|json] [--store sqlite|kubernetes] [--kubeconfig path] [--kube-namespace ns]");
             return DaemonHost.ExitBadSettings;
         }
 

@@ -7,6 +7,7 @@ using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
 using Hypercore.Reconciliation;
+using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -20,7 +21,7 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Daemon.Hosting;
 
 /// <summary>
-/// The composition root: SQLite store, the QEMU, Firecracker, Cloud Hypervisor and unikernel drivers, driver registry, reconciler and the API, on two Kestrel
+/// The composition root: the SQLite or the Kubernetes store (<c>--store</c>), the QEMU, Firecracker, Cloud Hypervisor and unikernel drivers, driver registry, reconciler and the API, on two Kestrel
 /// endpoints (gRPC over HTTP/2, HTTP/JSON over HTTP/1.1: without TLS there is no ALPN to share one port).
 /// </summary>
 public static partial class DaemonHost
@@ -86,7 +87,7 @@ public static partial class DaemonHost
             var options = app.Services.GetRequiredService<IOptions<DaemonOptions>>().Value;
             var grpcUrl = endpoints.GrpcUrl();
             var httpUrl = endpoints.HttpUrl();
-            LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.DefaultProvider, options.NodeName);
+            LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.Store, options.DefaultProvider, options.NodeName);
             await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}");
             await stdout.FlushAsync(CancellationToken.None);
 
@@ -120,11 +121,25 @@ public static partial class DaemonHost
         services.AddSingleton<IValidateOptions<DaemonOptions>>(new DaemonOptionsValidator(Providers));
 
         services.AddSingleton(TimeProvider.System);
-        services.AddSqliteStore(o =>
+        if (daemon.Store == StoreKinds.Kubernetes)
         {
-            o.DatabasePath = daemon.DatabasePath;
-            o.NodeName = daemon.NodeName;
-        });
+            // MicroVM custom resources: the API writes them too, so gRPC, vis and kubectl see the same objects.
+            services.AddKubernetesStore(o =>
+            {
+                o.NodeName = daemon.NodeName;
+                o.Kubeconfig = daemon.Kubeconfig;
+                o.Namespace = daemon.KubeNamespace;
+            });
+        }
+        else
+        {
+            services.AddSqliteStore(o =>
+            {
+                o.DatabasePath = daemon.DatabasePath;
+                o.NodeName = daemon.NodeName;
+            });
+        }
+
         services.AddQemuDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
@@ -225,8 +240,8 @@ public static partial class DaemonHost
         _ => [],
     };
 
-    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; default provider {Provider}; node {Node}")]
-    private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string provider, string node);
+    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; store {Store}; default provider {Provider}; node {Node}")]
+    private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string store, string provider, string node);
 
     [LoggerMessage(3001, LogLevel.Information, "stopped; running VMs were left running and will be adopted at the next start")]
     private static partial void LogStopped(ILogger log);
