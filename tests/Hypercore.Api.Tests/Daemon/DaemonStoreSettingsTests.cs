@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.Versioning;
+using Hypercore.Testing;
 using Hypercore.Daemon.Cli;
 using Hypercore.Daemon.Configuration;
 
@@ -189,7 +190,7 @@ public sealed class DaemonStoreSettingsTests
     public async Task Run_AnyAddressEndpoints_AsTheChartUses_Serve()
     {
         await using var daemon = DaemonProcess.Start(
-            "run", "--state-dir", StateDir, "--grpc-endpoint", "0.0.0.0:0", "--http-endpoint", "0.0.0.0:0", "--qemu-accel", "tcg");
+            DaemonProcessTests.Vistarad, "run", "--state-dir", StateDir, "--grpc-endpoint", "0.0.0.0:0", "--http-endpoint", "0.0.0.0:0", "--qemu-accel", "tcg");
 
         var (grpc, http) = await daemon.WaitReadyAsync(Patience);
         using var client = new HttpClient { BaseAddress = new Uri(http.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)) };
@@ -271,7 +272,7 @@ public sealed class DaemonStoreSettingsTests
     private static async Task<(int Code, string Stdout, string Stderr)> RunDaemonWithEnvironmentAsync(Dictionary<string, string?> environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(DaemonProcess.DaemonDll);
+        info.ArgumentList.Add(DaemonProcessTests.Vistarad);
         foreach (var a in args)
         {
             info.ArgumentList.Add(a);

@@ -4,10 +4,10 @@ using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Grpc.Net.Client;
-using Hypercore.Api.Tests.Daemon;
 using Hypercore.Contracts.VmApi;
 using Hypercore.Kubernetes.Tests.Support;
 using Hypercore.Store.Kubernetes;
+using Hypercore.Testing;
 
 namespace Hypercore.Kubernetes.Tests.EndToEnd;
 
@@ -38,7 +38,7 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
     public async Task SetUp()
     {
         Assert.That(KubectlRunner.Available, $"{KubectlRunner.Binary} is required (Debian package kubernetes-client)");
-        Assert.That(File.Exists(DaemonProcess.DaemonDll), $"the built daemon is expected at {DaemonProcess.DaemonDll}");
+        Assert.That(File.Exists(DaemonDll), $"the built daemon is expected at {DaemonDll}");
         _dir = Directory.CreateTempSubdirectory("hc-k8s-e2e-");
         _image = await GuestImage.EnsureAsync();
         _cluster = await FakeCluster.StartAsync();
@@ -215,10 +215,12 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
         Directory.Exists(vmDir).Should().BeFalse();
     }
 
+    private static string DaemonDll => Path.Combine(AppContext.BaseDirectory, "vistarad.dll");
+
     private DaemonProcess StartDaemon()
     {
         var daemon = DaemonProcess.Start(
-            "run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigPath, "--node-name", Node, "--state-dir", StateDir,
+            DaemonDll, "run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigPath, "--node-name", Node, "--state-dir", StateDir,
             "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--qemu-accel", "tcg");
         _daemons.Add(daemon);
         return daemon;
