@@ -4,7 +4,7 @@ namespace Hypercore.Daemon.Configuration;
 /// The daemon's settings (section "Daemon"), from the TOML file and the command line (flags win).
 /// Every property is one setting in <see cref="DaemonSettings"/>.
 /// </summary>
-public sealed class DaemonOptions
+public sealed partial class DaemonOptions
 {
     public const string Section = "Daemon";
 
@@ -65,7 +65,8 @@ public static class DaemonSettings
     public static readonly DaemonSetting LogFormat = new("log-format", "Daemon:LogFormat", "log format on stderr: text or json; default text", "text|json");
 
     public static readonly IReadOnlyList<DaemonSetting> All =
-        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat];
+        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
+            .. DriverSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }
