@@ -4,7 +4,7 @@ namespace Hypercore.Daemon.Configuration;
 /// The daemon's settings (section "Daemon"), from the TOML file and the command line (flags win).
 /// Every property is one setting in <see cref="DaemonSettings"/>.
 /// </summary>
-public sealed class DaemonOptions
+public sealed partial class DaemonOptions
 {
     public const string Section = "Daemon";
 
@@ -96,7 +96,7 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace];
+            Store, Kubeconfig, KubeNamespace, .. DriverSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }

@@ -147,11 +147,26 @@ public static partial class DaemonHost
             o.Accelerator = daemon.QemuAccelerator;
         });
 
-        // The other providers run with their defaults (binaries looked up on PATH); one whose binary is missing is
-        // logged as not usable at start, and a VM asking for it gets that in its status.
-        services.AddFirecrackerDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName));
-        services.AddCloudHypervisorDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName));
-        services.AddUnikernelDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName));
+        // The other providers take their binaries from the driver settings (--firecracker-bin, ...; see DriverSettings),
+        // else their defaults on PATH; one whose binary is missing is logged as not usable at start, and a VM asking
+        // for it gets that in its status.
+        services.AddSingleton<IValidateOptions<DaemonOptions>, DriverSettingsValidator>();
+        services.AddFirecrackerDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName);
+            DriverSettings.ApplyTo(daemon, o);
+        });
+        services.AddCloudHypervisorDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName);
+            DriverSettings.ApplyTo(daemon, o);
+        });
+        services.AddUnikernelDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName);
+            o.Accelerator = daemon.QemuAccelerator; // one accelerator choice for every QEMU the node runs
+            DriverSettings.ApplyTo(daemon, o);
+        });
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
