@@ -8,13 +8,14 @@ namespace Hypercore.EndToEnd.Tests;
 /// One node as a user runs it: a state directory in a temp dir (images/default pointing at the cached test image),
 /// a real vistarad on 127.0.0.1 with ports it picks itself (:0, read back from its ready line), QEMU under TCG,
 /// and the real vis CLI against it. Dispose kills the daemon, every process whose command line names the temp
-/// dir (each QEMU names its console, QMP socket and pid file there) and deletes the dir.
+/// dir (each QEMU names its console, QMP socket and pid file there, each stand-in VMM its API socket) and deletes the dir.
 /// </summary>
 internal sealed class Node : IAsyncDisposable
 {
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
 
     private readonly DirectoryInfo _root;
+    private IReadOnlyList<string> _daemonArgs = [];
     private HttpClient? _http;
 
     private Node(DirectoryInfo root) => _root = root;
@@ -24,7 +25,10 @@ internal sealed class Node : IAsyncDisposable
     public string StateDir => Path.Combine(Root, "state");
 
     /// <summary>The QEMU driver's per-VM directories live in RuntimeDir/&lt;uid&gt;/.</summary>
-    public string RuntimeDir => Path.Combine(StateDir, "run", "qemu");
+    public string RuntimeDir => RuntimeDirOf("qemu");
+
+    /// <summary>A provider's per-VM directories: RuntimeDirOf(provider)/&lt;uid&gt;/.</summary>
+    public string RuntimeDirOf(string provider) => Path.Combine(StateDir, "run", provider);
 
     public DaemonProcess Daemon { get; private set; } = null!;
 
@@ -33,12 +37,19 @@ internal sealed class Node : IAsyncDisposable
 
     public HttpClient Http => _http ?? throw new InvalidOperationException("the daemon has not started");
 
-    public static async Task<Node> StartAsync()
+    public static Task<Node> StartAsync() => StartAsync(_ => []);
+
+    /// <summary>
+    /// A node whose daemon also gets <paramref name="daemonArgs"/> (given the node, for paths under its temp dir),
+    /// on this start and every restart.
+    /// </summary>
+    public static async Task<Node> StartAsync(Func<Node, IReadOnlyList<string>> daemonArgs)
     {
         // Short: QMP socket paths under it must fit sockaddr_un.
         var node = new Node(Directory.CreateTempSubdirectory("hc-e2e-"));
         try
         {
+            node._daemonArgs = daemonArgs(node);
             await GuestImage.InstallAsDefaultAsync(node.StateDir);
             await node.StartDaemonAsync();
             return node;
@@ -55,8 +66,8 @@ internal sealed class Node : IAsyncDisposable
     {
         Daemon = DaemonProcess.Start(
             BuiltPrograms.VistaradDll,
-            "run", "--state-dir", StateDir, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
-            "--qemu-accel", "tcg", "--node-name", "e2e-node");
+            ["run", "--state-dir", StateDir, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
+                "--qemu-accel", "tcg", "--node-name", "e2e-node", .. _daemonArgs]);
         var (grpc, http) = await Daemon.WaitReadyAsync(Patience);
         GrpcUrl = grpc;
         _http?.Dispose();

@@ -27,6 +27,9 @@ internal sealed class VmView
 
     public string Provider => Spec("provider");
 
+    /// <summary>spec.state: the desired state (Running, Stopped, Paused).</summary>
+    public string DesiredState => Spec("state");
+
     public string Phase => Status("phase");
 
     public int Pid => StatusInt("pid");

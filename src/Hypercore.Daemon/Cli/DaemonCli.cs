@@ -68,7 +68,9 @@ public static class DaemonCli
 
             await stderr.WriteLineAsync("usage: vistarad run [--config file.toml] [--grpc-endpoint host:port] [--http-endpoint host:port] " +
                 "[--state-dir dir] [--default-provider name] [--qemu-bin path] [--qemu-accel auto|kvm|tcg] [--node-name name] " +
-                "[--log-level level] [--log-format text|json] [--otlp-endpoint url]");
+                "[--log-level level] [--log-format text|json] [--store sqlite|kubernetes] [--kubeconfig path] [--kube-namespace ns] " +
+                "[--firecracker-bin path] [--jailer-bin path --jailer-uid uid --jailer-gid gid] " +
+                "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url]");
             return DaemonHost.ExitBadSettings;
         }
 

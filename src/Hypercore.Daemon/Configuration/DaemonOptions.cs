@@ -4,7 +4,7 @@ namespace Hypercore.Daemon.Configuration;
 /// The daemon's settings (section "Daemon"), from the TOML file and the command line (flags win).
 /// Every property is one setting in <see cref="DaemonSettings"/>.
 /// </summary>
-public sealed class DaemonOptions
+public sealed partial class DaemonOptions
 {
     public const string Section = "Daemon";
 
@@ -35,6 +35,21 @@ public sealed class DaemonOptions
     /// <summary>Log format on stderr: text or json. Default text.</summary>
     public string LogFormat { get; set; } = "text";
 
+    /// <summary>
+    /// Where desired state lives: sqlite (&lt;state-dir&gt;/hypercore.db) or kubernetes (MicroVM custom resources of
+    /// this node). Default sqlite.
+    /// </summary>
+    public string Store { get; set; } = StoreKinds.Sqlite;
+
+    /// <summary>
+    /// kubeconfig file for the kubernetes store. Empty: the in-cluster service account in a pod, else
+    /// <c>$KUBECONFIG</c>, else <c>~/.kube/config</c>.
+    /// </summary>
+    public string Kubeconfig { get; set; } = "";
+
+    /// <summary>Namespace whose MicroVMs the kubernetes store sees; empty means all namespaces.</summary>
+    public string KubeNamespace { get; set; } = "";
+
     /// <summary>OTLP collector address for traces and metrics; empty: OTEL_EXPORTER_OTLP_ENDPOINT if set, else none.</summary>
     public string OtlpEndpoint { get; set; } = "";
 
@@ -43,6 +58,15 @@ public sealed class DaemonOptions
     public string ImageDirectory => Path.Combine(StateDirectory, "images");
 
     public string RuntimeDirectory(string provider) => Path.Combine(StateDirectory, "run", provider);
+}
+
+/// <summary>The values of the <c>store</c> setting.</summary>
+public static class StoreKinds
+{
+    public const string Sqlite = "sqlite";
+    public const string Kubernetes = "kubernetes";
+
+    public static readonly IReadOnlyList<string> All = [Sqlite, Kubernetes];
 }
 
 /// <summary>One setting: its flag / TOML key, its configuration key and its help text.</summary>
@@ -68,9 +92,15 @@ public static class DaemonSettings
     public static readonly DaemonSetting LogFormat = new("log-format", "Daemon:LogFormat", "log format on stderr: text or json; default text", "text|json");
 
     public static readonly DaemonSetting OtlpEndpoint = new("otlp-endpoint", "Daemon:OtlpEndpoint", "OTLP collector for traces and metrics (http://host:4317); default $OTEL_EXPORTER_OTLP_ENDPOINT or none", "url");
+    public static readonly DaemonSetting Store = new("store", "Daemon:Store", "desired-state store: sqlite or kubernetes; default sqlite", "sqlite|kubernetes");
+    public static readonly DaemonSetting Kubeconfig = new("kubeconfig", "Daemon:Kubeconfig",
+        "kubeconfig for --store kubernetes; default in-cluster, then $KUBECONFIG, then ~/.kube/config", "path");
+    public static readonly DaemonSetting KubeNamespace = new("kube-namespace", "Daemon:KubeNamespace",
+        "namespace whose MicroVMs --store kubernetes sees; default all namespaces", "namespace");
 
     public static readonly IReadOnlyList<DaemonSetting> All =
-        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat, OtlpEndpoint];
+        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }

@@ -1,3 +1,6 @@
+using System.Text.RegularExpressions;
+using Hypercore.MicroVms;
+using Hypercore.Store.Kubernetes;
 using Microsoft.Extensions.Options;
 
 namespace Hypercore.Daemon.Configuration;
@@ -5,9 +8,9 @@ namespace Hypercore.Daemon.Configuration;
 /// <summary>
 /// Checks every daemon setting at start (ValidateOnStart); a failure stops the daemon with exit code 2 and a
 /// message that names the setting as it is spelled on the command line and in the TOML file.
-/// The state directory is created if missing and must be writable.
+/// The state directory is created if missing and must be writable; with the kubernetes store the kubeconfig must load.
 /// </summary>
-internal sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
+internal sealed partial class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
 {
     public static readonly string[] Accelerators = ["auto", "kvm", "tcg"];
     public static readonly string[] LogFormats = ["text", "json"];
@@ -83,8 +86,70 @@ internal sealed class DaemonOptionsValidator : IValidateOptions<DaemonOptions>
             errors.Add($"{DaemonSettings.StateDirectory.Name}: {stateError}");
         }
 
+        CheckStore(o, errors);
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    /// <summary>
+    /// The store and, for kubernetes, what the store needs to reach the API server. The kubeconfig is loaded here (not
+    /// first when the store is built) so that a missing or unreadable one is a bad setting, not a crash at start.
+    /// </summary>
+    private static void CheckStore(DaemonOptions o, List<string> errors)
+    {
+        if (!StoreKinds.All.Contains(o.Store))
+        {
+            errors.Add($"{DaemonSettings.Store.Name}: \"{o.Store}\" is not one of {string.Join(", ", StoreKinds.All)}");
+            return;
+        }
+
+        if (o.Store != StoreKinds.Kubernetes)
+        {
+            foreach (var (setting, value) in new[] { (DaemonSettings.Kubeconfig, o.Kubeconfig), (DaemonSettings.KubeNamespace, o.KubeNamespace) })
+            {
+                if (value.Length > 0)
+                {
+                    errors.Add($"{setting.Name}: is only used with {DaemonSettings.Store.Name} = {StoreKinds.Kubernetes} (the store is {o.Store})");
+                }
+            }
+
+            return;
+        }
+
+        if (o.KubeNamespace.Length > 0 && !MicroVmSpecValidator.IsName(o.KubeNamespace))
+        {
+            errors.Add($"{DaemonSettings.KubeNamespace.Name}: \"{o.KubeNamespace}\" is not a namespace name (lower-case letters, digits and '-', at most 63)");
+        }
+
+        if (!string.IsNullOrWhiteSpace(o.NodeName) && (o.NodeName.Length > 63 || !LabelValue().IsMatch(o.NodeName)))
+        {
+            errors.Add($"{DaemonSettings.NodeName.Name}: \"{o.NodeName}\" must be a label value with {DaemonSettings.Store.Name} = {StoreKinds.Kubernetes} " +
+                "(at most 63 letters, digits, '-', '_', '.'): MicroVMs are assigned to nodes by the label hypercore.vistara.dev/node");
+        }
+
+        if (o.Kubeconfig.Length > 0 && !File.Exists(o.Kubeconfig))
+        {
+            errors.Add($"{DaemonSettings.Kubeconfig.Name}: {o.Kubeconfig} does not exist");
+            return;
+        }
+
+        try
+        {
+            KubernetesConfig.Build(new KubernetesStoreOptions { Kubeconfig = o.Kubeconfig });
+        }
+        catch (InvalidOperationException) when (o.Kubeconfig.Length == 0)
+        {
+            errors.Add($"{DaemonSettings.Kubeconfig.Name}: not set, not running in a pod, and neither $KUBECONFIG nor ~/.kube/config names a file; " +
+                $"pass {DaemonSettings.Kubeconfig.Flag} PATH");
+        }
+        catch (Exception ex)
+        {
+            errors.Add($"{DaemonSettings.Kubeconfig.Name}: {(o.Kubeconfig.Length > 0 ? o.Kubeconfig + ": " : "")}{ex.Message}");
+        }
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
+    private static partial Regex LabelValue();
 
     public static bool TryParseLogLevel(string value, out Microsoft.Extensions.Logging.LogLevel level) =>
         Enum.TryParse(value, ignoreCase: true, out level) && !int.TryParse(value, out _) && Enum.IsDefined(level);

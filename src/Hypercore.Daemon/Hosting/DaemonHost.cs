@@ -7,6 +7,7 @@ using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
 using Hypercore.Reconciliation;
+using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +22,7 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Daemon.Hosting;
 
 /// <summary>
-/// The composition root: SQLite store, the QEMU, Firecracker, Cloud Hypervisor and unikernel drivers, driver registry, reconciler and the API, on two Kestrel
+/// The composition root: the SQLite or the Kubernetes store (<c>--store</c>), the QEMU, Firecracker, Cloud Hypervisor and unikernel drivers, driver registry, reconciler and the API, on two Kestrel
 /// endpoints (gRPC over HTTP/2, HTTP/JSON over HTTP/1.1: without TLS there is no ALPN to share one port).
 /// </summary>
 public static partial class DaemonHost
@@ -87,7 +88,7 @@ public static partial class DaemonHost
             var options = app.Services.GetRequiredService<IOptions<DaemonOptions>>().Value;
             var grpcUrl = endpoints.GrpcUrl();
             var httpUrl = endpoints.HttpUrl();
-            LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.DefaultProvider, options.NodeName);
+            LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.Store, options.DefaultProvider, options.NodeName);
             await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}");
             await stdout.FlushAsync(CancellationToken.None);
 
@@ -121,11 +122,25 @@ public static partial class DaemonHost
         services.AddSingleton<IValidateOptions<DaemonOptions>>(new DaemonOptionsValidator(Providers));
 
         services.AddSingleton(TimeProvider.System);
-        services.AddSqliteStore(o =>
+        if (daemon.Store == StoreKinds.Kubernetes)
         {
-            o.DatabasePath = daemon.DatabasePath;
-            o.NodeName = daemon.NodeName;
-        });
+            // MicroVM custom resources: the API writes them too, so gRPC, vis and kubectl see the same objects.
+            services.AddKubernetesStore(o =>
+            {
+                o.NodeName = daemon.NodeName;
+                o.Kubeconfig = daemon.Kubeconfig;
+                o.Namespace = daemon.KubeNamespace;
+            });
+        }
+        else
+        {
+            services.AddSqliteStore(o =>
+            {
+                o.DatabasePath = daemon.DatabasePath;
+                o.NodeName = daemon.NodeName;
+            });
+        }
+
         services.AddQemuDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
@@ -133,11 +148,26 @@ public static partial class DaemonHost
             o.Accelerator = daemon.QemuAccelerator;
         });
 
-        // The other providers run with their defaults (binaries looked up on PATH); one whose binary is missing is
-        // logged as not usable at start, and a VM asking for it gets that in its status.
-        services.AddFirecrackerDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName));
-        services.AddCloudHypervisorDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName));
-        services.AddUnikernelDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName));
+        // The other providers take their binaries from the driver settings (--firecracker-bin, ...; see DriverSettings),
+        // else their defaults on PATH; one whose binary is missing is logged as not usable at start, and a VM asking
+        // for it gets that in its status.
+        services.AddSingleton<IValidateOptions<DaemonOptions>, DriverSettingsValidator>();
+        services.AddFirecrackerDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName);
+            DriverSettings.ApplyTo(daemon, o);
+        });
+        services.AddCloudHypervisorDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName);
+            DriverSettings.ApplyTo(daemon, o);
+        });
+        services.AddUnikernelDriver(o =>
+        {
+            o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName);
+            o.Accelerator = daemon.QemuAccelerator; // one accelerator choice for every QEMU the node runs
+            DriverSettings.ApplyTo(daemon, o);
+        });
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
@@ -236,8 +266,8 @@ public static partial class DaemonHost
         _ => [],
     };
 
-    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; default provider {Provider}; node {Node}")]
-    private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string provider, string node);
+    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; store {Store}; default provider {Provider}; node {Node}")]
+    private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string store, string provider, string node);
 
     [LoggerMessage(3001, LogLevel.Information, "stopped; running VMs were left running and will be adopted at the next start")]
     private static partial void LogStopped(ILogger log);

@@ -1,0 +1,77 @@
+using Hypercore.Testing;
+
+namespace Hypercore.EndToEnd.Tests;
+
+/// <summary>
+/// The daemon's binary settings pointing at paths that do not exist: the provider is reported NOT usable at start,
+/// `vis run --provider …` ends in exit 8 with ProviderUnavailable naming exactly the configured path, and the daemon
+/// keeps serving. (The default-path case, firecracker looked up on PATH, is in <see cref="NodeLifecycleTests"/>.)
+/// Each test has its own daemon, started with its own flags.
+/// </summary>
+[NonParallelizable]
+public sealed class ProviderBinaryTests
+{
+    private Node? _node;
+
+    [TearDown]
+    public async Task StopNode()
+    {
+        if (_node is not null)
+        {
+            await _node.DisposeAsync();
+            _node = null;
+        }
+    }
+
+    [Test]
+    public async Task Run_ConfiguredVmmBinaryMissing_ExitsWith8AndProviderUnavailableNamesThatPath()
+    {
+        _node = await Node.StartAsync(n =>
+        [
+            "--firecracker-bin", Path.Combine(n.Root, "missing", "firecracker"),
+            "--cloud-hypervisor-bin", Path.Combine(n.Root, "missing", "cloud-hypervisor"),
+        ]);
+
+        foreach (var provider in new[] { "firecracker", "cloud-hypervisor" })
+        {
+            var message = $"{provider} binary not found: tried {Path.Combine(_node.Root, "missing", provider)}";
+            await _node.Daemon.WaitForLogAsync($"provider {provider}: NOT usable ({message})", Node.Patience);
+            await AssertProviderUnavailableAsync(_node, provider, StandInNode.Short(provider) + "-missing", message);
+        }
+    }
+
+    [Test]
+    public async Task Run_JailerBinaryMissing_ExitsWith8AndProviderUnavailableNamesTheJailerPath()
+    {
+        StandInNode.RequireKvmDevice(); // firecracker itself must be usable for the jailer to be looked at
+        _node = await Node.StartAsync(n =>
+        [
+            "--firecracker-bin", BuiltPrograms.FirecrackerStandIn,
+            "--jailer-bin", Path.Combine(n.Root, "missing", "jailer"), "--jailer-uid", "65534", "--jailer-gid", "65534",
+        ]);
+
+        var message = $"jailer binary not found: tried {Path.Combine(_node.Root, "missing", "jailer")}";
+        await _node.Daemon.WaitForLogAsync($"provider firecracker: NOT usable ({message})", Node.Patience);
+        await AssertProviderUnavailableAsync(_node, "firecracker", "fc-nojailer", message);
+    }
+
+    private static async Task AssertProviderUnavailableAsync(Node node, string provider, string id, string message)
+    {
+        var run = await node.VisAsync("run", "--provider", provider, "--name", id, "--timeout", "2m");
+
+        run.ExitCode.Should().Be(8, run.ToString());
+        run.Stderr.Should().Contain($"vis: microvm default/{id} failed: {message} (ProviderUnavailable)");
+        var vm = await node.GetAsync(id);
+        vm.Phase.Should().Be("Failed");
+        vm.Provider.Should().Be(provider);
+        foreach (var type in new[] { "Ready", "Synchronized" })
+        {
+            vm.Condition(type).Should().Be(("False", "ProviderUnavailable", message), type);
+        }
+
+        ProcFs.FindByCommandLine(vm.Uid).Should().BeEmpty("nothing was started");
+        node.Daemon.HasExited.Should().BeFalse();
+        var list = await node.VisAsync("list");
+        list.ExitCode.Should().Be(0, list.ToString());
+    }
+}
