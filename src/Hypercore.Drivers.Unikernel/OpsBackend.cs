@@ -160,6 +160,9 @@ internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, IL
         var dir = Directory(vm.Uid);
         var record = dir.ReadRecord();
         var name = Prefix + vm.Uid;
+        // Decided before ops kills it: afterwards a dying QEMU may no longer match its record, and stop must not
+        // return while it is still exiting.
+        var running = record is not null && VmDirectory.IsRecordedProcessAlive(record);
         var listed = (await OpsListAsync(ct)).Any(i => i.Name == name);
         if (listed && BinaryLocator.Resolve(options.OpsPath).Path is { } ops)
         {
@@ -170,9 +173,9 @@ internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, IL
             }
         }
 
-        if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
+        if (running)
         {
-            if (!await HostProcess.WaitForExitAsync(record.Pid, TimeSpan.FromSeconds(5), time, ct))
+            if (!await HostProcess.WaitForExitAsync(record!.Pid, TimeSpan.FromSeconds(5), time, ct))
             {
                 await HostProcess.KillAsync(record.Pid, time, ct);
             }
