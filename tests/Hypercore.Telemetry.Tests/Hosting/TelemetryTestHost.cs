@@ -6,7 +6,7 @@ using Hypercore.Api;
 using Hypercore.Drivers;
 using Hypercore.Reconciliation;
 using Hypercore.Store;
-using Hypercore.Telemetry.Tests.Fakes;
+using Hypercore.Core.Tests.Fakes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

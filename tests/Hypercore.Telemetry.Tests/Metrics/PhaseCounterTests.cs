@@ -1,6 +1,6 @@
 using Hypercore.MicroVms;
 using Hypercore.Telemetry.Metrics;
-using Hypercore.Telemetry.Tests.Fakes;
+using Hypercore.Core.Tests.Fakes;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Hypercore.Telemetry.Tests.Metrics;

@@ -4,7 +4,7 @@ using System.Diagnostics.Metrics;
 using Hypercore.Drivers;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
-using Hypercore.Telemetry.Tests.Fakes;
+using Hypercore.Core.Tests.Fakes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
