@@ -29,8 +29,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
     private readonly TimeProvider _time;
     private readonly ILogger<CloudHypervisorDriver> _log;
     private readonly ApiPolicy _policy;
-    private readonly Lock _versionLock = new();
-    private (string Path, DateTime Modified, string Version)? _version;
+    private readonly BinaryVersionCache _version = new("cloud-hypervisor");
 
     public CloudHypervisorDriver(IOptions<CloudHypervisorOptions> options, TimeProvider time, ILogger<CloudHypervisorDriver> log)
     {
@@ -61,7 +60,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
                 return DriverAvailability.Unavailable("/dev/kvm not found: cloud-hypervisor needs KVM on this node");
             }
 
-            var version = await VersionAsync(path, cancellationToken);
+            var version = await _version.GetAsync(path, cancellationToken);
             return version is null
                 ? DriverAvailability.Unavailable($"{path} --version failed: the binary is not runnable here")
                 : DriverAvailability.Ok($"{version} ({path})");
@@ -412,7 +411,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
                 {
                     if (!HostProcess.IsAlive(record.Pid))
                     {
-                        throw new DriverException("HypervisorError", $"cloud-hypervisor exited during start: {Tail(dir.File("vmm.log"))}");
+                        throw new DriverException("HypervisorError", $"cloud-hypervisor exited during start: {VmmOutput.Tail(dir.File("vmm.log"))}");
                     }
 
                     var response = await api.GetAsync(Api + "vmm.ping", token);
@@ -425,7 +424,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
         }
         catch (TimeoutRejectedException ex)
         {
-            throw new DriverException("HypervisorError", $"cloud-hypervisor API socket {api.SocketPath} did not answer within {_options.StartTimeout.TotalSeconds:0.#} s: {Tail(dir.File("vmm.log"))}", ex);
+            throw new DriverException("HypervisorError", $"cloud-hypervisor API socket {api.SocketPath} did not answer within {_options.StartTimeout.TotalSeconds:0.#} s: {VmmOutput.Tail(dir.File("vmm.log"))}", ex);
         }
     }
 
@@ -522,45 +521,6 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
         }
 
         dir.DeleteRecord();
-    }
-
-    private async Task<string?> VersionAsync(string path, CancellationToken ct)
-    {
-        var modified = File.GetLastWriteTimeUtc(path);
-        lock (_versionLock)
-        {
-            if (_version is { } v && v.Path == path && v.Modified == modified)
-            {
-                return v.Version;
-            }
-        }
-
-        var result = await HostProcess.RunAsync(path, ["--version"], TimeSpan.FromSeconds(10), ct);
-        if (!result.Succeeded)
-        {
-            return null;
-        }
-
-        var version = result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "cloud-hypervisor";
-        lock (_versionLock)
-        {
-            _version = (path, modified, version);
-        }
-
-        return version;
-    }
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            var tail = string.Join(" | ", File.ReadAllLines(file).TakeLast(5).Select(l => l.Trim()).Where(l => l.Length > 0));
-            return tail.Length == 0 ? "(no output)" : tail;
-        }
-        catch (IOException)
-        {
-            return "(no output)";
-        }
     }
 
     [LoggerMessage(3100, LogLevel.Information, "{Key}: cloud-hypervisor started (pid {Pid}, api {Socket})")]

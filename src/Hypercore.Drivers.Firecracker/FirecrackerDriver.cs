@@ -29,8 +29,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
     private readonly TimeProvider _time;
     private readonly ILogger<FirecrackerDriver> _log;
     private readonly ApiPolicy _policy;
-    private readonly Lock _versionLock = new();
-    private (string Path, DateTime Modified, string Version)? _version;
+    private readonly BinaryVersionCache _version = new("firecracker");
 
     public FirecrackerDriver(IOptions<FirecrackerOptions> options, TimeProvider time, ILogger<FirecrackerDriver> log)
     {
@@ -70,7 +69,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
                 return DriverAvailability.Unavailable("/dev/kvm not found: firecracker needs KVM on this node");
             }
 
-            var version = await VersionAsync(path, cancellationToken);
+            var version = await _version.GetAsync(path, cancellationToken);
             return version is null
                 ? DriverAvailability.Unavailable($"{path} --version failed: the binary is not runnable here")
                 : DriverAvailability.Ok($"{version} ({path})");
@@ -380,7 +379,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
                 {
                     if (!HostProcess.IsAlive(record.Pid))
                     {
-                        throw new DriverException("HypervisorError", $"firecracker exited during start: {Tail(record.ConsoleLog)}");
+                        throw new DriverException("HypervisorError", $"firecracker exited during start: {VmmOutput.Tail(record.ConsoleLog)}");
                     }
 
                     var response = await api.GetAsync("/", token);
@@ -393,7 +392,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
         }
         catch (TimeoutRejectedException ex)
         {
-            throw new DriverException("HypervisorError", $"firecracker API socket {api.SocketPath} did not answer within {_options.StartTimeout.TotalSeconds:0.#} s: {Tail(record.ConsoleLog)}", ex);
+            throw new DriverException("HypervisorError", $"firecracker API socket {api.SocketPath} did not answer within {_options.StartTimeout.TotalSeconds:0.#} s: {VmmOutput.Tail(record.ConsoleLog)}", ex);
         }
     }
 
@@ -528,32 +527,6 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
         dir.DeleteRecord();
     }
 
-    private async Task<string?> VersionAsync(string path, CancellationToken ct)
-    {
-        var modified = File.GetLastWriteTimeUtc(path);
-        lock (_versionLock)
-        {
-            if (_version is { } v && v.Path == path && v.Modified == modified)
-            {
-                return v.Version;
-            }
-        }
-
-        var result = await HostProcess.RunAsync(path, ["--version"], TimeSpan.FromSeconds(10), ct);
-        if (!result.Succeeded)
-        {
-            return null;
-        }
-
-        var version = result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "firecracker";
-        lock (_versionLock)
-        {
-            _version = (path, modified, version);
-        }
-
-        return version;
-    }
-
     private sealed record Jail(string Directory, string Root, IReadOnlyDictionary<string, string> Paths);
 
     /// <summary>Links kernel, initrd and drives into the jail root, owned by the jailer uid/gid.</summary>
@@ -615,20 +588,6 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
         catch (IOException ex)
         {
             LogGracefulFailed(uid, $"could not remove cgroup {dir}: {ex.Message}");
-        }
-    }
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            var lines = File.ReadAllLines(file);
-            var tail = string.Join(" | ", lines.TakeLast(5).Select(l => l.Trim()).Where(l => l.Length > 0));
-            return tail.Length == 0 ? "(no output)" : tail;
-        }
-        catch (IOException)
-        {
-            return "(no output)";
         }
     }
 

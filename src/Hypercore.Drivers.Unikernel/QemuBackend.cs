@@ -339,7 +339,7 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
                 {
                     if (!HostProcess.IsAlive(record.Pid))
                     {
-                        throw new DriverException("HypervisorError", $"qemu exited during start: {Tail(dir.File("qemu.log"))}");
+                        throw new DriverException("HypervisorError", $"qemu exited during start: {VmmOutput.Tail(dir.File("qemu.log"))}");
                     }
 
                     await using var qmp = await QmpClient.ConnectAsync(record.ControlSocket, token);
@@ -368,19 +368,6 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
         }
 
         dir.DeleteRecord();
-    }
-
-    private static string Tail(string file)
-    {
-        try
-        {
-            var tail = string.Join(" | ", File.ReadAllLines(file).TakeLast(5).Select(l => l.Trim()).Where(l => l.Length > 0));
-            return tail.Length == 0 ? "(no output)" : tail;
-        }
-        catch (IOException)
-        {
-            return "(no output)";
-        }
     }
 }
 
