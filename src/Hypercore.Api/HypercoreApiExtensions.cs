@@ -1,9 +1,10 @@
 using Hypercore.Api.Errors;
 using Hypercore.Api.HealthChecks;
-using Hypercore.Api.Images;
 using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;
 using Hypercore.Api.Vistara;
+using Hypercore.Informers;
+using Hypercore.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,7 +18,9 @@ public static class HypercoreApiExtensions
     /// <summary>
     /// Adds the node API: gRPC services vm.services.api.VMService and vistara.Vistara with HTTP/JSON transcoding,
     /// gRPC reflection and the standard gRPC health service (healthy while the store answers).
-    /// Needs an <see cref="Store.IMicroVmStore"/> and a <see cref="Drivers.DriverRegistry"/> registered by the host.
+    /// The handlers call the application layer (<see cref="MicroVmOperations"/>, configured with
+    /// <see cref="MicroVmOperationsServiceCollectionExtensions.AddMicroVmOperations"/>) and follow the shared informer;
+    /// both need an <see cref="Store.IMicroVmStore"/> and a <see cref="Drivers.DriverRegistry"/> registered by the host.
     /// </summary>
     public static IServiceCollection AddHypercoreApi(this IServiceCollection services, Action<HypercoreApiOptions>? configure = null)
     {
@@ -30,10 +33,9 @@ public static class HypercoreApiExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreApiOptions>, HypercoreApiOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IMicroVmIdGenerator, RandomMicroVmIdGenerator>();
-        services.TryAddSingleton<ImageCatalog>();
+        services.AddMicroVmOperations();
+        services.AddMicroVmInformer();
         services.TryAddSingleton<ConsoleLogStreamer>();
-        services.TryAddSingleton<MicroVmOperations>();
         services.TryAddSingleton<StoreExceptionInterceptor>();
 
         services.AddGrpc(o =>

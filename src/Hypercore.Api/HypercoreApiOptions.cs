@@ -7,20 +7,14 @@ public sealed class HypercoreApiOptions
 {
     public const string Section = "Api";
 
-    /// <summary>
-    /// Where named boot images live: <c>&lt;ImageDirectory&gt;/&lt;name&gt;/{vmlinuz, initrd.img?, rootfs.img?}</c>.
-    /// A kernel.image that is not an absolute path is looked up here. Default /var/lib/hypercore/images.
-    /// </summary>
-    public string ImageDirectory { get; set; } = "/var/lib/hypercore/images";
-
     /// <summary>How often a followed console log is checked for new output. Default 250 ms.</summary>
     public TimeSpan LogPollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
-    /// How many times Start/Stop/Pause/Resume re-read and retry when the record changed under them (the reconciler
-    /// writes status concurrently). Default 5.
+    /// Events a Watch stream may leave unread before it is ended with ResourceExhausted (the client should list and
+    /// watch again): one slow client must never hold up the daemon or other watchers. Default 1000.
     /// </summary>
-    public int LifecycleRetries { get; set; } = 5;
+    public int WatchBufferEvents { get; set; } = 1000;
 
     /// <summary>Largest chunk of console output sent in one Logs message. Default 32 KiB.</summary>
     public int LogChunkBytes { get; set; } = 32 * 1024;
@@ -31,19 +25,14 @@ internal sealed class HypercoreApiOptionsValidator : IValidateOptions<HypercoreA
     public ValidateOptionsResult Validate(string? name, HypercoreApiOptions o)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(o.ImageDirectory) || !Path.IsPathFullyQualified(o.ImageDirectory))
-        {
-            errors.Add($"Api:ImageDirectory must be an absolute path, got \"{o.ImageDirectory}\"");
-        }
-
         if (o.LogPollInterval <= TimeSpan.Zero)
         {
             errors.Add($"Api:LogPollInterval must be positive, got {o.LogPollInterval}");
         }
 
-        if (o.LifecycleRetries is < 1 or > 100)
+        if (o.WatchBufferEvents is < 1 or > 1_000_000)
         {
-            errors.Add($"Api:LifecycleRetries must be between 1 and 100, got {o.LifecycleRetries}");
+            errors.Add($"Api:WatchBufferEvents must be between 1 and 1000000, got {o.WatchBufferEvents}");
         }
 
         if (o.LogChunkBytes is < 512 or > 4 * 1024 * 1024)

@@ -1,3 +1,4 @@
+using Hypercore.Informers;
 using Hypercore.Telemetry.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -36,7 +37,7 @@ public static class TelemetryServiceCollectionExtensions
     /// commits) plus server and runtime meters; the Prometheus exporter (see <see cref="MapHypercoreMetrics"/>);
     /// OTLP export of traces and metrics when an endpoint is set or <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is.
     /// Log lines carry the trace and span id of the work they belong to. Needs an <see cref="Store.IMicroVmStore"/>
-    /// (the phase gauge follows its watch); the queue-depth gauge appears when the reconciler is registered.
+    /// (the phase gauge follows it through the shared informer); the queue-depth gauge appears when the reconciler is registered.
     /// </summary>
     public static IServiceCollection AddHypercoreTelemetry(this IServiceCollection services, Action<HypercoreTelemetryOptions>? configure = null)
     {
@@ -59,6 +60,7 @@ public static class TelemetryServiceCollectionExtensions
 
         services.AddSingleton(new TelemetryPlan(options.Prometheus, options.MetricsPath));
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMicroVmInformer();
         services.TryAddSingleton<PhaseCounter>();
         services.AddHostedService(sp => sp.GetRequiredService<PhaseCounter>());
         services.TryAddSingleton<NodeGauges>();

@@ -1,3 +1,4 @@
+using Hypercore.Operations;
 using System.Net;
 using Hypercore.Api;
 using Hypercore.Benchmarks.NoOp;
@@ -70,7 +71,8 @@ public sealed class InProcessNode : IAsyncDisposable
             builder.Services.AddReconciler(o => o.NodeName = "bench");
         }
 
-        builder.Services.AddHypercoreApi(o => o.ImageDirectory = Path.Combine(directory, "images"));
+        builder.Services.AddMicroVmOperations(o => o.ImageDirectory = Path.Combine(directory, "images"));
+        builder.Services.AddHypercoreApi();
         builder.Services.AddHypercoreTelemetry(o => o.ServiceInstanceId = "bench");
         var app = builder.Build();
         app.MapHypercoreApi();

@@ -1,13 +1,16 @@
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Hypercore.Operations;
 using Hypercore.Store;
 using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Api.Errors;
 
 /// <summary>
-/// Turns store exceptions into gRPC statuses in one place, for every method of every service (JSON transcoding
-/// goes through the same pipeline, so HTTP clients get the matching HTTP codes).
+/// Turns the application layer's refusals (<see cref="OperationException"/>) and store failures
+/// (<see cref="StoreException"/>) into gRPC statuses in one place, for every method of every service (JSON
+/// transcoding goes through the same pipeline, so HTTP clients get the matching HTTP codes). Handlers never build
+/// these statuses themselves.
 /// </summary>
 public sealed partial class StoreExceptionInterceptor : Interceptor
 {
@@ -22,7 +25,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         {
             return await continuation(request, context);
         }
-        catch (StoreException ex)
+        catch (Exception ex) when (ex is StoreException or OperationException)
         {
             throw Map(ex, context.Method);
         }
@@ -35,7 +38,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         {
             await continuation(request, responseStream, context);
         }
-        catch (StoreException ex)
+        catch (Exception ex) when (ex is StoreException or OperationException)
         {
             throw Map(ex, context.Method);
         }
@@ -50,9 +53,18 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         _ => new Status(StatusCode.Unavailable, "store unavailable: " + ex.Message),
     };
 
-    private RpcException Map(StoreException ex, string method)
+    /// <summary>The status a refused request means to a client.</summary>
+    public static Status ToStatus(OperationException ex) => ex switch
     {
-        var status = ToStatus(ex);
+        InvalidSpecException or InvalidRequestException => new Status(StatusCode.InvalidArgument, ex.Message),
+        MicroVmNotFoundException => new Status(StatusCode.NotFound, ex.Message),
+        FailedPreconditionException => new Status(StatusCode.FailedPrecondition, ex.Message),
+        _ => new Status(StatusCode.Unknown, ex.Message),
+    };
+
+    private RpcException Map(Exception ex, string method)
+    {
+        var status = ex is StoreException store ? ToStatus(store) : ToStatus((OperationException)ex);
         if (status.StatusCode == StatusCode.Unavailable)
         {
             LogStoreFailure(method, ex.Message, ex);

@@ -252,12 +252,11 @@ public static class Mapping
         return fallback;
     }
 
-    /// <summary>Wire name of a store event type; null for Resync (which is not sent as such).</summary>
-    internal static string? EventType(Store.StoreEventType type) => type switch
+    /// <summary>Wire name of an informer event type.</summary>
+    internal static string EventType(Informers.InformerEventType type) => type switch
     {
-        Store.StoreEventType.Added => Added,
-        Store.StoreEventType.Modified => Modified,
-        Store.StoreEventType.Deleted => Deleted,
-        _ => null,
+        Informers.InformerEventType.Added => Added,
+        Informers.InformerEventType.Modified => Modified,
+        _ => Deleted,
     };
 }

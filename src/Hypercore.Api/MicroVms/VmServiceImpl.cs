@@ -2,31 +2,36 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Hypercore.Api.Logs;
+using Hypercore.Informers;
 using Hypercore.MicroVms;
-using Hypercore.Store;
+using Hypercore.Operations;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Proto = Hypercore.Contracts.VmApi;
 
 namespace Hypercore.Api.MicroVms;
 
 /// <summary>
-/// vm.services.api.VMService: flintlock-shaped MicroVM API over the desired-state store. Writes only desired
-/// state; the reconciler does the rest. Also reachable as HTTP/JSON through the google.api.http routes.
+/// vm.services.api.VMService: flintlock-shaped MicroVM API over the application layer (<see cref="MicroVmOperations"/>)
+/// and the shared informer; it never touches the store. Writes only desired state; the reconciler does the rest. Also reachable as HTTP/JSON through the google.api.http routes.
 /// </summary>
 public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
 {
     private readonly MicroVmOperations _ops;
+    private readonly MicroVmInformer _informer;
     private readonly ConsoleLogStreamer _logs;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly IOptionsMonitor<HypercoreApiOptions> _options;
 
-    public VmServiceImpl(MicroVmOperations ops, ConsoleLogStreamer logs, IHostApplicationLifetime lifetime)
+    public VmServiceImpl(
+        MicroVmOperations ops, MicroVmInformer informer, ConsoleLogStreamer logs, IHostApplicationLifetime lifetime, IOptionsMonitor<HypercoreApiOptions> options)
     {
         _ops = ops;
+        _informer = informer;
         _logs = logs;
         _lifetime = lifetime;
+        _options = options;
     }
-
-    private IMicroVmStore Store => _ops.Store;
 
     public override async Task<Proto.CreateMicroVMResponse> Create(Proto.CreateMicroVMRequest request, ServerCallContext context)
     {
@@ -70,9 +75,9 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
 
     public override async Task<Proto.ListMicroVMsResponse> List(Proto.ListMicroVMsRequest request, ServerCallContext context)
     {
-        var all = await Store.ListAsync(NullIfEmpty(request.Namespace), context.CancellationToken);
+        var all = await _ops.ListAsync(request.Namespace, request.HasName ? request.Name : "", context.CancellationToken);
         var reply = new Proto.ListMicroVMsResponse();
-        reply.Microvm.Add(all.Where(v => !request.HasName || request.Name.Length == 0 || v.Spec.Id == request.Name).Select(Mapping.ToProto));
+        reply.Microvm.Add(all.Select(Mapping.ToProto));
         return reply;
     }
 
@@ -89,10 +94,10 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         LifecycleAsync(request, LifecycleAction.Resume, context);
 
     /// <summary>
-    /// Sends the current matching records as ADDED, then every change. The store watch is opened before the list,
-    /// so nothing between them is lost; an event for a version already sent is skipped. When the store says events
-    /// may have been missed (Resync), every matching record is sent again as MODIFIED and records that vanished
-    /// meanwhile as DELETED.
+    /// Sends the current matching records as ADDED, then every change, from the shared informer (no store watch per
+    /// call). Response headers are sent once subscribed, so a client that reads the current state after the headers
+    /// cannot miss a change in between. A client that leaves more than Api:WatchBufferEvents events unread is ended
+    /// with ResourceExhausted rather than slowing the daemon or other watchers.
     /// </summary>
     public override async Task Watch(Proto.WatchMicroVMsRequest request, IServerStreamWriter<Proto.WatchMicroVMsResponse> responseStream, ServerCallContext context)
     {
@@ -102,65 +107,28 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
             (request.Namespace.Length == 0 || vm.Spec.Namespace == request.Namespace) &&
             (request.Id.Length == 0 || vm.Spec.Id == request.Id);
 
-        var sent = new Dictionary<VmKey, MicroVm>();
-        async Task SendAsync(string type, MicroVm vm)
-        {
-            if (type == Mapping.Deleted)
-            {
-                sent.Remove(vm.Key);
-            }
-            else
-            {
-                sent[vm.Key] = vm;
-            }
-
-            await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = type, Microvm = Mapping.ToProto(vm) }, ct);
-        }
-
-        async Task RelistAsync(string type)
-        {
-            var current = (await Store.ListAsync(NullIfEmpty(request.Namespace), ct)).Where(Matches).ToList();
-            var gone = sent.Values.Where(old => current.All(c => c.Key != old.Key)).ToList();
-            foreach (var vm in current)
-            {
-                await SendAsync(type, vm);
-            }
-
-            foreach (var vm in gone)
-            {
-                await SendAsync(Mapping.Deleted, vm);
-            }
-        }
-
         try
         {
-            await using var events = Store.WatchAsync(ct).GetAsyncEnumerator(ct);
-            var next = events.MoveNextAsync(); // subscribes before the list below
-            await RelistAsync(Mapping.Added);
-            while (await next)
+            await _informer.Synced.WaitAsync(ct);
+            using var subscription = _informer.Subscribe(_options.CurrentValue.WatchBufferEvents, Matches);
+            await context.WriteResponseHeadersAsync([]);
+            foreach (var vm in subscription.Snapshot)
             {
-                var ev = events.Current;
-                if (ev.Type == StoreEventType.Resync)
-                {
-                    await RelistAsync(Mapping.Modified);
-                }
-                else if (ev.MicroVm is { } vm && Matches(vm) && Mapping.EventType(ev.Type) is { } type)
-                {
-                    var duplicate = type != Mapping.Deleted && sent.TryGetValue(vm.Key, out var last) &&
-                        last.ResourceVersion == vm.ResourceVersion;
-                    var unknownDelete = type == Mapping.Deleted && !sent.ContainsKey(vm.Key);
-                    if (!duplicate && !unknownDelete)
-                    {
-                        await SendAsync(type, vm);
-                    }
-                }
+                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.Added, Microvm = Mapping.ToProto(vm) }, ct);
+            }
 
-                next = events.MoveNextAsync();
+            await foreach (var ev in subscription.Events.ReadAllAsync(ct))
+            {
+                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.EventType(ev.Type), Microvm = Mapping.ToProto(ev.MicroVm) }, ct);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // The client went away or the daemon is stopping: end the stream quietly.
+        }
+        catch (InformerOverflowException ex)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, ex.Message));
         }
     }
 
@@ -206,6 +174,4 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         var updated = await _ops.SetStateAsync(vm, action, context.CancellationToken);
         return new Proto.GetMicroVMResponse { Microvm = Mapping.ToProto(updated) };
     }
-
-    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 }

@@ -1,7 +1,7 @@
 using Grpc.Core;
-using Hypercore.Api.Images;
-using Hypercore.Api.MicroVms;
+using Hypercore.Images;
 using Hypercore.MicroVms;
+using Hypercore.Operations;
 using VistaraProto = Hypercore.Contracts.Vistara;
 
 namespace Hypercore.Api.Vistara;
@@ -89,7 +89,7 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
 
     public override async Task<VistaraProto.ListMicroVMResponse> ListMicroVM(VistaraProto.ListMicroVMRequest request, ServerCallContext context)
     {
-        var all = await _ops.Store.ListAsync(null, context.CancellationToken);
+        var all = await _ops.ListAsync("", "", context.CancellationToken);
         var reply = new VistaraProto.ListMicroVMResponse();
         foreach (var vm in all.Where(v => request.Id.Length == 0 || v.Uid == request.Id || v.Spec.Id == request.Id))
         {
@@ -113,13 +113,5 @@ public sealed class VistaraServiceImpl : VistaraProto.Vistara.VistaraBase
     private static string ImageOf(MicroVmSpec spec) =>
         spec.Labels.TryGetValue(ImageCatalog.ImageLabel, out var name) ? name : spec.Kernel.Image;
 
-    private async Task<MicroVm> FindAsync(string id, CancellationToken ct)
-    {
-        if (id.Length == 0)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "id is required (the uid or the name)"));
-        }
-
-        return await _ops.Store.GetByUidAsync(id, ct) ?? await _ops.FindAsync(id, "", "", ct);
-    }
+    private Task<MicroVm> FindAsync(string id, CancellationToken ct) => _ops.FindByUidOrIdAsync(id, ct);
 }

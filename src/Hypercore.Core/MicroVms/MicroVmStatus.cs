@@ -61,6 +61,9 @@ public static class Conditions
     public const string Paused = "Paused";
     public const string Synchronized = "Synchronized";
 
+    /// <summary>True while (and after) the hypervisor stopped answering for longer than allowed; reason and message say what was done.</summary>
+    public const string Unresponsive = "Unresponsive";
+
     public const string ReasonProviderUnavailable = "ProviderUnavailable";
     public const string ReasonUnsupported = "Unsupported";
     public const string ReasonReconcileError = "ReconcileError";

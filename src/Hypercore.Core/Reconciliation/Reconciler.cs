@@ -49,6 +49,7 @@ public sealed partial class Reconciler
     private readonly ReconcilerOptions _options;
     private readonly ILogger<Reconciler> _log;
     private readonly ConcurrentDictionary<VmKey, int> _crashes = new();
+    private readonly ConcurrentDictionary<VmKey, DateTimeOffset> _unknownSince = new();
 
     public Reconciler(IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log)
     {
@@ -96,6 +97,7 @@ public sealed partial class Reconciler
         if (vm is null)
         {
             _crashes.TryRemove(key, out _);
+            _unknownSince.TryRemove(key, out _);
             return ReconcileResult.Done;
         }
 
@@ -123,10 +125,11 @@ public sealed partial class Reconciler
             return await DeleteAsync(vm, driver, ct);
         }
 
-        var refusal = Refuse(vm.Spec, driver);
-        if (refusal is not null)
+        // Refused before any driver call; the API refuses the same requests with the same check.
+        var refusals = CapabilityCheck.Unsupported(vm.Spec, driver);
+        if (refusals.Count > 0)
         {
-            await WriteFailureAsync(vm, Conditions.ReasonUnsupported, refusal, ct);
+            await WriteFailureAsync(vm, Conditions.ReasonUnsupported, string.Join("; ", refusals), ct);
             return ReconcileResult.Done;
         }
 
@@ -142,10 +145,16 @@ public sealed partial class Reconciler
             vm = await _store.ClaimAsync(key, ct);
         }
 
-        var live = await driver.InspectAsync(vm, ct);
+        var live = await InspectAsync(vm, driver, ct);
         if (live.State == LiveState.Unknown)
         {
-            return ReconcileResult.Poll; // never declare a VM dead while its state is merely unknown
+            return await UnknownAsync(vm, driver, live, ct);
+        }
+
+        _unknownSince.TryRemove(vm.Key, out _);
+        if (vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
+        {
+            vm = await SetUnresponsiveAsync(vm, ConditionStatus.False, "Responsive", "the hypervisor answers again", ct);
         }
 
         return vm.Spec.State switch
@@ -155,7 +164,67 @@ public sealed partial class Reconciler
         };
     }
 
-    private async Task<ReconcileResult> EnsureUpAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
+    /// <summary>
+    /// The driver's view, within <see cref="ReconcilerOptions.InspectTimeout"/>: a hypervisor that does not answer in
+    /// time (e.g. a frozen QEMU) is Unknown, and the worker is free for other VMs.
+    /// </summary>
+    private async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
+    {
+        using var timeout = new CancellationTokenSource(_options.InspectTimeout, _time);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+        try
+        {
+            return await driver.InspectAsync(vm, limit.Token).WaitAsync(limit.Token);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            return new VmRuntimeInfo
+            {
+                Uid = vm.Uid,
+                State = LiveState.Unknown,
+                Pid = vm.Status.Pid,
+                Detail = $"{driver.Name} did not answer within {_options.InspectTimeout.TotalSeconds:0.#} s",
+            };
+        }
+    }
+
+    /// <summary>
+    /// A state that cannot be read is never taken for dead. Only once it has stayed unreadable for
+    /// <see cref="ReconcilerOptions.UnresponsiveAfter"/> while the VM should be up is the VM declared Unresponsive:
+    /// the hypervisor is killed (it serves no one frozen) and the restart policy decides whether it starts again.
+    /// </summary>
+    private async Task<ReconcileResult> UnknownAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        var since = _unknownSince.GetOrAdd(vm.Key, now);
+        var silent = now - since;
+        if (silent < _options.UnresponsiveAfter || vm.Spec.State == DesiredState.Stopped)
+        {
+            // A VM that should be stopped gets stopped by the next pass that can see it; killing it blind is not needed.
+            return ReconcileResult.Poll;
+        }
+
+        var message = $"the hypervisor has not answered for {silent.TotalSeconds:0} s ({live.Detail ?? "no detail"}); killed it";
+        LogUnresponsive(vm.Key, silent.TotalSeconds, vm.Spec.RestartPolicy);
+        vm = await SetUnresponsiveAsync(vm, ConditionStatus.True, Conditions.Unresponsive, message, ct);
+        await driver.StopAsync(vm, TimeSpan.Zero, ct);
+        _unknownSince.TryRemove(vm.Key, out _);
+        var ended = new VmRuntimeInfo { Uid = vm.Uid, State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = live.Detail };
+        return await EnsureUpAsync(vm, driver, ended, ct, (Conditions.Unresponsive, "the hypervisor stopped answering and was killed"));
+    }
+
+    private async Task<MicroVm> SetUnresponsiveAsync(MicroVm vm, ConditionStatus status, string reason, string message, CancellationToken ct)
+    {
+        var next = vm.Status with
+        {
+            Conditions = Conditions.Set(vm.Status.Conditions, Conditions.Unresponsive, status, reason, message, vm.Generation, _time.GetUtcNow()),
+        };
+        return await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+    }
+
+    /// <param name="ending">Why the VM ended when the reconciler ended it (reason and words), instead of reading it from <paramref name="live"/>.</param>
+    private async Task<ReconcileResult> EnsureUpAsync(
+        MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct, (string Reason, string How)? ending = null)
     {
         var wantPaused = vm.Spec.State == DesiredState.Paused;
         var restarts = vm.Status.RestartCount;
@@ -177,14 +246,15 @@ public sealed partial class Reconciler
                     RestartPolicy.OnFailure => crashed,
                     _ => false,
                 };
-                var how = crashed ? "the hypervisor process ended unexpectedly" : "the guest powered off";
+                var how = ending?.How ?? (crashed ? "the hypervisor process ended unexpectedly" : "the guest powered off");
+                var endReason = ending?.Reason ?? (crashed ? ReasonCrashed : ReasonGuestShutdown);
                 LogExited(vm.Key, how, vm.Spec.RestartPolicy);
                 if (!restart)
                 {
                     await driver.StopAsync(vm, TimeSpan.Zero, ct); // reap leftovers (e.g. a QEMU kept after guest shutdown)
                     var phase = crashed ? Phase.Failed : Phase.Stopped;
                     await WriteStatusAsync(vm, s => s with { Phase = phase, Pid = null },
-                        ready: (ConditionStatus.False, crashed ? ReasonCrashed : ReasonGuestShutdown, $"{how}; restartPolicy {vm.Spec.RestartPolicy}"), ct);
+                        ready: (ConditionStatus.False, endReason, $"{how}; restartPolicy {vm.Spec.RestartPolicy}"), ct);
                     return ReconcileResult.Done;
                 }
 
@@ -307,47 +377,10 @@ public sealed partial class Reconciler
     private static bool EndedOnItsOwn(MicroVm vm) =>
         vm.Status.Phase is Phase.Stopped or Phase.Failed &&
         vm.Status.ObservedGeneration == vm.Generation &&
-        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed;
+        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive;
 
     private const string ReasonGuestShutdown = "GuestShutdown";
     private const string ReasonCrashed = "Crashed";
-
-    /// <summary>Refuses, before any driver call, what the provider cannot do.</summary>
-    internal static string? Refuse(MicroVmSpec spec, IHypervisorDriver driver)
-    {
-        var caps = driver.Capabilities;
-        if (spec.State == DesiredState.Paused && !caps.HasFlag(DriverCapabilities.Pause))
-        {
-            return $"provider \"{driver.Name}\" cannot pause a VM";
-        }
-
-        if (spec.Interfaces.Any(i => i.Type == InterfaceType.Tap) && !caps.HasFlag(DriverCapabilities.Tap))
-        {
-            return $"provider \"{driver.Name}\" does not support tap interfaces";
-        }
-
-        if (spec.Interfaces.Any(i => i.Type == InterfaceType.Macvtap) && !caps.HasFlag(DriverCapabilities.Macvtap))
-        {
-            return $"provider \"{driver.Name}\" does not support macvtap interfaces";
-        }
-
-        if (spec.Metadata.Count > 0 && !caps.HasFlag(DriverCapabilities.MetadataService))
-        {
-            return $"provider \"{driver.Name}\" has no metadata service for spec.metadata";
-        }
-
-        if (spec.Initrd is not null && !caps.HasFlag(DriverCapabilities.Initrd))
-        {
-            return $"provider \"{driver.Name}\" cannot boot an initrd";
-        }
-
-        if ((spec.RootVolume is not null || spec.AdditionalVolumes.Count > 0) && !caps.HasFlag(DriverCapabilities.BlockDevices))
-        {
-            return $"provider \"{driver.Name}\" cannot attach block devices";
-        }
-
-        return null;
-    }
 
     private TimeSpan Delay(int failures)
     {
@@ -437,6 +470,9 @@ public sealed partial class Reconciler
 
     [LoggerMessage(1006, LogLevel.Information, "{Key}: deleted, all files removed")]
     private partial void LogDeleted(VmKey key);
+
+    [LoggerMessage(1008, LogLevel.Warning, "{Key}: unresponsive: the hypervisor has not answered for {Seconds:0} s; killing it (restartPolicy {Policy})")]
+    private partial void LogUnresponsive(VmKey key, double seconds, RestartPolicy policy);
 
     [LoggerMessage(1007, LogLevel.Warning, "{Key}: {How} (restartPolicy {Policy})")]
     private partial void LogExited(VmKey key, string how, RestartPolicy policy);

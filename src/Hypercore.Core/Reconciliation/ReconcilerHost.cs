@@ -1,6 +1,6 @@
 using Hypercore.Drivers;
+using Hypercore.Informers;
 using Hypercore.MicroVms;
-using Hypercore.Store;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -10,12 +10,14 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Reconciliation;
 
 /// <summary>
-/// Runs the loop: watch the store and queue keys; adopt what the drivers find running at start; queue everything
-/// again every resync interval; N workers take keys from the queue and reconcile them.
+/// Runs the loop: follows the shared <see cref="MicroVmInformer"/> and queues keys whose spec changed; queues every
+/// cached record again every resync interval; N workers take keys from the queue and reconcile them. At start every
+/// record is queued at once (reconciling a VM is what adopts it: the driver finds it running by uid), while what the
+/// drivers find running is listed in parallel, each with a time limit, only to report adoptions and orphans.
 /// </summary>
 public sealed partial class ReconcilerHost : BackgroundService
 {
-    private readonly IMicroVmStore _store;
+    private readonly MicroVmInformer _informer;
     private readonly DriverRegistry _drivers;
     private readonly Reconciler _reconciler;
     private readonly ReconcilerOptions _options;
@@ -24,9 +26,9 @@ public sealed partial class ReconcilerHost : BackgroundService
     private readonly WorkQueue<VmKey> _queue;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ReconcilerHost(IMicroVmStore store, DriverRegistry drivers, Reconciler reconciler, IOptions<ReconcilerOptions> options, TimeProvider time, ILogger<ReconcilerHost> log)
+    public ReconcilerHost(MicroVmInformer informer, DriverRegistry drivers, Reconciler reconciler, IOptions<ReconcilerOptions> options, TimeProvider time, ILogger<ReconcilerHost> log)
     {
-        _store = store;
+        _informer = informer;
         _drivers = drivers;
         _reconciler = reconciler;
         _options = options.Value;
@@ -41,80 +43,86 @@ public sealed partial class ReconcilerHost : BackgroundService
     /// <summary>Completes once the first list has been queued and workers are running.</summary>
     public Task Ready => _ready.Task;
 
+    /// <summary>Completes once every driver's start-up listing (adoption report) has finished or timed out.</summary>
+    public Task Adopted => _adopted.Task;
+
     /// <summary>Number of reconciles finished since start (for benchmarks and tests).</summary>
     public long Completed => Interlocked.Read(ref _completed);
 
+    /// <summary>Number of workers running (the Reconciler:Workers setting).</summary>
+    public int WorkerCount => _options.Workers;
+
     private long _completed;
+    private readonly TaskCompletionSource _adopted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Subscribe before listing so that no change between the list and the watch is missed.
-        using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var watch = _store.WatchAsync(watchCts.Token).GetAsyncEnumerator(watchCts.Token);
-        var firstMove = watch.MoveNextAsync().AsTask();
-
-        await AdoptAsync(stoppingToken);
         var workers = Enumerable.Range(0, _options.Workers).Select(_ => Task.Run(() => WorkAsync(stoppingToken), stoppingToken)).ToList();
-        using var resync = _time.CreateTimer(_ => _ = ResyncAsync(stoppingToken), null, _options.ResyncInterval, _options.ResyncInterval);
-        _ready.TrySetResult();
-
+        IDisposable? subscription = null;
         try
         {
-            var move = firstMove;
-            while (await move)
-            {
-                var ev = watch.Current;
-                if (ev.Type == StoreEventType.Resync)
-                {
-                    await ResyncAsync(stoppingToken);
-                }
-                else if (ev.MicroVm is { } vm && IsSpecChange(ev.Type, vm))
-                {
-                    _queue.Add(vm.Key);
-                }
+            await _informer.Synced.WaitAsync(stoppingToken);
 
-                move = watch.MoveNextAsync().AsTask();
-            }
+            // Adoption is a report only, so it never delays a reconcile: a hypervisor that hangs while being listed
+            // (e.g. a frozen QEMU) holds up nothing but its own line in the log.
+            var adoption = ReportAdoptionAsync(_informer.List(), stoppingToken);
+            _ = adoption.ContinueWith(_ => _adopted.TrySetResult(), TaskScheduler.Default);
+
+            subscription = _informer.AddHandler(ev =>
+            {
+                if (IsSpecChange(ev))
+                {
+                    _queue.Add(ev.MicroVm.Key);
+                }
+            });
+            using var resync = _time.CreateTimer(_ => Resync(), null, _options.ResyncInterval, _options.ResyncInterval);
+            _ready.TrySetResult();
+            await Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
         finally
         {
+            subscription?.Dispose();
             _queue.ShutDown();
-            await watch.DisposeAsync();
             await Task.WhenAll(workers.Select(w => w.ContinueWith(_ => { }, TaskScheduler.Default)));
         }
     }
 
     /// <summary>
-    /// Logs which providers this node can use, matches what the drivers find alive to records by uid, and queues
-    /// every record. Adopted VMs are simply reconciled: the driver reports them running, so nothing is restarted.
+    /// Status-only writes (most of them ours) do not queue the key: otherwise every status write would trigger another
+    /// pass and defeat the backoff (controller-runtime's GenerationChangedPredicate). Live state is polled instead.
     /// </summary>
-    private async Task AdoptAsync(CancellationToken ct)
+    private static bool IsSpecChange(InformerEvent ev) =>
+        ev.Type != InformerEventType.Modified || ev.Previous is not { } before ||
+        before.Generation != ev.MicroVm.Generation || before.IsDeleting != ev.MicroVm.IsDeleting || before.Uid != ev.MicroVm.Uid;
+
+    /// <summary>
+    /// Logs which providers this node can use and matches what each driver finds alive to records by uid. Every
+    /// driver is asked at once, each with <see cref="ReconcilerOptions.AdoptionTimeout"/>.
+    /// </summary>
+    private async Task ReportAdoptionAsync(IReadOnlyList<MicroVm> records, CancellationToken ct)
     {
-        foreach (var driver in _drivers.All)
+        var byUid = records.ToDictionary(r => r.Uid);
+        var drivers = _drivers.All.ToList();
+
+        // Availability first (a version probe each, asked of all at once), logged in registration order so the
+        // start-up report reads the same every time; then every driver lists what it finds, again all at once.
+        var availability = await Task.WhenAll(drivers.Select(d => Task.Run(() => LimitedAsync(d, d.CheckAvailabilityAsync), ct)));
+        for (var i = 0; i < drivers.Count; i++)
         {
-            var availability = await driver.CheckAvailabilityAsync(ct);
-            LogProvider(driver.Name, availability.Available ? "usable" : "NOT usable", availability.Detail);
+            if (availability[i] is { } a)
+            {
+                LogProvider(drivers[i].Name, a.Available ? "usable" : "NOT usable", a.Detail);
+            }
         }
 
-        var records = await ListWithRetryAsync(ct);
-        var byUid = records.ToDictionary(r => r.Uid);
-        foreach (var driver in _drivers.All)
-        {
-            IReadOnlyList<VmRuntimeInfo> found;
-            try
-            {
-                found = await driver.ListAsync(ct);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                LogListFailed(driver.Name, ex.Message);
-                continue;
-            }
+        await Task.WhenAll(drivers.Select(d => Task.Run(() => ReportAsync(d), ct)));
 
-            foreach (var info in found)
+        async Task ReportAsync(IHypervisorDriver driver)
+        {
+            foreach (var info in await LimitedAsync(driver, driver.ListAsync) ?? [])
             {
                 if (byUid.TryGetValue(info.Uid, out var vm))
                 {
@@ -127,63 +135,33 @@ public sealed partial class ReconcilerHost : BackgroundService
             }
         }
 
-        foreach (var vm in records)
+        async Task<T?> LimitedAsync<T>(IHypervisorDriver driver, Func<CancellationToken, Task<T>> call)
+            where T : class
         {
-            _seen[vm.Key] = (vm.Generation, vm.IsDeleting);
-            _queue.Add(vm.Key);
-        }
-    }
-
-    /// <summary>
-    /// Status-only writes (most of them ours) do not queue the key: otherwise every status write would trigger another
-    /// pass and defeat the backoff (controller-runtime's GenerationChangedPredicate). Live state is polled instead.
-    /// </summary>
-    private bool IsSpecChange(StoreEventType type, MicroVm vm)
-    {
-        if (type == StoreEventType.Deleted)
-        {
-            _seen.TryRemove(vm.Key, out _);
-            return true;
-        }
-
-        var now = (vm.Generation, vm.IsDeleting);
-        var before = _seen.GetValueOrDefault(vm.Key);
-        _seen[vm.Key] = now;
-        return type == StoreEventType.Added || before != now;
-    }
-
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<VmKey, (long Generation, bool Deleting)> _seen = new();
-
-    private async Task<IReadOnlyList<MicroVm>> ListWithRetryAsync(CancellationToken ct)
-    {
-        var delay = _options.BackoffBase;
-        while (true)
-        {
+            using var timeout = new CancellationTokenSource(_options.AdoptionTimeout, _time);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
             try
             {
-                return await _store.ListAsync(null, ct);
+                return await call(limit.Token).WaitAsync(limit.Token);
             }
-            catch (StoreException ex)
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
             {
-                LogListFailed(_store.Name, ex.Message);
-                await Task.Delay(delay, _time, ct);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.BackoffCap.Ticks));
+                LogListFailed(driver.Name, $"no answer within {_options.AdoptionTimeout.TotalSeconds:0.#} s; its VMs are reconciled one by one anyway");
             }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogListFailed(driver.Name, ex.Message);
+            }
+
+            return null;
         }
     }
 
-    private async Task ResyncAsync(CancellationToken ct)
+    private void Resync()
     {
-        try
+        foreach (var vm in _informer.List())
         {
-            foreach (var vm in await _store.ListAsync(null, ct))
-            {
-                _queue.Add(vm.Key);
-            }
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            LogListFailed(_store.Name, ex.Message);
+            _queue.Add(vm.Key);
         }
     }
 
@@ -256,6 +234,7 @@ public static class ReconcilerServiceCollectionExtensions
 
         builder.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReconcilerOptions>, ReconcilerOptionsValidator>());
+        services.AddMicroVmInformer();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<Reconciler>();
         services.TryAddSingleton<ReconcilerHost>();

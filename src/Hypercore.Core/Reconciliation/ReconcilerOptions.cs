@@ -10,8 +10,29 @@ public sealed class ReconcilerOptions
     /// <summary>This node's name; records for other nodes are left alone. Default: the host name.</summary>
     public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
 
-    /// <summary>Parallel workers; one key is never worked by two at once. Default 4.</summary>
-    public int Workers { get; set; } = 4;
+    /// <summary>
+    /// Parallel workers; one key is never worked by two at once. Default 16 per CPU, at least 32: a worker spends
+    /// nearly all its time awaiting a hypervisor (process start, QMP, an API socket), not on a CPU, and an awaiting
+    /// worker holds no thread, so a small count only serializes VM starts behind one another.
+    /// </summary>
+    public int Workers { get; set; } = DefaultWorkers;
+
+    public static int DefaultWorkers => Math.Max(32, 16 * Environment.ProcessorCount);
+
+    /// <summary>
+    /// Longest a single inspection of a VM's live state may take; a hypervisor that does not answer in time is
+    /// reported Unknown (never dead) and the worker moves on. Default 5 s.
+    /// </summary>
+    public TimeSpan InspectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a running VM's state may stay Unknown before it is declared Unresponsive and its restart policy
+    /// applies (Always/OnFailure: killed and started again; Never: killed and left Failed). Default 60 s.
+    /// </summary>
+    public TimeSpan UnresponsiveAfter { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Longest a driver may take to report availability or list its VMs at start. Default 30 s.</summary>
+    public TimeSpan AdoptionTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>First retry delay after a failure; doubles each failure. Default 500 ms.</summary>
     public TimeSpan BackoffBase { get; set; } = TimeSpan.FromMilliseconds(500);
@@ -34,6 +55,8 @@ public sealed class ReconcilerOptions
 
 internal sealed class ReconcilerOptionsValidator : IValidateOptions<ReconcilerOptions>
 {
+    public const int MaxWorkers = 1024;
+
     public ValidateOptionsResult Validate(string? name, ReconcilerOptions o)
     {
         var errors = new List<string>();
@@ -42,9 +65,14 @@ internal sealed class ReconcilerOptionsValidator : IValidateOptions<ReconcilerOp
             errors.Add("Reconciler:NodeName must not be empty");
         }
 
-        if (o.Workers is < 1 or > 256)
+        if (o.Workers is < 1 or > MaxWorkers)
         {
-            errors.Add($"Reconciler:Workers must be between 1 and 256, got {o.Workers}");
+            errors.Add($"Reconciler:Workers must be between 1 and {MaxWorkers}, got {o.Workers}");
+        }
+
+        if (o.InspectTimeout <= TimeSpan.Zero || o.UnresponsiveAfter <= TimeSpan.Zero || o.AdoptionTimeout <= TimeSpan.Zero)
+        {
+            errors.Add("Reconciler:InspectTimeout, Reconciler:UnresponsiveAfter and Reconciler:AdoptionTimeout must be positive");
         }
 
         if (o.BackoffBase <= TimeSpan.Zero || o.BackoffCap < o.BackoffBase)

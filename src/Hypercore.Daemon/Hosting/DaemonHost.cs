@@ -6,6 +6,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
+using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
@@ -170,7 +171,8 @@ public static partial class DaemonHost
         });
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
-        services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
+        services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
+        services.AddHypercoreApi();
         services.AddHypercoreTelemetry(o =>
         {
             o.OtlpEndpoint = daemon.OtlpEndpoint;

@@ -1,3 +1,4 @@
+using Hypercore.Operations;
 using System.Net;
 using Grpc.Net.Client;
 using Hypercore.Api.MicroVms;
@@ -57,7 +58,7 @@ public sealed class ApiTestServer : IAsyncDisposable
     public IServiceProvider Services => _app.Services;
 
     public static async Task<ApiTestServer> StartAsync(
-        Action<HypercoreApiOptions>? configure = null,
+        Action<MicroVmOperationsOptions>? configure = null,
         Action<IServiceCollection>? services = null)
     {
         var root = Directory.CreateTempSubdirectory("hypercore-api-tests-");
@@ -80,12 +81,12 @@ public sealed class ApiTestServer : IAsyncDisposable
         });
         builder.Services.AddSingleton<IMicroVmStore>(store);
         builder.Services.AddSingleton(new DriverRegistry(drivers, "qemu"));
-        builder.Services.AddHypercoreApi(o =>
+        builder.Services.AddMicroVmOperations(o =>
         {
             o.ImageDirectory = Path.Combine(root.FullName, "images");
-            o.LogPollInterval = TimeSpan.FromMilliseconds(50);
             configure?.Invoke(o);
         });
+        builder.Services.AddHypercoreApi(o => o.LogPollInterval = TimeSpan.FromMilliseconds(50));
         services?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapHypercoreApi();

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Hypercore.Api.MicroVms;
+using Hypercore.Operations;
 using Hypercore.Api.Tests.Hosting;
 using Hypercore.Contracts.VmApi;
 using Hypercore.Store;

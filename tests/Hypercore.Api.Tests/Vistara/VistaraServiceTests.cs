@@ -57,7 +57,7 @@ public sealed class VistaraServiceTests
         stored.Spec.Id.Should().MatchRegex("^vm-[0-9a-f]{8}$");
         stored.Spec.MemoryInMb.Should().Be(128);
         stored.Spec.Vcpu.Should().Be(1);
-        stored.Spec.Labels.Should().Contain(Hypercore.Api.Images.ImageCatalog.ImageLabel, "default");
+        stored.Spec.Labels.Should().Contain(Hypercore.Images.ImageCatalog.ImageLabel, "default");
     }
 
     [Test]

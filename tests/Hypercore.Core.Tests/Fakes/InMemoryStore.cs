@@ -17,6 +17,27 @@ internal sealed class InMemoryStore : IMicroVmStore
 
     public int StatusWrites { get; private set; }
 
+    /// <summary>How many watches were ever opened (the informer should be the only follower).</summary>
+    public int WatchesOpened { get; private set; }
+
+    /// <summary>Sends an event to every watcher without changing anything (a duplicate, a stale replay, a Resync).</summary>
+    public void Inject(StoreEvent ev)
+    {
+        lock (_gate)
+        {
+            Publish(ev);
+        }
+    }
+
+    /// <summary>Removes a record without telling the watchers (an event lost on the way).</summary>
+    public void RemoveSilently(VmKey key)
+    {
+        lock (_gate)
+        {
+            _items.Remove(key);
+        }
+    }
+
     public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default)
     {
         lock (_gate)
@@ -124,6 +145,7 @@ internal sealed class InMemoryStore : IMicroVmStore
         lock (_gate)
         {
             _watchers.Add(channel);
+            WatchesOpened++;
         }
 
         try

@@ -1,5 +1,6 @@
 using Hypercore.Core.Tests.Fakes;
 using Hypercore.Drivers;
+using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -16,6 +17,7 @@ public class ReconcilerHostTests
     private FakeDriver _driver = null!;
     private FakeTimeProvider _time = null!;
     private ReconcilerHost _host = null!;
+    private MicroVmInformer _informer = null!;
     private ReconcilerOptions _options = null!;
 
     [SetUp]
@@ -44,6 +46,12 @@ public class ReconcilerHostTests
             await _host.StopAsync(CancellationToken.None);
             _host.Dispose();
         }
+
+        if (_informer is not null)
+        {
+            await _informer.StopAsync(CancellationToken.None);
+            _informer.Dispose();
+        }
     }
 
     private async Task StartHost()
@@ -51,7 +59,9 @@ public class ReconcilerHostTests
         var registry = new DriverRegistry([_driver], "fake");
         var options = Options.Create(_options);
         var reconciler = new Reconciler(_store, registry, _time, options, NullLogger<Reconciler>.Instance);
-        _host = new ReconcilerHost(_store, registry, reconciler, options, _time, NullLogger<ReconcilerHost>.Instance);
+        _informer = new MicroVmInformer(_store, _time, Options.Create(new InformerOptions()), NullLogger<MicroVmInformer>.Instance);
+        await _informer.StartAsync(CancellationToken.None);
+        _host = new ReconcilerHost(_informer, registry, reconciler, options, _time, NullLogger<ReconcilerHost>.Instance);
         await _host.StartAsync(CancellationToken.None);
         await _host.Ready.WaitAsync(Patience);
     }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Hypercore.Drivers;
+using Hypercore.Informers;
 using Hypercore.Kubernetes.Tests.Support;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
@@ -19,6 +20,7 @@ public sealed class KubectlLifecycleTests
     private const string Node = "node-1"; // deploy/samples/microvm.yaml is labelled for node-1
     private FakeCluster _cluster = null!;
     private ReconcilerHost _host = null!;
+    private readonly List<MicroVmInformer> _informers = [];
     private FakeDriver _driver = null!;
     private KubectlRunner _kubectl = null!;
 
@@ -47,7 +49,11 @@ public sealed class KubectlLifecycleTests
             StopGracePeriod = TimeSpan.Zero,
         });
         var reconciler = new Reconciler(store, drivers, TimeProvider.System, options, NullLogger<Reconciler>.Instance);
-        var host = new ReconcilerHost(store, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance);
+        // The informer is started here and stopped with the test's cancellation: it has no other owner.
+        var informer = new MicroVmInformer(store, TimeProvider.System, Options.Create(new InformerOptions()), NullLogger<MicroVmInformer>.Instance);
+        await informer.StartAsync(CancellationToken.None);
+        _informers.Add(informer);
+        var host = new ReconcilerHost(informer, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance);
         await host.StartAsync(CancellationToken.None);
         return host;
     }
@@ -61,6 +67,12 @@ public sealed class KubectlLifecycleTests
             {
                 await _host.StopAsync(CancellationToken.None);
                 _host.Dispose();
+            }
+
+            foreach (var informer in _informers)
+            {
+                await informer.StopAsync(CancellationToken.None);
+                informer.Dispose();
             }
         }
         finally

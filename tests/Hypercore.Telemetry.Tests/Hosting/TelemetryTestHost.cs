@@ -1,3 +1,4 @@
+using Hypercore.Operations;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
@@ -70,7 +71,8 @@ internal sealed partial class TelemetryTestHost : IAsyncDisposable
             o.NodeName = "node-a";
             o.PollInterval = TimeSpan.FromMinutes(5); // no background polls muddying the counts
         });
-        builder.Services.AddHypercoreApi(o => o.ImageDirectory = Path.Combine(root.FullName, "images"));
+        builder.Services.AddMicroVmOperations(o => o.ImageDirectory = Path.Combine(root.FullName, "images"));
+        builder.Services.AddHypercoreApi();
         builder.Services.AddHypercoreTelemetry(telemetry);
         services?.Invoke(builder.Services);
         var app = builder.Build();

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Hypercore.Api.MicroVms;
+namespace Hypercore.Operations;
 
 /// <summary>Makes ids for Create requests that leave the id empty. Replaceable so tests can predict ids.</summary>
 public interface IMicroVmIdGenerator

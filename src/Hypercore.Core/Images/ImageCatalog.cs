@@ -1,7 +1,8 @@
 using Hypercore.MicroVms;
+using Hypercore.Operations;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Api.Images;
+namespace Hypercore.Images;
 
 /// <summary>A named boot image found on this node.</summary>
 /// <param name="RootfsBytes">Size of rootfs.img, when the image has one.</param>
@@ -21,9 +22,9 @@ public sealed class ImageCatalog
     /// <summary>Label recording which named image a VM was created from (shown by vistara.GetMicroVM).</summary>
     public const string ImageLabel = "hypercore.vistara.dev/image";
 
-    private readonly IOptionsMonitor<HypercoreApiOptions> _options;
+    private readonly IOptionsMonitor<MicroVmOperationsOptions> _options;
 
-    public ImageCatalog(IOptionsMonitor<HypercoreApiOptions> options) => _options = options;
+    public ImageCatalog(IOptionsMonitor<MicroVmOperationsOptions> options) => _options = options;
 
     public string Directory => _options.CurrentValue.ImageDirectory;
 

@@ -1,8 +1,9 @@
-using Hypercore.Api.Images;
+using Hypercore.Images;
 using Hypercore.MicroVms;
+using Hypercore.Operations;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Api.Tests.Images;
+namespace Hypercore.Core.Tests.Images;
 
 public sealed class ImageCatalogTests
 {
@@ -13,7 +14,7 @@ public sealed class ImageCatalogTests
     public void SetUp()
     {
         _dir = Directory.CreateTempSubdirectory("hypercore-images-").FullName;
-        _catalog = new ImageCatalog(new StaticOptions(new HypercoreApiOptions { ImageDirectory = _dir }));
+        _catalog = new ImageCatalog(new StaticOptions(new MicroVmOperationsOptions { ImageDirectory = _dir }));
     }
 
     [TearDown]
@@ -41,7 +42,7 @@ public sealed class ImageCatalogTests
     [Test]
     public void List_MissingDirectory_IsEmpty()
     {
-        var catalog = new ImageCatalog(new StaticOptions(new HypercoreApiOptions { ImageDirectory = Path.Combine(_dir, "nope") }));
+        var catalog = new ImageCatalog(new StaticOptions(new MicroVmOperationsOptions { ImageDirectory = Path.Combine(_dir, "nope") }));
 
         catalog.List().Should().BeEmpty();
     }
@@ -101,12 +102,12 @@ public sealed class ImageCatalogTests
         errors.Should().ContainSingle().Which.Should().Contain("images found: none");
     }
 
-    private sealed class StaticOptions(HypercoreApiOptions value) : IOptionsMonitor<HypercoreApiOptions>
+    private sealed class StaticOptions(MicroVmOperationsOptions value) : IOptionsMonitor<MicroVmOperationsOptions>
     {
-        public HypercoreApiOptions CurrentValue => value;
+        public MicroVmOperationsOptions CurrentValue => value;
 
-        public HypercoreApiOptions Get(string? name) => value;
+        public MicroVmOperationsOptions Get(string? name) => value;
 
-        public IDisposable? OnChange(Action<HypercoreApiOptions, string?> listener) => null;
+        public IDisposable? OnChange(Action<MicroVmOperationsOptions, string?> listener) => null;
     }
 }

@@ -1,12 +1,13 @@
-using Grpc.Core;
-using Hypercore.Api.Images;
 using Hypercore.Drivers;
+using Hypercore.Images;
 using Hypercore.MicroVms;
 using Hypercore.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Api.MicroVms;
+namespace Hypercore.Operations;
 
 /// <summary>A lifecycle request: each only sets spec.state.</summary>
 public enum LifecycleAction
@@ -18,10 +19,12 @@ public enum LifecycleAction
 }
 
 /// <summary>
-/// What both facades (vm.services.api and vistara) do to the store: admit and create a spec, find a record, set
-/// its desired state, request its deletion. Only desired state is written here; no driver is ever called (the
-/// driver registry is read only to name providers and their capabilities). Request problems surface as
-/// <see cref="RpcException"/>s with precise codes; store exceptions are mapped by <see cref="Errors.StoreExceptionInterceptor"/>.
+/// The application layer: what every facade (vm.services.api, vistara, flintlock's service) does to desired state:
+/// admit and create a spec, find and list records, set a record's desired state, request its deletion. The facades
+/// never touch the store themselves. Only desired state is written here; no driver is ever called (the driver
+/// registry is read only to name providers and check their capabilities). A refused request throws an
+/// <see cref="OperationException"/> (and store failures a <see cref="StoreException"/>); each facade maps those to its
+/// own status codes in one place.
 /// </summary>
 public sealed partial class MicroVmOperations
 {
@@ -31,7 +34,7 @@ public sealed partial class MicroVmOperations
     private readonly DriverRegistry _drivers;
     private readonly ImageCatalog _images;
     private readonly IMicroVmIdGenerator _ids;
-    private readonly IOptionsMonitor<HypercoreApiOptions> _options;
+    private readonly IOptionsMonitor<MicroVmOperationsOptions> _options;
     private readonly ILogger<MicroVmOperations> _log;
 
     public MicroVmOperations(
@@ -39,7 +42,7 @@ public sealed partial class MicroVmOperations
         DriverRegistry drivers,
         ImageCatalog images,
         IMicroVmIdGenerator ids,
-        IOptionsMonitor<HypercoreApiOptions> options,
+        IOptionsMonitor<MicroVmOperationsOptions> options,
         ILogger<MicroVmOperations> log)
     {
         _store = store;
@@ -49,8 +52,6 @@ public sealed partial class MicroVmOperations
         _options = options;
         _log = log;
     }
-
-    public IMicroVmStore Store => _store;
 
     /// <summary>
     /// Applies defaults (namespace "default", the node's default provider, a generated id), resolves an image name,
@@ -78,7 +79,7 @@ public sealed partial class MicroVmOperations
         errors.AddRange(MicroVmSpecValidator.Validate(spec));
         if (errors.Count > 0)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "invalid microvm spec: " + string.Join("; ", errors.Distinct())));
+            throw new InvalidSpecException(errors.Distinct().ToList());
         }
 
         for (var attempt = 1; ; attempt++)
@@ -105,29 +106,46 @@ public sealed partial class MicroVmOperations
         if (uid.Length > 0)
         {
             return await _store.GetByUidAsync(uid, ct)
-                ?? throw new RpcException(new Status(StatusCode.NotFound, $"no microvm with uid \"{uid}\""));
+                ?? throw new MicroVmNotFoundException($"no microvm with uid \"{uid}\"");
         }
 
         if (id.Length == 0)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "id (or uid) is required"));
+            throw new InvalidRequestException("id (or uid) is required");
         }
 
         if (@namespace.Length > 0)
         {
             return await _store.GetAsync(new VmKey(@namespace, id), ct)
-                ?? throw new RpcException(new Status(StatusCode.NotFound, $"microvm {@namespace}/{id} not found"));
+                ?? throw new MicroVmNotFoundException($"microvm {@namespace}/{id} not found");
         }
 
         var matches = (await _store.ListAsync(null, ct)).Where(v => v.Spec.Id == id).ToList();
         return matches.Count switch
         {
-            0 => throw new RpcException(new Status(StatusCode.NotFound, $"microvm \"{id}\" not found in any namespace")),
+            0 => throw new MicroVmNotFoundException($"microvm \"{id}\" not found in any namespace"),
             1 => matches[0],
-            _ => throw new RpcException(new Status(
-                StatusCode.FailedPrecondition,
-                $"microvm id \"{id}\" exists in several namespaces ({string.Join(", ", matches.Select(m => m.Spec.Namespace))}); give the namespace")),
+            _ => throw new FailedPreconditionException(
+                $"microvm id \"{id}\" exists in several namespaces ({string.Join(", ", matches.Select(m => m.Spec.Namespace))}); give the namespace"),
         };
+    }
+
+    /// <summary>Finds a record by uid, else by id (unique across namespaces): the seed's service takes either in one field.</summary>
+    public async Task<MicroVm> FindByUidOrIdAsync(string uidOrId, CancellationToken ct)
+    {
+        if (uidOrId.Length == 0)
+        {
+            throw new InvalidRequestException("id is required (the uid or the name)");
+        }
+
+        return await _store.GetByUidAsync(uidOrId, ct) ?? await FindAsync(uidOrId, "", "", ct);
+    }
+
+    /// <summary>Records in <paramref name="namespace"/> (all when empty) whose id is <paramref name="id"/> (any when empty), ordered by namespace then id.</summary>
+    public async Task<IReadOnlyList<MicroVm>> ListAsync(string @namespace, string id, CancellationToken ct)
+    {
+        var all = await _store.ListAsync(@namespace.Length == 0 ? null : @namespace, ct);
+        return id.Length == 0 ? all : all.Where(v => v.Spec.Id == id).ToList();
     }
 
     /// <summary>Requests deletion; the reconciler stops the VM, removes its files, then the record. Idempotent.</summary>
@@ -160,9 +178,16 @@ public sealed partial class MicroVmOperations
                 return vm;
             }
 
+            var wanted = vm.Spec with { State = target };
+            if (_drivers.TryGet(vm.Spec.Provider, out var driver) &&
+                CapabilityCheck.NewlyUnsupported(vm.Spec, wanted, driver) is { Count: > 0 } refusals)
+            {
+                throw new FailedPreconditionException(string.Join("; ", refusals));
+            }
+
             try
             {
-                var updated = await _store.UpdateSpecAsync(vm.Key, vm.Spec with { State = target }, vm.ResourceVersion, ct);
+                var updated = await _store.UpdateSpecAsync(vm.Key, wanted, vm.ResourceVersion, ct);
                 LogStateSet(vm.Key, action, vm.Spec.State, target);
                 return updated;
             }
@@ -170,7 +195,7 @@ public sealed partial class MicroVmOperations
             {
                 // The reconciler (or another writer) changed the record since it was read: read again and re-decide.
                 vm = await _store.GetByUidAsync(vm.Uid, ct)
-                    ?? throw new RpcException(new Status(StatusCode.NotFound, $"microvm {vm.Key} was removed"));
+                    ?? throw new MicroVmNotFoundException($"microvm {vm.Key} was removed");
             }
         }
     }
@@ -179,7 +204,7 @@ public sealed partial class MicroVmOperations
     {
         if (vm.IsDeleting)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is being deleted"));
+            throw new FailedPreconditionException($"microvm {vm.Key} is being deleted");
         }
 
         var current = vm.Spec.State;
@@ -192,19 +217,14 @@ public sealed partial class MicroVmOperations
             case LifecycleAction.Pause:
                 if (current == DesiredState.Stopped)
                 {
-                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is stopped; start it first"));
-                }
-
-                if (_drivers.TryGet(vm.Spec.Provider, out var driver) && !driver.Capabilities.HasFlag(DriverCapabilities.Pause))
-                {
-                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"provider \"{driver.Name}\" cannot pause a VM"));
+                    throw new FailedPreconditionException($"microvm {vm.Key} is stopped; start it first");
                 }
 
                 return DesiredState.Paused;
             case LifecycleAction.Resume:
                 if (current == DesiredState.Stopped)
                 {
-                    throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key} is stopped, not paused; use Start"));
+                    throw new FailedPreconditionException($"microvm {vm.Key} is stopped, not paused; use Start");
                 }
 
                 return DesiredState.Running;
@@ -219,12 +239,35 @@ public sealed partial class MicroVmOperations
         return names.Count == 0 ? "none" : string.Join(", ", names);
     }
 
-    [LoggerMessage(2000, LogLevel.Information, "{Key}: created (uid {Uid}, provider {Provider}, kernel {Kernel})")]
+    [LoggerMessage(1300, LogLevel.Information, "{Key}: created (uid {Uid}, provider {Provider}, kernel {Kernel})")]
     private partial void LogCreated(VmKey key, string uid, string provider, string kernel);
 
-    [LoggerMessage(2001, LogLevel.Information, "{Key}: deletion requested (uid {Uid})")]
+    [LoggerMessage(1301, LogLevel.Information, "{Key}: deletion requested (uid {Uid})")]
     private partial void LogDeleteRequested(VmKey key, string uid);
 
-    [LoggerMessage(2002, LogLevel.Information, "{Key}: {Action}: desired state {From} -> {To}")]
+    [LoggerMessage(1302, LogLevel.Information, "{Key}: {Action}: desired state {From} -> {To}")]
     private partial void LogStateSet(VmKey key, LifecycleAction action, DesiredState from, DesiredState to);
+}
+
+public static class MicroVmOperationsServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the application layer (and its options, validated at start). Needs an <see cref="IMicroVmStore"/> and a
+    /// <see cref="DriverRegistry"/> from the host. Safe to call more than once; each <paramref name="configure"/> applies.
+    /// </summary>
+    public static IServiceCollection AddMicroVmOperations(this IServiceCollection services, Action<MicroVmOperationsOptions>? configure = null)
+    {
+        var options = services.AddOptions<MicroVmOperationsOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MicroVmOperationsOptions>, MicroVmOperationsOptionsValidator>());
+        services.TryAddSingleton<IMicroVmIdGenerator, RandomMicroVmIdGenerator>();
+        services.TryAddSingleton<ImageCatalog>();
+        services.TryAddSingleton<MicroVmOperations>();
+        return services;
+    }
 }

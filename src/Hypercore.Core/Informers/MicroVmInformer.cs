@@ -1,0 +1,440 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Hypercore.MicroVms;
+using Hypercore.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Informers;
+
+public enum InformerEventType
+{
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// <summary>One change to the cache. <see cref="Previous"/> is the cached record before it (null for Added).</summary>
+public sealed record InformerEvent(InformerEventType Type, MicroVm MicroVm, MicroVm? Previous);
+
+/// <summary>Informer settings (section "Informer").</summary>
+public sealed class InformerOptions
+{
+    public const string Section = "Informer";
+
+    /// <summary>How often the whole store is listed again and compared with the cache, whatever the watch said. Default 5 minutes.</summary>
+    public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>First delay before following the store again after the watch or list failed; doubles up to 30 s. Default 500 ms.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+}
+
+/// <summary>
+/// The one follower of the store, like a controller-runtime shared informer: it watches, lists (after subscribing, so
+/// nothing in between is lost), lists again on the store's Resync and every <see cref="InformerOptions.ResyncInterval"/>,
+/// drops events older than what it already has, and keeps the result as a cache. Everything else that follows the
+/// store (the reconciler, the API's Watch streams, the phase metrics) reads this cache and its events, so the store
+/// has one watch however many clients watch.
+/// </summary>
+/// <remarks>
+/// Handlers (<see cref="AddHandler"/>) run on the informer's loop, in order, and must not block: they are for the
+/// daemon's own consumers. Streams for clients (<see cref="Subscribe"/>) get a bounded buffer; one that falls further
+/// behind is ended (<see cref="InformerOverflowException"/>) rather than slowing anyone else.
+/// </remarks>
+public sealed partial class MicroVmInformer : BackgroundService
+{
+    private readonly IMicroVmStore _store;
+    private readonly TimeProvider _time;
+    private readonly InformerOptions _options;
+    private readonly ILogger<MicroVmInformer> _log;
+    private readonly object _gate = new();
+    private readonly Dictionary<VmKey, MicroVm> _cache = [];
+    private readonly List<Action<InformerEvent>> _handlers = [];
+    private readonly List<InformerSubscription> _subscriptions = [];
+    private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Channel<bool> _relistRequests = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public MicroVmInformer(IMicroVmStore store, TimeProvider time, IOptions<InformerOptions> options, ILogger<MicroVmInformer> log)
+    {
+        _store = store;
+        _time = time;
+        _options = options.Value;
+        _log = log;
+    }
+
+    /// <summary>Completes after the first full list has filled the cache.</summary>
+    public Task Synced => _synced.Task;
+
+    /// <summary>Number of full lists done (start, store Resyncs, periodic resyncs, recoveries); for tests and benchmarks.</summary>
+    public long Relists => Interlocked.Read(ref _relists);
+
+    private long _relists;
+
+    /// <summary>The cached records, ordered by namespace then id.</summary>
+    public IReadOnlyList<MicroVm> List()
+    {
+        lock (_gate)
+        {
+            return Ordered(_cache.Values);
+        }
+    }
+
+    public MicroVm? Get(VmKey key)
+    {
+        lock (_gate)
+        {
+            return _cache.GetValueOrDefault(key);
+        }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="handler"/> with every cached record as Added, then with every change, in order, on the
+    /// informer's loop. The handler must return quickly and never throw. Dispose the result to stop.
+    /// </summary>
+    public IDisposable AddHandler(Action<InformerEvent> handler)
+    {
+        lock (_gate)
+        {
+            foreach (var vm in Ordered(_cache.Values))
+            {
+                handler(new InformerEvent(InformerEventType.Added, vm, null));
+            }
+
+            _handlers.Add(handler);
+        }
+
+        return new Unregister(() =>
+        {
+            lock (_gate)
+            {
+                _handlers.Remove(handler);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A stream of the records <paramref name="filter"/> accepts: the cached ones as of now (<see cref="InformerSubscription.Snapshot"/>),
+    /// then every change after it. At most <paramref name="capacity"/> events wait unread; one more ends the stream with
+    /// <see cref="InformerOverflowException"/>.
+    /// </summary>
+    public InformerSubscription Subscribe(int capacity, Func<MicroVm, bool>? filter = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        lock (_gate)
+        {
+            var matches = filter ?? (_ => true);
+            var subscription = new InformerSubscription(this, Ordered(_cache.Values.Where(matches)), matches, capacity);
+            _subscriptions.Add(subscription);
+            return subscription;
+        }
+    }
+
+    /// <summary>Asks for a full list now (as after a store Resync); returns at once.</summary>
+    public void RequestRelist() => _relistRequests.Writer.TryWrite(true);
+
+    internal void Remove(InformerSubscription subscription)
+    {
+        lock (_gate)
+        {
+            _subscriptions.Remove(subscription);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var resync = _time.CreateTimer(_ => RequestRelist(), null, _options.ResyncInterval, _options.ResyncInterval);
+        var delay = _options.RetryDelay;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    await FollowAsync(stoppingToken);
+                    delay = _options.RetryDelay;
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    LogFollowFailed(_store.Name, ex.Message);
+                    await Task.Delay(delay, _time, stoppingToken);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                foreach (var subscription in _subscriptions)
+                {
+                    subscription.Complete(null);
+                }
+
+                _subscriptions.Clear();
+            }
+        }
+    }
+
+    /// <summary>Watch first, then list, then apply events; a list is done again whenever asked for. Returns when the watch ends.</summary>
+    private async Task FollowAsync(CancellationToken ct)
+    {
+        await using var watch = _store.WatchAsync(ct).GetAsyncEnumerator(ct);
+        var move = watch.MoveNextAsync().AsTask(); // subscribes before the list below
+        await RelistAsync(ct);
+        var relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
+        while (true)
+        {
+            var done = await Task.WhenAny(move, relist);
+            if (done == relist)
+            {
+                await relist;
+                _relistRequests.Reader.TryRead(out _);
+                await RelistAsync(ct);
+                relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
+                continue;
+            }
+
+            if (!await move)
+            {
+                return; // the store ended the watch: follow again (watch, list)
+            }
+
+            var ev = watch.Current;
+            if (ev.Type == StoreEventType.Resync)
+            {
+                await RelistAsync(ct);
+            }
+            else if (ev.MicroVm is { } vm)
+            {
+                Apply(ev.Type, vm);
+            }
+
+            move = watch.MoveNextAsync().AsTask();
+        }
+    }
+
+    private async Task RelistAsync(CancellationToken ct)
+    {
+        var all = await _store.ListAsync(null, ct);
+        Interlocked.Increment(ref _relists);
+        lock (_gate)
+        {
+            var current = new HashSet<VmKey>();
+            foreach (var vm in all)
+            {
+                current.Add(vm.Key);
+                var known = _cache.GetValueOrDefault(vm.Key);
+                if (known is null)
+                {
+                    Publish(new InformerEvent(InformerEventType.Added, vm, null));
+                }
+                else if (known.ResourceVersion != vm.ResourceVersion || known.Uid != vm.Uid)
+                {
+                    Publish(new InformerEvent(InformerEventType.Modified, vm, known));
+                }
+            }
+
+            foreach (var gone in _cache.Values.Where(v => !current.Contains(v.Key)).ToList())
+            {
+                Publish(new InformerEvent(InformerEventType.Deleted, gone, gone));
+            }
+        }
+
+        _synced.TrySetResult();
+    }
+
+    private void Apply(StoreEventType type, MicroVm vm)
+    {
+        lock (_gate)
+        {
+            var known = _cache.GetValueOrDefault(vm.Key);
+            switch (type)
+            {
+                case StoreEventType.Deleted:
+                    // A delete of an older incarnation (another uid) or of a version older than the cache's is stale.
+                    if (known is not null && known.Uid == vm.Uid && !IsOlder(vm.ResourceVersion, known.ResourceVersion))
+                    {
+                        Publish(new InformerEvent(InformerEventType.Deleted, known, known));
+                    }
+
+                    break;
+                default:
+                    // An event queued before the list can arrive after it: never let it overwrite newer state.
+                    if (known is null)
+                    {
+                        Publish(new InformerEvent(InformerEventType.Added, vm, null));
+                    }
+                    else if (known.ResourceVersion != vm.ResourceVersion && (known.Uid != vm.Uid || !IsOlder(vm.ResourceVersion, known.ResourceVersion)))
+                    {
+                        Publish(new InformerEvent(InformerEventType.Modified, vm, known));
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Updates the cache and tells everyone. Called under the lock, so handlers and streams see one order.</summary>
+    private void Publish(InformerEvent ev)
+    {
+        if (ev.Type == InformerEventType.Deleted)
+        {
+            _cache.Remove(ev.MicroVm.Key);
+        }
+        else
+        {
+            _cache[ev.MicroVm.Key] = ev.MicroVm;
+        }
+
+        foreach (var handler in _handlers)
+        {
+            try
+            {
+                handler(ev);
+            }
+            catch (Exception ex)
+            {
+                LogHandlerFailed(ev.MicroVm.Key, ex.Message, ex);
+            }
+        }
+
+        for (var i = _subscriptions.Count - 1; i >= 0; i--)
+        {
+            if (!_subscriptions[i].Offer(ev))
+            {
+                _subscriptions.RemoveAt(i);
+            }
+        }
+    }
+
+    private static List<MicroVm> Ordered(IEnumerable<MicroVm> vms) =>
+        vms.OrderBy(v => v.Spec.Namespace, StringComparer.Ordinal).ThenBy(v => v.Spec.Id, StringComparer.Ordinal).ToList();
+
+    /// <summary>Resource versions are opaque; when both are integers (SQLite, etcd) a smaller one is older.</summary>
+    internal static bool IsOlder(string candidate, string known) =>
+        long.TryParse(candidate, NumberStyles.None, CultureInfo.InvariantCulture, out var c) &&
+        long.TryParse(known, NumberStyles.None, CultureInfo.InvariantCulture, out var k) &&
+        c < k;
+
+    [LoggerMessage(1200, LogLevel.Warning, "informer: following the {Store} store failed ({Message}); retrying")]
+    private partial void LogFollowFailed(string store, string message);
+
+    [LoggerMessage(1201, LogLevel.Error, "informer: a handler failed on {Key}: {Message}")]
+    private partial void LogHandlerFailed(VmKey key, string message, Exception ex);
+
+    private sealed class Unregister(Action action) : IDisposable
+    {
+        private Action? _action = action;
+
+        public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
+    }
+}
+
+/// <summary>A client's view of the informer: a snapshot, then the changes after it, through a bounded buffer.</summary>
+public sealed class InformerSubscription : IDisposable
+{
+    private readonly MicroVmInformer _informer;
+    private readonly Func<MicroVm, bool> _filter;
+    private readonly Channel<InformerEvent> _events;
+    private readonly int _capacity;
+    private readonly HashSet<VmKey> _visible;
+
+    internal InformerSubscription(MicroVmInformer informer, IReadOnlyList<MicroVm> snapshot, Func<MicroVm, bool> filter, int capacity)
+    {
+        _informer = informer;
+        _filter = filter;
+        _capacity = capacity;
+        Snapshot = snapshot;
+        _visible = snapshot.Select(v => v.Key).ToHashSet();
+        _events = Channel.CreateBounded<InformerEvent>(new BoundedChannelOptions(capacity) { SingleReader = true, SingleWriter = true });
+    }
+
+    /// <summary>The matching records when the subscription was made; the events continue from exactly there.</summary>
+    public IReadOnlyList<MicroVm> Snapshot { get; }
+
+    /// <summary>Changes after <see cref="Snapshot"/>. Ends with <see cref="InformerOverflowException"/> if the reader fell behind.</summary>
+    public ChannelReader<InformerEvent> Events => _events.Reader;
+
+    public void Dispose()
+    {
+        _informer.Remove(this);
+        _events.Writer.TryComplete();
+    }
+
+    /// <summary>Queues an event without waiting; false when this subscription is over (overflowed or completed).</summary>
+    internal bool Offer(InformerEvent ev)
+    {
+        // A record that stops matching (e.g. its namespace filter) is reported as deleted to this stream; one that
+        // starts matching as added.
+        var matches = _filter(ev.MicroVm) && ev.Type != InformerEventType.Deleted;
+        var wasVisible = _visible.Contains(ev.MicroVm.Key);
+        InformerEvent? mapped = (matches, wasVisible) switch
+        {
+            (true, false) => ev with { Type = InformerEventType.Added },
+            (true, true) => ev,
+            (false, true) => new InformerEvent(InformerEventType.Deleted, ev.Previous ?? ev.MicroVm, ev.Previous),
+            _ => null,
+        };
+        if (mapped is null)
+        {
+            return true;
+        }
+
+        if (matches)
+        {
+            _visible.Add(ev.MicroVm.Key);
+        }
+        else
+        {
+            _visible.Remove(ev.MicroVm.Key);
+        }
+
+        if (_events.Writer.TryWrite(mapped))
+        {
+            return true;
+        }
+
+        Complete(new InformerOverflowException(_capacity));
+        return false;
+    }
+
+    internal void Complete(Exception? error) => _events.Writer.TryComplete(error);
+}
+
+/// <summary>A subscriber left more events unread than its buffer holds; its stream was ended so no one else waits for it.</summary>
+public sealed class InformerOverflowException(int capacity)
+    : Exception($"the watch fell more than {capacity} events behind and was ended; list again and watch again");
+
+public static class InformerServiceCollectionExtensions
+{
+    /// <summary>Adds the shared informer (one per process) and runs it as a hosted service. Safe to call more than once.</summary>
+    public static IServiceCollection AddMicroVmInformer(this IServiceCollection services, Action<InformerOptions>? configure = null)
+    {
+        var options = services.AddOptions<InformerOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.Validate(o => o.ResyncInterval > TimeSpan.Zero && o.RetryDelay > TimeSpan.Zero, "Informer:ResyncInterval and Informer:RetryDelay must be positive")
+            .ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+        if (!services.Any(d => d.ServiceType == typeof(MicroVmInformer)))
+        {
+            services.AddSingleton<MicroVmInformer>();
+            services.AddHostedService(sp => sp.GetRequiredService<MicroVmInformer>());
+        }
+
+        return services;
+    }
+}
