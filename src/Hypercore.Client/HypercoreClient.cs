@@ -132,12 +132,16 @@ public sealed class HypercoreClient : IDisposable
     public async IAsyncEnumerable<WatchMicroVMsResponse> WatchAsync(
         string? id = null, string? @namespace = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        using var call = Service.Watch(new WatchMicroVMsRequest { Id = id ?? "", Namespace = @namespace ?? "" }, cancellationToken: cancellationToken);
+        using var call = OpenWatch(id, @namespace, cancellationToken);
         await foreach (var change in call.ResponseStream.ReadAllAsync(cancellationToken))
         {
             yield return change;
         }
     }
+
+    /// <summary>The raw Watch call; its response headers arrive once the daemon has subscribed.</summary>
+    internal AsyncServerStreamingCall<WatchMicroVMsResponse> OpenWatch(string? id, string? @namespace, CancellationToken cancellationToken) =>
+        Service.Watch(new WatchMicroVMsRequest { Id = id ?? "", Namespace = @namespace ?? "" }, cancellationToken: cancellationToken);
 
     /// <summary>
     /// The VM's serial console output. With <paramref name="follow"/> the stream stays open for new output;

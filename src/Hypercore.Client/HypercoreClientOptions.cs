@@ -12,12 +12,23 @@ public sealed class HypercoreClientOptions
     /// <summary>Interval between Get calls when a wait has to poll because Watch is not available. Default 1 s.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long a wait gives the daemon to confirm a Watch subscription (its response headers) before it polls
+    /// instead. Default 10 s.
+    /// </summary>
+    public TimeSpan WatchSubscribeTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     internal void Validate()
     {
         ArgumentNullException.ThrowIfNull(TimeProvider);
         if (ConnectTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException($"ConnectTimeout must be positive, got {ConnectTimeout}", nameof(ConnectTimeout));
+        }
+
+        if (WatchSubscribeTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException($"WatchSubscribeTimeout must be positive, got {WatchSubscribeTimeout}", nameof(WatchSubscribeTimeout));
         }
 
         if (PollInterval <= TimeSpan.Zero)

@@ -4,8 +4,9 @@ using Hypercore.Contracts.VmApi;
 namespace Hypercore.Client;
 
 /// <summary>
-/// One wait for a phase (or, with a null phase, for the record to disappear). Follows Watch, which the daemon
-/// starts with the current state; falls back to polling Get when Watch is unimplemented or its stream ends.
+/// One wait for a phase (or, with a null phase, for the record to disappear). Subscribes to Watch first, then reads
+/// the current state, then follows the stream, so an end state reached at any moment (even before the watch was
+/// set up) ends the wait; falls back to polling Get when Watch is unimplemented or its stream ends.
 /// A phase only counts once the daemon has observed the spec's current generation, so a stale "Running"
 /// from before a Stop/Start does not end the wait early.
 /// </summary>
@@ -42,24 +43,35 @@ internal sealed class PhaseWaiter(
 
     private async Task<MicroVM?> WaitAsync(CancellationToken ct)
     {
-        var current = WaitsForDeletion
-            ? await client.TryGetMicroVmAsync(id, _namespace, ct)
-            : await client.GetMicroVmAsync(id, _namespace, ct);
-
-        // Watch exactly this record from now on, even if the caller left the namespace to the daemon.
-        if (current?.Spec.Namespace is { Length: > 0 } ns)
+        MicroVM? result;
+        if (_namespace is not { Length: > 0 })
         {
-            _namespace = ns;
-        }
+            // Learn the namespace first, so the watch follows exactly this record even if the caller left it out.
+            var first = await ReadAsync(ct);
+            if (first?.Spec.Namespace is { Length: > 0 } ns)
+            {
+                _namespace = ns;
+            }
 
-        if (Observe(current, out var result))
-        {
-            return result;
+            if (Observe(first, out result))
+            {
+                return result;
+            }
         }
 
         try
         {
-            await foreach (var change in client.WatchAsync(id, _namespace, ct))
+            using var call = client.OpenWatch(id, _namespace, ct);
+
+            // The daemon sends the headers once it has subscribed. Only a state read after that point is safe to
+            // combine with the stream: a change (a deletion that finished meanwhile) before it would never arrive.
+            await call.ResponseHeadersAsync.WaitAsync(options.WatchSubscribeTimeout, options.TimeProvider, ct);
+            if (Observe(await ReadAsync(ct), out result))
+            {
+                return result;
+            }
+
+            await foreach (var change in call.ResponseStream.ReadAllAsync(ct))
             {
                 var vm = change.Type == WatchEventTypes.Deleted ? null : change.Microvm;
                 if (vm is not null && vm.Spec.Id != id)
@@ -73,21 +85,30 @@ internal sealed class PhaseWaiter(
                 }
             }
         }
-        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unimplemented or StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown)
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Unimplemented or StatusCode.Unavailable or StatusCode.Internal
+            or StatusCode.Unknown or StatusCode.ResourceExhausted)
         {
-            // No watch on this daemon, or the stream broke: polling still gets there (and reports a dead daemon itself).
+            // No watch on this daemon, the stream broke, or it was ended for falling behind: polling still gets there
+            // (and reports a dead daemon itself).
+        }
+        catch (TimeoutException)
+        {
+            // A daemon that does not confirm the subscription: polling is slower but never misses the end state.
         }
 
         while (true)
         {
             await Task.Delay(options.PollInterval, options.TimeProvider, ct);
-            var vm = await client.TryGetMicroVmAsync(id, _namespace, ct);
-            if (Observe(vm, out result))
+            if (Observe(await client.TryGetMicroVmAsync(id, _namespace, ct), out result))
             {
                 return result;
             }
         }
     }
+
+    private async Task<MicroVM?> ReadAsync(CancellationToken ct) => WaitsForDeletion
+        ? await client.TryGetMicroVmAsync(id, _namespace, ct)
+        : await client.GetMicroVmAsync(id, _namespace, ct);
 
     /// <summary>True when the wait is over; throws when it can never be.</summary>
     private bool Observe(MicroVM? vm, out MicroVM? result)

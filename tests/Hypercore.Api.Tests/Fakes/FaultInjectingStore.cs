@@ -68,8 +68,21 @@ public sealed class FaultInjectingStore : IMicroVmStore
             return 0;
         });
 
-    public IAsyncEnumerable<StoreEvent> WatchAsync(CancellationToken cancellationToken = default) =>
-        Outage is { } outage ? throw outage : _inner.WatchAsync(cancellationToken);
+    /// <summary>How many store watches were opened (the API's Watch calls share the informer's one).</summary>
+    public int WatchesOpened => Volatile.Read(ref _watchesOpened);
+
+    private int _watchesOpened;
+
+    public IAsyncEnumerable<StoreEvent> WatchAsync(CancellationToken cancellationToken = default)
+    {
+        if (Outage is { } outage)
+        {
+            throw outage;
+        }
+
+        Interlocked.Increment(ref _watchesOpened);
+        return _inner.WatchAsync(cancellationToken);
+    }
 
     private Task<T> Guard<T>(Func<Task<T>> call) => Outage is { } outage ? Task.FromException<T>(outage) : call();
 }

@@ -84,6 +84,34 @@ public sealed class VmServiceStreamingTests
     }
 
     [Test]
+    public async Task Watch_TwentyCalls_ShareTheInformersOneStoreWatch_AndConfirmSubscriptionWithHeaders()
+    {
+        await CreateAsync("web1");
+        var calls = Enumerable.Range(0, 20).Select(_ => _server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token)).ToList();
+        try
+        {
+            foreach (var call in calls)
+            {
+                await call.ResponseHeadersAsync.WaitAsync(_timeout.Token); // sent once subscribed, before any event
+            }
+
+            var vm = (await _server.Store.Inner.GetAsync(new VmKey("demo", "web1")))!;
+            await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running }, vm.ResourceVersion);
+            foreach (var call in calls)
+            {
+                (await NextAsync(call.ResponseStream, _timeout.Token)).Type.Should().Be("ADDED");
+                (await NextAsync(call.ResponseStream, _timeout.Token)).Microvm.Status.Phase.Should().Be("Running");
+            }
+
+            _server.Store.WatchesOpened.Should().Be(1, "Watch calls subscribe to the shared informer, not to the store");
+        }
+        finally
+        {
+            calls.ForEach(c => c.Dispose());
+        }
+    }
+
+    [Test]
     public async Task Watch_FiltersByNamespaceAndId()
     {
         await CreateAsync("a", "demo");

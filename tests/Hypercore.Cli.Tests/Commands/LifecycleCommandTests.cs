@@ -79,6 +79,7 @@ public sealed class LifecycleCommandTests : FakeDaemonTest
     {
         var (exit, output, error) = StartVis("delete", "web1", "-n", "default", "--wait");
         await Service.WatchStarted.WaitAsync(Patience);
+        await Eventually(() => error.ToString().Contains("default/web1: Deleting"), "the state read after subscribing");
         exit.IsCompleted.Should().BeFalse("the record is still there");
 
         Service.Remove("default", "web1");
@@ -87,6 +88,31 @@ public sealed class LifecycleCommandTests : FakeDaemonTest
         output.ToString().Should().Be("default/web1 deleted\n");
         error.ToString().Should().Contain("default/web1: Deleting").And.Contain("default/web1: deleted");
         Service.ReceivedOf<DeleteMicroVMRequest>().Should().ContainSingle().Which.Should().Be(new DeleteMicroVMRequest { Id = "web1", Namespace = "default" });
+    }
+
+    [Test]
+    public async Task Delete_Wait_DeletionFinishesBeforeTheWatchSubscribes_ReturnsAtOnce()
+    {
+        // The reconciler removes the record after vis sent Delete but before its Watch is subscribed: no DELETED
+        // event will ever come, so only a read of the current state after subscribing can end the wait.
+        Service.BeforeWatchSubscribes = () => Service.Remove("default", "web1");
+
+        var result = await Vis("delete", "web1", "--wait", "--timeout", "30s");
+
+        result.ExitCode.Should().Be(0, result.ToString());
+        result.Out.Should().Be("web1 deleted\n");
+        Time.GetUtcNow().Should().Be(new DateTimeOffset(2025, 6, 1, 12, 0, 0, TimeSpan.Zero), "nothing waited for a poll or a timeout");
+    }
+
+    [Test]
+    public async Task Stop_Wait_ReachedStoppedBeforeTheWatchSubscribes_ReturnsAtOnce()
+    {
+        Service.BeforeWatchSubscribes = () => Service.SetPhase("default", "web1", "Stopped");
+
+        var result = await Vis("stop", "web1", "-n", "default", "--wait", "--timeout", "30s");
+
+        result.ExitCode.Should().Be(0, result.ToString());
+        result.Out.Should().Be("default/web1: Stopped\n");
     }
 
     [Test]

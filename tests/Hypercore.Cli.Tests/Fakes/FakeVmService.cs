@@ -36,6 +36,9 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
     /// <summary>Completes when a Watch call has sent its initial state (reset with <see cref="ResetWatchStarted"/>).</summary>
     public Task WatchStarted => _watchStarted.Task;
 
+    /// <summary>Runs when a Watch call arrives, before it subscribes: lets a test finish work "between" a Get and the watch.</summary>
+    public Action? BeforeWatchSubscribes { get; set; }
+
     /// <summary>When set, Watch answers Unimplemented, as a daemon without watch support would.</summary>
     public bool WatchUnimplemented { get; set; }
 
@@ -191,6 +194,7 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
     {
         Channel<WatchMicroVMsResponse> channel;
         List<MicroVM> current;
+        BeforeWatchSubscribes?.Invoke();
         lock (_lock)
         {
             _received.Add(request.Clone());
@@ -206,6 +210,8 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
 
         try
         {
+            // As the daemon does: headers once subscribed, so a client may read the current state after them.
+            await context.WriteResponseHeadersAsync([]);
             foreach (var vm in current)
             {
                 await responseStream.WriteAsync(new WatchMicroVMsResponse { Type = "ADDED", Microvm = vm });
