@@ -68,10 +68,10 @@ internal static class CreateCommands
         private readonly Option<FileInfo?> _file = new("--file", "-f") { Description = "Full MicroVMSpec in protobuf JSON, or the same as YAML", HelpName = "spec.json|yaml" };
         private readonly Option<string?> _name = new("--name") { Description = "VM id (overrides name in the file)" };
         private readonly Option<string?> _image = new("--image") { Description = "Image name in the node's image directory, or an absolute kernel path [default: default]" };
-        private readonly Option<int?> _memory = new("--memory") { Description = "Memory in MiB [default: 128]", HelpName = "MiB" };
-        private readonly Option<int?> _cpu = new("--cpu") { Description = "Number of vCPUs [default: 1]" };
-        private readonly Option<int?> _disk = new("--disk") { Description = "Scratch disk size in MiB, 0 for none", HelpName = "MiB" };
-        private readonly Option<int?> _network = new("--network") { Description = "Number of tap interfaces, 0 for none" };
+        private readonly Option<int?> _memory = SharedOptions.WholeNumber("--memory", "a whole number of MiB", "Memory in MiB [default: 128]", "MiB");
+        private readonly Option<int?> _cpu = SharedOptions.WholeNumber("--cpu", "a whole number of vCPUs", "Number of vCPUs [default: 1]");
+        private readonly Option<int?> _disk = SharedOptions.WholeNumber("--disk", "a whole number of MiB (0 for no disk)", "Scratch disk size in MiB, 0 for none", "MiB");
+        private readonly Option<int?> _network = SharedOptions.WholeNumber("--network", "a whole number of tap interfaces (0 for none)", "Number of tap interfaces, 0 for none");
         private readonly Option<string?> _provider = new("--provider") { Description = "Hypervisor: qemu, firecracker, cloud-hypervisor, unikernel [default: the node's]" };
         private readonly Option<string?> _restartPolicy = new("--restart-policy") { Description = "Always, OnFailure or Never [default: Always]" };
 

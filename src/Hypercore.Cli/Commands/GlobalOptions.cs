@@ -62,5 +62,27 @@ internal static class SharedOptions
 
     public static TimeSpan GetTimeout(this ParseResult parse, Option<TimeSpan?> timeout) => parse.GetValue(timeout) ?? DefaultTimeout;
 
+    /// <summary>
+    /// An integer option whose parse error says what was expected in the user's terms (<paramref name="what"/>, e.g.
+    /// "a whole number of MiB") instead of System.CommandLine's "as expected type 'System.Nullable`1[System.Int32]'".
+    /// Range checks stay with the command, which knows what a value means.
+    /// </summary>
+    public static Option<int?> WholeNumber(string name, string what, string description, string? helpName = null) => new(name)
+    {
+        Description = description,
+        HelpName = helpName,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value))
+            {
+                return value;
+            }
+
+            result.AddError($"{name}: expected {what}, got '{text}'");
+            return null;
+        },
+    };
+
     public static Argument<string> Id() => new("id") { Description = "MicroVM id" };
 }

@@ -11,13 +11,13 @@ internal static class LogsCommand
         var command = new Command("logs", "Print a microVM's serial console output");
         var id = SharedOptions.Id();
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new output until interrupted" };
-        var tail = new Option<int>("--tail") { Description = "Only the last N lines already written (0 = all)", HelpName = "N" };
+        var tail = SharedOptions.WholeNumber("--tail", "a whole number of lines (0 for all)", "Only the last N lines already written (0 = all)", "N");
         command.Add(id);
         command.Add(follow);
         command.Add(tail);
         runner.SetAction(command, async (inv, ct) =>
         {
-            var lines = inv.Parse.GetValue(tail);
+            var lines = inv.Parse.GetValue(tail) ?? 0;
             if (lines < 0)
             {
                 throw new UsageException($"--tail must be zero or more lines, got {lines}");

@@ -69,10 +69,19 @@ public static class StoreKinds
     public static readonly IReadOnlyList<string> All = [Sqlite, Kubernetes];
 }
 
-/// <summary>One setting: its flag / TOML key, its configuration key and its help text.</summary>
+/// <summary>
+/// One setting: its flag / TOML key, its configuration key (the section of the component that owns it, e.g.
+/// "Reconciler:Workers") and its help text. Typed settings (<see cref="Kind"/>) are read by <see cref="SettingValues"/>.
+/// </summary>
 public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName)
 {
     public string Flag => "--" + Name;
+
+    public SettingKind Kind { get; init; } = SettingKind.Text;
+
+    public long Min { get; init; }
+
+    public long Max { get; init; } = long.MaxValue;
 }
 
 /// <summary>
@@ -98,9 +107,27 @@ public static class DaemonSettings
     public static readonly DaemonSetting KubeNamespace = new("kube-namespace", "Daemon:KubeNamespace",
         "namespace whose MicroVMs --store kubernetes sees; default all namespaces", "namespace");
 
+    public static readonly DaemonSetting ReconcileWorkers = new("reconcile-workers", "Reconciler:Workers",
+        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 32)", "n")
+    {
+        Kind = SettingKind.WholeNumber, Min = 1, Max = 1024,
+    };
+
+    public static readonly DaemonSetting InspectTimeout = new("inspect-timeout", "Reconciler:InspectTimeout",
+        "longest a hypervisor may take to report a VM's state before it counts as Unknown; default 5s", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
+    public static readonly DaemonSetting UnresponsiveAfter = new("unresponsive-after", "Reconciler:UnresponsiveAfter",
+        "how long a VM's state may stay Unknown before it is Unresponsive, killed and handled by its restart policy; default 60s", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All];
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }

@@ -107,7 +107,7 @@ public static partial class DaemonHost
 
         // Only our settings: no appsettings.json or ASPNETCORE_* variables changing endpoints behind the user's back.
         builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Configuration.AddInMemoryCollection(SettingValues.Normalize(settings));
         var daemon = builder.Configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
         daemon.StateDirectory = Path.IsPathFullyQualified(daemon.StateDirectory) ? daemon.StateDirectory : Path.GetFullPath(daemon.StateDirectory);
 
@@ -171,6 +171,7 @@ public static partial class DaemonHost
         });
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
+        services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));
         services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
         services.AddHypercoreApi();
         services.AddHypercoreTelemetry(o =>

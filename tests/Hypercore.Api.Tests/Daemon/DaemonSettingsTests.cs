@@ -126,4 +126,64 @@ public sealed class DaemonSettingsTests
             dir.Delete(recursive: true);
         }
     }
+
+    [TestCase("--reconcile-workers", "abc", "reconcile-workers: expected a whole number from 1 to 1024, got 'abc'")]
+    [TestCase("--reconcile-workers", "0", "reconcile-workers: expected a whole number from 1 to 1024, got '0'")]
+    [TestCase("--reconcile-workers", "2.5", "reconcile-workers: expected a whole number from 1 to 1024, got '2.5'")]
+    [TestCase("--inspect-timeout", "soon", "inspect-timeout: expected a duration such as 30s, 2m or 1h30m, got 'soon'")]
+    [TestCase("--inspect-timeout", "0s", "inspect-timeout: expected a duration such as 30s, 2m or 1h30m, got '0s'")]
+    [TestCase("--unresponsive-after", "-5", "unresponsive-after: expected a duration such as 30s, 2m or 1h30m, got '-5'")]
+    [TestCase("--qemu-accel", "hvf", "qemu-accel: \"hvf\" is not one of auto, kvm, tcg")]
+    [TestCase("--log-format", "xml", "log-format: \"xml\" is not one of text, json")]
+    [TestCase("--log-level", "Loud", "log-level: \"Loud\" is not one of Trace, Debug, Information, Warning, Error, Critical, None")]
+    [TestCase("--store", "etcd", "store: ")]
+    [TestCase("--jailer-uid", "root", "jailer-uid: ")]
+    public async Task Cli_BadTypedValue_NamesTheSettingAndWhatWasExpected_NeverADotNetType(string flag, string value, string expected)
+    {
+        var dir = Directory.CreateTempSubdirectory("hypercore-settings-");
+        try
+        {
+            var stderr = new StringWriter();
+            string[] extra = flag == "--jailer-uid" ? ["--jailer-bin", "/usr/bin/jailer", "--jailer-gid", "1"] : [];
+
+            var code = await DaemonCli.RunAsync(["run", "--state-dir", dir.FullName, flag, value, .. extra], new StringWriter(), stderr);
+
+            code.Should().Be(2, stderr.ToString());
+            stderr.ToString().Should().Contain(expected).And.NotContain("System.").And.NotContain("Int32").And.NotContain("TimeSpan");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Test]
+    public async Task Toml_BadWorkerCount_IsReportedLikeTheFlag()
+    {
+        var dir = Directory.CreateTempSubdirectory("hypercore-settings-");
+        try
+        {
+            var config = Path.Combine(dir.FullName, "vistarad.toml");
+            await File.WriteAllTextAsync(config, "reconcile-workers = \"many\"\n");
+            var stderr = new StringWriter();
+
+            var code = await DaemonCli.RunAsync(["run", "--state-dir", dir.FullName, "--config", config], new StringWriter(), stderr);
+
+            code.Should().Be(2);
+            stderr.ToString().Should().Contain("reconcile-workers: expected a whole number from 1 to 1024, got 'many'");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [TestCase("90s", "00:01:30")]
+    [TestCase("2m", "00:02:00")]
+    [TestCase("1h30m", "01:30:00")]
+    [TestCase("500ms", "00:00:00.5000000")]
+    [TestCase("10", "00:00:10")]
+    public void Normalize_Durations_BecomeWhatTheBinderReads(string text, string expected) =>
+        SettingValues.Normalize(new Dictionary<string, string?> { ["Reconciler:UnresponsiveAfter"] = text })["Reconciler:UnresponsiveAfter"]
+            .Should().Be(expected);
 }
