@@ -11,13 +11,13 @@ public sealed class ReconcilerOptions
     public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
 
     /// <summary>
-    /// Parallel workers; one key is never worked by two at once. Default 16 per CPU, at least 32: a worker spends
+    /// Parallel workers; one key is never worked by two at once. Default 16 per CPU, at least 64: a worker spends
     /// nearly all its time awaiting a hypervisor (process start, QMP, an API socket), not on a CPU, and an awaiting
     /// worker holds no thread, so a small count only serializes VM starts behind one another.
     /// </summary>
     public int Workers { get; set; } = DefaultWorkers;
 
-    public static int DefaultWorkers => Math.Max(32, 16 * Environment.ProcessorCount);
+    public static int DefaultWorkers => Math.Max(64, 16 * Environment.ProcessorCount);
 
     /// <summary>
     /// Longest a single inspection of a VM's live state may take; a hypervisor that does not answer in time is

@@ -108,7 +108,7 @@ public static class DaemonSettings
         "namespace whose MicroVMs --store kubernetes sees; default all namespaces", "namespace");
 
     public static readonly DaemonSetting ReconcileWorkers = new("reconcile-workers", "Reconciler:Workers",
-        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 32)", "n")
+        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 64)", "n")
     {
         Kind = SettingKind.WholeNumber, Min = 1, Max = 1024,
     };

@@ -36,6 +36,18 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
 
     public Func<string, LiveState?>? InspectOverride { get; set; }
 
+    /// <summary>When set for a VM id, InspectAsync waits on it (a hypervisor that stops answering, e.g. under SIGSTOP).</summary>
+    public ConcurrentDictionary<string, TaskCompletionSource> InspectGates { get; } = new();
+
+    /// <summary>When set, ListAsync waits on it (a driver that hangs while listing at start).</summary>
+    public TaskCompletionSource? ListGate { get; set; }
+
+    /// <summary>Largest number of StartAsync calls in flight at once, across all VMs.</summary>
+    public int MaxConcurrentStarts => Volatile.Read(ref _maxStarts);
+
+    private int _starts;
+    private int _maxStarts;
+
     public int CallCount(string op) => Calls.Count(c => c.StartsWith(op + ":", StringComparison.Ordinal));
 
     public void SetLive(string uid, LiveState state, ExitKind exit = ExitKind.None, int? pid = null) =>
@@ -45,16 +57,25 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
 
     public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default) => Task.FromResult(Availability);
 
-    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
     {
-        IReadOnlyList<VmRuntimeInfo> list = _live.Values.Where(v => v.State is LiveState.Running or LiveState.Paused).ToList();
-        return Task.FromResult(list);
+        if (ListGate is { } gate)
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
+        return _live.Values.Where(v => v.State is LiveState.Running or LiveState.Paused).ToList();
     }
 
     public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         using var _ = Enter(vm, "inspect");
         await Task.Yield();
+        if (InspectGates.TryGetValue(vm.Spec.Id, out var gate))
+        {
+            await gate.Task.WaitAsync(cancellationToken);
+        }
+
         if (InspectOverride?.Invoke(vm.Spec.Id) is { } forced)
         {
             return new VmRuntimeInfo { Uid = vm.Uid, State = forced };
@@ -66,9 +87,22 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
     public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         using var _ = Enter(vm, "start");
-        if (StartGates.TryGetValue(vm.Spec.Id, out var gate))
+        var starts = Interlocked.Increment(ref _starts);
+        lock (_inFlight)
         {
-            await gate.Task.WaitAsync(cancellationToken);
+            _maxStarts = Math.Max(_maxStarts, starts);
+        }
+
+        try
+        {
+            if (StartGates.TryGetValue(vm.Spec.Id, out var gate))
+            {
+                await gate.Task.WaitAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _starts);
         }
 
         if (StartFailures.TryGetValue(vm.Spec.Id, out var ex))

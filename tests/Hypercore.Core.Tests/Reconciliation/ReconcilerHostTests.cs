@@ -54,9 +54,9 @@ public class ReconcilerHostTests
         }
     }
 
-    private async Task StartHost()
+    private async Task StartHost(params IHypervisorDriver[] more)
     {
-        var registry = new DriverRegistry([_driver], "fake");
+        var registry = new DriverRegistry([_driver, .. more], "fake");
         var options = Options.Create(_options);
         var reconciler = new Reconciler(_store, registry, _time, options, NullLogger<Reconciler>.Instance);
         _informer = new MicroVmInformer(_store, _time, Options.Create(new InformerOptions()), NullLogger<MicroVmInformer>.Instance);
@@ -203,6 +203,100 @@ public class ReconcilerHostTests
         var restarted = await WaitFor(vm.Key, v => v.Status.RestartCount == 1 && v.Status.Phase == Phase.Running);
         _driver.CallCount("start").Should().Be(2);
         restarted.Status.Pid.Should().Be(_driver.Live(vm.Uid)!.Pid);
+    }
+
+    [Test]
+    public async Task FiftyCreatesAtOnce_WithTheDefaultWorkerCount_AreAllStartingTogether()
+    {
+        _options.Workers = ReconcilerOptions.DefaultWorkers;
+        for (var i = 0; i < 50; i++)
+        {
+            _driver.StartGates[$"vm-{i}"] = new TaskCompletionSource(); // a slow hypervisor start-up
+        }
+
+        await StartHost();
+        var created = new List<MicroVm>();
+        for (var i = 0; i < 50; i++)
+        {
+            created.Add(await _store.CreateAsync(Spec($"vm-{i}")));
+        }
+
+        await WaitUntil(() => _driver.MaxConcurrentStarts == 50);
+        foreach (var gate in _driver.StartGates.Values)
+        {
+            gate.TrySetResult();
+        }
+
+        foreach (var vm in created)
+        {
+            await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        }
+
+        _driver.MaxConcurrentPerVm.Should().Be(1, "more workers never work one VM twice at once");
+    }
+
+    [Test]
+    public async Task FourFrozenHypervisors_DoNotStallAFifthVmsCreateOrDelete_EvenWithFourWorkers()
+    {
+        _options.Workers = 4;
+        _options.InspectTimeout = TimeSpan.FromSeconds(5);
+        for (var i = 0; i < 4; i++)
+        {
+            var uid = $"u-frozen-{i}";
+            _store.Seed(new MicroVm
+            {
+                Uid = uid, Spec = Spec($"frozen-{i}"), ResourceVersion = "0", Claimed = true,
+                Status = MicroVmStatus.Initial with { Phase = Phase.Running, Pid = 900 + i, Node = "node-a" },
+            });
+            _driver.SetLive(uid, LiveState.Running, pid: 900 + i);
+            _driver.InspectGates[$"frozen-{i}"] = new TaskCompletionSource(); // SIGSTOPped: never answers
+        }
+
+        await StartHost();
+        await WaitUntil(() => _driver.CallCount("inspect") >= 4); // every worker is waiting on a frozen hypervisor
+        var fifth = await _store.CreateAsync(Spec("fifth"));
+
+        // Each inspection gives up after the inspect timeout, which frees the workers for the new VM.
+        await AdvanceUntil(() => _store.GetAsync(fifth.Key).Result?.Status.Phase == Phase.Running, _options.InspectTimeout);
+        await _store.MarkForDeletionAsync(fifth.Key);
+        await AdvanceUntil(() => _store.GetAsync(fifth.Key).Result is null, _options.InspectTimeout);
+
+        _driver.Calls.Should().Contain("cleanup:fifth");
+        _driver.CallCount("stop(0)").Should().Be(1, "the frozen VMs are Unknown, not dead: only the fifth's pre-start stop ran");
+    }
+
+    [Test]
+    public async Task Adoption_ADriverHangingWhileListing_DoesNotHoldUpReconcilingOtherVms()
+    {
+        var slow = new FakeDriver("slow") { ListGate = new TaskCompletionSource() };
+        var adopted = _store.Seed(new MicroVm
+        {
+            Uid = "u-1", Spec = Spec("a"), ResourceVersion = "0", Claimed = true,
+            Status = MicroVmStatus.Initial with { Phase = Phase.Running, Pid = 777, Node = "node-a" },
+        });
+        _driver.SetLive("u-1", LiveState.Running, pid: 777);
+        var onSlow = await _store.CreateAsync(Spec("b") with { Provider = "slow" });
+
+        await StartHost(slow);
+
+        await WaitFor(adopted.Key, v => v.Status.FindCondition(Conditions.Ready)?.Status == ConditionStatus.True);
+        await WaitFor(onSlow.Key, v => v.Status.Phase == Phase.Running);
+        _host.Adopted.IsCompleted.Should().BeFalse("the slow driver is still listing");
+        _driver.CallCount("start").Should().Be(0, "the adopted VM was not restarted");
+
+        _time.Advance(_options.AdoptionTimeout);
+        await _host.Adopted.WaitAsync(Patience);
+    }
+
+    /// <summary>Steps the fake clock until <paramref name="done"/> holds, giving the workers time between steps.</summary>
+    private async Task AdvanceUntil(Func<bool> done, TimeSpan step)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        while (!done())
+        {
+            _time.Advance(step);
+            await Task.Delay(50, cts.Token);
+        }
     }
 
     private static async Task WaitUntil(Func<bool> condition)

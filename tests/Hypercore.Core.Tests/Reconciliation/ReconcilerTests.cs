@@ -376,4 +376,91 @@ public class ReconcilerTests
         result.Outcome.Should().Be(ReconcileOutcome.Done);
         _driver.Calls.Should().BeEmpty();
     }
+
+    [Test]
+    public async Task Inspect_HypervisorStopsAnswering_IsUnknownAfterTheInspectTimeout_AndNothingIsKilled()
+    {
+        var vm = await _store.CreateAsync(Spec("a"));
+        vm = await Reconcile(vm);
+        _driver.InspectGates["a"] = new TaskCompletionSource(); // never answers
+        var inspections = _driver.CallCount("inspect");
+
+        var pass = _reconciler.ReconcileAsync(vm.Key, CancellationToken.None);
+        await Until(() => _driver.CallCount("inspect") > inspections);
+        pass.IsCompleted.Should().BeFalse("the inspection is still waiting for the hypervisor");
+        _time.Advance(_options.InspectTimeout);
+        var result = await pass.WaitAsync(TimeSpan.FromSeconds(20));
+
+        result.Outcome.Should().Be(ReconcileOutcome.Poll, "an unknown state is looked at again, never taken for dead");
+        _driver.CallCount("stop(0)").Should().Be(1, "only the stop before the first start");
+        var after = (await _store.GetAsync(vm.Key))!;
+        after.Status.Phase.Should().Be(Phase.Running);
+        after.Status.FindCondition(Conditions.Unresponsive).Should().BeNull();
+    }
+
+    [TestCase(RestartPolicy.Always)]
+    [TestCase(RestartPolicy.OnFailure)]
+    public async Task Unknown_LongerThanUnresponsiveAfter_KillsAndRestarts_WithAnUnresponsiveCondition(RestartPolicy policy)
+    {
+        var vm = await _store.CreateAsync(Spec("a", policy: policy));
+        vm = await Reconcile(vm);
+        var firstPid = vm.Status.Pid;
+        _driver.InspectOverride = _ => LiveState.Unknown;
+
+        await Reconcile(vm);
+        _time.Advance(_options.UnresponsiveAfter - TimeSpan.FromSeconds(1));
+        var stillWaiting = await Reconcile(vm);
+        stillWaiting.Status.Phase.Should().Be(Phase.Running, "not yet Unresponsive");
+        _driver.CallCount("start").Should().Be(1);
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        // Still silent at the threshold; the restarted hypervisor answers again.
+        _driver.InspectOverride = id => _driver.CallCount("start") == 1 ? LiveState.Unknown : null;
+        var restarted = await Reconcile(vm);
+
+        _driver.Calls.Should().ContainInOrder("stop(0):a", "start:a");
+        _driver.CallCount("start").Should().Be(2);
+        restarted.Status.Phase.Should().Be(Phase.Running);
+        restarted.Status.RestartCount.Should().Be(1);
+        restarted.Status.Pid.Should().NotBe(firstPid);
+        var unresponsive = restarted.Status.FindCondition(Conditions.Unresponsive)!;
+        unresponsive.Status.Should().Be(ConditionStatus.True);
+        unresponsive.Message.Should().Contain("has not answered for 60 s").And.Contain("killed it");
+
+        var recovered = await Reconcile(restarted);
+        recovered.Status.FindCondition(Conditions.Unresponsive)!.Status.Should().Be(ConditionStatus.False, "the new hypervisor answers");
+    }
+
+    [Test]
+    public async Task Unresponsive_RestartPolicyNever_IsKilledAndLeftFailed()
+    {
+        var vm = await _store.CreateAsync(Spec("a", policy: RestartPolicy.Never));
+        vm = await Reconcile(vm);
+        _driver.InspectOverride = _ => LiveState.Unknown;
+        await Reconcile(vm);
+        _time.Advance(_options.UnresponsiveAfter);
+
+        var failed = await Reconcile(vm, ReconcileOutcome.Done);
+
+        _driver.CallCount("start").Should().Be(1, "Never means no restart");
+        _driver.Live(vm.Uid).Should().BeNull("the frozen hypervisor was killed");
+        failed.Status.Phase.Should().Be(Phase.Failed);
+        failed.Status.Pid.Should().BeNull();
+        var ready = failed.Status.FindCondition(Conditions.Ready)!;
+        ready.Reason.Should().Be(Conditions.Unresponsive);
+        ready.Message.Should().Contain("stopped answering").And.Contain("restartPolicy Never");
+
+        _driver.InspectOverride = null;
+        await Reconcile(failed, ReconcileOutcome.Done);
+        _driver.CallCount("start").Should().Be(1, "it stays down for this generation");
+    }
+
+    private static async Task Until(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (!condition())
+        {
+            await Task.Delay(10, cts.Token);
+        }
+    }
 }
