@@ -523,15 +523,15 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
         dir.DeleteRecord();
     }
 
-    [LoggerMessage(3100, LogLevel.Information, "{Key}: cloud-hypervisor started (pid {Pid}, api {Socket})")]
+    [LoggerMessage(3400, LogLevel.Information, "{Key}: cloud-hypervisor started (pid {Pid}, api {Socket})")]
     private partial void LogLaunched(string key, int pid, string socket);
 
-    [LoggerMessage(3101, LogLevel.Warning, "{Key}: cloud-hypervisor start failed: {Message}")]
+    [LoggerMessage(3401, LogLevel.Warning, "{Key}: cloud-hypervisor start failed: {Message}")]
     private partial void LogStartFailed(string key, string message);
 
-    [LoggerMessage(3102, LogLevel.Information, "{Key}: cloud-hypervisor pid {Pid} stopped: {How}")]
+    [LoggerMessage(3402, LogLevel.Information, "{Key}: cloud-hypervisor pid {Pid} stopped: {How}")]
     private partial void LogStopped(string key, int pid, string how);
 
-    [LoggerMessage(3103, LogLevel.Debug, "{Uid}: {Endpoint} while stopping: {Message}")]
+    [LoggerMessage(3403, LogLevel.Debug, "{Uid}: {Endpoint} while stopping: {Message}")]
     private partial void LogStopStep(string uid, string endpoint, string message);
 }

@@ -596,15 +596,15 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
 
     private static bool IsFirecrackerId(string uid) => FirecrackerId().IsMatch(uid);
 
-    [LoggerMessage(3000, LogLevel.Information, "{Key}: firecracker started (pid {Pid}, api {Socket})")]
+    [LoggerMessage(3300, LogLevel.Information, "{Key}: firecracker started (pid {Pid}, api {Socket})")]
     private partial void LogLaunched(string key, int pid, string socket);
 
-    [LoggerMessage(3001, LogLevel.Warning, "{Key}: firecracker start failed: {Message}")]
+    [LoggerMessage(3301, LogLevel.Warning, "{Key}: firecracker start failed: {Message}")]
     private partial void LogStartFailed(string key, string message);
 
-    [LoggerMessage(3002, LogLevel.Information, "{Key}: firecracker pid {Pid} stopped: {How}")]
+    [LoggerMessage(3302, LogLevel.Information, "{Key}: firecracker pid {Pid} stopped: {How}")]
     private partial void LogStopped(string key, int pid, string how);
 
-    [LoggerMessage(3003, LogLevel.Warning, "{Uid}: {Message}")]
+    [LoggerMessage(3303, LogLevel.Warning, "{Uid}: {Message}")]
     private partial void LogGracefulFailed(string uid, string message);
 }

@@ -239,13 +239,13 @@ public sealed partial class MicroVmOperations
         return names.Count == 0 ? "none" : string.Join(", ", names);
     }
 
-    [LoggerMessage(1300, LogLevel.Information, "{Key}: created (uid {Uid}, provider {Provider}, kernel {Kernel})")]
+    [LoggerMessage(1250, LogLevel.Information, "{Key}: created (uid {Uid}, provider {Provider}, kernel {Kernel})")]
     private partial void LogCreated(VmKey key, string uid, string provider, string kernel);
 
-    [LoggerMessage(1301, LogLevel.Information, "{Key}: deletion requested (uid {Uid})")]
+    [LoggerMessage(1251, LogLevel.Information, "{Key}: deletion requested (uid {Uid})")]
     private partial void LogDeleteRequested(VmKey key, string uid);
 
-    [LoggerMessage(1302, LogLevel.Information, "{Key}: {Action}: desired state {From} -> {To}")]
+    [LoggerMessage(1252, LogLevel.Information, "{Key}: {Action}: desired state {From} -> {To}")]
     private partial void LogStateSet(VmKey key, LifecycleAction action, DesiredState from, DesiredState to);
 }
 

@@ -269,10 +269,10 @@ public static partial class DaemonHost
         _ => [],
     };
 
-    [LoggerMessage(3000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; store {Store}; default provider {Provider}; node {Node}")]
+    [LoggerMessage(9000, LogLevel.Information, "listening: gRPC {Grpc} (HTTP/2), HTTP/JSON {Http} (HTTP/1.1); state {StateDir}; store {Store}; default provider {Provider}; node {Node}")]
     private static partial void LogListening(ILogger log, string grpc, string http, string stateDir, string store, string provider, string node);
 
-    [LoggerMessage(3001, LogLevel.Information, "stopped; running VMs were left running and will be adopted at the next start")]
+    [LoggerMessage(9001, LogLevel.Information, "stopped; running VMs were left running and will be adopted at the next start")]
     private static partial void LogStopped(ILogger log);
 }
 
