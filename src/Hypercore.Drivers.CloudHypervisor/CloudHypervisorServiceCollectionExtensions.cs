@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -7,12 +8,14 @@ namespace Hypercore.Drivers.CloudHypervisor;
 public static class CloudHypervisorServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers the "cloud-hypervisor" driver. Bind configuration in <paramref name="configure"/>, e.g.
-    /// <c>o => configuration.GetSection(CloudHypervisorOptions.Section).Bind(o)</c>; options are validated at start.
+    /// Registers the "cloud-hypervisor" driver. Options bind from the "CloudHypervisor" configuration section when an IConfiguration is
+    /// registered, then <paramref name="configure"/> runs; they are validated at start.
     /// </summary>
     public static IServiceCollection AddCloudHypervisorDriver(this IServiceCollection services, Action<CloudHypervisorOptions>? configure = null)
     {
         var options = services.AddOptions<CloudHypervisorOptions>();
+        // Once, however often this is called, so a later call cannot rebind over an earlier configure.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<CloudHypervisorOptions>, CloudHypervisorConfigurationBinder>());
         if (configure is not null)
         {
             options.Configure(configure);
@@ -21,6 +24,13 @@ public static class CloudHypervisorServiceCollectionExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CloudHypervisorOptions>, CloudHypervisorOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
-        return services.AddHypervisorDriver<CloudHypervisorDriver>();
+        return services.AddHypervisorDriver<CloudHypervisorDriver>(CloudHypervisorDriver.ProviderName);
     }
+}
+
+/// <summary>Binds the "CloudHypervisor" section when the host has configuration (tests and tools compose the driver without one).</summary>
+internal sealed class CloudHypervisorConfigurationBinder(IServiceProvider services) : IConfigureOptions<CloudHypervisorOptions>
+{
+    public void Configure(CloudHypervisorOptions options) =>
+        services.GetService<IConfiguration>()?.GetSection(CloudHypervisorOptions.Section).Bind(options);
 }

@@ -24,7 +24,7 @@ public static class QemuServiceCollectionExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<QemuOptions>, QemuOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
-        services.AddHypervisorDriver<QemuDriver>();
+        services.AddHypervisorDriver<QemuDriver>("qemu");
         return services;
     }
 }

@@ -60,7 +60,16 @@ internal sealed class UnikernelOptionsValidator : IValidateOptions<UnikernelOpti
             errors.Add("Unikernel:MachineType must not be empty");
         }
 
-        if (o.OpsHome.Length > 0 && !Path.IsPathRooted(o.OpsHome))
+        if (o.OpsPath.Length > 0 && string.IsNullOrWhiteSpace(o.OpsPath))
+        {
+            errors.Add("Unikernel:OpsPath must not be empty (leave it out to boot unikernels with QEMU directly)");
+        }
+
+        if (o.OpsHome.Length > 0 && o.OpsPath.Length == 0)
+        {
+            errors.Add("Unikernel:OpsHome only applies with Unikernel:OpsPath");
+        }
+        else if (o.OpsHome.Length > 0 && !Path.IsPathRooted(o.OpsHome))
         {
             errors.Add($"Unikernel:OpsHome must be an absolute path, got \"{o.OpsHome}\"");
         }

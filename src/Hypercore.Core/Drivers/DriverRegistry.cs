@@ -31,6 +31,12 @@ public sealed class DriverRegistry
     public string Resolve(string provider) => provider.Length == 0 ? DefaultProvider : provider;
 }
 
+/// <summary>
+/// A driver registered with the host, by provider name. Lets the host list its providers (for settings validation
+/// and help) without building the drivers, whose constructors read and validate their own options.
+/// </summary>
+public sealed record DriverRegistration(string ProviderName, Type DriverType);
+
 public static class DriverServiceCollectionExtensions
 {
     /// <summary>Adds a driver to the registry; the plug-in point of rule 2.</summary>
@@ -40,4 +46,20 @@ public static class DriverServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHypervisorDriver, TDriver>());
         return services;
     }
+
+    /// <summary>Adds a driver and records its provider name (see <see cref="DriverRegistration"/>).</summary>
+    public static IServiceCollection AddHypervisorDriver<TDriver>(this IServiceCollection services, string providerName)
+        where TDriver : class, IHypervisorDriver
+    {
+        if (!services.Any(d => d.ServiceType == typeof(DriverRegistration) && d.ImplementationInstance is DriverRegistration r && r.DriverType == typeof(TDriver)))
+        {
+            services.AddSingleton(new DriverRegistration(providerName, typeof(TDriver)));
+        }
+
+        return services.AddHypervisorDriver<TDriver>();
+    }
+
+    /// <summary>The provider names registered so far, in registration order.</summary>
+    public static IReadOnlyList<string> RegisteredProviders(this IServiceCollection services) =>
+        services.Select(d => d.ImplementationInstance).OfType<DriverRegistration>().Select(r => r.ProviderName).ToList();
 }

@@ -1,10 +1,11 @@
 namespace Hypercore.Daemon.Configuration;
 
 /// <summary>
-/// The daemon's settings (section "Daemon"), from the TOML file and the command line (flags win).
-/// Every property is one setting in <see cref="DaemonSettings"/>.
+/// The daemon's own settings (section "Daemon"), from the TOML file and the command line (flags win). Settings that
+/// belong to a component (the reconciler, each driver) are not here: their flags map straight to that component's
+/// section (see <see cref="DaemonSettings"/>, <see cref="DriverSettings"/>), and the component validates them.
 /// </summary>
-public sealed partial class DaemonOptions
+public sealed class DaemonOptions
 {
     public const string Section = "Daemon";
 
@@ -19,9 +20,6 @@ public sealed partial class DaemonOptions
 
     /// <summary>Provider used when a spec names none. Default qemu.</summary>
     public string DefaultProvider { get; set; } = "qemu";
-
-    /// <summary>QEMU binary. Default qemu-system-x86_64 (looked up on PATH).</summary>
-    public string QemuBinary { get; set; } = "qemu-system-x86_64";
 
     /// <summary>QEMU accelerator: auto (KVM when it can boot a guest, else TCG), kvm or tcg. Default auto.</summary>
     public string QemuAccelerator { get; set; } = "auto";
@@ -94,7 +92,6 @@ public static class DaemonSettings
     public static readonly DaemonSetting HttpEndpoint = new("http-endpoint", "Daemon:HttpEndpoint", "HTTP/JSON (HTTP/1.1) listen address; default localhost:9091", "host:port");
     public static readonly DaemonSetting StateDirectory = new("state-dir", "Daemon:StateDirectory", "state directory (database, runtime dirs, images); default /var/lib/hypercore", "dir");
     public static readonly DaemonSetting DefaultProvider = new("default-provider", "Daemon:DefaultProvider", "provider for specs that name none; default qemu", "name");
-    public static readonly DaemonSetting QemuBinary = new("qemu-bin", "Daemon:QemuBinary", "QEMU binary; default qemu-system-x86_64", "path");
     public static readonly DaemonSetting QemuAccelerator = new("qemu-accel", "Daemon:QemuAccelerator", "QEMU accelerator: auto, kvm or tcg; default auto", "auto|kvm|tcg");
     public static readonly DaemonSetting NodeName = new("node-name", "Daemon:NodeName", "this node's name; default the host name", "name");
     public static readonly DaemonSetting LogLevel = new("log-level", "Daemon:LogLevel", "minimum log level; default Information", "level");
@@ -126,8 +123,22 @@ public static class DaemonSettings
     };
 
     public static readonly IReadOnlyList<DaemonSetting> All =
-        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
+        [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
             Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
+
+    /// <summary>
+    /// A component validator's message with every configuration key replaced by the flag / TOML key that sets it
+    /// ("Firecracker:Jailer:Uid" becomes "jailer-uid"), so the user reads the names they type.
+    /// </summary>
+    public static string InUserTerms(string message)
+    {
+        foreach (var setting in All.OrderByDescending(s => s.ConfigKey.Length))
+        {
+            message = message.Replace(setting.ConfigKey, setting.Name, StringComparison.Ordinal);
+        }
+
+        return message;
+    }
 }

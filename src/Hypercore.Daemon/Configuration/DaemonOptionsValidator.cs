@@ -51,11 +51,6 @@ internal sealed partial class DaemonOptionsValidator : IValidateOptions<DaemonOp
                 (providers.Count == 0 ? "none" : string.Join(", ", providers)));
         }
 
-        if (string.IsNullOrWhiteSpace(o.QemuBinary))
-        {
-            errors.Add($"{DaemonSettings.QemuBinary.Name}: must not be empty");
-        }
-
         if (!Accelerators.Contains(o.QemuAccelerator))
         {
             errors.Add($"{DaemonSettings.QemuAccelerator.Name}: \"{o.QemuAccelerator}\" is not one of {string.Join(", ", Accelerators)}");

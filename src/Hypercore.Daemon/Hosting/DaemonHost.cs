@@ -32,10 +32,6 @@ public static partial class DaemonHost
     public const int ExitFailure = 1;
     public const int ExitBadSettings = 2;
 
-    /// <summary>The providers this daemon composes (see <see cref="Build"/>).</summary>
-    public static readonly IReadOnlyList<string> Providers =
-        ["qemu", FirecrackerDriver.ProviderName, CloudHypervisorDriver.ProviderName, UnikernelDriver.ProviderName];
-
     /// <summary>
     /// Runs until SIGTERM/SIGINT (or <paramref name="stop"/>). Prints "vistarad ready grpc=… http=…" on
     /// <paramref name="stdout"/> once both endpoints listen. VMs are left running on stop: the next start adopts them.
@@ -68,7 +64,7 @@ public static partial class DaemonHost
             {
                 foreach (var failure in failures)
                 {
-                    await stderr.WriteLineAsync("vistarad: invalid setting: " + failure);
+                    await stderr.WriteLineAsync("vistarad: invalid setting: " + DaemonSettings.InUserTerms(failure));
                 }
 
                 return ExitBadSettings;
@@ -107,7 +103,9 @@ public static partial class DaemonHost
 
         // Only our settings: no appsettings.json or ASPNETCORE_* variables changing endpoints behind the user's back.
         builder.Configuration.Sources.Clear();
-        builder.Configuration.AddInMemoryCollection(SettingValues.Normalize(settings));
+        var normalized = SettingValues.Normalize(settings);
+        DriverSettings.AddImplied(normalized);
+        builder.Configuration.AddInMemoryCollection(normalized);
         var daemon = builder.Configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
         daemon.StateDirectory = Path.IsPathFullyQualified(daemon.StateDirectory) ? daemon.StateDirectory : Path.GetFullPath(daemon.StateDirectory);
 
@@ -120,7 +118,6 @@ public static partial class DaemonHost
             .Bind(builder.Configuration.GetSection(DaemonOptions.Section))
             .PostConfigure(o => o.StateDirectory = daemon.StateDirectory)
             .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<DaemonOptions>>(new DaemonOptionsValidator(Providers));
 
         services.AddSingleton(TimeProvider.System);
         if (daemon.Store == StoreKinds.Kubernetes)
@@ -142,33 +139,25 @@ public static partial class DaemonHost
             });
         }
 
+        // Each driver binds its own section (the driver flags map straight to it; see DriverSettings) and validates it;
+        // the daemon adds only what it derives: the runtime directory under state-dir, and one accelerator choice
+        // for every QEMU the node runs. A driver whose binary is missing is logged as not usable at start, and a VM
+        // asking for it gets that in its status.
         services.AddQemuDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
-            o.BinaryPath = daemon.QemuBinary;
             o.Accelerator = daemon.QemuAccelerator;
         });
-
-        // The other providers take their binaries from the driver settings (--firecracker-bin, ...; see DriverSettings),
-        // else their defaults on PATH; one whose binary is missing is logged as not usable at start, and a VM asking
-        // for it gets that in its status.
-        services.AddSingleton<IValidateOptions<DaemonOptions>, DriverSettingsValidator>();
-        services.AddFirecrackerDriver(o =>
-        {
-            o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName);
-            DriverSettings.ApplyTo(daemon, o);
-        });
-        services.AddCloudHypervisorDriver(o =>
-        {
-            o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName);
-            DriverSettings.ApplyTo(daemon, o);
-        });
+        services.AddFirecrackerDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName));
+        services.AddCloudHypervisorDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName));
         services.AddUnikernelDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory(UnikernelDriver.ProviderName);
-            o.Accelerator = daemon.QemuAccelerator; // one accelerator choice for every QEMU the node runs
-            DriverSettings.ApplyTo(daemon, o);
+            o.Accelerator = daemon.QemuAccelerator;
         });
+
+        // The provider names come from the drivers registered above, not from a list kept here.
+        services.AddSingleton<IValidateOptions<DaemonOptions>>(new DaemonOptionsValidator(services.RegisteredProviders()));
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));

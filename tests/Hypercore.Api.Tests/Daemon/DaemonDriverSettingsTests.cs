@@ -45,7 +45,8 @@ public sealed class DaemonDriverSettingsTests
         var (code, stdout, stderr) = await RunAsync(flag, "  ");
 
         code.Should().Be(2, stderr);
-        stderr.Should().Contain($"{flag[2..]}: must not be empty");
+        stderr.Should().Contain($"{flag[2..]} must not be empty");
+        stderr.Should().NotContain("Firecracker:").And.NotContain("Unikernel:").And.NotContain("CloudHypervisor:", "the daemon names the settings as the user types them");
         stdout.Should().NotContain("vistarad ready");
         File.Exists(Path.Combine(_dir.FullName, "hypercore.db")).Should().BeFalse("nothing starts on a bad setting");
     }
@@ -56,7 +57,7 @@ public sealed class DaemonDriverSettingsTests
         var (code, _, stderr) = await RunAsync("--jailer-bin", "/usr/local/bin/jailer");
 
         code.Should().Be(2);
-        stderr.Should().Contain("jailer-uid: required with jailer-bin").And.Contain("jailer-gid: required with jailer-bin");
+        stderr.Should().Contain("jailer-uid is required with jailer-bin").And.Contain("jailer-gid is required with jailer-bin");
         stderr.Should().NotContain("Firecracker:Jailer", "the daemon names its own settings, once");
     }
 
@@ -66,7 +67,8 @@ public sealed class DaemonDriverSettingsTests
         var (code, _, stderr) = await RunAsync("--jailer-bin", "/usr/local/bin/jailer", "--jailer-uid", "nobody", "--jailer-gid", "-1");
 
         code.Should().Be(2);
-        stderr.Should().Contain("jailer-uid: \"nobody\" must be a number").And.Contain("jailer-gid: \"-1\" must be a number");
+        stderr.Should().Contain("jailer-uid: expected a whole number from 0 to 2147483647, got 'nobody'")
+            .And.Contain("jailer-gid: expected a whole number from 0 to 2147483647, got '-1'");
     }
 
     [Test]
@@ -75,7 +77,7 @@ public sealed class DaemonDriverSettingsTests
         var (code, _, stderr) = await RunAsync("--jailer-uid", "1000");
 
         code.Should().Be(2);
-        stderr.Should().Contain("jailer-uid: only applies with jailer-bin");
+        stderr.Should().Contain("jailer-uid only applies with jailer-bin");
     }
 
     [Test]
@@ -85,10 +87,10 @@ public sealed class DaemonDriverSettingsTests
         var alone = await RunAsync("--ops-home", "/srv/ops");
 
         relative.Code.Should().Be(2);
-        relative.Stderr.Should().Contain("ops-home: \"ops-home\" must be an absolute path");
+        relative.Stderr.Should().Contain("ops-home must be an absolute path, got \"ops-home\"");
         relative.Stderr.Should().NotContain("Unikernel:OpsHome", "the daemon names its own settings, once");
         alone.Code.Should().Be(2);
-        alone.Stderr.Should().Contain("ops-home: only applies with ops-bin");
+        alone.Stderr.Should().Contain("ops-home only applies with ops-bin");
     }
 
     [Test]
@@ -100,7 +102,7 @@ public sealed class DaemonDriverSettingsTests
         var (code, _, stderr) = await RunAsync("--config", config);
 
         code.Should().Be(2);
-        stderr.Should().Contain("cloud-hypervisor-bin: must not be empty");
+        stderr.Should().Contain("cloud-hypervisor-bin must not be empty");
     }
 
     [Test]
@@ -119,14 +121,14 @@ public sealed class DaemonDriverSettingsTests
 
         values.Should().BeEquivalentTo(new Dictionary<string, string?>
         {
-            ["Daemon:FirecrackerBinary"] = "/opt/fc/firecracker",
-            ["Daemon:JailerBinary"] = "/opt/fc/jailer",
-            ["Daemon:JailerUid"] = "1001",
-            ["Daemon:JailerGid"] = "1002",
-            ["Daemon:CloudHypervisorBinary"] = "/opt/ch/cloud-hypervisor",
-            ["Daemon:OpsBinary"] = "/opt/ops/ops",
-            ["Daemon:OpsHome"] = "/srv/ops",
-            ["Daemon:UnikernelQemuBinary"] = "/opt/qemu/bin/qemu-system-x86_64",
+            ["Firecracker:BinaryPath"] = "/opt/fc/firecracker",
+            ["Firecracker:Jailer:BinaryPath"] = "/opt/fc/jailer",
+            ["Firecracker:Jailer:Uid"] = "1001",
+            ["Firecracker:Jailer:Gid"] = "1002",
+            ["CloudHypervisor:BinaryPath"] = "/opt/ch/cloud-hypervisor",
+            ["Unikernel:OpsPath"] = "/opt/ops/ops",
+            ["Unikernel:OpsHome"] = "/srv/ops",
+            ["Unikernel:QemuPath"] = "/opt/qemu/bin/qemu-system-x86_64",
         });
     }
 
@@ -135,16 +137,18 @@ public sealed class DaemonDriverSettingsTests
     {
         await using var app = Build(new Dictionary<string, string?>
         {
-            ["Daemon:FirecrackerBinary"] = "/opt/fc/firecracker",
-            ["Daemon:JailerBinary"] = "/opt/fc/jailer",
-            ["Daemon:JailerUid"] = "1001",
-            ["Daemon:JailerGid"] = "1002",
-            ["Daemon:CloudHypervisorBinary"] = "/opt/ch/cloud-hypervisor",
-            ["Daemon:OpsBinary"] = "/opt/ops/ops",
-            ["Daemon:OpsHome"] = "/srv/ops",
-            ["Daemon:UnikernelQemuBinary"] = "/opt/qemu/bin/qemu-system-x86_64",
+            ["Firecracker:BinaryPath"] = "/opt/fc/firecracker",
+            ["Firecracker:Jailer:BinaryPath"] = "/opt/fc/jailer",
+            ["Firecracker:Jailer:Uid"] = "1001",
+            ["Firecracker:Jailer:Gid"] = "1002",
+            ["CloudHypervisor:BinaryPath"] = "/opt/ch/cloud-hypervisor",
+            ["Unikernel:OpsPath"] = "/opt/ops/ops",
+            ["Unikernel:OpsHome"] = "/srv/ops",
+            ["Unikernel:QemuPath"] = "/opt/qemu/bin/qemu-system-x86_64",
+            ["Qemu:BinaryPath"] = "/opt/qemu/bin/qemu-system-x86_64",
         });
 
+        app.Services.GetRequiredService<IOptions<Hypercore.Drivers.Qemu.QemuOptions>>().Value.BinaryPath.Should().Be("/opt/qemu/bin/qemu-system-x86_64");
         var fc = app.Services.GetRequiredService<IOptions<FirecrackerOptions>>().Value;
         fc.BinaryPath.Should().Be("/opt/fc/firecracker");
         fc.Jailer.Enabled.Should().BeTrue();
