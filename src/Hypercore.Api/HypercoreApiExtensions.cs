@@ -1,4 +1,5 @@
 using Hypercore.Api.Errors;
+using Hypercore.Api.Flintlock;
 using Hypercore.Api.HealthChecks;
 using Hypercore.Api.Images;
 using Hypercore.Api.Logs;
@@ -15,7 +16,8 @@ namespace Hypercore.Api;
 public static class HypercoreApiExtensions
 {
     /// <summary>
-    /// Adds the node API: gRPC services vm.services.api.VMService and vistara.Vistara with HTTP/JSON transcoding,
+    /// Adds the node API: gRPC services vm.services.api.VMService, flintlock's microvm.services.api.v1alpha1.MicroVM
+    /// and vistara.Vistara with HTTP/JSON transcoding,
     /// gRPC reflection and the standard gRPC health service (healthy while the store answers).
     /// Needs an <see cref="Store.IMicroVmStore"/> and a <see cref="Drivers.DriverRegistry"/> registered by the host.
     /// </summary>
@@ -46,11 +48,12 @@ public static class HypercoreApiExtensions
         return services;
     }
 
-    /// <summary>Maps both services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
+    /// <summary>Maps the three services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
     public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
+        endpoints.MapGrpcService<FlintlockMicroVmService>();
         endpoints.MapGrpcReflectionService();
         endpoints.MapGrpcHealthChecksService();
         return endpoints;

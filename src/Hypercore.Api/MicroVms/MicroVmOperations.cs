@@ -105,7 +105,7 @@ public sealed partial class MicroVmOperations
         if (uid.Length > 0)
         {
             return await _store.GetByUidAsync(uid, ct)
-                ?? throw new RpcException(new Status(StatusCode.NotFound, $"no microvm with uid \"{uid}\""));
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"microvm with uid \"{uid}\" not found"));
         }
 
         if (id.Length == 0)
