@@ -1,3 +1,4 @@
+using Google.Protobuf.WellKnownTypes;
 using Hypercore.Api.Errors;
 using Hypercore.Api.Flintlock;
 using Hypercore.Api.HealthChecks;
@@ -42,7 +43,11 @@ public static class HypercoreApiExtensions
         {
             o.Interceptors.Add<StoreExceptionInterceptor>();
             o.EnableDetailedErrors = false;
-        }).AddJsonTranscoding();
+        }).AddJsonTranscoding(o =>
+        {
+            // CreateMicroVMRequest.metadata holds Any values; JSON names their type in "@type".
+            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(StringValue.Descriptor, BytesValue.Descriptor);
+        });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
         return services;
