@@ -40,6 +40,8 @@ public sealed class WireClientsEndToEndTests
             await _node.ForceDeleteAsync(Namespace, id);
         }
 
+        await _node.ForceDeleteAsync("wire-macvtap", "macvtap");
+
         await _node.DisposeAsync();
     }
 
@@ -76,6 +78,20 @@ public sealed class WireClientsEndToEndTests
             r => r.Microvm.Status.State == FlTypes.MicroVMStatus.Types.MicroVMState.Created, "from-seed CREATED (flintlock client)");
         await WaitAsync(() => seed.GetAsync(new Seed.GetMicroVMRequest { Uid = byFlintlock }).ResponseAsync,
             r => r.Microvm.Status.State == Seed.MicroVMStatus.Types.MicroVMState.Created, "from-flintlock CREATED (seed client)");
+
+        // flintlock's default interface type (no type = macvtap) is stored and then refused by the reconciler.
+        var macvtapSpec = new FlTypes.MicroVMSpec
+        {
+            Id = "macvtap", Namespace = "wire-macvtap", Vcpu = 1, MemoryInMb = 128, Provider = "firecracker",
+            Kernel = new FlTypes.Kernel { Image = KernelPath },
+        };
+        macvtapSpec.Interfaces.Add(new FlTypes.NetworkInterface { DeviceId = "eth0", GuestMac = "02:00:00:00:00:31" });
+        var macvtap = (await flintlock.CreateMicroVMAsync(new Fl.CreateMicroVMRequest { Microvm = macvtapSpec })).Microvm.Spec.Uid;
+        await WaitAsync(() => flintlock.GetMicroVMAsync(new Fl.GetMicroVMRequest { Uid = macvtap }).ResponseAsync,
+            r => r.Microvm.Status.State == FlTypes.MicroVMStatus.Types.MicroVMState.Failed, "macvtap VM FAILED");
+        var refused = await _node.WaitAsync("wire-macvtap", "macvtap", v => v.Condition("Ready") is not null, "a Ready condition");
+        refused.Condition("Ready")!.Value.Message.Should().Contain("does not support macvtap interfaces");
+        await flintlock.DeleteMicroVMAsync(new Fl.DeleteMicroVMRequest { Uid = macvtap });
 
         // The driver served the metadata the flintlock client sent base64-encoded, decoded, as flintlock would.
         var socket = Path.Combine(_node.RuntimeDirOf("firecracker"), byFlintlock, "api.sock");
