@@ -158,10 +158,11 @@ public static class Mapping
                 p.InitrdMount = HostPathMount(initrd.Image);
             }
 
-            foreach (var v in (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes))
+            // A scratch disk (no host_path) is a file the driver makes in its own directory, and tap names are the
+            // driver's too: the API does not know them, so they are left out rather than guessed.
+            foreach (var v in (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).Where(v => v.HostPath.Length > 0))
             {
-                // A scratch disk (no host_path) is a file the driver makes in its own directory: no source to show.
-                p.Volumes[v.Id] = new Proto.VolumeStatus { Mount = v.HostPath.Length == 0 ? new Proto.Mount() : HostPathMount(v.HostPath) };
+                p.Volumes[v.Id] = new Proto.VolumeStatus { Mount = HostPathMount(v.HostPath) };
             }
 
             for (var i = 0; i < spec.Interfaces.Count; i++)

@@ -1,3 +1,4 @@
+using System.Text;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -151,6 +152,42 @@ public sealed class SeedClientWireTests
         var unknown = UnknownFieldNumbers(got.Status.ToByteString());
         unknown.Should().Contain([100, 101], "phase and conditions are Hypercore's, numbered 100 and up");
         unknown.Should().OnlyContain(n => n >= 7, "every flintlock number 1-6 decoded as a known field");
+    }
+
+    [Test]
+    public async Task Get_HandBuiltRequestBytesWithUidInFieldOne_AnswersWithTheVmsBytes()
+    {
+        var created = (await _seed.CreateAsync(Request("bytes1"))).Microvm;
+        var uid = Encoding.UTF8.GetBytes(created.Spec.Uid);
+
+        // GetMicroVMRequest{ string uid = 1 }: tag 0x0A (field 1, length-delimited), length, the bytes. No schema.
+        byte[] request = [0x0A, (byte)uid.Length, .. uid];
+        var marshaller = Marshallers.Create(b => b, b => b);
+        var method = new Method<byte[], byte[]>(MethodType.Unary, "vm.services.api.VMService", "Get", marshaller, marshaller);
+        var reply = await _server.Channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(), request);
+
+        // GetMicroVMResponse.microvm (1) → MicroVM.spec (2) → MicroVMSpec.id (1) and uid (15).
+        var spec = Field(Field(reply, 1), 2);
+        Encoding.UTF8.GetString(Field(spec, 1)).Should().Be("bytes1");
+        Encoding.UTF8.GetString(Field(spec, 15)).Should().Be(created.Spec.Uid);
+    }
+
+    /// <summary>The first length-delimited field with that number.</summary>
+    private static byte[] Field(byte[] message, int number)
+    {
+        var input = new CodedInputStream(message);
+        uint tag;
+        while ((tag = input.ReadTag()) != 0)
+        {
+            if (WireFormat.GetTagFieldNumber(tag) == number && WireFormat.GetTagWireType(tag) == WireFormat.WireType.LengthDelimited)
+            {
+                return input.ReadBytes().ToByteArray();
+            }
+
+            input.SkipLastField();
+        }
+
+        throw new AssertionException($"field {number} is not in the message");
     }
 
     /// <summary>Field numbers present in the bytes that the seed's MicroVMStatus does not declare.</summary>
