@@ -1,4 +1,6 @@
+using Google.Protobuf.WellKnownTypes;
 using Hypercore.Api.Errors;
+using Hypercore.Api.Flintlock;
 using Hypercore.Api.HealthChecks;
 using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;
@@ -16,7 +18,8 @@ namespace Hypercore.Api;
 public static class HypercoreApiExtensions
 {
     /// <summary>
-    /// Adds the node API: gRPC services vm.services.api.VMService and vistara.Vistara with HTTP/JSON transcoding,
+    /// Adds the node API: gRPC services vm.services.api.VMService, flintlock's microvm.services.api.v1alpha1.MicroVM
+    /// and vistara.Vistara with HTTP/JSON transcoding,
     /// gRPC reflection and the standard gRPC health service (healthy while the store answers).
     /// The handlers call the application layer (<see cref="MicroVmOperations"/>, configured with
     /// <see cref="MicroVmOperationsServiceCollectionExtensions.AddMicroVmOperations"/>) and follow the shared informer;
@@ -42,17 +45,22 @@ public static class HypercoreApiExtensions
         {
             o.Interceptors.Add<StoreExceptionInterceptor>();
             o.EnableDetailedErrors = false;
-        }).AddJsonTranscoding();
+        }).AddJsonTranscoding(o =>
+        {
+            // CreateMicroVMRequest.metadata holds Any values; JSON names their type in "@type".
+            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(StringValue.Descriptor, BytesValue.Descriptor);
+        });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
         return services;
     }
 
-    /// <summary>Maps both services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
+    /// <summary>Maps the three services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
     public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
+        endpoints.MapGrpcService<FlintlockMicroVmService>();
         endpoints.MapGrpcReflectionService();
         endpoints.MapGrpcHealthChecksService();
         return endpoints;

@@ -5,7 +5,8 @@ using Proto = Hypercore.Contracts.VmApi;
 namespace Hypercore.Api.MicroVms;
 
 /// <summary>
-/// The one place that translates between the wire messages (vm.services.api) and the core records. Reading a
+/// The one place that translates between the wire messages (flintlock.types, used by both vm.services.api and
+/// microvm.services.api.v1alpha1) and the core records. Reading a
 /// request collects every shape problem (unknown enum strings, unsupported sources) instead of stopping at the
 /// first, so a client sees all it has to fix at once.
 /// </summary>
@@ -23,6 +24,17 @@ public static class Mapping
     public static MicroVmSpec ToCore(Proto.MicroVMSpec spec, ICollection<string> errors)
     {
         var kernel = spec.Kernel ?? new Proto.Kernel();
+        RefuseOciReference(kernel.Image, "kernel.image", errors);
+        if (spec.Initrd is { } requestedInitrd)
+        {
+            RefuseOciReference(requestedInitrd.Image, "initrd.image", errors);
+        }
+
+        if (spec.AllowGuestAgent)
+        {
+            errors.Add("allow_guest_agent is not supported on this node (there is no guest agent); leave it false");
+        }
+
         return new MicroVmSpec
         {
             Id = spec.Id,
@@ -57,7 +69,7 @@ public static class Mapping
     {
         Version = (int)Math.Min(vm.Generation, int.MaxValue),
         Spec = ToProto(vm.Spec, vm),
-        Status = ToProto(vm.Status, vm.IsDeleting),
+        Status = ToProto(vm.Status, vm.IsDeleting, vm.Spec),
     };
 
     public static Proto.MicroVMSpec ToProto(MicroVmSpec spec, MicroVm? record = null)
@@ -112,10 +124,18 @@ public static class Mapping
         return p;
     }
 
-    public static Proto.MicroVMStatus ToProto(MicroVmStatus status, bool deleting)
+    public static Proto.MicroVMStatus ToProto(MicroVmStatus status, bool deleting) => ToProto(status, deleting, null);
+
+    /// <summary>
+    /// Hypercore's status at 100+ and flintlock's fields 1-7 derived from it: state from the phase, and the mounts
+    /// and interfaces from the spec (<paramref name="spec"/>), which is what the driver was given to prepare.
+    /// </summary>
+    public static Proto.MicroVMStatus ToProto(MicroVmStatus status, bool deleting, MicroVmSpec? spec)
     {
         var p = new Proto.MicroVMStatus
         {
+            State = State(status.Phase, deleting),
+            Retry = status.RestartCount,
             Phase = status.Phase.ToString(),
             ObservedGeneration = status.ObservedGeneration,
             Pid = status.Pid ?? 0,
@@ -128,6 +148,28 @@ public static class Mapping
         if (status.BootTime is { } boot)
         {
             p.BootTime = Timestamp.FromDateTimeOffset(boot);
+        }
+
+        if (spec is not null)
+        {
+            p.KernelMount = HostPathMount(spec.Kernel.Image);
+            if (spec.Initrd is { } initrd)
+            {
+                p.InitrdMount = HostPathMount(initrd.Image);
+            }
+
+            // A scratch disk (no host_path) is a file the driver makes in its own directory, and tap names are the
+            // driver's too: the API does not know them, so they are left out rather than guessed.
+            foreach (var v in (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).Where(v => v.HostPath.Length > 0))
+            {
+                p.Volumes[v.Id] = new Proto.VolumeStatus { Mount = HostPathMount(v.HostPath) };
+            }
+
+            for (var i = 0; i < spec.Interfaces.Count; i++)
+            {
+                var nic = spec.Interfaces[i];
+                p.NetworkInterfaces[nic.DeviceId] = new Proto.NetworkInterfaceStatus { Index = i, MacAddress = nic.GuestMac ?? "" };
+            }
         }
 
         p.Addresses.Add(status.Addresses);
@@ -143,12 +185,52 @@ public static class Mapping
         return p;
     }
 
+    /// <summary>flintlock's state for a phase: CREATED means "the VM exists and is as asked", which CAPMVM reads as ready.</summary>
+    public static Proto.MicroVMStatus.Types.MicroVMState State(Phase phase, bool deleting) => deleting || phase == Phase.Deleting
+        ? Proto.MicroVMStatus.Types.MicroVMState.Deleting
+        : phase switch
+        {
+            Phase.Running or Phase.Paused or Phase.Stopped => Proto.MicroVMStatus.Types.MicroVMState.Created,
+            Phase.Failed or Phase.CrashLoopBackOff => Proto.MicroVMStatus.Types.MicroVMState.Failed,
+            _ => Proto.MicroVMStatus.Types.MicroVMState.Pending, // Pending, Provisioning, Stopping
+        };
+
+    private static Proto.Mount HostPathMount(string path) => new()
+    {
+        Type = path.StartsWith("/dev/", StringComparison.Ordinal) ? Proto.Mount.Types.MountType.Dev : Proto.Mount.Types.MountType.Hostpath,
+        Source = path,
+    };
+
+    /// <summary>
+    /// An OCI image reference (flintlock's kernel, initrd and volume images) is understood but cannot be pulled on
+    /// this node yet: say so, naming the parts, instead of reporting an unknown image name.
+    /// </summary>
+    private static void RefuseOciReference(string image, string field, ICollection<string> errors)
+    {
+        if (OciReference.TryParse(image, out var reference))
+        {
+            errors.Add($"{field} \"{image}\" is an OCI image reference ({reference}); this node cannot pull OCI images: " +
+                "give an absolute path on the node or the name of an image in the node's image directory");
+        }
+    }
+
     private static VolumeSpec ToCore(Proto.Volume v, string field, ICollection<string> errors)
     {
         var source = v.Source ?? new Proto.VolumeSource();
         if (source.HasContainerSource)
         {
-            errors.Add($"{field} \"{v.Id}\": source.container_source is not supported on this node; use source.host_path");
+            var what = OciReference.TryParse(source.ContainerSource, out var reference) ? $"an OCI image reference ({reference})" : "an OCI image";
+            errors.Add($"{field} \"{v.Id}\": source.container_source is not supported on this node: \"{source.ContainerSource}\" is {what} and this node cannot pull OCI images; use source.host_path");
+        }
+
+        if (source.HasVirtiofsSource)
+        {
+            errors.Add($"{field} \"{v.Id}\": source.virtiofs_source is not supported on this node; use source.host_path");
+        }
+
+        if (v.HasPartitionId)
+        {
+            errors.Add($"{field} \"{v.Id}\": partition_id is not supported on this node (volumes are whole disks); leave it unset");
         }
 
         return new VolumeSpec
@@ -194,12 +276,18 @@ public static class Mapping
             errors.Add($"interfaces[{index}] \"{n.DeviceId}\": address.address is required when address is given (CIDR, e.g. 10.0.0.2/24)");
         }
 
+        var overridden = n.Overrides is { HasBridgeName: true } o ? o.BridgeName : null;
+        if (overridden is not null && n.HasBridge && n.Bridge != overridden)
+        {
+            errors.Add($"interfaces[{index}] \"{n.DeviceId}\": bridge \"{n.Bridge}\" and overrides.bridge_name \"{overridden}\" differ; give one");
+        }
+
         return new NetworkInterfaceSpec
         {
             DeviceId = n.DeviceId,
             Type = n.Type == Proto.NetworkInterface.Types.IfaceType.Tap ? InterfaceType.Tap : InterfaceType.Macvtap,
             GuestMac = n.HasGuestMac ? n.GuestMac : null,
-            Bridge = n.HasBridge ? n.Bridge : null,
+            Bridge = n.HasBridge ? n.Bridge : overridden,
             Address = n.Address is { Address.Length: > 0 } addr ? addr.Address : null,
             Gateway = n.Address is { HasGateway: true } gw ? gw.Gateway : null,
         };
@@ -220,6 +308,7 @@ public static class Mapping
         if (n.Bridge is { } bridge)
         {
             p.Bridge = bridge;
+            p.Overrides = new Proto.NetworkOverrides { BridgeName = bridge };
         }
 
         if (n.Address is { } address)

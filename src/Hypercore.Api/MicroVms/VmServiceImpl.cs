@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Hypercore.Api.Logs;
+using Hypercore.Drivers;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Hypercore.Operations;
@@ -22,12 +23,19 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
     private readonly ConsoleLogStreamer _logs;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly IOptionsMonitor<HypercoreApiOptions> _options;
+    private readonly DriverRegistry _drivers;
 
     public VmServiceImpl(
-        MicroVmOperations ops, MicroVmInformer informer, ConsoleLogStreamer logs, IHostApplicationLifetime lifetime, IOptionsMonitor<HypercoreApiOptions> options)
+        MicroVmOperations ops,
+        MicroVmInformer informer,
+        ConsoleLogStreamer logs,
+        IHostApplicationLifetime lifetime,
+        IOptionsMonitor<HypercoreApiOptions> options,
+        DriverRegistry drivers)
     {
         _ops = ops;
         _informer = informer;
+        _drivers = drivers;
         _logs = logs;
         _lifetime = lifetime;
         _options = options;
@@ -35,25 +43,10 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
 
     public override async Task<Proto.CreateMicroVMResponse> Create(Proto.CreateMicroVMRequest request, ServerCallContext context)
     {
-        if (request.Microvm is null)
+        var (spec, errors) = CreateRequest.Read(request.Microvm, request.Metadata, base64Metadata: false);
+        if (errors.Count == 0)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "microvm is required"));
-        }
-
-        var errors = new List<string>();
-        var spec = Mapping.ToCore(request.Microvm, errors);
-
-        // Request-level metadata (flintlock's CreateMicroVMRequest.metadata) is guest metadata too; the spec's own
-        // entries win on a clash.
-        if (request.Metadata.Count > 0)
-        {
-            var merged = new Dictionary<string, string>(request.Metadata);
-            foreach (var (k, v) in spec.Metadata)
-            {
-                merged[k] = v;
-            }
-
-            spec = spec with { Metadata = merged };
+            CreateRequest.RefuseUnservableMetadata(spec, _drivers);
         }
 
         var created = await _ops.CreateAsync(spec, errors, context.CancellationToken);
@@ -79,6 +72,16 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         var reply = new Proto.ListMicroVMsResponse();
         reply.Microvm.Add(all.Select(Mapping.ToProto));
         return reply;
+    }
+
+    /// <summary>The seed's list stream: the current list, one message per MicroVM, then the stream ends.</summary>
+    public override async Task ListVMsStream(Proto.ListMicroVMsRequest request, IServerStreamWriter<Proto.ListMessage> responseStream, ServerCallContext context)
+    {
+        var all = await _ops.ListAsync(request.Namespace, request.HasName ? request.Name : "", context.CancellationToken);
+        foreach (var vm in all)
+        {
+            await responseStream.WriteAsync(new Proto.ListMessage { Microvm = Mapping.ToProto(vm) }, context.CancellationToken);
+        }
     }
 
     public override Task<Proto.GetMicroVMResponse> Start(Proto.LifecycleRequest request, ServerCallContext context) =>

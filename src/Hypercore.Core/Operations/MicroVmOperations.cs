@@ -106,7 +106,7 @@ public sealed partial class MicroVmOperations
         if (uid.Length > 0)
         {
             return await _store.GetByUidAsync(uid, ct)
-                ?? throw new MicroVmNotFoundException($"no microvm with uid \"{uid}\"");
+                ?? throw new MicroVmNotFoundException($"microvm with uid \"{uid}\" not found");
         }
 
         if (id.Length == 0)

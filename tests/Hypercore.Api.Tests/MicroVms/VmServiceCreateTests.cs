@@ -15,7 +15,7 @@ public sealed class VmServiceCreateTests
     public const string GrpcurlJson =
         """{"microvm":{"id":"web1","namespace":"demo","vcpu":1,"memoryInMb":128,"kernel":{"image":"/var/lib/hypercore/images/default/vmlinuz","cmdline":{"console":"ttyS0"}},"provider":"qemu"}}""";
 
-    /// <summary>The seed README's example. "overrides" is not a field of this API (grpcurl users drop it).</summary>
+    /// <summary>The seed README's example; every field of it is a field of this API (overrides.bridge_name included).</summary>
     public const string SeedJson = """
         {
             "microvm": {
@@ -90,7 +90,7 @@ public sealed class VmServiceCreateTests
     [Test]
     public async Task Create_SeedExampleWithUnregisteredFirecracker_ReturnsInvalidArgumentNamingProviders()
     {
-        var request = new JsonParser(JsonParser.Settings.Default.WithIgnoreUnknownFields(true)).Parse<CreateMicroVMRequest>(SeedJson);
+        var request = new JsonParser(JsonParser.Settings.Default.WithIgnoreUnknownFields(false)).Parse<CreateMicroVMRequest>(SeedJson);
 
         var act = async () => await _server.Vms.CreateAsync(request, new Metadata { { "tmptmp", "1" } });
 
@@ -104,7 +104,7 @@ public sealed class VmServiceCreateTests
     [Test]
     public async Task Create_SeedExampleWithQemuAndHostPath_IsAcceptedDespiteExtraHeader()
     {
-        var request = new JsonParser(JsonParser.Settings.Default.WithIgnoreUnknownFields(true)).Parse<CreateMicroVMRequest>(SeedJson);
+        var request = new JsonParser(JsonParser.Settings.Default.WithIgnoreUnknownFields(false)).Parse<CreateMicroVMRequest>(SeedJson);
         request.Microvm.Provider = "qemu";
         request.Microvm.RootVolume.Source = new VolumeSource { HostPath = "/tmp/root.img" };
 
@@ -113,6 +113,8 @@ public sealed class VmServiceCreateTests
         reply.Microvm.Spec.Uid.Should().NotBe("testinguid", "the uid is assigned by the store");
         reply.Microvm.Spec.Interfaces.Should().ContainSingle().Which.Type.Should().Be(NetworkInterface.Types.IfaceType.Tap);
         reply.Microvm.Spec.Interfaces[0].Address.Address.Should().Be("192.254.0.22/32");
+        reply.Microvm.Spec.Interfaces[0].GuestMac.Should().Be("02:FC:00:00:00:00");
+        reply.Microvm.Spec.Interfaces[0].Overrides.BridgeName.Should().Be("eth0");
         (await _server.StoredAsync()).Should().ContainSingle().Which.Key.Should().Be(new Hypercore.MicroVms.VmKey("test-b8", "14"));
     }
 
