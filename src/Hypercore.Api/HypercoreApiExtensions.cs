@@ -46,12 +46,19 @@ public static class HypercoreApiExtensions
         return services;
     }
 
-    /// <summary>Maps both services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
-    public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints)
+    /// <summary>
+    /// Maps both services, reflection (unless <paramref name="reflection"/> is false) and health. gRPC needs an HTTP/2
+    /// endpoint; the JSON routes an HTTP/1.1 one.
+    /// </summary>
+    public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints, bool reflection = true)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
-        endpoints.MapGrpcReflectionService();
+        if (reflection)
+        {
+            endpoints.MapGrpcReflectionService();
+        }
+
         endpoints.MapGrpcHealthChecksService();
         return endpoints;
     }

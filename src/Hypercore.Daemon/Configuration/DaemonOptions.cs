@@ -8,7 +8,7 @@ public sealed partial class DaemonOptions
 {
     public const string Section = "Daemon";
 
-    /// <summary>gRPC (HTTP/2 cleartext) listen address. Default localhost:9090.</summary>
+    /// <summary>gRPC (HTTP/2; with TLS also HTTP/1.1) listen address. Default localhost:9090.</summary>
     public string GrpcEndpoint { get; set; } = "localhost:9090";
 
     /// <summary>HTTP/JSON (HTTP/1.1) listen address; must differ from the gRPC one (no TLS, so no ALPN). Default localhost:9091.</summary>
@@ -69,8 +69,8 @@ public static class StoreKinds
     public static readonly IReadOnlyList<string> All = [Sqlite, Kubernetes];
 }
 
-/// <summary>One setting: its flag / TOML key, its configuration key and its help text.</summary>
-public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName)
+/// <summary>One setting: its flag / TOML key, its configuration key and its help text. A switch is a flag without a value.</summary>
+public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName, bool IsSwitch = false)
 {
     public string Flag => "--" + Name;
 }
@@ -100,7 +100,7 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All];
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All, .. SecuritySettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }
