@@ -136,7 +136,25 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         {
             await using var events = Store.WatchAsync(ct).GetAsyncEnumerator(ct);
             var next = events.MoveNextAsync(); // subscribes before the list below
-            await RelistAsync(Mapping.Added);
+            try
+            {
+                await RelistAsync(Mapping.Added);
+            }
+            catch (RpcException)
+            {
+                // Refused (e.g. a namespace the caller may not use): end the pending read before the enumerator is
+                // disposed, or disposing it mid-read would replace this status with Unknown.
+                await cts.CancelAsync();
+                try
+                {
+                    await next;
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                throw;
+            }
             while (await next)
             {
                 var ev = events.Current;
