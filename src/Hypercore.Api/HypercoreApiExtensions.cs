@@ -55,13 +55,20 @@ public static class HypercoreApiExtensions
         return services;
     }
 
-    /// <summary>Maps the three services, reflection and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.</summary>
-    public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints)
+    /// <summary>
+    /// Maps the three services, reflection (unless <paramref name="reflection"/> is false) and health. gRPC needs an HTTP/2
+    /// endpoint; the JSON routes an HTTP/1.1 one.
+    /// </summary>
+    public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints, bool reflection = true)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
         endpoints.MapGrpcService<FlintlockMicroVmService>();
-        endpoints.MapGrpcReflectionService();
+        if (reflection)
+        {
+            endpoints.MapGrpcReflectionService();
+        }
+
         endpoints.MapGrpcHealthChecksService();
         return endpoints;
     }

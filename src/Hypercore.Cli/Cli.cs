@@ -110,6 +110,9 @@ public static class Cli
                     StatusCode.InvalidArgument or StatusCode.OutOfRange => Fail(ExitCodes.Usage, ex.Status.Detail),
                     StatusCode.FailedPrecondition => Fail(ExitCodes.FailedPrecondition, ex.Status.Detail),
                     StatusCode.Unavailable => Fail(ExitCodes.Unavailable, $"cannot reach vistarad at {Describe(invocation)}: {Innermost(ex)}"),
+                    _ when IsTlsFailure(ex) => Fail(ExitCodes.Unavailable,
+                        $"cannot reach vistarad at {Describe(invocation)}: TLS failed: {Innermost(ex)} (check --tls-ca, --tls-cert and --tls-key)"),
+                    StatusCode.Unauthenticated or StatusCode.PermissionDenied => Fail(ExitCodes.Denied, $"{ex.StatusCode}: {ex.Status.Detail}"),
                     _ => Fail(ExitCodes.Error, $"{ex.StatusCode}: {ex.Status.Detail}"),
                 };
             }
@@ -131,7 +134,22 @@ public static class Cli
         }
 
         private static string Describe(Invocation invocation) =>
-            invocation.Address is { } address ? address.GetLeftPart(UriPartial.Authority) : invocation.HostText;
+            invocation.HostText.StartsWith(HypercoreAddress.UnixScheme, StringComparison.OrdinalIgnoreCase) ? invocation.HostText
+            : invocation.Address is { } address ? address.GetLeftPart(UriPartial.Authority) : invocation.HostText;
+
+        /// <summary>A TLS handshake that failed (untrusted daemon certificate, refused client certificate): gRPC says Internal.</summary>
+        private static bool IsTlsFailure(RpcException ex)
+        {
+            for (var inner = ex.Status.DebugException; inner is not null; inner = inner.InnerException)
+            {
+                if (inner is System.Security.Authentication.AuthenticationException)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
 
         /// <summary>The socket's own words ("Connection refused (127.0.0.1:9090)") beat gRPC's "Error connecting to subchannel."</summary>
         private static string Innermost(RpcException ex)

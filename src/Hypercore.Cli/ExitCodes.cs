@@ -27,6 +27,9 @@ public static class ExitCodes
     /// <summary>The VM reached Failed while waiting; its Ready condition message is printed.</summary>
     public const int VmFailed = 8;
 
+    /// <summary>The daemon refused the caller: no or wrong credentials (Unauthenticated) or not allowed (PermissionDenied).</summary>
+    public const int Denied = 9;
+
     /// <summary>Interrupted (Ctrl+C) while waiting.</summary>
     public const int Interrupted = 130;
 
@@ -41,6 +44,7 @@ public static class ExitCodes
           6    timed out waiting (--wait)
           7    daemon unreachable
           8    the VM reached Failed while waiting (its Ready condition message is printed)
+          9    refused: no or wrong credentials, or the identity may not do this
           130  interrupted
         """;
 }

@@ -29,6 +29,12 @@ public sealed class HypercoreClient : IDisposable
         Service = new VMService.VMServiceClient(channel);
     }
 
+    /// <summary>
+    /// Connects to this node's daemon: its Unix socket (/var/lib/hypercore/vistarad.sock) when it exists and this
+    /// process may use it, else localhost:9090.
+    /// </summary>
+    public static HypercoreClient ConnectLocal(HypercoreClientOptions? options = null) => Connect(HypercoreAddress.Default(), options);
+
     /// <summary>The daemon's gRPC address.</summary>
     public Uri Address { get; }
 
@@ -36,23 +42,20 @@ public sealed class HypercoreClient : IDisposable
     public VMService.VMServiceClient Service { get; }
 
     /// <summary>
-    /// Connects lazily (the first call opens the connection) to "host:port" or "http(s)://host:port";
-    /// see <see cref="HypercoreAddress.Parse"/>. Plain http speaks HTTP/2 without TLS.
+    /// Connects lazily (the first call opens the connection) to "host:port", "http(s)://host:port" or
+    /// "unix:///path/to/vistarad.sock"; see <see cref="HypercoreAddress.Parse(string)"/>. Plain http speaks HTTP/2
+    /// without TLS; with TLS options (<see cref="HypercoreClientOptions.TlsCaFile"/>, a client certificate) an address
+    /// without a scheme is https. A token (<see cref="HypercoreClientOptions.Token"/> or its file) is sent as
+    /// <c>authorization: Bearer</c>.
     /// </summary>
     /// <exception cref="FormatException">the address cannot be parsed.</exception>
+    /// <exception cref="ArgumentException">a TLS or token file cannot be read.</exception>
     public static HypercoreClient Connect(string hostOrUrl, HypercoreClientOptions? options = null)
     {
         options ??= new HypercoreClientOptions();
         options.Validate();
-        var address = HypercoreAddress.Parse(hostOrUrl);
-        var handler = new SocketsHttpHandler
-        {
-            ConnectTimeout = options.ConnectTimeout,
-            EnableMultipleHttp2Connections = true,
-            // Watches and followed logs stay open for a long time; pings keep idle streams from being dropped.
-            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(30),
-        };
+        var address = HypercoreAddress.Parse(hostOrUrl, options.UsesTls);
+        var handler = ClientTransport.Create(hostOrUrl, options);
         var channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             HttpHandler = handler,

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Hypercore.Api.Logs;
+using Hypercore.Api.Security;
 using Hypercore.Drivers;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
@@ -24,6 +25,7 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
     private readonly IHostApplicationLifetime _lifetime;
     private readonly IOptionsMonitor<HypercoreApiOptions> _options;
     private readonly DriverRegistry _drivers;
+    private readonly AccessPolicy? _access;
 
     public VmServiceImpl(
         MicroVmOperations ops,
@@ -31,8 +33,10 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         ConsoleLogStreamer logs,
         IHostApplicationLifetime lifetime,
         IOptionsMonitor<HypercoreApiOptions> options,
-        DriverRegistry drivers)
+        DriverRegistry drivers,
+        AccessPolicy? access = null)
     {
+        _access = access;
         _ops = ops;
         _informer = informer;
         _drivers = drivers;
@@ -106,7 +110,9 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
         var ct = cts.Token;
+        var visible = _access?.VisibleToCurrentCaller(request.Namespace) ?? (_ => true);
         bool Matches(MicroVm vm) =>
+            visible(vm) &&
             (request.Namespace.Length == 0 || vm.Spec.Namespace == request.Namespace) &&
             (request.Id.Length == 0 || vm.Spec.Id == request.Id);
 

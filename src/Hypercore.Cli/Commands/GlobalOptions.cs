@@ -8,10 +8,44 @@ internal sealed class GlobalOptions
 {
     public const string HostVariable = "VIS_HOST";
 
+    public const string TlsCaVariable = "VIS_TLS_CA";
+    public const string TlsCertVariable = "VIS_TLS_CERT";
+    public const string TlsKeyVariable = "VIS_TLS_KEY";
+    public const string TokenFileVariable = "VIS_TOKEN_FILE";
+
     public Option<string?> Host { get; } = new("--host")
     {
-        Description = $"vistarad gRPC address: host:port or http://host:port [default: ${HostVariable}, else {HypercoreAddress.DefaultHost}]",
+        Description = "vistarad gRPC address: host:port, http(s)://host:port or unix:///path " +
+            $"[default: ${HostVariable}, else {HypercoreAddress.DefaultSocket} if it exists and is usable, else {HypercoreAddress.DefaultHost}]",
         HelpName = "address",
+        Recursive = true,
+    };
+
+    public Option<string?> TlsCa { get; } = new("--tls-ca")
+    {
+        Description = $"PEM CA the daemon's TLS certificate must chain to; implies https [default: ${TlsCaVariable}]",
+        HelpName = "file.pem",
+        Recursive = true,
+    };
+
+    public Option<string?> TlsCert { get; } = new("--tls-cert")
+    {
+        Description = $"PEM client certificate (with --tls-key); implies https [default: ${TlsCertVariable}]",
+        HelpName = "file.pem",
+        Recursive = true,
+    };
+
+    public Option<string?> TlsKey { get; } = new("--tls-key")
+    {
+        Description = $"PEM key of --tls-cert [default: ${TlsKeyVariable}]",
+        HelpName = "file.pem",
+        Recursive = true,
+    };
+
+    public Option<string?> TokenFile { get; } = new("--token-file")
+    {
+        Description = $"file whose first word is the token sent as authorization: Bearer [default: ${TokenFileVariable}]",
+        HelpName = "file",
         Recursive = true,
     };
 
@@ -32,6 +66,10 @@ internal sealed class GlobalOptions
     public void AddTo(RootCommand root)
     {
         root.Add(Host);
+        root.Add(TlsCa);
+        root.Add(TlsCert);
+        root.Add(TlsKey);
+        root.Add(TokenFile);
         root.Add(Namespace);
         root.Add(Output);
     }

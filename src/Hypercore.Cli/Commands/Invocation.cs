@@ -25,7 +25,12 @@ internal sealed class Invocation(ParseResult parse, GlobalOptions globals, TextW
     public string HostText =>
         parse.GetValue(globals.Host) is { Length: > 0 } flag ? flag
         : env.GetVariable(GlobalOptions.HostVariable) is { Length: > 0 } variable ? variable
-        : HypercoreAddress.DefaultHost;
+        : HypercoreAddress.Default();
+
+    private string? Setting(Option<string?> flag, string variable) =>
+        parse.GetValue(flag) is { Length: > 0 } value ? value
+        : env.GetVariable(variable) is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : null;
 
     public OutputFormat Format => parse.GetValue(globals.Output) switch
     {
@@ -45,13 +50,25 @@ internal sealed class Invocation(ParseResult parse, GlobalOptions globals, TextW
         {
             if (_client is null)
             {
+                var options = new HypercoreClientOptions
+                {
+                    TimeProvider = env.TimeProvider,
+                    TlsCaFile = Setting(globals.TlsCa, GlobalOptions.TlsCaVariable),
+                    TlsCertFile = Setting(globals.TlsCert, GlobalOptions.TlsCertVariable),
+                    TlsKeyFile = Setting(globals.TlsKey, GlobalOptions.TlsKeyVariable),
+                    TokenFile = Setting(globals.TokenFile, GlobalOptions.TokenFileVariable),
+                };
                 try
                 {
-                    _client = HypercoreClient.Connect(HostText, new HypercoreClientOptions { TimeProvider = env.TimeProvider });
+                    _client = HypercoreClient.Connect(HostText, options);
                 }
                 catch (FormatException ex)
                 {
                     throw new UsageException($"--host: {ex.Message}", ex);
+                }
+                catch (ArgumentException ex)
+                {
+                    throw new UsageException(ex.Message, ex);
                 }
             }
 

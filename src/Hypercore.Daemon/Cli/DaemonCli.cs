@@ -13,13 +13,19 @@ public static class DaemonCli
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
     {
         var config = new Option<string?>("--config") { Description = "TOML settings file (keys named like the flags)", HelpName = "file.toml" };
-        var flags = DaemonSettings.All.ToDictionary(
+        var flags = DaemonSettings.All.Where(s => !s.IsSwitch).ToDictionary(
             s => s,
             s => new Option<string?>(s.Flag) { Description = s.Description, HelpName = s.HelpName });
+        var switches = DaemonSettings.All.Where(s => s.IsSwitch).ToDictionary(s => s, s => new Option<bool>(s.Flag) { Description = s.Description });
 
         var run = new Command("run", "Run the node daemon: store, reconciler, gRPC and HTTP/JSON API.");
         run.Options.Add(config);
         foreach (var option in flags.Values)
+        {
+            run.Options.Add(option);
+        }
+
+        foreach (var option in switches.Values)
         {
             run.Options.Add(option);
         }
@@ -51,6 +57,14 @@ public static class DaemonCli
                 }
             }
 
+            foreach (var (setting, option) in switches)
+            {
+                if (parse.GetValue(option))
+                {
+                    settings[setting.ConfigKey] = "true";
+                }
+            }
+
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, ct);
             return await DaemonHost.RunAsync(settings, stdout, stderr, linked.Token);
         });
@@ -71,7 +85,9 @@ public static class DaemonCli
                 "[--log-level level] [--log-format text|json] [--store sqlite|kubernetes] [--kubeconfig path] [--kube-namespace ns] " +
                 "[--firecracker-bin path] [--jailer-bin path --jailer-uid uid --jailer-gid gid] " +
                 "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url] " +
-                "[--reconcile-workers n] [--inspect-timeout duration] [--unresponsive-after duration]");
+                "[--reconcile-workers n] [--inspect-timeout duration] [--unresponsive-after duration] " +
+                "[--socket path|none] [--socket-group group] [--tls-cert file --tls-key file] [--tls-client-ca file] [--token-file file] " +
+                "[--insecure] [--reflection true|false] [--allowed-hosts names] [--max-request-body bytes]");
             return DaemonHost.ExitBadSettings;
         }
 

@@ -9,7 +9,7 @@ public sealed class DaemonOptions
 {
     public const string Section = "Daemon";
 
-    /// <summary>gRPC (HTTP/2 cleartext) listen address. Default localhost:9090.</summary>
+    /// <summary>gRPC (HTTP/2; with TLS also HTTP/1.1) listen address. Default localhost:9090.</summary>
     public string GrpcEndpoint { get; set; } = "localhost:9090";
 
     /// <summary>HTTP/JSON (HTTP/1.1) listen address; must differ from the gRPC one (no TLS, so no ALPN). Default localhost:9091.</summary>
@@ -69,9 +69,10 @@ public static class StoreKinds
 
 /// <summary>
 /// One setting: its flag / TOML key, its configuration key (the section of the component that owns it, e.g.
-/// "Reconciler:Workers") and its help text. Typed settings (<see cref="Kind"/>) are read by <see cref="SettingValues"/>.
+/// "Reconciler:Workers") and its help text. A switch is a flag without a value. Typed settings (<see cref="Kind"/>)
+/// are read by <see cref="SettingValues"/>.
 /// </summary>
-public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName)
+public sealed record DaemonSetting(string Name, string ConfigKey, string Description, string HelpName, bool IsSwitch = false)
 {
     public string Flag => "--" + Name;
 
@@ -124,7 +125,8 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All];
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
+            .. SecuritySettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

@@ -5,12 +5,24 @@ using System.Net;
 namespace Hypercore.Daemon.Configuration;
 
 /// <summary>
-/// A listen address from a flag or the config file: <c>host:port</c>, optionally with an <c>http://</c> prefix.
+/// A listen address from a flag or the config file: <c>host:port</c>, optionally with an <c>http://</c> or
+/// <c>https://</c> prefix (https needs --tls-cert), or <c>unix:///absolute/path</c> for a Unix socket.
 /// host is <c>localhost</c>, <c>*</c> (every address), or an IP address (IPv6 in brackets). Port 0 picks a free port.
 /// </summary>
 public sealed record ListenEndpoint(string Host, IPAddress? Address, int Port)
 {
-    public bool IsLocalhost => Address is null && Host == "localhost";
+    public const string UnixScheme = "unix://";
+
+    /// <summary>The socket path of a <c>unix://</c> endpoint; null for TCP.</summary>
+    public string? UnixPath { get; init; }
+
+    /// <summary>Written with https://: the endpoint must serve TLS.</summary>
+    public bool HttpsRequested { get; init; }
+
+    public bool IsLocalhost => UnixPath is null && Address is null && Host == "localhost";
+
+    /// <summary>Reachable only from this machine: a Unix socket, localhost, or a loopback address.</summary>
+    public bool IsLoopback => UnixPath is not null || IsLocalhost || (Address is not null && !IsAny && IPAddress.IsLoopback(Address));
 
     public bool IsAny => Address is not null && (Address.Equals(IPAddress.Any) || Address.Equals(IPAddress.IPv6Any));
 
@@ -21,13 +33,32 @@ public sealed record ListenEndpoint(string Host, IPAddress? Address, int Port)
     {
         endpoint = null;
         var text = (value ?? "").Trim();
-        if (text.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
+        if (text.StartsWith(UnixScheme, StringComparison.OrdinalIgnoreCase))
         {
-            error = "https is not supported (the daemon serves cleartext; put TLS in front of it)";
-            return false;
+            var path = text[UnixScheme.Length..];
+            if (!Path.IsPathFullyQualified(path) || path.EndsWith('/'))
+            {
+                error = $"\"{value}\": a Unix socket is unix:///absolute/path";
+                return false;
+            }
+
+            if (System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+            {
+                error = $"\"{value}\": the socket path is longer than 107 bytes (sockaddr_un)";
+                return false;
+            }
+
+            endpoint = new ListenEndpoint("unix", null, 0) { UnixPath = path };
+            error = "";
+            return true;
         }
 
-        if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
+        var https = text.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        if (https)
+        {
+            text = text["https://".Length..];
+        }
+        else if (text.StartsWith("http://", StringComparison.OrdinalIgnoreCase))
         {
             text = text["http://".Length..];
         }
@@ -70,27 +101,34 @@ public sealed record ListenEndpoint(string Host, IPAddress? Address, int Port)
             return false;
         }
 
-        endpoint = new ListenEndpoint(host, address, port);
+        endpoint = new ListenEndpoint(host, address, port) { HttpsRequested = https };
         error = "";
         return true;
     }
 
     /// <summary>Whether two endpoints would try to bind the same socket.</summary>
     public bool Overlaps(ListenEndpoint other) =>
-        Port != 0 && Port == other.Port &&
+        UnixPath is not null || other.UnixPath is not null
+            ? UnixPath == other.UnixPath
+            : Port != 0 && Port == other.Port &&
         (IsAny || other.IsAny || IsLocalhost || other.IsLocalhost || Equals(Address, other.Address));
 
     /// <summary>The URL a client uses, given the port actually bound.</summary>
-    public string Url(int boundPort)
+    public string Url(int boundPort, bool tls = false)
     {
+        if (UnixPath is not null)
+        {
+            return UnixScheme + UnixPath;
+        }
+
         var host = Address switch
         {
             null => "localhost",
             { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 } a => $"[{a}]",
             var a => a.ToString(),
         };
-        return $"http://{host}:{boundPort}";
+        return $"{(tls ? "https" : "http")}://{host}:{boundPort}";
     }
 
-    public override string ToString() => Address is null ? $"{Host}:{Port}" : Url(Port);
+    public override string ToString() => UnixPath is not null ? Url(0) : Address is null ? $"{Host}:{Port}" : Url(Port, HttpsRequested);
 }

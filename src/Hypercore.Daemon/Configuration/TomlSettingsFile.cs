@@ -44,6 +44,12 @@ public static class TomlSettingsFile
         var values = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (var (key, value) in table)
         {
+            if (key == SecuritySettings.IdentitiesKey)
+            {
+                AddIdentities(value, source, values);
+                continue;
+            }
+
             var setting = DaemonSettings.Find(key)
                 ?? throw new SettingsException($"config {source}: unknown key \"{key}\"; known keys: {string.Join(", ", DaemonSettings.All.Select(s => s.Name))}");
             values[setting.ConfigKey] = value switch
@@ -56,6 +62,48 @@ public static class TomlSettingsFile
         }
 
         return values;
+    }
+
+    /// <summary>
+    /// <c>[[identities]]</c> tables (name, namespaces, write) flattened into configuration keys
+    /// (Daemon:Identities:0:Name, …) that bind to <see cref="DaemonOptions.Identities"/>.
+    /// </summary>
+    private static void AddIdentities(object? value, string source, Dictionary<string, string?> values)
+    {
+        if (value is not TomlTableArray tables)
+        {
+            throw new SettingsException($"config {source}: \"{SecuritySettings.IdentitiesKey}\" must be [[identities]] tables, got a {DescribeType(value)}");
+        }
+
+        var i = 0;
+        foreach (var identity in tables)
+        {
+            var prefix = $"Daemon:Identities:{i}:";
+            foreach (var (key, item) in identity)
+            {
+                switch (key, item)
+                {
+                    case ("name", string name):
+                        values[prefix + "Name"] = name;
+                        break;
+                    case ("write", bool write):
+                        values[prefix + "Write"] = write ? "true" : "false";
+                        break;
+                    case ("namespaces", TomlArray namespaces) when namespaces.All(n => n is string):
+                        for (var j = 0; j < namespaces.Count; j++)
+                        {
+                            values[$"{prefix}Namespaces:{j}"] = (string)namespaces[j]!;
+                        }
+
+                        break;
+                    default:
+                        throw new SettingsException($"config {source}: [[identities]] #{i + 1}: \"{key}\" is not one of name (string), " +
+                            "namespaces (array of strings, \"*\" for all) or write (boolean)");
+                }
+            }
+
+            i++;
+        }
     }
 
     private static string DescribeType(object? value) => value switch

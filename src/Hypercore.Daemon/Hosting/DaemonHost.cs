@@ -1,6 +1,8 @@
 using System.Net;
 using Hypercore.Api;
+using Hypercore.Api.Security;
 using Hypercore.Daemon.Configuration;
+using Hypercore.Daemon.Security;
 using Hypercore.Drivers;
 using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
@@ -38,7 +40,28 @@ public static partial class DaemonHost
     /// </summary>
     public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
     {
+        // One daemon per state directory, decided before anything reads or writes in it.
+        using var nodeLock = AcquireNodeLock(settings, out var lockProblem);
+        if (nodeLock is null)
+        {
+            await stderr.WriteLineAsync("vistarad: invalid setting: " + lockProblem);
+            return ExitBadSettings;
+        }
+
         var endpoints = new BoundEndpoints();
+        try
+        {
+            return await RunLockedAsync(settings, endpoints, stdout, stderr, stop);
+        }
+        finally
+        {
+            endpoints.RemoveSockets();
+        }
+    }
+
+    private static async Task<int> RunLockedAsync(
+        IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, TextWriter stdout, TextWriter stderr, CancellationToken stop)
+    {
         WebApplication app;
         try
         {
@@ -86,7 +109,8 @@ public static partial class DaemonHost
             var grpcUrl = endpoints.GrpcUrl();
             var httpUrl = endpoints.HttpUrl();
             LogListening(log, grpcUrl, httpUrl, options.StateDirectory, options.Store, options.DefaultProvider, options.NodeName);
-            await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}");
+            LogSecurity(app, log, options, endpoints);
+            await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}" + (endpoints.Socket is { } socket ? $" socket=unix://{socket}" : ""));
             await stdout.FlushAsync(CancellationToken.None);
 
             using var registration = stop.Register(() => app.Lifetime.StopApplication());
@@ -110,7 +134,8 @@ public static partial class DaemonHost
         daemon.StateDirectory = Path.IsPathFullyQualified(daemon.StateDirectory) ? daemon.StateDirectory : Path.GetFullPath(daemon.StateDirectory);
 
         ConfigureLogging(builder, daemon);
-        ConfigureKestrel(builder, daemon, endpoints);
+        var certificate = ServerCertificateFor(daemon);
+        ConfigureKestrel(builder, daemon, endpoints, certificate);
 
         var services = builder.Services;
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
@@ -118,6 +143,7 @@ public static partial class DaemonHost
             .Bind(builder.Configuration.GetSection(DaemonOptions.Section))
             .PostConfigure(o => o.StateDirectory = daemon.StateDirectory)
             .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<DaemonOptions>, SecuritySettingsValidator>();
 
         services.AddSingleton(TimeProvider.System);
         if (daemon.Store == StoreKinds.Kubernetes)
@@ -169,8 +195,11 @@ public static partial class DaemonHost
             o.ServiceInstanceId = daemon.NodeName;
         });
 
+        AddSecurity(services, daemon, certificate);
+
         var app = builder.Build();
-        app.MapHypercoreApi();
+        app.UseApiSecurity();
+        app.MapHypercoreApi(daemon.Reflection);
         app.MapHypercoreMetrics();
         return app;
     }
@@ -206,35 +235,54 @@ public static partial class DaemonHost
         builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
     }
 
-    private static void ConfigureKestrel(WebApplicationBuilder builder, DaemonOptions daemon, BoundEndpoints endpoints)
+    private static void ConfigureKestrel(WebApplicationBuilder builder, DaemonOptions daemon, BoundEndpoints endpoints, ServerCertificate? certificate)
     {
         // An endpoint that does not parse is left out here; options validation stops the daemon before Kestrel starts.
         var grpc = ListenEndpoint.Parse(daemon.GrpcEndpoint, out _);
         var http = ListenEndpoint.Parse(daemon.HttpEndpoint, out _);
+        var tls = certificate is null ? null : new TlsListener(certificate, !string.IsNullOrWhiteSpace(daemon.TlsClientCa));
+        var group = daemon.SocketGroup is { } name ? Libc.GroupId(name) : null;
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = daemon.MaxRequestBody;
             if (grpc is not null)
             {
-                endpoints.Grpc = (grpc, Listen(k, grpc, HttpProtocols.Http2));
+                endpoints.Grpc = (grpc, Listen(k, grpc, HttpProtocols.Http2, tls, group, endpoints));
             }
 
             if (http is not null)
             {
-                endpoints.Http = (http, Listen(k, http, HttpProtocols.Http1));
+                endpoints.Http = (http, Listen(k, http, HttpProtocols.Http1, tls, group, endpoints));
+            }
+
+            if (daemon.SocketPath is { } socket && socket != grpc?.UnixPath && socket != http?.UnixPath)
+            {
+                // The node-local socket speaks gRPC (HTTP/2): vis and Hypercore.Client use it by default.
+                ListenUnix(k, socket, HttpProtocols.Http2, group, endpoints);
+                endpoints.Socket = socket;
             }
         });
     }
 
-    private static ListenOptions Listen(KestrelServerOptions kestrel, ListenEndpoint endpoint, HttpProtocols protocols)
+    private static ListenOptions Listen(
+        KestrelServerOptions kestrel, ListenEndpoint endpoint, HttpProtocols protocols, TlsListener? tls, int? group, BoundEndpoints endpoints)
     {
+        if (endpoint.UnixPath is { } path)
+        {
+            return ListenUnix(kestrel, path, protocols, group, endpoints);
+        }
+
         ListenOptions? captured = null;
         void Configure(ListenOptions o)
         {
-            o.Protocols = protocols;
+            // With TLS, ALPN lets one endpoint serve HTTP/1.1 and HTTP/2; without it each endpoint keeps one protocol.
+            o.Protocols = tls is null ? protocols : HttpProtocols.Http1AndHttp2;
+            tls?.Apply(o);
             captured = o;
         }
 
+        endpoints.Tls = tls is not null;
         if (endpoint.IsLocalhost && endpoint.Port != 0)
         {
             kestrel.ListenLocalhost(endpoint.Port, Configure);
@@ -268,6 +316,42 @@ public static partial class DaemonHost
 /// <summary>The listen options Kestrel was given, read back after start for the ports actually bound.</summary>
 internal sealed class BoundEndpoints
 {
+    private readonly List<string> _sockets = [];
+
+    /// <summary>The node-local Unix socket, when it is not one of the two endpoints.</summary>
+    public string? Socket { get; set; }
+
+    public bool Tls { get; set; }
+
+    /// <summary>Records a Unix socket this daemon bound, removed again when it stops.</summary>
+    public void AddSocket(string path)
+    {
+        lock (_sockets)
+        {
+            _sockets.Add(path);
+        }
+    }
+
+    public void RemoveSockets()
+    {
+        lock (_sockets)
+        {
+            foreach (var path in _sockets)
+            {
+                try
+                {
+                    File.Delete(path);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // left behind; the next start replaces a stale socket (it holds the node lock)
+                }
+            }
+
+            _sockets.Clear();
+        }
+    }
+
     public (ListenEndpoint Requested, ListenOptions Options)? Grpc { get; set; }
 
     public (ListenEndpoint Requested, ListenOptions Options)? Http { get; set; }
@@ -276,7 +360,7 @@ internal sealed class BoundEndpoints
 
     public string HttpUrl() => Url(Http);
 
-    private static string Url((ListenEndpoint Requested, ListenOptions Options)? endpoint)
+    private string Url((ListenEndpoint Requested, ListenOptions Options)? endpoint)
     {
         if (endpoint is not { } e)
         {
@@ -284,8 +368,9 @@ internal sealed class BoundEndpoints
         }
 
         var port = e.Options.IPEndPoint?.Port ?? e.Requested.Port;
+        var tls = Tls && e.Requested.UnixPath is null;
         return e.Requested.IsLocalhost && e.Requested.Port == 0
-            ? $"http://127.0.0.1:{port}"
-            : e.Requested.Url(port);
+            ? $"{(tls ? "https" : "http")}://127.0.0.1:{port}"
+            : e.Requested.Url(port, tls);
     }
 }
