@@ -55,9 +55,9 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
                 return DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage("cloud-hypervisor", tried));
             }
 
-            if (_options.RequireKvm && !File.Exists("/dev/kvm"))
+            if (_options.RequireKvm && KvmDevice.Problem(_options.KvmDevicePath, "cloud-hypervisor") is { } noKvm)
             {
-                return DriverAvailability.Unavailable("/dev/kvm not found: cloud-hypervisor needs KVM on this node");
+                return DriverAvailability.Unavailable(noKvm);
             }
 
             var version = await _version.GetAsync(path, cancellationToken);
@@ -212,6 +212,8 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
 
         await KillAndClearAsync(dir, record, vm, ct);
     }
+
+    public string ConsoleLogPath(MicroVm vm) => Directory(vm.Uid).ConsoleLog;
 
     public async Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {

@@ -19,6 +19,9 @@ public sealed class CloudHypervisorOptions
     /// <summary>Report the provider unavailable when /dev/kvm is missing. Default true.</summary>
     public bool RequireKvm { get; set; } = true;
 
+    /// <summary>The KVM device <see cref="RequireKvm"/> looks for. Default /dev/kvm.</summary>
+    public string KvmDevicePath { get; set; } = Hypercore.Drivers.Vmm.KvmDevice.DefaultPath;
+
     /// <summary>Time from launching the process until GET vmm.ping answers. Default 10 s.</summary>
     public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -252,6 +252,8 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
         }
     }
 
+    public string ConsoleLogPath(MicroVm vm) => CheckedDir(vm.Uid).ConsoleLog;
+
     public void Dispose()
     {
         _probeLock.Dispose();

@@ -205,7 +205,8 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
             "-m", spec.MemoryInMb.ToString(CultureInfo.InvariantCulture),
             "-smp", spec.Vcpu.ToString(CultureInfo.InvariantCulture),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-serial", "file:" + console,
+            // append=on: the daemon rotates console logs by copy-truncate; an O_APPEND writer lands at the new end.
+            "-chardev", $"file,id=console0,path={Escape(console)},append=on", "-serial", "chardev:console0",
             "-qmp", $"unix:{qmp},server=on,wait=off",
             "-drive", $"file={Escape(image.BootDisk)},format=raw,if=none,id=boot",
             "-device", "virtio-blk-pci,drive=boot,bootindex=0",

@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Hypercore.Api.Logs;
+using Hypercore.Drivers;
 using Hypercore.MicroVms;
 using Hypercore.Store;
 using Microsoft.Extensions.Hosting;
@@ -18,12 +19,14 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
     private readonly MicroVmOperations _ops;
     private readonly ConsoleLogStreamer _logs;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly DriverRegistry _drivers;
 
-    public VmServiceImpl(MicroVmOperations ops, ConsoleLogStreamer logs, IHostApplicationLifetime lifetime)
+    public VmServiceImpl(MicroVmOperations ops, ConsoleLogStreamer logs, IHostApplicationLifetime lifetime, DriverRegistry drivers)
     {
         _ops = ops;
         _logs = logs;
         _lifetime = lifetime;
+        _drivers = drivers;
     }
 
     private IMicroVmStore Store => _ops.Store;
@@ -164,7 +167,11 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         }
     }
 
-    /// <summary>Streams the VM's serial console log (status.console_log_path).</summary>
+    /// <summary>
+    /// Streams the VM's serial console log. The file is the one the VM's driver derives from the uid and its runtime
+    /// directory; status.console_log_path is only shown to people, never opened (on Kubernetes anyone who may write
+    /// the status subresource could point it at /etc/shadow).
+    /// </summary>
     public override async Task Logs(Proto.LogsRequest request, IServerStreamWriter<Proto.LogsResponse> responseStream, ServerCallContext context)
     {
         if (request.TailLines < 0)
@@ -173,8 +180,15 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         }
 
         var vm = await _ops.FindAsync(request.Id, request.Namespace, request.Uid, context.CancellationToken);
-        var path = vm.Status.ConsoleLogPath;
-        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
+        {
+            throw new RpcException(new Status(
+                StatusCode.FailedPrecondition,
+                $"microvm {vm.Key}: provider \"{_drivers.Resolve(vm.Spec.Provider)}\" is not on this node, so it has no console log here"));
+        }
+
+        var path = driver.ConsoleLogPath(vm);
+        if (!ConsoleLogStreamer.Exists(path))
         {
             throw new RpcException(new Status(
                 StatusCode.FailedPrecondition,

@@ -70,7 +70,8 @@ public static class DaemonCli
                 "[--state-dir dir] [--default-provider name] [--qemu-bin path] [--qemu-accel auto|kvm|tcg] [--node-name name] " +
                 "[--log-level level] [--log-format text|json] [--store sqlite|kubernetes] [--kubeconfig path] [--kube-namespace ns] " +
                 "[--firecracker-bin path] [--jailer-bin path --jailer-uid uid --jailer-gid gid] " +
-                "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url]");
+                "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url] " +
+                "[--console-log-max-bytes bytes] [--kvm-device path]");
             return DaemonHost.ExitBadSettings;
         }
 

@@ -2,6 +2,7 @@ using System.Net;
 using Hypercore.Api;
 using Hypercore.Daemon.Configuration;
 using Hypercore.Drivers;
+using Hypercore.Consoles;
 using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
@@ -156,11 +157,13 @@ public static partial class DaemonHost
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName);
             DriverSettings.ApplyTo(daemon, o);
+            NodeDeviceAndConsoleSettings.ApplyTo(daemon, o);
         });
         services.AddCloudHypervisorDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory(CloudHypervisorDriver.ProviderName);
             DriverSettings.ApplyTo(daemon, o);
+            NodeDeviceAndConsoleSettings.ApplyTo(daemon, o);
         });
         services.AddUnikernelDriver(o =>
         {
@@ -170,6 +173,8 @@ public static partial class DaemonHost
         });
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
+        services.AddSingleton<IValidateOptions<DaemonOptions>, NodeDeviceAndConsoleSettingsValidator>();
+        services.AddConsoleLogRotation(o => NodeDeviceAndConsoleSettings.ApplyTo(daemon, o));
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
         services.AddHypercoreTelemetry(o =>
         {
