@@ -344,7 +344,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
             {
                 Exit = ExitKind.Crashed,
                 Pid = null,
-                Detail = $"cloud-hypervisor process {record.Pid} is gone",
+                Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"cloud-hypervisor process {record.Pid} is gone",
             };
         }
 
@@ -353,7 +353,9 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
             using var api = new UnixSocketApi(record.ControlSocket, _policy, _time);
             var state = await StateAsync(api, ct);
             var info = Info(record, state);
-            return state == LiveState.Exited ? info with { Exit = ExitKind.GuestShutdown, Detail = "the guest shut down" } : info;
+            return state != LiveState.Exited ? info
+                : GuestPanic.FromConsole(record.ConsoleLog) is { } panic ? info with { Exit = ExitKind.Crashed, Detail = panic }
+                : info with { Exit = ExitKind.GuestShutdown, Detail = "the guest shut down" };
         }
         catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or DriverException)
         {

@@ -318,7 +318,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
             {
                 Exit = ExitKind.Crashed,
                 Pid = null,
-                Detail = $"firecracker process {record.Pid} is gone",
+                Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"firecracker process {record.Pid} is gone",
             };
         }
 

@@ -284,7 +284,7 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
     {
         if (!VmDirectory.IsRecordedProcessAlive(record))
         {
-            return Info(record, LiveState.Exited) with { Exit = ExitKind.Crashed, Pid = null, Detail = $"qemu process {record.Pid} is gone" };
+            return Info(record, LiveState.Exited) with { Exit = ExitKind.Crashed, Pid = null, Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"qemu process {record.Pid} is gone" };
         }
 
         try
@@ -292,9 +292,15 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
             var status = await QmpAsync(record, "query-status", ct);
             var state = Map(status?["status"]?.GetValue<string>());
             var info = Info(record, state);
-            return state == LiveState.Exited
-                ? info with { Exit = status?["status"]?.GetValue<string>() == "shutdown" ? ExitKind.GuestShutdown : ExitKind.Crashed }
-                : info;
+            if (state != LiveState.Exited)
+            {
+                return info;
+            }
+
+            var panic = GuestPanic.FromConsole(record.ConsoleLog);
+            return status?["status"]?.GetValue<string>() == "shutdown" && panic is null
+                ? info with { Exit = ExitKind.GuestShutdown }
+                : info with { Exit = ExitKind.Crashed, Detail = panic ?? info.Detail };
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutRejectedException or DriverException)
         {

@@ -58,6 +58,9 @@ public abstract class DriverContractTests
     /// <summary>The condition reason of a missing kernel.</summary>
     protected virtual string MissingKernelReason => "KernelNotFound";
 
+    /// <summary>File name of the missing kernel (the unikernel's kernel is a disk image: "*.img").</summary>
+    protected virtual string MissingKernelFileName => "vmlinux";
+
     /// <summary>
     /// Whether the test guest powers off when asked (the unikernel test image is a boot sector without ACPI: there
     /// the graceful-stop case checks the stop still ends everything within the grace period plus the kill).
@@ -324,7 +327,7 @@ public abstract class DriverContractTests
     [Test]
     public async Task Start_MissingKernel_ThrowsDriverExceptionNamingThePath_AndLeavesNothingRunning()
     {
-        var missing = Path.Combine(Path.GetTempPath(), "hypercore-contract-missing-" + Guid.NewGuid().ToString("N")[..8], "vmlinux");
+        var missing = Path.Combine(Path.GetTempPath(), "hypercore-contract-missing-" + Guid.NewGuid().ToString("N")[..8], MissingKernelFileName);
         var vm = NewVm("no-kernel", s => s with { Kernel = s.Kernel with { Image = missing, Filename = null } });
 
         var act = async () => await Driver.StartAsync(vm);

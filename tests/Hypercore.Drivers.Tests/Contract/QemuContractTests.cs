@@ -91,6 +91,36 @@ public sealed class QemuContractTests : DriverContractTests
             Patience,
             "the guest's ready line");
 
+    /// <summary>
+    /// Not part of the contract (only QEMU runs a real guest here): a guest whose init exits panics ("Attempted to
+    /// kill init!"); with panic=-1 and -no-reboot that ends the VM like a power-off, and only the console tells.
+    /// </summary>
+    [Test]
+    public async Task Inspect_GuestKernelPanics_ReportsCrashedWithThePanicLineFromTheConsole()
+    {
+        // busybox run as itself with no applet prints its usage and exits: PID 1 exits, the kernel panics.
+        var vm = NewVm("panic", s => s with { Kernel = s.Kernel with { Cmdline = new Dictionary<string, string> { ["rdinit"] = "/bin/busybox" } } });
+        await Driver.StartAsync(vm);
+
+        var info = await WaitForStateAsync(vm, LiveState.Exited);
+
+        info.Exit.Should().Be(ExitKind.Crashed, info.Detail);
+        info.Detail.Should().Contain("guest kernel panic: Kernel panic - not syncing: Attempted to kill init!");
+        Eventually.Read(Driver.ConsoleLogPath(vm)).Should().Contain("Kernel panic - not syncing: Attempted to kill init!");
+    }
+
+    [Test]
+    public async Task Inspect_GuestPowersOff_ReportsGuestShutdownNotACrash()
+    {
+        var vm = NewVm("poweroff", s => s with { Kernel = s.Kernel with { Cmdline = new Dictionary<string, string> { ["hypercore.poweroff"] = "0" } } });
+        await Driver.StartAsync(vm);
+
+        var info = await WaitForStateAsync(vm, LiveState.Exited);
+
+        info.Exit.Should().Be(ExitKind.GuestShutdown, info.Detail);
+        info.Detail.Should().NotContain("panic");
+    }
+
     protected override Task<VmmView> ReadVmmAsync(MicroVm vm, VmRuntimeInfo info) =>
         Task.FromResult(ReadQemuCommandLine(info.Pid!.Value, _ => false));
 }

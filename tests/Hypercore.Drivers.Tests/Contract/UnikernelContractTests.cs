@@ -21,6 +21,8 @@ public sealed class UnikernelContractTests : DriverContractTests
 
     protected override string MissingKernelReason => "ImageNotFound";
 
+    protected override string MissingKernelFileName => "app.img";
+
     /// <summary>The test image is a boot sector that prints and halts: no ACPI, so it cannot power off on request.</summary>
     protected override bool GuestPowersOffOnRequest => false;
 
