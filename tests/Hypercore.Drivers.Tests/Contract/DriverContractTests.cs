@@ -6,7 +6,7 @@ using Hypercore.MicroVms;
 namespace Hypercore.Drivers.Tests.Contract;
 
 /// <summary>What the hypervisor itself was told, read back from it (its command line or its API), not from the driver.</summary>
-public sealed record VmmView(string Kernel, IReadOnlyList<VmmDisk> Disks);
+public sealed record VmmView(string Kernel, IReadOnlyList<VmmDisk> Disks, IReadOnlyList<string> Taps);
 
 public sealed record VmmDisk(string Path, bool ReadOnly);
 
@@ -411,6 +411,33 @@ public abstract class DriverContractTests
         ProcessesMentioning(vm.Uid).Should().BeEmpty();
     }
 
+    [Test]
+    public async Task Tap_DeclaredOrRefused()
+    {
+        if (Environment.UserName != "root")
+        {
+            Assert.Ignore("creating tap devices needs root");
+        }
+
+        var vm = NewVm("tap", s => s with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0" }] });
+
+        if (!Driver.Capabilities.HasFlag(DriverCapabilities.Tap))
+        {
+            var act = async () => await Driver.StartAsync(vm);
+            await act.Should().ThrowAsync<DriverException>("Tap is not declared, so an interface must be refused");
+            return;
+        }
+
+        var started = await Driver.StartAsync(vm);
+
+        var taps = (await ReadVmmAsync(vm, started)).Taps;
+        taps.Should().ContainSingle("one interface, one tap handed to the hypervisor");
+        Directory.Exists(Path.Combine("/sys/class/net", taps[0])).Should().BeTrue("the driver made the tap {0} before the hypervisor opened it", taps[0]);
+
+        await Driver.CleanupAsync(vm);
+        Directory.Exists(Path.Combine("/sys/class/net", taps[0])).Should().BeFalse("cleanup removes the tap");
+    }
+
     // ------------------------------------------------------------------ helpers
 
     protected async Task<VmRuntimeInfo> WaitForStateAsync(MicroVm vm, LiveState state)
@@ -456,11 +483,16 @@ public abstract class DriverContractTests
         var argv = HostProcess.CommandLine(pid);
         var kernel = "";
         var disks = new List<VmmDisk>();
+        var taps = new List<string>();
         for (var i = 0; i + 1 < argv.Count; i++)
         {
             if (argv[i] == "-kernel")
             {
                 kernel = argv[i + 1];
+            }
+            else if (argv[i] == "-netdev" && ParseQemuOptions(argv[i + 1]).GetValueOrDefault("ifname") is { } tap)
+            {
+                taps.Add(tap);
             }
             else if (argv[i] == "-drive")
             {
@@ -477,7 +509,7 @@ public abstract class DriverContractTests
             }
         }
 
-        return new VmmView(kernel, disks);
+        return new VmmView(kernel, disks, taps);
     }
 
     private static Dictionary<string, string> ParseQemuOptions(string value)

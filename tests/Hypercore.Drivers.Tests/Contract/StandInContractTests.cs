@@ -49,7 +49,7 @@ public sealed class FirecrackerContractTests : StandInContractTests
         {
             BinaryPath = StandIns.Firecracker,
             RuntimeDirectory = Bed.RuntimeDirectory,
-            RequireKvm = false, // the stand-in needs no KVM (the check itself: FirecrackerKvmCheckTests)
+            RequireKvm = false, // the stand-in needs no KVM (the check itself: KvmDeviceTests)
             StartTimeout = TimeSpan.FromSeconds(60),
         }),
         TimeProvider.System,
@@ -63,7 +63,8 @@ public sealed class FirecrackerContractTests : StandInContractTests
         var disks = config["drives"]!.AsArray()
             .Select(d => new VmmDisk(d!["path_on_host"]!.GetValue<string>(), d["is_read_only"]!.GetValue<bool>()))
             .ToList();
-        return new VmmView(config["boot-source"]!["kernel_image_path"]!.GetValue<string>(), disks);
+        var taps = (config["network-interfaces"]?.AsArray() ?? []).Select(n => n!["host_dev_name"]!.GetValue<string>()).ToList();
+        return new VmmView(config["boot-source"]!["kernel_image_path"]!.GetValue<string>(), disks, taps);
     }
 }
 
@@ -76,7 +77,7 @@ public sealed class CloudHypervisorContractTests : StandInContractTests
         {
             BinaryPath = StandIns.CloudHypervisor,
             RuntimeDirectory = Bed.RuntimeDirectory,
-            RequireKvm = false, // the stand-in needs no KVM (the check itself: CloudHypervisorKvmCheckTests)
+            RequireKvm = false, // the stand-in needs no KVM (the check itself: KvmDeviceTests)
             StartTimeout = TimeSpan.FromSeconds(60),
         }),
         TimeProvider.System,
@@ -90,6 +91,7 @@ public sealed class CloudHypervisorContractTests : StandInContractTests
         var disks = (config["disks"]?.AsArray() ?? [])
             .Select(d => new VmmDisk(d!["path"]!.GetValue<string>(), d["readonly"]?.GetValue<bool>() ?? false))
             .ToList();
-        return new VmmView(config["payload"]!["kernel"]!.GetValue<string>(), disks);
+        var taps = (config["net"]?.AsArray() ?? []).Select(n => n!["tap"]!.GetValue<string>()).ToList();
+        return new VmmView(config["payload"]!["kernel"]!.GetValue<string>(), disks, taps);
     }
 }
