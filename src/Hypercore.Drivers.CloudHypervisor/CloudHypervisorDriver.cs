@@ -55,9 +55,9 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
                 return DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage("cloud-hypervisor", tried));
             }
 
-            if (_options.RequireKvm && !File.Exists("/dev/kvm"))
+            if (_options.RequireKvm && KvmDevice.Problem(_options.KvmDevicePath, "cloud-hypervisor") is { } noKvm)
             {
-                return DriverAvailability.Unavailable("/dev/kvm not found: cloud-hypervisor needs KVM on this node");
+                return DriverAvailability.Unavailable(noKvm);
             }
 
             var version = await _version.GetAsync(path, cancellationToken);
@@ -213,6 +213,8 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
         await KillAndClearAsync(dir, record, vm, ct);
     }
 
+    public string ConsoleLogPath(MicroVm vm) => Directory(vm.Uid).ConsoleLog;
+
     public async Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         var dir = Directory(vm.Uid);
@@ -342,7 +344,7 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
             {
                 Exit = ExitKind.Crashed,
                 Pid = null,
-                Detail = $"cloud-hypervisor process {record.Pid} is gone",
+                Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"cloud-hypervisor process {record.Pid} is gone",
             };
         }
 
@@ -351,7 +353,9 @@ public sealed partial class CloudHypervisorDriver : IHypervisorDriver
             using var api = new UnixSocketApi(record.ControlSocket, _policy, _time);
             var state = await StateAsync(api, ct);
             var info = Info(record, state);
-            return state == LiveState.Exited ? info with { Exit = ExitKind.GuestShutdown, Detail = "the guest shut down" } : info;
+            return state != LiveState.Exited ? info
+                : GuestPanic.FromConsole(record.ConsoleLog) is { } panic ? info with { Exit = ExitKind.Crashed, Detail = panic }
+                : info with { Exit = ExitKind.GuestShutdown, Detail = "the guest shut down" };
         }
         catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or DriverException)
         {

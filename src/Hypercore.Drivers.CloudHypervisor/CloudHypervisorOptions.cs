@@ -19,6 +19,9 @@ public sealed class CloudHypervisorOptions
     /// <summary>Report the provider unavailable when /dev/kvm is missing. Default true.</summary>
     public bool RequireKvm { get; set; } = true;
 
+    /// <summary>The KVM device <see cref="RequireKvm"/> looks for. Default /dev/kvm.</summary>
+    public string KvmDevicePath { get; set; } = Hypercore.Drivers.Vmm.KvmDevice.DefaultPath;
+
     /// <summary>Time from launching the process until GET vmm.ping answers. Default 10 s.</summary>
     public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -45,6 +48,11 @@ internal sealed class CloudHypervisorOptionsValidator : IValidateOptions<CloudHy
         if (string.IsNullOrWhiteSpace(o.RuntimeDirectory) || !Path.IsPathRooted(o.RuntimeDirectory))
         {
             errors.Add($"CloudHypervisor:RuntimeDirectory must be an absolute path, got \"{o.RuntimeDirectory}\"");
+        }
+
+        if (string.IsNullOrWhiteSpace(o.KvmDevicePath) || !Path.IsPathFullyQualified(o.KvmDevicePath))
+        {
+            errors.Add($"CloudHypervisor:KvmDevicePath must be an absolute path, got \"{o.KvmDevicePath}\"");
         }
 
         if (o.StartTimeout <= TimeSpan.Zero || o.ApiTimeout <= TimeSpan.Zero || o.VmmExitTimeout <= TimeSpan.Zero)

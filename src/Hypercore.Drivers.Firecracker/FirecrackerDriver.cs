@@ -64,9 +64,9 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
                 }
             }
 
-            if (_options.RequireKvm && !File.Exists("/dev/kvm"))
+            if (_options.RequireKvm && KvmDevice.Problem(_options.KvmDevicePath, "firecracker") is { } noKvm)
             {
-                return DriverAvailability.Unavailable("/dev/kvm not found: firecracker needs KVM on this node");
+                return DriverAvailability.Unavailable(noKvm);
             }
 
             var version = await _version.GetAsync(path, cancellationToken);
@@ -228,6 +228,8 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
         }
     }
 
+    public string ConsoleLogPath(MicroVm vm) => Directory(vm.Uid).ConsoleLog;
+
     /// <summary>
     /// Full snapshot into <paramref name="directory"/> (files "vmstate" and "memory"): pauses a running VM for the
     /// snapshot and resumes it afterwards (PUT /snapshot/create needs a paused VM).
@@ -316,7 +318,7 @@ public sealed partial class FirecrackerDriver : IHypervisorDriver
             {
                 Exit = ExitKind.Crashed,
                 Pid = null,
-                Detail = $"firecracker process {record.Pid} is gone",
+                Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"firecracker process {record.Pid} is gone",
             };
         }
 

@@ -19,6 +19,9 @@ public sealed class FirecrackerOptions
     /// <summary>Report the provider unavailable when /dev/kvm is missing. Default true.</summary>
     public bool RequireKvm { get; set; } = true;
 
+    /// <summary>The KVM device <see cref="RequireKvm"/> looks for. Default /dev/kvm.</summary>
+    public string KvmDevicePath { get; set; } = Hypercore.Drivers.Vmm.KvmDevice.DefaultPath;
+
     /// <summary>MMDS version for PUT /mmds/config ("V1" or "V2"). Default "V2".</summary>
     public string MmdsVersion { get; set; } = "V2";
 
@@ -78,6 +81,11 @@ internal sealed class FirecrackerOptionsValidator : IValidateOptions<Firecracker
         if (string.IsNullOrWhiteSpace(o.RuntimeDirectory) || !Path.IsPathRooted(o.RuntimeDirectory))
         {
             errors.Add($"Firecracker:RuntimeDirectory must be an absolute path, got \"{o.RuntimeDirectory}\"");
+        }
+
+        if (string.IsNullOrWhiteSpace(o.KvmDevicePath) || !Path.IsPathFullyQualified(o.KvmDevicePath))
+        {
+            errors.Add($"Firecracker:KvmDevicePath must be an absolute path, got \"{o.KvmDevicePath}\"");
         }
 
         if (o.MmdsVersion is not ("V1" or "V2"))

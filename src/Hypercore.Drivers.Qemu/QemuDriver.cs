@@ -252,6 +252,8 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
         }
     }
 
+    public string ConsoleLogPath(MicroVm vm) => CheckedDir(vm.Uid).ConsoleLog;
+
     public void Dispose()
     {
         _probeLock.Dispose();
@@ -312,31 +314,17 @@ public sealed partial class QemuDriver : IHypervisorDriver, IDisposable
             "paused" or "suspended" => info with { State = LiveState.Paused },
             "io-error" => info with { State = LiveState.Paused, Detail = Join(record.Detail, "paused on an I/O error") },
             "prelaunch" or "inmigrate" => info with { State = LiveState.Created },
-            "shutdown" => GuestPanic(dir) is { } panic
+            "shutdown" => GuestPanicLine(dir) is { } panic
                 ? info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = Join(record.Detail, panic) }
                 : info with { State = LiveState.Exited, Exit = ExitKind.GuestShutdown, Detail = Join(record.Detail, "the guest powered off") },
             "guest-panicked" or "internal-error" =>
-                info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = Join(record.Detail, $"qemu status {status}") },
+                info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = Join(record.Detail, GuestPanicLine(dir) ?? $"qemu status {status}") },
             _ => info with { Detail = Join(record.Detail, $"qemu status {status}") },
         };
     }
 
-    /// <summary>
-    /// With panic=-1 and -no-reboot a kernel panic ends in QEMU's "shutdown" state like a power-off; the console
-    /// tells them apart.
-    /// </summary>
-    private static string? GuestPanic(VmDirectory dir)
-    {
-        var tail = dir.ReadCurrentBootTail();
-        var at = tail.IndexOf("Kernel panic", StringComparison.Ordinal);
-        if (at < 0)
-        {
-            return null;
-        }
-
-        var end = tail.IndexOf('\n', at);
-        return "guest kernel panic: " + (end < 0 ? tail[at..] : tail[at..end]).Trim();
-    }
+    /// <summary>The panic line of the current boot, if the guest panicked (QEMU is Linux-only anyway; the guard is for the analyzer).</summary>
+    private static string? GuestPanicLine(VmDirectory dir) => OperatingSystem.IsLinux() ? Vmm.GuestPanic.FromConsole(dir.ConsoleLog) : null;
 
     private async Task StopCoreAsync(VmDirectory dir, VmRecord record, TimeSpan grace, CancellationToken ct)
     {

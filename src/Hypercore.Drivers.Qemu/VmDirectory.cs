@@ -82,25 +82,6 @@ internal sealed class VmDirectory
         File.Delete(QmpSocket);
         File.Delete(PidFile);
     }
-
-    /// <summary>The console output of the current boot (after the last "Linux version"), from the log's tail.</summary>
-    public string ReadCurrentBootTail(int maxBytes = 64 * 1024)
-    {
-        try
-        {
-            using var stream = new FileStream(ConsoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            var start = Math.Max(0, stream.Length - maxBytes);
-            stream.Seek(start, SeekOrigin.Begin);
-            using var reader = new StreamReader(stream);
-            var text = reader.ReadToEnd();
-            var boot = text.LastIndexOf(KvmProbe.BootMarker, StringComparison.Ordinal);
-            return boot < 0 ? text : text[boot..];
-        }
-        catch (IOException)
-        {
-            return "";
-        }
-    }
 }
 
 /// <summary>vm.json: what the driver knows of one VM across daemon restarts.</summary>

@@ -205,7 +205,8 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
             "-m", spec.MemoryInMb.ToString(CultureInfo.InvariantCulture),
             "-smp", spec.Vcpu.ToString(CultureInfo.InvariantCulture),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-serial", "file:" + console,
+            // append=on: the daemon rotates console logs by copy-truncate; an O_APPEND writer lands at the new end.
+            "-chardev", $"file,id=console0,path={Escape(console)},append=on", "-serial", "chardev:console0",
             "-qmp", $"unix:{qmp},server=on,wait=off",
             "-drive", $"file={Escape(image.BootDisk)},format=raw,if=none,id=boot",
             "-device", "virtio-blk-pci,drive=boot,bootindex=0",
@@ -283,7 +284,7 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
     {
         if (!VmDirectory.IsRecordedProcessAlive(record))
         {
-            return Info(record, LiveState.Exited) with { Exit = ExitKind.Crashed, Pid = null, Detail = $"qemu process {record.Pid} is gone" };
+            return Info(record, LiveState.Exited) with { Exit = ExitKind.Crashed, Pid = null, Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? $"qemu process {record.Pid} is gone" };
         }
 
         try
@@ -291,9 +292,15 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
             var status = await QmpAsync(record, "query-status", ct);
             var state = Map(status?["status"]?.GetValue<string>());
             var info = Info(record, state);
-            return state == LiveState.Exited
-                ? info with { Exit = status?["status"]?.GetValue<string>() == "shutdown" ? ExitKind.GuestShutdown : ExitKind.Crashed }
-                : info;
+            if (state != LiveState.Exited)
+            {
+                return info;
+            }
+
+            var panic = GuestPanic.FromConsole(record.ConsoleLog);
+            return status?["status"]?.GetValue<string>() == "shutdown" && panic is null
+                ? info with { Exit = ExitKind.GuestShutdown }
+                : info with { Exit = ExitKind.Crashed, Detail = panic ?? info.Detail };
         }
         catch (Exception ex) when (ex is SocketException or IOException or TimeoutRejectedException or DriverException)
         {

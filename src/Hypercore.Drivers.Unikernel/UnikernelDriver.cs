@@ -15,10 +15,12 @@ public sealed class UnikernelDriver : IHypervisorDriver
     public const string ProviderName = "unikernel";
 
     private readonly IUnikernelBackend _backend;
+    private readonly string _runtimeDirectory;
 
     public UnikernelDriver(IOptions<UnikernelOptions> options, TimeProvider time, ILogger<UnikernelDriver> log)
     {
         var o = options.Value;
+        _runtimeDirectory = o.RuntimeDirectory;
         _backend = o.OpsPath.Length > 0 ? new OpsBackend(o, time, log) : new QemuBackend(o, time, log);
     }
 
@@ -53,6 +55,9 @@ public sealed class UnikernelDriver : IHypervisorDriver
 
     public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
         _backend.CleanupAsync(vm, cancellationToken);
+
+    /// <summary>Both paths keep the VM's directory; through ops the console stays in ops' own log, so this file may never appear.</summary>
+    public string ConsoleLogPath(MicroVm vm) => new Hypercore.Drivers.Vmm.VmDirectory(_runtimeDirectory, vm.Uid).ConsoleLog;
 }
 
 /// <summary>One way of running unikernels; the driver delegates everything to the configured one.</summary>

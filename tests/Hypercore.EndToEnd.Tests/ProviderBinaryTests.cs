@@ -43,16 +43,33 @@ public sealed class ProviderBinaryTests
     [Test]
     public async Task Run_JailerBinaryMissing_ExitsWith8AndProviderUnavailableNamesTheJailerPath()
     {
-        StandInNode.RequireKvmDevice(); // firecracker itself must be usable for the jailer to be looked at
         _node = await Node.StartAsync(n =>
         [
             "--firecracker-bin", BuiltPrograms.FirecrackerStandIn,
+            "--kvm-device", StandInNode.FakeKvmDevice, // firecracker itself must be usable for the jailer to be looked at
             "--jailer-bin", Path.Combine(n.Root, "missing", "jailer"), "--jailer-uid", "65534", "--jailer-gid", "65534",
         ]);
 
         var message = $"jailer binary not found: tried {Path.Combine(_node.Root, "missing", "jailer")}";
         await _node.Daemon.WaitForLogAsync($"provider firecracker: NOT usable ({message})", Node.Patience);
         await AssertProviderUnavailableAsync(_node, "firecracker", "fc-nojailer", message);
+    }
+
+    [Test]
+    public async Task Run_KvmDeviceMissing_ExitsWith8AndProviderUnavailableNamesTheDevice()
+    {
+        _node = await Node.StartAsync(n =>
+        [
+            "--firecracker-bin", BuiltPrograms.FirecrackerStandIn, "--cloud-hypervisor-bin", BuiltPrograms.CloudHypervisorStandIn,
+            "--kvm-device", Path.Combine(n.Root, "no-such-kvm"),
+        ]);
+
+        foreach (var provider in new[] { "firecracker", "cloud-hypervisor" })
+        {
+            var message = $"{Path.Combine(_node.Root, "no-such-kvm")} not found: {provider} needs KVM on this node (the configured KVM device; default /dev/kvm)";
+            await _node.Daemon.WaitForLogAsync($"provider {provider}: NOT usable ({message})", Node.Patience);
+            await AssertProviderUnavailableAsync(_node, provider, StandInNode.Short(provider) + "-nokvm", message);
+        }
     }
 
     private static async Task AssertProviderUnavailableAsync(Node node, string provider, string id, string message)

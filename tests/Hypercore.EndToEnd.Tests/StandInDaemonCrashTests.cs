@@ -17,7 +17,6 @@ public sealed class StandInDaemonCrashTests
     [SetUp]
     public async Task StartNode()
     {
-        StandInNode.RequireKvmDevice();
         _node = await Node.StartAsync(_ => StandInNode.DaemonArgs);
     }
 

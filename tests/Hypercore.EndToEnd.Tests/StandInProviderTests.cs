@@ -22,7 +22,6 @@ public sealed class StandInProviderTests
     [OneTimeSetUp]
     public async Task StartNode()
     {
-        StandInNode.RequireKvmDevice();
         _node = await Node.StartAsync(n =>
         [
             .. StandInNode.DaemonArgs,

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Hypercore.Api.MicroVms;
 using Hypercore.Drivers;
 using Hypercore.MicroVms;
+using Hypercore.Operations;
 using Fl = Hypercore.Contracts.Flintlock;
 
 namespace Hypercore.Api.Flintlock;

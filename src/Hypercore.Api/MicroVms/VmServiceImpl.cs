@@ -141,7 +141,11 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         }
     }
 
-    /// <summary>Streams the VM's serial console log (status.console_log_path).</summary>
+    /// <summary>
+    /// Streams the VM's serial console log. The file is the one the VM's driver derives from the uid and its runtime
+    /// directory; status.console_log_path is only shown to people, never opened (on Kubernetes anyone who may write
+    /// the status subresource could point it at /etc/shadow).
+    /// </summary>
     public override async Task Logs(Proto.LogsRequest request, IServerStreamWriter<Proto.LogsResponse> responseStream, ServerCallContext context)
     {
         if (request.TailLines < 0)
@@ -150,8 +154,15 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         }
 
         var vm = await _ops.FindAsync(request.Id, request.Namespace, request.Uid, context.CancellationToken);
-        var path = vm.Status.ConsoleLogPath;
-        if (string.IsNullOrEmpty(path) || !File.Exists(path))
+        if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
+        {
+            throw new RpcException(new Status(
+                StatusCode.FailedPrecondition,
+                $"microvm {vm.Key}: provider \"{_drivers.Resolve(vm.Spec.Provider)}\" is not on this node, so it has no console log here"));
+        }
+
+        var path = driver.ConsoleLogPath(vm);
+        if (!ConsoleLogStreamer.Exists(path))
         {
             throw new RpcException(new Status(
                 StatusCode.FailedPrecondition,

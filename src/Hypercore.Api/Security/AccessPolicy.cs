@@ -53,7 +53,7 @@ public sealed class AccessPolicy
     /// Watch): PermissionDenied when <paramref name="namespace"/> is named and not granted, otherwise a filter by the
     /// caller's namespaces. Outside a request everything is visible.
     /// </summary>
-    public Func<MicroVms.MicroVm, bool> VisibleToCurrentCaller(string @namespace)
+    public Func<global::Hypercore.MicroVms.MicroVm, bool> VisibleToCurrentCaller(string @namespace)
     {
         if (CallerContext.Current is not { } caller)
         {

@@ -35,6 +35,13 @@ public interface IHypervisorDriver
 
     /// <summary>Removes every file, socket, tap and process the driver made for the VM. Safe to call twice.</summary>
     Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Where the VM's serial console is (or will be) written: derived from the VM's uid and the driver's runtime
+    /// directory, never from stored status (which a caller may be able to write). The file may not exist yet; the
+    /// previous part after a rotation is this path plus ".1". Pure: no I/O, never throws for a valid uid.
+    /// </summary>
+    string ConsoleLogPath(MicroVm vm);
 }
 
 /// <summary>What a provider can do, so the reconciler can refuse the rest with a clear condition.</summary>

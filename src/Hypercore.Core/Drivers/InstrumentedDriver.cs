@@ -64,6 +64,9 @@ public sealed class InstrumentedDriver : IHypervisorDriver
         }
     }
 
+    /// <summary>Pure path arithmetic: no span.</summary>
+    public string ConsoleLogPath(MicroVm vm) => _inner.ConsoleLogPath(vm);
+
     public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         using var activity = Start("driver.inspect", vm);

@@ -87,7 +87,8 @@ public static class DaemonCli
                 "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url] " +
                 "[--reconcile-workers n] [--inspect-timeout duration] [--unresponsive-after duration] " +
                 "[--socket path|none] [--socket-group group] [--tls-cert file --tls-key file] [--tls-client-ca file] [--token-file file] " +
-                "[--insecure] [--reflection true|false] [--allowed-hosts names] [--max-request-body bytes]");
+                "[--insecure] [--reflection true|false] [--allowed-hosts names] [--max-request-body bytes] " +
+                "[--console-log-max-bytes bytes] [--kvm-device path]");
             return DaemonHost.ExitBadSettings;
         }
 

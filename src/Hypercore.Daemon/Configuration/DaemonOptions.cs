@@ -5,7 +5,7 @@ namespace Hypercore.Daemon.Configuration;
 /// belong to a component (the reconciler, each driver) are not here: their flags map straight to that component's
 /// section (see <see cref="DaemonSettings"/>, <see cref="DriverSettings"/>), and the component validates them.
 /// </summary>
-public sealed class DaemonOptions
+public sealed partial class DaemonOptions
 {
     public const string Section = "Daemon";
 
@@ -126,7 +126,8 @@ public static class DaemonSettings
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
             Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
-            .. SecuritySettings.All];
+            .. SecuritySettings.All,
+            .. NodeDeviceAndConsoleSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

@@ -4,6 +4,7 @@ using Hypercore.Api.Security;
 using Hypercore.Daemon.Configuration;
 using Hypercore.Daemon.Security;
 using Hypercore.Drivers;
+using Hypercore.Consoles;
 using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
@@ -129,6 +130,7 @@ public static partial class DaemonHost
         builder.Configuration.Sources.Clear();
         var normalized = SettingValues.Normalize(settings);
         DriverSettings.AddImplied(normalized);
+        NodeDeviceAndConsoleSettings.AddImplied(normalized);
         builder.Configuration.AddInMemoryCollection(normalized);
         var daemon = builder.Configuration.GetSection(DaemonOptions.Section).Get<DaemonOptions>() ?? new DaemonOptions();
         daemon.StateDirectory = Path.IsPathFullyQualified(daemon.StateDirectory) ? daemon.StateDirectory : Path.GetFullPath(daemon.StateDirectory);
@@ -188,6 +190,8 @@ public static partial class DaemonHost
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));
         services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
+        services.AddConsoleLogRotation();
+        services.AddOptions<ConsoleLogOptions>().Bind(builder.Configuration.GetSection(ConsoleLogOptions.Section));
         services.AddHypercoreApi();
         services.AddHypercoreTelemetry(o =>
         {

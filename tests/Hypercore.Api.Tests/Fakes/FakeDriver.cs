@@ -44,6 +44,12 @@ public sealed class FakeDriver : IHypervisorDriver
 
     public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default) => Count(0);
 
+    /// <summary>Where this fake's VMs "write" their console (a directory the test owns).</summary>
+    public string RuntimeDirectory { get; set; } = "/nonexistent/fake-driver";
+
+    /// <summary>Pure path arithmetic, like every driver's: not counted as an operation.</summary>
+    public string ConsoleLogPath(MicroVm vm) => Path.Combine(RuntimeDirectory, vm.Uid, "console.log");
+
     private Task<T> Count<T>(T result)
     {
         Interlocked.Increment(ref _operations);

@@ -71,6 +71,11 @@ public sealed class ApiTestServer : IAsyncDisposable
             new("unikernel", DriverCapabilities.GracefulStop),
         };
 
+        foreach (var driver in drivers)
+        {
+            driver.RuntimeDirectory = Path.Combine(root.FullName, "run", driver.Name);
+        }
+
         ListenOptions? grpc = null, http = null;
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();

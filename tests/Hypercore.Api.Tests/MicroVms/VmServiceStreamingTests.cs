@@ -171,7 +171,7 @@ public sealed class VmServiceStreamingTests
         }
 
         await ReadUntilAsync("booting\n");
-        await File.AppendAllTextAsync(vm.Status.ConsoleLogPath!, "HYPERCORE-GUEST-READY\n");
+        await File.AppendAllTextAsync(ConsoleOf(vm), "HYPERCORE-GUEST-READY\n");
         await ReadUntilAsync("HYPERCORE-GUEST-READY\n");
         await cts.CancelAsync();
 
@@ -208,12 +208,54 @@ public sealed class VmServiceStreamingTests
         (await act.Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.NotFound);
     }
 
+    [Test]
+    public async Task Logs_StatusPathPoisoned_StreamsTheDriversLogNotTheStatusPath()
+    {
+        var vm = await WithConsoleAsync("web1", "the guest's own console\n");
+        var secret = Path.Combine(_server.Root.FullName, "secret");
+        await File.WriteAllTextAsync(secret, "root:$6$secret-hash:19000:0:99999:7:::\n");
+        await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { ConsoleLogPath = secret }, vm.ResourceVersion);
+
+        var received = await ReadAllAsync(new LogsRequest { Id = "web1" });
+
+        received.Should().Be("the guest's own console\n");
+    }
+
+    [Test]
+    public async Task Logs_StatusPathPoisonedAndNoConsole_ReturnsFailedPreconditionWithoutReadingIt()
+    {
+        var vm = await CreateAsync("web1");
+        var secret = Path.Combine(_server.Root.FullName, "secret");
+        await File.WriteAllTextAsync(secret, "root:$6$secret-hash\n");
+        await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running, ConsoleLogPath = secret }, vm.ResourceVersion);
+
+        var act = () => ReadAllAsync(new LogsRequest { Id = "web1" });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.FailedPrecondition);
+        ex.Status.Detail.Should().NotContain("secret-hash");
+    }
+
+    [Test]
+    public async Task Logs_AfterRotation_StreamsRotatedPartThenCurrent()
+    {
+        var vm = await WithConsoleAsync("web1", "new-1\nnew-2\n");
+        await File.WriteAllTextAsync(ConsoleOf(vm) + ".1", "old-1\nold-2\n");
+
+        (await ReadAllAsync(new LogsRequest { Id = "web1" })).Should().Be("old-1\nold-2\nnew-1\nnew-2\n");
+        (await ReadAllAsync(new LogsRequest { Id = "web1", TailLines = 3 })).Should().Be("old-2\nnew-1\nnew-2\n");
+    }
+
+    private string ConsoleOf(MicroVm vm) => _server.Drivers.Single(d => d.Name == "qemu").ConsoleLogPath(vm);
+
+    /// <summary>Writes the console where the VM's driver keeps it; status says a path nobody should read.</summary>
     private async Task<MicroVm> WithConsoleAsync(string id, string content)
     {
         var vm = await CreateAsync(id);
-        var path = Path.Combine(_server.Root.FullName, $"{id}-console.log");
+        var path = ConsoleOf(vm);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await File.WriteAllTextAsync(path, content);
-        return await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running, ConsoleLogPath = path }, vm.ResourceVersion);
+        return await _server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { Phase = Phase.Running, ConsoleLogPath = "/nonexistent/not-the-console.log" }, vm.ResourceVersion);
     }
 
     private async Task<string> ReadAllAsync(LogsRequest request)

@@ -130,6 +130,8 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
         return Task.CompletedTask;
     }
 
+    public string ConsoleLogPath(MicroVm vm) => $"/fake/{vm.Uid}/console.log";
+
     public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         using var _ = Enter(vm, "cleanup");

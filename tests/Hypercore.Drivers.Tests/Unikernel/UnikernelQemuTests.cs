@@ -174,6 +174,6 @@ public sealed class UnikernelQemuTests
             .And.Contain($"-drive file={_image},format=raw,if=none,id=boot -device virtio-blk-pci,drive=boot,bootindex=0")
             .And.Contain($"-drive file={data},format=raw,if=none,id=disk0,readonly=on")
             .And.Contain("-netdev tap,id=net0,ifname=hctap0,script=no,downscript=no -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:09")
-            .And.Contain("-serial file:/run/console.log -qmp unix:/run/q.sock,server=on,wait=off");
+            .And.Contain("-chardev file,id=console0,path=/run/console.log,append=on -serial chardev:console0 -qmp unix:/run/q.sock,server=on,wait=off");
     }
 }

@@ -74,5 +74,10 @@ public sealed class FakeDriver(string name) : IHypervisorDriver
         return Task.CompletedTask;
     }
 
+    /// <summary>Where this fake's VMs "write" their console: a directory the test owns, never stored status.</summary>
+    public string RuntimeDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "hypercore-fake-" + name);
+
+    public string ConsoleLogPath(MicroVm vm) => Path.Combine(RuntimeDirectory, vm.Uid, "console.log");
+
     public bool IsRunning(string uid) => _vms.TryGetValue(uid, out var s) && s == LiveState.Running;
 }

@@ -1,0 +1,50 @@
+namespace Hypercore.Consoles;
+
+/// <summary>
+/// A VM's console log and its one rotated part: <c>console.log</c> (being written by the hypervisor) and
+/// <c>console.log.1</c> (the previous part). Rotation is copy-truncate, so the hypervisor keeps writing to the file it
+/// opened and the daemon is never in the console's data path: the hypervisors open the file in append mode (QEMU
+/// <c>append=on</c>, the detached VMMs' <c>&gt;&gt;</c> redirection), so after the truncation their next write lands at
+/// the new end, offset 0, instead of leaving a hole.
+/// </summary>
+public static class ConsoleLogFiles
+{
+    public const string RotatedSuffix = ".1";
+
+    public static string Rotated(string path) => path + RotatedSuffix;
+
+    /// <summary>
+    /// When <paramref name="path"/> holds more than <paramref name="maxBytes"/>: copies it to <c>path.1</c> (replacing
+    /// the previous part) and truncates it to zero. Returns the size rotated away, or 0 when nothing was done.
+    /// </summary>
+    /// <remarks>
+    /// The order matters to readers (<c>ConsoleLogStreamer</c>): the copy is made in a temporary file, then the log is
+    /// truncated, and only then is the copy renamed to <c>.1</c>; a reader that sees <c>.1</c> change knows the
+    /// truncation already happened and that the bytes it had not read yet are in <c>.1</c> at the same offsets. What
+    /// the guest writes between the end of the copy and the truncation (a few microseconds) is lost: the price of not
+    /// standing between the hypervisor and its file.
+    /// </remarks>
+    public static long RotateIfOver(string path, long maxBytes)
+    {
+        FileInfo info = new(path);
+        if (!info.Exists || info.Length <= maxBytes || (info.Attributes & FileAttributes.ReparsePoint) != 0)
+        {
+            return 0; // never follow a link someone planted in a VM's directory
+        }
+
+        var temp = path + ".rotating";
+        using (var source = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
+        {
+            long rotated;
+            using (var copy = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.Read))
+            {
+                source.CopyTo(copy);
+                rotated = copy.Length;
+            }
+
+            source.SetLength(0);
+            File.Move(temp, Rotated(path), overwrite: true);
+            return rotated;
+        }
+    }
+}
