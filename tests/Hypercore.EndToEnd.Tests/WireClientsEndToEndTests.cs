@@ -26,7 +26,6 @@ public sealed class WireClientsEndToEndTests
     [SetUp]
     public async Task SetUp()
     {
-        StandInNode.RequireKvmDevice();
         _node = await Node.StartAsync(_ => StandInNode.DaemonArgs);
         _channel = GrpcChannel.ForAddress(_node.GrpcUrl);
     }
