@@ -34,7 +34,7 @@ public sealed class FlintlockMicroVmService : Fl.MicroVM.MicroVMBase
         }
 
         var created = await _ops.CreateAsync(spec, errors, context.CancellationToken);
-        return new Fl.CreateMicroVMResponse { Microvm = Mapping.ToProto(created) };
+        return new Fl.CreateMicroVMResponse { Microvm = ToFlintlock(created) };
     }
 
     public override async Task<Empty> DeleteMicroVM(Fl.DeleteMicroVMRequest request, ServerCallContext context)
@@ -47,13 +47,13 @@ public sealed class FlintlockMicroVmService : Fl.MicroVM.MicroVMBase
     public override async Task<Fl.GetMicroVMResponse> GetMicroVM(Fl.GetMicroVMRequest request, ServerCallContext context)
     {
         var vm = await _ops.FindAsync("", "", RequireUid(request.Uid), context.CancellationToken);
-        return new Fl.GetMicroVMResponse { Microvm = Mapping.ToProto(vm) };
+        return new Fl.GetMicroVMResponse { Microvm = ToFlintlock(vm) };
     }
 
     public override async Task<Fl.ListMicroVMsResponse> ListMicroVMs(Fl.ListMicroVMsRequest request, ServerCallContext context)
     {
         var reply = new Fl.ListMicroVMsResponse();
-        reply.Microvm.Add((await ListAsync(request, context)).Select(Mapping.ToProto));
+        reply.Microvm.Add((await ListAsync(request, context)).Select(ToFlintlock));
         return reply;
     }
 
@@ -62,12 +62,27 @@ public sealed class FlintlockMicroVmService : Fl.MicroVM.MicroVMBase
     {
         foreach (var vm in await ListAsync(request, context))
         {
-            await responseStream.WriteAsync(new Fl.ListMessage { Microvm = Mapping.ToProto(vm) }, context.CancellationToken);
+            await responseStream.WriteAsync(new Fl.ListMessage { Microvm = ToFlintlock(vm) }, context.CancellationToken);
         }
     }
 
     private Task<IReadOnlyList<MicroVm>> ListAsync(Fl.ListMicroVMsRequest request, ServerCallContext context) =>
         _ops.ListAsync(request.Namespace, request.HasName ? request.Name : "", context.CancellationToken);
+
+    /// <summary>
+    /// The shared mapping, with the guest metadata base64-encoded again: flintlock's clients read back what they
+    /// sent (base64 text), while the record holds the decoded text the guest is served.
+    /// </summary>
+    private static Contracts.VmApi.MicroVM ToFlintlock(MicroVm vm)
+    {
+        var proto = Mapping.ToProto(vm);
+        foreach (var key in proto.Spec.Metadata.Keys.ToList())
+        {
+            proto.Spec.Metadata[key] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(proto.Spec.Metadata[key]));
+        }
+
+        return proto;
+    }
 
     private static string RequireUid(string uid) => uid.Length > 0
         ? uid

@@ -109,6 +109,7 @@ public sealed class FlintlockClientWireTests
         got.Status.NetworkInterfaces["eth1"].MacAddress.Should().Be("02:00:00:00:00:0b");
         got.Status.NetworkInterfaces["eth1"].Index.Should().Be(1);
         got.Status.KernelMount.Source.Should().Be(Kernel);
+        got.Spec.Metadata.Should().BeEquivalentTo(CapmvmShaped("cap1", Kernel).Microvm.Metadata, "a flintlock client reads back the base64 it sent");
 
         var stored = (await _server.Store.Inner.GetByUidAsync(created.Spec.Uid))!;
         stored.Spec.Interfaces[0].Type.Should().Be(InterfaceType.Macvtap, "an interface without a type is macvtap, flintlock's default");
@@ -203,6 +204,29 @@ public sealed class FlintlockClientWireTests
         var stored = (await _server.Store.Inner.GetByUidAsync(created.Spec.Uid))!;
         stored.Spec.AdditionalVolumes.Should().ContainSingle().Which.Should().BeEquivalentTo(new { Id = "scratch", SizeInMb = 64, MountPoint = "/data" });
         created.Spec.AdditionalVolumes[0].SizeInMb.Should().Be(64);
+    }
+
+    [Test]
+    public async Task Get_VolumesAndMounts_AreReportedAsFlintlocksMountsFromTheHostPaths()
+    {
+        var spec = new Contracts.VmApi.MicroVMSpec
+        {
+            Id = "mounts1", Namespace = "m", Vcpu = 1, MemoryInMb = 128,
+            Kernel = new Contracts.VmApi.Kernel { Image = Kernel },
+            Initrd = new Contracts.VmApi.Initrd { Image = "/var/lib/hypercore/images/default/initrd.img" },
+            RootVolume = new Contracts.VmApi.Volume { Id = "root", Source = new Contracts.VmApi.VolumeSource { HostPath = "/srv/root.img" } },
+        };
+        spec.AdditionalVolumes.Add(new Contracts.VmApi.Volume { Id = "disk", Source = new Contracts.VmApi.VolumeSource { HostPath = "/dev/vdb" } });
+        spec.AdditionalVolumes.Add(new Contracts.VmApi.Volume { Id = "scratch", SizeInMb = 32 });
+        var uid = (await _server.Vms.CreateAsync(new Contracts.VmApi.CreateMicroVMRequest { Microvm = spec })).Microvm.Spec.Uid;
+
+        var status = (await _flintlock.GetMicroVMAsync(new GetMicroVMRequest { Uid = uid })).Microvm.Status;
+
+        status.KernelMount.Should().BeEquivalentTo(new Mount { Type = Mount.Types.MountType.Hostpath, Source = Kernel });
+        status.InitrdMount.Source.Should().Be("/var/lib/hypercore/images/default/initrd.img");
+        status.Volumes.Keys.Should().BeEquivalentTo(["root", "disk"], "a scratch disk's file is the driver's and not known to the API");
+        status.Volumes["root"].Mount.Should().BeEquivalentTo(new Mount { Type = Mount.Types.MountType.Hostpath, Source = "/srv/root.img" });
+        status.Volumes["disk"].Mount.Should().BeEquivalentTo(new Mount { Type = Mount.Types.MountType.Dev, Source = "/dev/vdb" });
     }
 
     [TestCase(Phase.Pending, MicroVMStatus.Types.MicroVMState.Pending)]
