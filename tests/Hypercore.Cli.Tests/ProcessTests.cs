@@ -29,6 +29,16 @@ public sealed class ProcessTests : FakeDaemonTest
     }
 
     [Test]
+    public async Task VisExecutable_RunMemoryNotANumber_SaysWhatWasExpected_ExitsUsage()
+    {
+        var result = await RunVisAsync("--host", Daemon.Host, "run", "--name", "web1", "--memory", "abc");
+
+        result.ExitCode.Should().Be(ExitCodes.Usage, result.ToString());
+        result.Err.Should().StartWith("vis: --memory: expected a whole number of MiB, got 'abc'\n").And.NotContain("System.");
+        Service.ReceivedOf<CreateMicroVMRequest>().Should().BeEmpty();
+    }
+
+    [Test]
     public async Task VisExecutable_Help_DocumentsExitCodes()
     {
         var result = await RunVisAsync("--help");

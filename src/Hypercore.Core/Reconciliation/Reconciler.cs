@@ -152,7 +152,8 @@ public sealed partial class Reconciler
         }
 
         _unknownSince.TryRemove(vm.Key, out _);
-        if (vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
+        if (live.State is LiveState.Running or LiveState.Paused or LiveState.Created &&
+            vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
         {
             vm = await SetUnresponsiveAsync(vm, ConditionStatus.False, "Responsive", "the hypervisor answers again", ct);
         }

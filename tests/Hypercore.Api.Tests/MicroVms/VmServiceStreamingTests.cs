@@ -1,6 +1,7 @@
 using System.Text;
 using Grpc.Core;
 using Hypercore.Api.Tests.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Hypercore.Contracts.VmApi;
 using Hypercore.MicroVms;
 
@@ -109,6 +110,42 @@ public sealed class VmServiceStreamingTests
         {
             calls.ForEach(c => c.Dispose());
         }
+    }
+
+    [Test]
+    public async Task Watch_ClientThatStopsReading_IsEndedWithResourceExhausted_WhileAnotherWatcherKeepsUp()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s => s.Configure<HypercoreApiOptions>(o => o.WatchBufferEvents = 2));
+        await server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec
+            {
+                Id = "big", Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+                Metadata = { ["blob"] = new string('x', 32 * 1024) }, // large events fill the HTTP/2 windows quickly
+            },
+        });
+        using var slow = server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);
+        using var fast = server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);
+        await slow.ResponseHeadersAsync.WaitAsync(_timeout.Token);
+        await fast.ResponseHeadersAsync.WaitAsync(_timeout.Token);
+        (await NextAsync(fast.ResponseStream, _timeout.Token)).Type.Should().Be("ADDED");
+
+        // The slow client reads nothing while 200 changes happen; the fast one reads each as it comes.
+        for (var i = 0; i < 200; i++)
+        {
+            var vm = (await server.Store.Inner.GetAsync(new VmKey("demo", "big")))!;
+            await server.Store.Inner.UpdateStatusAsync(vm.Key, vm.Status with { RestartCount = i + 1 }, vm.ResourceVersion);
+            (await NextAsync(fast.ResponseStream, _timeout.Token)).Microvm.Status.RestartCount.Should().Be(i + 1);
+        }
+
+        var read = async () =>
+        {
+            while (await slow.ResponseStream.MoveNext(_timeout.Token))
+            {
+            }
+        };
+
+        (await read.Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.ResourceExhausted);
     }
 
     [Test]

@@ -451,8 +451,9 @@ public class ReconcilerTests
         ready.Message.Should().Contain("stopped answering").And.Contain("restartPolicy Never");
 
         _driver.InspectOverride = null;
-        await Reconcile(failed, ReconcileOutcome.Done);
+        var later = await Reconcile(failed, ReconcileOutcome.Done);
         _driver.CallCount("start").Should().Be(1, "it stays down for this generation");
+        later.Status.FindCondition(Conditions.Unresponsive)!.Status.Should().Be(ConditionStatus.True, "a VM that is gone did not start answering");
     }
 
     private static async Task Until(Func<bool> condition)

@@ -1,4 +1,5 @@
 using Hypercore.Drivers.Firecracker;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -20,6 +21,33 @@ public sealed class FirecrackerOptionsTests
 
         result.Failed.Should().BeTrue();
         result.FailureMessage.Should().Contain("Firecracker:Jailer:Uid");
+    }
+
+    [Test]
+    public void Validate_JailerIdsWithoutTheJailer_FailRatherThanBeIgnored()
+    {
+        var result = new FirecrackerOptionsValidator().Validate(null, new FirecrackerOptions { Jailer = { Uid = 1000 } });
+
+        result.FailureMessage.Should().Contain("Firecracker:Jailer:Uid only applies with Firecracker:Jailer:BinaryPath");
+    }
+
+    [Test]
+    public void AddFirecrackerDriver_BindsItsOwnSection_ThenTheCallersConfigureRuns()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Firecracker:BinaryPath"] = "/opt/fc/firecracker",
+            ["Firecracker:ApiConnectRetries"] = "7",
+            ["Firecracker:RuntimeDirectory"] = "/from/config",
+        });
+        builder.Services.AddFirecrackerDriver(o => o.RuntimeDirectory = "/from/code");
+        using var host = builder.Build();
+
+        var options = host.Services.GetRequiredService<IOptions<FirecrackerOptions>>().Value;
+
+        (options.BinaryPath, options.ApiConnectRetries, options.RuntimeDirectory).Should().Be(("/opt/fc/firecracker", 7, "/from/code"));
     }
 
     [Test]
