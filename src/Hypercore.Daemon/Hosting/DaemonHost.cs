@@ -174,7 +174,11 @@ public static partial class DaemonHost
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddSingleton<IValidateOptions<DaemonOptions>, NodeDeviceAndConsoleSettingsValidator>();
-        services.AddConsoleLogRotation(o => NodeDeviceAndConsoleSettings.ApplyTo(daemon, o));
+        services.AddConsoleLogRotation(o =>
+        {
+            o.RunDirectory = Path.Combine(daemon.StateDirectory, "run"); // every driver's RuntimeDirectory is run/<provider>
+            NodeDeviceAndConsoleSettings.ApplyTo(daemon, o);
+        });
         services.AddHypercoreApi(o => o.ImageDirectory = daemon.ImageDirectory);
         services.AddHypercoreTelemetry(o =>
         {
