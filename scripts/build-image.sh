@@ -76,9 +76,11 @@ echo "hypercore-guest" >"$root/etc/hostname"
 # The kernel gives /init a console only if /dev/console exists in the archive (mknod needs root; /init copes without).
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || log "not root: /dev/console node left out (init reopens it)"
 
-# Power button (ACPI button + evdev) and virtio-mmio block/net drivers, in dependency order.
+# Power button (ACPI button + evdev), pvpanic (the guest tells QEMU it panicked; QEMU0001 in microvm's ACPI table)
+# and virtio-mmio block/net drivers, in dependency order.
 modules=(
     input/evdev acpi/button
+    misc/pvpanic/pvpanic misc/pvpanic/pvpanic-mmio
     virtio/virtio_ring virtio/virtio virtio/virtio_mmio block/virtio_blk
     core/failover net/net_failover net/virtio_net
 )

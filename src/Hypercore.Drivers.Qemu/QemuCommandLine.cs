@@ -107,6 +107,11 @@ internal static class QemuCommandLine
         args.AddRange(["-append", KernelCmdline(spec, !kvm, input.TscKhz)]);
         args.AddRange(["-chardev", $"file,id=console0,path={Escape(input.Dir.ConsoleLog)},append=on", "-serial", "chardev:console0"]);
 
+        // pvpanic (ISA; microvm has the ISA bus and lists it in ACPI as QEMU0001): a guest with its pvpanic driver
+        // loaded tells QEMU it panicked, and panic=pause leaves QEMU in status "guest-panicked" instead of the
+        // "shutdown" a panic reboot turns into under -no-reboot. Guests without the driver are told apart by the console.
+        args.AddRange(["-device", "pvpanic", "-action", "panic=pause"]);
+
         var volumes = Volumes(spec);
         for (var i = 0; i < volumes.Count; i++)
         {

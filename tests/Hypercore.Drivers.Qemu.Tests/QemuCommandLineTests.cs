@@ -61,6 +61,7 @@ public sealed class QemuCommandLineTests
 
         line.Should().StartWith("-M microvm -accel tcg -cpu max -smp 2 -m 256M -nodefaults -no-user-config -nographic -no-reboot -no-shutdown -kernel /img/vmlinuz -initrd /img/initrd.img");
         line.Should().Contain("-chardev file,id=console0,path=/run/hc/u-1/console.log,append=on -serial chardev:console0");
+        line.Should().Contain("-device pvpanic -action panic=pause");
         line.Should().Contain("-drive id=vol0,file=/disks/root,,1.img,format=raw,if=none,readonly=off -device virtio-blk-device,drive=vol0,serial=root");
         line.Should().Contain("-drive id=vol1,file=/disks/data.qcow2,format=qcow2,if=none,readonly=on");
         line.Should().Contain("-netdev tap,id=net0,ifname=hcabcn0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:aa:bb:cc:dd:ee");

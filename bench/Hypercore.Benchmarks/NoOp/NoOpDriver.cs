@@ -57,6 +57,9 @@ public sealed class NoOpDriver(string name = "qemu", bool allRunning = false) : 
 
     public Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default) => StopAsync(vm, TimeSpan.Zero, cancellationToken);
 
+    /// <summary>No guest, no console: the empty device, as in the runtime info it reports.</summary>
+    public string ConsoleLogPath(MicroVm vm) => "/dev/null";
+
     private static Task<VmRuntimeInfo> Running(string uid) => Task.FromResult(new VmRuntimeInfo
     {
         Uid = uid,

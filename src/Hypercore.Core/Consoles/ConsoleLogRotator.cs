@@ -1,5 +1,4 @@
 using Hypercore.Drivers;
-using Hypercore.Store;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -16,6 +15,12 @@ public sealed class ConsoleLogOptions
     /// <summary>Smallest cap accepted: below this a boot log would not even fit.</summary>
     public const long MinMaxBytes = 4096;
 
+    /// <summary>
+    /// The drivers' runtime directories live under this one: <c>RunDirectory/&lt;provider&gt;/&lt;uid&gt;/console.log</c>
+    /// (the daemon's <c>&lt;state-dir&gt;/run</c>).
+    /// </summary>
+    public string RunDirectory { get; set; } = "";
+
     /// <summary>A console log larger than this is rotated to console.log.1 (one part kept). Default 16 MiB.</summary>
     public long MaxBytes { get; set; } = 16 * 1024 * 1024;
 
@@ -28,6 +33,11 @@ internal sealed class ConsoleLogOptionsValidator : IValidateOptions<ConsoleLogOp
     public ValidateOptionsResult Validate(string? name, ConsoleLogOptions o)
     {
         var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(o.RunDirectory) || !Path.IsPathFullyQualified(o.RunDirectory))
+        {
+            errors.Add($"Consoles:RunDirectory must be an absolute path, got \"{o.RunDirectory}\"");
+        }
+
         if (o.MaxBytes < ConsoleLogOptions.MinMaxBytes)
         {
             errors.Add($"Consoles:MaxBytes must be at least {ConsoleLogOptions.MinMaxBytes}, got {o.MaxBytes}");
@@ -45,50 +55,40 @@ internal sealed class ConsoleLogOptionsValidator : IValidateOptions<ConsoleLogOp
 /// <summary>
 /// Keeps every VM's console log under <see cref="ConsoleLogOptions.MaxBytes"/> by copy-truncate into one rotated part
 /// (<see cref="ConsoleLogFiles.RotateIfOver"/>). It only measures and rotates files the hypervisors write themselves,
-/// so VMs keep logging while the daemon is down (and rotation resumes when it is back). The paths come from the
-/// drivers (<see cref="IHypervisorDriver.ConsoleLogPath"/>), never from stored status.
+/// so VMs keep logging while the daemon is down (and rotation resumes when it is back). It walks the runtime
+/// directories, <c>RunDirectory/&lt;provider&gt;/&lt;uid&gt;/console.log</c>, which is where every driver's
+/// <see cref="IHypervisorDriver.ConsoleLogPath"/> points (a path derived from the uid, never from stored status):
+/// a local directory listing each second, instead of a store list (a Kubernetes API call) each second, and VMs a
+/// store no longer knows are capped too.
 /// </summary>
 public sealed partial class ConsoleLogRotator(
-    IMicroVmStore store,
-    DriverRegistry drivers,
     IOptions<ConsoleLogOptions> options,
     TimeProvider time,
     ILogger<ConsoleLogRotator> log) : BackgroundService
 {
-    /// <summary>One pass over every VM in the store; returns how many logs were rotated.</summary>
-    public async Task<int> RotateAllAsync(CancellationToken ct)
+    /// <summary>One pass over every VM directory; returns how many logs were rotated.</summary>
+    public int RotateAll()
     {
-        var max = options.Value.MaxBytes;
+        var o = options.Value;
         var rotated = 0;
-        foreach (var vm in await store.ListAsync(null, ct))
+        foreach (var provider in RealDirectories(o.RunDirectory))
         {
-            if (!drivers.TryGet(vm.Spec.Provider, out var driver))
+            foreach (var vm in RealDirectories(provider))
             {
-                continue;
-            }
-
-            string path;
-            try
-            {
-                path = driver.ConsoleLogPath(vm);
-            }
-            catch (Exception ex) when (ex is DriverException or ArgumentException)
-            {
-                continue; // a uid no driver can name a directory for has no console either
-            }
-
-            try
-            {
-                var bytes = ConsoleLogFiles.RotateIfOver(path, max);
-                if (bytes > 0)
+                var path = Path.Combine(vm, "console.log");
+                try
                 {
-                    rotated++;
-                    LogRotated(vm.Key.ToString(), path, bytes);
+                    var bytes = ConsoleLogFiles.RotateIfOver(path, o.MaxBytes);
+                    if (bytes > 0)
+                    {
+                        rotated++;
+                        LogRotated(path, bytes);
+                    }
                 }
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                LogRotateFailed(vm.Key.ToString(), path, ex.Message);
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    LogRotateFailed(path, ex.Message);
+                }
             }
         }
 
@@ -102,21 +102,27 @@ public sealed partial class ConsoleLogRotator(
         {
             try
             {
-                await RotateAllAsync(stoppingToken);
+                RotateAll();
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                LogPassFailed(ex.Message); // the store may be briefly unreachable; try again next tick
+                LogPassFailed(ex.Message); // e.g. the run directory is not there yet; try again next tick
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    [LoggerMessage(1400, LogLevel.Information, "{Key}: console log {Path} rotated ({Bytes} bytes to .1)")]
-    private partial void LogRotated(string key, string path, long bytes);
+    /// <summary>Subdirectories that are not symbolic links (a link planted in a VM directory is never followed).</summary>
+    private static IEnumerable<string> RealDirectories(string path) =>
+        Directory.Exists(path)
+            ? new DirectoryInfo(path).EnumerateDirectories().Where(d => (d.Attributes & FileAttributes.ReparsePoint) == 0).Select(d => d.FullName)
+            : [];
 
-    [LoggerMessage(1401, LogLevel.Warning, "{Key}: cannot rotate console log {Path}: {Message}")]
-    private partial void LogRotateFailed(string key, string path, string message);
+    [LoggerMessage(1400, LogLevel.Information, "console log {Path} rotated ({Bytes} bytes to .1)")]
+    private partial void LogRotated(string path, long bytes);
+
+    [LoggerMessage(1401, LogLevel.Warning, "cannot rotate console log {Path}: {Message}")]
+    private partial void LogRotateFailed(string path, string message);
 
     [LoggerMessage(1402, LogLevel.Warning, "console log rotation pass failed: {Message}")]
     private partial void LogPassFailed(string message);
@@ -124,7 +130,7 @@ public sealed partial class ConsoleLogRotator(
 
 public static class ConsoleLogServiceCollectionExtensions
 {
-    /// <summary>Caps every VM's console log (needs the store and the driver registry).</summary>
+    /// <summary>Caps every VM's console log under <see cref="ConsoleLogOptions.RunDirectory"/>.</summary>
     public static IServiceCollection AddConsoleLogRotation(this IServiceCollection services, Action<ConsoleLogOptions>? configure = null)
     {
         var builder = services.AddOptions<ConsoleLogOptions>();

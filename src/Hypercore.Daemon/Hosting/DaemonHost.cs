@@ -190,8 +190,8 @@ public static partial class DaemonHost
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));
         services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
-        services.AddConsoleLogRotation();
         services.AddOptions<ConsoleLogOptions>().Bind(builder.Configuration.GetSection(ConsoleLogOptions.Section));
+        services.AddConsoleLogRotation(o => o.RunDirectory = Path.Combine(daemon.StateDirectory, "run")); // every driver's RuntimeDirectory is run/<provider>
         services.AddHypercoreApi();
         services.AddHypercoreTelemetry(o =>
         {

@@ -1,73 +1,81 @@
-using Hypercore.Api.Tests.Hosting;
 using Hypercore.Consoles;
-using Hypercore.Contracts.VmApi;
-using Hypercore.Drivers;
-using Hypercore.MicroVms;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Hypercore.Api.Tests.Logs;
 
-/// <summary>The rotator over a real store and the drivers' console paths (never status).</summary>
+/// <summary>The rotator over a run directory laid out as the drivers lay it out: run/&lt;provider&gt;/&lt;uid&gt;/console.log.</summary>
 public sealed class ConsoleLogRotatorTests
 {
-    private ApiTestServer _server = null!;
+    private string _run = null!;
 
     [SetUp]
-    public async Task SetUp() => _server = await ApiTestServer.StartAsync();
+    public void SetUp() => _run = Directory.CreateTempSubdirectory("hypercore-rotator-").FullName;
 
     [TearDown]
-    public async Task TearDown() => await _server.DisposeAsync();
+    public void TearDown() => Directory.Delete(_run, recursive: true);
 
     [Test]
-    public async Task RotateAll_LogOverTheCap_IsRotated_AndOneUnderItAndTheStatusPathAreLeftAlone()
+    public void RotateAll_LogsOverTheCapOfEveryProvider_AreRotated_AndOnesUnderItAreLeftAlone()
     {
-        var big = await CreateWithConsoleAsync("big", new string('b', 5000));
-        var small = await CreateWithConsoleAsync("small", new string('s', 100));
-        var decoy = Path.Combine(_server.Root.FullName, "decoy.log");
-        await File.WriteAllTextAsync(decoy, new string('d', 9000));
-        await _server.Store.Inner.UpdateStatusAsync(small.Key, small.Status with { ConsoleLogPath = decoy }, small.ResourceVersion);
-        var rotator = new ConsoleLogRotator(
-            _server.Store.Inner,
-            _server.Services.GetRequiredService<DriverRegistry>(),
-            Options.Create(new ConsoleLogOptions { MaxBytes = 4096 }),
-            TimeProvider.System,
-            NullLogger<ConsoleLogRotator>.Instance);
+        var big = Console("qemu", "uid-big", new string('b', 5000));
+        var other = Console("firecracker", "uid-fc", new string('f', 4097));
+        var small = Console("qemu", "uid-small", new string('s', 100));
 
-        var rotated = await rotator.RotateAllAsync(CancellationToken.None);
+        Rotator(4096).RotateAll().Should().Be(2);
 
-        rotated.Should().Be(1);
-        new FileInfo(ConsoleOf(big)).Length.Should().Be(0);
-        (await File.ReadAllTextAsync(ConsoleOf(big) + ".1")).Should().Be(new string('b', 5000));
-        new FileInfo(ConsoleOf(small)).Length.Should().Be(100);
-        File.Exists(ConsoleOf(small) + ".1").Should().BeFalse();
-        new FileInfo(decoy).Length.Should().Be(9000, "a path in status is never touched");
-        File.Exists(decoy + ".1").Should().BeFalse();
+        new FileInfo(big).Length.Should().Be(0);
+        File.ReadAllText(big + ".1").Should().Be(new string('b', 5000));
+        File.ReadAllText(other + ".1").Should().HaveLength(4097);
+        new FileInfo(small).Length.Should().Be(100);
+        File.Exists(small + ".1").Should().BeFalse();
     }
 
     [Test]
-    public void Options_CapBelow4096_FailsValidation()
+    public void RotateAll_SymlinkedVmDirectory_IsNotFollowed()
     {
-        using var provider = new ServiceCollection().AddConsoleLogRotation(o => o.MaxBytes = 100).BuildServiceProvider();
+        var outside = Directory.CreateTempSubdirectory("hypercore-rotator-outside-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(outside, "console.log"), new string('x', 9000));
+            Directory.CreateDirectory(Path.Combine(_run, "qemu"));
+            Directory.CreateSymbolicLink(Path.Combine(_run, "qemu", "planted"), outside);
+
+            Rotator(4096).RotateAll().Should().Be(0);
+
+            new FileInfo(Path.Combine(outside, "console.log")).Length.Should().Be(9000);
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
+    }
+
+    [Test]
+    public void RotateAll_NoRunDirectoryYet_RotatesNothing() =>
+        new ConsoleLogRotator(Options.Create(new ConsoleLogOptions { RunDirectory = Path.Combine(_run, "missing") }), TimeProvider.System, NullLogger<ConsoleLogRotator>.Instance)
+            .RotateAll().Should().Be(0);
+
+    [TestCase(100, "/run", "*Consoles:MaxBytes must be at least 4096, got 100*")]
+    [TestCase(4096, "run", "*Consoles:RunDirectory must be an absolute path, got \"run\"*")]
+    public void Options_Invalid_FailValidation(long max, string run, string message)
+    {
+        using var provider = new ServiceCollection().AddConsoleLogRotation(o => (o.MaxBytes, o.RunDirectory) = (max, run)).BuildServiceProvider();
 
         var act = () => provider.GetRequiredService<IOptions<ConsoleLogOptions>>().Value;
 
-        act.Should().Throw<OptionsValidationException>().WithMessage("*Consoles:MaxBytes must be at least 4096, got 100*");
+        act.Should().Throw<OptionsValidationException>().WithMessage(message);
     }
 
-    private string ConsoleOf(MicroVm vm) => _server.Drivers.Single(d => d.Name == "qemu").ConsoleLogPath(vm);
+    private ConsoleLogRotator Rotator(long max) =>
+        new(Options.Create(new ConsoleLogOptions { RunDirectory = _run, MaxBytes = max }), TimeProvider.System, NullLogger<ConsoleLogRotator>.Instance);
 
-    private async Task<MicroVm> CreateWithConsoleAsync(string id, string content)
+    private string Console(string provider, string uid, string content)
     {
-        await _server.Vms.CreateAsync(new CreateMicroVMRequest
-        {
-            Microvm = new MicroVMSpec { Id = id, Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" } },
-        });
-        var vm = (await _server.Store.Inner.GetAsync(new VmKey("demo", id)))!;
-        var path = ConsoleOf(vm);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        await File.WriteAllTextAsync(path, content);
-        return vm;
+        var dir = Directory.CreateDirectory(Path.Combine(_run, provider, uid)).FullName;
+        var path = Path.Combine(dir, "console.log");
+        File.WriteAllText(path, content);
+        return path;
     }
 }

@@ -109,6 +109,23 @@ public sealed class QemuContractTests : DriverContractTests
         Eventually.Read(Driver.ConsoleLogPath(vm)).Should().Contain("Kernel panic - not syncing: Attempted to kill init!");
     }
 
+    /// <summary>
+    /// The image's /init loads the guest's pvpanic driver; a panic then reaches QEMU through the pvpanic device
+    /// (status guest-panicked, not the shutdown a panic reboot becomes), and the panic line still comes from the console.
+    /// </summary>
+    [Test]
+    public async Task Inspect_GuestPanicsWithPvpanicLoaded_QemuSaysGuestPanicked_AndTheVmIsCrashed()
+    {
+        var vm = NewVm("pvpanic", s => s with { Kernel = s.Kernel with { Cmdline = new Dictionary<string, string> { ["hypercore.panic"] = "" } } });
+        await Driver.StartAsync(vm);
+
+        var info = await WaitForStateAsync(vm, LiveState.Exited);
+
+        info.Exit.Should().Be(ExitKind.Crashed, info.Detail);
+        info.Detail.Should().Contain("guest kernel panic: Kernel panic - not syncing: sysrq triggered crash");
+        (await QmpStatusAsync(Path.Combine(VmDirectory(vm), "qmp.sock"))).Should().Be("guest-panicked", "QEMU heard of the panic through pvpanic");
+    }
+
     [Test]
     public async Task Inspect_GuestPowersOff_ReportsGuestShutdownNotACrash()
     {
@@ -119,6 +136,28 @@ public sealed class QemuContractTests : DriverContractTests
 
         info.Exit.Should().Be(ExitKind.GuestShutdown, info.Detail);
         info.Detail.Should().NotContain("panic");
+    }
+
+    /// <summary>QEMU's own query-status over the VM's QMP socket (skipping any event lines).</summary>
+    private static async Task<string> QmpStatusAsync(string socketPath)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath), cts.Token);
+        await using var stream = new System.Net.Sockets.NetworkStream(socket);
+        using var reader = new StreamReader(stream);
+        await using var writer = new StreamWriter(stream) { AutoFlush = true };
+        await writer.WriteLineAsync("{\"execute\":\"qmp_capabilities\"}");
+        await writer.WriteLineAsync("{\"execute\":\"query-status\"}");
+        while (await reader.ReadLineAsync(cts.Token) is { } line)
+        {
+            if (System.Text.Json.Nodes.JsonNode.Parse(line)?["return"]?["status"] is { } status)
+            {
+                return status.GetValue<string>();
+            }
+        }
+
+        throw new AssertionException("QMP closed before answering query-status");
     }
 
     protected override Task<VmmView> ReadVmmAsync(MicroVm vm, VmRuntimeInfo info) =>

@@ -214,6 +214,22 @@ public sealed class FirecrackerDriverTests
     }
 
     [Test]
+    public async Task Inspect_GuestPanicked_ReportsCrashedWithThePanicLineFromTheConsole()
+    {
+        // The stand-in's guest panics after boot; with panic=1 reboot=k the guest reboots and firecracker exits,
+        // which from outside is just a process that ended: only the console says why.
+        var vm = _scratch.Vm("fc-panic", s => s with { Kernel = s.Kernel with { Cmdline = new Dictionary<string, string>(s.Kernel.Cmdline) { ["hypercore.standin.panic"] = "" } } });
+        var started = await _driver.StartAsync(vm);
+        await Eventually.TrueAsync(() => !HostProcess.IsAlive(started.Pid!.Value), TimeSpan.FromSeconds(60), "the panicking guest's firecracker to exit");
+
+        var live = await _driver.InspectAsync(vm);
+
+        live.State.Should().Be(LiveState.Exited);
+        live.Exit.Should().Be(ExitKind.Crashed);
+        live.Detail.Should().Be("guest kernel panic: Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100");
+    }
+
+    [Test]
     public async Task List_NewDriverInstance_AdoptsTheRunningVmWithTheSamePid()
     {
         var vm = _scratch.Vm("fc-adopt");

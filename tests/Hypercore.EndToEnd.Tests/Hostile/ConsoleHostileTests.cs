@@ -102,6 +102,13 @@ public sealed partial class ConsoleHostileTests
         var logs = await _node.VisAsync("logs", "flood", "--tail", "3");
         logs.ExitCode.Should().Be(0, logs.ToString());
         LastLineNumber(logs.Stdout).Should().BeGreaterThan(written / LineLength - 1, "the tail is the newest output");
+        // `vis logs -f` keeps following across rotations: the numbers only go up (a few lines are lost to each
+        // copy-truncate, none repeated), and the stream spans more than a cap's worth of output.
+        var followed = await FollowAsync(_node, "flood", TimeSpan.FromSeconds(8));
+        var numbers = FloodLine().Matches(followed).Select(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        numbers.Should().HaveCountGreaterThan(100, "vis logs -f printed the flood:\n{0}", followed.Length > 2000 ? followed[^2000..] : followed);
+        numbers.Should().BeInAscendingOrder().And.OnlyHaveUniqueItems("a rotation never replays output");
+        (numbers[^1] - numbers[0]).Should().BeGreaterThan(Cap / LineLength * 3 / 2, "the follow outlived at least one rotation");
         _node.Daemon.HasExited.Should().BeFalse();
 
         var delete = await _node.VisAsync("delete", "flood", "--wait", "--timeout", "2m");
@@ -111,6 +118,25 @@ public sealed partial class ConsoleHostileTests
 
     /// <summary>About the bytes of one flood line: 16 + digits + 1 + 80 + 1 (99 to 105 for the numbers reached here).</summary>
     private const long LineLength = 100;
+
+    /// <summary>Runs `vis logs ID -f` for <paramref name="duration"/>, then interrupts it; returns what it printed.</summary>
+    private static async Task<string> FollowAsync(Node node, string id, TimeSpan duration)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { BuiltPrograms.VisDll, "--host", node.GrpcUrl, "logs", id, "-f" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        await Task.Delay(duration);
+        process.HasExited.Should().BeFalse("vis logs -f keeps following");
+        process.Kill(entireProcessTree: true);
+        await process.WaitForExitAsync();
+        return await stdout;
+    }
 
     private static long Size(string path) => File.Exists(path) ? new FileInfo(path).Length : 0;
 

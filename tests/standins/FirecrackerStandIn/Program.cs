@@ -43,6 +43,9 @@ namespace Hypercore.StandIns.Firecracker
         private const string PreBoot = "The requested operation is not supported before starting the microVM.";
         private const string IgnoreCtrlAltDel = "hypercore.standin.ignore_ctrlaltdel";
 
+        /// <summary>The "guest" panics right after boot: with panic=1 reboot=k it reboots, and firecracker exits.</summary>
+        private const string Panic = "hypercore.standin.panic";
+
         private readonly Lock _lock = new();
         private readonly Dictionary<string, JsonObject> _drives = [];
         private readonly Dictionary<string, JsonObject> _nics = [];
@@ -298,6 +301,11 @@ namespace Hypercore.StandIns.Firecracker
                     Console.WriteLine($"[    0.000000] Command line: {cmdline}");
                     Console.WriteLine($"[    0.010000] Memory: {_machine["mem_size_mib"]}MiB, {_machine["vcpu_count"]} vCPU(s), {_drives.Count} drive(s), {_nics.Count} nic(s)");
                     Console.WriteLine("HYPERCORE-GUEST-READY");
+                    if (cmdline.Contains(Panic, StringComparison.Ordinal))
+                    {
+                        PanicSoon();
+                    }
+
                     return NoContent;
                 case "SendCtrlAltDel":
                     if (!_started)
@@ -387,6 +395,14 @@ namespace Hypercore.StandIns.Firecracker
             ["network-interfaces"] = new JsonArray([.. _nics.Values.Select(n => (JsonNode)n.DeepClone())]),
             ["mmds-config"] = _mmdsConfig?.DeepClone(),
         };
+
+        private static void PanicSoon() => _ = Task.Run(async () =>
+        {
+            await Task.Delay(300);
+            Console.WriteLine("[    1.000000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100");
+            Console.WriteLine("[    1.000001] Rebooting in 1 seconds..");
+            Environment.Exit(0);
+        });
 
         private static void PowerOffSoon() => _ = Task.Run(async () =>
         {
