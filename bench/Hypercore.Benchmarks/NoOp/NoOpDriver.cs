@@ -38,9 +38,6 @@ public sealed class NoOpDriver(string name = "qemu", bool allRunning = false) : 
 
     public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default) => _running.GetOrAdd(vm.Uid, Running);
 
-    /// <summary>No guest, so no console: a path that never exists.</summary>
-    public string ConsoleLogPath(MicroVm vm) => $"/nonexistent/hypercore-bench-noop/{vm.Uid}/console.log";
-
     public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => Task.CompletedTask;
 
     public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) => Task.CompletedTask;
