@@ -128,3 +128,21 @@ public sealed class SecurityUnitTests
         socket.Overlaps(ListenEndpoint.Parse("unix:///run/hypercore/api.sock", out _)!).Should().BeTrue();
     }
 }
+
+/// <summary>Every daemon setting is documented: in the README's configuration table, or in docs/security.md for the transport ones.</summary>
+[SupportedOSPlatform("linux")]
+public sealed class SettingsDocumentationTests
+{
+    [Test]
+    public void EverySetting_IsDocumented()
+    {
+        var readme = File.ReadAllText(Path.Combine(Hypercore.Testing.GuestImage.RepoRoot(), "README.md"));
+        var security = File.ReadAllText(Path.Combine(Hypercore.Testing.GuestImage.RepoRoot(), "docs", "security.md"));
+
+        var missing = DaemonSettings.All.Where(s => !readme.Contains($"`{s.Name}`", StringComparison.Ordinal)).Select(s => s.Name).ToList();
+        var missingSecurity = SecuritySettings.All.Where(s => !security.Contains($"`{s.Name}`", StringComparison.Ordinal)).Select(s => s.Name).ToList();
+
+        missing.Should().BeEmpty("the README's configuration table lists every setting");
+        missingSecurity.Should().BeEmpty("docs/security.md describes every transport and identity setting");
+    }
+}
