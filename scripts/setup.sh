@@ -11,7 +11,8 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(qemu-system-x86 busybox-static cpio iproute2)
+# curl: the README's HTTP examples are run as written by a test (tests/Hypercore.EndToEnd.Tests/Docs).
+packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)

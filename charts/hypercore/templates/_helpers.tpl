@@ -35,3 +35,8 @@ app.kubernetes.io/part-of: hypercore
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret with tls.crt, tls.key and ca.crt: tls.secretName, else "<fullname>-tls" (what the optional Certificate writes). */}}
+{{- define "hypercore.tlsSecretName" -}}
+{{- default (printf "%s-tls" (include "hypercore.fullname" .)) .Values.tls.secretName }}
+{{- end }}

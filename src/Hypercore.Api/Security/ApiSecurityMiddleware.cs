@@ -194,7 +194,14 @@ public sealed partial class ApiSecurityMiddleware
             return true;
         }
 
-        return host.HasValue && _hosts.Contains(host.Host.ToLowerInvariant());
+        if (!host.HasValue)
+        {
+            return false;
+        }
+
+        var name = host.Host.ToLowerInvariant();
+        return _hosts.Contains(name) ||
+            _hosts.Any(h => h.StartsWith("*.", StringComparison.Ordinal) && name.EndsWith(h[1..], StringComparison.Ordinal) && name.Length > h.Length - 1);
     }
 
     private static bool IsGrpc(HttpRequest request) =>

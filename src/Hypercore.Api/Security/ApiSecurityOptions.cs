@@ -19,7 +19,7 @@ public sealed class ApiSecurityOptions
 
     /// <summary>
     /// Host header values (without port) accepted on TCP: a request naming another host is refused, which defeats DNS
-    /// rebinding (a web page whose name resolves to 127.0.0.1). "*" accepts any.
+    /// rebinding (a web page whose name resolves to 127.0.0.1). "*.example.com" accepts its subdomains, "*" any.
     /// </summary>
     public IReadOnlyList<string> AllowedHosts { get; set; } = ["localhost", "127.0.0.1", "[::1]", "::1"];
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.NetworkInformation;
+using System.Net.Sockets;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Hypercore.Api.Security;
@@ -7,7 +8,9 @@ using Hypercore.Daemon.Configuration;
 using Hypercore.Daemon.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -18,8 +21,9 @@ namespace Hypercore.Daemon.Hosting;
 public static partial class DaemonHost
 {
     /// <summary>The state directory's lock, or null with the problem (another daemon holds it, or the directory is unusable).</summary>
-    private static NodeLock? AcquireNodeLock(IReadOnlyDictionary<string, string?> settings, out string problem)
+    private static NodeLock? AcquireNodeLock(IReadOnlyDictionary<string, string?> settings, out string problem, out bool heldByAnother)
     {
+        heldByAnother = false;
         var dir = settings.TryGetValue(DaemonSettings.StateDirectory.ConfigKey, out var value) && !string.IsNullOrWhiteSpace(value)
             ? value
             : new DaemonOptions().StateDirectory;
@@ -34,7 +38,7 @@ public static partial class DaemonHost
             return null;
         }
 
-        var nodeLock = NodeLock.TryAcquire(Path.Combine(dir, "vistarad.lock"), out problem);
+        var nodeLock = NodeLock.TryAcquire(Path.Combine(dir, "vistarad.lock"), out problem, out heldByAnother);
         problem = $"{DaemonSettings.StateDirectory.Name}: {problem}";
         return nodeLock;
     }
@@ -44,12 +48,11 @@ public static partial class DaemonHost
             ? ServerCertificate.TryLoad(daemon.TlsCert!, daemon.TlsKey!, TimeProvider.System, out _)
             : null;
 
-    private static ListenOptions ListenUnix(KestrelServerOptions kestrel, string path, HttpProtocols protocols, int? group, BoundEndpoints endpoints)
+    private static ListenOptions ListenUnix(KestrelServerOptions kestrel, string path, HttpProtocols protocols, BoundEndpoints endpoints)
     {
-        var fd = UnixSocket.Bind(path, group);
         endpoints.AddSocket(path);
         ListenOptions? captured = null;
-        kestrel.ListenHandle((ulong)fd, o =>
+        kestrel.Listen(new UnixDomainSocketEndPoint(path), o =>
         {
             o.Protocols = protocols;
             o.Use(next => connection =>
@@ -60,6 +63,15 @@ public static partial class DaemonHost
             captured = o;
         });
         return captured!;
+    }
+
+    /// <summary>Unix sockets are bound by <see cref="UnixSocket.Bind"/> (mode and group before listening), when Kestrel starts.</summary>
+    private static void BindUnixSocketsWithMode(WebApplicationBuilder builder, DaemonOptions daemon)
+    {
+        var group = daemon.SocketGroup is { } name ? Libc.GroupId(name) : null;
+        builder.WebHost.UseSockets(o => o.CreateBoundListenSocket = endpoint => endpoint is UnixDomainSocketEndPoint socket
+            ? UnixSocket.Bind(socket.ToString(), group)
+            : SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint));
     }
 
     private static void AddSecurity(IServiceCollection services, DaemonOptions daemon, ServerCertificate? certificate)

@@ -42,17 +42,19 @@ public static partial class DaemonHost
     public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
     {
         // One daemon per state directory, decided before anything reads or writes in it.
-        using var nodeLock = AcquireNodeLock(settings, out var lockProblem);
-        if (nodeLock is null)
+        using var nodeLock = AcquireNodeLock(settings, out var lockProblem, out var heldByAnother);
+        if (nodeLock is null && heldByAnother)
         {
             await stderr.WriteLineAsync("vistarad: invalid setting: " + lockProblem);
             return ExitBadSettings;
         }
 
+        // A state directory that cannot even be created is reported by validation with every other bad setting;
+        // without the lock the daemon never gets past validation.
         var endpoints = new BoundEndpoints();
         try
         {
-            return await RunLockedAsync(settings, endpoints, stdout, stderr, stop);
+            return await RunLockedAsync(settings, endpoints, stdout, stderr, nodeLock is null ? lockProblem : null, stop);
         }
         finally
         {
@@ -61,7 +63,7 @@ public static partial class DaemonHost
     }
 
     private static async Task<int> RunLockedAsync(
-        IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, TextWriter stdout, TextWriter stderr, CancellationToken stop)
+        IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, TextWriter stdout, TextWriter stderr, string? lockProblem, CancellationToken stop)
     {
         WebApplication app;
         try
@@ -82,6 +84,12 @@ public static partial class DaemonHost
                 // constructors read their options) before it runs the startup validators, which would report only
                 // the first bad setting and only after opening the database.
                 app.Services.GetService<IStartupValidator>()?.Validate();
+                if (lockProblem is not null)
+                {
+                    await stderr.WriteLineAsync("vistarad: invalid setting: " + lockProblem);
+                    return ExitBadSettings;
+                }
+
                 await app.StartAsync(stop);
             }
             catch (Exception ex) when (BadSettings(ex) is { Count: > 0 } failures)
@@ -245,36 +253,36 @@ public static partial class DaemonHost
         var grpc = ListenEndpoint.Parse(daemon.GrpcEndpoint, out _);
         var http = ListenEndpoint.Parse(daemon.HttpEndpoint, out _);
         var tls = certificate is null ? null : new TlsListener(certificate, !string.IsNullOrWhiteSpace(daemon.TlsClientCa));
-        var group = daemon.SocketGroup is { } name ? Libc.GroupId(name) : null;
+        BindUnixSocketsWithMode(builder, daemon);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = daemon.MaxRequestBody;
             if (grpc is not null)
             {
-                endpoints.Grpc = (grpc, Listen(k, grpc, HttpProtocols.Http2, tls, group, endpoints));
+                endpoints.Grpc = (grpc, Listen(k, grpc, HttpProtocols.Http2, tls, endpoints));
             }
 
             if (http is not null)
             {
-                endpoints.Http = (http, Listen(k, http, HttpProtocols.Http1, tls, group, endpoints));
+                endpoints.Http = (http, Listen(k, http, HttpProtocols.Http1, tls, endpoints));
             }
 
             if (daemon.SocketPath is { } socket && socket != grpc?.UnixPath && socket != http?.UnixPath)
             {
                 // The node-local socket speaks gRPC (HTTP/2): vis and Hypercore.Client use it by default.
-                ListenUnix(k, socket, HttpProtocols.Http2, group, endpoints);
+                ListenUnix(k, socket, HttpProtocols.Http2, endpoints);
                 endpoints.Socket = socket;
             }
         });
     }
 
     private static ListenOptions Listen(
-        KestrelServerOptions kestrel, ListenEndpoint endpoint, HttpProtocols protocols, TlsListener? tls, int? group, BoundEndpoints endpoints)
+        KestrelServerOptions kestrel, ListenEndpoint endpoint, HttpProtocols protocols, TlsListener? tls, BoundEndpoints endpoints)
     {
         if (endpoint.UnixPath is { } path)
         {
-            return ListenUnix(kestrel, path, protocols, group, endpoints);
+            return ListenUnix(kestrel, path, protocols, endpoints);
         }
 
         ListenOptions? captured = null;

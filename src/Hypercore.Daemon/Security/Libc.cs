@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Hypercore.Daemon.Security;
 
-/// <summary>The few POSIX calls .NET does not offer: flock, binding a Unix socket before it listens, chown, getgrnam.</summary>
+/// <summary>The few POSIX calls .NET does not offer: flock, chown, getgrnam, lstat's file type.</summary>
 internal static partial class Libc
 {
     public const int LOCK_EX = 2;
@@ -11,9 +11,6 @@ internal static partial class Libc
     public const int O_RDWR = 2;
     public const int O_CREAT = 0x40;
     public const int O_CLOEXEC = 0x80000;
-    public const int AF_UNIX = 1;
-    public const int SOCK_STREAM = 1;
-    public const int SOCK_CLOEXEC = 0x80000;
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags, int mode);
@@ -32,12 +29,6 @@ internal static partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int socket(int domain, int type, int protocol);
-
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial int bind(int fd, ReadOnlySpan<byte> address, int length);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int chown(string path, int owner, int group);

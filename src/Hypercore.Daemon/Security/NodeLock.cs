@@ -15,8 +15,9 @@ internal sealed class NodeLock : IDisposable
     private NodeLock(int fd) => _fd = fd;
 
     /// <summary>The lock, or null with <paramref name="problem"/> naming the holder's pid.</summary>
-    public static NodeLock? TryAcquire(string path, out string problem)
+    public static NodeLock? TryAcquire(string path, out string problem, out bool heldByAnother)
     {
+        heldByAnother = false;
         var fd = Libc.open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, Convert.ToInt32("644", 8));
         if (fd < 0)
         {
@@ -29,6 +30,7 @@ internal sealed class NodeLock : IDisposable
             var busy = System.Runtime.InteropServices.Marshal.GetLastPInvokeError() == Libc.EWOULDBLOCK;
             var error = Libc.LastError();
             Libc.close(fd);
+            heldByAnother = busy;
             problem = busy
                 ? $"another vistarad (pid {HolderPid(path)}) is running on this state directory (it holds {path}); " +
                   "stop it first, or give this one another --state-dir"

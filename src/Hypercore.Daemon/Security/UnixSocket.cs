@@ -3,18 +3,17 @@ using System.Text;
 namespace Hypercore.Daemon.Security;
 
 /// <summary>
-/// Binds a Unix socket and sets its mode (0660) and group before anyone can connect: the socket is handed to Kestrel
-/// as a bound, not yet listening, file descriptor (Kestrel listens on it), so there is no moment at which it accepts
-/// connections with the umask's mode. Who may connect is decided by the file's mode and group.
+/// Binds a Unix socket and sets its mode (0660) and group before anyone can connect: Kestrel calls this when it starts
+/// (SocketTransportOptions.CreateBoundListenSocket) and only then listens on the socket, so there is no moment at which
+/// it accepts connections with the umask's mode. Who may connect is decided by the file's mode and group.
 /// </summary>
 internal static class UnixSocket
 {
     public const int Mode = 0x1B0; // 0660
 
-    /// <summary>The bound socket's descriptor; throws <see cref="IOException"/> naming the path.</summary>
-    public static int Bind(string path, int? groupId)
+    /// <summary>The bound (not yet listening) socket; throws <see cref="IOException"/> naming the path.</summary>
+    public static System.Net.Sockets.Socket Bind(string path, int? groupId)
     {
-        var address = Address(path);
         if (File.Exists(path) || Directory.Exists(path) || new FileInfo(path).LinkTarget is not null)
         {
             if (!Libc.IsSocket(path))
@@ -27,46 +26,27 @@ internal static class UnixSocket
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var fd = Libc.socket(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0);
-        if (fd < 0)
-        {
-            throw new IOException($"socket() for {path}: {Libc.LastError()}");
-        }
-
+        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
         try
         {
-            if (Libc.bind(fd, address, address.Length) != 0)
-            {
-                throw new IOException($"cannot bind {path}: {Libc.LastError()}");
-            }
-
+            socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
             File.SetUnixFileMode(path, (UnixFileMode)Mode);
             if (groupId is { } gid && Libc.chown(path, -1, gid) != 0)
             {
                 throw new IOException($"cannot give {path} to group {gid}: {Libc.LastError()}");
             }
 
-            return fd;
+            return socket;
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            socket.Dispose();
+            throw new IOException($"cannot bind {path}: {ex.Message}", ex);
         }
         catch
         {
-            Libc.close(fd);
+            socket.Dispose();
             throw;
         }
-    }
-
-    /// <summary>struct sockaddr_un: sa_family_t (2 bytes, native order) then the NUL-terminated path.</summary>
-    private static byte[] Address(string path)
-    {
-        var bytes = Encoding.UTF8.GetBytes(path);
-        if (bytes.Length > 107)
-        {
-            throw new IOException($"{path} is longer than 107 bytes (sockaddr_un)");
-        }
-
-        var address = new byte[2 + bytes.Length + 1];
-        BitConverter.TryWriteBytes(address.AsSpan(0, 2), (ushort)Libc.AF_UNIX);
-        bytes.CopyTo(address, 2);
-        return address;
     }
 }

@@ -12,6 +12,7 @@ public sealed class DaemonSettingsTests
     [TestCase("[::1]:9090", "::1", 9090)]
     [TestCase("*:9091", "*", 9091)]
     [TestCase("0.0.0.0:0", "0.0.0.0", 0)]
+    [TestCase("https://127.0.0.1:9443", "127.0.0.1", 9443)]
     public void ListenEndpoint_ValidForms_Parse(string text, string host, int port)
     {
         ListenEndpoint.TryParse(text, out var endpoint, out var error).Should().BeTrue(error);
@@ -24,7 +25,7 @@ public sealed class DaemonSettingsTests
     [TestCase("localhost:65536", "port")]
     [TestCase("localhost:-1", "port")]
     [TestCase("example.com:9090", "must be localhost")]
-    [TestCase("https://localhost:9090", "https is not supported")]
+    [TestCase("unix://relative/path.sock", "unix:///absolute/path")]
     [TestCase("", "host:port")]
     public void ListenEndpoint_InvalidForms_SayWhy(string text, string expected)
     {

@@ -187,10 +187,11 @@ public sealed class DaemonStoreSettingsTests
     }
 
     [Test]
-    public async Task Run_AnyAddressEndpoints_AsTheChartUses_Serve()
+    public async Task Run_AnyAddressEndpoints_WithInsecure_Serve()
     {
+        // Without TLS and credentials an address other machines can reach is refused (ExposureHostileTests); --insecure allows it.
         await using var daemon = DaemonProcess.Start(
-            DaemonProcessTests.Vistarad, "run", "--state-dir", StateDir, "--grpc-endpoint", "0.0.0.0:0", "--http-endpoint", "0.0.0.0:0", "--qemu-accel", "tcg");
+            DaemonProcessTests.Vistarad, "run", "--state-dir", StateDir, "--grpc-endpoint", "0.0.0.0:0", "--http-endpoint", "0.0.0.0:0", "--qemu-accel", "tcg", "--insecure");
 
         var (grpc, http) = await daemon.WaitReadyAsync(Patience);
         using var client = new HttpClient { BaseAddress = new Uri(http.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal)) };
@@ -206,22 +207,31 @@ public sealed class DaemonStoreSettingsTests
     /// <summary>
     /// The args of the DaemonSet (chart template rendered with the chart's default values, and deploy/daemonset.yaml)
     /// are accepted by the daemon's own parser and validator: with a kubeconfig that does not exist, that is the only
-    /// complaint. So every flag exists and the 0.0.0.0 endpoints, node name and state dir are valid.
+    /// complaint. So every flag exists and the node-address https endpoints, TLS files, node name and state dir are valid
+    /// (in particular: the daemon would not refuse them as a non-loopback bind without TLS and credentials).
     /// </summary>
     [TestCase("charts/hypercore/templates/daemonset.yaml")]
     [TestCase("deploy/daemonset.yaml")]
     public async Task DaemonSetArgs_AreAcceptedByTheDaemon(string manifest)
     {
+        // The Secret the pod mounts at /etc/hypercore/tls: a server certificate and the CA of client certificates.
+        var pki = TestPki.Create(Path.Combine(_dir.FullName, "tls"));
+        var (cert, key) = pki.Server();
         var args = DaemonSetArgs(Path.Combine(GuestImage.RepoRoot(), manifest))
-            .Select(a => a switch
+            .Select(a => a
+                .Replace("$(NODE_NAME)", "node-1", StringComparison.Ordinal) // the kubelet expands it from the pod's spec.nodeName
+                .Replace("$(HOST_IP)", "127.0.0.1", StringComparison.Ordinal) switch // ... and this from status.hostIP
             {
-                "$(NODE_NAME)" => "node-1", // the kubelet expands it from the pod's spec.nodeName
                 "/var/lib/hypercore" => StateDir, // the validator creates and probes the state dir: not the machine's own
-                _ => a,
+                "/etc/hypercore/tls/tls.crt" => cert,
+                "/etc/hypercore/tls/tls.key" => key,
+                "/etc/hypercore/tls/ca.crt" => pki.CaPath,
+                var other => other,
             })
             .ToList();
         args.Should().StartWith(["run", "--store", "kubernetes"]);
-        args.Should().Contain(["--grpc-endpoint", "0.0.0.0:9090"]).And.Contain(["--http-endpoint", "0.0.0.0:9091"]);
+        args.Should().Contain(["--grpc-endpoint", "https://127.0.0.1:9090"]).And.Contain(["--http-endpoint", "https://127.0.0.1:9091"]);
+        args.Should().Contain(["--tls-cert", cert]).And.Contain(["--tls-client-ca", pki.CaPath]).And.NotContain("--insecure");
         var missing = Path.Combine(_dir.FullName, "not-mounted");
 
         var (code, stdout, stderr) = await RunCliAsync([.. args, "--kubeconfig", missing]);
@@ -247,9 +257,22 @@ public sealed class DaemonStoreSettingsTests
         start.Should().BePositive($"{path} has an args list");
         var indent = lines[start].IndexOf('a', StringComparison.Ordinal);
         var args = new List<string>();
+        var skipping = false;
         foreach (var line in lines.Skip(start + 1).TakeWhile(l => l.Trim().StartsWith("- ", StringComparison.Ordinal) || l.Trim().StartsWith("{{-", StringComparison.Ordinal)))
         {
             var text = line.Trim();
+            if (text.StartsWith("{{- if .Values.tls.allowedHosts", StringComparison.Ordinal))
+            {
+                skipping = true; // allowedHosts is empty by default
+                continue;
+            }
+
+            if (skipping)
+            {
+                skipping = text != "{{- end }}";
+                continue;
+            }
+
             if (text.StartsWith("{{- range .Values.daemon.extraArgs", StringComparison.Ordinal) || text is "{{- end }}" or "- {{ . | quote }}")
             {
                 continue; // extraArgs is empty by default

@@ -129,6 +129,12 @@ public sealed partial class ChartTests
         ((string?)volumes["kvm"]["type"]).Should().Be("CharDevice");
         ((string?)volumes["state"]["path"]).Should().Be("/var/lib/hypercore");
         container["ports"]!.AsArray().Select(p => (int)p!["containerPort"]!).Should().Contain(9090);
+        var args = container["args"]!.AsArray().Select(a => (string?)a).ToList();
+        args.Should().ContainInOrder("--grpc-endpoint", "https://$(HOST_IP):9090").And.ContainInOrder("--tls-client-ca", "/etc/hypercore/tls/ca.crt")
+            .And.NotContain("--insecure").And.NotContain(a => a!.Contains("0.0.0.0"));
+        var hostIp = container["env"]!.AsArray().Single(e => (string?)e!["name"] == "HOST_IP")!;
+        ((string?)hostIp["valueFrom"]!["fieldRef"]!["fieldPath"]).Should().Be("status.hostIP");
+        ((string?)pod["volumes"]!.AsArray().Single(v => (string?)v!["name"] == "tls")!["secret"]!["secretName"]).Should().Be("hypercore-tls");
         container["resources"]!["requests"].Should().NotBeNull();
 
         // The chart's template carries the same essentials (it cannot be rendered without helm).
@@ -138,6 +144,8 @@ public sealed partial class ChartTests
             "hostNetwork: true", "privileged: true", "fieldPath: spec.nodeName", "path: /dev/kvm", "type: CharDevice",
             "- --store\n            - kubernetes", "- --node-name\n            - $(NODE_NAME)", ".Values.nodeSelector", ".Values.tolerations",
             ".Values.resources", "containerPort: {{ .Values.daemon.grpcPort }}", "path: {{ .Values.daemon.stateDir }}",
+            "\"https://$(HOST_IP):{{ .Values.daemon.grpcPort }}\"", "fieldPath: status.hostIP", "- --tls-client-ca",
+            "secretName: {{ include \"hypercore.tlsSecretName\" . }}",
         })
         {
             template.Should().Contain(needle);
@@ -147,7 +155,11 @@ public sealed partial class ChartTests
     [Test]
     public void Notes_And_SystemdUnit_SayWhatMatters()
     {
-        File.ReadAllText(Path.Combine(ChartDir, "templates", "NOTES.txt")).Should().Contain("kubectl get mvm");
+        File.ReadAllText(Path.Combine(ChartDir, "templates", "NOTES.txt")).Should().Contain("kubectl get mvm")
+            .And.Contain("client certificate").And.Contain("--tls-cert alice.pem");
+        var certificate = File.ReadAllText(Path.Combine(ChartDir, "templates", "certificate.yaml"));
+        certificate.Should().Contain("{{- if .Values.tls.certManager.enabled }}").And.Contain("kind: Certificate")
+            .And.Contain("secretName: {{ include \"hypercore.tlsSecretName\" . }}");
         var unit = File.ReadAllText(Repo.Path_("deploy", "systemd", "vistarad.service"));
         unit.Should().MatchRegex(@"(?m)^KillMode=process$", "VMs must survive a daemon restart");
         unit.Should().MatchRegex(@"(?m)^ExecStart=/usr/local/bin/vistarad run\b");
