@@ -351,6 +351,33 @@ public sealed class PlainRegistryTests
         Directory.EnumerateDirectories(Path.Combine(root, "trees")).Should().BeEmpty("a half-unpacked tree from a crash is removed at start");
     }
 
+    [Test]
+    public async Task PullUnpackAndDisk_Of64MiBImage_WorkAndTheCachedSecondUseIsCheap()
+    {
+        var (image, reference) = await PushAsync("test/big", "1", TestImages.RandomLayer(48 << 20, "data/a.bin"), TestImages.RandomLayer(16 << 20, "data/b.bin"));
+        var (cache, counter, _) = NewCache();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+        var pull = clock.Elapsed;
+        var tree = await cache.GetTreeAsync(pulled, CancellationToken.None);
+        var unpack = clock.Elapsed - pull;
+        var disk = await cache.GetDiskAsync(pulled, CancellationToken.None);
+        var build = clock.Elapsed - pull - unpack;
+        clock.Restart();
+        var again = await cache.PullAsync(reference, null, CancellationToken.None);
+        var cachedDisk = await cache.GetDiskAsync(again, CancellationToken.None);
+        var cached = clock.Elapsed;
+
+        cachedDisk.Should().Be(disk);
+        foreach (var layer in image.Layers) counter.BlobGets(layer.Digest).Should().Be(1, "the second use is served from the cache");
+        (new FileInfo(Path.Combine(tree, "data/a.bin")).Length + new FileInfo(Path.Combine(tree, "data/b.bin")).Length).Should().Be(64L << 20);
+        (await Tools.RunAsync("/usr/sbin/e2fsck", "-fn", disk)).Code.Should().Be(0);
+        await TestContext.Out.WriteLineAsync(
+            $"64 MiB image: pull {pull.TotalMilliseconds:0} ms, unpack {unpack.TotalMilliseconds:0} ms, mkfs.ext4 -d {build.TotalMilliseconds:0} ms, " +
+            $"cached pull+disk {cached.TotalMilliseconds:0} ms (manifest GET only), disk {new FileInfo(disk).Length >> 20} MiB");
+    }
+
     private sealed class SyncProgress(List<ImagePullProgress> reports) : IProgress<ImagePullProgress>
     {
         public void Report(ImagePullProgress value)

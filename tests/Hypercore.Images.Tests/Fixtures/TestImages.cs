@@ -58,8 +58,8 @@ internal static class TestImages
     }
 
     /// <summary>A random, incompressible layer of about <paramref name="bytes"/> bytes (for size and progress tests).</summary>
-    public static Blob RandomLayer(int bytes) =>
-        Layer(gzip: false, new FileEntry("data/random.bin", Convert.ToBase64String(RandomNumberGenerator.GetBytes(bytes * 3 / 4))));
+    public static Blob RandomLayer(int bytes, string name = "data/random.bin") =>
+        Layer(gzip: false, new FileEntry(name, Convert.ToBase64String(RandomNumberGenerator.GetBytes(bytes * 3 / 4))));
 
     public static TestImage Image(string architecture = "amd64", params Blob[] layers)
     {
