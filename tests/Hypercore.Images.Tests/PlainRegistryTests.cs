@@ -335,6 +335,20 @@ public sealed class PlainRegistryTests
     }
 
     [Test]
+    public async Task SizeLimit_ImageJustPulledIsKeptEvenWhenItAloneExceedsTheLimit()
+    {
+        var (image, reference) = await PushAsync("test/lru-big", "1", TestImages.RandomLayer(1 << 20));
+        var (cache, _, _) = NewCache(sizeLimit: 64 << 10);
+
+        var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        cache.List().Select(i => i.Digest).Should().Equal(image.Digest);
+        (await cache.GetTreeAsync(pulled, CancellationToken.None)).Should().NotBeNull();
+        (await cache.EnforceSizeLimitAsync(CancellationToken.None)).Select(i => i.Digest).Should().Equal([image.Digest], "once pulled and unused it is evictable");
+        cache.List().Should().BeEmpty();
+    }
+
+    [Test]
     public async Task Index_SurvivesARestartWithUsersAndReferences()
     {
         var (image, reference) = await PushAsync("test/restart-index", "1");

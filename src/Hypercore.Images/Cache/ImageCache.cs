@@ -31,6 +31,8 @@ public sealed partial class ImageCache : IDisposable
     private readonly CancellationTokenSource _lifetime = new();
     private readonly string _mkfs;
     private Dictionary<string, IndexEntry> _index;
+    // Blobs of pulls still running: verified but not yet in the index, so prune must not take them.
+    private readonly Dictionary<string, int> _pinned = new(StringComparer.Ordinal);
 
     public ImageCache(ImageCacheOptions options, RegistryClient registry, TimeProvider time, ILogger<ImageCache>? logger = null)
     {
@@ -68,11 +70,35 @@ public sealed partial class ImageCache : IDisposable
     /// </summary>
     public async Task<PulledImage> PullAsync(ImageReference reference, IProgress<ImagePullProgress>? progress, CancellationToken cancellationToken)
     {
-        var name = reference.ToString();
         var manifest = await _registry.GetManifestAsync(reference, cancellationToken);
-        await StoreBytesAsync(manifest.Digest, manifest.Raw, cancellationToken);
-
         var blobs = new[] { manifest.Config }.Concat(manifest.Layers).DistinctBy(d => d.Digest).ToList();
+        var pins = blobs.Select(b => b.Digest).Append(manifest.Digest).ToList();
+        Pin(pins, +1);
+        try
+        {
+            await StoreBytesAsync(manifest.Digest, manifest.Raw, cancellationToken);
+            return await PullBlobsAsync(reference, manifest, blobs, progress, cancellationToken);
+        }
+        finally
+        {
+            Pin(pins, -1);
+        }
+    }
+
+    private void Pin(IEnumerable<string> digests, int delta)
+    {
+        lock (_pinned)
+            foreach (var d in digests)
+            {
+                var n = _pinned.GetValueOrDefault(d) + delta;
+                if (n > 0) _pinned[d] = n; else _pinned.Remove(d);
+            }
+    }
+
+    private async Task<PulledImage> PullBlobsAsync(ImageReference reference, ImageManifest manifest, List<Descriptor> blobs,
+        IProgress<ImagePullProgress>? progress, CancellationToken cancellationToken)
+    {
+        var name = reference.ToString();
         var total = blobs.Sum(b => b.Size);
         long done = 0;
         progress?.Report(new ImagePullProgress(name, 0, total));
@@ -96,7 +122,7 @@ public sealed partial class ImageCache : IDisposable
             entry.LastUsed = _time.GetUtcNow();
         }, cancellationToken);
         LogPulled(_logger, name, manifest.Digest, total);
-        await EnforceSizeLimitAsync(cancellationToken);
+        await EnforceSizeLimitAsync(manifest.Digest, cancellationToken);
         return new PulledImage(name, manifest);
     }
 
@@ -156,7 +182,7 @@ public sealed partial class ImageCache : IDisposable
         await _indexLock.WaitAsync(cancellationToken);
         try
         {
-            foreach (var entry in _index.Values.Where(e => e.Users.Count == 0).ToList())
+            foreach (var entry in _index.Values.Where(e => e.Users.Count == 0 && !IsPinned(e.Digest)).ToList())
             {
                 removed.Add(ToCached(entry));
                 _index.Remove(entry.Digest);
@@ -197,14 +223,18 @@ public sealed partial class ImageCache : IDisposable
     }
 
     /// <summary>Evicts unused images, least recently used first, until the cache fits <see cref="ImageCacheOptions.SizeLimitBytes"/>.</summary>
-    public async Task<IReadOnlyList<CachedImage>> EnforceSizeLimitAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<CachedImage>> EnforceSizeLimitAsync(CancellationToken cancellationToken) =>
+        EnforceSizeLimitAsync(null, cancellationToken);
+
+    // The image just pulled is kept even when it alone exceeds the limit: its caller is about to use it.
+    private async Task<IReadOnlyList<CachedImage>> EnforceSizeLimitAsync(string? keep, CancellationToken cancellationToken)
     {
         var removed = new List<CachedImage>();
         if (_options.SizeLimitBytes <= 0) return removed;
         await _indexLock.WaitAsync(cancellationToken);
         try
         {
-            foreach (var entry in _index.Values.Where(e => e.Users.Count == 0).OrderBy(e => e.LastUsed).ToList())
+            foreach (var entry in _index.Values.Where(e => e.Users.Count == 0 && e.Digest != keep && !IsPinned(e.Digest)).OrderBy(e => e.LastUsed).ToList())
             {
                 if (SizeBytes() <= _options.SizeLimitBytes) break;
                 if (_flights.IsRunning("tree:" + entry.Digest) || _flights.IsRunning("disk:" + entry.Digest)) continue;
@@ -376,9 +406,14 @@ public sealed partial class ImageCache : IDisposable
             var name = Path.GetFileName(file);
             var hex = name.Split('.')[0];
             if (needed.Contains(hex) && !name.Contains('.', StringComparison.Ordinal)) continue;
-            if (_flights.IsRunning("blob:sha256:" + hex)) continue;
+            if (_flights.IsRunning("blob:sha256:" + hex) || IsPinned("sha256:" + hex)) continue;
             File.Delete(file);
         }
+    }
+
+    private bool IsPinned(string digest)
+    {
+        lock (_pinned) return _pinned.ContainsKey(digest);
     }
 
     private CachedImage ToCached(IndexEntry e)
