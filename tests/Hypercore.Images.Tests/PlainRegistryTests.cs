@@ -200,6 +200,20 @@ public sealed class PlainRegistryTests
     }
 
     [Test]
+    public async Task Pull_CompletePartialLeftByACrashBeforeTheRename_IsVerifiedWithoutDownloading()
+    {
+        var layer = TestImages.RandomLayer(256 << 10);
+        var (_, reference) = await PushAsync("test/complete-partial", "1", layer);
+        var (cache, counter, _) = NewCache();
+        await File.WriteAllBytesAsync(cache.BlobPath(layer.Digest) + ".partial", layer.Bytes);
+
+        await cache.PullAsync(reference, null, CancellationToken.None);
+
+        counter.BlobGets(layer.Digest).Should().Be(0);
+        File.ReadAllBytes(cache.BlobPath(layer.Digest)).Should().Equal(layer.Bytes);
+    }
+
+    [Test]
     public async Task Pull_PartialBlobWithWrongBytes_RestartsFromZeroAndVerifies()
     {
         var layer = TestImages.RandomLayer(256 << 10);

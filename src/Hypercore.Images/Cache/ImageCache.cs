@@ -264,30 +264,36 @@ public sealed partial class ImageCache : IDisposable
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             await using (var output = new FileStream(partial, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
-                using var body = await _registry.OpenBlobAsync(reference, blob.Digest, offset, ct);
-                if (offset > 0 && body.Resumed)
+                // A crash between the last write and the rename leaves a complete .partial: verify it without a request.
+                if (offset > 0 && offset == blob.Size)
                 {
-                    var buffer = new byte[1 << 16];
-                    int n;
-                    while ((n = await output.ReadAsync(buffer, ct)) > 0) hash.AppendData(buffer, 0, n);
-                    LogResumed(_logger, blob.Digest, offset);
+                    await HashExistingAsync(output, hash, ct);
                 }
                 else
                 {
-                    output.SetLength(0);
-                    offset = 0;
-                }
-                output.Position = offset;
-                var chunk = new byte[1 << 16];
-                long written = offset;
-                int read;
-                while ((read = await body.Content.ReadAsync(chunk, ct)) > 0)
-                {
-                    hash.AppendData(chunk, 0, read);
-                    await output.WriteAsync(chunk.AsMemory(0, read), ct);
-                    written += read;
-                    if (written > blob.Size) break;
-                    onBytes(written);
+                    using var body = await _registry.OpenBlobAsync(reference, blob.Digest, offset, ct);
+                    if (offset > 0 && body.Resumed)
+                    {
+                        await HashExistingAsync(output, hash, ct);
+                        LogResumed(_logger, blob.Digest, offset);
+                    }
+                    else
+                    {
+                        output.SetLength(0);
+                        offset = 0;
+                    }
+                    output.Position = offset;
+                    var chunk = new byte[1 << 16];
+                    long written = offset;
+                    int read;
+                    while ((read = await body.Content.ReadAsync(chunk, ct)) > 0)
+                    {
+                        hash.AppendData(chunk, 0, read);
+                        await output.WriteAsync(chunk.AsMemory(0, read), ct);
+                        written += read;
+                        if (written > blob.Size) break;
+                        onBytes(written);
+                    }
                 }
                 output.Flush(flushToDisk: true);
             }
@@ -304,6 +310,14 @@ public sealed partial class ImageCache : IDisposable
             throw new ImagePullException(ImagePullErrorKind.DigestMismatch, reference.ToString(),
                 $"{reference}: blob {blob.Digest} arrived as {actual} ({size} bytes, manifest says {blob.Size}); nothing was kept");
         }
+    }
+
+    private static async Task HashExistingAsync(FileStream file, IncrementalHash hash, CancellationToken ct)
+    {
+        file.Position = 0;
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = await file.ReadAsync(buffer, ct)) > 0) hash.AppendData(buffer, 0, n);
     }
 
     private async Task StoreBytesAsync(string digest, byte[] bytes, CancellationToken ct)
