@@ -3,6 +3,8 @@ namespace Hypercore.Images.Cache;
 /// <summary>Where and how big the image cache is.</summary>
 public sealed class ImageCacheOptions
 {
+    public const string SectionName = "Images:Cache";
+
     /// <summary>Cache root, normally <c>&lt;state-dir&gt;/images</c>.</summary>
     public string Root { get; set; } = "/var/lib/hypercore/images-cache";
 

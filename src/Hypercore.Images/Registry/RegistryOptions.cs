@@ -3,6 +3,8 @@ namespace Hypercore.Images.Registry;
 /// <summary>How the node talks to registries.</summary>
 public sealed class RegistryOptions
 {
+    public const string SectionName = "Images:Registry";
+
     /// <summary>
     /// Docker <c>config.json</c>-format credentials (<c>{"auths": {"host:port": {"auth": base64(user:pass)}}}</c>).
     /// Null or missing file: anonymous (bearer tokens are still fetched anonymously when a registry asks).
