@@ -277,6 +277,23 @@ public sealed class PlainRegistryTests
     }
 
     [Test]
+    public async Task GetTreeAndGetDisk_CalledTogetherManyTimes_UnpackOnceAndBuildOnce()
+    {
+        var (_, reference) = await PushAsync("test/together", "1", TestImages.Layer(new FileEntry("marker", "once")));
+        var (cache, _, root) = NewCache();
+        var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        var trees = Enumerable.Range(0, 4).Select(_ => cache.GetTreeAsync(pulled, CancellationToken.None));
+        var disks = Enumerable.Range(0, 4).Select(_ => cache.GetDiskAsync(pulled, CancellationToken.None));
+        var results = await Task.WhenAll(trees.Concat(disks));
+
+        results.Take(4).Distinct().Should().ContainSingle();
+        results.Skip(4).Distinct().Should().ContainSingle();
+        Directory.EnumerateFileSystemEntries(Path.Combine(root, "trees")).Should().ContainSingle();
+        Directory.EnumerateFileSystemEntries(Path.Combine(root, "disks")).Should().ContainSingle();
+    }
+
+    [Test]
     public async Task Prune_RemovesOnlyImagesNoVmUses()
     {
         var (used, usedRef) = await PushAsync("test/prune-used", "1");

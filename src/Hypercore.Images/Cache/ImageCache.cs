@@ -136,7 +136,7 @@ public sealed partial class ImageCache : IDisposable
         {
             var disk = Path.Combine(DiskDir, Hex(image.Digest) + ".ext4");
             if (File.Exists(disk)) return disk;
-            var tree = await BuildTreeAsync(image.Manifest, _lifetime.Token);
+            var tree = await GetTreeAsync(image, _lifetime.Token);
             var temp = disk + ".tmp";
             File.Delete(temp);
             await DiskBuilder.BuildAsync(_mkfs, tree, temp, _lifetime.Token);
@@ -349,7 +349,16 @@ public sealed partial class ImageCache : IDisposable
                 if (!File.Exists(path)) throw new ImagePullException(ImagePullErrorKind.InvalidLayer, null, $"layer {layer.Digest} of {manifest.Digest} is not in the cache; pull the image again");
                 await LayerUnpacker.ApplyAsync(temp, path, layer.Digest, ct);
             }
-            Directory.Move(temp, tree);
+            try
+            {
+                Directory.Move(temp, tree);
+            }
+            catch (IOException) when (Directory.Exists(tree))
+            {
+                // Someone else finished the same tree first; theirs is identical.
+                Directory.Delete(temp, recursive: true);
+                return tree;
+            }
             Native.FsyncDirectory(TreeDir);
             return tree;
         }
