@@ -57,4 +57,71 @@ public sealed class StandInRegistryTests
             Directory.Delete(dir, recursive: true);
         }
     }
+    [Test]
+    public async Task Pull_ConnectionCutMidBlob_FailsAsUnreachableThenTheNextPullResumesAndVerifies()
+    {
+        var dir = Tools.TempDir("cut");
+        try
+        {
+            var layer = TestImages.RandomLayer(2 << 20);
+            var image = TestImages.Image("amd64", layer);
+            var blobs = new[] { image.Config, layer }.ToDictionary(b => b.Digest);
+            var layerGets = 0;
+            var ranges = new System.Collections.Concurrent.ConcurrentQueue<string?>();
+            await using var server = new LoopbackHttpServer(async context =>
+            {
+                var path = context.Request.Url!.AbsolutePath;
+                if (path == "/v2/cut/app/manifests/1")
+                {
+                    context.Response.ContentType = MediaTypes.OciManifest;
+                    await context.Response.OutputStream.WriteAsync(image.Manifest.Bytes);
+                    return;
+                }
+                var blob = blobs[path[(path.LastIndexOf('/') + 1)..]];
+                if (blob != layer)
+                {
+                    await context.Response.OutputStream.WriteAsync(blob.Bytes);
+                    return;
+                }
+                var range = context.Request.Headers["Range"];
+                ranges.Enqueue(range);
+                if (Interlocked.Increment(ref layerGets) == 1)
+                {
+                    // Like a kill -9 of either side: the body stops halfway.
+                    context.Response.ContentLength64 = blob.Bytes.Length;
+                    await context.Response.OutputStream.WriteAsync(blob.Bytes.AsMemory(0, blob.Bytes.Length / 2));
+                    await context.Response.OutputStream.FlushAsync();
+                    context.Response.Abort();
+                    return;
+                }
+                var from = range is null ? 0 : int.Parse(range["bytes=".Length..].TrimEnd('-'));
+                if (from > 0)
+                {
+                    context.Response.StatusCode = 206;
+                    context.Response.Headers["Content-Range"] = $"bytes {from}-{blob.Bytes.Length - 1}/{blob.Bytes.Length}";
+                }
+                context.Response.ContentLength64 = blob.Bytes.Length - from;
+                await context.Response.OutputStream.WriteAsync(blob.Bytes.AsMemory(from));
+            });
+            using var client = new RegistryClient(new RegistryOptions { InsecureRegistries = { server.Host } });
+            using var cache = new ImageCache(new ImageCacheOptions { Root = Path.Combine(dir, "cache") }, client, TimeProvider.System);
+            var reference = ImageReference.Parse($"{server.Host}/cut/app:1");
+
+            var first = () => cache.PullAsync(reference, null, CancellationToken.None);
+            (await first.Should().ThrowAsync<ImagePullException>()).Which.Kind.Should().Be(ImagePullErrorKind.RegistryUnreachable);
+            File.Exists(cache.BlobPath(layer.Digest)).Should().BeFalse();
+            var kept = new FileInfo(cache.BlobPath(layer.Digest) + ".partial").Length;
+            kept.Should().BePositive();
+
+            var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+
+            pulled.Digest.Should().Be(image.Digest);
+            ranges.Should().Equal(null, $"bytes={kept}-");
+            File.ReadAllBytes(cache.BlobPath(layer.Digest)).Should().Equal(layer.Bytes);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -286,13 +286,23 @@ public sealed partial class ImageCache : IDisposable
                     var chunk = new byte[1 << 16];
                     long written = offset;
                     int read;
-                    while ((read = await body.Content.ReadAsync(chunk, ct)) > 0)
+                    try
                     {
-                        hash.AppendData(chunk, 0, read);
-                        await output.WriteAsync(chunk.AsMemory(0, read), ct);
-                        written += read;
-                        if (written > blob.Size) break;
-                        onBytes(written);
+                        while ((read = await body.Content.ReadAsync(chunk, ct)) > 0)
+                        {
+                            hash.AppendData(chunk, 0, read);
+                            await output.WriteAsync(chunk.AsMemory(0, read), ct);
+                            written += read;
+                            if (written > blob.Size) break;
+                            onBytes(written);
+                        }
+                    }
+                    catch (Exception e) when (e is IOException or HttpRequestException)
+                    {
+                        // What arrived stays in the .partial (flushed when the stream closes) for the next pull to resume.
+                        throw new ImagePullException(ImagePullErrorKind.RegistryUnreachable, reference.ToString(),
+                            $"{reference}: the connection broke after {written} of {blob.Size} bytes of blob {blob.Digest} ({e.Message}); the next pull resumes it",
+                            null, e);
                     }
                 }
                 output.Flush(flushToDisk: true);
