@@ -19,7 +19,8 @@ public static class ImageLayout
         var root = Path.GetFullPath(tree);
         foreach (var candidate in candidates)
             if (Resolve(root, candidate) is { } found) return found;
-        throw new FileNotFoundException($"the image has no {what} file at {string.Join(" or ", candidates)}");
+        throw new ImagePullException(ImagePullErrorKind.MissingFile, null,
+            $"the image has no {what} file at {string.Join(" or ", candidates)} (set the {what} filename if it lives elsewhere)");
     }
 
     // Symlinks (in any path component) are resolved as the guest would see them: absolute targets are rooted at the

@@ -21,6 +21,8 @@ public enum ImagePullErrorKind
     RegistryError,
     /// <summary>mkfs.ext4 failed or is missing.</summary>
     DiskBuildFailed,
+    /// <summary>The image lacks a file the VM needs (the kernel at boot/vmlinux or boot/vmlinuz, the initrd).</summary>
+    MissingFile,
 }
 
 /// <summary>

@@ -43,9 +43,9 @@ public sealed class ImageLayoutTests
         File.CreateSymbolicLink(Path.Combine(_tree, "x/up"), "../../../../../etc");
 
         var act = () => ImageLayout.FindInitrd(_tree, null);
-        act.Should().Throw<FileNotFoundException>().WithMessage("*initrd*boot/initrd.img*");
+        act.Should().Throw<ImagePullException>().WithMessage("*initrd*boot/initrd.img*").Which.Kind.Should().Be(ImagePullErrorKind.MissingFile);
         var up = () => ImageLayout.FindInitrd(_tree, "x/up/hostname");
-        up.Should().Throw<FileNotFoundException>();
+        up.Should().Throw<ImagePullException>();
     }
 
     [Test]
@@ -53,6 +53,6 @@ public sealed class ImageLayoutTests
     {
         var act = () => ImageLayout.FindKernel(_tree, null);
 
-        act.Should().Throw<FileNotFoundException>().WithMessage("*boot/vmlinux or boot/vmlinuz*");
+        act.Should().Throw<ImagePullException>().WithMessage("*boot/vmlinux or boot/vmlinuz*");
     }
 }

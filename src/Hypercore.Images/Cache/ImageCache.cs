@@ -393,8 +393,16 @@ public sealed partial class ImageCache : IDisposable
     private Dictionary<string, IndexEntry> LoadIndex()
     {
         if (!File.Exists(IndexPath)) return new(StringComparer.Ordinal);
-        var file = JsonSerializer.Deserialize<IndexFile>(File.ReadAllText(IndexPath), JsonOptions)
-                   ?? throw new InvalidDataException($"{IndexPath} is empty");
+        IndexFile? file;
+        try
+        {
+            file = JsonSerializer.Deserialize<IndexFile>(File.ReadAllText(IndexPath), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"image cache index {IndexPath} is unreadable ({e.Message}); move it away to start with an empty index (blobs are re-verified on the next pull)", e);
+        }
+        if (file is null) throw new InvalidDataException($"image cache index {IndexPath} is empty; move it away to start with an empty index");
         return file.Images.ToDictionary(e => e.Digest, StringComparer.Ordinal);
     }
 
