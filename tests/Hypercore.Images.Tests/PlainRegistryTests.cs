@@ -107,6 +107,38 @@ public sealed class PlainRegistryTests
     }
 
     [Test]
+    public async Task Pull_DockerManifestList_PicksLinuxAmd64()
+    {
+        var arm = TestImages.Image("arm64", docker: true, TestImages.Layer(new FileEntry("arch", "arm64")));
+        var amd = TestImages.Image("amd64", docker: true, TestImages.Layer(new FileEntry("arch", "amd64-docker")));
+        await _pusher.PushAsync("test/docker-multi", arm.Digest, arm);
+        await _pusher.PushAsync("test/docker-multi", amd.Digest, amd);
+        await _pusher.PushManifestAsync("test/docker-multi", "1", TestImages.Index(docker: true, (arm, "arm64"), (amd, "amd64")));
+        var (cache, _, _) = NewCache();
+
+        var pulled = await cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/docker-multi:1"), null, CancellationToken.None);
+
+        pulled.Digest.Should().Be(amd.Digest);
+        pulled.Manifest.MediaType.Should().Be(MediaTypes.DockerManifest);
+        File.ReadAllText(Path.Combine(await cache.GetTreeAsync(pulled, CancellationToken.None), "arch")).Should().Be("amd64-docker");
+    }
+
+    [Test]
+    public async Task Pull_IndexWithoutLinuxAmd64_SaysWhichPlatformsItHas()
+    {
+        var arm = TestImages.Image("arm64", TestImages.Layer(new FileEntry("arch", "arm64-only")));
+        await _pusher.PushAsync("test/arm-only", arm.Digest, arm);
+        await _pusher.PushManifestAsync("test/arm-only", "1", TestImages.Index((arm, "arm64")));
+        var (cache, _, _) = NewCache();
+
+        var act = () => cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/arm-only:1"), null, CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<ImagePullException>()).Which;
+        error.Kind.Should().Be(ImagePullErrorKind.Unsupported);
+        error.Message.Should().Contain("linux/amd64").And.Contain("linux/arm64");
+    }
+
+    [Test]
     public async Task Pull_UnknownTag_ThrowsManifestUnknownWithTheRegistrysText()
     {
         await PushAsync("test/known", "1");

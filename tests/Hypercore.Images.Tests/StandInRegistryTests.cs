@@ -124,4 +124,32 @@ public sealed class StandInRegistryTests
             Directory.Delete(dir, recursive: true);
         }
     }
+    [Test]
+    public async Task Pull_ByDigestRegistryAnswersAnotherManifest_ThrowsDigestMismatch()
+    {
+        var dir = Tools.TempDir("wrong-manifest");
+        try
+        {
+            var served = TestImages.Image("amd64", TestImages.Layer(new FileEntry("m", "served")));
+            var asked = TestImages.Image("amd64", TestImages.Layer(new FileEntry("m", "asked")));
+            await using var server = new LoopbackHttpServer(async context =>
+            {
+                context.Response.ContentType = MediaTypes.OciManifest;
+                await context.Response.OutputStream.WriteAsync(served.Manifest.Bytes);
+            });
+            using var client = new RegistryClient(new RegistryOptions { InsecureRegistries = { server.Host } });
+            using var cache = new ImageCache(new ImageCacheOptions { Root = Path.Combine(dir, "cache") }, client, TimeProvider.System);
+
+            var act = () => cache.PullAsync(ImageReference.Parse($"{server.Host}/x/app@{asked.Digest}"), null, CancellationToken.None);
+
+            var error = (await act.Should().ThrowAsync<ImagePullException>()).Which;
+            error.Kind.Should().Be(ImagePullErrorKind.DigestMismatch);
+            error.Message.Should().Contain(asked.Digest).And.Contain(served.Digest);
+            cache.List().Should().BeEmpty();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

@@ -61,37 +61,43 @@ internal static class TestImages
     public static Blob RandomLayer(int bytes, string name = "data/random.bin") =>
         Layer(gzip: false, new FileEntry(name, Convert.ToBase64String(RandomNumberGenerator.GetBytes(bytes * 3 / 4))));
 
-    public static TestImage Image(string architecture = "amd64", params Blob[] layers)
+    public static TestImage Image(string architecture = "amd64", params Blob[] layers) => Image(architecture, docker: false, layers);
+
+    /// <param name="docker">Docker schema 2 media types instead of OCI ones.</param>
+    public static TestImage Image(string architecture, bool docker, params Blob[] layers)
     {
         var config = new Blob(JsonSerializer.SerializeToUtf8Bytes(new
         {
             architecture,
             os = "linux",
             rootfs = new { type = "layers", diff_ids = layers.Select(l => l.Digest).ToArray() },
-        }), "application/vnd.oci.image.config.v1+json");
+        }), docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json");
+        var mediaType = docker ? MediaTypes.DockerManifest : MediaTypes.OciManifest;
         var manifest = new Blob(JsonSerializer.SerializeToUtf8Bytes(new
         {
             schemaVersion = 2,
-            mediaType = MediaTypes.OciManifest,
+            mediaType,
             config = Desc(config.Descriptor),
-            layers = layers.Select(l => Desc(l.Descriptor)).ToArray(),
-        }), MediaTypes.OciManifest);
+            layers = layers.Select(l => Desc(docker ? l.Descriptor with { MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip" } : l.Descriptor)).ToArray(),
+        }), mediaType);
         return new TestImage(config, layers, manifest);
     }
 
-    public static Blob Index(params (TestImage Image, string Arch)[] entries) =>
+    public static Blob Index(params (TestImage Image, string Arch)[] entries) => Index(docker: false, entries);
+
+    public static Blob Index(bool docker, params (TestImage Image, string Arch)[] entries) =>
         new(JsonSerializer.SerializeToUtf8Bytes(new
         {
             schemaVersion = 2,
-            mediaType = MediaTypes.OciIndex,
+            mediaType = docker ? MediaTypes.DockerManifestList : MediaTypes.OciIndex,
             manifests = entries.Select(e => new
             {
-                mediaType = MediaTypes.OciManifest,
+                mediaType = e.Image.Manifest.MediaType,
                 digest = e.Image.Digest,
                 size = e.Image.Manifest.Bytes.Length,
                 platform = new { architecture = e.Arch, os = "linux" },
             }).ToArray(),
-        }), MediaTypes.OciIndex);
+        }), docker ? MediaTypes.DockerManifestList : MediaTypes.OciIndex);
 
     private static object Desc(Descriptor d) => new { mediaType = d.MediaType, digest = d.Digest, size = d.Size };
 }
