@@ -89,6 +89,24 @@ public sealed class PlainRegistryTests
     }
 
     [Test]
+    public async Task Pull_TagMovedToANewImage_TheOldImageLosesTheTagAndRemoveByTagTakesTheNewOne()
+    {
+        var (first, reference) = await PushAsync("test/moving", "1", TestImages.Layer(new FileEntry("v", "1")));
+        var (cache, _, _) = NewCache();
+        await cache.PullAsync(reference, null, CancellationToken.None);
+        var (second, _) = await PushAsync("test/moving", "1", TestImages.Layer(new FileEntry("v", "2")));
+
+        var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        pulled.Digest.Should().Be(second.Digest);
+        var listed = cache.List().ToDictionary(i => i.Digest);
+        listed[first.Digest].References.Should().BeEmpty();
+        listed[second.Digest].References.Should().Equal(reference.ToString());
+        await cache.RemoveAsync(reference.ToString(), CancellationToken.None);
+        cache.List().Select(i => i.Digest).Should().Equal(first.Digest);
+    }
+
+    [Test]
     public async Task Pull_ManifestList_PicksLinuxAmd64()
     {
         var arm = TestImages.Image("arm64", TestImages.Layer(new FileEntry("arch", "arm64")));

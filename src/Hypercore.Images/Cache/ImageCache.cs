@@ -119,6 +119,9 @@ public sealed partial class ImageCache : IDisposable
             entry.Layers = manifest.Layers.Select(l => l.Digest).ToList();
             var shown = reference.Digest is null ? name : reference.WithDigest(manifest.Digest).ToString();
             if (!entry.References.Contains(shown)) entry.References.Add(shown);
+            // A tag names one image at a time: when it moved, the older image keeps only its digest.
+            foreach (var other in index.Values)
+                if (other != entry) other.References.Remove(shown);
             entry.LastUsed = _time.GetUtcNow();
         }, cancellationToken);
         LogPulled(_logger, name, manifest.Digest, total);
