@@ -13,6 +13,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 # curl: the README's HTTP examples are run as written by a test (tests/Hypercore.EndToEnd.Tests/Docs).
 packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
+# OCI images (docs/images.md): mkfs.ext4 -d builds volume disks; the image tests run a real registry
+# (docker-registry, distribution 2.8) with htpasswd basic auth (apache2-utils) and read disks with debugfs.
+packages+=(e2fsprogs docker-registry apache2-utils)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)
@@ -30,6 +33,12 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
     echo "setup: ${packages[*]} already installed"
+fi
+
+# The package also installs a service serving an open registry on :5000; the tests start their own, so a node
+# must not keep that one running.
+if command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files docker-registry.service >/dev/null 2>&1; then
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
 fi
 
 "$here/build-image.sh" "${HYPERCORE_IMAGES:-/var/lib/hypercore/images}/default"
