@@ -270,6 +270,6 @@ public sealed partial class ApiSecurityMiddleware
         [property: System.Text.Json.Serialization.JsonPropertyName("message")] string Message,
         [property: System.Text.Json.Serialization.JsonPropertyName("details")] string[] Details);
 
-    [LoggerMessage(2200, LogLevel.Warning, "refused {Path}: {Check}: {Problem}")]
+    [LoggerMessage(2110, LogLevel.Warning, "refused {Path}: {Check}: {Problem}")]
     private partial void LogRefused(string path, string check, string problem);
 }

@@ -121,7 +121,7 @@ public sealed class VmServiceStreamingTests
             Microvm = new MicroVMSpec
             {
                 Id = "big", Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
-                Metadata = { ["blob"] = new string('x', 32 * 1024) }, // large events fill the HTTP/2 windows quickly
+                Labels = { ["blob"] = new string('x', 32 * 1024) }, // large events fill the HTTP/2 windows quickly
             },
         });
         using var slow = server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);

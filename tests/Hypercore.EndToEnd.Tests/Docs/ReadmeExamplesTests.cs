@@ -78,7 +78,10 @@ public sealed partial class ReadmeExamplesTests
     {
         var calls = Commands("grpcurl");
         calls.Should().HaveCountGreaterThanOrEqualTo(5);
-        var services = new[] { Hypercore.Contracts.VmApi.VMService.Descriptor, Hypercore.Contracts.Vistara.Vistara.Descriptor };
+        var services = new[]
+        {
+            Hypercore.Contracts.VmApi.VMService.Descriptor, Hypercore.Contracts.Vistara.Vistara.Descriptor, Hypercore.Contracts.Flintlock.MicroVM.Descriptor,
+        };
 
         foreach (var call in calls)
         {
