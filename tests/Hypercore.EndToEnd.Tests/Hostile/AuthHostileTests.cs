@@ -4,6 +4,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Hypercore.Contracts.VmApi;
 using Hypercore.Testing;
+using Fl = Hypercore.Contracts.Flintlock;
 using VistaraProto = Hypercore.Contracts.Vistara;
 
 namespace Hypercore.EndToEnd.Tests.Hostile;
@@ -301,6 +302,49 @@ public sealed class AuthHostileTests
         var (code, _) = await Rpc.StatusOfAsync(vistara.CreateMicroVMAsync(new VistaraProto.CreateMicroVMRequest { Name = "seed1" }));
 
         code.Should().Be(StatusCode.Unauthenticated, "authentication covers every service, not only VMService");
+    }
+
+    [Test]
+    public async Task FlintlockService_NoCredentials_ReturnsUnauthenticated()
+    {
+        var flintlock = new Fl.MicroVM.MicroVMClient(_node.Channel());
+
+        var (code, _) = await Rpc.StatusOfAsync(flintlock.CreateMicroVMAsync(new Fl.CreateMicroVMRequest { Microvm = CreateIn("team-a").Microvm }));
+
+        code.Should().Be(StatusCode.Unauthenticated, "flintlock's service is behind the same authentication");
+    }
+
+    [Test]
+    public async Task FlintlockService_WrongBasicToken_ReturnsUnauthenticated()
+    {
+        var flintlock = new Fl.MicroVM.MicroVMClient(_node.Channel());
+
+        var (code, _) = await Rpc.StatusOfAsync(flintlock.GetMicroVMAsync(
+            new Fl.GetMicroVMRequest { Uid = _victim.Spec.Uid }, SecureNode.Basic("not-a-token-0123456789abcdef")));
+
+        code.Should().Be(StatusCode.Unauthenticated);
+    }
+
+    [Test]
+    public async Task FlintlockService_BasicToken_AsFlintlockClientsSendIt_IsAccepted()
+    {
+        var flintlock = new Fl.MicroVM.MicroVMClient(_node.Channel());
+
+        var reply = await flintlock.GetMicroVMAsync(new Fl.GetMicroVMRequest { Uid = _victim.Spec.Uid }, SecureNode.Basic(SecureNode.AdminToken, "basic"));
+
+        reply.Microvm.Spec.Id.Should().Be("victim");
+    }
+
+    [Test]
+    public async Task FlintlockService_GetByUidOfAnotherNamespacesVm_ReturnsNotFound()
+    {
+        var flintlock = new Fl.MicroVM.MicroVMClient(_node.Channel());
+
+        var (code, detail) = await Rpc.StatusOfAsync(flintlock.GetMicroVMAsync(
+            new Fl.GetMicroVMRequest { Uid = _victim.Spec.Uid }, SecureNode.Bearer(SecureNode.TeamAToken)));
+
+        code.Should().Be(StatusCode.NotFound, "a VM of another namespace does not exist for this identity");
+        detail.Should().Contain("not found");
     }
 
     [Test]
