@@ -17,6 +17,12 @@ public sealed class QemuOptions
     /// <summary>Per-VM directories (qmp.sock, qemu.pid, console.log, vm.json) live in RuntimeDirectory/&lt;uid&gt;/.</summary>
     public string RuntimeDirectory { get; set; } = "/var/lib/hypercore/run/qemu";
 
+    /// <summary>
+    /// The kernel the KVM probe boots: one the node owns, never a caller's. The daemon sets it to the default
+    /// image's kernel (&lt;image dir&gt;/default/vmlinuz). When it is missing, "auto" picks TCG and says why.
+    /// </summary>
+    public string KvmProbeKernel { get; set; } = "/var/lib/hypercore/images/default/vmlinuz";
+
     /// <summary>How long the KVM probe waits for "Linux version" on the probe guest's serial console. Default 10 s.</summary>
     public TimeSpan KvmProbeTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

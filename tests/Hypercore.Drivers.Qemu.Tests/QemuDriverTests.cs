@@ -1,5 +1,6 @@
 using System.Diagnostics;
-using Hypercore.Drivers.Qemu.Qmp;
+using Hypercore.Drivers.Vmm;
+using Hypercore.Drivers.Vmm.Qmp;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Drivers.Qemu.Tests;
@@ -36,7 +37,7 @@ public sealed class QemuDriverTests
         info.BootTime.Should().NotBeNull();
         File.ReadAllText($"/proc/{info.Pid}/cmdline").Should().Contain(vm.Uid);
         File.Exists(Path.Combine(_bed.VmDir(vm), "qmp.sock")).Should().BeTrue();
-        File.ReadAllText(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Contain(vm.Uid).And.Contain("\"ready\"");
+        File.ReadAllText(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Contain(vm.Uid).And.Contain("\"default/ready\"").And.Contain("\"provider\": \"qemu\"");
         (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
     }
 
@@ -299,7 +300,11 @@ public sealed class QemuDriverTests
     [Test]
     public async Task Start_AutoAccelerator_ReportsTheAcceleratorQemuReallyUses()
     {
-        var driver = _bed.Driver(o => o.Accelerator = "auto");
+        var driver = _bed.Driver(o =>
+        {
+            o.Accelerator = "auto";
+            o.KvmProbeKernel = GuestImage.Kernel; // configured as the node's own, like the daemon does
+        });
         var vm = QemuTestBed.Vm("auto");
 
         var sw = Stopwatch.StartNew();
@@ -358,7 +363,7 @@ public sealed class QemuDriverTests
             AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = disk, IsReadOnly = true }],
             Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:aa:bb:01" }],
         });
-        var tap = TapDevices.Name(vm.Uid, 0);
+        var tap = TapDevices.TapName(vm.Uid, 0);
 
         await driver.StartAsync(vm);
         await _bed.WaitForReadyAsync(vm);

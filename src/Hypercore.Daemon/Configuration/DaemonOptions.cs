@@ -100,7 +100,7 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuBinary, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All];
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, .. DriverSettings.All, .. HostAccessSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 }

@@ -6,6 +6,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
+using Hypercore.HostAccess;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
@@ -141,9 +142,13 @@ public static partial class DaemonHost
             });
         }
 
+        // One host-path policy for the API's early check and every driver's prepared-spec step.
+        services.AddSingleton<IValidateOptions<DaemonOptions>, HostAccessSettingsValidator>();
+        services.AddSingleton(new HostPathPolicy(HostAccessSettings.ToOptions(daemon)));
         services.AddQemuDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
+            o.KvmProbeKernel = Path.Combine(daemon.ImageDirectory, "default", "vmlinuz");
             o.BinaryPath = daemon.QemuBinary;
             o.Accelerator = daemon.QemuAccelerator;
         });

@@ -154,9 +154,9 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
     [Test]
     public async Task Grpc_Create_WritesAMicroVmThatKubectlSees()
     {
-        var images = Directory.CreateDirectory(Path.Combine(StateDir, "images", "default")).FullName;
-        File.CreateSymbolicLink(Path.Combine(images, "vmlinuz"), Path.Combine(_image, "vmlinuz"));
-        File.CreateSymbolicLink(Path.Combine(images, "initrd.img"), Path.Combine(_image, "initrd.img"));
+        // Hard links, not symlinks: the daemon refuses a kernel whose real path leaves the image directory.
+        await global::Hypercore.Testing.GuestImage.InstallAsDefaultAsync(StateDir);
+        var images = Path.Combine(StateDir, "images", "default");
         var daemon = StartDaemon();
         var (grpc, _) = await daemon.WaitReadyAsync(Patience);
         using var channel = GrpcChannel.ForAddress(grpc);
