@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Hypercore.Drivers.Vmm;
+using Hypercore.HostAccess;
 using Hypercore.Drivers.Vmm.Qmp;
 using Hypercore.MicroVms;
 
@@ -346,6 +347,47 @@ public sealed class QemuDriverTests
         listed[0].State.Should().Be(LiveState.Running);
         listed[0].Detail.Should().Be(info.Detail);
         (await restarted.InspectAsync(vm)).Pid.Should().Be(info.Pid);
+    }
+
+    [Test]
+    public async Task Start_ScratchDiskAndAddNetworkConfig_GuestGetsTheDiskAndTheIpArgumentUnderTheSandbox()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("prepared", change: s => s with
+        {
+            Kernel = s.Kernel with { AddNetworkConfig = true },
+            AdditionalVolumes = [new VolumeSpec { Id = "scratch", SizeInMb = 16 }],
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.77.0.2/24", Gateway = "10.77.0.1" }],
+        });
+
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        var console = _bed.Console(vm);
+        console.Should().MatchRegex(@"Kernel command line: .*ip=10\.77\.0\.2::10\.77\.0\.1:255\.255\.255\.0::eth0:off", "qemu no longer ignores add_network_config");
+        console.Should().Contain("disks: vda").And.Contain("nics: eth0");
+        new FileInfo(Path.Combine(_bed.VmDir(vm), "scratch-scratch.img")).Length.Should().Be(16L * 1024 * 1024);
+        string.Join(' ', File.ReadAllText($"/proc/{info.Pid}/cmdline").Split('\0'))
+            .Should().Contain("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+        await driver.CleanupAsync(vm);
+        Directory.Exists(_bed.VmDir(vm)).Should().BeFalse();
+    }
+
+    [Test]
+    public async Task Start_KernelOutsideTheImageDirectories_RefusedWithHostPathNotAllowedAndNoQemuStarts()
+    {
+        var images = Directory.CreateDirectory(Path.Combine(_bed.RuntimeDirectory, "images")).FullName;
+        var policy = new HostPathPolicy(new HostAccessOptions { ImageDirectories = [images], VolumeRoots = [images] });
+        var driver = new QemuDriver(Microsoft.Extensions.Options.Options.Create(new QemuOptions { RuntimeDirectory = _bed.RuntimeDirectory, Accelerator = "tcg" }),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<QemuDriver>.Instance, policy);
+        var vm = QemuTestBed.Vm("outside");
+
+        var act = () => driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<HostPathNotAllowedException>()).Which;
+        ex.Message.Should().Contain(GuestImage.Kernel).And.Contain("--kernel-roots");
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+        driver.Dispose();
     }
 
     [Test]
