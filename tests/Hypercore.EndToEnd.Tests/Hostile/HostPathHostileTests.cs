@@ -242,4 +242,47 @@ public sealed class HostPathHostileTests
         response.StatusCode.Should().Be(HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
         await _node.ForceDeleteAsync("hostile-ok", "allowed");
     }
+
+    [Test]
+    public async Task Start_VolumeSwappedForALinkOutAfterCreate_DriverRefusesWithReadyFalseHostPathNotAllowed()
+    {
+        // The API's check passed at Create; the prepared-spec step checks again right before the start, so a file
+        // swapped for a symlink to /etc/shadow in between is refused there and shown in the VM's conditions.
+        var volume = Path.Combine(Volumes, "swapped.img");
+        File.WriteAllText(volume, "fine at create time");
+        var body = new JsonObject
+        {
+            ["microvm"] = new JsonObject
+            {
+                ["id"] = "swapped", ["namespace"] = "hostile-swap", ["provider"] = "qemu", ["state"] = "Stopped", ["vcpu"] = 1, ["memoryInMb"] = 128,
+                ["kernel"] = Kernel("default"),
+                ["additionalVolumes"] = new JsonArray(Volume("data", volume)),
+            },
+        }.ToJsonString();
+        using (var created = await _node.Http.PostAsync("/v1/microvms", new StringContent(body, Encoding.UTF8, "application/json")))
+        {
+            created.StatusCode.Should().Be(HttpStatusCode.OK, await created.Content.ReadAsStringAsync());
+        }
+
+        try
+        {
+            File.Delete(volume);
+            File.CreateSymbolicLink(volume, "/etc/shadow");
+            using (var start = await _node.Http.PostAsync("/v1/microvms/swapped:start?namespace=hostile-swap", new StringContent("{}", Encoding.UTF8, "application/json")))
+            {
+                start.IsSuccessStatusCode.Should().BeTrue(await start.Content.ReadAsStringAsync());
+            }
+
+            var failed = await _node.WaitAsync("hostile-swap", "swapped", v => v.Condition("Ready")?.Reason == "HostPathNotAllowed", "Ready=False HostPathNotAllowed");
+
+            failed.Condition("Ready")!.Value.Status.Should().Be("False");
+            failed.Condition("Ready")!.Value.Message.Should().Contain($"{volume} (resolves to /etc/shadow) is outside the volume roots");
+            ProcFs.FindByCommandLine(Path.Combine(_node.StateDir, "run")).Should().BeEmpty("no hypervisor process was started");
+        }
+        finally
+        {
+            await _node.ForceDeleteAsync("hostile-swap", "swapped");
+            File.Delete(volume);
+        }
+    }
 }
