@@ -16,22 +16,12 @@ namespace Hypercore.Drivers.CloudHypervisor;
 /// SIGKILL. Cloud Hypervisor's error bodies (a JSON array of messages, outermost first) become the message of a
 /// <see cref="DriverException"/>. Everything else is the shared <see cref="VmmDriver"/> skeleton.
 /// </summary>
-public sealed class CloudHypervisorDriver : VmmDriver
+public sealed class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> options, TimeProvider time, ILogger<CloudHypervisorDriver> log, HostPathPolicy? hostPaths = null)
+    : ApiVmmDriver<CloudHypervisorOptions>(options.Value, time, log, hostPaths)
 {
     public const string ProviderName = "cloud-hypervisor";
 
-    private const string ApiSocketName = "api.sock";
     private const string ApiPrefix = "/api/v1/";
-
-    private readonly CloudHypervisorOptions _options;
-    private readonly ApiPolicy _policy;
-
-    public CloudHypervisorDriver(IOptions<CloudHypervisorOptions> options, TimeProvider time, ILogger<CloudHypervisorDriver> log, HostPathPolicy? hostPaths = null)
-        : base(options.Value.RuntimeDirectory, time, log, hostPaths)
-    {
-        _options = options.Value;
-        _policy = new ApiPolicy(_options.ApiTimeout, _options.ApiConnectRetries, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
-    }
 
     public override string Name => ProviderName;
 
@@ -39,9 +29,7 @@ public sealed class CloudHypervisorDriver : VmmDriver
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
         DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Snapshot;
 
-    protected override string ConfiguredBinary => _options.BinaryPath;
-
-    protected override TimeSpan ExitTimeout => _options.VmmExitTimeout;
+    protected override TimeSpan ExitTimeout => Options.VmmExitTimeout;
 
     /// <summary>
     /// Snapshot into <paramref name="directory"/> (PUT vm.snapshot, destination_url file://...). The VM must be
@@ -49,9 +37,7 @@ public sealed class CloudHypervisorDriver : VmmDriver
     /// </summary>
     public async Task CreateSnapshotAsync(MicroVm vm, string directory, CancellationToken cancellationToken = default)
     {
-        var record = Directory(vm.Uid).ReadRecord() is { } r && VmDirectory.IsRecordedProcessAlive(r)
-            ? r
-            : throw new DriverException("NotRunning", $"no cloud-hypervisor process is running for {vm.Key}");
+        var record = RunningRecord(vm);
         using var api = Api(record);
         var running = await StateAsync(api, cancellationToken) == LiveState.Running;
         if (running)
@@ -97,12 +83,6 @@ public sealed class CloudHypervisorDriver : VmmDriver
         return new DriverException("HypervisorError", $"cloud-hypervisor {method.Method} {endpoint} failed ({(int)response.Status}): {message}");
     }
 
-    protected override string? CheckHost() =>
-        _options.RequireKvm && !File.Exists("/dev/kvm") ? "/dev/kvm not found: cloud-hypervisor needs KVM on this node" : null;
-
-    protected override string BaseCmdline(MicroVmSpec spec) =>
-        spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : _options.DefaultCmdline;
-
     protected override Task<VmmLaunch> LaunchAsync(PreparedSpec prepared, string binary, VmDirectory dir, CancellationToken ct)
     {
         var socket = dir.File(ApiSocketName);
@@ -119,7 +99,7 @@ public sealed class CloudHypervisorDriver : VmmDriver
     protected override async Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
     {
         using var api = Api(record);
-        await api.WaitUntilAnswersAsync(ApiPrefix + "vmm.ping", record.Pid, "cloud-hypervisor", dir.File("vmm.log"), _options.StartTimeout, Time,
+        await api.WaitUntilAnswersAsync(ApiPrefix + "vmm.ping", record.Pid, "cloud-hypervisor", dir.File("vmm.log"), Options.StartTimeout, Time,
             r => Error(HttpMethod.Get, "vmm.ping", r), ct);
         await PutAsync(api, "vm.create", VmConfig(prepared, dir), ct);
         await PutAsync(api, "vm.boot", null, ct);
@@ -232,8 +212,6 @@ public sealed class CloudHypervisorDriver : VmmDriver
 
     private static async Task PutAsync(UnixSocketApi api, string endpoint, JsonNode? body, CancellationToken ct) =>
         await api.ExpectSuccessAsync(HttpMethod.Put, ApiPrefix + endpoint, body, r => Error(HttpMethod.Put, endpoint, r), ct);
-
-    private UnixSocketApi Api(VmRecord record) => new(record.ControlSocket, _policy, Time);
 
     private static async Task<LiveState> StateAsync(UnixSocketApi api, CancellationToken ct)
     {

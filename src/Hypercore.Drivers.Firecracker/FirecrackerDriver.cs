@@ -18,21 +18,10 @@ namespace Hypercore.Drivers.Firecracker;
 /// a <see cref="DriverException"/>. Everything else (directory, record, adoption, taps, prepared spec) is the
 /// shared <see cref="VmmDriver"/> skeleton.
 /// </summary>
-public sealed partial class FirecrackerDriver : VmmDriver
+public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> options, TimeProvider time, ILogger<FirecrackerDriver> log, HostPathPolicy? hostPaths = null)
+    : ApiVmmDriver<FirecrackerOptions>(options.Value, time, log, hostPaths)
 {
     public const string ProviderName = "firecracker";
-
-    private const string ApiSocketName = "api.sock";
-
-    private readonly FirecrackerOptions _options;
-    private readonly ApiPolicy _policy;
-
-    public FirecrackerDriver(IOptions<FirecrackerOptions> options, TimeProvider time, ILogger<FirecrackerDriver> log, HostPathPolicy? hostPaths = null)
-        : base(options.Value.RuntimeDirectory, time, log, hostPaths)
-    {
-        _options = options.Value;
-        _policy = new ApiPolicy(_options.ApiTimeout, _options.ApiConnectRetries, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
-    }
 
     public override string Name => ProviderName;
 
@@ -40,9 +29,7 @@ public sealed partial class FirecrackerDriver : VmmDriver
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.MetadataService |
         DriverCapabilities.Tap | DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Snapshot;
 
-    protected override string ConfiguredBinary => _options.BinaryPath;
-
-    protected override (int Uid, int Gid)? TapOwner => _options.Jailer.Enabled ? (_options.Jailer.Uid, _options.Jailer.Gid) : null;
+    protected override (int Uid, int Gid)? TapOwner => Options.Jailer.Enabled ? (Options.Jailer.Uid, Options.Jailer.Gid) : null;
 
     /// <summary>
     /// Full snapshot into <paramref name="directory"/> (files "vmstate" and "memory"): pauses a running VM for the
@@ -50,9 +37,7 @@ public sealed partial class FirecrackerDriver : VmmDriver
     /// </summary>
     public async Task CreateSnapshotAsync(MicroVm vm, string directory, CancellationToken cancellationToken = default)
     {
-        var record = Directory(vm.Uid).ReadRecord() is { } r && VmDirectory.IsRecordedProcessAlive(r)
-            ? r
-            : throw new DriverException("NotRunning", $"no firecracker process is running for {vm.Key}");
+        var record = RunningRecord(vm);
         if (record.Extra.ContainsKey("jail"))
         {
             throw new DriverException(Conditions.ReasonUnsupported, "snapshots of jailed VMs are written inside the jail; not supported by this driver");
@@ -103,23 +88,15 @@ public sealed partial class FirecrackerDriver : VmmDriver
         return new DriverException("HypervisorError", $"firecracker {method.Method} {path} failed ({(int)response.Status}): {message}");
     }
 
-    protected override string? CheckHost()
-    {
-        if (_options.Jailer.Enabled && BinaryLocator.Resolve(_options.Jailer.BinaryPath) is (null, var tried))
-        {
-            return BinaryLocator.NotFoundMessage("jailer", tried);
-        }
-
-        return _options.RequireKvm && !File.Exists("/dev/kvm") ? "/dev/kvm not found: firecracker needs KVM on this node" : null;
-    }
-
-    protected override string BaseCmdline(MicroVmSpec spec) =>
-        spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : _options.DefaultBootArgs;
+    protected override string? CheckHost() =>
+        Options.Jailer.Enabled && BinaryLocator.Resolve(Options.Jailer.BinaryPath) is (null, var tried)
+            ? BinaryLocator.NotFoundMessage("jailer", tried)
+            : base.CheckHost();
 
     protected override async Task<VmmLaunch> LaunchAsync(PreparedSpec prepared, string binary, VmDirectory dir, CancellationToken ct)
     {
         var uid = prepared.Vm.Uid;
-        if (!_options.Jailer.Enabled)
+        if (!Options.Jailer.Enabled)
         {
             var socket = dir.File(ApiSocketName);
             return new VmmLaunch
@@ -133,13 +110,13 @@ public sealed partial class FirecrackerDriver : VmmDriver
             };
         }
 
-        var jailer = BinaryLocator.Resolve(_options.Jailer.BinaryPath).Path
-            ?? throw new DriverException(Conditions.ReasonProviderUnavailable, "jailer binary not found: " + _options.Jailer.BinaryPath);
-        var jail = await JailFiles.PrepareAsync(_options.Jailer, binary, prepared, ct);
+        var jailer = BinaryLocator.Resolve(Options.Jailer.BinaryPath).Path
+            ?? throw new DriverException(Conditions.ReasonProviderUnavailable, "jailer binary not found: " + Options.Jailer.BinaryPath);
+        var jail = await JailFiles.PrepareAsync(Options.Jailer, binary, prepared, ct);
         return new VmmLaunch
         {
             Executable = jailer,
-            Arguments = JailerCommand.Arguments(_options.Jailer, binary, uid),
+            Arguments = JailerCommand.Arguments(Options.Jailer, binary, uid),
             ControlSocket = jail.Root + JailerCommand.SocketInJail,
             ArgvMarker = uid,
             OutputLog = dir.ConsoleLog,
@@ -151,7 +128,7 @@ public sealed partial class FirecrackerDriver : VmmDriver
     protected override async Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
     {
         using var api = Api(record);
-        await api.WaitUntilAnswersAsync("/", record.Pid, "firecracker", dir.ConsoleLog, _options.StartTimeout, Time, r => Fault(HttpMethod.Get, "/", r), ct);
+        await api.WaitUntilAnswersAsync("/", record.Pid, "firecracker", dir.ConsoleLog, Options.StartTimeout, Time, r => Fault(HttpMethod.Get, "/", r), ct);
         var spec = prepared.Spec;
         var jailed = record.Extra.ContainsKey("jail");
         string InVm(string hostPath, string name) => jailed ? "/" + name : hostPath;
@@ -196,7 +173,7 @@ public sealed partial class FirecrackerDriver : VmmDriver
                 // The guest reaches MMDS (169.254.169.254) through the first interface.
                 await PutAsync(api, "/mmds/config", new JsonObject
                 {
-                    ["version"] = _options.MmdsVersion,
+                    ["version"] = Options.MmdsVersion,
                     ["network_interfaces"] = new JsonArray(spec.Interfaces[0].DeviceId),
                 }, ct);
             }
@@ -256,10 +233,10 @@ public sealed partial class FirecrackerDriver : VmmDriver
     protected override async Task AfterCleanupAsync(MicroVm vm, VmRecord? record, CancellationToken ct)
     {
         var jailDir = record?.Extra.GetValueOrDefault("jail");
-        if (_options.Jailer.Enabled || jailDir is not null)
+        if (Options.Jailer.Enabled || jailDir is not null)
         {
-            var binary = BinaryLocator.Resolve(_options.BinaryPath).Path ?? _options.BinaryPath;
-            jailDir ??= JailerCommand.JailDirectory(_options.Jailer, binary, vm.Uid);
+            var binary = BinaryLocator.Resolve(Options.BinaryPath).Path ?? Options.BinaryPath;
+            jailDir ??= JailerCommand.JailDirectory(Options.Jailer, binary, vm.Uid);
             await JailFiles.RemoveAsync(jailDir, ct);
             RemoveJailCgroup(vm.Uid);
         }
@@ -270,8 +247,6 @@ public sealed partial class FirecrackerDriver : VmmDriver
 
     private static async Task PutAsync(UnixSocketApi api, string path, JsonNode body, CancellationToken ct) =>
         await api.ExpectSuccessAsync(HttpMethod.Put, path, body, r => Fault(HttpMethod.Put, path, r), ct);
-
-    private UnixSocketApi Api(VmRecord record) => new(record.ControlSocket, _policy, Time);
 
     private static async Task<LiveState> StateAsync(UnixSocketApi api, CancellationToken ct)
     {
@@ -287,7 +262,7 @@ public sealed partial class FirecrackerDriver : VmmDriver
 
     private void RemoveJailCgroup(string uid)
     {
-        var parent = _options.Jailer.ParentCgroup.Length > 0 ? _options.Jailer.ParentCgroup : "firecracker";
+        var parent = Options.Jailer.ParentCgroup.Length > 0 ? Options.Jailer.ParentCgroup : "firecracker";
         var dir = Path.Combine("/sys/fs/cgroup", parent, uid);
         try
         {

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hypercore.Drivers.Vmm;
-using Hypercore.HostAccess;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
 
@@ -16,7 +15,7 @@ namespace Hypercore.Drivers.Unikernel;
 /// reports it (ID = pid, Name, Image, Status) and <c>ops instance delete</c> kills it. ops offers no pause and no
 /// graceful stop for onprem instances, so this path advertises neither.
 /// </summary>
-internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, ILogger log, HostPathPolicy? hostPaths) : IUnikernelBackend
+internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, ILogger log, Hypercore.HostAccess.HostPathPolicy? hostPaths) : IUnikernelBackend
 {
     private const string Prefix = "hypercore-";
 
