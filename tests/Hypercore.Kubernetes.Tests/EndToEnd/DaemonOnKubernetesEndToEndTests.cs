@@ -221,7 +221,9 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
     {
         var daemon = DaemonProcess.Start(
             DaemonDll, "run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigPath, "--node-name", Node, "--state-dir", StateDir,
-            "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--qemu-accel", "tcg");
+            "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--qemu-accel", "tcg",
+            // The sample names the cached test image's kernel by absolute path: allowed on purpose, as a node would.
+            "--kernel-roots", global::Hypercore.Testing.GuestImage.Cache);
         _daemons.Add(daemon);
         return daemon;
     }
