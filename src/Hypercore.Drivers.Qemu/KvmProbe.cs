@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using System.Text;
+using Hypercore.Drivers.Vmm;
 using Microsoft.Win32.SafeHandles;
 
 namespace Hypercore.Drivers.Qemu;
 
 /// <summary>
-/// Decides whether KVM is usable: /dev/kvm must open, and a probe guest (the VM's own kernel, no initrd) must
-/// print "Linux version" on its serial console under <c>-accel kvm</c> within the timeout. A /dev/kvm that opens
-/// is not enough: nested KVM on some hosts hangs guests or makes QEMU abort on start.
+/// Decides whether KVM is usable: /dev/kvm must open, and a probe guest (a kernel the node owns, see
+/// <see cref="QemuOptions.KvmProbeKernel"/>; never a caller's) must print "Linux version" on its serial console
+/// under <c>-accel kvm</c> within the timeout. A /dev/kvm that opens is not enough: nested KVM on some hosts hangs
+/// Linux guests (a real-mode boot sector still runs there, so the probe must boot Linux) or makes QEMU abort.
 /// </summary>
 internal sealed class KvmProbe(TimeProvider time)
 {
@@ -22,6 +24,11 @@ internal sealed class KvmProbe(TimeProvider time)
             return new KvmProbeResult(false, open);
         }
 
+        if (!File.Exists(kernelPath))
+        {
+            return new KvmProbeResult(false, $"kvm probe: no probe kernel at {kernelPath} (install the default image or set --qemu-accel kvm)");
+        }
+
         var psi = new ProcessStartInfo(qemuBinary)
         {
             RedirectStandardOutput = true,
@@ -34,6 +41,7 @@ internal sealed class KvmProbe(TimeProvider time)
             "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-smp", "1", "-m", "128",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", kernelPath, "-append", "console=ttyS0 panic=-1", "-serial", "stdio", "-monitor", "none",
+            "-sandbox", QemuCommandLine.Sandbox,
         })
         {
             psi.ArgumentList.Add(a);

@@ -1,3 +1,4 @@
+using Hypercore.Drivers.Vmm;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Drivers.Qemu;
@@ -7,10 +8,6 @@ internal static class QemuCommandLine
 {
     /// <summary>microvm exposes at most 8 virtio-mmio transports.</summary>
     public const int MaxVirtioDevices = 8;
-
-    /// <summary>Resolves kernel/initrd "image" + optional "filename" to one host path.</summary>
-    public static string ResolvePath(string image, string? filename) =>
-        string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
 
     public static IReadOnlyList<VolumeSpec> Volumes(MicroVmSpec spec) =>
         (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).ToList();
@@ -72,18 +69,15 @@ internal static class QemuCommandLine
         return string.Join(' ', parts);
     }
 
-    public sealed record Inputs(
-        MicroVm Vm,
-        VmDirectory Dir,
-        AcceleratorChoice Accelerator,
-        string KernelPath,
-        string? InitrdPath,
-        IReadOnlyList<string> TapNames,
-        int? TscKhz);
+    /// <summary>QEMU's seccomp sandbox: verified on Debian 12's QEMU 7.2, which accepts every one of these options.</summary>
+    public const string Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+    public sealed record Inputs(PreparedSpec Prepared, VmDirectory Dir, AcceleratorChoice Accelerator, int? TscKhz, string QmpSocket);
 
     public static IReadOnlyList<string> Build(Inputs input)
     {
-        var spec = input.Vm.Spec;
+        var prepared = input.Prepared;
+        var spec = prepared.Spec;
         var kvm = input.Accelerator.IsKvm;
         var args = new List<string>
         {
@@ -97,14 +91,21 @@ internal static class QemuCommandLine
             // -no-shutdown: a guest power-off leaves QEMU alive in status "shutdown", so Inspect can tell a guest
             // power-off from a killed process; StopAsync reaps it.
             "-no-reboot", "-no-shutdown",
-            "-kernel", input.KernelPath,
+            "-sandbox", Sandbox,
+            "-kernel", prepared.KernelPath!,
         };
-        if (input.InitrdPath is not null)
+        if (prepared.InitrdPath is not null)
         {
-            args.AddRange(["-initrd", input.InitrdPath]);
+            args.AddRange(["-initrd", prepared.InitrdPath]);
         }
 
-        args.AddRange(["-append", KernelCmdline(spec, !kvm, input.TscKhz)]);
+        var cmdline = prepared.KernelCmdline;
+        if (!kvm && input.TscKhz is > 0 && !spec.Kernel.Cmdline.ContainsKey("tsc_early_khz"))
+        {
+            cmdline += $" tsc_early_khz={input.TscKhz}";
+        }
+
+        args.AddRange(["-append", cmdline]);
         args.AddRange(["-chardev", $"file,id=console0,path={Escape(input.Dir.ConsoleLog)},append=on", "-serial", "chardev:console0"]);
 
         // pvpanic (ISA; microvm has the ISA bus and lists it in ACPI as QEMU0001): a guest with its pvpanic driver
@@ -112,30 +113,28 @@ internal static class QemuCommandLine
         // "shutdown" a panic reboot turns into under -no-reboot. Guests without the driver are told apart by the console.
         args.AddRange(["-device", "pvpanic", "-action", "panic=pause"]);
 
-        var volumes = Volumes(spec);
-        for (var i = 0; i < volumes.Count; i++)
+        for (var i = 0; i < prepared.Volumes.Count; i++)
         {
-            var v = volumes[i];
-            var format = v.HostPath.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? "qcow2" : "raw";
+            var v = prepared.Volumes[i];
             args.AddRange([
-                "-drive", $"id=vol{i},file={Escape(v.HostPath)},format={format},if=none,readonly={(v.IsReadOnly ? "on" : "off")}",
+                "-drive", $"id=vol{i},file={Escape(v.HostPath)},format={v.Format},if=none,readonly={(v.IsReadOnly ? "on" : "off")}",
                 "-device", $"virtio-blk-device,drive=vol{i},serial={Escape(Serial(v.Id))}",
             ]);
         }
 
-        for (var i = 0; i < spec.Interfaces.Count; i++)
+        for (var i = 0; i < prepared.Nics.Count; i++)
         {
+            var nic = prepared.Nics[i];
             args.AddRange([
-                "-netdev", $"tap,id=net{i},ifname={input.TapNames[i]},script=no,downscript=no",
-                "-device", $"virtio-net-device,netdev=net{i},mac={TapDevices.Mac(input.Vm.Uid, i, spec.Interfaces[i])}",
+                "-netdev", $"tap,id=net{i},ifname={nic.Tap},script=no,downscript=no",
+                "-device", $"virtio-net-device,netdev=net{i},mac={nic.Mac}",
             ]);
         }
 
         args.AddRange([
-            "-qmp", $"unix:{Escape(input.Dir.QmpSocket)},server=on,wait=off",
-            "-daemonize", "-pidfile", input.Dir.PidFile,
-            // The uid in -name puts it in /proc/<pid>/cmdline (pid-reuse guard); process= names the thread.
-            "-name", $"{Escape(spec.Namespace + "/" + spec.Id)},process=hc-{input.Vm.Uid}",
+            "-qmp", $"unix:{Escape(input.QmpSocket)},server=on,wait=off",
+            // The uid in -name puts it in /proc/<pid>/cmdline; process= names the thread.
+            "-name", $"{Escape(spec.Namespace + "/" + spec.Id)},process=hc-{prepared.Vm.Uid}",
         ]);
         return args;
     }

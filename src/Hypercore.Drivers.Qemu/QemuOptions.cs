@@ -1,30 +1,29 @@
+using Hypercore.Drivers.Vmm;
+using Microsoft.Extensions.DependencyInjection;
+
 namespace Hypercore.Drivers.Qemu;
 
-/// <summary>Settings of the QEMU driver (configuration section "Qemu").</summary>
-public sealed class QemuOptions
+/// <summary>
+/// Settings of the QEMU driver (configuration section "Qemu"). Accelerator "auto" (default) uses KVM when /dev/kvm
+/// opens and a probe guest actually boots under it (see <see cref="KvmProbeKernel"/>), else TCG.
+/// </summary>
+public sealed class QemuOptions() : VmmQmpOptions("qemu"), IConfigSection
 {
     public const string SectionName = "Qemu";
+
+    public static string ConfigSection => SectionName;
 
     /// <summary>QEMU binary: a file name looked up on PATH, or a path. Default "qemu-system-x86_64".</summary>
     public string BinaryPath { get; set; } = "qemu-system-x86_64";
 
     /// <summary>
-    /// "auto" (default): use KVM when /dev/kvm opens and a probe guest actually boots under it, else TCG.
-    /// "kvm" or "tcg" force one.
+    /// The kernel the KVM probe boots: one the node owns, never a caller's. The daemon sets it to the default
+    /// image's kernel (&lt;image dir&gt;/default/vmlinuz). When it is missing, "auto" picks TCG and says why.
     /// </summary>
-    public string Accelerator { get; set; } = "auto";
-
-    /// <summary>Per-VM directories (qmp.sock, qemu.pid, console.log, vm.json) live in RuntimeDirectory/&lt;uid&gt;/.</summary>
-    public string RuntimeDirectory { get; set; } = "/var/lib/hypercore/run/qemu";
+    public string KvmProbeKernel { get; set; } = "/var/lib/hypercore/images/default/vmlinuz";
 
     /// <summary>How long the KVM probe waits for "Linux version" on the probe guest's serial console. Default 10 s.</summary>
     public TimeSpan KvmProbeTimeout { get; set; } = TimeSpan.FromSeconds(10);
-
-    /// <summary>Upper bound for one start: launching QEMU until QMP reports the VM running. Default 30 s.</summary>
-    public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>Upper bound for one QMP command (connect attempts are bounded separately). Default 5 s.</summary>
-    public TimeSpan QmpTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// TSC frequency in kHz handed to TCG guests as <c>tsc_early_khz=</c>. Under TCG the guest TSC runs at the host
@@ -33,4 +32,11 @@ public sealed class QemuOptions
     /// 0 turns the hint off.
     /// </summary>
     public int? TcgTscKhz { get; set; }
+}
+
+public static class QemuServiceCollectionExtensions
+{
+    /// <summary>Registers the "qemu" driver: section "Qemu" when the host has configuration, then <paramref name="configure"/>; validated at start.</summary>
+    public static IServiceCollection AddQemuDriver(this IServiceCollection services, Action<QemuOptions>? configure = null) =>
+        services.AddVmmDriver<QemuDriver, QemuOptions, QemuOptionsValidator>(configure);
 }

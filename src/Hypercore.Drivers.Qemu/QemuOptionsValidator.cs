@@ -10,22 +10,13 @@ public sealed class QemuOptionsValidator : IValidateOptions<QemuOptions>
 
     public ValidateOptionsResult Validate(string? name, QemuOptions options)
     {
-        var errors = new List<string>();
+        var errors = options.QmpProblems(QemuOptions.SectionName);
         if (string.IsNullOrWhiteSpace(options.BinaryPath))
         {
             errors.Add("Qemu:BinaryPath must name the QEMU binary (e.g. qemu-system-x86_64 or /usr/bin/qemu-system-x86_64)");
         }
 
-        if (!AcceleratorChoice.TryParse(options.Accelerator, out _))
-        {
-            errors.Add($"Qemu:Accelerator must be auto, kvm or tcg, got \"{options.Accelerator}\"");
-        }
-
-        if (string.IsNullOrWhiteSpace(options.RuntimeDirectory) || !Path.IsPathRooted(options.RuntimeDirectory))
-        {
-            errors.Add($"Qemu:RuntimeDirectory must be an absolute path, got \"{options.RuntimeDirectory}\"");
-        }
-        else if (options.RuntimeDirectory.Length > MaxRuntimeDirectoryLength)
+        if (Path.IsPathRooted(options.RuntimeDirectory) && options.RuntimeDirectory.Length > MaxRuntimeDirectoryLength)
         {
             errors.Add($"Qemu:RuntimeDirectory is {options.RuntimeDirectory.Length} characters; at most {MaxRuntimeDirectoryLength} keep the QMP socket path under the 108-byte Unix socket limit");
         }
@@ -33,16 +24,6 @@ public sealed class QemuOptionsValidator : IValidateOptions<QemuOptions>
         if (options.KvmProbeTimeout <= TimeSpan.Zero)
         {
             errors.Add("Qemu:KvmProbeTimeout must be positive");
-        }
-
-        if (options.StartTimeout <= TimeSpan.Zero)
-        {
-            errors.Add("Qemu:StartTimeout must be positive");
-        }
-
-        if (options.QmpTimeout <= TimeSpan.Zero)
-        {
-            errors.Add("Qemu:QmpTimeout must be positive");
         }
 
         if (options.TcgTscKhz is < 0)

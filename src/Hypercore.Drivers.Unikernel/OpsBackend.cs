@@ -15,7 +15,7 @@ namespace Hypercore.Drivers.Unikernel;
 /// reports it (ID = pid, Name, Image, Status) and <c>ops instance delete</c> kills it. ops offers no pause and no
 /// graceful stop for onprem instances, so this path advertises neither.
 /// </summary>
-internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, ILogger log) : IUnikernelBackend
+internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, ILogger log, Hypercore.HostAccess.HostPathPolicy? hostPaths) : IUnikernelBackend
 {
     private const string Prefix = "hypercore-";
 
@@ -105,6 +105,7 @@ internal sealed class OpsBackend(UnikernelOptions options, TimeProvider time, IL
         }
 
         await StopAsync(vm, TimeSpan.Zero, ct);
+        hostPaths?.Check(vm.Spec, checkKernel: UnikernelImage.IsImage(vm.Spec.Kernel.Image));
         var image = UnikernelImage.Resolve(vm.Spec);
         if (image.ExtraDisks.Count > 0 || vm.Spec.Interfaces.Count > 0)
         {

@@ -1,3 +1,4 @@
+using Hypercore.HostAccess;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -17,11 +18,11 @@ public sealed class UnikernelDriver : IHypervisorDriver
     private readonly IUnikernelBackend _backend;
     private readonly string _runtimeDirectory;
 
-    public UnikernelDriver(IOptions<UnikernelOptions> options, TimeProvider time, ILogger<UnikernelDriver> log)
+    public UnikernelDriver(IOptions<UnikernelOptions> options, TimeProvider time, ILogger<UnikernelDriver> log, HostPathPolicy? hostPaths = null)
     {
         var o = options.Value;
         _runtimeDirectory = o.RuntimeDirectory;
-        _backend = o.OpsPath.Length > 0 ? new OpsBackend(o, time, log) : new QemuBackend(o, time, log);
+        _backend = o.OpsPath.Length > 0 ? new OpsBackend(o, time, log, hostPaths) : new QemuBackend(o, time, log, hostPaths);
     }
 
     public string Name => ProviderName;

@@ -11,9 +11,15 @@ namespace Hypercore.Drivers.Unikernel;
 /// </summary>
 public sealed record UnikernelImage(string BootDisk, IReadOnlyList<VolumeSpec> ExtraDisks)
 {
+    /// <summary>Whether kernel.image names a NanoVMs image (the boot disk itself).</summary>
+    public static bool IsImage(string kernelImage) => kernelImage.EndsWith(".img", StringComparison.OrdinalIgnoreCase);
+
+    public static DriverException NoImage(MicroVmSpec spec) => new("InvalidImage",
+        $"the unikernel provider boots a NanoVMs disk image: set kernel.image to a .img file or root_volume.host_path to the image (kernel.image is \"{spec.Kernel.Image}\")");
+
     public static UnikernelImage Resolve(MicroVmSpec spec)
     {
-        if (spec.Kernel.Image.EndsWith(".img", StringComparison.OrdinalIgnoreCase))
+        if (IsImage(spec.Kernel.Image))
         {
             var extra = (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).ToList();
             return Checked(new UnikernelImage(spec.Kernel.Image, extra));
@@ -24,8 +30,7 @@ public sealed record UnikernelImage(string BootDisk, IReadOnlyList<VolumeSpec> E
             return Checked(new UnikernelImage(spec.RootVolume.HostPath, spec.AdditionalVolumes));
         }
 
-        throw new DriverException("InvalidImage",
-            $"the unikernel provider boots a NanoVMs disk image: set kernel.image to a .img file or root_volume.host_path to the image (kernel.image is \"{spec.Kernel.Image}\")");
+        throw NoImage(spec);
     }
 
     private static UnikernelImage Checked(UnikernelImage image)

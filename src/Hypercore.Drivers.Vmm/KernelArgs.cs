@@ -10,10 +10,13 @@ public static class KernelArgs
     /// The spec's cmdline, or <paramref name="defaults"/> when it has none; with kernel.add_network_config, one
     /// kernel "ip=" argument (ip=client::gateway:netmask::ethN:off) per interface with a static address.
     /// </summary>
-    public static string Build(MicroVmSpec spec, string defaults)
+    public static string Build(MicroVmSpec spec, string defaults) =>
+        WithNetworkConfig(spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : defaults, spec);
+
+    /// <summary><paramref name="args"/> plus, with kernel.add_network_config, one "ip=" argument per static address.</summary>
+    public static string WithNetworkConfig(string args, MicroVmSpec spec)
     {
-        var args = spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : defaults;
-        if (!spec.Kernel.AddNetworkConfig)
+        if (!spec.Kernel.AddNetworkConfig || spec.Kernel.Cmdline.ContainsKey("ip"))
         {
             return args;
         }

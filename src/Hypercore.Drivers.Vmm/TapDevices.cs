@@ -52,6 +52,11 @@ public static class TapDevices
 
         if (!string.IsNullOrEmpty(bridge))
         {
+            if (!Exists(bridge))
+            {
+                throw new DriverException("BridgeNotFound", $"bridge \"{bridge}\" for tap {name} does not exist on this node");
+            }
+
             await IpAsync(["link", "set", "dev", name, "master", bridge], ct);
         }
 

@@ -131,5 +131,54 @@ public sealed class UnixSocketApi : IDisposable
             ct);
     }
 
+    /// <summary>
+    /// Polls GET <paramref name="path"/> until the VMM answers (it creates its socket a moment after starting),
+    /// failing fast when the process dies on the way and naming its last output on a timeout.
+    /// </summary>
+    public async Task WaitUntilAnswersAsync(
+        string path, int pid, string label, string outputLog, TimeSpan timeout, TimeProvider time,
+        Func<ApiResponse, DriverException> error, CancellationToken ct)
+    {
+        var ready = new ResiliencePipelineBuilder { TimeProvider = time }
+            .AddTimeout(timeout)
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>(IsConnectFailure),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Constant,
+                Delay = TimeSpan.FromMilliseconds(50),
+            })
+            .Build();
+        try
+        {
+            await ready.ExecuteAsync(
+                async token =>
+                {
+                    if (!HostProcess.IsAlive(pid))
+                    {
+                        throw new DriverException("HypervisorError", $"{label} exited during start: {VmmOutput.Tail(outputLog)}");
+                    }
+
+                    var response = await GetAsync(path, token);
+                    if (!response.IsSuccess)
+                    {
+                        throw error(response);
+                    }
+                },
+                ct);
+        }
+        catch (TimeoutRejectedException ex)
+        {
+            throw new DriverException("HypervisorError", $"{label} API socket {SocketPath} did not answer within {timeout.TotalSeconds:0.#} s: {VmmOutput.Tail(outputLog)}", ex);
+        }
+    }
+
+    /// <summary>Sends a request that must succeed; an error answer becomes <paramref name="error"/>'s exception.</summary>
+    public async Task<ApiResponse> ExpectSuccessAsync(HttpMethod method, string path, JsonNode? body, Func<ApiResponse, DriverException> error, CancellationToken ct)
+    {
+        var response = await SendAsync(method, path, body, ct);
+        return response.IsSuccess ? response : throw error(response);
+    }
+
     public void Dispose() => _http.Dispose();
 }

@@ -36,6 +36,9 @@ public sealed record VmRecord
 
     public IReadOnlyList<string> Taps { get; init; } = [];
 
+    /// <summary>VmRuntimeInfo.Detail of this instance (e.g. the accelerator QEMU runs with).</summary>
+    public string? Detail { get; init; }
+
     /// <summary>Provider-specific extras (jail directory, ops instance name, accelerator...).</summary>
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
 }
@@ -52,9 +55,9 @@ public sealed class VmDirectory
 
     public VmDirectory(string runtimeDirectory, string uid)
     {
-        if (uid.Length == 0 || uid.Contains('/', StringComparison.Ordinal) || uid is "." or "..")
+        if (!IsSafeUid(uid))
         {
-            throw new ArgumentException($"uid \"{uid}\" cannot name a directory", nameof(uid));
+            throw new DriverException("InvalidUid", $"uid \"{uid}\" cannot name a runtime directory");
         }
 
         Uid = uid;
@@ -64,6 +67,10 @@ public sealed class VmDirectory
     public string Uid { get; }
 
     public string Path { get; }
+
+    /// <summary>A uid becomes a directory name: refuse anything that could step outside the runtime directory.</summary>
+    public static bool IsSafeUid(string uid) =>
+        uid.Length is > 0 and <= 64 && uid.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') && uid is not "." and not "..";
 
     public string RecordFile => File("vm.json");
 
@@ -131,7 +138,7 @@ public sealed class VmDirectory
             yield break;
         }
 
-        foreach (var dir in Directory.EnumerateDirectories(runtimeDirectory))
+        foreach (var dir in Directory.EnumerateDirectories(runtimeDirectory).Where(d => IsSafeUid(System.IO.Path.GetFileName(d))))
         {
             var vmDir = new VmDirectory(runtimeDirectory, System.IO.Path.GetFileName(dir));
             var record = vmDir.ReadRecord();

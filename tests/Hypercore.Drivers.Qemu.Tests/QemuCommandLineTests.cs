@@ -1,3 +1,4 @@
+using Hypercore.Drivers.Vmm;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Drivers.Qemu.Tests;
@@ -43,37 +44,46 @@ public sealed class QemuCommandLineTests
     }
 
     [Test]
-    public void Build_FullSpec_WiresDrivesTapsConsoleQmpAndDaemonize()
+    public void Build_FullSpec_WiresDrivesTapsConsoleQmpAndSandbox()
     {
-        var spec = Spec() with
-        {
-            Vcpu = 2,
-            MemoryInMb = 256,
-            RootVolume = new VolumeSpec { Id = "root", HostPath = "/disks/root,1.img" },
-            AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = "/disks/data.qcow2", IsReadOnly = true }],
-            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:AA:BB:CC:DD:EE" }],
-        };
+        var spec = Spec() with { Vcpu = 2, MemoryInMb = 256 };
         var vm = new MicroVm { Uid = "u-1", ResourceVersion = "1", Spec = spec };
         var dir = new VmDirectory("/run/hc", "u-1");
+        var prepared = new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = "/img/vmlinuz",
+            InitrdPath = "/img/initrd.img",
+            KernelCmdline = "console=ttyS0 ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off",
+            Volumes =
+            [
+                new PreparedVolume("root", "/disks/root,1.img", IsReadOnly: false, IsRoot: true, IsScratch: false),
+                new PreparedVolume("data", "/disks/data.qcow2", IsReadOnly: true, IsRoot: false, IsScratch: false),
+            ],
+            Nics = [new PreparedNic("eth0", "hcabcn0", "02:aa:bb:cc:dd:ee", new NetworkInterfaceSpec { DeviceId = "eth0" })],
+        };
 
-        var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(vm, dir, new AcceleratorChoice("tcg", "configured"), "/img/vmlinuz", "/img/initrd.img", ["hcabcn0"], null));
+        var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, new AcceleratorChoice("tcg", "configured"), 1000, dir.File("qmp.sock")));
         var line = string.Join(' ', args);
 
-        line.Should().StartWith("-M microvm -accel tcg -cpu max -smp 2 -m 256M -nodefaults -no-user-config -nographic -no-reboot -no-shutdown -kernel /img/vmlinuz -initrd /img/initrd.img");
+        line.Should().StartWith("-M microvm -accel tcg -cpu max -smp 2 -m 256M -nodefaults -no-user-config -nographic -no-reboot -no-shutdown " +
+            "-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny -kernel /img/vmlinuz -initrd /img/initrd.img");
+        line.Should().Contain("-append console=ttyS0 ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off tsc_early_khz=1000");
         line.Should().Contain("-chardev file,id=console0,path=/run/hc/u-1/console.log,append=on -serial chardev:console0");
         line.Should().Contain("-device pvpanic -action panic=pause");
         line.Should().Contain("-drive id=vol0,file=/disks/root,,1.img,format=raw,if=none,readonly=off -device virtio-blk-device,drive=vol0,serial=root");
         line.Should().Contain("-drive id=vol1,file=/disks/data.qcow2,format=qcow2,if=none,readonly=on");
         line.Should().Contain("-netdev tap,id=net0,ifname=hcabcn0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:aa:bb:cc:dd:ee");
-        line.Should().Contain("-qmp unix:/run/hc/u-1/qmp.sock,server=on,wait=off -daemonize -pidfile /run/hc/u-1/qemu.pid -name default/vm1,process=hc-u-1");
+        line.Should().EndWith("-qmp unix:/run/hc/u-1/qmp.sock,server=on,wait=off -name default/vm1,process=hc-u-1");
     }
 
     [Test]
     public void Build_Kvm_UsesHostCpu()
     {
         var vm = new MicroVm { Uid = "u", ResourceVersion = "1", Spec = Spec() };
+        var prepared = new PreparedSpec { Vm = vm, KernelPath = "/k", KernelCmdline = "console=ttyS0" };
 
-        var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(vm, new VmDirectory("/r", "u"), new AcceleratorChoice("kvm", "configured"), "/k", null, [], 123));
+        var args = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, new VmDirectory("/r", "u"), new AcceleratorChoice("kvm", "configured"), 123, "/r/u/qmp.sock"));
 
         string.Join(' ', args).Should().Contain("-accel kvm -cpu host").And.NotContain("-initrd").And.NotContain("tsc_early_khz");
     }
@@ -87,34 +97,5 @@ public sealed class QemuCommandLineTests
 
         QemuCommandLine.CheckDeviceCount(eight).Should().BeNull();
         QemuCommandLine.CheckDeviceCount(nine).Should().Contain("at most 8").And.Contain("asks for 9");
-    }
-
-    [Test]
-    public void ResolvePath_WithFilename_JoinsImageDirectoryAndFile()
-    {
-        QemuCommandLine.ResolvePath("/images/default", "vmlinuz").Should().Be("/images/default/vmlinuz");
-        QemuCommandLine.ResolvePath("/images/default/vmlinuz", null).Should().Be("/images/default/vmlinuz");
-    }
-
-    [Test]
-    public void TapName_IsStableShortAndDistinctPerUidAndIndex()
-    {
-        var a0 = TapDevices.Name("0f8fad5b-d9cb-469f-a165-70867728950e", 0);
-
-        a0.Should().Be(TapDevices.Name("0f8fad5b-d9cb-469f-a165-70867728950e", 0));
-        a0.Length.Should().BeLessThanOrEqualTo(15);
-        a0.Should().MatchRegex("^hc[0-9a-f]{10}n0$");
-        TapDevices.Name("0f8fad5b-d9cb-469f-a165-70867728950e", 1).Should().NotBe(a0);
-        TapDevices.Name("7c9e6679-7425-40de-944b-e07fc1f90ae7", 0).Should().NotBe(a0);
-    }
-
-    [Test]
-    public void Mac_NoGuestMac_IsLocallyAdministeredAndStable()
-    {
-        var nic = new NetworkInterfaceSpec { DeviceId = "eth0" };
-
-        var mac = TapDevices.Mac("uid-1", 3, nic);
-
-        mac.Should().Be(TapDevices.Mac("uid-1", 3, nic)).And.MatchRegex("^52:54:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:03$");
     }
 }

@@ -1,5 +1,7 @@
 using System.Diagnostics;
-using Hypercore.Drivers.Qemu.Qmp;
+using Hypercore.Drivers.Vmm;
+using Hypercore.HostAccess;
+using Hypercore.Drivers.Vmm.Qmp;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Drivers.Qemu.Tests;
@@ -36,7 +38,7 @@ public sealed class QemuDriverTests
         info.BootTime.Should().NotBeNull();
         File.ReadAllText($"/proc/{info.Pid}/cmdline").Should().Contain(vm.Uid);
         File.Exists(Path.Combine(_bed.VmDir(vm), "qmp.sock")).Should().BeTrue();
-        File.ReadAllText(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Contain(vm.Uid).And.Contain("\"ready\"");
+        File.ReadAllText(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Contain(vm.Uid).And.Contain("\"default/ready\"").And.Contain("\"provider\": \"qemu\"");
         (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
     }
 
@@ -299,7 +301,11 @@ public sealed class QemuDriverTests
     [Test]
     public async Task Start_AutoAccelerator_ReportsTheAcceleratorQemuReallyUses()
     {
-        var driver = _bed.Driver(o => o.Accelerator = "auto");
+        var driver = _bed.Driver(o =>
+        {
+            o.Accelerator = "auto";
+            o.KvmProbeKernel = GuestImage.Kernel; // configured as the node's own, like the daemon does
+        });
         var vm = QemuTestBed.Vm("auto");
 
         var sw = Stopwatch.StartNew();
@@ -344,6 +350,47 @@ public sealed class QemuDriverTests
     }
 
     [Test]
+    public async Task Start_ScratchDiskAndAddNetworkConfig_GuestGetsTheDiskAndTheIpArgumentUnderTheSandbox()
+    {
+        var driver = _bed.Driver();
+        var vm = QemuTestBed.Vm("prepared", change: s => s with
+        {
+            Kernel = s.Kernel with { AddNetworkConfig = true },
+            AdditionalVolumes = [new VolumeSpec { Id = "scratch", SizeInMb = 16 }],
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.77.0.2/24", Gateway = "10.77.0.1" }],
+        });
+
+        var info = await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        var console = _bed.Console(vm);
+        console.Should().MatchRegex(@"Kernel command line: .*ip=10\.77\.0\.2::10\.77\.0\.1:255\.255\.255\.0::eth0:off", "qemu no longer ignores add_network_config");
+        console.Should().Contain("disks: vda").And.Contain("nics: eth0");
+        new FileInfo(Path.Combine(_bed.VmDir(vm), "scratch-scratch.img")).Length.Should().Be(16L * 1024 * 1024);
+        string.Join(' ', File.ReadAllText($"/proc/{info.Pid}/cmdline").Split('\0'))
+            .Should().Contain("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+        await driver.CleanupAsync(vm);
+        Directory.Exists(_bed.VmDir(vm)).Should().BeFalse();
+    }
+
+    [Test]
+    public async Task Start_KernelOutsideTheImageDirectories_RefusedWithHostPathNotAllowedAndNoQemuStarts()
+    {
+        var images = Directory.CreateDirectory(Path.Combine(_bed.RuntimeDirectory, "images")).FullName;
+        var policy = new HostPathPolicy(new HostAccessOptions { ImageDirectories = [images], VolumeRoots = [images] });
+        var driver = new QemuDriver(Microsoft.Extensions.Options.Options.Create(new QemuOptions { RuntimeDirectory = _bed.RuntimeDirectory, Accelerator = "tcg" }),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<QemuDriver>.Instance, policy);
+        var vm = QemuTestBed.Vm("outside");
+
+        var act = () => driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<HostPathNotAllowedException>()).Which;
+        ex.Message.Should().Contain(GuestImage.Kernel).And.Contain("--kernel-roots");
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+        driver.Dispose();
+    }
+
+    [Test]
     public async Task Start_WithVolumesAndTap_GuestSeesThemAndCleanupRemovesTheTap()
     {
         var disk = Path.Combine(_bed.RuntimeDirectory, "data.img");
@@ -358,7 +405,7 @@ public sealed class QemuDriverTests
             AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = disk, IsReadOnly = true }],
             Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:aa:bb:01" }],
         });
-        var tap = TapDevices.Name(vm.Uid, 0);
+        var tap = TapDevices.TapName(vm.Uid, 0);
 
         await driver.StartAsync(vm);
         await _bed.WaitForReadyAsync(vm);

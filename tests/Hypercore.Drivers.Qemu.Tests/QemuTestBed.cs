@@ -1,3 +1,4 @@
+using Hypercore.Drivers.Vmm;
 using System.Diagnostics;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -95,7 +96,7 @@ internal sealed class QemuTestBed : IDisposable
         return info;
     }
 
-    public static bool ProcessGone(int pid) => HostProcesses.IsZombieOrGone(pid);
+    public static bool ProcessGone(int pid) => !HostProcess.IsAlive(pid);
 
     public void Dispose()
     {
@@ -161,7 +162,7 @@ internal sealed class QemuTestBed : IDisposable
                 continue;
             }
 
-            if (cmdline.Contains(text, StringComparison.Ordinal) && !HostProcesses.IsZombieOrGone(pid))
+            if (cmdline.Contains(text, StringComparison.Ordinal) && !!HostProcess.IsAlive(pid))
             {
                 yield return pid;
             }

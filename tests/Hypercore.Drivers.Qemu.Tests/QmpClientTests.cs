@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using Hypercore.Drivers.Qemu.Qmp;
+using Hypercore.Drivers.Vmm.Qmp;
 
 namespace Hypercore.Drivers.Qemu.Tests;
 

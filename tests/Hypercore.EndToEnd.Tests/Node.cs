@@ -16,6 +16,7 @@ internal sealed class Node : IAsyncDisposable
 
     private readonly DirectoryInfo _root;
     private IReadOnlyList<string> _daemonArgs = [];
+    private bool _testKernelRoots = true;
     private HttpClient? _http;
 
     private Node(DirectoryInfo root) => _root = root;
@@ -40,15 +41,23 @@ internal sealed class Node : IAsyncDisposable
     public static Task<Node> StartAsync() => StartAsync(_ => []);
 
     /// <summary>
+    /// A node with vistarad's host-access defaults untouched: kernels only from &lt;state-dir&gt;/images, volumes only
+    /// from &lt;state-dir&gt;/volumes. (Other nodes also allow kernels under the temp dir and the image cache, which
+    /// tests name by absolute path.)
+    /// </summary>
+    public static Task<Node> StartWithDefaultHostAccessAsync() => StartAsync(_ => [], testKernelRoots: false);
+
+    /// <summary>
     /// A node whose daemon also gets <paramref name="daemonArgs"/> (given the node, for paths under its temp dir),
     /// on this start and every restart.
     /// </summary>
-    public static async Task<Node> StartAsync(Func<Node, IReadOnlyList<string>> daemonArgs)
+    public static async Task<Node> StartAsync(Func<Node, IReadOnlyList<string>> daemonArgs, bool testKernelRoots = true)
     {
         // Short: QMP socket paths under it must fit sockaddr_un.
         var node = new Node(Directory.CreateTempSubdirectory("hc-e2e-"));
         try
         {
+            node._testKernelRoots = testKernelRoots;
             node._daemonArgs = daemonArgs(node);
             await GuestImage.InstallAsDefaultAsync(node.StateDir);
             await node.StartDaemonAsync();
@@ -67,7 +76,8 @@ internal sealed class Node : IAsyncDisposable
         Daemon = DaemonProcess.Start(
             BuiltPrograms.VistaradDll,
             ["run", "--state-dir", StateDir, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
-                "--qemu-accel", "tcg", "--node-name", "e2e-node", .. _daemonArgs]);
+                "--qemu-accel", "tcg", "--node-name", "e2e-node",
+                .. (_testKernelRoots ? new[] { "--kernel-roots", $"{Root},{GuestImage.Cache}" } : []), .. _daemonArgs]);
         var (grpc, http) = await Daemon.WaitReadyAsync(Patience);
         GrpcUrl = grpc;
         _http?.Dispose();

@@ -75,15 +75,31 @@ public static class GuestImage
     }
 
     /// <summary>
-    /// Makes <paramref name="stateDir"/>/images/default point at the cached image (symlinks), the layout vistarad
-    /// reads images from by name.
+    /// Puts the cached image into <paramref name="stateDir"/>/images/default, the layout vistarad reads images from
+    /// by name. Hard links (a copy across file systems), not symlinks: vistarad's host-path policy resolves links
+    /// and refuses a kernel whose real path leaves the image directory.
     /// </summary>
     public static async Task InstallAsDefaultAsync(string stateDir)
     {
         var image = await EnsureAsync();
         var target = Directory.CreateDirectory(Path.Combine(stateDir, "images", "default")).FullName;
-        File.CreateSymbolicLink(Path.Combine(target, "vmlinuz"), Path.Combine(image, "vmlinuz"));
-        File.CreateSymbolicLink(Path.Combine(target, "initrd.img"), Path.Combine(image, "initrd.img"));
+        foreach (var file in new[] { "vmlinuz", "initrd.img" })
+        {
+            LinkOrCopy(Path.Combine(image, file), Path.Combine(target, file));
+        }
+    }
+
+    /// <summary>The directory cached images live in (allowed as a kernel root by tests that boot them by path).</summary>
+    public static string Cache => CacheRoot;
+
+    private static void LinkOrCopy(string source, string target)
+    {
+        using var ln = Process.Start(new ProcessStartInfo("ln", [source, target]) { RedirectStandardError = true })!;
+        ln.WaitForExit();
+        if (ln.ExitCode != 0)
+        {
+            File.Copy(source, target);
+        }
     }
 
     public static string RepoRoot()

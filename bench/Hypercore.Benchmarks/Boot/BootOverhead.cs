@@ -97,7 +97,7 @@ public static class BootOverhead
             new ResultRow(Name, "daemon overhead per boot", (daemonMedian - bareMedian).TotalMilliseconds, "ms",
                 "difference of the medians above; guest boots under TCG vary by hundreds of ms from run to run, see min/max"),
             new ResultRow(Name, "gRPC Create → QEMU initialized (daemon)", Median(managedLaunch).TotalMilliseconds, "ms",
-                $"until QEMU's -pidfile exists (written once the daemonized QEMU is set up); median of {runs}; polled every 1 ms")
+                $"until QEMU's QMP socket exists (created while QEMU initializes); median of {runs}; polled every 1 ms")
             {
                 Reference = $"bare {Fmt.Ms(Median(bareLaunch))}",
             },
@@ -113,7 +113,7 @@ public static class BootOverhead
         var t0 = Stopwatch.GetTimestamp();
         var vm = await client.CreateMicroVmAsync(new MicroVmTemplate { Name = name, Namespace = Namespace });
         var vmDir = Path.Combine(state, "run", "qemu", vm.Spec.Uid);
-        var launched = WaitForFileAsync(Path.Combine(vmDir, "qemu.pid"), t0);
+        var launched = WaitForFileAsync(Path.Combine(vmDir, "qmp.sock"), t0);
         await new ConsoleWatch(Path.Combine(vmDir, "console.log")).WaitAsync(BootTimeout);
         var elapsed = Stopwatch.GetElapsedTime(t0);
 
@@ -131,8 +131,8 @@ public static class BootOverhead
     }
 
     /// <summary>
-    /// Time from <paramref name="t0"/> until QEMU's pid file exists: written by the daemonized QEMU once it is
-    /// initialized, so the same event on both sides, and free of the guest boot's run-to-run noise. Polled every ms.
+    /// Time from <paramref name="t0"/> until QEMU's QMP socket exists: created by QEMU while it initializes, so the
+    /// same event on both sides, and free of the guest boot's run-to-run noise. Polled every ms.
     /// </summary>
     private static async Task<TimeSpan> WaitForFileAsync(string path, long t0)
     {
@@ -162,23 +162,19 @@ public static class BootOverhead
 
         var watch = new ConsoleWatch(Path.Combine(dir, "console.log"));
         var t0 = Stopwatch.GetTimestamp();
-        var launched = WaitForFileAsync(Path.Combine(dir, "qemu.pid"), t0);
-        using (var launcher = Process.Start(start)!)
-        {
-            // -daemonize: the launcher returns once the VM runs in the background, as under the driver.
-            await launcher.WaitForExitAsync();
-            if (launcher.ExitCode != 0)
-            {
-                throw new InvalidOperationException($"bare qemu exited {launcher.ExitCode}: {await launcher.StandardError.ReadToEndAsync()}");
-            }
-        }
+        var launched = WaitForFileAsync(Path.Combine(dir, "qmp.sock"), t0);
 
-        await watch.WaitAsync(BootTimeout);
-        var elapsed = Stopwatch.GetElapsedTime(t0);
-        var pidFile = Path.Combine(dir, "qemu.pid");
-        if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid))
+        // QEMU runs in the foreground here (the driver runs it the same way, only in its own session).
+        using var qemu = Process.Start(start)!;
+        TimeSpan elapsed;
+        try
         {
-            await ProcFs.KillAllAsync([pid], TimeSpan.FromSeconds(15));
+            await watch.WaitAsync(BootTimeout);
+            elapsed = Stopwatch.GetElapsedTime(t0);
+        }
+        finally
+        {
+            await ProcFs.KillAllAsync([qemu.Id], TimeSpan.FromSeconds(15));
         }
 
         return (elapsed, await launched);

@@ -65,7 +65,10 @@ public sealed class BenchContext : IAsyncDisposable
         }
     }
 
-    /// <summary>A daemon state directory whose images/default links to the guest image.</summary>
+    /// <summary>
+    /// A daemon state directory whose images/default holds the guest image: hard links (a copy across file systems),
+    /// not symlinks, since vistarad refuses a kernel whose real path leaves its image directory.
+    /// </summary>
     public string NewStateDirectory(string name)
     {
         var state = NewDirectory(name);
@@ -75,7 +78,13 @@ public sealed class BenchContext : IAsyncDisposable
             var source = Path.Combine(Options.ImageDirectory, file);
             if (File.Exists(source))
             {
-                File.CreateSymbolicLink(Path.Combine(image, file), source);
+                var target = Path.Combine(image, file);
+                using var ln = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("ln", [source, target]) { RedirectStandardError = true })!;
+                ln.WaitForExit();
+                if (ln.ExitCode != 0)
+                {
+                    File.Copy(source, target);
+                }
             }
         }
 

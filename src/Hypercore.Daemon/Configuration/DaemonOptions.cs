@@ -127,7 +127,8 @@ public static class DaemonSettings
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
             Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
             .. SecuritySettings.All,
-            .. NodeDeviceAndConsoleSettings.All];
+            .. NodeDeviceAndConsoleSettings.All,
+            .. HostAccessSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

@@ -9,6 +9,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
+using Hypercore.HostAccess;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
@@ -175,13 +176,18 @@ public static partial class DaemonHost
             });
         }
 
+        // One host-path policy for the API's early check and every driver's prepared-spec step.
+        services.AddSingleton<IValidateOptions<DaemonOptions>, HostAccessSettingsValidator>();
+        services.AddSingleton(new HostPathPolicy(HostAccessSettings.ToOptions(daemon)));
+
         // Each driver binds its own section (the driver flags map straight to it; see DriverSettings) and validates it;
-        // the daemon adds only what it derives: the runtime directory under state-dir, and one accelerator choice
-        // for every QEMU the node runs. A driver whose binary is missing is logged as not usable at start, and a VM
-        // asking for it gets that in its status.
+        // the daemon adds only what it derives: the runtime directory under state-dir, the probe kernel it owns, and
+        // one accelerator choice for every QEMU the node runs. A driver whose binary is missing is logged as not usable
+        // at start, and a VM asking for it gets that in its status.
         services.AddQemuDriver(o =>
         {
             o.RuntimeDirectory = daemon.RuntimeDirectory("qemu");
+            o.KvmProbeKernel = Path.Combine(daemon.ImageDirectory, "default", "vmlinuz");
             o.Accelerator = daemon.QemuAccelerator;
         });
         services.AddFirecrackerDriver(o => o.RuntimeDirectory = daemon.RuntimeDirectory(FirecrackerDriver.ProviderName));

@@ -129,14 +129,16 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
-    public async Task Start_MissingKernel_ErrorMessagesReachDriverException_AndNothingKeepsRunning()
+    public async Task Start_MissingKernel_RefusedByTheSkeletonBeforeAnyProcessStarts()
     {
         var vm = _scratch.Vm("ch-nokernel", s => s with { Kernel = s.Kernel with { Image = "/nonexistent/vmlinux" } });
 
         var act = () => _driver.StartAsync(vm);
 
         var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
-        ex.Message.Should().Be("cloud-hypervisor PUT vm.boot failed (500): Error from API: The VM could not boot: Error from VM: Cannot load the kernel into memory: No such file or directory (os error 2)");
+        ex.Reason.Should().Be("KernelNotFound");
+        ex.Message.Should().Be("kernel image not found: /nonexistent/vmlinux");
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "vmm.log")).Should().BeFalse("no cloud-hypervisor was launched");
         (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
         File.Exists(Socket(vm)).Should().BeFalse();
     }

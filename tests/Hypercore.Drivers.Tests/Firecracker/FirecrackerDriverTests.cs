@@ -167,15 +167,15 @@ public sealed class FirecrackerDriverTests
     }
 
     [Test]
-    public async Task Start_MissingKernel_FaultMessageReachesDriverException_AndNothingKeepsRunning()
+    public async Task Start_MissingKernel_RefusedByTheSkeletonAndNothingKeepsRunning()
     {
         var vm = _scratch.Vm("fc-nokernel", s => s with { Kernel = s.Kernel with { Image = "/nonexistent/vmlinux" } });
 
         var act = () => _driver.StartAsync(vm);
 
         var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
-        ex.Message.Should().Contain("PUT /boot-source").And.Contain("The kernel file cannot be opened: No such file or directory (os error 2)");
-        ex.Reason.Should().Be("HypervisorError");
+        ex.Message.Should().Be("kernel image not found: /nonexistent/vmlinux");
+        ex.Reason.Should().Be("KernelNotFound");
         (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
         File.Exists(Path.Combine(_scratch.VmDirectory(vm), "api.sock")).Should().BeFalse();
         System.Diagnostics.Process.GetProcesses().Select(p => p.Id).Where(HostProcess.IsAlive)

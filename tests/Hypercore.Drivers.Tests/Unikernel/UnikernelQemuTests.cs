@@ -166,8 +166,15 @@ public sealed class UnikernelQemuTests
             Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:09" }],
         });
         var backend = new QemuBackend(new UnikernelOptions { Accelerator = "tcg" }, TimeProvider.System, NullLogger.Instance);
+        var prepared = new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = _image,
+            Volumes = [new PreparedVolume("data", data, IsReadOnly: true, IsRoot: false, IsScratch: false)],
+            Nics = [new PreparedNic("eth0", "hctap0", "02:00:00:00:00:09", vm.Spec.Interfaces[0])],
+        };
 
-        var args = backend.Arguments(vm, UnikernelImage.Resolve(vm.Spec), "/run/q.sock", "/run/console.log", ["hctap0"]);
+        var args = backend.Arguments(prepared, "/run/q.sock", "/run/console.log");
 
         string.Join(' ', args).Should()
             .Contain("-machine q35 -accel tcg")

@@ -74,6 +74,6 @@ public sealed class VmmHelpersTests
     {
         var act = () => new VmDirectory("/tmp", "../etc");
 
-        act.Should().Throw<ArgumentException>();
+        act.Should().Throw<DriverException>().Which.Reason.Should().Be("InvalidUid");
     }
 }

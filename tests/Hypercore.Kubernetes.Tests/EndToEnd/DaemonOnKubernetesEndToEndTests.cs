@@ -154,9 +154,9 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
     [Test]
     public async Task Grpc_Create_WritesAMicroVmThatKubectlSees()
     {
-        var images = Directory.CreateDirectory(Path.Combine(StateDir, "images", "default")).FullName;
-        File.CreateSymbolicLink(Path.Combine(images, "vmlinuz"), Path.Combine(_image, "vmlinuz"));
-        File.CreateSymbolicLink(Path.Combine(images, "initrd.img"), Path.Combine(_image, "initrd.img"));
+        // Hard links, not symlinks: the daemon refuses a kernel whose real path leaves the image directory.
+        await global::Hypercore.Testing.GuestImage.InstallAsDefaultAsync(StateDir);
+        var images = Path.Combine(StateDir, "images", "default");
         var daemon = StartDaemon();
         var (grpc, _) = await daemon.WaitReadyAsync(Patience);
         using var channel = GrpcChannel.ForAddress(grpc);
@@ -221,7 +221,9 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
     {
         var daemon = DaemonProcess.Start(
             DaemonDll, "run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigPath, "--node-name", Node, "--state-dir", StateDir,
-            "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--qemu-accel", "tcg");
+            "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--qemu-accel", "tcg",
+            // The sample names the cached test image's kernel by absolute path: allowed on purpose, as a node would.
+            "--kernel-roots", global::Hypercore.Testing.GuestImage.Cache);
         _daemons.Add(daemon);
         return daemon;
     }

@@ -1,7 +1,7 @@
-namespace Hypercore.Drivers.Qemu;
+namespace Hypercore.Drivers.Vmm;
 
 /// <summary>A caller's token plus a timeout that runs on the injected <see cref="TimeProvider"/>.</summary>
-internal sealed class Deadline : IDisposable
+public sealed class Deadline : IDisposable
 {
     private readonly CancellationTokenSource _timer;
     private readonly CancellationTokenSource _linked;

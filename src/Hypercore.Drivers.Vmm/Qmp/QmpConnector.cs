@@ -3,14 +3,14 @@ using Polly;
 using Polly.Retry;
 using Polly.Timeout;
 
-namespace Hypercore.Drivers.Qemu.Qmp;
+namespace Hypercore.Drivers.Vmm.Qmp;
 
 /// <summary>
 /// Opens QMP sessions through a Polly pipeline (rule 6): an overall timeout around a capped exponential retry,
 /// retrying only what a moment can fix: a socket that is not there yet or refuses, a busy single-client socket
 /// (greeting timeout) or a dropped connection.
 /// </summary>
-internal sealed class QmpConnector
+public sealed class QmpConnector
 {
     private readonly TimeProvider _time;
     private readonly TimeSpan _attemptTimeout;

@@ -1,7 +1,7 @@
-namespace Hypercore.Drivers.Qemu.Qmp;
+namespace Hypercore.Drivers.Vmm.Qmp;
 
 /// <summary>A QMP error reply (<see cref="ErrorClass"/> is QEMU's "class") or a transport failure.</summary>
-internal sealed class QmpException(string errorClass, string message) : Exception(message)
+public sealed class QmpException(string errorClass, string message) : Exception(message)
 {
     /// <summary>QEMU's error class (GenericError, CommandNotFound, ...) or Timeout, Disconnected, ProtocolError.</summary>
     public string ErrorClass { get; } = errorClass;

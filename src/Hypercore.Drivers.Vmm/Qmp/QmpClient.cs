@@ -3,14 +3,14 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Hypercore.Drivers.Qemu.Qmp;
+namespace Hypercore.Drivers.Vmm.Qmp;
 
 /// <summary>
 /// A QMP session over QEMU's Unix socket: reads the greeting, negotiates with <c>qmp_capabilities</c>, then runs
 /// one command at a time. Messages are JSON objects, one per line; asynchronous events (<c>{"event": ...}</c>)
 /// interleave with replies and are skipped. QEMU serves one client per socket at a time, so sessions are short.
 /// </summary>
-internal sealed class QmpClient : IAsyncDisposable
+public sealed class QmpClient : IAsyncDisposable
 {
     private readonly Socket _socket;
     private readonly NetworkStream _stream;

@@ -1,0 +1,261 @@
+using Hypercore.MicroVms;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.HostAccess;
+
+/// <summary>
+/// Decides which host files a spec may hand to a hypervisor. Pure apart from reading the file system: paths are
+/// resolved with every symlink followed (no escape through a link), ".." is refused outright, and the resolved
+/// path must lie under a configured root and be of an allowed kind. Called by the API before anything is written
+/// and again by the drivers' prepared-spec step right before a VM starts (the file system may have changed).
+/// </summary>
+public sealed class HostPathPolicy
+{
+    private readonly IReadOnlyList<string> _imageRoots;
+    private readonly IReadOnlyList<string> _kernelRoots;
+    private readonly IReadOnlyList<string> _volumeRoots;
+    private readonly IReadOnlyList<string> _blockDevices;
+    private readonly Func<string, long> _freeBytes;
+
+    public HostPathPolicy(IOptions<HostAccessOptions> options)
+        : this(options.Value)
+    {
+    }
+
+    /// <param name="freeBytes">Free bytes of the file system holding a directory; null reads it from the file system.</param>
+    public HostPathPolicy(HostAccessOptions options, Func<string, long>? freeBytes = null)
+    {
+        Options = options;
+        _imageRoots = options.ImageDirectories.Select(Root).ToList();
+        _kernelRoots = [.. _imageRoots, .. options.KernelRoots.Select(Root)];
+        _volumeRoots = options.VolumeRoots.Select(Root).ToList();
+        _blockDevices = options.AllowedBlockDevices.SelectMany(d => new[] { d, Root(d) }).Distinct(StringComparer.Ordinal).ToList();
+        _freeBytes = freeBytes ?? FreeBytes;
+    }
+
+    public HostAccessOptions Options { get; }
+
+    /// <summary>Every violation in the spec's kernel, initrd and volumes (empty when it may run), for the API's one InvalidArgument.</summary>
+    /// <param name="checkKernel">False for a provider that boots no kernel for this spec (kernel.image is then unused).</param>
+    public IReadOnlyList<string> Violations(MicroVmSpec spec, bool checkKernel = true)
+    {
+        var errors = new List<string>();
+        void Try(Action check)
+        {
+            try
+            {
+                check();
+            }
+            catch (HostPathNotAllowedException ex)
+            {
+                errors.Add(ex.Message);
+            }
+        }
+
+        if (checkKernel)
+        {
+            Try(() => CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename));
+        }
+
+        if (checkKernel && spec.Initrd is not null)
+        {
+            Try(() => CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename));
+        }
+
+        foreach (var (volume, field) in Volumes(spec))
+        {
+            Try(() => CheckVolume(volume, field));
+        }
+
+        return errors;
+    }
+
+    /// <summary>Throws the first violation in the spec (see <see cref="Violations"/>).</summary>
+    /// <exception cref="HostPathNotAllowedException">the spec names a host file this node does not hand out.</exception>
+    public void Check(MicroVmSpec spec, bool checkKernel = true)
+    {
+        if (Violations(spec, checkKernel) is [var first, ..])
+        {
+            throw new HostPathNotAllowedException(first);
+        }
+    }
+
+    /// <summary>
+    /// The host path of a kernel or initrd: <paramref name="image"/>, or <paramref name="image"/>/<paramref name="filename"/>
+    /// where filename stays inside the image. Must resolve under an image directory or a kernel root and, when it
+    /// exists, be a regular file (a missing one is for the driver to report as not found). Returns the resolved path.
+    /// </summary>
+    /// <param name="what">"kernel" or "initrd": names the spec field in messages.</param>
+    public string CheckKernel(string what, string image, string? filename)
+    {
+        var field = $"{what}.image";
+        RequireAbsoluteWithoutDotDot(field, image);
+        var path = image;
+        if (!string.IsNullOrEmpty(filename))
+        {
+            if (filename.StartsWith('/') || HasDotDot(filename))
+            {
+                throw new HostPathNotAllowedException(
+                    $"{what}.filename \"{filename}\" must be a relative path inside {field} \"{image}\" without \"..\"");
+            }
+
+            path = Path.Combine(image, filename);
+        }
+
+        var real = HostFiles.RealPath(path);
+        if (!string.IsNullOrEmpty(filename) && !IsUnder(real, HostFiles.RealPath(image)))
+        {
+            throw new HostPathNotAllowedException(
+                $"{what}.filename \"{filename}\" leaves {field} \"{image}\" (it resolves to {real}); a filename must stay inside its image");
+        }
+
+        if (!_kernelRoots.Any(r => IsUnder(real, r)))
+        {
+            throw new HostPathNotAllowedException(
+                $"{what} {Describe(path, real)} is outside the image directories ({Join(_imageRoots)}) and the kernel roots ({Join(_kernelRoots.Skip(_imageRoots.Count))}); " +
+                $"to allow it on purpose, add its directory to the vistarad setting {HostAccessOptions.KernelRootsSetting} (--{HostAccessOptions.KernelRootsSetting})");
+        }
+
+        var kind = HostFiles.Kind(real);
+        if (kind is not (HostFileKind.Regular or HostFileKind.Missing))
+        {
+            throw new HostPathNotAllowedException($"{what} {Describe(path, real)} is a {Name(kind)}; a {what} must be a regular file");
+        }
+
+        return real;
+    }
+
+    /// <summary>
+    /// A volume's host path: a regular file under a volume root (or, read-only, under an image directory: an image's
+    /// shared root file system), or a block device listed by path. Scratch disks (no host path) pass: the driver makes them.
+    /// Returns the resolved path ("" for a scratch disk).
+    /// </summary>
+    public string CheckVolume(VolumeSpec volume, string? field = null)
+    {
+        field ??= $"volume \"{volume.Id}\"";
+        if (volume.HostPath.Length == 0)
+        {
+            return "";
+        }
+
+        RequireAbsoluteWithoutDotDot($"{field} host_path", volume.HostPath);
+        var real = HostFiles.RealPath(volume.HostPath);
+        var kind = HostFiles.Kind(real);
+        var listed = _blockDevices.Contains(volume.HostPath, StringComparer.Ordinal) || _blockDevices.Contains(real, StringComparer.Ordinal);
+        if (kind == HostFileKind.BlockDevice || listed)
+        {
+            if (!listed)
+            {
+                throw new HostPathNotAllowedException(
+                    $"{field}: {Describe(volume.HostPath, real)} is a block device that is not listed; to allow it on purpose, " +
+                    $"add {real} to the vistarad setting {HostAccessOptions.BlockDevicesSetting} (--{HostAccessOptions.BlockDevicesSetting})");
+            }
+
+            return kind is HostFileKind.BlockDevice or HostFileKind.Missing
+                ? real
+                : throw new HostPathNotAllowedException($"{field}: {Describe(volume.HostPath, real)} is listed in {HostAccessOptions.BlockDevicesSetting} but is a {Name(kind)}, not a block device");
+        }
+
+        var underVolumes = _volumeRoots.Any(r => IsUnder(real, r));
+        var underImages = volume.IsReadOnly && _imageRoots.Any(r => IsUnder(real, r));
+        if (!underVolumes && !underImages)
+        {
+            throw new HostPathNotAllowedException(
+                $"{field}: {Describe(volume.HostPath, real)} is outside the volume roots ({Join(_volumeRoots)}); to allow it on purpose, " +
+                $"add its directory to the vistarad setting {HostAccessOptions.VolumeRootsSetting} (--{HostAccessOptions.VolumeRootsSetting})" +
+                (volume.IsReadOnly ? "" : "; read-only volumes may also come from the image directories"));
+        }
+
+        return kind is HostFileKind.Regular or HostFileKind.Missing
+            ? real
+            : throw new HostPathNotAllowedException($"{field}: {Describe(volume.HostPath, real)} is a {Name(kind)}; a volume must be a regular file or a listed block device");
+    }
+
+    /// <summary>
+    /// Whether scratch disks of these sizes may be made in <paramref name="directory"/>: their sum within the per-VM
+    /// limit, and enough free space left afterwards (counted as if fully written, though the files are sparse).
+    /// </summary>
+    /// <exception cref="ScratchDiskRefusedException">they may not; nothing is created.</exception>
+    public void CheckScratchDisks(IReadOnlyCollection<VolumeSpec> scratch, string directory)
+    {
+        var total = scratch.Sum(v => (long)(v.SizeInMb ?? 0));
+        if (total == 0)
+        {
+            return;
+        }
+
+        if (total > Options.MaxScratchDiskMiBPerVm)
+        {
+            throw new ScratchDiskRefusedException(
+                $"scratch disks of {total} MiB exceed the per-VM limit of {Options.MaxScratchDiskMiBPerVm} MiB " +
+                $"(vistarad setting {HostAccessOptions.MaxScratchSetting}); ask for smaller disks");
+        }
+
+        var free = _freeBytes(directory) / (1024 * 1024);
+        if (free - total < Options.MinFreeDiskMiB)
+        {
+            throw new ScratchDiskRefusedException(
+                $"scratch disks of {total} MiB would leave {Math.Max(free - total, 0)} MiB free in {directory}, below the " +
+                $"{Options.MinFreeDiskMiB} MiB kept free (vistarad setting {HostAccessOptions.MinFreeSetting}); free space on the node or ask for smaller disks");
+        }
+    }
+
+    /// <summary>root_volume and additional_volumes with the spec field each came from.</summary>
+    public static IEnumerable<(VolumeSpec Volume, string Field)> Volumes(MicroVmSpec spec)
+    {
+        if (spec.RootVolume is not null)
+        {
+            yield return (spec.RootVolume, "root_volume");
+        }
+
+        foreach (var v in spec.AdditionalVolumes)
+        {
+            yield return (v, $"volume \"{v.Id}\"");
+        }
+    }
+
+    private static void RequireAbsoluteWithoutDotDot(string field, string path)
+    {
+        if (!path.StartsWith('/'))
+        {
+            throw new HostPathNotAllowedException($"{field} \"{path}\" must be an absolute path (or, for kernel.image, the name of an image)");
+        }
+
+        if (HasDotDot(path))
+        {
+            throw new HostPathNotAllowedException($"{field} \"{path}\" contains \"..\"; name the file directly");
+        }
+    }
+
+    private static bool HasDotDot(string path) => path.Split('/').Contains("..");
+
+    private static bool IsUnder(string path, string root) =>
+        root == "/" || path == root || path.StartsWith(root + "/", StringComparison.Ordinal);
+
+    private static string Root(string path) => HostFiles.RealPath(Path.GetFullPath(path)).TrimEnd('/') is { Length: > 0 } r ? r : "/";
+
+    private static string Describe(string path, string real) => path == real ? path : $"{path} (resolves to {real})";
+
+    private static string Join(IEnumerable<string> roots) => roots.ToList() is { Count: > 0 } list ? string.Join(", ", list) : "none";
+
+    private static string Name(HostFileKind kind) => kind switch
+    {
+        HostFileKind.Directory => "directory",
+        HostFileKind.BlockDevice => "block device",
+        HostFileKind.CharacterDevice => "character device",
+        HostFileKind.Fifo => "FIFO",
+        HostFileKind.Socket => "socket",
+        _ => "special file",
+    };
+
+    private static long FreeBytes(string directory)
+    {
+        var existing = directory;
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+        {
+            existing = parent;
+        }
+
+        return new DriveInfo(existing).AvailableFreeSpace;
+    }
+}

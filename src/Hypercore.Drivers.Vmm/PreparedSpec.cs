@@ -1,0 +1,63 @@
+using Hypercore.MicroVms;
+
+namespace Hypercore.Drivers.Vmm;
+
+/// <summary>
+/// A spec made ready for one hypervisor by <see cref="VmmDriver"/>: host paths checked by the host-path policy and
+/// resolved (kernel.filename included), scratch disks made, taps created, the kernel command line composed
+/// (with kernel.add_network_config's "ip=" arguments). A driver turns only this into its launch arguments or API calls.
+/// </summary>
+public sealed record PreparedSpec
+{
+    public required MicroVm Vm { get; init; }
+
+    public MicroVmSpec Spec => Vm.Spec;
+
+    /// <summary>Resolved kernel path; null for a hypervisor that boots no kernel for this spec (a unikernel disk).</summary>
+    public string? KernelPath { get; init; }
+
+    public string? InitrdPath { get; init; }
+
+    /// <summary>Root volume first (if any), then the additional volumes in spec order.</summary>
+    public IReadOnlyList<PreparedVolume> Volumes { get; init; } = [];
+
+    public IReadOnlyList<PreparedNic> Nics { get; init; } = [];
+
+    public string KernelCmdline { get; init; } = "";
+}
+
+/// <summary>A volume with its host path resolved (a scratch disk's file in the VM directory).</summary>
+public sealed record PreparedVolume(string Id, string HostPath, bool IsReadOnly, bool IsRoot, bool IsScratch)
+{
+    /// <summary>Disk format by file name: qcow2 for *.qcow2, else raw.</summary>
+    public string Format => HostPath.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? "qcow2" : "raw";
+}
+
+/// <summary>An interface with the tap made for it and its MAC (given, or derived from the uid).</summary>
+public sealed record PreparedNic(string DeviceId, string Tap, string Mac, NetworkInterfaceSpec Spec);
+
+/// <summary>What a driver starts for a prepared spec: the executable, its arguments and how to recognise it later.</summary>
+public sealed record VmmLaunch
+{
+    /// <summary>The file executed (the VMM, or a wrapper such as the jailer).</summary>
+    public required string Executable { get; init; }
+
+    public required IReadOnlyList<string> Arguments { get; init; }
+
+    /// <summary>API or QMP socket as seen from the host (removed before launch and on stop).</summary>
+    public required string ControlSocket { get; init; }
+
+    /// <summary>A string that must appear in the process command line (see <see cref="VmRecord.ArgvMarker"/>).</summary>
+    public required string ArgvMarker { get; init; }
+
+    /// <summary>Where the process's stdout and stderr go; default vmm.log in the VM directory.</summary>
+    public string? OutputLog { get; init; }
+
+    /// <summary>Shown as <see cref="VmRuntimeInfo.Detail"/> for this instance.</summary>
+    public string? Detail { get; init; }
+
+    public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>What a hypervisor reports of a live process.</summary>
+public readonly record struct VmmState(LiveState State, ExitKind Exit = ExitKind.None, string? Detail = null);

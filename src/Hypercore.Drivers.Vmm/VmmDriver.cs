@@ -1,0 +1,570 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using Hypercore.Drivers.Vmm.Qmp;
+using Hypercore.HostAccess;
+using Hypercore.MicroVms;
+using Microsoft.Extensions.Logging;
+using Polly.Timeout;
+
+namespace Hypercore.Drivers.Vmm;
+
+/// <summary>
+/// The one skeleton every hypervisor that runs as a detached host process shares. It owns the VM directory and its
+/// record (vm.json), adoption (pid + process start time + a marker in the command line), idempotent start,
+/// kill-and-clear when a start fails, taps and MACs, binary lookup and version probe, and the prepared spec
+/// (host-path policy, kernel/initrd resolution, scratch disks, volumes, network devices, kernel command line).
+/// A hypervisor supplies only its own part: <see cref="LaunchAsync"/> (arguments), <see cref="BootAsync"/> (its API
+/// calls after launch), <see cref="QueryAsync"/> (state mapping), pause/resume and the power-off request.
+/// </summary>
+public abstract partial class VmmDriver : IHypervisorDriver
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+
+    // Per-VM gates; SemaphoreSlim holds no OS handle unless AvailableWaitHandle is used, so they need no disposing.
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    private readonly BinaryVersionCache _version;
+    private readonly ILogger _logger;
+
+    /// <param name="hostPaths">
+    /// The node's host-path policy. The daemon always passes its configured one; null (library use and tests that
+    /// build a driver by hand) still refuses non-regular files, "..", and unlisted block devices, but accepts any root.
+    /// </param>
+    protected VmmDriver(string runtimeDirectory, TimeProvider time, ILogger log, HostPathPolicy? hostPaths)
+    {
+        RuntimeDirectory = runtimeDirectory;
+        Time = time;
+        _logger = log;
+        HostPaths = hostPaths ?? new HostPathPolicy(new HostAccessOptions { ImageDirectories = ["/"], VolumeRoots = ["/"] });
+        _version = new BinaryVersionCache(GetType().Name);
+    }
+
+    public abstract string Name { get; }
+
+    public abstract DriverCapabilities Capabilities { get; }
+
+    protected TimeProvider Time { get; }
+
+    protected ILogger Log => _logger;
+
+    protected HostPathPolicy HostPaths { get; }
+
+    protected string RuntimeDirectory { get; }
+
+    /// <summary>The configured executable: a path, or a bare name looked up on PATH.</summary>
+    protected abstract string ConfiguredBinary { get; }
+
+    /// <summary>How messages name the hypervisor ("qemu", "firecracker", ...).</summary>
+    protected virtual string BinaryLabel => Name;
+
+    /// <summary>After the shutdown request of <see cref="ShutdownAsync"/>, how long the process gets before SIGKILL.</summary>
+    protected virtual TimeSpan ExitTimeout => TimeSpan.FromSeconds(5);
+
+    public async Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            var (path, tried) = BinaryLocator.Resolve(ConfiguredBinary);
+            if (path is null)
+            {
+                return DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage(BinaryLabel, tried));
+            }
+
+            if (CheckHost() is { } problem)
+            {
+                return DriverAvailability.Unavailable(problem);
+            }
+
+            var version = await _version.GetAsync(path, cancellationToken);
+            return version is null
+                ? DriverAvailability.Unavailable($"{path} --version failed: the binary is not runnable here")
+                : DriverAvailability.Ok(DescribeAvailable(path, version));
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return DriverAvailability.Unavailable($"{BinaryLabel} availability check failed: {ex.Message}");
+        }
+    }
+
+    public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var found = new List<VmRuntimeInfo>();
+        foreach (var (dir, record) in VmDirectory.Scan(RuntimeDirectory))
+        {
+            if (record.Provider == Name && VmDirectory.IsRecordedProcessAlive(record))
+            {
+                using var held = await LockAsync(dir.Uid, cancellationToken);
+                found.Add(await InspectRecordAsync(record, cancellationToken));
+            }
+        }
+
+        return found;
+    }
+
+    public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        var dir = Directory(vm.Uid);
+        using var held = await LockAsync(vm.Uid, cancellationToken);
+        return dir.ReadRecord() is { } record ? await InspectRecordAsync(record, cancellationToken) : VmRuntimeInfo.NotFound(vm.Uid);
+    }
+
+    public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        var ct = cancellationToken;
+        var dir = Directory(vm.Uid);
+        using var held = await LockAsync(vm.Uid, ct);
+        if (dir.ReadRecord() is { } existing && VmDirectory.IsRecordedProcessAlive(existing))
+        {
+            var live = await InspectRecordAsync(existing, ct);
+            if (live.State is LiveState.Running or LiveState.Paused or LiveState.Unknown)
+            {
+                return live; // idempotent; and a VMM that merely does not answer is never replaced
+            }
+        }
+
+        // A half-configured, powered-off or dead instance: clear it before starting afresh.
+        await StopCoreAsync(vm, dir, TimeSpan.Zero, ct);
+
+        var (binary, tried) = BinaryLocator.Resolve(ConfiguredBinary);
+        if (binary is null)
+        {
+            throw new DriverException(Conditions.ReasonProviderUnavailable, BinaryLocator.NotFoundMessage(BinaryLabel, tried));
+        }
+
+        VmRecord? record = null;
+        try
+        {
+            var prepared = await PrepareAsync(vm, dir, ct);
+            var launch = await LaunchAsync(prepared, binary, dir, ct);
+            UnixSocketApi.EnsurePathFits(launch.ControlSocket);
+            DeleteSocket(launch.ControlSocket); // VMMs refuse to bind over a stale socket
+            var output = launch.OutputLog ?? dir.File("vmm.log");
+            var pid = await HostProcess.StartDetachedAsync(launch.Executable, launch.Arguments, dir.Path, output, ct);
+            record = new VmRecord
+            {
+                Uid = vm.Uid,
+                Provider = Name,
+                Key = vm.Key.ToString(),
+                Pid = pid,
+                PidStartTicks = HostProcess.StartTicks(pid) ?? 0,
+                Binary = binary,
+                ControlSocket = launch.ControlSocket,
+                ArgvMarker = launch.ArgvMarker,
+                ConsoleLog = dir.ConsoleLog,
+                StartedAt = Time.GetUtcNow(),
+                Taps = [.. prepared.Nics.Select(n => n.Tap)],
+                Detail = launch.Detail,
+                Extra = launch.Extra,
+            };
+            dir.WriteRecord(record);
+            LogLaunched(vm.Key.ToString(), BinaryLabel, pid, launch.ControlSocket);
+
+            await BootAsync(prepared, record, dir, ct);
+            record = record with { StartedAt = Time.GetUtcNow() };
+            dir.WriteRecord(record);
+            return await InspectRecordAsync(record, ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            LogStartFailed(vm.Key.ToString(), BinaryLabel, ex.Message);
+            await KillAndClearAsync(dir, record, vm, CancellationToken.None);
+            throw ex switch
+            {
+                DriverException d => d,
+                TimeoutRejectedException or OperationCanceledException => new DriverException("StartTimeout", $"{BinaryLabel} did not start in time: {ex.Message}", ex),
+                _ => new DriverException("HypervisorError", $"{BinaryLabel} start failed: {ex.Message}", ex),
+            };
+        }
+    }
+
+    public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => ControlAsync(vm, "pause", PauseCoreAsync, cancellationToken);
+
+    public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) => ControlAsync(vm, "resume", ResumeCoreAsync, cancellationToken);
+
+    public async Task StopAsync(MicroVm vm, TimeSpan gracePeriod, CancellationToken cancellationToken = default)
+    {
+        var dir = Directory(vm.Uid);
+        using var held = await LockAsync(vm.Uid, cancellationToken);
+        await StopCoreAsync(vm, dir, gracePeriod, cancellationToken);
+    }
+
+    public async Task CleanupAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        var dir = Directory(vm.Uid);
+        using (await LockAsync(vm.Uid, cancellationToken))
+        {
+            var record = dir.ReadRecord();
+            if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
+            {
+                await TryAsync(record, "before cleanup", () => BeforeCleanupAsync(record, cancellationToken));
+            }
+
+            await StopCoreAsync(vm, dir, TimeSpan.Zero, cancellationToken);
+            await AfterCleanupAsync(vm, record, cancellationToken);
+            dir.Delete();
+            LogCleanedUp(vm.Uid, BinaryLabel);
+        }
+
+        _locks.TryRemove(vm.Uid, out _);
+    }
+
+    /// <summary>A host problem that makes the provider unusable (e.g. /dev/kvm missing), or null.</summary>
+    protected virtual string? CheckHost() => null;
+
+    /// <summary>The availability detail for a runnable binary.</summary>
+    protected virtual string DescribeAvailable(string path, string version) => $"{version} ({path})";
+
+    /// <summary>Throws the refusals that are this hypervisor's own (device limits, interface types).</summary>
+    protected virtual void Refuse(MicroVmSpec spec)
+    {
+    }
+
+    /// <summary>Condition reason when the kernel file is missing.</summary>
+    protected virtual string KernelNotFoundReason => "KernelNotFound";
+
+    /// <summary>Whether this spec boots a kernel (false: e.g. a unikernel disk image that boots itself).</summary>
+    protected virtual bool UsesKernel(MicroVmSpec spec) => true;
+
+    /// <summary>The kernel command line before kernel.add_network_config is applied.</summary>
+    protected abstract string BaseCmdline(MicroVmSpec spec);
+
+    /// <summary>The uid/gid that should own the taps (an unprivileged VMM opens them itself), or null for root.</summary>
+    protected virtual (int Uid, int Gid)? TapOwner => null;
+
+    /// <summary>The executable and arguments for one prepared VM. May do host work (a jail, an accelerator probe).</summary>
+    protected abstract Task<VmmLaunch> LaunchAsync(PreparedSpec prepared, string binary, VmDirectory dir, CancellationToken ct);
+
+    /// <summary>After launch: configure and boot over the VMM's API, or wait until it answers. Throwing kills and clears.</summary>
+    protected abstract Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct);
+
+    /// <summary>The live state of a process that is known to be alive. Transport failures mean "Unknown", never "dead".</summary>
+    protected abstract Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct);
+
+    protected abstract Task PauseCoreAsync(VmRecord record, CancellationToken ct);
+
+    protected abstract Task ResumeCoreAsync(VmRecord record, CancellationToken ct);
+
+    /// <summary>Asks the guest to power off (resuming it first if needed); false when there is nothing to ask.</summary>
+    protected abstract Task<bool> RequestPowerOffAsync(VmRecord record, CancellationToken ct);
+
+    /// <summary>True once the guest is off while the VMM still runs (e.g. QEMU in status "shutdown").</summary>
+    protected virtual Task<bool> IsGuestOffAsync(VmRecord record, CancellationToken ct) => Task.FromResult(false);
+
+    /// <summary>Asks the VMM process itself to exit (QMP quit, vmm.shutdown); the default leaves it to SIGKILL.</summary>
+    protected virtual Task ShutdownAsync(VmRecord record, CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>Before a live VM is stopped for cleanup (e.g. delete it inside the VMM).</summary>
+    protected virtual Task BeforeCleanupAsync(VmRecord record, CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>After the VM is stopped and before its directory goes (e.g. remove a jail).</summary>
+    protected virtual Task AfterCleanupAsync(MicroVm vm, VmRecord? record, CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>How a VMM that is alive but does not answer is described.</summary>
+    protected virtual string Unreachable(Exception ex) => $"{BinaryLabel} API not answering: {ex.Message}";
+
+    /// <summary>Failures of talking to a VMM that leave its state unknown (it may still be alive and well).</summary>
+    protected static bool IsTransient(Exception ex) =>
+        ex is HttpRequestException or TimeoutRejectedException or QmpException or SocketException or IOException or DriverException;
+
+    protected VmDirectory Directory(string uid) => new(RuntimeDirectory, uid);
+
+    /// <summary>Derived from the uid and the runtime directory, never from stored status (which a caller may have written).</summary>
+    public string ConsoleLogPath(MicroVm vm) => Directory(vm.Uid).ConsoleLog;
+
+    protected static string Join(string? first, string second) => string.IsNullOrEmpty(first) ? second : $"{first}; {second}";
+
+    /// <summary>Checks the spec against the host-path policy and makes everything the VMM needs on the host.</summary>
+    protected async Task<PreparedSpec> PrepareAsync(MicroVm vm, VmDirectory dir, CancellationToken ct)
+    {
+        var spec = vm.Spec;
+        Refuse(spec);
+        HostPaths.Check(spec, checkKernel: UsesKernel(spec));
+        string? kernel = null;
+        string? initrd = null;
+        if (UsesKernel(spec))
+        {
+            kernel = HostPaths.CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename);
+            if (!File.Exists(kernel))
+            {
+                throw new DriverException(KernelNotFoundReason, $"kernel image not found: {Named(spec.Kernel.Image, spec.Kernel.Filename)}");
+            }
+
+            if (spec.Initrd is not null)
+            {
+                initrd = HostPaths.CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename);
+                if (!File.Exists(initrd))
+                {
+                    throw new DriverException("InitrdNotFound", $"initrd not found: {Named(spec.Initrd.Image, spec.Initrd.Filename)}");
+                }
+            }
+        }
+
+        dir.Create();
+        var volumes = new List<PreparedVolume>();
+        var scratch = HostPathPolicy.Volumes(spec).Select(v => v.Volume)
+            .Where(v => v.HostPath.Length == 0 && v.SizeInMb > 0 && !File.Exists(ScratchPath(dir, v))).ToList();
+        HostPaths.CheckScratchDisks(scratch, dir.Path);
+        foreach (var (volume, field) in HostPathPolicy.Volumes(spec))
+        {
+            var isRoot = ReferenceEquals(volume, spec.RootVolume);
+            if (volume.HostPath.Length == 0)
+            {
+                if (volume.SizeInMb is not > 0)
+                {
+                    throw new DriverException("VolumeNotFound", $"{field}: neither host_path nor size_in_mb is set");
+                }
+
+                var path = ScratchPath(dir, volume);
+                if (!File.Exists(path))
+                {
+                    // Sparse: a scratch disk costs only what the guest writes; kept across restarts, removed with the VM.
+                    using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+                    file.SetLength((long)volume.SizeInMb.Value * 1024 * 1024);
+                }
+
+                volumes.Add(new PreparedVolume(volume.Id, path, volume.IsReadOnly, isRoot, IsScratch: true));
+                continue;
+            }
+
+            var real = HostPaths.CheckVolume(volume, field);
+            if (!File.Exists(real))
+            {
+                throw new DriverException("VolumeNotFound", $"{field}: {volume.HostPath} not found");
+            }
+
+            volumes.Add(new PreparedVolume(volume.Id, real, volume.IsReadOnly, isRoot, IsScratch: false));
+        }
+
+        var nics = new List<PreparedNic>();
+        for (var i = 0; i < spec.Interfaces.Count; i++)
+        {
+            var nic = spec.Interfaces[i];
+            var tap = TapDevices.TapName(vm.Uid, i);
+            await TapDevices.CreateAsync(tap, nic.Bridge, TapOwner?.Uid, TapOwner?.Gid, ct);
+            nics.Add(new PreparedNic(nic.DeviceId, tap, TapDevices.GuestMac(vm.Uid, nic, i), nic));
+        }
+
+        return new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = kernel,
+            InitrdPath = initrd,
+            Volumes = volumes,
+            Nics = nics,
+            KernelCmdline = KernelArgs.WithNetworkConfig(BaseCmdline(spec), spec),
+        };
+    }
+
+    /// <summary>Waits until the process exits or the guest reports itself off; false when the grace period ran out.</summary>
+    protected async Task<bool> WaitGuestOffAsync(VmRecord record, TimeSpan grace, CancellationToken ct)
+    {
+        var deadline = Time.GetUtcNow() + grace;
+        while (Time.GetUtcNow() < deadline)
+        {
+            if (!HostProcess.IsAlive(record.Pid))
+            {
+                return true;
+            }
+
+            try
+            {
+                if (await IsGuestOffAsync(record, ct))
+                {
+                    return true;
+                }
+            }
+            catch (Exception ex) when (IsTransient(ex))
+            {
+                // the VMM is going away
+            }
+
+            await Task.Delay(PollInterval, Time, ct);
+        }
+
+        return !HostProcess.IsAlive(record.Pid);
+    }
+
+    private async Task<VmRuntimeInfo> InspectRecordAsync(VmRecord record, CancellationToken ct)
+    {
+        var info = new VmRuntimeInfo
+        {
+            Uid = record.Uid,
+            State = LiveState.Unknown,
+            Pid = record.Pid,
+            ConsoleLogPath = record.ConsoleLog,
+            BootTime = record.StartedAt,
+            Detail = record.Detail,
+        };
+        if (!VmDirectory.IsRecordedProcessAlive(record))
+        {
+            return info with
+            {
+                State = LiveState.Exited,
+                Exit = ExitKind.Crashed,
+                Detail = Join(record.Detail, GuestPanic.FromConsole(record.ConsoleLog) ?? $"{BinaryLabel} (pid {record.Pid}) ended without being stopped"),
+            };
+        }
+
+        try
+        {
+            var state = await QueryAsync(record, ct);
+
+            // A guest that panics and reboots ends its VMM like a power-off does (QEMU -no-reboot, the VMMs exit):
+            // only the console of the last boot tells them apart, for every hypervisor alike.
+            if (state.State == LiveState.Exited && GuestPanic.FromConsole(record.ConsoleLog) is { } panic)
+            {
+                state = state with { Exit = ExitKind.Crashed, Detail = panic };
+            }
+
+            return info with
+            {
+                State = state.State,
+                Exit = state.Exit,
+                Detail = state.Detail is null ? record.Detail : Join(record.Detail, state.Detail),
+            };
+        }
+        catch (Exception ex) when (IsTransient(ex))
+        {
+            LogUnreachable(record.Uid, record.Pid, ex.Message);
+            return info with { Detail = Join(record.Detail, Unreachable(ex)) };
+        }
+    }
+
+    private async Task ControlAsync(MicroVm vm, string what, Func<VmRecord, CancellationToken, Task> action, CancellationToken ct)
+    {
+        var dir = Directory(vm.Uid);
+        using var held = await LockAsync(vm.Uid, ct);
+        var record = dir.ReadRecord() is { } r && VmDirectory.IsRecordedProcessAlive(r)
+            ? r
+            : throw new DriverException("NotRunning", $"{what}: no {BinaryLabel} process is running for {vm.Key}");
+        try
+        {
+            await action(record, ct);
+        }
+        catch (Exception ex) when (IsTransient(ex) && ex is not DriverException)
+        {
+            throw new DriverException("HypervisorError", $"{what} on {vm.Key}: {ex.Message}", ex);
+        }
+    }
+
+    private async Task StopCoreAsync(MicroVm vm, VmDirectory dir, TimeSpan grace, CancellationToken ct)
+    {
+        var record = dir.ReadRecord();
+        if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
+        {
+            var how = "stopped";
+            if (grace > TimeSpan.Zero && await TryAsync(record, "power-off request", () => RequestPowerOffAsync(record, ct)))
+            {
+                how = await WaitGuestOffAsync(record, grace, ct)
+                    ? "guest powered off"
+                    : $"no power-off within {grace.TotalSeconds:0.#} s";
+            }
+
+            if (HostProcess.IsAlive(record.Pid))
+            {
+                await TryAsync(record, "shutdown", async () =>
+                {
+                    await ShutdownAsync(record, ct);
+                    return true;
+                });
+                if (!await HostProcess.WaitForExitAsync(record.Pid, ExitTimeout, Time, ct))
+                {
+                    how += "; killed";
+                }
+            }
+
+            LogStopped(vm.Key.ToString(), BinaryLabel, record.Pid, how);
+        }
+
+        await KillAndClearAsync(dir, record, vm, ct);
+    }
+
+    /// <summary>Kills the process if alive and removes socket, taps, record and pid file (keeps console.log and scratch disks).</summary>
+    private async Task KillAndClearAsync(VmDirectory dir, VmRecord? record, MicroVm vm, CancellationToken ct)
+    {
+        if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
+        {
+            await HostProcess.KillAsync(record.Pid, Time, ct);
+        }
+
+        if (record is not null && record.ControlSocket.Length > 0)
+        {
+            DeleteSocket(record.ControlSocket);
+        }
+
+        var taps = (record?.Taps ?? []).Concat(vm.Spec.Interfaces.Select((_, i) => TapDevices.TapName(vm.Uid, i))).Distinct(StringComparer.Ordinal);
+        foreach (var tap in taps)
+        {
+            await TapDevices.DeleteAsync(tap, ct);
+        }
+
+        dir.DeleteRecord();
+    }
+
+    private async Task<bool> TryAsync(VmRecord record, string step, Func<Task<bool>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception ex) when (IsTransient(ex))
+        {
+            LogStepFailed(record.Uid, step, ex.Message);
+            return false;
+        }
+    }
+
+    private Task<bool> TryAsync(VmRecord record, string step, Func<Task> action) =>
+        TryAsync(record, step, async () =>
+        {
+            await action();
+            return true;
+        });
+
+    private static void DeleteSocket(string socket)
+    {
+        VmDirectory.DeleteFile(socket);
+        VmDirectory.DeleteFile(socket + ".lock");
+    }
+
+    private static string ScratchPath(VmDirectory dir, VolumeSpec volume) => dir.File($"scratch-{volume.Id}.img");
+
+    private static string Named(string image, string? filename) => string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
+
+    private async Task<IDisposable> LockAsync(string uid, CancellationToken ct)
+    {
+        var gate = _locks.GetOrAdd(uid, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
+        return new Releaser(gate);
+    }
+
+    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                gate.Release();
+            }
+        }
+    }
+
+    [LoggerMessage(3900, LogLevel.Information, "{Key}: {Vmm} started (pid {Pid}, control socket {Socket})")]
+    private partial void LogLaunched(string key, string vmm, int pid, string socket);
+
+    [LoggerMessage(3901, LogLevel.Warning, "{Key}: {Vmm} start failed: {Message}")]
+    private partial void LogStartFailed(string key, string vmm, string message);
+
+    [LoggerMessage(3902, LogLevel.Information, "{Key}: {Vmm} pid {Pid} stopped: {How}")]
+    private partial void LogStopped(string key, string vmm, int pid, string how);
+
+    [LoggerMessage(3903, LogLevel.Debug, "{Uid}: {Step}: {Message}")]
+    private partial void LogStepFailed(string uid, string step, string message);
+
+    [LoggerMessage(3904, LogLevel.Warning, "{Uid}: pid {Pid} alive but its control socket does not answer: {Message}")]
+    private partial void LogUnreachable(string uid, int pid, string message);
+
+    [LoggerMessage(3905, LogLevel.Information, "{Uid}: {Vmm} VM cleaned up, all files removed")]
+    private partial void LogCleanedUp(string uid, string vmm);
+}
