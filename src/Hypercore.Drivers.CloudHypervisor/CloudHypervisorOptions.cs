@@ -36,5 +36,5 @@ public static class CloudHypervisorServiceCollectionExtensions
     /// <paramref name="configure"/>; validated at start.
     /// </summary>
     public static IServiceCollection AddCloudHypervisorDriver(this IServiceCollection services, Action<CloudHypervisorOptions>? configure = null)
-        => services.AddVmmDriver<CloudHypervisorDriver, CloudHypervisorOptions, CloudHypervisorOptionsValidator>(configure);
+        => services.AddVmmDriver<CloudHypervisorDriver, CloudHypervisorOptions, CloudHypervisorOptionsValidator>(CloudHypervisorDriver.ProviderName, configure);
 }

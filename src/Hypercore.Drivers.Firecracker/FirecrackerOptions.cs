@@ -67,9 +67,12 @@ internal sealed class FirecrackerOptionsValidator : IValidateOptions<Firecracker
                 errors.Add("Firecracker:Jailer:BinaryPath must not be empty");
             }
 
-            if (j.Uid < 0 || j.Gid < 0)
+            foreach (var (key, id) in new[] { ("Firecracker:Jailer:Uid", j.Uid), ("Firecracker:Jailer:Gid", j.Gid) })
             {
-                errors.Add("Firecracker:Jailer:Uid and Firecracker:Jailer:Gid must be set (>= 0) when the jailer is enabled");
+                if (id < 0)
+                {
+                    errors.Add($"{key} is required with Firecracker:Jailer:BinaryPath (the unprivileged id firecracker runs as)");
+                }
             }
 
             if (!Path.IsPathRooted(j.ChrootBaseDir))
@@ -87,6 +90,17 @@ internal sealed class FirecrackerOptionsValidator : IValidateOptions<Firecracker
                 errors.Add($"Firecracker:Jailer:Cgroups entry \"{c}\" must look like file=value");
             }
         }
+        else
+        {
+            // Ids without the jailer would be silently ignored: say so instead.
+            foreach (var (key, id) in new[] { ("Firecracker:Jailer:Uid", j.Uid), ("Firecracker:Jailer:Gid", j.Gid) })
+            {
+                if (id >= 0)
+                {
+                    errors.Add($"{key} only applies with Firecracker:Jailer:BinaryPath (the jailer is off)");
+                }
+            }
+        }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
@@ -96,5 +110,5 @@ public static class FirecrackerServiceCollectionExtensions
 {
     /// <summary>Registers the driver; its options bind from the "Firecracker" section, then <paramref name="configure"/>, validated at start.</summary>
     public static IServiceCollection AddFirecrackerDriver(this IServiceCollection services, Action<FirecrackerOptions>? configure = null) =>
-        services.AddVmmDriver<FirecrackerDriver, FirecrackerOptions, FirecrackerOptionsValidator>(configure);
+        services.AddVmmDriver<FirecrackerDriver, FirecrackerOptions, FirecrackerOptionsValidator>(FirecrackerDriver.ProviderName, configure);
 }

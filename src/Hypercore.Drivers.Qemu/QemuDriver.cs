@@ -43,7 +43,9 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         });
     }
 
-    public override string Name => "qemu";
+    public const string ProviderName = "qemu";
+
+    public override string Name => ProviderName;
 
     public override DriverCapabilities Capabilities =>
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |

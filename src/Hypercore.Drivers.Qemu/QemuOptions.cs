@@ -38,5 +38,5 @@ public static class QemuServiceCollectionExtensions
 {
     /// <summary>Registers the "qemu" driver: section "Qemu" when the host has configuration, then <paramref name="configure"/>; validated at start.</summary>
     public static IServiceCollection AddQemuDriver(this IServiceCollection services, Action<QemuOptions>? configure = null) =>
-        services.AddVmmDriver<QemuDriver, QemuOptions, QemuOptionsValidator>(configure);
+        services.AddVmmDriver<QemuDriver, QemuOptions, QemuOptionsValidator>(QemuDriver.ProviderName, configure);
 }

@@ -39,7 +39,8 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
         $"{version} ({path}; direct boot of NanoVMs images, accelerator {options.Accelerator})";
 
     /// <summary>A NanoVMs image named by kernel.image is the boot disk itself; otherwise root_volume is (see <see cref="UnikernelImage"/>).</summary>
-    protected override bool UsesKernel(MicroVmSpec spec) => UnikernelImage.IsImage(spec.Kernel.Image);
+    protected override bool UsesKernel(MicroVmSpec spec) =>
+        UnikernelImage.IsImage(spec.Kernel.Filename is { Length: > 0 } file ? file : spec.Kernel.Image);
 
     protected override string BaseCmdline(MicroVmSpec spec) => ""; // the image carries its own arguments
 

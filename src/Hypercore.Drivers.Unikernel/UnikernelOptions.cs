@@ -67,5 +67,5 @@ public static class UnikernelServiceCollectionExtensions
 {
     /// <summary>Adds the "unikernel" driver (section "Unikernel", then <paramref name="configure"/>, validated at start).</summary>
     public static IServiceCollection AddUnikernelDriver(this IServiceCollection services, Action<UnikernelOptions>? configure = null) =>
-        services.AddVmmDriver<UnikernelDriver, UnikernelOptions, UnikernelOptionsValidator>(configure);
+        services.AddVmmDriver<UnikernelDriver, UnikernelOptions, UnikernelOptionsValidator>(UnikernelDriver.ProviderName, configure);
 }

@@ -176,9 +176,25 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
     }
 
-    public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => ControlAsync(vm, "pause", PauseCoreAsync, cancellationToken);
+    /// <summary>Idempotent for every hypervisor: a VM the VMM already reports paused is left as it is.</summary>
+    public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        ControlAsync(vm, "pause", async (record, ct) =>
+        {
+            if ((await QueryAsync(record, ct)).State != LiveState.Paused)
+            {
+                await PauseCoreAsync(record, ct);
+            }
+        }, cancellationToken);
 
-    public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) => ControlAsync(vm, "resume", ResumeCoreAsync, cancellationToken);
+    /// <summary>Idempotent for every hypervisor: a VM the VMM already reports running is left as it is.</summary>
+    public Task ResumeAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        ControlAsync(vm, "resume", async (record, ct) =>
+        {
+            if ((await QueryAsync(record, ct)).State != LiveState.Running)
+            {
+                await ResumeCoreAsync(record, ct);
+            }
+        }, cancellationToken);
 
     public async Task StopAsync(MicroVm vm, TimeSpan gracePeriod, CancellationToken cancellationToken = default)
     {
@@ -276,6 +292,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
     protected async Task<PreparedSpec> PrepareAsync(MicroVm vm, VmDirectory dir, CancellationToken ct)
     {
         var spec = vm.Spec;
+        if (spec.Initrd is not null && !Capabilities.HasFlag(DriverCapabilities.Initrd))
+        {
+            // Booting without it would silently run another guest than the one asked for.
+            throw new DriverException("Unsupported", $"provider \"{Name}\" cannot boot an initrd; remove initrd from the spec");
+        }
+
         Refuse(spec);
         HostPaths.Check(spec, checkKernel: UsesKernel(spec));
         string? kernel = null;
@@ -400,7 +422,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             {
                 State = LiveState.Exited,
                 Exit = ExitKind.Crashed,
-                Detail = Join(record.Detail, GuestPanic.FromConsole(record.ConsoleLog) ?? $"{BinaryLabel} (pid {record.Pid}) ended without being stopped"),
+                Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? Join(record.Detail, $"{BinaryLabel} (pid {record.Pid}) ended without being stopped"),
             };
         }
 
@@ -412,7 +434,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             // only the console of the last boot tells them apart, for every hypervisor alike.
             if (state.State == LiveState.Exited && GuestPanic.FromConsole(record.ConsoleLog) is { } panic)
             {
-                state = state with { Exit = ExitKind.Crashed, Detail = panic };
+                return info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = panic };
             }
 
             return info with

@@ -120,10 +120,10 @@ public static class VmmServiceCollectionExtensions
 {
     /// <summary>
     /// The one registration line of a hypervisor: its options bind from their configuration section when the host has an IConfiguration, then <paramref name="configure"/> runs;
-    /// they are validated at start by <typeparamref name="TValidator"/>; the driver joins the registry by name.
-    /// Calling it twice adds nothing twice.
+    /// they are validated at start by <typeparamref name="TValidator"/>; the driver joins the registry as
+    /// <paramref name="providerName"/>. Calling it twice adds nothing twice.
     /// </summary>
-    public static IServiceCollection AddVmmDriver<TDriver, TOptions, TValidator>(this IServiceCollection services, Action<TOptions>? configure)
+    public static IServiceCollection AddVmmDriver<TDriver, TOptions, TValidator>(this IServiceCollection services, string providerName, Action<TOptions>? configure)
         where TDriver : class, IHypervisorDriver
         where TOptions : class, IConfigSection
         where TValidator : class, IValidateOptions<TOptions>
@@ -139,7 +139,7 @@ public static class VmmServiceCollectionExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
         services.TryAddSingleton(TimeProvider.System);
-        return services.AddHypervisorDriver<TDriver>();
+        return services.AddHypervisorDriver<TDriver>(providerName);
     }
 }
 

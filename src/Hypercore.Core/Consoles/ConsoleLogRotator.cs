@@ -118,13 +118,13 @@ public sealed partial class ConsoleLogRotator(
             ? new DirectoryInfo(path).EnumerateDirectories().Where(d => (d.Attributes & FileAttributes.ReparsePoint) == 0).Select(d => d.FullName)
             : [];
 
-    [LoggerMessage(1400, LogLevel.Information, "console log {Path} rotated ({Bytes} bytes to .1)")]
+    [LoggerMessage(1270, LogLevel.Information, "console log {Path} rotated ({Bytes} bytes to .1)")]
     private partial void LogRotated(string path, long bytes);
 
-    [LoggerMessage(1401, LogLevel.Warning, "cannot rotate console log {Path}: {Message}")]
+    [LoggerMessage(1271, LogLevel.Warning, "cannot rotate console log {Path}: {Message}")]
     private partial void LogRotateFailed(string path, string message);
 
-    [LoggerMessage(1402, LogLevel.Warning, "console log rotation pass failed: {Message}")]
+    [LoggerMessage(1272, LogLevel.Warning, "console log rotation pass failed: {Message}")]
     private partial void LogPassFailed(string message);
 }
 
