@@ -282,6 +282,6 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
 
     private static bool IsFirecrackerId(string uid) => FirecrackerId().IsMatch(uid);
 
-    [LoggerMessage(3003, LogLevel.Warning, "{Uid}: could not remove cgroup {Dir}: {Message}")]
+    [LoggerMessage(3303, LogLevel.Warning, "{Uid}: could not remove cgroup {Dir}: {Message}")]
     private static partial void LogCgroup(ILogger log, string uid, string dir, string message);
 }

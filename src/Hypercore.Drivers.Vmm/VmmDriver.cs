@@ -572,21 +572,21 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
     }
 
-    [LoggerMessage(3900, LogLevel.Information, "{Key}: {Vmm} started (pid {Pid}, control socket {Socket})")]
+    [LoggerMessage(3550, LogLevel.Information, "{Key}: {Vmm} started (pid {Pid}, control socket {Socket})")]
     private partial void LogLaunched(string key, string vmm, int pid, string socket);
 
-    [LoggerMessage(3901, LogLevel.Warning, "{Key}: {Vmm} start failed: {Message}")]
+    [LoggerMessage(3551, LogLevel.Warning, "{Key}: {Vmm} start failed: {Message}")]
     private partial void LogStartFailed(string key, string vmm, string message);
 
-    [LoggerMessage(3902, LogLevel.Information, "{Key}: {Vmm} pid {Pid} stopped: {How}")]
+    [LoggerMessage(3552, LogLevel.Information, "{Key}: {Vmm} pid {Pid} stopped: {How}")]
     private partial void LogStopped(string key, string vmm, int pid, string how);
 
-    [LoggerMessage(3903, LogLevel.Debug, "{Uid}: {Step}: {Message}")]
+    [LoggerMessage(3553, LogLevel.Debug, "{Uid}: {Step}: {Message}")]
     private partial void LogStepFailed(string uid, string step, string message);
 
-    [LoggerMessage(3904, LogLevel.Warning, "{Uid}: pid {Pid} alive but its control socket does not answer: {Message}")]
+    [LoggerMessage(3554, LogLevel.Warning, "{Uid}: pid {Pid} alive but its control socket does not answer: {Message}")]
     private partial void LogUnreachable(string uid, int pid, string message);
 
-    [LoggerMessage(3905, LogLevel.Information, "{Uid}: {Vmm} VM cleaned up, all files removed")]
+    [LoggerMessage(3555, LogLevel.Information, "{Uid}: {Vmm} VM cleaned up, all files removed")]
     private partial void LogCleanedUp(string uid, string vmm);
 }

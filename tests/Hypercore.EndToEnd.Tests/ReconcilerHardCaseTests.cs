@@ -118,7 +118,7 @@ public sealed class ReconcilerHardCaseTests
         {
             var id = $"hc-quick-{i}";
             _vms.Add(id);
-            var run = await Node.VisAsync("run", "--name", id, "--image", "/nonexistent/vmlinuz", "--no-wait");
+            var run = await Node.VisAsync("run", "--name", id, "--image", Path.Combine(Node.Root, "nonexistent", "vmlinuz"), "--no-wait");
             run.ExitCode.Should().Be(0, run.ToString());
             await Node.WaitAsync("default", id, v => v.Phase == "Failed", "the start to fail");
 

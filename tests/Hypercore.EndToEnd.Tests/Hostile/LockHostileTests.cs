@@ -21,7 +21,7 @@ public sealed class LockHostileTests
             var vm = VmView.Parse(run.Stdout);
             await Node.WaitForGuestReadyAsync(vm.ConsoleLogPath, Node.Patience);
             var vmDir = Path.Combine(node.RuntimeDir, vm.Uid);
-            var pidFile = File.ReadAllText(Path.Combine(vmDir, "qemu.pid"));
+            var pidFile = File.ReadAllText(Path.Combine(vmDir, "vmm.pid"));
             var started = ProcFs.StartTime(vm.Pid);
             var socket = Path.Combine(node.StateDir, "vistarad.sock");
             var socketInode = new FileInfo(socket).LastWriteTimeUtc;
@@ -36,7 +36,7 @@ public sealed class LockHostileTests
             stdout.Should().NotContain("vistarad ready");
             ProcFs.IsAlive(vm.Pid).Should().BeTrue("the first daemon's QEMU keeps running");
             ProcFs.StartTime(vm.Pid).Should().Be(started, "it is the same process, not a restarted one");
-            File.ReadAllText(Path.Combine(vmDir, "qemu.pid")).Should().Be(pidFile);
+            File.ReadAllText(Path.Combine(vmDir, "vmm.pid")).Should().Be(pidFile);
             File.Exists(Path.Combine(vmDir, "qmp.sock")).Should().BeTrue("the QMP socket is not removed");
             new FileInfo(vm.ConsoleLogPath).Length.Should().BeGreaterThanOrEqualTo(consoleLength);
             ProcFs.FindByCommandLine(vm.Uid).Should().Equal([vm.Pid], "no second QEMU on the same disks");

@@ -34,7 +34,7 @@ public class DaemonTelemetryTests
 
         using var created = await client.PostAsJsonAsync("/v1/microvms", new
         {
-            microvm = new { id = "nokernel", @namespace = "metrics", vcpu = 1, memoryInMb = 128, kernel = new { image = Path.Combine(_state.FullName, "missing-vmlinuz") } },
+            microvm = new { id = "nokernel", @namespace = "metrics", vcpu = 1, memoryInMb = 128, kernel = new { image = Path.Combine(_state.FullName, "images", "missing", "vmlinuz") } },
         });
         created.EnsureSuccessStatusCode();
 
