@@ -152,10 +152,10 @@ public static partial class DaemonHost
         }
     }
 
-    [LoggerMessage(3002, LogLevel.Information, "transport {Transport}; credentials: {Credentials}; {Identities} identity grant(s); Unix socket {Socket} (mode 0660, group {Group}); reflection {Reflection}")]
+    [LoggerMessage(9010, LogLevel.Information, "transport {Transport}; credentials: {Credentials}; {Identities} identity grant(s); Unix socket {Socket} (mode 0660, group {Group}); reflection {Reflection}")]
     private static partial void LogTransport(ILogger log, string transport, string credentials, int identities, string socket, string group, bool reflection);
 
-    [LoggerMessage(3303, LogLevel.Warning, "--insecure: {Setting} {Endpoint} is reachable from other machines {What}: anyone who can reach it controls this node's VMs")]
+    [LoggerMessage(9011, LogLevel.Warning, "--insecure: {Setting} {Endpoint} is reachable from other machines {What}: anyone who can reach it controls this node's VMs")]
     private static partial void LogInsecure(ILogger log, string setting, string endpoint, string what);
 }
 

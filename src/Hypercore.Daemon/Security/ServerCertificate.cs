@@ -125,10 +125,10 @@ internal sealed partial class ServerCertificate : BackgroundService
         }
     }
 
-    [LoggerMessage(3100, LogLevel.Information, "TLS certificate reloaded from {Path}: {Subject}, valid until {NotAfter:u}")]
+    [LoggerMessage(9012, LogLevel.Information, "TLS certificate reloaded from {Path}: {Subject}, valid until {NotAfter:u}")]
     private static partial void LogReloaded(ILogger log, string path, string subject, DateTime notAfter);
 
-    [LoggerMessage(3101, LogLevel.Warning, "TLS certificate changed but does not load; still serving the previous one: {Problem}")]
+    [LoggerMessage(9013, LogLevel.Warning, "TLS certificate changed but does not load; still serving the previous one: {Problem}")]
     private static partial void LogReloadFailed(ILogger log, string problem);
 }
 

@@ -481,13 +481,13 @@ public sealed partial class ImageCache : IDisposable
     private static string Hex(string digest) =>
         digest.StartsWith("sha256:", StringComparison.Ordinal) ? digest[7..] : throw new ArgumentException($"unsupported digest '{digest}'", nameof(digest));
 
-    [LoggerMessage(EventId = 11001, Level = LogLevel.Information, Message = "Pulled image {Reference} ({Digest}, {Bytes} bytes)")]
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Pulled image {Reference} ({Digest}, {Bytes} bytes)")]
     private static partial void LogPulled(ILogger logger, string reference, string digest, long bytes);
 
-    [LoggerMessage(EventId = 11002, Level = LogLevel.Information, Message = "Resumed blob {Digest} at byte {Offset}")]
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Resumed blob {Digest} at byte {Offset}")]
     private static partial void LogResumed(ILogger logger, string digest, long offset);
 
-    [LoggerMessage(EventId = 11003, Level = LogLevel.Information, Message = "Removed image {Digest} ({Why})")]
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Removed image {Digest} ({Why})")]
     private static partial void LogRemoved(ILogger logger, string digest, string why);
 
     private sealed class IndexFile

@@ -23,6 +23,7 @@ public sealed class LogEventIdTests
         ["Hypercore.Drivers.CloudHypervisor"] = (3400, 3499),
         ["Hypercore.Drivers.Vmm"] = (3500, 3599),
         ["Hypercore.Telemetry"] = (4000, 4099),
+        ["Hypercore.Images"] = (5000, 5099),
         ["vistarad"] = (9000, 9099), // Hypercore.Daemon
     };
 
