@@ -88,6 +88,8 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         return new DriverException("HypervisorError", $"firecracker {method.Method} {path} failed ({(int)response.Status}): {message}");
     }
 
+    protected override bool VmmSetsRootPartition => true;
+
     protected override string? CheckHost() =>
         Options.Jailer.Enabled && BinaryLocator.Resolve(Options.Jailer.BinaryPath) is (null, var tried)
             ? BinaryLocator.NotFoundMessage("jailer", tried)
@@ -147,13 +149,19 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         await PutAsync(api, "/boot-source", boot, ct);
         foreach (var volume in prepared.Volumes)
         {
-            await PutAsync(api, "/drives/" + Uri.EscapeDataString(volume.Id), new JsonObject
+            var drive = new JsonObject
             {
                 ["drive_id"] = volume.Id,
                 ["path_on_host"] = InVm(volume.HostPath, "drive-" + volume.Id),
                 ["is_root_device"] = volume.IsRoot,
                 ["is_read_only"] = volume.IsReadOnly,
-            }, ct);
+            };
+            if (volume.IsRoot && spec.RootVolume?.PartitionId is { } partition)
+            {
+                drive["partuuid"] = partition; // Firecracker then boots with root=PARTUUID=<id>
+            }
+
+            await PutAsync(api, "/drives/" + Uri.EscapeDataString(volume.Id), drive, ct);
         }
 
         foreach (var nic in prepared.Nics)

@@ -48,7 +48,7 @@ internal static class QemuCommandLine
 
         if (spec.RootVolume is not null && !cmd.ContainsKey("root"))
         {
-            parts.Add("root=/dev/vda");
+            parts.Add(spec.RootVolume.PartitionId is { } partition ? $"root=PARTUUID={partition}" : "root=/dev/vda");
             if (!cmd.ContainsKey("ro") && !cmd.ContainsKey("rw"))
             {
                 parts.Add(spec.RootVolume.IsReadOnly ? "ro" : "rw");

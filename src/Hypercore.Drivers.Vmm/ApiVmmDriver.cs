@@ -22,8 +22,14 @@ public abstract class ApiVmmDriver<TOptions>(TOptions options, TimeProvider time
     protected override string? CheckHost() =>
         Options.RequireKvm ? KvmDevice.Problem(Options.KvmDevicePath, Name) : null;
 
-    protected override string BaseCmdline(MicroVmSpec spec) =>
-        spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : Options.DefaultCmdline;
+    protected override string BaseCmdline(MicroVmSpec spec)
+    {
+        var args = spec.Kernel.Cmdline.Count > 0 ? spec.Kernel.RenderCmdline() : Options.DefaultCmdline;
+        return VmmSetsRootPartition ? args : KernelArgs.WithRootPartition(args, spec);
+    }
+
+    /// <summary>True when the VMM itself adds root=PARTUUID= for a root drive given a partuuid (Firecracker).</summary>
+    protected virtual bool VmmSetsRootPartition => false;
 
     /// <summary>A client for the recorded VMM's API socket (one per call; it holds no VMM state).</summary>
     protected UnixSocketApi Api(VmRecord record) => new(record.ControlSocket, Options.ApiPolicy, Time);

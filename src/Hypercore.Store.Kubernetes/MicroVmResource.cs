@@ -311,6 +311,11 @@ public static class MicroVmResource
             o["sizeInMb"] = size;
         }
 
+        if (v.PartitionId is { } partition)
+        {
+            o["partitionId"] = partition;
+        }
+
         return o;
     }
 
@@ -321,6 +326,7 @@ public static class MicroVmResource
         IsReadOnly = (bool?)o["readOnly"] ?? false,
         MountPoint = (string?)o["mountPoint"],
         SizeInMb = (int?)o["sizeInMb"],
+        PartitionId = (string?)o["partitionId"],
     };
 
     private static JsonObject InterfaceToJson(NetworkInterfaceSpec n)
@@ -346,6 +352,11 @@ public static class MicroVmResource
             o["gateway"] = gateway;
         }
 
+        if (n.Nameservers.Count > 0)
+        {
+            o["nameservers"] = new JsonArray([.. n.Nameservers.Select(ns => (JsonNode)ns)]);
+        }
+
         return o;
     }
 
@@ -357,6 +368,7 @@ public static class MicroVmResource
         Bridge = (string?)o["bridge"],
         Address = (string?)o["address"],
         Gateway = (string?)o["gateway"],
+        Nameservers = o["nameservers"] is JsonArray dns ? [.. dns.Select(ns => (string?)ns ?? "")] : [],
     };
 
     private static JsonObject Map(IReadOnlyDictionary<string, string> map)

@@ -44,6 +44,21 @@ public sealed class QemuCommandLineTests
     }
 
     [Test]
+    public void KernelCmdline_RootPartitionIdAndNameservers_BootFromPartuuidWithDnsInIp()
+    {
+        var spec = Spec() with
+        {
+            Kernel = Spec().Kernel with { AddNetworkConfig = true },
+            RootVolume = new VolumeSpec { Id = "root", HostPath = "/r.img", PartitionId = "6c2a6b1e-01" },
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.0.0.2/24", Gateway = "10.0.0.1", Nameservers = ["10.0.0.53", "10.0.0.54"] }],
+        };
+
+        // As VmmDriver composes the prepared spec's command line for QEMU.
+        KernelArgs.WithNetworkConfig(QemuCommandLine.KernelCmdline(spec, tcg: false, tscKhz: null), spec).Should().Be(
+            "console=ttyS0 reboot=t panic=-1 root=PARTUUID=6c2a6b1e-01 rw ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off:10.0.0.53:10.0.0.54");
+    }
+
+    [Test]
     public void Build_FullSpec_WiresDrivesTapsConsoleQmpAndSandbox()
     {
         var spec = Spec() with { Vcpu = 2, MemoryInMb = 256 };

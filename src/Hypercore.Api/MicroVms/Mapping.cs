@@ -228,11 +228,6 @@ public static class Mapping
             errors.Add($"{field} \"{v.Id}\": source.virtiofs_source is not supported on this node; use source.host_path");
         }
 
-        if (v.HasPartitionId)
-        {
-            errors.Add($"{field} \"{v.Id}\": partition_id is not supported on this node (volumes are whole disks); leave it unset");
-        }
-
         return new VolumeSpec
         {
             Id = v.Id,
@@ -240,6 +235,7 @@ public static class Mapping
             HostPath = source.HasHostPath ? source.HostPath : "",
             MountPoint = v.HasMountPoint ? v.MountPoint : null,
             SizeInMb = v.HasSizeInMb ? v.SizeInMb : null,
+            PartitionId = v.HasPartitionId ? v.PartitionId : null,
         };
     }
 
@@ -261,16 +257,16 @@ public static class Mapping
             p.SizeInMb = size;
         }
 
+        if (v.PartitionId is { } partition)
+        {
+            p.PartitionId = partition;
+        }
+
         return p;
     }
 
     private static NetworkInterfaceSpec ToCore(Proto.NetworkInterface n, int index, ICollection<string> errors)
     {
-        if (n.Address is { Nameservers.Count: > 0 })
-        {
-            errors.Add($"interfaces[{index}] \"{n.DeviceId}\": address.nameservers are not supported on this node");
-        }
-
         if (n.Address is { } a && a.Address.Length == 0)
         {
             errors.Add($"interfaces[{index}] \"{n.DeviceId}\": address.address is required when address is given (CIDR, e.g. 10.0.0.2/24)");
@@ -290,6 +286,7 @@ public static class Mapping
             Bridge = n.HasBridge ? n.Bridge : overridden,
             Address = n.Address is { Address.Length: > 0 } addr ? addr.Address : null,
             Gateway = n.Address is { HasGateway: true } gw ? gw.Gateway : null,
+            Nameservers = n.Address is { } withDns ? [.. withDns.Nameservers] : [],
         };
     }
 
@@ -318,6 +315,8 @@ public static class Mapping
             {
                 p.Address.Gateway = gw;
             }
+
+            p.Address.Nameservers.Add(n.Nameservers);
         }
 
         return p;

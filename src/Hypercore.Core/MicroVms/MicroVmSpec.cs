@@ -99,6 +99,12 @@ public sealed record VolumeSpec
     public string? MountPoint { get; init; }
 
     public int? SizeInMb { get; init; }
+
+    /// <summary>
+    /// flintlock's partition_id: the PARTUUID of the root partition on a partitioned root disk (the guest mounts
+    /// root=PARTUUID=&lt;id&gt;). Only meaningful on the root volume.
+    /// </summary>
+    public string? PartitionId { get; init; }
 }
 
 public enum InterfaceType
@@ -122,4 +128,15 @@ public sealed record NetworkInterfaceSpec
     public string? Address { get; init; }
 
     public string? Gateway { get; init; }
+
+    /// <summary>DNS servers for the static address (IPv4, at most two: the kernel's ip= argument has dns0 and dns1).</summary>
+    public IReadOnlyList<string> Nameservers { get; init; } = [];
+
+    /// <summary>Value equality over <see cref="Nameservers"/> too, so "did the spec change" is a plain comparison.</summary>
+    public bool Equals(NetworkInterfaceSpec? other) =>
+        other is not null && DeviceId == other.DeviceId && Type == other.Type && GuestMac == other.GuestMac &&
+        Bridge == other.Bridge && Address == other.Address && Gateway == other.Gateway &&
+        Nameservers.SequenceEqual(other.Nameservers);
+
+    public override int GetHashCode() => HashCode.Combine(DeviceId, Type, GuestMac, Bridge, Address, Gateway);
 }

@@ -19,6 +19,9 @@ public static partial class MicroVmSpecValidator
     [GeneratedRegex("^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
     private static partial Regex Mac();
 
+    [GeneratedRegex("^[0-9a-fA-F-]{1,64}$")]
+    private static partial Regex PartitionId();
+
     /// <summary>Returns every problem found, each naming the field; empty means valid.</summary>
     public static IReadOnlyList<string> Validate(MicroVmSpec spec)
     {
@@ -83,6 +86,16 @@ public static partial class MicroVmSpecValidator
             {
                 errors.Add($"volume \"{v.Id}\" size_in_mb must be between 1 and 1048576, got {v.SizeInMb}");
             }
+
+            if (v.PartitionId is { } partition && !PartitionId().IsMatch(partition))
+            {
+                errors.Add($"volume \"{v.Id}\" partition_id \"{partition}\" is not a PARTUUID (1-64 hex digits and dashes, e.g. 6c2a6b1e-01)");
+            }
+        }
+
+        foreach (var v in spec.AdditionalVolumes.Where(v => v.PartitionId is not null))
+        {
+            errors.Add($"volume \"{v.Id}\" partition_id is only allowed on the root volume (it selects the partition the guest mounts as root); remove it or make this the root_volume");
         }
 
         foreach (var dup in volumes.GroupBy(v => v.Id).Where(g => g.Count() > 1))
@@ -101,6 +114,21 @@ public static partial class MicroVmSpecValidator
             {
                 errors.Add($"interface \"{nic.DeviceId}\" guest_mac \"{mac}\" is not a MAC address like 02:00:00:00:00:01");
             }
+
+            if (nic.Nameservers.Count > 0 && nic.Address is null)
+            {
+                errors.Add($"interface \"{nic.DeviceId}\" address.nameservers need address.address (they are given to the guest with its static address)");
+            }
+
+            if (nic.Nameservers.Count > 2)
+            {
+                errors.Add($"interface \"{nic.DeviceId}\" has {nic.Nameservers.Count} nameservers; at most 2 are supported (the kernel's ip= argument carries dns0 and dns1)");
+            }
+
+            foreach (var ns in nic.Nameservers.Where(ns => !IsIPv4(ns)))
+            {
+                errors.Add($"interface \"{nic.DeviceId}\" nameserver \"{ns}\" is not an IPv4 address like 10.0.0.1");
+            }
         }
 
         foreach (var dup in spec.Interfaces.GroupBy(n => n.DeviceId).Where(g => g.Count() > 1))
@@ -115,6 +143,10 @@ public static partial class MicroVmSpecValidator
 
         return errors;
     }
+
+    private static bool IsIPv4(string value) =>
+        System.Net.IPAddress.TryParse(value, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork &&
+        value.Count(c => c == '.') == 3;
 
     public static bool IsName(string? value) => value is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(value);
 }

@@ -250,10 +250,19 @@ public sealed class VmServiceCreateTests
             Id = "data", Source = new VolumeSource { ContainerSource = "docker.io/library/data:latest" },
         }), "container_source is not supported");
         yield return Case("BadGuestMac", r => r.Microvm.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", GuestMac = "zz" }), "guest_mac");
-        yield return Case("Nameservers", r => r.Microvm.Interfaces.Add(new NetworkInterface
+        yield return Case("ThreeNameservers", r => r.Microvm.Interfaces.Add(new NetworkInterface
         {
-            DeviceId = "eth0", Address = new StaticAddress { Address = "10.0.0.2/24", Nameservers = { "1.1.1.1" } },
-        }), "nameservers");
+            DeviceId = "eth0", Address = new StaticAddress { Address = "10.0.0.2/24", Nameservers = { "10.0.0.53", "10.0.0.54", "10.0.0.55" } },
+        }), "at most 2 are supported (the kernel's ip= argument carries dns0 and dns1)");
+        yield return Case("Ipv6Nameserver", r => r.Microvm.Interfaces.Add(new NetworkInterface
+        {
+            DeviceId = "eth0", Address = new StaticAddress { Address = "10.0.0.2/24", Nameservers = { "2001:db8::53" } },
+        }), "nameserver \"2001:db8::53\" is not an IPv4 address");
+        yield return Case("PartitionIdOnAdditionalVolume", r => r.Microvm.AdditionalVolumes.Add(new Volume
+        {
+            Id = "data", PartitionId = "6c2a6b1e-01", SizeInMb = 16,
+        }), "partition_id is only allowed on the root volume");
+        yield return Case("PartitionIdNotHex", r => r.Microvm.RootVolume = new Volume { Id = "root", PartitionId = "root; rm -rf", SizeInMb = 16 }, "partition_id \"root; rm -rf\" is not a PARTUUID");
         yield return Case("UnknownProvider", r => r.Microvm.Provider = "vmware", "available providers: qemu, unikernel");
         yield return Case("CmdlineValueWithSpace", r => r.Microvm.Kernel.Cmdline["init"] = "/bin/sh -x", "kernel.cmdline");
     }

@@ -181,16 +181,60 @@ public sealed class FlintlockClientWireTests
     }
 
     [Test]
-    public async Task Create_PartitionIdOrGuestAgent_ReturnsInvalidArgumentNamingTheField()
+    public async Task Create_GuestAgent_ReturnsInvalidArgumentNamingTheField()
     {
         var request = CapmvmShaped("cap6", Kernel);
-        request.Microvm.AdditionalVolumes.Add(new Volume { Id = "data", PartitionId = "1", SizeInMb = 64 });
         request.Microvm.AllowGuestAgent = true;
 
         var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
 
         ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
-        ex.Status.Detail.Should().Contain("additional_volumes[0] \"data\": partition_id is not supported").And.Contain("allow_guest_agent");
+        ex.Status.Detail.Should().Contain("allow_guest_agent");
+        (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Create_PartitionIdOnAdditionalVolume_ReturnsInvalidArgumentSayingItIsForTheRootVolume()
+    {
+        var request = CapmvmShaped("cap6b", Kernel);
+        request.Microvm.AdditionalVolumes.Add(new Volume { Id = "data", PartitionId = "6c2a6b1e-01", SizeInMb = 64 });
+
+        var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
+
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("volume \"data\" partition_id is only allowed on the root volume");
+        (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Create_RootPartitionIdAndNameserversInFields5And3_RoundTripAndAreStored()
+    {
+        var request = CapmvmShaped("cap6c", Kernel);
+        request.Microvm.RootVolume = new Volume { Id = "root", PartitionId = "6c2a6b1e-01", SizeInMb = 64 };
+        request.Microvm.Interfaces[1].Address.Nameservers.Add(["10.77.0.53", "10.77.0.54"]);
+
+        var created = (await _flintlock.CreateMicroVMAsync(request)).Microvm;
+        var got = (await _flintlock.GetMicroVMAsync(new GetMicroVMRequest { Uid = created.Spec.Uid })).Microvm;
+
+        got.Spec.RootVolume.PartitionId.Should().Be("6c2a6b1e-01");
+        got.Spec.Interfaces[1].Address.Nameservers.Should().Equal("10.77.0.53", "10.77.0.54");
+        got.Spec.Interfaces[0].Address.Should().BeNull();
+        var stored = (await _server.Store.Inner.GetByUidAsync(created.Spec.Uid))!;
+        stored.Spec.RootVolume!.PartitionId.Should().Be("6c2a6b1e-01");
+        stored.Spec.Interfaces[1].Nameservers.Should().Equal("10.77.0.53", "10.77.0.54");
+    }
+
+    [Test]
+    public async Task Create_ThreeNameservers_ReturnsInvalidArgumentSayingAtMostTwoAndWritesNothing()
+    {
+        var request = CapmvmShaped("cap6d", Kernel);
+        request.Microvm.Interfaces[1].Address.Nameservers.Add(["10.77.0.53", "10.77.0.54", "10.77.0.55"]);
+
+        var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
+
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("has 3 nameservers; at most 2").And.Contain("dns0 and dns1");
+        (await _server.StoredAsync()).Should().BeEmpty();
     }
 
     [Test]

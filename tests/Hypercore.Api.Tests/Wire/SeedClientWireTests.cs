@@ -57,6 +57,26 @@ public sealed class SeedClientWireTests
     }
 
     [Test]
+    public async Task Create_RootPartitionIdAndNameservers_GetReturnsWhatWasSent()
+    {
+        var request = Request("parts1");
+        request.Microvm.Kernel.AddNetworkConfig = true;
+        request.Microvm.RootVolume = new Volume { Id = "root", PartitionId = "ABCDEF01-0002", SizeInMb = 32 };
+        request.Microvm.Interfaces.Add(new NetworkInterface
+        {
+            DeviceId = "eth0",
+            Type = NetworkInterface.Types.IfaceType.Tap,
+            Address = new StaticAddress { Address = "10.78.0.2/24", Gateway = "10.78.0.1", Nameservers = { "10.78.0.53" } },
+        });
+
+        var created = (await _seed.CreateAsync(request)).Microvm;
+        var got = (await _seed.GetAsync(new GetMicroVMRequest { Uid = created.Spec.Uid })).Microvm;
+
+        got.Spec.RootVolume.PartitionId.Should().Be("ABCDEF01-0002");
+        got.Spec.Interfaces.Should().ContainSingle().Which.Address.Nameservers.Should().Equal("10.78.0.53");
+    }
+
+    [Test]
     public async Task Get_UnknownUid_ReturnsNotFoundSayingNotFound()
     {
         var ex = (await _seed.Invoking(c => c.GetAsync(new GetMicroVMRequest { Uid = "no-such-uid" }).ResponseAsync)

@@ -167,6 +167,27 @@ public sealed class FirecrackerDriverTests
     }
 
     [Test]
+    public async Task Start_RootPartitionId_IsTheRootDrivesPartuuid()
+    {
+        var data = _scratch.File("data-part.img", "data\n");
+        var vm = _scratch.Vm("fc-partuuid", s => s with
+        {
+            RootVolume = s.RootVolume! with { PartitionId = "6c2a6b1e-01" },
+            AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = data }],
+        });
+
+        var started = await _driver.StartAsync(vm);
+
+        using var api = new UnixSocketApi(Path.Combine(_scratch.VmDirectory(vm), "api.sock"), new ApiPolicy(TimeSpan.FromSeconds(10), 3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), TimeProvider.System);
+        var drives = (await api.GetAsync("/vm/config", default)).Json!["drives"]!.AsArray();
+        drives[0]!["partuuid"]!.GetValue<string>().Should().Be("6c2a6b1e-01");
+        drives[1]!.AsObject().ContainsKey("partuuid").Should().BeFalse("partuuid only selects the root partition");
+        (await api.GetAsync("/vm/config", default)).Json!["boot-source"]!["boot_args"]!.GetValue<string>()
+            .Should().NotContain("root=", "Firecracker adds root=PARTUUID= itself from the drive");
+        Eventually.Read(started.ConsoleLogPath!).Should().Contain("root=PARTUUID=6c2a6b1e-01");
+    }
+
+    [Test]
     public async Task Start_MissingKernel_RefusedByTheSkeletonAndNothingKeepsRunning()
     {
         var vm = _scratch.Vm("fc-nokernel", s => s with { Kernel = s.Kernel with { Image = "/nonexistent/vmlinux" } });

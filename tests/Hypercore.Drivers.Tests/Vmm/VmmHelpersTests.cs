@@ -26,6 +26,27 @@ public sealed class VmmHelpersTests
             .Should().Be("console=ttyS0 ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off");
 
     [Test]
+    public void KernelArgs_Nameservers_AreTheIpArgumentsDns0AndDns1() =>
+        KernelArgs.Build(
+                Spec(true,
+                    new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.0.0.2/24", Gateway = "10.0.0.1", Nameservers = ["10.0.0.53", "10.0.0.54"] },
+                    new NetworkInterfaceSpec { DeviceId = "eth1", Address = "10.1.0.2/16", Nameservers = ["10.1.0.53"] }),
+                "console=ttyS0")
+            .Should().Be("console=ttyS0 ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:off:10.0.0.53:10.0.0.54 ip=10.1.0.2:::255.255.0.0::eth1:off:10.1.0.53");
+
+    [Test]
+    public void KernelArgs_RootPartitionId_ReplacesTheDefaultRootWithPartuuid()
+    {
+        var spec = Spec(false) with { RootVolume = new VolumeSpec { Id = "root", HostPath = "/r.img", PartitionId = "6c2a6b1e-01" } };
+
+        KernelArgs.WithRootPartition("console=ttyS0 root=/dev/vda rw", spec).Should().Be("console=ttyS0 rw root=PARTUUID=6c2a6b1e-01");
+        KernelArgs.WithRootPartition("console=ttyS0", spec).Should().Be("console=ttyS0 root=PARTUUID=6c2a6b1e-01");
+        KernelArgs.WithRootPartition("console=ttyS0 root=/dev/vda", Spec(false)).Should().Be("console=ttyS0 root=/dev/vda");
+        var ownRoot = spec with { Kernel = spec.Kernel with { Cmdline = new Dictionary<string, string> { ["root"] = "/dev/vdb1" } } };
+        KernelArgs.WithRootPartition("root=/dev/vdb1", ownRoot).Should().Be("root=/dev/vdb1", "the spec's own root= wins");
+    }
+
+    [Test]
     public void TapName_FitsIfnamsizAndIsStablePerUid()
     {
         var uid = Guid.NewGuid().ToString();

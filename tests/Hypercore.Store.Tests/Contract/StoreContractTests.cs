@@ -577,7 +577,7 @@ public abstract class StoreContractTests
             Cmdline = new Dictionary<string, string> { ["console"] = "ttyS0", ["quiet"] = "", ["reboot"] = "k" },
         },
         Initrd = new InitrdSpec { Image = "/images/initrd.img", Filename = "initrd" },
-        RootVolume = new VolumeSpec { Id = "root", HostPath = "/images/root.img", IsReadOnly = true, MountPoint = "/", SizeInMb = 512 },
+        RootVolume = new VolumeSpec { Id = "root", HostPath = "/images/root.img", IsReadOnly = true, MountPoint = "/", SizeInMb = 512, PartitionId = "6c2a6b1e-01" },
         AdditionalVolumes =
         [
             new VolumeSpec { Id = "data", HostPath = "/images/data.img", SizeInMb = 64 },
@@ -585,7 +585,7 @@ public abstract class StoreContractTests
         ],
         Interfaces =
         [
-            new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:01", Bridge = "br0", Address = "10.0.0.2/24", Gateway = "10.0.0.1" },
+            new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:01", Bridge = "br0", Address = "10.0.0.2/24", Gateway = "10.0.0.1", Nameservers = ["10.0.0.53", "10.0.0.54"] },
             new NetworkInterfaceSpec { DeviceId = "eth1", Type = InterfaceType.Macvtap },
         ],
         Metadata = new Dictionary<string, string> { ["user-data"] = "#cloud-config\nhostname: a\n", ["meta-data"] = "{}" },

@@ -211,6 +211,12 @@ namespace Hypercore.StandIns.Firecracker
                 return BadRequest("An error occurred when deserializing the json body of a request: missing field `is_root_device`.");
             }
 
+            // Firecracker's Option<String>: the root drive's partition, which it turns into root=PARTUUID=<id>.
+            if (body["partuuid"] is { } partuuid && (partuuid is not JsonValue v || !v.TryGetValue<string>(out _)))
+            {
+                return BadRequest("An error occurred when deserializing the json body of a request: invalid type for `partuuid`, expected a string.");
+            }
+
             var path = body["path_on_host"]?.GetValue<string>() ?? "";
             if (!File.Exists(path))
             {
@@ -297,6 +303,11 @@ namespace Hypercore.StandIns.Firecracker
 
                     _started = true;
                     var cmdline = _bootSource["boot_args"]?.GetValue<string>() ?? "";
+                    if (_drives.Values.FirstOrDefault(d => d["is_root_device"]!.GetValue<bool>() && d["partuuid"] is not null) is { } rootDrive)
+                    {
+                        cmdline += $" root=PARTUUID={rootDrive["partuuid"]!.GetValue<string>()}"; // as Firecracker appends it
+                    }
+
                     Console.WriteLine("[    0.000000] Linux version 6.1.0 (hypercore firecracker stand-in)");
                     Console.WriteLine($"[    0.000000] Command line: {cmdline}");
                     Console.WriteLine($"[    0.010000] Memory: {_machine["mem_size_mib"]}MiB, {_machine["vcpu_count"]} vCPU(s), {_drives.Count} drive(s), {_nics.Count} nic(s)");
