@@ -106,6 +106,18 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
+    public async Task Start_RootPartitionId_BootsWithRootPartuuidOnTheCommandLine()
+    {
+        var vm = _scratch.Vm("ch-partuuid", s => s with { RootVolume = s.RootVolume! with { PartitionId = "6c2a6b1e-01" } });
+
+        await _driver.StartAsync(vm);
+
+        using var api = new UnixSocketApi(Socket(vm), new ApiPolicy(TimeSpan.FromSeconds(10), 3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), TimeProvider.System);
+        var info = (await api.GetAsync("/api/v1/vm.info", default)).Json!;
+        info["config"]!["payload"]!["cmdline"]!.GetValue<string>().Should().Be("console=ttyS0 panic=1 reboot=k root=PARTUUID=6c2a6b1e-01");
+    }
+
+    [Test]
     public async Task Start_SendsVmConfigWithPayloadCpusMemoryDisksNetAndSerialFile()
     {
         var vm = _scratch.Vm("ch-config", s => s with { AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = _scratch.File("data.img", "d"), IsReadOnly = true }] });
