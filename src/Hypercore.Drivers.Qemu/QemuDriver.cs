@@ -24,6 +24,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     private readonly KvmProbe _probe;
     private readonly Lazy<int?> _tscKhz;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
+    private readonly QemuUser? _runAs;
     private AcceleratorChoice? _probed;
 
     public QemuDriver(IOptions<QemuOptions> options, TimeProvider time, ILogger<QemuDriver> log, HostPathPolicy? hostPaths = null)
@@ -33,6 +34,10 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         _mode = AcceleratorChoice.TryParse(_options.Accelerator, out var mode)
             ? mode
             : throw new ArgumentException($"Qemu:Accelerator must be auto, kvm or tcg, got \"{_options.Accelerator}\"", nameof(options));
+        _runAs = string.IsNullOrEmpty(_options.RunAs) ? null
+            : QemuUser.TryResolve(_options.RunAs, out var user) is { } bad
+                ? throw new ArgumentException($"Qemu:RunAs {bad}", nameof(options))
+                : user;
         _qmp = new QmpControl(time, _options.QmpTimeout);
         _probe = new KvmProbe(time);
         _tscKhz = new Lazy<int?>(() => _options.TcgTscKhz switch
@@ -78,16 +83,28 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         }
     }
 
+    /// <summary>Taps are created for the QEMU user, which opens them after dropping root.</summary>
+    protected override (int Uid, int Gid)? TapOwner => _runAs is { } u ? (u.Uid, u.Gid) : null;
+
     protected override string BaseCmdline(MicroVmSpec spec) => QemuCommandLine.KernelCmdline(spec, tcg: false, tscKhz: null);
 
     protected override async Task<VmmLaunch> LaunchAsync(PreparedSpec prepared, string binary, VmDirectory dir, CancellationToken ct)
     {
         var accel = await ResolveAcceleratorAsync(binary, ct);
         var qmp = dir.File(QmpSocketName);
+        var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp));
+        var executable = binary;
+        if (_runAs is { } user)
+        {
+            executable = await PrepareForUserAsync(user, prepared, dir, accel, ct);
+            arguments = [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", binary, .. arguments];
+        }
+
         return new VmmLaunch
         {
-            Executable = binary,
-            Arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp)),
+            // setpriv execs QEMU in place: the recorded pid, its start time and its argv (the QMP path) stay QEMU's.
+            Executable = executable,
+            Arguments = arguments,
             ControlSocket = qmp,
             ArgvMarker = qmp,
             OutputLog = dir.File("qemu.log"),
@@ -116,6 +133,70 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     protected override Task ShutdownAsync(VmRecord record, CancellationToken ct) => _qmp.ExecuteAsync(record.ControlSocket, "quit", ct);
 
     public void Dispose() => _probeLock.Dispose();
+
+    /// <summary>
+    /// Hands what the daemon made for this VM (its directory, console log, scratch disks) to the QEMU user, and checks
+    /// that the user can open everything else QEMU opens; a caller's file is never chowned. Returns setpriv's path.
+    /// </summary>
+    private static async Task<string> PrepareForUserAsync(QemuUser user, PreparedSpec prepared, VmDirectory dir, AcceleratorChoice accel, CancellationToken ct)
+    {
+        var (setpriv, tried) = BinaryLocator.Resolve("setpriv");
+        if (setpriv is null)
+        {
+            throw new DriverException(Conditions.ReasonProviderUnavailable, $"Qemu:RunAs needs setpriv (util-linux) to drop privileges; {BinaryLocator.NotFoundMessage("setpriv", tried)}");
+        }
+
+        var needs = new List<(string Path, string What, bool Write)>();
+        if (prepared.KernelPath is { } kernel)
+        {
+            needs.Add((kernel, "kernel", false));
+        }
+
+        if (prepared.InitrdPath is { } initrd)
+        {
+            needs.Add((initrd, "initrd", false));
+        }
+
+        needs.AddRange(prepared.Volumes.Where(v => !v.IsScratch).Select(v => (v.HostPath, $"volume \"{v.Id}\"", !v.IsReadOnly)));
+        if (accel.IsKvm)
+        {
+            needs.Add(("/dev/kvm", "KVM device", true));
+        }
+
+        // QEMU opens /dev/net/tun itself to attach to the tap the daemon made for it (Debian's default mode is 0666).
+        if (prepared.Nics.Count > 0)
+        {
+            needs.Add(("/dev/net/tun", "tun device", true));
+        }
+
+        foreach (var (path, what, write) in needs)
+        {
+            var check = await HostProcess.RunAsync(setpriv, [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", "test", "-r", path, "-a", write ? "-w" : "-r", path], TimeSpan.FromSeconds(10), ct);
+            if (!check.Succeeded)
+            {
+                throw new DriverException("PermissionDenied",
+                    $"{what} {path} is not {(write ? "readable and writable" : "readable")} by the QEMU user {user} (Qemu:RunAs); grant that user access to it (chmod, chown or an ACL){(write ? " or make the volume read-only" : "")}");
+            }
+        }
+
+        foreach (var name in new[] { dir.ConsoleLog, dir.File("qemu.log") })
+        {
+            if (!File.Exists(name))
+            {
+                await File.WriteAllBytesAsync(name, [], ct);
+            }
+        }
+
+        var owned = new List<string> { dir.Path, dir.ConsoleLog, dir.File("qemu.log") };
+        owned.AddRange(prepared.Volumes.Where(v => v.IsScratch).Select(v => v.HostPath));
+        var chown = await HostProcess.RunAsync("chown", ["--no-dereference", user.ToString(), .. owned], TimeSpan.FromSeconds(10), ct);
+        if (!chown.Succeeded)
+        {
+            throw new DriverException("HypervisorError", $"chown to the QEMU user {user} failed: {chown.Diagnostic}");
+        }
+
+        return setpriv;
+    }
 
     private async Task ControlAsync(VmRecord record, string command, CancellationToken ct)
     {

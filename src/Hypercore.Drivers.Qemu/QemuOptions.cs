@@ -32,6 +32,14 @@ public sealed class QemuOptions() : VmmQmpOptions("qemu"), IConfigSection
     /// 0 turns the hint off.
     /// </summary>
     public int? TcgTscKhz { get; set; }
+
+    /// <summary>
+    /// Run QEMU as this user instead of root: "uid:gid", or a user name (its uid and primary gid). Privileges are
+    /// dropped before exec through <c>setpriv --reuid --regid --clear-groups</c> (QEMU's own -runas dies under
+    /// the sandbox's elevateprivileges=deny). The daemon hands the VM's directory, console log and scratch disks
+    /// to that user; host-path volumes must already be accessible by it. Null or empty (default): QEMU runs as root.
+    /// </summary>
+    public string? RunAs { get; set; }
 }
 
 public static class QemuServiceCollectionExtensions

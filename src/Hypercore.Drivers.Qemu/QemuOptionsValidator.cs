@@ -31,6 +31,11 @@ public sealed class QemuOptionsValidator : IValidateOptions<QemuOptions>
             errors.Add("Qemu:TcgTscKhz must be 0 (off), a frequency in kHz, or unset (auto)");
         }
 
+        if (!string.IsNullOrEmpty(options.RunAs) && QemuUser.TryResolve(options.RunAs, out _) is { } bad)
+        {
+            errors.Add($"Qemu:RunAs {bad}");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

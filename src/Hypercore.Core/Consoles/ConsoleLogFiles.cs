@@ -36,7 +36,9 @@ public static class ConsoleLogFiles
         using (var source = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete))
         {
             long rotated;
-            using (var copy = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.Read))
+            // The VM's directory may belong to the VMM's user (qemu-user): a planted temp link is removed, never written through.
+            File.Delete(temp);
+            using (var copy = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Read))
             {
                 source.CopyTo(copy);
                 rotated = copy.Length;

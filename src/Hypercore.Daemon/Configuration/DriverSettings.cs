@@ -11,6 +11,7 @@ namespace Hypercore.Daemon.Configuration;
 public static class DriverSettings
 {
     public static readonly DaemonSetting QemuBinary = new("qemu-bin", "Qemu:BinaryPath", "QEMU binary; default qemu-system-x86_64", "path");
+    public static readonly DaemonSetting QemuUser = new("qemu-user", "Qemu:RunAs", "run QEMU as this user (uid:gid or a user name) instead of root; default unset (root)", "uid:gid|user");
     public static readonly DaemonSetting FirecrackerBinary = new("firecracker-bin", "Firecracker:BinaryPath", "firecracker binary; default firecracker on PATH", "path");
     public static readonly DaemonSetting JailerBinary = new("jailer-bin", "Firecracker:Jailer:BinaryPath", "run firecracker through this jailer (needs --jailer-uid, --jailer-gid); default no jailer", "path");
     public static readonly DaemonSetting JailerUid = new("jailer-uid", "Firecracker:Jailer:Uid", "uid the jailer drops to", "uid")
@@ -29,7 +30,7 @@ public static class DriverSettings
     public static readonly DaemonSetting UnikernelQemuBinary = new("unikernel-qemu-bin", "Unikernel:QemuPath", "QEMU for unikernels booted directly; default qemu-system-x86_64", "path");
 
     public static readonly IReadOnlyList<DaemonSetting> All =
-        [QemuBinary, FirecrackerBinary, JailerBinary, JailerUid, JailerGid, CloudHypervisorBinary, OpsBinary, OpsHome, UnikernelQemuBinary];
+        [QemuBinary, QemuUser, FirecrackerBinary, JailerBinary, JailerUid, JailerGid, CloudHypervisorBinary, OpsBinary, OpsHome, UnikernelQemuBinary];
 
     /// <summary>Settings implied by others: giving a jailer binary is what turns the jailer on.</summary>
     public static void AddImplied(IDictionary<string, string?> settings)

@@ -80,6 +80,31 @@ public sealed class DaemonDriverSettingsTests
         stderr.Should().Contain("jailer-uid only applies with jailer-bin");
     }
 
+    [TestCase("nobody:", "qemu-user must be \"uid:gid\" (two whole numbers) or a user name, got \"nobody:\"")]
+    [TestCase("hc-no-such-user", "qemu-user user \"hc-no-such-user\" not found")]
+    public async Task Run_BadQemuUser_ExitsWith2NamingTheSetting(string value, string expected)
+    {
+        var (code, stdout, stderr) = await RunAsync("--qemu-user", value);
+
+        code.Should().Be(2, stderr);
+        stderr.Should().Contain(expected);
+        stderr.Should().NotContain("Qemu:RunAs", "the daemon names its own settings, once");
+        stdout.Should().NotContain("vistarad ready");
+        File.Exists(Path.Combine(_dir.FullName, "hypercore.db")).Should().BeFalse("nothing starts on a bad setting");
+    }
+
+    [Test]
+    public async Task Run_BadQemuUserInToml_ExitsWith2NamingTheKey()
+    {
+        var config = Path.Combine(_dir.FullName, "vistarad.toml");
+        await File.WriteAllTextAsync(config, "qemu-user = \"1:x\"\n");
+
+        var (code, _, stderr) = await RunAsync("--config", config);
+
+        code.Should().Be(2);
+        stderr.Should().Contain("qemu-user must be \"uid:gid\"");
+    }
+
     [Test]
     public async Task Run_OpsHomeRelativeOrWithoutOps_ExitsWith2()
     {
@@ -117,6 +142,7 @@ public sealed class DaemonDriverSettingsTests
             ops-bin = "/opt/ops/ops"
             ops-home = "/srv/ops"
             unikernel-qemu-bin = "/opt/qemu/bin/qemu-system-x86_64"
+            qemu-user = "65534:65534"
             """, "test.toml");
 
         values.Should().BeEquivalentTo(new Dictionary<string, string?>
@@ -129,6 +155,7 @@ public sealed class DaemonDriverSettingsTests
             ["Unikernel:OpsPath"] = "/opt/ops/ops",
             ["Unikernel:OpsHome"] = "/srv/ops",
             ["Unikernel:QemuPath"] = "/opt/qemu/bin/qemu-system-x86_64",
+            ["Qemu:RunAs"] = "65534:65534",
         });
     }
 
@@ -146,9 +173,11 @@ public sealed class DaemonDriverSettingsTests
             ["Unikernel:OpsHome"] = "/srv/ops",
             ["Unikernel:QemuPath"] = "/opt/qemu/bin/qemu-system-x86_64",
             ["Qemu:BinaryPath"] = "/opt/qemu/bin/qemu-system-x86_64",
+            ["Qemu:RunAs"] = "nobody",
         });
 
-        app.Services.GetRequiredService<IOptions<Hypercore.Drivers.Qemu.QemuOptions>>().Value.BinaryPath.Should().Be("/opt/qemu/bin/qemu-system-x86_64");
+        var qemu = app.Services.GetRequiredService<IOptions<Hypercore.Drivers.Qemu.QemuOptions>>().Value;
+        (qemu.BinaryPath, qemu.RunAs).Should().Be(("/opt/qemu/bin/qemu-system-x86_64", "nobody"));
         var fc = app.Services.GetRequiredService<IOptions<FirecrackerOptions>>().Value;
         fc.BinaryPath.Should().Be("/opt/fc/firecracker");
         fc.Jailer.Enabled.Should().BeTrue();
@@ -165,6 +194,7 @@ public sealed class DaemonDriverSettingsTests
     {
         await using var app = Build([]);
 
+        app.Services.GetRequiredService<IOptions<Hypercore.Drivers.Qemu.QemuOptions>>().Value.RunAs.Should().BeNull("QEMU runs as root unless qemu-user is set");
         var fc = app.Services.GetRequiredService<IOptions<FirecrackerOptions>>().Value;
         fc.BinaryPath.Should().Be("firecracker");
         fc.Jailer.Enabled.Should().BeFalse();

@@ -190,6 +190,22 @@ public sealed class ConsoleLogStreamerTests
     }
 
     [Test]
+    public void RotateIfOver_PlantedTempSymlink_IsReplacedNotWrittenThrough()
+    {
+        var target = Path.Combine(_dir, "elsewhere");
+        File.WriteAllText(target, "keep");
+        var path = Path.Combine(_dir, "console.log");
+        File.WriteAllText(path, "guest-output");
+        File.CreateSymbolicLink(path + ".rotating", target);
+
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(12);
+
+        File.ReadAllText(target).Should().Be("keep");
+        File.ReadAllText(path + ".1").Should().Be("guest-output");
+        new FileInfo(path + ".1").LinkTarget.Should().BeNull();
+    }
+
+    [Test]
     public void RotateIfOver_Symlink_IsNotFollowed()
     {
         var target = Path.Combine(_dir, "elsewhere");
