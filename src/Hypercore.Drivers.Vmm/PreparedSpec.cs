@@ -1,4 +1,5 @@
 using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
 
 namespace Hypercore.Drivers.Vmm;
 
@@ -12,6 +13,9 @@ public sealed record PreparedSpec
     public required MicroVm Vm { get; init; }
 
     public MicroVmSpec Spec => Vm.Spec;
+
+    /// <summary>What the reconciler's start steps prepared (trusted paths, feature items).</summary>
+    public StartContext? Context { get; init; }
 
     /// <summary>Resolved kernel path; null for a hypervisor that boots no kernel for this spec (a unikernel disk).</summary>
     public string? KernelPath { get; init; }

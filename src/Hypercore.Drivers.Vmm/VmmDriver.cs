@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Hypercore.Drivers.Vmm.Qmp;
 using Hypercore.HostAccess;
 using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
 using Microsoft.Extensions.Logging;
 using Polly.Timeout;
 
@@ -107,8 +108,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
         return dir.ReadRecord() is { } record ? await InspectRecordAsync(record, cancellationToken) : VmRuntimeInfo.NotFound(vm.Uid);
     }
 
-    public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        StartAsync(new StartContext(vm), cancellationToken);
+
+    public async Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default)
     {
+        var vm = context.Vm;
         var ct = cancellationToken;
         var dir = Directory(vm.Uid);
         using var held = await LockAsync(vm.Uid, ct);
@@ -133,7 +138,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         VmRecord? record = null;
         try
         {
-            var prepared = await PrepareAsync(vm, dir, ct);
+            var prepared = await PrepareAsync(context, dir, ct);
             var launch = await LaunchAsync(prepared, binary, dir, ct);
             UnixSocketApi.EnsurePathFits(launch.ControlSocket);
             DeleteSocket(launch.ControlSocket); // VMMs refuse to bind over a stale socket
@@ -289,8 +294,9 @@ public abstract partial class VmmDriver : IHypervisorDriver
     protected static string Join(string? first, string second) => string.IsNullOrEmpty(first) ? second : $"{first}; {second}";
 
     /// <summary>Checks the spec against the host-path policy and makes everything the VMM needs on the host.</summary>
-    protected async Task<PreparedSpec> PrepareAsync(MicroVm vm, VmDirectory dir, CancellationToken ct)
+    protected async Task<PreparedSpec> PrepareAsync(StartContext context, VmDirectory dir, CancellationToken ct)
     {
+        var vm = context.Vm;
         var spec = vm.Spec;
         if (spec.Initrd is not null && !Capabilities.HasFlag(DriverCapabilities.Initrd))
         {
@@ -368,6 +374,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         return new PreparedSpec
         {
             Vm = vm,
+            Context = context,
             KernelPath = kernel,
             InitrdPath = initrd,
             Volumes = volumes,

@@ -1,4 +1,5 @@
 using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
 
 namespace Hypercore.Drivers;
 
@@ -25,6 +26,14 @@ public interface IHypervisorDriver
     /// <summary>Creates and boots the VM. Returns when the hypervisor reports it running (not when the guest is up).</summary>
     /// <exception cref="DriverException">the VM could not be started; the message is shown in status.</exception>
     Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Starts the VM as prepared by the reconciler's start steps (<see cref="IStartStep"/>): <see cref="StartContext.Vm"/>
+    /// is the view to boot, <see cref="StartContext.TrustedPaths"/> the files the steps made for it. A driver that
+    /// does not care about the context starts <see cref="StartContext.Vm"/>.
+    /// </summary>
+    Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default) =>
+        StartAsync(context.Vm, cancellationToken);
 
     Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default);
 

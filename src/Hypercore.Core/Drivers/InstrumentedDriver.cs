@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
 using Hypercore.Telemetry;
 
 namespace Hypercore.Drivers;
@@ -89,6 +90,23 @@ public sealed class InstrumentedDriver : IHypervisorDriver
         try
         {
             var result = await _inner.StartAsync(vm, cancellationToken);
+            activity?.SetTag("hypercore.live_state", result.State.ToString());
+            activity?.SetTag("hypercore.pid", result.Pid);
+            return result;
+        }
+        catch (Exception ex)
+        {
+            Fail(activity, "start", ex, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default)
+    {
+        using var activity = Start("driver.start", context.Vm);
+        try
+        {
+            var result = await _inner.StartAsync(context, cancellationToken);
             activity?.SetTag("hypercore.live_state", result.State.ToString());
             activity?.SetTag("hypercore.pid", result.Pid);
             return result;

@@ -51,8 +51,13 @@ public sealed partial class Reconciler
     private readonly ConcurrentDictionary<VmKey, int> _crashes = new();
     private readonly ConcurrentDictionary<VmKey, DateTimeOffset> _unknownSince = new();
 
-    public Reconciler(IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log)
+    private readonly IReadOnlyList<IStartStep> _steps;
+
+    public Reconciler(
+        IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log,
+        IEnumerable<IStartStep>? steps = null)
     {
+        _steps = (steps ?? []).OrderBy(s => s.Order).ToList();
         _store = store;
         _drivers = drivers;
         _time = time;
@@ -287,13 +292,20 @@ public sealed partial class Reconciler
             }
 
             await driver.StopAsync(vm, TimeSpan.Zero, ct); // clear a dead instance's leftovers before a fresh start
-            vm = await WriteStatusAsync(vm, s => s with { Phase = Phase.Provisioning, RestartCount = restarts },
+            var context = new StartContext(vm);
+            var (stop, applied) = await RunStartStepsAsync(context, ct);
+            if (stop is { } waitOrFail)
+            {
+                return waitOrFail;
+            }
+
+            vm = await WriteStatusAsync(vm, s => applied(s) with { Phase = Phase.Provisioning, RestartCount = restarts },
                 ready: (ConditionStatus.False, "Provisioning", "starting the hypervisor"), ct);
             VmRuntimeInfo started;
             var t0 = Stopwatch.GetTimestamp();
             try
             {
-                started = await driver.StartAsync(vm, ct);
+                started = await driver.StartAsync(context, ct);
             }
             catch (DriverException ex)
             {
@@ -366,10 +378,53 @@ public sealed partial class Reconciler
 
         await driver.StopAsync(vm, _options.StopGracePeriod, ct);
         await driver.CleanupAsync(vm, ct);
+        for (var i = _steps.Count - 1; i >= 0; i--)
+        {
+            await _steps[i].ReleaseAsync(vm, ct);
+        }
+
         await _store.RemoveAsync(vm.Key, ct);
         _crashes.TryRemove(vm.Key, out _);
         LogDeleted(vm.Key);
         return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// Runs the start steps in order. Stop is null when every step said Proceed (the driver may start
+    /// <see cref="StartContext.Vm"/>; Applied carries the steps' status changes, e.g. ImageReady=True, for the
+    /// Provisioning write); otherwise Stop is the result for the work loop, with status already written.
+    /// </summary>
+    private async Task<(ReconcileResult? Stop, Func<MicroVmStatus, MicroVmStatus> Applied)> RunStartStepsAsync(StartContext context, CancellationToken ct)
+    {
+        Func<MicroVmStatus, MicroVmStatus> applied = s => s;
+        foreach (var step in _steps)
+        {
+            var result = await step.PrepareAsync(context, ct);
+            if (result.Status is { } change)
+            {
+                var before = applied;
+                applied = s => change(before(s));
+            }
+
+            switch (result.Outcome)
+            {
+                case StartStepOutcome.Proceed:
+                    continue;
+                case StartStepOutcome.Wait:
+                    LogStepWaiting(context.Stored.Key, step.Name, result.Message);
+                    await WriteStatusAsync(context.Stored, s => applied(s) with { Phase = Phase.Pending, Pid = null },
+                        ready: (ConditionStatus.False, result.Reason, result.Message), ct);
+                    return (ReconcileResult.After(result.RetryAfter > TimeSpan.Zero ? result.RetryAfter : _options.BackoffBase), applied);
+                default:
+                    LogFailure(context.Stored.Key, result.Reason, result.Message);
+                    await WriteStatusAsync(context.Stored, s => applied(s) with { Phase = Phase.Failed, Pid = null },
+                        ready: (ConditionStatus.False, result.Reason, result.Message), ct,
+                        synchronized: (ConditionStatus.False, result.Reason, result.Message));
+                    return (ReconcileResult.Backoff, applied);
+            }
+        }
+
+        return (null, applied);
     }
 
     private IReadOnlyList<Condition> NotPaused(MicroVmStatus s, MicroVm vm) =>
@@ -450,6 +505,9 @@ public sealed partial class Reconciler
 
         return await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
     }
+
+    [LoggerMessage(1010, LogLevel.Information, "{Key}: waiting on start step {Step}: {Message}")]
+    private partial void LogStepWaiting(VmKey key, string step, string message);
 
     [LoggerMessage(1000, LogLevel.Information, "{Key}: phase {From} -> {To}")]
     private partial void LogPhase(VmKey key, Phase from, Phase to);

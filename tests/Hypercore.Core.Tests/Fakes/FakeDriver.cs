@@ -84,9 +84,13 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
         return _live.GetValueOrDefault(vm.Uid) ?? VmRuntimeInfo.NotFound(vm.Uid);
     }
 
+    /// <summary>The VM as last given to StartAsync (a start step may have replaced the stored view).</summary>
+    public MicroVm? LastStarted { get; private set; }
+
     public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
         using var _ = Enter(vm, "start");
+        LastStarted = vm;
         var starts = Interlocked.Increment(ref _starts);
         lock (_inFlight)
         {
