@@ -27,8 +27,11 @@ target="${target:-${HYPERCORE_IMAGES:-/var/lib/hypercore/images}/default}"
 
 log() { echo "build-image: $*" >&2; }
 
-if [[ $force -eq 0 && -s "$target/vmlinuz" && -s "$target/initrd.img" ]]; then
-    log "$target/vmlinuz and initrd.img already present; nothing to do (--force rebuilds)"
+# The image is rebuilt when the scripts that make it change (init, hooks, module lists, this file).
+source_sha="$(cd "$here" && find build-image.sh image -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+if [[ $force -eq 0 && -s "$target/vmlinuz" && -s "$target/initrd.img" ]] &&
+    [[ "$(cat "$target/image-source" 2>/dev/null)" == "$source_sha" ]]; then
+    log "$target/vmlinuz and initrd.img already present and current; nothing to do (--force rebuilds)"
     exit 0
 fi
 
@@ -72,6 +75,13 @@ mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,lib/modules
 install -m 0755 "$busybox_bin" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$here/image/init" "$root/init"
+# Feature hooks (scripts/image/hooks/{pre-ready.d,post-ready.d}/*.sh), sourced by /init before and after the ready line.
+mkdir -p "$root/etc/hypercore/pre-ready.d" "$root/etc/hypercore/post-ready.d"
+for phase in pre-ready.d post-ready.d; do
+    for f in "$here/image/hooks/$phase"/*.sh; do
+        [[ -f "$f" ]] && install -m 0644 "$f" "$root/etc/hypercore/$phase/"
+    done
+done
 echo "hypercore-guest" >"$root/etc/hostname"
 # The kernel gives /init a console only if /dev/console exists in the archive (mknod needs root; /init copes without).
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || log "not root: /dev/console node left out (init reopens it)"
@@ -84,6 +94,13 @@ modules=(
     virtio/virtio_ring virtio/virtio virtio/virtio_mmio block/virtio_blk
     core/failover net/net_failover net/virtio_net
 )
+# Feature module lists (scripts/image/modules.d/*.list: one module path per line, dependencies first).
+for list in "$here"/image/modules.d/*.list; do
+    [[ -f "$list" ]] || continue
+    while read -r m; do
+        [[ -n "$m" && "$m" != \#* ]] && modules+=("$m")
+    done <"$list"
+done
 : >"$root/lib/modules/load-order"
 for m in "${modules[@]}"; do
     src="$(find "$moddir" -path "*/$m.ko*" | head -n1)"
@@ -110,4 +127,5 @@ mkdir -p "$target"
 cp "$vmlinuz" "$target/.vmlinuz.tmp" && mv -f "$target/.vmlinuz.tmp" "$target/vmlinuz"
 cp "$work/initrd.img" "$target/.initrd.img.tmp" && mv -f "$target/.initrd.img.tmp" "$target/initrd.img"
 echo "$release" >"$target/kernel-release"
+echo "$source_sha" >"$target/image-source"
 log "built $target/vmlinuz ($release) and $target/initrd.img ($(stat -c %s "$target/initrd.img") bytes)"
