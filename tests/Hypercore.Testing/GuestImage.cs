@@ -5,7 +5,8 @@ namespace Hypercore.Testing;
 
 /// <summary>
 /// The default guest image (Debian cloud kernel + busybox initramfs whose /init prints HYPERCORE-GUEST-READY),
-/// built by scripts/build-image.sh once and cached in /tmp/hypercore-test-image/&lt;hash of the build inputs&gt;/,
+/// built by scripts/build-image.sh once and cached in /tmp/hypercore-test-image/&lt;hash of the build inputs&gt;/ (the
+/// script and every file under scripts/image),
 /// so a changed script or /init is always rebuilt and every test project shares one build.
 /// </summary>
 public static class GuestImage
@@ -21,8 +22,11 @@ public static class GuestImage
     {
         var root = RepoRoot();
         var script = Path.Combine(root, "scripts", "build-image.sh");
-        var init = Path.Combine(root, "scripts", "image", "init");
-        var hash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(script).Concat(File.ReadAllBytes(init)).ToArray()))[..16];
+        // Every input: the script and everything under scripts/image (init, feature hooks, module lists).
+        var inputs = Directory.EnumerateFiles(Path.Combine(root, "scripts", "image"), "*", SearchOption.AllDirectories)
+            .Order(StringComparer.Ordinal).Prepend(script);
+        var bytes = inputs.SelectMany(f => System.Text.Encoding.UTF8.GetBytes(Path.GetRelativePath(root, f)).Concat(File.ReadAllBytes(f))).ToArray();
+        var hash = Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
         var target = Path.Combine(CacheRoot, hash);
         await Gate.WaitAsync();
         try
