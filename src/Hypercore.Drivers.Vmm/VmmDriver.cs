@@ -305,12 +305,15 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
 
         Refuse(spec);
-        HostPaths.Check(spec, checkKernel: UsesKernel(spec));
+        var trusted = TrustedImageFields.Of(context);
+        HostPaths.Check(trusted.Untrusted(spec), checkKernel: UsesKernel(spec) && !trusted.Kernel);
         string? kernel = null;
         string? initrd = null;
         if (UsesKernel(spec))
         {
-            kernel = HostPaths.CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename);
+            kernel = trusted.Kernel
+                ? HostPaths.CheckTrusted("kernel.image", spec.Kernel.Image, context.TrustedPaths)
+                : HostPaths.CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename);
             if (!File.Exists(kernel))
             {
                 throw new DriverException(KernelNotFoundReason, $"kernel image not found: {Named(spec.Kernel.Image, spec.Kernel.Filename)}");
@@ -318,7 +321,9 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
             if (spec.Initrd is not null)
             {
-                initrd = HostPaths.CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename);
+                initrd = trusted.Initrd
+                    ? HostPaths.CheckTrusted("initrd.image", spec.Initrd.Image, context.TrustedPaths)
+                    : HostPaths.CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename);
                 if (!File.Exists(initrd))
                 {
                     throw new DriverException("InitrdNotFound", $"initrd not found: {Named(spec.Initrd.Image, spec.Initrd.Filename)}");
@@ -350,6 +355,22 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 }
 
                 volumes.Add(new PreparedVolume(volume.Id, path, volume.IsReadOnly, isRoot, IsScratch: true));
+                continue;
+            }
+
+            if (trusted.Volumes.Contains(volume.Id))
+            {
+                // Images (issue 11): a cached disk. Read-only volumes share it; a writable one gets this VM's own
+                // copy-on-write view in the VM directory (kept across restarts like a scratch disk, removed with the VM).
+                var cached = HostPaths.CheckTrusted($"{field} source.container_source", volume.HostPath, context.TrustedPaths);
+                if (!trusted.CopyOnWrite.Contains(volume.Id))
+                {
+                    volumes.Add(new PreparedVolume(volume.Id, cached, volume.IsReadOnly, isRoot, IsScratch: false));
+                    continue;
+                }
+
+                var view = await CopyOnWriteViewAsync(cached, dir, volume.Id, ct);
+                volumes.Add(new PreparedVolume(volume.Id, view, volume.IsReadOnly, isRoot, IsScratch: true));
                 continue;
             }
 
@@ -556,6 +577,32 @@ public abstract partial class VmmDriver : IHypervisorDriver
     }
 
     private static string ScratchPath(VmDirectory dir, VolumeSpec volume) => dir.File($"scratch-{volume.Id}.img");
+
+    /// <summary>
+    /// Images (issue 11): this VM's writable view of a cached, shared disk, made once in the VM directory. The default
+    /// is a reflink copy where the file system can share blocks (btrfs, xfs) and a sparse copy elsewhere; QEMU
+    /// overrides it with a qcow2 overlay. Returns the view's path.
+    /// </summary>
+    protected virtual async Task<string> CopyOnWriteViewAsync(string cachedDisk, VmDirectory dir, string volumeId, CancellationToken ct)
+    {
+        var view = dir.File($"image-{volumeId}.raw");
+        if (File.Exists(view))
+        {
+            return view;
+        }
+
+        var temp = view + ".tmp";
+        File.Delete(temp);
+        var result = await HostProcess.RunAsync("cp", ["--reflink=auto", "--sparse=always", "--", cachedDisk, temp], TimeSpan.FromMinutes(10), ct);
+        if (!result.Succeeded)
+        {
+            File.Delete(temp);
+            throw new DriverException("VolumeNotFound", $"volume \"{volumeId}\": could not copy the cached image disk {cachedDisk}: {result.Diagnostic}");
+        }
+
+        File.Move(temp, view);
+        return view;
+    }
 
     private static string Named(string image, string? filename) => string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
 

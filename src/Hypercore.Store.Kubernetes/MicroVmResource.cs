@@ -316,6 +316,11 @@ public static class MicroVmResource
             o["partitionId"] = partition;
         }
 
+        if (v.ContainerSource is { } containerSource)
+        {
+            o["containerSource"] = containerSource; // images (issue 11)
+        }
+
         return o;
     }
 
@@ -327,6 +332,7 @@ public static class MicroVmResource
         MountPoint = (string?)o["mountPoint"],
         SizeInMb = (int?)o["sizeInMb"],
         PartitionId = (string?)o["partitionId"],
+        ContainerSource = (string?)o["containerSource"],
     };
 
     private static JsonObject InterfaceToJson(NetworkInterfaceSpec n)

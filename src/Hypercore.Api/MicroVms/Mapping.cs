@@ -1,4 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
+using Hypercore.Images;
+using Hypercore.Images.References;
 using Hypercore.MicroVms;
 using Proto = Hypercore.Contracts.VmApi;
 
@@ -24,10 +26,10 @@ public static class Mapping
     public static MicroVmSpec ToCore(Proto.MicroVMSpec spec, ICollection<string> errors)
     {
         var kernel = spec.Kernel ?? new Proto.Kernel();
-        RefuseOciReference(kernel.Image, "kernel.image", errors);
+        CheckImageReference(kernel.Image, "kernel.image", errors);
         if (spec.Initrd is { } requestedInitrd)
         {
-            RefuseOciReference(requestedInitrd.Image, "initrd.image", errors);
+            CheckImageReference(requestedInitrd.Image, "initrd.image", errors);
         }
 
         if (spec.AllowGuestAgent)
@@ -202,15 +204,14 @@ public static class Mapping
     };
 
     /// <summary>
-    /// An OCI image reference (flintlock's kernel, initrd and volume images) is understood but cannot be pulled on
-    /// this node yet: say so, naming the parts, instead of reporting an unknown image name.
+    /// Images (issue 11): an OCI reference is pulled by the node before the VM starts; one that looks like a
+    /// reference (its first part is a registry host) but does not parse is refused here, naming what is wrong.
     /// </summary>
-    private static void RefuseOciReference(string image, string field, ICollection<string> errors)
+    private static void CheckImageReference(string image, string field, ICollection<string> errors)
     {
-        if (OciReference.TryParse(image, out var reference))
+        if (ImageSources.IsReference(image) && OperatingSystem.IsLinux() && !ImageReference.TryParse(image, out _, out var error))
         {
-            errors.Add($"{field} \"{image}\" is an OCI image reference ({reference}); this node cannot pull OCI images: " +
-                "give an absolute path on the node or the name of an image in the node's image directory");
+            errors.Add($"{field}: {error}");
         }
     }
 
@@ -219,8 +220,7 @@ public static class Mapping
         var source = v.Source ?? new Proto.VolumeSource();
         if (source.HasContainerSource)
         {
-            var what = OciReference.TryParse(source.ContainerSource, out var reference) ? $"an OCI image reference ({reference})" : "an OCI image";
-            errors.Add($"{field} \"{v.Id}\": source.container_source is not supported on this node: \"{source.ContainerSource}\" is {what} and this node cannot pull OCI images; use source.host_path");
+            CheckImageReference(source.ContainerSource, $"{field} \"{v.Id}\" source.container_source", errors);
         }
 
         if (source.HasVirtiofsSource)
@@ -236,6 +236,7 @@ public static class Mapping
             MountPoint = v.HasMountPoint ? v.MountPoint : null,
             SizeInMb = v.HasSizeInMb ? v.SizeInMb : null,
             PartitionId = v.HasPartitionId ? v.PartitionId : null,
+            ContainerSource = source.HasContainerSource ? source.ContainerSource : null, // images (issue 11)
         };
     }
 
@@ -260,6 +261,11 @@ public static class Mapping
         if (v.PartitionId is { } partition)
         {
             p.PartitionId = partition;
+        }
+
+        if (v.ContainerSource is { } containerSource)
+        {
+            p.Source.ContainerSource = containerSource; // images (issue 11)
         }
 
         return p;

@@ -1,3 +1,4 @@
+using Hypercore.Images;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Options;
 
@@ -52,12 +53,14 @@ public sealed class HostPathPolicy
             }
         }
 
-        if (checkKernel)
+        // Images (issue 11): an OCI reference names no host file; the images start step resolves it into its cache
+        // and the driver accepts that path only for the field that held the reference (see TrustedImagePaths).
+        if (checkKernel && !ImageSources.IsReference(spec.Kernel.Image))
         {
             Try(() => CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename));
         }
 
-        if (checkKernel && spec.Initrd is not null)
+        if (checkKernel && spec.Initrd is not null && !ImageSources.IsReference(spec.Initrd.Image))
         {
             Try(() => CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename));
         }
@@ -169,6 +172,26 @@ public sealed class HostPathPolicy
         return kind is HostFileKind.Regular or HostFileKind.Missing
             ? real
             : throw new HostPathNotAllowedException($"{field}: {Describe(volume.HostPath, real)} is a {Name(kind)}; a volume must be a regular file or a listed block device");
+    }
+
+    /// <summary>
+    /// Images (issue 11): a file a start step made for this VM and vouched for (a cached kernel, initrd or disk), for
+    /// a field whose stored spec held an OCI reference. It need not be under a configured root (no caller named it),
+    /// but it must be listed in <paramref name="trusted"/>, absolute, without "..", and a regular file. Returns the resolved path.
+    /// </summary>
+    public string CheckTrusted(string field, string path, ICollection<string> trusted)
+    {
+        if (!trusted.Contains(path))
+        {
+            throw new HostPathNotAllowedException($"{field}: {path} was not prepared for this VM by a start step");
+        }
+
+        RequireAbsoluteWithoutDotDot(field, path);
+        var real = HostFiles.RealPath(path);
+        var kind = HostFiles.Kind(real);
+        return kind == HostFileKind.Regular
+            ? real
+            : throw new HostPathNotAllowedException($"{field}: {Describe(path, real)} is {(kind == HostFileKind.Missing ? "missing" : "a " + Name(kind))}; the image cache must hold a regular file there");
     }
 
     /// <summary>

@@ -80,9 +80,9 @@ public sealed class ImageCatalog
     public MicroVmSpec? Resolve(MicroVmSpec spec, ICollection<string> errors)
     {
         var image = spec.Kernel.Image;
-        if (image.Length == 0 || Path.IsPathFullyQualified(image))
+        if (image.Length == 0 || Path.IsPathFullyQualified(image) || ImageSources.IsReference(image))
         {
-            return spec;
+            return spec; // a reference is pulled by the images start step before the VM starts
         }
 
         var found = Find(image);

@@ -57,7 +57,7 @@ public sealed record MicroVmSpec
 
 public sealed record KernelSpec
 {
-    /// <summary>Path of the kernel image on the node (flintlock: an OCI image; here a host path).</summary>
+    /// <summary>Path of the kernel image on the node, an image folder name, or an OCI image reference (images).</summary>
     public required string Image { get; init; }
 
     /// <summary>Kernel command line as key/value pairs; an empty value means a bare flag.</summary>
@@ -86,7 +86,7 @@ public sealed record InitrdSpec
     public string? Filename { get; init; }
 }
 
-/// <summary>A block device: a host path, or a scratch disk of SizeInMb. No OCI volume sources on this node.</summary>
+/// <summary>A block device: a host path, a scratch disk of SizeInMb, or (images) a disk built from an OCI image.</summary>
 public sealed record VolumeSpec
 {
     public required string Id { get; init; }
@@ -105,6 +105,13 @@ public sealed record VolumeSpec
     /// root=PARTUUID=&lt;id&gt;). Only meaningful on the root volume.
     /// </summary>
     public string? PartitionId { get; init; }
+
+    // Images (issue 11): flintlock's source.container_source.
+    /// <summary>
+    /// An OCI image reference whose layers become this volume's ext4 disk (the images start step pulls it and gives
+    /// the driver a copy-on-write view of the cached disk; read-only volumes share it). Null: host_path or scratch.
+    /// </summary>
+    public string? ContainerSource { get; init; }
 }
 
 public enum InterfaceType

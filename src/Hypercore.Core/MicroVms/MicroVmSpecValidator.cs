@@ -77,9 +77,23 @@ public static partial class MicroVmSpecValidator
                 errors.Add("every volume needs an id");
             }
 
-            if (string.IsNullOrWhiteSpace(v.HostPath) && v.SizeInMb is not > 0)
+            if (string.IsNullOrWhiteSpace(v.HostPath) && v.SizeInMb is not > 0 && v.ContainerSource is null)
             {
-                errors.Add($"volume \"{v.Id}\" needs source.host_path, or size_in_mb for a scratch disk (container sources are not supported on this node)");
+                errors.Add($"volume \"{v.Id}\" needs source.host_path, source.container_source (an OCI image reference), or size_in_mb for a scratch disk");
+            }
+
+            // Images (issue 11): a container source is a registry reference, and the only source of its volume.
+            if (v.ContainerSource is { } source)
+            {
+                if (!Hypercore.Images.ImageSources.IsReference(source))
+                {
+                    errors.Add($"volume \"{v.Id}\" source.container_source \"{source}\" is not an OCI image reference; write it with its registry host, e.g. localhost:5000/rootfs:1 or docker.io/library/busybox:latest");
+                }
+
+                if (v.HostPath.Length > 0)
+                {
+                    errors.Add($"volume \"{v.Id}\" gives both source.host_path and source.container_source; give one");
+                }
             }
 
             if (v.SizeInMb is < 0 or > 1024 * 1024)

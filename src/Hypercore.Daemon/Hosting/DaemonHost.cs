@@ -10,6 +10,8 @@ using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
 using Hypercore.HostAccess;
+using Hypercore.Images;
+using Hypercore.Images.Integration;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
@@ -212,6 +214,14 @@ public static partial class DaemonHost
             o.OtlpEndpoint = daemon.OtlpEndpoint;
             o.ServiceInstanceId = daemon.NodeName;
         });
+
+        // Images (issue 11): OCI references in kernel.image / initrd.image / container_source are pulled into
+        // <state-dir>/image-cache by the reconciler's images start step before a VM starts.
+        services.AddImages(
+            r => r.InsecureRegistries = ImagesSettings.InsecureList(daemon),
+            c => c.Root = daemon.ImageCacheDirectory);
+        services.AddSingleton<IValidateOptions<DaemonOptions>, ImagesSettingsValidator>();
+        services.AddImagesStartStep();
 
         AddSecurity(services, daemon, certificate);
 

@@ -45,10 +45,7 @@ public sealed partial record ImageReference
     public static bool LooksLikeReference(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var slash = text.IndexOf('/', StringComparison.Ordinal);
-        if (slash <= 0) return false;
-        var first = text[..slash];
-        return first == "localhost" || first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal);
+        return ImageSources.IsReference(text); // the one rule Core also uses to leave references to the images step
     }
 
     /// <summary>
