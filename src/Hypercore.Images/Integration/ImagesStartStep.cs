@@ -90,7 +90,8 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
             if (job.Task.IsCompletedSuccessfully)
             {
-                ready[key] = job.Task.Result;
+                // Kept for this VM at once: a job is forgotten once used, and the VM may still wait for its other images.
+                ready[key] = given[key] = job.Task.Result;
                 continue;
             }
 
@@ -332,7 +333,8 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     /// <summary>What a pull error says to the user: the registry's own words when it sent any, else ours.</summary>
     internal static string Explain(Exception ex) => ex switch
     {
-        ImagePullException p when p.RegistryMessage is { Length: > 0 } registry => $"{p.Message} (registry: {registry})",
+        ImagePullException p when p.RegistryMessage is { Length: > 0 } registry && !p.Message.Contains(registry, StringComparison.Ordinal) =>
+            $"{p.Message} (registry: {registry})",
         ImagePullException p => p.Message,
         _ => ex.Message,
     };
@@ -378,7 +380,9 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                 : string.Create(CultureInfo.InvariantCulture, $"{reference}: {Mib(done)}/{Mib(total)} MiB ({done}/{total} bytes)");
         }
 
-        public string Failure() => $"{reference}: {Error}" + (Failures > 1 ? $" (attempt {Failures})" : "");
+        public string Failure() =>
+            (Error is { } e && e.StartsWith(reference, StringComparison.Ordinal) ? e : $"{reference}: {Error}") +
+            (Failures > 1 ? $" (attempt {Failures})" : "");
 
         private static string Mib(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture);
     }

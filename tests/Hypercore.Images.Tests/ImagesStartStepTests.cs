@@ -1,0 +1,303 @@
+using Hypercore.Images.Cache;
+using Hypercore.Images.Integration;
+using Hypercore.Images.References;
+using Hypercore.Images.Registry;
+using Hypercore.Images.Tests.Fixtures;
+using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
+
+namespace Hypercore.Images.Tests;
+
+/// <summary>The reconciler's images step against a real docker-registry: wait with progress, proceed with a view into the cache.</summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class ImagesStartStepTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+
+    private string _dir = null!;
+    private RegistryProcess _registry = null!;
+    private Pusher _pusher = null!;
+    private readonly List<IDisposable> _disposables = new();
+
+    [OneTimeSetUp]
+    public async Task StartRegistry()
+    {
+        _dir = Tools.TempDir("step");
+        _registry = await RegistryProcess.StartAsync(_dir);
+        _pusher = new Pusher($"http://{_registry.Host}");
+    }
+
+    [OneTimeTearDown]
+    public async Task StopRegistry()
+    {
+        _pusher?.Dispose();
+        if (_registry is not null) await _registry.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [TearDown]
+    public void DisposeSteps()
+    {
+        foreach (var d in _disposables) d.Dispose();
+        _disposables.Clear();
+    }
+
+    private (ImagesStartStep Step, ImageCache Cache, CountingHandler Counter) NewStep(string? insecureHost = null, ImagesStartStepOptions? options = null)
+    {
+        var root = Path.Combine(_dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
+        var counter = new CountingHandler();
+        var registryOptions = new RegistryOptions { RequestTimeout = TimeSpan.FromSeconds(5) };
+        registryOptions.InsecureRegistries.Add(insecureHost ?? _registry.Host);
+        var client = new RegistryClient(registryOptions, counter);
+        var cache = new ImageCache(new ImageCacheOptions { Root = root }, client, TimeProvider.System);
+        var step = new ImagesStartStep(cache, TimeProvider.System, options ?? new ImagesStartStepOptions
+        {
+            PollInterval = TimeSpan.FromMilliseconds(100),
+            BackoffBase = TimeSpan.FromMilliseconds(200),
+            BackoffCap = TimeSpan.FromSeconds(2),
+        });
+        _disposables.Add(step);
+        _disposables.Add(cache);
+        _disposables.Add(client);
+        return (step, cache, counter);
+    }
+
+    private static MicroVm Vm(string uid, string kernel, string? initrd = null, params VolumeSpec[] volumes) => new()
+    {
+        Uid = uid,
+        ResourceVersion = "1",
+        Spec = new MicroVmSpec
+        {
+            Id = "vm-" + uid,
+            Kernel = new KernelSpec { Image = kernel },
+            Initrd = initrd is null ? null : new InitrdSpec { Image = initrd },
+            RootVolume = volumes.FirstOrDefault(),
+            AdditionalVolumes = volumes.Skip(1).ToList(),
+        },
+    };
+
+    private async Task<string> PushBootImageAsync(string repo, string kernelText = "KERNEL", bool withKernel = true)
+    {
+        var entries = new List<LayerEntry> { new DirEntry("boot"), new FileEntry("boot/initrd.img", "INITRD") };
+        if (withKernel) entries.Add(new FileEntry("boot/vmlinux", kernelText));
+        await _pusher.PushAsync(repo, "1", TestImages.Image("amd64", TestImages.Layer([.. entries])));
+        return $"{_registry.Host}/{repo}:1";
+    }
+
+    /// <summary>Runs the step until it proceeds (or gives up), returning every answer and the last context.</summary>
+    private static async Task<(List<StartStepResult> Results, StartContext Context)> RunUntilDoneAsync(
+        ImagesStartStep step, MicroVm vm, Func<StartStepResult, bool>? stopOn = null)
+    {
+        var results = new List<StartStepResult>();
+        var deadline = DateTime.UtcNow + Patience;
+        while (true)
+        {
+            var context = new StartContext(vm);
+            var result = await step.PrepareAsync(context, CancellationToken.None);
+            results.Add(result);
+            if (result.Outcome != StartStepOutcome.Wait || (stopOn?.Invoke(result) ?? false) || DateTime.UtcNow > deadline)
+            {
+                return (results, context);
+            }
+
+            await Task.Delay(result.RetryAfter);
+        }
+    }
+
+    private static Condition? ImageReady(StartStepResult result) =>
+        result.Status is { } change ? change(MicroVmStatus.Initial).FindCondition(ImagesStartStep.ConditionType) : null;
+
+    [Test]
+    public async Task Prepare_KernelAndInitrdReferences_WaitsPullingThenProceedsWithCachedFilesTrusted()
+    {
+        var reference = await PushBootImageAsync("step/boot", "KERNEL-1");
+        var (step, cache, _) = NewStep();
+        var vm = Vm("u1", reference, reference);
+
+        var (results, context) = await RunUntilDoneAsync(step, vm);
+
+        results[0].Outcome.Should().Be(StartStepOutcome.Wait, "the first look only starts the pull in the background");
+        results[0].Reason.Should().Be(ImagesStartStep.ReasonPulling);
+        ImageReady(results[0])!.Status.Should().Be(ConditionStatus.False);
+        results[0].RetryAfter.Should().Be(TimeSpan.FromMilliseconds(100));
+        var last = results[^1];
+        last.Outcome.Should().Be(StartStepOutcome.Proceed, string.Join(" | ", results.Select(r => r.Message)));
+        var ready = ImageReady(last)!;
+        ready.Status.Should().Be(ConditionStatus.True);
+        ready.Message.Should().Contain(reference).And.Contain("sha256:");
+
+        var kernel = context.Vm.Spec.Kernel.Image;
+        kernel.Should().StartWith(cache.Root + "/trees/");
+        File.ReadAllText(kernel).Should().Be("KERNEL-1");
+        File.ReadAllText(context.Vm.Spec.Initrd!.Image).Should().Be("INITRD");
+        context.TrustedPaths.Should().BeEquivalentTo([kernel, context.Vm.Spec.Initrd.Image]);
+        context.Stored.Spec.Kernel.Image.Should().Be(reference, "the stored record is never changed");
+        cache.List().Should().ContainSingle().Which.Users.Should().Equal("u1");
+    }
+
+    [Test]
+    public async Task Prepare_Progress_MessageCarriesBytesDoneAndTotal()
+    {
+        await _pusher.PushAsync("step/big", "1", TestImages.Image("amd64",
+            TestImages.Layer(new FileEntry("boot/vmlinux", "K")), TestImages.RandomLayer(24 * 1024 * 1024)));
+        var (step, _, _) = NewStep();
+        var vm = Vm("u-progress", $"{_registry.Host}/step/big:1");
+
+        var (results, _) = await RunUntilDoneAsync(step, vm);
+
+        results[^1].Outcome.Should().Be(StartStepOutcome.Proceed);
+        results.Where(r => r.Reason == ImagesStartStep.ReasonPulling).Select(r => r.Message)
+            .Should().Contain(m => m.Contains(" MiB (", StringComparison.Ordinal) && m.Contains(" bytes)", StringComparison.Ordinal) || m.Contains("resolving") || m.Contains("unpacking"));
+    }
+
+    [Test]
+    public async Task Prepare_WritableVolumeReference_ViewNamesTheCachedDiskAndAsksForACopyOnWriteView()
+    {
+        await _pusher.PushAsync("step/rootfs", "1", TestImages.Image("amd64",
+            TestImages.Layer(new DirEntry("etc"), new FileEntry("etc/marker", "from-image"))));
+        var rootfs = $"{_registry.Host}/step/rootfs:1";
+        var kernelRef = await PushBootImageAsync("step/boot2");
+        var (step, cache, _) = NewStep();
+        var vm = Vm("u-vol", kernelRef, null,
+            new VolumeSpec { Id = "root", ContainerSource = rootfs },
+            new VolumeSpec { Id = "shared", ContainerSource = rootfs, IsReadOnly = true },
+            new VolumeSpec { Id = "scratch", SizeInMb = 8 });
+
+        var (results, context) = await RunUntilDoneAsync(step, vm);
+
+        results[^1].Outcome.Should().Be(StartStepOutcome.Proceed, string.Join(" | ", results.Select(r => r.Message)));
+        var root = context.Vm.Spec.RootVolume!;
+        root.ContainerSource.Should().BeNull();
+        root.HostPath.Should().StartWith(cache.Root + "/disks/").And.EndWith(".ext4");
+        context.Vm.Spec.AdditionalVolumes[0].HostPath.Should().Be(root.HostPath, "one cached disk per image");
+        context.Vm.Spec.AdditionalVolumes[1].Should().Be(vm.Spec.AdditionalVolumes[1], "a scratch volume is not the images step's");
+        context.TrustedPaths.Should().Contain(root.HostPath);
+        context.Items[ImageSources.CopyOnWriteVolumesItem].Should().BeAssignableTo<ISet<string>>()
+            .Which.Should().BeEquivalentTo(["root"], "read-only volumes share the cached disk");
+        var (code, stdout, _) = await Tools.RunAsync("debugfs", "-R", "cat /etc/marker", root.HostPath);
+        code.Should().Be(0);
+        stdout.Should().Contain("from-image");
+    }
+
+    [Test]
+    public async Task Prepare_TwoVmsOneImage_PullEachBlobOnceAndBothAreUsers()
+    {
+        var reference = await PushBootImageAsync("step/shared", "SHARED");
+        var (step, cache, counter) = NewStep();
+
+        var first = RunUntilDoneAsync(step, Vm("a", reference));
+        var second = RunUntilDoneAsync(step, Vm("b", reference));
+        var done = await Task.WhenAll(first, second);
+
+        done.Should().AllSatisfy(d => d.Results[^1].Outcome.Should().Be(StartStepOutcome.Proceed));
+        done[0].Context.Vm.Spec.Kernel.Image.Should().Be(done[1].Context.Vm.Spec.Kernel.Image);
+        var image = cache.List().Should().ContainSingle().Subject;
+        image.Users.Should().BeEquivalentTo(["a", "b"]);
+        foreach (var layer in counter.Requests.Where(r => r.Path.Contains("/blobs/", StringComparison.Ordinal)).GroupBy(r => r.Path))
+            layer.Count().Should().Be(1, $"{layer.Key} is fetched once however many VMs ask");
+    }
+
+    [Test]
+    public async Task Prepare_UnknownTag_WaitsInImagePullBackOffWithTheRegistrysWords()
+    {
+        var (step, _, _) = NewStep();
+        var vm = Vm("u-tag", $"{_registry.Host}/step/nothing:missing");
+
+        var (results, _) = await RunUntilDoneAsync(step, vm, r => r.Reason == ImagesStartStep.ReasonPullBackOff);
+
+        var last = results[^1];
+        last.Outcome.Should().Be(StartStepOutcome.Wait);
+        last.Reason.Should().Be(ImagesStartStep.ReasonPullBackOff);
+        last.Message.Should().Contain("step/nothing:missing").And.Contain("MANIFEST_UNKNOWN: manifest unknown").And.Contain("retrying in");
+        last.RetryAfter.Should().BeGreaterThan(TimeSpan.Zero);
+        ImageReady(last)!.Reason.Should().Be(ImagesStartStep.ReasonPullBackOff);
+    }
+
+    [Test]
+    public async Task Prepare_RegistryDown_BacksOffLongerEachTimeUpToTheCap()
+    {
+        var down = $"127.0.0.1:{Tools.FreePort()}";
+        var (step, _, _) = NewStep(insecureHost: down);
+        var vm = Vm("u-down", $"{down}/step/boot:1");
+
+        var attempts = new List<StartStepResult>();
+        var deadline = DateTime.UtcNow + Patience;
+        while (!attempts.Any(r => r.Message.Contains("(attempt 4)", StringComparison.Ordinal)) && DateTime.UtcNow < deadline)
+        {
+            var result = await step.PrepareAsync(new StartContext(vm), CancellationToken.None);
+            result.Outcome.Should().Be(StartStepOutcome.Wait);
+            attempts.Add(result);
+            await Task.Delay(TimeSpan.FromMilliseconds(50));
+        }
+
+        var backoffs = attempts.Where(r => r.Reason == ImagesStartStep.ReasonPullBackOff).ToList();
+        backoffs.Should().NotBeEmpty();
+        backoffs[0].Message.Should().Contain(down).And.ContainAny("refused", "unreachable", "did not answer");
+        var firstOfEach = backoffs.GroupBy(r => System.Text.RegularExpressions.Regex.Match(r.Message, @"\(attempt \d\)").Value)
+            .Select(g => g.First().RetryAfter).ToList();
+        firstOfEach.Should().HaveCountGreaterThanOrEqualTo(3);
+        firstOfEach.Should().BeInAscendingOrder("the backoff grows after each failed pull");
+        firstOfEach.Should().AllSatisfy(t => t.Should().BeLessThanOrEqualTo(TimeSpan.FromSeconds(2), "capped"));
+    }
+
+    [Test]
+    public async Task Prepare_ImageWithoutKernel_WaitsNamingTheMissingFile()
+    {
+        var reference = await PushBootImageAsync("step/nokernel", withKernel: false);
+        var (step, _, _) = NewStep();
+
+        var (results, _) = await RunUntilDoneAsync(step, Vm("u-nok", reference), r => r.Reason == ImagesStartStep.ReasonPullBackOff);
+
+        results[^1].Reason.Should().Be(ImagesStartStep.ReasonPullBackOff);
+        results[^1].Message.Should().Contain(reference).And.Contain("no kernel file at boot/vmlinux or boot/vmlinuz");
+    }
+
+    [Test]
+    public async Task Prepare_NoReferences_ProceedsWithoutTouchingTheVm()
+    {
+        var (step, cache, counter) = NewStep();
+        var vm = Vm("u-local", "/var/lib/hypercore/images/default/vmlinuz", null, new VolumeSpec { Id = "root", HostPath = "/var/lib/hypercore/volumes/r.img" });
+        var context = new StartContext(vm);
+
+        var result = await step.PrepareAsync(context, CancellationToken.None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Proceed);
+        result.Status.Should().BeNull("a VM without images gets no ImageReady condition");
+        context.Vm.Should().BeSameAs(vm);
+        context.TrustedPaths.Should().BeEmpty();
+        counter.Requests.Should().BeEmpty();
+        cache.List().Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Release_DropsTheVmAsUser_SoPruneEmptiesTheCache()
+    {
+        var reference = await PushBootImageAsync("step/release");
+        var (step, cache, _) = NewStep();
+        var vm = Vm("u-rel", reference);
+        (await RunUntilDoneAsync(step, vm)).Results[^1].Outcome.Should().Be(StartStepOutcome.Proceed);
+        (await cache.PruneAsync(CancellationToken.None)).Should().BeEmpty("the VM still uses it");
+
+        await step.ReleaseAsync(vm, CancellationToken.None);
+        await step.ReleaseAsync(vm, CancellationToken.None); // safe twice
+        var pruned = await cache.PruneAsync(CancellationToken.None);
+
+        pruned.Should().ContainSingle();
+        cache.List().Should().BeEmpty();
+        cache.SizeBytes().Should().Be(0);
+    }
+
+    [Test]
+    public async Task Prepare_MalformedReference_FailsNamingTheField()
+    {
+        var (step, _, _) = NewStep();
+        var vm = Vm("u-bad", $"{_registry.Host}/Step/UPPER:1");
+
+        var result = await step.PrepareAsync(new StartContext(vm), CancellationToken.None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Fail);
+        result.Reason.Should().Be(ImagesStartStep.ReasonInvalidReference);
+        result.Message.Should().StartWith("kernel.image:");
+    }
+}
