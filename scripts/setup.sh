@@ -16,6 +16,8 @@ packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
 # OCI images (docs/images.md): mkfs.ext4 -d builds volume disks; the image tests run a real registry
 # (docker-registry, distribution 2.8) with htpasswd basic auth (apache2-utils) and read disks with debugfs.
 packages+=(e2fsprogs docker-registry apache2-utils)
+# qemu-img (qemu-utils) makes the qcow2 overlay each QEMU VM writes over a cached image disk (docs/images.md).
+packages+=(qemu-utils)
 # qemu-user (docs/drivers.md) drops QEMU's privileges with setpriv; util-linux is essential on Debian, listed for clarity.
 packages+=(util-linux)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.

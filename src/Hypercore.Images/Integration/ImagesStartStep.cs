@@ -161,9 +161,15 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
     public void Dispose()
     {
-        _lifetime.Cancel();
-        _lifetime.Dispose();
+        // Registered as itself and as an IStartStep: the container disposes it once per registration.
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _lifetime.Cancel();
+            _lifetime.Dispose();
+        }
     }
+
+    private int _disposed;
 
     /// <summary>The references a spec asks for, with the field each came from and what is needed of it.</summary>
     internal static List<(string Field, string Text, string Product)> Wanted(MicroVmSpec spec)

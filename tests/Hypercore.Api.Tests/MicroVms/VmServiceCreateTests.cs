@@ -245,10 +245,15 @@ public sealed class VmServiceCreateTests
         yield return Case("UnknownState", r => r.Microvm.State = "Sleeping", "state \"Sleeping\"");
         yield return Case("UnknownRestartPolicy", r => r.Microvm.RestartPolicy = "Sometimes", "restart_policy \"Sometimes\"");
         yield return Case("NumericState", r => r.Microvm.State = "1", "state \"1\"");
-        yield return Case("ContainerSourceVolume", r => r.Microvm.AdditionalVolumes.Add(new Volume
+        yield return Case("ContainerSourceWithoutRegistryHost", r => r.Microvm.AdditionalVolumes.Add(new Volume
         {
-            Id = "data", Source = new VolumeSource { ContainerSource = "docker.io/library/data:latest" },
-        }), "container_source is not supported");
+            Id = "data", Source = new VolumeSource { ContainerSource = "data:latest" },
+        }), "source.container_source \"data:latest\" is not an OCI image reference");
+        yield return Case("MalformedKernelReference", r => r.Microvm.Kernel.Image = "localhost:5000/hypercore/default:bad tag", "kernel.image: image reference");
+        yield return Case("VirtiofsVolume", r => r.Microvm.AdditionalVolumes.Add(new Volume
+        {
+            Id = "share", Source = new VolumeSource { VirtiofsSource = "/srv" },
+        }), "virtiofs_source is not supported");
         yield return Case("BadGuestMac", r => r.Microvm.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", GuestMac = "zz" }), "guest_mac");
         yield return Case("ThreeNameservers", r => r.Microvm.Interfaces.Add(new NetworkInterface
         {

@@ -67,8 +67,9 @@ public sealed class FlintlockClientWireTests
     }
 
     [Test]
-    public async Task Create_CapmvmShapedWithOciImages_ReturnsInvalidArgumentNamingTheReferencesAndWritesNothing()
+    public async Task Create_CapmvmShapedWithOciImages_IsStoredWithTheReferencesForTheImagesStep()
     {
+        // Images (issue 11): the references are pulled by the reconciler's images step; Create stores them as sent.
         var request = CapmvmShaped("oci1", "ghcr.io/liquidmetal-dev/firecracker-kernel:5.10.77");
         request.Microvm.RootVolume = new Volume
         {
@@ -76,13 +77,27 @@ public sealed class FlintlockClientWireTests
             Source = new VolumeSource { ContainerSource = "ghcr.io/liquidmetal-dev/capmvm-k8s-os:1.23.5" },
         };
 
+        var created = (await _flintlock.CreateMicroVMAsync(request)).Microvm;
+
+        var got = (await _flintlock.GetMicroVMAsync(new GetMicroVMRequest { Uid = created.Spec.Uid })).Microvm;
+        got.Spec.Kernel.Image.Should().Be("ghcr.io/liquidmetal-dev/firecracker-kernel:5.10.77");
+        got.Spec.RootVolume.Source.ContainerSource.Should().Be("ghcr.io/liquidmetal-dev/capmvm-k8s-os:1.23.5");
+        var stored = (await _server.Store.Inner.GetByUidAsync(created.Spec.Uid))!;
+        stored.Spec.RootVolume!.ContainerSource.Should().Be("ghcr.io/liquidmetal-dev/capmvm-k8s-os:1.23.5");
+    }
+
+    [Test]
+    public async Task Create_MalformedOciReference_ReturnsInvalidArgumentNamingTheFieldAndWritesNothing()
+    {
+        var request = CapmvmShaped("oci2", "ghcr.io/Liquidmetal/Kernel:5.10");
+        request.Microvm.RootVolume = new Volume { Id = "root", Source = new VolumeSource { ContainerSource = "capmvm-k8s-os:1.23.5" } };
+
         var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
 
         ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
         ex.Status.Detail.Should()
-            .Contain("kernel.image \"ghcr.io/liquidmetal-dev/firecracker-kernel:5.10.77\" is an OCI image reference (registry ghcr.io, repository liquidmetal-dev/firecracker-kernel, tag 5.10.77)")
-            .And.Contain("root_volume \"root\": source.container_source is not supported")
-            .And.Contain("registry ghcr.io, repository liquidmetal-dev/capmvm-k8s-os, tag 1.23.5");
+            .Contain("kernel.image: image reference 'ghcr.io/Liquidmetal/Kernel:5.10': repository 'Liquidmetal/Kernel' must be lowercase")
+            .And.Contain("volume \"root\" source.container_source \"capmvm-k8s-os:1.23.5\" is not an OCI image reference; write it with its registry host");
         (await _server.StoredAsync()).Should().BeEmpty();
     }
 

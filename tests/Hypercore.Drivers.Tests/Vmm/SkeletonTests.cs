@@ -133,6 +133,98 @@ public sealed class SkeletonTests(string provider)
         (await driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
     }
 
+    // Images (issue 11): files the images start step made are trusted only for the fields that held a reference.
+    private (HostPathPolicy Policy, string CacheKernel, string CacheDisk) ImageCacheOutsideTheRoots()
+    {
+        var cache = Path.Combine(_scratch.Root, "image-cache");
+        Directory.CreateDirectory(cache);
+        var kernel = Path.Combine(cache, "vmlinux");
+        var disk = Path.Combine(cache, "disk.ext4");
+        System.IO.File.WriteAllText(kernel, "cached kernel");
+        System.IO.File.WriteAllText(disk, "cached disk, never written by a VM");
+        return (new HostPathPolicy(new HostAccessOptions { ImageDirectories = [_scratch.Images], VolumeRoots = [_scratch.Images] }), kernel, disk);
+    }
+
+    [Test]
+    public async Task Start_ImageStepView_CachedKernelTrustedAndWritableDiskGetsItsOwnCopy()
+    {
+        var (policy, kernel, disk) = ImageCacheOutsideTheRoots();
+        var driver = Driver(policy);
+        var stored = _scratch.Vm("sk-image", s => s with
+        {
+            Kernel = s.Kernel with { Image = "localhost:5000/hypercore/default:1" },
+            AdditionalVolumes = [new VolumeSpec { Id = "data", ContainerSource = "localhost:5000/rootfs:1" },
+                new VolumeSpec { Id = "shared", ContainerSource = "localhost:5000/rootfs:1", IsReadOnly = true }],
+        });
+        var context = new Reconciliation.StartContext(stored);
+        context.Vm = stored with
+        {
+            Spec = stored.Spec with
+            {
+                Kernel = stored.Spec.Kernel with { Image = kernel },
+                AdditionalVolumes = stored.Spec.AdditionalVolumes.Select(v => v with { HostPath = disk, ContainerSource = null }).ToList(),
+            },
+        };
+        context.TrustedPaths.Add(kernel);
+        context.TrustedPaths.Add(disk);
+        context.Items[Images.ImageSources.CopyOnWriteVolumesItem] = new HashSet<string> { "data" };
+
+        await driver.StartAsync(context);
+
+        var config = await ConfigAsync(stored);
+        config.Kernel.Should().Be(kernel);
+        var copy = Path.Combine(_scratch.VmDirectory(stored), "image-data.raw");
+        config.Disks.Should().Contain(("data", copy, false)).And.Contain(("shared", disk, true));
+        System.IO.File.ReadAllText(copy).Should().Be("cached disk, never written by a VM");
+        await driver.CleanupAsync(stored);
+        System.IO.File.Exists(copy).Should().BeFalse("the VM's copy goes with its directory");
+        System.IO.File.Exists(disk).Should().BeTrue("the cached disk is the cache's");
+    }
+
+    [Test]
+    public async Task Start_CallerNamesACachePathAsHostPath_RefusedEvenWhenAStepTrustsThatPath()
+    {
+        var (policy, kernel, disk) = ImageCacheOutsideTheRoots();
+        var driver = Driver(policy);
+        var vm = _scratch.Vm("sk-sneak", s => s with
+        {
+            Kernel = s.Kernel with { Image = "localhost:5000/hypercore/default:1" },
+            AdditionalVolumes = [new VolumeSpec { Id = "img", ContainerSource = "localhost:5000/rootfs:1", IsReadOnly = true },
+                new VolumeSpec { Id = "sneak", HostPath = disk }],
+        });
+        var context = new Reconciliation.StartContext(vm);
+        context.Vm = vm with
+        {
+            Spec = vm.Spec with
+            {
+                Kernel = vm.Spec.Kernel with { Image = kernel },
+                AdditionalVolumes = [vm.Spec.AdditionalVolumes[0] with { HostPath = disk, ContainerSource = null }, vm.Spec.AdditionalVolumes[1]],
+            },
+        };
+        context.TrustedPaths.Add(kernel);
+        context.TrustedPaths.Add(disk);
+
+        var act = () => driver.StartAsync(context);
+
+        var ex = (await act.Should().ThrowAsync<HostPathNotAllowedException>()).Which;
+        ex.Message.Should().Contain("volume \"sneak\"").And.Contain(disk).And.Contain("--volume-roots");
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "vm.json")).Should().BeFalse("no process was launched");
+    }
+
+    [Test]
+    public async Task Start_CallerNamesACachedKernelPath_RefusedWithoutAReferenceInTheStoredSpec()
+    {
+        var (policy, kernel, _) = ImageCacheOutsideTheRoots();
+        var driver = Driver(policy);
+        var vm = _scratch.Vm("sk-kernel", s => s with { Kernel = s.Kernel with { Image = kernel } });
+        var context = new Reconciliation.StartContext(vm);
+        context.TrustedPaths.Add(kernel);
+
+        var act = () => driver.StartAsync(context);
+
+        (await act.Should().ThrowAsync<HostPathNotAllowedException>()).Which.Message.Should().Contain(kernel).And.Contain("--kernel-roots");
+    }
+
     [Test]
     public async Task Start_ScratchDiskOverTheLimit_RefusedBeforeAnyFileIsMade()
     {
