@@ -64,6 +64,10 @@ public static class HypercoreApiExtensions
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
         endpoints.MapGrpcService<FlintlockMicroVmService>();
+        if (OperatingSystem.IsLinux())
+        {
+            endpoints.MapGrpcService<Images.ImageServiceImpl>(); // images (issue 11)
+        }
         if (reflection)
         {
             endpoints.MapGrpcReflectionService();

@@ -27,7 +27,11 @@ public sealed class HypercoreClient : IDisposable
         _channel = channel;
         _options = options;
         Service = new VMService.VMServiceClient(channel);
+        Images = new ImageService.ImageServiceClient(channel);
     }
+
+    /// <summary>Images (issue 11): the node's image cache (list, remove, prune).</summary>
+    public ImageService.ImageServiceClient Images { get; }
 
     /// <summary>
     /// Connects to this node's daemon: its Unix socket (/var/lib/hypercore/vistarad.sock) when it exists and this

@@ -127,7 +127,7 @@ internal sealed class PhaseWaiter(
 
         var status = vm.Status ?? new MicroVMStatus();
         _lastPhase = status.Phase.Length > 0 ? status.Phase : MicroVmPhases.Pending;
-        Report(_lastPhase);
+        Report(ImageProgress.Describe(status) is { } pulling ? $"{_lastPhase}: {pulling}" : _lastPhase);
         if (WaitsForDeletion)
         {
             return false;

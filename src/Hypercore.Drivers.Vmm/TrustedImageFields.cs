@@ -19,7 +19,9 @@ internal sealed record TrustedImageFields(bool Kernel, bool Initrd, IReadOnlySet
         var view = context.Vm.Spec;
         var trusted = context.TrustedPaths;
         var kernel = ImageSources.IsReference(stored.Kernel.Image) && trusted.Contains(view.Kernel.Image);
-        var initrd = stored.Initrd is { } si && ImageSources.IsReference(si.Image) &&
+        // An initrd is the image step's when the stored one was a reference, or when there was none and the kernel
+        // image carried one (boot/initrd.img).
+        var initrd = (stored.Initrd is { } si ? ImageSources.IsReference(si.Image) : kernel) &&
             view.Initrd is { } vi && trusted.Contains(vi.Image);
         var fromImages = HostPathPolicy.Volumes(stored).Where(v => v.Volume.ContainerSource is not null).Select(v => v.Volume.Id).ToHashSet(StringComparer.Ordinal);
         var volumes = HostPathPolicy.Volumes(view)

@@ -67,7 +67,7 @@ internal static class CreateCommands
         private readonly Option<FileInfo?> _config = new("--config", "-c") { Description = "hac.toml describing the VM", HelpName = "hac.toml" };
         private readonly Option<FileInfo?> _file = new("--file", "-f") { Description = "Full MicroVMSpec in protobuf JSON, or the same as YAML", HelpName = "spec.json|yaml" };
         private readonly Option<string?> _name = new("--name") { Description = "VM id (overrides name in the file)" };
-        private readonly Option<string?> _image = new("--image") { Description = "Image name in the node's image directory, or an absolute kernel path [default: default]" };
+        private readonly Option<string?> _image = new("--image") { Description = "Image name in the node's image directory, an absolute kernel path, or an OCI reference (registry/repo:tag, pulled by the node) [default: default]" };
         private readonly Option<int?> _memory = SharedOptions.WholeNumber("--memory", "a whole number of MiB", "Memory in MiB [default: 128]", "MiB");
         private readonly Option<int?> _cpu = SharedOptions.WholeNumber("--cpu", "a whole number of vCPUs", "Number of vCPUs [default: 1]");
         private readonly Option<int?> _disk = SharedOptions.WholeNumber("--disk", "a whole number of MiB (0 for no disk)", "Scratch disk size in MiB, 0 for none", "MiB");

@@ -85,6 +85,11 @@ internal sealed class MicroVmPrinter(TextWriter output, OutputFormat format, Tim
                 }
 
                 output.WriteLine(Join([change.Type, .. Row(change.Microvm ?? new MicroVM())], StreamWidths));
+                if (ImageProgress.Describe(change.Microvm?.Status) is { } pulling)
+                {
+                    output.WriteLine("  " + pulling); // images (issue 11): progress while ImageReady=False
+                }
+
                 break;
         }
 

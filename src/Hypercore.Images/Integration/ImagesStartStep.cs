@@ -212,7 +212,14 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             view = view with { Kernel = view.Kernel with { Image = kernel, Filename = null } };
         }
 
-        if (spec.Initrd is { } initrd && ImageSources.IsReference(initrd.Image))
+        if (spec.Initrd is null && ImageSources.IsReference(spec.Kernel.Image) &&
+            ImageLayoutTryFindInitrd(ready[Key(Tree, spec.Kernel.Image)].Path) is { } bundled)
+        {
+            // Like a named image folder: a kernel image that carries boot/initrd.img boots with it unless the spec names one.
+            context.TrustedPaths.Add(bundled);
+            view = view with { Initrd = new InitrdSpec { Image = bundled } };
+        }
+        else if (spec.Initrd is { } initrd && ImageSources.IsReference(initrd.Image))
         {
             var r = ready[Key(Tree, initrd.Image)];
             var path = Found(r, () => ImageLayout.FindInitrd(r.Path, initrd.Filename));
@@ -249,6 +256,18 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         }
 
         return view;
+    }
+
+    private static string? ImageLayoutTryFindInitrd(string tree)
+    {
+        try
+        {
+            return ImageLayout.FindInitrd(tree, null);
+        }
+        catch (ImagePullException)
+        {
+            return null;
+        }
     }
 
     private static string Found(Ready r, Func<string> find)
