@@ -139,7 +139,7 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         var boot = new JsonObject
         {
             ["kernel_image_path"] = InVm(prepared.KernelPath!, "kernel"),
-            ["boot_args"] = prepared.KernelCmdline,
+            ["boot_args"] = WithCloudInitSource(prepared),
         };
         if (prepared.InitrdPath is not null)
         {
@@ -174,7 +174,7 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
             }, ct);
         }
 
-        if (spec.Metadata.Count > 0)
+        if (prepared.CloudInit is { } cloudInit)
         {
             if (spec.Interfaces.Count > 0)
             {
@@ -186,17 +186,34 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
                 }, ct);
             }
 
-            var data = new JsonObject();
-            foreach (var (k, v) in spec.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            {
-                data[k] = v;
-            }
-
-            await PutAsync(api, "/mmds", data, ct);
+            await PutAsync(api, "/mmds", MmdsContent(cloudInit), ct);
         }
 
         await PutAsync(api, "/actions", new JsonObject { ["action_type"] = "InstanceStart" }, ct);
     }
+
+    // Guest bootstrap: flintlock's MMDS layout and kernel argument, so its guests' cloud-init finds the data.
+
+    /// <summary>The kernel argument that points cloud-init's NoCloud source at MMDS (flintlock's).</summary>
+    public const string CloudInitSourceArg = "ds=nocloud-net;s=http://169.254.169.254/latest/";
+
+    /// <summary>MMDS content: {"latest": {"meta-data": ..., "user-data": ..., ...}}, values as plain text.</summary>
+    public static JsonObject MmdsContent(IReadOnlyDictionary<string, string> cloudInit)
+    {
+        var latest = new JsonObject();
+        foreach (var (key, value) in cloudInit)
+        {
+            latest[key] = value;
+        }
+
+        return new JsonObject { ["latest"] = latest };
+    }
+
+    /// <summary>The kernel command line plus <see cref="CloudInitSourceArg"/> when there is cloud-init data and the spec names no "ds".</summary>
+    public static string WithCloudInitSource(PreparedSpec prepared) =>
+        prepared.CloudInit is null || prepared.Spec.Kernel.Cmdline.ContainsKey("ds")
+            ? prepared.KernelCmdline
+            : $"{prepared.KernelCmdline} {CloudInitSourceArg}".Trim();
 
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct)
     {
