@@ -18,6 +18,9 @@ packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
 packages+=(e2fsprogs docker-registry apache2-utils)
 # qemu-user (docs/drivers.md) drops QEMU's privileges with setpriv; util-linux is essential on Debian, listed for clarity.
 packages+=(util-linux)
+# Guest bootstrap (docs/networking.md): the cloud-init seed disk is a FAT image made with mkfs.vfat (dosfstools)
+# and filled with mcopy (mtools); the tests read it back with mdir/mtype.
+packages+=(dosfstools mtools)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)
