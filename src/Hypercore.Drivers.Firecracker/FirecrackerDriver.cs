@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Hypercore.Bootstrap;
 using Hypercore.Drivers.Vmm;
 using Hypercore.HostAccess;
 using Hypercore.MicroVms;
@@ -209,11 +210,38 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         return new JsonObject { ["latest"] = latest };
     }
 
-    /// <summary>The kernel command line plus <see cref="CloudInitSourceArg"/> when there is cloud-init data and the spec names no "ds".</summary>
-    public static string WithCloudInitSource(PreparedSpec prepared) =>
-        prepared.CloudInit is null || prepared.Spec.Kernel.Cmdline.ContainsKey("ds")
-            ? prepared.KernelCmdline
-            : $"{prepared.KernelCmdline} {CloudInitSourceArg}".Trim();
+    /// <summary>Linux's COMMAND_LINE_SIZE on x86 (2048, the terminating NUL included).</summary>
+    private const int MaxCmdline = 2047;
+
+    /// <summary>
+    /// The kernel command line plus <see cref="CloudInitSourceArg"/> when there is cloud-init data and the spec names
+    /// no "ds"; and the network-config as "network-config=&lt;base64&gt;" (as flintlock did) when it fits: cloud-init
+    /// reads that in its local stage, before the network it needs to reach MMDS is up.
+    /// </summary>
+    public static string WithCloudInitSource(PreparedSpec prepared)
+    {
+        var cmdline = prepared.KernelCmdline;
+        if (prepared.CloudInit is not { } files)
+        {
+            return cmdline;
+        }
+
+        if (!prepared.Spec.Kernel.Cmdline.ContainsKey("ds"))
+        {
+            cmdline = $"{cmdline} {CloudInitSourceArg}".Trim();
+        }
+
+        if (files.TryGetValue(GuestMetadataRules.NetworkConfig, out var network) && !prepared.Spec.Kernel.Cmdline.ContainsKey("network-config"))
+        {
+            var arg = "network-config=" + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(network));
+            if (cmdline.Length + 1 + arg.Length <= MaxCmdline)
+            {
+                cmdline = $"{cmdline} {arg}";
+            }
+        }
+
+        return cmdline;
+    }
 
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct)
     {

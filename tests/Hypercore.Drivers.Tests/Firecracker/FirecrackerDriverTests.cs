@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json.Nodes;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Tests.Support;
@@ -153,8 +154,9 @@ public sealed class FirecrackerDriverTests
         config["machine-config"]!["mem_size_mib"]!.GetValue<int>().Should().Be(256);
         config["boot-source"]!["kernel_image_path"]!.GetValue<string>().Should().Be(_scratch.Kernel);
         config["boot-source"]!["initrd_path"]!.GetValue<string>().Should().Be(_scratch.Initrd);
-        config["boot-source"]!["boot_args"]!.GetValue<string>().Should().Be(
-            "console=ttyS0 panic=1 reboot=k ds=nocloud-net;s=http://169.254.169.254/latest/", "cloud-init is pointed at MMDS, as flintlock does");
+        var bootArgs = config["boot-source"]!["boot_args"]!.GetValue<string>();
+        bootArgs.Should().StartWith("console=ttyS0 panic=1 reboot=k ds=nocloud-net;s=http://169.254.169.254/latest/ network-config=",
+            "cloud-init is pointed at MMDS, and gets the network config it needs to reach it on the command line, as flintlock does");
         var drives = config["drives"]!.AsArray();
         drives.Select(d => d!["drive_id"]!.GetValue<string>()).Should().Equal("root", "data");
         drives[0]!["is_root_device"]!.GetValue<bool>().Should().BeTrue();
@@ -172,6 +174,8 @@ public sealed class FirecrackerDriverTests
         latest["user-data"]!.GetValue<string>().Should().Be("#!/bin/sh\necho hi\n");
         latest["x-role"]!.GetValue<string>().Should().Be("test");
         latest["network-config"]!.GetValue<string>().Should().Contain("macaddress: 02:00:00:00:00:07").And.Contain("dhcp4: true");
+        Encoding.UTF8.GetString(Convert.FromBase64String(bootArgs.Split("network-config=")[1]))
+            .Should().Be(latest["network-config"]!.GetValue<string>());
         File.Exists(Path.Combine(_scratch.VmDirectory(vm), "cidata.img")).Should().BeFalse("Firecracker serves the data from MMDS, not a disk");
     }
 
