@@ -20,6 +20,11 @@ packages+=(e2fsprogs docker-registry apache2-utils)
 packages+=(qemu-utils)
 # qemu-user (docs/drivers.md) drops QEMU's privileges with setpriv; util-linux is essential on Debian, listed for clarity.
 packages+=(util-linux)
+# Guest bootstrap (docs/networking.md): the cloud-init seed disk is a FAT image made with mkfs.vfat (dosfstools)
+# and filled with mcopy (mtools); the tests read it back with mdir/mtype.
+packages+=(dosfstools mtools)
+# The real cloud-init guest (scripts/build-cloudinit-image.sh, used by a QEMU test) is a Debian rootfs made by mmdebstrap.
+packages+=(mmdebstrap)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)

@@ -27,9 +27,13 @@ public sealed class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> optio
 
     public override DriverCapabilities Capabilities =>
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
-        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Snapshot;
+        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Snapshot |
+        DriverCapabilities.MetadataService; // guest bootstrap: a cloud-init seed disk
 
     protected override TimeSpan ExitTimeout => Options.VmmExitTimeout;
+
+    /// <summary>Guest bootstrap: spec.metadata reaches the guest on a NoCloud seed disk.</summary>
+    protected override bool UsesSeedDisk => true;
 
     /// <summary>
     /// Snapshot into <paramref name="directory"/> (PUT vm.snapshot, destination_url file://...). The VM must be

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Hypercore.Bootstrap;
 using Hypercore.Drivers.Vmm;
 using Hypercore.HostAccess;
 using Hypercore.MicroVms;
@@ -139,7 +140,7 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         var boot = new JsonObject
         {
             ["kernel_image_path"] = InVm(prepared.KernelPath!, "kernel"),
-            ["boot_args"] = prepared.KernelCmdline,
+            ["boot_args"] = WithCloudInitSource(prepared),
         };
         if (prepared.InitrdPath is not null)
         {
@@ -174,7 +175,7 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
             }, ct);
         }
 
-        if (spec.Metadata.Count > 0)
+        if (prepared.CloudInit is { } cloudInit)
         {
             if (spec.Interfaces.Count > 0)
             {
@@ -186,16 +187,60 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
                 }, ct);
             }
 
-            var data = new JsonObject();
-            foreach (var (k, v) in spec.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
-            {
-                data[k] = v;
-            }
-
-            await PutAsync(api, "/mmds", data, ct);
+            await PutAsync(api, "/mmds", MmdsContent(cloudInit), ct);
         }
 
         await PutAsync(api, "/actions", new JsonObject { ["action_type"] = "InstanceStart" }, ct);
+    }
+
+    // Guest bootstrap: flintlock's MMDS layout and kernel argument, so its guests' cloud-init finds the data.
+
+    /// <summary>The kernel argument that points cloud-init's NoCloud source at MMDS (flintlock's).</summary>
+    public const string CloudInitSourceArg = "ds=nocloud-net;s=http://169.254.169.254/latest/";
+
+    /// <summary>MMDS content: {"latest": {"meta-data": ..., "user-data": ..., ...}}, values as plain text.</summary>
+    public static JsonObject MmdsContent(IReadOnlyDictionary<string, string> cloudInit)
+    {
+        var latest = new JsonObject();
+        foreach (var (key, value) in cloudInit)
+        {
+            latest[key] = value;
+        }
+
+        return new JsonObject { ["latest"] = latest };
+    }
+
+    /// <summary>Linux's COMMAND_LINE_SIZE on x86 (2048, the terminating NUL included).</summary>
+    private const int MaxCmdline = 2047;
+
+    /// <summary>
+    /// The kernel command line plus <see cref="CloudInitSourceArg"/> when there is cloud-init data and the spec names
+    /// no "ds"; and the network-config as "network-config=&lt;base64&gt;" (as flintlock did) when it fits: cloud-init
+    /// reads that in its local stage, before the network it needs to reach MMDS is up.
+    /// </summary>
+    public static string WithCloudInitSource(PreparedSpec prepared)
+    {
+        var cmdline = prepared.KernelCmdline;
+        if (prepared.CloudInit is not { } files)
+        {
+            return cmdline;
+        }
+
+        if (!prepared.Spec.Kernel.Cmdline.ContainsKey("ds"))
+        {
+            cmdline = $"{cmdline} {CloudInitSourceArg}".Trim();
+        }
+
+        if (files.TryGetValue(GuestMetadataRules.NetworkConfig, out var network) && !prepared.Spec.Kernel.Cmdline.ContainsKey("network-config"))
+        {
+            var arg = "network-config=" + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(network));
+            if (cmdline.Length + 1 + arg.Length <= MaxCmdline)
+            {
+                cmdline = $"{cmdline} {arg}";
+            }
+        }
+
+        return cmdline;
     }
 
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct)

@@ -15,9 +15,11 @@ internal static class QemuCommandLine
     /// <summary>Null when the spec fits microvm's device limit, else the refusal.</summary>
     public static string? CheckDeviceCount(MicroVmSpec spec)
     {
-        var count = Volumes(spec).Count + spec.Interfaces.Count;
+        var seed = Bootstrap.CloudInitSeed.IsNeeded(spec) ? 1 : 0; // guest bootstrap: the cloud-init seed disk
+        var count = Volumes(spec).Count + spec.Interfaces.Count + seed;
         return count > MaxVirtioDevices
-            ? $"QEMU microvm supports at most {MaxVirtioDevices} virtio devices; the spec asks for {count} ({Volumes(spec).Count} volumes, {spec.Interfaces.Count} interfaces)"
+            ? $"QEMU microvm supports at most {MaxVirtioDevices} virtio devices; the spec asks for {count} ({Volumes(spec).Count} volumes, {spec.Interfaces.Count} interfaces" +
+                (seed > 0 ? ", 1 cloud-init seed disk for spec.metadata / add_network_config)" : ")")
             : null;
     }
 

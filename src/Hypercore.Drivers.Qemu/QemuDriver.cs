@@ -54,7 +54,8 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     public override DriverCapabilities Capabilities =>
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
-        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices;
+        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices |
+        DriverCapabilities.MetadataService; // guest bootstrap: a cloud-init seed disk
 
     protected override string ConfiguredBinary => _options.BinaryPath;
 
@@ -82,6 +83,9 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
             throw new DriverException("TooManyDevices", tooMany);
         }
     }
+
+    /// <summary>Guest bootstrap: spec.metadata reaches the guest on a NoCloud seed disk.</summary>
+    protected override bool UsesSeedDisk => true;
 
     /// <summary>Taps are created for the QEMU user, which opens them after dropping root.</summary>
     protected override (int Uid, int Gid)? TapOwner => _runAs is { } u ? (u.Uid, u.Gid) : null;

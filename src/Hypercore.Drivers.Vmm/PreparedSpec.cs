@@ -28,6 +28,14 @@ public sealed record PreparedSpec
     public IReadOnlyList<PreparedNic> Nics { get; init; } = [];
 
     public string KernelCmdline { get; init; } = "";
+
+    // Guest bootstrap (cloud-init).
+
+    /// <summary>
+    /// The cloud-init NoCloud files (meta-data, user-data, ...) when the VM gets any, else null. On a seed-disk
+    /// provider they are already on the disk among <see cref="Volumes"/>; Firecracker serves them from MMDS.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? CloudInit { get; init; }
 }
 
 /// <summary>A volume with its host path resolved (a scratch disk's file in the VM directory).</summary>

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
+using Hypercore.Bootstrap;
+using Hypercore.Drivers.Vmm.Bootstrap;
 using Hypercore.Drivers.Vmm.Qmp;
 using Hypercore.HostAccess;
 using Hypercore.MicroVms;
@@ -392,6 +394,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             nics.Add(new PreparedNic(nic.DeviceId, tap, TapDevices.GuestMac(vm.Uid, nic, i), nic));
         }
 
+        var cloudInit = await PrepareCloudInitAsync(vm, dir, nics, volumes, ct);
         return new PreparedSpec
         {
             Vm = vm,
@@ -401,7 +404,41 @@ public abstract partial class VmmDriver : IHypervisorDriver
             Volumes = volumes,
             Nics = nics,
             KernelCmdline = KernelArgs.WithNetworkConfig(BaseCmdline(spec), spec),
+            CloudInit = cloudInit,
         };
+    }
+
+    /// <summary>Guest bootstrap: whether the cloud-init data reaches the guest on a NoCloud seed disk (label cidata).</summary>
+    protected virtual bool UsesSeedDisk => false;
+
+    /// <summary>
+    /// Guest bootstrap: the cloud-init files for a provider with a metadata service, and with <see cref="UsesSeedDisk"/>
+    /// the seed disk made from them in the VM directory, attached read-only after the spec's volumes.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, string>?> PrepareCloudInitAsync(
+        MicroVm vm, VmDirectory dir, IReadOnlyList<PreparedNic> nics, List<PreparedVolume> volumes, CancellationToken ct)
+    {
+        if (!Capabilities.HasFlag(DriverCapabilities.MetadataService) || !CloudInitSeed.IsNeeded(vm.Spec))
+        {
+            return null;
+        }
+
+        var files = CloudInitSeed.Files(vm, [.. nics.Select(n => new GuestNic(n.Spec, n.Mac))]);
+        if (UsesSeedDisk)
+        {
+            var path = dir.File(SeedDisk.FileName);
+            await SeedDisk.BuildAsync(path, files, ct);
+            var id = SeedDisk.Label;
+            for (var n = 2; volumes.Any(v => v.Id == id); n++)
+            {
+                id = $"{SeedDisk.Label}-{n}";
+            }
+
+            volumes.Add(new PreparedVolume(id, path, IsReadOnly: true, IsRoot: false, IsScratch: true));
+            LogSeedDisk(vm.Key.ToString(), path, string.Join(", ", files.Keys));
+        }
+
+        return files;
     }
 
     /// <summary>Waits until the process exits or the guest reports itself off; false when the grace period ran out.</summary>
@@ -643,4 +680,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     [LoggerMessage(3555, LogLevel.Information, "{Uid}: {Vmm} VM cleaned up, all files removed")]
     private partial void LogCleanedUp(string uid, string vmm);
+
+    [LoggerMessage(3600, LogLevel.Information, "{Key}: cloud-init seed disk {Path} made ({Files})")]
+    private partial void LogSeedDisk(string key, string path, string files);
 }

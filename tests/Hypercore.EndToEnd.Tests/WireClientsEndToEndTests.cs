@@ -96,7 +96,10 @@ public sealed class WireClientsEndToEndTests
         var socket = Path.Combine(_node.RuntimeDirOf("firecracker"), byFlintlock, "api.sock");
         using (var mmds = JsonDocument.Parse(await VmmApiProbe.GetAsync(socket, "/mmds")))
         {
-            mmds.RootElement.GetRawText().Should().Contain("instance_id: from-flintlock\\n");
+            // flintlock's layout: the cloud-init files under latest/, meta-data completed with the instance's identity.
+            var metaData = mmds.RootElement.GetProperty("latest").GetProperty("meta-data").GetString();
+            metaData.Should().StartWith("instance_id: from-flintlock\n").And.Contain($"instance-id: {byFlintlock}\nlocal-hostname: from-flintlock\n");
+            mmds.RootElement.GetProperty("latest").GetProperty("user-data").GetString().Should().Be("#cloud-config\n");
         }
 
         var expected = new[] { "from-seed", "from-flintlock" };

@@ -150,6 +150,13 @@ public static partial class MicroVmSpecValidator
             errors.Add($"interface device_id \"{dup.Key}\" is used more than once");
         }
 
+        // Guest bootstrap (cloud-init): metadata keys, size and YAML shape; static addresses in CIDR form.
+        errors.AddRange(Bootstrap.GuestMetadataRules.Validate(spec.Metadata));
+        foreach (var nic in spec.Interfaces.Where(n => !string.IsNullOrEmpty(n.Address) && !IsCidr(n.Address)))
+        {
+            errors.Add($"interface \"{nic.DeviceId}\" address \"{nic.Address}\" is not an address in CIDR form like 10.0.0.2/24");
+        }
+
         if (spec.Provider.Length > 0 && !IsName(spec.Provider))
         {
             errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");
@@ -161,6 +168,14 @@ public static partial class MicroVmSpecValidator
     private static bool IsIPv4(string value) =>
         System.Net.IPAddress.TryParse(value, out var ip) && ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork &&
         value.Count(c => c == '.') == 3;
+
+    private static bool IsCidr(string value)
+    {
+        var parts = value.Split('/');
+        return parts.Length == 2 && System.Net.IPAddress.TryParse(parts[0], out var ip) &&
+            int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var prefix) &&
+            prefix <= (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128);
+    }
 
     public static bool IsName(string? value) => value is { Length: > 0 and <= 63 } && DnsLabel().IsMatch(value);
 }

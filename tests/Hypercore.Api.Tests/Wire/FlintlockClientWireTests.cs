@@ -169,6 +169,47 @@ public sealed class FlintlockClientWireTests
         (await _server.StoredAsync()).Should().BeEmpty();
     }
 
+    // Guest bootstrap: what may be served to the guest.
+    [TestCase("hostname")]
+    [TestCase("x-Role")]
+    public async Task Create_MetadataKeyNotCloudInitsOrX_ReturnsInvalidArgumentNamingTheKeyAndWritesNothing(string key)
+    {
+        var request = CapmvmShaped("cap6", Kernel);
+        request.Microvm.Metadata[key] = B64("web-1");
+
+        var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
+
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain($"metadata key \"{key}\" is not one of meta-data, user-data, vendor-data, network-config");
+        (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Create_MetadataOver64KiBDecoded_ReturnsInvalidArgumentAndWritesNothing()
+    {
+        var request = CapmvmShaped("cap7", Kernel);
+        request.Microvm.Metadata["user-data"] = B64("#!/bin/sh\n" + new string('#', 64 * 1024));
+
+        var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
+
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("at most 65536 bytes (64 KiB)").And.Contain("\"user-data\"");
+        (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task Create_MetaDataNotAYamlMapping_ReturnsInvalidArgumentNamingTheKey()
+    {
+        var request = CapmvmShaped("cap8", Kernel);
+        request.Microvm.Metadata["meta-data"] = B64("just a sentence");
+
+        var ex = (await _flintlock.Invoking(c => c.CreateMicroVMAsync(request).ResponseAsync).Should().ThrowAsync<RpcException>()).Which;
+
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("metadata[\"meta-data\"] is not a YAML mapping");
+        (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
     [Test]
     public async Task Create_AnyMetadataOfAnotherType_ReturnsInvalidArgumentNamingTheKey()
     {

@@ -141,6 +141,41 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
+    public async Task Start_Metadata_AttachesAReadOnlyCidataSeedDiskThatCleanupRemoves()
+    {
+        var vm = _scratch.Vm("ch-seed", s => s with
+        {
+            Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\necho seeded\n", ["x-role"] = "db" },
+        });
+
+        await _driver.StartAsync(vm);
+
+        var seed = Path.Combine(_scratch.VmDirectory(vm), "cidata.img");
+        using (var api = new UnixSocketApi(Socket(vm), new ApiPolicy(TimeSpan.FromSeconds(10), 3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), TimeProvider.System))
+        {
+            var disks = (await api.GetAsync("/api/v1/vm.info", default)).Json!["config"]!["disks"]!.AsArray();
+            disks.Select(d => d!["path"]!.GetValue<string>()).Should().Equal(_scratch.RootDisk, seed);
+            disks[1]!["readonly"]!.GetValue<bool>().Should().BeTrue("the guest must not write the seed");
+            disks[1]!["id"]!.GetValue<string>().Should().Be("cidata");
+        }
+
+        var contents = Hypercore.Testing.CidataDisk.Read(seed);
+        contents.Label.Should().Be("cidata");
+        contents.Files.Keys.Should().BeEquivalentTo("meta-data", "user-data", "x-role");
+        contents.Files["meta-data"].Should().Be($"instance-id: {vm.Uid}\nlocal-hostname: ch-seed\n");
+        contents.Files["user-data"].Should().Be("#!/bin/sh\necho seeded\n");
+
+        await _driver.CleanupAsync(vm);
+
+        File.Exists(seed).Should().BeFalse();
+        Directory.Exists(_scratch.VmDirectory(vm)).Should().BeFalse();
+    }
+
+    [Test]
+    public void Capabilities_IncludeTheMetadataService() =>
+        _driver.Capabilities.Should().HaveFlag(DriverCapabilities.MetadataService, "spec.metadata reaches the guest on a seed disk");
+
+    [Test]
     public async Task Start_MissingKernel_RefusedByTheSkeletonBeforeAnyProcessStarts()
     {
         var vm = _scratch.Vm("ch-nokernel", s => s with { Kernel = s.Kernel with { Image = "/nonexistent/vmlinux" } });

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json.Nodes;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Tests.Support;
@@ -141,7 +142,8 @@ public sealed class FirecrackerDriverTests
         {
             AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = data, IsReadOnly = true }],
             Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:07" }],
-            Metadata = new Dictionary<string, string> { ["hostname"] = "fc-config", ["role"] = "test" },
+            Kernel = s.Kernel with { AddNetworkConfig = true },
+            Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\necho hi\n", ["x-role"] = "test" },
         });
 
         await _driver.StartAsync(vm);
@@ -152,7 +154,9 @@ public sealed class FirecrackerDriverTests
         config["machine-config"]!["mem_size_mib"]!.GetValue<int>().Should().Be(256);
         config["boot-source"]!["kernel_image_path"]!.GetValue<string>().Should().Be(_scratch.Kernel);
         config["boot-source"]!["initrd_path"]!.GetValue<string>().Should().Be(_scratch.Initrd);
-        config["boot-source"]!["boot_args"]!.GetValue<string>().Should().Be("console=ttyS0 panic=1 reboot=k");
+        var bootArgs = config["boot-source"]!["boot_args"]!.GetValue<string>();
+        bootArgs.Should().StartWith("console=ttyS0 panic=1 reboot=k ds=nocloud-net;s=http://169.254.169.254/latest/ network-config=",
+            "cloud-init is pointed at MMDS, and gets the network config it needs to reach it on the command line, as flintlock does");
         var drives = config["drives"]!.AsArray();
         drives.Select(d => d!["drive_id"]!.GetValue<string>()).Should().Equal("root", "data");
         drives[0]!["is_root_device"]!.GetValue<bool>().Should().BeTrue();
@@ -162,8 +166,17 @@ public sealed class FirecrackerDriverTests
         nic["guest_mac"]!.GetValue<string>().Should().Be("02:00:00:00:00:07");
         config["mmds-config"]!["network_interfaces"]!.AsArray().Single()!.GetValue<string>().Should().Be("eth0");
         var mmds = (await api.GetAsync("/mmds", default)).Json!;
-        mmds["hostname"]!.GetValue<string>().Should().Be("fc-config");
-        mmds["role"]!.GetValue<string>().Should().Be("test");
+        // flintlock's layout: every cloud-init file under latest/, as plain text.
+        mmds.AsObject().Select(kv => kv.Key).Should().Equal("latest");
+        var latest = mmds["latest"]!.AsObject();
+        latest.Select(kv => kv.Key).Should().BeEquivalentTo("meta-data", "user-data", "network-config", "x-role");
+        latest["meta-data"]!.GetValue<string>().Should().Be($"instance-id: {vm.Uid}\nlocal-hostname: fc-config\n");
+        latest["user-data"]!.GetValue<string>().Should().Be("#!/bin/sh\necho hi\n");
+        latest["x-role"]!.GetValue<string>().Should().Be("test");
+        latest["network-config"]!.GetValue<string>().Should().Contain("macaddress: 02:00:00:00:00:07").And.Contain("dhcp4: true");
+        Encoding.UTF8.GetString(Convert.FromBase64String(bootArgs.Split("network-config=")[1]))
+            .Should().Be(latest["network-config"]!.GetValue<string>());
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "cidata.img")).Should().BeFalse("Firecracker serves the data from MMDS, not a disk");
     }
 
     [Test]

@@ -99,7 +99,9 @@ public sealed class SkeletonTests(string provider)
 
         await driver.StartAsync(vm);
 
-        (await ConfigAsync(vm)).Cmdline.Should().EndWith("ip=10.9.8.7::10.9.8.1:255.255.255.0::eth0:off");
+        // The ip= argument for guests without cloud-init; Firecracker then points cloud-init at MMDS (the others use a seed disk).
+        (await ConfigAsync(vm)).Cmdline.Should().Contain("ip=10.9.8.7::10.9.8.1:255.255.255.0::eth0:off" +
+            (provider == "firecracker" ? " ds=nocloud-net;s=http://169.254.169.254/latest/ network-config=" : ""));
         await driver.CleanupAsync(vm);
         TapDevices.Exists(TapDevices.TapName(vm.Uid, 0)).Should().BeFalse();
     }
