@@ -10,6 +10,7 @@ using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
 using Hypercore.HostAccess;
+using Hypercore.Networking;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
@@ -212,6 +213,16 @@ public static partial class DaemonHost
             o.OtlpEndpoint = daemon.OtlpEndpoint;
             o.ServiceInstanceId = daemon.NodeName;
         });
+
+        // Node networking (issue 12): the network start step always; the managed bridge's supervisor when it is on.
+        var network = builder.Configuration.GetSection(NodeNetworkOptions.Section);
+        services.AddNodeNetworking(
+            o =>
+            {
+                network.Bind(o);
+                o.StateDirectory = Path.Combine(daemon.StateDirectory, "network");
+            },
+            managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
 
         AddSecurity(services, daemon, certificate);
 

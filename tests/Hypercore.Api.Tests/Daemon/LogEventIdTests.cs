@@ -22,6 +22,7 @@ public sealed class LogEventIdTests
         ["Hypercore.Drivers.Firecracker"] = (3300, 3399),
         ["Hypercore.Drivers.CloudHypervisor"] = (3400, 3499),
         ["Hypercore.Drivers.Vmm"] = (3500, 3599),
+        ["Hypercore.Networking"] = (3650, 3699), // node networking (issue 12)
         ["Hypercore.Telemetry"] = (4000, 4099),
         ["Hypercore.Images"] = (5000, 5099),
         ["vistarad"] = (9000, 9099), // Hypercore.Daemon
