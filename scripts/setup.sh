@@ -18,6 +18,8 @@ packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
 packages+=(e2fsprogs docker-registry apache2-utils)
 # qemu-user (docs/drivers.md) drops QEMU's privileges with setpriv; util-linux is essential on Debian, listed for clarity.
 packages+=(util-linux)
+# Node networking (docs/networking.md): the managed bridge's DHCP/DNS (dnsmasq-base) and NAT/port forwards (nftables).
+packages+=(dnsmasq-base nftables)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)
