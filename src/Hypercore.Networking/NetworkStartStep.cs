@@ -21,7 +21,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
     public const string LeasesItem = "network.leases";
 
     /// <summary><see cref="StartContext.Items"/> key: device id -> the macvtap's character device (/dev/tapN).</summary>
-    public const string MacvtapItem = "network.macvtap";
+    public const string MacvtapItem = TapDevices.MacvtapItem;
 
     public const string ConditionType = "NetworkReady";
 
@@ -29,7 +29,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
 
     public int Order => 300;
 
-    public static string MacvtapName(string uid, int index) => TapDevices.TapName(uid, index)[..10] + "m" + index.ToString(CultureInfo.InvariantCulture);
+    public static string MacvtapName(string uid, int index) => TapDevices.MacvtapName(uid, index);
 
     public async Task<StartStepResult> PrepareAsync(StartContext context, CancellationToken cancellationToken)
     {
