@@ -25,6 +25,8 @@ packages+=(util-linux)
 packages+=(dosfstools mtools)
 # The real cloud-init guest (scripts/build-cloudinit-image.sh, used by a QEMU test) is a Debian rootfs made by mmdebstrap.
 packages+=(mmdebstrap)
+# Node networking (docs/networking.md): the managed bridge's DHCP/DNS (dnsmasq-base) and NAT/port forwards (nftables).
+packages+=(dnsmasq-base nftables)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)

@@ -124,11 +124,14 @@ internal static class QemuCommandLine
             ]);
         }
 
+        var inheritedFd = 3; // macvtaps: the launcher opens each /dev/tapN as fd 3, 4, ... (InheritedFiles, in order)
         for (var i = 0; i < prepared.Nics.Count; i++)
         {
             var nic = prepared.Nics[i];
             args.AddRange([
-                "-netdev", $"tap,id=net{i},ifname={nic.Tap},script=no,downscript=no",
+                "-netdev", nic.CharDevice is null
+                    ? $"tap,id=net{i},ifname={nic.Tap},script=no,downscript=no"
+                    : $"tap,id=net{i},fd={inheritedFd++}",
                 "-device", $"virtio-net-device,netdev=net{i},mac={nic.Mac}",
             ]);
         }

@@ -54,7 +54,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     public override DriverCapabilities Capabilities =>
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
-        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices |
+        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Macvtap |
         DriverCapabilities.MetadataService; // guest bootstrap: a cloud-init seed disk
 
     protected override string ConfiguredBinary => _options.BinaryPath;
@@ -73,11 +73,6 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     protected override void Refuse(MicroVmSpec spec)
     {
-        if (spec.Interfaces.FirstOrDefault(i => i.Type != InterfaceType.Tap) is { } other)
-        {
-            throw new DriverException(Conditions.ReasonUnsupported, $"interface \"{other.DeviceId}\": the qemu driver supports tap interfaces only, not {other.Type}");
-        }
-
         if (QemuCommandLine.CheckDeviceCount(spec) is { } tooMany)
         {
             throw new DriverException("TooManyDevices", tooMany);
@@ -113,6 +108,9 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
             ArgvMarker = qmp,
             OutputLog = dir.File("qemu.log"),
             Detail = accel.Detail,
+
+            // Macvtaps (node networking): QEMU gets each /dev/tapN as an open fd (-netdev tap,fd=N), in nic order.
+            InheritedFiles = [.. prepared.Nics.Where(n => n.CharDevice is not null).Select(n => n.CharDevice!)],
         };
     }
 

@@ -113,9 +113,12 @@ public static partial class HostProcess
     /// daemon restart or a Ctrl-C in the daemon's terminal, with stdin from /dev/null and stdout and stderr appended
     /// to <paramref name="outputLog"/>. Returns the VMM's own pid: a background job of a non-interactive shell is not
     /// a process-group leader, so setsid(1) calls setsid() and execs in place without forking.
+    /// <paramref name="inheritedFiles"/> are opened read-write by the launching shell as fds 3, 4, ... and so are
+    /// inherited by the process (fds the daemon opens itself are close-on-exec and never reach a child).
     /// </summary>
     public static async Task<int> StartDetachedAsync(
-        string binary, IEnumerable<string> arguments, string workingDirectory, string outputLog, CancellationToken ct)
+        string binary, IEnumerable<string> arguments, string workingDirectory, string outputLog, CancellationToken ct,
+        IReadOnlyList<string>? inheritedFiles = null)
     {
         var psi = new ProcessStartInfo("/bin/sh")
         {
@@ -125,7 +128,17 @@ public static partial class HostProcess
             WorkingDirectory = workingDirectory,
         };
         psi.ArgumentList.Add("-c");
+        var opens = new StringBuilder();
+        for (var i = 0; i < (inheritedFiles?.Count ?? 0); i++)
+        {
+            // Paths travel in the environment, never in the script text, so no path can inject shell syntax.
+            var fd = 3 + i;
+            psi.Environment[$"HC_FD{fd}"] = inheritedFiles![i];
+            opens.Append(CultureInfo.InvariantCulture, $"exec {fd}<>\"$HC_FD{fd}\" || exit 1; unset HC_FD{fd}; ");
+        }
+
         psi.ArgumentList.Add(
+            opens +
             "log=$1; shift; " +
             "if command -v setsid >/dev/null 2>&1; then setsid \"$@\" </dev/null >>\"$log\" 2>&1 & " +
             "else \"$@\" </dev/null >>\"$log\" 2>&1 & fi; echo $!");

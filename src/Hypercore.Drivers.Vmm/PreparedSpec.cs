@@ -45,8 +45,11 @@ public sealed record PreparedVolume(string Id, string HostPath, bool IsReadOnly,
     public string Format => HostPath.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? "qcow2" : "raw";
 }
 
-/// <summary>An interface with the tap made for it and its MAC (given, or derived from the uid).</summary>
-public sealed record PreparedNic(string DeviceId, string Tap, string Mac, NetworkInterfaceSpec Spec);
+/// <summary>
+/// An interface with the tap made for it and its MAC (given, or derived from the uid). For a MACVTAP, Tap is the
+/// macvtap's name and <paramref name="CharDevice"/> its /dev/tapN, which the VMM is handed as an open fd.
+/// </summary>
+public sealed record PreparedNic(string DeviceId, string Tap, string Mac, NetworkInterfaceSpec Spec, string? CharDevice = null);
 
 /// <summary>What a driver starts for a prepared spec: the executable, its arguments and how to recognise it later.</summary>
 public sealed record VmmLaunch
@@ -69,6 +72,9 @@ public sealed record VmmLaunch
     public string? Detail { get; init; }
 
     public IReadOnlyDictionary<string, string> Extra { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Files the launcher opens read-write as fds 3, 4, ... for the VMM to inherit (a macvtap's /dev/tapN).</summary>
+    public IReadOnlyList<string> InheritedFiles { get; init; } = [];
 }
 
 /// <summary>What a hypervisor reports of a live process.</summary>

@@ -17,6 +17,14 @@ public static class TapDevices
         return $"hc{hash}n{index}";
     }
 
+    // Node networking (issue 12): macvtaps are made by the network start step, which hands the driver their /dev/tapN.
+
+    /// <summary><see cref="Hypercore.Reconciliation.StartContext.Items"/> key: device id -> the macvtap's character device (/dev/tapN).</summary>
+    public const string MacvtapItem = "network.macvtap";
+
+    /// <summary>The macvtap of interface <paramref name="index"/>: "hc" + 8 hex + "m" + index (same hash as the tap).</summary>
+    public static string MacvtapName(string uid, int index) => TapName(uid, index)[..10] + "m" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>A stable locally administered unicast MAC for an interface that did not ask for one.</summary>
     public static string GuestMac(string uid, NetworkInterfaceSpec nic, int index)
     {

@@ -145,7 +145,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             UnixSocketApi.EnsurePathFits(launch.ControlSocket);
             DeleteSocket(launch.ControlSocket); // VMMs refuse to bind over a stale socket
             var output = launch.OutputLog ?? dir.File("vmm.log");
-            var pid = await HostProcess.StartDetachedAsync(launch.Executable, launch.Arguments, dir.Path, output, ct);
+            var pid = await HostProcess.StartDetachedAsync(launch.Executable, launch.Arguments, dir.Path, output, ct, launch.InheritedFiles);
             record = new VmRecord
             {
                 Uid = vm.Uid,
@@ -389,6 +389,20 @@ public abstract partial class VmmDriver : IHypervisorDriver
         for (var i = 0; i < spec.Interfaces.Count; i++)
         {
             var nic = spec.Interfaces[i];
+            if (nic.Type == InterfaceType.Macvtap)
+            {
+                // Made by the network start step on a parent the node allows; never from the spec alone.
+                if (context.Items.TryGetValue(TapDevices.MacvtapItem, out var made) && made is IReadOnlyDictionary<string, string> devices &&
+                    devices.TryGetValue(nic.DeviceId, out var device))
+                {
+                    nics.Add(new PreparedNic(nic.DeviceId, TapDevices.MacvtapName(vm.Uid, i), TapDevices.GuestMac(vm.Uid, nic, i), nic, device));
+                    continue;
+                }
+
+                throw new DriverException(Conditions.ReasonUnsupported,
+                    $"interface \"{nic.DeviceId}\": MACVTAP needs the node's network step, which made no macvtap for it");
+            }
+
             var tap = TapDevices.TapName(vm.Uid, i);
             await TapDevices.CreateAsync(tap, nic.Bridge, TapOwner?.Uid, TapOwner?.Gid, ct);
             nics.Add(new PreparedNic(nic.DeviceId, tap, TapDevices.GuestMac(vm.Uid, nic, i), nic));

@@ -44,14 +44,28 @@ public sealed class DaemonProcess : IAsyncDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Starts <c>dotnet <paramref name="daemonDll"/> <paramref name="args"/></c>.</summary>
-    public static DaemonProcess Start(string daemonDll, params string[] args)
+    public static DaemonProcess Start(string daemonDll, params string[] args) => Start([], daemonDll, args);
+
+    /// <summary>
+    /// Starts the daemon inside network namespace <paramref name="netns"/> (<c>ip netns exec</c>, which execs in place,
+    /// so <see cref="Pid"/> is the daemon's): everything it makes (taps, bridge, dnsmasq, nft rules, QEMU) stays there.
+    /// </summary>
+    public static DaemonProcess StartInNetns(string netns, string daemonDll, params string[] args) =>
+        Start(["ip", "netns", "exec", netns], daemonDll, args);
+
+    private static DaemonProcess Start(string[] launcher, string daemonDll, string[] args)
     {
         if (!File.Exists(daemonDll))
         {
             throw new AssertionException($"the daemon is not built at {daemonDll}");
         }
 
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in launcher.Skip(1).Append(launcher.Length > 0 ? "dotnet" : null).OfType<string>())
+        {
+            info.ArgumentList.Add(a);
+        }
+
         info.ArgumentList.Add(daemonDll);
         foreach (var a in args)
         {

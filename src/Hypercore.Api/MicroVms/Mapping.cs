@@ -174,6 +174,19 @@ public static class Mapping
             }
         }
 
+        // Node networking (issue 12): what the network start step prepared (host device, MAC, guest address).
+        foreach (var nic in status.Interfaces)
+        {
+            var entry = p.NetworkInterfaces.TryGetValue(nic.DeviceId, out var known) ? known : new Proto.NetworkInterfaceStatus();
+            entry.HostDeviceName = nic.HostDevice;
+            entry.MacAddress = nic.Mac;
+            entry.GuestAddress = nic.GuestAddress ?? "";
+            entry.Bridge = nic.Bridge ?? "";
+            p.NetworkInterfaces[nic.DeviceId] = entry;
+        }
+
+        p.PortForwards.Add(status.PortForwards);
+
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
         {
@@ -293,7 +306,29 @@ public static class Mapping
             Address = n.Address is { Address.Length: > 0 } addr ? addr.Address : null,
             Gateway = n.Address is { HasGateway: true } gw ? gw.Gateway : null,
             Nameservers = n.Address is { } withDns ? [.. withDns.Nameservers] : [],
+            Ports = [.. n.Ports.Select(p => ToCore(p, index, n.DeviceId, errors))],
+            Parent = n.HasMacvtapParent ? n.MacvtapParent : null,
         };
+    }
+
+    // Node networking (issue 12): interfaces[].ports.
+    private static PortForward ToCore(Proto.PortMapping p, int index, string deviceId, ICollection<string> errors)
+    {
+        var protocol = p.Protocol.Length == 0 ? "tcp" : p.Protocol.ToLowerInvariant();
+        if (protocol is not ("tcp" or "udp"))
+        {
+            errors.Add($"interfaces[{index}] \"{deviceId}\": ports protocol \"{p.Protocol}\" must be tcp or udp");
+        }
+
+        foreach (var (name, value) in new[] { ("host_port", p.HostPort), ("guest_port", p.GuestPort) })
+        {
+            if (value is < 1 or > 65535)
+            {
+                errors.Add($"interfaces[{index}] \"{deviceId}\": ports {name} {value} must be between 1 and 65535");
+            }
+        }
+
+        return new PortForward((int)Math.Min(p.HostPort, int.MaxValue), (int)Math.Min(p.GuestPort, int.MaxValue), protocol);
     }
 
     private static Proto.NetworkInterface ToProto(NetworkInterfaceSpec n)
@@ -323,6 +358,12 @@ public static class Mapping
             }
 
             p.Address.Nameservers.Add(n.Nameservers);
+        }
+
+        p.Ports.Add(n.Ports.Select(f => new Proto.PortMapping { HostPort = (uint)f.HostPort, GuestPort = (uint)f.GuestPort, Protocol = f.Protocol }));
+        if (n.Parent is { } parent)
+        {
+            p.MacvtapParent = parent;
         }
 
         return p;

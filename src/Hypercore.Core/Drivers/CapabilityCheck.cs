@@ -26,7 +26,9 @@ public static class CapabilityCheck
 
         if (spec.Interfaces.Any(i => i.Type == InterfaceType.Macvtap) && !caps.HasFlag(DriverCapabilities.Macvtap))
         {
-            refusals.Add($"provider \"{driver.Name}\" does not support macvtap interfaces");
+            // Firecracker and Cloud Hypervisor are configured over their HTTP API with a tap *name* they open through
+            // /dev/net/tun; a macvtap is a different character device (/dev/tapN) that only an inherited fd reaches.
+            refusals.Add($"provider \"{driver.Name}\" does not support macvtap interfaces (it attaches interfaces by tap name, and a macvtap is only reachable as an open /dev/tapN fd); use a TAP interface or the qemu provider");
         }
 
         if (spec.Metadata.Count > 0 && !caps.HasFlag(DriverCapabilities.MetadataService))

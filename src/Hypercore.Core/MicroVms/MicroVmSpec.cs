@@ -139,11 +139,23 @@ public sealed record NetworkInterfaceSpec
     /// <summary>DNS servers for the static address (IPv4, at most two: the kernel's ip= argument has dns0 and dns1).</summary>
     public IReadOnlyList<string> Nameservers { get; init; } = [];
 
+    // Node networking (issue 12): port forwards and the macvtap parent.
+
+    /// <summary>Host ports forwarded to this interface's guest address (managed bridge only).</summary>
+    public IReadOnlyList<PortForward> Ports { get; init; } = [];
+
+    /// <summary>Host interface a macvtap is made on; empty: the node's first allowed parent.</summary>
+    public string? Parent { get; init; }
+
     /// <summary>Value equality over <see cref="Nameservers"/> too, so "did the spec change" is a plain comparison.</summary>
     public bool Equals(NetworkInterfaceSpec? other) =>
         other is not null && DeviceId == other.DeviceId && Type == other.Type && GuestMac == other.GuestMac &&
         Bridge == other.Bridge && Address == other.Address && Gateway == other.Gateway &&
-        Nameservers.SequenceEqual(other.Nameservers);
+        Nameservers.SequenceEqual(other.Nameservers) &&
+        Ports.SequenceEqual(other.Ports) && Parent == other.Parent;
 
     public override int GetHashCode() => HashCode.Combine(DeviceId, Type, GuestMac, Bridge, Address, Gateway);
 }
+
+/// <summary>A host port forwarded to a port of the interface's guest address (node networking, issue 12).</summary>
+public sealed record PortForward(int HostPort, int GuestPort, string Protocol = "tcp");

@@ -27,16 +27,28 @@ public sealed record MicroVmStatus
     /// <summary>Provider-specific runtime detail worth showing, e.g. the QEMU accelerator actually used.</summary>
     public string? Runtime { get; init; }
 
+    // Node networking (issue 12): what each interface got on the node.
+
+    /// <summary>Per interface: host device, MAC and guest address, as the network start step prepared them.</summary>
+    public IReadOnlyList<InterfaceStatus> Interfaces { get; init; } = [];
+
+    /// <summary>Port forwards in effect, e.g. "tcp 8080 -> 10.200.0.5:80".</summary>
+    public IReadOnlyList<string> PortForwards { get; init; } = [];
+
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
         Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
         RestartCount == other.RestartCount && Runtime == other.Runtime &&
-        Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses);
+        Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
+        Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards);
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 
     public Condition? FindCondition(string type) => Conditions.FirstOrDefault(c => c.Type == type);
 }
+
+/// <summary>One interface on the node (node networking): its host device (tap or macvtap), MAC and guest address (CIDR).</summary>
+public sealed record InterfaceStatus(string DeviceId, string HostDevice, string Mac, string? GuestAddress, string? Bridge = null);
 
 public enum ConditionStatus
 {

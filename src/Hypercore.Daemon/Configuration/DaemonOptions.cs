@@ -129,7 +129,8 @@ public static class DaemonSettings
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,
-            .. ImagesSettings.All]; // images (issue 11)
+            .. ImagesSettings.All, // images (issue 11)
+            .. NetworkSettings.All]; // node networking (issue 12)
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

@@ -12,6 +12,7 @@ using Hypercore.Drivers.Unikernel;
 using Hypercore.HostAccess;
 using Hypercore.Images;
 using Hypercore.Images.Integration;
+using Hypercore.Networking;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
@@ -222,6 +223,15 @@ public static partial class DaemonHost
             c => c.Root = daemon.ImageCacheDirectory);
         services.AddSingleton<IValidateOptions<DaemonOptions>, ImagesSettingsValidator>();
         services.AddImagesStartStep();
+        // Node networking (issue 12): the network start step always; the managed bridge's supervisor when it is on.
+        var network = builder.Configuration.GetSection(NodeNetworkOptions.Section);
+        services.AddNodeNetworking(
+            o =>
+            {
+                network.Bind(o);
+                o.StateDirectory = Path.Combine(daemon.StateDirectory, "network");
+            },
+            managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
 
         AddSecurity(services, daemon, certificate);
 

@@ -22,6 +22,7 @@ public sealed class LogEventIdTests
         ["Hypercore.Drivers.Firecracker"] = (3300, 3399),
         ["Hypercore.Drivers.CloudHypervisor"] = (3400, 3499),
         ["Hypercore.Drivers.Vmm"] = (3500, 3649), // 3600-3649: guest bootstrap (cloud-init seed disk)
+        ["Hypercore.Networking"] = (3650, 3699), // node networking (issue 12)
         ["Hypercore.Telemetry"] = (4000, 4099),
         ["Hypercore.Images"] = (5000, 5199), // 5000-5099 the library, 5100-5199 its reconciler integration (issue 11)
         ["vistarad"] = (9000, 9099), // Hypercore.Daemon
