@@ -69,6 +69,7 @@ public static class Cli
             root.Add(LifecycleCommands.Pause(this));
             root.Add(LifecycleCommands.Resume(this));
             root.Add(LogsCommand.Build(this));
+            root.Add(NodeCommand.Build(this)); // Kubernetes issue 13: node capacity
 
             var help = root.Options.OfType<HelpOption>().Single();
             if (help.Action is HelpAction builtIn)
