@@ -4,6 +4,7 @@ using Hypercore.Api.Flintlock;
 using Hypercore.Api.HealthChecks;
 using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;
+using Hypercore.Api.Node;
 using Hypercore.Api.Vistara;
 using Hypercore.Informers;
 using Hypercore.Operations;
@@ -68,6 +69,7 @@ public static class HypercoreApiExtensions
         {
             endpoints.MapGrpcService<Images.ImageServiceImpl>(); // images (issue 11)
         }
+        endpoints.MapGrpcService<NodeServiceImpl>(); // Kubernetes issue 13: node capacity (vis node)
         if (reflection)
         {
             endpoints.MapGrpcReflectionService();

@@ -70,6 +70,7 @@ public static class Cli
             root.Add(LifecycleCommands.Resume(this));
             root.Add(LogsCommand.Build(this));
             root.Add(ImageCommands.Build(this)); // images (issue 11)
+            root.Add(NodeCommand.Build(this)); // Kubernetes issue 13: node capacity
 
             var help = root.Options.OfType<HelpOption>().Single();
             if (help.Action is HelpAction builtIn)

@@ -28,6 +28,7 @@ public sealed class HypercoreClient : IDisposable
         _options = options;
         Service = new VMService.VMServiceClient(channel);
         Images = new ImageService.ImageServiceClient(channel);
+        Node = new NodeService.NodeServiceClient(channel);
     }
 
     /// <summary>Images (issue 11): the node's image cache (list, remove, prune).</summary>
@@ -104,6 +105,13 @@ public sealed class HypercoreClient : IDisposable
             return null;
         }
     }
+
+    /// <summary>The generated client of vm.services.api.NodeService (the node's capacity).</summary>
+    public NodeService.NodeServiceClient Node { get; }
+
+    /// <summary>The node's capacity, allocatable, allocated and free memory and vCPUs (<c>vis node</c>).</summary>
+    public async Task<GetNodeResponse> GetNodeAsync(CancellationToken cancellationToken = default) =>
+        await Node.GetNodeAsync(new GetNodeRequest(), cancellationToken: cancellationToken);
 
     /// <summary>The VMs in one namespace, or in all namespaces when <paramref name="namespace"/> is null.</summary>
     public async Task<IReadOnlyList<MicroVM>> ListMicroVmsAsync(string? @namespace = null, CancellationToken cancellationToken = default)

@@ -24,9 +24,14 @@ internal sealed class MicroVmApi
     private readonly ResiliencePipeline _idempotent;
     private readonly ResiliencePipeline _create;
 
+    // Kubernetes issue 13: a node lists and watches only the MicroVMs labelled with it, so neither its start-up list
+    // nor its watch carries the rest of the cluster. The label follows spec.nodeName (MicroVmResource.LabelsFor).
+    private readonly string? _nodeSelector;
+
     public MicroVmApi(IKubernetes client, KubernetesStoreOptions options, TimeProvider time)
     {
         _client = client;
+        _nodeSelector = options.NodeName.Length > 0 ? $"{MicroVmResource.NodeLabel}={options.NodeName}" : null;
         _idempotent = Pipeline(options, time, ShouldRetry);
 
         // A POST that may have reached the server is not repeated: only a refused connection is safe to retry.
@@ -52,9 +57,9 @@ internal sealed class MicroVmApi
         {
             var body = ns.Length > 0
                 ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, cancellationToken: t)).Body
+                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, labelSelector: _nodeSelector, cancellationToken: t)).Body
                 : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, cancellationToken: t)).Body;
+                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: _nodeSelector, cancellationToken: t)).Body;
             var list = Parse(body);
             var items = (list["items"] as JsonArray ?? []).OfType<JsonObject>().Select(i => (JsonObject)i.DeepClone()).ToList();
             foreach (var item in items)
@@ -98,10 +103,10 @@ internal sealed class MicroVmApi
         var events = ns.Length > 0
             ? _client.CustomObjects.WatchListNamespacedCustomObjectAsync(
                 MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural,
-                allowWatchBookmarks: true, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: ct)
+                allowWatchBookmarks: true, labelSelector: _nodeSelector, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: ct)
             : _client.CustomObjects.WatchListCustomObjectForAllNamespacesAsync(
                 MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural,
-                allowWatchBookmarks: true, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: ct);
+                allowWatchBookmarks: true, labelSelector: _nodeSelector, resourceVersion: resourceVersion, timeoutSeconds: timeoutSeconds, onError: onError, cancellationToken: ct);
         await foreach (var (type, obj) in events.WithCancellation(ct))
         {
             yield return (type, Parse(obj));

@@ -43,7 +43,7 @@ public static class MicroVmResource
         return (string?)obj["metadata"]?["labels"]?[NodeLabel] ?? "";
     }
 
-    /// <summary>A new resource for <paramref name="spec"/>; the node label is set when the spec names no node.</summary>
+    /// <summary>A new resource for <paramref name="spec"/>; the node label is spec.nodeName, or this node when the spec names none.</summary>
     public static JsonObject NewResource(MicroVmSpec spec, string nodeName)
     {
         var labels = LabelsFor(spec, null);
@@ -78,6 +78,12 @@ public static class MicroVmResource
         if ((string?)existing?["metadata"]?["labels"]?[NodeLabel] is { } node && !labels.ContainsKey(NodeLabel))
         {
             labels[NodeLabel] = node;
+        }
+
+        // Kubernetes issue 13: nodes list and watch by this label, so it always names the node spec.nodeName names.
+        if (spec.NodeName.Length > 0)
+        {
+            labels[NodeLabel] = spec.NodeName;
         }
 
         return labels;

@@ -17,7 +17,17 @@ using Microsoft.Extensions.Logging;
 namespace Hypercore.Kubernetes.TestServer;
 
 /// <summary>One request to a resource, as the API server's authorizer would see it (RBAC verb and resource).</summary>
-public sealed record ApiRequest(string Verb, string Group, string Resource, string Subresource, string Namespace, string Name, string Method, string Path);
+public sealed record ApiRequest(string Verb, string Group, string Resource, string Subresource, string Namespace, string Name, string Method, string Path)
+{
+    /// <summary>The query's labelSelector (empty when none): which slice a list or watch asked for.</summary>
+    public string LabelSelector { get; init; } = "";
+
+    /// <summary>The bearer token the client sent (kubeconfigs written with a token per client tell clients apart).</summary>
+    public string Token { get; init; } = "";
+}
+
+/// <summary>One event a watch stream carried: who watched (token, selector), the event type and the object's namespace/name.</summary>
+public sealed record DeliveredWatchEvent(string Token, string LabelSelector, string Resource, string Type, string Namespace, string Name);
 
 public sealed class FakeKubeApiServerOptions
 {
@@ -50,6 +60,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     private readonly List<HistoryRecord> _history = [];
     private readonly List<Watch> _watches = [];
     private readonly List<ApiRequest> _requests = [];
+    private readonly List<DeliveredWatchEvent> _delivered = [];
     private readonly List<Exception> _faults = [];
     private long _resourceVersion = 1000;
     private long _bookmarksSent;
@@ -108,6 +119,18 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Every resource request so far, in order.</summary>
+    /// <summary>Every event written to a watch stream, in order.</summary>
+    public IReadOnlyList<DeliveredWatchEvent> DeliveredWatchEvents
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _delivered.ToList();
+            }
+        }
+    }
+
     public IReadOnlyList<ApiRequest> Requests
     {
         get
@@ -135,7 +158,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Writes a kubeconfig that points kubectl or KubernetesClient at this server (plain HTTP; the token is not checked).</summary>
-    public string WriteKubeconfig(string path, string @namespace = "default")
+    public string WriteKubeconfig(string path, string @namespace = "default", string token = "test-token")
     {
         var server = BaseAddress.GetLeftPart(UriPartial.Authority);
         File.WriteAllText(path, $"""
@@ -155,7 +178,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             users:
               - name: fake
                 user:
-                  token: test-token
+                  token: {token}
             """);
         return path;
     }
@@ -187,6 +210,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         lock (_gate)
         {
             _requests.Clear();
+            _delivered.Clear();
         }
     }
 
@@ -380,7 +404,11 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         };
         lock (_gate)
         {
-            _requests.Add(new ApiRequest(verb, group, plural, sub, ns, name, method, ctx.Request.Path.Value ?? ""));
+            _requests.Add(new ApiRequest(verb, group, plural, sub, ns, name, method, ctx.Request.Path.Value ?? "")
+            {
+                LabelSelector = q["labelSelector"].ToString(),
+                Token = TokenOf(ctx),
+            });
             if (_failCount > 0 && (_failResource is null || _failResource == plural))
             {
                 _failCount--;
@@ -708,7 +736,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             }
 
             _objects[key] = Normalize(next);
-            Publish(type, "MODIFIED", next);
+            Publish(type, "MODIFIED", next, previous: old);
             return next;
         }
     }
@@ -814,7 +842,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         var from = q["resourceVersion"].ToString();
         var bookmarks = q["allowWatchBookmarks"] == "true";
         var timeout = int.TryParse(q["timeoutSeconds"], out var t) && t > 0 ? TimeSpan.FromSeconds(t) : Timeout.InfiniteTimeSpan;
-        var watch = new Watch(type, ns, selector, from);
+        var watch = new Watch(type, ns, selector, from) { Token = TokenOf(ctx), SelectorText = q["labelSelector"].ToString() };
         var gone = false;
         lock (_gate)
         {
@@ -822,7 +850,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             {
                 foreach (var obj in Matching(type, ns, selector).OrderBy(o => long.Parse((string)o["metadata"]!["resourceVersion"]!, CultureInfo.InvariantCulture)))
                 {
-                    watch.Lines.Writer.TryWrite(WatchLine("ADDED", obj));
+                    Deliver(watch, "ADDED", obj);
                 }
             }
             else if (!long.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out var rv))
@@ -835,9 +863,12 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             }
             else
             {
-                foreach (var rec in _history.Where(h => h.ResourceVersion > rv && watch.Wants(h.Type, h.Object)))
+                foreach (var rec in _history.Where(h => h.ResourceVersion > rv))
                 {
-                    watch.Lines.Writer.TryWrite(WatchLine(rec.EventType, rec.Object));
+                    if (watch.EventFor(rec.Type, rec.EventType, rec.Object, rec.Previous) is { } eventType)
+                    {
+                        Deliver(watch, eventType, rec.Object);
+                    }
                 }
             }
 
@@ -850,6 +881,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         ctx.Response.StatusCode = 200;
         ctx.Response.ContentType = "application/json";
         await ctx.Response.StartAsync();
+        await ctx.Response.Body.FlushAsync(); // headers now, as the API server sends them, even before the first event
         if (gone)
         {
             await ctx.Response.WriteAsync(WatchLine("ERROR", GoneStatus(from)) + "\n");
@@ -910,16 +942,37 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
-    private void Publish(ResourceType type, string eventType, JsonObject obj)
+    /// <summary>
+    /// Sends a change to the watches that want it. With a label selector, as on a real API server, a MODIFIED that
+    /// makes an object start matching reaches the watch as ADDED and one that makes it stop matching as DELETED
+    /// (<paramref name="previous"/> is the object before the change; null when its labels did not change).
+    /// </summary>
+    private void Publish(ResourceType type, string eventType, JsonObject obj, JsonObject? previous = null)
     {
         var snapshot = Normalize(obj);
+        var before = previous is null ? null : Normalize(previous);
         var rv = long.Parse((string)snapshot["metadata"]!["resourceVersion"]!, CultureInfo.InvariantCulture);
-        _history.Add(new HistoryRecord(rv, eventType, type, snapshot));
-        var line = WatchLine(eventType, snapshot);
-        foreach (var w in _watches.Where(w => w.Wants(type, snapshot)))
+        _history.Add(new HistoryRecord(rv, eventType, type, snapshot, before));
+        foreach (var w in _watches)
         {
-            w.Lines.Writer.TryWrite(line);
+            if (w.EventFor(type, eventType, snapshot, before) is { } sent)
+            {
+                Deliver(w, sent, snapshot);
+            }
         }
+    }
+
+    private void Deliver(Watch watch, string eventType, JsonObject obj)
+    {
+        watch.Lines.Writer.TryWrite(WatchLine(eventType, obj));
+        _delivered.Add(new DeliveredWatchEvent(watch.Token, watch.SelectorText, watch.Type.Plural, eventType,
+            (string?)obj["metadata"]?["namespace"] ?? "", (string?)obj["metadata"]?["name"] ?? ""));
+    }
+
+    private static string TokenOf(HttpContext ctx)
+    {
+        var header = ctx.Request.Headers.Authorization.ToString();
+        return header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..] : "";
     }
 
     private static string WatchLine(string type, JsonObject obj) =>
@@ -1264,7 +1317,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
     private static partial Regex DnsSubdomain();
 
-    private sealed record HistoryRecord(long ResourceVersion, string EventType, ResourceType Type, JsonObject Object);
+    private sealed record HistoryRecord(long ResourceVersion, string EventType, ResourceType Type, JsonObject Object, JsonObject? Previous);
 
     private sealed class Watch(ResourceType type, string ns, Selector selector, string from)
     {
@@ -1276,8 +1329,31 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
 
         public bool Abort { get; set; }
 
+        public string Token { get; init; } = "";
+
+        public string SelectorText { get; init; } = "";
+
         public bool Wants(ResourceType t, JsonObject obj) =>
             t == Type && (ns.Length == 0 || (string?)obj["metadata"]?["namespace"] == ns) && selector.Matches(obj);
+
+        /// <summary>The event this watch sees for a change, or null when the object is outside its selector before and after.</summary>
+        public string? EventFor(ResourceType t, string eventType, JsonObject obj, JsonObject? previous)
+        {
+            var now = Wants(t, obj);
+            if (eventType != "MODIFIED" || previous is null)
+            {
+                return now ? eventType : null;
+            }
+
+            var before = Wants(t, previous);
+            return (before, now) switch
+            {
+                (true, true) => "MODIFIED",
+                (false, true) => "ADDED",
+                (true, false) => "DELETED",
+                _ => null,
+            };
+        }
     }
 
     private sealed class RetryPatch : Exception;

@@ -59,6 +59,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         InvalidSpecException or InvalidRequestException => new Status(StatusCode.InvalidArgument, ex.Message),
         MicroVmNotFoundException => new Status(StatusCode.NotFound, ex.Message),
         FailedPreconditionException => new Status(StatusCode.FailedPrecondition, ex.Message),
+        ResourceExhaustedException => new Status(StatusCode.ResourceExhausted, ex.Message),
         _ => new Status(StatusCode.Unknown, ex.Message),
     };
 

@@ -1,3 +1,4 @@
+using Hypercore.Admission;
 using Hypercore.Drivers;
 using Hypercore.HostAccess;
 using Hypercore.Images;
@@ -38,6 +39,7 @@ public sealed partial class MicroVmOperations
     private readonly IOptionsMonitor<MicroVmOperationsOptions> _options;
     private readonly ILogger<MicroVmOperations> _log;
     private readonly HostPathPolicy? _hostPaths;
+    private readonly NodeCapacity? _capacity; // admission: refuse at create what this node can never hold
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -46,9 +48,11 @@ public sealed partial class MicroVmOperations
         IMicroVmIdGenerator ids,
         IOptionsMonitor<MicroVmOperationsOptions> options,
         ILogger<MicroVmOperations> log,
-        HostPathPolicy? hostPaths = null)
+        HostPathPolicy? hostPaths = null,
+        NodeCapacity? capacity = null)
     {
         _hostPaths = hostPaths;
+        _capacity = capacity;
         _store = store;
         _drivers = drivers;
         _images = images;
@@ -85,6 +89,11 @@ public sealed partial class MicroVmOperations
         if (errors.Count > 0)
         {
             throw new InvalidSpecException(errors.Distinct().ToList());
+        }
+
+        if (_capacity is not null && (spec.NodeName.Length == 0 || spec.NodeName == _capacity.Node) && _capacity.NeverFits(spec) is { } never)
+        {
+            throw new ResourceExhaustedException(never.Message);
         }
 
         for (var attempt = 1; ; attempt++)

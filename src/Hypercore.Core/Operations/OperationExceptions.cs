@@ -26,3 +26,6 @@ public sealed class MicroVmNotFoundException(string message) : OperationExceptio
 
 /// <summary>The request is well-formed but the MicroVM's state does not allow it (pause a stopped VM, anything while deleting).</summary>
 public sealed class FailedPreconditionException(string message) : OperationException(message);
+
+/// <summary>The node can never hold the VM (more memory or vCPUs than it has allocatable even when empty); nothing was written.</summary>
+public sealed class ResourceExhaustedException(string message) : OperationException(message);

@@ -130,7 +130,8 @@ public static class DaemonSettings
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,
             .. ImagesSettings.All, // images (issue 11)
-            .. NetworkSettings.All]; // node networking (issue 12)
+            .. NetworkSettings.All, // node networking (issue 12)
+            .. CapacitySettings.All]; // Kubernetes issue 13: node capacity and admission
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

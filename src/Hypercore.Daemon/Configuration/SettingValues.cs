@@ -13,6 +13,9 @@ public enum SettingKind
 
     /// <summary>A positive duration as people type it: "90s", "2m", "1h30m", "500ms", "90" (seconds).</summary>
     Duration,
+
+    /// <summary>A positive decimal number up to <see cref="DaemonSetting.Max"/>, e.g. "1.5" (admission: cpu-overcommit-ratio).</summary>
+    PositiveNumber,
 }
 
 /// <summary>
@@ -70,6 +73,15 @@ public static partial class SettingValues
                 }
 
                 error = $"{setting.Name}: expected a duration such as 30s, 2m or 1h30m, got '{text}'";
+                return false;
+            case SettingKind.PositiveNumber:
+                if (double.TryParse(text.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var d) && d > 0 && d <= setting.Max)
+                {
+                    normalized = d.ToString("R", CultureInfo.InvariantCulture);
+                    return true;
+                }
+
+                error = $"{setting.Name}: expected a number greater than 0 and at most {setting.Max}, such as 1.5, got '{text}'";
                 return false;
             default:
                 return true;

@@ -1,4 +1,5 @@
 using System.Net;
+using Hypercore.Admission;
 using Hypercore.Api;
 using Hypercore.Api.Security;
 using Hypercore.Daemon.Configuration;
@@ -207,6 +208,10 @@ public static partial class DaemonHost
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));
         services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
+
+        // Kubernetes issue 13: admission against the node's capacity (start step 100; Create refuses what never fits).
+        services.AddAdmission();
+        services.AddOptions<CapacityOptions>().Bind(builder.Configuration.GetSection(CapacityOptions.Section));
         services.AddOptions<ConsoleLogOptions>().Bind(builder.Configuration.GetSection(ConsoleLogOptions.Section));
         services.AddConsoleLogRotation(o => o.RunDirectory = Path.Combine(daemon.StateDirectory, "run")); // every driver's RuntimeDirectory is run/<provider>
         services.AddHypercoreApi();

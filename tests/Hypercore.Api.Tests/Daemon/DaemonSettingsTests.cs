@@ -139,6 +139,10 @@ public sealed class DaemonSettingsTests
     [TestCase("--log-level", "Loud", "log-level: \"Loud\" is not one of Trace, Debug, Information, Warning, Error, Critical, None")]
     [TestCase("--store", "etcd", "store: ")]
     [TestCase("--jailer-uid", "root", "jailer-uid: ")]
+    [TestCase("--cpu-overcommit-ratio", "lots", "cpu-overcommit-ratio: expected a number greater than 0 and at most 1000, such as 1.5, got 'lots'")]
+    [TestCase("--cpu-overcommit-ratio", "0", "cpu-overcommit-ratio: expected a number greater than 0")]
+    [TestCase("--reserved-memory-mb", "-1", "reserved-memory-mb: expected a whole number from 0")]
+    [TestCase("--admission-retry", "soon", "admission-retry: expected a duration")]
     public async Task Cli_BadTypedValue_NamesTheSettingAndWhatWasExpected_NeverADotNetType(string flag, string value, string expected)
     {
         var dir = Directory.CreateTempSubdirectory("hypercore-settings-");
@@ -150,7 +154,7 @@ public sealed class DaemonSettingsTests
             var code = await DaemonCli.RunAsync(["run", "--state-dir", dir.FullName, flag, value, .. extra], new StringWriter(), stderr);
 
             code.Should().Be(2, stderr.ToString());
-            stderr.ToString().Should().Contain(expected).And.NotContain("System.").And.NotContain("Int32").And.NotContain("TimeSpan");
+            stderr.ToString().Should().Contain(expected).And.NotContain("System.").And.NotContain("Int32").And.NotContain("TimeSpan").And.NotContain("Double");
         }
         finally
         {

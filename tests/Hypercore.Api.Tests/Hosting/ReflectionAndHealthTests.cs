@@ -30,7 +30,7 @@ public sealed class ReflectionAndHealthTests
         var descriptor = call.ResponseStream.Current.FileDescriptorResponse;
         await call.RequestStream.CompleteAsync();
 
-        services.Should().Contain(["vm.services.api.VMService", "vistara.Vistara", "grpc.health.v1.Health"]);
+        services.Should().Contain(["vm.services.api.VMService", "vistara.Vistara", "vm.services.api.NodeService", "grpc.health.v1.Health"]);
         descriptor.FileDescriptorProto.Should().NotBeEmpty("a reflection client can fetch the schema");
     }
 

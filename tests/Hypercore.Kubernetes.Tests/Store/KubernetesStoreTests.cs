@@ -169,18 +169,46 @@ public sealed class KubernetesStoreTests
     }
 
     [Test]
-    public async Task SpecNodeName_WinsOverTheNodeLabel()
+    public async Task SpecNodeName_WinsOverTheNodeLabel_AndTheLabelFollowsIt()
     {
         var node1 = _cluster.NewStore("node-1");
         var node2 = _cluster.NewStore("node-2");
 
-        // Created by node-1's daemon (so labelled node-1) but assigned to node-2 in the spec.
+        // Created through node-1's daemon but assigned to node-2 in the spec: labelled node-2, the label nodes watch by.
         var vm = await node1.CreateAsync(Spec("assigned", node: "node-2"));
 
         (await node1.GetAsync(vm.Key)).Should().BeNull();
         (await node2.GetAsync(vm.Key)).Should().NotBeNull();
+        (await node2.ListAsync()).Select(v => v.Spec.Id).Should().Equal("assigned");
         var stored = _cluster.Server.Get(Group, Plural, "default", "assigned")!;
-        stored["metadata"]?["labels"]?[MicroVmResource.NodeLabel].Should().BeNull("the label is only set when the spec names no node");
+        ((string?)stored["metadata"]!["labels"]![MicroVmResource.NodeLabel]).Should().Be("node-2", "nodes list and watch by the label, so it follows spec.nodeName");
+    }
+
+    [Test]
+    public async Task ListAndWatch_AskTheServerOnlyForThisNodesMicroVms()
+    {
+        var node1 = _cluster.NewStore("node-1");
+        var node2 = _cluster.NewStore("node-2");
+        await using var watch1 = new WatchRecorder(node1);
+        await using var watch2 = new WatchRecorder(node2);
+        foreach (var i in Enumerable.Range(0, 3))
+        {
+            await node1.CreateAsync(Spec($"one-{i}"));
+            await node2.CreateAsync(Spec($"two-{i}"));
+        }
+
+        await watch1.WaitForAsync(e => e.MicroVm?.Spec.Id == "one-2", "node-1's last Added");
+        await watch2.WaitForAsync(e => e.MicroVm?.Spec.Id == "two-2", "node-2's last Added");
+        (await node1.ListAsync()).Select(v => v.Spec.Id).Should().BeEquivalentTo(["one-0", "one-1", "one-2"]);
+
+        var reads = _cluster.Server.Requests.Where(r => r.Resource == Plural && r.Verb is "list" or "watch").ToList();
+        reads.Should().Contain(r => r.Verb == "watch" && r.Token == "node-1").And.Contain(r => r.Verb == "list" && r.Token == "node-2");
+        reads.Should().OnlyContain(r => r.LabelSelector == $"{MicroVmResource.NodeLabel}={r.Token}",
+            "each node's lists and watches carry its own node label selector, never the whole cluster");
+        var delivered = _cluster.Server.DeliveredWatchEvents.Where(e => e.Resource == Plural).ToList();
+        delivered.Where(e => e.Token == "node-1").Select(e => e.Name).Should().OnlyContain(n => n.StartsWith("one-"));
+        delivered.Where(e => e.Token == "node-2").Select(e => e.Name).Should().OnlyContain(n => n.StartsWith("two-"));
+        delivered.Should().Contain(e => e.Token == "node-1").And.Contain(e => e.Token == "node-2");
     }
 
     [Test]

@@ -47,7 +47,7 @@ public sealed class FakeCluster : IAsyncDisposable
     {
         var options = TestOptions(node);
         configure?.Invoke(options);
-        var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigPath));
+        var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigFor(node)));
         var store = new KubernetesMicroVmStore(client, Options.Create(options), TimeProvider.System,
             new TestLogger<KubernetesMicroVmStore>(), new Random(7), ownsClient: true);
         lock (_owned)
@@ -56,6 +56,13 @@ public sealed class FakeCluster : IAsyncDisposable
         }
 
         return store;
+    }
+
+    /// <summary>A kubeconfig whose token is the node's name, so the server's request log tells nodes apart.</summary>
+    public string KubeconfigFor(string node)
+    {
+        var path = Path.Combine(Directory.FullName, $"kubeconfig-{node}");
+        return File.Exists(path) ? path : Server.WriteKubeconfig(path, token: node);
     }
 
     public KubectlRunner Kubectl() => new(KubeconfigPath, Path.Combine(Directory.FullName, "kubectl-cache"));

@@ -181,6 +181,46 @@ public sealed class FakeKubeApiServerTests
     }
 
     [Test]
+    public async Task WatchWithLabelSelector_ObjectRelabelledInIsAdded_RelabelledOutIsDeleted_OthersNeverSent()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var selector = Uri.EscapeDataString("hypercore.vistara.dev/node=n1");
+        using var response = await _http.GetAsync($"{Base}?watch=true&labelSelector={selector}", HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+
+        var (_, other) = await Send(HttpMethod.Post, Base, Labelled(MicroVm("other"), "n2"));
+        var (_, mover) = await Send(HttpMethod.Post, Base, Labelled(MicroVm("mover"), "n2"));
+        var (inCode, inBody) = await Send(HttpMethod.Put, $"{Base}/mover", Labelled(mover, "n1"));          // moves in
+        inCode.Should().Be(HttpStatusCode.OK, inBody.ToJsonString());
+        var (_, moved) = await Send(HttpMethod.Get, $"{Base}/mover", null);
+        var changed = (JsonObject)moved.DeepClone();
+        changed["spec"]!["vcpu"] = 2;
+        var (_, changedBack) = await Send(HttpMethod.Put, $"{Base}/mover", changed); // changes while in
+        await Send(HttpMethod.Put, $"{Base}/mover", Labelled(changedBack, "n3"));    // moves out
+        await Send(HttpMethod.Put, $"{Base}/other", Labelled(other, "n4"));          // never in
+
+        var seen = new List<(string Type, string Name, string? Node)>();
+        while (seen.Count < 3)
+        {
+            var line = await reader.ReadLineAsync(cts.Token) ?? throw new AssertionException("watch ended");
+            var ev = JsonNode.Parse(line)!;
+            seen.Add(((string)ev["type"]!, (string)ev["object"]!["metadata"]!["name"]!, (string?)ev["object"]!["metadata"]!["labels"]?["hypercore.vistara.dev/node"]));
+        }
+
+        seen.Should().Equal(("ADDED", "mover", "n1"), ("MODIFIED", "mover", "n1"), ("DELETED", "mover", "n3"));
+        _server.DeliveredWatchEvents.Select(e => e.Name).Should().NotContain("other");
+        _server.Requests.Should().Contain(r => r.Verb == "watch" && r.LabelSelector == "hypercore.vistara.dev/node=n1" && r.Token == "");
+    }
+
+    private static JsonObject Labelled(JsonObject o, string node)
+    {
+        var copy = (JsonObject)o.DeepClone();
+        var meta = copy["metadata"]!.AsObject();
+        meta["labels"] = new JsonObject { ["hypercore.vistara.dev/node"] = node };
+        return copy;
+    }
+
+    [Test]
     public async Task Watch_FromACompactedVersion_AnswersErrorEvent410()
     {
         var (_, a) = await Send(HttpMethod.Post, Base, MicroVm("a"));
