@@ -128,7 +128,8 @@ public static class DaemonSettings
             Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
-            .. HostAccessSettings.All];
+            .. HostAccessSettings.All,
+            .. HealthSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 
