@@ -21,6 +21,8 @@ public sealed class ConsoleTail
     private readonly Decoder _decoder = new UTF8Encoding(false, false).GetDecoder();
     private readonly StringBuilder _partial = new();
     private long _offset;
+    private (bool Exists, long Length, DateTime Written)? _rotatedStamp;
+    private int _shrunkReads;
 
     public ConsoleTail(string path, long offset)
     {
@@ -50,11 +52,22 @@ public sealed class ConsoleTail
         }
 
         var budget = MaxReadBytes;
-        if (log.Length < _offset)
+        var rotated = ConsoleLogFiles.Rotated(_path);
+        var stamp = Stamp(rotated);
+        var wasRotated = _rotatedStamp is { } before ? before != stamp : log.Length < _offset;
+        var first = _rotatedStamp is null;
+        _rotatedStamp = stamp;
+        if (!wasRotated && log.Length < _offset && !first && ++_shrunkReads < 2)
         {
-            // Rotated since the last read: the rest of what we were reading is in .1 at the same offsets.
-            var rotated = ConsoleLogFiles.Rotated(_path);
-            if (new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
+            return lines; // mid-rotation (truncated, .1 not renamed yet): look again before starting over
+        }
+
+        if (wasRotated || log.Length < _offset)
+        {
+            _shrunkReads = 0;
+            // Rotated since the last read (copy, truncate, then rename over .1, which changes .1's stamp): the rest of
+            // what we were reading is in .1 at the same offsets. Shorter with no rotation: replaced; start over.
+            if (wasRotated && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
             {
                 using var part = Open(rotated);
                 if (part is not null && part.Length > _offset)
@@ -68,6 +81,13 @@ public sealed class ConsoleTail
 
         _offset += ReadFrom(log, _offset, budget, lines);
         return lines;
+    }
+
+    /// <summary>Identity of the rotated part: a rotation renames a fresh copy over it, which changes its write time.</summary>
+    private static (bool Exists, long Length, DateTime Written) Stamp(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? (true, info.Length, info.LastWriteTimeUtc) : (false, 0, default);
     }
 
     private static FileStream? Open(string path)
