@@ -194,6 +194,19 @@ public sealed class HypercoreClient : IDisposable
         return reached!;
     }
 
+    /// <summary>
+    /// Guest health: waits until the VM is Running and its readiness probe succeeded (condition GuestReady=True).
+    /// </summary>
+    /// <exception cref="TimeoutException">not ready within <paramref name="timeout"/>; the message carries the probe's last message.</exception>
+    public async Task<MicroVM> WaitForGuestReadyAsync(
+        string id, TimeSpan timeout, IProgress<string>? progress = null, string? @namespace = null,
+        CancellationToken cancellationToken = default)
+    {
+        var waiter = new PhaseWaiter(this, id, @namespace, MicroVmPhases.Running, progress, _options, guestReady: true);
+        var reached = await waiter.RunAsync(timeout, cancellationToken);
+        return reached!;
+    }
+
     /// <summary>Waits until the VM's record is gone (its deletion finished), following Watch or polling Get.</summary>
     /// <exception cref="TimeoutException">the record was still there after <paramref name="timeout"/>.</exception>
     public async Task WaitForDeletionAsync(

@@ -50,4 +50,7 @@ public static class ConditionTypes
     public const string Ready = "Ready";
     public const string Paused = "Paused";
     public const string Synchronized = "Synchronized";
+
+    /// <summary>Guest health: the readiness probe's verdict (only present when the spec has a readiness probe).</summary>
+    public const string GuestReady = "GuestReady";
 }

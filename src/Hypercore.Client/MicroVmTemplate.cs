@@ -51,6 +51,14 @@ public sealed record MicroVmTemplate
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
 
+    // Guest health (issue 14).
+
+    /// <summary>Decides the GuestReady condition (e.g. a console line); null for none.</summary>
+    public Probe? ReadinessProbe { get; init; }
+
+    /// <summary>Restarts the VM by its restart policy after FailureThreshold failures; null for none.</summary>
+    public Probe? LivenessProbe { get; init; }
+
     /// <summary>Volume id of the scratch disk made from <see cref="DiskInMb"/>.</summary>
     public const string ScratchDiskId = "disk0";
 
@@ -97,6 +105,16 @@ public sealed record MicroVmTemplate
         {
             // No source: the node makes (and later removes) a sparse file of this size for the VM.
             spec.AdditionalVolumes.Add(new Volume { Id = ScratchDiskId, SizeInMb = DiskInMb, Source = new VolumeSource() });
+        }
+
+        if (ReadinessProbe is not null)
+        {
+            spec.ReadinessProbe = ReadinessProbe.Clone();
+        }
+
+        if (LivenessProbe is not null)
+        {
+            spec.LivenessProbe = LivenessProbe.Clone();
         }
 
         for (var i = 0; i < NetworkInterfaces; i++)

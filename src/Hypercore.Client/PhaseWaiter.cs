@@ -11,8 +11,11 @@ namespace Hypercore.Client;
 /// from before a Stop/Start does not end the wait early.
 /// </summary>
 internal sealed class PhaseWaiter(
-    HypercoreClient client, string id, string? @namespace, string? phase, IProgress<string>? progress, HypercoreClientOptions options)
+    HypercoreClient client, string id, string? @namespace, string? phase, IProgress<string>? progress, HypercoreClientOptions options,
+    bool guestReady = false)
 {
+    private string? _lastGuestReady;
+
     private string? _namespace = @namespace;
     private string? _lastReported;
     private string _lastPhase = "unknown";
@@ -36,8 +39,9 @@ internal sealed class PhaseWaiter(
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            var goal = WaitsForDeletion ? "be deleted" : $"reach {phase}";
-            throw new TimeoutException($"timed out after {Format(timeout)} waiting for microvm {Name} to {goal} (last phase: {_lastPhase})");
+            var goal = WaitsForDeletion ? "be deleted" : guestReady ? $"reach {phase} with GuestReady" : $"reach {phase}";
+            var ready = guestReady && _lastGuestReady is { } g ? $"; GuestReady: {g}" : "";
+            throw new TimeoutException($"timed out after {Format(timeout)} waiting for microvm {Name} to {goal} (last phase: {_lastPhase}{ready})");
         }
     }
 
@@ -127,14 +131,30 @@ internal sealed class PhaseWaiter(
 
         var status = vm.Status ?? new MicroVMStatus();
         _lastPhase = status.Phase.Length > 0 ? status.Phase : MicroVmPhases.Pending;
-        Report(ImageProgress.Describe(status) is { } pulling ? $"{_lastPhase}: {pulling}" : _lastPhase);
+        if (!guestReady)
+        {
+            Report(ImageProgress.Describe(status) is { } pulling ? $"{_lastPhase}: {pulling}" : _lastPhase);
+        }
+
         if (WaitsForDeletion)
         {
             return false;
         }
 
         var current = status.ObservedGeneration >= vm.Spec.Generation;
-        if (current && status.Phase == phase)
+        if (guestReady)
+        {
+            // Guest health: Running is not enough; the readiness probe must have succeeded on this boot.
+            var condition = status.Conditions.FirstOrDefault(c => c.Type == ConditionTypes.GuestReady);
+            _lastGuestReady = condition is null ? "no verdict yet" : $"{condition.Status} ({condition.Reason}): {condition.Message}";
+            if (current && status.Phase == phase && condition?.Status == "True")
+            {
+                return true;
+            }
+
+            Report(status.Phase == phase && condition is not null ? $"{phase}, GuestReady {condition.Status}: {condition.Message}" : _lastPhase);
+        }
+        else if (current && status.Phase == phase)
         {
             return true;
         }

@@ -178,8 +178,58 @@ public static class MicroVmResource
             spec["nodeName"] = s.NodeName;
         }
 
+        // Guest health (issue 14).
+        if (s.ReadinessProbe is { } readiness)
+        {
+            spec["readinessProbe"] = ProbeToJson(readiness);
+        }
+
+        if (s.LivenessProbe is { } liveness)
+        {
+            spec["livenessProbe"] = ProbeToJson(liveness);
+        }
+
         return spec;
     }
+
+    /// <summary>Guest health: a probe in the CRD's camelCase shape (Kubernetes' own probe field names).</summary>
+    private static JsonObject ProbeToJson(ProbeSpec p)
+    {
+        var o = new JsonObject
+        {
+            ["initialDelaySeconds"] = p.InitialDelaySeconds,
+            ["periodSeconds"] = p.PeriodSeconds,
+            ["timeoutSeconds"] = p.TimeoutSeconds,
+            ["failureThreshold"] = p.FailureThreshold,
+        };
+        if (p.Console is { } c)
+        {
+            o["console"] = new JsonObject { ["regex"] = c.Regex };
+        }
+
+        if (p.TcpSocket is { } t)
+        {
+            o["tcpSocket"] = new JsonObject { ["port"] = t.Port };
+        }
+
+        if (p.HttpGet is { } h)
+        {
+            o["httpGet"] = new JsonObject { ["port"] = h.Port, ["path"] = h.Path };
+        }
+
+        return o;
+    }
+
+    private static ProbeSpec? ProbeFromJson(JsonNode? node) => node is not JsonObject o ? null : new ProbeSpec
+    {
+        Console = o["console"] is JsonObject c ? new ConsoleProbe((string?)c["regex"] ?? "") : null,
+        TcpSocket = o["tcpSocket"] is JsonObject t ? new TcpSocketProbe((int?)t["port"] ?? 0) : null,
+        HttpGet = o["httpGet"] is JsonObject h ? new HttpGetProbe((int?)h["port"] ?? 0, (string?)h["path"] ?? "/") : null,
+        InitialDelaySeconds = (int?)o["initialDelaySeconds"] ?? 0,
+        PeriodSeconds = (int?)o["periodSeconds"] ?? ProbeSpec.DefaultPeriodSeconds,
+        TimeoutSeconds = (int?)o["timeoutSeconds"] ?? ProbeSpec.DefaultTimeoutSeconds,
+        FailureThreshold = (int?)o["failureThreshold"] ?? ProbeSpec.DefaultFailureThreshold,
+    };
 
     public static MicroVmSpec SpecFromJson(string name, string ns, JsonObject? labels, JsonObject spec)
     {
@@ -215,6 +265,8 @@ public static class MicroVmResource
             State = ParseEnum(spec["state"], DesiredState.Running),
             RestartPolicy = ParseEnum(spec["restartPolicy"], RestartPolicy.Always),
             NodeName = (string?)spec["nodeName"] ?? "",
+            ReadinessProbe = ProbeFromJson(spec["readinessProbe"]),
+            LivenessProbe = ProbeFromJson(spec["livenessProbe"]),
         };
     }
 
@@ -269,6 +321,22 @@ public static class MicroVmResource
             status["runtime"] = runtime;
         }
 
+        // Guest health (issue 14).
+        if (s.GuestReadyTime is { } ready)
+        {
+            status["guestReadyTime"] = FormatTime(ready);
+        }
+
+        if (s.GuestReadySeconds is { } readySeconds)
+        {
+            status["guestReadySeconds"] = readySeconds;
+        }
+
+        if (s.ConsoleBootOffset is { } offset)
+        {
+            status["consoleBootOffset"] = offset;
+        }
+
         return status;
     }
 
@@ -292,6 +360,9 @@ public static class MicroVmResource
         BootTime = s["bootTime"] is { } boot ? ParseTime((string)boot!) : null,
         Addresses = s["addresses"] is JsonArray addresses ? addresses.Select(a => (string?)a ?? "").ToList() : [],
         Runtime = (string?)s["runtime"],
+        GuestReadyTime = s["guestReadyTime"] is { } ready ? ParseTime((string)ready!) : null,
+        GuestReadySeconds = (double?)s["guestReadySeconds"],
+        ConsoleBootOffset = (long?)s["consoleBootOffset"],
     };
 
     private static JsonObject VolumeToJson(VolumeSpec v)

@@ -64,6 +64,8 @@ public static class Mapping
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
             RestartPolicy = ParseEnum(spec.RestartPolicy, RestartPolicy.Always, "restart_policy", errors),
             NodeName = spec.NodeName,
+            ReadinessProbe = spec.ReadinessProbe is { } readiness ? ToCore(readiness) : null,
+            LivenessProbe = spec.LivenessProbe is { } liveness ? ToCore(liveness) : null,
         };
     }
 
@@ -112,6 +114,16 @@ public static class Mapping
 
         p.AdditionalVolumes.Add(spec.AdditionalVolumes.Select(ToProto));
         p.Interfaces.Add(spec.Interfaces.Select(ToProto));
+        if (spec.ReadinessProbe is { } readiness)
+        {
+            p.ReadinessProbe = ToProto(readiness);
+        }
+
+        if (spec.LivenessProbe is { } liveness)
+        {
+            p.LivenessProbe = ToProto(liveness);
+        }
+
         if (record is not null)
         {
             p.Uid = record.Uid;
@@ -186,6 +198,15 @@ public static class Mapping
         }
 
         p.PortForwards.Add(status.PortForwards);
+        if (status.GuestReadyTime is { } ready)
+        {
+            p.GuestReadyTime = Timestamp.FromDateTimeOffset(ready);
+        }
+
+        if (status.GuestReadySeconds is { } readySeconds)
+        {
+            p.GuestReadySeconds = readySeconds;
+        }
 
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
@@ -368,6 +389,29 @@ public static class Mapping
 
         return p;
     }
+
+    /// <summary>Guest health (issue 14): zero timing fields take Kubernetes' defaults, as an unset field there does.</summary>
+    private static ProbeSpec ToCore(Proto.Probe p) => new()
+    {
+        Console = p.Console is { } c ? new ConsoleProbe(c.Regex) : null,
+        TcpSocket = p.TcpSocket is { } t ? new TcpSocketProbe(t.Port) : null,
+        HttpGet = p.HttpGet is { } h ? new HttpGetProbe(h.Port, h.Path.Length == 0 ? "/" : h.Path) : null,
+        InitialDelaySeconds = p.InitialDelaySeconds,
+        PeriodSeconds = p.PeriodSeconds == 0 ? ProbeSpec.DefaultPeriodSeconds : p.PeriodSeconds,
+        TimeoutSeconds = p.TimeoutSeconds == 0 ? ProbeSpec.DefaultTimeoutSeconds : p.TimeoutSeconds,
+        FailureThreshold = p.FailureThreshold == 0 ? ProbeSpec.DefaultFailureThreshold : p.FailureThreshold,
+    };
+
+    private static Proto.Probe ToProto(ProbeSpec p) => new()
+    {
+        Console = p.Console is { } c ? new Proto.ConsoleProbe { Regex = c.Regex } : null,
+        TcpSocket = p.TcpSocket is { } t ? new Proto.TcpSocketProbe { Port = t.Port } : null,
+        HttpGet = p.HttpGet is { } h ? new Proto.HttpGetProbe { Port = h.Port, Path = h.Path } : null,
+        InitialDelaySeconds = p.InitialDelaySeconds,
+        PeriodSeconds = p.PeriodSeconds,
+        TimeoutSeconds = p.TimeoutSeconds,
+        FailureThreshold = p.FailureThreshold,
+    };
 
     /// <summary>Empty means the default; otherwise one of the enum's names, case-insensitively.</summary>
     internal static TEnum ParseEnum<TEnum>(string value, TEnum fallback, string field, ICollection<string> errors)

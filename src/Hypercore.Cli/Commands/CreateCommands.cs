@@ -18,9 +18,15 @@ internal static class CreateCommands
         flags.AddTo(command);
         var noWait = new Option<bool>("--no-wait") { Description = "Return once the daemon has stored the VM, without waiting for it to run" };
         var timeout = SharedOptions.Timeout();
+        var waitReady = new Option<bool>("--wait-ready")
+        {
+            Description = $"Wait for the guest to be ready (GuestReady); without a readiness probe, adds --ready-console {ProbeFlags.DefaultReadyRegex} (the default image's ready line)",
+        };
         command.Add(noWait);
         command.Add(timeout);
-        runner.SetAction(command, (inv, ct) => CreateAsync(inv, flags, wait: !inv.Parse.GetValue(noWait), inv.Parse.GetTimeout(timeout), ct));
+        command.Add(waitReady);
+        runner.SetAction(command, (inv, ct) => CreateAsync(
+            inv, flags, wait: !inv.Parse.GetValue(noWait), inv.Parse.GetTimeout(timeout), ct, defaultReadiness: inv.Parse.GetValue(waitReady)));
         return command;
     }
 
@@ -37,10 +43,16 @@ internal static class CreateCommands
         return command;
     }
 
-    private static async Task<int> CreateAsync(Invocation inv, SpecFlags flags, bool wait, TimeSpan timeout, CancellationToken ct)
+    private static async Task<int> CreateAsync(Invocation inv, SpecFlags flags, bool wait, TimeSpan timeout, CancellationToken ct, bool defaultReadiness = false)
     {
         // Everything local is checked before the daemon is contacted: a bad file sends nothing.
         var spec = flags.BuildSpec(inv);
+        if (defaultReadiness && spec.ReadinessProbe is null)
+        {
+            // Guest health: the default image's ready line, looked for on every tick (a console probe needs no network).
+            spec.ReadinessProbe = new Probe { Console = new ConsoleProbe { Regex = ProbeFlags.DefaultReadyRegex }, PeriodSeconds = 1, FailureThreshold = 1 };
+        }
+
         var vm = await inv.Client.CreateMicroVmAsync(spec, ct);
         if (wait)
         {
@@ -53,7 +65,10 @@ internal static class CreateCommands
             // The spinner must be gone before the result goes to stdout, which is often the same terminal.
             await using (var progress = inv.Progress())
             {
-                vm = await inv.Client.WaitForPhaseAsync(vm.Spec.Id, target, timeout, progress, vm.Spec.Namespace, ct);
+                // Guest health: with a readiness probe, Running is not the end of the wait; GuestReady is.
+                vm = target == MicroVmPhases.Running && vm.Spec.ReadinessProbe is not null
+                    ? await inv.Client.WaitForGuestReadyAsync(vm.Spec.Id, timeout, progress, vm.Spec.Namespace, ct)
+                    : await inv.Client.WaitForPhaseAsync(vm.Spec.Id, target, timeout, progress, vm.Spec.Namespace, ct);
             }
         }
 
@@ -75,6 +90,10 @@ internal static class CreateCommands
         private readonly Option<string?> _provider = new("--provider") { Description = "Hypervisor: qemu, firecracker, cloud-hypervisor, unikernel [default: the node's]" };
         private readonly Option<string?> _restartPolicy = new("--restart-policy") { Description = "Always, OnFailure or Never [default: Always]" };
 
+        // Guest health (issue 14).
+        private readonly ProbeFlags _readiness = new("ready", "readiness");
+        private readonly ProbeFlags _liveness = new("live", "liveness");
+
         public void AddTo(Command command)
         {
             command.Add(_config);
@@ -91,6 +110,8 @@ internal static class CreateCommands
             command.Add(_network);
             command.Add(_provider);
             command.Add(_restartPolicy);
+            _readiness.AddTo(command);
+            _liveness.AddTo(command);
         }
 
         public MicroVMSpec BuildSpec(Invocation inv)
@@ -153,6 +174,9 @@ internal static class CreateCommands
                 spec.RestartPolicy = RestartPolicies.Normalize(policy)
                     ?? throw new UsageException($"--restart-policy must be one of {string.Join(", ", RestartPolicies.All)}, got \"{policy}\"");
             }
+
+            spec.ReadinessProbe = _readiness.Apply(p, spec.ReadinessProbe);
+            spec.LivenessProbe = _liveness.Apply(p, spec.LivenessProbe);
 
             if (string.IsNullOrEmpty(spec.Id))
             {

@@ -1,4 +1,5 @@
 using Hypercore.Client;
+using Hypercore.Contracts.VmApi;
 
 namespace Hypercore.Cli.Config;
 
@@ -34,6 +35,11 @@ internal sealed record HacConfig
 
     public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
 
+    // Guest health (issue 14): [readiness] and [liveness] tables.
+    public Probe? Readiness { get; init; }
+
+    public Probe? Liveness { get; init; }
+
     /// <summary>Fills a template; a name must come from the file or a flag.</summary>
     public MicroVmTemplate ToTemplate() => new()
     {
@@ -50,5 +56,7 @@ internal sealed record HacConfig
         Cmdline = Cmdline,
         Metadata = Metadata,
         Labels = Labels,
+        ReadinessProbe = Readiness,
+        LivenessProbe = Liveness,
     };
 }

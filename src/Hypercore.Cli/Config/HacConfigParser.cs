@@ -12,7 +12,10 @@ namespace Hypercore.Cli.Config;
 internal static class HacConfigParser
 {
     private static readonly string[] TopLevelKeys =
-        ["name", "namespace", "image", "memory", "cpu", "disk", "network", "provider", "restart_policy", "kernel", "metadata", "labels"];
+        ["name", "namespace", "image", "memory", "cpu", "disk", "network", "provider", "restart_policy", "kernel", "metadata", "labels",
+            "readiness", "liveness"];
+
+    private static readonly string[] ProbeKeys = ["console", "tcp", "http", "initial_delay", "period", "timeout", "failure_threshold"];
 
     private static readonly string[] KernelKeys = ["cmdline", "initrd"];
 
@@ -69,6 +72,38 @@ internal static class HacConfigParser
             Cmdline = kernel?.Map("cmdline", bareFlags: true) ?? new Dictionary<string, string>(),
             Metadata = reader.Map("metadata", bareFlags: false) ?? new Dictionary<string, string>(),
             Labels = reader.Map("labels", bareFlags: false) ?? new Dictionary<string, string>(),
+            Readiness = ReadProbe(reader.Table("readiness"), sourceName, "readiness"),
+            Liveness = ReadProbe(reader.Table("liveness"), sourceName, "liveness"),
+        };
+    }
+
+    /// <summary>Guest health: <c>[readiness]</c>/<c>[liveness]</c> with one of console, tcp, http and the timing in seconds.</summary>
+    private static Contracts.VmApi.Probe? ReadProbe(TableReader? table, string source, string name)
+    {
+        if (table is null)
+        {
+            return null;
+        }
+
+        table.RejectUnknown(ProbeKeys);
+        var console = table.String("console");
+        var tcp = table.Int("tcp", min: 1);
+        var http = table.String("http");
+        var checks = (console is null ? 0 : 1) + (tcp is null ? 0 : 1) + (http is null ? 0 : 1);
+        if (checks != 1)
+        {
+            throw new UsageException($"{source}: [{name}] needs exactly one of console = \"regex\", tcp = PORT or http = \"PORT/PATH\"");
+        }
+
+        return new Contracts.VmApi.Probe
+        {
+            Console = console is null ? null : new Contracts.VmApi.ConsoleProbe { Regex = console },
+            TcpSocket = tcp is null ? null : new Contracts.VmApi.TcpSocketProbe { Port = tcp.Value },
+            HttpGet = http is null ? null : Commands.ProbeFlags.ParseHttp($"{source}: {name}.http", http),
+            InitialDelaySeconds = table.Int("initial_delay", min: 0) ?? 0,
+            PeriodSeconds = table.Int("period", min: 1) ?? 0,
+            TimeoutSeconds = table.Int("timeout", min: 1) ?? 0,
+            FailureThreshold = table.Int("failure_threshold", min: 1) ?? 0,
         };
     }
 

@@ -6,15 +6,15 @@ using Hypercore.Contracts.VmApi;
 namespace Hypercore.Cli.Output;
 
 /// <summary>
-/// Prints MicroVMs as a table (ID NAMESPACE PROVIDER STATE PHASE VCPU MEM PID AGE), as protobuf JSON, or as
+/// Prints MicroVMs as a table (ID NAMESPACE PROVIDER STATE PHASE VCPU MEM PID AGE READY), as protobuf JSON, or as
 /// YAML of that JSON. Lists print the ListMicroVMsResponse message, so -o json matches the HTTP API.
 /// </summary>
 internal sealed class MicroVmPrinter(TextWriter output, OutputFormat format, TimeProvider time)
 {
-    private static readonly string[] Headers = ["ID", "NAMESPACE", "PROVIDER", "STATE", "PHASE", "VCPU", "MEM", "PID", "AGE"];
+    private static readonly string[] Headers = ["ID", "NAMESPACE", "PROVIDER", "STATE", "PHASE", "VCPU", "MEM", "PID", "AGE", "READY"];
 
     // Widths for streamed rows (watch), where later rows cannot widen earlier ones.
-    private static readonly int[] StreamWidths = [8, 20, 10, 10, 8, 16, 4, 6, 7, 0];
+    private static readonly int[] StreamWidths = [8, 20, 10, 10, 8, 16, 4, 6, 7, 5, 0];
 
     private static readonly JsonFormatter Indented = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true).WithIndentation());
     private static readonly JsonFormatter Compact = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
@@ -111,8 +111,13 @@ internal sealed class MicroVmPrinter(TextWriter output, OutputFormat format, Tim
             spec.MemoryInMb.ToString(CultureInfo.InvariantCulture) + "Mi",
             status.Pid > 0 ? status.Pid.ToString(CultureInfo.InvariantCulture) : "-",
             spec.CreatedAt is null ? "-" : Age(time.GetUtcNow() - spec.CreatedAt.ToDateTimeOffset()),
+            Ready(status),
         ];
     }
+
+    /// <summary>Guest health: GuestReady's status (True/False), or "-" when the VM has no readiness probe.</summary>
+    private static string Ready(MicroVMStatus status) =>
+        status.Conditions.FirstOrDefault(c => c.Type == ConditionTypes.GuestReady) is { } c ? c.Status : "-";
 
     private void WriteTable(IReadOnlyList<string[]> rows)
     {

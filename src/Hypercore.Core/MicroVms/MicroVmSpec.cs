@@ -38,6 +38,14 @@ public sealed record MicroVmSpec
     /// <summary>The node that runs this VM; empty means "whichever daemon owns the store" (standalone).</summary>
     public string NodeName { get; init; } = "";
 
+    // Guest health (issue 14): probes run by the node's prober once the VM is Running.
+
+    /// <summary>Decides the GuestReady condition; null: no GuestReady condition is kept.</summary>
+    public ProbeSpec? ReadinessProbe { get; init; }
+
+    /// <summary>After FailureThreshold failures the VM is ended and its restart policy applies.</summary>
+    public ProbeSpec? LivenessProbe { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -47,7 +55,8 @@ public sealed record MicroVmSpec
         Provider == other.Provider && State == other.State && RestartPolicy == other.RestartPolicy &&
         NodeName == other.NodeName && Kernel == other.Kernel && Initrd == other.Initrd && RootVolume == other.RootVolume &&
         DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
-        AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces);
+        AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
+        ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 

@@ -162,7 +162,95 @@ public static partial class MicroVmSpecValidator
             errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");
         }
 
+        // Guest health (issue 14).
+        ValidateProbe(spec, spec.ReadinessProbe, "readiness_probe", errors);
+        ValidateProbe(spec, spec.LivenessProbe, "liveness_probe", errors);
+
         return errors;
+    }
+
+    /// <summary>Longest a probe regex may run on one console line; a pattern that takes longer counts as no match.</summary>
+    public static readonly TimeSpan ProbeRegexTimeout = TimeSpan.FromMilliseconds(100);
+
+    public const int MaxProbeRegexLength = 1024;
+    public const int MaxProbeSeconds = 3600;
+    public const int MaxFailureThreshold = 1000;
+
+    private static void ValidateProbe(MicroVmSpec spec, ProbeSpec? probe, string field, List<string> errors)
+    {
+        if (probe is null)
+        {
+            return;
+        }
+
+        var checks = (probe.Console is null ? 0 : 1) + (probe.TcpSocket is null ? 0 : 1) + (probe.HttpGet is null ? 0 : 1);
+        if (checks != 1)
+        {
+            errors.Add($"{field} needs exactly one of console, tcp_socket or http_get, got {checks}");
+        }
+
+        if (probe.Console is { } console)
+        {
+            if (string.IsNullOrEmpty(console.Regex) || console.Regex.Length > MaxProbeRegexLength)
+            {
+                errors.Add($"{field}.console.regex must be 1-{MaxProbeRegexLength} characters, e.g. \"HYPERCORE-GUEST-READY\"");
+            }
+            else
+            {
+                try
+                {
+                    _ = new Regex(console.Regex, RegexOptions.CultureInvariant, ProbeRegexTimeout);
+                }
+                catch (ArgumentException ex)
+                {
+                    errors.Add($"{field}.console.regex \"{console.Regex}\" is not a valid .NET regular expression: {ex.Message}");
+                }
+            }
+        }
+
+        if (probe.TcpSocket is { } tcp && tcp.Port is < 1 or > 65535)
+        {
+            errors.Add($"{field}.tcp_socket.port must be between 1 and 65535, got {tcp.Port}");
+        }
+
+        if (probe.HttpGet is { } http)
+        {
+            if (http.Port is < 1 or > 65535)
+            {
+                errors.Add($"{field}.http_get.port must be between 1 and 65535, got {http.Port}");
+            }
+
+            if (!http.Path.StartsWith('/') || http.Path.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) ||
+                !Uri.TryCreate("http://guest" + http.Path, UriKind.Absolute, out _))
+            {
+                errors.Add($"{field}.http_get.path \"{http.Path}\" must be an absolute URL path without spaces, e.g. /healthz");
+            }
+        }
+
+        if ((probe.TcpSocket is not null || probe.HttpGet is not null) && spec.Interfaces.Count == 0)
+        {
+            errors.Add($"{field}: tcp_socket and http_get probe the guest's address, and this VM has no network interface; add one (with a static address) or use a console probe");
+        }
+
+        if (probe.InitialDelaySeconds is < 0 or > MaxProbeSeconds)
+        {
+            errors.Add($"{field}.initial_delay_seconds must be between 0 and {MaxProbeSeconds}, got {probe.InitialDelaySeconds}");
+        }
+
+        if (probe.PeriodSeconds is < 1 or > MaxProbeSeconds)
+        {
+            errors.Add($"{field}.period_seconds must be between 1 and {MaxProbeSeconds}, got {probe.PeriodSeconds}");
+        }
+
+        if (probe.TimeoutSeconds is < 1 or > MaxProbeSeconds)
+        {
+            errors.Add($"{field}.timeout_seconds must be between 1 and {MaxProbeSeconds}, got {probe.TimeoutSeconds}");
+        }
+
+        if (probe.FailureThreshold is < 1 or > MaxFailureThreshold)
+        {
+            errors.Add($"{field}.failure_threshold must be between 1 and {MaxFailureThreshold}, got {probe.FailureThreshold}");
+        }
     }
 
     private static bool IsIPv4(string value) =>

@@ -34,13 +34,24 @@ public sealed record MicroVmStatus
 
     /// <summary>Port forwards in effect, e.g. "tcp 8080 -> 10.200.0.5:80".</summary>
     public IReadOnlyList<string> PortForwards { get; init; } = [];
+    // Guest health (issue 14).
+
+    /// <summary>When the GuestReady condition last became True (this boot's readiness).</summary>
+    public DateTimeOffset? GuestReadyTime { get; init; }
+
+    /// <summary>Seconds from Create to the first GuestReady=True: the VM's boot SLO. Set once.</summary>
+    public double? GuestReadySeconds { get; init; }
+
+    /// <summary>Length of the console log when the current boot started: console probes read this boot from here.</summary>
+    public long? ConsoleBootOffset { get; init; }
 
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
         Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
         RestartCount == other.RestartCount && Runtime == other.Runtime &&
         Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
-        Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards);
+        Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards) &&
+        GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset;
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 
@@ -75,6 +86,9 @@ public static class Conditions
 
     /// <summary>True while (and after) the hypervisor stopped answering for longer than allowed; reason and message say what was done.</summary>
     public const string Unresponsive = "Unresponsive";
+
+    /// <summary>Guest health (issue 14): the readiness probe's verdict on this boot, with the probe's message.</summary>
+    public const string GuestReady = "GuestReady";
 
     public const string ReasonProviderUnavailable = "ProviderUnavailable";
     public const string ReasonUnsupported = "Unsupported";

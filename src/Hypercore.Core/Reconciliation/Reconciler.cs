@@ -55,9 +55,10 @@ public sealed partial class Reconciler
 
     public Reconciler(
         IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log,
-        IEnumerable<IStartStep>? steps = null)
+        IEnumerable<IStartStep>? steps = null, Health.LivenessSignals? liveness = null)
     {
         _steps = (steps ?? []).OrderBy(s => s.Order).ToList();
+        _liveness = liveness;
         _store = store;
         _drivers = drivers;
         _time = time;
@@ -161,6 +162,12 @@ public sealed partial class Reconciler
             vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
         {
             vm = await SetUnresponsiveAsync(vm, ConditionStatus.False, "Responsive", "the hypervisor answers again", ct);
+        }
+
+        // Guest health (issue 14): a failed liveness probe ends the VM; its restart policy decides what follows.
+        if (live.State == LiveState.Running && vm.Spec.State == DesiredState.Running && _liveness?.TryTake(vm) is { } failure)
+        {
+            return await EndForLivenessAsync(vm, driver, failure, ct);
         }
 
         return vm.Spec.State switch
@@ -433,7 +440,7 @@ public sealed partial class Reconciler
     private static bool EndedOnItsOwn(MicroVm vm) =>
         vm.Status.Phase is Phase.Stopped or Phase.Failed &&
         vm.Status.ObservedGeneration == vm.Generation &&
-        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive;
+        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive or ReasonLivenessProbeFailed;
 
     private const string ReasonGuestShutdown = "GuestShutdown";
     private const string ReasonCrashed = "Crashed";

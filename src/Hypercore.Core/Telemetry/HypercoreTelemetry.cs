@@ -23,4 +23,11 @@ public static class HypercoreTelemetry
 
     public static readonly Histogram<double> BootTime =
         Meter.CreateHistogram<double>("hypercore.vm.start.duration", "s", "Driver start call until the hypervisor reports the VM running.");
+
+    // Guest health (issue 14).
+    public static readonly Histogram<double> GuestReadyTime =
+        Meter.CreateHistogram<double>("hypercore.vm.guest_ready.duration", "s", "Create until the readiness probe first succeeded (each VM's boot SLO).");
+
+    public static readonly Counter<long> LivenessFailures =
+        Meter.CreateCounter<long>("hypercore.vm.liveness.failures", "{restart}", "VMs ended because their liveness probe failed, by probe kind.");
 }

@@ -131,7 +131,8 @@ public static class DaemonSettings
             .. HostAccessSettings.All,
             .. ImagesSettings.All, // images (issue 11)
             .. NetworkSettings.All, // node networking (issue 12)
-            .. CapacitySettings.All]; // Kubernetes issue 13: node capacity and admission
+            .. CapacitySettings.All, // Kubernetes issue 13: node capacity and admission
+            .. HealthSettings.All];
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

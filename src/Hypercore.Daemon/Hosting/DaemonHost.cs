@@ -10,6 +10,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
+using Hypercore.Health;
 using Hypercore.HostAccess;
 using Hypercore.Images;
 using Hypercore.Images.Integration;
@@ -215,6 +216,10 @@ public static partial class DaemonHost
         services.AddOptions<ConsoleLogOptions>().Bind(builder.Configuration.GetSection(ConsoleLogOptions.Section));
         services.AddConsoleLogRotation(o => o.RunDirectory = Path.Combine(daemon.StateDirectory, "run")); // every driver's RuntimeDirectory is run/<provider>
         services.AddHypercoreApi();
+
+        // Guest health (issue 14): readiness/liveness probes of running VMs.
+        services.AddOptions<GuestHealthOptions>().Bind(builder.Configuration.GetSection(GuestHealthOptions.Section));
+        services.AddGuestHealth();
         services.AddHypercoreTelemetry(o =>
         {
             o.OtlpEndpoint = daemon.OtlpEndpoint;

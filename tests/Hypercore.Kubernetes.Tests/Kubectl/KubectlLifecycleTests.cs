@@ -96,7 +96,7 @@ public sealed class KubectlLifecycleTests
 
         await PhaseAsync("Running");
         var table = await GetTableAsync();
-        table.Header.Should().Equal("NAME", "PHASE", "READY", "NODE", "PROVIDER", "VCPU", "MEMORY", "AGE");
+        table.Header.Should().Equal("NAME", "PHASE", "READY", "NODE", "PROVIDER", "VCPU", "MEMORY", "AGE", "GUESTREADY");
         table.Row("hello").Should().StartWith(["hello", "Running", "True", Node, "qemu", "1", "128"]);
         Object()["metadata"]!["finalizers"]!.AsArray().Select(f => (string?)f).Should().Contain(MicroVmResource.Finalizer);
         var uid = (string)Object()["metadata"]!["uid"]!;

@@ -238,7 +238,7 @@ public sealed class KubectlTests
 
         r.ExitCode.Should().Be(0, r.ToString());
         var table = KubectlTable.Parse(r.Stdout);
-        table.Header.Should().Equal("NAME", "PHASE", "READY", "NODE", "PROVIDER", "VCPU", "MEMORY", "AGE");
+        table.Header.Should().Equal("NAME", "PHASE", "READY", "NODE", "PROVIDER", "VCPU", "MEMORY", "AGE", "GUESTREADY");
         table.Row("hello")[..7].Should().Equal("hello", "Running", "True", "node-1", "qemu", "1", "128");
         KubectlTable.Parse(wide.Stdout).Row("hello")[1].Should().Be("Running");
     }

@@ -1,0 +1,110 @@
+using Hypercore.Drivers;
+using Hypercore.Informers;
+using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Health;
+
+/// <summary>
+/// Drives <see cref="GuestHealthMonitor"/> from the shared informer's cache every <see cref="GuestHealthOptions.TickInterval"/>
+/// (no store call unless something changed), and queues a VM for reconcile the moment its liveness probe fails.
+/// </summary>
+public sealed partial class GuestHealthHost(
+    GuestHealthMonitor monitor, MicroVmInformer informer, IServiceProvider services, IOptions<GuestHealthOptions> options,
+    TimeProvider time, ILogger<GuestHealthHost> log) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var reconciler = services.GetService<ReconcilerHost>();
+        monitor.LivenessFailed += key => reconciler?.Queue.Add(key);
+        try
+        {
+            await informer.Synced.WaitAsync(stoppingToken);
+            using var timer = new PeriodicTimer(options.Value.TickInterval, time);
+            do
+            {
+                try
+                {
+                    await monitor.TickAsync(informer.List(), stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogTickFailed(ex.Message, ex);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(1116, LogLevel.Warning, "guest probe pass failed: {Message}")]
+    private partial void LogTickFailed(string message, Exception ex);
+}
+
+/// <summary>
+/// Before every start of a VM with probes: notes how long its console log already is (QEMU appends across restarts,
+/// so this boot's lines start there) and marks GuestReady False until this boot's readiness probe succeeds.
+/// </summary>
+public sealed class GuestHealthStartStep(TimeProvider time, DriverRegistry? drivers = null) : IStartStep
+{
+    public string Name => "health";
+
+    public int Order => 900;
+
+    public Task<StartStepResult> PrepareAsync(StartContext context, CancellationToken cancellationToken)
+    {
+        var vm = context.Stored;
+        if (vm.Spec.ReadinessProbe is null && vm.Spec.LivenessProbe is null)
+        {
+            return Task.FromResult(StartStepResult.Proceed());
+        }
+
+        var path = vm.Status.ConsoleLogPath is { Length: > 0 } stored ? stored
+            : drivers is not null && drivers.TryGet(vm.Spec.Provider, out var driver) ? driver.ConsoleLogPath(vm) : null;
+        var info = path is null ? null : new FileInfo(path);
+        var offset = info is { Exists: true } && (info.Attributes & FileAttributes.ReparsePoint) == 0 ? info.Length : 0;
+        var now = time.GetUtcNow();
+        var readiness = vm.Spec.ReadinessProbe;
+        return Task.FromResult(StartStepResult.Proceed(s => s with
+        {
+            ConsoleBootOffset = offset,
+            Conditions = readiness is null
+                ? s.Conditions
+                : Conditions.Set(s.Conditions, Conditions.GuestReady, ConditionStatus.False, GuestHealthMonitor.ReasonProbing,
+                    $"waiting for the guest to boot; readiness probe {readiness.Describe()}", vm.Generation, now),
+        }));
+    }
+
+    public Task ReleaseAsync(MicroVm vm, CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+public static class GuestHealthServiceCollectionExtensions
+{
+    /// <summary>Adds the guest prober (readiness/liveness probes), its start step and options validation.</summary>
+    public static IServiceCollection AddGuestHealth(this IServiceCollection services, Action<GuestHealthOptions>? configure = null)
+    {
+        var builder = services.AddOptions<GuestHealthOptions>();
+        if (configure is not null)
+        {
+            builder.Configure(configure);
+        }
+
+        builder.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GuestHealthOptions>, GuestHealthOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<LivenessSignals>();
+        services.TryAddSingleton<INetworkProbes, SocketNetworkProbes>();
+        services.TryAddSingleton<GuestHealthMonitor>();
+        services.TryAddSingleton<GuestHealthHost>();
+        services.AddHostedService(sp => sp.GetRequiredService<GuestHealthHost>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, GuestHealthStartStep>());
+        return services;
+    }
+}

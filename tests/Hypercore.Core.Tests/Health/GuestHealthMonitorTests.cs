@@ -1,0 +1,287 @@
+using Hypercore.Core.Tests.Fakes;
+using Hypercore.Health;
+using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Hypercore.Core.Tests.Health;
+
+/// <summary>The prober on a fake clock, with real console files and a scripted network.</summary>
+public sealed class GuestHealthMonitorTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+
+    private InMemoryStore _store = null!;
+    private FakeTimeProvider _time = null!;
+    private FakeNetworkProbes _network = null!;
+    private LivenessSignals _signals = null!;
+    private GuestHealthMonitor _monitor = null!;
+    private string _dir = null!;
+    private string _console = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _store = new InMemoryStore();
+        _time = new FakeTimeProvider(Start);
+        _network = new FakeNetworkProbes();
+        _signals = new LivenessSignals();
+        _monitor = NewMonitor(allowHostTargets: false);
+        _dir = Directory.CreateTempSubdirectory("hypercore-probes-").FullName;
+        _console = Path.Combine(_dir, "console.log");
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        _monitor.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private GuestHealthMonitor NewMonitor(bool allowHostTargets) => new(
+        _store, _network, _signals, _time, Options.Create(new GuestHealthOptions { AllowHostTargets = allowHostTargets }),
+        Options.Create(new ReconcilerOptions { NodeName = "node-a" }), NullLogger<GuestHealthMonitor>.Instance);
+
+    private MicroVm Seed(ProbeSpec? readiness = null, ProbeSpec? liveness = null, long? consoleOffset = null, string? address = null,
+        DateTimeOffset? created = null)
+    {
+        var spec = new MicroVmSpec
+        {
+            Id = "vm1",
+            Kernel = new KernelSpec { Image = "/k" },
+            ReadinessProbe = readiness,
+            LivenessProbe = liveness,
+            Interfaces = address is null ? [] : [new NetworkInterfaceSpec { DeviceId = "eth0", Address = address }],
+        };
+        return _store.Seed(new MicroVm
+        {
+            Uid = "uid-1",
+            Spec = spec,
+            ResourceVersion = "0",
+            CreatedAt = created ?? Start - TimeSpan.FromSeconds(2),
+            Claimed = true,
+            Status = new MicroVmStatus
+            {
+                Phase = Phase.Running, Node = "node-a", Pid = 100, BootTime = Start, ConsoleLogPath = _console, ConsoleBootOffset = consoleOffset,
+            },
+        });
+    }
+
+    private async Task<MicroVm> Tick()
+    {
+        var all = await _store.ListAsync();
+        await _monitor.TickAsync(all, CancellationToken.None);
+        return (await _store.GetAsync(new VmKey("default", "vm1")))!;
+    }
+
+    private async Task<MicroVm> Advance(double seconds)
+    {
+        _time.Advance(TimeSpan.FromSeconds(seconds));
+        return await Tick();
+    }
+
+    private void Print(string line) => File.AppendAllText(_console, line + "\r\n");
+
+    private static ProbeSpec Console(string regex, int period = 10, int failures = 3, int delay = 0) =>
+        new() { Console = new ConsoleProbe(regex), PeriodSeconds = period, FailureThreshold = failures, InitialDelaySeconds = delay };
+
+    [Test]
+    public async Task ConsoleReadiness_ReadyLinePrinted_GuestReadyTrueAtOnceWithTheLineAndCreateToReadyTime()
+    {
+        Seed(readiness: Console("HYPERCORE-GUEST-READY"));
+        Print("Linux version 6.1");
+
+        var before = await Tick();
+        before.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.False);
+        before.Status.FindCondition(Conditions.GuestReady)!.Message.Should().Contain("no console line matched /HYPERCORE-GUEST-READY/");
+
+        Print("HYPERCORE-GUEST-READY");
+        var after = await Advance(0.25); // well inside the 10 s period: a console line counts when it is printed
+
+        var condition = after.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.True);
+        condition.Reason.Should().Be(GuestHealthMonitor.ReasonProbeSucceeded);
+        condition.Message.Should().Contain("HYPERCORE-GUEST-READY");
+        after.Status.GuestReadyTime.Should().Be(Start + TimeSpan.FromSeconds(0.25));
+        after.Status.GuestReadySeconds.Should().Be(2.25, "created 2 s before boot, ready 0.25 s after");
+    }
+
+    [Test]
+    public async Task ConsoleReadiness_LineNeverPrinted_StaysFalseWithTheProbesMessage()
+    {
+        Seed(readiness: Console("NEVER-PRINTED", period: 1));
+        Print("HYPERCORE-GUEST-READY");
+
+        MicroVm vm = await Tick();
+        for (var i = 0; i < 10; i++)
+        {
+            vm = await Advance(1);
+        }
+
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Reason.Should().Be(GuestHealthMonitor.ReasonProbeFailed);
+        condition.Message.Should().Be("readiness probe console /NEVER-PRINTED/: no console line matched /NEVER-PRINTED/ on this boot yet");
+        vm.Status.GuestReadySeconds.Should().BeNull();
+    }
+
+    [Test]
+    public async Task ConsoleReadiness_ReadyLineFromAnEarlierBoot_DoesNotCount()
+    {
+        Print("HYPERCORE-GUEST-READY"); // the previous boot's line: QEMU appends across restarts
+        Seed(readiness: Console("HYPERCORE-GUEST-READY", period: 1), consoleOffset: new FileInfo(_console).Length);
+
+        var vm = await Advance(3);
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.False);
+
+        Print("HYPERCORE-GUEST-READY");
+        vm = await Advance(0.25);
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+    }
+
+    [Test]
+    public async Task ConsoleReadiness_NoNewVerdict_WritesNoStatus()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        Print("READY");
+        await Tick();
+        var writes = _store.StatusWrites;
+
+        for (var i = 0; i < 5; i++)
+        {
+            await Advance(1);
+        }
+
+        _store.StatusWrites.Should().Be(writes, "an unchanged verdict is not written again");
+    }
+
+    [Test]
+    public async Task ConsoleLiveness_HeartbeatStops_ReportedAfterFailureThresholdPeriods()
+    {
+        Seed(liveness: Console("heartbeat", period: 1, failures: 3, delay: 2));
+
+        // Beats every second for 5 s: every probe sees a fresh line.
+        await Tick();
+        for (var i = 0; i < 5; i++)
+        {
+            Print($"hypercore: heartbeat {i}");
+            await Advance(1);
+        }
+
+        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse();
+
+        await Advance(1); // first probe with no new line
+        await Advance(1); // second
+        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("two failures are below the threshold of 3");
+        var failed = new List<VmKey>();
+        _monitor.LivenessFailed += failed.Add;
+
+        var vm = await Advance(1); // third
+
+        failed.Should().Equal(new VmKey("default", "vm1"));
+        var failure = _signals.TryTake(vm)!;
+        failure.Message.Should().Be("liveness probe console /heartbeat/ failed 3 times in a row: no console line matched /heartbeat/ within 1 s");
+        failure.Probe.Should().Be("console /heartbeat/");
+    }
+
+    [Test]
+    public async Task ConsoleLiveness_InitialDelay_NoFailureCountedBeforeIt()
+    {
+        Seed(liveness: Console("heartbeat", period: 1, failures: 1, delay: 5));
+
+        await Tick();
+        for (var i = 0; i < 4; i++)
+        {
+            await Advance(1);
+        }
+
+        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("nothing is probed within the initial delay");
+        await Advance(1);
+        _signals.Pending(new VmKey("default", "vm1")).Should().BeTrue();
+    }
+
+    [Test]
+    public async Task LivenessVerdict_FromAnEarlierBoot_IsNotTaken()
+    {
+        var vm = Seed(liveness: Console("x", period: 1, failures: 1));
+        await Tick();
+        await Advance(1);
+        var restarted = vm with { Status = vm.Status with { BootTime = Start + TimeSpan.FromMinutes(1) } };
+
+        _signals.TryTake(restarted).Should().BeNull();
+    }
+
+    [Test]
+    public async Task TcpReadiness_ReadyThenFailing_TurnsFalseOnlyAtTheFailureThreshold()
+    {
+        Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 2, FailureThreshold = 2 }, address: "10.20.0.2/24");
+        _network.Script.Enqueue(ProbeResult.Ok("tcp connect to 10.20.0.2:22 succeeded"));
+        _network.Script.Enqueue(ProbeResult.Fail("tcp connect to 10.20.0.2:22 failed: Connection refused"));
+
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+        _network.Calls.Should().Equal("tcp 10.20.0.2:22 timeout 1");
+
+        vm = await Advance(2);
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True, "one failure is below the threshold");
+
+        vm = await Advance(2);
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Message.Should().Be("readiness probe tcp :22 failed 2 times: tcp connect to 10.20.0.2:22 failed: Connection refused");
+    }
+
+    [Test]
+    public async Task HttpReadiness_StatusAddressComesBeforeTheStaticOne()
+    {
+        var vm = Seed(readiness: new ProbeSpec { HttpGet = new HttpGetProbe(8080, "/healthz") }, address: "10.20.0.2/24");
+        _store.Seed(vm with { Status = vm.Status with { Addresses = ["10.30.0.9"] } });
+
+        await Tick();
+
+        _network.Calls.Should().Equal("http 10.30.0.9:8080/healthz timeout 1");
+    }
+
+    [Test]
+    public async Task TcpReadiness_LoopbackGuestAddress_RefusedWithoutTouchingTheNetwork()
+    {
+        Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "127.0.0.1/8");
+
+        var vm = await Tick();
+
+        _network.Calls.Should().BeEmpty();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Message.Should().Contain("is the host itself").And.Contain("probe-host-targets");
+    }
+
+    [Test]
+    public async Task VmStopsRunning_ReadyGuest_GuestReadyTurnsFalse()
+    {
+        Seed(readiness: Console("READY"));
+        Print("READY");
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+
+        _store.Seed(vm with { Status = vm.Status with { Phase = Phase.Stopped, Pid = null } });
+        vm = await Tick();
+
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Message.Should().Be("the VM is Stopped");
+        _monitor.Tracked.Should().Be(0);
+    }
+
+    [Test]
+    public async Task OtherNodesVm_IsNotProbed()
+    {
+        var vm = Seed(readiness: Console("READY"));
+        _store.Seed(vm with { Status = vm.Status with { Node = "node-b" } });
+        Print("READY");
+
+        vm = await Tick();
+
+        vm.Status.FindCondition(Conditions.GuestReady).Should().BeNull();
+        _monitor.Tracked.Should().Be(0);
+    }
+}
