@@ -38,6 +38,11 @@ public sealed record MicroVmSpec
     /// <summary>The node that runs this VM; empty means "whichever daemon owns the store" (standalone).</summary>
     public string NodeName { get; init; } = "";
 
+    // snapshots: start from a snapshot instead of booting (docs/snapshots.md)
+
+    /// <summary>Name of a snapshot (same namespace) this VM starts from; its hardware comes from the snapshot.</summary>
+    public string? RestoreFrom { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -47,7 +52,8 @@ public sealed record MicroVmSpec
         Provider == other.Provider && State == other.State && RestartPolicy == other.RestartPolicy &&
         NodeName == other.NodeName && Kernel == other.Kernel && Initrd == other.Initrd && RootVolume == other.RootVolume &&
         DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
-        AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces);
+        AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
+        RestoreFrom == other.RestoreFrom;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 

@@ -141,6 +141,12 @@ public static partial class MicroVmSpecValidator
             errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");
         }
 
+        // snapshots
+        if (spec.RestoreFrom is { } snapshot && Snapshots.SnapshotStore.NameProblem(snapshot) is { } badSnapshot)
+        {
+            errors.Add("restore_from: " + badSnapshot);
+        }
+
         return errors;
     }
 
