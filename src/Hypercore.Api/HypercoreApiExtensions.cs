@@ -64,6 +64,7 @@ public static class HypercoreApiExtensions
         endpoints.MapGrpcService<VmServiceImpl>();
         endpoints.MapGrpcService<VistaraServiceImpl>();
         endpoints.MapGrpcService<FlintlockMicroVmService>();
+        endpoints.MapGrpcService<Snapshots.SnapshotServiceImpl>(); // snapshots
         if (reflection)
         {
             endpoints.MapGrpcReflectionService();

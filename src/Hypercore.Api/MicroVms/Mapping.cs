@@ -62,6 +62,9 @@ public static class Mapping
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
             RestartPolicy = ParseEnum(spec.RestartPolicy, RestartPolicy.Always, "restart_policy", errors),
             NodeName = spec.NodeName,
+
+            // snapshots
+            RestoreFrom = spec.HasRestoreFrom && spec.RestoreFrom.Length > 0 ? spec.RestoreFrom : null,
         };
     }
 
@@ -86,6 +89,11 @@ public static class Mapping
             RestartPolicy = spec.RestartPolicy.ToString(),
             NodeName = spec.NodeName,
         };
+        if (spec.RestoreFrom is { } restoreFrom)
+        {
+            p.RestoreFrom = restoreFrom; // snapshots
+        }
+
         p.Labels.Add(spec.Labels.ToDictionary());
         p.Metadata.Add(spec.Metadata.ToDictionary());
         p.Kernel.Cmdline.Add(spec.Kernel.Cmdline.ToDictionary());

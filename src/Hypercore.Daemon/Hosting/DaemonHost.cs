@@ -15,6 +15,7 @@ using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
+using Hypercore.Snapshots;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
@@ -207,6 +208,9 @@ public static partial class DaemonHost
         services.AddOptions<ConsoleLogOptions>().Bind(builder.Configuration.GetSection(ConsoleLogOptions.Section));
         services.AddConsoleLogRotation(o => o.RunDirectory = Path.Combine(daemon.StateDirectory, "run")); // every driver's RuntimeDirectory is run/<provider>
         services.AddHypercoreApi();
+
+        // snapshots: <state-dir>/snapshots, outside every VM's directory, so deleting a VM leaves its snapshots
+        services.AddSnapshots(Path.Combine(daemon.StateDirectory, "snapshots"));
         services.AddHypercoreTelemetry(o =>
         {
             o.OtlpEndpoint = daemon.OtlpEndpoint;
