@@ -69,6 +69,7 @@ public static class Cli
             root.Add(LifecycleCommands.Pause(this));
             root.Add(LifecycleCommands.Resume(this));
             root.Add(LogsCommand.Build(this));
+            root.Add(SnapshotCommands.Build(this)); // snapshots
 
             var help = root.Options.OfType<HelpOption>().Single();
             if (help.Action is HelpAction builtIn)

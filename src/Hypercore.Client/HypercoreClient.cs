@@ -27,7 +27,11 @@ public sealed class HypercoreClient : IDisposable
         _channel = channel;
         _options = options;
         Service = new VMService.VMServiceClient(channel);
+        Snapshots = new SnapshotService.SnapshotServiceClient(channel); // snapshots
     }
+
+    /// <summary>vm.services.api.SnapshotService on the same connection.</summary>
+    public SnapshotService.SnapshotServiceClient Snapshots { get; }
 
     /// <summary>
     /// Connects to this node's daemon: its Unix socket (/var/lib/hypercore/vistarad.sock) when it exists and this
