@@ -70,6 +70,7 @@ public static class HypercoreApiExtensions
             endpoints.MapGrpcService<Images.ImageServiceImpl>(); // images (issue 11)
         }
         endpoints.MapGrpcService<NodeServiceImpl>(); // Kubernetes issue 13: node capacity (vis node)
+        endpoints.MapGrpcService<Snapshots.SnapshotServiceImpl>(); // snapshots
         if (reflection)
         {
             endpoints.MapGrpcReflectionService();

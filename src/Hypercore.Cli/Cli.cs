@@ -71,6 +71,7 @@ public static class Cli
             root.Add(LogsCommand.Build(this));
             root.Add(ImageCommands.Build(this)); // images (issue 11)
             root.Add(NodeCommand.Build(this)); // Kubernetes issue 13: node capacity
+            root.Add(SnapshotCommands.Build(this)); // snapshots
 
             var help = root.Options.OfType<HelpOption>().Single();
             if (help.Action is HelpAction builtIn)

@@ -33,6 +33,11 @@ public sealed class HypercoreClient : IDisposable
 
     /// <summary>Images (issue 11): the node's image cache (list, remove, prune).</summary>
     public ImageService.ImageServiceClient Images { get; }
+        Snapshots = new SnapshotService.SnapshotServiceClient(channel); // snapshots
+    }
+
+    /// <summary>vm.services.api.SnapshotService on the same connection.</summary>
+    public SnapshotService.SnapshotServiceClient Snapshots { get; }
 
     /// <summary>
     /// Connects to this node's daemon: its Unix socket (/var/lib/hypercore/vistarad.sock) when it exists and this

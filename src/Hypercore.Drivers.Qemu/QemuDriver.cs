@@ -54,7 +54,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     public override DriverCapabilities Capabilities =>
         DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
-        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Macvtap |
+        DriverCapabilities.Initrd | DriverCapabilities.BlockDevices | DriverCapabilities.Macvtap | DriverCapabilities.Snapshot |
         DriverCapabilities.MetadataService; // guest bootstrap: a cloud-init seed disk
 
     protected override string ConfiguredBinary => _options.BinaryPath;
@@ -92,6 +92,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         var accel = await ResolveAcceleratorAsync(binary, ct);
         var qmp = dir.File(QmpSocketName);
         var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp));
+        arguments = WithIncoming(arguments, prepared, accel);
         var executable = binary;
         if (_runAs is { } user)
         {
@@ -108,14 +109,21 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
             ArgvMarker = qmp,
             OutputLog = dir.File("qemu.log"),
             Detail = accel.Detail,
+            Extra = new Dictionary<string, string> { [AccelKey] = accel.Accel },
 
             // Macvtaps (node networking): QEMU gets each /dev/tapN as an open fd (-netdev tap,fd=N), in nic order.
             InheritedFiles = [.. prepared.Nics.Where(n => n.CharDevice is not null).Select(n => n.CharDevice!)],
         };
     }
 
-    protected override Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct) =>
-        _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), _options.StartTimeout, ct);
+    protected override async Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
+    {
+        await _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), _options.StartTimeout, ct);
+        if (RestoreOf(prepared.Context) is { } restore)
+        {
+            await IncomingAsync(record, dir, restore, resume: prepared.Spec.State != DesiredState.Paused, ct);
+        }
+    }
 
     /// <summary>A panic (pvpanic's "guest-panicked", or a "shutdown" after a panic reboot) is told apart by the skeleton from the console.</summary>
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct) =>

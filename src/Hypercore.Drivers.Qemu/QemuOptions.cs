@@ -40,6 +40,11 @@ public sealed class QemuOptions() : VmmQmpOptions("qemu"), IConfigSection
     /// to that user; host-path volumes must already be accessible by it. Null or empty (default): QEMU runs as root.
     /// </summary>
     public string? RunAs { get; set; }
+
+    // snapshots
+
+    /// <summary>How long saving a VM's state (QMP migrate to a file) or loading it on restore may take. Default 5 min.</summary>
+    public TimeSpan SnapshotTimeout { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 public static class QemuServiceCollectionExtensions

@@ -160,7 +160,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 StartedAt = Time.GetUtcNow(),
                 Taps = [.. prepared.Nics.Select(n => n.Tap)],
                 Detail = launch.Detail,
-                Extra = launch.Extra,
+                Extra = WithWritableDisks(launch.Extra, prepared),
             };
             dir.WriteRecord(record);
             LogLaunched(vm.Key.ToString(), BinaryLabel, pid, launch.ControlSocket);
@@ -335,12 +335,19 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
         dir.Create();
         var volumes = new List<PreparedVolume>();
+        var restore = RestoreOf(context);
         var scratch = HostPathPolicy.Volumes(spec).Select(v => v.Volume)
-            .Where(v => v.HostPath.Length == 0 && v.SizeInMb > 0 && !File.Exists(ScratchPath(dir, v))).ToList();
+            .Where(v => v.HostPath.Length == 0 && v.SizeInMb > 0 && !File.Exists(ScratchPath(dir, v)) && SavedDisk(restore, v) is null).ToList();
         HostPaths.CheckScratchDisks(scratch, dir.Path);
         foreach (var (volume, field) in HostPathPolicy.Volumes(spec))
         {
             var isRoot = ReferenceEquals(volume, spec.RootVolume);
+            if (SavedDisk(restore, volume) is { } saved)
+            {
+                volumes.Add(new PreparedVolume(volume.Id, await RestoreDiskAsync(restore!, saved, dir, ct), IsReadOnly: false, isRoot, IsScratch: true));
+                continue;
+            }
+
             if (volume.HostPath.Length == 0)
             {
                 if (volume.SizeInMb is not > 0)

@@ -60,6 +60,9 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         MicroVmNotFoundException => new Status(StatusCode.NotFound, ex.Message),
         FailedPreconditionException => new Status(StatusCode.FailedPrecondition, ex.Message),
         ResourceExhaustedException => new Status(StatusCode.ResourceExhausted, ex.Message),
+        Hypercore.Snapshots.SnapshotNotFoundException => new Status(StatusCode.NotFound, ex.Message),
+        Hypercore.Snapshots.SnapshotExistsException => new Status(StatusCode.AlreadyExists, ex.Message),
+        Hypercore.Snapshots.SnapshotFailedException => new Status(StatusCode.Internal, ex.Message),
         _ => new Status(StatusCode.Unknown, ex.Message),
     };
 

@@ -66,6 +66,9 @@ public static class Mapping
             NodeName = spec.NodeName,
             ReadinessProbe = spec.ReadinessProbe is { } readiness ? ToCore(readiness) : null,
             LivenessProbe = spec.LivenessProbe is { } liveness ? ToCore(liveness) : null,
+
+            // snapshots
+            RestoreFrom = spec.HasRestoreFrom && spec.RestoreFrom.Length > 0 ? spec.RestoreFrom : null,
         };
     }
 
@@ -90,6 +93,11 @@ public static class Mapping
             RestartPolicy = spec.RestartPolicy.ToString(),
             NodeName = spec.NodeName,
         };
+        if (spec.RestoreFrom is { } restoreFrom)
+        {
+            p.RestoreFrom = restoreFrom; // snapshots
+        }
+
         p.Labels.Add(spec.Labels.ToDictionary());
         p.Metadata.Add(spec.Metadata.ToDictionary());
         p.Kernel.Cmdline.Add(spec.Kernel.Cmdline.ToDictionary());

@@ -72,4 +72,26 @@ public sealed class AccessPolicy
 
         return vm => grant.AllowsNamespace(vm.Spec.Namespace);
     }
+
+    // snapshots: records that are not MicroVMs, checked by namespace like the store decorator checks MicroVMs
+
+    /// <summary>Which namespaces the current caller may see (PermissionDenied when a named one is not granted).</summary>
+    public Func<string, bool> NamespacesVisibleToCurrentCaller(string @namespace)
+    {
+        _ = VisibleToCurrentCaller(@namespace);
+        var grant = CallerContext.Current is { } caller ? GrantFor(caller) : null;
+        return ns => grant is null || grant.AllowsNamespace(ns);
+    }
+
+    /// <summary>PermissionDenied unless the current caller may write in <paramref name="namespace"/>; outside a request, nothing.</summary>
+    public void RequireWrite(string @namespace)
+    {
+        _ = VisibleToCurrentCaller(@namespace);
+        if (CallerContext.Current is { } caller && GrantFor(caller) is { Write: false } grant)
+        {
+            throw new Grpc.Core.RpcException(new Grpc.Core.Status(
+                Grpc.Core.StatusCode.PermissionDenied,
+                $"identity \"{caller.Name}\" may only read (it may use {grant.Describe()}); writes need write = true in [[identities]]"));
+        }
+    }
 }

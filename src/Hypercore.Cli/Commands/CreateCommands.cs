@@ -53,6 +53,11 @@ internal static class CreateCommands
             spec.ReadinessProbe = new Probe { Console = new ConsoleProbe { Regex = ProbeFlags.DefaultReadyRegex }, PeriodSeconds = 1, FailureThreshold = 1 };
         }
 
+        if (flags.FromSnapshot(inv) is { } snapshot)
+        {
+            await FromSnapshotAsync(inv, spec, snapshot, ct);
+        }
+
         var vm = await inv.Client.CreateMicroVmAsync(spec, ct);
         if (wait)
         {
@@ -76,6 +81,29 @@ internal static class CreateCommands
         return ExitCodes.Ok;
     }
 
+    /// <summary>
+    /// snapshots: the VM starts from the snapshot and runs its hardware, so the spec takes the source's kernel,
+    /// initrd, vcpus, memory, volumes, interfaces and provider (the daemon uses the snapshot's anyway; a spec that
+    /// says the same reads true in `vis get`), and its namespace unless -n says otherwise.
+    /// </summary>
+    private static async Task FromSnapshotAsync(Invocation inv, MicroVMSpec spec, string name, CancellationToken ct)
+    {
+        var snapshot = await SnapshotCommands.GetAsync(inv, name, ct);
+        var source = snapshot.SourceSpec;
+        spec.RestoreFrom = name;
+        spec.Namespace = inv.Namespace ?? snapshot.Namespace;
+        spec.Kernel = source.Kernel;
+        spec.Initrd = source.Initrd;
+        spec.Vcpu = source.Vcpu;
+        spec.MemoryInMb = source.MemoryInMb;
+        spec.RootVolume = source.RootVolume;
+        spec.AdditionalVolumes.Clear();
+        spec.AdditionalVolumes.Add(source.AdditionalVolumes);
+        spec.Interfaces.Clear();
+        spec.Interfaces.Add(source.Interfaces);
+        spec.Provider = snapshot.Provider;
+    }
+
     /// <summary>The flags that describe a VM, and how they combine with hac.toml or a spec file.</summary>
     private sealed class SpecFlags(bool withSpecFile)
     {
@@ -89,6 +117,26 @@ internal static class CreateCommands
         private readonly Option<int?> _network = SharedOptions.WholeNumber("--network", "a whole number of tap interfaces (0 for none)", "Number of tap interfaces, 0 for none");
         private readonly Option<string?> _provider = new("--provider") { Description = "Hypervisor: qemu, firecracker, cloud-hypervisor, unikernel [default: the node's]" };
         private readonly Option<string?> _restartPolicy = new("--restart-policy") { Description = "Always, OnFailure or Never [default: Always]" };
+        private readonly Option<string?> _fromSnapshot = new("--from-snapshot") { Description = "Start from this snapshot (its hardware, memory and disks) instead of booting", HelpName = "NAME" };
+
+        /// <summary>The --from-snapshot name; refuses the flags that would set hardware the snapshot decides.</summary>
+        public string? FromSnapshot(Invocation inv)
+        {
+            if (inv.Parse.GetValue(_fromSnapshot) is not { } name)
+            {
+                return null;
+            }
+
+            var p = inv.Parse;
+            var conflicting = new (string Flag, bool Given)[]
+            {
+                ("--image", p.GetValue(_image) is not null), ("--memory", p.GetValue(_memory) is not null), ("--cpu", p.GetValue(_cpu) is not null),
+                ("--disk", p.GetValue(_disk) is not null), ("--network", p.GetValue(_network) is not null), ("--provider", p.GetValue(_provider) is not null),
+            }.Where(c => c.Given).Select(c => c.Flag).ToList();
+            return conflicting.Count == 0
+                ? name
+                : throw new UsageException($"--from-snapshot takes the VM's hardware from the snapshot; drop {string.Join(", ", conflicting)}");
+        }
 
         // Guest health (issue 14).
         private readonly ProbeFlags _readiness = new("ready", "readiness");
@@ -112,6 +160,7 @@ internal static class CreateCommands
             command.Add(_restartPolicy);
             _readiness.AddTo(command);
             _liveness.AddTo(command);
+            command.Add(_fromSnapshot);
         }
 
         public MicroVMSpec BuildSpec(Invocation inv)

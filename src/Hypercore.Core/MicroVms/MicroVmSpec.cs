@@ -46,6 +46,11 @@ public sealed record MicroVmSpec
     /// <summary>After FailureThreshold failures the VM is ended and its restart policy applies.</summary>
     public ProbeSpec? LivenessProbe { get; init; }
 
+    // snapshots: start from a snapshot instead of booting (docs/snapshots.md)
+
+    /// <summary>Name of a snapshot (same namespace) this VM starts from; its hardware comes from the snapshot.</summary>
+    public string? RestoreFrom { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -56,7 +61,8 @@ public sealed record MicroVmSpec
         NodeName == other.NodeName && Kernel == other.Kernel && Initrd == other.Initrd && RootVolume == other.RootVolume &&
         DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
         AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
-        ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe;
+        ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe &&
+        RestoreFrom == other.RestoreFrom;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 

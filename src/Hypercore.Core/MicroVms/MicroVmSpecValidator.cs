@@ -165,6 +165,11 @@ public static partial class MicroVmSpecValidator
         // Guest health (issue 14).
         ValidateProbe(spec, spec.ReadinessProbe, "readiness_probe", errors);
         ValidateProbe(spec, spec.LivenessProbe, "liveness_probe", errors);
+        // snapshots
+        if (spec.RestoreFrom is { } snapshot && Snapshots.SnapshotStore.NameProblem(snapshot) is { } badSnapshot)
+        {
+            errors.Add("restore_from: " + badSnapshot);
+        }
 
         return errors;
     }

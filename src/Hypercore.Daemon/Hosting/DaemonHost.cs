@@ -20,6 +20,7 @@ using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
+using Hypercore.Snapshots;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
@@ -220,6 +221,8 @@ public static partial class DaemonHost
         // Guest health (issue 14): readiness/liveness probes of running VMs.
         services.AddOptions<GuestHealthOptions>().Bind(builder.Configuration.GetSection(GuestHealthOptions.Section));
         services.AddGuestHealth();
+        // snapshots: <state-dir>/snapshots, outside every VM's directory, so deleting a VM leaves its snapshots
+        services.AddSnapshots(Path.Combine(daemon.StateDirectory, "snapshots"));
         services.AddHypercoreTelemetry(o =>
         {
             o.OtlpEndpoint = daemon.OtlpEndpoint;

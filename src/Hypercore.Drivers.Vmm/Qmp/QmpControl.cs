@@ -18,6 +18,9 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
         return await qmp.QueryStatusAsync(ct);
     }
 
+    /// <summary>A session for a longer conversation (a snapshot); the caller disposes it.</summary>
+    public Task<QmpClient> ConnectAsync(string socket, CancellationToken ct) => _connector.ConnectAsync(socket, ct);
+
     /// <summary>Runs one command; "quit" may lose its reply to the closing socket, which is success.</summary>
     public async Task ExecuteAsync(string socket, string command, CancellationToken ct)
     {
@@ -84,6 +87,8 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
     {
         "running" => new VmmState(LiveState.Running),
         "paused" or "suspended" => new VmmState(LiveState.Paused),
+        // After a snapshot of a paused VM (migrate to a file): paused, and "cont" resumes it.
+        "postmigrate" => new VmmState(LiveState.Paused),
         "io-error" => new VmmState(LiveState.Paused, Detail: "paused on an I/O error"),
         "prelaunch" or "inmigrate" => new VmmState(LiveState.Created),
         "shutdown" => new VmmState(LiveState.Exited, ExitKind.GuestShutdown, "the guest powered off"),

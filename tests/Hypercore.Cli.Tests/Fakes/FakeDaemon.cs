@@ -23,6 +23,8 @@ public sealed class FakeDaemon : IAsyncDisposable
 
     public FakeVmService Service { get; }
 
+    public FakeSnapshotService Snapshots { get; private init; } = null!;
+
     /// <summary>"127.0.0.1:port", what --host takes.</summary>
     public string Host { get; }
 
@@ -34,11 +36,14 @@ public sealed class FakeDaemon : IAsyncDisposable
         builder.Services.AddGrpc();
         var service = new FakeVmService(time);
         builder.Services.AddSingleton(service);
+        var snapshots = new FakeSnapshotService(time); // snapshots
+        builder.Services.AddSingleton(snapshots);
         var app = builder.Build();
         app.MapGrpcService<FakeVmService>();
+        app.MapGrpcService<FakeSnapshotService>();
         await app.StartAsync();
         var address = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
-        return new FakeDaemon(app, service, $"127.0.0.1:{address.Port}");
+        return new FakeDaemon(app, service, $"127.0.0.1:{address.Port}") { Snapshots = snapshots };
     }
 
     public async ValueTask DisposeAsync()
