@@ -29,12 +29,11 @@ public sealed class HypercoreClient : IDisposable
         Service = new VMService.VMServiceClient(channel);
         Images = new ImageService.ImageServiceClient(channel);
         Node = new NodeService.NodeServiceClient(channel);
+        Snapshots = new SnapshotService.SnapshotServiceClient(channel); // snapshots
     }
 
     /// <summary>Images (issue 11): the node's image cache (list, remove, prune).</summary>
     public ImageService.ImageServiceClient Images { get; }
-        Snapshots = new SnapshotService.SnapshotServiceClient(channel); // snapshots
-    }
 
     /// <summary>vm.services.api.SnapshotService on the same connection.</summary>
     public SnapshotService.SnapshotServiceClient Snapshots { get; }

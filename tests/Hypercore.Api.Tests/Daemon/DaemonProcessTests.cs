@@ -76,7 +76,7 @@ public sealed class DaemonProcessTests
 
         var (grpc, http) = await daemon.WaitReadyAsync(Patience);
         using var channel = GrpcChannel.ForAddress(grpc);
-        var health = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
+        var health = await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new HealthCheckRequest());
         var list = await new VMService.VMServiceClient(channel).ListAsync(new ListMicroVMsRequest());
         using var httpClient = new HttpClient { BaseAddress = new Uri(http) };
         var json = await httpClient.GetStringAsync("/v1/microvms");

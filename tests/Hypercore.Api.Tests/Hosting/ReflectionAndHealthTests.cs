@@ -37,7 +37,7 @@ public sealed class ReflectionAndHealthTests
     [Test]
     public async Task Health_StoreAnswers_ReportsServing()
     {
-        var client = new Health.HealthClient(_server.Channel);
+        var client = new Grpc.Health.V1.Health.HealthClient(_server.Channel);
 
         var reply = await client.CheckAsync(new HealthCheckRequest());
 
@@ -47,7 +47,7 @@ public sealed class ReflectionAndHealthTests
     [Test]
     public async Task Health_StoreDown_ReportsNotServing()
     {
-        var client = new Health.HealthClient(_server.Channel);
+        var client = new Grpc.Health.V1.Health.HealthClient(_server.Channel);
         _server.Store.Outage = new StoreException("database file is gone");
 
         var reply = await client.CheckAsync(new HealthCheckRequest());
