@@ -205,9 +205,11 @@ public sealed class ImagesEndToEndTests
     public async Task KillNineMidPull_DaemonRestarted_PullCompletesAndTheVmBoots()
     {
         var image = await Hypercore.Testing.GuestImage.EnsureAsync();
+        var random = Path.Combine(_dir, "random.bin");
+        await File.WriteAllBytesAsync(random, RandomNumberGenerator.GetBytes(48 * 1024 * 1024));
         await PushAsync("hypercore/big", "1",
             await FilesLayerAsync(("boot/vmlinuz", Path.Combine(image, "vmlinuz")), ("boot/initrd.img", Path.Combine(image, "initrd.img"))),
-            new Blob(RandomNumberGenerator.GetBytes(48 * 1024 * 1024), "application/vnd.oci.image.layer.v1.tar"));
+            await FilesLayerAsync(("boot/random.bin", random)));
         var reference = $"{_slow.Host}/hypercore/big:1";
         await CreateAsync("pullkill", reference);
 
