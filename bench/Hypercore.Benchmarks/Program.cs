@@ -73,6 +73,7 @@ BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}; load {l
     ("scale", ReconcileScale.RunAsync),
     ("boot", BootOverhead.RunAsync),
     ("density", DensityBenchmark.RunAsync),
+    ("images", Hypercore.Benchmarks.Images.ImagePullBenchmark.RunAsync), // images (issue 11)
 ];
 try
 {

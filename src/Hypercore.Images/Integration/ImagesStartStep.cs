@@ -69,6 +69,16 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         }
 
         var given = _resolved.GetOrAdd(vm.Uid, _ => new ConcurrentDictionary<string, Ready>(StringComparer.Ordinal));
+
+        // A cached image needs one manifest request: give the jobs a moment, so such a VM starts in this reconcile
+        // instead of a poll interval later.
+        var jobs = wanted.Select(w => Key(w.Product, w.Text)).Distinct(StringComparer.Ordinal)
+            .Where(k => !given.ContainsKey(k)).ToDictionary(k => k, k => JobFor(k, vm.Uid, _time.GetUtcNow()), StringComparer.Ordinal);
+        if (_options.FastPath > TimeSpan.Zero && jobs.Values.Any(j => !j.Task.IsCompleted))
+        {
+            await Task.WhenAny(Task.WhenAll(jobs.Values.Select(j => j.Task)), Task.Delay(_options.FastPath, _time, cancellationToken));
+        }
+
         var now = _time.GetUtcNow();
         var pulling = new List<string>();
         var failed = new List<(string Text, TimeSpan RetryIn)>();
@@ -81,7 +91,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                 continue;
             }
 
-            var job = JobFor(key, vm.Uid, now);
+            var job = jobs[key];
             if (!job.Task.IsCompleted)
             {
                 pulling.Add(job.Describe());
@@ -439,4 +449,7 @@ public sealed class ImagesStartStepOptions
     public TimeSpan BackoffBase { get; set; } = TimeSpan.FromSeconds(2);
 
     public TimeSpan BackoffCap { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a reconcile waits for pulls it just started before answering Wait (a cached image is done by then).</summary>
+    public TimeSpan FastPath { get; set; } = TimeSpan.FromMilliseconds(300);
 }

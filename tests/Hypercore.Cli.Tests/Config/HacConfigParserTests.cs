@@ -46,6 +46,19 @@ public sealed class HacConfigParserTests
     }
 
     [Test]
+    public void Parse_ImageReference_IsSentAsTheKernelImageForTheNodeToPull()
+    {
+        // Images (issue 11): the seed's image accepts an OCI reference; the node pulls it (kernel and its initrd).
+        var spec = HacConfigParser.Parse("""
+            name = "oci"
+            image = "localhost:5000/hypercore/default:1"
+            """, "hac.toml").ToTemplate().ToSpec();
+
+        spec.Kernel.Image.Should().Be("localhost:5000/hypercore/default:1");
+        spec.Initrd.Should().BeNull("the node uses the image's own boot/initrd.img");
+    }
+
+    [Test]
     public void Parse_Empty_LeavesEverythingToDefaults()
     {
         var template = HacConfigParser.Parse("", "hac.toml").ToTemplate() with { Name = "x" };
