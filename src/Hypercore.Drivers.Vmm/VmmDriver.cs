@@ -402,6 +402,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
             return null;
         }
 
+        // Every API refuses these at Create; a spec written straight into the store (e.g. a Kubernetes object) is not.
+        if (GuestMetadataRules.Validate(vm.Spec.Metadata) is { Count: > 0 } problems)
+        {
+            throw new DriverException("InvalidMetadata", string.Join("; ", problems));
+        }
+
         var files = CloudInitSeed.Files(vm, [.. nics.Select(n => new GuestNic(n.Spec, n.Mac))]);
         if (UsesSeedDisk)
         {

@@ -172,6 +172,20 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
+    public async Task Start_MetadataThatBypassedTheApi_RefusedAsInvalidMetadataBeforeAnyProcessStarts()
+    {
+        var vm = _scratch.Vm("ch-badmeta", s => s with { Metadata = new Dictionary<string, string> { ["meta-data"] = "- not\n- a mapping\n" } });
+
+        var act = () => _driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Reason.Should().Be("InvalidMetadata");
+        ex.Message.Should().Contain("metadata[\"meta-data\"] is not a YAML mapping");
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "cidata.img")).Should().BeFalse();
+    }
+
+    [Test]
     public void Capabilities_IncludeTheMetadataService() =>
         _driver.Capabilities.Should().HaveFlag(DriverCapabilities.MetadataService, "spec.metadata reaches the guest on a seed disk");
 
