@@ -399,6 +399,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     {
         if (!Capabilities.HasFlag(DriverCapabilities.MetadataService) || !CloudInitSeed.IsNeeded(vm.Spec))
         {
+            VmDirectory.DeleteFile(dir.File(SeedDisk.FileName)); // from a start whose spec still had metadata
             return null;
         }
 
