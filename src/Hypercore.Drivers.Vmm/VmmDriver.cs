@@ -441,7 +441,14 @@ public abstract partial class VmmDriver : IHypervisorDriver
     {
         if (!Capabilities.HasFlag(DriverCapabilities.MetadataService) || !CloudInitSeed.IsNeeded(vm.Spec))
         {
+            VmDirectory.DeleteFile(dir.File(SeedDisk.FileName)); // from a start whose spec still had metadata
             return null;
+        }
+
+        // Every API refuses these at Create; a spec written straight into the store (e.g. a Kubernetes object) is not.
+        if (GuestMetadataRules.Validate(vm.Spec.Metadata) is { Count: > 0 } problems)
+        {
+            throw new DriverException("InvalidMetadata", string.Join("; ", problems));
         }
 
         var files = CloudInitSeed.Files(vm, [.. nics.Select(n => new GuestNic(n.Spec, n.Mac))]);

@@ -113,4 +113,20 @@ public sealed class QemuCommandLineTests
         QemuCommandLine.CheckDeviceCount(eight).Should().BeNull();
         QemuCommandLine.CheckDeviceCount(nine).Should().Contain("at most 8").And.Contain("asks for 9");
     }
+
+    [Test]
+    public void CheckDeviceCount_Metadata_TheSeedDiskCountsAsADevice()
+    {
+        var volumes = Enumerable.Range(0, 7).Select(i => new VolumeSpec { Id = $"v{i}", HostPath = "/d" }).ToList();
+        var seven = Spec() with { AdditionalVolumes = volumes };
+        var withMetadata = seven with { Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\n" } };
+        var withNetworkConfig = seven with
+        {
+            Kernel = seven.Kernel with { AddNetworkConfig = true },
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "n" }],
+        };
+
+        QemuCommandLine.CheckDeviceCount(withMetadata).Should().BeNull("7 volumes + the seed disk = 8");
+        QemuCommandLine.CheckDeviceCount(withNetworkConfig).Should().Contain("asks for 9").And.Contain("1 cloud-init seed disk");
+    }
 }

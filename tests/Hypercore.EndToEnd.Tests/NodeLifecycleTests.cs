@@ -150,6 +150,51 @@ public sealed class NodeLifecycleTests
         Directory.Exists(vmDir).Should().BeFalse("delete removes the VM's runtime directory");
     }
 
+    // Guest bootstrap: metadata from a hac.toml reaches the default image's NoCloud reader through the seed disk.
+    [Test]
+    public async Task Run_HacTomlWithMetadata_GuestTakesHostnameAndRunsUserData_DeleteLeavesNoSeedDisk()
+    {
+        var config = Path.Combine(Node.Root, "e2e-meta.toml");
+        await File.WriteAllTextAsync(config, """
+            name = "e2e-meta"
+            [metadata]
+            user-data = "#!/bin/sh\necho e2e-user-data on $(hostname)\n"
+            x-owner = "team-a"
+            """);
+        _vms.Add(("default", "e2e-meta"));
+
+        var run = await Node.VisAsync("run", "--config", config, "-o", "json", "--timeout", "2m");
+
+        run.ExitCode.Should().Be(0, run.ToString());
+        var vm = VmView.Parse(run.Stdout);
+        var vmDir = Path.Combine(Node.RuntimeDir, vm.Uid);
+        var console = await Node.WaitForFileTextAsync(vm.ConsoleLogPath, "e2e-user-data on e2e-meta", Node.Patience);
+        console.Should().Contain($"hypercore-nocloud: instance-id={vm.Uid} hostname=e2e-meta user-data=script network-config=no");
+        File.Exists(Path.Combine(vmDir, "cidata.img")).Should().BeTrue();
+
+        var delete = await Node.VisAsync("delete", "e2e-meta", "--wait", "--timeout", "2m");
+
+        delete.ExitCode.Should().Be(0, delete.ToString());
+        Directory.Exists(vmDir).Should().BeFalse("delete removes the VM directory, seed disk included");
+    }
+
+    [Test]
+    public async Task Run_HacTomlWithMetadataKeyOutsideCloudInit_RefusedNamingTheKeyAndNothingCreated()
+    {
+        var config = Path.Combine(Node.Root, "e2e-badmeta.toml");
+        await File.WriteAllTextAsync(config, """
+            name = "e2e-badmeta"
+            [metadata]
+            owner = "team-a"
+            """);
+
+        var run = await Node.VisAsync("run", "--config", config, "--timeout", "1m");
+
+        run.ExitCode.Should().NotBe(0, run.ToString());
+        run.Stderr.Should().Contain("metadata key \"owner\"").And.Contain("x-");
+        (await Node.TryGetOverHttpAsync("default", "e2e-badmeta")).Should().BeNull();
+    }
+
     [Test]
     public async Task QemuKilledFromOutside_IsNoticedAndRestarted_RestartPolicyAlways()
     {

@@ -11,7 +11,8 @@ namespace Hypercore.Api.Tests.Wire;
 /// <summary>
 /// The API in process (real Kestrel and SQLite) with clients generated from the test's own copies of the seed's
 /// and flintlock's schemas. Besides the usual fakes it has a "firecracker" fake with a metadata service and
-/// macvtap, the shape a flintlock client's request needs.
+/// macvtap, the shape a flintlock client's request needs. The "qemu" fake deliberately has no metadata service
+/// (the real QEMU driver has one, a seed disk): it stands for a provider without, such as the unikernel driver.
 /// </summary>
 public static class WireServer
 {

@@ -18,7 +18,7 @@ public sealed class RunCommandTests : FakeDaemonTest
         cmdline = { console = "ttyS0", quiet = true }
         initrd = "/var/lib/hypercore/images/default/initrd.img"
         [metadata]
-        owner = "team-a"
+        x-owner = "team-a"
         """;
 
     [Test]
@@ -46,7 +46,7 @@ public sealed class RunCommandTests : FakeDaemonTest
                     new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap },
                     new NetworkInterface { DeviceId = "eth1", Type = NetworkInterface.Types.IfaceType.Tap },
                 },
-                Metadata = { ["owner"] = "team-a" },
+                Metadata = { ["x-owner"] = "team-a" },
                 Provider = "firecracker",
                 RestartPolicy = "Always",
             },

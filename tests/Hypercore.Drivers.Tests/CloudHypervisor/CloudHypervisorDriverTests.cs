@@ -172,6 +172,36 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
+    public async Task Start_AgainWithoutMetadata_LeavesNoSeedDiskBehind()
+    {
+        var vm = _scratch.Vm("ch-reseed", s => s with { Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\n" } });
+        var seed = Path.Combine(_scratch.VmDirectory(vm), "cidata.img");
+        await _driver.StartAsync(vm);
+        File.Exists(seed).Should().BeTrue();
+        await _driver.StopAsync(vm, TimeSpan.Zero);
+
+        await _driver.StartAsync(vm with { Spec = vm.Spec with { Metadata = new Dictionary<string, string>() } });
+
+        File.Exists(seed).Should().BeFalse("a seed the spec no longer asks for is not kept");
+        using var api = new UnixSocketApi(Socket(vm), new ApiPolicy(TimeSpan.FromSeconds(10), 3, TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), TimeProvider.System);
+        (await api.GetAsync("/api/v1/vm.info", default)).Json!["config"]!["disks"]!.AsArray().Should().ContainSingle();
+    }
+
+    [Test]
+    public async Task Start_MetadataThatBypassedTheApi_RefusedAsInvalidMetadataBeforeAnyProcessStarts()
+    {
+        var vm = _scratch.Vm("ch-badmeta", s => s with { Metadata = new Dictionary<string, string> { ["meta-data"] = "- not\n- a mapping\n" } });
+
+        var act = () => _driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Reason.Should().Be("InvalidMetadata");
+        ex.Message.Should().Contain("metadata[\"meta-data\"] is not a YAML mapping");
+        (await _driver.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
+        File.Exists(Path.Combine(_scratch.VmDirectory(vm), "cidata.img")).Should().BeFalse();
+    }
+
+    [Test]
     public void Capabilities_IncludeTheMetadataService() =>
         _driver.Capabilities.Should().HaveFlag(DriverCapabilities.MetadataService, "spec.metadata reaches the guest on a seed disk");
 
