@@ -43,8 +43,10 @@ public sealed partial class NetworkSupervisor(NodeNetwork network, TimeProvider 
             {
                 return;
             }
-            catch (Exception ex) when (ex is NetworkException or IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                // Never let the host stop over the node network (a missing dnsmasq, a bridge that cannot be made):
+                // VMs without managed interfaces run on, and the VMs that need it fail their start with the reason.
                 failures++;
                 var wait = TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Min(failures, 5)));
                 LogNetworkFailed(ex.Message, wait.TotalSeconds);

@@ -337,6 +337,31 @@ public static class MicroVmResource
             status["consoleBootOffset"] = offset;
         }
 
+        // Node networking (issue 12).
+        if (s.Interfaces.Count > 0)
+        {
+            status["interfaces"] = new JsonArray([.. s.Interfaces.Select(i =>
+            {
+                var o = new JsonObject { ["deviceId"] = i.DeviceId, ["hostDevice"] = i.HostDevice, ["mac"] = i.Mac };
+                if (i.GuestAddress is { } address)
+                {
+                    o["guestAddress"] = address;
+                }
+
+                if (i.Bridge is { } bridge)
+                {
+                    o["bridge"] = bridge;
+                }
+
+                return (JsonNode)o;
+            })]);
+        }
+
+        if (s.PortForwards.Count > 0)
+        {
+            status["portForwards"] = new JsonArray([.. s.PortForwards.Select(f => (JsonNode)f)]);
+        }
+
         return status;
     }
 
@@ -363,6 +388,13 @@ public static class MicroVmResource
         GuestReadyTime = s["guestReadyTime"] is { } ready ? ParseTime((string)ready!) : null,
         GuestReadySeconds = (double?)s["guestReadySeconds"],
         ConsoleBootOffset = (long?)s["consoleBootOffset"],
+
+        // Node networking (issue 12).
+        Interfaces = s["interfaces"] is JsonArray nics
+            ? [.. nics.OfType<JsonObject>().Select(i => new InterfaceStatus(
+                (string?)i["deviceId"] ?? "", (string?)i["hostDevice"] ?? "", (string?)i["mac"] ?? "", (string?)i["guestAddress"], (string?)i["bridge"]))]
+            : [],
+        PortForwards = s["portForwards"] is JsonArray forwards ? [.. forwards.Select(f => (string?)f ?? "")] : [],
     };
 
     private static JsonObject VolumeToJson(VolumeSpec v)
@@ -440,6 +472,20 @@ public static class MicroVmResource
             o["nameservers"] = new JsonArray([.. n.Nameservers.Select(ns => (JsonNode)ns)]);
         }
 
+        // Node networking (issue 12).
+        if (n.Ports.Count > 0)
+        {
+            o["ports"] = new JsonArray([.. n.Ports.Select(p => (JsonNode)new JsonObject
+            {
+                ["hostPort"] = p.HostPort, ["guestPort"] = p.GuestPort, ["protocol"] = p.Protocol,
+            })]);
+        }
+
+        if (n.Parent is { } parent)
+        {
+            o["macvtapParent"] = parent;
+        }
+
         return o;
     }
 
@@ -452,6 +498,12 @@ public static class MicroVmResource
         Address = (string?)o["address"],
         Gateway = (string?)o["gateway"],
         Nameservers = o["nameservers"] is JsonArray dns ? [.. dns.Select(ns => (string?)ns ?? "")] : [],
+
+        // Node networking (issue 12).
+        Ports = o["ports"] is JsonArray ports
+            ? [.. ports.OfType<JsonObject>().Select(p => new PortForward((int?)p["hostPort"] ?? 0, (int?)p["guestPort"] ?? 0, (string?)p["protocol"] ?? "tcp"))]
+            : [],
+        Parent = (string?)o["macvtapParent"],
     };
 
     private static JsonObject Map(IReadOnlyDictionary<string, string> map)

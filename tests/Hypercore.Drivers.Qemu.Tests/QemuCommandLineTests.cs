@@ -93,6 +93,31 @@ public sealed class QemuCommandLineTests
     }
 
     [Test]
+    public void Build_MacvtapsBetweenTaps_GetInheritedFdsInNicOrder()
+    {
+        var vm = new MicroVm { Uid = "u", ResourceVersion = "1", Spec = Spec() };
+        var dir = new VmDirectory("/run/hc", "u");
+        var prepared = new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = "/k",
+            KernelCmdline = "console=ttyS0",
+            Nics =
+            [
+                new PreparedNic("eth0", "hcabcm0", "02:00:00:00:00:01", new NetworkInterfaceSpec { DeviceId = "eth0", Type = InterfaceType.Macvtap }, "/dev/tap7"),
+                new PreparedNic("eth1", "hcabcn1", "02:00:00:00:00:02", new NetworkInterfaceSpec { DeviceId = "eth1" }),
+                new PreparedNic("eth2", "hcabcm2", "02:00:00:00:00:03", new NetworkInterfaceSpec { DeviceId = "eth2", Type = InterfaceType.Macvtap }, "/dev/tap9"),
+            ],
+        };
+
+        var line = string.Join(' ', QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, new AcceleratorChoice("tcg", "configured"), null, dir.File("qmp.sock"))));
+
+        line.Should().Contain("-netdev tap,id=net0,fd=3 -device virtio-net-device,netdev=net0,mac=02:00:00:00:00:01");
+        line.Should().Contain("-netdev tap,id=net1,ifname=hcabcn1,script=no,downscript=no");
+        line.Should().Contain("-netdev tap,id=net2,fd=4 -device virtio-net-device,netdev=net2,mac=02:00:00:00:00:03");
+    }
+
+    [Test]
     public void Build_Kvm_UsesHostCpu()
     {
         var vm = new MicroVm { Uid = "u", ResourceVersion = "1", Spec = Spec() };

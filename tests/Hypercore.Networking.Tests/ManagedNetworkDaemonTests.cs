@@ -10,7 +10,8 @@ namespace Hypercore.Networking.Tests;
 /// <summary>
 /// The shipped daemon with network-managed and network-nat, run inside a namespace the test made (so its bridge,
 /// dnsmasq, nft table, taps and QEMU guests live there), driven over its Unix socket: real guests (TCG) get their
-/// IPAM address by DHCP, the namespace pings them, a port forward reaches a guest's httpd from an "outside" namespace,
+/// IPAM address by DHCP, the namespace pings them, a guest fetches a file from the node and the other guest's page,
+/// a port forward reaches a guest's httpd from an "outside" namespace,
 /// a kill -9 and restart keep every lease and rule, and deletes leave no tap, lease, host entry or rule.
 /// </summary>
 [NonParallelizable]
@@ -46,7 +47,7 @@ public sealed class ManagedNetworkDaemonTests
             using var client = HypercoreClient.Connect("unix://" + Path.Combine(state, "vistarad.sock"));
 
             var sw = Stopwatch.StartNew();
-            var web = await RunAsync(client, "web", new PortMapping { HostPort = 8080, GuestPort = 80 });
+            var web = await RunAsync(client, "web", fetch: null, new PortMapping { HostPort = 8080, GuestPort = 80 });
             var webAddress = web.Status.NetworkInterfaces["eth0"].GuestAddress;
             webAddress.Should().MatchRegex(@"^10\.200\.0\.\d+/24$");
             web.Status.NetworkInterfaces["eth0"].HostDeviceName.Should().StartWith("hc");
@@ -67,10 +68,18 @@ public sealed class ManagedNetworkDaemonTests
             daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
             await daemon.WaitReadyAsync(Patience);
 
-            var api = await RunAsync(client, "api");
+            // The second guest fetches a file from an HTTP server on the node and the first guest's page over the bridge.
+            var www = Path.Combine(root, "www");
+            Directory.CreateDirectory(www);
+            await File.WriteAllTextAsync(Path.Combine(www, "node.txt"), "hello from the node\n");
+            using var nodeHttpd = ns.Start("busybox", "httpd", "-f", "-p", "10.200.0.1:8000", "-h", www);
+            var fetch = $"http://10.200.0.1:8000/node.txt,http://{Ip(webAddress)}/";
+            var api = await RunAsync(client, "api", fetch);
             var apiAddress = api.Status.NetworkInterfaces["eth0"].GuestAddress;
             apiAddress.Should().NotBe(webAddress, "a lease survives the crash and is not handed out again");
             await WaitForConsoleAsync(api, $"hypercore: net eth0 {apiAddress} router 10.200.0.1");
+            await WaitForConsoleAsync(api, "hypercore: fetched http://10.200.0.1:8000/node.txt: hello from the node");
+            await WaitForConsoleAsync(api, $"hypercore: fetched http://{Ip(webAddress)}/: hypercore guest web");
             (await client.GetMicroVmAsync("web")).Status.NetworkInterfaces["eth0"].GuestAddress.Should().Be(webAddress);
             File.ReadAllText(Path.Combine(state, "network", "dnsmasq.pid")).Trim().Should().Be(dnsmasq.ToString(CultureInfo.InvariantCulture), "the running dnsmasq was adopted");
             (await outside.RunAsync("busybox", "wget", "-q", "-O", "-", "http://192.168.79.1:8080/")).Should().StartWith("hypercore guest");
@@ -100,11 +109,16 @@ public sealed class ManagedNetworkDaemonTests
 
     private static string Ip(string cidr) => cidr.Split('/')[0];
 
-    private static async Task<MicroVM> RunAsync(HypercoreClient client, string id, params PortMapping[] ports)
+    private static async Task<MicroVM> RunAsync(HypercoreClient client, string id, string? fetch, params PortMapping[] ports)
     {
         var spec = new MicroVMSpec { Id = id, Namespace = "default", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "default" } };
         spec.Kernel.Cmdline["hypercore.dhcp"] = "";
         spec.Kernel.Cmdline["hypercore.httpd"] = "80";
+        if (fetch is not null)
+        {
+            spec.Kernel.Cmdline["hypercore.fetch"] = fetch;
+        }
+
         var nic = new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap };
         nic.Ports.Add(ports);
         spec.Interfaces.Add(nic);

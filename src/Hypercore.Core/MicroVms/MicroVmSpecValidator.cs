@@ -157,6 +157,38 @@ public static partial class MicroVmSpecValidator
             errors.Add($"interface \"{nic.DeviceId}\" address \"{nic.Address}\" is not an address in CIDR form like 10.0.0.2/24");
         }
 
+        // Node networking (issue 12): port forwards.
+        foreach (var nic in spec.Interfaces)
+        {
+            foreach (var p in nic.Ports)
+            {
+                if (p.Protocol is not ("tcp" or "udp"))
+                {
+                    errors.Add($"interface \"{nic.DeviceId}\" port protocol \"{p.Protocol}\" must be tcp or udp");
+                }
+
+                if (p.HostPort is < 1 or > 65535 || p.GuestPort is < 1 or > 65535)
+                {
+                    errors.Add($"interface \"{nic.DeviceId}\" port {p.HostPort} -> {p.GuestPort}: ports must be between 1 and 65535");
+                }
+            }
+
+            if (nic.Ports.Count > 0 && nic.Type != InterfaceType.Tap)
+            {
+                errors.Add($"interface \"{nic.DeviceId}\": ports are forwarded on the node's managed bridge, which only TAP interfaces join; remove ports or make it a TAP interface");
+            }
+
+            if (nic.Parent is { Length: > 0 } && nic.Type != InterfaceType.Macvtap)
+            {
+                errors.Add($"interface \"{nic.DeviceId}\": macvtap_parent is only for MACVTAP interfaces");
+            }
+        }
+
+        foreach (var dup in spec.Interfaces.SelectMany(n => n.Ports).GroupBy(p => (p.Protocol, p.HostPort)).Where(g => g.Count() > 1))
+        {
+            errors.Add($"host port {dup.Key.Protocol} {dup.Key.HostPort} is forwarded more than once");
+        }
+
         if (spec.Provider.Length > 0 && !IsName(spec.Provider))
         {
             errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");

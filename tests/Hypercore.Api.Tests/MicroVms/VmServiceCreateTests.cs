@@ -270,6 +270,21 @@ public sealed class VmServiceCreateTests
         yield return Case("PartitionIdNotHex", r => r.Microvm.RootVolume = new Volume { Id = "root", PartitionId = "root; rm -rf", SizeInMb = 16 }, "partition_id \"root; rm -rf\" is not a PARTUUID");
         yield return Case("UnknownProvider", r => r.Microvm.Provider = "vmware", "available providers: qemu, unikernel");
         yield return Case("CmdlineValueWithSpace", r => r.Microvm.Kernel.Cmdline["init"] = "/bin/sh -x", "kernel.cmdline");
+
+        // Node networking (issue 12): interfaces[].ports.
+        yield return Case("PortProtocolSctp", r => r.Microvm.Interfaces.Add(new NetworkInterface
+        {
+            DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Ports = { new PortMapping { HostPort = 8080, GuestPort = 80, Protocol = "sctp" } },
+        }), "ports protocol \"sctp\" must be tcp or udp");
+        yield return Case("HostPortZero", r => r.Microvm.Interfaces.Add(new NetworkInterface
+        {
+            DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Ports = { new PortMapping { HostPort = 0, GuestPort = 80 } },
+        }), "ports host_port 0 must be between 1 and 65535");
+        yield return Case("HostPortTwice", r =>
+        {
+            r.Microvm.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Ports = { new PortMapping { HostPort = 8080, GuestPort = 80 } } });
+            r.Microvm.Interfaces.Add(new NetworkInterface { DeviceId = "eth1", Type = NetworkInterface.Types.IfaceType.Tap, Ports = { new PortMapping { HostPort = 8080, GuestPort = 81 } } });
+        }, "host port tcp 8080 is forwarded more than once");
     }
 
     [TestCaseSource(nameof(MalformedRequests))]

@@ -586,7 +586,8 @@ public abstract class StoreContractTests
         Interfaces =
         [
             new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:01", Bridge = "br0", Address = "10.0.0.2/24", Gateway = "10.0.0.1", Nameservers = ["10.0.0.53", "10.0.0.54"] },
-            new NetworkInterfaceSpec { DeviceId = "eth1", Type = InterfaceType.Macvtap },
+            new NetworkInterfaceSpec { DeviceId = "eth1", Type = InterfaceType.Macvtap, Parent = "eno1" },
+            new NetworkInterfaceSpec { DeviceId = "eth2", Ports = [new PortForward(8080, 80), new PortForward(5353, 53, "udp")] }, // node networking
         ],
         Metadata = new Dictionary<string, string> { ["user-data"] = "#cloud-config\nhostname: a\n", ["meta-data"] = "{}" },
         Provider = "qemu",
@@ -610,6 +611,8 @@ public abstract class StoreContractTests
             Addresses = ["10.0.0.2"],
             RestartCount = 1,
             Runtime = "tcg",
+            Interfaces = [new InterfaceStatus("eth2", "hcabcdef01n2", "02:00:00:00:00:03", "10.200.0.7/24", "hcbr0"), new InterfaceStatus("eth1", "hcabcdef01m1", "02:00:00:00:00:02", null)], // node networking
+            PortForwards = ["tcp 8080 -> 10.200.0.7:80"],
             Conditions =
             [
                 new Condition(Conditions.Ready, ConditionStatus.True, Conditions.ReasonReconciled, "running", at, 1),

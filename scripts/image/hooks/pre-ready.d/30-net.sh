@@ -3,16 +3,20 @@
 #   hypercore.dhcp          busybox udhcpc on every NIC (the node's dnsmasq answers with the address its IPAM leased);
 #                           prints "hypercore: net <nic> <address>/<prefix> ..." on the console for each lease
 #   hypercore.httpd=PORT    serve "hypercore guest <hostname>" at http://<guest>:PORT/ with busybox httpd (port-forward tests)
+#   hypercore.fetch=URL[,URL...]  after the network is up, fetch each URL with busybox wget (in the background) and
+#                           print "hypercore: fetched <url>: <first line>" (or FAILED) on the console
 #   ip=CLIENT::GW:MASK::DEV:off[:DNS0[:DNS1]]  (kernel.add_network_config) is applied here too: the cloud kernel's
 #                           virtio_net is a module /init loads, so the kernel's own ip= autoconfig never sees the NIC
 hc_net_dhcp=""
 hc_net_httpd=""
 hc_net_static=""
+hc_net_fetch=""
 for hc_net_arg in $(cat /proc/cmdline); do
     case "$hc_net_arg" in
         hypercore.dhcp) hc_net_dhcp=1 ;;
         hypercore.httpd=*) hc_net_httpd="${hc_net_arg#hypercore.httpd=}" ;;
         ip=*:*) hc_net_static="$hc_net_static ${hc_net_arg#ip=}" ;;
+        hypercore.fetch=*) hc_net_fetch="${hc_net_arg#hypercore.fetch=}" ;;
     esac
 done
 
@@ -89,4 +93,18 @@ if [ -n "$hc_net_httpd" ]; then
     echo "hypercore guest $(hostname)" >/srv/www/index.html
     httpd -p "$hc_net_httpd" -h /srv/www && say "hypercore: httpd on port $hc_net_httpd"
 fi
+if [ -n "$hc_net_fetch" ]; then
+    (
+        for url in $(echo "$hc_net_fetch" | tr , ' '); do
+            body=""
+            for try in 1 2 3 4 5 6 7 8 9 10; do
+                # No -T: busybox 1.35's wget crashes with it; the server is on the node network and answers or refuses.
+                body=$(wget -q -O - "$url" 2>/dev/null | head -n 1) && [ -n "$body" ] && break
+                sleep 1
+            done
+            say "hypercore: fetched $url: ${body:-FAILED}"
+        done
+    ) &
+fi
+unset hc_net_fetch
 unset hc_net_dhcp hc_net_httpd hc_net_arg hc_net_nic hc_net_static hc_net_conf hc_net_ip hc_net_gw hc_net_mask hc_net_dev hc_net_dns hc_net_d hc_net_cidr hc_net_old_ifs hc_net_bits hc_net_octet
