@@ -549,6 +549,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
 
         Admit(type, name, body, null, fieldValidation);
+        CheckCelRules(type, name, body, old: null);
         lock (_gate)
         {
             var key = Key(type, ns, name);
@@ -703,6 +704,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 }
 
                 Admit(type, name, next, null, fieldValidation);
+                CheckCelRules(type, name, next, old);
                 if (oldMeta["deletionTimestamp"] is not null)
                 {
                     var before = Finalizers(old);
@@ -790,6 +792,15 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Defaulting, pruning (or strict rejection of unknown fields) and validation against the CRD schema.</summary>
+    /// <summary>The CRD's x-kubernetes-validations that <see cref="CelRules"/> can evaluate (transition rules on update only).</summary>
+    private static void CheckCelRules(ResourceType type, string name, JsonObject next, JsonObject? old)
+    {
+        if (type.Schema is { } schema && CelRules.Check(next, old, schema) is { Count: > 0 } errors)
+        {
+            throw Invalid(type, name, errors);
+        }
+    }
+
     private static void Admit(ResourceType type, string name, JsonNode node, JsonObject? schema, string? fieldValidation, string path = "")
     {
         schema ??= type.Schema;
