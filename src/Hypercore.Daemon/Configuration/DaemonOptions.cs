@@ -129,7 +129,8 @@ public static class DaemonSettings
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,
-            .. CapacitySettings.All]; // Kubernetes issue 13: node capacity and admission
+            .. CapacitySettings.All, // Kubernetes issue 13: node capacity and admission
+            .. NodeLifecycleSettings.All]; // Kubernetes issue 13: MicroVMs of lost nodes
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

@@ -14,6 +14,7 @@ using Hypercore.HostAccess;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
+using Hypercore.Store.Kubernetes.NodeLifecycle;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
 using Microsoft.AspNetCore.Builder;
@@ -167,6 +168,10 @@ public static partial class DaemonHost
                 o.Kubeconfig = daemon.Kubeconfig;
                 o.Namespace = daemon.KubeNamespace;
             });
+
+            // Kubernetes issue 13: the Lease holder releases the MicroVMs of deleted (or long NotReady) nodes.
+            services.AddNodeLifecycleController();
+            services.AddOptions<NodeLifecycleOptions>().Bind(builder.Configuration.GetSection(NodeLifecycleOptions.Section));
         }
         else
         {
