@@ -54,7 +54,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly FakeKubeApiServerOptions _options;
-    private readonly List<ResourceType> _types = [ResourceType.CoreEvents];
+    private readonly List<ResourceType> _types = [ResourceType.CoreEvents, ResourceType.CoreNodes, ResourceType.CoordinationLeases];
     private readonly object _gate = new();
     private readonly Dictionary<string, JsonObject> _objects = new(StringComparer.Ordinal);
     private readonly List<HistoryRecord> _history = [];
@@ -549,6 +549,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         }
 
         Admit(type, name, body, null, fieldValidation);
+        CheckCelRules(type, name, body, old: null);
         lock (_gate)
         {
             var key = Key(type, ns, name);
@@ -703,6 +704,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 }
 
                 Admit(type, name, next, null, fieldValidation);
+                CheckCelRules(type, name, next, old);
                 if (oldMeta["deletionTimestamp"] is not null)
                 {
                     var before = Finalizers(old);
@@ -790,6 +792,15 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Defaulting, pruning (or strict rejection of unknown fields) and validation against the CRD schema.</summary>
+    /// <summary>The CRD's x-kubernetes-validations that <see cref="CelRules"/> can evaluate (transition rules on update only).</summary>
+    private static void CheckCelRules(ResourceType type, string name, JsonObject next, JsonObject? old)
+    {
+        if (type.Schema is { } schema && CelRules.Check(next, old, schema) is { Count: > 0 } errors)
+        {
+            throw Invalid(type, name, errors);
+        }
+    }
+
     private static void Admit(ResourceType type, string name, JsonNode node, JsonObject? schema, string? fieldValidation, string path = "")
     {
         schema ??= type.Schema;
@@ -1368,17 +1379,45 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 }
 
-/// <summary>Equality-based label selectors: k=v, k==v, k!=v, k, !k.</summary>
-internal sealed class Selector
+/// <summary>Label selectors: k=v, k==v, k!=v, k, !k, and the set-based k in (a,b), k notin (a,b).</summary>
+internal sealed partial class Selector
 {
     private readonly List<Func<JsonObject?, bool>> _terms = [];
+
+    [GeneratedRegex(@"^\s*(?<key>[^\s!=,()]+)\s+(?<op>in|notin)\s*\((?<values>[^)]*)\)\s*$")]
+    private static partial Regex SetTerm();
+
+    /// <summary>Splits on commas outside parentheses.</summary>
+    private static IEnumerable<string> Terms(string text)
+    {
+        var depth = 0;
+        var start = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            depth += text[i] switch { '(' => 1, ')' => -1, _ => 0 };
+            if (text[i] == ',' && depth == 0)
+            {
+                yield return text[start..i].Trim();
+                start = i + 1;
+            }
+        }
+
+        yield return text[start..].Trim();
+    }
 
     public static Selector Parse(string? text)
     {
         var s = new Selector();
-        foreach (var raw in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var raw in Terms(text ?? "").Where(t => t.Length > 0))
         {
-            if (raw.Contains("!=", StringComparison.Ordinal))
+            if (SetTerm().Match(raw) is { Success: true } set)
+            {
+                var key = set.Groups["key"].Value;
+                var values = set.Groups["values"].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+                var isIn = set.Groups["op"].Value == "in";
+                s._terms.Add(l => (string?)l?[key] is { } v ? values.Contains(v) == isIn : !isIn);
+            }
+            else if (raw.Contains("!=", StringComparison.Ordinal))
             {
                 var (k, v) = Split(raw, "!=");
                 s._terms.Add(l => (string?)l?[k] != v);

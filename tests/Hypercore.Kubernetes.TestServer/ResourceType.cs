@@ -49,6 +49,29 @@ public sealed class ResourceType
         ShortNames = ["ev"],
     };
 
+    /// <summary>Nodes (cluster-scoped, with a status subresource): the node lifecycle controller reads them.</summary>
+    public static readonly ResourceType CoreNodes = new()
+    {
+        Group = "",
+        Version = "v1",
+        Kind = "Node",
+        Plural = "nodes",
+        Singular = "node",
+        ShortNames = ["no"],
+        Namespaced = false,
+        HasStatus = true,
+    };
+
+    /// <summary>coordination.k8s.io Leases: leader election of the node lifecycle controller.</summary>
+    public static readonly ResourceType CoordinationLeases = new()
+    {
+        Group = "coordination.k8s.io",
+        Version = "v1",
+        Kind = "Lease",
+        Plural = "leases",
+        Singular = "lease",
+    };
+
     /// <summary>Reads the served versions of a CustomResourceDefinition (apiextensions.k8s.io/v1).</summary>
     public static IReadOnlyList<ResourceType> FromCrd(JsonObject crd)
     {

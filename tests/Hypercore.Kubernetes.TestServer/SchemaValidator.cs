@@ -27,6 +27,7 @@ public static class SchemaValidator
         "description", "title", "$schema", "$id", "examples", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
         "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-embedded-resource",
         "anyOf",
+        "x-kubernetes-validations", // CEL: checked by CelRules (which lists the rules it cannot evaluate), not here
     ];
 
     public static IReadOnlyList<SchemaError> Validate(JsonNode? value, JsonObject schema, string path = "")

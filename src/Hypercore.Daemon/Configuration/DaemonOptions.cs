@@ -132,7 +132,8 @@ public static class DaemonSettings
             .. ImagesSettings.All, // images (issue 11)
             .. NetworkSettings.All, // node networking (issue 12)
             .. CapacitySettings.All, // Kubernetes issue 13: node capacity and admission
-            .. HealthSettings.All];
+            .. HealthSettings.All, // guest health (issue 14)
+            .. NodeLifecycleSettings.All]; // Kubernetes issue 13: MicroVMs of lost nodes
 
     public static DaemonSetting? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 

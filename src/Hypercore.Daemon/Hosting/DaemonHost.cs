@@ -18,6 +18,7 @@ using Hypercore.Networking;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
+using Hypercore.Store.Kubernetes.NodeLifecycle;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
 using Hypercore.Snapshots;
@@ -172,6 +173,10 @@ public static partial class DaemonHost
                 o.Kubeconfig = daemon.Kubeconfig;
                 o.Namespace = daemon.KubeNamespace;
             });
+
+            // Kubernetes issue 13: the Lease holder releases the MicroVMs of deleted (or long NotReady) nodes.
+            services.AddNodeLifecycleController();
+            services.AddOptions<NodeLifecycleOptions>().Bind(builder.Configuration.GetSection(NodeLifecycleOptions.Section));
         }
         else
         {

@@ -1,3 +1,4 @@
+using Hypercore.Kubernetes.TestServer;
 using System.Text.Json.Nodes;
 using Hypercore.Kubernetes.Tests.Support;
 using Hypercore.MicroVms;
@@ -283,6 +284,67 @@ public sealed class KubectlTests
         row.Should().Equal("microvms", "mvm", "hypercore.vistara.dev/v1alpha1", "true", "MicroVM");
         byCategory.ExitCode.Should().Be(0, byCategory.ToString());
         byCategory.Stdout.Should().Contain("hello");
+    }
+
+    [Test]
+    public async Task NodeName_OnceSet_CannotBeChangedOrRemoved_ButMayBeSetWhenEmpty()
+    {
+        // Kubernetes issue 13: the CRD's CEL rules, checked by the test server's evaluator, refused through real kubectl.
+        var placed = Write("placed.yaml", """
+            apiVersion: hypercore.vistara.dev/v1alpha1
+            kind: MicroVM
+            metadata:
+              name: placed
+            spec:
+              kernel: { image: /k }
+              nodeName: node-1
+            """);
+        (await _kubectl.RunAsync("apply", "-f", placed)).ExitCode.Should().Be(0);
+
+        var move = await _kubectl.RunAsync("patch", "mvm", "placed", "--type=merge", "-p", """{"spec":{"nodeName":"node-2"}}""");
+        var remove = await _kubectl.RunAsync("patch", "mvm", "placed", "--type=merge", "-p", """{"spec":{"nodeName":null}}""");
+        var same = await _kubectl.RunAsync("patch", "mvm", "placed", "--type=merge", "-p", """{"spec":{"nodeName":"node-1","vcpu":2}}""");
+
+        move.ExitCode.Should().NotBe(0);
+        move.Stderr.Should().Contain("spec.nodeName").And.Contain("spec.nodeName is immutable once set");
+        remove.ExitCode.Should().NotBe(0);
+        remove.Stderr.Should().Contain("spec.nodeName cannot be removed once set");
+        same.ExitCode.Should().Be(0, "other spec changes with the same nodeName are fine: " + same);
+        ((string?)Get("placed")["spec"]!["nodeName"]).Should().Be("node-1");
+
+        var unplaced = Write("unplaced.yaml", """
+            apiVersion: hypercore.vistara.dev/v1alpha1
+            kind: MicroVM
+            metadata:
+              name: unplaced
+            spec:
+              kernel: { image: /k }
+              nodeName: ""
+            """);
+        (await _kubectl.RunAsync("apply", "-f", unplaced)).ExitCode.Should().Be(0);
+        var place = await _kubectl.RunAsync("patch", "mvm", "unplaced", "--type=merge", "-p", """{"spec":{"nodeName":"node-3"}}""");
+        place.ExitCode.Should().Be(0, "\"\" -> a node is the one allowed transition: " + place);
+        var bare = Write("bare.yaml", """
+            apiVersion: hypercore.vistara.dev/v1alpha1
+            kind: MicroVM
+            metadata:
+              name: bare
+            spec:
+              kernel: { image: /k }
+            """);
+        (await _kubectl.RunAsync("apply", "-f", bare)).ExitCode.Should().Be(0);
+        (await _kubectl.RunAsync("patch", "mvm", "bare", "--type=merge", "-p", """{"spec":{"nodeName":"node-4"}}""")).ExitCode.Should().Be(0);
+        ((string?)Get("bare")["spec"]!["nodeName"]).Should().Be("node-4");
+    }
+
+    [Test]
+    public void CelRules_EveryRuleOfTheCrd_IsOneTheTestServerChecks()
+    {
+        var schema = _cluster.Server.Type(Group, Plural).Schema!;
+
+        CelRules.Unchecked(schema).Should().BeEmpty("a rule the test server cannot evaluate would pass untested");
+        CelRules.Unchecked(JsonNode.Parse("""{"x-kubernetes-validations":[{"rule":"size(self.name) < 10"},{"rule":"self.a == oldSelf.a"}]}""")!.AsObject())
+            .Should().Equal("size(self.name) < 10");
     }
 
     private static string Sample => Repo.Path_("deploy", "samples", "microvm.yaml");
