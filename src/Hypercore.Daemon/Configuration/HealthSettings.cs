@@ -1,4 +1,4 @@
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 
 namespace Hypercore.Daemon.Configuration;
 

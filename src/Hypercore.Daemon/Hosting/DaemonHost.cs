@@ -9,7 +9,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.HostAccess;
 using Hypercore.Operations;
 using Hypercore.Reconciliation;

@@ -1,6 +1,6 @@
 using Hypercore.MicroVms;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 public sealed class ProbeValidationTests
 {

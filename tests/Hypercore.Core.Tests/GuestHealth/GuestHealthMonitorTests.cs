@@ -1,12 +1,12 @@
 using Hypercore.Core.Tests.Fakes;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>The prober on a fake clock, with real console files and a scripted network.</summary>
 public sealed class GuestHealthMonitorTests

@@ -8,7 +8,7 @@ using Hypercore.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>
 /// Runs the readiness and liveness probes of this node's running VMs (Kubernetes semantics, successThreshold 1).
