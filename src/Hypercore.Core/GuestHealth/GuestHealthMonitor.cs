@@ -425,7 +425,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             Spec = spec;
             _liveness = liveness;
             _nextDue = bootedAt + TimeSpan.FromSeconds(spec.InitialDelaySeconds);
-            Regex = spec.Console is { } c ? new Regex(c.Regex, RegexOptions.CultureInvariant, MicroVmSpecValidator.ProbeRegexTimeout) : null;
+            Regex = spec.Console is { } c ? MicroVmSpecValidator.ProbeRegex(c.Regex) : null;
         }
 
         public ProbeSpec Spec { get; }

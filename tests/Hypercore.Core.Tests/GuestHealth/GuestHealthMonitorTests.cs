@@ -273,6 +273,46 @@ public sealed class GuestHealthMonitorTests
     }
 
     [Test]
+    public async Task DaemonRestart_ReadyRecordedForThisBoot_StaysTrueThoughTheLineWasRotatedAway()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        Print("READY");
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+        File.WriteAllText(_console, ""); // the ready line is gone (rotated away)
+
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: false); // a new daemon process
+        for (var i = 0; i < 5; i++)
+        {
+            vm = await Advance(1);
+        }
+
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+    }
+
+    [Test]
+    public async Task NewBoot_ReadyFromThePreviousBoot_IsNotCarriedOver()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        Print("READY");
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+        vm = _store.Seed(vm with
+        {
+            Status = vm.Status with { BootTime = _time.GetUtcNow(), Pid = 101, ConsoleBootOffset = new FileInfo(_console).Length },
+        });
+        vm = await Tick();
+
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Reason.Should().Be(GuestHealthMonitor.ReasonProbeFailed);
+        vm.Status.GuestReadySeconds.Should().Be(2, "Create -> first ready is kept; the new boot is not the first");
+    }
+
+    [Test]
     public async Task OtherNodesVm_IsNotProbed()
     {
         var vm = Seed(readiness: Console("READY"));

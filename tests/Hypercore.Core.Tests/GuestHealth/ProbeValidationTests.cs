@@ -29,6 +29,21 @@ public sealed class ProbeValidationTests
     }
 
     [Test]
+    public void Validate_BacktrackingOnlyConstruct_RefusedSayingWhy()
+    {
+        MicroVmSpecValidator.Validate(With(new ProbeSpec { Console = new ConsoleProbe(@"(a)\1") }))
+            .Should().ContainSingle().Which.Should().Contain("linear-time matcher does not support (backreferences");
+    }
+
+    [Test]
+    public void ProbeRegex_CatastrophicPatternOnALongLine_MatchesInLinearTime()
+    {
+        var regex = MicroVmSpecValidator.ProbeRegex("^(a+)+$");
+
+        regex.IsMatch(new string('a', 50_000) + "!").Should().BeFalse("NonBacktracking never explodes (a backtracking engine would time out)");
+    }
+
+    [Test]
     public void Validate_NoCheckOrTwoChecks_Refused()
     {
         MicroVmSpecValidator.Validate(With(liveness: new ProbeSpec()))
