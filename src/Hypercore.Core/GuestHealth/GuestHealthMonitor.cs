@@ -268,6 +268,11 @@ public sealed partial class GuestHealthMonitor : IDisposable
                 return null; // restarted or stopped meanwhile: this verdict is about a boot that is gone
             }
 
+            if (session is null && vm.Status.Phase == Phase.Running && !vm.IsDeleting)
+            {
+                return null; // "not running" seen in a stale copy: it runs again, and its probes will say how it is
+            }
+
             var now = _time.GetUtcNow();
             var old = vm.Status.FindCondition(Conditions.GuestReady);
             if (old is not null && old.Status == status && old.Reason == reason && old.Message == message && IsCurrent(old, vm))
