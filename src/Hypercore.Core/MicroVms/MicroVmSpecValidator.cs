@@ -210,6 +210,13 @@ public static partial class MicroVmSpecValidator
     public static readonly TimeSpan ProbeRegexTimeout = TimeSpan.FromMilliseconds(100);
 
     public const int MaxProbeRegexLength = 1024;
+
+    /// <summary>
+    /// A console probe's regex. Linear-time (NonBacktracking): the daemon matches it against every console line a guest
+    /// prints, so no pattern may make matching a line expensive; the timeout is a second guard.
+    /// </summary>
+    public static Regex ProbeRegex(string pattern) =>
+        new(pattern, RegexOptions.CultureInvariant | RegexOptions.NonBacktracking, ProbeRegexTimeout);
     public const int MaxProbeSeconds = 3600;
     public const int MaxFailureThreshold = 1000;
 
@@ -236,11 +243,16 @@ public static partial class MicroVmSpecValidator
             {
                 try
                 {
-                    _ = new Regex(console.Regex, RegexOptions.CultureInvariant, ProbeRegexTimeout);
+                    _ = ProbeRegex(console.Regex);
                 }
                 catch (ArgumentException ex)
                 {
                     errors.Add($"{field}.console.regex \"{console.Regex}\" is not a valid .NET regular expression: {ex.Message}");
+                }
+                catch (NotSupportedException)
+                {
+                    errors.Add($"{field}.console.regex \"{console.Regex}\" uses a construct the node's linear-time matcher does not support " +
+                        "(backreferences, lookarounds, atomic groups, conditionals); rewrite it without them");
                 }
             }
         }

@@ -1,5 +1,5 @@
 using Hypercore.Drivers;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
 

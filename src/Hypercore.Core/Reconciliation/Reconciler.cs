@@ -55,7 +55,7 @@ public sealed partial class Reconciler
 
     public Reconciler(
         IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log,
-        IEnumerable<IStartStep>? steps = null, Health.LivenessSignals? liveness = null)
+        IEnumerable<IStartStep>? steps = null, GuestHealth.LivenessSignals? liveness = null)
     {
         _steps = (steps ?? []).OrderBy(s => s.Order).ToList();
         _liveness = liveness;

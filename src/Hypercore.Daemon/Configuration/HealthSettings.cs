@@ -1,4 +1,4 @@
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 
 namespace Hypercore.Daemon.Configuration;
 
@@ -6,8 +6,7 @@ namespace Hypercore.Daemon.Configuration;
 public static class HealthSettings
 {
     public static readonly DaemonSetting ProbeHostTargets = new("probe-host-targets", GuestHealthOptions.Section + ":AllowHostTargets",
-        "let TCP/HTTP guest probes reach addresses that are the host itself (loopback, the host's own addresses): true or false; default false",
-        "bool");
+        "let TCP/HTTP guest probes reach addresses that are the host itself (loopback, the host's own addresses); default off", "", IsSwitch: true);
 
     public static readonly DaemonSetting ProbeTick = new("probe-tick", GuestHealthOptions.Section + ":TickInterval",
         "how often the prober reads consoles and starts due probes; default 250ms", "duration")

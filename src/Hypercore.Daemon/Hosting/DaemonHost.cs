@@ -10,7 +10,7 @@ using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Qemu;
 using Hypercore.Drivers.Unikernel;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.HostAccess;
 using Hypercore.Images;
 using Hypercore.Images.Integration;

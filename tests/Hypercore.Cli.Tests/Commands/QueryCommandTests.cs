@@ -105,7 +105,7 @@ public sealed class QueryCommandTests : FakeDaemonTest
         var lines = result.Out.TrimEnd('\n').Split('\n');
         lines.Should().HaveCount(3);
         lines[1].Should().MatchRegex(@"^web1\s+default\s+qemu\s+Running\s+Running\s+2\s+256Mi\s+4242\s+5m\s+-$");
-        lines[2].Should().MatchRegex(@"^db\s+prod\s+-\s+Running\s+Stopped\s+4\s+1024Mi\s+-\s+3d$");
+        lines[2].Should().MatchRegex(@"^db\s+prod\s+-\s+Running\s+Stopped\s+4\s+1024Mi\s+-\s+3d\s+-$");
         lines[0].IndexOf("NAMESPACE", StringComparison.Ordinal).Should().Be(lines[1].IndexOf("default", StringComparison.Ordinal), "columns line up");
         Service.ReceivedOf<ListMicroVMsRequest>().Single().Namespace.Should().BeEmpty();
     }

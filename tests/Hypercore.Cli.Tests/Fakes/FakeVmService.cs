@@ -87,6 +87,27 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
         }
     }
 
+    /// <summary>What the node's prober writes: the GuestReady condition (guest health).</summary>
+    public void SetGuestReady(string @namespace, string id, string status, string reason, string message)
+    {
+        lock (_lock)
+        {
+            var vm = _vms[(@namespace, id)];
+            foreach (var old in vm.Status.Conditions.Where(c => c.Type == "GuestReady").ToList())
+            {
+                vm.Status.Conditions.Remove(old);
+            }
+
+            vm.Status.Conditions.Add(new Condition
+            {
+                Type = "GuestReady", Status = status, Reason = reason, Message = message,
+                LastTransitionTime = Timestamp.FromDateTimeOffset(time.GetUtcNow()), ObservedGeneration = vm.Spec.Generation,
+            });
+            vm.Version++;
+            Publish("MODIFIED", vm);
+        }
+    }
+
     /// <summary>Removes the record, as the reconciler does once a deletion is cleaned up.</summary>
     public void Remove(string @namespace, string id)
     {

@@ -96,7 +96,7 @@ public sealed partial class ChartTests
         type.ShortNames.Should().Equal("mvm");
         type.Namespaced.Should().BeTrue();
         type.HasStatus.Should().BeTrue();
-        type.PrinterColumns.Select(c => c.Name).Should().Equal("Phase", "Ready", "Node", "Provider", "vCPU", "Memory", "Age");
+        type.PrinterColumns.Select(c => c.Name).Should().Equal("Phase", "Ready", "Node", "Provider", "vCPU", "Memory", "Age", "GuestReady");
         var version = crd["spec"]!["versions"]![0]!;
         ((bool)version["served"]!).Should().BeTrue();
         ((bool)version["storage"]!).Should().BeTrue();

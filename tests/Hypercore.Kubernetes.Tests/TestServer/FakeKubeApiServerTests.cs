@@ -257,7 +257,7 @@ public sealed class FakeKubeApiServerTests
         var table = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
 
         ((string?)table["kind"]).Should().Be("Table");
-        table["columnDefinitions"]!.AsArray().Select(c => (string?)c!["name"]).Should().Equal("Name", "Phase", "Ready", "Node", "Provider", "vCPU", "Memory", "Age");
+        table["columnDefinitions"]!.AsArray().Select(c => (string?)c!["name"]).Should().Equal("Name", "Phase", "Ready", "Node", "Provider", "vCPU", "Memory", "Age", "GuestReady");
         var cells = table["rows"]![0]!["cells"]!.AsArray();
         cells.Take(4).Select(c => c?.ToString()).Should().Equal("a", "Paused", "False", "n1");
         ((int)cells[5]!).Should().Be(1);

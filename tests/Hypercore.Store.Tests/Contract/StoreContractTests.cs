@@ -184,6 +184,35 @@ public abstract class StoreContractTests
         read.Spec.Should().BeEquivalentTo(spec);
     }
 
+    // Guest health (issue 14).
+    [Test]
+    public async Task Probes_AndGuestReadyStatus_RoundTripEqual_AfterReopen()
+    {
+        var spec = Spec("vm-probes") with
+        {
+            Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.0.0.2/24" }],
+            ReadinessProbe = new ProbeSpec { Console = new ConsoleProbe("HYPERCORE-GUEST-READY"), PeriodSeconds = 1, FailureThreshold = 1 },
+            LivenessProbe = new ProbeSpec { HttpGet = new HttpGetProbe(8080, "/healthz"), InitialDelaySeconds = 30, TimeoutSeconds = 2 },
+        };
+        var created = await Store.CreateAsync(spec);
+        var status = RunningStatus() with
+        {
+            GuestReadyTime = new DateTimeOffset(2026, 11, 29, 20, 0, 5, TimeSpan.Zero),
+            GuestReadySeconds = 8.375,
+            ConsoleBootOffset = 12345,
+        };
+        await Store.UpdateStatusAsync(created.Key, status, created.ResourceVersion);
+
+        await ReopenStoreAsync();
+        var read = await Store.GetAsync(created.Key);
+
+        read!.Spec.Should().Be(spec);
+        read.Status.GuestReadyTime.Should().Be(status.GuestReadyTime);
+        read.Status.GuestReadySeconds.Should().Be(8.375);
+        read.Status.ConsoleBootOffset.Should().Be(12345);
+        read.Status.Should().Be(status);
+    }
+
     // ------------------------------------------------------------------ updates
 
     [Test]

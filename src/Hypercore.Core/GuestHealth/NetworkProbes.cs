@@ -3,7 +3,7 @@ using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Hypercore.MicroVms;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>One probe's answer; the message goes into the GuestReady condition or the liveness log line.</summary>
 public readonly record struct ProbeResult(bool Success, string Message)

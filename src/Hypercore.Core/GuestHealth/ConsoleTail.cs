@@ -1,7 +1,7 @@
 using System.Text;
 using Hypercore.Consoles;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>
 /// Follows one VM's console log from an offset (the start of the current boot), returning whole lines as they

@@ -1,7 +1,7 @@
 using Hypercore.Consoles;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 public sealed class ConsoleTailTests
 {

@@ -1,13 +1,13 @@
 using Hypercore.Core.Tests.Fakes;
 using Hypercore.Drivers;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>What the reconciler does with a liveness verdict: end the VM, then its restart policy.</summary>
 public sealed class LivenessRestartTests

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>Guest prober settings (section "Health").</summary>
 public sealed class GuestHealthOptions

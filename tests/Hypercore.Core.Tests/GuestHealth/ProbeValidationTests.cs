@@ -1,6 +1,6 @@
 using Hypercore.MicroVms;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 public sealed class ProbeValidationTests
 {
@@ -26,6 +26,21 @@ public sealed class ProbeValidationTests
     {
         MicroVmSpecValidator.Validate(With(new ProbeSpec { Console = new ConsoleProbe("(unclosed") }))
             .Should().ContainSingle().Which.Should().StartWith("readiness_probe.console.regex \"(unclosed\" is not a valid .NET regular expression");
+    }
+
+    [Test]
+    public void Validate_BacktrackingOnlyConstruct_RefusedSayingWhy()
+    {
+        MicroVmSpecValidator.Validate(With(new ProbeSpec { Console = new ConsoleProbe(@"(a)\1") }))
+            .Should().ContainSingle().Which.Should().Contain("linear-time matcher does not support (backreferences");
+    }
+
+    [Test]
+    public void ProbeRegex_CatastrophicPatternOnALongLine_MatchesInLinearTime()
+    {
+        var regex = MicroVmSpecValidator.ProbeRegex("^(a+)+$");
+
+        regex.IsMatch(new string('a', 50_000) + "!").Should().BeFalse("NonBacktracking never explodes (a backtracking engine would time out)");
     }
 
     [Test]

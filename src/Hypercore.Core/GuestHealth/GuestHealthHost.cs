@@ -8,7 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>
 /// Drives <see cref="GuestHealthMonitor"/> from the shared informer's cache every <see cref="GuestHealthOptions.TickInterval"/>

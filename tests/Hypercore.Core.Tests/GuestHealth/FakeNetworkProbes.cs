@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>Answers TCP/HTTP probes from a script, recording what was asked.</summary>
 internal sealed class FakeNetworkProbes : INetworkProbes

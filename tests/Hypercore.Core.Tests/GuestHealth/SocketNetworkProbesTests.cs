@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>The real TCP/HTTP probes against listeners on 127.0.0.1 (never off the machine).</summary>
 public sealed class SocketNetworkProbesTests

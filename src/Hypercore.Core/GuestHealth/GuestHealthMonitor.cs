@@ -8,7 +8,7 @@ using Hypercore.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>
 /// Runs the readiness and liveness probes of this node's running VMs (Kubernetes semantics, successThreshold 1).
@@ -268,6 +268,11 @@ public sealed partial class GuestHealthMonitor : IDisposable
                 return null; // restarted or stopped meanwhile: this verdict is about a boot that is gone
             }
 
+            if (session is null && vm.Status.Phase == Phase.Running && !vm.IsDeleting)
+            {
+                return null; // "not running" seen in a stale copy: it runs again, and its probes will say how it is
+            }
+
             var now = _time.GetUtcNow();
             var old = vm.Status.FindCondition(Conditions.GuestReady);
             if (old is not null && old.Status == status && old.Reason == reason && old.Message == message && IsCurrent(old, vm))
@@ -425,7 +430,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             Spec = spec;
             _liveness = liveness;
             _nextDue = bootedAt + TimeSpan.FromSeconds(spec.InitialDelaySeconds);
-            Regex = spec.Console is { } c ? new Regex(c.Regex, RegexOptions.CultureInvariant, MicroVmSpecValidator.ProbeRegexTimeout) : null;
+            Regex = spec.Console is { } c ? MicroVmSpecValidator.ProbeRegex(c.Regex) : null;
         }
 
         public ProbeSpec Spec { get; }

@@ -1,12 +1,12 @@
 using Hypercore.Core.Tests.Fakes;
-using Hypercore.Health;
+using Hypercore.GuestHealth;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Hypercore.Core.Tests.Health;
+namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>The prober on a fake clock, with real console files and a scripted network.</summary>
 public sealed class GuestHealthMonitorTests
@@ -270,6 +270,46 @@ public sealed class GuestHealthMonitorTests
         condition.Status.Should().Be(ConditionStatus.False);
         condition.Message.Should().Be("the VM is Stopped");
         _monitor.Tracked.Should().Be(0);
+    }
+
+    [Test]
+    public async Task DaemonRestart_ReadyRecordedForThisBoot_StaysTrueThoughTheLineWasRotatedAway()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        Print("READY");
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+        File.WriteAllText(_console, ""); // the ready line is gone (rotated away)
+
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: false); // a new daemon process
+        for (var i = 0; i < 5; i++)
+        {
+            vm = await Advance(1);
+        }
+
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+    }
+
+    [Test]
+    public async Task NewBoot_ReadyFromThePreviousBoot_IsNotCarriedOver()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        Print("READY");
+        var vm = await Tick();
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+
+        _time.Advance(TimeSpan.FromSeconds(5));
+        vm = _store.Seed(vm with
+        {
+            Status = vm.Status with { BootTime = _time.GetUtcNow(), Pid = 101, ConsoleBootOffset = new FileInfo(_console).Length },
+        });
+        vm = await Tick();
+
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Reason.Should().Be(GuestHealthMonitor.ReasonProbeFailed);
+        vm.Status.GuestReadySeconds.Should().Be(2, "Create -> first ready is kept; the new boot is not the first");
     }
 
     [Test]

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Hypercore.MicroVms;
 
-namespace Hypercore.Health;
+namespace Hypercore.GuestHealth;
 
 /// <summary>A liveness probe that reached its failure threshold on one boot of one VM.</summary>
 public sealed record LivenessFailure(string Uid, DateTimeOffset? BootTime, string Probe, string Message);
