@@ -8,6 +8,7 @@ using Hypercore.Benchmarks.Machine;
 using Hypercore.Benchmarks.Report;
 using Hypercore.Benchmarks.Runner;
 using Hypercore.Benchmarks.Scale;
+using Hypercore.Benchmarks.Snapshot;
 
 BenchOptions options;
 try
@@ -73,6 +74,7 @@ BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}; load {l
     ("scale", ReconcileScale.RunAsync),
     ("boot", BootOverhead.RunAsync),
     ("density", DensityBenchmark.RunAsync),
+    ("snapshot", SnapshotRestoreBenchmark.RunAsync), // snapshots
 ];
 try
 {
