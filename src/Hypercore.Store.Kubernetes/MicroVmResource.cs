@@ -172,6 +172,12 @@ public static class MicroVmResource
             spec["nodeName"] = s.NodeName;
         }
 
+        // snapshots
+        if (s.RestoreFrom is { } restoreFrom)
+        {
+            spec["restoreFrom"] = restoreFrom;
+        }
+
         return spec;
     }
 
@@ -209,6 +215,9 @@ public static class MicroVmResource
             State = ParseEnum(spec["state"], DesiredState.Running),
             RestartPolicy = ParseEnum(spec["restartPolicy"], RestartPolicy.Always),
             NodeName = (string?)spec["nodeName"] ?? "",
+
+            // snapshots
+            RestoreFrom = (string?)spec["restoreFrom"] is { Length: > 0 } restoreFrom ? restoreFrom : null,
         };
     }
 
