@@ -8,6 +8,7 @@ using Hypercore.Benchmarks.Machine;
 using Hypercore.Benchmarks.Report;
 using Hypercore.Benchmarks.Runner;
 using Hypercore.Benchmarks.Scale;
+using Hypercore.Benchmarks.Snapshot;
 
 BenchOptions options;
 try
@@ -74,6 +75,7 @@ BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}; load {l
     ("boot", BootOverhead.RunAsync),
     ("density", DensityBenchmark.RunAsync),
     ("images", Hypercore.Benchmarks.Images.ImagePullBenchmark.RunAsync), // images (issue 11)
+    ("snapshot", SnapshotRestoreBenchmark.RunAsync), // snapshots
 ];
 try
 {

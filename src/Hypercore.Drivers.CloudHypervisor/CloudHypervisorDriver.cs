@@ -16,7 +16,7 @@ namespace Hypercore.Drivers.CloudHypervisor;
 /// SIGKILL. Cloud Hypervisor's error bodies (a JSON array of messages, outermost first) become the message of a
 /// <see cref="DriverException"/>. Everything else is the shared <see cref="VmmDriver"/> skeleton.
 /// </summary>
-public sealed class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> options, TimeProvider time, ILogger<CloudHypervisorDriver> log, HostPathPolicy? hostPaths = null)
+public sealed partial class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> options, TimeProvider time, ILogger<CloudHypervisorDriver> log, HostPathPolicy? hostPaths = null)
     : ApiVmmDriver<CloudHypervisorOptions>(options.Value, time, log, hostPaths)
 {
     public const string ProviderName = "cloud-hypervisor";
@@ -35,32 +35,11 @@ public sealed class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> optio
     /// <summary>Guest bootstrap: spec.metadata reaches the guest on a NoCloud seed disk.</summary>
     protected override bool UsesSeedDisk => true;
 
-    /// <summary>
-    /// Snapshot into <paramref name="directory"/> (PUT vm.snapshot, destination_url file://...). The VM must be
-    /// paused for it: a running VM is paused for the snapshot and resumed afterwards.
-    /// </summary>
+    /// <summary>Snapshot into <paramref name="directory"/> (see <see cref="SnapshotAsync"/>).</summary>
     public async Task CreateSnapshotAsync(MicroVm vm, string directory, CancellationToken cancellationToken = default)
     {
-        var record = RunningRecord(vm);
-        using var api = Api(record);
-        var running = await StateAsync(api, cancellationToken) == LiveState.Running;
-        if (running)
-        {
-            await PutAsync(api, "vm.pause", null, cancellationToken);
-        }
-
-        try
-        {
-            System.IO.Directory.CreateDirectory(directory);
-            await PutAsync(api, "vm.snapshot", new JsonObject { ["destination_url"] = "file://" + Path.GetFullPath(directory) }, cancellationToken);
-        }
-        finally
-        {
-            if (running)
-            {
-                await PutAsync(api, "vm.resume", null, cancellationToken);
-            }
-        }
+        System.IO.Directory.CreateDirectory(directory);
+        await SnapshotAsync(vm, directory, cancellationToken);
     }
 
     /// <summary>An error answer as a DriverException: the JSON array of messages joined, or the raw text.</summary>
@@ -105,6 +84,12 @@ public sealed class CloudHypervisorDriver(IOptions<CloudHypervisorOptions> optio
         using var api = Api(record);
         await api.WaitUntilAnswersAsync(ApiPrefix + "vmm.ping", record.Pid, "cloud-hypervisor", dir.File("vmm.log"), Options.StartTimeout, Time,
             r => Error(HttpMethod.Get, "vmm.ping", r), ct);
+        if (RestoreOf(prepared.Context) is { } restore)
+        {
+            await RestoreAsync(api, prepared, restore, ct); // snapshots: restore instead of create + boot
+            return;
+        }
+
         await PutAsync(api, "vm.create", VmConfig(prepared, dir), ct);
         await PutAsync(api, "vm.boot", null, ct);
     }

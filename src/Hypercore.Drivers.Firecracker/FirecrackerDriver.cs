@@ -33,41 +33,13 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
     protected override (int Uid, int Gid)? TapOwner => Options.Jailer.Enabled ? (Options.Jailer.Uid, Options.Jailer.Gid) : null;
 
     /// <summary>
-    /// Full snapshot into <paramref name="directory"/> (files "vmstate" and "memory"): pauses a running VM for the
-    /// snapshot and resumes it afterwards (PUT /snapshot/create needs a paused VM).
+    /// Full snapshot into <paramref name="directory"/> (files "vmstate" and "memory", see <see cref="SnapshotAsync"/>):
+    /// pauses a running VM for the snapshot and resumes it afterwards.
     /// </summary>
     public async Task CreateSnapshotAsync(MicroVm vm, string directory, CancellationToken cancellationToken = default)
     {
-        var record = RunningRecord(vm);
-        if (record.Extra.ContainsKey("jail"))
-        {
-            throw new DriverException(Conditions.ReasonUnsupported, "snapshots of jailed VMs are written inside the jail; not supported by this driver");
-        }
-
-        using var api = Api(record);
-        var state = await StateAsync(api, cancellationToken);
-        if (state == LiveState.Running)
-        {
-            await PutVmStateAsync(api, "Paused", cancellationToken);
-        }
-
-        try
-        {
-            System.IO.Directory.CreateDirectory(directory);
-            await api.ExpectSuccessAsync(HttpMethod.Put, "/snapshot/create", new JsonObject
-            {
-                ["snapshot_type"] = "Full",
-                ["snapshot_path"] = Path.Combine(directory, "vmstate"),
-                ["mem_file_path"] = Path.Combine(directory, "memory"),
-            }, r => Fault(HttpMethod.Put, "/snapshot/create", r), cancellationToken);
-        }
-        finally
-        {
-            if (state == LiveState.Running)
-            {
-                await PutVmStateAsync(api, "Resumed", cancellationToken);
-            }
-        }
+        System.IO.Directory.CreateDirectory(directory);
+        await SnapshotAsync(vm, directory, cancellationToken);
     }
 
     /// <summary>A firecracker 4xx/5xx answer as a DriverException carrying fault_message.</summary>
@@ -132,6 +104,12 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
     {
         using var api = Api(record);
         await api.WaitUntilAnswersAsync("/", record.Pid, "firecracker", dir.ConsoleLog, Options.StartTimeout, Time, r => Fault(HttpMethod.Get, "/", r), ct);
+        if (RestoreOf(prepared.Context) is { } restore)
+        {
+            await LoadSnapshotAsync(api, prepared, restore, ct); // snapshots: a fresh process loads instead of booting
+            return;
+        }
+
         var spec = prepared.Spec;
         var jailed = record.Extra.ContainsKey("jail");
         string InVm(string hostPath, string name) => jailed ? "/" + name : hostPath;

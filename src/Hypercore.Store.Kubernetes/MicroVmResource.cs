@@ -189,6 +189,12 @@ public static class MicroVmResource
             spec["livenessProbe"] = ProbeToJson(liveness);
         }
 
+        // snapshots
+        if (s.RestoreFrom is { } restoreFrom)
+        {
+            spec["restoreFrom"] = restoreFrom;
+        }
+
         return spec;
     }
 
@@ -267,6 +273,9 @@ public static class MicroVmResource
             NodeName = (string?)spec["nodeName"] ?? "",
             ReadinessProbe = ProbeFromJson(spec["readinessProbe"]),
             LivenessProbe = ProbeFromJson(spec["livenessProbe"]),
+
+            // snapshots
+            RestoreFrom = (string?)spec["restoreFrom"] is { Length: > 0 } restoreFrom ? restoreFrom : null,
         };
     }
 

@@ -17,7 +17,7 @@ public enum BenchMode
 /// <summary>Command line of the runner. Sizes follow the mode unless a flag sets them.</summary>
 public sealed class BenchOptions
 {
-    public static readonly string[] AllBenchmarks = ["boot", "api", "scale", "density", "coldstart", "images"];
+    public static readonly string[] AllBenchmarks = ["boot", "api", "scale", "density", "coldstart", "images", "snapshot"];
 
     public BenchMode Mode { get; private set; } = BenchMode.Full;
 
@@ -120,7 +120,7 @@ public sealed class BenchOptions
     }
 
     public const string Usage =
-        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images] [--daemon path/to/vistarad]\n" +
+        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot] [--daemon path/to/vistarad]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
         "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
 

@@ -16,6 +16,7 @@ public static class SnapshotServiceCollectionExtensions
         services.TryAddSingleton(new SnapshotStore(directory));
         services.TryAddSingleton<SnapshotManager>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, SnapshotRestoreStep>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, SnapshotStartup>());
         return services;
     }
 }

@@ -623,6 +623,7 @@ public abstract class StoreContractTests
         State = DesiredState.Paused,
         RestartPolicy = RestartPolicy.OnFailure,
         NodeName = "node-1",
+        RestoreFrom = "snap-1", // snapshots
     };
 
     /// <summary>A full status; times are whole seconds so every backend can store them exactly.</summary>

@@ -148,6 +148,8 @@ namespace Hypercore.StandIns.CloudHypervisor
                     return Ok();
                 case ("PUT", "vm.snapshot"):
                     return Snapshot(text);
+                case ("PUT", "vm.restore"):
+                    return Restore(text);
                 default:
                     return (404, Errors("Not Found"), null);
             }
@@ -293,6 +295,69 @@ namespace Hypercore.StandIns.CloudHypervisor
             var dir = url["file://".Length..];
             File.WriteAllText(Path.Combine(dir, "config.json"), _config!.ToJsonString());
             File.WriteAllText(Path.Combine(dir, "state.json"), new JsonObject { ["state"] = _state }.ToJsonString());
+            // cloud-hypervisor writes guest memory as "memory-ranges" beside config.json and state.json.
+            File.WriteAllText(Path.Combine(dir, "memory-ranges"), $"guest memory of {_config!["memory"]?["size"]} bytes (stand-in)\n");
+            return Ok();
+        }
+
+        /// <summary>
+        /// PUT vm.restore (OpenAPI RestoreConfig: source_url required, prefault): only before a VM is created (404 when
+        /// one is); reads config.json, state.json and memory-ranges from the file:// directory, reopens the disks at
+        /// the paths saved in config.json, and leaves the VM Paused, as cloud-hypervisor does (vm.resume runs it).
+        /// </summary>
+        private (int, JsonNode?, Action?) Restore(string text)
+        {
+            if (_state is not null)
+            {
+                return (404, Errors("Error from API", "The VM could not be restored", "The VM is already created"), null);
+            }
+
+            string? url;
+            try
+            {
+                url = JsonNode.Parse(text)?["source_url"]?.GetValue<string>();
+            }
+            catch (JsonException ex)
+            {
+                return (400, Errors("Error from API", "The VM could not be restored", ex.Message), null);
+            }
+
+            if (url is null || !url.StartsWith("file://", StringComparison.Ordinal))
+            {
+                return (400, Errors("Error from API", "The VM could not be restored", $"Invalid source URL: {url}"), null);
+            }
+
+            var dir = url["file://".Length..];
+            JsonObject? config;
+            try
+            {
+                config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json"))) as JsonObject;
+                _ = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "state.json")));
+                if (!File.Exists(Path.Combine(dir, "memory-ranges")))
+                {
+                    throw new FileNotFoundException("memory-ranges: No such file or directory (os error 2)");
+                }
+            }
+            catch (Exception ex) when (ex is IOException or JsonException)
+            {
+                return (500, Errors("Error from API", "The VM could not be restored", $"Error restoring VM: Failed to restore from snapshot: {ex.Message}"), null);
+            }
+
+            if (config is null)
+            {
+                return (500, Errors("Error from API", "The VM could not be restored", "Error restoring VM: Failed to deserialize the VM configuration"), null);
+            }
+
+            foreach (var disk in config["disks"]?.AsArray() ?? [])
+            {
+                if (disk?["path"]?.GetValue<string>() is { } path && !File.Exists(path))
+                {
+                    return (500, Errors("Error from API", "The VM could not be restored", $"Error restoring VM: Failed to open disk image {path}: No such file or directory (os error 2)"), null);
+                }
+            }
+
+            _config = config;
+            _state = "Paused";
             return Ok();
         }
 

@@ -145,6 +145,8 @@ namespace Hypercore.StandIns.Firecracker
                     return PatchVm(body?["state"]?.GetValue<string>());
                 case ("PUT", "snapshot", "create"):
                     return CreateSnapshot(body);
+                case ("PUT", "snapshot", "load"):
+                    return LoadSnapshot(body);
                 case ("PUT", "logger" or "metrics", null):
                     return NoContent;
                 default:
@@ -395,6 +397,97 @@ namespace Hypercore.StandIns.Firecracker
                 return BadRequest("Cannot save the microVM state: " + ex.Message);
             }
 
+            return NoContent;
+        }
+
+        /// <summary>
+        /// PUT /snapshot/load (swagger SnapshotLoadParams): only on a fresh process; snapshot_path required; exactly one
+        /// of mem_file_path (deprecated) and mem_backend {backend_type File|Uffd, backend_path}; resume_vm;
+        /// network_overrides [{iface_id, host_dev_name}]. The state file is what this stand-in's snapshot/create wrote
+        /// (the full config); drives are reopened at the paths saved in it, as firecracker does.
+        /// </summary>
+        private (int, JsonNode?) LoadSnapshot(JsonNode? body)
+        {
+            if (_started || _bootSource is not null || _drives.Count > 0 || _nics.Count > 0)
+            {
+                return BadRequest("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+            }
+
+            var statePath = body?["snapshot_path"]?.GetValue<string>();
+            if (statePath is null)
+            {
+                return BadRequest("An error occurred when deserializing the json body of a request: missing field `snapshot_path`.");
+            }
+
+            var memFile = body!["mem_file_path"]?.GetValue<string>();
+            var backend = body["mem_backend"];
+            if ((memFile is null) == (backend is null))
+            {
+                return BadRequest("An error occurred when deserializing the json body of a request: either `mem_backend` or `mem_file_path` must be present at a time.");
+            }
+
+            if (backend is not null)
+            {
+                if (backend["backend_type"]?.GetValue<string>() is not ("File" or "Uffd") || backend["backend_path"]?.GetValue<string>() is not { } backendPath)
+                {
+                    return BadRequest("An error occurred when deserializing the json body of a request: missing field `backend_type` or `backend_path`.");
+                }
+
+                memFile = backendPath;
+            }
+
+            JsonObject? state;
+            try
+            {
+                state = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
+            {
+                return BadRequest($"Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: {ex.Message}");
+            }
+
+            if (state?["machine-config"] is not JsonObject machine)
+            {
+                return BadRequest("Load snapshot error: Failed to restore from snapshot: Failed to get snapshot state from file: Failed to load snapshot state from file: Snapshot file is smaller than CRC length.");
+            }
+
+            if (!File.Exists(memFile))
+            {
+                return BadRequest($"Load snapshot error: Failed to restore from snapshot: Failed to load guest memory: Cannot create mmap region: No such file or directory (os error 2)");
+            }
+
+            foreach (var drive in state["drives"]?.AsArray() ?? [])
+            {
+                if (drive?["path_on_host"]?.GetValue<string>() is { } drivePath && !File.Exists(drivePath))
+                {
+                    return BadRequest($"Load snapshot error: Failed to restore from snapshot: Failed to build microVM from snapshot: Cannot restore devices: Block(BackingFile(Os {{ code: 2, kind: NotFound, message: \"No such file or directory\" }}, \"{drivePath}\"))");
+                }
+            }
+
+            var overrides = (body["network_overrides"]?.AsArray() ?? []).OfType<JsonObject>()
+                .ToDictionary(o => o["iface_id"]?.GetValue<string>() ?? "", o => o["host_dev_name"]?.GetValue<string>() ?? "");
+            _machine = (JsonObject)machine.DeepClone();
+            _bootSource = state["boot-source"]?.DeepClone() as JsonObject;
+            foreach (var drive in (state["drives"]?.AsArray() ?? []).OfType<JsonObject>())
+            {
+                _drives[drive["drive_id"]!.GetValue<string>()] = (JsonObject)drive.DeepClone();
+            }
+
+            foreach (var nic in (state["network-interfaces"]?.AsArray() ?? []).OfType<JsonObject>())
+            {
+                var copy = (JsonObject)nic.DeepClone();
+                var iface = copy["iface_id"]!.GetValue<string>();
+                if (overrides.TryGetValue(iface, out var tap))
+                {
+                    copy["host_dev_name"] = tap;
+                }
+
+                _nics[iface] = copy;
+            }
+
+            _mmdsConfig = state["mmds-config"]?.DeepClone() as JsonObject;
+            _started = true;
+            _paused = body["resume_vm"]?.GetValue<bool>() != true;
             return NoContent;
         }
 
