@@ -67,6 +67,25 @@ public sealed class QemuRunAsTests
         (await restarted.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
     }
 
+    // Guest bootstrap: the seed disk the daemon makes as root must be readable by the dropped QEMU.
+    [Test]
+    public async Task Start_RunAsNobodyWithMetadata_TheSeedDiskIsNobodysAndTheGuestReadsIt()
+    {
+        var driver = _bed.Driver(o => o.RunAs = Nobody);
+        var vm = QemuTestBed.Vm("runas-seed", change: s => s with
+        {
+            Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\necho seeded-as-nobody\n" },
+        });
+
+        await driver.StartAsync(vm);
+        await _bed.WaitUntilAsync(() => _bed.Console(vm).Contains("seeded-as-nobody"), "the user-data output");
+
+        _bed.Console(vm).Should().Contain($"hypercore-nocloud: instance-id={vm.Uid} hostname=runas-seed user-data=script");
+        Owner(Path.Combine(_bed.VmDir(vm), "cidata.img")).Should().Be("65534:65534");
+        await driver.CleanupAsync(vm);
+        Directory.Exists(_bed.VmDir(vm)).Should().BeFalse();
+    }
+
     [Test]
     public async Task Start_RunAsNobodyWithWritableVolumeOnlyRootCanRead_ThrowsPermissionDeniedNamingFileAndUser()
     {
