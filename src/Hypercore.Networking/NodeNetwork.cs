@@ -236,6 +236,13 @@ public sealed partial class NodeNetwork : IDisposable
         text.Append("  }\n  chain output {\n    type nat hook output priority -100; policy accept;\n");
         dnat.ForEach(l => text.Append(l));
         text.Append("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+        if (forwards.Count > 0)
+        {
+            // Hairpin: a guest reaching a forward on the node that lands on a guest of the same bridge must see the
+            // answer come back through the node, or it arrives straight from the other guest and is dropped.
+            text.Append(CultureInfo.InvariantCulture, $"    ct status dnat ip saddr {net} ip daddr {net} masquerade\n");
+        }
+
         if (_options.Nat)
         {
             var uplink = _options.Uplink.Length > 0 ? $"oifname \"{_options.Uplink}\" " : $"oifname != \"{_options.Bridge}\" ";

@@ -54,6 +54,7 @@ public sealed class ManagedNetworkDaemonTests
             web.Status.NetworkInterfaces["eth0"].Bridge.Should().Be("hcbr0");
             web.Status.PortForwards.Should().Equal($"tcp 8080 -> {Ip(webAddress)}:80");
             await WaitForConsoleAsync(web, $"hypercore: net eth0 {webAddress} router 10.200.0.1");
+            await WaitForConsoleAsync(web, "hypercore: httpd on port 80");
             TestContext.Progress.WriteLine($"[measure] create -> guest has its DHCP lease: {sw.Elapsed.TotalSeconds:0.0} s");
 
             (await QemuMacvtapTests.PingAsync(ns, Ip(webAddress), TimeSpan.FromSeconds(30))).Should().BeTrue("the node pings its guest");

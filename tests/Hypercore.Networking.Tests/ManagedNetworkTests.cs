@@ -115,6 +115,10 @@ public sealed class ManagedNetworkTests
         (await node.NftTablesAsync()).Should().Contain("table inet hcnetw");
         (await WgetAsync(outside, "http://192.168.77.1:8080/hello.txt")).Should().Be("hello from the guest\n",
             await node.Node.RunAsync("nft", "list", "ruleset"));
+        await using var other = await GuestOnBridgeAsync(node, "hcv1", "02:aa:bb:cc:dd:01");
+        await other.RunAsync("ip", "addr", "add", "10.200.0.250/24", "dev", "eth0");
+        (await WgetAsync(other, "http://10.200.0.1:8080/hello.txt")).Should().Be("hello from the guest\n",
+            "another guest on the bridge reaches the forward through the node's bridge address");
         (await guest.TryAsync("busybox", "ping", "-c", "1", "-W", "3", "192.168.77.2")).Succeeded.Should().BeTrue(
             "the outside has no route to the node network, so only a masqueraded ping gets an answer");
 
