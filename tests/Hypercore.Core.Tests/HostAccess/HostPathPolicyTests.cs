@@ -275,3 +275,74 @@ public sealed class HostPathPolicyTests
         act.Should().Throw<ScratchDiskRefusedException>().WithMessage("*MiB free in*");
     }
 }
+
+/// <summary>Images (issue 11): references are the images step's, and what it vouches for is checked narrowly.</summary>
+public sealed class HostPathPolicyImageTests
+{
+    private string _root = null!;
+    private HostPathPolicy _policy = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _root = Directory.CreateTempSubdirectory("hc-hostpath-img-").FullName;
+        Directory.CreateDirectory(Path.Combine(_root, "images"));
+        Directory.CreateDirectory(Path.Combine(_root, "cache"));
+        _policy = new HostPathPolicy(new HostAccessOptions { ImageDirectories = [Path.Combine(_root, "images")], VolumeRoots = [Path.Combine(_root, "images")] });
+    }
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_root, recursive: true);
+
+    [Test]
+    public void Violations_OciKernelInitrdAndContainerSource_AreLeftToTheImagesStep()
+    {
+        var spec = new MicroVmSpec
+        {
+            Id = "vm",
+            Kernel = new KernelSpec { Image = "localhost:5000/hypercore/default:1" },
+            Initrd = new InitrdSpec { Image = "ghcr.io/org/initrd@sha256:" + new string('a', 64) },
+            AdditionalVolumes = [new VolumeSpec { Id = "root", ContainerSource = "localhost:5000/rootfs:1" }],
+        };
+
+        _policy.Violations(spec).Should().BeEmpty();
+    }
+
+    [Test]
+    public void CheckTrusted_ListedRegularFile_ReturnsItsRealPath()
+    {
+        var file = Path.Combine(_root, "cache", "vmlinux");
+        File.WriteAllText(file, "k");
+
+        _policy.CheckTrusted("kernel.image", file, new HashSet<string> { file }).Should().Be(file);
+    }
+
+    [Test]
+    public void CheckTrusted_NotListed_Directory_Missing_AreRefused()
+    {
+        var file = Path.Combine(_root, "cache", "vmlinux");
+        File.WriteAllText(file, "k");
+        var dir = Path.Combine(_root, "cache");
+        var missing = Path.Combine(_root, "cache", "gone");
+
+        var notListed = () => _policy.CheckTrusted("kernel.image", file, new HashSet<string>());
+        var directory = () => _policy.CheckTrusted("kernel.image", dir, new HashSet<string> { dir });
+        var gone = () => _policy.CheckTrusted("kernel.image", missing, new HashSet<string> { missing });
+
+        notListed.Should().Throw<HostPathNotAllowedException>().WithMessage("*was not prepared for this VM*");
+        directory.Should().Throw<HostPathNotAllowedException>().WithMessage("*is a directory*");
+        gone.Should().Throw<HostPathNotAllowedException>().WithMessage("*is missing*");
+    }
+
+    [Test]
+    public void Validate_ContainerSource_MustBeAReferenceAndTheOnlySource()
+    {
+        MicroVmSpec With(VolumeSpec v) => new() { Id = "vm", Kernel = new KernelSpec { Image = "/k" }, AdditionalVolumes = [v] };
+
+        MicroVmSpecValidator.Validate(With(new VolumeSpec { Id = "d", ContainerSource = "localhost:5000/rootfs:1" })).Should().BeEmpty();
+        MicroVmSpecValidator.Validate(With(new VolumeSpec { Id = "d", ContainerSource = "ubuntu:22.04" }))
+            .Should().ContainSingle().Which.Should().Contain("is not an OCI image reference; write it with its registry host");
+        MicroVmSpecValidator.Validate(With(new VolumeSpec { Id = "d", ContainerSource = "localhost:5000/rootfs:1", HostPath = "/x.img" }))
+            .Should().ContainSingle().Which.Should().Contain("gives both source.host_path and source.container_source");
+    }
+}

@@ -61,6 +61,17 @@ public sealed class ImageCatalogTests
     }
 
     [Test]
+    public void Resolve_OciReference_IsLeftForTheImagesStep()
+    {
+        var catalog = new ImageCatalog(new StaticOptions(new MicroVmOperationsOptions { ImageDirectory = _dir }));
+        var spec = new MicroVmSpec { Id = "a", Kernel = new KernelSpec { Image = "localhost:5000/hypercore/default:1" } };
+        var errors = new List<string>();
+
+        catalog.Resolve(spec, errors).Should().Be(spec);
+        errors.Should().BeEmpty();
+    }
+
+    [Test]
     public void Resolve_AbsoluteKernelPath_IsLeftAlone()
     {
         var spec = new MicroVmSpec { Id = "a", Kernel = new KernelSpec { Image = "/boot/vmlinuz-6.1" } };

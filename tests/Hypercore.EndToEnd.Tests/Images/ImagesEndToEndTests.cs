@@ -144,6 +144,11 @@ public sealed class ImagesEndToEndTests
         var ls = await Node.VisAsync("image", "ls");
         ls.ExitCode.Should().Be(0, ls.ToString());
         ls.Stdout.Should().Contain(reference).And.Contain(vm.Uid);
+        var inUse = await Node.VisAsync("image", "rm", reference);
+        inUse.ExitCode.Should().Be(5, "an image a VM uses is a failed precondition: " + inUse);
+        inUse.Stderr.Should().Contain(vm.Uid).And.Contain("delete them first");
+        var unknown = await Node.VisAsync("image", "rm", $"{Registry}/hypercore/never:1");
+        unknown.ExitCode.Should().Be(3, "not found: " + unknown);
     }
 
     [Test, Order(2)]

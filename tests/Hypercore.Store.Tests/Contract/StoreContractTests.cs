@@ -611,6 +611,7 @@ public abstract class StoreContractTests
         [
             new VolumeSpec { Id = "data", HostPath = "/images/data.img", SizeInMb = 64 },
             new VolumeSpec { Id = "logs", HostPath = "/images/logs.img", MountPoint = "/var/log" },
+            new VolumeSpec { Id = "oci", ContainerSource = "localhost:5000/hypercore/rootfs:1", IsReadOnly = true }, // images (issue 11)
         ],
         Interfaces =
         [
