@@ -41,6 +41,32 @@ public abstract partial class VmmDriver : IHypervisorDriver
         _version = new BinaryVersionCache(GetType().Name);
     }
 
+    /// <summary>Kubernetes issue 13: decides once whether hypervisors start in systemd scopes; tests inject their own.</summary>
+    public ISystemdCheck SystemdCheck { get; set; } = new HostSystemdCheck();
+
+    private string? _systemdRun;
+    private bool _systemdDecided;
+
+    /// <summary>systemd-run's path when hypervisors start in their own scopes, else null (decided and logged once).</summary>
+    public string? ScopeLauncher()
+    {
+        if (!_systemdDecided)
+        {
+            _systemdRun = SystemdCheck.SystemdRun(out var why);
+            _systemdDecided = true;
+            if (_systemdRun is null)
+            {
+                LogNoSystemd(Name, why);
+            }
+            else
+            {
+                LogSystemdScopes(Name, SystemdScope.Slice);
+            }
+        }
+
+        return _systemdRun;
+    }
+
     public abstract string Name { get; }
 
     public abstract DriverCapabilities Capabilities { get; }
@@ -145,7 +171,13 @@ public abstract partial class VmmDriver : IHypervisorDriver
             UnixSocketApi.EnsurePathFits(launch.ControlSocket);
             DeleteSocket(launch.ControlSocket); // VMMs refuse to bind over a stale socket
             var output = launch.OutputLog ?? dir.File("vmm.log");
-            var pid = await HostProcess.StartDetachedAsync(launch.Executable, launch.Arguments, dir.Path, output, ct, launch.InheritedFiles);
+            var (executable, arguments) = (launch.Executable, launch.Arguments);
+            if (ScopeLauncher() is { } systemdRun)
+            {
+                (executable, arguments) = SystemdScope.Wrap(systemdRun, vm.Uid, vm.Spec.MemoryInMb, executable, arguments);
+            }
+
+            var pid = await HostProcess.StartDetachedAsync(executable, arguments, dir.Path, output, ct, launch.InheritedFiles);
             record = new VmRecord
             {
                 Uid = vm.Uid,
@@ -699,6 +731,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     [LoggerMessage(3552, LogLevel.Information, "{Key}: {Vmm} pid {Pid} stopped: {How}")]
     private partial void LogStopped(string key, string vmm, int pid, string how);
+
+    [LoggerMessage(1440, LogLevel.Warning, "{Vmm}: hypervisors start as detached processes, not in systemd scopes: {Why}; they stay in this daemon's cgroup (in a pod they end with it)")]
+    private partial void LogNoSystemd(string vmm, string why);
+
+    [LoggerMessage(1441, LogLevel.Information, "{Vmm}: hypervisors start in their own systemd scopes under {Slice}")]
+    private partial void LogSystemdScopes(string vmm, string slice);
 
     [LoggerMessage(3553, LogLevel.Debug, "{Uid}: {Step}: {Message}")]
     private partial void LogStepFailed(string uid, string step, string message);

@@ -126,6 +126,11 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
         meta["labels"] = MicroVmResource.LabelsFor(spec, current);
         meta["resourceVersion"] = expectedResourceVersion;
         updated["spec"] = MicroVmResource.SpecToJson(spec);
+        if (current["spec"]?["placement"] is { } placement)
+        {
+            updated["spec"]!["placement"] = placement.DeepClone(); // Kubernetes issue 13: kubectl-only field, kept through gRPC writes
+        }
+
         updated.Remove("status"); // ignored by the main resource anyway; never send a stale copy
         return Remember(await _api.ReplaceAsync(key, updated, cancellationToken));
     }

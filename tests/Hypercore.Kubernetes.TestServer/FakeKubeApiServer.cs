@@ -54,7 +54,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly FakeKubeApiServerOptions _options;
-    private readonly List<ResourceType> _types = [ResourceType.CoreEvents, ResourceType.CoreNodes, ResourceType.CoordinationLeases];
+    private readonly List<ResourceType> _types = [ResourceType.CoreEvents, ResourceType.CoreNodes, ResourceType.CoordinationLeases, ResourceType.CorePods];
     private readonly object _gate = new();
     private readonly Dictionary<string, JsonObject> _objects = new(StringComparer.Ordinal);
     private readonly List<HistoryRecord> _history = [];
@@ -414,6 +414,12 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 _failCount--;
                 throw new ApiError(_failStatus, _failStatus == 503 ? "ServiceUnavailable" : "InternalError", $"injected failure {_failStatus}");
             }
+        }
+
+        if (type == ResourceType.CorePods && sub == "binding" && method == "POST")
+        {
+            await WriteJsonAsync(ctx, 201, Bind(ns, name, await ReadBodyAsync(ctx)));
+            return;
         }
 
         if (sub.Length > 0 && !(sub == "status" && type.HasStatus))
@@ -792,6 +798,38 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Defaulting, pruning (or strict rejection of unknown fields) and validation against the CRD schema.</summary>
+    /// <summary>
+    /// POST pods/{name}/binding, as kube-scheduler binds: sets spec.nodeName (once; a bound pod answers 409) and the
+    /// PodScheduled condition.
+    /// </summary>
+    private JsonObject Bind(string ns, string name, JsonObject binding)
+    {
+        var node = (string?)binding["target"]?["name"] ?? throw new ApiError(400, "BadRequest", "binding has no target.name");
+        lock (_gate)
+        {
+            var key = Key(ResourceType.CorePods, ns, name);
+            if (!_objects.TryGetValue(key, out var old))
+            {
+                throw NotFound(ResourceType.CorePods, name);
+            }
+
+            if ((string?)old["spec"]?["nodeName"] is { Length: > 0 } bound)
+            {
+                throw new ApiError(409, "Conflict", $"Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\"");
+            }
+
+            var next = (JsonObject)old.DeepClone();
+            next["spec"]!["nodeName"] = node;
+            var status = next["status"] as JsonObject ?? new JsonObject();
+            status["conditions"] = new JsonArray(new JsonObject { ["type"] = "PodScheduled", ["status"] = "True", ["lastTransitionTime"] = Now() });
+            next["status"] = status;
+            next["metadata"]!["resourceVersion"] = NextResourceVersion();
+            _objects[key] = Normalize(next);
+            Publish(ResourceType.CorePods, "MODIFIED", next, previous: old);
+            return StatusJson(201, "Created", "", null).Also(o => o["status"] = "Success");
+        }
+    }
+
     /// <summary>The CRD's x-kubernetes-validations that <see cref="CelRules"/> can evaluate (transition rules on update only).</summary>
     private static void CheckCelRules(ResourceType type, string name, JsonObject next, JsonObject? old)
     {

@@ -62,6 +62,18 @@ public sealed class ResourceType
         HasStatus = true,
     };
 
+    /// <summary>Pods (status subresource; pods/binding is served as kube-scheduler's bind): reservation pods of placement.</summary>
+    public static readonly ResourceType CorePods = new()
+    {
+        Group = "",
+        Version = "v1",
+        Kind = "Pod",
+        Plural = "pods",
+        Singular = "pod",
+        ShortNames = ["po"],
+        HasStatus = true,
+    };
+
     /// <summary>coordination.k8s.io Leases: leader election of the node lifecycle controller.</summary>
     public static readonly ResourceType CoordinationLeases = new()
     {

@@ -177,6 +177,7 @@ public static partial class DaemonHost
             // Kubernetes issue 13: the Lease holder releases the MicroVMs of deleted (or long NotReady) nodes.
             services.AddNodeLifecycleController();
             services.AddOptions<NodeLifecycleOptions>().Bind(builder.Configuration.GetSection(NodeLifecycleOptions.Section));
+            services.AddOptions<PlacementOptions>().Bind(builder.Configuration.GetSection(PlacementOptions.Section));
         }
         else
         {

@@ -30,10 +30,13 @@ public sealed partial class NodeLifecycleController : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<NodeLifecycleController> _log;
     private bool _leading;
+    private readonly PlacementController? _placement; // same Lease: one daemon of the cluster places and releases
 
     public NodeLifecycleController(
-        IKubernetes client, IOptions<NodeLifecycleOptions> options, IOptions<KubernetesStoreOptions> store, TimeProvider time, ILogger<NodeLifecycleController> log)
+        IKubernetes client, IOptions<NodeLifecycleOptions> options, IOptions<KubernetesStoreOptions> store, TimeProvider time, ILogger<NodeLifecycleController> log,
+        PlacementOptions? placement = null)
     {
+        _placement = placement is { Enabled: true } ? new PlacementController(client, placement, store.Value, time, log) : null;
         _client = client;
         _options = options.Value;
         _store = store.Value;
@@ -89,6 +92,10 @@ public sealed partial class NodeLifecycleController : BackgroundService
         if (leading)
         {
             await SweepAsync(ct);
+            if (_placement is not null)
+            {
+                await _placement.RunAsync(ct);
+            }
         }
     }
 
@@ -206,10 +213,12 @@ public static class NodeLifecycleServiceCollectionExtensions
         builder.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NodeLifecycleOptions>, NodeLifecycleOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<PlacementOptions>();
         services.TryAddSingleton(sp => new NodeLifecycleController(
             new k8s.Kubernetes(KubernetesConfig.Build(sp.GetRequiredService<IOptions<KubernetesStoreOptions>>().Value)),
             sp.GetRequiredService<IOptions<NodeLifecycleOptions>>(), sp.GetRequiredService<IOptions<KubernetesStoreOptions>>(),
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeLifecycleController>>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeLifecycleController>>(),
+            sp.GetRequiredService<IOptions<PlacementOptions>>().Value));
         services.AddHostedService(sp => sp.GetRequiredService<NodeLifecycleController>());
         return services;
     }

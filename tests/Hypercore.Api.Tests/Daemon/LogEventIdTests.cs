@@ -32,7 +32,8 @@ public sealed class LogEventIdTests
     private static readonly List<(string Feature, string Assembly, int First, int Last)> FeatureRanges =
     [
         ("k8s (issue 13: admission, node capacity)", "Hypercore.Core", 1400, 1419),
-        ("k8s (issue 13: node lifecycle, placement)", "Hypercore.Store.Kubernetes", 1420, 1449),
+        ("k8s (issue 13: node lifecycle, placement)", "Hypercore.Store.Kubernetes", 1420, 1439),
+        ("k8s (issue 13: systemd scopes)", "Hypercore.Drivers.Vmm", 1440, 1449),
         ("snapshots (issue 14), in every assembly it logs from", "*", 1150, 1199),
     ];
 

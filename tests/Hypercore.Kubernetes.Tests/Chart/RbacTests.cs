@@ -71,9 +71,12 @@ public sealed partial class RbacTests
             var lost = await cluster.NewStore("node-gone").CreateAsync(new MicroVmSpec { Id = "vm-lost", Kernel = new KernelSpec { Image = "/k" } });
             await cluster.NewStore("node-gone").ClaimAsync(lost.Key);
             var controller = new NodeLifecycleController(client, Options.Create(lifecycleOptions), Options.Create(FakeCluster.TestOptions("node-1")),
-                TimeProvider.System, new TestLogger<NodeLifecycleController>());
-            await controller.RunOnceAsync(CancellationToken.None);
-            await controller.RunOnceAsync(CancellationToken.None);
+                TimeProvider.System, new TestLogger<NodeLifecycleController>(), new PlacementOptions());
+            var unplaced = Path.Combine(cluster.Directory.FullName, "unplaced.yaml");
+            await File.WriteAllTextAsync(unplaced, "apiVersion: hypercore.vistara.dev/v1alpha1\nkind: MicroVM\nmetadata:\n  name: unplaced\n  namespace: default\nspec:\n  kernel: { image: /k }\n");
+            (await cluster.Kubectl().RunAsync("apply", "-f", unplaced)).ExitCode.Should().Be(0);
+            await controller.RunOnceAsync(CancellationToken.None); // creates the reservation pod
+            await controller.RunOnceAsync(CancellationToken.None); // reads it
             controller.Released.Should().Be(1, "the workload must reach the status and finalizer writes");
         }
 
@@ -99,12 +102,15 @@ public sealed partial class RbacTests
             ["PatchNamespacedEvent"] = Permission("", "events", "patch"),
         };
         map["ListNode"] = Permission("", "nodes", "list");
+        map["ReadNamespacedPod"] = Permission("", "pods", "get");
+        map["CreateNamespacedPod"] = Permission("", "pods", "create");
         map["ReadNamespacedLease"] = Permission("coordination.k8s.io", "leases", "get");
         map["CreateNamespacedLease"] = Permission("coordination.k8s.io", "leases", "create");
         map["ReplaceNamespacedLease"] = Permission("coordination.k8s.io", "leases", "update");
         var source = File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "MicroVmApi.cs")) +
                      File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "NodeLifecycle", "NodeLifecycleController.cs")) +
-                     File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "NodeLifecycle", "LeaseElector.cs"));
+                     File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "NodeLifecycle", "LeaseElector.cs")) +
+                     File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "NodeLifecycle", "PlacementController.cs"));
         var calls = ClientCall().Matches(source).Select(m => m.Groups[1].Value).Distinct().ToList();
         calls.Should().NotBeEmpty();
         calls.Where(c => !map.ContainsKey(c)).Should().BeEmpty("every API call must be mapped to its RBAC verb here");

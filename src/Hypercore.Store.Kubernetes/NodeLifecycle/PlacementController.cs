@@ -1,0 +1,247 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+
+namespace Hypercore.Store.Kubernetes.NodeLifecycle;
+
+/// <summary>
+/// Kubernetes issue 13, placement by kube-scheduler: for each MicroVM without a node (no spec.nodeName, no node
+/// label) the Lease holder creates a reservation Pod (owner: the MicroVM; requests cpu = vcpu and memory =
+/// memoryInMb + overhead; spec.placement's nodeSelector, tolerations, affinity and priorityClassName; the label that
+/// marks Hypercore nodes; a pause image). kube-scheduler binds it; then the MicroVM gets spec.nodeName and the node
+/// label, and that node's daemon runs it, with its memory reserved against the node's pods. A Pod the scheduler
+/// marks Unschedulable gives the MicroVM <c>Scheduled=False</c> with the scheduler's own message.
+/// </summary>
+public sealed partial class PlacementController
+{
+    public const string ConditionScheduled = "Scheduled";
+    public const string MicroVmLabel = MicroVmResource.Group + "/microvm";
+
+    private readonly IKubernetes _client;
+    private readonly PlacementOptions _options;
+    private readonly KubernetesStoreOptions _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+
+    public PlacementController(IKubernetes client, PlacementOptions options, KubernetesStoreOptions store, TimeProvider time, ILogger log)
+    {
+        _client = client;
+        _options = options;
+        _store = store;
+        _time = time;
+        _log = log;
+    }
+
+    public static string PodName(string microVm) => "mvm-" + microVm;
+
+    /// <summary>One pass over the unplaced MicroVMs.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var selector = "!" + MicroVmResource.NodeLabel; // only MicroVMs no node has
+        var body = _store.Namespace.Length > 0
+            ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body
+            : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body;
+        foreach (var vm in (MicroVmApi.Parse(body)["items"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (vm["metadata"]?["deletionTimestamp"] is not null)
+            {
+                continue;
+            }
+
+            try
+            {
+                await PlaceAsync((JsonObject)vm.DeepClone(), ct);
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            {
+                // Changed meanwhile: the next pass sees the new version.
+            }
+        }
+    }
+
+    private async Task PlaceAsync(JsonObject vm, CancellationToken ct)
+    {
+        var meta = vm["metadata"]!.AsObject();
+        var name = (string)meta["name"]!;
+        var ns = (string?)meta["namespace"] ?? "default";
+        vm["apiVersion"] ??= MicroVmResource.ApiVersion;
+        vm["kind"] ??= MicroVmResource.Kind;
+        if ((string?)vm["spec"]?["nodeName"] is { Length: > 0 } named)
+        {
+            await RecordNodeAsync(vm, ns, name, named, ct); // placed by hand without the label: only the label is missing
+            return;
+        }
+
+        V1Pod? pod;
+        try
+        {
+            pod = await _client.CoreV1.ReadNamespacedPodAsync(PodName(name), ns, cancellationToken: ct);
+        }
+        catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            pod = null;
+        }
+
+        if (pod is null)
+        {
+            await _client.CoreV1.CreateNamespacedPodAsync(ReservationPod(vm, ns, name), ns, cancellationToken: ct);
+            LogReservationCreated(ns, name);
+            return;
+        }
+
+        if (pod.Spec?.NodeName is { Length: > 0 } node)
+        {
+            await RecordNodeAsync(vm, ns, name, node, ct);
+            LogPlaced(ns, name, node);
+            return;
+        }
+
+        var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
+        if (scheduled is { Status: "False" })
+        {
+            await SetScheduledAsync(vm, ns, name, "False", scheduled.Reason ?? "Unschedulable",
+                $"kube-scheduler: {scheduled.Message} (reservation pod {ns}/{PodName(name)})", ct);
+        }
+    }
+
+    private V1Pod ReservationPod(JsonObject vm, string ns, string name)
+    {
+        var spec = vm["spec"] as JsonObject ?? new JsonObject();
+        var placement = spec["placement"] as JsonObject;
+        var vcpu = (int?)spec["vcpu"] ?? 1;
+        var memory = ((long?)spec["memoryInMb"] ?? 128) + _options.VmMemoryOverheadMb;
+        var quantities = new Dictionary<string, ResourceQuantity>
+        {
+            ["cpu"] = new(vcpu.ToString(CultureInfo.InvariantCulture)),
+            ["memory"] = new($"{memory}Mi"),
+        };
+        var nodeSelector = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (_options.NodeSelectorLabel.Split('=', 2) is [var key, var value] && key.Length > 0)
+        {
+            nodeSelector[key] = value;
+        }
+
+        foreach (var (k, v) in placement?["nodeSelector"] as JsonObject ?? [])
+        {
+            nodeSelector[k] = (string?)v ?? "";
+        }
+
+        return new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta
+            {
+                Name = PodName(name),
+                NamespaceProperty = ns,
+                Labels = new Dictionary<string, string> { [MicroVmLabel] = name, ["app.kubernetes.io/part-of"] = "hypercore" },
+                OwnerReferences =
+                [
+                    new V1OwnerReference
+                    {
+                        ApiVersion = MicroVmResource.ApiVersion, Kind = MicroVmResource.Kind, Name = name,
+                        Uid = (string)vm["metadata"]!["uid"]!, Controller = true, BlockOwnerDeletion = false,
+                    },
+                ],
+            },
+            Spec = new V1PodSpec
+            {
+                Containers =
+                [
+                    new V1Container
+                    {
+                        Name = "reservation",
+                        Image = _options.PauseImage,
+                        Resources = new V1ResourceRequirements { Requests = quantities, Limits = new Dictionary<string, ResourceQuantity>(quantities) },
+                    },
+                ],
+                NodeSelector = nodeSelector,
+                Tolerations = placement?["tolerations"] is JsonArray t ? KubernetesJson.Deserialize<List<V1Toleration>>(t.ToJsonString()) : null,
+                Affinity = placement?["affinity"] is JsonObject a ? KubernetesJson.Deserialize<V1Affinity>(a.ToJsonString()) : null,
+                PriorityClassName = (string?)placement?["priorityClassName"],
+                RestartPolicy = "Always",
+                AutomountServiceAccountToken = false,
+                TerminationGracePeriodSeconds = 0,
+            },
+        };
+    }
+
+    private async Task RecordNodeAsync(JsonObject vm, string ns, string name, string node, CancellationToken ct)
+    {
+        vm["spec"]!["nodeName"] = node;
+        var labels = vm["metadata"]!["labels"] as JsonObject ?? new JsonObject();
+        labels[MicroVmResource.NodeLabel] = node;
+        vm["metadata"]!["labels"] = labels;
+        var status = vm["status"]?.DeepClone();
+        vm.Remove("status");
+        var updated = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+        if (status is not null)
+        {
+            updated["status"] = status;
+        }
+
+        await SetScheduledAsync(updated, ns, name, "True", "Scheduled", $"kube-scheduler bound the reservation pod to node \"{node}\"", ct);
+    }
+
+    private async Task SetScheduledAsync(JsonObject vm, string ns, string name, string value, string reason, string message, CancellationToken ct)
+    {
+        var status = vm["status"] as JsonObject ?? new JsonObject();
+        var conditions = (status["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToList();
+        var existing = conditions.FirstOrDefault(c => (string?)c["type"] == ConditionScheduled);
+        if (existing is not null && (string?)existing["status"] == value && (string?)existing["message"] == message)
+        {
+            return;
+        }
+
+        var stamp = _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        var kept = conditions.Where(c => (string?)c["type"] != ConditionScheduled).Select(c => c.DeepClone()).ToList();
+        kept.Add(new JsonObject
+        {
+            ["type"] = ConditionScheduled, ["status"] = value, ["reason"] = reason, ["message"] = message,
+            ["lastTransitionTime"] = existing is not null && (string?)existing["status"] == value ? existing["lastTransitionTime"]!.DeepClone() : stamp,
+            ["observedGeneration"] = (long?)vm["metadata"]?["generation"] ?? 1,
+        });
+        status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
+        status["phase"] ??= "Pending";
+        vm["status"] = status;
+        await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
+        if (value == "False")
+        {
+            LogUnschedulable(ns, name, message);
+        }
+    }
+
+    [LoggerMessage(1424, LogLevel.Information, "placement: {Namespace}/{Name}: reservation pod created")]
+    private partial void LogReservationCreated(string @namespace, string name);
+
+    [LoggerMessage(1425, LogLevel.Information, "placement: {Namespace}/{Name}: placed on node {Node}")]
+    private partial void LogPlaced(string @namespace, string name, string node);
+
+    [LoggerMessage(1426, LogLevel.Warning, "placement: {Namespace}/{Name}: not scheduled: {Message}")]
+    private partial void LogUnschedulable(string @namespace, string name, string message);
+}
+
+/// <summary>Placement settings (section "Placement").</summary>
+public sealed class PlacementOptions
+{
+    public const string Section = "Placement";
+
+    /// <summary>Whether the Lease holder places MicroVMs without a node. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Image of the reservation pod's only container. Default registry.k8s.io/pause:3.10.</summary>
+    public string PauseImage { get; set; } = "registry.k8s.io/pause:3.10";
+
+    /// <summary>The label (key=value) that marks Hypercore nodes; every reservation pod selects it. Default hypercore.vistara.dev/kvm=true (the chart's nodeSelector).</summary>
+    public string NodeSelectorLabel { get; set; } = "hypercore.vistara.dev/kvm=true";
+
+    /// <summary>Memory requested per VM on top of its guest memory (the hypervisor process). Default 64 MiB, as admission charges.</summary>
+    public long VmMemoryOverheadMb { get; set; } = 64;
+}
