@@ -70,6 +70,26 @@ public sealed partial class QemuSnapshotTests
     }
 
     [Test]
+    public async Task Snapshot_QemuRunningAsNobody_SavesAndRestoresThroughSocketsItCanUse()
+    {
+        // QEMU as nobody must connect to the daemon's snapshot socket, and the daemon to QEMU's restore socket.
+        var driver = _bed.Driver(o => o.RunAs = "65534:65534");
+        var source = CountingVm("nobody", s => s with { AdditionalVolumes = [new VolumeSpec { Id = "data", SizeInMb = 16 }] });
+        await driver.StartAsync(source);
+        await WaitForCountAsync(source, 1);
+        var countBefore = LastCount(_bed.Console(source));
+
+        var manifest = await TakeAsync(driver, source, "nobody");
+
+        var restored = CountingVm("nobody-restored");
+        var info = await driver.StartAsync(RestoreContext(restored, manifest));
+        await _bed.WaitUntilAsync(() => Counts(_bed.Console(restored)).Count >= 1, "a count line from the restored guest");
+        Counts(_bed.Console(restored))[0].Should().BeGreaterThan(countBefore);
+        File.ReadAllText($"/proc/{info.Pid}/status").Should().MatchRegex(@"Uid:\s+65534\s");
+        new FileInfo(Path.Combine(_bed.VmDir(restored), "restored-disk-data.img")).Exists.Should().BeTrue();
+    }
+
+    [Test]
     public async Task Snapshot_PausedVm_StaysPausedAndRestoresPausedWhenAsked()
     {
         var driver = _bed.Driver();
