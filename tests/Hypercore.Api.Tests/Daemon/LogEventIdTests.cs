@@ -109,12 +109,25 @@ public sealed class LogEventIdTests
     [Test]
     public void Ranges_DoNotOverlap()
     {
-        var ordered = Ranges.Select(r => (r.Key, r.Value))
-            .Concat(FeatureRanges.Select(r => (r.Feature, (r.First, r.Last))))
-            .OrderBy(r => r.Item2.First).ToList();
+        var ordered = Ranges.OrderBy(r => r.Value.First).ToList();
         for (var i = 1; i < ordered.Count; i++)
         {
-            ordered[i].Item2.First.Should().BeGreaterThan(ordered[i - 1].Item2.Last, $"{ordered[i].Item1} overlaps {ordered[i - 1].Item1}");
+            ordered[i].Value.First.Should().BeGreaterThan(ordered[i - 1].Value.Last, $"{ordered[i].Key} overlaps {ordered[i - 1].Key}");
+        }
+
+        // A feature range lies wholly inside one assembly's range (a block reserved within it) or outside all of them,
+        // and feature ranges never overlap one another.
+        static bool Overlap((int First, int Last) a, (int First, int Last) b) => a.First <= b.Last && b.First <= a.Last;
+        static bool Inside((int First, int Last) inner, (int First, int Last) outer) => inner.First >= outer.First && inner.Last <= outer.Last;
+        foreach (var f in FeatureRanges)
+        {
+            var range = (f.First, f.Last);
+            var partial = Ranges.Where(r => Overlap(range, r.Value) && !Inside(range, r.Value)).Select(r => r.Key).ToList();
+            partial.Should().BeEmpty($"{f.Feature} ({f.First}-{f.Last}) straddles an assembly's range");
+            foreach (var other in FeatureRanges.Where(o => o != f))
+            {
+                Overlap(range, (other.First, other.Last)).Should().BeFalse($"{f.Feature} overlaps {other.Feature}");
+            }
         }
     }
 }
