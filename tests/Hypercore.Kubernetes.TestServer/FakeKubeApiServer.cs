@@ -26,6 +26,9 @@ public sealed record ApiRequest(string Verb, string Group, string Resource, stri
     public string Token { get; init; } = "";
 }
 
+/// <summary>One list answer: who asked (token, selector) and how many items it carried.</summary>
+public sealed record ListedItems(string Token, string LabelSelector, string Resource, int Count);
+
 /// <summary>One event a watch stream carried: who watched (token, selector), the event type and the object's namespace/name.</summary>
 public sealed record DeliveredWatchEvent(string Token, string LabelSelector, string Resource, string Type, string Namespace, string Name);
 
@@ -61,6 +64,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     private readonly List<Watch> _watches = [];
     private readonly List<ApiRequest> _requests = [];
     private readonly List<DeliveredWatchEvent> _delivered = [];
+    private readonly List<ListedItems> _listed = [];
     private readonly List<Exception> _faults = [];
     private long _resourceVersion = 1000;
     private long _bookmarksSent;
@@ -119,6 +123,31 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Every resource request so far, in order.</summary>
+    /// <summary>How many items each list answered, in order.</summary>
+    public IReadOnlyList<ListedItems> ListResults
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _listed.ToList();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates objects as a POST would (defaults, validation, uid, resourceVersion), without HTTP: for scale tests
+    /// that need thousands of them.
+    /// </summary>
+    public void Seed(string group, string plural, string @namespace, IEnumerable<JsonObject> objects)
+    {
+        var type = Type(group, plural);
+        foreach (var obj in objects)
+        {
+            Create(type, @namespace, (JsonObject)obj.DeepClone(), "Strict", dryRun: false);
+        }
+    }
+
     /// <summary>Every event written to a watch stream, in order.</summary>
     public IReadOnlyList<DeliveredWatchEvent> DeliveredWatchEvents
     {
@@ -211,6 +240,7 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
         {
             _requests.Clear();
             _delivered.Clear();
+            _listed.Clear();
         }
     }
 
@@ -439,7 +469,13 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 await WriteObjectAsync(ctx, 200, type, found, list: false);
                 return;
             case "list":
-                await WriteObjectAsync(ctx, 200, type, ListJson(type, ns, Selector.Parse(q["labelSelector"])), list: true);
+                var listed = ListJson(type, ns, Selector.Parse(q["labelSelector"]));
+                lock (_gate)
+                {
+                    _listed.Add(new ListedItems(TokenOf(ctx), q["labelSelector"].ToString(), type.Plural, ((JsonArray)listed["items"]!).Count));
+                }
+
+                await WriteObjectAsync(ctx, 200, type, listed, list: true);
                 return;
             case "watch":
                 await WatchAsync(ctx, type, ns);
