@@ -41,7 +41,7 @@ public sealed class JsonAndReflectionWireTests
 
         await call.RequestStream.CompleteAsync();
 
-        services.Should().Contain(["vm.services.api.VMService", "microvm.services.api.v1alpha1.MicroVM", "vistara.Vistara"]);
+        services.Should().Contain(["vm.services.api.VMService", "microvm.services.api.v1alpha1.MicroVM", "vistara.Vistara", "vm.services.api.ImageService"]);
         found.Should().OnlyContain(kv => kv.Value, "grpcurl resolves these through reflection");
     }
 
