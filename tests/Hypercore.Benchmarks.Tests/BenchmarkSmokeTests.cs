@@ -72,6 +72,7 @@ public class BenchmarkSmokeTests
 
         exit.Should().Be(0, $"the smoke run must succeed; stderr:\n{stderr}\nstdout:\n{stdout}");
         stdout.Should().Contain("benchmark").And.Contain("verdict").And.Contain("Load average:");
+        stdout.Should().MatchRegex(@"Run: (valid|NOT VALID): 1-minute load average [0-9.]+ at the start", "every run says whether its numbers may be quoted");
         stdout.Should().NotContain("(benchmark failed)");
         Row(stdout, "Cold start", "process start → first answered gRPC call").Should().MatchRegex(@"[0-9,.]+ ms");
         Row(stdout, "Cold start", "idle RSS").Should().MatchRegex(@"[0-9,.]+ MB");
