@@ -9,6 +9,12 @@ using Hypercore.Benchmarks.Report;
 using Hypercore.Benchmarks.Runner;
 using Hypercore.Benchmarks.Scale;
 
+// Hidden mode: the API benchmark's clients in a process of their own (see LoadGenerator).
+if (args.Length > 0 && args[0] == LoadGenerator.Flag)
+{
+    return await LoadGenerator.MainAsync(args);
+}
+
 BenchOptions options;
 try
 {

@@ -76,7 +76,10 @@ public class BenchmarkSmokeTests
         stdout.Should().NotContain("(benchmark failed)");
         Row(stdout, "Cold start", "process start → first answered gRPC call").Should().MatchRegex(@"[0-9,.]+ ms");
         Row(stdout, "Cold start", "idle RSS").Should().MatchRegex(@"[0-9,.]+ MB");
-        Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
+        Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s\s+[0-9.]+ × baseline [1-9][0-9,.]* /s");
+        Row(stdout, "API", "empty unary calls/s (baseline), 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×");
+        Row(stdout, "API", "server CPU per Create, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* µs");
         Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
         if (GuestImagePresent)
         {
