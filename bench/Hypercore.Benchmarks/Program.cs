@@ -10,6 +10,12 @@ using Hypercore.Benchmarks.Runner;
 using Hypercore.Benchmarks.Scale;
 using Hypercore.Benchmarks.Snapshot;
 
+// Hidden mode: the API benchmark's clients in a process of their own (see LoadGenerator).
+if (args.Length > 0 && args[0] == LoadGenerator.Flag)
+{
+    return await LoadGenerator.MainAsync(args);
+}
+
 BenchOptions options;
 try
 {
@@ -42,6 +48,7 @@ if (options.Child is { } child)
 
 var machine = await MachineInfo.ReadAsync(options.QemuBinary);
 var loadBefore = MachineInfo.LoadAverage();
+var validity = RunValidity.Decide(loadBefore, machine.Cores);
 var stopwatch = Stopwatch.StartNew();
 var rows = new List<ResultRow>();
 var failures = 0;
@@ -66,7 +73,9 @@ void OnSignal(PosixSignalContext signal)
     Environment.Exit(130);
 }
 
-BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}; load {loadBefore}");
+BenchContext.Log($"bench: {options.Mode} run in {context.WorkDirectory}");
+BenchContext.Log($"bench: machine {machine.CpuModel}, {machine.Cores} cores, {machine.MemoryKb / 1048576.0:0.0} GiB, kernel {machine.Kernel}; load average {loadBefore?.ToString() ?? "unknown"} at the start");
+BenchContext.Log($"bench: this run is {validity.Reason}");
 (string Name, Func<BenchContext, Task<List<ResultRow>>> Run)[] benchmarks =
 [
     ("coldstart", ColdStartBenchmark.RunAsync),
@@ -101,14 +110,15 @@ finally
 var loadAfter = MachineInfo.LoadAverage();
 Console.Out.WriteLine();
 Console.Out.WriteLine($"Machine: {machine.CpuModel}, {machine.Cores} cores, {machine.MemoryKb / 1048576.0:0.0} GiB, kernel {machine.Kernel}, {machine.DotnetVersion}, {machine.QemuVersion}");
-Console.Out.WriteLine($"Load average: {loadBefore} at the start, {loadAfter} at the end");
+Console.Out.WriteLine($"Load average: {loadBefore?.ToString() ?? "unknown"} at the start, {loadAfter?.ToString() ?? "unknown"} at the end");
+Console.Out.WriteLine($"Run: {validity.Reason}");
 Console.Out.WriteLine();
 Console.Out.Write(ReportWriter.ConsoleTable(rows));
 
 if (options.DocsPath is { } docs)
 {
     var notes = options.NotesPath is { } path && File.Exists(path) ? await File.ReadAllTextAsync(path) : null;
-    await File.WriteAllTextAsync(docs, ReportWriter.Markdown(rows, machine, loadBefore, loadAfter, options, stopwatch.Elapsed, notes));
+    await File.WriteAllTextAsync(docs, ReportWriter.Markdown(rows, machine, loadBefore, loadAfter, validity, options, stopwatch.Elapsed, notes));
     Console.Out.WriteLine($"\nwrote {docs}");
 }
 

@@ -65,17 +65,25 @@ public class BenchmarkSmokeTests
         var daemon = Path.Combine(root, "src", "Hypercore.Daemon", "bin", Configuration, "net10.0", "vistarad");
         File.Exists(runner).Should().BeTrue($"the runner is built with the tests ({runner})");
         File.Exists(daemon).Should().BeTrue($"the daemon is built with the tests ({daemon})");
+        var vis = Path.Combine(root, "src", "Hypercore.Cli", "bin", Configuration, "net10.0", "vis");
+        File.Exists(vis).Should().BeTrue($"vis is built with the tests ({vis})");
         var work = Path.Combine(_scratch, "w");
         var docs = Path.Combine(_scratch, "benchmarks.md");
 
-        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--daemon", daemon, "--work-dir", work, "--docs", docs);
+        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--daemon", daemon, "--vis", vis, "--work-dir", work, "--docs", docs);
 
         exit.Should().Be(0, $"the smoke run must succeed; stderr:\n{stderr}\nstdout:\n{stdout}");
         stdout.Should().Contain("benchmark").And.Contain("verdict").And.Contain("Load average:");
+        stdout.Should().MatchRegex(@"Run: (valid|NOT VALID): 1-minute load average [0-9.]+ at the start", "every run says whether its numbers may be quoted");
         stdout.Should().NotContain("(benchmark failed)");
         Row(stdout, "Cold start", "process start → first answered gRPC call").Should().MatchRegex(@"[0-9,.]+ ms");
         Row(stdout, "Cold start", "idle RSS").Should().MatchRegex(@"[0-9,.]+ MB");
-        Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
+        Row(stdout, "vis cold start", "vis --version: process start → exit").Should().MatchRegex(@"[0-9,.]+ ms");
+        Row(stdout, "vis cold start", "vis list (running daemon): process start → exit").Should().MatchRegex(@"[0-9,.]+ ms");
+        Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s\s+[0-9.]+ × baseline [1-9][0-9,.]* /s");
+        Row(stdout, "API", "empty unary calls/s (baseline), 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×");
+        Row(stdout, "API", "server CPU per Create, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* µs");
         Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
         if (GuestImagePresent)
         {

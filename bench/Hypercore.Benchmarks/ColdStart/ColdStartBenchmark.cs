@@ -46,6 +46,7 @@ public static class ColdStartBenchmark
         }
 
         var n = ctx.Options.ColdStarts;
+        var visRows = await VisColdStart.RunAsync(ctx);
         var sortedIdle = idle.Order().ToList();
         var sortedPrivate = idlePrivate.Order().ToList();
         return
@@ -65,6 +66,7 @@ public static class ColdStartBenchmark
             },
             new ResultRow(Name, "idle private memory (RssAnon + RssShmem)", sortedPrivate[sortedPrivate.Count / 2], "MB",
                 "the part of that RSS the daemon owns: heaps, stacks, JIT code; the rest is file-backed pages of the runtime and assemblies"),
+            .. visRows,
         ];
     }
 

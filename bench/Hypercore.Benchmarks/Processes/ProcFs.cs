@@ -46,16 +46,22 @@ public static partial class ProcFs
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            // After the command name: state is field 3, utime field 14, stime field 15 (1-based, proc(5)).
-            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-            return TimeSpan.FromSeconds(ticks / 100.0);
+            return CpuTimeOfStat(File.ReadAllText($"/proc/{pid}/stat"));
         }
         catch (IOException)
         {
             return null;
         }
+    }
+
+    /// <summary>utime + stime of /proc/&lt;pid&gt;/stat text, at the kernel's USER_HZ of 100.</summary>
+    public static TimeSpan CpuTimeOfStat(string stat)
+    {
+        // The command name may hold spaces and parentheses: the fields start after the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // After the command name: state is field 3, utime field 14, stime field 15 (1-based, proc(5)).
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(ticks / 100.0);
     }
 
     /// <summary>The argument vector of a process, or null when it is gone.</summary>

@@ -25,7 +25,7 @@ public static class ReportWriter
     }
 
     public static string Markdown(
-        IReadOnlyList<ResultRow> rows, MachineInfo machine, string loadBefore, string loadAfter, BenchOptions options, TimeSpan took, string? notes)
+        IReadOnlyList<ResultRow> rows, MachineInfo machine, LoadAverage? loadBefore, LoadAverage? loadAfter, RunValidity validity, BenchOptions options, TimeSpan took, string? notes)
     {
         var sb = new StringBuilder();
         sb.AppendLine("# Benchmarks");
@@ -34,6 +34,12 @@ public static class ReportWriter
         sb.AppendLine();
         sb.AppendLine($"Run `bash bench/run.sh` (full) or `bash bench/run.sh --quick`; this page is rewritten by each run. This run: `{ModeText(options)}`, {took.TotalMinutes:0.#} min.");
         sb.AppendLine();
+        if (!validity.Valid)
+        {
+            sb.AppendLine($"> **This run is {validity.Reason}.** The numbers below are printed as measured; do not quote them.");
+            sb.AppendLine();
+        }
+
         sb.AppendLine("## Machine");
         sb.AppendLine();
         sb.AppendLine("| | |");
@@ -42,7 +48,8 @@ public static class ReportWriter
         sb.AppendLine($"| CPU | {machine.CpuModel}, {machine.Cores} cores visible |");
         sb.AppendLine($"| memory | {machine.MemoryKb / 1048576.0:0.0} GiB |");
         sb.AppendLine($"| kernel / OS | {machine.Kernel} / {machine.Os} |");
-        sb.AppendLine($"| load average (1/5/15 min) | {loadBefore} at the start, {loadAfter} at the end |");
+        sb.AppendLine($"| load average (1/5/15 min) | {loadBefore?.ToString() ?? "unknown"} at the start, {loadAfter?.ToString() ?? "unknown"} at the end |");
+        sb.AppendLine($"| run | {validity.Reason} |");
         sb.AppendLine($"| runtime | {machine.DotnetVersion} |");
         sb.AppendLine($"| hypervisor | {machine.QemuVersion}, TCG (nested KVM hangs guests on this machine) |");
         sb.AppendLine();

@@ -53,7 +53,7 @@ public static class ChildRun
         Console.Out.WriteLine(Prefix + JsonSerializer.Serialize(values));
 
     /// <summary>This executable again: the apphost, or dotnet plus this assembly.</summary>
-    private static ProcessStartInfo SelfStartInfo()
+    internal static ProcessStartInfo SelfStartInfo()
     {
         var host = Environment.ProcessPath!;
         if (Path.GetFileNameWithoutExtension(host) == "dotnet")

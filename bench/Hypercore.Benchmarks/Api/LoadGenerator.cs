@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Grpc.Core;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+using Hypercore.Benchmarks.Processes;
+using Hypercore.Benchmarks.Runner;
+using Hypercore.Contracts.VmApi;
+
+namespace Hypercore.Benchmarks.Api;
+
+/// <summary>
+/// The API benchmark's clients, in a process of their own (this executable with the hidden first argument
+/// <c>--load-generator</c>), so that their HTTP/2 and protobuf work is not counted as the server's CPU. N clients,
+/// each on its own connection, each doing one call after another: a warm-up, then the line <see cref="MeasureLine"/>
+/// on stdout (the server starts its CPU reading), the measured window, then one <c>RESULT {json}</c> line.
+/// </summary>
+public static class LoadGenerator
+{
+    public const string Flag = "--load-generator";
+    public const string MeasureLine = "MEASURE";
+    public const string CallCreate = "create";
+    public const string CallHealth = "health";
+
+    /// <summary>Usage: --load-generator --target URL --call create|health --clients N --seconds S [--kernel path] [--prefix id-prefix].</summary>
+    public static async Task<int> MainAsync(IReadOnlyList<string> args)
+    {
+        string? target = null, call = null, kernel = null, prefix = "lg";
+        int clients = 0;
+        double seconds = 0;
+        for (var i = 0; i < args.Count; i++)
+        {
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case Flag: break;
+                case "--target": target = Value(); break;
+                case "--call": call = Value(); break;
+                case "--kernel": kernel = Value(); break;
+                case "--prefix": prefix = Value(); break;
+                case "--clients": clients = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                default: throw new ArgumentException($"load generator: unknown argument {args[i]}");
+            }
+        }
+
+        if (target is null || clients <= 0 || seconds <= 0 || call is not (CallCreate or CallHealth) || (call == CallCreate && kernel is null))
+        {
+            throw new ArgumentException("load generator: needs --target, --call create|health, --clients N > 0, --seconds S > 0 (and --kernel for create)");
+        }
+
+        var channels = Enumerable.Range(0, clients).Select(_ => GrpcChannel.ForAddress(target)).ToList();
+        try
+        {
+            Func<int, int, Task> one = call == CallCreate ? CreateCall(channels, kernel!, prefix) : HealthCall(channels);
+            await RunAsync(clients, one, TimeSpan.FromSeconds(Math.Min(1, seconds)), "warm");
+            await Console.Out.WriteLineAsync(MeasureLine);
+            await Console.Out.FlushAsync();
+            var cpuBefore = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
+            var (latencies, errors, elapsed) = await RunAsync(clients, one, TimeSpan.FromSeconds(seconds), "run");
+            var cpu = (ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero) - cpuBefore;
+            var all = latencies.SelectMany(l => l).Order().ToArray();
+            ChildRun.Report(new Dictionary<string, double>
+            {
+                ["rate"] = all.Length / elapsed.TotalSeconds,
+                ["count"] = all.Length,
+                ["errors"] = errors,
+                ["seconds"] = elapsed.TotalSeconds,
+                ["p50_ms"] = Percentile(all, 0.50),
+                ["p99_ms"] = Percentile(all, 0.99),
+                ["client_cpu_us_per"] = all.Length == 0 ? 0 : cpu.TotalMilliseconds * 1000 / all.Length,
+            });
+            return 0;
+        }
+        finally
+        {
+            foreach (var channel in channels)
+            {
+                channel.Dispose();
+            }
+        }
+    }
+
+    private static Func<int, int, Task> CreateCall(List<GrpcChannel> channels, string kernel, string prefix)
+    {
+        var clients = channels.Select(c => new VMService.VMServiceClient(c)).ToArray();
+        return (c, i) => clients[c].CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec
+            {
+                Id = string.Create(CultureInfo.InvariantCulture, $"{prefix}-{c}-{i}"),
+                Namespace = "bench",
+                Vcpu = 1,
+                MemoryInMb = 128,
+                Kernel = new Kernel { Image = kernel },
+            },
+        }).ResponseAsync;
+    }
+
+    private static Func<int, int, Task> HealthCall(List<GrpcChannel> channels)
+    {
+        var clients = channels.Select(c => new Health.HealthClient(c)).ToArray();
+        var request = new HealthCheckRequest();
+        return async (c, _) =>
+        {
+            var reply = await clients[c].CheckAsync(request);
+            if (reply.Status != HealthCheckResponse.Types.ServingStatus.Serving)
+            {
+                throw new RpcException(new Status(StatusCode.Unavailable, $"health: {reply.Status}"));
+            }
+        };
+    }
+
+    private static async Task<(List<List<long>> Latencies, int Errors, TimeSpan Elapsed)> RunAsync(
+        int clients, Func<int, int, Task> call, TimeSpan duration, string phase)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var errors = 0;
+        var latencies = Enumerable.Range(0, clients).Select(_ => new List<long>(4096)).ToList();
+        // Ids must differ between the warm-up and the run: the phase goes into the call index.
+        var offset = phase == "warm" ? 0 : 1 << 30;
+        var tasks = Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
+        {
+            var mine = latencies[c];
+            for (var i = 0; Stopwatch.GetTimestamp() < stopAt; i++)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                try
+                {
+                    await call(c, offset + i);
+                    mine.Add(Stopwatch.GetTimestamp() - t0);
+                }
+                catch (RpcException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }
+        })).ToList();
+        await Task.WhenAll(tasks);
+        return (latencies, errors, Stopwatch.GetElapsedTime(started));
+    }
+
+    private static double Percentile(long[] sortedTicks, double p) =>
+        sortedTicks.Length == 0 ? double.NaN
+            : sortedTicks[Math.Min(sortedTicks.Length - 1, (int)Math.Ceiling(p * sortedTicks.Length) - 1)] * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>
+    /// The server side: starts the generator against <paramref name="target"/> and reads this process's CPU time
+    /// (utime + stime of /proc/self/stat) when the generator's measured window starts and when it reports.
+    /// </summary>
+    public static async Task<(Dictionary<string, double> Client, TimeSpan ServerCpu, TimeSpan Window)> DriveAsync(
+        string target, string call, int clients, TimeSpan duration, string? kernel, string prefix, TimeSpan timeout, Action? onMeasureStart = null)
+    {
+        var start = ChildRun.SelfStartInfo();
+        foreach (var arg in (string[])[Flag, "--target", target, "--call", call, "--clients", clients.ToString(CultureInfo.InvariantCulture),
+            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--prefix", prefix, .. kernel is null ? [] : (string[])["--kernel", kernel]])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        TimeSpan? cpuAtStart = null;
+        long windowStart = 0;
+        try
+        {
+            while (await process.StandardOutput.ReadLineAsync(cts.Token) is { } line)
+            {
+                if (line == MeasureLine)
+                {
+                    windowStart = Stopwatch.GetTimestamp();
+                    cpuAtStart = ProcFs.CpuTime(Environment.ProcessId);
+                    onMeasureStart?.Invoke();
+                }
+                else if (line.StartsWith(ChildRun.Prefix, StringComparison.Ordinal) && cpuAtStart is { } before)
+                {
+                    var serverCpu = (ProcFs.CpuTime(Environment.ProcessId) ?? before) - before;
+                    var window = Stopwatch.GetElapsedTime(windowStart);
+                    await process.WaitForExitAsync(cts.Token);
+                    return (JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!, serverCpu, window);
+                }
+            }
+
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"load generator ({call}, {clients} clients) did not finish within {timeout.TotalMinutes:0} min");
+        }
+
+        var err = await stderr;
+        throw new InvalidOperationException($"load generator ({call}, {clients} clients) failed (exit {process.ExitCode}): {(err.Length > 3000 ? err[^3000..] : err)}");
+    }
+}
