@@ -23,6 +23,11 @@ public static class ImageSources
         }
 
         var first = text[..slash];
+        if (first.StartsWith('.'))
+        {
+            return false; // "./x", "../x": a relative path (refused as such), never a registry host
+        }
+
         return first == "localhost" || first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal);
     }
 
