@@ -488,6 +488,33 @@ public sealed class QemuDriverTests
     }
 
     [Test]
+    public async Task Start_RestoringASavedQcow2WithBackingFile_RefusedAndNoQemuStarts()
+    {
+        // A snapshot copies a writable disk keeping its extension; the copy is checked again on restore, so a caller's
+        // file swapped for a backed qcow2 before the snapshot cannot reach the host file through the restore either.
+        var secret = Path.Combine(_bed.RuntimeDirectory, "secret.raw");
+        await File.WriteAllTextAsync(secret, "a host file the caller was not given");
+        var snapshot = Directory.CreateDirectory(Path.Combine(_bed.RuntimeDirectory, "snap")).FullName;
+        await QemuImgAsync("create", "-q", "-f", "qcow2", "-F", "raw", "-b", secret, Path.Combine(snapshot, "disk-data.qcow2"));
+        var vm = QemuTestBed.Vm("restore-backed", change: s => s with { AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = Path.Combine(_bed.RuntimeDirectory, "data.qcow2") }] });
+        var manifest = new Snapshots.SnapshotManifest
+        {
+            Name = "backed", Namespace = vm.Spec.Namespace, SourceId = vm.Spec.Id, SourceUid = vm.Uid, Provider = "qemu", HypervisorVersion = "test",
+            Spec = vm.Spec, CreatedAt = DateTimeOffset.UnixEpoch, Disks = [new Snapshots.SnapshotDisk("data", "disk-data.qcow2")],
+        };
+        var context = new Reconciliation.StartContext(vm);
+        context.Items[Snapshots.SnapshotRestore.ItemKey] = new Snapshots.SnapshotRestore(snapshot, manifest);
+        var driver = _bed.Driver();
+
+        var act = () => driver.StartAsync(context);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Reason.Should().Be(DiskFormats.RefusedReason);
+        ex.Message.Should().Contain("restored from snapshot").And.Contain(secret);
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+    }
+
+    [Test]
     public async Task Start_NineDevices_ThrowsTooManyDevicesWithoutStartingQemu()
     {
         var disk = Path.Combine(_bed.RuntimeDirectory, "d.img");
