@@ -118,8 +118,11 @@ internal static class QemuCommandLine
         for (var i = 0; i < prepared.Volumes.Count; i++)
         {
             var v = prepared.Volumes[i];
+            // backing= (empty; -drive cannot say null, QEMU warns it is deprecated but still honours it) opens a qcow2
+            // without its backing file: a header rewritten between the daemon's check and QEMU's open names no host file.
+            var noBacking = v.Format == DiskFormats.Qcow2 && !v.UsesBacking ? ",backing=" : "";
             args.AddRange([
-                "-drive", $"id=vol{i},file={Escape(v.HostPath)},format={v.Format},if=none,readonly={(v.IsReadOnly ? "on" : "off")}",
+                "-drive", $"id=vol{i},file={Escape(v.HostPath)},format={v.Format}{noBacking},if=none,readonly={(v.IsReadOnly ? "on" : "off")}",
                 "-device", $"virtio-blk-device,drive=vol{i},serial={Escape(Serial(v.Id))}",
             ]);
         }

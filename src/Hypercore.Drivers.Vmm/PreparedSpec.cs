@@ -41,8 +41,25 @@ public sealed record PreparedSpec
 /// <summary>A volume with its host path resolved (a scratch disk's file in the VM directory).</summary>
 public sealed record PreparedVolume(string Id, string HostPath, bool IsReadOnly, bool IsRoot, bool IsScratch)
 {
-    /// <summary>Disk format by file name: qcow2 for *.qcow2, else raw.</summary>
-    public string Format => HostPath.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? "qcow2" : "raw";
+    /// <summary>
+    /// The format the VMM opens the file with: raw unless whoever prepared the volume checked it may be opened as
+    /// qcow2 (never by file name alone: a qcow2 header names files the VMM would open; see <see cref="DiskFormats"/>).
+    /// </summary>
+    public string Format { get; init; } = DiskFormats.Raw;
+
+    /// <summary>
+    /// Whether the VMM may open the backing file the qcow2 header names: only for the daemon's own overlay of a cached
+    /// image disk. Otherwise a qcow2 is opened with backing files off, so a header rewritten after the check still
+    /// reaches no other file.
+    /// </summary>
+    public bool UsesBacking { get; init; }
+
+    /// <summary>This volume with the format <see cref="DiskFormats.ForUntrusted"/> allows for its file.</summary>
+    public PreparedVolume Checked(string field, string? allowedBacking = null)
+    {
+        var (format, usesBacking) = DiskFormats.ForUntrusted(HostPath, field, allowedBacking);
+        return this with { Format = format, UsesBacking = usesBacking };
+    }
 }
 
 /// <summary>

@@ -376,7 +376,14 @@ public abstract partial class VmmDriver : IHypervisorDriver
             var isRoot = ReferenceEquals(volume, spec.RootVolume);
             if (SavedDisk(restore, volume) is { } saved)
             {
-                volumes.Add(new PreparedVolume(volume.Id, await RestoreDiskAsync(restore!, saved, dir, ct), IsReadOnly: false, isRoot, IsScratch: true));
+                // The saved copy is of a disk the daemon may not have made: checked like one, except that an image
+                // volume's overlay may keep naming the cached disk the images step vouched for this start.
+                var restored = await RestoreDiskAsync(restore!, saved, dir, ct);
+                var allowedBacking = trusted.CopyOnWrite.Contains(volume.Id)
+                    ? HostPaths.CheckTrusted($"{field} source.container_source", volume.HostPath, context.TrustedPaths)
+                    : null;
+                volumes.Add(new PreparedVolume(volume.Id, restored, IsReadOnly: false, isRoot, IsScratch: true)
+                    .Checked($"{field} (restored from snapshot)", allowedBacking));
                 continue;
             }
 
@@ -406,12 +413,13 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 var cached = HostPaths.CheckTrusted($"{field} source.container_source", volume.HostPath, context.TrustedPaths);
                 if (!trusted.CopyOnWrite.Contains(volume.Id))
                 {
-                    volumes.Add(new PreparedVolume(volume.Id, cached, volume.IsReadOnly, isRoot, IsScratch: false));
+                    volumes.Add(new PreparedVolume(volume.Id, cached, volume.IsReadOnly, isRoot, IsScratch: false).Checked(field));
                     continue;
                 }
 
+                // The daemon's own overlay names the cached disk as its backing file, and nothing else.
                 var view = await CopyOnWriteViewAsync(cached, dir, volume.Id, ct);
-                volumes.Add(new PreparedVolume(volume.Id, view, volume.IsReadOnly, isRoot, IsScratch: true));
+                volumes.Add(new PreparedVolume(volume.Id, view, volume.IsReadOnly, isRoot, IsScratch: true).Checked(field, allowedBacking: cached));
                 continue;
             }
 
@@ -421,7 +429,8 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 throw new DriverException("VolumeNotFound", $"{field}: {volume.HostPath} not found");
             }
 
-            volumes.Add(new PreparedVolume(volume.Id, real, volume.IsReadOnly, isRoot, IsScratch: false));
+            // Read right before launch; see docs/security.md for the window between this check and QEMU's open.
+            volumes.Add(new PreparedVolume(volume.Id, real, volume.IsReadOnly, isRoot, IsScratch: false).Checked(field));
         }
 
         var nics = new List<PreparedNic>();

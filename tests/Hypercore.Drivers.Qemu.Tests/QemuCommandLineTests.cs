@@ -73,7 +73,7 @@ public sealed class QemuCommandLineTests
             Volumes =
             [
                 new PreparedVolume("root", "/disks/root,1.img", IsReadOnly: false, IsRoot: true, IsScratch: false),
-                new PreparedVolume("data", "/disks/data.qcow2", IsReadOnly: true, IsRoot: false, IsScratch: false),
+                new PreparedVolume("data", "/disks/data.qcow2", IsReadOnly: true, IsRoot: false, IsScratch: false) { Format = DiskFormats.Qcow2 },
             ],
             Nics = [new PreparedNic("eth0", "hcabcn0", "02:aa:bb:cc:dd:ee", new NetworkInterfaceSpec { DeviceId = "eth0" })],
         };
@@ -87,9 +87,50 @@ public sealed class QemuCommandLineTests
         line.Should().Contain("-chardev file,id=console0,path=/run/hc/u-1/console.log,append=on -serial chardev:console0");
         line.Should().Contain("-device pvpanic -action panic=pause");
         line.Should().Contain("-drive id=vol0,file=/disks/root,,1.img,format=raw,if=none,readonly=off -device virtio-blk-device,drive=vol0,serial=root");
-        line.Should().Contain("-drive id=vol1,file=/disks/data.qcow2,format=qcow2,if=none,readonly=on");
+        line.Should().Contain("-drive id=vol1,file=/disks/data.qcow2,format=qcow2,backing=,if=none,readonly=on");
         line.Should().Contain("-netdev tap,id=net0,ifname=hcabcn0,script=no,downscript=no -device virtio-net-device,netdev=net0,mac=02:aa:bb:cc:dd:ee");
         line.Should().EndWith("-qmp unix:/run/hc/u-1/qmp.sock,server=on,wait=off -name default/vm1,process=hc-u-1");
+    }
+
+    // Safe by default (issue 8): a file name never picks the format; only the checked Format does, and only the
+    // daemon's own overlay may open the backing file its header names.
+    [Test]
+    public void Build_VolumeNamedQcow2WithoutACheckedFormat_IsOpenedRaw()
+    {
+        var vm = new MicroVm { Uid = "u", ResourceVersion = "1", Spec = Spec() };
+        var dir = new VmDirectory("/run/hc", "u");
+        var prepared = new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = "/img/vmlinuz",
+            Volumes = [new PreparedVolume("data", "/disks/evil.qcow2", IsReadOnly: false, IsRoot: false, IsScratch: false)],
+        };
+
+        var line = string.Join(' ', QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, new AcceleratorChoice("tcg", "configured"), null, dir.File("qmp.sock"))));
+
+        line.Should().Contain("-drive id=vol0,file=/disks/evil.qcow2,format=raw,if=none,readonly=off");
+    }
+
+    [Test]
+    public void Build_DaemonOverlayAllowedItsBacking_KeepsItAndOtherQcow2sDoNot()
+    {
+        var vm = new MicroVm { Uid = "u", ResourceVersion = "1", Spec = Spec() };
+        var dir = new VmDirectory("/run/hc", "u");
+        var prepared = new PreparedSpec
+        {
+            Vm = vm,
+            KernelPath = "/img/vmlinuz",
+            Volumes =
+            [
+                new PreparedVolume("root", "/run/hc/u/image-root.qcow2", IsReadOnly: false, IsRoot: true, IsScratch: true) { Format = DiskFormats.Qcow2, UsesBacking = true },
+                new PreparedVolume("data", "/disks/plain.qcow2", IsReadOnly: false, IsRoot: false, IsScratch: false) { Format = DiskFormats.Qcow2 },
+            ],
+        };
+
+        var line = string.Join(' ', QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, new AcceleratorChoice("tcg", "configured"), null, dir.File("qmp.sock"))));
+
+        line.Should().Contain("-drive id=vol0,file=/run/hc/u/image-root.qcow2,format=qcow2,if=none,readonly=off");
+        line.Should().Contain("-drive id=vol1,file=/disks/plain.qcow2,format=qcow2,backing=,if=none,readonly=off");
     }
 
     [Test]

@@ -419,6 +419,101 @@ public sealed class QemuDriverTests
         TapDevices.Exists(tap).Should().BeFalse();
     }
 
+    // Safe by default (issue 8): a caller's qcow2 never makes QEMU open the host file its header names.
+    private static async Task QemuImgAsync(params string[] args)
+    {
+        var result = await HostProcess.RunAsync("qemu-img", args, TimeSpan.FromMinutes(1), default);
+        result.Succeeded.Should().BeTrue(result.Diagnostic);
+    }
+
+    [Test]
+    public async Task Start_CallerQcow2WithBackingFile_RefusedWithVolumeRefusedAndNoQemuStarts()
+    {
+        var images = Directory.CreateDirectory(Path.Combine(_bed.RuntimeDirectory, "images")).FullName;
+        var secret = Path.Combine(_bed.RuntimeDirectory, "secret.raw");
+        await File.WriteAllTextAsync(secret, "a host file the caller was not given");
+        var evil = Path.Combine(images, "evil.qcow2");
+        await QemuImgAsync("create", "-q", "-f", "qcow2", "-F", "raw", "-b", secret, evil);
+        var policy = new HostPathPolicy(new HostAccessOptions { ImageDirectories = [Path.GetDirectoryName(GuestImage.Kernel)!], VolumeRoots = [images] });
+        var driver = new QemuDriver(Microsoft.Extensions.Options.Options.Create(new QemuOptions { RuntimeDirectory = _bed.RuntimeDirectory, Accelerator = "tcg" }),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<QemuDriver>.Instance, policy);
+        var vm = QemuTestBed.Vm("backed", change: s => s with { AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = evil, IsReadOnly = true }] });
+
+        var act = () => driver.StartAsync(vm);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Reason.Should().Be(DiskFormats.RefusedReason);
+        ex.Message.Should().Contain("volume \"data\"").And.Contain(secret).And.Contain("qemu-img convert");
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+        File.Exists(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().BeFalse("no process was launched");
+        driver.Dispose();
+    }
+
+    [Test]
+    public async Task Start_PlainQcow2AndImageOverlay_GuestSeesBothAndOnlyTheOverlayOpensItsBackingFile()
+    {
+        var plain = Path.Combine(_bed.RuntimeDirectory, "plain.qcow2");
+        await QemuImgAsync("create", "-q", "-f", "qcow2", plain, "4M");
+        var cached = Path.Combine(_bed.RuntimeDirectory, "cached.ext4");
+        await using (var f = File.Create(cached))
+        {
+            f.SetLength(4 * 1024 * 1024);
+        }
+
+        var driver = _bed.Driver();
+        var stored = QemuTestBed.Vm("qcow2s", change: s => s with
+        {
+            AdditionalVolumes = [new VolumeSpec { Id = "plain", HostPath = plain }, new VolumeSpec { Id = "img", ContainerSource = "localhost:5000/rootfs:1" }],
+        });
+        var context = new Reconciliation.StartContext(stored);
+        context.Vm = stored with
+        {
+            Spec = stored.Spec with
+            {
+                AdditionalVolumes = [stored.Spec.AdditionalVolumes[0], stored.Spec.AdditionalVolumes[1] with { HostPath = cached, ContainerSource = null }],
+            },
+        };
+        context.TrustedPaths.Add(cached);
+
+        var info = await driver.StartAsync(context);
+        await _bed.WaitForReadyAsync(stored);
+
+        _bed.Console(stored).Should().Contain("disks: vda vdb");
+        var overlay = Path.Combine(_bed.VmDir(stored), "image-img.qcow2");
+        DiskFormats.Read(overlay).BackingFile.Should().Be(cached, "the daemon's overlay keeps its backing file");
+        var cmdline = string.Join(' ', File.ReadAllText($"/proc/{info.Pid}/cmdline").Split('\0'));
+        cmdline.Should().Contain($"file={plain},format=qcow2,backing=,if=none")
+            .And.Contain($"file={overlay},format=qcow2,if=none");
+        await driver.CleanupAsync(stored);
+    }
+
+    [Test]
+    public async Task Start_RestoringASavedQcow2WithBackingFile_RefusedAndNoQemuStarts()
+    {
+        // A snapshot copies a writable disk keeping its extension; the copy is checked again on restore, so a caller's
+        // file swapped for a backed qcow2 before the snapshot cannot reach the host file through the restore either.
+        var secret = Path.Combine(_bed.RuntimeDirectory, "secret.raw");
+        await File.WriteAllTextAsync(secret, "a host file the caller was not given");
+        var snapshot = Directory.CreateDirectory(Path.Combine(_bed.RuntimeDirectory, "snap")).FullName;
+        await QemuImgAsync("create", "-q", "-f", "qcow2", "-F", "raw", "-b", secret, Path.Combine(snapshot, "disk-data.qcow2"));
+        var vm = QemuTestBed.Vm("restore-backed", change: s => s with { AdditionalVolumes = [new VolumeSpec { Id = "data", HostPath = Path.Combine(_bed.RuntimeDirectory, "data.qcow2") }] });
+        var manifest = new Snapshots.SnapshotManifest
+        {
+            Name = "backed", Namespace = vm.Spec.Namespace, SourceId = vm.Spec.Id, SourceUid = vm.Uid, Provider = "qemu", HypervisorVersion = "test",
+            Spec = vm.Spec, CreatedAt = DateTimeOffset.UnixEpoch, Disks = [new Snapshots.SnapshotDisk("data", "disk-data.qcow2")],
+        };
+        var context = new Reconciliation.StartContext(vm);
+        context.Items[Snapshots.SnapshotRestore.ItemKey] = new Snapshots.SnapshotRestore(snapshot, manifest);
+        var driver = _bed.Driver();
+
+        var act = () => driver.StartAsync(context);
+
+        var ex = (await act.Should().ThrowAsync<DriverException>()).Which;
+        ex.Reason.Should().Be(DiskFormats.RefusedReason);
+        ex.Message.Should().Contain("restored from snapshot").And.Contain(secret);
+        QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
+    }
+
     [Test]
     public async Task Start_NineDevices_ThrowsTooManyDevicesWithoutStartingQemu()
     {
