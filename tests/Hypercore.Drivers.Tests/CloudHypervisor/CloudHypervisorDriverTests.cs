@@ -1,3 +1,4 @@
+using Hypercore.Testing;
 using System.Diagnostics;
 using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Tests.Support;
@@ -62,10 +63,7 @@ public sealed class CloudHypervisorDriverTests
     [Test]
     public async Task Lifecycle_StartPauseResumeStopStartCleanup_LeavesNothingBehind()
     {
-        if (Environment.UserName != "root")
-        {
-            Assert.Ignore("creating tap devices needs root");
-        }
+        Privileges.RequireRoot("creating tap devices");
 
         var vm = _scratch.Vm("ch-life", s => s with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0" }] });
         var tap = TapDevices.TapName(vm.Uid, 0);

@@ -1,3 +1,4 @@
+using Hypercore.Testing;
 using System.Diagnostics;
 using Hypercore.Drivers.Tests.Support;
 using Hypercore.Drivers.Vmm;
@@ -414,10 +415,7 @@ public abstract class DriverContractTests
     [Test]
     public async Task Tap_DeclaredOrRefused()
     {
-        if (Environment.UserName != "root")
-        {
-            Assert.Ignore("creating tap devices needs root");
-        }
+        Privileges.RequireRoot("creating tap devices");
 
         var vm = NewVm("tap", s => s with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0" }] });
 

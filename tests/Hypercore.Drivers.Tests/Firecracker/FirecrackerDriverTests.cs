@@ -1,3 +1,4 @@
+using Hypercore.Testing;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -85,10 +86,7 @@ public sealed class FirecrackerDriverTests
     [Test]
     public async Task Lifecycle_StartPauseResumeStopStartCleanup_LeavesNothingBehind()
     {
-        if (Environment.UserName != "root")
-        {
-            Assert.Ignore("creating tap devices needs root");
-        }
+        Privileges.RequireRoot("creating tap devices");
 
         var vm = _scratch.Vm("fc-life", s => s with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0" }] });
         var tap = TapDevices.TapName(vm.Uid, 0);
@@ -132,10 +130,7 @@ public sealed class FirecrackerDriverTests
     [Test]
     public async Task Start_SendsMachineConfigBootSourceDrivesNicsAndMetadata()
     {
-        if (Environment.UserName != "root")
-        {
-            Assert.Ignore("creating tap devices needs root");
-        }
+        Privileges.RequireRoot("creating tap devices");
 
         var data = _scratch.File("data.img", "data\n");
         var vm = _scratch.Vm("fc-config", s => s with

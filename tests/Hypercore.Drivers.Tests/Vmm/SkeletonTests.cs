@@ -1,3 +1,4 @@
+using Hypercore.Testing;
 using System.Text.Json.Nodes;
 using Hypercore.Drivers.CloudHypervisor;
 using Hypercore.Drivers.Firecracker;
@@ -85,10 +86,7 @@ public sealed class SkeletonTests(string provider)
     [Test]
     public async Task Start_AddNetworkConfig_AppendsTheIpKernelArgument()
     {
-        if (Environment.UserName != "root")
-        {
-            Assert.Ignore("creating tap devices needs root");
-        }
+        Privileges.RequireRoot("creating tap devices");
 
         var driver = Driver();
         var vm = _scratch.Vm("sk-ipconf", s => s with

@@ -71,13 +71,20 @@ public class ExportTests
     [Test]
     public async Task Tracing_NoOtlpEndpointAndNotAskedFor_NoTracerProvider()
     {
-        var env = Environment.GetEnvironmentVariable(HypercoreTelemetryOptions.OtlpEndpointVariable);
-        Assume.That(string.IsNullOrEmpty(env), "OTEL_EXPORTER_OTLP_ENDPOINT is set in this environment");
+        // The environment this runs in may set the variable; the test is about a node where nothing sets it.
+        var saved = Environment.GetEnvironmentVariable(HypercoreTelemetryOptions.OtlpEndpointVariable);
+        Environment.SetEnvironmentVariable(HypercoreTelemetryOptions.OtlpEndpointVariable, null);
+        try
+        {
+            await using var host = await TelemetryTestHost.StartAsync();
 
-        await using var host = await TelemetryTestHost.StartAsync();
-
-        host.Services.GetService<TracerProvider>().Should().BeNull("spans nobody exports would only cost CPU");
-        host.Services.GetService<MeterProvider>().Should().NotBeNull();
+            host.Services.GetService<TracerProvider>().Should().BeNull("spans nobody exports would only cost CPU");
+            host.Services.GetService<MeterProvider>().Should().NotBeNull();
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(HypercoreTelemetryOptions.OtlpEndpointVariable, saved);
+        }
     }
 
     [Test]
