@@ -18,6 +18,15 @@ count() { awk -v k="$1" '$1 == k":" && $2 ~ /^[0-9]+$/ { s += $2 } END { print s
 passed=$(count Passed)
 failed=$(count Failed)
 skipped=$(count Skipped)
+# CI shows only the end of this output: repeat each failed test with its message and the first lines of its
+# stack trace here, so a failure can be read from the tail.
+if [ "$failed" -ne 0 ]; then
+  echo "=== failed tests ==="
+  awk '/^[[:space:]]+Failed [^:]/ { show = 1; n = 0 }
+       /^[[:space:]]+(Passed|Skipped) / || /^Total tests:/ || /^Test Run/ { show = 0 }
+       show && n < 40 { print; n++ }' "$log"
+  echo "=== end of failed tests ==="
+fi
 rm -f "$log"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
