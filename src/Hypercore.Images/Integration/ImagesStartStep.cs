@@ -25,12 +25,14 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     public const string ReasonPullBackOff = "ImagePullBackOff";
     public const string ReasonInvalidReference = "InvalidImageReference";
     public const string ReasonReady = "ImagesReady";
+    public const string ReasonRegistryNotAllowed = "RegistryNotAllowed";
 
     private readonly ImageCache _cache;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly ImagesStartStepOptions _options;
     private readonly CancellationTokenSource _lifetime = new();
+    private readonly RegistryAllowList? _registries;
 
     // Background work by "<product>|<reference>", product "tree" (kernel/initrd) or "disk" (volumes).
     private readonly ConcurrentDictionary<string, Job> _jobs = new(StringComparer.Ordinal);
@@ -38,8 +40,11 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     // What each VM was given, so a restart boots the same images even if a tag moved meanwhile.
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, Ready>> _resolved = new(StringComparer.Ordinal);
 
-    public ImagesStartStep(ImageCache cache, TimeProvider time, ImagesStartStepOptions? options = null, ILogger<ImagesStartStep>? log = null)
+    /// <param name="registries">The registries references may name (the daemon always gives one); null checks none.</param>
+    public ImagesStartStep(ImageCache cache, TimeProvider time, ImagesStartStepOptions? options = null, ILogger<ImagesStartStep>? log = null,
+        RegistryAllowList? registries = null)
     {
+        _registries = registries;
         _cache = cache;
         _time = time;
         _options = options ?? new ImagesStartStepOptions();
@@ -65,6 +70,14 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             {
                 var message = $"{w.Field}: {error ?? $"\"{w.Text}\" is not an OCI image reference"}";
                 return StartStepResult.Fail(ReasonInvalidReference, message, Condition(context, ConditionStatus.False, ReasonInvalidReference, message));
+            }
+
+            // Checked again here, not only at Create: the settings may have changed since, and a record may come
+            // from a store no Create guarded (a MicroVM resource applied with kubectl). Nothing is requested.
+            if (_registries?.Refusal(w.Field, w.Text) is { } refusal)
+            {
+                LogRegistryRefused(_log, vm.Key.ToString(), refusal);
+                return StartStepResult.Fail(ReasonRegistryNotAllowed, refusal, Condition(context, ConditionStatus.False, ReasonRegistryNotAllowed, refusal));
             }
         }
 
@@ -436,6 +449,9 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Warning, Message = "image {Reference} could not be pulled: {Error}")]
     private static partial void LogPullFailed(ILogger log, string reference, string error);
+
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "{Vm} names a registry this node does not pull from: {Message}")]
+    private static partial void LogRegistryRefused(ILogger log, string vm, string message);
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "{Vm} waits for its images: {Message}")]
     private static partial void LogBackOff(ILogger log, string vm, string message);
