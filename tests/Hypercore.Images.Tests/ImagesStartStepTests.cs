@@ -217,6 +217,31 @@ public sealed class ImagesStartStepTests
     }
 
     [Test]
+    public async Task Prepare_SizeInMbBelowTheImagesDisk_FailsVolumeTooSmallNamingTheNeededSize_AboveIt_ProceedsKeepingTheSize()
+    {
+        await _pusher.PushAsync("step/sized", "1", TestImages.Image("amd64", TestImages.Layer(new FileEntry("marker", "sized"))));
+        var rootfs = $"{_registry.Host}/step/sized:1";
+        var (step, cache, _) = NewStep();
+
+        var (small, _) = await RunUntilDoneAsync(step, Vm("u-small", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = rootfs, SizeInMb = 1 }));
+
+        var disk = Directory.EnumerateFiles(Path.Combine(cache.Root, "disks"), "*.ext4").Single();
+        var neededMb = (new FileInfo(disk).Length + 1048575) / 1048576;
+        neededMb.Should().BeGreaterThan(1);
+        var last = small[^1];
+        last.Outcome.Should().Be(StartStepOutcome.Fail, string.Join(" | ", small.Select(r => r.Message)));
+        last.Reason.Should().Be(ImagesStartStep.ReasonVolumeTooSmall);
+        last.Message.Should().Contain($"root_volume size_in_mb 1 is smaller than its image {rootfs}").And.Contain($"give size_in_mb {neededMb} or more");
+        ImageReady(last)!.Reason.Should().Be(ImagesStartStep.ReasonVolumeTooSmall);
+
+        var (big, context) = await RunUntilDoneAsync(step, Vm("u-big", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = rootfs, SizeInMb = (int)neededMb + 100 }));
+
+        big[^1].Outcome.Should().Be(StartStepOutcome.Proceed, string.Join(" | ", big.Select(r => r.Message)));
+        context.Vm.Spec.RootVolume!.HostPath.Should().Be(disk);
+        context.Vm.Spec.RootVolume.SizeInMb.Should().Be((int)neededMb + 100, "the driver grows this VM's own view to it");
+    }
+
+    [Test]
     public async Task Prepare_TwoVmsOneImage_PullEachBlobOnceAndBothAreUsers()
     {
         var reference = await PushBootImageAsync("step/shared", "SHARED");

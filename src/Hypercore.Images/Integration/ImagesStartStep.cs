@@ -26,6 +26,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     public const string ReasonInvalidReference = "InvalidImageReference";
     public const string ReasonReady = "ImagesReady";
     public const string ReasonRegistryNotAllowed = "RegistryNotAllowed";
+    public const string ReasonVolumeTooSmall = "VolumeTooSmall";
 
     private readonly ImageCache _cache;
     private readonly TimeProvider _time;
@@ -144,6 +145,20 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             given[key] = r;
         }
 
+        // size_in_mb grows a volume's own view; it can never shrink the image's file system. The image's size is
+        // known only now (Create cannot know it), so a size below it is a condition, not an InvalidArgument.
+        foreach (var (volume, field) in HostAccess.HostPathPolicy.Volumes(vm.Spec))
+        {
+            if (volume.ContainerSource is { } source && volume.SizeInMb is { } mb && mb > 0 &&
+                ready.TryGetValue(Key(Disk, source), out var disk) && new FileInfo(disk.Path).Length is var length && mb * 1048576L < length)
+            {
+                var needed = (length + 1048575) / 1048576;
+                var message = $"{field} size_in_mb {mb} is smaller than its image {source} ({disk.Digest}), whose disk is {needed} MiB; " +
+                    $"give size_in_mb {needed} or more, or leave it out to get the image's size";
+                return StartStepResult.Fail(ReasonVolumeTooSmall, message, Condition(context, ConditionStatus.False, ReasonVolumeTooSmall, message));
+            }
+        }
+
         StartStepResult? problem = null;
         var view = vm.Spec;
         try
@@ -167,7 +182,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         }
 
         context.Vm = vm with { Spec = view };
-        var summary = string.Join("; ", ready.Values.DistinctBy(r => r.Reference).Select(r => $"{r.Reference} ({r.Digest})"));
+        var summary = string.Join("; ", ready.Values.DistinctBy(r => r.Reference).Select(r => $"{r.Reference} ({r.Digest})" + (r.Note is { } note ? $": {note}" : "")));
         return StartStepResult.Proceed(Condition(context, ConditionStatus.True, ReasonReady, summary));
     }
 
@@ -353,7 +368,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                     ? await _cache.GetDiskAsync(pulled, _lifetime.Token)
                     : await _cache.GetTreeAsync(pulled, _lifetime.Token);
                 LogReady(_log, text, pulled.Digest, product, path);
-                return new Ready(text, pulled.Digest, path);
+                return new Ready(text, pulled.Digest, path, pulled.Note);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_lifetime.IsCancellationRequested)
             {
@@ -387,7 +402,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         _ => ex.Message,
     };
 
-    private sealed record Ready(string Reference, string Digest, string Path);
+    private sealed record Ready(string Reference, string Digest, string Path, string? Note = null);
 
     private sealed class Job(string reference, int failuresBefore)
     {
