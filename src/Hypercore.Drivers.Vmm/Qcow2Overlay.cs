@@ -9,7 +9,8 @@ namespace Hypercore.Drivers.Vmm;
 /// of an image VM's cached second start). Layout, 64 KiB clusters, 16-bit refcounts: cluster 0 the header with a
 /// backing-format extension and the backing file's name, cluster 1 the refcount table (one entry), cluster 2 its one
 /// refcount block (every metadata cluster counted once), then the L1 table, all zero (nothing allocated: every read
-/// goes to the backing file until the guest writes). The file is sparse, fsync'd before it is returned.
+/// goes to the backing file until the guest writes). The file is sparse; it is fsync'd only when asked (see
+/// <see cref="Create"/>).
 /// </summary>
 public static class Qcow2Overlay
 {
@@ -26,8 +27,10 @@ public static class Qcow2Overlay
     /// <summary>
     /// Writes the overlay to <paramref name="path"/> (created new; an existing file is an error).
     /// <paramref name="virtualSize"/> is rounded up to 512 bytes; a size above the backing file's reads zeros there.
+    /// <paramref name="flushToDisk"/> false skips the fsync (milliseconds on a busy disk) for a caller that checks the
+    /// header before reusing the file and makes it again when a power loss left it without one.
     /// </summary>
-    public static void Create(string path, string backingFile, string backingFormat, long virtualSize)
+    public static void Create(string path, string backingFile, string backingFormat, long virtualSize, bool flushToDisk = true)
     {
         if (!Path.IsPathFullyQualified(backingFile))
         {
@@ -105,6 +108,6 @@ public static class Qcow2Overlay
         file.Seek(refcountBlock, SeekOrigin.Begin);
         file.Write(block);
         file.SetLength(l1Table + ((long)l1Clusters * ClusterSize)); // the L1 table: zeros, left sparse
-        file.Flush(flushToDisk: true);
+        file.Flush(flushToDisk);
     }
 }
