@@ -418,7 +418,9 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 }
 
                 // The daemon's own overlay names the cached disk as its backing file, and nothing else.
-                var view = await CopyOnWriteViewAsync(cached, dir, volume.Id, ct);
+                // size_in_mb grows this VM's view (the images step refused a size below the image's).
+                var size = Math.Max(new FileInfo(cached).Length, (volume.SizeInMb ?? 0) * 1024L * 1024);
+                var view = await CopyOnWriteViewAsync(cached, dir, volume.Id, size, ct);
                 volumes.Add(new PreparedVolume(volume.Id, view, volume.IsReadOnly, isRoot, IsScratch: true).Checked(field, allowedBacking: cached));
                 continue;
             }
@@ -687,9 +689,10 @@ public abstract partial class VmmDriver : IHypervisorDriver
     /// <summary>
     /// Images (issue 11): this VM's writable view of a cached, shared disk, made once in the VM directory. The default
     /// is a reflink copy where the file system can share blocks (btrfs, xfs) and a sparse copy elsewhere; QEMU
-    /// overrides it with a qcow2 overlay. Returns the view's path.
+    /// overrides it with a qcow2 overlay. <paramref name="sizeBytes"/> (at least the cached disk's) is the view's size;
+    /// the part past the cached disk reads zeros. Returns the view's path.
     /// </summary>
-    protected virtual async Task<string> CopyOnWriteViewAsync(string cachedDisk, VmDirectory dir, string volumeId, CancellationToken ct)
+    protected virtual async Task<string> CopyOnWriteViewAsync(string cachedDisk, VmDirectory dir, string volumeId, long sizeBytes, CancellationToken ct)
     {
         var view = dir.File($"image-{volumeId}.raw");
         if (File.Exists(view))
@@ -704,6 +707,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
         {
             File.Delete(temp);
             throw new DriverException("VolumeNotFound", $"volume \"{volumeId}\": could not copy the cached image disk {cachedDisk}: {result.Diagnostic}");
+        }
+
+        if (new FileInfo(temp).Length < sizeBytes)
+        {
+            using var grow = new FileStream(temp, FileMode.Open, FileAccess.Write);
+            grow.SetLength(sizeBytes); // sparse: costs only what the guest writes there
         }
 
         File.Move(temp, view);

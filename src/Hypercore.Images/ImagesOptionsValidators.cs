@@ -56,6 +56,8 @@ public sealed class ImageCacheOptionsValidator : IValidateOptions<ImageCacheOpti
             errors.Add($"{s}:Root must be an absolute path (normally <state-dir>/images), got \"{options.Root}\"");
         if (options.SizeLimitBytes < 0)
             errors.Add($"{s}:SizeLimitBytes must be 0 (no limit) or a size in bytes, got {options.SizeLimitBytes}");
+        if (options.TagTtl < TimeSpan.Zero)
+            errors.Add($"{s}:TagTtl must be 0 (ask the registry every time) or positive, got {options.TagTtl}");
         if (!string.IsNullOrEmpty(options.MkfsPath) && !File.Exists(options.MkfsPath))
             errors.Add($"{s}:MkfsPath {options.MkfsPath} does not exist; install e2fsprogs or leave it unset to use mkfs.ext4 from PATH");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

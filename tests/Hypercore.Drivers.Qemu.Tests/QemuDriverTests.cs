@@ -488,6 +488,39 @@ public sealed class QemuDriverTests
     }
 
     [Test]
+    public async Task Start_ImageOverlayLeftWithoutItsHeader_IsMadeAgainAndTheGuestBoots()
+    {
+        // The overlay is not fsync'd when made: a power loss right after can leave zeros where its header was.
+        var cached = Path.Combine(_bed.RuntimeDirectory, "cached-zeroed.ext4");
+        await using (var f = File.Create(cached))
+        {
+            f.SetLength(4 * 1024 * 1024);
+        }
+
+        var driver = _bed.Driver();
+        var stored = QemuTestBed.Vm("qcow2z", change: s => s with
+        {
+            AdditionalVolumes = [new VolumeSpec { Id = "img", ContainerSource = "localhost:5000/rootfs:1" }],
+        });
+        var overlay = Path.Combine(_bed.VmDir(stored), "image-img.qcow2");
+        Directory.CreateDirectory(_bed.VmDir(stored));
+        await File.WriteAllBytesAsync(overlay, new byte[196608]);
+        var context = new Reconciliation.StartContext(stored);
+        context.Vm = stored with
+        {
+            Spec = stored.Spec with { AdditionalVolumes = [stored.Spec.AdditionalVolumes[0] with { HostPath = cached, ContainerSource = null }] },
+        };
+        context.TrustedPaths.Add(cached);
+
+        await driver.StartAsync(context);
+        await _bed.WaitForReadyAsync(stored);
+
+        _bed.Console(stored).Should().Contain("disks: vda");
+        DiskFormats.Read(overlay).Should().Be(new DiskFormats.Header(true, cached, false), "made again with its header");
+        await driver.CleanupAsync(stored);
+    }
+
+    [Test]
     public async Task Start_RestoringASavedQcow2WithBackingFile_RefusedAndNoQemuStarts()
     {
         // A snapshot copies a writable disk keeping its extension; the copy is checked again on restore, so a caller's

@@ -43,7 +43,8 @@ public sealed class ImagesStartStepTests
         _disposables.Clear();
     }
 
-    private (ImagesStartStep Step, ImageCache Cache, CountingHandler Counter) NewStep(string? insecureHost = null, ImagesStartStepOptions? options = null)
+    private (ImagesStartStep Step, ImageCache Cache, CountingHandler Counter) NewStep(string? insecureHost = null, ImagesStartStepOptions? options = null,
+        RegistryAllowList? registries = null)
     {
         var root = Path.Combine(_dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
         var counter = new CountingHandler();
@@ -57,7 +58,7 @@ public sealed class ImagesStartStepTests
             BackoffBase = TimeSpan.FromMilliseconds(200),
             BackoffCap = TimeSpan.FromSeconds(2),
             FastPath = TimeSpan.Zero, // every test sees the first answer before the pull could finish
-        });
+        }, registries: registries);
         _disposables.Add(step);
         _disposables.Add(cache);
         _disposables.Add(client);
@@ -108,6 +109,40 @@ public sealed class ImagesStartStepTests
 
     private static Condition? ImageReady(StartStepResult result) =>
         result.Status is { } change ? change(MicroVmStatus.Initial).FindCondition(ImagesStartStep.ConditionType) : null;
+
+    [Test]
+    public async Task Prepare_RegistryNotAllowed_FailsNamingTheSettingWithoutAnyRequest()
+    {
+        var reference = await PushBootImageAsync("step/notallowed");
+        var volume = new VolumeSpec { Id = "data", ContainerSource = reference };
+        // The record may predate a settings change (or come from kubectl): the step checks again before pulling.
+        var (step, cache, counter) = NewStep(registries: new RegistryAllowList(["registry.lan:5000"]));
+
+        var context = new StartContext(Vm("u-na", "/boot/vmlinuz", null, volume));
+        var result = await step.PrepareAsync(context, CancellationToken.None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Fail);
+        result.Reason.Should().Be(ImagesStartStep.ReasonRegistryNotAllowed);
+        result.Message.Should().Contain($"root_volume source.container_source \"{reference}\" names registry {_registry.Host}")
+            .And.Contain("allowed: registry.lan:5000").And.Contain("--allowed-registries registry.lan:5000," + _registry.Host);
+        ImageReady(result)!.Reason.Should().Be(ImagesStartStep.ReasonRegistryNotAllowed);
+        await Task.Delay(200);
+        counter.Requests.Should().BeEmpty("nothing is requested from a registry that is not allowed");
+        cache.List().Should().BeEmpty();
+        context.Vm.Should().BeSameAs(context.Stored, "no view is given");
+    }
+
+    [Test]
+    public async Task Prepare_RegistryAllowedAsInsecure_Proceeds()
+    {
+        var reference = await PushBootImageAsync("step/allowedinsecure", "KERNEL-A");
+        var (step, _, _) = NewStep(registries: new RegistryAllowList([], [_registry.Host.ToUpperInvariant()]));
+
+        var (results, context) = await RunUntilDoneAsync(step, Vm("u-ai", reference));
+
+        results[^1].Outcome.Should().Be(StartStepOutcome.Proceed, string.Join(" | ", results.Select(r => r.Message)));
+        File.ReadAllText(context.Vm.Spec.Kernel.Image).Should().Be("KERNEL-A");
+    }
 
     [Test]
     public async Task Prepare_KernelAndInitrdReferences_WaitsPullingThenProceedsWithCachedFilesTrusted()
@@ -179,6 +214,31 @@ public sealed class ImagesStartStepTests
         var (code, stdout, _) = await Tools.RunAsync("debugfs", "-R", "cat /etc/marker", root.HostPath);
         code.Should().Be(0);
         stdout.Should().Contain("from-image");
+    }
+
+    [Test]
+    public async Task Prepare_SizeInMbBelowTheImagesDisk_FailsVolumeTooSmallNamingTheNeededSize_AboveIt_ProceedsKeepingTheSize()
+    {
+        await _pusher.PushAsync("step/sized", "1", TestImages.Image("amd64", TestImages.Layer(new FileEntry("marker", "sized"))));
+        var rootfs = $"{_registry.Host}/step/sized:1";
+        var (step, cache, _) = NewStep();
+
+        var (small, _) = await RunUntilDoneAsync(step, Vm("u-small", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = rootfs, SizeInMb = 1 }));
+
+        var disk = Directory.EnumerateFiles(Path.Combine(cache.Root, "disks"), "*.ext4").Single();
+        var neededMb = (new FileInfo(disk).Length + 1048575) / 1048576;
+        neededMb.Should().BeGreaterThan(1);
+        var last = small[^1];
+        last.Outcome.Should().Be(StartStepOutcome.Fail, string.Join(" | ", small.Select(r => r.Message)));
+        last.Reason.Should().Be(ImagesStartStep.ReasonVolumeTooSmall);
+        last.Message.Should().Contain($"root_volume size_in_mb 1 is smaller than its image {rootfs}").And.Contain($"give size_in_mb {neededMb} or more");
+        ImageReady(last)!.Reason.Should().Be(ImagesStartStep.ReasonVolumeTooSmall);
+
+        var (big, context) = await RunUntilDoneAsync(step, Vm("u-big", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = rootfs, SizeInMb = (int)neededMb + 100 }));
+
+        big[^1].Outcome.Should().Be(StartStepOutcome.Proceed, string.Join(" | ", big.Select(r => r.Message)));
+        context.Vm.Spec.RootVolume!.HostPath.Should().Be(disk);
+        context.Vm.Spec.RootVolume.SizeInMb.Should().Be((int)neededMb + 100, "the driver grows this VM's own view to it");
     }
 
     [Test]

@@ -39,14 +39,17 @@ public sealed class PlainRegistryTests
         _disposables.Clear();
     }
 
-    private (ImageCache Cache, CountingHandler Counter, string Root) NewCache(long sizeLimit = 0, TimeProvider? time = null, string? root = null, bool insecure = true)
+    private (ImageCache Cache, CountingHandler Counter, string Root) NewCache(long sizeLimit = 0, TimeProvider? time = null, string? root = null, bool insecure = true,
+        TimeSpan? tagTtl = null)
     {
         root ??= Path.Combine(_dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
         var counter = new CountingHandler();
         var options = new RegistryOptions();
         if (insecure) options.InsecureRegistries.Add(_registry.Host);
         var client = new RegistryClient(options, counter);
-        var cache = new ImageCache(new ImageCacheOptions { Root = root, SizeLimitBytes = sizeLimit }, client, time ?? TimeProvider.System);
+        var cacheOptions = new ImageCacheOptions { Root = root, SizeLimitBytes = sizeLimit };
+        if (tagTtl is { } ttl) cacheOptions.TagTtl = ttl;
+        var cache = new ImageCache(cacheOptions, client, time ?? TimeProvider.System);
         _disposables.Add(client);
         _disposables.Add(cache);
         return (cache, counter, root);
@@ -92,7 +95,7 @@ public sealed class PlainRegistryTests
     public async Task Pull_TagMovedToANewImage_TheOldImageLosesTheTagAndRemoveByTagTakesTheNewOne()
     {
         var (first, reference) = await PushAsync("test/moving", "1", TestImages.Layer(new FileEntry("v", "1")));
-        var (cache, _, _) = NewCache();
+        var (cache, _, _) = NewCache(tagTtl: TimeSpan.Zero); // ask the registry every time
         await cache.PullAsync(reference, null, CancellationToken.None);
         var (second, _) = await PushAsync("test/moving", "1", TestImages.Layer(new FileEntry("v", "2")));
 
@@ -104,6 +107,87 @@ public sealed class PlainRegistryTests
         listed[second.Digest].References.Should().Equal(reference.ToString());
         await cache.RemoveAsync(reference.ToString(), CancellationToken.None);
         cache.List().Select(i => i.Digest).Should().Equal(first.Digest);
+    }
+
+    [Test]
+    public async Task Pull_SameTagWithinTheTtl_NeedsNoRequest_AfterItTheRegistryIsAskedAndAMovedTagSeen()
+    {
+        var (first, reference) = await PushAsync("test/memo", "1", TestImages.Layer(new FileEntry("v", "1")));
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var (cache, counter, _) = NewCache(time: time, tagTtl: TimeSpan.FromSeconds(10));
+        (await cache.PullAsync(reference, null, CancellationToken.None)).Digest.Should().Be(first.Digest);
+        var afterFirst = counter.Requests.Count;
+        var (second, _) = await PushAsync("test/memo", "1", TestImages.Layer(new FileEntry("v", "2")));
+
+        time.Advance(TimeSpan.FromSeconds(9));
+        var memo = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        memo.Digest.Should().Be(first.Digest, "within the TTL the tag's last answer is used");
+        memo.Note.Should().BeNull();
+        counter.Requests.Count.Should().Be(afterFirst, "no request within the TTL");
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        var asked = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        asked.Digest.Should().Be(second.Digest, "after the TTL the registry is asked again and the moved tag is seen");
+        counter.Requests.Count.Should().BeGreaterThan(afterFirst);
+    }
+
+    [Test]
+    public async Task Pull_ByDigestCompleteInTheCache_NeedsNoRequest()
+    {
+        var (image, _) = await PushAsync("test/digestcached", "1");
+        var (cache, counter, _) = NewCache();
+        var reference = ImageReference.Parse($"{_registry.Host}/test/digestcached@{image.Digest}");
+        await cache.PullAsync(reference, null, CancellationToken.None);
+        var before = counter.Requests.Count;
+
+        var again = await cache.PullAsync(reference, null, CancellationToken.None);
+
+        again.Digest.Should().Be(image.Digest);
+        counter.Requests.Count.Should().Be(before, "content by digest never changes: the cache answers alone");
+    }
+
+    [Test]
+    public async Task Pull_RegistryDownAfterARestart_UsesTheTagsLastKnownDigestAndSaysSo()
+    {
+        // Its own registry, so it can be stopped; a new cache on the same root is the daemon after a restart.
+        var dir = Tools.TempDir("lastknown");
+        var root = Path.Combine(dir, "cache");
+        ImageReference reference;
+        TestImage image;
+        await using (var registry = await RegistryProcess.StartAsync(dir))
+        {
+            using (var pusher = new Pusher($"http://{registry.Host}"))
+            {
+                image = TestImages.Image("amd64", TestImages.Layer(new FileEntry("marker", "last-known")));
+                await pusher.PushAsync("test/lastknown", "1", image);
+            }
+
+            reference = ImageReference.Parse($"{registry.Host}/test/lastknown:1");
+            using var client = new RegistryClient(new RegistryOptions { InsecureRegistries = { registry.Host } });
+            using var first = new ImageCache(new ImageCacheOptions { Root = root }, client, TimeProvider.System);
+            await first.PullAsync(reference, null, CancellationToken.None);
+        }
+
+        try
+        {
+            using var client = new RegistryClient(new RegistryOptions { InsecureRegistries = { reference.Registry } });
+            using var cache = new ImageCache(new ImageCacheOptions { Root = root }, client, TimeProvider.System);
+
+            var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
+
+            pulled.Digest.Should().Be(image.Digest);
+            pulled.Note.Should().Contain("registry not reachable").And.Contain(reference.Registry).And.Contain($"last known digest {image.Digest}");
+            File.ReadAllText(Path.Combine(await cache.GetTreeAsync(pulled, CancellationToken.None), "marker")).Should().Be("last-known");
+
+            var unknown = () => cache.PullAsync(ImageReference.Parse($"{reference.Registry}/test/lastknown:2"), null, CancellationToken.None);
+            (await unknown.Should().ThrowAsync<ImagePullException>()).Which.Kind.Should().Be(ImagePullErrorKind.RegistryUnreachable, "a tag never pulled has no last known digest");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Test]

@@ -40,6 +40,7 @@ public sealed partial class MicroVmOperations
     private readonly ILogger<MicroVmOperations> _log;
     private readonly HostPathPolicy? _hostPaths;
     private readonly NodeCapacity? _capacity; // admission: refuse at create what this node can never hold
+    private readonly RegistryAllowList? _registries; // images (issue 11): registries a reference may name
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -49,8 +50,10 @@ public sealed partial class MicroVmOperations
         IOptionsMonitor<MicroVmOperationsOptions> options,
         ILogger<MicroVmOperations> log,
         HostPathPolicy? hostPaths = null,
-        NodeCapacity? capacity = null)
+        NodeCapacity? capacity = null,
+        RegistryAllowList? registries = null)
     {
+        _registries = registries;
         _hostPaths = hostPaths;
         _capacity = capacity;
         _store = store;
@@ -86,6 +89,7 @@ public sealed partial class MicroVmOperations
         spec = _images.Resolve(spec, errors) ?? spec;
         errors.AddRange(MicroVmSpecValidator.Validate(spec));
         errors.AddRange(HostPathViolations(spec));
+        errors.AddRange(_registries?.Violations(spec) ?? []);
         if (errors.Count > 0)
         {
             throw new InvalidSpecException(errors.Distinct().ToList());

@@ -1,3 +1,4 @@
+using Hypercore.Images;
 using Hypercore.Images.Cache;
 using Hypercore.Images.Registry;
 using Microsoft.Extensions.Options;
@@ -9,6 +10,9 @@ public sealed partial class DaemonOptions
 {
     /// <summary>Registries (host[:port] as in references) spoken to over plain HTTP; default none.</summary>
     public string? InsecureRegistries { get; set; }
+
+    /// <summary>Registries (host[:port] as in references) image references may name; default none (insecure ones count too).</summary>
+    public string? AllowedRegistries { get; set; }
 
     /// <summary>The image cache: blobs, unpacked trees and disks of pulled OCI images, apart from the named-image folders.</summary>
     public string ImageCacheDirectory => Path.Combine(StateDirectory, "image-cache");
@@ -35,9 +39,18 @@ public static class ImagesSettings
         Kind = SettingKind.WholeNumber, Min = 0,
     };
 
-    public static readonly IReadOnlyList<DaemonSetting> All = [RegistryCredentials, RegistryCa, InsecureRegistries, ImageCacheMaxBytes];
+    public static readonly DaemonSetting AllowedRegistries = new(RegistryAllowList.Setting, "Daemon:AllowedRegistries",
+        "registries (host:port as written in references) image references may name (comma-separated); insecure-registries count too; " +
+        "default none: every image reference is refused, so no caller can make the node connect to a host it was not given", "hosts");
+
+    public static readonly IReadOnlyList<DaemonSetting> All = [RegistryCredentials, RegistryCa, InsecureRegistries, ImageCacheMaxBytes, AllowedRegistries];
 
     public static IList<string> InsecureList(DaemonOptions d) => HostAccessSettings.List(d.InsecureRegistries);
+
+    public static IList<string> AllowedList(DaemonOptions d) => HostAccessSettings.List(d.AllowedRegistries);
+
+    /// <summary>The registries references may name: the allowed list and the insecure list (naming one there is an explicit choice too).</summary>
+    public static RegistryAllowList AllowList(DaemonOptions d) => new(AllowedList(d), InsecureList(d));
 }
 
 /// <summary>Checks what the images library cannot know: a credentials file that was named must exist.</summary>
@@ -51,11 +64,18 @@ internal sealed class ImagesSettingsValidator(IOptions<RegistryOptions> registry
             errors.Add($"{ImagesSettings.RegistryCredentials.Name}: {credentials} does not exist");
         }
 
-        foreach (var host in ImagesSettings.InsecureList(options))
+        foreach (var (setting, hosts) in new[]
         {
-            if (host.Contains('/', StringComparison.Ordinal) || host.Contains("://", StringComparison.Ordinal))
+            (ImagesSettings.InsecureRegistries, ImagesSettings.InsecureList(options)),
+            (ImagesSettings.AllowedRegistries, ImagesSettings.AllowedList(options)),
+        })
+        {
+            foreach (var host in hosts)
             {
-                errors.Add($"{ImagesSettings.InsecureRegistries.Name}: \"{host}\" must be host[:port] as written in image references, e.g. localhost:5000");
+                if (host.Contains('/', StringComparison.Ordinal) || host.Contains("://", StringComparison.Ordinal) || host.Contains('*', StringComparison.Ordinal))
+                {
+                    errors.Add($"{setting.Name}: \"{host}\" must be host[:port] as written in image references, e.g. localhost:5000 (no scheme, path or wildcard)");
+                }
             }
         }
 

@@ -241,6 +241,7 @@ public static partial class DaemonHost
             r => r.InsecureRegistries = ImagesSettings.InsecureList(daemon),
             c => c.Root = daemon.ImageCacheDirectory);
         services.AddSingleton<IValidateOptions<DaemonOptions>, ImagesSettingsValidator>();
+        services.AddSingleton(ImagesSettings.AllowList(daemon)); // Create and the start step refuse other registries
         services.AddImagesStartStep();
         // Node networking (issue 12): the network start step always; the managed bridge's supervisor when it is on.
         var network = builder.Configuration.GetSection(NodeNetworkOptions.Section);

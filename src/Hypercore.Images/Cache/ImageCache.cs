@@ -65,12 +65,39 @@ public sealed partial class ImageCache : IDisposable
     }
 
     /// <summary>
-    /// Resolves the reference (tags are asked of the registry each time; they move), downloads every blob not
-    /// yet cached with its digest verified, records the image in the index, then evicts to the size limit.
+    /// Resolves the reference, downloads every blob not yet cached with its digest verified, records the image in the
+    /// index, then evicts to the size limit. A reference by digest whose image is complete in the cache needs no
+    /// request (content never changes). A tag is asked of the registry (tags move), except within
+    /// <see cref="ImageCacheOptions.TagTtl"/> of the last answer while that image is still complete here; and when
+    /// the registry cannot be reached (or answers 5xx), the tag's last known digest is used if its image is complete
+    /// here, with <see cref="PulledImage.Note"/> saying so (a VM from an image can restart while its registry is down).
     /// </summary>
     public async Task<PulledImage> PullAsync(ImageReference reference, IProgress<ImagePullProgress>? progress, CancellationToken cancellationToken)
     {
-        var manifest = await _registry.GetManifestAsync(reference, cancellationToken);
+        var name = reference.ToString();
+        if (Known(reference) is { } known)
+        {
+            return known;
+        }
+
+        ImageManifest manifest;
+        try
+        {
+            manifest = await _registry.GetManifestAsync(reference, cancellationToken);
+        }
+        catch (ImagePullException e) when (e.Kind is ImagePullErrorKind.RegistryUnreachable or ImagePullErrorKind.RegistryError && LastKnown(reference) is { } last)
+        {
+            var why = e.RegistryMessage is { Length: > 0 } registry ? registry : e.Message;
+            LogLastKnown(_logger, name, last.Digest, why);
+            return new PulledImage(name, last,
+                $"registry not reachable ({why}); using the last known digest {last.Digest} of this tag from the node's cache");
+        }
+
+        if (reference.Digest is null)
+        {
+            _tags[name] = (manifest, _time.GetUtcNow());
+        }
+
         var blobs = new[] { manifest.Config }.Concat(manifest.Layers).DistinctBy(d => d.Digest).ToList();
         var pins = blobs.Select(b => b.Digest).Append(manifest.Digest).ToList();
         Pin(pins, +1);
@@ -82,6 +109,70 @@ public sealed partial class ImageCache : IDisposable
         finally
         {
             Pin(pins, -1);
+        }
+    }
+
+    // Tag -> its manifest as the registry last gave it, and when.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (ImageManifest Manifest, DateTimeOffset At)> _tags = new(StringComparer.Ordinal);
+
+    /// <summary>The image without a request: a digest reference complete in the cache, or a tag asked within the TTL.</summary>
+    private PulledImage? Known(ImageReference reference)
+    {
+        var name = reference.ToString();
+        if (reference.Digest is { } digest)
+        {
+            return Complete(digest) is { } byDigest ? new PulledImage(name, byDigest) : null;
+        }
+
+        if (_options.TagTtl > TimeSpan.Zero && _tags.TryGetValue(name, out var memo) && _time.GetUtcNow() - memo.At < _options.TagTtl &&
+            Complete(memo.Manifest.Digest) is not null)
+        {
+            return new PulledImage(name, memo.Manifest);
+        }
+
+        return null;
+    }
+
+    /// <summary>The image a tag last named in the index, when it is complete in the cache.</summary>
+    private ImageManifest? LastKnown(ImageReference reference)
+    {
+        if (reference.Digest is not null)
+        {
+            return null;
+        }
+
+        var name = reference.ToString();
+        string? digest;
+        _indexLock.Wait();
+        try { digest = _index.Values.FirstOrDefault(e => e.References.Contains(name))?.Digest; }
+        finally { _indexLock.Release(); }
+
+        return digest is null ? null : Complete(digest);
+    }
+
+    /// <summary>The manifest of an image in the index whose manifest, config and layers are all verified blobs here; else null.</summary>
+    private ImageManifest? Complete(string digest)
+    {
+        IndexEntry? entry;
+        _indexLock.Wait();
+        try { entry = _index.GetValueOrDefault(digest)?.Clone(); }
+        finally { _indexLock.Release(); }
+
+        if (entry?.Config is null || !File.Exists(BlobPath(digest)) || !File.Exists(BlobPath(entry.Config)) || entry.Layers.Any(l => !File.Exists(BlobPath(l))))
+        {
+            return null;
+        }
+
+        try
+        {
+            var raw = File.ReadAllBytes(BlobPath(digest));
+            using var doc = JsonDocument.Parse(raw);
+            var mediaType = doc.RootElement.TryGetProperty("mediaType", out var m) && m.GetString() is { } t ? t : MediaTypes.OciManifest;
+            return RegistryClient.ParseManifest(ImageReference.Parse("localhost/cache@" + digest), mediaType, raw, digest);
+        }
+        catch (Exception e) when (e is IOException or JsonException or ImagePullException)
+        {
+            return null; // a blob removed meanwhile, or unreadable: ask the registry
         }
     }
 
@@ -150,14 +241,24 @@ public sealed partial class ImageCache : IDisposable
         }, cancellationToken);
 
     /// <summary>Records that VM <paramref name="vmUid"/> uses the image, so prune and eviction keep it.</summary>
-    public Task AddUserAsync(string digest, string vmUid, CancellationToken cancellationToken) =>
-        UpdateIndexAsync(index =>
+    public async Task AddUserAsync(string digest, string vmUid, CancellationToken cancellationToken)
+    {
+        await _indexLock.WaitAsync(cancellationToken);
+        try
         {
-            if (!index.TryGetValue(digest, out var entry))
+            if (!_index.TryGetValue(digest, out var entry))
                 throw new InvalidOperationException($"image {digest} is not in the cache; pull it first");
-            if (!entry.Users.Contains(vmUid)) entry.Users.Add(vmUid);
             entry.LastUsed = _time.GetUtcNow();
-        }, cancellationToken);
+            // Written (fsync'd) only when the user is new: a VM already counted costs no disk write; the last-use time
+            // rides along with the next write (it only orders eviction).
+            if (!entry.Users.Contains(vmUid))
+            {
+                entry.Users.Add(vmUid);
+                SaveIndex();
+            }
+        }
+        finally { _indexLock.Release(); }
+    }
 
     /// <summary>Drops VM <paramref name="vmUid"/> from every image it used (on VM delete).</summary>
     public Task RemoveUserAsync(string vmUid, CancellationToken cancellationToken) =>
@@ -480,6 +581,9 @@ public sealed partial class ImageCache : IDisposable
 
     private static string Hex(string digest) =>
         digest.StartsWith("sha256:", StringComparison.Ordinal) ? digest[7..] : throw new ArgumentException($"unsupported digest '{digest}'", nameof(digest));
+
+    [LoggerMessage(EventId = 5010, Level = LogLevel.Warning, Message = "image {Reference}: registry not reachable ({Error}); using the last known digest {Digest} from the cache")]
+    private static partial void LogLastKnown(ILogger log, string reference, string digest, string error);
 
     [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Pulled image {Reference} ({Digest}, {Bytes} bytes)")]
     private static partial void LogPulled(ILogger logger, string reference, string digest, long bytes);

@@ -14,6 +14,12 @@ public sealed class ImageCacheOptions
     /// </summary>
     public long SizeLimitBytes { get; set; }
 
+    /// <summary>
+    /// How long a tag's digest, once asked of the registry, is used without asking again (a burst of VMs of one tag
+    /// needs one manifest request, and a cached start none). 0 asks every time. Default 10 s.
+    /// </summary>
+    public TimeSpan TagTtl { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>mkfs.ext4 binary; by default looked up on PATH, then /usr/sbin and /sbin.</summary>
     public string? MkfsPath { get; set; }
 }
@@ -22,7 +28,9 @@ public sealed class ImageCacheOptions
 public sealed record ImagePullProgress(string Reference, long BytesDone, long BytesTotal);
 
 /// <summary>An image whose blobs are all in the cache and verified.</summary>
-public sealed record PulledImage(string Reference, Registry.ImageManifest Manifest)
+/// <param name="Note">Set when the image did not come from the registry's current answer (e.g. the last known digest of a
+/// tag while the registry is unreachable); for the VM's condition.</param>
+public sealed record PulledImage(string Reference, Registry.ImageManifest Manifest, string? Note = null)
 {
     public string Digest => Manifest.Digest;
 }

@@ -25,12 +25,15 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     public const string ReasonPullBackOff = "ImagePullBackOff";
     public const string ReasonInvalidReference = "InvalidImageReference";
     public const string ReasonReady = "ImagesReady";
+    public const string ReasonRegistryNotAllowed = "RegistryNotAllowed";
+    public const string ReasonVolumeTooSmall = "VolumeTooSmall";
 
     private readonly ImageCache _cache;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly ImagesStartStepOptions _options;
     private readonly CancellationTokenSource _lifetime = new();
+    private readonly RegistryAllowList? _registries;
 
     // Background work by "<product>|<reference>", product "tree" (kernel/initrd) or "disk" (volumes).
     private readonly ConcurrentDictionary<string, Job> _jobs = new(StringComparer.Ordinal);
@@ -38,8 +41,11 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     // What each VM was given, so a restart boots the same images even if a tag moved meanwhile.
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, Ready>> _resolved = new(StringComparer.Ordinal);
 
-    public ImagesStartStep(ImageCache cache, TimeProvider time, ImagesStartStepOptions? options = null, ILogger<ImagesStartStep>? log = null)
+    /// <param name="registries">The registries references may name (the daemon always gives one); null checks none.</param>
+    public ImagesStartStep(ImageCache cache, TimeProvider time, ImagesStartStepOptions? options = null, ILogger<ImagesStartStep>? log = null,
+        RegistryAllowList? registries = null)
     {
+        _registries = registries;
         _cache = cache;
         _time = time;
         _options = options ?? new ImagesStartStepOptions();
@@ -65,6 +71,14 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             {
                 var message = $"{w.Field}: {error ?? $"\"{w.Text}\" is not an OCI image reference"}";
                 return StartStepResult.Fail(ReasonInvalidReference, message, Condition(context, ConditionStatus.False, ReasonInvalidReference, message));
+            }
+
+            // Checked again here, not only at Create: the settings may have changed since, and a record may come
+            // from a store no Create guarded (a MicroVM resource applied with kubectl). Nothing is requested.
+            if (_registries?.Refusal(w.Field, w.Text) is { } refusal)
+            {
+                LogRegistryRefused(_log, vm.Key.ToString(), refusal);
+                return StartStepResult.Fail(ReasonRegistryNotAllowed, refusal, Condition(context, ConditionStatus.False, ReasonRegistryNotAllowed, refusal));
             }
         }
 
@@ -131,6 +145,20 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             given[key] = r;
         }
 
+        // size_in_mb grows a volume's own view; it can never shrink the image's file system. The image's size is
+        // known only now (Create cannot know it), so a size below it is a condition, not an InvalidArgument.
+        foreach (var (volume, field) in HostAccess.HostPathPolicy.Volumes(vm.Spec))
+        {
+            if (volume.ContainerSource is { } source && volume.SizeInMb is { } mb && mb > 0 &&
+                ready.TryGetValue(Key(Disk, source), out var disk) && new FileInfo(disk.Path).Length is var length && mb * 1048576L < length)
+            {
+                var needed = (length + 1048575) / 1048576;
+                var message = $"{field} size_in_mb {mb} is smaller than its image {source} ({disk.Digest}), whose disk is {needed} MiB; " +
+                    $"give size_in_mb {needed} or more, or leave it out to get the image's size";
+                return StartStepResult.Fail(ReasonVolumeTooSmall, message, Condition(context, ConditionStatus.False, ReasonVolumeTooSmall, message));
+            }
+        }
+
         StartStepResult? problem = null;
         var view = vm.Spec;
         try
@@ -154,7 +182,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         }
 
         context.Vm = vm with { Spec = view };
-        var summary = string.Join("; ", ready.Values.DistinctBy(r => r.Reference).Select(r => $"{r.Reference} ({r.Digest})"));
+        var summary = string.Join("; ", ready.Values.DistinctBy(r => r.Reference).Select(r => $"{r.Reference} ({r.Digest})" + (r.Note is { } note ? $": {note}" : "")));
         return StartStepResult.Proceed(Condition(context, ConditionStatus.True, ReasonReady, summary));
     }
 
@@ -340,7 +368,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                     ? await _cache.GetDiskAsync(pulled, _lifetime.Token)
                     : await _cache.GetTreeAsync(pulled, _lifetime.Token);
                 LogReady(_log, text, pulled.Digest, product, path);
-                return new Ready(text, pulled.Digest, path);
+                return new Ready(text, pulled.Digest, path, pulled.Note);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_lifetime.IsCancellationRequested)
             {
@@ -374,7 +402,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         _ => ex.Message,
     };
 
-    private sealed record Ready(string Reference, string Digest, string Path);
+    private sealed record Ready(string Reference, string Digest, string Path, string? Note = null);
 
     private sealed class Job(string reference, int failuresBefore)
     {
@@ -436,6 +464,9 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
     [LoggerMessage(EventId = 5101, Level = LogLevel.Warning, Message = "image {Reference} could not be pulled: {Error}")]
     private static partial void LogPullFailed(ILogger log, string reference, string error);
+
+    [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "{Vm} names a registry this node does not pull from: {Message}")]
+    private static partial void LogRegistryRefused(ILogger log, string vm, string message);
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Information, Message = "{Vm} waits for its images: {Message}")]
     private static partial void LogBackOff(ILogger log, string vm, string message);

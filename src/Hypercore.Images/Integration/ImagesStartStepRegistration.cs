@@ -16,7 +16,8 @@ public static class ImagesStartStepRegistration
             sp.GetRequiredService<Cache.ImageCache>(),
             sp.GetRequiredService<TimeProvider>(),
             options,
-            sp.GetService<ILogger<ImagesStartStep>>()));
+            sp.GetService<ILogger<ImagesStartStep>>(),
+            sp.GetService<RegistryAllowList>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, ImagesStartStep>(sp => sp.GetRequiredService<ImagesStartStep>()));
         return services;
     }

@@ -136,7 +136,7 @@ public sealed class RegistryClient : IDisposable
             $"{reference}: the manifest list has no linux/amd64 image (it has: {(seen.Count == 0 ? "none" : string.Join(", ", seen))})");
     }
 
-    private static ImageManifest ParseManifest(ImageReference reference, string mediaType, byte[] raw, string digest)
+    internal static ImageManifest ParseManifest(ImageReference reference, string mediaType, byte[] raw, string digest)
     {
         try
         {

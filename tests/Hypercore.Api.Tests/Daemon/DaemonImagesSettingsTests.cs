@@ -1,6 +1,7 @@
 using System.Runtime.Versioning;
 using Hypercore.Daemon.Cli;
 using Hypercore.Daemon.Hosting;
+using Hypercore.Images;
 using Hypercore.Images.Cache;
 using Hypercore.Images.Registry;
 using Hypercore.Reconciliation;
@@ -63,6 +64,43 @@ public sealed class DaemonImagesSettingsTests
         cache.Root.Should().Be(Path.Combine(_dir.FullName, "image-cache"), "apart from the named-image folders in images/");
         cache.SizeLimitBytes.Should().Be(1073741824);
         app.Services.GetServices<IStartStep>().Should().ContainSingle(s => s.Name == "images" && s.Order == 200);
+    }
+
+    [Test]
+    public async Task Run_AllowedRegistryWithSchemeOrWildcard_ExitsWith2NamingIt()
+    {
+        var (code, _, stderr) = await RunAsync("--allowed-registries", "https://ghcr.io,*.example.com");
+
+        code.Should().Be(2, stderr);
+        stderr.Should().Contain("allowed-registries: \"https://ghcr.io\" must be host[:port]")
+            .And.Contain("allowed-registries: \"*.example.com\" must be host[:port]");
+    }
+
+    [Test]
+    public async Task Build_NoAllowedRegistries_RefusesEveryRegistry_AndInsecureOnesCountAsAllowed()
+    {
+        await using (var bare = DaemonHost.Build(new Dictionary<string, string?>
+        {
+            ["Daemon:StateDirectory"] = Path.Combine(_dir.FullName, "a"),
+            ["Daemon:GrpcEndpoint"] = "127.0.0.1:0",
+            ["Daemon:HttpEndpoint"] = "127.0.0.1:0",
+        }, new BoundEndpoints()))
+        {
+            var none = bare.Services.GetRequiredService<RegistryAllowList>();
+            none.Registries.Should().BeEmpty("safe by default: no caller makes the node connect anywhere it was not given");
+            none.Refusal("kernel.image", "ghcr.io/org/kernel:1").Should().Contain("allowed: none").And.Contain("--allowed-registries ghcr.io");
+        }
+
+        await using var app = DaemonHost.Build(new Dictionary<string, string?>
+        {
+            ["Daemon:StateDirectory"] = Path.Combine(_dir.FullName, "b"),
+            ["Daemon:GrpcEndpoint"] = "127.0.0.1:0",
+            ["Daemon:HttpEndpoint"] = "127.0.0.1:0",
+            ["Daemon:AllowedRegistries"] = "ghcr.io, docker.io",
+            ["Daemon:InsecureRegistries"] = "localhost:5000",
+        }, new BoundEndpoints());
+
+        app.Services.GetRequiredService<RegistryAllowList>().Registries.Should().Equal("docker.io", "ghcr.io", "localhost:5000");
     }
 
     private async Task<(int Code, string Stdout, string Stderr)> RunAsync(params string[] flags)

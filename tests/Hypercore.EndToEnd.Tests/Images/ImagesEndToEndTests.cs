@@ -24,6 +24,7 @@ public sealed class ImagesEndToEndTests
     private Pusher _pusher = null!;
     private ThrottledProxy _slow = null!;
     private Node? _node;
+    private string _downHost = "";
     private readonly List<string> _vms = [];
 
     private Node Node => _node ?? throw new InvalidOperationException("no node");
@@ -40,7 +41,10 @@ public sealed class ImagesEndToEndTests
         var image = await Hypercore.Testing.GuestImage.EnsureAsync();
         await PushAsync("hypercore/default", "1", await FilesLayerAsync(
             ("boot/vmlinuz", Path.Combine(image, "vmlinuz")), ("boot/initrd.img", Path.Combine(image, "initrd.img"))));
-        _node = await Node.StartAsync(_ => ["--insecure-registries", $"{Registry},{_slow.Host}"]);
+        // The node pulls only from registries it was given: the plain ones (insecure counts as allowed), and the
+        // address of a registry that is down (test 4), named on purpose.
+        _downHost = $"127.0.0.1:{Tools.FreePort()}";
+        _node = await Node.StartAsync(_ => ["--insecure-registries", $"{Registry},{_slow.Host}", "--allowed-registries", _downHost]);
     }
 
     [OneTimeTearDown]
@@ -153,6 +157,23 @@ public sealed class ImagesEndToEndTests
         unknown.ExitCode.Should().Be(3, "not found: " + unknown);
     }
 
+    [Test, Order(1)]
+    public async Task VisRunImage_RegistryNotAllowed_IsRefusedWithTheSettingAndNothingIsCreated()
+    {
+        // Another port on the same loopback: a service the node could reach, but was not given as a registry.
+        var other = $"127.0.0.1:{Tools.FreePort()}";
+        using var listener = new TcpListener(IPAddress.Loopback, int.Parse(other.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture));
+        listener.Start();
+
+        var run = await Node.VisAsync("run", "--name", "probe1", "--image", $"{other}/x/y:1", "--provider", "qemu", "--no-wait");
+
+        run.ExitCode.Should().Be(2, "InvalidArgument is a usage error: " + run);
+        run.Stderr.Should().Contain($"names registry {other}").And.Contain("allowed-registries");
+        listener.Pending().Should().BeFalse("the node never connected to it");
+        var list = await Node.VisAsync("list");
+        list.Stdout.Should().NotContain("probe1");
+    }
+
     [Test, Order(2)]
     public async Task ContainerSourceVolume_TwoLayersAndAWhiteout_EachVmSeesTheImageAndOnlyItsOwnWrites_ThenPruneEmptiesTheCache()
     {
@@ -240,7 +261,7 @@ public sealed class ImagesEndToEndTests
     public async Task UnknownTagAndRegistryDown_ShowImagePullBackOffWithTheCause()
     {
         await CreateAsync("badtag", $"{Registry}/hypercore/default:nope");
-        var downHost = $"127.0.0.1:{Tools.FreePort()}";
+        var downHost = _downHost;
         await CreateAsync("down", $"{downHost}/hypercore/default:1");
 
         var badTag = await Node.WaitAsync("default", "badtag", v => v.Condition("ImageReady") is { Reason: "ImagePullBackOff" }, "ImagePullBackOff");
