@@ -454,24 +454,24 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
             CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
-    [LoggerMessage(1170, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot of MicroVM {MicroVm} claimed by this node")]
+    [LoggerMessage(1180, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot of MicroVM {MicroVm} claimed by this node")]
     private partial void LogClaimed(string @namespace, string name, string microVm);
 
-    [LoggerMessage(1171, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot of MicroVM {MicroVm} taken ({Bytes} bytes)")]
+    [LoggerMessage(1181, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot of MicroVM {MicroVm} taken ({Bytes} bytes)")]
     private partial void LogTaken(string @namespace, string name, string microVm, long bytes);
 
-    [LoggerMessage(1172, LogLevel.Warning, "{Namespace}/{Name}: MicroVMSnapshot failed: {Reason}: {Message}")]
+    [LoggerMessage(1182, LogLevel.Warning, "{Namespace}/{Name}: MicroVMSnapshot failed: {Reason}: {Message}")]
     private partial void LogFailed(string @namespace, string name, string reason, string message);
 
-    [LoggerMessage(1173, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot deleted with its files ({Bytes} bytes freed)")]
+    [LoggerMessage(1183, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot deleted with its files ({Bytes} bytes freed)")]
     private partial void LogDeleted(string @namespace, string name, long bytes);
 
-    [LoggerMessage(1174, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot is {Phase} ({Reason}: {Message})")]
+    [LoggerMessage(1184, LogLevel.Information, "{Namespace}/{Name}: MicroVMSnapshot is {Phase} ({Reason}: {Message})")]
     private partial void LogPhase(string @namespace, string name, string phase, string reason, string message);
 
-    [LoggerMessage(1175, LogLevel.Warning, "{Namespace}/{Name}: MicroVMSnapshot reconcile failed, retrying: {Message}")]
+    [LoggerMessage(1185, LogLevel.Warning, "{Namespace}/{Name}: MicroVMSnapshot reconcile failed, retrying: {Message}")]
     private partial void LogReconcileFailed(string @namespace, string name, string message);
 
-    [LoggerMessage(1176, LogLevel.Warning, "kubernetes: MicroVMSnapshot watch ({Selector}) failed: {Message}; again in {DelayMs:0} ms")]
+    [LoggerMessage(1186, LogLevel.Warning, "kubernetes: MicroVMSnapshot watch ({Selector}) failed: {Message}; again in {DelayMs:0} ms")]
     private partial void LogWatchFailed(string selector, string message, double delayMs);
 }
