@@ -57,7 +57,7 @@ internal sealed class PhaseWaiter(
                 _namespace = ns;
             }
 
-            if (Observe(first, out result))
+            if (Observe(first, out result, report: false))
             {
                 return result;
             }
@@ -70,7 +70,11 @@ internal sealed class PhaseWaiter(
             // The daemon sends the headers once it has subscribed. Only a state read after that point is safe to
             // combine with the stream: a change (a deletion that finished meanwhile) before it would never arrive.
             await call.ResponseHeadersAsync.WaitAsync(options.WatchSubscribeTimeout, options.TimeProvider, ct);
-            if (Observe(await ReadAsync(ct), out result))
+            // Read to end the wait, not to report: the stream starts from the daemon's informer, which may not have
+            // caught up with this read yet, and its first ADDED would then show an older phase after a newer one
+            // (vis run --from-snapshot once printed Provisioning, Pending, Provisioning, Running). Reported phases
+            // come from the stream alone, in the order the daemon wrote them.
+            if (Observe(await ReadAsync(ct), out result, report: false))
             {
                 return result;
             }
@@ -114,13 +118,32 @@ internal sealed class PhaseWaiter(
         ? await client.TryGetMicroVmAsync(id, _namespace, ct)
         : await client.GetMicroVmAsync(id, _namespace, ct);
 
-    /// <summary>True when the wait is over; throws when it can never be.</summary>
-    private bool Observe(MicroVM? vm, out MicroVM? result)
+    /// <summary>
+    /// True when the wait is over; throws when it can never be. <paramref name="report"/>: tell the progress sink
+    /// (a read that is not followed by the stream, or that ends the wait, is always told).
+    /// </summary>
+    private bool Observe(MicroVM? vm, out MicroVM? result, bool report = true)
+    {
+        if (report)
+        {
+            return ObserveCore(vm, out result, report: true);
+        }
+
+        if (!ObserveCore(vm, out result, report: false))
+        {
+            return false;
+        }
+
+        ObserveCore(vm, out _, report: true); // the end state is the newest: telling it cannot go back
+        return true;
+    }
+
+    private bool ObserveCore(MicroVM? vm, out MicroVM? result, bool report)
     {
         result = vm;
         if (vm is null)
         {
-            Report("deleted");
+            Report("deleted", report);
             if (WaitsForDeletion)
             {
                 return true;
@@ -133,7 +156,7 @@ internal sealed class PhaseWaiter(
         _lastPhase = status.Phase.Length > 0 ? status.Phase : MicroVmPhases.Pending;
         if (!guestReady)
         {
-            Report(ImageProgress.Describe(status) is { } pulling ? $"{_lastPhase}: {pulling}" : _lastPhase);
+            Report(ImageProgress.Describe(status) is { } pulling ? $"{_lastPhase}: {pulling}" : _lastPhase, report);
         }
 
         if (WaitsForDeletion)
@@ -152,7 +175,7 @@ internal sealed class PhaseWaiter(
                 return true;
             }
 
-            Report(status.Phase == phase && condition is not null ? $"{phase}, GuestReady {condition.Status}: {condition.Message}" : _lastPhase);
+            Report(status.Phase == phase && condition is not null ? $"{phase}, GuestReady {condition.Status}: {condition.Message}" : _lastPhase, report);
         }
         else if (current && status.Phase == phase)
         {
@@ -167,8 +190,13 @@ internal sealed class PhaseWaiter(
         return false;
     }
 
-    private void Report(string what)
+    private void Report(string what, bool report)
     {
+        if (!report)
+        {
+            return;
+        }
+
         var line = $"{Name}: {what}";
         if (line != _lastReported)
         {

@@ -17,7 +17,8 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
 
     public SnapshotStore Store => store;
 
-    public async Task<SnapshotManifest> CreateAsync(MicroVm vm, string name, CancellationToken ct)
+    /// <param name="owner">The owning object's uid (a MicroVMSnapshot), kept in the manifest; only it may delete the snapshot.</param>
+    public async Task<SnapshotManifest> CreateAsync(MicroVm vm, string name, CancellationToken ct, string? owner = null)
     {
         if (SnapshotStore.NameProblem(name) is { } bad)
         {
@@ -29,12 +30,14 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
             throw new FailedPreconditionException($"microvm {vm.Key} is being deleted");
         }
 
-        var provider = drivers.Resolve(vm.Spec.Provider);
-        if (!drivers.TryGet(provider, out var driver) || !driver.Capabilities.HasFlag(DriverCapabilities.Snapshot) ||
-            SnapshotRestoreStep.Unwrap(driver) is not ISnapshotDriver snapshots)
+        if (ProviderProblem(vm) is { } unsupported)
         {
-            throw new FailedPreconditionException($"provider \"{provider}\" of microvm {vm.Key} cannot take snapshots on this node");
+            throw new FailedPreconditionException(unsupported);
         }
+
+        var provider = drivers.Resolve(vm.Spec.Provider);
+        drivers.TryGet(provider, out var driver);
+        var snapshots = (ISnapshotDriver)SnapshotRestoreStep.Unwrap(driver!);
 
         if (vm.Status.Phase is not (Phase.Running or Phase.Paused))
         {
@@ -84,6 +87,7 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
                 Files = files,
                 Disks = taken.Disks,
                 SizeBytes = allocated,
+                Owner = owner,
             };
             if (!store.Commit(staging, manifest))
             {
@@ -107,6 +111,16 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
         }
     }
 
+    /// <summary>Why this node cannot snapshot VMs of <paramref name="vm"/>'s provider, or null when it can.</summary>
+    public string? ProviderProblem(MicroVm vm)
+    {
+        var provider = drivers.Resolve(vm.Spec.Provider);
+        return drivers.TryGet(provider, out var driver) && driver.Capabilities.HasFlag(DriverCapabilities.Snapshot) &&
+               SnapshotRestoreStep.Unwrap(driver) is ISnapshotDriver
+            ? null
+            : $"provider \"{provider}\" of microvm {vm.Key} cannot take snapshots on this node";
+    }
+
     /// <summary>Snapshots in the namespaces <paramref name="visible"/> accepts, by name.</summary>
     public IReadOnlyList<SnapshotManifest> List(Func<string, bool> visible) =>
         store.List().Where(m => visible(m.Namespace)).ToList();
@@ -124,9 +138,20 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
             : throw new SnapshotNotFoundException($"snapshot \"{name}\" not found; `vis snapshot ls` lists the snapshots");
     }
 
-    /// <summary>Removes the snapshot and its files. VMs restored from it keep running; they cannot restart from it.</summary>
-    public void Delete(SnapshotManifest manifest)
+    /// <summary>
+    /// Removes the snapshot and its files. VMs restored from it keep running; they cannot restart from it. A snapshot
+    /// with an <see cref="SnapshotManifest.Owner"/> is deleted only by that owner (<paramref name="owner"/>), so that a
+    /// MicroVMSnapshot never shows Ready for files someone removed underneath it.
+    /// </summary>
+    public void Delete(SnapshotManifest manifest, string? owner = null)
     {
+        if (manifest.Owner is { } owning && owning != owner)
+        {
+            throw new FailedPreconditionException(
+                $"snapshot \"{manifest.Name}\" belongs to the Kubernetes MicroVMSnapshot \"{manifest.Name}\" in namespace \"{manifest.Namespace}\" (uid {owning}); " +
+                $"delete that instead: kubectl delete microvmsnapshot {manifest.Name} -n {manifest.Namespace}");
+        }
+
         lock (_busy)
         {
             if (!_busy.Add(manifest.Name))

@@ -46,6 +46,12 @@ public sealed record SnapshotManifest
 
     /// <summary>Bytes the snapshot's files take on disk (sparse disk copies count what they really use).</summary>
     public long SizeBytes { get; init; }
+
+    /// <summary>
+    /// What owns the snapshot besides this node: the uid of the Kubernetes MicroVMSnapshot it was taken for, whose
+    /// deletion deletes it; null for a snapshot taken through the API (vis, gRPC, HTTP).
+    /// </summary>
+    public string? Owner { get; init; }
 }
 
 /// <summary>One file of a snapshot. <see cref="Sha256"/> is set for state files, which are checked before a restore.</summary>

@@ -19,6 +19,7 @@ using Hypercore.Operations;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Kubernetes.NodeLifecycle;
+using Hypercore.Store.Kubernetes.Snapshots;
 using Hypercore.Store.Sqlite;
 using Hypercore.Telemetry;
 using Hypercore.Snapshots;
@@ -178,6 +179,10 @@ public static partial class DaemonHost
             services.AddNodeLifecycleController();
             services.AddOptions<NodeLifecycleOptions>().Bind(builder.Configuration.GetSection(NodeLifecycleOptions.Section));
             services.AddOptions<PlacementOptions>().Bind(builder.Configuration.GetSection(PlacementOptions.Section));
+
+            // snapshots (issue 14): MicroVMSnapshot resources of this node's MicroVMs, taken through the SnapshotManager.
+            services.AddMicroVmSnapshotController();
+            services.AddOptions<MicroVmSnapshotOptions>().Bind(builder.Configuration.GetSection(MicroVmSnapshotOptions.Section));
         }
         else
         {

@@ -21,8 +21,11 @@ public sealed class HypercoreClientTests : FakeDaemonTest
         vm.Spec.Uid.Should().NotBeNullOrEmpty();
 
         var progress = new List<string>();
+        var gets = Service.ReceivedOf<GetMicroVMRequest>().Count;
         var running = _client.WaitForPhaseAsync("web1", MicroVmPhases.Running, TimeSpan.FromMinutes(1), new SyncProgress(progress));
         await Service.WatchStarted.WaitAsync(Patience);
+        // Running after the client's reads (namespace, then after the watch's headers), so it comes through the stream.
+        await Eventually(() => Service.ReceivedOf<GetMicroVMRequest>().Count >= gets + 2);
         Service.SetPhase("default", "web1", "Running");
         (await running.WaitAsync(Patience)).Status.Phase.Should().Be("Running");
 
@@ -36,6 +39,27 @@ public sealed class HypercoreClientTests : FakeDaemonTest
 
         (await _client.TryGetMicroVmAsync("web1")).Should().BeNull();
         progress.Should().Equal("default/web1: Pending", "default/web1: Running");
+    }
+
+    [Test]
+    public async Task WaitForPhase_WatchStartsBehindGet_ReportedPhaseNeverGoesBack()
+    {
+        // vis run --from-snapshot once printed Provisioning, Pending, Provisioning, Running: Get (the store) already
+        // said Provisioning while the watch (the daemon's informer) still started from Pending.
+        Service.Seed(new MicroVMSpec { Id = "web1", Kernel = new Kernel { Image = "default" } });
+        var pending = Service.Current("default", "web1");
+        Service.SetPhase("default", "web1", "Provisioning");
+        Service.LagNextWatch(pending, Service.Current("default", "web1"));
+
+        var progress = new List<string>();
+        var running = _client.WaitForPhaseAsync("web1", MicroVmPhases.Running, TimeSpan.FromMinutes(1), new SyncProgress(progress));
+        await Service.WatchStarted.WaitAsync(Patience);
+        // Running only after the client's read that follows the watch's headers (its first read learns the namespace).
+        await Eventually(() => Service.ReceivedOf<GetMicroVMRequest>().Count >= 2);
+        Service.SetPhase("default", "web1", "Running");
+        await running.WaitAsync(Patience);
+
+        progress.Should().Equal("default/web1: Pending", "default/web1: Provisioning", "default/web1: Running");
     }
 
     [Test]
@@ -75,6 +99,15 @@ public sealed class HypercoreClientTests : FakeDaemonTest
         }
 
         chunks.Should().BeEquivalentTo(new[] { new byte[] { 1, 2 }, [3] }, o => o.WithStrictOrdering());
+    }
+
+    private static async Task Eventually(Func<bool> condition)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        while (!condition())
+        {
+            await Task.Delay(10, cts.Token);
+        }
     }
 
     /// <summary>Progress&lt;T&gt; posts to the thread pool; a test wants reports in order, as they happen.</summary>

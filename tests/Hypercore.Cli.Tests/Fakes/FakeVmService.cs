@@ -48,6 +48,29 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
     /// <summary>Console output returned by Logs, in these chunks.</summary>
     public IReadOnlyList<byte[]> LogChunks { get; set; } = [];
 
+    /// <summary>
+    /// Makes the next Watch start as the daemon's does when its informer lags behind the store that Get reads: the
+    /// initial ADDED is <paramref name="stale"/>, then the changes the informer had not yet seen follow as MODIFIED.
+    /// </summary>
+    public void LagNextWatch(MicroVM stale, params MicroVM[] backlog)
+    {
+        lock (_lock)
+        {
+            _lag = (stale.Clone(), backlog.Select(b => b.Clone()).ToArray());
+        }
+    }
+
+    private (MicroVM Stale, MicroVM[] Backlog)? _lag;
+
+    /// <summary>A copy of the stored record, as Get returns it now.</summary>
+    public MicroVM Current(string @namespace, string id)
+    {
+        lock (_lock)
+        {
+            return _vms[(@namespace, id)].Clone();
+        }
+    }
+
     public void ResetWatchStarted() => _watchStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Stores a VM as if created earlier.</summary>
@@ -226,6 +249,17 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
 
             channel = Channel.CreateUnbounded<WatchMicroVMsResponse>();
             current = _vms.Values.Where(v => Matches(request, v)).Select(v => v.Clone()).ToList();
+            if (_lag is { } lag)
+            {
+                current = [lag.Stale];
+                foreach (var caughtUp in lag.Backlog)
+                {
+                    channel.Writer.TryWrite(new WatchMicroVMsResponse { Type = "MODIFIED", Microvm = caughtUp });
+                }
+
+                _lag = null;
+            }
+
             _watchers.Add((request, channel));
         }
 

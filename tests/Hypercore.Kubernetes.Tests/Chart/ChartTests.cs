@@ -113,6 +113,25 @@ public sealed partial class ChartTests
     }
 
     [Test]
+    public void SnapshotCrd_DescribesMicroVmSnapshot_WithCheckableRulesAndPrinterColumns()
+    {
+        var crd = Yaml.ParseFile(Repo.SnapshotCrdFile)!.AsObject();
+        var type = ResourceType.FromCrd(crd).Single();
+
+        type.Group.Should().Be("hypercore.vistara.dev");
+        type.Kind.Should().Be("MicroVMSnapshot");
+        type.Plural.Should().Be("microvmsnapshots");
+        type.ShortNames.Should().Equal("mvmsnap");
+        type.Namespaced.Should().BeTrue();
+        type.HasStatus.Should().BeTrue();
+        type.PrinterColumns.Select(c => c.Name).Should().Equal("MicroVM", "Phase", "Node", "Size", "Created", "Reason", "Age");
+        Untyped(type.Schema!, "").Should().BeEmpty();
+        CelRules.Unchecked(type.Schema!).Should().BeEmpty("the test API server checks every rule, so kubectl tests exercise them");
+        type.Schema!["properties"]!["status"]!["properties"]!["phase"]!["enum"]!.AsArray().Select(e => (string?)e)
+            .Should().Equal("Pending", "InProgress", "Ready", "Failed");
+    }
+
+    [Test]
     public void DaemonSet_Manifest_IsPrivilegedOnTheHostNetworkWithKvmStateAndNodeName()
     {
         var ds = Yaml.ParseAll(File.ReadAllText(Repo.Path_("deploy", "daemonset.yaml"))).Single()!.AsObject();

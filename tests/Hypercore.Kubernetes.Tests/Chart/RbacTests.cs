@@ -80,6 +80,9 @@ public sealed partial class RbacTests
             controller.Released.Should().Be(1, "the workload must reach the status and finalizer writes");
         }
 
+        // snapshots (issue 14): the MicroVMSnapshot controller claims, takes, reports and deletes one snapshot.
+        await SnapshotWorkloadAsync(cluster);
+
         // Only the daemon's requests (its kubeconfig carries the node name as token); kubectl only set the scene.
         return cluster.Server.Requests.Where(r => r.Token.StartsWith("node-", StringComparison.Ordinal)).Select(r => Permission(r.Group, r.Subresource.Length > 0 ? $"{r.Resource}/{r.Subresource}" : r.Resource, r.Verb)).ToHashSet();
     }
@@ -115,8 +118,59 @@ public sealed partial class RbacTests
         calls.Should().NotBeEmpty();
         calls.Where(c => !map.ContainsKey(c)).Should().BeEmpty("every API call must be mapped to its RBAC verb here");
 
+        // snapshots (issue 14): the same client calls on microvmsnapshots (and one GET of the named MicroVM).
+        var snapshotMap = new Dictionary<string, string[]>
+        {
+            ["GetNamespacedCustomObject"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "get"), Permission("hypercore.vistara.dev", "microvms", "get")],
+            ["ListNamespacedCustomObject"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "list")],
+            ["ListCustomObjectForAllNamespaces"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "list")],
+            ["WatchListNamespacedCustomObject"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "watch")],
+            ["WatchListCustomObjectForAllNamespaces"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "watch")],
+            ["ReplaceNamespacedCustomObject"] = [Permission("hypercore.vistara.dev", "microvmsnapshots", "update")],
+            ["ReplaceNamespacedCustomObjectStatus"] = [Permission("hypercore.vistara.dev", "microvmsnapshots/status", "update")],
+        };
+        var snapshotCalls = ClientCall().Matches(File.ReadAllText(Repo.Path_("src", "Hypercore.Store.Kubernetes", "Snapshots", "MicroVmSnapshotController.cs")))
+            .Select(m => m.Groups[1].Value).Distinct().ToList();
+        snapshotCalls.Should().NotBeEmpty();
+        snapshotCalls.Where(c => !snapshotMap.ContainsKey(c)).Should().BeEmpty("every API call of the snapshot controller must be mapped here");
+
         // The list and watch calls come in namespaced and all-namespaces pairs; the workload uses one of each.
-        return calls.Select(c => map[c]).ToHashSet();
+        return calls.Select(c => map[c]).Concat(snapshotCalls.SelectMany(c => snapshotMap[c])).ToHashSet();
+    }
+
+    /// <summary>snapshots (issue 14): one MicroVMSnapshot claimed, taken and deleted, one naming no MicroVM, on node-1.</summary>
+    private static async Task SnapshotWorkloadAsync(FakeCluster cluster)
+    {
+        var dir = Directory.CreateTempSubdirectory("hc-snapcrd-rbac-");
+        try
+        {
+            var store = cluster.NewStore("node-1");
+            var driver = new FakeSnapshotDriver("qemu");
+            var manager = new Hypercore.Snapshots.SnapshotManager(new Hypercore.Snapshots.SnapshotStore(dir.FullName), new Hypercore.Drivers.DriverRegistry([driver], "qemu"),
+                TimeProvider.System, new TestLogger<Hypercore.Snapshots.SnapshotManager>());
+            var vm = await store.CreateAsync(new MicroVmSpec { Id = "snapped", Provider = "qemu", Kernel = new KernelSpec { Image = "/k" } });
+            vm = await store.ClaimAsync(vm.Key);
+            vm = await store.UpdateStatusAsync(vm.Key, new MicroVmStatus { Phase = Phase.Running }, vm.ResourceVersion);
+            driver.Live[vm.Uid] = true;
+            using var client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.KubeconfigFor("node-1")));
+            using var controller = new Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotController(client, store, manager, Options.Create(FakeCluster.TestOptions("node-1")),
+                Options.Create(new Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotOptions { RetryInterval = TimeSpan.FromMilliseconds(200) }),
+                TimeProvider.System, new TestLogger<Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotController>());
+            await controller.StartAsync(CancellationToken.None);
+            var file = Path.Combine(cluster.Directory.FullName, "snapshots.yaml");
+            await File.WriteAllTextAsync(file,
+                "apiVersion: hypercore.vistara.dev/v1alpha1\nkind: MicroVMSnapshot\nmetadata:\n  name: snap\n  namespace: default\nspec:\n  microVMName: snapped\n---\n" +
+                "apiVersion: hypercore.vistara.dev/v1alpha1\nkind: MicroVMSnapshot\nmetadata:\n  name: orphan\n  namespace: default\nspec:\n  microVMName: nosuchvm\n");
+            (await cluster.Kubectl().RunAsync("apply", "-f", file)).ExitCode.Should().Be(0);
+            string? Phase_(string name) => (string?)cluster.Server.Get("hypercore.vistara.dev", "microvmsnapshots", "default", name)?["status"]?["phase"];
+            await Eventually.UntilAsync(() => Phase_("snap") == "Ready" && Phase_("orphan") == "Failed", "the snapshot Ready and the orphan Failed");
+            (await cluster.Kubectl().RunAsync("delete", "mvmsnap", "snap")).ExitCode.Should().Be(0);
+            await controller.StopAsync(CancellationToken.None);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     private static JsonArray ChartRules()

@@ -28,6 +28,7 @@ public sealed class FakeCluster : IAsyncDisposable
     {
         var options = new FakeKubeApiServerOptions { BookmarkInterval = bookmarkInterval ?? TimeSpan.FromSeconds(1) };
         options.CrdFiles.Add(Repo.CrdFile);
+        options.CrdFiles.Add(Repo.SnapshotCrdFile); // snapshots (issue 14)
         var server = await FakeKubeApiServer.StartAsync(options);
         return new FakeCluster(server, System.IO.Directory.CreateTempSubdirectory("hc-k8s-"));
     }

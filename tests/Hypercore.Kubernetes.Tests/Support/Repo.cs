@@ -7,6 +7,9 @@ public static class Repo
 
     public static string CrdFile => Path.Combine(Root, "crds", "microvms.hypercore.vistara.dev.yaml");
 
+    // snapshots (issue 14)
+    public static string SnapshotCrdFile => Path.Combine(Root, "crds", "microvmsnapshots.hypercore.vistara.dev.yaml");
+
     public static string Path_(params string[] parts) => Path.Combine([Root, .. parts]);
 
     private static string FindRoot()
