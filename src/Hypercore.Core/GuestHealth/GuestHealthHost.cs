@@ -101,6 +101,7 @@ public static class GuestHealthServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LivenessSignals>();
         services.TryAddSingleton<INetworkProbes, SocketNetworkProbes>();
+        services.TryAddSingleton<ProbeTargetPolicy>();
         services.TryAddSingleton<GuestHealthMonitor>();
         services.TryAddSingleton<GuestHealthHost>();
         services.AddHostedService(sp => sp.GetRequiredService<GuestHealthHost>());

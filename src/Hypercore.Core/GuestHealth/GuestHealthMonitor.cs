@@ -32,13 +32,15 @@ public sealed partial class GuestHealthMonitor : IDisposable
     private readonly GuestHealthOptions _options;
     private readonly string _nodeName;
     private readonly DriverRegistry? _drivers;
+    private readonly ProbeTargetPolicy _targets;
     private readonly ILogger<GuestHealthMonitor> _log;
     private readonly ConcurrentDictionary<VmKey, VmProbes> _vms = new();
     private readonly CancellationTokenSource _stopping = new();
 
     public GuestHealthMonitor(
         IMicroVmStore store, INetworkProbes network, LivenessSignals signals, TimeProvider time, IOptions<GuestHealthOptions> options,
-        IOptions<ReconcilerOptions> reconciler, ILogger<GuestHealthMonitor> log, DriverRegistry? drivers = null)
+        IOptions<ReconcilerOptions> reconciler, ILogger<GuestHealthMonitor> log, DriverRegistry? drivers = null,
+        ProbeTargetPolicy? targets = null)
     {
         _store = store;
         _network = network;
@@ -47,6 +49,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
         _options = options.Value;
         _nodeName = reconciler.Value.NodeName;
         _drivers = drivers;
+        _targets = targets ?? ProbeTargetPolicy.For(_options, _nodeName);
         _log = log;
     }
 
@@ -239,7 +242,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             return Task.FromResult(probe.ConsoleVerdict(console));
         }
 
-        var (address, problem) = ProbeTargets.Resolve(vm, _options.AllowHostTargets);
+        var (address, problem) = _targets.Resolve(vm);
         if (address is null)
         {
             return Task.FromResult(ProbeResult.Fail(problem!));

@@ -1,5 +1,6 @@
 using Hypercore.Admission;
 using Hypercore.Drivers;
+using Hypercore.GuestHealth;
 using Hypercore.HostAccess;
 using Hypercore.Images;
 using Hypercore.MicroVms;
@@ -40,6 +41,7 @@ public sealed partial class MicroVmOperations
     private readonly ILogger<MicroVmOperations> _log;
     private readonly HostPathPolicy? _hostPaths;
     private readonly NodeCapacity? _capacity; // admission: refuse at create what this node can never hold
+    private readonly ProbeTargetPolicy? _probeTargets; // guest health: a probe may not be aimed at an address the node did not give
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -49,8 +51,10 @@ public sealed partial class MicroVmOperations
         IOptionsMonitor<MicroVmOperationsOptions> options,
         ILogger<MicroVmOperations> log,
         HostPathPolicy? hostPaths = null,
-        NodeCapacity? capacity = null)
+        NodeCapacity? capacity = null,
+        ProbeTargetPolicy? probeTargets = null)
     {
+        _probeTargets = probeTargets;
         _hostPaths = hostPaths;
         _capacity = capacity;
         _store = store;
@@ -86,6 +90,7 @@ public sealed partial class MicroVmOperations
         spec = _images.Resolve(spec, errors) ?? spec;
         errors.AddRange(MicroVmSpecValidator.Validate(spec));
         errors.AddRange(HostPathViolations(spec));
+        errors.AddRange(_probeTargets?.CreateViolations(spec) ?? []);
         if (errors.Count > 0)
         {
             throw new InvalidSpecException(errors.Distinct().ToList());

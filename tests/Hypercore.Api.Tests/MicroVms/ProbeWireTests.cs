@@ -6,6 +6,7 @@ using Hypercore.Api.MicroVms;
 using Hypercore.Api.Tests.Hosting;
 using Hypercore.Contracts.VmApi;
 using Hypercore.MicroVms;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Api.Tests.MicroVms;
 
@@ -66,6 +67,44 @@ public sealed class ProbeWireTests
         ex.Status.Detail.Should().Contain("readiness_probe.console.regex \"([\" is not a valid .NET regular expression")
             .And.Contain("liveness_probe: tcp_socket and http_get probe the guest's address, and this VM has no network interface");
         (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task CreateOverGrpc_TcpProbeToAStaticAddressTheNodeDoesNotGive_InvalidArgumentSayingHowToAllowItAndNothingStored()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s =>
+            s.AddSingleton(Hypercore.GuestHealth.ProbeTargetPolicy.For(new Hypercore.GuestHealth.GuestHealthOptions())));
+        var spec = new MicroVMSpec
+        {
+            Id = "steer", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+            ReadinessProbe = new Probe { TcpSocket = new Hypercore.Contracts.VmApi.TcpSocketProbe { Port = 6379 } },
+        };
+        spec.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Address = new StaticAddress { Address = "172.31.0.10/24" } });
+
+        var act = async () => await server.Vms.CreateAsync(new CreateMicroVMRequest { Microvm = spec });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("readiness_probe: the guest address 172.31.0.10 was not given to the VM by this node")
+            .And.Contain("add a CIDR holding 172.31.0.10 to probe-allowed-cidrs (Health:AllowedCidrs) to allow it on purpose");
+        (await server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task CreateOverGrpc_TcpProbeToAStaticAddressInsideProbeAllowedCidrs_Stored()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s =>
+            s.AddSingleton(Hypercore.GuestHealth.ProbeTargetPolicy.For(new Hypercore.GuestHealth.GuestHealthOptions { AllowedCidrs = "172.31.0.0/24" })));
+        var spec = new MicroVMSpec
+        {
+            Id = "allowed", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+            ReadinessProbe = new Probe { TcpSocket = new Hypercore.Contracts.VmApi.TcpSocketProbe { Port = 22 } },
+        };
+        spec.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Address = new StaticAddress { Address = "172.31.0.10/24" } });
+
+        await server.Vms.CreateAsync(new CreateMicroVMRequest { Microvm = spec });
+
+        (await server.StoredAsync()).Should().ContainSingle();
     }
 
     [Test]
