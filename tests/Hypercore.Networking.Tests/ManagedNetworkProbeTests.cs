@@ -13,7 +13,7 @@ namespace Hypercore.Networking.Tests;
 /// namespace the test made, QEMU guests (TCG) that lease their address by DHCP and serve HTTP with busybox httpd, and
 /// TCP/HTTP probes that go to the leased address (the only kind of address a probe may reach by default). A liveness
 /// HTTP endpoint the guest stops serving on the test's signal restarts the VM once; a probe aimed at an address the
-/// node does not give is refused at Create.
+/// node does not give is refused at Create. A startup probe holds off a liveness probe strict enough to end a booting guest.
 /// </summary>
 [NonParallelizable]
 public sealed partial class ManagedNetworkProbeTests
@@ -47,7 +47,7 @@ public sealed partial class ManagedNetworkProbeTests
         typeof(ManagedNetworkProbeTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "VistaradDll").Value!;
 
     [Test]
-    public async Task ManagedNetwork_TcpAndHttpProbesReachTheLeasedAddress_LivenessHttpFailureRestartsOnce_StaticTargetRefused()
+    public async Task ManagedNetwork_TcpAndHttpProbesReachTheLeasedAddress_LivenessHttpFailureRestartsOnce_StartupHoldsOffLiveness_StaticTargetRefused()
     {
         await using var ns = await Netns.CreateAsync("p");
         var root = Directory.CreateTempSubdirectory("hc-probes2-e2e-").FullName;
@@ -87,7 +87,11 @@ public sealed partial class ManagedNetworkProbeTests
                 });
             web.RestartPolicy = "Always";
             web.Metadata["user-data"] = UserData;
-            var api = Spec("api", readiness: new Probe { HttpGet = new HttpGetProbe { Port = 80, Path = "/" }, PeriodSeconds = 1 });
+            // A liveness probe this strict would end the guest while it boots; the startup probe holds it off until httpd answers.
+            var api = Spec("api",
+                readiness: new Probe { HttpGet = new HttpGetProbe { Port = 80, Path = "/" }, PeriodSeconds = 1 },
+                liveness: new Probe { HttpGet = new HttpGetProbe { Port = 80, Path = "/" }, PeriodSeconds = 1, TimeoutSeconds = 5, FailureThreshold = 2 });
+            api.StartupProbe = new Probe { TcpSocket = new TcpSocketProbe { Port = 80 }, PeriodSeconds = 1, FailureThreshold = 240 };
             await client.CreateMicroVmAsync(web);
             await client.CreateMicroVmAsync(api);
 
@@ -101,6 +105,7 @@ public sealed partial class ManagedNetworkProbeTests
             webAddress.Should().MatchRegex(@"^10\.200\.0\.\d+$");
             Condition(webReady, "GuestReady").Message.Should().Be($"tcp connect to {webAddress}:80 succeeded");
             Condition(apiReady, "GuestReady").Message.Should().Be($"http GET http://{apiAddress}:80/ returned 200");
+            Condition(apiReady, "GuestStarted").Should().Match<Condition>(c => c.Status == "True" && c.Message == $"tcp connect to {apiAddress}:80 succeeded");
             Console(webReady).Should().Contain("hypercore: httpd on port 80", "ready means the guest's server answers");
             webReady.Status.RestartCount.Should().Be(0);
 
@@ -131,6 +136,8 @@ public sealed partial class ManagedNetworkProbeTests
             var settled = await client.GetMicroVmAsync("web");
             settled.Status.RestartCount.Should().Be(1, "the VM was restarted once");
             Condition(settled, "GuestReady").Status.Should().Be("True");
+            (await client.GetMicroVmAsync("api")).Status.RestartCount.Should().Be(0, "its strict liveness probe was held off until the startup probe succeeded");
+            daemon.Stderr.Should().Contain("default/api: guest started (startup probe tcp :80");
 
             foreach (var id in new[] { "web", "api" })
             {

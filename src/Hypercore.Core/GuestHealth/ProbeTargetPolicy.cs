@@ -128,11 +128,12 @@ public sealed class ProbeTargetPolicy
         return fields.Select(f => $"{f}: {refusal}").ToList();
     }
 
-    /// <summary>The spec's probes with their wire field names (the start-up probe is held off the others).</summary>
+    /// <summary>The spec's probes with their wire field names.</summary>
     public static IEnumerable<(ProbeSpec? Probe, string Field)> Probes(MicroVmSpec spec) =>
     [
         (spec.ReadinessProbe, "readiness_probe"),
         (spec.LivenessProbe, "liveness_probe"),
+        (spec.StartupProbe, "startup_probe"),
     ];
 
     private string? Refusal(IPAddress address, IReadOnlySet<IPAddress> assigned)

@@ -108,6 +108,41 @@ public sealed class ProbeWireTests
     }
 
     [Test]
+    public async Task CreateOverHttpJsonAndGrpc_StartupProbe_StoredWithDefaultsReturnedAndValidated()
+    {
+        const string body = """
+            {"microvm":{"id":"slow","vcpu":1,"memoryInMb":128,"kernel":{"image":"/boot/vmlinuz"},
+              "startupProbe":{"console":{"regex":"APP-STARTED"},"periodSeconds":5,"failureThreshold":60}}}
+            """;
+
+        using var response = await _server.Http.PostAsync("/v1/microvms", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
+        var returned = JsonDocument.Parse(text).RootElement.GetProperty("microvm").GetProperty("spec").GetProperty("startupProbe");
+        returned.GetProperty("console").GetProperty("regex").GetString().Should().Be("APP-STARTED");
+        returned.GetProperty("failureThreshold").GetInt32().Should().Be(60);
+        (await _server.StoredAsync()).Should().ContainSingle().Which.Spec.StartupProbe.Should().Be(new ProbeSpec
+        {
+            Console = new Hypercore.MicroVms.ConsoleProbe("APP-STARTED"), PeriodSeconds = 5, TimeoutSeconds = 1, FailureThreshold = 60,
+        });
+
+        var act = async () => await _server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec
+            {
+                Id = "bad-startup", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+                StartupProbe = new Probe { Console = new Hypercore.Contracts.VmApi.ConsoleProbe { Regex = "x" }, FailureThreshold = 5000 },
+            },
+        });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("startup_probe.failure_threshold must be between 1 and 1000, got 5000");
+        (await _server.StoredAsync()).Should().ContainSingle("nothing more was written");
+    }
+
+    [Test]
     public void StatusToProto_GuestReadyTimes_OnTheWire()
     {
         var at = new DateTimeOffset(2026, 11, 29, 20, 0, 0, TimeSpan.Zero);
