@@ -59,6 +59,9 @@ public sealed record MicroVmTemplate
     /// <summary>Restarts the VM by its restart policy after FailureThreshold failures; null for none.</summary>
     public Probe? LivenessProbe { get; init; }
 
+    /// <summary>Holds off readiness and liveness until it succeeds; ends the VM after FailureThreshold failures; null for none.</summary>
+    public Probe? StartupProbe { get; init; }
+
     /// <summary>Volume id of the scratch disk made from <see cref="DiskInMb"/>.</summary>
     public const string ScratchDiskId = "disk0";
 
@@ -115,6 +118,11 @@ public sealed record MicroVmTemplate
         if (LivenessProbe is not null)
         {
             spec.LivenessProbe = LivenessProbe.Clone();
+        }
+
+        if (StartupProbe is not null)
+        {
+            spec.StartupProbe = StartupProbe.Clone();
         }
 
         for (var i = 0; i < NetworkInterfaces; i++)

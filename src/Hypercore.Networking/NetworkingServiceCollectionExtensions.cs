@@ -19,6 +19,7 @@ public static class NetworkingServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<NodeNetwork>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, NetworkStartStep>());
+        services.TryAddSingleton<GuestHealth.IGuestAddressSource, ManagedGuestAddresses>(); // probes may go to leased addresses
         if (managed)
         {
             services.AddSingleton<IHostedService, NetworkSupervisor>();

@@ -189,6 +189,11 @@ public static class MicroVmResource
             spec["livenessProbe"] = ProbeToJson(liveness);
         }
 
+        if (s.StartupProbe is { } startup)
+        {
+            spec["startupProbe"] = ProbeToJson(startup);
+        }
+
         // snapshots
         if (s.RestoreFrom is { } restoreFrom)
         {
@@ -276,6 +281,9 @@ public static class MicroVmResource
 
             // snapshots
             RestoreFrom = (string?)spec["restoreFrom"] is { Length: > 0 } restoreFrom ? restoreFrom : null,
+
+            // guest health: startup probe
+            StartupProbe = ProbeFromJson(spec["startupProbe"]),
         };
     }
 

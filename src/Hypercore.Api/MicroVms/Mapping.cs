@@ -69,6 +69,9 @@ public static class Mapping
 
             // snapshots
             RestoreFrom = spec.HasRestoreFrom && spec.RestoreFrom.Length > 0 ? spec.RestoreFrom : null,
+
+            // guest health: startup probe
+            StartupProbe = spec.StartupProbe is { } startup ? ToCore(startup) : null,
         };
     }
 
@@ -130,6 +133,11 @@ public static class Mapping
         if (spec.LivenessProbe is { } liveness)
         {
             p.LivenessProbe = ToProto(liveness);
+        }
+
+        if (spec.StartupProbe is { } startup)
+        {
+            p.StartupProbe = ToProto(startup);
         }
 
         if (record is not null)

@@ -141,6 +141,7 @@ internal static class CreateCommands
         // Guest health (issue 14).
         private readonly ProbeFlags _readiness = new("ready", "readiness");
         private readonly ProbeFlags _liveness = new("live", "liveness");
+        private readonly ProbeFlags _startup = new("startup", "startup");
 
         public void AddTo(Command command)
         {
@@ -160,6 +161,7 @@ internal static class CreateCommands
             command.Add(_restartPolicy);
             _readiness.AddTo(command);
             _liveness.AddTo(command);
+            _startup.AddTo(command);
             command.Add(_fromSnapshot);
         }
 
@@ -226,6 +228,7 @@ internal static class CreateCommands
 
             spec.ReadinessProbe = _readiness.Apply(p, spec.ReadinessProbe);
             spec.LivenessProbe = _liveness.Apply(p, spec.LivenessProbe);
+            spec.StartupProbe = _startup.Apply(p, spec.StartupProbe);
 
             if (string.IsNullOrEmpty(spec.Id))
             {

@@ -40,6 +40,8 @@ internal sealed record HacConfig
 
     public Probe? Liveness { get; init; }
 
+    public Probe? Startup { get; init; }
+
     /// <summary>Fills a template; a name must come from the file or a flag.</summary>
     public MicroVmTemplate ToTemplate() => new()
     {
@@ -58,5 +60,6 @@ internal sealed record HacConfig
         Labels = Labels,
         ReadinessProbe = Readiness,
         LivenessProbe = Liveness,
+        StartupProbe = Startup,
     };
 }

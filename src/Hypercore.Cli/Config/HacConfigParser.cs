@@ -13,7 +13,7 @@ internal static class HacConfigParser
 {
     private static readonly string[] TopLevelKeys =
         ["name", "namespace", "image", "memory", "cpu", "disk", "network", "provider", "restart_policy", "kernel", "metadata", "labels",
-            "readiness", "liveness"];
+            "readiness", "liveness", "startup"];
 
     private static readonly string[] ProbeKeys = ["console", "tcp", "http", "initial_delay", "period", "timeout", "failure_threshold"];
 
@@ -74,10 +74,11 @@ internal static class HacConfigParser
             Labels = reader.Map("labels", bareFlags: false) ?? new Dictionary<string, string>(),
             Readiness = ReadProbe(reader.Table("readiness"), sourceName, "readiness"),
             Liveness = ReadProbe(reader.Table("liveness"), sourceName, "liveness"),
+            Startup = ReadProbe(reader.Table("startup"), sourceName, "startup"),
         };
     }
 
-    /// <summary>Guest health: <c>[readiness]</c>/<c>[liveness]</c> with one of console, tcp, http and the timing in seconds.</summary>
+    /// <summary>Guest health: <c>[readiness]</c>/<c>[liveness]</c>/<c>[startup]</c> with one of console, tcp, http and the timing in seconds.</summary>
     private static Contracts.VmApi.Probe? ReadProbe(TableReader? table, string source, string name)
     {
         if (table is null)

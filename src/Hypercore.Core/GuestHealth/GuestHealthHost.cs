@@ -61,7 +61,7 @@ public sealed class GuestHealthStartStep(TimeProvider time, DriverRegistry? driv
     public Task<StartStepResult> PrepareAsync(StartContext context, CancellationToken cancellationToken)
     {
         var vm = context.Stored;
-        if (vm.Spec.ReadinessProbe is null && vm.Spec.LivenessProbe is null)
+        if (vm.Spec.ReadinessProbe is null && vm.Spec.LivenessProbe is null && vm.Spec.StartupProbe is null)
         {
             return Task.FromResult(StartStepResult.Proceed());
         }
@@ -72,13 +72,18 @@ public sealed class GuestHealthStartStep(TimeProvider time, DriverRegistry? driv
         var offset = info is { Exists: true } && (info.Attributes & FileAttributes.ReparsePoint) == 0 ? info.Length : 0;
         var now = time.GetUtcNow();
         var readiness = vm.Spec.ReadinessProbe;
-        return Task.FromResult(StartStepResult.Proceed(s => s with
+        var startup = vm.Spec.StartupProbe;
+        return Task.FromResult(StartStepResult.Proceed(s =>
         {
-            ConsoleBootOffset = offset,
-            Conditions = readiness is null
+            var conditions = readiness is null
                 ? s.Conditions
                 : Conditions.Set(s.Conditions, Conditions.GuestReady, ConditionStatus.False, GuestHealthMonitor.ReasonProbing,
-                    $"waiting for the guest to boot; readiness probe {readiness.Describe()}", vm.Generation, now),
+                    $"waiting for the guest to boot; readiness probe {readiness.Describe()}", vm.Generation, now);
+            conditions = startup is null
+                ? conditions
+                : Conditions.Set(conditions, GuestHealthMonitor.ConditionGuestStarted, ConditionStatus.False, GuestHealthMonitor.ReasonProbing,
+                    $"waiting for the guest to boot; startup probe {startup.Describe()}", vm.Generation, now);
+            return s with { ConsoleBootOffset = offset, Conditions = conditions };
         }));
     }
 
@@ -101,6 +106,7 @@ public static class GuestHealthServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<LivenessSignals>();
         services.TryAddSingleton<INetworkProbes, SocketNetworkProbes>();
+        services.TryAddSingleton<ProbeTargetPolicy>();
         services.TryAddSingleton<GuestHealthMonitor>();
         services.TryAddSingleton<GuestHealthHost>();
         services.AddHostedService(sp => sp.GetRequiredService<GuestHealthHost>());

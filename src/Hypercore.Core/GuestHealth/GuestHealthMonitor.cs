@@ -25,6 +25,12 @@ public sealed partial class GuestHealthMonitor : IDisposable
     public const string ReasonProbing = "Probing";
     public const string ReasonNotRunning = "NotRunning";
 
+    /// <summary>Condition kept while a VM has a startup probe: True once it succeeded on this boot.</summary>
+    public const string ConditionGuestStarted = "GuestStarted";
+
+    /// <summary>The Ready reason of a VM ended because its startup probe gave up.</summary>
+    public const string ReasonStartupProbeFailed = "StartupProbeFailed";
+
     private readonly IMicroVmStore _store;
     private readonly INetworkProbes _network;
     private readonly LivenessSignals _signals;
@@ -32,13 +38,15 @@ public sealed partial class GuestHealthMonitor : IDisposable
     private readonly GuestHealthOptions _options;
     private readonly string _nodeName;
     private readonly DriverRegistry? _drivers;
+    private readonly ProbeTargetPolicy _targets;
     private readonly ILogger<GuestHealthMonitor> _log;
     private readonly ConcurrentDictionary<VmKey, VmProbes> _vms = new();
     private readonly CancellationTokenSource _stopping = new();
 
     public GuestHealthMonitor(
         IMicroVmStore store, INetworkProbes network, LivenessSignals signals, TimeProvider time, IOptions<GuestHealthOptions> options,
-        IOptions<ReconcilerOptions> reconciler, ILogger<GuestHealthMonitor> log, DriverRegistry? drivers = null)
+        IOptions<ReconcilerOptions> reconciler, ILogger<GuestHealthMonitor> log, DriverRegistry? drivers = null,
+        ProbeTargetPolicy? targets = null)
     {
         _store = store;
         _network = network;
@@ -47,6 +55,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
         _options = options.Value;
         _nodeName = reconciler.Value.NodeName;
         _drivers = drivers;
+        _targets = targets ?? ProbeTargetPolicy.For(_options, _nodeName);
         _log = log;
     }
 
@@ -86,8 +95,15 @@ public sealed partial class GuestHealthMonitor : IDisposable
 
     private async Task TickOneAsync(MicroVm vm, CancellationToken ct)
     {
+        if (vm.Spec.StartupProbe is null && vm.Status.FindCondition(ConditionGuestStarted) is not null)
+        {
+            await WriteAsync(vm.Key, v => v.Spec.StartupProbe is null
+                ? v.Status with { Conditions = v.Status.Conditions.Where(c => c.Type != ConditionGuestStarted).ToList() }
+                : null, ct);
+        }
+
         var readiness = vm.Spec.ReadinessProbe;
-        if (readiness is null && vm.Spec.LivenessProbe is null)
+        if (readiness is null && vm.Spec.LivenessProbe is null && vm.Spec.StartupProbe is null)
         {
             Drop(vm.Key);
             if (vm.Status.FindCondition(Conditions.GuestReady) is not null)
@@ -112,7 +128,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             return;
         }
 
-        var session = new Session(vm.Uid, vm.Status.BootTime, vm.Status.Pid, vm.Spec.ReadinessProbe, vm.Spec.LivenessProbe);
+        var session = new Session(vm.Uid, vm.Status.BootTime, vm.Status.Pid, vm.Spec.ReadinessProbe, vm.Spec.LivenessProbe, vm.Spec.StartupProbe);
         if (!_vms.TryGetValue(vm.Key, out var probes) || probes.Session != session)
         {
             Drop(vm.Key);
@@ -122,6 +138,22 @@ public sealed partial class GuestHealthMonitor : IDisposable
 
         var now = _time.GetUtcNow();
         probes.ReadConsole(now);
+
+        if (probes.Startup is { } startup && !probes.Started)
+        {
+            await StartupAsync(vm, probes, startup, now, ct);
+            if (!probes.Started)
+            {
+                // Kubernetes: readiness and liveness are not run at all until the startup probe succeeded.
+                if (probes.Readiness is { } waiting)
+                {
+                    await SetGuestReadyAsync(vm, probes.Session, ConditionStatus.False, ReasonProbing,
+                        $"waiting for startup probe {startup.Spec.Describe()} (readiness probe {waiting.Spec.Describe()} runs once it succeeds)", ct);
+                }
+
+                return;
+            }
+        }
 
         if (probes.Readiness is { } r)
         {
@@ -166,6 +198,96 @@ public sealed partial class GuestHealthMonitor : IDisposable
                 LivenessResult(vm, probes, l, verdict);
             }
         }
+    }
+
+    private async Task StartupAsync(MicroVm vm, VmProbes probes, ProbeState s, DateTimeOffset now, CancellationToken ct)
+    {
+        if (s.Fired)
+        {
+            return; // the verdict was handed to the reconciler; this boot is ending
+        }
+
+        var describe = s.Spec.Describe();
+        var result = s.Collect(now);
+        if (result is null)
+        {
+            if (s.Regex is not null && s.Matched)
+            {
+                s.DueNow(now); // a console line counts as soon as it is printed
+            }
+
+            if (s.Due(now))
+            {
+                s.Start(now, RunAsync(vm, s, _stopping.Token));
+                result = s.Collect(now);
+            }
+        }
+
+        if (result is not { } r)
+        {
+            if (vm.Status.FindCondition(ConditionGuestStarted) is not { } known || !IsCurrent(known, vm))
+            {
+                var delay = s.Spec.InitialDelaySeconds > 0 ? $" (initial delay {s.Spec.InitialDelaySeconds} s)" : "";
+                await SetConditionAsync(vm, probes.Session, ConditionGuestStarted, ConditionStatus.False, ReasonProbing, $"waiting for startup probe {describe}{delay}", ct);
+            }
+
+            return;
+        }
+
+        if (r.Success)
+        {
+            probes.Started = true;
+            LogStarted(vm.Key, describe, (now - probes.StartedAt).TotalSeconds, r.Message);
+            await SetConditionAsync(vm, probes.Session, ConditionGuestStarted, ConditionStatus.True, ReasonProbeSucceeded, r.Message, ct);
+            return;
+        }
+
+        s.Failures++;
+        if (s.Failures < s.Spec.FailureThreshold)
+        {
+            await SetConditionAsync(vm, probes.Session, ConditionGuestStarted, ConditionStatus.False, ReasonProbing,
+                $"startup probe {describe} has not succeeded yet: {r.Message}", ct);
+            return;
+        }
+
+        s.Fired = true;
+        var message = $"startup probe {describe} failed {s.Failures} times in a row: {r.Message}";
+        LogStartupFailed(vm.Key, message, vm.Spec.RestartPolicy);
+        await SetConditionAsync(vm, probes.Session, ConditionGuestStarted, ConditionStatus.False, ReasonProbeFailed, message, ct);
+        _signals.Report(vm.Key, new LivenessFailure(probes.Session.Uid, probes.Session.BootTime, describe, message, ReasonStartupProbeFailed));
+        LivenessFailed?.Invoke(vm.Key);
+    }
+
+    /// <summary>Sets a condition of this boot (not GuestReady, which has its times), if the record is still on the same boot.</summary>
+    private Task SetConditionAsync(MicroVm seen, Session session, string type, ConditionStatus status, string reason, string message, CancellationToken ct)
+    {
+        if (seen.Status.FindCondition(type) is { } known && known.Status == status && known.Reason == reason && known.Message == message && IsCurrent(known, seen))
+        {
+            return Task.CompletedTask;
+        }
+
+        return WriteAsync(seen.Key, vm =>
+        {
+            if (vm.Uid != session.Uid || vm.Status.BootTime != session.BootTime || vm.Status.Phase != Phase.Running)
+            {
+                return null;
+            }
+
+            var now = _time.GetUtcNow();
+            var old = vm.Status.FindCondition(type);
+            if (old is not null && old.Status == status && old.Reason == reason && old.Message == message && IsCurrent(old, vm))
+            {
+                return null;
+            }
+
+            var conditions = Conditions.Set(vm.Status.Conditions, type, status, reason, message, vm.Generation, now);
+            if (old is not null && !IsCurrent(old, vm))
+            {
+                conditions = conditions.Select(c => c.Type == type ? c with { LastTransitionTime = now } : c).ToList();
+            }
+
+            return vm.Status with { Conditions = conditions };
+        }, ct);
     }
 
     /// <summary>Whether a stored GuestReady condition speaks about the current boot.</summary>
@@ -239,7 +361,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             return Task.FromResult(probe.ConsoleVerdict(console));
         }
 
-        var (address, problem) = ProbeTargets.Resolve(vm, _options.AllowHostTargets);
+        var (address, problem) = _targets.Resolve(vm);
         if (address is null)
         {
             return Task.FromResult(ProbeResult.Fail(problem!));
@@ -351,7 +473,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
     }
 
     /// <summary>What identifies one boot's probing: a change to any part starts the probes afresh.</summary>
-    private sealed record Session(string Uid, DateTimeOffset? BootTime, int? Pid, ProbeSpec? Readiness, ProbeSpec? Liveness);
+    private sealed record Session(string Uid, DateTimeOffset? BootTime, int? Pid, ProbeSpec? Readiness, ProbeSpec? Liveness, ProbeSpec? Startup);
 
     /// <summary>The probes of one boot of one VM, and the console they share.</summary>
     private sealed class VmProbes
@@ -364,7 +486,11 @@ public sealed partial class GuestHealthMonitor : IDisposable
             StartedAt = vm.Status.BootTime is { } boot && boot <= now ? boot : now;
             Readiness = session.Readiness is { } r ? new ProbeState(r, StartedAt, liveness: false) : null;
             Liveness = session.Liveness is { } l ? new ProbeState(l, StartedAt, liveness: true) : null;
-            if ((Readiness?.Regex ?? Liveness?.Regex) is not null && consolePath is not null)
+            Startup = session.Startup is { } st ? new ProbeState(st, StartedAt, liveness: false) : null;
+            Started = Startup is null ||
+                (vm.Status.FindCondition(ConditionGuestStarted) is { Status: ConditionStatus.True } started &&
+                 vm.Status.BootTime is { } bootedAt && started.LastTransitionTime >= bootedAt); // recorded before a daemon restart
+            if ((Readiness?.Regex ?? Liveness?.Regex ?? Startup?.Regex) is not null && consolePath is not null)
             {
                 _console = new ConsoleTail(consolePath, vm.Status.ConsoleBootOffset ?? 0);
             }
@@ -389,6 +515,11 @@ public sealed partial class GuestHealthMonitor : IDisposable
 
         public ProbeState? Liveness { get; }
 
+        public ProbeState? Startup { get; }
+
+        /// <summary>No startup probe, or it succeeded on this boot: readiness and liveness run.</summary>
+        public bool Started { get; set; }
+
         public void ReadConsole(DateTimeOffset now)
         {
             if (_console is null)
@@ -405,6 +536,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             {
                 Readiness?.ConsoleError(ex.Message);
                 Liveness?.ConsoleError(ex.Message);
+                Startup?.ConsoleError(ex.Message);
                 return;
             }
 
@@ -412,6 +544,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             {
                 Readiness?.See(line, now);
                 Liveness?.See(line, now);
+                Startup?.See(line, now);
             }
         }
     }
@@ -552,6 +685,12 @@ public sealed partial class GuestHealthMonitor : IDisposable
 
     [LoggerMessage(1114, LogLevel.Information, "{Key}: first GuestReady {Seconds:0.000} s after create")]
     private partial void LogFirstReady(VmKey key, double seconds);
+
+    [LoggerMessage(1117, LogLevel.Information, "{Key}: guest started (startup probe {Probe}, {Seconds:0.0} s after boot): {Message}")]
+    private partial void LogStarted(VmKey key, string probe, double seconds, string message);
+
+    [LoggerMessage(1118, LogLevel.Warning, "{Key}: {Message}; ending the VM (restartPolicy {Policy})")]
+    private partial void LogStartupFailed(VmKey key, string message, RestartPolicy policy);
 
     [LoggerMessage(1115, LogLevel.Warning, "{Key}: probing failed: {Message}")]
     private partial void LogTickFailed(VmKey key, string message);

@@ -3,8 +3,12 @@ using Hypercore.MicroVms;
 
 namespace Hypercore.GuestHealth;
 
-/// <summary>A liveness probe that reached its failure threshold on one boot of one VM.</summary>
-public sealed record LivenessFailure(string Uid, DateTimeOffset? BootTime, string Probe, string Message);
+/// <summary>
+/// A liveness (or startup) probe that reached its failure threshold on one boot of one VM; <paramref name="Reason"/>
+/// becomes the Ready condition's reason when the VM is ended.
+/// </summary>
+public sealed record LivenessFailure(string Uid, DateTimeOffset? BootTime, string Probe, string Message,
+    string Reason = Reconciliation.Reconciler.ReasonLivenessProbeFailed);
 
 /// <summary>
 /// Hands liveness verdicts from the prober to the reconciler, which alone stops and starts VMs (one reconcile per key

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Hypercore.MicroVms;
 
@@ -93,57 +92,4 @@ public sealed class SocketNetworkProbes : INetworkProbes, IDisposable
 
     private static string Endpoint(IPAddress address, int port) =>
         address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]:{port}" : $"{address}:{port}";
-}
-
-/// <summary>
-/// Where a TCP or HTTP probe goes: the guest's first address, from status (what the node's networking leased or
-/// learned) before the spec's static addresses. The daemon runs as root, so an address that is the host itself
-/// (loopback, unspecified, one of the host's own addresses) is refused unless the node allows it on purpose: a
-/// spec must not be a way to scan the node's own services.
-/// </summary>
-public static class ProbeTargets
-{
-    public static (IPAddress? Address, string? Problem) Resolve(MicroVm vm, bool allowHostTargets, Func<IReadOnlyCollection<IPAddress>>? hostAddresses = null)
-    {
-        var candidates = vm.Status.Addresses.Concat(vm.Spec.Interfaces.Select(i => i.Address).OfType<string>());
-        foreach (var text in candidates)
-        {
-            var bare = text.Split('/')[0];
-            if (!IPAddress.TryParse(bare, out var address))
-            {
-                continue;
-            }
-
-            if (allowHostTargets)
-            {
-                return (address, null);
-            }
-
-            if (IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any) ||
-                address.IsIPv6Multicast || (address.AddressFamily == AddressFamily.InterNetwork && address.GetAddressBytes()[0] >= 224) ||
-                (hostAddresses ?? HostAddresses)().Contains(address))
-            {
-                return (null, $"the guest address {address} is the host itself or not a unicast address; probes never reach the node's own " +
-                    "services unless the daemon is started with probe-host-targets = true (Health:AllowHostTargets)");
-            }
-
-            return (address, null);
-        }
-
-        return (null, "the VM has no guest address to probe yet (no status address and no static interface address); give an interface a static address or use a console probe");
-    }
-
-    private static IReadOnlyCollection<IPAddress> HostAddresses()
-    {
-        try
-        {
-            return NetworkInterface.GetAllNetworkInterfaces()
-                .SelectMany(n => n.GetIPProperties().UnicastAddresses.Select(a => a.Address))
-                .ToHashSet();
-        }
-        catch (NetworkInformationException)
-        {
-            return [];
-        }
-    }
 }

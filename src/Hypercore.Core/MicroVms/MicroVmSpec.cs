@@ -51,6 +51,11 @@ public sealed record MicroVmSpec
     /// <summary>Name of a snapshot (same namespace) this VM starts from; its hardware comes from the snapshot.</summary>
     public string? RestoreFrom { get; init; }
 
+    // Guest health (issue 14): the startup probe.
+
+    /// <summary>Until it succeeds on a boot, readiness and liveness probes are not run; after FailureThreshold failures the VM is ended.</summary>
+    public ProbeSpec? StartupProbe { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -62,7 +67,8 @@ public sealed record MicroVmSpec
         DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
         AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
         ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe &&
-        RestoreFrom == other.RestoreFrom;
+        RestoreFrom == other.RestoreFrom &&
+        StartupProbe == other.StartupProbe;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 

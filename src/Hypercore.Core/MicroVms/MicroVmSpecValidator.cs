@@ -197,6 +197,7 @@ public static partial class MicroVmSpecValidator
         // Guest health (issue 14).
         ValidateProbe(spec, spec.ReadinessProbe, "readiness_probe", errors);
         ValidateProbe(spec, spec.LivenessProbe, "liveness_probe", errors);
+        ValidateProbe(spec, spec.StartupProbe, "startup_probe", errors);
         // snapshots
         if (spec.RestoreFrom is { } snapshot && Snapshots.SnapshotStore.NameProblem(snapshot) is { } badSnapshot)
         {

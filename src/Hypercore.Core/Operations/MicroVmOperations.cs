@@ -1,5 +1,6 @@
 using Hypercore.Admission;
 using Hypercore.Drivers;
+using Hypercore.GuestHealth;
 using Hypercore.HostAccess;
 using Hypercore.Images;
 using Hypercore.MicroVms;
@@ -41,6 +42,7 @@ public sealed partial class MicroVmOperations
     private readonly HostPathPolicy? _hostPaths;
     private readonly NodeCapacity? _capacity; // admission: refuse at create what this node can never hold
     private readonly RegistryAllowList? _registries; // images (issue 11): registries a reference may name
+    private readonly ProbeTargetPolicy? _probeTargets; // guest health: a probe may not be aimed at an address the node did not give
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -51,9 +53,11 @@ public sealed partial class MicroVmOperations
         ILogger<MicroVmOperations> log,
         HostPathPolicy? hostPaths = null,
         NodeCapacity? capacity = null,
-        RegistryAllowList? registries = null)
+        RegistryAllowList? registries = null,
+        ProbeTargetPolicy? probeTargets = null)
     {
         _registries = registries;
+        _probeTargets = probeTargets;
         _hostPaths = hostPaths;
         _capacity = capacity;
         _store = store;
@@ -90,6 +94,7 @@ public sealed partial class MicroVmOperations
         errors.AddRange(MicroVmSpecValidator.Validate(spec));
         errors.AddRange(HostPathViolations(spec));
         errors.AddRange(_registries?.Violations(spec) ?? []);
+        errors.AddRange(_probeTargets?.CreateViolations(spec) ?? []);
         if (errors.Count > 0)
         {
             throw new InvalidSpecException(errors.Distinct().ToList());

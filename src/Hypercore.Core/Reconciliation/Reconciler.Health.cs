@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Reconciliation;
 
-/// <summary>Guest health (issue 14): what the reconciler does with a liveness verdict from the prober.</summary>
+/// <summary>Guest health (issue 14): what the reconciler does with a liveness (or startup) probe's verdict from the prober.</summary>
 public sealed partial class Reconciler
 {
     public const string ReasonLivenessProbeFailed = "LivenessProbeFailed";
@@ -22,7 +22,7 @@ public sealed partial class Reconciler
         LogLivenessRestart(vm.Key, failure.Message, vm.Spec.RestartPolicy);
         await driver.StopAsync(vm, TimeSpan.Zero, ct);
         var ended = new VmRuntimeInfo { Uid = vm.Uid, State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = failure.Message };
-        return await EnsureUpAsync(vm, driver, ended, ct, (ReasonLivenessProbeFailed, failure.Message));
+        return await EnsureUpAsync(vm, driver, ended, ct, (failure.Reason, failure.Message));
     }
 
     [LoggerMessage(1120, LogLevel.Warning, "{Key}: {Message}; killing the hypervisor (restartPolicy {Policy})")]

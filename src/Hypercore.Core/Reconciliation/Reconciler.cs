@@ -440,7 +440,7 @@ public sealed partial class Reconciler
     private static bool EndedOnItsOwn(MicroVm vm) =>
         vm.Status.Phase is Phase.Stopped or Phase.Failed &&
         vm.Status.ObservedGeneration == vm.Generation &&
-        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive or ReasonLivenessProbeFailed;
+        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive or ReasonLivenessProbeFailed or GuestHealth.GuestHealthMonitor.ReasonStartupProbeFailed;
 
     private const string ReasonGuestShutdown = "GuestShutdown";
     private const string ReasonCrashed = "Crashed";

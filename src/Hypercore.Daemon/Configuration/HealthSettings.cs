@@ -14,5 +14,8 @@ public static class HealthSettings
         Kind = SettingKind.Duration,
     };
 
-    public static readonly IReadOnlyList<DaemonSetting> All = [ProbeHostTargets, ProbeTick];
+    public static readonly DaemonSetting ProbeAllowedCidrs = new("probe-allowed-cidrs", GuestHealthOptions.Section + ":AllowedCidrs",
+        "comma-separated CIDRs TCP/HTTP guest probes may reach besides the addresses the node leased the VM; default none", "cidrs");
+
+    public static readonly IReadOnlyList<DaemonSetting> All = [ProbeHostTargets, ProbeTick, ProbeAllowedCidrs];
 }

@@ -56,6 +56,43 @@ public sealed class DaemonHealthSettingsTests
     }
 
     [Test]
+    public async Task Build_ProbeAllowedCidrs_DefaultNoneAndTheSettingReachesTheCreateCheck()
+    {
+        await using (var plain = Build([]))
+        {
+            plain.Services.GetRequiredService<IOptions<GuestHealthOptions>>().Value.AllowedCidrs.Should().BeEmpty();
+        }
+
+        var values = TomlSettingsFile.Parse("probe-allowed-cidrs = \"192.0.2.0/24\"", "test.toml");
+        values.Should().Contain("Health:AllowedCidrs", "192.0.2.0/24");
+        await using var app = Build(new Dictionary<string, string?> { ["Health:AllowedCidrs"] = "192.0.2.0/24" });
+        var spec = new Hypercore.MicroVms.MicroVmSpec
+        {
+            Id = "vm1", Kernel = new Hypercore.MicroVms.KernelSpec { Image = "/k" },
+            ReadinessProbe = new Hypercore.MicroVms.ProbeSpec { TcpSocket = new Hypercore.MicroVms.TcpSocketProbe(22) },
+            Interfaces = [new Hypercore.MicroVms.NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.0.2.9/24" }],
+        };
+
+        var policy = app.Services.GetRequiredService<ProbeTargetPolicy>();
+
+        policy.CreateViolations(spec).Should().BeEmpty();
+        policy.CreateViolations(spec with { Interfaces = [spec.Interfaces[0] with { Address = "198.51.100.9/24" }] }).Should().ContainSingle();
+    }
+
+    [Test]
+    public async Task Run_ProbeAllowedCidrsNotANetwork_ExitsWith2NamingIt()
+    {
+        var stderr = new StringWriter();
+        string[] args = ["run", "--state-dir", _dir.FullName, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--probe-allowed-cidrs", "10.0.0.5"];
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var code = await DaemonCli.RunAsync(args, new StringWriter(), stderr, stop.Token);
+
+        code.Should().Be(2, stderr.ToString());
+        stderr.ToString().Should().Contain("probe-allowed-cidrs must be comma-separated networks like 10.20.0.0/16").And.Contain("\"10.0.0.5\"");
+    }
+
+    [Test]
     public async Task Run_ProbeTickNotADuration_ExitsWith2NamingIt()
     {
         var stdout = new StringWriter();

@@ -6,6 +6,7 @@ using Hypercore.Api.MicroVms;
 using Hypercore.Api.Tests.Hosting;
 using Hypercore.Contracts.VmApi;
 using Hypercore.MicroVms;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Api.Tests.MicroVms;
 
@@ -66,6 +67,79 @@ public sealed class ProbeWireTests
         ex.Status.Detail.Should().Contain("readiness_probe.console.regex \"([\" is not a valid .NET regular expression")
             .And.Contain("liveness_probe: tcp_socket and http_get probe the guest's address, and this VM has no network interface");
         (await _server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task CreateOverGrpc_TcpProbeToAStaticAddressTheNodeDoesNotGive_InvalidArgumentSayingHowToAllowItAndNothingStored()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s =>
+            s.AddSingleton(Hypercore.GuestHealth.ProbeTargetPolicy.For(new Hypercore.GuestHealth.GuestHealthOptions())));
+        var spec = new MicroVMSpec
+        {
+            Id = "steer", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+            ReadinessProbe = new Probe { TcpSocket = new Hypercore.Contracts.VmApi.TcpSocketProbe { Port = 6379 } },
+        };
+        spec.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Address = new StaticAddress { Address = "172.31.0.10/24" } });
+
+        var act = async () => await server.Vms.CreateAsync(new CreateMicroVMRequest { Microvm = spec });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("readiness_probe: the guest address 172.31.0.10 was not given to the VM by this node")
+            .And.Contain("add a CIDR holding 172.31.0.10 to probe-allowed-cidrs (Health:AllowedCidrs) to allow it on purpose");
+        (await server.StoredAsync()).Should().BeEmpty();
+    }
+
+    [Test]
+    public async Task CreateOverGrpc_TcpProbeToAStaticAddressInsideProbeAllowedCidrs_Stored()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s =>
+            s.AddSingleton(Hypercore.GuestHealth.ProbeTargetPolicy.For(new Hypercore.GuestHealth.GuestHealthOptions { AllowedCidrs = "172.31.0.0/24" })));
+        var spec = new MicroVMSpec
+        {
+            Id = "allowed", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+            ReadinessProbe = new Probe { TcpSocket = new Hypercore.Contracts.VmApi.TcpSocketProbe { Port = 22 } },
+        };
+        spec.Interfaces.Add(new NetworkInterface { DeviceId = "eth0", Type = NetworkInterface.Types.IfaceType.Tap, Address = new StaticAddress { Address = "172.31.0.10/24" } });
+
+        await server.Vms.CreateAsync(new CreateMicroVMRequest { Microvm = spec });
+
+        (await server.StoredAsync()).Should().ContainSingle();
+    }
+
+    [Test]
+    public async Task CreateOverHttpJsonAndGrpc_StartupProbe_StoredWithDefaultsReturnedAndValidated()
+    {
+        const string body = """
+            {"microvm":{"id":"slow","vcpu":1,"memoryInMb":128,"kernel":{"image":"/boot/vmlinuz"},
+              "startupProbe":{"console":{"regex":"APP-STARTED"},"periodSeconds":5,"failureThreshold":60}}}
+            """;
+
+        using var response = await _server.Http.PostAsync("/v1/microvms", new StringContent(body, Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK, text);
+        var returned = JsonDocument.Parse(text).RootElement.GetProperty("microvm").GetProperty("spec").GetProperty("startupProbe");
+        returned.GetProperty("console").GetProperty("regex").GetString().Should().Be("APP-STARTED");
+        returned.GetProperty("failureThreshold").GetInt32().Should().Be(60);
+        (await _server.StoredAsync()).Should().ContainSingle().Which.Spec.StartupProbe.Should().Be(new ProbeSpec
+        {
+            Console = new Hypercore.MicroVms.ConsoleProbe("APP-STARTED"), PeriodSeconds = 5, TimeoutSeconds = 1, FailureThreshold = 60,
+        });
+
+        var act = async () => await _server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec
+            {
+                Id = "bad-startup", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" },
+                StartupProbe = new Probe { Console = new Hypercore.Contracts.VmApi.ConsoleProbe { Regex = "x" }, FailureThreshold = 5000 },
+            },
+        });
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("startup_probe.failure_threshold must be between 1 and 1000, got 5000");
+        (await _server.StoredAsync()).Should().ContainSingle("nothing more was written");
     }
 
     [Test]

@@ -41,6 +41,31 @@ public sealed class ProbeFlagsTests : FakeDaemonTest
         spec.LivenessProbe.Should().Be(new Probe { TcpSocket = new TcpSocketProbe { Port = 2222 }, InitialDelaySeconds = 10, FailureThreshold = 5 });
     }
 
+    [Test]
+    public async Task Run_StartupFlagsAndTable_SentInTheCreateRequest()
+    {
+        var config = WriteFile(".toml", """
+            name = "slow1"
+            network = 1
+            [startup]
+            console = "APP-STARTED"
+            period = 5
+            failure_threshold = 60
+            """);
+
+        var fromFile = await Vis("run", "-c", config, "--no-wait");
+        var fromFlags = await Vis("run", "--name", "slow2", "--network", "1", "--no-wait", "--startup-tcp", "22", "--startup-period", "2", "--startup-failures", "90");
+
+        fromFile.ExitCode.Should().Be(0, fromFile.ToString());
+        fromFlags.ExitCode.Should().Be(0, fromFlags.ToString());
+        var sent = Service.ReceivedOf<CreateMicroVMRequest>().Select(r => r.Microvm).ToList();
+        sent[0].StartupProbe.Should().Be(new Probe { Console = new ConsoleProbe { Regex = "APP-STARTED" }, PeriodSeconds = 5, FailureThreshold = 60 });
+        sent[1].StartupProbe.Should().Be(new Probe { TcpSocket = new TcpSocketProbe { Port = 22 }, PeriodSeconds = 2, FailureThreshold = 90 });
+        sent.Should().OnlyContain(s => s.ReadinessProbe == null && s.LivenessProbe == null);
+    }
+
+    [TestCase("--startup-console", "x", "--startup-http", "80", "give one of --startup-console, --startup-tcp or --startup-http, not several")]
+    [TestCase("--startup-failures", "5", "", "", "--startup-delay/-period/-timeout/-failures need a startup probe")]
     [TestCase("--ready-console", "x", "--ready-tcp", "22", "give one of --ready-console, --ready-tcp or --ready-http, not several")]
     [TestCase("--live-period", "5", "", "", "--live-delay/-period/-timeout/-failures need a liveness probe")]
     [TestCase("--ready-http", "x/y", "", "", "--ready-http must be PORT or PORT/PATH, e.g. 8080/healthz, got \"x/y\"")]

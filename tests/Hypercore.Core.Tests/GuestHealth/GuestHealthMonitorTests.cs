@@ -1,3 +1,4 @@
+using System.Net;
 using Hypercore.Core.Tests.Fakes;
 using Hypercore.GuestHealth;
 using Hypercore.MicroVms;
@@ -40,9 +41,21 @@ public sealed class GuestHealthMonitorTests
         Directory.Delete(_dir, recursive: true);
     }
 
-    private GuestHealthMonitor NewMonitor(bool allowHostTargets) => new(
-        _store, _network, _signals, _time, Options.Create(new GuestHealthOptions { AllowHostTargets = allowHostTargets }),
-        Options.Create(new ReconcilerOptions { NodeName = "node-a" }), NullLogger<GuestHealthMonitor>.Instance);
+    private GuestHealthMonitor NewMonitor(bool allowHostTargets, string allowedCidrs = "", IGuestAddressSource? leases = null)
+    {
+        var options = new GuestHealthOptions { AllowHostTargets = allowHostTargets, AllowedCidrs = allowedCidrs };
+        return new(
+            _store, _network, _signals, _time, Options.Create(options),
+            Options.Create(new ReconcilerOptions { NodeName = "node-a" }), NullLogger<GuestHealthMonitor>.Instance,
+            targets: ProbeTargetPolicy.For(options, "node-a", leases, () => [IPAddress.Parse("192.168.50.1")]));
+    }
+
+    /// <summary>Uses a monitor whose settings allow the 10.0.0.0/8 test addresses on purpose (probe-allowed-cidrs).</summary>
+    private void AllowTestNetwork(IGuestAddressSource? leases = null)
+    {
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: false, allowedCidrs: "10.0.0.0/8", leases);
+    }
 
     private MicroVm Seed(ProbeSpec? readiness = null, ProbeSpec? liveness = null, long? consoleOffset = null, string? address = null,
         DateTimeOffset? created = null)
@@ -216,6 +229,7 @@ public sealed class GuestHealthMonitorTests
     [Test]
     public async Task TcpReadiness_ReadyThenFailing_TurnsFalseOnlyAtTheFailureThreshold()
     {
+        AllowTestNetwork();
         Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 2, FailureThreshold = 2 }, address: "10.20.0.2/24");
         _network.Script.Enqueue(ProbeResult.Ok("tcp connect to 10.20.0.2:22 succeeded"));
         _network.Script.Enqueue(ProbeResult.Fail("tcp connect to 10.20.0.2:22 failed: Connection refused"));
@@ -236,6 +250,7 @@ public sealed class GuestHealthMonitorTests
     [Test]
     public async Task HttpReadiness_StatusAddressComesBeforeTheStaticOne()
     {
+        AllowTestNetwork();
         var vm = Seed(readiness: new ProbeSpec { HttpGet = new HttpGetProbe(8080, "/healthz") }, address: "10.20.0.2/24");
         _store.Seed(vm with { Status = vm.Status with { Addresses = ["10.30.0.9"] } });
 
@@ -323,5 +338,82 @@ public sealed class GuestHealthMonitorTests
 
         vm.Status.FindCondition(Conditions.GuestReady).Should().BeNull();
         _monitor.Tracked.Should().Be(0);
+    }
+
+    [Test]
+    public async Task TcpReadiness_StaticAddressTheNodeDidNotGive_RefusedWithoutTouchingTheNetworkSayingHowToAllowIt()
+    {
+        Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "10.20.0.2/24");
+
+        var vm = await Tick();
+
+        _network.Calls.Should().BeEmpty("a caller's static address must not steer the root daemon's connections");
+        var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
+        condition.Status.Should().Be(ConditionStatus.False);
+        condition.Message.Should().StartWith("readiness probe tcp :22: the guest address 10.20.0.2 was not given to the VM by this node")
+            .And.Contain("add a CIDR holding 10.20.0.2 to probe-allowed-cidrs (Health:AllowedCidrs) to allow it on purpose");
+    }
+
+    [Test]
+    public async Task HttpLiveness_StatusAddressOnly_NotLeasedByTheNode_RefusedAndCountsAsAFailure()
+    {
+        var vm = Seed(liveness: new ProbeSpec { HttpGet = new HttpGetProbe(80, "/"), FailureThreshold = 1 }, address: null);
+        _store.Seed(vm with { Status = vm.Status with { Addresses = ["172.16.9.9"] } });
+
+        vm = await Tick();
+
+        _network.Calls.Should().BeEmpty("a status address is no proof the node gave it (a Kubernetes user may write status)");
+        _signals.TryTake(vm)!.Message.Should().Contain("the guest address 172.16.9.9 was not given to the VM by this node");
+    }
+
+    [Test]
+    public async Task TcpReadiness_AddressLeasedByTheNode_ProbedThereWithNoAllowedCidrs()
+    {
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: false, leases: new FakeLeases { ["uid-1"] = ["10.200.0.7"] });
+        var vm = Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "192.0.2.50/24");
+        _store.Seed(vm with { Status = vm.Status with { Addresses = ["192.0.2.50"] } });
+
+        vm = await Tick();
+
+        _network.Calls.Should().Equal("tcp 10.200.0.7:22 timeout 1");
+        vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
+    }
+
+    [Test]
+    public async Task TcpReadiness_StaticAddressInsideProbeAllowedCidrs_Probed()
+    {
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: false, allowedCidrs: "192.0.2.0/24, 2001:db8::/32");
+        Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "192.0.2.50/24");
+
+        await Tick();
+
+        _network.Calls.Should().Equal("tcp 192.0.2.50:22 timeout 1");
+    }
+
+    [Test]
+    public async Task HostTargets_On_LoopbackAndHostAddressProbed_ButAnotherHostStillNeedsAllowedCidrs()
+    {
+        _monitor.Dispose();
+        _monitor = NewMonitor(allowHostTargets: true);
+        var vm = Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 1, FailureThreshold = 1 }, address: "127.0.0.1/8");
+
+        await Tick();
+        _store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.50.1/24" }] } });
+        await Advance(1);
+        _store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.60.1/24" }] } });
+        vm = await Advance(1);
+
+        _network.Calls.Should().Equal("tcp 127.0.0.1:22 timeout 1", "tcp 192.168.50.1:22 timeout 1");
+        vm.Status.FindCondition(Conditions.GuestReady)!.Message.Should().Contain("192.168.60.1 was not given to the VM by this node");
+    }
+
+    private sealed class FakeLeases : Dictionary<string, string[]>, IGuestAddressSource
+    {
+        public IReadOnlyCollection<IPAddress> Assigned(MicroVm vm) =>
+            TryGetValue(vm.Uid, out var addresses) ? addresses.Select(IPAddress.Parse).ToList() : [];
+
+        public bool WillAssign(NetworkInterfaceSpec nic) => false;
     }
 }

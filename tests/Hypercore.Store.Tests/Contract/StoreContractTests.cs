@@ -193,6 +193,7 @@ public abstract class StoreContractTests
             Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "10.0.0.2/24" }],
             ReadinessProbe = new ProbeSpec { Console = new ConsoleProbe("HYPERCORE-GUEST-READY"), PeriodSeconds = 1, FailureThreshold = 1 },
             LivenessProbe = new ProbeSpec { HttpGet = new HttpGetProbe(8080, "/healthz"), InitialDelaySeconds = 30, TimeoutSeconds = 2 },
+            StartupProbe = new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 5, FailureThreshold = 60 },
         };
         var created = await Store.CreateAsync(spec);
         var status = RunningStatus() with
