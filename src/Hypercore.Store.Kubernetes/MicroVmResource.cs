@@ -379,6 +379,26 @@ public static class MicroVmResource
             status["portForwards"] = new JsonArray([.. s.PortForwards.Select(f => (JsonNode)f)]);
         }
 
+        // Images (issue 11).
+        if (s.Images.Count > 0)
+        {
+            status["images"] = new JsonArray([.. s.Images.Select(i =>
+            {
+                var o = new JsonObject { ["reference"] = i.Reference, ["state"] = i.State, ["bytesDone"] = i.BytesDone, ["bytesTotal"] = i.BytesTotal };
+                if (i.Digest is { } digest)
+                {
+                    o["digest"] = digest;
+                }
+
+                if (i.Message is { } message)
+                {
+                    o["message"] = message;
+                }
+
+                return (JsonNode)o;
+            })]);
+        }
+
         return status;
     }
 
@@ -412,6 +432,12 @@ public static class MicroVmResource
                 (string?)i["deviceId"] ?? "", (string?)i["hostDevice"] ?? "", (string?)i["mac"] ?? "", (string?)i["guestAddress"], (string?)i["bridge"]))]
             : [],
         PortForwards = s["portForwards"] is JsonArray forwards ? [.. forwards.Select(f => (string?)f ?? "")] : [],
+
+        // Images (issue 11).
+        Images = s["images"] is JsonArray images
+            ? [.. images.OfType<JsonObject>().Select(i => new ImageStatus(
+                (string?)i["reference"] ?? "", (string?)i["state"] ?? "", (string?)i["digest"], (long?)i["bytesDone"] ?? 0, (long?)i["bytesTotal"] ?? -1, (string?)i["message"]))]
+            : [],
     };
 
     private static JsonObject VolumeToJson(VolumeSpec v)

@@ -19,11 +19,15 @@ public sealed class ImagesOptionsTests
     [Test]
     public void Validate_BadCacheSettings_FailNamingEachSetting()
     {
-        var result = new ImageCacheOptionsValidator().Validate(null, new ImageCacheOptions { Root = "images", SizeLimitBytes = -1, MkfsPath = "/nonexistent/mkfs.ext4" });
+        var result = new ImageCacheOptionsValidator().Validate(null, new ImageCacheOptions
+        {
+            Root = "images", SizeLimitBytes = -1, MkfsPath = "/nonexistent/mkfs.ext4", TagTtl = TimeSpan.FromSeconds(-1),
+        });
 
         result.Failed.Should().BeTrue();
-        result.Failures.Should().HaveCount(3);
-        result.FailureMessage.Should().Contain("Images:Cache:Root").And.Contain("Images:Cache:SizeLimitBytes").And.Contain("Images:Cache:MkfsPath");
+        result.Failures.Should().HaveCount(4);
+        result.FailureMessage.Should().Contain("Images:Cache:Root").And.Contain("Images:Cache:SizeLimitBytes").And.Contain("Images:Cache:MkfsPath")
+            .And.Contain("Images:Cache:TagTtl");
     }
 
     [Test]

@@ -162,6 +162,12 @@ public sealed class ImagesStartStepTests
         var ready = ImageReady(last)!;
         ready.Status.Should().Be(ConditionStatus.True);
         ready.Message.Should().Contain(reference).And.Contain("sha256:");
+        var images = last.Status!(MicroVmStatus.Initial).Images;
+        images.Should().ContainSingle("kernel and initrd name one reference");
+        images[0].Should().Match<ImageStatus>(i => i.Reference == reference && i.State == "Ready" && i.Digest!.StartsWith("sha256:") && i.BytesDone == i.BytesTotal && i.BytesTotal > 0);
+        var first = results[0].Status!(MicroVmStatus.Initial).Images.Should().ContainSingle().Subject;
+        first.State.Should().BeOneOf("Resolving", "Pulling", "Unpacking");
+        first.Reference.Should().Be(reference);
 
         var kernel = context.Vm.Spec.Kernel.Image;
         kernel.Should().StartWith(cache.Root + "/trees/");
@@ -273,6 +279,10 @@ public sealed class ImagesStartStepTests
         last.Message.Should().Contain("step/nothing:missing").And.Contain("MANIFEST_UNKNOWN: manifest unknown").And.Contain("retrying in");
         last.RetryAfter.Should().BeGreaterThan(TimeSpan.Zero);
         ImageReady(last)!.Reason.Should().Be(ImagesStartStep.ReasonPullBackOff);
+        var image = last.Status!(MicroVmStatus.Initial).Images.Should().ContainSingle().Subject;
+        image.State.Should().Be("BackOff");
+        image.Digest.Should().BeNull();
+        image.Message.Should().Contain("MANIFEST_UNKNOWN");
     }
 
     [Test]

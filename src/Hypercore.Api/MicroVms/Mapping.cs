@@ -224,6 +224,11 @@ public static class Mapping
             p.GuestReadySeconds = readySeconds;
         }
 
+        // Images (issue 11).
+        p.Images.Add(status.Images.Select(i => new Proto.ImagePullStatus
+        {
+            Reference = i.Reference, State = i.State, Digest = i.Digest ?? "", BytesDone = i.BytesDone, BytesTotal = i.BytesTotal, Message = i.Message ?? "",
+        }));
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
         {

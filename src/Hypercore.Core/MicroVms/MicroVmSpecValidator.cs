@@ -94,6 +94,11 @@ public static partial class MicroVmSpecValidator
                 {
                     errors.Add($"volume \"{v.Id}\" gives both source.host_path and source.container_source; give one");
                 }
+
+                if (v.IsReadOnly && v.SizeInMb is > 0)
+                {
+                    errors.Add($"volume \"{v.Id}\" is read-only and shares the image's cached disk, which is never grown; size_in_mb grows a writable volume's own view: drop size_in_mb or is_read_only");
+                }
             }
 
             if (v.SizeInMb is < 0 or > 1024 * 1024)

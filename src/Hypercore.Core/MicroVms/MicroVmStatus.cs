@@ -45,18 +45,31 @@ public sealed record MicroVmStatus
     /// <summary>Length of the console log when the current boot started: console probes read this boot from here.</summary>
     public long? ConsoleBootOffset { get; init; }
 
+    // Images (issue 11): what the images start step resolved or is pulling, one entry per reference of the spec.
+
+    /// <summary>Per OCI reference of the spec: its state, resolved digest and bytes pulled (set by the images start step).</summary>
+    public IReadOnlyList<ImageStatus> Images { get; init; } = [];
+
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
         Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
         RestartCount == other.RestartCount && Runtime == other.Runtime &&
         Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
         Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards) &&
-        GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset;
+        GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset &&
+        Images.SequenceEqual(other.Images);
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 
     public Condition? FindCondition(string type) => Conditions.FirstOrDefault(c => c.Type == type);
 }
+
+/// <summary>
+/// Images (issue 11): one OCI reference of the spec. <paramref name="State"/>: Resolving, Pulling, Unpacking,
+/// BuildingDisk, Ready, BackOff. <paramref name="Digest"/> once known; bytes of config + layers (total -1 until known).
+/// <paramref name="Message"/>: the error while backing off, or a note (the last known digest used while the registry is down).
+/// </summary>
+public sealed record ImageStatus(string Reference, string State, string? Digest, long BytesDone, long BytesTotal, string? Message = null);
 
 /// <summary>One interface on the node (node networking): its host device (tap or macvtap), MAC and guest address (CIDR).</summary>
 public sealed record InterfaceStatus(string DeviceId, string HostDevice, string Mac, string? GuestAddress, string? Bridge = null);

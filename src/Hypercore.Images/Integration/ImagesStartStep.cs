@@ -97,11 +97,21 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         var pulling = new List<string>();
         var failed = new List<(string Text, TimeSpan RetryIn)>();
         var ready = new Dictionary<string, Ready>(StringComparer.Ordinal);
+        var images = new List<ImageStatus>(); // MicroVmStatus.Images: one entry per reference, in spec order
+        void Show(ImageStatus image)
+        {
+            if (!images.Any(i => i.Reference == image.Reference))
+            {
+                images.Add(image);
+            }
+        }
+
         foreach (var key in wanted.Select(w => Key(w.Product, w.Text)).Distinct(StringComparer.Ordinal))
         {
             if (given.TryGetValue(key, out var kept))
             {
                 ready[key] = kept;
+                Show(kept.Status());
                 continue;
             }
 
@@ -109,6 +119,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             if (!job.Task.IsCompleted)
             {
                 pulling.Add(job.Describe());
+                Show(job.Status());
                 continue;
             }
 
@@ -116,10 +127,12 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             {
                 // Kept for this VM at once: a job is forgotten once used, and the VM may still wait for its other images.
                 ready[key] = given[key] = job.Task.Result;
+                Show(job.Task.Result.Status());
                 continue;
             }
 
             failed.Add((job.Failure(), job.RetryAt - now));
+            Show(job.Status());
         }
 
         if (failed.Count > 0)
@@ -129,13 +142,13 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             var message = string.Join("; ", failed.Select(f => f.Text)) + $"; retrying in {retry.TotalSeconds:0.#} s" +
                 (pulling.Count > 0 ? "; still pulling: " + string.Join("; ", pulling) : "");
             LogBackOff(_log, vm.Key.ToString(), message);
-            return StartStepResult.Wait(ReasonPullBackOff, message, retry, Condition(context, ConditionStatus.False, ReasonPullBackOff, message));
+            return StartStepResult.Wait(ReasonPullBackOff, message, retry, Condition(context, ConditionStatus.False, ReasonPullBackOff, message, images));
         }
 
         if (pulling.Count > 0)
         {
             var message = string.Join("; ", pulling);
-            return StartStepResult.Wait(ReasonPulling, message, _options.PollInterval, Condition(context, ConditionStatus.False, ReasonPulling, message));
+            return StartStepResult.Wait(ReasonPulling, message, _options.PollInterval, Condition(context, ConditionStatus.False, ReasonPulling, message, images));
         }
 
         // Every image is in the cache: count this VM as a user (prune and eviction keep them), then resolve the files.
@@ -155,7 +168,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                 var needed = (length + 1048575) / 1048576;
                 var message = $"{field} size_in_mb {mb} is smaller than its image {source} ({disk.Digest}), whose disk is {needed} MiB; " +
                     $"give size_in_mb {needed} or more, or leave it out to get the image's size";
-                return StartStepResult.Fail(ReasonVolumeTooSmall, message, Condition(context, ConditionStatus.False, ReasonVolumeTooSmall, message));
+                return StartStepResult.Fail(ReasonVolumeTooSmall, message, Condition(context, ConditionStatus.False, ReasonVolumeTooSmall, message, images));
             }
         }
 
@@ -183,7 +196,7 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
         context.Vm = vm with { Spec = view };
         var summary = string.Join("; ", ready.Values.DistinctBy(r => r.Reference).Select(r => $"{r.Reference} ({r.Digest})" + (r.Note is { } note ? $": {note}" : "")));
-        return StartStepResult.Proceed(Condition(context, ConditionStatus.True, ReasonReady, summary));
+        return StartStepResult.Proceed(Condition(context, ConditionStatus.True, ReasonReady, summary, images));
     }
 
     public async Task ReleaseAsync(MicroVm vm, CancellationToken cancellationToken)
@@ -363,12 +376,13 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
                     await _cache.AddUserAsync(pulled.Digest, uid, _lifetime.Token);
                 }
 
+                job.Digest = pulled.Digest;
                 job.Stage = product == Disk ? "building disk" : "unpacking";
                 var path = product == Disk
                     ? await _cache.GetDiskAsync(pulled, _lifetime.Token)
                     : await _cache.GetTreeAsync(pulled, _lifetime.Token);
                 LogReady(_log, text, pulled.Digest, product, path);
-                return new Ready(text, pulled.Digest, path, pulled.Note);
+                return new Ready(text, pulled.Digest, path, pulled.Note, pulled.Manifest.TotalSize);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !_lifetime.IsCancellationRequested)
             {
@@ -386,11 +400,16 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         return ticks >= _options.BackoffCap.Ticks ? _options.BackoffCap : TimeSpan.FromTicks((long)ticks);
     }
 
-    private Func<MicroVmStatus, MicroVmStatus> Condition(StartContext context, ConditionStatus status, string reason, string message)
+    private Func<MicroVmStatus, MicroVmStatus> Condition(StartContext context, ConditionStatus status, string reason, string message,
+        IReadOnlyList<ImageStatus>? images = null)
     {
         var generation = context.Stored.Generation;
         var now = _time.GetUtcNow();
-        return s => s with { Conditions = Conditions.Set(s.Conditions, ConditionType, status, reason, message, generation, now) };
+        return s => s with
+        {
+            Conditions = Conditions.Set(s.Conditions, ConditionType, status, reason, message, generation, now),
+            Images = images ?? s.Images,
+        };
     }
 
     /// <summary>What a pull error says to the user: the registry's own words when it sent any, else ours.</summary>
@@ -402,7 +421,10 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         _ => ex.Message,
     };
 
-    private sealed record Ready(string Reference, string Digest, string Path, string? Note = null);
+    private sealed record Ready(string Reference, string Digest, string Path, string? Note = null, long Bytes = 0)
+    {
+        public ImageStatus Status() => new(Reference, "Ready", Digest, Bytes, Bytes, Note);
+    }
 
     private sealed class Job(string reference, int failuresBefore)
     {
@@ -415,6 +437,8 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
         public long Total = -1;
 
         public volatile string? Stage;
+
+        public volatile string? Digest;
 
         public string? Error { get; private set; }
 
@@ -441,6 +465,24 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
             return total < 0
                 ? $"{reference}: resolving"
                 : string.Create(CultureInfo.InvariantCulture, $"{reference}: {Mib(done)}/{Mib(total)} MiB ({done}/{total} bytes)");
+        }
+
+        public ImageStatus Status()
+        {
+            var total = Interlocked.Read(ref Total);
+            var done = Interlocked.Read(ref Done);
+            if (Task.IsCompleted && !Task.IsCompletedSuccessfully)
+            {
+                return new ImageStatus(reference, "BackOff", null, done, total, Error);
+            }
+
+            var state = Stage switch
+            {
+                "unpacking" => "Unpacking",
+                "building disk" => "BuildingDisk",
+                _ => total < 0 ? "Resolving" : "Pulling",
+            };
+            return new ImageStatus(reference, state, Digest, done, total);
         }
 
         public string Failure() =>

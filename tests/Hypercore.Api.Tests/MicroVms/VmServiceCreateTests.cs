@@ -249,6 +249,10 @@ public sealed class VmServiceCreateTests
         {
             Id = "data", Source = new VolumeSource { ContainerSource = "data:latest" },
         }), "source.container_source \"data:latest\" is not an OCI image reference");
+        yield return Case("ReadOnlyContainerSourceWithSize", r => r.Microvm.AdditionalVolumes.Add(new Volume
+        {
+            Id = "data", IsReadOnly = true, SizeInMb = 512, Source = new VolumeSource { ContainerSource = "localhost:5000/data:1" },
+        }), "volume \"data\" is read-only and shares the image's cached disk, which is never grown");
         yield return Case("MalformedKernelReference", r => r.Microvm.Kernel.Image = "localhost:5000/hypercore/default:bad tag", "kernel.image: image reference");
         yield return Case("VirtiofsVolume", r => r.Microvm.AdditionalVolumes.Add(new Volume
         {

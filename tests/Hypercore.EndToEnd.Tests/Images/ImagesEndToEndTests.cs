@@ -275,6 +275,31 @@ public sealed class ImagesEndToEndTests
         watch.ExitCode.Should().Be(0, watch.ToString());
     }
 
+    [Test, Order(5)]
+    public async Task RegistryDownAfterADaemonRestart_TheVmStartsAgainFromTheTagsLastKnownDigest_AndSaysSo()
+    {
+        // The VM names the registry through the proxy, which this test stops: to this VM, its registry is down.
+        var reference = $"{_slow.Host}/hypercore/default:1";
+        await CreateAsync("lastknown", reference);
+        var first = await Node.WaitAsync("default", "lastknown", v => v.Phase == "Running", "phase Running");
+        var digest = System.Text.RegularExpressions.Regex.Match(first.Condition("ImageReady")!.Value.Message, "sha256:[0-9a-f]{64}").Value;
+        digest.Should().NotBeEmpty(first.Condition("ImageReady")!.Value.Message);
+        var stop = await Node.VisAsync("stop", "lastknown", "--wait");
+        stop.ExitCode.Should().Be(0, stop.ToString());
+
+        await Node.KillDaemonAsync();
+        _slow.Dispose();
+        await Node.StartDaemonAsync();
+        var start = await Node.VisAsync("start", "lastknown", "--wait");
+
+        start.ExitCode.Should().Be(0, start.ToString());
+        var again = await Node.WaitAsync("default", "lastknown", v => v.Phase == "Running", "phase Running after the restart");
+        var ready = again.Condition("ImageReady")!.Value;
+        ready.Status.Should().Be("True");
+        ready.Message.Should().Contain("registry not reachable").And.Contain($"using the last known digest {digest}");
+        await Node.WaitForGuestReadyAsync(again.ConsoleLogPath, Node.Patience);
+    }
+
     /// <summary>A loopback TCP proxy that passes at most <c>bytesPerSecond</c> from the registry, so a pull lasts long enough to be interrupted.</summary>
     private sealed class ThrottledProxy : IDisposable
     {
@@ -288,10 +313,13 @@ public sealed class ImagesEndToEndTests
             _target = targetPort;
             _bytesPerSecond = bytesPerSecond;
             _listener.Start();
+            Host = $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
             _ = AcceptAsync();
         }
 
-        public string Host => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+        public string Host { get; } // kept after Dispose: the address of a registry that is down
+
+        private int _disposed;
 
         private async Task AcceptAsync()
         {
@@ -344,6 +372,11 @@ public sealed class ImagesEndToEndTests
 
         public void Dispose()
         {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            {
+                return;
+            }
+
             _stop.Cancel();
             _listener.Stop();
             _stop.Dispose();

@@ -87,6 +87,46 @@ public sealed class TlsEndToEndTests
         result.ExitCode.Should().Be(0, result.ToString());
     }
 
+    // Images (issue 11): the image cache is shared by every namespace, so removing from it is the administrator's.
+    [TestCase("team-a", SecureNode.TeamAToken)]
+    [TestCase("reader", SecureNode.ReaderToken)]
+    public async Task VisImageRmAndPrune_NonAdministratorToken_PermissionDenied_ListAllowed(string identity, string token)
+    {
+        var tokenFile = Path.Combine(_node.Node.Root, $"vis-token-{identity}");
+        await File.WriteAllTextAsync(tokenFile, token + "\n");
+        File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var environment = new Dictionary<string, string> { ["VIS_TOKEN_FILE"] = tokenFile };
+        string[] connect = ["--host", _node.Node.GrpcUrl, "--tls-ca", _node.Pki.CaPath];
+
+        foreach (var command in new[] { new[] { "image", "rm", "localhost:5000/hypercore/default:1" }, ["image", "prune"] })
+        {
+            var refused = await VisAsync(environment, [.. connect, .. command]);
+
+            refused.ExitCode.Should().Be(9, "PermissionDenied: " + refused);
+            refused.Stderr.Should().Contain("PermissionDenied").And.Contain($"identity \"{identity}\" may not remove cached images")
+                .And.Contain("namespaces = [\"*\"] and write = true");
+        }
+
+        var listed = await VisAsync(environment, [.. connect, "image", "ls"]);
+        listed.ExitCode.Should().Be(0, "listing is open to any granted identity: " + listed);
+    }
+
+    [Test]
+    public async Task VisImageRmAndPrune_AdministratorToken_ReachTheCache()
+    {
+        var tokenFile = Path.Combine(_node.Node.Root, "vis-token-admin");
+        await File.WriteAllTextAsync(tokenFile, SecureNode.AdminToken + "\n");
+        File.SetUnixFileMode(tokenFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var environment = new Dictionary<string, string> { ["VIS_TOKEN_FILE"] = tokenFile };
+        string[] connect = ["--host", _node.Node.GrpcUrl, "--tls-ca", _node.Pki.CaPath];
+
+        var rm = await VisAsync(environment, [.. connect, "image", "rm", "localhost:5000/hypercore/default:1"]);
+        var prune = await VisAsync(environment, [.. connect, "image", "prune"]);
+
+        rm.ExitCode.Should().Be(3, "allowed, and the (empty) cache does not hold it: NotFound: " + rm);
+        prune.ExitCode.Should().Be(0, prune.ToString());
+    }
+
     [Test]
     public async Task Vis_WithTokenFile_Lists()
     {

@@ -645,6 +645,7 @@ public abstract class StoreContractTests
             Runtime = "tcg",
             Interfaces = [new InterfaceStatus("eth2", "hcabcdef01n2", "02:00:00:00:00:03", "10.200.0.7/24", "hcbr0"), new InterfaceStatus("eth1", "hcabcdef01m1", "02:00:00:00:00:02", null)], // node networking
             PortForwards = ["tcp 8080 -> 10.200.0.7:80"],
+            Images = [new ImageStatus("localhost:5000/hypercore/rootfs:1", "Ready", "sha256:" + new string('a', 64), 4096, 4096, "a note"), new ImageStatus("localhost:5000/k:1", "Resolving", null, 0, -1)], // images (issue 11)
             Conditions =
             [
                 new Condition(Conditions.Ready, ConditionStatus.True, Conditions.ReasonReconciled, "running", at, 1),
