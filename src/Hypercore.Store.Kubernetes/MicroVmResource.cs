@@ -371,6 +371,22 @@ public static class MicroVmResource
             status["portForwards"] = new JsonArray([.. s.PortForwards.Select(f => (JsonNode)f)]);
         }
 
+        // snapshots (issue 14)
+        if (s.RestoredFrom is { } restoredFrom)
+        {
+            status["restoredFrom"] = restoredFrom;
+        }
+
+        if (s.LastSnapshot is { } lastSnapshot)
+        {
+            status["lastSnapshot"] = lastSnapshot;
+        }
+
+        if (s.LastSnapshotTime is { } lastSnapshotTime)
+        {
+            status["lastSnapshotTime"] = FormatTime(lastSnapshotTime);
+        }
+
         return status;
     }
 
@@ -404,6 +420,11 @@ public static class MicroVmResource
                 (string?)i["deviceId"] ?? "", (string?)i["hostDevice"] ?? "", (string?)i["mac"] ?? "", (string?)i["guestAddress"], (string?)i["bridge"]))]
             : [],
         PortForwards = s["portForwards"] is JsonArray forwards ? [.. forwards.Select(f => (string?)f ?? "")] : [],
+
+        // snapshots (issue 14)
+        RestoredFrom = (string?)s["restoredFrom"],
+        LastSnapshot = (string?)s["lastSnapshot"],
+        LastSnapshotTime = s["lastSnapshotTime"] is { } snapshotTime ? ParseTime((string)snapshotTime!) : null,
     };
 
     private static JsonObject VolumeToJson(VolumeSpec v)

@@ -216,6 +216,14 @@ public static class Mapping
             p.GuestReadySeconds = readySeconds;
         }
 
+        // snapshots (issue 14)
+        p.RestoredFrom = status.RestoredFrom ?? "";
+        p.LastSnapshot = status.LastSnapshot ?? "";
+        if (status.LastSnapshotTime is { } snapshotTime)
+        {
+            p.LastSnapshotTime = Timestamp.FromDateTimeOffset(snapshotTime);
+        }
+
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
         {

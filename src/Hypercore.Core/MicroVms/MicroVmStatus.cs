@@ -45,13 +45,24 @@ public sealed record MicroVmStatus
     /// <summary>Length of the console log when the current boot started: console probes read this boot from here.</summary>
     public long? ConsoleBootOffset { get; init; }
 
+    // snapshots (issue 14)
+
+    /// <summary>The snapshot the current run was restored from (set at each start from spec.restoreFrom); null after a boot.</summary>
+    public string? RestoredFrom { get; init; }
+
+    /// <summary>The latest snapshot taken of this VM (any way: vis, gRPC, MicroVMSnapshot), and when.</summary>
+    public string? LastSnapshot { get; init; }
+
+    public DateTimeOffset? LastSnapshotTime { get; init; }
+
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
         Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
         RestartCount == other.RestartCount && Runtime == other.Runtime &&
         Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
         Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards) &&
-        GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset;
+        GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset &&
+        RestoredFrom == other.RestoredFrom && LastSnapshot == other.LastSnapshot && LastSnapshotTime == other.LastSnapshotTime; // snapshots
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 
