@@ -399,6 +399,22 @@ public static class MicroVmResource
             })]);
         }
 
+        // snapshots (issue 14)
+        if (s.RestoredFrom is { } restoredFrom)
+        {
+            status["restoredFrom"] = restoredFrom;
+        }
+
+        if (s.LastSnapshot is { } lastSnapshot)
+        {
+            status["lastSnapshot"] = lastSnapshot;
+        }
+
+        if (s.LastSnapshotTime is { } lastSnapshotTime)
+        {
+            status["lastSnapshotTime"] = FormatTime(lastSnapshotTime);
+        }
+
         return status;
     }
 
@@ -438,6 +454,10 @@ public static class MicroVmResource
             ? [.. images.OfType<JsonObject>().Select(i => new ImageStatus(
                 (string?)i["reference"] ?? "", (string?)i["state"] ?? "", (string?)i["digest"], (long?)i["bytesDone"] ?? 0, (long?)i["bytesTotal"] ?? -1, (string?)i["message"]))]
             : [],
+        // snapshots (issue 14)
+        RestoredFrom = (string?)s["restoredFrom"],
+        LastSnapshot = (string?)s["lastSnapshot"],
+        LastSnapshotTime = s["lastSnapshotTime"] is { } snapshotTime ? ParseTime((string)snapshotTime!) : null,
     };
 
     private static JsonObject VolumeToJson(VolumeSpec v)

@@ -67,6 +67,10 @@ public sealed partial class SnapshotEndToEndTests
         var clone = await _node.VisAsync("run", "--from-snapshot", "snap1", "--name", "clone", "-o", "json", "--timeout", "2m");
         clone.ExitCode.Should().Be(0, clone.ToString());
         var cloned = VmView.Parse(clone.Stdout);
+        var phases = ClonePhase().Matches(clone.Stderr).Select(m => m.Groups[1].Value).ToList();
+        phases.Should().NotBeEmpty("without a terminal vis prints each phase as a line");
+        phases.SkipWhile(p => p != "Provisioning").Should().NotContain("Pending", $"a phase never goes back (vis printed: {string.Join(", ", phases)})");
+        (await _node.GetAsync("clone")).RestoredFrom.Should().Be("snap1", "the status names the snapshot this run was restored from");
         await WaitForCountAsync(cloned.ConsoleLogPath, 1);
         var restoreToLine = restore.Elapsed;
         var counts = Counts(await File.ReadAllTextAsync(cloned.ConsoleLogPath));
@@ -129,6 +133,9 @@ public sealed partial class SnapshotEndToEndTests
         CountLine().Matches(console).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
 
     private static int LastCount(string console) => Counts(console) is { Count: > 0 } c ? c[^1] : 0;
+
+    [GeneratedRegex(@"default/clone: (\w+)")]
+    private static partial Regex ClonePhase();
 
     [GeneratedRegex(@"^count (\d+)\r?$", RegexOptions.Multiline)]
     private static partial Regex CountLine();

@@ -38,6 +38,9 @@ internal sealed class VmView
 
     public string ConsoleLogPath => Status("consoleLogPath");
 
+    // snapshots (issue 14)
+    public string RestoredFrom => Status("restoredFrom");
+
     public static VmView Parse(string json)
     {
         using var doc = JsonDocument.Parse(json);

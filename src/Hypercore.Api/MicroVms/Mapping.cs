@@ -229,6 +229,14 @@ public static class Mapping
         {
             Reference = i.Reference, State = i.State, Digest = i.Digest ?? "", BytesDone = i.BytesDone, BytesTotal = i.BytesTotal, Message = i.Message ?? "",
         }));
+        // snapshots (issue 14)
+        p.RestoredFrom = status.RestoredFrom ?? "";
+        p.LastSnapshot = status.LastSnapshot ?? "";
+        if (status.LastSnapshotTime is { } snapshotTime)
+        {
+            p.LastSnapshotTime = Timestamp.FromDateTimeOffset(snapshotTime);
+        }
+
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
         {

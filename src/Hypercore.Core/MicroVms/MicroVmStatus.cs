@@ -49,6 +49,15 @@ public sealed record MicroVmStatus
 
     /// <summary>Per OCI reference of the spec: its state, resolved digest and bytes pulled (set by the images start step).</summary>
     public IReadOnlyList<ImageStatus> Images { get; init; } = [];
+    // snapshots (issue 14)
+
+    /// <summary>The snapshot the current run was restored from (set at each start from spec.restoreFrom); null after a boot.</summary>
+    public string? RestoredFrom { get; init; }
+
+    /// <summary>The latest snapshot taken of this VM (any way: vis, gRPC, MicroVMSnapshot), and when.</summary>
+    public string? LastSnapshot { get; init; }
+
+    public DateTimeOffset? LastSnapshotTime { get; init; }
 
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
@@ -57,7 +66,8 @@ public sealed record MicroVmStatus
         Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
         Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards) &&
         GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset &&
-        Images.SequenceEqual(other.Images);
+        Images.SequenceEqual(other.Images) &&
+        RestoredFrom == other.RestoredFrom && LastSnapshot == other.LastSnapshot && LastSnapshotTime == other.LastSnapshotTime; // snapshots
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 

@@ -11,7 +11,9 @@ namespace Hypercore.Snapshots;
 /// caller's rights; this class checks the VM's state and provider, has the driver write the files into a staging
 /// directory, and commits them with a manifest. A failed snapshot leaves no files behind.
 /// </summary>
-public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry drivers, TimeProvider time, ILogger<SnapshotManager> log)
+/// <param name="vms">When given, a taken snapshot is recorded in its VM's status (lastSnapshot, lastSnapshotTime).</param>
+public sealed partial class SnapshotManager(
+    SnapshotStore store, DriverRegistry drivers, TimeProvider time, ILogger<SnapshotManager> log, Hypercore.Store.IMicroVmStore? vms = null)
 {
     private readonly HashSet<string> _busy = new(StringComparer.Ordinal);
 
@@ -95,6 +97,7 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
             }
 
             LogTaken(vm.Key.ToString(), name, manifest.SizeBytes, manifest.DurationSeconds);
+            await RecordAsync(vm, manifest, ct);
             return manifest;
         }
         catch
@@ -177,6 +180,44 @@ public sealed partial class SnapshotManager(SnapshotStore store, DriverRegistry 
             }
         }
     }
+
+    /// <summary>lastSnapshot/lastSnapshotTime on the VM; best effort (the snapshot is taken whatever happens here).</summary>
+    private async Task RecordAsync(MicroVm vm, SnapshotManifest manifest, CancellationToken ct)
+    {
+        if (vms is null)
+        {
+            return;
+        }
+
+        try
+        {
+            // The reconciler writes the same status: re-read on a conflict, as it does.
+            for (var attempt = 1; attempt <= 5; attempt++)
+            {
+                var current = await vms.GetAsync(vm.Key, ct);
+                if (current is null || current.Uid != vm.Uid)
+                {
+                    return;
+                }
+
+                try
+                {
+                    await vms.UpdateStatusAsync(vm.Key, current.Status with { LastSnapshot = manifest.Name, LastSnapshotTime = manifest.CreatedAt }, current.ResourceVersion, ct);
+                    return;
+                }
+                catch (Hypercore.Store.ConflictException) when (attempt < 5)
+                {
+                }
+            }
+        }
+        catch (Hypercore.Store.StoreException ex)
+        {
+            LogNotRecorded(vm.Key.ToString(), manifest.Name, ex.Message);
+        }
+    }
+
+    [LoggerMessage(1163, LogLevel.Warning, "{Key}: snapshot {Snapshot} taken, but not recorded in the VM's status: {Message}")]
+    private partial void LogNotRecorded(string key, string snapshot, string message);
 
     [LoggerMessage(1160, LogLevel.Information, "{Key}: snapshot {Snapshot} taken ({Bytes} bytes in {Seconds} s)")]
     private partial void LogTaken(string key, string snapshot, long bytes, double seconds);

@@ -27,7 +27,7 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
         var vm = context.Vm;
         if (string.IsNullOrEmpty(vm.Spec.RestoreFrom))
         {
-            return StartStepResult.Proceed();
+            return StartStepResult.Proceed(s => s.RestoredFrom is null ? s : s with { RestoredFrom = null });
         }
 
         var name = vm.Spec.RestoreFrom;
@@ -42,7 +42,7 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
         context.Vm = RestoredView(vm, manifest);
         context.Items[SnapshotRestore.ItemKey] = new SnapshotRestore(store.PathOf(name), manifest);
         LogRestoring(vm.Key.ToString(), name, manifest.SourceId);
-        return StartStepResult.Proceed();
+        return StartStepResult.Proceed(s => s with { RestoredFrom = name }); // in the Provisioning write of this start
     }
 
     /// <summary>

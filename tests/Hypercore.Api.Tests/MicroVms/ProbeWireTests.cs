@@ -155,4 +155,26 @@ public sealed class ProbeWireTests
         proto.GuestReadySeconds.Should().Be(8.25);
         Mapping.ToProto(MicroVmStatus.Initial, deleting: false).HasGuestReadySeconds.Should().BeFalse("unset until the guest was first ready");
     }
+
+    // snapshots (issue 14): status fields 160-162.
+    [Test]
+    public void StatusToProto_SnapshotFields_OnTheWire()
+    {
+        var at = new DateTimeOffset(2026, 11, 29, 23, 40, 0, TimeSpan.Zero);
+        var status = MicroVmStatus.Initial with { RestoredFrom = "snap1", LastSnapshot = "snap2", LastSnapshotTime = at };
+
+        var proto = Mapping.ToProto(status, deleting: false);
+
+        proto.RestoredFrom.Should().Be("snap1");
+        proto.LastSnapshot.Should().Be("snap2");
+        proto.LastSnapshotTime.ToDateTimeOffset().Should().Be(at);
+        var json = Google.Protobuf.JsonFormatter.Default.Format(proto);
+        json.Should().Contain("\"restoredFrom\": \"snap1\"").And.Contain("\"lastSnapshot\": \"snap2\"").And.Contain("\"lastSnapshotTime\": \"2026-11-29T23:40:00Z\"");
+        var boot = Mapping.ToProto(MicroVmStatus.Initial, deleting: false);
+        boot.RestoredFrom.Should().BeEmpty();
+        boot.LastSnapshotTime.Should().BeNull();
+        Hypercore.Contracts.VmApi.MicroVMStatus.Descriptor.FindFieldByName("restored_from").FieldNumber.Should().Be(160);
+        Hypercore.Contracts.VmApi.MicroVMStatus.Descriptor.FindFieldByName("last_snapshot").FieldNumber.Should().Be(161);
+        Hypercore.Contracts.VmApi.MicroVMStatus.Descriptor.FindFieldByName("last_snapshot_time").FieldNumber.Should().Be(162);
+    }
 }

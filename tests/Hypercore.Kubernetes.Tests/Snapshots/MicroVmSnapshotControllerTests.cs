@@ -83,6 +83,10 @@ public sealed class MicroVmSnapshotControllerTests
         _nodes["node-1"].Driver.Calls.Should().BeEmpty("only the node that runs the MicroVM acts");
         _nodes["node-1"].Manager.Store.List().Should().BeEmpty();
 
+        var web1 = _cluster.Server.Get(MicroVmResource.Group, MicroVmResource.Plural, Ns, "web1")!;
+        ((string?)web1["status"]!["lastSnapshot"]).Should().Be("snap1", "the MicroVM's status names its latest snapshot");
+        MicroVmResource.ParseTime((string)web1["status"]!["lastSnapshotTime"]!).Should().Be(manifest.CreatedAt);
+
         var table = KubectlTable.Parse((await RunAsync("get", "mvmsnap")).Stdout);
         table.Header.Should().Equal("NAME", "MICROVM", "PHASE", "NODE", "SIZE", "CREATED", "REASON", "AGE");
         table.Row("snap1")[..5].Should().Equal("snap1", "web1", "Ready", "node-2", (string)status["size"]!);
@@ -330,7 +334,7 @@ public sealed class MicroVmSnapshotControllerTests
             var store = cluster.NewStore(node);
             var driver = new FakeSnapshotDriver("qemu");
             var manager = new SnapshotManager(new SnapshotStore(Path.Combine(dir.FullName, "snapshots")), new DriverRegistry([driver], "qemu"),
-                TimeProvider.System, new TestLogger<SnapshotManager>());
+                TimeProvider.System, new TestLogger<SnapshotManager>(), store);
             var controller = new MicroVmSnapshotController(client, store, manager, Options.Create(FakeCluster.TestOptions(node)),
                 Options.Create(new MicroVmSnapshotOptions { RetryInterval = TimeSpan.FromMilliseconds(200), ResyncInterval = TimeSpan.FromSeconds(30) }),
                 TimeProvider.System, new TestLogger<MicroVmSnapshotController>());

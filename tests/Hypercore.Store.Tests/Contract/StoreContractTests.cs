@@ -214,6 +214,29 @@ public abstract class StoreContractTests
         read.Status.Should().Be(status);
     }
 
+    // snapshots (issue 14)
+    [Test]
+    public async Task SnapshotStatus_RoundTripsEqual_AfterReopen()
+    {
+        var created = await Store.CreateAsync(Spec("vm-snap") with { RestoreFrom = "snap1" });
+        var status = RunningStatus() with
+        {
+            RestoredFrom = "snap1",
+            LastSnapshot = "snap2",
+            LastSnapshotTime = new DateTimeOffset(2026, 11, 29, 23, 40, 1, 250, TimeSpan.Zero),
+        };
+        await Store.UpdateStatusAsync(created.Key, status, created.ResourceVersion);
+
+        await ReopenStoreAsync();
+        var read = await Store.GetAsync(created.Key);
+
+        read!.Spec.RestoreFrom.Should().Be("snap1");
+        read.Status.RestoredFrom.Should().Be("snap1");
+        read.Status.LastSnapshot.Should().Be("snap2");
+        read.Status.LastSnapshotTime.Should().Be(status.LastSnapshotTime);
+        read.Status.Should().Be(status);
+    }
+
     // ------------------------------------------------------------------ updates
 
     [Test]
