@@ -126,9 +126,9 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
         meta["labels"] = MicroVmResource.LabelsFor(spec, current);
         meta["resourceVersion"] = expectedResourceVersion;
         updated["spec"] = MicroVmResource.SpecToJson(spec);
-        if (current["spec"]?["placement"] is { } placement)
+        if (spec.Placement is null && current["spec"]?["placement"] is { } placement)
         {
-            updated["spec"]!["placement"] = placement.DeepClone(); // Kubernetes issue 13: kubectl-only field, kept through gRPC writes
+            updated["spec"]!["placement"] = placement.DeepClone(); // Kubernetes issue 13: a writer that sent no placement keeps the stored one
         }
 
         updated.Remove("status"); // ignored by the main resource anyway; never send a stale copy

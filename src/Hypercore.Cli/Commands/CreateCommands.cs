@@ -142,6 +142,9 @@ internal static class CreateCommands
         private readonly ProbeFlags _readiness = new("ready", "readiness");
         private readonly ProbeFlags _liveness = new("live", "liveness");
 
+        // Kubernetes (issue 13)
+        private readonly PlacementFlags _placement = new();
+
         public void AddTo(Command command)
         {
             command.Add(_config);
@@ -161,6 +164,7 @@ internal static class CreateCommands
             _readiness.AddTo(command);
             _liveness.AddTo(command);
             command.Add(_fromSnapshot);
+            _placement.AddTo(command);
         }
 
         public MicroVMSpec BuildSpec(Invocation inv)
@@ -226,6 +230,7 @@ internal static class CreateCommands
 
             spec.ReadinessProbe = _readiness.Apply(p, spec.ReadinessProbe);
             spec.LivenessProbe = _liveness.Apply(p, spec.LivenessProbe);
+            _placement.Apply(p, spec);
 
             if (string.IsNullOrEmpty(spec.Id))
             {

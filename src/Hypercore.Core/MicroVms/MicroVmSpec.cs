@@ -51,6 +51,11 @@ public sealed record MicroVmSpec
     /// <summary>Name of a snapshot (same namespace) this VM starts from; its hardware comes from the snapshot.</summary>
     public string? RestoreFrom { get; init; }
 
+    // Kubernetes (issue 13): placement by kube-scheduler for a MicroVM created without a node (Kubernetes store only).
+
+    /// <summary>Scheduling constraints of the reservation pod; null: none (and, through the API, placed on the receiving node).</summary>
+    public PlacementSpec? Placement { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -62,7 +67,7 @@ public sealed record MicroVmSpec
         DictEquals(Labels, other.Labels) && DictEquals(Metadata, other.Metadata) &&
         AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
         ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe &&
-        RestoreFrom == other.RestoreFrom;
+        RestoreFrom == other.RestoreFrom && Placement == other.Placement;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 
