@@ -18,7 +18,7 @@ namespace Hypercore.Store.Kubernetes;
 /// (written through the /status subresource), the claim is a finalizer and deletion is the API server's
 /// deletionTimestamp. Only MicroVMs assigned to this node are visible (spec.nodeName, else the node label).
 /// </summary>
-public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
+public sealed partial class KubernetesMicroVmStore : IMicroVmStore, Reconciliation.IMovedAwayLookup, IDisposable
 {
     public const string StoreName = "kubernetes";
 
@@ -273,6 +273,21 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
     }
 
     public void Dispose() => _ownedClient?.Dispose();
+
+    /// <summary>
+    /// Kubernetes issue 13: the MicroVMs the node lifecycle controller moved off this node (label
+    /// <see cref="MicroVmResource.MovedFromLabel"/>), so that the daemon removes hypervisors it still has for them.
+    /// </summary>
+    public async Task<IReadOnlyList<MicroVm>> MovedAwayAsync(CancellationToken cancellationToken)
+    {
+        if (_options.NodeName.Length == 0)
+        {
+            return [];
+        }
+
+        var (items, _) = await _api.ListAsync(_options.Namespace, $"{MicroVmResource.MovedFromLabel}={_options.NodeName}", cancellationToken);
+        return [.. items.Where(i => !IsMine(i)).Select(MicroVmResource.ToMicroVm)];
+    }
 
     private async IAsyncEnumerable<StoreEvent> WatchCoreAsync(Task<Snapshot> start, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

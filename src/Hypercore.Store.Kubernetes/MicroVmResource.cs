@@ -20,6 +20,9 @@ public static class MicroVmResource
     /// <summary>Label naming the node whose daemon reconciles the MicroVM.</summary>
     public const string NodeLabel = Group + "/node";
 
+    /// <summary>Kubernetes issue 13: on a MicroVM moved off a lost node, that node (its daemon removes what it has left for it).</summary>
+    public const string MovedFromLabel = Group + "/moved-from";
+
     /// <summary>Held by the node's daemon from claim until every process and file of the VM is gone.</summary>
     public const string Finalizer = Group + "/finalizer";
 

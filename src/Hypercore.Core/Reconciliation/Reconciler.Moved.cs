@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Hypercore.Drivers;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
 
@@ -35,12 +36,7 @@ public sealed partial class Reconciler
         LogGone(key, live.State);
         try
         {
-            await driver.StopAsync(last, TimeSpan.Zero, ct);
-            await driver.CleanupAsync(last, ct);
-            for (var i = _steps.Count - 1; i >= 0; i--)
-            {
-                await _steps[i].ReleaseAsync(last, ct);
-            }
+            await RemoveLeftoverAsync(last, driver, ct);
         }
         catch
         {
@@ -51,6 +47,21 @@ public sealed partial class Reconciler
         return ReconcileResult.Done;
     }
 
+    /// <summary>
+    /// Stops and removes what <paramref name="driver"/> still has here for <paramref name="vm"/> (a record that now
+    /// belongs to another node): its hypervisor, files and what the start steps hold. Used at start for leftovers
+    /// found without a record (<see cref="IMovedAwayLookup"/>).
+    /// </summary>
+    public async Task RemoveLeftoverAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
+    {
+        await driver.StopAsync(vm, TimeSpan.Zero, ct);
+        await driver.CleanupAsync(vm, ct);
+        for (var i = _steps.Count - 1; i >= 0; i--)
+        {
+            await _steps[i].ReleaseAsync(vm, ct);
+        }
+    }
+
     [LoggerMessage(1405, LogLevel.Warning, "{Key}: no longer assigned to this node (moved to another node or deleted while this node was lost); stopping and removing what is left here (hypervisor {State})")]
-    private partial void LogGone(VmKey key, Drivers.LiveState state);
+    private partial void LogGone(VmKey key, LiveState state);
 }

@@ -283,7 +283,10 @@ public sealed partial class NodeLifecycleController : BackgroundService
 
         meta = vm["metadata"]!.AsObject();
         (vm["spec"] as JsonObject)?.Remove("nodeName");
-        (meta["labels"] as JsonObject)?.Remove(MicroVmResource.NodeLabel);
+        var labels = meta["labels"] as JsonObject ?? new JsonObject();
+        labels.Remove(MicroVmResource.NodeLabel);
+        labels[MicroVmResource.MovedFromLabel] = node; // the node, back, removes what it has left for it (IMovedAwayLookup)
+        meta["labels"] = labels;
         var annotations = meta["annotations"] as JsonObject ?? new JsonObject();
         annotations[RescheduledFromAnnotation] = node;
         meta["annotations"] = annotations;

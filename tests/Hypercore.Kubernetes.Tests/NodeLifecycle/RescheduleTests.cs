@@ -91,7 +91,8 @@ public sealed class RescheduleTests
         var reconciler = new Reconciler(store, drivers, TimeProvider.System, options, NullLogger<Reconciler>.Instance);
         var informer = new MicroVmInformer(store, TimeProvider.System, Options.Create(new InformerOptions()), NullLogger<MicroVmInformer>.Instance);
         await informer.StartAsync(CancellationToken.None);
-        var host = new ReconcilerHost(informer, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance);
+        var host = new ReconcilerHost(informer, drivers, reconciler, options, TimeProvider.System, NullLogger<ReconcilerHost>.Instance,
+            movedAway: store); // as AddKubernetesStore registers it for the daemon
         await host.StartAsync(CancellationToken.None);
         _nodes.Add((host, informer));
         return (host, informer);
@@ -195,6 +196,7 @@ public sealed class RescheduleTests
         moved["metadata"]!["labels"]?[MicroVmResource.NodeLabel].Should().BeNull();
         MicroVmResource.HasFinalizer(moved).Should().BeFalse("the lost node's daemon will never clean it up; the new node claims it again");
         ((string?)moved["metadata"]!["annotations"]![NodeLifecycleController.RescheduledFromAnnotation]).Should().Be("node-3");
+        ((string?)moved["metadata"]!["labels"]![MicroVmResource.MovedFromLabel]).Should().Be("node-3", "node-3's daemon finds it by this label if it comes back");
         ((string?)moved["status"]!["phase"]).Should().Be("Pending");
         moved["status"]!["pid"].Should().BeNull("the pid was a process on the lost node");
         Condition(moved, "NodeLost", "status").Should().Be("True");
@@ -283,6 +285,43 @@ public sealed class RescheduleTests
         one.Calls.Count(c => c == "Start web").Should().Be(1, "node-1 never starts the VM that moved away");
         one.IsRunning(uid).Should().BeFalse();
         two.Calls.Count(c => c == "Start web").Should().Be(1);
+        ((string?)Vm("web")["status"]!["node"]).Should().Be("node-2");
+    }
+
+    [Test]
+    public async Task DaemonRestartedOnTheReturningNode_RemovesTheLeftoverOfAVmMovedAway_AndLeavesOtherOrphansAlone()
+    {
+        await NodeAsync("node-1", ready: true);
+        await NodeAsync("node-2", ready: true);
+        var one = new FakeDriver("qemu");
+        var two = new FakeDriver("qemu");
+        var first = await StartNodeAsync("node-1", one);
+        await StartNodeAsync("node-2", two);
+        await ApplyAsync("web", "Always");
+        await PlaceAsync("web", "node-1");
+        await PhaseAsync("web", "Running", "node-1");
+        var uid = (string)Vm("web")["metadata"]!["uid"]!;
+
+        // node-1's daemon goes (its pod deleted, say) while the guest runs on in its own scope; plus an instance that
+        // no MicroVM accounts for at all.
+        await StopNodeAsync(first.Host, first.Informer);
+        _nodes.Remove(first);
+        await one.StartAsync(new MicroVm { Uid = "stray-uid", ResourceVersion = "1", Spec = new MicroVmSpec { Id = "stray", Kernel = new KernelSpec { Image = "/k" } } });
+        await NodeAsync("node-1", ready: false);
+        await _leader.RunOnceAsync(CancellationToken.None);
+        await BindAsync(PlacementController.PodName("web"), "node-2");
+        await _leader.RunOnceAsync(CancellationToken.None);
+        await PhaseAsync("web", "Running", "node-2");
+        one.IsRunning(uid).Should().BeTrue("no daemon on node-1 was there to stop it");
+
+        await NodeAsync("node-1", ready: true);
+        await StartNodeAsync("node-1", one); // the daemon is back; its store does not show web any more
+
+        await Eventually.UntilAsync(() => !one.IsRunning(uid), "the restarted node-1 daemon to remove the leftover of the VM that moved away");
+        one.Calls.Should().Contain("Cleanup web");
+        one.Calls.Count(c => c == "Start web").Should().Be(1);
+        one.IsRunning("stray-uid").Should().BeTrue("an instance that no MicroVM accounts for is only reported, as before");
+        two.IsRunning(uid).Should().BeTrue("the VM runs on node-2");
         ((string?)Vm("web")["status"]!["node"]).Should().Be("node-2");
     }
 
