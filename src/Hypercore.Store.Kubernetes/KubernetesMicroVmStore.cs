@@ -18,7 +18,7 @@ namespace Hypercore.Store.Kubernetes;
 /// (written through the /status subresource), the claim is a finalizer and deletion is the API server's
 /// deletionTimestamp. Only MicroVMs assigned to this node are visible (spec.nodeName, else the node label).
 /// </summary>
-public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
+public sealed partial class KubernetesMicroVmStore : IMicroVmStore, Reconciliation.IMovedAwayLookup, IDisposable
 {
     public const string StoreName = "kubernetes";
 
@@ -126,9 +126,9 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
         meta["labels"] = MicroVmResource.LabelsFor(spec, current);
         meta["resourceVersion"] = expectedResourceVersion;
         updated["spec"] = MicroVmResource.SpecToJson(spec);
-        if (current["spec"]?["placement"] is { } placement)
+        if (spec.Placement is null && current["spec"]?["placement"] is { } placement)
         {
-            updated["spec"]!["placement"] = placement.DeepClone(); // Kubernetes issue 13: kubectl-only field, kept through gRPC writes
+            updated["spec"]!["placement"] = placement.DeepClone(); // Kubernetes issue 13: a writer that sent no placement keeps the stored one
         }
 
         updated.Remove("status"); // ignored by the main resource anyway; never send a stale copy
@@ -273,6 +273,21 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, IDisposable
     }
 
     public void Dispose() => _ownedClient?.Dispose();
+
+    /// <summary>
+    /// Kubernetes issue 13: the MicroVMs the node lifecycle controller moved off this node (label
+    /// <see cref="MicroVmResource.MovedFromLabel"/>), so that the daemon removes hypervisors it still has for them.
+    /// </summary>
+    public async Task<IReadOnlyList<MicroVm>> MovedAwayAsync(CancellationToken cancellationToken)
+    {
+        if (_options.NodeName.Length == 0)
+        {
+            return [];
+        }
+
+        var (items, _) = await _api.ListAsync(_options.Namespace, $"{MicroVmResource.MovedFromLabel}={_options.NodeName}", cancellationToken);
+        return [.. items.Where(i => !IsMine(i)).Select(MicroVmResource.ToMicroVm)];
+    }
 
     private async IAsyncEnumerable<StoreEvent> WatchCoreAsync(Task<Snapshot> start, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

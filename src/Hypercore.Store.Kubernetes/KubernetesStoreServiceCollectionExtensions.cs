@@ -33,6 +33,7 @@ public static class KubernetesStoreServiceCollectionExtensions
                 sp.GetRequiredService<ILogger<KubernetesMicroVmStore>>(), Random.Shared, ownsClient: true);
         });
         services.TryAddSingleton<IMicroVmStore>(sp => sp.GetRequiredService<KubernetesMicroVmStore>());
+        services.TryAddSingleton<Reconciliation.IMovedAwayLookup>(sp => sp.GetRequiredService<KubernetesMicroVmStore>()); // issue 13
         return services;
     }
 }

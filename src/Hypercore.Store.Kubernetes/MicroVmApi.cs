@@ -52,14 +52,17 @@ internal sealed class MicroVmApi
     }
 
     /// <summary>Lists one namespace, or all when <paramref name="ns"/> is empty; returns the items and the list's resourceVersion.</summary>
-    public Task<(IReadOnlyList<JsonObject> Items, string ResourceVersion)> ListAsync(string ns, CancellationToken ct) =>
+    public Task<(IReadOnlyList<JsonObject> Items, string ResourceVersion)> ListAsync(string ns, CancellationToken ct) => ListAsync(ns, _nodeSelector, ct);
+
+    /// <summary>Lists with another label selector (Kubernetes issue 13: the MicroVMs moved off this node).</summary>
+    public Task<(IReadOnlyList<JsonObject> Items, string ResourceVersion)> ListAsync(string ns, string? selector, CancellationToken ct) =>
         RunAsync(_idempotent, async t =>
         {
             var body = ns.Length > 0
                 ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, labelSelector: _nodeSelector, cancellationToken: t)).Body
+                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t)).Body
                 : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: _nodeSelector, cancellationToken: t)).Body;
+                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t)).Body;
             var list = Parse(body);
             var items = (list["items"] as JsonArray ?? []).OfType<JsonObject>().Select(i => (JsonObject)i.DeepClone()).ToList();
             foreach (var item in items)

@@ -20,6 +20,9 @@ public static class MicroVmResource
     /// <summary>Label naming the node whose daemon reconciles the MicroVM.</summary>
     public const string NodeLabel = Group + "/node";
 
+    /// <summary>Kubernetes issue 13: on a MicroVM moved off a lost node, that node (its daemon removes what it has left for it).</summary>
+    public const string MovedFromLabel = Group + "/moved-from";
+
     /// <summary>Held by the node's daemon from claim until every process and file of the VM is gone.</summary>
     public const string Finalizer = Group + "/finalizer";
 
@@ -47,7 +50,7 @@ public static class MicroVmResource
     public static JsonObject NewResource(MicroVmSpec spec, string nodeName)
     {
         var labels = LabelsFor(spec, null);
-        if (spec.NodeName.Length == 0 && nodeName.Length > 0)
+        if (spec.NodeName.Length == 0 && nodeName.Length > 0 && spec.Placement is null) // with placement: kube-scheduler picks (issue 13)
         {
             labels[NodeLabel] = nodeName;
         }
@@ -200,6 +203,12 @@ public static class MicroVmResource
             spec["restoreFrom"] = restoreFrom;
         }
 
+        // Kubernetes (issue 13)
+        if (s.Placement is { } placement)
+        {
+            spec["placement"] = PlacementToJson(placement);
+        }
+
         return spec;
     }
 
@@ -284,8 +293,83 @@ public static class MicroVmResource
 
             // guest health: startup probe
             StartupProbe = ProbeFromJson(spec["startupProbe"]),
+            // Kubernetes (issue 13)
+            Placement = spec["placement"] is JsonObject placement ? PlacementFromJson(placement) : null,
         };
     }
+
+    /// <summary>Kubernetes (issue 13): spec.placement in the CRD's shape (the pod's own field names).</summary>
+    private static JsonObject PlacementToJson(PlacementSpec p)
+    {
+        var o = new JsonObject();
+        if (p.NodeSelector.Count > 0)
+        {
+            o["nodeSelector"] = Map(p.NodeSelector);
+        }
+
+        if (p.Tolerations.Count > 0)
+        {
+            o["tolerations"] = new JsonArray([.. p.Tolerations.Select(t =>
+            {
+                var j = new JsonObject();
+                if (t.Key.Length > 0)
+                {
+                    j["key"] = t.Key;
+                }
+
+                if (t.Operator.Length > 0)
+                {
+                    j["operator"] = t.Operator;
+                }
+
+                if (t.Value.Length > 0)
+                {
+                    j["value"] = t.Value;
+                }
+
+                if (t.Effect.Length > 0)
+                {
+                    j["effect"] = t.Effect;
+                }
+
+                if (t.TolerationSeconds is { } seconds)
+                {
+                    j["tolerationSeconds"] = seconds;
+                }
+
+                return (JsonNode)j;
+            })]);
+        }
+
+        if (p.AffinityJson is { } affinity && JsonNode.Parse(affinity) is JsonObject a)
+        {
+            o["affinity"] = a;
+        }
+
+        if (p.PriorityClassName.Length > 0)
+        {
+            o["priorityClassName"] = p.PriorityClassName;
+        }
+
+        return o;
+    }
+
+    private static PlacementSpec PlacementFromJson(JsonObject o) => new()
+    {
+        NodeSelector = ReadMap(o["nodeSelector"]),
+        Tolerations = o["tolerations"] is JsonArray tolerations
+            ? [.. tolerations.OfType<JsonObject>().Select(t => new TolerationSpec
+            {
+                Key = (string?)t["key"] ?? "",
+                Operator = (string?)t["operator"] ?? "",
+                Value = (string?)t["value"] ?? "",
+                Effect = (string?)t["effect"] ?? "",
+                TolerationSeconds = (long?)t["tolerationSeconds"],
+            })]
+            : [],
+        AffinityJson = o["affinity"] is JsonObject affinity ? affinity.ToJsonString() : null,
+        PriorityClassName = (string?)o["priorityClassName"] ?? "",
+    };
 
     public static JsonObject StatusToJson(MicroVmStatus s)
     {

@@ -7,7 +7,7 @@ namespace Hypercore.Kubernetes.TestServer;
 /// <summary>
 /// The CRD's <c>x-kubernetes-validations</c> (CEL), checked as far as a tiny evaluator can: expressions over
 /// <c>self</c> and <c>oldSelf</c> with field selection, <c>has()</c>, string/number/bool/null literals, <c>==</c>,
-/// <c>!=</c>, <c>!</c>, <c>&amp;&amp;</c>, <c>||</c> and parentheses. A rule that mentions <c>oldSelf</c> is a transition
+/// <c>!=</c>, <c>!</c>, <c>&amp;&amp;</c>, <c>||</c>, parentheses and the <c>list.exists(x, predicate)</c> macro. A rule that mentions <c>oldSelf</c> is a transition
 /// rule: checked on update only, and only where the value exists before and after (as the API server does). A rule
 /// with anything else (functions such as size() or matches(), macros, arithmetic, comparisons other than equality,
 /// indexing, lists) is not checked: it is listed in <see cref="Unchecked"/> so tests can say so.
@@ -146,6 +146,8 @@ public static class CelRules
 
     private sealed record Binary(string Op, Expr Left, Expr Right) : Expr;
 
+    private sealed record Exists(Path List, string Variable, Expr Predicate) : Expr;
+
     private sealed class CelEvalException(string message) : Exception(message);
 
     private static bool TryParse(string text, out Expr? expr)
@@ -163,25 +165,41 @@ public static class CelRules
         }
     }
 
-    private static JsonNode? Eval(Expr e, JsonNode? self, JsonNode? oldSelf)
+    private static JsonNode? Eval(Expr e, JsonNode? self, JsonNode? oldSelf, IReadOnlyDictionary<string, JsonNode?>? vars = null)
     {
         switch (e)
         {
             case Lit l:
                 return l.Value?.DeepClone();
             case Path p:
-                return Resolve(p, self, oldSelf, forHas: false).Value;
+                return Resolve(p, self, oldSelf, forHas: false, vars).Value;
             case Has h:
-                return JsonValue.Create(Resolve(h.Target, self, oldSelf, forHas: true).Found);
+                return JsonValue.Create(Resolve(h.Target, self, oldSelf, forHas: true, vars).Found);
             case Not n:
-                return JsonValue.Create(!Truth(Eval(n.Operand, self, oldSelf)));
+                return JsonValue.Create(!Truth(Eval(n.Operand, self, oldSelf, vars)));
             case Binary { Op: "||" } b:
-                return JsonValue.Create(Truth(Eval(b.Left, self, oldSelf)) || Truth(Eval(b.Right, self, oldSelf)));
+                return JsonValue.Create(Truth(Eval(b.Left, self, oldSelf, vars)) || Truth(Eval(b.Right, self, oldSelf, vars)));
             case Binary { Op: "&&" } b:
-                return JsonValue.Create(Truth(Eval(b.Left, self, oldSelf)) && Truth(Eval(b.Right, self, oldSelf)));
+                return JsonValue.Create(Truth(Eval(b.Left, self, oldSelf, vars)) && Truth(Eval(b.Right, self, oldSelf, vars)));
             case Binary b:
-                var equal = JsonNode.DeepEquals(Eval(b.Left, self, oldSelf), Eval(b.Right, self, oldSelf));
+                var equal = JsonNode.DeepEquals(Eval(b.Left, self, oldSelf, vars), Eval(b.Right, self, oldSelf, vars));
                 return JsonValue.Create(b.Op == "==" ? equal : !equal);
+            case Exists x:
+                if (Resolve(x.List, self, oldSelf, forHas: false, vars).Value is not JsonArray items)
+                {
+                    throw new CelEvalException("no matching overload: exists() needs a list");
+                }
+
+                foreach (var item in items)
+                {
+                    var scope = new Dictionary<string, JsonNode?>(vars ?? new Dictionary<string, JsonNode?>()) { [x.Variable] = item };
+                    if (Truth(Eval(x.Predicate, self, oldSelf, scope)))
+                    {
+                        return JsonValue.Create(true);
+                    }
+                }
+
+                return JsonValue.Create(false);
             default:
                 throw new CelEvalException("unsupported expression");
         }
@@ -192,9 +210,14 @@ public static class CelRules
             ? value.GetValueKind() == JsonValueKind.True
             : throw new CelEvalException("no matching overload: expected a bool");
 
-    private static (bool Found, JsonNode? Value) Resolve(Path p, JsonNode? self, JsonNode? oldSelf, bool forHas)
+    private static (bool Found, JsonNode? Value) Resolve(Path p, JsonNode? self, JsonNode? oldSelf, bool forHas, IReadOnlyDictionary<string, JsonNode?>? vars)
     {
-        var current = p.Root == "self" ? self : oldSelf;
+        var current = p.Root switch
+        {
+            "self" => self,
+            "oldSelf" => oldSelf,
+            _ => vars is not null && vars.TryGetValue(p.Root, out var bound) ? bound : throw new CelEvalException($"undeclared reference to '{p.Root}'"),
+        };
         for (var i = 0; i < p.Fields.Count; i++)
         {
             if (current is not JsonObject o || !o.TryGetPropertyValue(p.Fields[i], out var next))
@@ -215,6 +238,7 @@ public static class CelRules
 
     private sealed class Parser(string text)
     {
+        private readonly HashSet<string> _bound = new(StringComparer.Ordinal);
         private int _pos;
 
         public Expr ParseAll()
@@ -324,10 +348,43 @@ public static class CelRules
 
             var parts = word.Split('.');
             Skip();
-            if (parts[0] is not ("self" or "oldSelf") || parts.Skip(1).Any(f => f.Length == 0 || !char.IsLetter(f[0])) ||
-                (_pos < text.Length && text[_pos] is '(' or '['))
+            if (parts.Length > 1 && parts[^1] == "exists" && _pos < text.Length && text[_pos] == '(')
             {
-                throw new FormatException($"unsupported term '{word}'");
+                // list.exists(x, predicate): the one macro the CRD's rules use.
+                var list = Term(parts[..^1], receiver: true);
+                _pos++;
+                Skip();
+                var varStart = _pos;
+                while (_pos < text.Length && (char.IsLetterOrDigit(text[_pos]) || text[_pos] == '_'))
+                {
+                    _pos++;
+                }
+
+                var variable = text[varStart.._pos];
+                if (variable.Length == 0 || !char.IsLetter(variable[0]) || variable is "self" or "oldSelf" || !Eat(","))
+                {
+                    throw new FormatException("exists() takes a variable and a predicate");
+                }
+
+                var added = _bound.Add(variable);
+                var predicate = Or();
+                if (added)
+                {
+                    _bound.Remove(variable);
+                }
+
+                return Eat(")") ? new Exists(list, variable, predicate) : throw new FormatException("expected ) after exists()");
+            }
+
+            return Term(parts);
+        }
+
+        private Path Term(string[] parts, bool receiver = false)
+        {
+            if (!(parts[0] is "self" or "oldSelf" || _bound.Contains(parts[0])) || parts.Skip(1).Any(f => f.Length == 0 || !char.IsLetter(f[0])) ||
+                (!receiver && _pos < text.Length && text[_pos] is '(' or '['))
+            {
+                throw new FormatException($"unsupported term '{string.Join('.', parts)}'");
             }
 
             return new Path(parts[0], parts[1..]);

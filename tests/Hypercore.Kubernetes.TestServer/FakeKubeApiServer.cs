@@ -822,6 +822,11 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
             _objects.Remove(key);
             meta["resourceVersion"] = NextResourceVersion();
             Publish(type, "DELETED", obj);
+            if (type == ResourceType.CorePods)
+            {
+                return (200, (JsonObject)obj.DeepClone()); // the API server answers a pod DELETE with the pod, which clients decode as V1Pod
+            }
+
             return (200, new JsonObject
             {
                 ["kind"] = "Status",

@@ -72,7 +72,38 @@ public static class Mapping
 
             // guest health: startup probe
             StartupProbe = spec.StartupProbe is { } startup ? ToCore(startup) : null,
+            // Kubernetes (issue 13)
+            Placement = spec.Placement is { } placement ? ToCore(placement) : null,
         };
+    }
+
+    /// <summary>Kubernetes (issue 13): placement fields as they are; PlacementValidator checks them.</summary>
+    private static PlacementSpec ToCore(Proto.Placement p) => new()
+    {
+        NodeSelector = new Dictionary<string, string>(p.NodeSelector),
+        Tolerations = [.. p.Tolerations.Select(t => new TolerationSpec
+        {
+            Key = t.Key, Operator = t.Operator, Value = t.Value, Effect = t.Effect, TolerationSeconds = t.HasTolerationSeconds ? t.TolerationSeconds : null,
+        })],
+        AffinityJson = p.AffinityJson.Length > 0 ? p.AffinityJson : null,
+        PriorityClassName = p.PriorityClassName,
+    };
+
+    private static Proto.Placement ToProto(PlacementSpec p)
+    {
+        var placement = new Proto.Placement { AffinityJson = p.AffinityJson ?? "", PriorityClassName = p.PriorityClassName };
+        placement.NodeSelector.Add(p.NodeSelector.ToDictionary());
+        placement.Tolerations.Add(p.Tolerations.Select(t =>
+        {
+            var toleration = new Proto.Toleration { Key = t.Key, Operator = t.Operator, Value = t.Value, Effect = t.Effect };
+            if (t.TolerationSeconds is { } seconds)
+            {
+                toleration.TolerationSeconds = seconds;
+            }
+
+            return toleration;
+        }));
+        return placement;
     }
 
     public static Proto.MicroVM ToProto(MicroVm vm) => new()
@@ -99,6 +130,11 @@ public static class Mapping
         if (spec.RestoreFrom is { } restoreFrom)
         {
             p.RestoreFrom = restoreFrom; // snapshots
+        }
+
+        if (spec.Placement is { } placement)
+        {
+            p.Placement = ToProto(placement); // Kubernetes (issue 13)
         }
 
         p.Labels.Add(spec.Labels.ToDictionary());
@@ -237,6 +273,13 @@ public static class Mapping
             p.LastSnapshotTime = Timestamp.FromDateTimeOffset(snapshotTime);
         }
 
+        // Kubernetes (issue 13): placement's verdict and a lost node, from their conditions.
+        if (status.FindCondition("Scheduled") is { Status: ConditionStatus.True } && spec is { NodeName.Length: > 0 })
+        {
+            p.ScheduledNode = spec.NodeName;
+        }
+
+        p.NodeLost = status.FindCondition("NodeLost") is { Status: ConditionStatus.True };
         p.Addresses.Add(status.Addresses);
         p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
         {

@@ -143,6 +143,9 @@ internal static class CreateCommands
         private readonly ProbeFlags _liveness = new("live", "liveness");
         private readonly ProbeFlags _startup = new("startup", "startup");
 
+        // Kubernetes (issue 13)
+        private readonly PlacementFlags _placement = new();
+
         public void AddTo(Command command)
         {
             command.Add(_config);
@@ -163,6 +166,7 @@ internal static class CreateCommands
             _liveness.AddTo(command);
             _startup.AddTo(command);
             command.Add(_fromSnapshot);
+            _placement.AddTo(command);
         }
 
         public MicroVMSpec BuildSpec(Invocation inv)
@@ -229,6 +233,7 @@ internal static class CreateCommands
             spec.ReadinessProbe = _readiness.Apply(p, spec.ReadinessProbe);
             spec.LivenessProbe = _liveness.Apply(p, spec.LivenessProbe);
             spec.StartupProbe = _startup.Apply(p, spec.StartupProbe);
+            _placement.Apply(p, spec);
 
             if (string.IsNullOrEmpty(spec.Id))
             {

@@ -56,6 +56,11 @@ public sealed record MicroVmSpec
     /// <summary>Until it succeeds on a boot, readiness and liveness probes are not run; after FailureThreshold failures the VM is ended.</summary>
     public ProbeSpec? StartupProbe { get; init; }
 
+    // Kubernetes (issue 13): placement by kube-scheduler for a MicroVM created without a node (Kubernetes store only).
+
+    /// <summary>Scheduling constraints of the reservation pod; null: none (and, through the API, placed on the receiving node).</summary>
+    public PlacementSpec? Placement { get; init; }
+
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
@@ -68,7 +73,7 @@ public sealed record MicroVmSpec
         AdditionalVolumes.SequenceEqual(other.AdditionalVolumes) && Interfaces.SequenceEqual(other.Interfaces) &&
         ReadinessProbe == other.ReadinessProbe && LivenessProbe == other.LivenessProbe &&
         RestoreFrom == other.RestoreFrom &&
-        StartupProbe == other.StartupProbe;
+        StartupProbe == other.StartupProbe && Placement == other.Placement;
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 

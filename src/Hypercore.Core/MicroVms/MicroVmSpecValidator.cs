@@ -209,6 +209,8 @@ public static partial class MicroVmSpecValidator
             errors.Add("restore_from: " + badSnapshot);
         }
 
+        // Kubernetes (issue 13): placement
+        errors.AddRange(PlacementValidator.Validate(spec));
         return errors;
     }
 

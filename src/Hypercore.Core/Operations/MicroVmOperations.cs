@@ -95,12 +95,18 @@ public sealed partial class MicroVmOperations
         errors.AddRange(HostPathViolations(spec));
         errors.AddRange(_registries?.Violations(spec) ?? []);
         errors.AddRange(_probeTargets?.CreateViolations(spec) ?? []);
+        if (spec.Placement is not null && _store.Name != "kubernetes")
+        {
+            // Kubernetes (issue 13): only kube-scheduler places, and only the Kubernetes store reaches it.
+            errors.Add($"placement: this daemon uses the {_store.Name} store, where the receiving node runs every MicroVM; placement needs --store kubernetes (leave placement out here)");
+        }
+
         if (errors.Count > 0)
         {
             throw new InvalidSpecException(errors.Distinct().ToList());
         }
 
-        if (_capacity is not null && (spec.NodeName.Length == 0 || spec.NodeName == _capacity.Node) && _capacity.NeverFits(spec) is { } never)
+        if (_capacity is not null && spec.Placement is null && (spec.NodeName.Length == 0 || spec.NodeName == _capacity.Node) && _capacity.NeverFits(spec) is { } never)
         {
             throw new ResourceExhaustedException(never.Message);
         }

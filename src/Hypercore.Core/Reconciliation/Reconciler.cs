@@ -104,7 +104,7 @@ public sealed partial class Reconciler
         {
             _crashes.TryRemove(key, out _);
             _unknownSince.TryRemove(key, out _);
-            return ReconcileResult.Done;
+            return await ReleaseGoneAsync(key, ct);
         }
 
         if (vm.Spec.NodeName.Length > 0 && vm.Spec.NodeName != _options.NodeName)
@@ -150,6 +150,8 @@ public sealed partial class Reconciler
         {
             vm = await _store.ClaimAsync(key, ct);
         }
+
+        RememberHere(vm);
 
         var live = await InspectAsync(vm, driver, ct);
         if (live.State == LiveState.Unknown)
@@ -392,6 +394,7 @@ public sealed partial class Reconciler
 
         await _store.RemoveAsync(vm.Key, ct);
         _crashes.TryRemove(vm.Key, out _);
+        ForgetHere(vm.Key);
         LogDeleted(vm.Key);
         return ReconcileResult.Done;
     }
@@ -440,7 +443,7 @@ public sealed partial class Reconciler
     private static bool EndedOnItsOwn(MicroVm vm) =>
         vm.Status.Phase is Phase.Stopped or Phase.Failed &&
         vm.Status.ObservedGeneration == vm.Generation &&
-        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive or ReasonLivenessProbeFailed or GuestHealth.GuestHealthMonitor.ReasonStartupProbeFailed;
+        vm.Status.FindCondition(Conditions.Ready)?.Reason is ReasonGuestShutdown or ReasonCrashed or Conditions.Unresponsive or ReasonLivenessProbeFailed or GuestHealth.GuestHealthMonitor.ReasonStartupProbeFailed or ReasonNodeLost;
 
     private const string ReasonGuestShutdown = "GuestShutdown";
     private const string ReasonCrashed = "Crashed";

@@ -26,8 +26,11 @@ public sealed partial class ReconcilerHost : BackgroundService
     private readonly WorkQueue<VmKey> _queue;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ReconcilerHost(MicroVmInformer informer, DriverRegistry drivers, Reconciler reconciler, IOptions<ReconcilerOptions> options, TimeProvider time, ILogger<ReconcilerHost> log)
+    public ReconcilerHost(
+        MicroVmInformer informer, DriverRegistry drivers, Reconciler reconciler, IOptions<ReconcilerOptions> options, TimeProvider time, ILogger<ReconcilerHost> log,
+        IMovedAwayLookup? movedAway = null)
     {
+        _movedAway = movedAway;
         _informer = informer;
         _drivers = drivers;
         _reconciler = reconciler;
@@ -53,6 +56,7 @@ public sealed partial class ReconcilerHost : BackgroundService
     public int WorkerCount => _options.Workers;
 
     private long _completed;
+    private readonly IMovedAwayLookup? _movedAway;
     private readonly TaskCompletionSource _adopted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -105,6 +109,7 @@ public sealed partial class ReconcilerHost : BackgroundService
     private async Task ReportAdoptionAsync(IReadOnlyList<MicroVm> records, CancellationToken ct)
     {
         var byUid = records.ToDictionary(r => r.Uid);
+        Task<IReadOnlyList<MicroVm>>? movedList = null;
         var drivers = _drivers.All.ToList();
 
         // Availability first (a version probe each, asked of all at once), logged in registration order so the
@@ -128,10 +133,47 @@ public sealed partial class ReconcilerHost : BackgroundService
                 {
                     LogAdopted(vm.Key, driver.Name, info.Pid, info.State);
                 }
+                else if (await MovedAwayAsync(info.Uid) is { } moved)
+                {
+                    await RemoveMovedAsync(moved, driver, info);
+                }
                 else
                 {
                     LogOrphan(driver.Name, info.Uid, info.Pid);
                 }
+            }
+        }
+
+        // Kubernetes issue 13: asked once, and only when a driver found something without a record.
+        async Task<MicroVm?> MovedAwayAsync(string uid)
+        {
+            if (_movedAway is null)
+            {
+                return null;
+            }
+
+            try
+            {
+                movedList ??= _movedAway.MovedAwayAsync(ct);
+                return (await movedList).FirstOrDefault(v => v.Uid == uid);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogListFailed("moved-away MicroVMs", ex.Message);
+                return null;
+            }
+        }
+
+        async Task RemoveMovedAsync(MicroVm moved, IHypervisorDriver driver, VmRuntimeInfo info)
+        {
+            LogMovedAway(moved.Key, driver.Name, info.Uid, info.Pid);
+            try
+            {
+                await _reconciler.RemoveLeftoverAsync(moved, driver, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogListFailed(driver.Name, $"removing the leftover of {moved.Key}: {ex.Message}");
             }
         }
 
@@ -216,6 +258,9 @@ public sealed partial class ReconcilerHost : BackgroundService
 
     [LoggerMessage(1102, LogLevel.Warning, "{Provider}: instance {Uid} (pid {Pid}) has no record in the store; left alone")]
     private partial void LogOrphan(string provider, string uid, int? pid);
+
+    [LoggerMessage(1406, LogLevel.Warning, "{Key}: moved to another node while this node was lost; removing the {Provider} instance {Uid} (pid {Pid}) left here")]
+    private partial void LogMovedAway(VmKey key, string provider, string uid, int? pid);
 
     [LoggerMessage(1103, LogLevel.Warning, "{Source}: list failed: {Message}")]
     private partial void LogListFailed(string source, string message);

@@ -12,5 +12,11 @@ public static class NodeLifecycleSettings
         Kind = SettingKind.Duration,
     };
 
-    public static readonly IReadOnlyList<DaemonSetting> All = [NotReadyTimeout];
+    public static readonly DaemonSetting CheckInterval = new("node-lifecycle-interval", "NodeLifecycle:CheckInterval",
+        "with store = kubernetes: how often the daemon holding the node-lifecycle Lease looks at the nodes and places unplaced MicroVMs (and the others try for the Lease); default 10s", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
+    public static readonly IReadOnlyList<DaemonSetting> All = [NotReadyTimeout, CheckInterval];
 }

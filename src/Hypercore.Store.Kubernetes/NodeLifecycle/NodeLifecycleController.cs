@@ -49,6 +49,17 @@ public sealed partial class NodeLifecycleController : BackgroundService
     public long Released => Interlocked.Read(ref _released);
 
     private long _released;
+    private long _rescheduled;
+    private long _events;
+
+    /// <summary>Number of MicroVMs this controller moved off lost nodes (for tests and metrics).</summary>
+    public long Rescheduled => Interlocked.Read(ref _rescheduled);
+
+    /// <summary>Marks a MicroVM that stayed on a lost node (NodeLost=True), so the node's return is seen without a cluster-wide list.</summary>
+    public const string NodeLostLabel = MicroVmResource.Group + "/node-lost";
+
+    /// <summary>On a MicroVM moved off a lost node: the node it left.</summary>
+    public const string RescheduledFromAnnotation = MicroVmResource.Group + "/rescheduled-from";
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -143,13 +154,153 @@ public sealed partial class NodeLifecycleController : BackgroundService
                 : ("NodeDeleted", $"node \"{node}\" no longer exists");
             try
             {
-                await ReleaseAsync((JsonObject)item.DeepClone(), reason, message + "; the MicroVM's finalizer was removed so it can be deleted", now, ct);
+                var vm = (JsonObject)item.DeepClone();
+                var deleting = item["metadata"]?["deletionTimestamp"] is not null;
+                var stays = deleting ? null : WhyNotMoved(vm);
+                if (!deleting && stays is null)
+                {
+                    await RescheduleAsync(vm, node, reason, message, now, ct);
+                }
+                else
+                {
+                    var kept = stays is null ? "" : "; " + stays;
+                    await ReleaseAsync(vm, reason, message + kept + "; the MicroVM's finalizer was removed so it can be deleted", now, ct);
+                }
             }
             catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
             {
                 // Changed or gone since the list: the next round sees the new version.
             }
         }
+
+        await ClearReturnedAsync(new HashSet<string>(healthy, StringComparer.Ordinal), now, ct);
+    }
+
+    /// <summary>
+    /// Null when a MicroVM of a lost node may boot on another node: restartPolicy Always (the user asked for it to
+    /// run whatever happens) and no writable hostPath volume (such a disk is a file on the lost node; the same path
+    /// on another node is another disk, so the VM would come up with other data). Read-only hostPath volumes, the
+    /// kernel and initrd are taken to be provisioned alike on every Hypercore node; scratch disks and image volumes
+    /// are made afresh by the new node. Otherwise the reason it stays.
+    /// </summary>
+    internal static string? WhyNotMoved(JsonObject vm)
+    {
+        var spec = vm["spec"] as JsonObject ?? new JsonObject();
+        var policy = (string?)spec["restartPolicy"] ?? "Always";
+        if (!string.Equals(policy, "Always", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"restartPolicy {policy}: not rescheduled, it stays Failed";
+        }
+
+        var volumes = new List<JsonObject>();
+        if (spec["rootVolume"] is JsonObject root)
+        {
+            volumes.Add(root);
+        }
+
+        volumes.AddRange((spec["additionalVolumes"] as JsonArray ?? []).OfType<JsonObject>());
+        var local = volumes.FirstOrDefault(v => (string?)v["hostPath"] is { Length: > 0 } && (bool?)v["readOnly"] != true);
+        return local is null
+            ? null
+            : $"volume \"{(string?)local["id"]}\" is the writable host file {(string?)local["hostPath"]} on the lost node: not rescheduled, it stays Failed";
+    }
+
+    /// <summary>
+    /// Moves a MicroVM off a lost node, keeping the object (name, namespace, uid, spec): status first (NodeLost=True,
+    /// Scheduled=False Rescheduling, phase Pending, nothing of the old node's process), so that the CRD rule lets
+    /// spec.nodeName go; then the old reservation pod is deleted at once (its kubelet is gone and would never confirm
+    /// a graceful delete); then spec.nodeName, the node label and the finalizer are removed. Placement then treats it
+    /// as any unplaced MicroVM. Each step is idempotent, so a leader that dies halfway is finished by the next one.
+    /// </summary>
+    private async Task RescheduleAsync(JsonObject vm, string node, string reason, string message, DateTimeOffset now, CancellationToken ct)
+    {
+        // The lost node's daemon may still write (a NotReady node is not always cut off from the API server): a
+        // conflict re-reads and goes on from where the object is.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await RescheduleOnceAsync(vm, node, reason, message, now, ct);
+                return;
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.Conflict && attempt < 5)
+            {
+                var meta = vm["metadata"]!;
+                var fresh = MicroVmApi.Parse((await _client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync(
+                    MicroVmResource.Group, MicroVmResource.Version, (string?)meta["namespace"] ?? "default", MicroVmResource.Plural, (string)meta["name"]!,
+                    cancellationToken: ct)).Body);
+                if ((string?)fresh["metadata"]?["labels"]?[MicroVmResource.NodeLabel] != node || fresh["metadata"]?["deletionTimestamp"] is not null)
+                {
+                    return; // moved or being deleted meanwhile
+                }
+
+                vm = fresh;
+            }
+        }
+    }
+
+    private async Task RescheduleOnceAsync(JsonObject vm, string node, string reason, string message, DateTimeOffset now, CancellationToken ct)
+    {
+        var meta = vm["metadata"]!.AsObject();
+        var name = (string)meta["name"]!;
+        var ns = (string?)meta["namespace"] ?? "default";
+        vm["apiVersion"] ??= MicroVmResource.ApiVersion;
+        vm["kind"] ??= MicroVmResource.Kind;
+        var why = $"{message}; restartPolicy Always: rescheduling it on another node";
+        var old = vm["status"] as JsonObject ?? new JsonObject();
+        var conditions = (old["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToList();
+        if (!conditions.Any(c => (string?)c["type"] == ConditionNodeLost && (string?)c["status"] == "True"))
+        {
+            var stamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            var generation = (long?)meta["generation"] ?? 1;
+            var kept = conditions.Where(c => (string?)c["type"] is not (ConditionNodeLost or "Ready" or PlacementController.ConditionScheduled)).Select(c => c.DeepClone()).ToList();
+            kept.Add(Condition(ConditionNodeLost, "True", reason, why, stamp, generation));
+            kept.Add(Condition("Ready", "False", ConditionNodeLost, why, stamp, generation));
+            kept.Add(Condition(PlacementController.ConditionScheduled, "False", "Rescheduling",
+                $"node \"{node}\" was lost; waiting for kube-scheduler to place the reservation pod again", stamp, generation));
+
+            // Nothing of the old node's instance is kept: its pid, addresses and files are on the lost node.
+            vm["status"] = new JsonObject
+            {
+                ["phase"] = "Pending",
+                ["observedGeneration"] = (long?)old["observedGeneration"] ?? 0,
+                ["restartCount"] = (int?)old["restartCount"] ?? 0,
+                ["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray()),
+            };
+            vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
+                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+            LogNodeLost(ns, name, reason, why);
+        }
+
+        try
+        {
+            await _client.CoreV1.DeleteNamespacedPodAsync(PlacementController.PodName(name), ns,
+                new V1DeleteOptions { GracePeriodSeconds = 0 }, cancellationToken: ct);
+        }
+        catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+
+        meta = vm["metadata"]!.AsObject();
+        (vm["spec"] as JsonObject)?.Remove("nodeName");
+        var labels = meta["labels"] as JsonObject ?? new JsonObject();
+        labels.Remove(MicroVmResource.NodeLabel);
+        labels[MicroVmResource.MovedFromLabel] = node; // the node, back, removes what it has left for it (IMovedAwayLookup)
+        meta["labels"] = labels;
+        var annotations = meta["annotations"] as JsonObject ?? new JsonObject();
+        annotations[RescheduledFromAnnotation] = node;
+        meta["annotations"] = annotations;
+        if (meta["finalizers"] is JsonArray finalizers)
+        {
+            meta["finalizers"] = new JsonArray(finalizers.Where(f => (string?)f != MicroVmResource.Finalizer).Select(f => f!.DeepClone()).ToArray());
+        }
+
+        vm.Remove("status");
+        await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
+        Interlocked.Increment(ref _rescheduled);
+        LogRescheduled(ns, name, node);
+        await RecordEventAsync(vm, "Warning", "Rescheduled", why, now, ct);
     }
 
     private async Task ReleaseAsync(JsonObject vm, string reason, string message, DateTimeOffset now, CancellationToken ct)
@@ -157,6 +308,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
         var meta = vm["metadata"]!.AsObject();
         var name = (string)meta["name"]!;
         var ns = (string?)meta["namespace"] ?? "default";
+        var deleting = meta["deletionTimestamp"] is not null;
         vm["apiVersion"] ??= MicroVmResource.ApiVersion;
         vm["kind"] ??= MicroVmResource.Kind;
         var status = vm["status"] as JsonObject ?? new JsonObject();
@@ -167,22 +319,142 @@ public sealed partial class NodeLifecycleController : BackgroundService
             var stamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
             var generation = (long?)meta["generation"] ?? 1;
             var kept = conditions.OfType<JsonObject>().Where(c => (string?)c["type"] is not (ConditionNodeLost or "Ready")).Select(c => c.DeepClone()).ToList();
-            kept.Add(new JsonObject { ["type"] = ConditionNodeLost, ["status"] = "True", ["reason"] = reason, ["message"] = message, ["lastTransitionTime"] = stamp, ["observedGeneration"] = generation });
-            kept.Add(new JsonObject { ["type"] = "Ready", ["status"] = "False", ["reason"] = ConditionNodeLost, ["message"] = message, ["lastTransitionTime"] = stamp, ["observedGeneration"] = generation });
+            kept.Add(Condition(ConditionNodeLost, "True", reason, message, stamp, generation));
+            kept.Add(Condition("Ready", "False", ConditionNodeLost, message, stamp, generation));
             status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
+            if (!deleting)
+            {
+                // Failed for this generation: the node's daemon, back, leaves it down (Ready reason NodeLost ends it
+                // as a crash does) until a new start request bumps the generation.
+                status["phase"] = "Failed";
+                status["observedGeneration"] = generation;
+                status.Remove("pid");
+            }
+
             vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
                 vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
             LogNodeLost(ns, name, reason, message);
+            if (!deleting)
+            {
+                await RecordEventAsync(vm, "Warning", ConditionNodeLost, message, now, ct);
+            }
         }
 
-        if (MicroVmResource.HasFinalizer(vm))
+        var labels = vm["metadata"]!["labels"] as JsonObject;
+        var mark = !deleting && (string?)labels?[NodeLostLabel] != "true";
+        var held = MicroVmResource.HasFinalizer(vm);
+        if (held || mark)
         {
-            var finalizers = new JsonArray(((JsonArray)vm["metadata"]!["finalizers"]!).Where(f => (string?)f != MicroVmResource.Finalizer).Select(f => f!.DeepClone()).ToArray());
+            var finalizers = new JsonArray(((vm["metadata"]!["finalizers"] as JsonArray) ?? []).Where(f => (string?)f != MicroVmResource.Finalizer).Select(f => f!.DeepClone()).ToArray());
             vm["metadata"]!["finalizers"] = finalizers;
+            if (mark)
+            {
+                labels ??= new JsonObject();
+                labels[NodeLostLabel] = "true"; // found again when its node is back (ClearReturnedAsync)
+                vm["metadata"]!["labels"] = labels;
+            }
+
+            vm.Remove("status");
             await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
                 vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
-            Interlocked.Increment(ref _released);
-            LogReleased(ns, name);
+            if (held)
+            {
+                Interlocked.Increment(ref _released);
+                LogReleased(ns, name);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A node that is healthy again: its MicroVMs marked NodeLost (the ones that stayed) get <c>NodeLost=False</c>,
+    /// reason NodeReturned, and lose the mark. Their phase stays what it is: a Failed one stays down (restartPolicy),
+    /// one whose hypervisor outlived the outage is reported Running again by the node's daemon, which also claims it
+    /// again. MicroVMs that were moved no longer name the node, so the node never sees them.
+    /// </summary>
+    private async Task ClearReturnedAsync(HashSet<string> healthy, DateTimeOffset now, CancellationToken ct)
+    {
+        var body = _store.Namespace.Length > 0
+            ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct)).Body
+            : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct)).Body;
+        foreach (var item in (MicroVmApi.Parse(body)["items"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var node = (string?)item["metadata"]?["labels"]?[MicroVmResource.NodeLabel] ?? "";
+            if (!healthy.Contains(node))
+            {
+                continue;
+            }
+
+            try
+            {
+                await ClearAsync((JsonObject)item.DeepClone(), node, now, ct);
+            }
+            catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            {
+            }
+        }
+    }
+
+    private async Task ClearAsync(JsonObject vm, string node, DateTimeOffset now, CancellationToken ct)
+    {
+        var meta = vm["metadata"]!.AsObject();
+        var name = (string)meta["name"]!;
+        var ns = (string?)meta["namespace"] ?? "default";
+        vm["apiVersion"] ??= MicroVmResource.ApiVersion;
+        vm["kind"] ??= MicroVmResource.Kind;
+        var status = (vm["status"] as JsonObject)?.DeepClone().AsObject() ?? new JsonObject();
+
+        // The mark first, the condition second: both writes then find NodeLost=True on the stored object, which is
+        // what the node-scope admission policy lets the Lease holder (a daemon of another node) write under.
+        (meta["labels"] as JsonObject)?.Remove(NodeLostLabel);
+        vm.Remove("status");
+        vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+        var conditions = (status["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToList();
+        if (conditions.Any(c => (string?)c["type"] == ConditionNodeLost && (string?)c["status"] == "True"))
+        {
+            var stamp = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            var kept = conditions.Where(c => (string?)c["type"] != ConditionNodeLost).Select(c => c.DeepClone()).ToList();
+            kept.Add(Condition(ConditionNodeLost, "False", "NodeReturned", $"node \"{node}\" is Ready again", stamp, (long?)vm["metadata"]?["generation"] ?? 1));
+            status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
+            vm["status"] = status;
+            await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
+                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
+            await RecordEventAsync(vm, "Normal", "NodeReturned", $"node \"{node}\" is Ready again", now, ct);
+        }
+
+        LogReturned(ns, name, node);
+    }
+
+    private static JsonObject Condition(string type, string status, string reason, string message, string stamp, long generation) => new()
+    {
+        ["type"] = type, ["status"] = status, ["reason"] = reason, ["message"] = message, ["lastTransitionTime"] = stamp, ["observedGeneration"] = generation,
+    };
+
+    /// <summary>A core/v1 Event on the MicroVM (kubectl describe shows it); best effort, as the daemon's recorder.</summary>
+    private async Task RecordEventAsync(JsonObject vm, string type, string reason, string message, DateTimeOffset now, CancellationToken ct)
+    {
+        var meta = vm["metadata"]!;
+        var ns = (string?)meta["namespace"] ?? "default";
+        try
+        {
+            await _client.CoreV1.CreateNamespacedEventAsync(new Corev1Event
+            {
+                Metadata = new V1ObjectMeta { Name = $"{(string?)meta["name"]}.{now.ToUnixTimeMilliseconds():x}{Interlocked.Increment(ref _events):x}", NamespaceProperty = ns },
+                InvolvedObject = new V1ObjectReference
+                {
+                    ApiVersion = MicroVmResource.ApiVersion, Kind = MicroVmResource.Kind, Name = (string?)meta["name"], NamespaceProperty = ns, Uid = (string?)meta["uid"],
+                },
+                Type = type, Reason = reason, Message = message, Count = 1,
+                FirstTimestamp = now.UtcDateTime, LastTimestamp = now.UtcDateTime,
+                Source = new V1EventSource { Component = "hypercore-node-lifecycle", Host = _store.NodeName },
+                ReportingComponent = "hypercore-node-lifecycle", ReportingInstance = _store.NodeName,
+            }, ns, cancellationToken: ct);
+        }
+        catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
+        {
+            LogFailed($"event {reason} for {ns}/{(string?)meta["name"]}: {ex.Message}");
         }
     }
 
@@ -197,6 +469,12 @@ public sealed partial class NodeLifecycleController : BackgroundService
 
     [LoggerMessage(1423, LogLevel.Warning, "node lifecycle: round failed: {Message}")]
     private partial void LogFailed(string message);
+
+    [LoggerMessage(1427, LogLevel.Warning, "{Namespace}/{Name}: moved off lost node {Node}; placement finds it a new node")]
+    private partial void LogRescheduled(string @namespace, string name, string node);
+
+    [LoggerMessage(1428, LogLevel.Information, "{Namespace}/{Name}: node {Node} is back; NodeLost cleared")]
+    private partial void LogReturned(string @namespace, string name, string node);
 }
 
 public static class NodeLifecycleServiceCollectionExtensions

@@ -87,6 +87,14 @@ public sealed partial class PlacementController
             pod = null;
         }
 
+        if (pod is not null && pod.Metadata.OwnerReferences?.Any(o => o.Uid == (string?)meta["uid"]) != true)
+        {
+            // A leftover of an earlier MicroVM of the same name (garbage collection had not come by yet): it reserves
+            // nothing for this one, and its node must not be taken for this one's.
+            await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, ns, new V1DeleteOptions { GracePeriodSeconds = 0 }, cancellationToken: ct);
+            return;
+        }
+
         if (pod is null)
         {
             await _client.CoreV1.CreateNamespacedPodAsync(ReservationPod(vm, ns, name), ns, cancellationToken: ct);
@@ -173,34 +181,47 @@ public sealed partial class PlacementController
 
     private async Task RecordNodeAsync(JsonObject vm, string ns, string name, string node, CancellationToken ct)
     {
-        vm["spec"]!["nodeName"] = node;
-        var labels = vm["metadata"]!["labels"] as JsonObject ?? new JsonObject();
+        // Status first, while the MicroVM names no node: the node-scope admission policy lets the Lease holder (a
+        // daemon of any node) write a MicroVM without a node, not one of another node. Should the spec write below
+        // fail, the next pass finds the pod bound and the MicroVM still unplaced, and does both again.
+        var written = await SetScheduledAsync(vm, ns, name, "True", "Scheduled", $"kube-scheduler bound the reservation pod to node \"{node}\"", ct) ?? vm;
+        written["apiVersion"] ??= MicroVmResource.ApiVersion;
+        written["kind"] ??= MicroVmResource.Kind;
+        written["spec"]!["nodeName"] = node;
+        var labels = written["metadata"]!["labels"] as JsonObject ?? new JsonObject();
         labels[MicroVmResource.NodeLabel] = node;
-        vm["metadata"]!["labels"] = labels;
-        var status = vm["status"]?.DeepClone();
-        vm.Remove("status");
-        var updated = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
-            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
-        if (status is not null)
-        {
-            updated["status"] = status;
-        }
-
-        await SetScheduledAsync(updated, ns, name, "True", "Scheduled", $"kube-scheduler bound the reservation pod to node \"{node}\"", ct);
+        written["metadata"]!["labels"] = labels;
+        written.Remove("status");
+        await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+            written, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
     }
 
-    private async Task SetScheduledAsync(JsonObject vm, string ns, string name, string value, string reason, string message, CancellationToken ct)
+    /// <summary>Writes the Scheduled condition; returns the object written, or null when it already said so.</summary>
+    private async Task<JsonObject?> SetScheduledAsync(JsonObject vm, string ns, string name, string value, string reason, string message, CancellationToken ct)
     {
         var status = vm["status"] as JsonObject ?? new JsonObject();
         var conditions = (status["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToList();
         var existing = conditions.FirstOrDefault(c => (string?)c["type"] == ConditionScheduled);
         if (existing is not null && (string?)existing["status"] == value && (string?)existing["message"] == message)
         {
-            return;
+            return null;
         }
 
         var stamp = _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
         var kept = conditions.Where(c => (string?)c["type"] != ConditionScheduled).Select(c => c.DeepClone()).ToList();
+        if (value == "True" && kept.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == NodeLifecycleController.ConditionNodeLost && (string?)c["status"] == "True") is { } lost)
+        {
+            // Moved off a lost node (NodeLifecycleController.RescheduleAsync) and now placed: no longer lost.
+            var from = (string?)vm["metadata"]?["annotations"]?[NodeLifecycleController.RescheduledFromAnnotation] ?? "its node";
+            kept.Remove(lost);
+            kept.Add(new JsonObject
+            {
+                ["type"] = NodeLifecycleController.ConditionNodeLost, ["status"] = "False", ["reason"] = "Rescheduled",
+                ["message"] = $"moved off lost node \"{from}\" ({(string?)lost["reason"]}); {message}",
+                ["lastTransitionTime"] = stamp, ["observedGeneration"] = (long?)vm["metadata"]?["generation"] ?? 1,
+            });
+        }
+
         kept.Add(new JsonObject
         {
             ["type"] = ConditionScheduled, ["status"] = value, ["reason"] = reason, ["message"] = message,
@@ -210,12 +231,14 @@ public sealed partial class PlacementController
         status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
         status["phase"] ??= "Pending";
         vm["status"] = status;
-        await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
+        var written = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
         if (value == "False")
         {
             LogUnschedulable(ns, name, message);
         }
+
+        return written;
     }
 
     [LoggerMessage(1424, LogLevel.Information, "placement: {Namespace}/{Name}: reservation pod created")]

@@ -68,8 +68,10 @@ public sealed partial class RbacTests
         applied.ExitCode.Should().Be(0, applied.ToString());
         using (var client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.KubeconfigFor("node-1"))))
         {
-            var lost = await cluster.NewStore("node-gone").CreateAsync(new MicroVmSpec { Id = "vm-lost", Kernel = new KernelSpec { Image = "/k" } });
+            var lost = await cluster.NewStore("node-gone").CreateAsync(new MicroVmSpec { Id = "vm-lost", Kernel = new KernelSpec { Image = "/k" }, RestartPolicy = RestartPolicy.Never });
             await cluster.NewStore("node-gone").ClaimAsync(lost.Key);
+            var moved = await cluster.NewStore("node-gone").CreateAsync(new MicroVmSpec { Id = "vm-moved", Kernel = new KernelSpec { Image = "/k" } });
+            await cluster.NewStore("node-gone").ClaimAsync(moved.Key);
             var controller = new NodeLifecycleController(client, Options.Create(lifecycleOptions), Options.Create(FakeCluster.TestOptions("node-1")),
                 TimeProvider.System, new TestLogger<NodeLifecycleController>(), new PlacementOptions());
             var unplaced = Path.Combine(cluster.Directory.FullName, "unplaced.yaml");
@@ -78,6 +80,7 @@ public sealed partial class RbacTests
             await controller.RunOnceAsync(CancellationToken.None); // creates the reservation pod
             await controller.RunOnceAsync(CancellationToken.None); // reads it
             controller.Released.Should().Be(1, "the workload must reach the status and finalizer writes");
+            controller.Rescheduled.Should().Be(1, "and the move of a restartPolicy Always MicroVM (its reservation pod deleted)");
         }
 
         // snapshots (issue 14): the MicroVMSnapshot controller claims, takes, reports and deletes one snapshot.
@@ -107,6 +110,7 @@ public sealed partial class RbacTests
         map["ListNode"] = Permission("", "nodes", "list");
         map["ReadNamespacedPod"] = Permission("", "pods", "get");
         map["CreateNamespacedPod"] = Permission("", "pods", "create");
+        map["DeleteNamespacedPod"] = Permission("", "pods", "delete");
         map["ReadNamespacedLease"] = Permission("coordination.k8s.io", "leases", "get");
         map["CreateNamespacedLease"] = Permission("coordination.k8s.io", "leases", "create");
         map["ReplaceNamespacedLease"] = Permission("coordination.k8s.io", "leases", "update");

@@ -16,12 +16,12 @@ namespace Hypercore.Kubernetes.Tests.EndToEnd;
 /// </summary>
 public sealed partial class DaemonOnKubernetesEndToEndTests
 {
-    private DaemonProcess StartDaemonFor(string node)
+    private DaemonProcess StartDaemonFor(string node, params string[] more)
     {
         var daemon = DaemonProcess.Start(
-            DaemonDll, "run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigFor(node), "--node-name", node,
+            DaemonDll, ["run", "--store", "kubernetes", "--kubeconfig", Cluster.KubeconfigFor(node), "--node-name", node,
             "--state-dir", Path.Combine(_dir!.FullName, node), "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
-            "--qemu-accel", "tcg", "--kernel-roots", GuestImage.Cache);
+            "--qemu-accel", "tcg", "--kernel-roots", GuestImage.Cache, .. more]);
         _daemons.Add(daemon);
         return daemon;
     }

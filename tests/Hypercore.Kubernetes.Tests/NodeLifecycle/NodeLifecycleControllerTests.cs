@@ -63,10 +63,10 @@ public sealed class NodeLifecycleControllerTests
             $$$"""{"status":{"conditions":[{"type":"Ready","status":"{{{ready}}}","reason":"KubeletReady","lastTransitionTime":"{{{since}}}"}]}}""");
     }
 
-    private async Task ClaimedVmAsync(string id, string node)
+    private async Task ClaimedVmAsync(string id, string node, RestartPolicy restart = RestartPolicy.Always)
     {
         var store = _cluster.NewStore(node);
-        var vm = await store.CreateAsync(new MicroVmSpec { Id = id, Kernel = new KernelSpec { Image = "/k" } });
+        var vm = await store.CreateAsync(new MicroVmSpec { Id = id, Kernel = new KernelSpec { Image = "/k" }, RestartPolicy = restart });
         await store.ClaimAsync(vm.Key);
     }
 
@@ -83,7 +83,7 @@ public sealed class NodeLifecycleControllerTests
         await NodeAsync("node-3", "True", "2026-01-01T00:00:00Z");
         await NodeAsync("node-4", "False", DateTimeOffset.UtcNow.AddSeconds(-30).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'")); // NotReady, not long
         await ClaimedVmAsync("on-ready", "node-1");
-        await ClaimedVmAsync("on-notready", "node-2");
+        await ClaimedVmAsync("on-notready", "node-2", RestartPolicy.Never); // stays with its node (RescheduleTests: Always ones move)
         await ClaimedVmAsync("on-deleted", "node-3");
         await ClaimedVmAsync("on-flapping", "node-4");
         await Run("delete", "node", "node-3");
@@ -112,8 +112,9 @@ public sealed class NodeLifecycleControllerTests
         leader.Released.Should().Be(2);
         follower.Released.Should().Be(0);
         var lists = _cluster.Server.Requests.Where(r => r.Resource == Plural && r.Verb == "list" && r.Token is "node-1" or "node-9").ToList();
-        lists.Should().ContainSingle("only the Lease holder looks for lost nodes' MicroVMs");
-        lists[0].Token.Should().Be("node-1");
+        lists.Should().HaveCount(2, "only the Lease holder looks for lost nodes' MicroVMs, and for returned ones");
+        lists.Should().OnlyContain(r => r.Token == "node-1");
+        lists[1].LabelSelector.Should().Be(NodeLifecycleController.NodeLostLabel, "MicroVMs that stayed with a lost node are found by their mark, never by a cluster-wide list");
         lists[0].LabelSelector.Should().Be("hypercore.vistara.dev/node,hypercore.vistara.dev/node notin (node-1,node-4)",
             "the leader lists only MicroVMs of nodes that are not healthy");
         _cluster.Server.Requests.Should().NotContain(r => r.Token == "node-9" && r.Resource == "nodes");

@@ -28,6 +28,8 @@ public sealed class KubernetesStoreRegistrationTests
 
         store.Name.Should().Be("kubernetes");
         store.Should().BeSameAs(host.Services.GetRequiredService<KubernetesMicroVmStore>());
+        host.Services.GetRequiredService<Hypercore.Reconciliation.IMovedAwayLookup>().Should().BeSameAs(store,
+            "issue 13: the reconciler host asks the store for MicroVMs moved off this node at start");
         (await store.ListAsync()).Should().ContainSingle().Which.Uid.Should().Be(created.Uid);
         cluster.Server.Requests.Should().Contain(r => r.Verb == "create" && r.Resource == "microvms");
         await host.StopAsync();

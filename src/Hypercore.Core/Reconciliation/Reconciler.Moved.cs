@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using Hypercore.Drivers;
+using Hypercore.MicroVms;
+using Microsoft.Extensions.Logging;
+
+namespace Hypercore.Reconciliation;
+
+/// <summary>
+/// Kubernetes issue 13: a MicroVM can leave this node without this node deleting it. The node lifecycle controller
+/// moves a restartPolicy Always MicroVM off a node that was lost (NotReady too long, e.g. cut off from the API
+/// server) and may release one that is deleted meanwhile. When such a node comes back, its store no longer shows the
+/// MicroVM, but a hypervisor may still run here (the outage cut the node off; it did not stop its guests): it is now
+/// a second copy of a VM that runs elsewhere, or of one that was deleted. The last record reconciled here is kept per
+/// key, so that the pass that finds the record gone stops and cleans up what this node still has for it. A record
+/// deleted the ordinary way (<see cref="DeleteAsync"/>) is forgotten first, so that is never done twice.
+/// </summary>
+public sealed partial class Reconciler
+{
+    /// <summary>Ready reason the node lifecycle controller sets on a MicroVM of a lost node (ends it for its generation).</summary>
+    public const string ReasonNodeLost = "NodeLost";
+
+    private readonly ConcurrentDictionary<VmKey, MicroVm> _here = new();
+
+    private void RememberHere(MicroVm vm) => _here[vm.Key] = vm;
+
+    private void ForgetHere(VmKey key) => _here.TryRemove(key, out _);
+
+    private async Task<ReconcileResult> ReleaseGoneAsync(VmKey key, CancellationToken ct)
+    {
+        if (!_here.TryRemove(key, out var last) || !_drivers.TryGet(last.Spec.Provider, out var driver))
+        {
+            return ReconcileResult.Done;
+        }
+
+        var live = await InspectAsync(last, driver, ct);
+        LogGone(key, live.State);
+        try
+        {
+            await RemoveLeftoverAsync(last, driver, ct);
+        }
+        catch
+        {
+            _here.TryAdd(key, last); // the retry (backoff) must still know what to clean up
+            throw;
+        }
+
+        return ReconcileResult.Done;
+    }
+
+    /// <summary>
+    /// Stops and removes what <paramref name="driver"/> still has here for <paramref name="vm"/> (a record that now
+    /// belongs to another node): its hypervisor, files and what the start steps hold. Used at start for leftovers
+    /// found without a record (<see cref="IMovedAwayLookup"/>).
+    /// </summary>
+    public async Task RemoveLeftoverAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
+    {
+        await driver.StopAsync(vm, TimeSpan.Zero, ct);
+        await driver.CleanupAsync(vm, ct);
+        for (var i = _steps.Count - 1; i >= 0; i--)
+        {
+            await _steps[i].ReleaseAsync(vm, ct);
+        }
+    }
+
+    [LoggerMessage(1405, LogLevel.Warning, "{Key}: no longer assigned to this node (moved to another node or deleted while this node was lost); stopping and removing what is left here (hypervisor {State})")]
+    private partial void LogGone(VmKey key, LiveState state);
+}
