@@ -58,16 +58,17 @@ if [[ ! -s "$image/vmlinuz" || ! -s "$image/initrd.img" ]]; then
     fi
 fi
 
-echo "bench: publishing vistarad and vis (Release, ReadyToRun) and building the runner" >&2
-dotnet publish src/Hypercore.Daemon -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-    -o "$scratch/daemon" -nologo -v q >&2
+echo "bench: publishing vistarad (Release, ReadyToRun), vis (Native AOT and JIT) and building the runner" >&2
+bash scripts/publish-vistarad.sh "$scratch/daemon" >/dev/null
+# vis as it ships (Native AOT: scripts/publish-vis.sh) and its JIT build as the baseline of the vis rows.
+vis=$(bash scripts/publish-vis.sh "$scratch/vis")
 dotnet publish src/Hypercore.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
-    -o "$scratch/vis" -nologo -v q >&2
+    -o "$scratch/vis-jit" -nologo -v q >&2
 dotnet build bench/Hypercore.Benchmarks -c Release -nologo -v q >&2
 
 mkdir -p "$work"
 bench/Hypercore.Benchmarks/bin/Release/net10.0/Hypercore.Benchmarks \
-    --daemon "$scratch/daemon/vistarad" --vis "$scratch/vis/vis" --image "$image" --work-dir "$work" \
+    --daemon "$scratch/daemon/vistarad" --vis "$vis" --vis-jit "$scratch/vis-jit/vis" --image "$image" --work-dir "$work" \
     --docs "$root/docs/benchmarks.md" --notes "$root/bench/NOTES.md" "$@" &
 runner_pid=$!
 wait "$runner_pid"

@@ -11,10 +11,8 @@ http=${HYPERCORE_HTTP:-localhost:9091}
 
 bash scripts/setup.sh
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet publish src/Hypercore.Daemon -c Release -o "$root/artifacts/vistarad" -nologo -v q
-dotnet publish src/Hypercore.Cli -c Release -o "$root/artifacts/vis" -nologo -v q
-vistarad="$root/artifacts/vistarad/vistarad"
-vis="$root/artifacts/vis/vis"
+vistarad=$(bash scripts/publish-vistarad.sh "$root/artifacts/vistarad")   # ReadyToRun
+vis=$(bash scripts/publish-vis.sh "$root/artifacts/vis")   # Native AOT (JIT if the toolchain is missing)
 
 mkdir -p "$state"
 if ! "$vis" --host "$grpc" list >/dev/null 2>&1; then

@@ -27,6 +27,8 @@ packages+=(dosfstools mtools)
 packages+=(mmdebstrap)
 # Node networking (docs/networking.md): the managed bridge's DHCP/DNS (dnsmasq-base) and NAT/port forwards (nftables).
 packages+=(dnsmasq-base nftables)
+# vis is published as Native AOT (scripts/publish-vis.sh): the native link needs clang and zlib1g-dev.
+packages+=(clang zlib1g-dev)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.
 if ! command -v kubectl >/dev/null 2>&1; then
     packages+=(kubernetes-client)

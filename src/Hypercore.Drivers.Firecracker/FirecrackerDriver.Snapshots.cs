@@ -85,7 +85,7 @@ public sealed partial class FirecrackerDriver : ISnapshotDriver
         foreach (var nic in prepared.Nics)
         {
             // The taps are this VM's own; the snapshot names the source's.
-            overrides.Add(new JsonObject { ["iface_id"] = nic.DeviceId, ["host_dev_name"] = nic.Tap });
+            overrides.Add((JsonNode)new JsonObject { ["iface_id"] = nic.DeviceId, ["host_dev_name"] = nic.Tap }); // not Add<T>: no reflection
         }
 
         var load = new JsonObject

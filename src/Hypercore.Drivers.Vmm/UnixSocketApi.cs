@@ -111,7 +111,8 @@ public sealed class UnixSocketApi : IDisposable
             null => null,
             JsonNode node => node.ToJsonString(),
             string s => s,
-            _ => JsonSerializer.Serialize(body),
+            // Reflection-based serialization of an arbitrary object would keep the daemon from trimming/Native AOT.
+            _ => throw new ArgumentException($"a VMM API body is a JsonNode or JSON text, not a {body.GetType().Name}", nameof(body)),
         };
         return await _pipeline.ExecuteAsync(
             async token =>

@@ -46,13 +46,6 @@ public sealed record VmRecord
 /// <summary>The per-VM directory RuntimeDirectory/&lt;uid&gt;/ and the files in it.</summary>
 public sealed class VmDirectory
 {
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
     public VmDirectory(string runtimeDirectory, string uid)
     {
         if (!IsSafeUid(uid))
@@ -86,7 +79,7 @@ public sealed class VmDirectory
     {
         try
         {
-            return JsonSerializer.Deserialize<VmRecord>(System.IO.File.ReadAllText(RecordFile), Json);
+            return JsonSerializer.Deserialize(System.IO.File.ReadAllText(RecordFile), VmRecordJsonContext.Default.VmRecord);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
         {
@@ -98,7 +91,7 @@ public sealed class VmDirectory
     public void WriteRecord(VmRecord record)
     {
         Create();
-        WriteAtomic(RecordFile, JsonSerializer.Serialize(record, Json));
+        WriteAtomic(RecordFile, JsonSerializer.Serialize(record, VmRecordJsonContext.Default.VmRecord));
         WriteAtomic(PidFile, record.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
     }
 
@@ -174,3 +167,11 @@ public sealed class VmDirectory
         System.IO.File.Move(tmp, path, overwrite: true);
     }
 }
+
+/// <summary>vm.json's shape, source-generated (no reflection: the daemon's path stays trimmable and Native-AOT-safe).</summary>
+[JsonSourceGenerationOptions(
+    WriteIndented = true,
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(VmRecord))]
+internal sealed partial class VmRecordJsonContext : JsonSerializerContext;

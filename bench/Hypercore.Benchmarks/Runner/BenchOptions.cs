@@ -34,6 +34,12 @@ public sealed class BenchOptions
     /// <summary>The vis CLI for its cold-start rows (part of "coldstart"); null: those rows are skipped.</summary>
     public string? VisPath { get; private set; }
 
+    /// <summary>
+    /// issue 15 (perfstart): the JIT build of vis, the baseline of the vis cold-start rows when --vis is the Native AOT
+    /// one; null: no baseline column.
+    /// </summary>
+    public string? VisJitPath { get; private set; }
+
     /// <summary>Where docs/benchmarks.md is written; null: not written.</summary>
     public string? DocsPath { get; private set; }
 
@@ -88,6 +94,7 @@ public sealed class BenchOptions
                     break;
                 case "--daemon": o.DaemonPath = Path.GetFullPath(Value()); break;
                 case "--vis": o.VisPath = Path.GetFullPath(Value()); break;
+                case "--vis-jit": o.VisJitPath = Path.GetFullPath(Value()); break;
                 case "--image": o.ImageDirectory = Path.GetFullPath(Value()); break;
                 case "--qemu-bin": o.QemuBinary = Value(); break;
                 case "--docs": docs = Path.GetFullPath(Value()); break;
@@ -124,7 +131,7 @@ public sealed class BenchOptions
     }
 
     public const string Usage =
-        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot] [--daemon path/to/vistarad] [--vis path/to/vis]\n" +
+        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
         "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
 

@@ -239,7 +239,7 @@ public sealed partial class ApiSecurityMiddleware
         }
 
         response.ContentType = "application/json";
-        await response.WriteAsync(JsonSerializer.Serialize(new ErrorBody((int)code, message, []), JsonOptions), context.RequestAborted);
+        await response.WriteAsync(JsonSerializer.Serialize(new ErrorBody((int)code, message, []), ErrorBodyJson), context.RequestAborted);
     }
 
     /// <summary>grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2 spec).</summary>
@@ -261,11 +261,17 @@ public sealed partial class ApiSecurityMiddleware
         return builder.ToString();
     }
 
-    private static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    // Source-generated metadata (no reflection: trimmable, Native-AOT-safe), with the relaxed encoder it always used.
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo<ErrorBody> ErrorBodyJson =
+        (System.Text.Json.Serialization.Metadata.JsonTypeInfo<ErrorBody>)new JsonSerializerOptions
+        {
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            TypeInfoResolver = SecurityJsonContext.Default,
+        }.GetTypeInfo(typeof(ErrorBody));
 
     private sealed record CertificateResult(string? Name, string Problem);
 
-    private sealed record ErrorBody(
+    internal sealed record ErrorBody(
         [property: System.Text.Json.Serialization.JsonPropertyName("code")] int Code,
         [property: System.Text.Json.Serialization.JsonPropertyName("message")] string Message,
         [property: System.Text.Json.Serialization.JsonPropertyName("details")] string[] Details);
@@ -273,3 +279,6 @@ public sealed partial class ApiSecurityMiddleware
     [LoggerMessage(2110, LogLevel.Warning, "refused {Path}: {Check}: {Problem}")]
     private partial void LogRefused(string path, string check, string problem);
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(ApiSecurityMiddleware.ErrorBody))]
+internal sealed partial class SecurityJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -40,7 +40,7 @@ internal static class HacConfigParser
         TomlTable root;
         try
         {
-            root = TomlSerializer.Deserialize<TomlTable>(toml, new TomlSerializerOptions { SourceName = sourceName }) ?? new TomlTable();
+            root = HacTomlContext.Parse(toml, sourceName);
         }
         catch (TomlException ex)
         {

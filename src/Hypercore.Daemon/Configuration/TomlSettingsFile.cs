@@ -34,7 +34,7 @@ public static class TomlSettingsFile
         TomlTable table;
         try
         {
-            table = TomlSerializer.Deserialize<TomlTable>(text) ?? new TomlTable();
+            table = DaemonTomlContext.Parse(text);
         }
         catch (TomlException ex)
         {

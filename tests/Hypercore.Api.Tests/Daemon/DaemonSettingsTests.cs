@@ -77,6 +77,16 @@ public sealed class DaemonSettingsTests
     }
 
     [Test]
+    public void Toml_NotToml_GivesTheParsersLineAndColumn()
+    {
+        var act = () => TomlSettingsFile.Parse("log-level = \"Warning\"\nstate-dir = \"/srv\n", "test.toml");
+
+        // Through the source-generated context Tomlyn wraps the parser's error at (1,1); the daemon shows the parser's own.
+        act.Should().Throw<SettingsException>().Which.Message.Should().StartWith("config test.toml: not valid TOML: (2,")
+            .And.NotContain("Exception while trying to convert");
+    }
+
+    [Test]
     public async Task Cli_EveryBadSetting_IsReportedAtOnceWithExit2()
     {
         var dir = Directory.CreateTempSubdirectory("hypercore-settings-");

@@ -79,4 +79,14 @@ public sealed class UnixSocketApiTests
         response.Status.Should().Be(HttpStatusCode.InternalServerError);
         (await server).Should().Be(1, "a request that reached the VMM must not be sent twice");
     }
+
+    [Test]
+    public async Task Send_BodyNeitherJsonNodeNorText_IsRefusedBeforeAnyConnect()
+    {
+        using var api = new UnixSocketApi(Path.Combine(_scratch.Root, "none.sock"), new ApiPolicy(TimeSpan.FromSeconds(10), 2, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100)), TimeProvider.System);
+
+        var send = () => api.PutAsync("/actions", new { action_type = "InstanceStart" }, CancellationToken.None);
+
+        (await send.Should().ThrowAsync<ArgumentException>()).Which.Message.Should().Contain("JsonNode or JSON text");
+    }
 }
