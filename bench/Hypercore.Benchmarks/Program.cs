@@ -46,6 +46,8 @@ if (options.Child is { } child)
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
         ApiThroughput.ChildKindNoReconciler => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: false),
         ReconcileScale.ChildKind => await ReconcileScale.RunChildAsync(options, options.ChildSize),
+        ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process
+        Hypercore.Benchmarks.Pipeline.PipelineBenchmark.ChildKind => await Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunChildAsync(options, options.ChildSize), // pipeline (issue 15)
         Hypercore.Benchmarks.Watch.WatchFanOut.ChildKind => await Hypercore.Benchmarks.Watch.WatchFanOut.RunChildAsync(options, options.ChildSize), // watch fan-out (issue 15)
         _ => throw new ArgumentException($"unknown child benchmark {child}"),
     };
@@ -93,6 +95,7 @@ BenchContext.Log($"bench: this run is {validity.Reason}");
     ("images", Hypercore.Benchmarks.Images.ImagePullBenchmark.RunAsync), // images (issue 11)
     ("snapshot", SnapshotRestoreBenchmark.RunAsync), // snapshots
     ("watch", Hypercore.Benchmarks.Watch.WatchFanOut.RunAsync), // watch fan-out (issue 15)
+    ("pipeline", Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunAsync), // daemon pipeline (issue 15)
 ];
 try
 {

@@ -12,7 +12,8 @@ namespace Hypercore.Benchmarks.Watch;
 /// Opens and closes a few streams (warm-up), prints <see cref="WarmLine"/> and waits for a line on stdin (the node
 /// reads its memory in between), opens N streams, waits until each has its first event, prints
 /// <see cref="ReadyLine"/>; then for each of R rounds waits until every stream has seen the change (a Modified event
-/// carrying the write's timestamp label) and prints <see cref="RoundLine"/>; at the end one <c>RESULT {json}</c>.
+/// carrying the write's timestamp label) and prints <see cref="RoundLine"/>; at the end one <c>RESULT {json}</c> of the rounds
+/// after the first <c>--warm</c> ones.
 /// </summary>
 public static class WatchClients
 {
@@ -24,7 +25,7 @@ public static class WatchClients
     public static async Task<int> MainAsync(IReadOnlyList<string> args)
     {
         string? target = null;
-        int streams = 0, rounds = 0;
+        int streams = 0, rounds = 0, warmRounds = 0;
         for (var i = 0; i < args.Count; i++)
         {
             string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -34,6 +35,7 @@ public static class WatchClients
                 case "--target": target = Value(); break;
                 case "--streams": streams = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--rounds": rounds = int.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--warm": warmRounds = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"watch clients: unknown argument {args[i]}");
             }
         }
@@ -55,6 +57,8 @@ public static class WatchClients
         await Console.Out.FlushAsync(cts.Token);
         await Console.In.ReadLineAsync(cts.Token);
 
+        var measured = rounds;
+        rounds += warmRounds;
         var calls = new AsyncServerStreamingCall<WatchMicroVMsResponse>[streams];
         var latencies = new double[rounds][];
         var arrived = new int[rounds];
@@ -124,11 +128,11 @@ public static class WatchClients
             }
         }
 
-        var all = latencies.SelectMany(l => l).Order().ToArray();
+        var all = latencies.Skip(warmRounds).SelectMany(l => l).Order().ToArray();
         ChildRun.Report(new Dictionary<string, double>
         {
             ["events"] = all.Length,
-            ["missed"] = streams * rounds - arrived.Sum(),
+            ["missed"] = streams * measured - arrived.Skip(warmRounds).Sum(),
             ["p50_ms"] = Percentile(all, 0.50),
             ["p99_ms"] = Percentile(all, 0.99),
             ["max_ms"] = all.Length == 0 ? double.NaN : all[^1],

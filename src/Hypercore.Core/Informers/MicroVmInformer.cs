@@ -82,6 +82,15 @@ public sealed partial class MicroVmInformer : BackgroundService
         }
     }
 
+    /// <summary>The cached records in no particular order: a copy of the references, without the sort of <see cref="List"/>.</summary>
+    public MicroVm[] Unordered()
+    {
+        lock (_gate)
+        {
+            return [.. _cache.Values];
+        }
+    }
+
     public MicroVm? Get(VmKey key)
     {
         lock (_gate)
