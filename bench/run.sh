@@ -2,7 +2,7 @@
 # Benchmarks: builds Release (the daemon published ReadyToRun, as deployed), runs bench/Hypercore.Benchmarks,
 # prints a table and rewrites docs/benchmarks.md (not with --smoke or --no-docs).
 #
-# Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart,snapshot] [other runner flags]
+# Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart,snapshot,watch,pipeline] [other runner flags]
 #   --quick   3 density VMs and shorter API runs (minutes instead of ~15 min)
 #   --smoke   tiny sizes, no docs rewrite (what CI runs through the NUnit smoke test)
 # Environment:

@@ -16,6 +16,12 @@ if (args.Length > 0 && args[0] == LoadGenerator.Flag)
     return await LoadGenerator.MainAsync(args);
 }
 
+// Hidden mode: the watch benchmark's streams in a process of their own (issue 15, watch fan-out).
+if (args.Length > 0 && args[0] == Hypercore.Benchmarks.Watch.WatchClients.Flag)
+{
+    return await Hypercore.Benchmarks.Watch.WatchClients.MainAsync(args);
+}
+
 BenchOptions options;
 try
 {
@@ -40,6 +46,9 @@ if (options.Child is { } child)
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
         ApiThroughput.ChildKindNoReconciler => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: false),
         ReconcileScale.ChildKind => await ReconcileScale.RunChildAsync(options, options.ChildSize),
+        ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process
+        Hypercore.Benchmarks.Pipeline.PipelineBenchmark.ChildKind => await Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunChildAsync(options, options.ChildSize), // pipeline (issue 15)
+        Hypercore.Benchmarks.Watch.WatchFanOut.ChildKind => await Hypercore.Benchmarks.Watch.WatchFanOut.RunChildAsync(options, options.ChildSize), // watch fan-out (issue 15)
         _ => throw new ArgumentException($"unknown child benchmark {child}"),
     };
     ChildRun.Report(result);
@@ -85,6 +94,8 @@ BenchContext.Log($"bench: this run is {validity.Reason}");
     ("density", DensityBenchmark.RunAsync),
     ("images", Hypercore.Benchmarks.Images.ImagePullBenchmark.RunAsync), // images (issue 11)
     ("snapshot", SnapshotRestoreBenchmark.RunAsync), // snapshots
+    ("watch", Hypercore.Benchmarks.Watch.WatchFanOut.RunAsync), // watch fan-out (issue 15)
+    ("pipeline", Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunAsync), // daemon pipeline (issue 15)
 ];
 try
 {

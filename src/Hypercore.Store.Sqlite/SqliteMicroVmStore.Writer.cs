@@ -18,16 +18,50 @@ public sealed partial class SqliteMicroVmStore
     }
 
     /// <summary>
+    /// The writer runs on a thread of its own (issue 15): on the thread pool its next commit waited for a free pool
+    /// thread behind request work, and each fsync held a pool thread blocked. The task completes when it ends.
+    /// </summary>
+    private Task StartWriterThread()
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunWriter();
+                done.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                done.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "sqlite store writer",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    /// <summary>Blocks the writer thread until a write is queued; false once the queue is closed and empty.</summary>
+    private static bool WaitForWrites(System.Threading.Channels.ChannelReader<PendingWrite> reader)
+    {
+        var wait = reader.WaitToReadAsync();
+        return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>
     /// The single writer. Takes everything queued (up to MaxBatchSize), applies it in one transaction, commits
     /// (one fsync), then publishes the events and completes the callers, in order. While it commits, new writes
     /// queue up and form the next group, so a lone writer pays one fsync and a crowd shares one.
     /// </summary>
-    private async Task RunWriterAsync()
+    private void RunWriter()
     {
         var batch = new List<PendingWrite>(_options.MaxBatchSize);
         var retry = new Queue<PendingWrite>();
         var reader = _writes.Reader;
-        while (retry.Count > 0 || await reader.WaitToReadAsync())
+        while (retry.Count > 0 || WaitForWrites(reader))
         {
             batch.Clear();
             while (batch.Count < _options.MaxBatchSize && retry.TryDequeue(out var again))
@@ -173,13 +207,13 @@ public sealed partial class SqliteMicroVmStore
 
     private long NextResourceVersion() => ++_batchResourceVersion;
 
-    private MicroVm? SelectForWrite(VmKey key)
+    private MicroVm? SelectForWrite(VmKey key, MicroVmStatus? replacingStatus = null)
     {
         var command = _commands.SelectByKey;
         command.Parameters["$ns"].Value = key.Namespace;
         command.Parameters["$id"].Value = key.Id;
         using var reader = command.ExecuteReader();
-        return reader.Read() ? ReadRecord(reader) : null;
+        return reader.Read() ? ReadRecord(reader, replacingStatus) : null;
     }
 
     private WriteOutcome ApplyCreate(MicroVmSpec spec, string specJson, string statusJson, string uid, DateTimeOffset now)
@@ -234,7 +268,7 @@ public sealed partial class SqliteMicroVmStore
 
     private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion)
     {
-        var current = SelectForWrite(key) ?? throw new NotFoundException(key);
+        var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
         if (current.ResourceVersion != expectedResourceVersion)
         {
             throw new ConflictException(key);

@@ -43,6 +43,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private static readonly Histogram<int> CommitBatchSize = HypercoreTelemetry.Meter.CreateHistogram<int>(
         "hypercore.store.commit.writes", "{write}", "Writes committed together in one SQLite transaction.");
 
+    private static readonly string InitialStatusJson = JsonSerializer.Serialize(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus);
+
     private readonly SqliteStoreOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<SqliteMicroVmStore> _log;
@@ -51,6 +53,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly WriterCommands _commands;
     private readonly ReadConnectionPool _readers;
     private readonly WatchHub _hub;
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _getByKey = new();
     private readonly Channel<PendingWrite> _writes =
         Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerLoop;
@@ -103,7 +106,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         builder.Mode = SqliteOpenMode.ReadWrite;
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
-        _writerLoop = Task.Run(RunWriterAsync);
+        _writerLoop = StartWriterThread();
     }
 
     public string Name => "sqlite";
@@ -117,14 +120,29 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     {
         return ReadAsync("reading " + key, connection =>
         {
-            using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {Columns} FROM microvms WHERE namespace = $ns AND id = $id;";
-            command.Parameters.AddWithValue("$ns", key.Namespace);
-            command.Parameters.AddWithValue("$id", key.Id);
+            var command = GetByKeyCommand(connection);
+            command.Parameters[0].Value = key.Namespace;
+            command.Parameters[1].Value = key.Id;
             using var reader = command.ExecuteReader();
             return reader.Read() ? ReadRecord(reader) : null;
         }, cancellationToken);
     }
+
+    /// <summary>
+    /// The point read by key, prepared once per reader connection (issue 15: every reconcile reads its record, and
+    /// parsing the SQL again each time was a visible share of a 100,000-record resync). The statement is finalized
+    /// with its connection. A connection is used by one reader at a time, so its command is too.
+    /// </summary>
+    private SqliteCommand GetByKeyCommand(SqliteConnection connection) =>
+        _getByKey.GetValue(connection, static c =>
+        {
+            var command = c.CreateCommand();
+            command.CommandText = $"SELECT {Columns} FROM microvms WHERE namespace = $ns AND id = $id;";
+            command.Parameters.Add("$ns", SqliteType.Text);
+            command.Parameters.Add("$id", SqliteType.Text);
+            command.Prepare();
+            return command;
+        });
 
     public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default)
     {
@@ -170,7 +188,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(spec);
         var specJson = JsonSerializer.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
-        var statusJson = JsonSerializer.Serialize(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus);
+        var statusJson = InitialStatusJson;
         var uid = Guid.NewGuid().ToString("N");
         var now = _time.GetUtcNow();
         return (await EnqueueAsync(() => ApplyCreate(spec, specJson, statusJson, uid, now), cancellationToken))!;
@@ -315,12 +333,13 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     // ---------------------------------------------------------------- row mapping
 
-    private static MicroVm ReadRecord(SqliteDataReader reader) => new()
+    /// <param name="replacingStatus">The status a write is about to store: the stored one is then not parsed.</param>
+    private static MicroVm ReadRecord(SqliteDataReader reader, MicroVmStatus? replacingStatus = null) => new()
     {
         Uid = reader.GetString(0),
         Spec = JsonSerializer.Deserialize(reader.GetString(1), StoreJsonContext.Default.MicroVmSpec)
             ?? throw new JsonException("spec column holds null"),
-        Status = JsonSerializer.Deserialize(reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
+        Status = replacingStatus ?? JsonSerializer.Deserialize(reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
             ?? throw new JsonException("status column holds null"),
         Generation = reader.GetInt64(3),
         ResourceVersion = FormatVersion(reader.GetInt64(4)),

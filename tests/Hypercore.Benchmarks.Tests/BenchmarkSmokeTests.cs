@@ -98,6 +98,12 @@ public class BenchmarkSmokeTests
         // snapshots: a ratio with an image that has the hypercore.count hook, "skipped" (saying why) without
         Row(stdout, "Snapshot restore", "cold boot / restore time ratio").Should().MatchRegex(@"[0-9.]+ ×|skipped");
 
+        // Issue 15 (perf): watch fan-out, the daemon pipeline without a hypervisor, the resync's CPU and memory.
+        Row(stdout, "Watch fan-out", "spec change → all 20 streams, p99").Should().MatchRegex(@"[0-9,.]+ ms");
+        Row(stdout, "Watch fan-out", "daemon RSS growth per open stream").Should().MatchRegex(@"-?[0-9,.]+ KB");
+        Row(stdout, "Daemon pipeline", "gRPC Create → hypervisor launch (no-op driver)").Should().MatchRegex(@"[0-9,.]+ ms");
+        Row(stdout, "Reconcile scale", "CPU of the resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
+
         File.Exists(docs).Should().BeFalse("--smoke never rewrites the docs");
         ProcessesMentioning(work).Should().BeEmpty("the runner stops every daemon and QEMU it started");
     }

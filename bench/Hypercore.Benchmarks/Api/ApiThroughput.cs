@@ -84,7 +84,7 @@ public static class ApiThroughput
     public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients, bool reconciler)
     {
         var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}")).FullName;
-        await using var node = await InProcessNode.StartAsync(dir, reconciler);
+        await using var node = await InProcessNode.StartAsync(dir, reconciler, admission: reconciler); // the daemon's composition: admission is a start step
         var timeout = TimeSpan.FromMinutes(5) + 4 * options.ApiDuration;
         var result = new Dictionary<string, double>();
         if (reconciler)

@@ -1,3 +1,4 @@
+using Hypercore.Admission;
 using Hypercore.Operations;
 using System.Net;
 using Hypercore.Api;
@@ -41,7 +42,8 @@ public sealed class InProcessNode : IAsyncDisposable
 
     public ReconcilerHost? Reconciler => _app.Services.GetService<ReconcilerHost>();
 
-    public static async Task<InProcessNode> StartAsync(string directory, bool reconciler, bool api = true, bool allRunning = false)
+    /// <param name="admission">Adds the daemon's admission start step (issue 15 pipeline), with a capacity no benchmark fills.</param>
+    public static async Task<InProcessNode> StartAsync(string directory, bool reconciler, bool api = true, bool allRunning = false, bool admission = false)
     {
         var kernel = Path.Combine(directory, "vmlinuz");
         await File.WriteAllTextAsync(kernel, "kernel");
@@ -69,6 +71,10 @@ public sealed class InProcessNode : IAsyncDisposable
         if (reconciler)
         {
             builder.Services.AddReconciler(o => o.NodeName = "bench");
+            if (admission)
+            {
+                builder.Services.AddAdmission(o => (o.MemoryMb, o.Cpus) = (1L << 30, 1 << 20));
+            }
         }
 
         builder.Services.AddMicroVmOperations(o => o.ImageDirectory = Path.Combine(directory, "images"));

@@ -36,7 +36,14 @@ public sealed class NoOpDriver(string name = "qemu", bool allRunning = false) : 
         AllRunning ? _running.GetOrAdd(vm.Uid, Running) :
         Task.FromResult(VmRuntimeInfo.NotFound(vm.Uid));
 
-    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default) => _running.GetOrAdd(vm.Uid, Running);
+    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        OnStart?.Invoke(vm);
+        return _running.GetOrAdd(vm.Uid, Running);
+    }
+
+    /// <summary>Called as a start begins (the pipeline benchmark's "hypervisor launched" moment).</summary>
+    public Action<MicroVm>? OnStart { get; set; }
 
     public Task PauseAsync(MicroVm vm, CancellationToken cancellationToken = default) => Task.CompletedTask;
 

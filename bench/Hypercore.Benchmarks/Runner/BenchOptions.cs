@@ -17,7 +17,7 @@ public enum BenchMode
 /// <summary>Command line of the runner. Sizes follow the mode unless a flag sets them.</summary>
 public sealed class BenchOptions
 {
-    public static readonly string[] AllBenchmarks = ["boot", "api", "scale", "density", "coldstart", "images", "snapshot"];
+    public static readonly string[] AllBenchmarks = ["boot", "api", "scale", "density", "coldstart", "images", "snapshot", "watch", "pipeline"];
 
     public BenchMode Mode { get; private set; } = BenchMode.Full;
 
@@ -61,6 +61,12 @@ public sealed class BenchOptions
 
     public int ColdStarts { get; private set; }
 
+    /// <summary>Concurrent Watch streams of the watch fan-out benchmark (issue 15).</summary>
+    public int WatchStreams { get; private set; }
+
+    /// <summary>Sequential Creates of the daemon pipeline benchmark (issue 15).</summary>
+    public int PipelineCreates { get; private set; }
+
     /// <summary>Internal: run one in-process benchmark in this (child) process and print its result as JSON.</summary>
     public string? Child { get; private set; }
 
@@ -73,6 +79,7 @@ public sealed class BenchOptions
         int? boot = null, density = null, cold = null;
         int[]? clients = null, records = null;
         double? seconds = null;
+        int? watchStreams = null;
         var noDocs = false;
         string? docs = null;
         for (var i = 0; i < args.Count; i++)
@@ -107,6 +114,7 @@ public sealed class BenchOptions
                 case "--scale-records": records = IntList(args[i], Value()); break;
                 case "--density": density = PositiveInt(args[i], Value()); break;
                 case "--cold-starts": cold = PositiveInt(args[i], Value()); break;
+                case "--watch-streams": watchStreams = PositiveInt(args[i], Value()); break;
                 case "--child": o.Child = Value(); break;
                 case "--child-size": o.ChildSize = PositiveInt(args[i], Value()); break;
                 case "-h" or "--help": throw new HelpRequestedException();
@@ -118,7 +126,7 @@ public sealed class BenchOptions
         {
             BenchMode.Smoke => (1, new[] { 1, 4 }, 0.5, new[] { 200 }, 1, 1),
             BenchMode.Quick => (5, new[] { 1, 16, 32, 64 }, 2.0, new[] { 1_000, 10_000 }, 3, 5),
-            _ => (7, new[] { 1, 16, 32, 64 }, 5.0, new[] { 1_000, 10_000 }, 50, 5),
+            _ => (7, new[] { 1, 16, 32, 64 }, 5.0, new[] { 1_000, 10_000, 100_000 }, 50, 5), // 100,000: issue 15
         };
         o.BootRuns = boot ?? b;
         o.ApiClients = clients ?? c;
@@ -126,14 +134,17 @@ public sealed class BenchOptions
         o.ScaleRecords = records ?? r;
         o.DensityVms = density ?? d;
         o.ColdStarts = cold ?? k;
+        o.WatchStreams = watchStreams ?? (o.Mode == BenchMode.Smoke ? 20 : 1000);
+        o.PipelineCreates = o.Mode == BenchMode.Smoke ? 5 : 50;
         o.DocsPath = noDocs || o.Mode == BenchMode.Smoke ? null : docs;
         return o;
     }
 
     public const string Usage =
-        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
+        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]";
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]\n" +
+        "         [--watch-streams N]";
 
     private static int PositiveInt(string flag, string value) =>
         int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0

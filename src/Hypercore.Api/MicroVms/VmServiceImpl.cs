@@ -116,19 +116,29 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
             (request.Namespace.Length == 0 || vm.Spec.Namespace == request.Namespace) &&
             (request.Id.Length == 0 || vm.Spec.Id == request.Id);
 
+        var capacity = _options.CurrentValue.WatchBufferEvents;
+        InformerSubscription? subscription = null;
         try
         {
             await _informer.Synced.WaitAsync(ct);
-            using var subscription = _informer.Subscribe(_options.CurrentValue.WatchBufferEvents, Matches);
+            subscription = _informer.Subscribe(capacity, Matches);
+            // A client that stopped reading leaves this call blocked in a write (HTTP/2 flow control). Its status can
+            // only follow the data already queued, so it is sent when the client reads again; a client that does
+            // not read for WatchOverflowGrace after the overflow has its stream reset instead (it then sees Cancelled).
+            using var writes = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var overflowed = subscription.Overflowed.UnsafeRegister(static w => ((CancellationTokenSource)w!).CancelAfter(WatchOverflowGrace), writes);
             await context.WriteResponseHeadersAsync([]);
             foreach (var vm in subscription.Snapshot)
             {
-                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.Added, Microvm = Mapping.ToProto(vm) }, ct);
+                ThrowIfOverflowed(subscription, capacity);
+                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.Added, Microvm = Mapping.ToProto(vm) }, writes.Token);
             }
 
             await foreach (var ev in subscription.Events.ReadAllAsync(ct))
             {
-                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.EventType(ev.Type), Microvm = Mapping.ToProto(ev.MicroVm) }, ct);
+                // Events still buffered after an overflow are stale: the client must list again anyway.
+                ThrowIfOverflowed(subscription, capacity);
+                await responseStream.WriteAsync(new Proto.WatchMicroVMsResponse { Type = Mapping.EventType(ev.Type), Microvm = SharedProtoCache.ToProto(ev.MicroVm) }, writes.Token);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -138,6 +148,21 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         catch (InformerOverflowException ex)
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, ex.Message));
+        }
+        finally
+        {
+            subscription?.Dispose();
+        }
+    }
+
+    /// <summary>How long a Watch stream that overflowed may stay blocked on a client that reads nothing before it is reset.</summary>
+    internal static readonly TimeSpan WatchOverflowGrace = TimeSpan.FromSeconds(30);
+
+    private static void ThrowIfOverflowed(InformerSubscription subscription, int capacity)
+    {
+        if (subscription.Overflowed.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, new InformerOverflowException(capacity).Message));
         }
     }
 

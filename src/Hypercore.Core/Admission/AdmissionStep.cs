@@ -54,7 +54,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
         await _decide.WaitAsync(cancellationToken);
         try
         {
-            var (allocated, _) = _capacity.Allocated(_informer.List(), _admitted, vm.Uid);
+            var allocated = _capacity.AllocatedTotal(_informer.Unordered(), _admitted, vm.Uid, _informer.Get);
             var allocatable = _capacity.Allocatable;
             var free = allocatable - allocated;
             string? reason = null, message = null;

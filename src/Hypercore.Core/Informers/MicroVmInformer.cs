@@ -82,6 +82,15 @@ public sealed partial class MicroVmInformer : BackgroundService
         }
     }
 
+    /// <summary>The cached records in no particular order: a copy of the references, without the sort of <see cref="List"/>.</summary>
+    public MicroVm[] Unordered()
+    {
+        lock (_gate)
+        {
+            return [.. _cache.Values];
+        }
+    }
+
     public MicroVm? Get(VmKey key)
     {
         lock (_gate)
@@ -349,6 +358,9 @@ public sealed class InformerSubscription : IDisposable
     private readonly int _capacity;
     private readonly HashSet<VmKey> _visible;
 
+    // Not disposed: it has no timer, and a cancel queued at overflow may still run after the subscription is disposed.
+    private readonly CancellationTokenSource _overflowed = new();
+
     internal InformerSubscription(MicroVmInformer informer, IReadOnlyList<MicroVm> snapshot, Func<MicroVm, bool> filter, int capacity)
     {
         _informer = informer;
@@ -364,6 +376,12 @@ public sealed class InformerSubscription : IDisposable
 
     /// <summary>Changes after <see cref="Snapshot"/>. Ends with <see cref="InformerOverflowException"/> if the reader fell behind.</summary>
     public ChannelReader<InformerEvent> Events => _events.Reader;
+
+    /// <summary>
+    /// Cancelled once this subscription has overflowed, so a reader that is itself stuck (e.g. writing to a client
+    /// that stopped reading) can stop at once instead of after its next read.
+    /// </summary>
+    public CancellationToken Overflowed => _overflowed.Token;
 
     public void Dispose()
     {
@@ -405,6 +423,8 @@ public sealed class InformerSubscription : IDisposable
         }
 
         Complete(new InformerOverflowException(_capacity));
+        // Off the informer's lock: the cancel runs the reader's callbacks (e.g. aborting a pending network write).
+        ThreadPool.UnsafeQueueUserWorkItem(static cts => cts.Cancel(), _overflowed, preferLocal: false);
         return false;
     }
 

@@ -4,6 +4,7 @@ using Hypercore.Api.Tests.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Hypercore.Contracts.VmApi;
 using Hypercore.MicroVms;
+using Hypercore.Reconciliation;
 
 namespace Hypercore.Api.Tests.MicroVms;
 
@@ -146,6 +147,81 @@ public sealed class VmServiceStreamingTests
         };
 
         (await read.Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.ResourceExhausted);
+    }
+
+    [Test]
+    public async Task Watch_ConsumerThatNeverReads_DelaysNeitherAnotherStreamNorTheReconciler_AndEndsWithResourceExhausted()
+    {
+        await using var server = await ApiTestServer.StartAsync(services: s =>
+        {
+            s.Configure<HypercoreApiOptions>(o => o.WatchBufferEvents = 4);
+            s.AddReconciler(o => o.NodeName = "test-node");
+        });
+        var blob = new string('x', 32 * 1024); // large events fill the HTTP/2 windows after a few
+        await server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec { Id = "big", Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" }, Labels = { ["blob"] = blob } },
+        });
+        using var stuck = server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);
+        using var reader = server.Vms.Watch(new WatchMicroVMsRequest(), cancellationToken: _timeout.Token);
+        await stuck.ResponseHeadersAsync.WaitAsync(_timeout.Token);
+        await reader.ResponseHeadersAsync.WaitAsync(_timeout.Token);
+
+        // The stuck client never reads while 100 spec changes (and the reconciler's status writes) go out; the
+        // other stream sees every change.
+        var key = new VmKey("demo", "big");
+        for (var i = 1; i <= 100; i++)
+        {
+            await ChangeLabelAsync(server, key, "n", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            while ((await NextAsync(reader.ResponseStream, _timeout.Token)).Microvm.Spec.Labels.GetValueOrDefault("n") != i.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+            }
+        }
+
+        // The reconciler still works: a VM created now is started and reported Running.
+        await server.Vms.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec { Id = "later", Namespace = "demo", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/boot/vmlinuz" } },
+        });
+        WatchMicroVMsResponse ev;
+        do
+        {
+            ev = await NextAsync(reader.ResponseStream, _timeout.Token);
+        }
+        while (ev.Microvm.Spec.Id != "later" || ev.Microvm.Status.Phase != "Running");
+
+        // When the stuck client reads again it gets what was already in flight, then a status that says what to do,
+        // not the stale backlog of 100 changes.
+        var received = 0;
+        var drain = async () =>
+        {
+            while (await stuck.ResponseStream.MoveNext(_timeout.Token))
+            {
+                received++;
+            }
+        };
+        var error = (await drain.Should().ThrowAsync<RpcException>()).Which;
+        error.StatusCode.Should().Be(StatusCode.ResourceExhausted);
+        error.Status.Detail.Should().Contain("fell more than 4 events behind").And.Contain("list again and watch again");
+        received.Should().BeLessThan(20, "only what was in flight before the overflow is delivered");
+    }
+
+    private static async Task ChangeLabelAsync(ApiTestServer server, VmKey key, string label, string value)
+    {
+        while (true)
+        {
+            var vm = (await server.Store.Inner.GetAsync(key))!;
+            var labels = new Dictionary<string, string>(vm.Spec.Labels) { [label] = value };
+            try
+            {
+                await server.Store.Inner.UpdateSpecAsync(key, vm.Spec with { Labels = labels }, vm.ResourceVersion);
+                return;
+            }
+            catch (Hypercore.Store.ConflictException)
+            {
+                // The reconciler wrote the status in between: read again.
+            }
+        }
     }
 
     [Test]

@@ -251,6 +251,34 @@ public class AdmissionStepTests
     }
 
     [Test]
+    public void AllocatedTotal_CountsWhatAllocatedCounts_WithoutTheHolderList()
+    {
+        var capacity = new NodeCapacity(new FixedHost(8192, 4),
+            Options.Create(new CapacityOptions { ReservedMemoryMb = 0, VmMemoryOverheadMb = 64 }),
+            Options.Create(new ReconcilerOptions { NodeName = "n" }));
+        MicroVm Vm(string id, Phase phase, string node = "") => new()
+        {
+            Uid = "uid-" + id, Spec = Spec(id, memoryMb: 256, node: node), ResourceVersion = "1", Status = MicroVmStatus.Initial with { Phase = phase },
+        };
+        var vms = new[]
+        {
+            Vm("running", Phase.Running), Vm("stopped", Phase.Stopped), Vm("elsewhere", Phase.Running, node: "other"),
+            Vm("pending-admitted", Phase.Pending), Vm("pending", Phase.Pending), Vm("self", Phase.Running),
+        };
+        var admitted = new Dictionary<string, (VmKey Key, NodeResources Charged)>(StringComparer.Ordinal)
+        {
+            ["uid-pending-admitted"] = (vms[3].Key, new NodeResources(320, 1)),
+            ["uid-not-listed-yet"] = (new VmKey("default", "not-listed-yet"), new NodeResources(1000, 2)),
+        };
+        MicroVm? Find(VmKey key) => vms.FirstOrDefault(v => v.Key == key);
+
+        var total = capacity.AllocatedTotal(vms, admitted, exceptUid: "uid-self", Find);
+
+        total.Should().Be(capacity.Allocated(vms, admitted, exceptUid: "uid-self").Total);
+        total.Should().Be(new NodeResources(320 + 320 + 1000, 1 + 1 + 2), "running (256 + 64 overhead), the admitted pending one and the admitted one not listed yet");
+    }
+
+    [Test]
     public void MemTotal_IsReadFromMeminfo()
     {
         var path = Path.Combine(Path.GetTempPath(), $"k8s-meminfo-{Guid.NewGuid():N}");

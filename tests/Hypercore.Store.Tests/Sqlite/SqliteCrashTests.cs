@@ -58,10 +58,15 @@ public sealed class SqliteCrashTests
 
         var created = new HashSet<string>();
         var statused = new HashSet<string>();
+        var claimed = new HashSet<string>();
         var killed = false;
         while (await _child.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
         {
-            if (line.StartsWith("acked-status ", StringComparison.Ordinal))
+            if (line.StartsWith("acked-claim ", StringComparison.Ordinal))
+            {
+                claimed.Add(line["acked-claim ".Length..]);
+            }
+            else if (line.StartsWith("acked-status ", StringComparison.Ordinal))
             {
                 statused.Add(line["acked-status ".Length..]);
             }
@@ -93,13 +98,19 @@ public sealed class SqliteCrashTests
 
         await using var store = _database.Open();
         var stored = (await store.ListAsync(MicroVmSpec.DefaultNamespace, cancellationToken)).ToDictionary(v => v.Spec.Id);
-        await TestContext.Out.WriteLineAsync($"acked {created.Count} creates and {statused.Count} status writes before SIGKILL; {stored.Count} records on disk");
+        await TestContext.Out.WriteLineAsync($"acked {created.Count} creates, {statused.Count} status writes and {claimed.Count} claims before SIGKILL; {stored.Count} records on disk");
 
         created.Should().OnlyContain(id => stored.ContainsKey(id), "every acknowledged create must be on disk");
         statused.Should().NotBeEmpty();
         foreach (var id in statused)
         {
             stored[id].Status.Phase.Should().Be(Phase.Running, $"the acknowledged status write of {id} must be on disk");
+        }
+
+        claimed.Should().NotBeEmpty();
+        foreach (var id in claimed)
+        {
+            stored[id].Claimed.Should().BeTrue($"the acknowledged claim of {id} must be on disk");
         }
 
         stored.Count.Should().BeGreaterThanOrEqualTo(created.Count);
