@@ -61,7 +61,7 @@ public static class Qcow2Overlay
         const long refcountTable = 1L * ClusterSize;
         const long refcountBlock = 2L * ClusterSize;
         const long l1Table = 3L * ClusterSize;
-        var clusters = 3 + l1Clusters; // always far below one refcount block's RefcountsPerBlock
+        var clusters = 3 + l1Clusters; // at most 19 (64 TiB): one refcount block counts 32768 clusters
 
         var header = new byte[ClusterSize];
         var h = header.AsSpan();

@@ -182,6 +182,37 @@ public sealed class SkeletonTests(string provider)
     }
 
     [Test]
+    public async Task Start_ImageVolumeWithSizeInMb_ItsOwnCopyIsGrownToThatSizeSparse()
+    {
+        var (policy, kernel, disk) = ImageCacheOutsideTheRoots();
+        var driver = Driver(policy);
+        var stored = _scratch.Vm("sk-sized", s => s with
+        {
+            Kernel = s.Kernel with { Image = "localhost:5000/hypercore/default:1" },
+            AdditionalVolumes = [new VolumeSpec { Id = "data", ContainerSource = "localhost:5000/rootfs:1", SizeInMb = 64 }],
+        });
+        var context = new Reconciliation.StartContext(stored);
+        context.Vm = stored with
+        {
+            Spec = stored.Spec with
+            {
+                Kernel = stored.Spec.Kernel with { Image = kernel },
+                AdditionalVolumes = [stored.Spec.AdditionalVolumes[0] with { HostPath = disk, ContainerSource = null }],
+            },
+        };
+        context.TrustedPaths.Add(kernel);
+        context.TrustedPaths.Add(disk);
+
+        await driver.StartAsync(context);
+
+        var copy = Path.Combine(_scratch.VmDirectory(stored), "image-data.raw");
+        new FileInfo(copy).Length.Should().Be(64L * 1024 * 1024, "size_in_mb is the size of the VM's own view");
+        System.IO.File.ReadAllText(copy).Should().StartWith("cached disk, never written by a VM");
+        new FileInfo(disk).Length.Should().BeLessThan(1024, "the cached disk is not grown");
+        await driver.CleanupAsync(stored);
+    }
+
+    [Test]
     public async Task Start_CallerNamesACachePathAsHostPath_RefusedEvenWhenAStepTrustsThatPath()
     {
         var (policy, kernel, disk) = ImageCacheOutsideTheRoots();
