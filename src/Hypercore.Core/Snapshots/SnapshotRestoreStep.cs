@@ -73,7 +73,10 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
     {
         if (store.Read(name) is not { } manifest)
         {
-            return (StartStepResult.Fail(ReasonNotFound, $"snapshot \"{name}\" not found under {store.Root}; `vis snapshot ls` lists the snapshots"), null);
+            // Snapshots live on the node that took them: on Kubernetes, status.node of the MicroVMSnapshot says which.
+            return (StartStepResult.Fail(ReasonNotFound,
+                $"snapshot \"{name}\" not found under {store.Root} on this node; `vis snapshot ls` lists the snapshots " +
+                "(a MicroVMSnapshot's files are on the node in its status.node: run this VM there)"), null);
         }
 
         if (manifest.Namespace != vm.Spec.Namespace)

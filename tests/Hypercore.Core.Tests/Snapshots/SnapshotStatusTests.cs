@@ -70,6 +70,24 @@ public sealed class SnapshotStatusTests
     }
 
     [Test]
+    public async Task Start_RestoreFromASnapshotNotOnThisNode_FailedWithWhereToRunIt_NothingStarted()
+    {
+        var reconciler = new Reconciler(_store, _drivers, TimeProvider.System, Options.Create(new ReconcilerOptions { NodeName = "node-a" }),
+            NullLogger<Reconciler>.Instance, [new SnapshotRestoreStep(_manager.Store, _drivers, NullLogger<SnapshotRestoreStep>.Instance)]);
+        var clone = await _store.CreateAsync(Spec("clone") with { RestoreFrom = "elsewhere" });
+
+        await reconciler.ReconcileAsync(clone.Key, CancellationToken.None);
+
+        var failed = (await _store.GetAsync(clone.Key))!;
+        failed.Status.Phase.Should().Be(Phase.Failed);
+        var ready = failed.Status.FindCondition(Conditions.Ready)!;
+        ready.Reason.Should().Be(SnapshotRestoreStep.ReasonNotFound);
+        ready.Message.Should().Contain("\"elsewhere\" not found").And.Contain("status.node");
+        failed.Status.RestoredFrom.Should().BeNull();
+        _driver.Inner.CallCount("start").Should().Be(0);
+    }
+
+    [Test]
     public async Task Delete_SnapshotOwnedByAMicroVmSnapshot_OnlyByItsOwner()
     {
         var vm = await RunningAsync("web1");
