@@ -145,6 +145,12 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         {
             // The client went away or the daemon is stopping: end the stream quietly.
         }
+        catch (OperationCanceledException) when (subscription?.Overflowed.IsCancellationRequested == true)
+        {
+            // The write blocked on a client that read nothing for WatchOverflowGrace: the stream is reset, and the
+            // status below is what the call ends with on this side (not an unhandled-exception error in the log).
+            throw new RpcException(new Status(StatusCode.ResourceExhausted, new InformerOverflowException(capacity).Message));
+        }
         catch (InformerOverflowException ex)
         {
             throw new RpcException(new Status(StatusCode.ResourceExhausted, ex.Message));
