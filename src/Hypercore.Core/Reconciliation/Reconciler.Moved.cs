@@ -23,6 +23,15 @@ public sealed partial class Reconciler
 
     private void RememberHere(MicroVm vm) => _here[vm.Key] = vm;
 
+    /// <summary>
+    /// NodeLost=True on a MicroVM this node still sees: the cluster declared this node lost (its kubelet stopped
+    /// reporting) while this daemon still reaches the API server. The node lifecycle controller has released (or is
+    /// moving) the MicroVM; claiming it back or writing its status would undo that every round. So the VM is left as
+    /// it is (a running hypervisor keeps running) and looked at again each poll, until the node is Ready again and
+    /// NodeLost is cleared, or the MicroVM is moved away (then <see cref="ReleaseGoneAsync"/> removes it here).
+    /// </summary>
+    private static bool OnLostNode(MicroVm vm) => vm.Status.FindCondition(ReasonNodeLost) is { Status: ConditionStatus.True };
+
     private void ForgetHere(VmKey key) => _here.TryRemove(key, out _);
 
     private async Task<ReconcileResult> ReleaseGoneAsync(VmKey key, CancellationToken ct)

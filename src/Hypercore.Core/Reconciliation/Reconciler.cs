@@ -146,6 +146,11 @@ public sealed partial class Reconciler
             return ReconcileResult.Backoff; // the binary may be installed later
         }
 
+        if (OnLostNode(vm))
+        {
+            return ReconcileResult.Poll; // Kubernetes issue 13: the cluster has this node for lost; see Reconciler.Moved.cs
+        }
+
         if (!vm.Claimed)
         {
             vm = await _store.ClaimAsync(key, ct);

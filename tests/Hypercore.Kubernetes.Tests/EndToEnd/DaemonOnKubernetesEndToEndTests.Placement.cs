@@ -93,4 +93,59 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
         IsAlive(pid).Should().BeFalse();
         Directory.Exists(vmDir).Should().BeFalse();
     }
+
+    [Test]
+    public async Task NodeLost_RestartAlwaysVm_MovesToNode2AndBootsThereWithQemu_KeepingItsUid_Node1StopsItsCopy()
+    {
+        await NodeReadyAsync("node-1");
+        await NodeReadyAsync("node-2");
+        var one = StartDaemonFor("node-1", "--node-lifecycle-interval", "1s");
+        var two = StartDaemonFor("node-2", "--node-lifecycle-interval", "1s");
+        await one.WaitReadyAsync(Patience);
+        await two.WaitReadyAsync(Patience);
+        await Run("apply", "-f", WriteSample("mover")); // node-1's, restartPolicy Always, kernel and initrd only
+        var first = await WaitForPhaseAsync(one, "mover", "Running");
+        var uid = (string)first["metadata"]!["uid"]!;
+        var firstPid = (int)first["status"]!["pid"]!;
+        var firstDir = Path.Combine(_dir!.FullName, "node-1", "run", "qemu", uid);
+        ProcessesMentioning(firstDir).Should().Equal([firstPid]);
+
+        // node-1's kubelet stops reporting (NotReady for years); its vistarad still reaches the API server.
+        await Run("patch", "node", "node-1", "--subresource=status", "--type=merge", "-p",
+            """{"status":{"conditions":[{"type":"Ready","status":"False","reason":"NodeStatusUnknown","lastTransitionTime":"2020-01-01T00:00:00Z"}]}}""");
+
+        await UntilAsync(() => Cluster.Server.Get("", "pods", Namespace, PlacementController.PodName("mover")) is not null,
+            "the Lease holder to move the MicroVM off node-1 and make it a reservation pod", one);
+        await UntilAsync(() => !IsAlive(firstPid), "node-1's daemon to stop its copy of the MicroVM that moved away", one);
+        Directory.Exists(firstDir).Should().BeFalse("node-1 removed what it had for it");
+        using (var http = new HttpClient { BaseAddress = Cluster.Server.BaseAddress })
+        {
+            var binding = """{"apiVersion":"v1","kind":"Binding","metadata":{"name":"mvm-mover"},"target":{"apiVersion":"v1","kind":"Node","name":"node-2"}}""";
+            using var response = await http.PostAsync($"api/v1/namespaces/{Namespace}/pods/mvm-mover/binding",
+                new StringContent(binding, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
+            response.IsSuccessStatusCode.Should().BeTrue(await response.Content.ReadAsStringAsync());
+        }
+
+        JsonObject? moved = null;
+        await UntilAsync(() => (moved = Cluster.Server.Get(MicroVmResource.Group, MicroVmResource.Plural, Namespace, "mover")) is { } o &&
+                               (string?)o["status"]?["phase"] == "Running" && (string?)o["status"]?["node"] == "node-2" && (int?)o["status"]?["pid"] > 0,
+            "node-2 to boot the moved MicroVM", two);
+        ((string?)moved!["metadata"]!["uid"]).Should().Be(uid, "the same MicroVM moved");
+        ((string?)moved["spec"]!["nodeName"]).Should().Be("node-2");
+        var secondPid = (int)moved["status"]!["pid"]!;
+        var secondDir = Path.Combine(_dir.FullName, "node-2", "run", "qemu", uid);
+        ProcessesMentioning(secondDir).Should().Equal([secondPid]);
+        var console = (string)moved["status"]!["consoleLogPath"]!;
+        await UntilAsync(() => File.Exists(console) && File.ReadAllText(console).Contains("HYPERCORE-GUEST-READY", StringComparison.Ordinal),
+            $"the guest's HYPERCORE-GUEST-READY line in {console}", two);
+        var conditions = moved["status"]!["conditions"]!.AsArray().OfType<JsonObject>().ToList();
+        conditions.Should().Contain(c => (string?)c["type"] == "NodeLost" && (string?)c["status"] == "False" && (string?)c["reason"] == "Rescheduled");
+        Cluster.Server.List("", "events").Should().Contain(e => (string?)e["reason"] == "Rescheduled" && (string?)e["involvedObject"]!["name"] == "mover");
+        ProcessesMentioning(Path.Combine(_dir.FullName, "node-1", "run")).Should().BeEmpty("one copy runs, on node-2");
+
+        await Run("delete", "mvm", "mover", "--wait=false");
+        await UntilAsync(() => Cluster.Server.Get(MicroVmResource.Group, MicroVmResource.Plural, Namespace, "mover") is null,
+            "node-2's daemon to delete the guest and remove the finalizer", two);
+        IsAlive(secondPid).Should().BeFalse();
+    }
 }

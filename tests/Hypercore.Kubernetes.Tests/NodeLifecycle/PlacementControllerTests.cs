@@ -126,6 +126,49 @@ public sealed class PlacementControllerTests
     }
 
     [Test]
+    public async Task CreatedThroughTheApiWithPlacement_IsLeftUnplaced_ItsPodCarriesThePlacement_ThenItRoundTrips()
+    {
+        var placement = new PlacementSpec
+        {
+            NodeSelector = new Dictionary<string, string> { ["zone"] = "b" },
+            Tolerations = [new TolerationSpec { Key = "dedicated", Operator = "Equal", Value = "vms", Effect = "NoExecute", TolerationSeconds = 60 }],
+            AffinityJson = """{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"disk","operator":"In","values":["ssd"]}]}]}}}""",
+            PriorityClassName = "vm-high",
+        };
+        var receiving = _cluster.NewStore("node-1"); // the daemon whose gRPC Create was called
+        await receiving.CreateAsync(new MicroVmSpec { Id = "api", Kernel = new KernelSpec { Image = "/k" }, Placement = placement });
+
+        var stored = Vm("api");
+        stored["metadata"]!["labels"]?[MicroVmResource.NodeLabel].Should().BeNull("with a placement, kube-scheduler picks the node, not the receiving daemon");
+        ((string?)stored["spec"]!["placement"]!["nodeSelector"]!["zone"]).Should().Be("b");
+        ((long?)stored["spec"]!["placement"]!["tolerations"]![0]!["tolerationSeconds"]).Should().Be(60);
+        (await receiving.GetAsync(new VmKey("default", "api"))).Should().BeNull("no node has it yet");
+
+        await _leader.RunOnceAsync(CancellationToken.None);
+
+        var pod = _cluster.Server.Get("", "pods", "default", "mvm-api")!;
+        ((string?)pod["spec"]!["nodeSelector"]!["zone"]).Should().Be("b");
+        ((string?)pod["spec"]!["tolerations"]![0]!["effect"]).Should().Be("NoExecute");
+        ((string?)pod["spec"]!["affinity"]!["nodeAffinity"]!["requiredDuringSchedulingIgnoredDuringExecution"]!["nodeSelectorTerms"]![0]!["matchExpressions"]![0]!["key"])
+            .Should().Be("disk");
+        ((string?)pod["spec"]!["priorityClassName"]).Should().Be("vm-high");
+        using (var http = new HttpClient { BaseAddress = _cluster.Server.BaseAddress })
+        {
+            var binding = """{"apiVersion":"v1","kind":"Binding","metadata":{"name":"mvm-api"},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}""";
+            using var response = await http.PostAsync("api/v1/namespaces/default/pods/mvm-api/binding",
+                new StringContent(binding, Encoding.UTF8, new MediaTypeHeaderValue("application/json")));
+            response.IsSuccessStatusCode.Should().BeTrue(await response.Content.ReadAsStringAsync());
+        }
+
+        await _leader.RunOnceAsync(CancellationToken.None);
+
+        var placed = await receiving.GetAsync(new VmKey("default", "api"));
+        placed.Should().NotBeNull();
+        placed!.Spec.NodeName.Should().Be("node-1");
+        placed.Spec.Placement.Should().Be(placement with { AffinityJson = JsonNode.Parse(placement.AffinityJson!)!.ToJsonString() });
+    }
+
+    [Test]
     public async Task Unschedulable_ReservationPod_GivesScheduledFalseWithTheSchedulersMessage()
     {
         await ApplyUnplacedAsync("big", vcpu: 4, memory: 65536);

@@ -260,8 +260,11 @@ public sealed class RescheduleTests
         await StartNodeAsync("node-2", two);
         await ApplyAsync("web", "Always");
         await PlaceAsync("web", "node-1");
+        await ApplyAsync("job", "Never", node: "node-1");
         await PhaseAsync("web", "Running", "node-1");
+        await PhaseAsync("job", "Running", "node-1");
         var uid = (string)Vm("web")["metadata"]!["uid"]!;
+        var jobUid = (string)Vm("job")["metadata"]!["uid"]!;
         one.IsRunning(uid).Should().BeTrue();
 
         // node-1's kubelet stops reporting; its vistarad (and the guest) go on: a partition that heals, as the
@@ -273,6 +276,15 @@ public sealed class RescheduleTests
         await Eventually.UntilAsync(() => !one.IsRunning(uid), "node-1 to stop its copy of the moved VM");
         one.Calls.Should().Contain(["Stop web", "Cleanup web"]);
 
+        // The Never VM stays with node-1, released; node-1's daemon, which still reaches the API server, does not
+        // claim it back or rewrite its status while the cluster has node-1 for lost (it would undo the release).
+        await Task.Delay(TimeSpan.FromSeconds(1)); // five polls
+        var released = Vm("job");
+        MicroVmResource.HasFinalizer(released).Should().BeFalse();
+        ((string?)released["status"]!["phase"]).Should().Be("Failed");
+        Condition(released, "NodeLost", "status").Should().Be("True");
+        one.IsRunning(jobUid).Should().BeTrue("its hypervisor is left as it is");
+
         await BindAsync(PlacementController.PodName("web"), "node-2");
         await _leader.RunOnceAsync(CancellationToken.None);
         await PhaseAsync("web", "Running", "node-2");
@@ -281,6 +293,10 @@ public sealed class RescheduleTests
 
         await NodeAsync("node-1", ready: true);
         await _leader.RunOnceAsync(CancellationToken.None);
+        await Eventually.UntilAsync(() => MicroVmResource.HasFinalizer(Vm("job")) && (string?)Vm("job")["status"]?["phase"] == "Running",
+            "node-1, no longer lost, to claim the Never VM back and report its still-running guest");
+        Condition(Vm("job"), "NodeLost", "reason").Should().Be("NodeReturned");
+        one.Calls.Count(c => c == "Start job").Should().Be(1, "the running guest was adopted, not started again");
         await Task.Delay(TimeSpan.FromSeconds(2)); // node-1 polls and resyncs every 0.2 s / 1 s: time to do something wrong
         one.Calls.Count(c => c == "Start web").Should().Be(1, "node-1 never starts the VM that moved away");
         one.IsRunning(uid).Should().BeFalse();
