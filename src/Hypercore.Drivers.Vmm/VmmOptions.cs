@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -123,7 +124,10 @@ public static class VmmServiceCollectionExtensions
     /// they are validated at start by <typeparamref name="TValidator"/>; the driver joins the registry as
     /// <paramref name="providerName"/>. Calling it twice adds nothing twice.
     /// </summary>
-    public static IServiceCollection AddVmmDriver<TDriver, TOptions, TValidator>(this IServiceCollection services, string providerName, Action<TOptions>? configure)
+    public static IServiceCollection AddVmmDriver<
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDriver,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(this IServiceCollection services, string providerName, Action<TOptions>? configure)
         where TDriver : class, IHypervisorDriver
         where TOptions : class, IConfigSection
         where TValidator : class, IValidateOptions<TOptions>

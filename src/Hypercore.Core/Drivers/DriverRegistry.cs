@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -40,7 +41,7 @@ public sealed record DriverRegistration(string ProviderName, Type DriverType);
 public static class DriverServiceCollectionExtensions
 {
     /// <summary>Adds a driver to the registry; the plug-in point of rule 2.</summary>
-    public static IServiceCollection AddHypervisorDriver<TDriver>(this IServiceCollection services)
+    public static IServiceCollection AddHypervisorDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDriver>(this IServiceCollection services)
         where TDriver : class, IHypervisorDriver
     {
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHypervisorDriver, TDriver>());
@@ -48,7 +49,7 @@ public static class DriverServiceCollectionExtensions
     }
 
     /// <summary>Adds a driver and records its provider name (see <see cref="DriverRegistration"/>).</summary>
-    public static IServiceCollection AddHypervisorDriver<TDriver>(this IServiceCollection services, string providerName)
+    public static IServiceCollection AddHypervisorDriver<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDriver>(this IServiceCollection services, string providerName)
         where TDriver : class, IHypervisorDriver
     {
         if (!services.Any(d => d.ServiceType == typeof(DriverRegistration) && d.ImplementationInstance is DriverRegistration r && r.DriverType == typeof(TDriver)))
