@@ -11,45 +11,17 @@ namespace Hypercore.Images.Tests;
 /// <summary>The reconciler's images step against a real docker-registry: wait with progress, proceed with a view into the cache.</summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class ImagesStartStepTests
+public sealed class ImagesStartStepTests() : PlainRegistryTest("step")
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
-
-    private string _dir = null!;
-    private RegistryProcess _registry = null!;
-    private Pusher _pusher = null!;
-    private readonly List<IDisposable> _disposables = new();
-
-    [OneTimeSetUp]
-    public async Task StartRegistry()
-    {
-        _dir = Tools.TempDir("step");
-        _registry = await RegistryProcess.StartAsync(_dir);
-        _pusher = new Pusher($"http://{_registry.Host}");
-    }
-
-    [OneTimeTearDown]
-    public async Task StopRegistry()
-    {
-        _pusher?.Dispose();
-        if (_registry is not null) await _registry.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    [TearDown]
-    public void DisposeSteps()
-    {
-        foreach (var d in _disposables) d.Dispose();
-        _disposables.Clear();
-    }
 
     private (ImagesStartStep Step, ImageCache Cache, CountingHandler Counter) NewStep(string? insecureHost = null, ImagesStartStepOptions? options = null,
         RegistryAllowList? registries = null)
     {
-        var root = Path.Combine(_dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
+        var root = Path.Combine(Dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
         var counter = new CountingHandler();
         var registryOptions = new RegistryOptions { RequestTimeout = TimeSpan.FromSeconds(5) };
-        registryOptions.InsecureRegistries.Add(insecureHost ?? _registry.Host);
+        registryOptions.InsecureRegistries.Add(insecureHost ?? Registry.Host);
         var client = new RegistryClient(registryOptions, counter);
         var cache = new ImageCache(new ImageCacheOptions { Root = root }, client, TimeProvider.System);
         var step = new ImagesStartStep(cache, TimeProvider.System, options ?? new ImagesStartStepOptions
@@ -59,9 +31,9 @@ public sealed class ImagesStartStepTests
             BackoffCap = TimeSpan.FromSeconds(2),
             FastPath = TimeSpan.Zero, // every test sees the first answer before the pull could finish
         }, registries: registries);
-        _disposables.Add(step);
-        _disposables.Add(cache);
-        _disposables.Add(client);
+        Disposables.Add(step);
+        Disposables.Add(cache);
+        Disposables.Add(client);
         return (step, cache, counter);
     }
 
@@ -83,8 +55,8 @@ public sealed class ImagesStartStepTests
     {
         var entries = new List<LayerEntry> { new DirEntry("boot"), new FileEntry("boot/initrd.img", "INITRD") };
         if (withKernel) entries.Add(new FileEntry("boot/vmlinux", kernelText));
-        await _pusher.PushAsync(repo, "1", TestImages.Image("amd64", TestImages.Layer([.. entries])));
-        return $"{_registry.Host}/{repo}:1";
+        await Pusher.PushAsync(repo, "1", TestImages.Image("amd64", TestImages.Layer([.. entries])));
+        return $"{Registry.Host}/{repo}:1";
     }
 
     /// <summary>Runs the step until it proceeds (or gives up), returning every answer and the last context.</summary>
@@ -123,8 +95,8 @@ public sealed class ImagesStartStepTests
 
         result.Outcome.Should().Be(StartStepOutcome.Fail);
         result.Reason.Should().Be(ImagesStartStep.ReasonRegistryNotAllowed);
-        result.Message.Should().Contain($"root_volume source.container_source \"{reference}\" names registry {_registry.Host}")
-            .And.Contain("allowed: registry.lan:5000").And.Contain("--allowed-registries registry.lan:5000," + _registry.Host);
+        result.Message.Should().Contain($"root_volume source.container_source \"{reference}\" names registry {Registry.Host}")
+            .And.Contain("allowed: registry.lan:5000").And.Contain("--allowed-registries registry.lan:5000," + Registry.Host);
         ImageReady(result)!.Reason.Should().Be(ImagesStartStep.ReasonRegistryNotAllowed);
         await Task.Delay(200);
         counter.Requests.Should().BeEmpty("nothing is requested from a registry that is not allowed");
@@ -136,7 +108,7 @@ public sealed class ImagesStartStepTests
     public async Task Prepare_RegistryAllowedAsInsecure_Proceeds()
     {
         var reference = await PushBootImageAsync("step/allowedinsecure", "KERNEL-A");
-        var (step, _, _) = NewStep(registries: new RegistryAllowList([], [_registry.Host.ToUpperInvariant()]));
+        var (step, _, _) = NewStep(registries: new RegistryAllowList([], [Registry.Host.ToUpperInvariant()]));
 
         var (results, context) = await RunUntilDoneAsync(step, Vm("u-ai", reference));
 
@@ -181,10 +153,10 @@ public sealed class ImagesStartStepTests
     [Test]
     public async Task Prepare_Progress_MessageCarriesBytesDoneAndTotal()
     {
-        await _pusher.PushAsync("step/big", "1", TestImages.Image("amd64",
+        await Pusher.PushAsync("step/big", "1", TestImages.Image("amd64",
             TestImages.Layer(new FileEntry("boot/vmlinux", "K")), TestImages.RandomLayer(24 * 1024 * 1024)));
         var (step, _, _) = NewStep();
-        var vm = Vm("u-progress", $"{_registry.Host}/step/big:1");
+        var vm = Vm("u-progress", $"{Registry.Host}/step/big:1");
 
         var (results, _) = await RunUntilDoneAsync(step, vm);
 
@@ -196,9 +168,9 @@ public sealed class ImagesStartStepTests
     [Test]
     public async Task Prepare_WritableVolumeReference_ViewNamesTheCachedDiskAndAsksForACopyOnWriteView()
     {
-        await _pusher.PushAsync("step/rootfs", "1", TestImages.Image("amd64",
+        await Pusher.PushAsync("step/rootfs", "1", TestImages.Image("amd64",
             TestImages.Layer(new DirEntry("etc"), new FileEntry("etc/marker", "from-image"))));
-        var rootfs = $"{_registry.Host}/step/rootfs:1";
+        var rootfs = $"{Registry.Host}/step/rootfs:1";
         var kernelRef = await PushBootImageAsync("step/boot2");
         var (step, cache, _) = NewStep();
         var vm = Vm("u-vol", kernelRef, null,
@@ -225,8 +197,8 @@ public sealed class ImagesStartStepTests
     [Test]
     public async Task Prepare_SizeInMbBelowTheImagesDisk_FailsVolumeTooSmallNamingTheNeededSize_AboveIt_ProceedsKeepingTheSize()
     {
-        await _pusher.PushAsync("step/sized", "1", TestImages.Image("amd64", TestImages.Layer(new FileEntry("marker", "sized"))));
-        var rootfs = $"{_registry.Host}/step/sized:1";
+        await Pusher.PushAsync("step/sized", "1", TestImages.Image("amd64", TestImages.Layer(new FileEntry("marker", "sized"))));
+        var rootfs = $"{Registry.Host}/step/sized:1";
         var (step, cache, _) = NewStep();
 
         var (small, _) = await RunUntilDoneAsync(step, Vm("u-small", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = rootfs, SizeInMb = 1 }));
@@ -269,7 +241,7 @@ public sealed class ImagesStartStepTests
     public async Task Prepare_UnknownTag_WaitsInImagePullBackOffWithTheRegistrysWords()
     {
         var (step, _, _) = NewStep();
-        var vm = Vm("u-tag", $"{_registry.Host}/step/nothing:missing");
+        var vm = Vm("u-tag", $"{Registry.Host}/step/nothing:missing");
 
         var (results, _) = await RunUntilDoneAsync(step, vm, r => r.Reason == ImagesStartStep.ReasonPullBackOff);
 
@@ -331,7 +303,7 @@ public sealed class ImagesStartStepTests
         var (warm, cache, _) = NewStep();
         (await RunUntilDoneAsync(warm, Vm("first", reference))).Results[^1].Outcome.Should().Be(StartStepOutcome.Proceed);
         var step = new ImagesStartStep(cache, TimeProvider.System); // what the daemon runs: default options
-        _disposables.Add(step);
+        Disposables.Add(step);
         var context = new StartContext(Vm("second", reference));
 
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
@@ -382,7 +354,7 @@ public sealed class ImagesStartStepTests
     public async Task Prepare_MalformedReference_FailsNamingTheField()
     {
         var (step, _, _) = NewStep();
-        var vm = Vm("u-bad", $"{_registry.Host}/Step/UPPER:1");
+        var vm = Vm("u-bad", $"{Registry.Host}/Step/UPPER:1");
 
         var result = await step.PrepareAsync(new StartContext(vm), CancellationToken.None);
 

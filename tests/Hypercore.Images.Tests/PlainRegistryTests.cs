@@ -9,57 +9,29 @@ namespace Hypercore.Images.Tests;
 /// <summary>Pulls from a real docker-registry over plain HTTP (listed as insecure).</summary>
 [TestFixture]
 [NonParallelizable]
-public sealed class PlainRegistryTests
+public sealed class PlainRegistryTests() : PlainRegistryTest("plain")
 {
-    private string _dir = null!;
-    private RegistryProcess _registry = null!;
-    private Pusher _pusher = null!;
-    private readonly List<IDisposable> _disposables = new();
-
-    [OneTimeSetUp]
-    public async Task StartRegistry()
-    {
-        _dir = Tools.TempDir("plain");
-        _registry = await RegistryProcess.StartAsync(_dir);
-        _pusher = new Pusher($"http://{_registry.Host}");
-    }
-
-    [OneTimeTearDown]
-    public async Task StopRegistry()
-    {
-        _pusher?.Dispose();
-        if (_registry is not null) await _registry.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    [TearDown]
-    public void DisposeCaches()
-    {
-        foreach (var d in _disposables) d.Dispose();
-        _disposables.Clear();
-    }
-
     private (ImageCache Cache, CountingHandler Counter, string Root) NewCache(long sizeLimit = 0, TimeProvider? time = null, string? root = null, bool insecure = true,
         TimeSpan? tagTtl = null)
     {
-        root ??= Path.Combine(_dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
+        root ??= Path.Combine(Dir, "cache-" + Guid.NewGuid().ToString("N")[..8]);
         var counter = new CountingHandler();
         var options = new RegistryOptions();
-        if (insecure) options.InsecureRegistries.Add(_registry.Host);
+        if (insecure) options.InsecureRegistries.Add(Registry.Host);
         var client = new RegistryClient(options, counter);
         var cacheOptions = new ImageCacheOptions { Root = root, SizeLimitBytes = sizeLimit };
         if (tagTtl is { } ttl) cacheOptions.TagTtl = ttl;
         var cache = new ImageCache(cacheOptions, client, time ?? TimeProvider.System);
-        _disposables.Add(client);
-        _disposables.Add(cache);
+        Disposables.Add(client);
+        Disposables.Add(cache);
         return (cache, counter, root);
     }
 
     private async Task<(TestImage Image, ImageReference Ref)> PushAsync(string repo, string tag, params Blob[] layers)
     {
         var image = TestImages.Image("amd64", layers.Length > 0 ? layers : [TestImages.Layer(new FileEntry("marker", repo + ":" + tag))]);
-        await _pusher.PushAsync(repo, tag, image);
-        return (image, ImageReference.Parse($"{_registry.Host}/{repo}:{tag}"));
+        await Pusher.PushAsync(repo, tag, image);
+        return (image, ImageReference.Parse($"{Registry.Host}/{repo}:{tag}"));
     }
 
     [Test]
@@ -74,7 +46,7 @@ public sealed class PlainRegistryTests
         foreach (var blob in image.Layers.Append(image.Config).Append(image.Manifest))
             File.ReadAllBytes(cache.BlobPath(blob.Digest)).Should().Equal(blob.Bytes);
         Directory.EnumerateFiles(Path.Combine(root, "blobs", "sha256"), "*.partial").Should().BeEmpty();
-        cache.List().Should().ContainSingle().Which.References.Should().Equal($"{_registry.Host}/test/bytag:1");
+        cache.List().Should().ContainSingle().Which.References.Should().Equal($"{Registry.Host}/test/bytag:1");
     }
 
     [Test]
@@ -82,13 +54,13 @@ public sealed class PlainRegistryTests
     {
         var (image, _) = await PushAsync("test/bydigest", "1");
         var (cache, counter, _) = NewCache();
-        var reference = ImageReference.Parse($"{_registry.Host}/test/bydigest@{image.Digest}");
+        var reference = ImageReference.Parse($"{Registry.Host}/test/bydigest@{image.Digest}");
 
         var pulled = await cache.PullAsync(reference, null, CancellationToken.None);
 
         pulled.Digest.Should().Be(image.Digest);
         counter.Requests.Should().Contain(r => r.Path == $"/v2/test/bydigest/manifests/{image.Digest}");
-        cache.List().Single().References.Should().Equal($"{_registry.Host}/test/bydigest@{image.Digest}");
+        cache.List().Single().References.Should().Equal($"{Registry.Host}/test/bydigest@{image.Digest}");
     }
 
     [Test]
@@ -138,7 +110,7 @@ public sealed class PlainRegistryTests
     {
         var (image, _) = await PushAsync("test/digestcached", "1");
         var (cache, counter, _) = NewCache();
-        var reference = ImageReference.Parse($"{_registry.Host}/test/digestcached@{image.Digest}");
+        var reference = ImageReference.Parse($"{Registry.Host}/test/digestcached@{image.Digest}");
         await cache.PullAsync(reference, null, CancellationToken.None);
         var before = counter.Requests.Count;
 
@@ -195,12 +167,12 @@ public sealed class PlainRegistryTests
     {
         var arm = TestImages.Image("arm64", TestImages.Layer(new FileEntry("arch", "arm64")));
         var amd = TestImages.Image("amd64", TestImages.Layer(new FileEntry("arch", "amd64")));
-        await _pusher.PushAsync("test/multi", arm.Digest, arm);
-        await _pusher.PushAsync("test/multi", amd.Digest, amd);
-        await _pusher.PushManifestAsync("test/multi", "1", TestImages.Index((arm, "arm64"), (amd, "amd64")));
+        await Pusher.PushAsync("test/multi", arm.Digest, arm);
+        await Pusher.PushAsync("test/multi", amd.Digest, amd);
+        await Pusher.PushManifestAsync("test/multi", "1", TestImages.Index((arm, "arm64"), (amd, "amd64")));
         var (cache, counter, _) = NewCache();
 
-        var pulled = await cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/multi:1"), null, CancellationToken.None);
+        var pulled = await cache.PullAsync(ImageReference.Parse($"{Registry.Host}/test/multi:1"), null, CancellationToken.None);
 
         pulled.Digest.Should().Be(amd.Digest);
         counter.BlobGets(arm.Layers[0].Digest).Should().Be(0);
@@ -213,12 +185,12 @@ public sealed class PlainRegistryTests
     {
         var arm = TestImages.Image("arm64", docker: true, TestImages.Layer(new FileEntry("arch", "arm64")));
         var amd = TestImages.Image("amd64", docker: true, TestImages.Layer(new FileEntry("arch", "amd64-docker")));
-        await _pusher.PushAsync("test/docker-multi", arm.Digest, arm);
-        await _pusher.PushAsync("test/docker-multi", amd.Digest, amd);
-        await _pusher.PushManifestAsync("test/docker-multi", "1", TestImages.Index(docker: true, (arm, "arm64"), (amd, "amd64")));
+        await Pusher.PushAsync("test/docker-multi", arm.Digest, arm);
+        await Pusher.PushAsync("test/docker-multi", amd.Digest, amd);
+        await Pusher.PushManifestAsync("test/docker-multi", "1", TestImages.Index(docker: true, (arm, "arm64"), (amd, "amd64")));
         var (cache, _, _) = NewCache();
 
-        var pulled = await cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/docker-multi:1"), null, CancellationToken.None);
+        var pulled = await cache.PullAsync(ImageReference.Parse($"{Registry.Host}/test/docker-multi:1"), null, CancellationToken.None);
 
         pulled.Digest.Should().Be(amd.Digest);
         pulled.Manifest.MediaType.Should().Be(MediaTypes.DockerManifest);
@@ -229,11 +201,11 @@ public sealed class PlainRegistryTests
     public async Task Pull_IndexWithoutLinuxAmd64_SaysWhichPlatformsItHas()
     {
         var arm = TestImages.Image("arm64", TestImages.Layer(new FileEntry("arch", "arm64-only")));
-        await _pusher.PushAsync("test/arm-only", arm.Digest, arm);
-        await _pusher.PushManifestAsync("test/arm-only", "1", TestImages.Index((arm, "arm64")));
+        await Pusher.PushAsync("test/arm-only", arm.Digest, arm);
+        await Pusher.PushManifestAsync("test/arm-only", "1", TestImages.Index((arm, "arm64")));
         var (cache, _, _) = NewCache();
 
-        var act = () => cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/arm-only:1"), null, CancellationToken.None);
+        var act = () => cache.PullAsync(ImageReference.Parse($"{Registry.Host}/test/arm-only:1"), null, CancellationToken.None);
 
         var error = (await act.Should().ThrowAsync<ImagePullException>()).Which;
         error.Kind.Should().Be(ImagePullErrorKind.Unsupported);
@@ -246,7 +218,7 @@ public sealed class PlainRegistryTests
         await PushAsync("test/known", "1");
         var (cache, _, _) = NewCache();
 
-        var act = () => cache.PullAsync(ImageReference.Parse($"{_registry.Host}/test/known:nope"), null, CancellationToken.None);
+        var act = () => cache.PullAsync(ImageReference.Parse($"{Registry.Host}/test/known:nope"), null, CancellationToken.None);
 
         var error = (await act.Should().ThrowAsync<ImagePullException>()).Which;
         error.Kind.Should().Be(ImagePullErrorKind.ManifestUnknown);
@@ -265,7 +237,7 @@ public sealed class PlainRegistryTests
 
         var error = (await act.Should().ThrowAsync<ImagePullException>()).Which;
         error.Kind.Should().Be(ImagePullErrorKind.TlsFailure);
-        error.Message.Should().Contain("insecure registries").And.Contain(_registry.Host);
+        error.Message.Should().Contain("insecure registries").And.Contain(Registry.Host);
         Directory.EnumerateFiles(Path.Combine(root, "blobs", "sha256")).Should().BeEmpty();
     }
 
@@ -275,7 +247,7 @@ public sealed class PlainRegistryTests
         var port = Tools.FreePort();
         var counter = new CountingHandler();
         using var client = new RegistryClient(new RegistryOptions { InsecureRegistries = { $"127.0.0.1:{port}" } }, counter);
-        using var cache = new ImageCache(new ImageCacheOptions { Root = Path.Combine(_dir, "down") }, client, TimeProvider.System);
+        using var cache = new ImageCache(new ImageCacheOptions { Root = Path.Combine(Dir, "down") }, client, TimeProvider.System);
 
         var act = () => cache.PullAsync(ImageReference.Parse($"127.0.0.1:{port}/test/x:1"), null, CancellationToken.None);
 
