@@ -10,51 +10,18 @@ using Microsoft.Extensions.Time.Testing;
 namespace Hypercore.Core.Tests.GuestHealth;
 
 /// <summary>The prober on a fake clock, with real console files and a scripted network.</summary>
-public sealed class GuestHealthMonitorTests
+public sealed class GuestHealthMonitorTests() : MonitorTestBase("hypercore-probes-")
 {
-    private static readonly DateTimeOffset Start = new(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+    protected override GuestHealthMonitor CreateMonitor() => NewMonitor(allowHostTargets: false);
 
-    private InMemoryStore _store = null!;
-    private FakeTimeProvider _time = null!;
-    private FakeNetworkProbes _network = null!;
-    private LivenessSignals _signals = null!;
-    private GuestHealthMonitor _monitor = null!;
-    private string _dir = null!;
-    private string _console = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _store = new InMemoryStore();
-        _time = new FakeTimeProvider(Start);
-        _network = new FakeNetworkProbes();
-        _signals = new LivenessSignals();
-        _monitor = NewMonitor(allowHostTargets: false);
-        _dir = Directory.CreateTempSubdirectory("hypercore-probes-").FullName;
-        _console = Path.Combine(_dir, "console.log");
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        _monitor.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    private GuestHealthMonitor NewMonitor(bool allowHostTargets, string allowedCidrs = "", IGuestAddressSource? leases = null)
-    {
-        var options = new GuestHealthOptions { AllowHostTargets = allowHostTargets, AllowedCidrs = allowedCidrs };
-        return new(
-            _store, _network, _signals, _time, Options.Create(options),
-            Options.Create(new ReconcilerOptions { NodeName = "node-a" }), NullLogger<GuestHealthMonitor>.Instance,
-            targets: ProbeTargetPolicy.For(options, "node-a", leases, () => [IPAddress.Parse("192.168.50.1")]));
-    }
+    private GuestHealthMonitor NewMonitor(bool allowHostTargets, string allowedCidrs = "", IGuestAddressSource? leases = null) =>
+        NewMonitor(new GuestHealthOptions { AllowHostTargets = allowHostTargets, AllowedCidrs = allowedCidrs }, leases, () => [IPAddress.Parse("192.168.50.1")]);
 
     /// <summary>Uses a monitor whose settings allow the 10.0.0.0/8 test addresses on purpose (probe-allowed-cidrs).</summary>
     private void AllowTestNetwork(IGuestAddressSource? leases = null)
     {
-        _monitor.Dispose();
-        _monitor = NewMonitor(allowHostTargets: false, allowedCidrs: "10.0.0.0/8", leases);
+        Prober.Dispose();
+        Prober = NewMonitor(allowHostTargets: false, allowedCidrs: "10.0.0.0/8", leases);
     }
 
     private MicroVm Seed(ProbeSpec? readiness = null, ProbeSpec? liveness = null, long? consoleOffset = null, string? address = null,
@@ -68,7 +35,7 @@ public sealed class GuestHealthMonitorTests
             LivenessProbe = liveness,
             Interfaces = address is null ? [] : [new NetworkInterfaceSpec { DeviceId = "eth0", Address = address }],
         };
-        return _store.Seed(new MicroVm
+        return Store.Seed(new MicroVm
         {
             Uid = "uid-1",
             Spec = spec,
@@ -77,25 +44,12 @@ public sealed class GuestHealthMonitorTests
             Claimed = true,
             Status = new MicroVmStatus
             {
-                Phase = Phase.Running, Node = "node-a", Pid = 100, BootTime = Start, ConsoleLogPath = _console, ConsoleBootOffset = consoleOffset,
+                Phase = Phase.Running, Node = "node-a", Pid = 100, BootTime = Start, ConsoleLogPath = ConsoleLog, ConsoleBootOffset = consoleOffset,
             },
         });
     }
 
-    private async Task<MicroVm> Tick()
-    {
-        var all = await _store.ListAsync();
-        await _monitor.TickAsync(all, CancellationToken.None);
-        return (await _store.GetAsync(new VmKey("default", "vm1")))!;
-    }
-
-    private async Task<MicroVm> Advance(double seconds)
-    {
-        _time.Advance(TimeSpan.FromSeconds(seconds));
-        return await Tick();
-    }
-
-    private void Print(string line) => File.AppendAllText(_console, line + "\r\n");
+    private void Print(string line) => File.AppendAllText(ConsoleLog, line + "\r\n");
 
     private static ProbeSpec Console(string regex, int period = 10, int failures = 3, int delay = 0) =>
         new() { Console = new ConsoleProbe(regex), PeriodSeconds = period, FailureThreshold = failures, InitialDelaySeconds = delay };
@@ -144,7 +98,7 @@ public sealed class GuestHealthMonitorTests
     public async Task ConsoleReadiness_ReadyLineFromAnEarlierBoot_DoesNotCount()
     {
         Print("HYPERCORE-GUEST-READY"); // the previous boot's line: QEMU appends across restarts
-        Seed(readiness: Console("HYPERCORE-GUEST-READY", period: 1), consoleOffset: new FileInfo(_console).Length);
+        Seed(readiness: Console("HYPERCORE-GUEST-READY", period: 1), consoleOffset: new FileInfo(ConsoleLog).Length);
 
         var vm = await Advance(3);
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.False);
@@ -160,14 +114,14 @@ public sealed class GuestHealthMonitorTests
         Seed(readiness: Console("READY", period: 1));
         Print("READY");
         await Tick();
-        var writes = _store.StatusWrites;
+        var writes = Store.StatusWrites;
 
         for (var i = 0; i < 5; i++)
         {
             await Advance(1);
         }
 
-        _store.StatusWrites.Should().Be(writes, "an unchanged verdict is not written again");
+        Store.StatusWrites.Should().Be(writes, "an unchanged verdict is not written again");
     }
 
     [Test]
@@ -183,18 +137,18 @@ public sealed class GuestHealthMonitorTests
             await Advance(1);
         }
 
-        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse();
+        Signals.Pending(new VmKey("default", "vm1")).Should().BeFalse();
 
         await Advance(1); // first probe with no new line
         await Advance(1); // second
-        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("two failures are below the threshold of 3");
+        Signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("two failures are below the threshold of 3");
         var failed = new List<VmKey>();
-        _monitor.LivenessFailed += failed.Add;
+        Prober.LivenessFailed += failed.Add;
 
         var vm = await Advance(1); // third
 
         failed.Should().Equal(new VmKey("default", "vm1"));
-        var failure = _signals.TryTake(vm)!;
+        var failure = Signals.TryTake(vm)!;
         failure.Message.Should().Be("liveness probe console /heartbeat/ failed 3 times in a row: no console line matched /heartbeat/ within 1 s");
         failure.Probe.Should().Be("console /heartbeat/");
     }
@@ -210,9 +164,9 @@ public sealed class GuestHealthMonitorTests
             await Advance(1);
         }
 
-        _signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("nothing is probed within the initial delay");
+        Signals.Pending(new VmKey("default", "vm1")).Should().BeFalse("nothing is probed within the initial delay");
         await Advance(1);
-        _signals.Pending(new VmKey("default", "vm1")).Should().BeTrue();
+        Signals.Pending(new VmKey("default", "vm1")).Should().BeTrue();
     }
 
     [Test]
@@ -223,7 +177,7 @@ public sealed class GuestHealthMonitorTests
         await Advance(1);
         var restarted = vm with { Status = vm.Status with { BootTime = Start + TimeSpan.FromMinutes(1) } };
 
-        _signals.TryTake(restarted).Should().BeNull();
+        Signals.TryTake(restarted).Should().BeNull();
     }
 
     [Test]
@@ -231,12 +185,12 @@ public sealed class GuestHealthMonitorTests
     {
         AllowTestNetwork();
         Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 2, FailureThreshold = 2 }, address: "10.20.0.2/24");
-        _network.Script.Enqueue(ProbeResult.Ok("tcp connect to 10.20.0.2:22 succeeded"));
-        _network.Script.Enqueue(ProbeResult.Fail("tcp connect to 10.20.0.2:22 failed: Connection refused"));
+        Network.Script.Enqueue(ProbeResult.Ok("tcp connect to 10.20.0.2:22 succeeded"));
+        Network.Script.Enqueue(ProbeResult.Fail("tcp connect to 10.20.0.2:22 failed: Connection refused"));
 
         var vm = await Tick();
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
-        _network.Calls.Should().Equal("tcp 10.20.0.2:22 timeout 1");
+        Network.Calls.Should().Equal("tcp 10.20.0.2:22 timeout 1");
 
         vm = await Advance(2);
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True, "one failure is below the threshold");
@@ -252,11 +206,11 @@ public sealed class GuestHealthMonitorTests
     {
         AllowTestNetwork();
         var vm = Seed(readiness: new ProbeSpec { HttpGet = new HttpGetProbe(8080, "/healthz") }, address: "10.20.0.2/24");
-        _store.Seed(vm with { Status = vm.Status with { Addresses = ["10.30.0.9"] } });
+        Store.Seed(vm with { Status = vm.Status with { Addresses = ["10.30.0.9"] } });
 
         await Tick();
 
-        _network.Calls.Should().Equal("http 10.30.0.9:8080/healthz timeout 1");
+        Network.Calls.Should().Equal("http 10.30.0.9:8080/healthz timeout 1");
     }
 
     [Test]
@@ -266,7 +220,7 @@ public sealed class GuestHealthMonitorTests
 
         var vm = await Tick();
 
-        _network.Calls.Should().BeEmpty();
+        Network.Calls.Should().BeEmpty();
         vm.Status.FindCondition(Conditions.GuestReady)!.Message.Should().Contain("is the host itself").And.Contain("probe-host-targets");
     }
 
@@ -278,13 +232,13 @@ public sealed class GuestHealthMonitorTests
         var vm = await Tick();
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
 
-        _store.Seed(vm with { Status = vm.Status with { Phase = Phase.Stopped, Pid = null } });
+        Store.Seed(vm with { Status = vm.Status with { Phase = Phase.Stopped, Pid = null } });
         vm = await Tick();
 
         var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
         condition.Status.Should().Be(ConditionStatus.False);
         condition.Message.Should().Be("the VM is Stopped");
-        _monitor.Tracked.Should().Be(0);
+        Prober.Tracked.Should().Be(0);
     }
 
     [Test]
@@ -294,10 +248,10 @@ public sealed class GuestHealthMonitorTests
         Print("READY");
         var vm = await Tick();
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
-        File.WriteAllText(_console, ""); // the ready line is gone (rotated away)
+        File.WriteAllText(ConsoleLog, ""); // the ready line is gone (rotated away)
 
-        _monitor.Dispose();
-        _monitor = NewMonitor(allowHostTargets: false); // a new daemon process
+        Prober.Dispose();
+        Prober = NewMonitor(allowHostTargets: false); // a new daemon process
         for (var i = 0; i < 5; i++)
         {
             vm = await Advance(1);
@@ -314,10 +268,10 @@ public sealed class GuestHealthMonitorTests
         var vm = await Tick();
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
 
-        _time.Advance(TimeSpan.FromSeconds(5));
-        vm = _store.Seed(vm with
+        Clock.Advance(TimeSpan.FromSeconds(5));
+        vm = Store.Seed(vm with
         {
-            Status = vm.Status with { BootTime = _time.GetUtcNow(), Pid = 101, ConsoleBootOffset = new FileInfo(_console).Length },
+            Status = vm.Status with { BootTime = Clock.GetUtcNow(), Pid = 101, ConsoleBootOffset = new FileInfo(ConsoleLog).Length },
         });
         vm = await Tick();
 
@@ -331,13 +285,13 @@ public sealed class GuestHealthMonitorTests
     public async Task OtherNodesVm_IsNotProbed()
     {
         var vm = Seed(readiness: Console("READY"));
-        _store.Seed(vm with { Status = vm.Status with { Node = "node-b" } });
+        Store.Seed(vm with { Status = vm.Status with { Node = "node-b" } });
         Print("READY");
 
         vm = await Tick();
 
         vm.Status.FindCondition(Conditions.GuestReady).Should().BeNull();
-        _monitor.Tracked.Should().Be(0);
+        Prober.Tracked.Should().Be(0);
     }
 
     [Test]
@@ -347,7 +301,7 @@ public sealed class GuestHealthMonitorTests
 
         var vm = await Tick();
 
-        _network.Calls.Should().BeEmpty("a caller's static address must not steer the root daemon's connections");
+        Network.Calls.Should().BeEmpty("a caller's static address must not steer the root daemon's connections");
         var condition = vm.Status.FindCondition(Conditions.GuestReady)!;
         condition.Status.Should().Be(ConditionStatus.False);
         condition.Message.Should().StartWith("readiness probe tcp :22: the guest address 10.20.0.2 was not given to the VM by this node")
@@ -358,54 +312,54 @@ public sealed class GuestHealthMonitorTests
     public async Task HttpLiveness_StatusAddressOnly_NotLeasedByTheNode_RefusedAndCountsAsAFailure()
     {
         var vm = Seed(liveness: new ProbeSpec { HttpGet = new HttpGetProbe(80, "/"), FailureThreshold = 1 }, address: null);
-        _store.Seed(vm with { Status = vm.Status with { Addresses = ["172.16.9.9"] } });
+        Store.Seed(vm with { Status = vm.Status with { Addresses = ["172.16.9.9"] } });
 
         vm = await Tick();
 
-        _network.Calls.Should().BeEmpty("a status address is no proof the node gave it (a Kubernetes user may write status)");
-        _signals.TryTake(vm)!.Message.Should().Contain("the guest address 172.16.9.9 was not given to the VM by this node");
+        Network.Calls.Should().BeEmpty("a status address is no proof the node gave it (a Kubernetes user may write status)");
+        Signals.TryTake(vm)!.Message.Should().Contain("the guest address 172.16.9.9 was not given to the VM by this node");
     }
 
     [Test]
     public async Task TcpReadiness_AddressLeasedByTheNode_ProbedThereWithNoAllowedCidrs()
     {
-        _monitor.Dispose();
-        _monitor = NewMonitor(allowHostTargets: false, leases: new FakeLeases { ["uid-1"] = ["10.200.0.7"] });
+        Prober.Dispose();
+        Prober = NewMonitor(allowHostTargets: false, leases: new FakeLeases { ["uid-1"] = ["10.200.0.7"] });
         var vm = Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "192.0.2.50/24");
-        _store.Seed(vm with { Status = vm.Status with { Addresses = ["192.0.2.50"] } });
+        Store.Seed(vm with { Status = vm.Status with { Addresses = ["192.0.2.50"] } });
 
         vm = await Tick();
 
-        _network.Calls.Should().Equal("tcp 10.200.0.7:22 timeout 1");
+        Network.Calls.Should().Equal("tcp 10.200.0.7:22 timeout 1");
         vm.Status.FindCondition(Conditions.GuestReady)!.Status.Should().Be(ConditionStatus.True);
     }
 
     [Test]
     public async Task TcpReadiness_StaticAddressInsideProbeAllowedCidrs_Probed()
     {
-        _monitor.Dispose();
-        _monitor = NewMonitor(allowHostTargets: false, allowedCidrs: "192.0.2.0/24, 2001:db8::/32");
+        Prober.Dispose();
+        Prober = NewMonitor(allowHostTargets: false, allowedCidrs: "192.0.2.0/24, 2001:db8::/32");
         Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22) }, address: "192.0.2.50/24");
 
         await Tick();
 
-        _network.Calls.Should().Equal("tcp 192.0.2.50:22 timeout 1");
+        Network.Calls.Should().Equal("tcp 192.0.2.50:22 timeout 1");
     }
 
     [Test]
     public async Task HostTargets_On_LoopbackAndHostAddressProbed_ButAnotherHostStillNeedsAllowedCidrs()
     {
-        _monitor.Dispose();
-        _monitor = NewMonitor(allowHostTargets: true);
+        Prober.Dispose();
+        Prober = NewMonitor(allowHostTargets: true);
         var vm = Seed(readiness: new ProbeSpec { TcpSocket = new TcpSocketProbe(22), PeriodSeconds = 1, FailureThreshold = 1 }, address: "127.0.0.1/8");
 
         await Tick();
-        _store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.50.1/24" }] } });
+        Store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.50.1/24" }] } });
         await Advance(1);
-        _store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.60.1/24" }] } });
+        Store.Seed(vm with { Spec = vm.Spec with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", Address = "192.168.60.1/24" }] } });
         vm = await Advance(1);
 
-        _network.Calls.Should().Equal("tcp 127.0.0.1:22 timeout 1", "tcp 192.168.50.1:22 timeout 1");
+        Network.Calls.Should().Equal("tcp 127.0.0.1:22 timeout 1", "tcp 192.168.50.1:22 timeout 1");
         vm.Status.FindCondition(Conditions.GuestReady)!.Message.Should().Contain("192.168.60.1 was not given to the VM by this node");
     }
 
