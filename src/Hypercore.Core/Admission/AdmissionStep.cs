@@ -20,8 +20,9 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<AdmissionStep> _log;
     private readonly SemaphoreSlim _decide = new(1, 1);
-    private readonly ConcurrentDictionary<string, (VmKey Key, NodeResources Charged)> _admitted = new(StringComparer.Ordinal);
+    private readonly AllocationLedger _ledger;
     private readonly ConcurrentDictionary<VmKey, string> _waiting = new();
+    private IDisposable? _following;
 
     public AdmissionStep(NodeCapacity capacity, MicroVmInformer informer, TimeProvider time, ILogger<AdmissionStep> log)
     {
@@ -29,6 +30,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
         _informer = informer;
         _time = time;
         _log = log;
+        _ledger = new AllocationLedger(capacity);
     }
 
     public string Name => "admission";
@@ -45,7 +47,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
         if (_capacity.NeverFits(vm.Spec) is { } never)
         {
             _waiting.TryRemove(vm.Key, out _);
-            _admitted.TryRemove(vm.Uid, out _);
+            _ledger.Release(vm.Uid);
             LogNeverFits(vm.Key, never.Message);
             return StartStepResult.Fail(never.Reason, never.Message, Set(vm, ConditionStatus.False, never.Reason, never.Message));
         }
@@ -54,7 +56,9 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
         await _decide.WaitAsync(cancellationToken);
         try
         {
-            var allocated = _capacity.AllocatedTotal(_informer.Unordered(), _admitted, vm.Uid, _informer.Get);
+            // Subscribed at the first decision, after the first list: the informer replays its cache into the ledger once.
+            _following ??= _informer.AddHandler(_ledger.OnEvent);
+            var allocated = _ledger.Total(exceptUid: vm.Uid);
             var allocatable = _capacity.Allocatable;
             var free = allocatable - allocated;
             string? reason = null, message = null;
@@ -74,7 +78,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
 
             if (reason is not null && message is not null)
             {
-                _admitted.TryRemove(vm.Uid, out _);
+                _ledger.Release(vm.Uid);
                 if (_waiting.TryAdd(vm.Key, reason))
                 {
                     LogWaiting(vm.Key, message);
@@ -83,7 +87,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
                 return StartStepResult.Wait(reason, message, _capacity.Options.AdmissionRetryInterval, Set(vm, ConditionStatus.False, reason, message));
             }
 
-            _admitted[vm.Uid] = (vm.Key, need);
+            _ledger.Admit(vm.Uid, vm.Key, need);
             _waiting.TryRemove(vm.Key, out _);
             LogAdmitted(vm.Key, need.MemoryMb, need.Vcpus, free.MemoryMb - need.MemoryMb, free.Vcpus - need.Vcpus);
             var admittedMessage = $"{need.MemoryMb} MiB and {need.Vcpus} vCPU reserved on node \"{_capacity.Node}\"";
@@ -98,7 +102,7 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
     public Task ReleaseAsync(MicroVm vm, CancellationToken cancellationToken)
     {
         _waiting.TryRemove(vm.Key, out _);
-        if (_admitted.TryRemove(vm.Uid, out var entry))
+        if (_ledger.Release(vm.Uid) is { } entry)
         {
             LogReleased(vm.Key, entry.Charged.MemoryMb, entry.Charged.Vcpus);
         }
@@ -106,12 +110,16 @@ public sealed partial class AdmissionStep : IStartStep, IDisposable
         return Task.CompletedTask;
     }
 
-    public void Dispose() => _decide.Dispose();
+    public void Dispose()
+    {
+        _following?.Dispose();
+        _decide.Dispose();
+    }
 
     /// <summary>The node's resources now, for <c>vis node</c>.</summary>
     public CapacityReport Report()
     {
-        var (allocated, holders) = _capacity.Allocated(_informer.List(), _admitted, exceptUid: null);
+        var (allocated, holders) = _capacity.Allocated(_informer.List(), _ledger.Admitted(), exceptUid: null);
         var waiting = _waiting.Keys.OrderBy(k => k.ToString(), StringComparer.Ordinal).ToList();
         return new CapacityReport(_capacity.Node, _capacity.Capacity, _capacity.Reserved, _capacity.Allocatable, allocated,
             _capacity.Options.CpuOvercommitRatio, _capacity.Options.VmMemoryOverheadMb, holders, waiting);
