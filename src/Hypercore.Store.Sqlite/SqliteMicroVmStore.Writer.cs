@@ -317,6 +317,27 @@ public sealed partial class SqliteMicroVmStore
         return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed));
     }
 
+    /// <summary>The claim and the status in one UPDATE, so in one commit: durable together or not at all.</summary>
+    private WriteOutcome ApplyClaimWithStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion, string node)
+    {
+        var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
+        if (current.ResourceVersion != expectedResourceVersion)
+        {
+            throw new ConflictException(key);
+        }
+
+        var rv = NextResourceVersion();
+        var command = _commands.ClaimWithStatus;
+        command.Parameters["$ns"].Value = key.Namespace;
+        command.Parameters["$id"].Value = key.Id;
+        command.Parameters["$node"].Value = node;
+        command.Parameters["$status"].Value = statusJson;
+        command.Parameters["$rv"].Value = rv;
+        command.ExecuteNonQuery();
+        var updated = current with { Status = status, Claimed = true, ResourceVersion = FormatVersion(rv) };
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated));
+    }
+
     private WriteOutcome ApplyMarkForDeletion(VmKey key, DateTimeOffset now)
     {
         var current = SelectForWrite(key) ?? throw new NotFoundException(key);
@@ -395,6 +416,10 @@ public sealed partial class SqliteMicroVmStore
                 connection,
                 "UPDATE microvms SET claimed_node = $node, resource_version = $rv WHERE namespace = $ns AND id = $id;",
                 "$ns", "$id", "$node", "$rv");
+            ClaimWithStatus = Create(
+                connection,
+                "UPDATE microvms SET claimed_node = $node, status = $status, resource_version = $rv WHERE namespace = $ns AND id = $id;",
+                "$ns", "$id", "$node", "$status", "$rv");
             MarkForDeletion = Create(
                 connection,
                 "UPDATE microvms SET deletion_requested_at = $at, resource_version = $rv WHERE namespace = $ns AND id = $id;",
@@ -418,12 +443,14 @@ public sealed partial class SqliteMicroVmStore
 
         public SqliteCommand Claim { get; }
 
+        public SqliteCommand ClaimWithStatus { get; }
+
         public SqliteCommand MarkForDeletion { get; }
 
         public SqliteCommand Delete { get; }
 
         private IEnumerable<SqliteCommand> All =>
-            [ReadCounter, WriteCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, MarkForDeletion, Delete];
+            [ReadCounter, WriteCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete];
 
         public void Enlist(SqliteTransaction transaction)
         {

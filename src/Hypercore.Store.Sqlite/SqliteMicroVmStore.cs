@@ -218,6 +218,15 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     public async Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
         (await EnqueueAsync(() => ApplyClaim(key, _options.NodeName), cancellationToken))!;
 
+    /// <summary>One write, one commit (issue 15): the reconciler's claim of a new VM and its Provisioning status.</summary>
+    public async Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
+        var statusJson = JsonSerializer.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
+        return (await EnqueueAsync(() => ApplyClaimWithStatus(key, status, statusJson, expectedResourceVersion, _options.NodeName), cancellationToken))!;
+    }
+
     public async Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
     {
         var now = _time.GetUtcNow();

@@ -81,6 +81,12 @@ public sealed class AuthorizingMicroVmStore : IMicroVmStore
         return _inner.ClaimAsync(key, cancellationToken);
     }
 
+    public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        Require(key.Namespace, write: true);
+        return _inner.ClaimWithStatusAsync(key, status, expectedResourceVersion, cancellationToken);
+    }
+
     public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
     {
         Require(key.Namespace, write: true);

@@ -115,8 +115,12 @@ public sealed class NodeCapacity
         {
             case Phase.Stopped or Phase.Failed:
                 return false;
-            case Phase.Provisioning or Phase.Running or Phase.Paused or Phase.Stopping or Phase.CrashLoopBackOff or Phase.Deleting:
+            case Phase.Running or Phase.Paused or Phase.Stopping or Phase.CrashLoopBackOff or Phase.Deleting:
                 return true;
+            case Phase.Provisioning:
+                // Written when the node claims a new VM, before admission decides (issue 15: one write for both), so
+                // only an admitted one holds its share; one that must wait goes back to Pending with Admitted=False.
+                return admittedHere || vm.Status.FindCondition(AdmissionConditions.Admitted)?.Status == ConditionStatus.True;
             default:
                 return admittedHere || vm.Status.FindCondition(AdmissionConditions.Admitted)?.Status == ConditionStatus.True;
         }

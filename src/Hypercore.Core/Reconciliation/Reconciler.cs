@@ -153,7 +153,7 @@ public sealed partial class Reconciler
 
         if (!vm.Claimed)
         {
-            vm = await _store.ClaimAsync(key, ct);
+            vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
         }
 
         RememberHere(vm);
@@ -313,8 +313,7 @@ public sealed partial class Reconciler
                 return waitOrFail;
             }
 
-            vm = await WriteStatusAsync(vm, s => applied(s) with { Phase = Phase.Provisioning, RestartCount = restarts },
-                ready: (ConditionStatus.False, "Provisioning", "starting the hypervisor"), ct);
+            vm = await ProvisioningAsync(vm, applied, restarts, ct);
             VmRuntimeInfo started;
             var t0 = Stopwatch.GetTimestamp();
             try
@@ -502,12 +501,7 @@ public sealed partial class Reconciler
         CancellationToken ct,
         (ConditionStatus Status, string Reason, string Message)? synchronized = null)
     {
-        var now = _time.GetUtcNow();
-        var next = change(vm.Status);
-        var sync = synchronized ?? (ConditionStatus.True, Conditions.ReasonReconciled, "");
-        var conditions = Conditions.Set(next.Conditions, Conditions.Ready, ready.Status, ready.Reason, ready.Message, vm.Generation, now);
-        conditions = Conditions.Set(conditions, Conditions.Synchronized, sync.Status, sync.Reason, sync.Message, vm.Generation, now);
-        next = next with { Conditions = conditions, ObservedGeneration = vm.Generation, Node = _options.NodeName };
+        var next = NextStatus(vm, change, ready, synchronized);
         if (next == vm.Status)
         {
             return vm;
@@ -519,6 +513,20 @@ public sealed partial class Reconciler
         }
 
         return await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+    }
+
+    private MicroVmStatus NextStatus(
+        MicroVm vm,
+        Func<MicroVmStatus, MicroVmStatus> change,
+        (ConditionStatus Status, string Reason, string Message) ready,
+        (ConditionStatus Status, string Reason, string Message)? synchronized)
+    {
+        var now = _time.GetUtcNow();
+        var next = change(vm.Status);
+        var sync = synchronized ?? (ConditionStatus.True, Conditions.ReasonReconciled, "");
+        var conditions = Conditions.Set(next.Conditions, Conditions.Ready, ready.Status, ready.Reason, ready.Message, vm.Generation, now);
+        conditions = Conditions.Set(conditions, Conditions.Synchronized, sync.Status, sync.Reason, sync.Message, vm.Generation, now);
+        return next with { Conditions = conditions, ObservedGeneration = vm.Generation, Node = _options.NodeName };
     }
 
     [LoggerMessage(1010, LogLevel.Information, "{Key}: waiting on start step {Step}: {Message}")]

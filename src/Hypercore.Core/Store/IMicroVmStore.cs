@@ -39,6 +39,20 @@ public interface IMicroVmStore
     /// </summary>
     Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// <see cref="ClaimAsync"/> and <see cref="UpdateStatusAsync"/> together: when the call returns the record is
+    /// claimed and carries <paramref name="status"/>. The SQLite store does both in one durable write (issue 15: the
+    /// reconciler's first write for a new VM is its claim and Provisioning). This default does the two writes, the
+    /// status first because it checks the version; on Kubernetes the claim is the finalizer, a write of its own.
+    /// </summary>
+    /// <exception cref="NotFoundException">no such record.</exception>
+    /// <exception cref="ConflictException">the record changed since it was read.</exception>
+    async Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        await UpdateStatusAsync(key, status, expectedResourceVersion, cancellationToken);
+        return await ClaimAsync(key, cancellationToken);
+    }
+
     /// <summary>Requests deletion; the record stays (IsDeleting) until <see cref="RemoveAsync"/> after cleanup. Idempotent.</summary>
     /// <exception cref="NotFoundException">no such record.</exception>
     Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default);

@@ -58,6 +58,9 @@ public sealed class FaultInjectingStore : IMicroVmStore
     public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
         Guard(() => _inner.ClaimAsync(key, cancellationToken));
 
+    public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
+        Guard(() => _inner.ClaimWithStatusAsync(key, status, expectedResourceVersion, cancellationToken));
+
     public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default) =>
         Guard(() => _inner.MarkForDeletionAsync(key, cancellationToken));
 

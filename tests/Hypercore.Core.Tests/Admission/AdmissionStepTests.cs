@@ -279,6 +279,27 @@ public class AdmissionStepTests
     }
 
     [Test]
+    public void Holds_ProvisioningVm_OnlyOnceAdmitted()
+    {
+        // The reconciler writes Provisioning with its claim, before admission decides (issue 15).
+        var claimed = new MicroVm
+        {
+            Uid = "u", Spec = Spec("p"), ResourceVersion = "1", Status = MicroVmStatus.Initial with { Phase = Phase.Provisioning },
+        };
+        var admitted = claimed with
+        {
+            Status = claimed.Status with
+            {
+                Conditions = Conditions.Set([], AdmissionConditions.Admitted, ConditionStatus.True, AdmissionConditions.ReasonAdmitted, "", 1, DateTimeOffset.UnixEpoch),
+            },
+        };
+
+        NodeCapacity.Holds(claimed, admittedHere: false).Should().BeFalse("a VM not yet admitted takes no share from the others");
+        NodeCapacity.Holds(claimed, admittedHere: true).Should().BeTrue();
+        NodeCapacity.Holds(admitted, admittedHere: false).Should().BeTrue("admitted before a daemon restart");
+    }
+
+    [Test]
     public void MemTotal_IsReadFromMeminfo()
     {
         var path = Path.Combine(Path.GetTempPath(), $"k8s-meminfo-{Guid.NewGuid():N}");

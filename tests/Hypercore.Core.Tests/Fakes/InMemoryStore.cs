@@ -108,6 +108,17 @@ internal sealed class InMemoryStore : IMicroVmStore
         }
     }
 
+    /// <summary>One write, as the SQLite store does it.</summary>
+    public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var vm = Current(key, expectedResourceVersion);
+            StatusWrites++;
+            return Task.FromResult(Put(vm with { Status = status, Claimed = true, ResourceVersion = Next() }, StoreEventType.Modified));
+        }
+    }
+
     public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default)
     {
         lock (_gate)

@@ -2,6 +2,7 @@ using Hypercore.Core.Tests.Fakes;
 using Hypercore.Drivers;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
+using Hypercore.Store;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -55,6 +56,40 @@ public class StartStepTests
         after.Spec.Kernel.Image.Should().Be("registry.test/k:1", "a step's view never changes the stored record");
         after.Status.Phase.Should().Be(Phase.Running);
         after.Status.FindCondition("ImageReady")!.Status.Should().Be(ConditionStatus.True);
+    }
+
+    [Test]
+    public async Task NewVm_ClaimAndProvisioningAreOneWriteBeforeAnyStep_StepConditionsArriveWithRunning()
+    {
+        var vm = await _store.CreateAsync(Spec("a"));
+        MicroVm? seenByStep = null;
+        var images = new RecordingStep("images", 200, _log, ctx =>
+        {
+            seenByStep = _store.GetAsync(ctx.Stored.Key).GetAwaiter().GetResult();
+            return StartStepResult.Proceed(s => s with
+            {
+                Conditions = Conditions.Set(s.Conditions, "ImageReady", ConditionStatus.True, "Pulled", "", 1, DateTimeOffset.UnixEpoch),
+            });
+        });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await using var watch = _store.WatchAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        var subscribed = watch.MoveNextAsync(); // the fake subscribes on the first MoveNext
+
+        var result = await NewReconciler(images).ReconcileAsync(vm.Key, CancellationToken.None);
+
+        result.Outcome.Should().Be(ReconcileOutcome.Poll);
+        seenByStep!.Claimed.Should().BeTrue("the claim is durable before a step may make host resources");
+        seenByStep.Status.Phase.Should().Be(Phase.Provisioning);
+        seenByStep.Status.FindCondition(Conditions.Ready)!.Reason.Should().Be("Provisioning");
+        _store.StatusWrites.Should().Be(2, "claim + Provisioning in one write, then Running (issue 15)");
+        var events = new List<StoreEvent>();
+        (await subscribed).Should().BeTrue();
+        events.Add(watch.Current);
+        (await watch.MoveNextAsync()).Should().BeTrue();
+        events.Add(watch.Current);
+        events.Select(e => (e.MicroVm!.Claimed, e.MicroVm.Status.Phase)).Should().Equal((true, Phase.Provisioning), (true, Phase.Running));
+        var after = (await _store.GetAsync(vm.Key))!;
+        after.Status.FindCondition("ImageReady")!.Status.Should().Be(ConditionStatus.True, "the steps' changes ride on the Running write");
     }
 
     [Test]

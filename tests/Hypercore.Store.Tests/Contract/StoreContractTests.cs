@@ -400,6 +400,48 @@ public abstract class StoreContractTests
     }
 
     [Test]
+    public async Task ClaimWithStatus_ClaimsAndWritesTheStatus_KeepingSpecAndGeneration()
+    {
+        var created = await Store.CreateAsync(Spec("vm-1"));
+        var status = new MicroVmStatus { Phase = Phase.Provisioning, ObservedGeneration = 1, Node = "n" };
+
+        var claimed = await Store.ClaimWithStatusAsync(created.Key, status, created.ResourceVersion);
+
+        claimed.Claimed.Should().BeTrue();
+        claimed.Status.Should().Be(status);
+        claimed.Spec.Should().Be(created.Spec);
+        claimed.Generation.Should().Be(1);
+        claimed.ResourceVersion.Should().NotBe(created.ResourceVersion);
+        var read = (await Store.GetAsync(created.Key))!;
+        read.Claimed.Should().BeTrue();
+        read.Status.Should().Be(status);
+        read.ResourceVersion.Should().Be(claimed.ResourceVersion);
+    }
+
+    [Test]
+    public async Task ClaimWithStatus_StaleVersion_ThrowsConflict_AndWritesNothing()
+    {
+        var created = await Store.CreateAsync(Spec("vm-1"));
+        var changed = await Store.UpdateSpecAsync(created.Key, created.Spec with { Vcpu = 2 }, created.ResourceVersion);
+
+        var act = () => Store.ClaimWithStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Provisioning }, created.ResourceVersion);
+
+        await act.Should().ThrowAsync<ConflictException>();
+        var read = (await Store.GetAsync(created.Key))!;
+        read.Claimed.Should().BeFalse();
+        read.Status.Phase.Should().Be(Phase.Pending);
+        read.ResourceVersion.Should().Be(changed.ResourceVersion);
+    }
+
+    [Test]
+    public async Task ClaimWithStatus_Missing_ThrowsNotFound()
+    {
+        var act = () => Store.ClaimWithStatusAsync(new VmKey(MicroVmSpec.DefaultNamespace, "nope"), new MicroVmStatus { Phase = Phase.Provisioning }, "1");
+
+        await act.Should().ThrowAsync<NotFoundException>();
+    }
+
+    [Test]
     public async Task MarkForDeletion_ThenRemove_RecordIsGone()
     {
         var created = await Store.CreateAsync(Spec("vm-1"));

@@ -6,9 +6,9 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Store.Tests.Sqlite;
 
 /// <summary>
-/// The child side of the crash test. Several writers create records (and set the status of every fifth and claim
-/// every seventh) as fast as they can, printing one line per acknowledged write, until the parent kills the process
-/// with SIGKILL.
+/// The child side of the crash test. Several writers create records (and set the status of every fifth, claim and
+/// set the status of every other third in one write, and claim every seventh) as fast as they can, printing one line
+/// per acknowledged write, until the parent kills the process with SIGKILL.
 /// </summary>
 internal static class CrashWriter
 {
@@ -40,6 +40,11 @@ internal static class CrashWriter
                 {
                     await store.UpdateStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Running, Pid = i }, created.ResourceVersion);
                     output.WriteLine($"acked-status {spec.Id}");
+                }
+                else if (i % 3 == 0)
+                {
+                    await store.ClaimWithStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Provisioning, Pid = i }, created.ResourceVersion);
+                    output.WriteLine($"acked-claim-status {spec.Id}");
                 }
 
                 if (i % 7 == 0)

@@ -59,10 +59,15 @@ public sealed class SqliteCrashTests
         var created = new HashSet<string>();
         var statused = new HashSet<string>();
         var claimed = new HashSet<string>();
+        var claimedWithStatus = new HashSet<string>();
         var killed = false;
         while (await _child.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
         {
-            if (line.StartsWith("acked-claim ", StringComparison.Ordinal))
+            if (line.StartsWith("acked-claim-status ", StringComparison.Ordinal))
+            {
+                claimedWithStatus.Add(line["acked-claim-status ".Length..]);
+            }
+            else if (line.StartsWith("acked-claim ", StringComparison.Ordinal))
             {
                 claimed.Add(line["acked-claim ".Length..]);
             }
@@ -111,6 +116,13 @@ public sealed class SqliteCrashTests
         foreach (var id in claimed)
         {
             stored[id].Claimed.Should().BeTrue($"the acknowledged claim of {id} must be on disk");
+        }
+
+        claimedWithStatus.Should().NotBeEmpty();
+        foreach (var id in claimedWithStatus)
+        {
+            stored[id].Claimed.Should().BeTrue($"the acknowledged claim-and-status write of {id} must be on disk");
+            stored[id].Status.Phase.Should().Be(Phase.Provisioning, $"the acknowledged claim-and-status write of {id} must be on disk");
         }
 
         stored.Count.Should().BeGreaterThanOrEqualTo(created.Count);

@@ -202,6 +202,28 @@ public sealed class SqliteStoreTests
     }
 
     [Test]
+    public async Task ClaimWithStatus_IsOneWrite_OneVersionAndOneEventCarryingBoth()
+    {
+        var store = Open(configure: o => o.NodeName = "node-7");
+        var created = await store.CreateAsync(Spec("vm-1"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await using var watch = store.WatchAsync(timeout.Token).GetAsyncEnumerator(timeout.Token);
+
+        var claimed = await store.ClaimWithStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Provisioning }, created.ResourceVersion);
+        var marker = await store.CreateAsync(Spec("vm-marker"));
+
+        long.Parse(claimed.ResourceVersion, CultureInfo.InvariantCulture).Should().Be(long.Parse(created.ResourceVersion, CultureInfo.InvariantCulture) + 1);
+        (await watch.MoveNextAsync()).Should().BeTrue();
+        watch.Current.Type.Should().Be(StoreEventType.Modified);
+        watch.Current.MicroVm!.Claimed.Should().BeTrue();
+        watch.Current.MicroVm.Status.Phase.Should().Be(Phase.Provisioning);
+        (await watch.MoveNextAsync()).Should().BeTrue();
+        watch.Current.MicroVm!.Key.Should().Be(marker.Key, "the claim and the status were one change, not two");
+        using var connection = RawConnection();
+        Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
+    }
+
+    [Test]
     public async Task ResourceVersion_IsAStoreWideIncreasingCounter_ThatSurvivesDeletesAndReopen()
     {
         var store = Open();

@@ -1,0 +1,50 @@
+using Hypercore.MicroVms;
+
+namespace Hypercore.Reconciliation;
+
+/// <summary>
+/// The first write for a new VM (issue 15): the claim and Provisioning in one durable write instead of two (a claim,
+/// then Provisioning after the start steps), so a Create costs the store three writes (create, claim + Provisioning,
+/// Running) instead of four. The claim is still durable before any start step makes host resources (taps, disks,
+/// image overlays), so a crash always leaves an owner to clean them up.
+/// </summary>
+/// <remarks>
+/// Provisioning now means "claimed by this node and being started": the start steps (admission, images, network) run
+/// under it. A VM that a step makes wait goes back to Pending with the step's reason (e.g. Admitted=False), as before;
+/// a Provisioning VM that admission has not admitted holds no share of the node (<see cref="Admission.NodeCapacity.Holds"/>).
+/// The steps' own status changes (Admitted=True, ImageReady=True, RestoredFrom) then arrive with the Running write
+/// (or the failure's), not in a Provisioning write of their own.
+/// </remarks>
+public sealed partial class Reconciler
+{
+    private const string ReasonProvisioning = "Provisioning";
+
+    private async Task<MicroVm> ClaimAsync(MicroVm vm, CancellationToken ct)
+    {
+        if (vm.Status.Phase != Phase.Pending || vm.Spec.State == DesiredState.Stopped)
+        {
+            return await _store.ClaimAsync(vm.Key, ct);
+        }
+
+        var next = NextStatus(vm, s => s with { Phase = Phase.Provisioning },
+            ready: (ConditionStatus.False, ReasonProvisioning, "preparing to start the hypervisor"), synchronized: null);
+        LogPhase(vm.Key, vm.Status.Phase, next.Phase);
+        return await _store.ClaimWithStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+    }
+
+    /// <summary>
+    /// Provisioning before the driver starts, with the steps' changes. When the claim already wrote Provisioning for
+    /// this start, nothing is written here: the changes ride on the next write, which this pass always makes (Running,
+    /// or the failure). The record's version stays the stored one, so that write still checks for concurrent changes.
+    /// </summary>
+    private async Task<MicroVm> ProvisioningAsync(MicroVm vm, Func<MicroVmStatus, MicroVmStatus> applied, int restarts, CancellationToken ct)
+    {
+        if (vm.Status.Phase == Phase.Provisioning && vm.Status.RestartCount == restarts && vm.Status.ObservedGeneration == vm.Generation)
+        {
+            return vm with { Status = applied(vm.Status) };
+        }
+
+        return await WriteStatusAsync(vm, s => applied(s) with { Phase = Phase.Provisioning, RestartCount = restarts },
+            ready: (ConditionStatus.False, ReasonProvisioning, "starting the hypervisor"), ct);
+    }
+}
