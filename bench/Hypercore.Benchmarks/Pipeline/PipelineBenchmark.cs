@@ -39,8 +39,8 @@ public static class PipelineBenchmark
             },
             new ResultRow(Name, "  … Create acknowledged (durable write 1)", r["ack_ms"], "ms", "client side: the reply to Create; times below are from the same start"),
             new ResultRow(Name, "  … claim seen by the informer (durable write 2)", r["claim_ms"], "ms", "includes the store watch → informer → queue → worker hand-offs and the worker's read"),
-            new ResultRow(Name, "  … Provisioning seen by the informer (durable write 3)", r["prov_ms"], "ms", "written after inspect and the start steps (admission), just before the driver's call; the informer sees it a little after"),
-            new ResultRow(Name, "  … Running seen by the informer (durable write 4)", r["run_ms"], "ms", "after the driver's answer"),
+            new ResultRow(Name, "  … Provisioning seen by the informer (durable write 2)", r["prov_ms"], "ms", "the same write as the claim (issue 15), before inspect and the start steps (admission)"),
+            new ResultRow(Name, "  … Running seen by the informer (durable write 3)", r["run_ms"], "ms", "after the driver's answer"),
         ];
     }
 
