@@ -91,6 +91,18 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
         }
     }
 
+    /// <summary>Number of cached records (issue 15: the reconciler spreads its polls by it).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cache.Count;
+            }
+        }
+    }
+
     public MicroVm? Get(VmKey key)
     {
         lock (_gate)
