@@ -58,16 +58,24 @@ if [[ ! -s "$image/vmlinuz" || ! -s "$image/initrd.img" ]]; then
     fi
 fi
 
-echo "bench: publishing vistarad (Release, ReadyToRun), vis (Native AOT and JIT) and building the runner" >&2
+echo "bench: publishing vistarad (Release, ReadyToRun), vis (Native AOT and JIT) and the runner (ReadyToRun)" >&2
 bash scripts/publish-vistarad.sh "$scratch/daemon" >/dev/null
 # vis as it ships (Native AOT: scripts/publish-vis.sh) and its JIT build as the baseline of the vis rows.
 vis=$(bash scripts/publish-vis.sh "$scratch/vis")
 dotnet publish src/Hypercore.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
     -o "$scratch/vis-jit" -nologo -v q >&2
-dotnet build bench/Hypercore.Benchmarks -c Release -nologo -v q >&2
+# The runner hosts the in-process benchmarks (api, scale, watch, pipeline: the daemon's own code), so it is published
+# ReadyToRun like vistarad (scripts/publish-vistarad.sh): they then measure the code as it ships, not the JIT's
+# compilation of it in a fresh process (issue 15).
+case "$(uname -m)" in
+  x86_64) runner_r2r=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
+  aarch64) runner_r2r=(-r linux-arm64 --self-contained false -p:PublishReadyToRun=true) ;;
+  *) runner_r2r=() ;;
+esac
+dotnet publish bench/Hypercore.Benchmarks -c Release "${runner_r2r[@]}" -o "$scratch/runner" -nologo -v q >&2
 
 mkdir -p "$work"
-bench/Hypercore.Benchmarks/bin/Release/net10.0/Hypercore.Benchmarks \
+"$scratch/runner/Hypercore.Benchmarks" \
     --daemon "$scratch/daemon/vistarad" --vis "$vis" --vis-jit "$scratch/vis-jit/vis" --image "$image" --work-dir "$work" \
     --docs "$root/docs/benchmarks.md" --notes "$root/bench/NOTES.md" "$@" &
 runner_pid=$!

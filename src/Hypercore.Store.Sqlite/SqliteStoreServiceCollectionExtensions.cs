@@ -23,6 +23,7 @@ public static class SqliteStoreServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SqliteMicroVmStore>();
         services.AddSingleton<IMicroVmStore>(sp => sp.GetRequiredService<SqliteMicroVmStore>());
+        services.TryAddSingleton<IResourceVersionCheck>(sp => sp.GetRequiredService<SqliteMicroVmStore>()); // issue 15: the reconciler's cached reads
         return services;
     }
 }

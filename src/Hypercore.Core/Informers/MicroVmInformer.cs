@@ -44,7 +44,7 @@ public sealed class InformerOptions
 /// daemon's own consumers. Streams for clients (<see cref="Subscribe"/>) get a bounded buffer; one that falls further
 /// behind is ended (<see cref="InformerOverflowException"/>) rather than slowing anyone else.
 /// </remarks>
-public sealed partial class MicroVmInformer : BackgroundService
+public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
 {
     private readonly IMicroVmStore _store;
     private readonly TimeProvider _time;
@@ -88,6 +88,18 @@ public sealed partial class MicroVmInformer : BackgroundService
         lock (_gate)
         {
             return [.. _cache.Values];
+        }
+    }
+
+    /// <summary>Number of cached records (issue 15: the reconciler spreads its polls by it).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _cache.Count;
+            }
         }
     }
 
@@ -453,6 +465,7 @@ public static class InformerServiceCollectionExtensions
         {
             services.AddSingleton<MicroVmInformer>();
             services.AddHostedService(sp => sp.GetRequiredService<MicroVmInformer>());
+            services.TryAddSingleton<IMicroVmCache>(sp => sp.GetRequiredService<MicroVmInformer>());
         }
 
         return services;

@@ -55,8 +55,11 @@ public sealed partial class Reconciler
 
     public Reconciler(
         IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log,
-        IEnumerable<IStartStep>? steps = null, GuestHealth.LivenessSignals? liveness = null)
+        IEnumerable<IStartStep>? steps = null, GuestHealth.LivenessSignals? liveness = null,
+        Informers.IMicroVmCache? cache = null, IResourceVersionCheck? versions = null)
     {
+        _cache = cache; // issue 15: Reconciler.Cached.cs
+        _versions = versions;
         _steps = (steps ?? []).OrderBy(s => s.Order).ToList();
         _liveness = liveness;
         _store = store;
@@ -99,7 +102,7 @@ public sealed partial class Reconciler
 
     private async Task<ReconcileResult> ReconcileCoreAsync(VmKey key, CancellationToken ct)
     {
-        var vm = await _store.GetAsync(key, ct);
+        var vm = await ReadCurrentAsync(key, ct);
         if (vm is null)
         {
             _crashes.TryRemove(key, out _);

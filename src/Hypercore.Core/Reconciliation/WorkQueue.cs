@@ -13,7 +13,12 @@ public sealed class WorkQueue<TKey> : IDisposable
     private readonly HashSet<TKey> _dirty = [];
     private readonly HashSet<TKey> _processing = [];
     private readonly Dictionary<TKey, int> _failures = [];
-    private readonly Dictionary<TKey, (ITimer Timer, DateTimeOffset Due)> _delayed = [];
+    // Issue 15: one timer for all delayed keys (a min-heap of due times) instead of one timer per key: every
+    // Running VM waits here for its next poll, and 100,000 timers cost tens of MB and a busy timer queue.
+    private readonly Dictionary<TKey, DateTimeOffset> _delayed = [];
+    private readonly PriorityQueue<TKey, DateTimeOffset> _dueOrder = new();
+    private ITimer? _timer;
+    private DateTimeOffset _armedFor = DateTimeOffset.MaxValue;
     private readonly SemaphoreSlim _signal = new(0);
     private readonly TimeProvider _time;
     private readonly TimeSpan _baseDelay;
@@ -77,34 +82,84 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
 
             var due = _time.GetUtcNow() + delay;
-            if (_delayed.TryGetValue(key, out var existing))
+            if (_delayed.TryGetValue(key, out var existing) && existing <= due)
             {
-                if (existing.Due <= due)
-                {
-                    return;
-                }
-
-                existing.Timer.Dispose();
+                return;
             }
 
-            var timer = _time.CreateTimer(
-                _ =>
-                {
-                    lock (_gate)
-                    {
-                        if (_delayed.TryGetValue(key, out var current) && current.Due == due)
-                        {
-                            current.Timer.Dispose();
-                            _delayed.Remove(key);
-                        }
-                    }
+            _delayed[key] = due; // a later entry for the key left in the heap is skipped when it comes up
+            _dueOrder.Enqueue(key, due);
+            if (due < _armedFor)
+            {
+                Arm(due);
+            }
+        }
+    }
 
-                    Add(key);
-                },
-                null,
-                delay,
-                Timeout.InfiniteTimeSpan);
-            _delayed[key] = (timer, due);
+    /// <summary>Keys waiting for a delay or a backoff to pass.</summary>
+    public int DelayedCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _delayed.Count;
+            }
+        }
+    }
+
+    /// <summary>Points the one timer at <paramref name="due"/>. Called under the lock.</summary>
+    private void Arm(DateTimeOffset due)
+    {
+        _armedFor = due;
+        var wait = due - _time.GetUtcNow();
+        if (wait < TimeSpan.FromMilliseconds(1))
+        {
+            wait = TimeSpan.FromMilliseconds(1); // a timer that fires a little early re-arms for the rest
+        }
+
+        if (_timer is null)
+        {
+            _timer = _time.CreateTimer(static state => ((WorkQueue<TKey>)state!).FireDue(), this, wait, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _timer.Change(wait, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Moves every key whose time has come to the queue, then re-arms the timer for the next one.</summary>
+    private void FireDue()
+    {
+        List<TKey>? ready = null;
+        lock (_gate)
+        {
+            if (_shutdown)
+            {
+                return;
+            }
+
+            var now = _time.GetUtcNow();
+            _armedFor = DateTimeOffset.MaxValue;
+            while (_dueOrder.TryPeek(out var key, out var due) && due <= now)
+            {
+                _dueOrder.Dequeue();
+                if (_delayed.TryGetValue(key, out var current) && current == due)
+                {
+                    _delayed.Remove(key);
+                    (ready ??= []).Add(key);
+                }
+            }
+
+            if (_dueOrder.TryPeek(out _, out var next))
+            {
+                Arm(next);
+            }
+        }
+
+        foreach (var key in ready ?? [])
+        {
+            Add(key);
         }
     }
 
@@ -193,12 +248,10 @@ public sealed class WorkQueue<TKey> : IDisposable
         lock (_gate)
         {
             _shutdown = true;
-            foreach (var (timer, _) in _delayed.Values)
-            {
-                timer.Dispose();
-            }
-
+            _timer?.Dispose();
+            _timer = null;
             _delayed.Clear();
+            _dueOrder.Clear();
         }
 
         _signal.Release();

@@ -90,6 +90,79 @@ public class WorkQueueTests
     }
 
     [Test]
+    public async Task AddAfter_ManyKeysOutOfOrder_EachQueuedWhenItsOwnDelayPasses()
+    {
+        _queue.AddAfter("c", TimeSpan.FromSeconds(3));
+        _queue.AddAfter("a", TimeSpan.FromSeconds(1));
+        _queue.AddAfter("b", TimeSpan.FromSeconds(2));
+        _queue.DelayedCount.Should().Be(3);
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        _queue.Depth.Should().Be(1);
+        (await Take()).Should().Be("a");
+        _time.Advance(TimeSpan.FromSeconds(1));
+        (await Take()).Should().Be("b");
+        _queue.Depth.Should().Be(0);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        (await Take()).Should().Be("c");
+        _queue.DelayedCount.Should().Be(0);
+    }
+
+    [Test]
+    public async Task AddAfter_LaterKeyAddedBeforeAnEarlierOne_TheEarlierIsNotHeldBack()
+    {
+        _queue.AddAfter("late", TimeSpan.FromSeconds(60));
+        _queue.AddAfter("soon", TimeSpan.FromSeconds(1));
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        (await Take()).Should().Be("soon");
+        _time.Advance(TimeSpan.FromSeconds(58));
+        _queue.Depth.Should().Be(0);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        (await Take()).Should().Be("late");
+    }
+
+    [Test]
+    public async Task AddAfter_SameKeyAgainAfterItFired_IsDelayedAgain()
+    {
+        _queue.AddAfter("a", TimeSpan.FromSeconds(2));
+        _time.Advance(TimeSpan.FromSeconds(2));
+        (await Take()).Should().Be("a");
+        _queue.Done("a");
+
+        _queue.AddAfter("a", TimeSpan.FromSeconds(2));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        _queue.Depth.Should().Be(0);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        (await Take()).Should().Be("a");
+    }
+
+    [Test]
+    public void AddAfter_TenThousandKeys_AllQueuedOnceWhenDue()
+    {
+        for (var i = 0; i < 10_000; i++)
+        {
+            _queue.AddAfter($"k{i}", TimeSpan.FromMilliseconds(1000 + (i * 7919 % 1000)));
+        }
+
+        _time.Advance(TimeSpan.FromMilliseconds(999));
+        _queue.Depth.Should().Be(0);
+        _time.Advance(TimeSpan.FromMilliseconds(1001));
+        _queue.Depth.Should().Be(10_000);
+        _queue.DelayedCount.Should().Be(0);
+    }
+
+    [Test]
+    public void ShutDown_WithDelayedKeys_QueuesNothingLater()
+    {
+        _queue.AddAfter("a", TimeSpan.FromSeconds(1));
+        _queue.ShutDown();
+        _time.Advance(TimeSpan.FromSeconds(5));
+        _queue.Depth.Should().Be(0);
+        _queue.DelayedCount.Should().Be(0);
+    }
+
+    [Test]
     public async Task ShutDown_ReleasesWaitingTakers()
     {
         var waiting = _queue.TakeAsync(CancellationToken.None);
