@@ -6,7 +6,8 @@ namespace Hypercore.Benchmarks.Density;
 /// <summary>
 /// The density baseline: N copies of the argument vector the daemon's QEMU driver built for a warm-up VM (read from
 /// /proc/&lt;pid&gt;/cmdline, so it is exactly the driver's), each with its own directory and uid, started by the
-/// benchmark itself all at once, with nothing between the launch and QEMU. Disposing SIGKILLs every one.
+/// benchmark itself all at once, each in its own session (as the driver does), with nothing else between the launch and
+/// QEMU. Disposing SIGKILLs every one.
 /// </summary>
 public sealed class BareQemuFleet : IAsyncDisposable
 {
@@ -43,7 +44,12 @@ public sealed class BareQemuFleet : IAsyncDisposable
         var vms = await Task.WhenAll(Enumerable.Range(0, n).Select(i => Task.Run(async () =>
         {
             var argv = ArgvFor(template, templateDir, templateUid, templateName, dirs[i], i);
-            var start = new ProcessStartInfo(argv[0])
+
+            // In a session of its own, as the driver starts it (HostProcess.StartDetachedAsync): with the kernel's
+            // sched_autogroup every session is a scheduling group, so a QEMU in the benchmark's session would share
+            // one group's CPU with all the others while the daemon's each get a group's share; on a loaded machine
+            // that alone made the bare side 2-3x slower. setsid(1) execs in place (the child leads no group).
+            var start = new ProcessStartInfo("setsid")
             {
                 UseShellExecute = false,
                 RedirectStandardInput = true,
@@ -51,7 +57,7 @@ public sealed class BareQemuFleet : IAsyncDisposable
                 RedirectStandardError = true,
                 WorkingDirectory = dirs[i],
             };
-            foreach (var arg in argv.Skip(1))
+            foreach (var arg in argv)
             {
                 start.ArgumentList.Add(arg);
             }
