@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 using Hypercore.Drivers.Vmm.Qmp;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Hypercore.Drivers.Qemu.Tests;
 
@@ -85,6 +86,66 @@ public sealed class QmpClientTests
         var act = () => connector.ConnectAsync(_socket, CancellationToken.None);
 
         (await act.Should().ThrowAsync<QmpException>()).Which.ErrorClass.Should().Be("Unreachable");
+    }
+
+    [Test]
+    public async Task WaitUntilAnswers_SocketCreatedLate_AnswersOnTheNextPollWithoutBackoff()
+    {
+        // Fake clock: only the poll interval passes after the socket appears, far less than any retry backoff.
+        var time = new FakeTimeProvider();
+        var control = new QmpControl(time, TimeSpan.FromSeconds(5));
+        var wait = control.WaitUntilAnswersAsync(_socket, Environment.ProcessId, "qemu", Path.Combine(_dir, "qemu.log"), TimeSpan.FromMinutes(1), CancellationToken.None);
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(QmpControl.SocketPollInterval); // QEMU still starting: no socket yet
+            await Task.Delay(20);
+        }
+
+        wait.IsCompleted.Should().BeFalse("there is no socket to answer yet");
+        var server = Serve(async (reader, writer) =>
+        {
+            (await reader()).Should().Contain("query-status");
+            await writer("""{"return": {"status": "running", "singlestep": false, "running": true}, "id": "hc-2"}""");
+        });
+
+        // The waiter may be between two checks: a few poll intervals, never a backoff step (100 ms and up).
+        for (var i = 0; i < 3 && !wait.IsCompleted; i++)
+        {
+            time.Advance(QmpControl.SocketPollInterval);
+            await Task.WhenAny(wait, Task.Delay(1000));
+        }
+
+        wait.IsCompleted.Should().BeTrue("QMP answered right after the socket appeared");
+        await wait;
+        await server;
+    }
+
+    [Test]
+    public async Task WaitUntilAnswers_ProcessGone_FailsWithItsOutput()
+    {
+        var log = Path.Combine(_dir, "qemu.log");
+        await File.WriteAllTextAsync(log, "qemu-system-x86_64: -kernel /nope: could not open kernel file\n");
+        using var exited = System.Diagnostics.Process.Start("true")!;
+        await exited.WaitForExitAsync();
+        var control = new QmpControl(TimeProvider.System, TimeSpan.FromSeconds(5));
+
+        var act = () => control.WaitUntilAnswersAsync(_socket, exited.Id, "qemu", log, TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<DriverException>()).Which;
+        error.Reason.Should().Be("HypervisorError");
+        error.Message.Should().Contain("qemu exited during start").And.Contain("could not open kernel file");
+    }
+
+    [Test]
+    public async Task WaitUntilAnswers_NoSocketUntilTheDeadline_ReportsStartTimeout()
+    {
+        var control = new QmpControl(TimeProvider.System, TimeSpan.FromSeconds(5));
+
+        var act = () => control.WaitUntilAnswersAsync(_socket, Environment.ProcessId, "qemu", Path.Combine(_dir, "qemu.log"), TimeSpan.FromMilliseconds(200), CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<DriverException>()).Which;
+        error.Reason.Should().Be("StartTimeout");
+        error.Message.Should().Contain("did not answer within").And.Contain("the socket was never created");
     }
 
     /// <summary>Accepts one client, sends the greeting, answers qmp_capabilities, then runs the script.</summary>

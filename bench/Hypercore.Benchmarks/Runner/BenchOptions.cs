@@ -59,6 +59,12 @@ public sealed class BenchOptions
 
     public int DensityVms { get; private set; }
 
+    /// <summary>Density (issue 15): wait for every guest's ready line before deleting (off: delete right after all are initialised).</summary>
+    public bool DensityBootGuests { get; private set; } = true;
+
+    /// <summary>Density: bare/daemon pairs, in ABBA order; the ratio is of the medians.</summary>
+    public int DensityRounds { get; private set; } = 1;
+
     public int ColdStarts { get; private set; }
 
     /// <summary>Concurrent Watch streams of the watch fan-out benchmark (issue 15).</summary>
@@ -113,6 +119,8 @@ public sealed class BenchOptions
                 case "--api-seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--scale-records": records = IntList(args[i], Value()); break;
                 case "--density": density = PositiveInt(args[i], Value()); break;
+                case "--density-no-boot": o.DensityBootGuests = false; break;
+                case "--density-rounds": o.DensityRounds = PositiveInt(args[i], Value()); break;
                 case "--cold-starts": cold = PositiveInt(args[i], Value()); break;
                 case "--watch-streams": watchStreams = PositiveInt(args[i], Value()); break;
                 case "--child": o.Child = Value(); break;
@@ -126,7 +134,7 @@ public sealed class BenchOptions
         {
             BenchMode.Smoke => (1, new[] { 1, 4 }, 0.5, new[] { 200 }, 1, 1),
             BenchMode.Quick => (5, new[] { 1, 16, 32, 64 }, 2.0, new[] { 1_000, 10_000 }, 3, 5),
-            _ => (7, new[] { 1, 16, 32, 64 }, 5.0, new[] { 1_000, 10_000, 100_000 }, 50, 5), // 100,000: issue 15
+            _ => (7, new[] { 1, 16, 32, 64 }, 5.0, new[] { 1_000, 10_000, 100_000 }, 100, 5), // 100,000 records, 100 VMs: issue 15
         };
         o.BootRuns = boot ?? b;
         o.ApiClients = clients ?? c;
@@ -143,7 +151,7 @@ public sealed class BenchOptions
     public const string Usage =
         "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--cold-starts N]\n" +
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--cold-starts N]\n" +
         "         [--watch-streams N]";
 
     private static int PositiveInt(string flag, string value) =>

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Hypercore.Drivers;
 
 namespace Hypercore.Drivers.Vmm.Qmp;
@@ -55,7 +56,16 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
         return true;
     }
 
-    /// <summary>Polls until QMP answers, failing fast when the process dies and naming its last output.</summary>
+    /// <summary>How often a starting QEMU is checked for its QMP socket (a stat) and for being alive.</summary>
+    public static readonly TimeSpan SocketPollInterval = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
+    /// Waits until QMP answers, failing fast when the process dies and naming its last output. QEMU creates the socket
+    /// early in its start and sends the greeting only once its main loop runs (seconds later on a busy machine), so
+    /// the socket's existence is polled every <see cref="SocketPollInterval"/>, and once it exists a connect waits in
+    /// the listen backlog for the greeting. A retry backoff (the connector's 100 ms → 1 s) added up to its last delay
+    /// to every start (issue 15, density: bench/NOTES.md).
+    /// </summary>
     public async Task WaitUntilAnswersAsync(string socket, int pid, string label, string outputLog, TimeSpan timeout, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + timeout;
@@ -66,19 +76,32 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
                 throw new DriverException("HypervisorError", $"{label} exited during start: {VmmOutput.Tail(outputLog)}");
             }
 
-            try
+            string? why = null;
+            if (File.Exists(socket))
             {
-                await StatusAsync(socket, ct);
-                return;
+                try
+                {
+                    await using var qmp = await QmpClient.ConnectAsync(socket, time, commandTimeout, ct);
+                    await qmp.QueryStatusAsync(ct);
+                    return;
+                }
+                catch (SocketException ex)
+                {
+                    why = ex.Message; // bound, not listening yet
+                }
+                catch (QmpException ex)
+                {
+                    why = ex.Message; // no greeting in time, or the process is going away (checked above next time)
+                }
             }
-            catch (QmpException) when (time.GetUtcNow() < deadline)
+
+            if (time.GetUtcNow() >= deadline)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), time, ct);
+                throw new DriverException("StartTimeout", $"{label} QMP socket {socket} did not answer within {timeout.TotalSeconds:0.#} s: " +
+                    $"{why ?? "the socket was never created"}; {VmmOutput.Tail(outputLog)}");
             }
-            catch (QmpException ex)
-            {
-                throw new DriverException("StartTimeout", $"{label} QMP socket {socket} did not answer within {timeout.TotalSeconds:0.#} s: {ex.Message}; {VmmOutput.Tail(outputLog)}");
-            }
+
+            await Task.Delay(SocketPollInterval, time, ct);
         }
     }
 
