@@ -6,8 +6,7 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using Hypercore.MicroVms;
 using Hypercore.Telemetry;
-using k8s;
-using k8s.Autorest;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +46,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, Reconciliati
     /// <param name="client">The API client; disposed with the store when <paramref name="ownsClient"/>.</param>
     /// <param name="random">Jitter source for reconnect and watch timeouts; injected so that tests are repeatable.</param>
     public KubernetesMicroVmStore(
-        IKubernetes client,
+        KubernetesApiClient client,
         IOptions<KubernetesStoreOptions> options,
         TimeProvider time,
         ILogger<KubernetesMicroVmStore> log,
@@ -442,7 +441,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, Reconciliati
                 await writer.WriteAsync(ev, ct);
             }
         }
-        catch (HttpOperationException ex) when (ex.Response?.StatusCode == HttpStatusCode.Gone)
+        catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Gone)
         {
             return (StreamOutcome.Gone, received, null);
         }
@@ -452,7 +451,7 @@ public sealed partial class KubernetesMicroVmStore : IMicroVmStore, Reconciliati
             return (StreamOutcome.Ended, received, $"{ex.GetType().Name}: {ex.Message}");
         }
 
-        if (streamError is KubernetesException { Status.Code: (int)HttpStatusCode.Gone })
+        if (streamError is KubernetesStatusException { Code: (int)HttpStatusCode.Gone })
         {
             return (StreamOutcome.Gone, received, null);
         }

@@ -1,5 +1,5 @@
 using Hypercore.Store;
-using k8s;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -28,7 +28,7 @@ public static class KubernetesStoreServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var options = sp.GetRequiredService<IOptions<KubernetesStoreOptions>>();
-            var client = new k8s.Kubernetes(KubernetesConfig.Build(options.Value));
+            var client = new KubernetesApiClient(KubernetesConfig.Build(options.Value));
             return new KubernetesMicroVmStore(client, options, sp.GetRequiredService<TimeProvider>(),
                 sp.GetRequiredService<ILogger<KubernetesMicroVmStore>>(), Random.Shared, ownsClient: true);
         });
@@ -45,25 +45,25 @@ public static class KubernetesConfig
     /// An explicit kubeconfig wins; in a pod the service account is used; otherwise <c>$KUBECONFIG</c> or
     /// <c>~/.kube/config</c>. No silent fallback to localhost:8080: without any of these it fails with a clear message.
     /// </summary>
-    public static KubernetesClientConfiguration Build(KubernetesStoreOptions options)
+    public static KubernetesApiConfig Build(KubernetesStoreOptions options)
     {
         var context = options.Context.Length > 0 ? options.Context : null;
         if (options.Kubeconfig.Length > 0)
         {
-            return KubernetesClientConfiguration.BuildConfigFromConfigFile(options.Kubeconfig, context);
+            return KubernetesApiConfig.FromKubeconfig(options.Kubeconfig, context);
         }
 
-        if (KubernetesClientConfiguration.IsInCluster())
+        if (KubernetesApiConfig.IsInCluster())
         {
-            return KubernetesClientConfiguration.InClusterConfig();
+            return KubernetesApiConfig.InCluster();
         }
 
         var env = Environment.GetEnvironmentVariable("KUBECONFIG");
         var path = !string.IsNullOrEmpty(env)
             ? env.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(File.Exists)
-            : File.Exists(KubernetesClientConfiguration.KubeConfigDefaultLocation) ? KubernetesClientConfiguration.KubeConfigDefaultLocation : null;
+            : File.Exists(KubernetesApiConfig.DefaultKubeconfigPath) ? KubernetesApiConfig.DefaultKubeconfigPath : null;
         return path is not null
-            ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path, context)
+            ? KubernetesApiConfig.FromKubeconfig(path, context)
             : throw new InvalidOperationException(
                 "no Kubernetes API configuration: set Kubernetes:Kubeconfig, KUBECONFIG or ~/.kube/config, or run in a pod with a service account");
     }

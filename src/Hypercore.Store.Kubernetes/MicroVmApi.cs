@@ -4,9 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Hypercore.MicroVms;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using Hypercore.Store.Kubernetes.Client;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
@@ -14,13 +12,13 @@ using Polly.Timeout;
 namespace Hypercore.Store.Kubernetes;
 
 /// <summary>
-/// The MicroVM REST calls the store makes, on KubernetesClient's generic custom-object operations, behind Polly
+/// The MicroVM REST calls the store makes, on the custom-object operations of <see cref="KubernetesApiClient"/>, behind Polly
 /// (per-attempt timeout inside a capped exponential retry that handles only 5xx, 429 and connection failures).
 /// HTTP failures become the store port's exceptions here and nowhere else.
 /// </summary>
 internal sealed class MicroVmApi
 {
-    private readonly IKubernetes _client;
+    private readonly KubernetesApiClient _client;
     private readonly ResiliencePipeline _idempotent;
     private readonly ResiliencePipeline _create;
 
@@ -28,7 +26,7 @@ internal sealed class MicroVmApi
     // nor its watch carries the rest of the cluster. The label follows spec.nodeName (MicroVmResource.LabelsFor).
     private readonly string? _nodeSelector;
 
-    public MicroVmApi(IKubernetes client, KubernetesStoreOptions options, TimeProvider time)
+    public MicroVmApi(KubernetesApiClient client, KubernetesStoreOptions options, TimeProvider time)
     {
         _client = client;
         _nodeSelector = options.NodeName.Length > 0 ? $"{MicroVmResource.NodeLabel}={options.NodeName}" : null;
@@ -42,8 +40,8 @@ internal sealed class MicroVmApi
     {
         try
         {
-            return await RunAsync(_idempotent, async t => Parse((await _client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)).Body), key, ct);
+            return await RunAsync(_idempotent, async t => Parse(await _client.CustomObjects.GetNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)), key, ct);
         }
         catch (NotFoundException)
         {
@@ -59,10 +57,10 @@ internal sealed class MicroVmApi
         RunAsync(_idempotent, async t =>
         {
             var body = ns.Length > 0
-                ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t)).Body
-                : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t)).Body;
+                ? await _client.CustomObjects.ListNamespacedCustomObjectAsync(
+                    MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t)
+                : await _client.CustomObjects.ListCustomObjectForAllNamespacesAsync(
+                    MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: t);
             var list = Parse(body);
             var items = (list["items"] as JsonArray ?? []).OfType<JsonObject>().Select(i => (JsonObject)i.DeepClone()).ToList();
             foreach (var item in items)
@@ -76,26 +74,31 @@ internal sealed class MicroVmApi
         }, new VmKey(ns, ""), ct);
 
     public Task<JsonObject> CreateAsync(VmKey key, JsonObject resource, CancellationToken ct) =>
-        RunAsync(_create, async t => Parse((await _client.CustomObjects.CreateNamespacedCustomObjectWithHttpMessagesAsync(
-            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, cancellationToken: t)).Body), key, ct, creating: true);
+        RunAsync(_create, async t => Parse(await _client.CustomObjects.CreateNamespacedCustomObjectAsync(
+            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, cancellationToken: t)), key, ct, creating: true);
 
     /// <summary>PUT of the whole object; metadata.resourceVersion in <paramref name="resource"/> is the precondition.</summary>
     public Task<JsonObject> ReplaceAsync(VmKey key, JsonObject resource, CancellationToken ct) =>
-        RunAsync(_idempotent, async t => Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
-            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)).Body), key, ct);
+        RunAsync(_idempotent, async t => Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
+            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)), key, ct);
 
     /// <summary>PUT to /status: the server takes only .status from the body and checks metadata.resourceVersion.</summary>
     public Task<JsonObject> ReplaceStatusAsync(VmKey key, JsonObject resource, CancellationToken ct) =>
-        RunAsync(_idempotent, async t => Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)).Body), key, ct);
+        RunAsync(_idempotent, async t => Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
+            resource, MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, cancellationToken: t)), key, ct);
 
     /// <summary>DELETE; returns the object while finalizers hold it (deletionTimestamp set), null once it is gone.</summary>
     public Task<JsonObject?> DeleteAsync(VmKey key, string? uid, CancellationToken ct) =>
         RunAsync(_idempotent, async t =>
         {
-            var options = new V1DeleteOptions { PropagationPolicy = "Background", Preconditions = uid is null ? null : new V1Preconditions { Uid = uid } };
-            var body = Parse((await _client.CustomObjects.DeleteNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, body: options, cancellationToken: t)).Body);
+            var options = new JsonObject { ["propagationPolicy"] = "Background" };
+            if (uid is not null)
+            {
+                options["preconditions"] = new JsonObject { ["uid"] = uid };
+            }
+
+            var body = Parse(await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, key.Namespace, MicroVmResource.Plural, key.Id, body: options, cancellationToken: t));
             return (string?)body["kind"] == MicroVmResource.Kind ? body : null;
         }, key, ct);
 
@@ -116,24 +119,24 @@ internal sealed class MicroVmApi
         }
     }
 
-    public Task CreateEventAsync(string ns, Corev1Event ev, CancellationToken ct) =>
+    public Task CreateEventAsync(string ns, JsonObject ev, CancellationToken ct) =>
         RunAsync(_create, async t =>
         {
-            await _client.CoreV1.CreateNamespacedEventWithHttpMessagesAsync(ev, ns, cancellationToken: t);
+            await _client.CoreV1.CreateNamespacedEventAsync(ev, ns, cancellationToken: t);
             return true;
-        }, new VmKey(ns, ev.Metadata.Name), ct, creating: true);
+        }, new VmKey(ns, (string?)ev["metadata"]?["name"] ?? ""), ct, creating: true);
 
     /// <summary>Merge-patches an event (count, lastTimestamp) as client-go's recorder does for a repeated event.</summary>
     public Task PatchEventAsync(string ns, string name, JsonObject patch, CancellationToken ct) =>
         RunAsync(_idempotent, async t =>
         {
-            await _client.CoreV1.PatchNamespacedEventWithHttpMessagesAsync(new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch), name, ns, cancellationToken: t);
+            await _client.CoreV1.PatchNamespacedEventAsync(patch, name, ns, cancellationToken: t);
             return true;
         }, new VmKey(ns, name), ct);
 
     internal static bool ShouldRetry(Exception ex) => ex switch
     {
-        HttpOperationException { Response: { } r } => (int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests,
+        KubernetesApiException r => (int)r.StatusCode >= 500 || r.StatusCode == HttpStatusCode.TooManyRequests,
         HttpRequestException or IOException or TimeoutRejectedException => true,
         _ => false,
     };
@@ -163,7 +166,7 @@ internal sealed class MicroVmApi
         {
             return await pipeline.ExecuteAsync(async t => await call(t), ct);
         }
-        catch (HttpOperationException ex) when (ex.Response is { } r)
+        catch (KubernetesApiException r)
         {
             var status = TryParse(r.Content);
             var reason = (string?)status?["reason"] ?? "";
@@ -173,21 +176,20 @@ internal sealed class MicroVmApi
                 HttpStatusCode.NotFound when key.Id.Length > 0 => new NotFoundException(key),
                 HttpStatusCode.Conflict when creating || reason == "AlreadyExists" => new AlreadyExistsException(key),
                 HttpStatusCode.Conflict => new ConflictException(key),
-                _ => new StoreException($"kubernetes API: {ex.Request?.Method} {ex.Request?.RequestUri?.AbsolutePath} returned {(int)r.StatusCode} {reason}: {message}", ex),
+                _ => new StoreException($"kubernetes API: {r.Method} {r.RequestUri.AbsolutePath} returned {(int)r.StatusCode} {reason}: {message}", r),
             };
         }
-        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutRejectedException or JsonException or KubernetesException)
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutRejectedException or JsonException or KubernetesStatusException)
         {
             throw new StoreException($"kubernetes API unavailable: {ex.Message}", ex);
         }
     }
 
-    internal static JsonObject Parse(object? body) => body switch
+    internal static JsonObject Parse(JsonNode? body) => body switch
     {
         JsonObject o => o,
-        JsonElement { ValueKind: JsonValueKind.Object } e => JsonNode.Parse(e.GetRawText())!.AsObject(),
         null => throw new StoreException("kubernetes API returned an empty body"),
-        _ => JsonNode.Parse(KubernetesJson.Serialize(body))?.AsObject() ?? throw new StoreException("kubernetes API returned a body that is not an object"),
+        _ => throw new StoreException("kubernetes API returned a body that is not an object"),
     };
 
     private static JsonObject? TryParse(string? content)

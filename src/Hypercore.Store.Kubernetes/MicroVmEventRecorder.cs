@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Hypercore.MicroVms;
-using k8s.Models;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Store.Kubernetes;
@@ -81,27 +81,29 @@ internal sealed partial class MicroVmEventRecorder
             // digits keeps two events of one object within the same millisecond apart.
             var sequence = Interlocked.Increment(ref _sequence) % 1_000_000;
             var name = $"{vm.Spec.Id}.{(now.ToUnixTimeMilliseconds() * 1_000_000) + sequence:x}";
-            var ev = new Corev1Event
+            var ev = new JsonObject
             {
-                Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = vm.Spec.Namespace },
-                InvolvedObject = new V1ObjectReference
+                ["apiVersion"] = "v1",
+                ["kind"] = "Event",
+                ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = vm.Spec.Namespace },
+                ["involvedObject"] = new JsonObject
                 {
-                    ApiVersion = MicroVmResource.ApiVersion,
-                    Kind = MicroVmResource.Kind,
-                    Name = vm.Spec.Id,
-                    NamespaceProperty = vm.Spec.Namespace,
-                    Uid = vm.Uid,
-                    ResourceVersion = vm.ResourceVersion,
+                    ["apiVersion"] = MicroVmResource.ApiVersion,
+                    ["kind"] = MicroVmResource.Kind,
+                    ["name"] = vm.Spec.Id,
+                    ["namespace"] = vm.Spec.Namespace,
+                    ["uid"] = vm.Uid,
+                    ["resourceVersion"] = vm.ResourceVersion,
                 },
-                Reason = reason,
-                Message = message,
-                Type = type,
-                Count = 1,
-                FirstTimestamp = now.UtcDateTime,
-                LastTimestamp = now.UtcDateTime,
-                Source = new V1EventSource { Component = _options.EventComponent, Host = _options.NodeName },
-                ReportingComponent = MicroVmResource.Group + "/" + _options.EventComponent,
-                ReportingInstance = _options.NodeName,
+                ["reason"] = reason,
+                ["message"] = message,
+                ["type"] = type,
+                ["count"] = 1,
+                ["firstTimestamp"] = KubernetesApiClient.FormatTime(now),
+                ["lastTimestamp"] = KubernetesApiClient.FormatTime(now),
+                ["source"] = new JsonObject { ["component"] = _options.EventComponent, ["host"] = _options.NodeName },
+                ["reportingComponent"] = MicroVmResource.Group + "/" + _options.EventComponent,
+                ["reportingInstance"] = _options.NodeName,
             };
             await _api.CreateEventAsync(vm.Spec.Namespace, ev, ct);
             if (_recent.Count >= MaxRemembered)

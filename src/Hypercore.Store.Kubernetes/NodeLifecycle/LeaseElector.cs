@@ -1,6 +1,5 @@
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using System.Text.Json.Nodes;
+using Hypercore.Store.Kubernetes.Client;
 
 namespace Hypercore.Store.Kubernetes.NodeLifecycle;
 
@@ -11,12 +10,12 @@ namespace Hypercore.Store.Kubernetes.NodeLifecycle;
 /// </summary>
 public sealed class LeaseElector
 {
-    private readonly IKubernetes _client;
+    private readonly KubernetesApiClient _client;
     private readonly string _identity;
     private readonly NodeLifecycleOptions _options;
     private readonly TimeProvider _time;
 
-    public LeaseElector(IKubernetes client, string identity, NodeLifecycleOptions options, TimeProvider time)
+    public LeaseElector(KubernetesApiClient client, string identity, NodeLifecycleOptions options, TimeProvider time)
     {
         _client = client;
         _identity = identity;
@@ -30,13 +29,13 @@ public sealed class LeaseElector
     public async Task<bool> TryAcquireOrRenewAsync(CancellationToken ct)
     {
         var ns = _options.EffectiveLeaseNamespace;
-        var now = _time.GetUtcNow().UtcDateTime;
-        V1Lease? lease;
+        var now = _time.GetUtcNow();
+        JsonObject? lease;
         try
         {
             lease = await _client.CoordinationV1.ReadNamespacedLeaseAsync(_options.LeaseName, ns, cancellationToken: ct);
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             lease = null;
         }
@@ -46,18 +45,28 @@ public sealed class LeaseElector
         {
             if (lease is null)
             {
-                await _client.CoordinationV1.CreateNamespacedLeaseAsync(new V1Lease
+                await _client.CoordinationV1.CreateNamespacedLeaseAsync(new JsonObject
                 {
-                    Metadata = new V1ObjectMeta { Name = _options.LeaseName, NamespaceProperty = ns },
-                    Spec = new V1LeaseSpec { HolderIdentity = _identity, LeaseDurationSeconds = seconds, AcquireTime = now, RenewTime = now, LeaseTransitions = 0 },
+                    ["apiVersion"] = "coordination.k8s.io/v1",
+                    ["kind"] = "Lease",
+                    ["metadata"] = new JsonObject { ["name"] = _options.LeaseName, ["namespace"] = ns },
+                    ["spec"] = new JsonObject
+                    {
+                        ["holderIdentity"] = _identity, ["leaseDurationSeconds"] = seconds,
+                        ["acquireTime"] = KubernetesApiClient.FormatTime(now), ["renewTime"] = KubernetesApiClient.FormatTime(now), ["leaseTransitions"] = 0,
+                    },
                 }, ns, cancellationToken: ct);
                 return true;
             }
 
-            var spec = lease.Spec ??= new V1LeaseSpec();
-            var mine = spec.HolderIdentity == _identity;
-            var expired = spec.RenewTime is not { } renewed ||
-                          renewed.ToUniversalTime().AddSeconds(spec.LeaseDurationSeconds ?? seconds) < now;
+            if (lease["spec"] is not JsonObject spec)
+            {
+                lease["spec"] = spec = new JsonObject();
+            }
+
+            var mine = (string?)spec["holderIdentity"] == _identity;
+            var expired = KubernetesApiClient.ParseTime(spec["renewTime"]) is not { } renewed ||
+                          renewed.AddSeconds((int?)spec["leaseDurationSeconds"] ?? seconds) < now;
             if (!mine && !expired)
             {
                 return false;
@@ -65,17 +74,17 @@ public sealed class LeaseElector
 
             if (!mine)
             {
-                spec.HolderIdentity = _identity;
-                spec.AcquireTime = now;
-                spec.LeaseTransitions = (spec.LeaseTransitions ?? 0) + 1;
+                spec["holderIdentity"] = _identity;
+                spec["acquireTime"] = KubernetesApiClient.FormatTime(now);
+                spec["leaseTransitions"] = ((int?)spec["leaseTransitions"] ?? 0) + 1;
             }
 
-            spec.RenewTime = now;
-            spec.LeaseDurationSeconds = seconds;
+            spec["renewTime"] = KubernetesApiClient.FormatTime(now);
+            spec["leaseDurationSeconds"] = seconds;
             await _client.CoordinationV1.ReplaceNamespacedLeaseAsync(lease, _options.LeaseName, ns, cancellationToken: ct);
             return true;
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict)
+        catch (KubernetesApiException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Conflict)
         {
             return false; // another candidate wrote the Lease first
         }

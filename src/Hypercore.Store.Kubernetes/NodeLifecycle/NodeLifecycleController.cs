@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -23,7 +21,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
 {
     public const string ConditionNodeLost = "NodeLost";
 
-    private readonly IKubernetes _client;
+    private readonly KubernetesApiClient _client;
     private readonly LeaseElector _elector;
     private readonly NodeLifecycleOptions _options;
     private readonly KubernetesStoreOptions _store;
@@ -33,7 +31,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
     private readonly PlacementController? _placement; // same Lease: one daemon of the cluster places and releases
 
     public NodeLifecycleController(
-        IKubernetes client, IOptions<NodeLifecycleOptions> options, IOptions<KubernetesStoreOptions> store, TimeProvider time, ILogger<NodeLifecycleController> log,
+        KubernetesApiClient client, IOptions<NodeLifecycleOptions> options, IOptions<KubernetesStoreOptions> store, TimeProvider time, ILogger<NodeLifecycleController> log,
         PlacementOptions? placement = null)
     {
         _placement = placement is { Enabled: true } ? new PlacementController(client, placement, store.Value, time, log) : null;
@@ -113,8 +111,8 @@ public sealed partial class NodeLifecycleController : BackgroundService
     private async Task SweepAsync(CancellationToken ct)
     {
         var now = _time.GetUtcNow();
-        var nodes = await _client.CoreV1.ListNodeAsync(cancellationToken: ct);
-        if (nodes.Items.Count == 0)
+        var nodes = (await _client.CoreV1.ListNodeAsync(cancellationToken: ct))["items"] as JsonArray ?? [];
+        if (nodes.Count == 0)
         {
             // This daemon runs on a node, so an empty list is a wrong answer (or a wrong cluster), never "every node is gone".
             LogFailed("the API server listed no Node objects; no MicroVM is released");
@@ -123,18 +121,19 @@ public sealed partial class NodeLifecycleController : BackgroundService
 
         var healthy = new List<string>();
         var notReady = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var node in nodes.Items)
+        foreach (var node in nodes.OfType<JsonObject>())
         {
-            var ready = node.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
-            var since = ready?.LastTransitionTime is { } t ? new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc)) : (DateTimeOffset?)null;
-            if (ready is not null && ready.Status != "True" && since is { } s && now - s >= _options.NotReadyTimeout)
+            var nodeName = (string?)node["metadata"]?["name"] ?? "";
+            var ready = (node["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == "Ready");
+            var since = KubernetesApiClient.ParseTime(ready?["lastTransitionTime"]);
+            if (ready is not null && (string?)ready["status"] != "True" && since is { } s && now - s >= _options.NotReadyTimeout)
             {
-                notReady[node.Metadata.Name] = $"node \"{node.Metadata.Name}\" has not been Ready since {s.UtcDateTime.ToString("u", CultureInfo.InvariantCulture)} " +
-                                               $"(longer than {_options.NotReadyTimeout.TotalSeconds:0} s): {ready.Reason} {ready.Message}".TrimEnd();
+                notReady[nodeName] = $"node \"{nodeName}\" has not been Ready since {s.UtcDateTime.ToString("u", CultureInfo.InvariantCulture)} " +
+                                     $"(longer than {_options.NotReadyTimeout.TotalSeconds:0} s): {(string?)ready["reason"]} {(string?)ready["message"]}".TrimEnd();
             }
             else
             {
-                healthy.Add(node.Metadata.Name);
+                healthy.Add(nodeName);
             }
         }
 
@@ -142,10 +141,10 @@ public sealed partial class NodeLifecycleController : BackgroundService
         var label = MicroVmResource.NodeLabel;
         var selector = healthy.Count == 0 ? label : $"{label},{label} notin ({string.Join(",", healthy.Order(StringComparer.Ordinal))})";
         var body = _store.Namespace.Length > 0
-            ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body
-            : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body;
+            ? await _client.CustomObjects.ListNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)
+            : await _client.CustomObjects.ListCustomObjectForAllNamespacesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct);
         foreach (var item in (MicroVmApi.Parse(body)["items"] as JsonArray ?? []).OfType<JsonObject>())
         {
             var node = (string?)item["metadata"]?["labels"]?[label] ?? "";
@@ -167,7 +166,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
                     await ReleaseAsync(vm, reason, message + kept + "; the MicroVM's finalizer was removed so it can be deleted", now, ct);
                 }
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            catch (KubernetesApiException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
             {
                 // Changed or gone since the list: the next round sees the new version.
             }
@@ -223,12 +222,12 @@ public sealed partial class NodeLifecycleController : BackgroundService
                 await RescheduleOnceAsync(vm, node, reason, message, now, ct);
                 return;
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.Conflict && attempt < 5)
+            catch (KubernetesApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.Conflict && attempt < 5)
             {
                 var meta = vm["metadata"]!;
-                var fresh = MicroVmApi.Parse((await _client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync(
+                var fresh = MicroVmApi.Parse(await _client.CustomObjects.GetNamespacedCustomObjectAsync(
                     MicroVmResource.Group, MicroVmResource.Version, (string?)meta["namespace"] ?? "default", MicroVmResource.Plural, (string)meta["name"]!,
-                    cancellationToken: ct)).Body);
+                    cancellationToken: ct));
                 if ((string?)fresh["metadata"]?["labels"]?[MicroVmResource.NodeLabel] != node || fresh["metadata"]?["deletionTimestamp"] is not null)
                 {
                     return; // moved or being deleted meanwhile
@@ -267,17 +266,17 @@ public sealed partial class NodeLifecycleController : BackgroundService
                 ["restartCount"] = (int?)old["restartCount"] ?? 0,
                 ["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray()),
             };
-            vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+            vm = MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
+                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct));
             LogNodeLost(ns, name, reason, why);
         }
 
         try
         {
             await _client.CoreV1.DeleteNamespacedPodAsync(PlacementController.PodName(name), ns,
-                new V1DeleteOptions { GracePeriodSeconds = 0 }, cancellationToken: ct);
+                new JsonObject { ["gracePeriodSeconds"] = 0 }, cancellationToken: ct);
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
         }
 
@@ -296,7 +295,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
         }
 
         vm.Remove("status");
-        await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+        await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
             vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
         Interlocked.Increment(ref _rescheduled);
         LogRescheduled(ns, name, node);
@@ -331,8 +330,8 @@ public sealed partial class NodeLifecycleController : BackgroundService
                 status.Remove("pid");
             }
 
-            vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+            vm = MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
+                vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct));
             LogNodeLost(ns, name, reason, message);
             if (!deleting)
             {
@@ -355,7 +354,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
             }
 
             vm.Remove("status");
-            await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+            await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
                 vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
             if (held)
             {
@@ -374,10 +373,10 @@ public sealed partial class NodeLifecycleController : BackgroundService
     private async Task ClearReturnedAsync(HashSet<string> healthy, DateTimeOffset now, CancellationToken ct)
     {
         var body = _store.Namespace.Length > 0
-            ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct)).Body
-            : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct)).Body;
+            ? await _client.CustomObjects.ListNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct)
+            : await _client.CustomObjects.ListCustomObjectForAllNamespacesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: NodeLostLabel, cancellationToken: ct);
         foreach (var item in (MicroVmApi.Parse(body)["items"] as JsonArray ?? []).OfType<JsonObject>())
         {
             var node = (string?)item["metadata"]?["labels"]?[MicroVmResource.NodeLabel] ?? "";
@@ -390,7 +389,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
             {
                 await ClearAsync((JsonObject)item.DeepClone(), node, now, ct);
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            catch (KubernetesApiException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
             {
             }
         }
@@ -409,8 +408,8 @@ public sealed partial class NodeLifecycleController : BackgroundService
         // what the node-scope admission policy lets the Lease holder (a daemon of another node) write under.
         (meta["labels"] as JsonObject)?.Remove(NodeLostLabel);
         vm.Remove("status");
-        vm = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
-            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+        vm = MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct));
         var conditions = (status["conditions"] as JsonArray ?? []).OfType<JsonObject>().ToList();
         if (conditions.Any(c => (string?)c["type"] == ConditionNodeLost && (string?)c["status"] == "True"))
         {
@@ -419,7 +418,7 @@ public sealed partial class NodeLifecycleController : BackgroundService
             kept.Add(Condition(ConditionNodeLost, "False", "NodeReturned", $"node \"{node}\" is Ready again", stamp, (long?)vm["metadata"]?["generation"] ?? 1));
             status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
             vm["status"] = status;
-            await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
+            await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
                 vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
             await RecordEventAsync(vm, "Normal", "NodeReturned", $"node \"{node}\" is Ready again", now, ct);
         }
@@ -439,20 +438,22 @@ public sealed partial class NodeLifecycleController : BackgroundService
         var ns = (string?)meta["namespace"] ?? "default";
         try
         {
-            await _client.CoreV1.CreateNamespacedEventAsync(new Corev1Event
+            await _client.CoreV1.CreateNamespacedEventAsync(new JsonObject
             {
-                Metadata = new V1ObjectMeta { Name = $"{(string?)meta["name"]}.{now.ToUnixTimeMilliseconds():x}{Interlocked.Increment(ref _events):x}", NamespaceProperty = ns },
-                InvolvedObject = new V1ObjectReference
+                ["apiVersion"] = "v1",
+                ["kind"] = "Event",
+                ["metadata"] = new JsonObject { ["name"] = $"{(string?)meta["name"]}.{now.ToUnixTimeMilliseconds():x}{Interlocked.Increment(ref _events):x}", ["namespace"] = ns },
+                ["involvedObject"] = new JsonObject
                 {
-                    ApiVersion = MicroVmResource.ApiVersion, Kind = MicroVmResource.Kind, Name = (string?)meta["name"], NamespaceProperty = ns, Uid = (string?)meta["uid"],
+                    ["apiVersion"] = MicroVmResource.ApiVersion, ["kind"] = MicroVmResource.Kind, ["name"] = (string?)meta["name"], ["namespace"] = ns, ["uid"] = (string?)meta["uid"],
                 },
-                Type = type, Reason = reason, Message = message, Count = 1,
-                FirstTimestamp = now.UtcDateTime, LastTimestamp = now.UtcDateTime,
-                Source = new V1EventSource { Component = "hypercore-node-lifecycle", Host = _store.NodeName },
-                ReportingComponent = "hypercore-node-lifecycle", ReportingInstance = _store.NodeName,
+                ["type"] = type, ["reason"] = reason, ["message"] = message, ["count"] = 1,
+                ["firstTimestamp"] = KubernetesApiClient.FormatTime(now), ["lastTimestamp"] = KubernetesApiClient.FormatTime(now),
+                ["source"] = new JsonObject { ["component"] = "hypercore-node-lifecycle", ["host"] = _store.NodeName },
+                ["reportingComponent"] = "hypercore-node-lifecycle", ["reportingInstance"] = _store.NodeName,
             }, ns, cancellationToken: ct);
         }
-        catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
+        catch (Exception ex) when (ex is KubernetesApiException or HttpRequestException)
         {
             LogFailed($"event {reason} for {ns}/{(string?)meta["name"]}: {ex.Message}");
         }
@@ -493,7 +494,7 @@ public static class NodeLifecycleServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<PlacementOptions>();
         services.TryAddSingleton(sp => new NodeLifecycleController(
-            new k8s.Kubernetes(KubernetesConfig.Build(sp.GetRequiredService<IOptions<KubernetesStoreOptions>>().Value)),
+            new KubernetesApiClient(KubernetesConfig.Build(sp.GetRequiredService<IOptions<KubernetesStoreOptions>>().Value)),
             sp.GetRequiredService<IOptions<NodeLifecycleOptions>>(), sp.GetRequiredService<IOptions<KubernetesStoreOptions>>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<NodeLifecycleController>>(),
             sp.GetRequiredService<IOptions<PlacementOptions>>().Value));

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using k8s;
-using k8s.Autorest;
-using k8s.Models;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Store.Kubernetes.NodeLifecycle;
@@ -20,13 +18,13 @@ public sealed partial class PlacementController
     public const string ConditionScheduled = "Scheduled";
     public const string MicroVmLabel = MicroVmResource.Group + "/microvm";
 
-    private readonly IKubernetes _client;
+    private readonly KubernetesApiClient _client;
     private readonly PlacementOptions _options;
     private readonly KubernetesStoreOptions _store;
     private readonly TimeProvider _time;
     private readonly ILogger _log;
 
-    public PlacementController(IKubernetes client, PlacementOptions options, KubernetesStoreOptions store, TimeProvider time, ILogger log)
+    public PlacementController(KubernetesApiClient client, PlacementOptions options, KubernetesStoreOptions store, TimeProvider time, ILogger log)
     {
         _client = client;
         _options = options;
@@ -42,10 +40,10 @@ public sealed partial class PlacementController
     {
         var selector = "!" + MicroVmResource.NodeLabel; // only MicroVMs no node has
         var body = _store.Namespace.Length > 0
-            ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body
-            : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)).Body;
+            ? await _client.CustomObjects.ListNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, _store.Namespace, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct)
+            : await _client.CustomObjects.ListCustomObjectForAllNamespacesAsync(
+                MicroVmResource.Group, MicroVmResource.Version, MicroVmResource.Plural, labelSelector: selector, cancellationToken: ct);
         foreach (var vm in (MicroVmApi.Parse(body)["items"] as JsonArray ?? []).OfType<JsonObject>())
         {
             if (vm["metadata"]?["deletionTimestamp"] is not null)
@@ -57,7 +55,7 @@ public sealed partial class PlacementController
             {
                 await PlaceAsync((JsonObject)vm.DeepClone(), ct);
             }
-            catch (HttpOperationException ex) when (ex.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            catch (KubernetesApiException ex) when (ex.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
             {
                 // Changed meanwhile: the next pass sees the new version.
             }
@@ -77,21 +75,21 @@ public sealed partial class PlacementController
             return;
         }
 
-        V1Pod? pod;
+        JsonObject? pod;
         try
         {
             pod = await _client.CoreV1.ReadNamespacedPodAsync(PodName(name), ns, cancellationToken: ct);
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
             pod = null;
         }
 
-        if (pod is not null && pod.Metadata.OwnerReferences?.Any(o => o.Uid == (string?)meta["uid"]) != true)
+        if (pod is not null && (pod["metadata"]?["ownerReferences"] as JsonArray)?.Any(o => (string?)o?["uid"] == (string?)meta["uid"]) != true)
         {
             // A leftover of an earlier MicroVM of the same name (garbage collection had not come by yet): it reserves
             // nothing for this one, and its node must not be taken for this one's.
-            await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, ns, new V1DeleteOptions { GracePeriodSeconds = 0 }, cancellationToken: ct);
+            await _client.CoreV1.DeleteNamespacedPodAsync((string)pod["metadata"]!["name"]!, ns, new JsonObject { ["gracePeriodSeconds"] = 0 }, cancellationToken: ct);
             return;
         }
 
@@ -102,33 +100,33 @@ public sealed partial class PlacementController
             return;
         }
 
-        if (pod.Spec?.NodeName is { Length: > 0 } node)
+        if ((string?)pod["spec"]?["nodeName"] is { Length: > 0 } node)
         {
             await RecordNodeAsync(vm, ns, name, node, ct);
             LogPlaced(ns, name, node);
             return;
         }
 
-        var scheduled = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
-        if (scheduled is { Status: "False" })
+        var scheduled = (pod["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == "PodScheduled");
+        if (scheduled is not null && (string?)scheduled["status"] == "False")
         {
-            await SetScheduledAsync(vm, ns, name, "False", scheduled.Reason ?? "Unschedulable",
-                $"kube-scheduler: {scheduled.Message} (reservation pod {ns}/{PodName(name)})", ct);
+            await SetScheduledAsync(vm, ns, name, "False", (string?)scheduled["reason"] ?? "Unschedulable",
+                $"kube-scheduler: {(string?)scheduled["message"]} (reservation pod {ns}/{PodName(name)})", ct);
         }
     }
 
-    private V1Pod ReservationPod(JsonObject vm, string ns, string name)
+    private JsonObject ReservationPod(JsonObject vm, string ns, string name)
     {
         var spec = vm["spec"] as JsonObject ?? new JsonObject();
         var placement = spec["placement"] as JsonObject;
         var vcpu = (int?)spec["vcpu"] ?? 1;
         var memory = ((long?)spec["memoryInMb"] ?? 128) + _options.VmMemoryOverheadMb;
-        var quantities = new Dictionary<string, ResourceQuantity>
+        JsonObject Quantities() => new()
         {
-            ["cpu"] = new(vcpu.ToString(CultureInfo.InvariantCulture)),
-            ["memory"] = new($"{memory}Mi"),
+            ["cpu"] = vcpu.ToString(CultureInfo.InvariantCulture),
+            ["memory"] = MebibytesQuantity(memory),
         };
-        var nodeSelector = new Dictionary<string, string>(StringComparer.Ordinal);
+        var nodeSelector = new JsonObject();
         if (_options.NodeSelectorLabel.Split('=', 2) is [var key, var value] && key.Length > 0)
         {
             nodeSelector[key] = value;
@@ -139,44 +137,67 @@ public sealed partial class PlacementController
             nodeSelector[k] = (string?)v ?? "";
         }
 
-        return new V1Pod
+        var podSpec = new JsonObject
         {
-            ApiVersion = "v1",
-            Kind = "Pod",
-            Metadata = new V1ObjectMeta
+            ["containers"] = new JsonArray(new JsonObject
             {
-                Name = PodName(name),
-                NamespaceProperty = ns,
-                Labels = new Dictionary<string, string> { [MicroVmLabel] = name, ["app.kubernetes.io/part-of"] = "hypercore" },
-                OwnerReferences =
-                [
-                    new V1OwnerReference
-                    {
-                        ApiVersion = MicroVmResource.ApiVersion, Kind = MicroVmResource.Kind, Name = name,
-                        Uid = (string)vm["metadata"]!["uid"]!, Controller = true, BlockOwnerDeletion = false,
-                    },
-                ],
-            },
-            Spec = new V1PodSpec
-            {
-                Containers =
-                [
-                    new V1Container
-                    {
-                        Name = "reservation",
-                        Image = _options.PauseImage,
-                        Resources = new V1ResourceRequirements { Requests = quantities, Limits = new Dictionary<string, ResourceQuantity>(quantities) },
-                    },
-                ],
-                NodeSelector = nodeSelector,
-                Tolerations = placement?["tolerations"] is JsonArray t ? KubernetesJson.Deserialize<List<V1Toleration>>(t.ToJsonString()) : null,
-                Affinity = placement?["affinity"] is JsonObject a ? KubernetesJson.Deserialize<V1Affinity>(a.ToJsonString()) : null,
-                PriorityClassName = (string?)placement?["priorityClassName"],
-                RestartPolicy = "Always",
-                AutomountServiceAccountToken = false,
-                TerminationGracePeriodSeconds = 0,
-            },
+                ["name"] = "reservation",
+                ["image"] = _options.PauseImage,
+                ["resources"] = new JsonObject { ["limits"] = Quantities(), ["requests"] = Quantities() },
+            }),
+            ["nodeSelector"] = nodeSelector,
+            ["restartPolicy"] = "Always",
+            ["automountServiceAccountToken"] = false,
+            ["terminationGracePeriodSeconds"] = 0,
         };
+
+        // Copied as the MicroVM's spec.placement has them (the CRD's schema checked their shape).
+        if (placement?["tolerations"] is JsonArray tolerations)
+        {
+            podSpec["tolerations"] = tolerations.DeepClone();
+        }
+
+        if (placement?["affinity"] is JsonObject affinity)
+        {
+            podSpec["affinity"] = affinity.DeepClone();
+        }
+
+        if ((string?)placement?["priorityClassName"] is { } priorityClass)
+        {
+            podSpec["priorityClassName"] = priorityClass;
+        }
+
+        return new JsonObject
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "Pod",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = PodName(name),
+                ["namespace"] = ns,
+                ["labels"] = new JsonObject { [MicroVmLabel] = name, ["app.kubernetes.io/part-of"] = "hypercore" },
+                ["ownerReferences"] = new JsonArray(new JsonObject
+                {
+                    ["apiVersion"] = MicroVmResource.ApiVersion, ["kind"] = MicroVmResource.Kind, ["name"] = name,
+                    ["uid"] = (string)vm["metadata"]!["uid"]!, ["controller"] = true, ["blockOwnerDeletion"] = false,
+                }),
+            },
+            ["spec"] = podSpec,
+        };
+    }
+
+    /// <summary>A quantity in its canonical form (1024Mi is 1Gi), as the API server stores it and KubernetesClient wrote it.</summary>
+    internal static string MebibytesQuantity(long mebibytes)
+    {
+        string[] units = ["Mi", "Gi", "Ti", "Pi", "Ei"];
+        var unit = 0;
+        while (mebibytes != 0 && mebibytes % 1024 == 0 && unit < units.Length - 1)
+        {
+            mebibytes /= 1024;
+            unit++;
+        }
+
+        return mebibytes == 0 ? "0" : mebibytes.ToString(CultureInfo.InvariantCulture) + units[unit];
     }
 
     private async Task RecordNodeAsync(JsonObject vm, string ns, string name, string node, CancellationToken ct)
@@ -192,7 +213,7 @@ public sealed partial class PlacementController
         labels[MicroVmResource.NodeLabel] = node;
         written["metadata"]!["labels"] = labels;
         written.Remove("status");
-        await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+        await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
             written, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct);
     }
 
@@ -231,8 +252,8 @@ public sealed partial class PlacementController
         status["conditions"] = new JsonArray(kept.OrderBy(c => (string?)c!["type"], StringComparer.Ordinal).ToArray());
         status["phase"] ??= "Pending";
         vm["status"] = status;
-        var written = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+        var written = MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
+            vm, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct));
         if (value == "False")
         {
             LogUnschedulable(ns, name, message);

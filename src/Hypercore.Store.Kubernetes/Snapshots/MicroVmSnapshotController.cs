@@ -4,8 +4,7 @@ using System.Threading.Channels;
 using Hypercore.MicroVms;
 using Hypercore.Operations;
 using Hypercore.Snapshots;
-using k8s;
-using k8s.Autorest;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -23,7 +22,7 @@ namespace Hypercore.Store.Kubernetes.Snapshots;
 /// </summary>
 public sealed partial class MicroVmSnapshotController : BackgroundService
 {
-    private readonly IKubernetes _client;
+    private readonly KubernetesApiClient _client;
     private readonly IMicroVmStore _store;
     private readonly SnapshotManager _snapshots;
     private readonly KubernetesStoreOptions _options;
@@ -34,7 +33,7 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
     private readonly HashSet<(string Ns, string Name)> _queued = [];
 
     public MicroVmSnapshotController(
-        IKubernetes client, IMicroVmStore store, SnapshotManager snapshots, IOptions<KubernetesStoreOptions> options,
+        KubernetesApiClient client, IMicroVmStore store, SnapshotManager snapshots, IOptions<KubernetesStoreOptions> options,
         IOptions<MicroVmSnapshotOptions> settings, TimeProvider time, ILogger<MicroVmSnapshotController> log)
     {
         _client = client;
@@ -121,11 +120,11 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
 
             return await TakeAsync(obj, ct);
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.Conflict)
+        catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.Conflict)
         {
             return TimeSpan.Zero; // changed meanwhile: read it again
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
@@ -310,8 +309,8 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
 
         var ns = MicroVmSnapshotResource.Namespace(obj);
         var name = MicroVmSnapshotResource.Name(obj);
-        var written = MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusWithHttpMessagesAsync(
-            next, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmSnapshotResource.Plural, name, cancellationToken: ct)).Body);
+        var written = MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectStatusAsync(
+            next, MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmSnapshotResource.Plural, name, cancellationToken: ct));
         if (phase != MicroVmSnapshotResource.Phase(obj))
         {
             LogPhase(ns, name, phase, reason, message);
@@ -321,18 +320,18 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
     }
 
     private async Task<JsonObject> ReplaceAsync(JsonObject obj, CancellationToken ct) =>
-        MicroVmApi.Parse((await _client.CustomObjects.ReplaceNamespacedCustomObjectWithHttpMessagesAsync(
+        MicroVmApi.Parse(await _client.CustomObjects.ReplaceNamespacedCustomObjectAsync(
             obj, MicroVmResource.Group, MicroVmResource.Version, MicroVmSnapshotResource.Namespace(obj), MicroVmSnapshotResource.Plural,
-            MicroVmSnapshotResource.Name(obj), cancellationToken: ct)).Body);
+            MicroVmSnapshotResource.Name(obj), cancellationToken: ct));
 
     private async Task<JsonObject?> GetAsync(string ns, string name, CancellationToken ct)
     {
         try
         {
-            return MicroVmApi.Parse((await _client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmSnapshotResource.Plural, name, cancellationToken: ct)).Body);
+            return MicroVmApi.Parse(await _client.CustomObjects.GetNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmSnapshotResource.Plural, name, cancellationToken: ct));
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
@@ -343,10 +342,10 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
     {
         try
         {
-            return MicroVmApi.Parse((await _client.CustomObjects.GetNamespacedCustomObjectWithHttpMessagesAsync(
-                MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct)).Body);
+            return MicroVmApi.Parse(await _client.CustomObjects.GetNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmResource.Plural, name, cancellationToken: ct));
         }
-        catch (HttpOperationException ex) when (ex.Response.StatusCode == HttpStatusCode.NotFound)
+        catch (KubernetesApiException ex) when (ex.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
@@ -365,10 +364,10 @@ public sealed partial class MicroVmSnapshotController : BackgroundService
             try
             {
                 var list = MicroVmApi.Parse(_options.Namespace.Length > 0
-                    ? (await _client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync(
-                        MicroVmResource.Group, MicroVmResource.Version, _options.Namespace, MicroVmSnapshotResource.Plural, labelSelector: selector, cancellationToken: ct)).Body
-                    : (await _client.CustomObjects.ListCustomObjectForAllNamespacesWithHttpMessagesAsync(
-                        MicroVmResource.Group, MicroVmResource.Version, MicroVmSnapshotResource.Plural, labelSelector: selector, cancellationToken: ct)).Body);
+                    ? await _client.CustomObjects.ListNamespacedCustomObjectAsync(
+                        MicroVmResource.Group, MicroVmResource.Version, _options.Namespace, MicroVmSnapshotResource.Plural, labelSelector: selector, cancellationToken: ct)
+                    : await _client.CustomObjects.ListCustomObjectForAllNamespacesAsync(
+                        MicroVmResource.Group, MicroVmResource.Version, MicroVmSnapshotResource.Plural, labelSelector: selector, cancellationToken: ct));
                 foreach (var item in (list["items"] as JsonArray ?? []).OfType<JsonObject>())
                 {
                     Enqueue(MicroVmSnapshotResource.Namespace(item), MicroVmSnapshotResource.Name(item));

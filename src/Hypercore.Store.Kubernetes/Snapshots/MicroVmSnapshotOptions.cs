@@ -54,7 +54,7 @@ public static class MicroVmSnapshotServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MicroVmSnapshotOptions>, MicroVmSnapshotOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new MicroVmSnapshotController(
-            new k8s.Kubernetes(KubernetesConfig.Build(sp.GetRequiredService<IOptions<KubernetesStoreOptions>>().Value)),
+            new Client.KubernetesApiClient(KubernetesConfig.Build(sp.GetRequiredService<IOptions<KubernetesStoreOptions>>().Value)),
             sp.GetRequiredService<IMicroVmStore>(), sp.GetRequiredService<Hypercore.Snapshots.SnapshotManager>(),
             sp.GetRequiredService<IOptions<KubernetesStoreOptions>>(), sp.GetRequiredService<IOptions<MicroVmSnapshotOptions>>(),
             sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<MicroVmSnapshotController>>()));

@@ -66,7 +66,7 @@ public sealed partial class RbacTests
         await File.WriteAllTextAsync(node, "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-1\n");
         var applied = await cluster.Kubectl().RunAsync("apply", "--validate=false", "-f", node); // the server has no OpenAPI for core/v1
         applied.ExitCode.Should().Be(0, applied.ToString());
-        using (var client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.KubeconfigFor("node-1"))))
+        using (var client = new Hypercore.Store.Kubernetes.Client.KubernetesApiClient(Hypercore.Store.Kubernetes.Client.KubernetesApiConfig.FromKubeconfig(cluster.KubeconfigFor("node-1"))))
         {
             var lost = await cluster.NewStore("node-gone").CreateAsync(new MicroVmSpec { Id = "vm-lost", Kernel = new KernelSpec { Image = "/k" }, RestartPolicy = RestartPolicy.Never });
             await cluster.NewStore("node-gone").ClaimAsync(lost.Key);
@@ -156,7 +156,7 @@ public sealed partial class RbacTests
             vm = await store.ClaimAsync(vm.Key);
             vm = await store.UpdateStatusAsync(vm.Key, new MicroVmStatus { Phase = Phase.Running }, vm.ResourceVersion);
             driver.Live[vm.Uid] = true;
-            using var client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.KubeconfigFor("node-1")));
+            using var client = new Hypercore.Store.Kubernetes.Client.KubernetesApiClient(Hypercore.Store.Kubernetes.Client.KubernetesApiConfig.FromKubeconfig(cluster.KubeconfigFor("node-1")));
             using var controller = new Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotController(client, store, manager, Options.Create(FakeCluster.TestOptions("node-1")),
                 Options.Create(new Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotOptions { RetryInterval = TimeSpan.FromMilliseconds(200) }),
                 TimeProvider.System, new TestLogger<Hypercore.Store.Kubernetes.Snapshots.MicroVmSnapshotController>());

@@ -40,7 +40,7 @@ public sealed class NodeLifecycleControllerTests
 
     private NodeLifecycleController Controller(string node, TimeProvider? time = null)
     {
-        var client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(_cluster.KubeconfigFor(node)));
+        var client = new Hypercore.Store.Kubernetes.Client.KubernetesApiClient(Hypercore.Store.Kubernetes.Client.KubernetesApiConfig.FromKubeconfig(_cluster.KubeconfigFor(node)));
         _clients.Add(client);
         return new NodeLifecycleController(client,
             Options.Create(new NodeLifecycleOptions { LeaseNamespace = "default", NotReadyTimeout = TimeSpan.FromMinutes(5), LeaseDuration = TimeSpan.FromSeconds(30) }),

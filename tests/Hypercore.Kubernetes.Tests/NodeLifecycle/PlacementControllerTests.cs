@@ -18,7 +18,7 @@ public sealed class PlacementControllerTests
 {
     private FakeCluster _cluster = null!;
     private KubectlRunner _kubectl = null!;
-    private k8s.Kubernetes _client = null!;
+    private Hypercore.Store.Kubernetes.Client.KubernetesApiClient _client = null!;
     private NodeLifecycleController _leader = null!;
 
     [SetUp]
@@ -27,7 +27,7 @@ public sealed class PlacementControllerTests
         Assert.That(KubectlRunner.Available, $"{KubectlRunner.Binary} is required (Debian package kubernetes-client)");
         _cluster = await FakeCluster.StartAsync();
         _kubectl = _cluster.Kubectl();
-        _client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(_cluster.KubeconfigFor("node-1")));
+        _client = new Hypercore.Store.Kubernetes.Client.KubernetesApiClient(Hypercore.Store.Kubernetes.Client.KubernetesApiConfig.FromKubeconfig(_cluster.KubeconfigFor("node-1")));
         _leader = new NodeLifecycleController(_client, Options.Create(new NodeLifecycleOptions { LeaseNamespace = "default" }),
             Options.Create(FakeCluster.TestOptions("node-1")), TimeProvider.System, new TestLogger<NodeLifecycleController>(),
             new PlacementOptions { PauseImage = "registry.test/pause:1" });

@@ -28,7 +28,7 @@ public sealed class RescheduleTests
     private const string Plural = MicroVmResource.Plural;
     private FakeCluster _cluster = null!;
     private KubectlRunner _kubectl = null!;
-    private k8s.Kubernetes _client = null!;
+    private Hypercore.Store.Kubernetes.Client.KubernetesApiClient _client = null!;
     private NodeLifecycleController _leader = null!;
     private readonly List<(ReconcilerHost Host, MicroVmInformer Informer)> _nodes = [];
 
@@ -38,7 +38,7 @@ public sealed class RescheduleTests
         Assert.That(KubectlRunner.Available, $"{KubectlRunner.Binary} is required (Debian package kubernetes-client)");
         _cluster = await FakeCluster.StartAsync();
         _kubectl = _cluster.Kubectl();
-        _client = new k8s.Kubernetes(k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(_cluster.KubeconfigFor("leader")));
+        _client = new Hypercore.Store.Kubernetes.Client.KubernetesApiClient(Hypercore.Store.Kubernetes.Client.KubernetesApiConfig.FromKubeconfig(_cluster.KubeconfigFor("leader")));
         _leader = new NodeLifecycleController(_client,
             Options.Create(new NodeLifecycleOptions { LeaseNamespace = "default", NotReadyTimeout = TimeSpan.FromMinutes(5) }),
             Options.Create(FakeCluster.TestOptions("leader")), TimeProvider.System, new TestLogger<NodeLifecycleController>(),

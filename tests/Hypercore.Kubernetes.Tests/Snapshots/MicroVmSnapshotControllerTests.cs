@@ -5,7 +5,7 @@ using Hypercore.MicroVms;
 using Hypercore.Snapshots;
 using Hypercore.Store.Kubernetes;
 using Hypercore.Store.Kubernetes.Snapshots;
-using k8s;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Options;
 
 namespace Hypercore.Kubernetes.Tests.Snapshots;
@@ -307,9 +307,9 @@ public sealed class MicroVmSnapshotControllerTests
     private sealed class NodeUnderTest : IAsyncDisposable
     {
         private readonly DirectoryInfo _dir;
-        private readonly k8s.Kubernetes _client;
+        private readonly Hypercore.Store.Kubernetes.Client.KubernetesApiClient _client;
 
-        private NodeUnderTest(DirectoryInfo dir, k8s.Kubernetes client, KubernetesMicroVmStore store, FakeSnapshotDriver driver, SnapshotManager manager, MicroVmSnapshotController controller)
+        private NodeUnderTest(DirectoryInfo dir, Hypercore.Store.Kubernetes.Client.KubernetesApiClient client, KubernetesMicroVmStore store, FakeSnapshotDriver driver, SnapshotManager manager, MicroVmSnapshotController controller)
         {
             _dir = dir;
             _client = client;
@@ -330,7 +330,7 @@ public sealed class MicroVmSnapshotControllerTests
         public static async Task<NodeUnderTest> StartAsync(FakeCluster cluster, string node)
         {
             var dir = Directory.CreateTempSubdirectory($"hc-snapcrd-{node}-");
-            var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(cluster.KubeconfigFor(node)));
+            var client = new KubernetesApiClient(KubernetesApiConfig.FromKubeconfig(cluster.KubeconfigFor(node)));
             var store = cluster.NewStore(node);
             var driver = new FakeSnapshotDriver("qemu");
             var manager = new SnapshotManager(new SnapshotStore(Path.Combine(dir.FullName, "snapshots")), new DriverRegistry([driver], "qemu"),

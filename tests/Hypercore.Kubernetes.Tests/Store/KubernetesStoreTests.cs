@@ -4,7 +4,7 @@ using Hypercore.Kubernetes.Tests.Support;
 using Hypercore.MicroVms;
 using Hypercore.Store;
 using Hypercore.Store.Kubernetes;
-using k8s;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -386,8 +386,8 @@ public sealed class KubernetesStoreTests
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop(); // nothing listens there now
-        var config = new KubernetesClientConfiguration { Host = $"http://127.0.0.1:{port}" };
-        using var store = new KubernetesMicroVmStore(new k8s.Kubernetes(config), Options.Create(FakeCluster.TestOptions("node-1")),
+        var config = new KubernetesApiConfig { Server = new Uri($"http://127.0.0.1:{port}") };
+        using var store = new KubernetesMicroVmStore(new KubernetesApiClient(config), Options.Create(FakeCluster.TestOptions("node-1")),
             TimeProvider.System, NullLogger<KubernetesMicroVmStore>.Instance, new Random(1), ownsClient: true);
 
         var act = () => store.ListAsync();

@@ -1,6 +1,6 @@
 using Hypercore.Kubernetes.TestServer;
 using Hypercore.Store.Kubernetes;
-using k8s;
+using Hypercore.Store.Kubernetes.Client;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -48,7 +48,7 @@ public sealed class FakeCluster : IAsyncDisposable
     {
         var options = TestOptions(node);
         configure?.Invoke(options);
-        var client = new k8s.Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(KubeconfigFor(node)));
+        var client = new KubernetesApiClient(KubernetesApiConfig.FromKubeconfig(KubeconfigFor(node)));
         var store = new KubernetesMicroVmStore(client, Options.Create(options), TimeProvider.System,
             new TestLogger<KubernetesMicroVmStore>(), new Random(7), ownsClient: true);
         lock (_owned)
