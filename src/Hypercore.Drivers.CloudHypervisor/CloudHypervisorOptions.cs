@@ -1,4 +1,5 @@
 using Hypercore.Drivers.Vmm;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -13,6 +14,8 @@ public sealed class CloudHypervisorOptions() : VmmApiOptions("cloud-hypervisor",
     public TimeSpan VmmExitTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     static string IConfigSection.ConfigSection => Section;
+
+    void IConfigSection.BindSection(IConfiguration section) => section.Bind(this);
 }
 
 internal sealed class CloudHypervisorOptionsValidator : IValidateOptions<CloudHypervisorOptions>

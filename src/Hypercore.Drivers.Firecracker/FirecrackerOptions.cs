@@ -1,4 +1,5 @@
 using Hypercore.Drivers.Vmm;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -17,6 +18,8 @@ public sealed class FirecrackerOptions() : VmmApiOptions("firecracker", "console
     public const string Section = "Firecracker";
 
     public static string ConfigSection => Section;
+
+    void IConfigSection.BindSection(IConfiguration section) => section.Bind(this);
 }
 
 /// <summary>Jailer settings (section "Firecracker:Jailer").</summary>

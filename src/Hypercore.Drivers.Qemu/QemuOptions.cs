@@ -1,4 +1,5 @@
 using Hypercore.Drivers.Vmm;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Drivers.Qemu;
@@ -12,6 +13,8 @@ public sealed class QemuOptions() : VmmQmpOptions("qemu"), IConfigSection
     public const string SectionName = "Qemu";
 
     public static string ConfigSection => SectionName;
+
+    void IConfigSection.BindSection(IConfiguration section) => section.Bind(this);
 
     /// <summary>QEMU binary: a file name looked up on PATH, or a path. Default "qemu-system-x86_64".</summary>
     public string BinaryPath { get; set; } = "qemu-system-x86_64";

@@ -1,4 +1,5 @@
 using Hypercore.Drivers.Vmm;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
@@ -28,6 +29,8 @@ public sealed class UnikernelOptions() : VmmQmpOptions("unikernel"), IConfigSect
     public const string Section = "Unikernel";
 
     static string IConfigSection.ConfigSection => Section;
+
+    void IConfigSection.BindSection(IConfiguration section) => section.Bind(this);
 }
 
 internal sealed class UnikernelOptionsValidator : IValidateOptions<UnikernelOptions>

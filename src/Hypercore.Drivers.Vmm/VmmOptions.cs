@@ -147,15 +147,28 @@ public static class VmmServiceCollectionExtensions
     }
 }
 
-/// <summary>Options that name their configuration section (e.g. "Firecracker").</summary>
+/// <summary>Options that name their configuration section (e.g. "Firecracker") and bind themselves from it.</summary>
 public interface IConfigSection
 {
     static abstract string ConfigSection { get; }
+
+    /// <summary>
+    /// <c>section.Bind(this)</c> in the sealed options class, where the configuration binder's source generator sees
+    /// the concrete type and writes the binding code: Native AOT cannot bind through reflection, and a generic
+    /// <c>Bind(TOptions)</c> here would be exactly that.
+    /// </summary>
+    void BindSection(IConfiguration section);
 }
 
 /// <summary>Binds the section when the host has configuration (tests and tools compose drivers without one).</summary>
 internal sealed class SectionBinder<TOptions>(IServiceProvider services) : IConfigureOptions<TOptions>
     where TOptions : class, IConfigSection
 {
-    public void Configure(TOptions options) => services.GetService<IConfiguration>()?.GetSection(TOptions.ConfigSection).Bind(options);
+    public void Configure(TOptions options)
+    {
+        if (services.GetService<IConfiguration>() is { } configuration)
+        {
+            options.BindSection(configuration.GetSection(TOptions.ConfigSection));
+        }
+    }
 }

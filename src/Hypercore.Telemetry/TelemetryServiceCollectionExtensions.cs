@@ -28,7 +28,7 @@ public static class TelemetryServiceCollectionExtensions
 
     /// <summary>Adds telemetry with settings bound from <paramref name="section"/> (keys as in <see cref="HypercoreTelemetryOptions"/>).</summary>
     public static IServiceCollection AddHypercoreTelemetry(this IServiceCollection services, IConfiguration section) =>
-        services.AddHypercoreTelemetry(section.Bind);
+        services.AddHypercoreTelemetry(o => section.Bind(o)); // an invocation the binder's generator can replace
 
     /// <summary>
     /// Adds OpenTelemetry for a Hypercore host: traces from the "Hypercore" ActivitySource (reconcile spans with

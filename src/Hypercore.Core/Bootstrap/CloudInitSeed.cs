@@ -1,6 +1,5 @@
 using Hypercore.MicroVms;
 using YamlDotNet.RepresentationModel;
-using YamlDotNet.Serialization;
 
 namespace Hypercore.Bootstrap;
 
@@ -139,5 +138,5 @@ public static class CloudInitSeed
         return Emit(new Dictionary<string, object> { ["version"] = 2, ["ethernets"] = ethernets });
     }
 
-    private static string Emit(object value) => new SerializerBuilder().Build().Serialize(value);
+    private static string Emit(object value) => YamlText.Emit(value);
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Hypercore.Images.References;
 using Hypercore.Images.Registry;
 using Microsoft.Extensions.Logging;
@@ -20,8 +21,6 @@ namespace Hypercore.Images.Cache;
 /// </summary>
 public sealed partial class ImageCache : IDisposable
 {
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
-
     private readonly ImageCacheOptions _options;
     private readonly RegistryClient _registry;
     private readonly TimeProvider _time;
@@ -500,7 +499,7 @@ public sealed partial class ImageCache : IDisposable
         IndexFile? file;
         try
         {
-            file = JsonSerializer.Deserialize<IndexFile>(File.ReadAllText(IndexPath), JsonOptions);
+            file = JsonSerializer.Deserialize(File.ReadAllText(IndexPath), IndexJson.Default.IndexFile);
         }
         catch (JsonException e)
         {
@@ -515,7 +514,7 @@ public sealed partial class ImageCache : IDisposable
         var temp = IndexPath + ".tmp";
         using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write))
         {
-            JsonSerializer.Serialize(f, new IndexFile { Images = _index.Values.OrderBy(e => e.Digest, StringComparer.Ordinal).ToList() }, JsonOptions);
+            JsonSerializer.Serialize(f, new IndexFile { Images = _index.Values.OrderBy(e => e.Digest, StringComparer.Ordinal).ToList() }, IndexJson.Default.IndexFile);
             f.Flush(flushToDisk: true);
         }
         File.Move(temp, IndexPath, overwrite: true);
@@ -593,6 +592,12 @@ public sealed partial class ImageCache : IDisposable
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Information, Message = "Removed image {Digest} ({Why})")]
     private static partial void LogRemoved(ILogger logger, string digest, string why);
+
+    // Source-generated (Native AOT cannot use the reflection serializer): the same file as the reflection serializer
+    // wrote with WriteIndented and default names, so index files of earlier versions still read.
+    [JsonSourceGenerationOptions(WriteIndented = true)]
+    [JsonSerializable(typeof(IndexFile))]
+    private sealed partial class IndexJson : JsonSerializerContext;
 
     private sealed class IndexFile
     {
