@@ -167,7 +167,16 @@ public sealed partial class SqliteMicroVmStore
         CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         CommitBatchSize.Record(batch.Count);
 
-        // Durable now. Publish first so a caller that reacts to its own write finds the event already queued.
+        // Durable now. Remember what was written (before anyone can read it back), then publish first so a caller that
+        // reacts to its own write finds the event already queued.
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (failures[i] is null && outcomes[i].Event is { } ev)
+            {
+                Remember(ev, outcomes[i].Text);
+            }
+        }
+
         for (var i = 0; i < batch.Count; i++)
         {
             if (failures[i] is null && outcomes[i].Event is { } ev)
@@ -213,7 +222,13 @@ public sealed partial class SqliteMicroVmStore
         command.Parameters["$ns"].Value = key.Namespace;
         command.Parameters["$id"].Value = key.Id;
         using var reader = command.ExecuteReader();
-        return reader.Read() ? ReadRecord(reader, replacingStatus) : null;
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        _selectedRow = new RowText(reader.GetString(1), reader.GetString(2));
+        return ReadRecord(reader, key, _selectedRow, replacingStatus);
     }
 
     private WriteOutcome ApplyCreate(MicroVmSpec spec, string specJson, string statusJson, string uid, DateTimeOffset now)
@@ -242,7 +257,7 @@ public sealed partial class SqliteMicroVmStore
             CreatedAt = now,
             Status = MicroVmStatus.Initial,
         };
-        return new WriteOutcome(created, new StoreEvent(StoreEventType.Added, created));
+        return new WriteOutcome(created, new StoreEvent(StoreEventType.Added, created), new RowText(specJson, statusJson));
     }
 
     private WriteOutcome ApplyUpdateSpec(VmKey key, MicroVmSpec spec, string specJson, string expectedResourceVersion)
@@ -263,7 +278,7 @@ public sealed partial class SqliteMicroVmStore
         command.Parameters["$rv"].Value = rv;
         command.ExecuteNonQuery();
         var updated = current with { Spec = spec, Generation = generation, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated));
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(specJson, _selectedRow.StatusJson));
     }
 
     private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion)
@@ -282,7 +297,7 @@ public sealed partial class SqliteMicroVmStore
         command.Parameters["$rv"].Value = rv;
         command.ExecuteNonQuery();
         var updated = current with { Status = status, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated));
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(_selectedRow.SpecJson, statusJson));
     }
 
     private WriteOutcome ApplyClaim(VmKey key, string node)
@@ -314,7 +329,7 @@ public sealed partial class SqliteMicroVmStore
         update.Parameters["$rv"].Value = rv;
         update.ExecuteNonQuery();
         var claimed = SelectForWrite(key)!;
-        return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed));
+        return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed), _selectedRow);
     }
 
     /// <summary>The claim and the status in one UPDATE, so in one commit: durable together or not at all.</summary>
@@ -335,7 +350,7 @@ public sealed partial class SqliteMicroVmStore
         command.Parameters["$rv"].Value = rv;
         command.ExecuteNonQuery();
         var updated = current with { Status = status, Claimed = true, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated));
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(_selectedRow.SpecJson, statusJson));
     }
 
     private WriteOutcome ApplyMarkForDeletion(VmKey key, DateTimeOffset now)
@@ -354,7 +369,7 @@ public sealed partial class SqliteMicroVmStore
         command.Parameters["$rv"].Value = rv;
         command.ExecuteNonQuery();
         var marked = current with { DeletionRequestedAt = now, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(marked, new StoreEvent(StoreEventType.Modified, marked));
+        return new WriteOutcome(marked, new StoreEvent(StoreEventType.Modified, marked), _selectedRow);
     }
 
     private WriteOutcome ApplyRemove(VmKey key)
@@ -385,7 +400,8 @@ public sealed partial class SqliteMicroVmStore
     }
 
     /// <summary>What a write returns to its caller and what watchers see (null: nothing changed).</summary>
-    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event);
+    /// <param name="Text">The row's spec and status JSON after the write, for <see cref="RecentRecords"/>; null: not known.</param>
+    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event, RowText? Text = null);
 
     /// <summary>Prepared once on the writer connection and reused: SQLite then parses each statement only once.</summary>
     private sealed class WriterCommands : IDisposable

@@ -34,6 +34,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 {
     internal const int SchemaVersion = 1;
 
+    /// <summary>Keys per generation of <see cref="RecentRecords"/>: enough for the writes of a burst of Creates.</summary>
+    private const int RecentRecordsPerGeneration = 4096;
+
     private const string Columns =
         "uid, spec, status, generation, resource_version, created_at, deletion_requested_at, claimed_node";
 
@@ -57,10 +60,12 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly Channel<PendingWrite> _writes =
         Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerLoop;
+    private readonly RecentRecords _recent = new(RecentRecordsPerGeneration);
     private int _disposed;
 
-    // Only the writer loop touches these two while a batch runs.
+    // Only the writer loop touches these while a batch runs.
     private long _batchResourceVersion;
+    private RowText _selectedRow = new("", ""); // the text of the row SelectForWrite read last
     private SqliteTransaction? _transaction;
 
     public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
@@ -124,7 +129,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
             command.Parameters[0].Value = key.Namespace;
             command.Parameters[1].Value = key.Id;
             using var reader = command.ExecuteReader();
-            return reader.Read() ? ReadRecord(reader) : null;
+            return reader.Read() ? ReadRecord(reader, key, new RowText(reader.GetString(1), reader.GetString(2))) : null;
         }, cancellationToken);
     }
 
@@ -343,12 +348,13 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     // ---------------------------------------------------------------- row mapping
 
     /// <param name="replacingStatus">The status a write is about to store: the stored one is then not parsed.</param>
-    private static MicroVm ReadRecord(SqliteDataReader reader, MicroVmStatus? replacingStatus = null) => new()
+    /// <param name="text">The row's spec and status columns when already read.</param>
+    private static MicroVm ReadRecord(SqliteDataReader reader, MicroVmStatus? replacingStatus = null, RowText? text = null) => new()
     {
         Uid = reader.GetString(0),
-        Spec = JsonSerializer.Deserialize(reader.GetString(1), StoreJsonContext.Default.MicroVmSpec)
+        Spec = JsonSerializer.Deserialize(text?.SpecJson ?? reader.GetString(1), StoreJsonContext.Default.MicroVmSpec)
             ?? throw new JsonException("spec column holds null"),
-        Status = replacingStatus ?? JsonSerializer.Deserialize(reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
+        Status = replacingStatus ?? JsonSerializer.Deserialize(text?.StatusJson ?? reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
             ?? throw new JsonException("status column holds null"),
         Generation = reader.GetInt64(3),
         ResourceVersion = FormatVersion(reader.GetInt64(4)),
@@ -356,6 +362,38 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         DeletionRequestedAt = reader.IsDBNull(6) ? null : ParseTime(reader.GetString(6)),
         Claimed = !reader.IsDBNull(7),
     };
+
+    /// <summary>
+    /// A row of a known key: when its version is one this writer committed, the record that write produced (no JSON
+    /// parsed); otherwise parsed like any row.
+    /// </summary>
+    private MicroVm ReadRecord(SqliteDataReader reader, VmKey key, RowText text, MicroVmStatus? replacingStatus = null)
+    {
+        if (_recent.Find(key, reader.GetInt64(4), text) is { } known)
+        {
+            return replacingStatus is null ? known : known with { Status = replacingStatus };
+        }
+
+        return ReadRecord(reader, replacingStatus, text);
+    }
+
+    /// <summary>Called by the writer after a commit, for each change in it.</summary>
+    private void Remember(StoreEvent ev, RowText? text)
+    {
+        if (ev.MicroVm is not { } vm)
+        {
+            return;
+        }
+
+        if (ev.Type == StoreEventType.Deleted || text is null)
+        {
+            _recent.Remove(vm.Key);
+        }
+        else
+        {
+            _recent.Put(long.Parse(vm.ResourceVersion, NumberStyles.None, CultureInfo.InvariantCulture), vm, text.Value);
+        }
+    }
 
     private static string FormatVersion(long value) => value.ToString(CultureInfo.InvariantCulture);
 

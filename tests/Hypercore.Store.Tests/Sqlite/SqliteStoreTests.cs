@@ -224,6 +224,53 @@ public sealed class SqliteStoreTests
     }
 
     [Test]
+    public async Task Get_OfARecordThisStoreJustWrote_ReturnsTheWrittenRecordWithoutParsingTheRow()
+    {
+        var store = Open();
+        var created = await store.CreateAsync(Spec("vm-1"));
+        var written = await store.UpdateStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Running, Pid = 7 }, created.ResourceVersion);
+
+        var read = await store.GetAsync(created.Key);
+
+        read.Should().BeSameAs(written, "the row is at the version this writer committed (issue 15: no JSON parsed)");
+    }
+
+    [Test]
+    public async Task Get_RowChangedOutsideThisStore_IsParsedFromTheRow()
+    {
+        var store = Open();
+        var created = await store.CreateAsync(Spec("vm-1"));
+        await store.GetAsync(created.Key);
+        using (var connection = RawConnection())
+        {
+            // Another writer (e.g. a second process on the file) moves the row to a version this store never wrote.
+            using var command = connection.CreateCommand();
+            command.CommandText = "UPDATE microvms SET status = '{\"phase\":\"Failed\"}', resource_version = resource_version + 100 WHERE id = 'vm-1';";
+            command.ExecuteNonQuery().Should().Be(1);
+        }
+
+        var read = (await store.GetAsync(created.Key))!;
+
+        read.Should().NotBeSameAs(created);
+        read.Status.Phase.Should().Be(Phase.Failed);
+        read.ResourceVersion.Should().NotBe(created.ResourceVersion);
+    }
+
+    [Test]
+    public async Task Get_AfterDeleteAndCreateAgain_ReturnsTheNewRecord()
+    {
+        var store = Open();
+        var first = await store.CreateAsync(Spec("vm-1"));
+        await store.MarkForDeletionAsync(first.Key);
+        await store.RemoveAsync(first.Key);
+
+        (await store.GetAsync(first.Key)).Should().BeNull();
+        var second = await store.CreateAsync(Spec("vm-1"));
+
+        (await store.GetAsync(first.Key))!.Uid.Should().Be(second.Uid);
+    }
+
+    [Test]
     public async Task ResourceVersion_IsAStoreWideIncreasingCounter_ThatSurvivesDeletesAndReopen()
     {
         var store = Open();
