@@ -352,9 +352,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private static MicroVm ReadRecord(SqliteDataReader reader, MicroVmStatus? replacingStatus = null, RowText? text = null) => new()
     {
         Uid = reader.GetString(0),
-        Spec = JsonSerializer.Deserialize(text?.SpecJson ?? reader.GetString(1), StoreJsonContext.Default.MicroVmSpec)
+        Spec = JsonSerializer.Deserialize(text?.SpecJson ?? reader.GetString(1), StoreReadJsonContext.Default.MicroVmSpec)
             ?? throw new JsonException("spec column holds null"),
-        Status = replacingStatus ?? JsonSerializer.Deserialize(text?.StatusJson ?? reader.GetString(2), StoreJsonContext.Default.MicroVmStatus)
+        Status = replacingStatus ?? JsonSerializer.Deserialize(text?.StatusJson ?? reader.GetString(2), StoreReadJsonContext.Default.MicroVmStatus)
             ?? throw new JsonException("status column holds null"),
         Generation = reader.GetInt64(3),
         ResourceVersion = FormatVersion(reader.GetInt64(4)),
