@@ -82,7 +82,10 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
             {
                 try
                 {
-                    await using var qmp = await QmpClient.ConnectAsync(socket, time, commandTimeout, ct);
+                    // The greeting may take the whole start: a connect given up and made again would leave QEMU a
+                    // dead client to accept, greet and drop first (100 TCG starts at once: greetings after 15 s and more).
+                    var left = deadline - time.GetUtcNow();
+                    await using var qmp = await QmpClient.ConnectAsync(socket, time, left > commandTimeout ? left : commandTimeout, ct);
                     return await qmp.QueryStatusAsync(ct);
                 }
                 catch (SocketException ex)
