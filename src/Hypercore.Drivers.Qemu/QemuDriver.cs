@@ -116,13 +116,20 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         };
     }
 
-    protected override async Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
+    protected override Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct) =>
+        BootObservedAsync(prepared, record, dir, ct);
+
+    /// <summary>The status QMP first answered is the start's result, unless a snapshot restore changes it after.</summary>
+    protected override async Task<VmmState?> BootObservedAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
     {
-        await _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), _options.StartTimeout, ct);
+        var status = await _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), _options.StartTimeout, ct);
         if (RestoreOf(prepared.Context) is { } restore)
         {
             await IncomingAsync(record, dir, restore, resume: prepared.Spec.State != DesiredState.Paused, ct);
+            return null;
         }
+
+        return QmpControl.Map(status);
     }
 
     /// <summary>A panic (pvpanic's "guest-panicked", or a "shutdown" after a panic reboot) is told apart by the skeleton from the console.</summary>

@@ -62,7 +62,11 @@ internal sealed class QemuBackend(UnikernelOptions options, TimeProvider time, I
     }
 
     protected override Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct) =>
-        _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), options.StartTimeout, ct);
+        BootObservedAsync(prepared, record, dir, ct);
+
+    /// <summary>The status QMP first answered is the start's result (no second QMP session).</summary>
+    protected override async Task<VmmState?> BootObservedAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct) =>
+        QmpControl.Map(await _qmp.WaitUntilAnswersAsync(record.ControlSocket, record.Pid, "qemu", dir.File("qemu.log"), options.StartTimeout, ct));
 
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct) =>
         QmpControl.Map(await _qmp.StatusAsync(record.ControlSocket, ct));

@@ -150,7 +150,11 @@ public static partial class HostProcess
             psi.ArgumentList.Add(a);
         }
 
-        using var process = Process.Start(psi) ?? throw new DriverException("HypervisorError", "could not start /bin/sh to launch " + binary);
+        // Process.Start blocks its thread through fork and exec (serialized by the runtime's process-start lock): on
+        // a thread of its own, so that 100 launches at once do not hold every thread-pool thread and starve the
+        // awaits of the starts already under way (issue 15, density: bench/NOTES.md).
+        using var process = await Task.Factory.StartNew(() => Process.Start(psi), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+            ?? throw new DriverException("HypervisorError", "could not start /bin/sh to launch " + binary);
         var stdout = await process.StandardOutput.ReadToEndAsync(ct);
         var stderr = await process.StandardError.ReadToEndAsync(ct);
         await process.WaitForExitAsync(ct);

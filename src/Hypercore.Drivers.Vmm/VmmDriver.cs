@@ -197,10 +197,10 @@ public abstract partial class VmmDriver : IHypervisorDriver
             dir.WriteRecord(record);
             LogLaunched(vm.Key.ToString(), BinaryLabel, pid, launch.ControlSocket);
 
-            await BootAsync(prepared, record, dir, ct);
+            var booted = await BootObservedAsync(prepared, record, dir, ct);
             record = record with { StartedAt = Time.GetUtcNow() };
             dir.WriteRecord(record);
-            return await InspectRecordAsync(record, ct);
+            return booted is { } state ? Observed(BaseInfo(record), record, state) : await InspectRecordAsync(record, ct);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -290,6 +290,18 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     /// <summary>After launch: configure and boot over the VMM's API, or wait until it answers. Throwing kills and clears.</summary>
     protected abstract Task BootAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct);
+
+    /// <summary>
+    /// <see cref="BootAsync"/>, returning the live state the VMM reported while it was waited for when that answer is
+    /// still current, or null to ask again. A QEMU answers one QMP client at a time and, while its TCG guest boots,
+    /// takes seconds to accept the next: the second session the start used to open cost up to 2.5 s per VM with 20
+    /// starting at once (issue 15, density: bench/NOTES.md).
+    /// </summary>
+    protected virtual async Task<VmmState?> BootObservedAsync(PreparedSpec prepared, VmRecord record, VmDirectory dir, CancellationToken ct)
+    {
+        await BootAsync(prepared, record, dir, ct);
+        return null;
+    }
 
     /// <summary>The live state of a process that is known to be alive. Transport failures mean "Unknown", never "dead".</summary>
     protected abstract Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct);
@@ -541,17 +553,37 @@ public abstract partial class VmmDriver : IHypervisorDriver
         return !HostProcess.IsAlive(record.Pid);
     }
 
+    private static VmRuntimeInfo BaseInfo(VmRecord record) => new()
+    {
+        Uid = record.Uid,
+        State = LiveState.Unknown,
+        Pid = record.Pid,
+        ConsoleLogPath = record.ConsoleLog,
+        BootTime = record.StartedAt,
+        Detail = record.Detail,
+    };
+
+    /// <summary>What the VMM reported, with a panic told apart from a power-off by the console of the last boot.</summary>
+    private static VmRuntimeInfo Observed(VmRuntimeInfo info, VmRecord record, VmmState state)
+    {
+        // A guest that panics and reboots ends its VMM like a power-off does (QEMU -no-reboot, the VMMs exit):
+        // only the console of the last boot tells them apart, for every hypervisor alike.
+        if (state.State == LiveState.Exited && GuestPanic.FromConsole(record.ConsoleLog) is { } panic)
+        {
+            return info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = panic };
+        }
+
+        return info with
+        {
+            State = state.State,
+            Exit = state.Exit,
+            Detail = state.Detail is null ? record.Detail : Join(record.Detail, state.Detail),
+        };
+    }
+
     private async Task<VmRuntimeInfo> InspectRecordAsync(VmRecord record, CancellationToken ct)
     {
-        var info = new VmRuntimeInfo
-        {
-            Uid = record.Uid,
-            State = LiveState.Unknown,
-            Pid = record.Pid,
-            ConsoleLogPath = record.ConsoleLog,
-            BootTime = record.StartedAt,
-            Detail = record.Detail,
-        };
+        var info = BaseInfo(record);
         if (!VmDirectory.IsRecordedProcessAlive(record))
         {
             return info with
@@ -564,21 +596,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
         try
         {
-            var state = await QueryAsync(record, ct);
-
-            // A guest that panics and reboots ends its VMM like a power-off does (QEMU -no-reboot, the VMMs exit):
-            // only the console of the last boot tells them apart, for every hypervisor alike.
-            if (state.State == LiveState.Exited && GuestPanic.FromConsole(record.ConsoleLog) is { } panic)
-            {
-                return info with { State = LiveState.Exited, Exit = ExitKind.Crashed, Detail = panic };
-            }
-
-            return info with
-            {
-                State = state.State,
-                Exit = state.Exit,
-                Detail = state.Detail is null ? record.Detail : Join(record.Detail, state.Detail),
-            };
+            return Observed(info, record, await QueryAsync(record, ct));
         }
         catch (Exception ex) when (IsTransient(ex))
         {

@@ -121,6 +121,57 @@ public sealed class QmpClientTests
     }
 
     [Test]
+    public async Task WaitUntilAnswers_GreetingSlowerThanTheCommandTimeout_WaitsOnTheSameConnection()
+    {
+        var accepted = 0;
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(_socket));
+        listener.Listen(8);
+        using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        var server = Task.Run(async () =>
+        {
+            using (listener)
+            {
+                while (true)
+                {
+                    var conn = await listener.AcceptAsync(stop.Token);
+                    if (Interlocked.Increment(ref accepted) > 1)
+                    {
+                        conn.Dispose();
+                        continue;
+                    }
+
+                    _ = Task.Run(async () =>
+                    {
+                        using (conn)
+                        using (var stream = new NetworkStream(conn, ownsSocket: false))
+                        using (var reader = new StreamReader(stream))
+                        {
+                            await Task.Delay(800, stop.Token); // a busy QEMU's main loop: the greeting comes late
+                            await stream.WriteAsync(Encoding.UTF8.GetBytes(Greeting + "\r\n"), stop.Token);
+                            while (await reader.ReadLineAsync(stop.Token) is { } line)
+                            {
+                                var reply = line.Contains("query-status", StringComparison.Ordinal)
+                                    ? """{"return": {"status": "running", "singlestep": false, "running": true}}"""
+                                    : """{"return": {}}""";
+                                await stream.WriteAsync(Encoding.UTF8.GetBytes(reply + "\r\n"), stop.Token);
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        var control = new QmpControl(TimeProvider.System, TimeSpan.FromMilliseconds(200));
+
+        var status = await control.WaitUntilAnswersAsync(_socket, Environment.ProcessId, "qemu", Path.Combine(_dir, "qemu.log"), TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        status.Should().Be("running");
+        Volatile.Read(ref accepted).Should().Be(1, "the first connection waits for the greeting; giving up and connecting again would leave QEMU a dead client to greet first");
+        await stop.CancelAsync();
+        await server.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    [Test]
     public async Task WaitUntilAnswers_ProcessGone_FailsWithItsOutput()
     {
         var log = Path.Combine(_dir, "qemu.log");

@@ -45,7 +45,8 @@ public static class DensityBenchmark
         var state = ctx.NewStateDirectory("density");
         // Density measures how many TCG guests the daemon runs at once, so admission must not cap the vCPUs (the
         // default overcommit of 16 admits 32 one-vCPU VMs on a 2-CPU machine); memory admission stays as configured.
-        await using var daemon = ctx.StartDaemon(state, "--cpu-overcommit-ratio", "1000");
+        string[] workers = ctx.Options.DensityWorkers is { } w ? ["--reconcile-workers", w.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+        await using var daemon = ctx.StartDaemon(state, ["--cpu-overcommit-ratio", "1000", .. workers]);
         await daemon.WaitReadyAsync(TimeSpan.FromMinutes(2));
         using var client = HypercoreClient.Connect(daemon.GrpcAddress);
         var timeout = TimeSpan.FromSeconds(Math.Max(120, n * 3));

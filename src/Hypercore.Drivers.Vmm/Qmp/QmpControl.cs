@@ -66,7 +66,8 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
     /// the listen backlog for the greeting. A retry backoff (the connector's 100 ms → 1 s) added up to its last delay
     /// to every start (issue 15, density: bench/NOTES.md).
     /// </summary>
-    public async Task WaitUntilAnswersAsync(string socket, int pid, string label, string outputLog, TimeSpan timeout, CancellationToken ct)
+    /// <returns>The query-status "status" of that first answer.</returns>
+    public async Task<string> WaitUntilAnswersAsync(string socket, int pid, string label, string outputLog, TimeSpan timeout, CancellationToken ct)
     {
         var deadline = time.GetUtcNow() + timeout;
         while (true)
@@ -81,9 +82,11 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
             {
                 try
                 {
-                    await using var qmp = await QmpClient.ConnectAsync(socket, time, commandTimeout, ct);
-                    await qmp.QueryStatusAsync(ct);
-                    return;
+                    // The greeting may take the whole start: a connect given up and made again would leave QEMU a
+                    // dead client to accept, greet and drop first (100 TCG starts at once: greetings after 15 s and more).
+                    var left = deadline - time.GetUtcNow();
+                    await using var qmp = await QmpClient.ConnectAsync(socket, time, left > commandTimeout ? left : commandTimeout, ct);
+                    return await qmp.QueryStatusAsync(ct);
                 }
                 catch (SocketException ex)
                 {
