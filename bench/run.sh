@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks: builds Release (the daemon published ReadyToRun, as deployed), runs bench/Hypercore.Benchmarks,
+# Benchmarks: builds Release (the daemon published as deployed: Native AOT, else ReadyToRun), runs bench/Hypercore.Benchmarks,
 # prints a table and rewrites docs/benchmarks.md (not with --smoke or --no-docs).
 #
 # Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart,snapshot,watch,pipeline] [other runner flags]
@@ -58,7 +58,7 @@ if [[ ! -s "$image/vmlinuz" || ! -s "$image/initrd.img" ]]; then
     fi
 fi
 
-echo "bench: publishing vistarad (Release, ReadyToRun), vis (Native AOT and JIT) and the runner (ReadyToRun)" >&2
+echo "bench: publishing vistarad (Native AOT, else ReadyToRun), vis (Native AOT and JIT) and the runner (ReadyToRun)" >&2
 bash scripts/publish-vistarad.sh "$scratch/daemon" >/dev/null
 # vis as it ships (Native AOT: scripts/publish-vis.sh) and its JIT build as the baseline of the vis rows.
 vis=$(bash scripts/publish-vis.sh "$scratch/vis")

@@ -11,7 +11,7 @@ http=${HYPERCORE_HTTP:-localhost:9091}
 
 bash scripts/setup.sh
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-vistarad=$(bash scripts/publish-vistarad.sh "$root/artifacts/vistarad")   # ReadyToRun
+vistarad=$(bash scripts/publish-vistarad.sh "$root/artifacts/vistarad")   # Native AOT, else ReadyToRun
 vis=$(bash scripts/publish-vis.sh "$root/artifacts/vis")   # Native AOT (JIT if the toolchain is missing)
 
 mkdir -p "$state"

@@ -130,6 +130,7 @@ public static partial class DaemonHost
             LogSecurity(app, log, options, endpoints);
             await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}" + (endpoints.Socket is { } socket ? $" socket=unix://{socket}" : ""));
             await stdout.FlushAsync(CancellationToken.None);
+            LogStartCost(log);
 
             using var registration = stop.Register(() => app.Lifetime.StopApplication());
             await app.WaitForShutdownAsync(CancellationToken.None);
