@@ -1,7 +1,7 @@
-using Google.Protobuf.WellKnownTypes;
 using Hypercore.Api.Errors;
 using Hypercore.Api.Flintlock;
 using Hypercore.Api.HealthChecks;
+using Hypercore.Api.HttpJson;
 using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;
 using Hypercore.Api.Node;
@@ -20,7 +20,7 @@ public static class HypercoreApiExtensions
 {
     /// <summary>
     /// Adds the node API: gRPC services vm.services.api.VMService, flintlock's microvm.services.api.v1alpha1.MicroVM
-    /// and vistara.Vistara with HTTP/JSON transcoding,
+    /// and vistara.Vistara, their HTTP/JSON routes (the AOT-safe <see cref="HttpJsonGateway"/>, mapped by <see cref="MapHypercoreApi"/>),
     /// gRPC reflection and the standard gRPC health service (healthy while the store answers).
     /// The handlers call the application layer (<see cref="MicroVmOperations"/>, configured with
     /// <see cref="MicroVmOperationsServiceCollectionExtensions.AddMicroVmOperations"/>) and follow the shared informer;
@@ -46,10 +46,6 @@ public static class HypercoreApiExtensions
         {
             o.Interceptors.Add<StoreExceptionInterceptor>();
             o.EnableDetailedErrors = false;
-        }).AddJsonTranscoding(o =>
-        {
-            // CreateMicroVMRequest.metadata holds Any values; JSON names their type in "@type".
-            o.TypeRegistry = Google.Protobuf.Reflection.TypeRegistry.FromMessages(StringValue.Descriptor, BytesValue.Descriptor);
         });
         services.AddGrpcReflection();
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
@@ -57,20 +53,25 @@ public static class HypercoreApiExtensions
     }
 
     /// <summary>
-    /// Maps the three services, reflection (unless <paramref name="reflection"/> is false) and health. gRPC needs an HTTP/2
-    /// endpoint; the JSON routes an HTTP/1.1 one.
+    /// Maps the services with their HTTP/JSON routes (the google.api.http options in protos/), reflection (unless
+    /// <paramref name="reflection"/> is false) and health. gRPC needs an HTTP/2 endpoint; the JSON routes an HTTP/1.1 one.
     /// </summary>
     public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints, bool reflection = true)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
+        endpoints.MapHttpJson<VmServiceImpl>(Contracts.VmApi.VMService.Descriptor, static (b, s) => Contracts.VmApi.VMService.BindService(b, s));
         endpoints.MapGrpcService<VistaraServiceImpl>();
         endpoints.MapGrpcService<FlintlockMicroVmService>();
+        endpoints.MapHttpJson<FlintlockMicroVmService>(Contracts.Flintlock.MicroVM.Descriptor, static (b, s) => Contracts.Flintlock.MicroVM.BindService(b, s));
         if (OperatingSystem.IsLinux())
         {
             endpoints.MapGrpcService<Images.ImageServiceImpl>(); // images (issue 11)
+            endpoints.MapHttpJson<Images.ImageServiceImpl>(Contracts.VmApi.ImageService.Descriptor, static (b, s) => Contracts.VmApi.ImageService.BindService(b, s));
         }
         endpoints.MapGrpcService<NodeServiceImpl>(); // Kubernetes issue 13: node capacity (vis node)
+        endpoints.MapHttpJson<NodeServiceImpl>(Contracts.VmApi.NodeService.Descriptor, static (b, s) => Contracts.VmApi.NodeService.BindService(b, s));
         endpoints.MapGrpcService<Snapshots.SnapshotServiceImpl>(); // snapshots
+        endpoints.MapHttpJson<Snapshots.SnapshotServiceImpl>(Contracts.VmApi.SnapshotService.Descriptor, static (b, s) => Contracts.VmApi.SnapshotService.BindService(b, s));
         if (reflection)
         {
             endpoints.MapGrpcReflectionService();
