@@ -192,7 +192,7 @@ internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.Dy
         return list;
     }
 
-    [LoggerMessage(1465, LogLevel.Error, "HTTP/JSON call {Method} failed")]
+    [LoggerMessage(2120, LogLevel.Error, "HTTP/JSON call {Method} failed")]
     private static partial void LogHandlerFailed(ILogger logger, string method, Exception exception);
 
     /// <summary>Each message of a server stream is one line of JSON, flushed as it is written.</summary>
