@@ -22,6 +22,12 @@ public static class TelemetryServiceCollectionExtensions
     public static readonly IReadOnlyList<string> ExtraMeters =
         ["Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime"];
 
+    /// <summary>
+    /// Distinct tag sets kept per metric stream: above what a node produces (the busiest stream, HTTP server duration,
+    /// has one per route, method and status: ~100 for the API), a quarter of the SDK default's up-front allocation.
+    /// </summary>
+    public const int MetricPointsPerStream = 500;
+
     /// <summary>Bucket bounds for Hypercore's duration histograms: 0.5 ms (a store commit) to 2 min (a slow TCG boot).</summary>
     public static readonly double[] SecondsBuckets =
         [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -73,11 +79,16 @@ public static class TelemetryServiceCollectionExtensions
             {
                 metrics.AddMeter(HypercoreTelemetry.Name).AddMeter([.. ExtraMeters]);
 
-                // The SDK's default buckets (0..10000) suit milliseconds; these histograms are in seconds.
+                // The SDK's default buckets (0..10000) suit milliseconds; these histograms are in seconds. Every stream
+                // also gets a smaller cardinality limit than the SDK's 2,000: the SDK allocates that many metric points
+                // for each of the ~40 instruments (Kestrel, ASP.NET Core, runtime, ours) when the meter provider is
+                // built, which was a tenth of the daemon's start CPU (plus the GCs it caused) and most of its idle
+                // managed heap (bench/NOTES.md, issue 15 aotdaemon). Tag sets beyond the limit are still counted, under
+                // otel.metric.overflow=true.
                 metrics.AddView(
                     instrument => instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Unit == "s"
-                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets }
-                        : null);
+                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets, CardinalityLimit = MetricPointsPerStream }
+                        : new MetricStreamConfiguration { CardinalityLimit = MetricPointsPerStream });
                 if (options.Prometheus)
                 {
                     metrics.AddPrometheusExporter();
