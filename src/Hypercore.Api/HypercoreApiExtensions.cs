@@ -47,7 +47,7 @@ public static class HypercoreApiExtensions
             o.Interceptors.Add<StoreExceptionInterceptor>();
             o.EnableDetailedErrors = false;
         });
-        services.AddGrpcReflection();
+        Reflection.ReflectedServices.Register(services);
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
         return services;
     }
@@ -72,12 +72,27 @@ public static class HypercoreApiExtensions
         endpoints.MapHttpJson<NodeServiceImpl>(Contracts.VmApi.NodeService.Descriptor, static (b, s) => Contracts.VmApi.NodeService.BindService(b, s));
         endpoints.MapGrpcService<Snapshots.SnapshotServiceImpl>(); // snapshots
         endpoints.MapHttpJson<Snapshots.SnapshotServiceImpl>(Contracts.VmApi.SnapshotService.Descriptor, static (b, s) => Contracts.VmApi.SnapshotService.BindService(b, s));
+        endpoints.MapGrpcHealthChecksService();
         if (reflection)
         {
-            endpoints.MapGrpcReflectionService();
+            var reflected = endpoints.ServiceProvider.GetRequiredService<Reflection.ReflectedServices>();
+            reflected.Add(Contracts.VmApi.VMService.Descriptor);
+            reflected.Add(Contracts.Vistara.Vistara.Descriptor);
+            reflected.Add(Contracts.Flintlock.MicroVM.Descriptor);
+            if (OperatingSystem.IsLinux())
+            {
+                reflected.Add(Contracts.VmApi.ImageService.Descriptor);
+            }
+
+            reflected.Add(Contracts.VmApi.NodeService.Descriptor);
+            reflected.Add(Contracts.VmApi.SnapshotService.Descriptor);
+            reflected.Add(Grpc.Health.V1.Health.Descriptor);
+            reflected.Add(Grpc.Reflection.V1Alpha.ServerReflection.Descriptor);
+            reflected.Add(Grpc.Reflection.V1.ServerReflection.Descriptor);
+            endpoints.MapGrpcService<Grpc.Reflection.ReflectionServiceImpl>();
+            endpoints.MapGrpcService<Grpc.Reflection.ReflectionV1ServiceImpl>();
         }
 
-        endpoints.MapGrpcHealthChecksService();
         return endpoints;
     }
 }

@@ -2,6 +2,8 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using Grpc.Reflection.V1Alpha;
 using Hypercore.Store;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Api.Tests.Hosting;
 
@@ -32,6 +34,38 @@ public sealed class ReflectionAndHealthTests
 
         services.Should().Contain(["vm.services.api.VMService", "vistara.Vistara", "vm.services.api.NodeService", "grpc.health.v1.Health"]);
         descriptor.FileDescriptorProto.Should().NotBeEmpty("a reflection client can fetch the schema");
+    }
+
+    [Test]
+    public async Task Reflection_V1AndV1Alpha_ListEveryMappedGrpcService()
+    {
+        // The reflected list is given statically (Api/Reflection): a service mapped without its descriptor would be
+        // invisible to grpcurl. Compare with what is actually routed.
+        var mapped = _server.Services.GetRequiredService<EndpointDataSource>().Endpoints
+            .Select(e => e.Metadata.GetMetadata<Grpc.AspNetCore.Server.GrpcMethodMetadata>())
+            .Where(m => m is not null)
+            .Select(m => m!.Method.ServiceName)
+            .Distinct()
+            .ToList();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var alpha = new ServerReflection.ServerReflectionClient(_server.Channel);
+        using var alphaCall = alpha.ServerReflectionInfo(cancellationToken: cts.Token);
+        await alphaCall.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        (await alphaCall.ResponseStream.MoveNext(cts.Token)).Should().BeTrue();
+        var alphaList = alphaCall.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+        await alphaCall.RequestStream.CompleteAsync();
+
+        var v1 = new Grpc.Reflection.V1.ServerReflection.ServerReflectionClient(_server.Channel);
+        using var v1Call = v1.ServerReflectionInfo(cancellationToken: cts.Token);
+        await v1Call.RequestStream.WriteAsync(new Grpc.Reflection.V1.ServerReflectionRequest { ListServices = "" });
+        (await v1Call.ResponseStream.MoveNext(cts.Token)).Should().BeTrue();
+        var v1List = v1Call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).ToList();
+        await v1Call.RequestStream.CompleteAsync();
+
+        mapped.Should().Contain(["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "vm.services.api.VMService"]);
+        alphaList.Should().BeEquivalentTo(mapped);
+        v1List.Should().BeEquivalentTo(mapped);
     }
 
     [Test]
