@@ -70,6 +70,33 @@ public sealed partial class QemuSnapshotTests
     }
 
     [Test]
+    public async Task Snapshot_SourceWithMetadata_RestoredVmWithoutMetadataLoadsTheSameDeviceSet()
+    {
+        // The source's user-data gives it a NoCloud seed disk; the saved state names that device, so the restored VM
+        // (whose own spec has no metadata) must get one too or QEMU refuses the state ("Unknown savevm section").
+        var driver = _bed.Driver();
+        var source = CountingVm("seeded", s => s with
+        {
+            Metadata = new Dictionary<string, string> { ["user-data"] = "#!/bin/sh\necho SEEDED-USER-DATA\n" },
+        });
+        await driver.StartAsync(source);
+        await WaitForCountAsync(source, 2);
+        _bed.Console(source).Should().Contain("SEEDED-USER-DATA");
+        var manifest = await TakeAsync(driver, source, "seeded");
+        var countAtSnapshot = LastCount(_bed.Console(source));
+
+        var restored = CountingVm("unseeded");
+        var context = RestoreContext(restored, manifest);
+        context.Vm.Spec.Metadata.Should().ContainKey("user-data", "the restored view takes the snapshot's metadata");
+        var info = await driver.StartAsync(context);
+        await _bed.WaitUntilAsync(() => Counts(_bed.Console(restored)).Count >= 2, "two count lines from the restored guest");
+
+        info.State.Should().Be(LiveState.Running);
+        Counts(_bed.Console(restored))[0].Should().BeLessThanOrEqualTo(countAtSnapshot + 1, "the guest goes on from the snapshot");
+        _bed.Console(restored).Should().NotContain("Linux version", "a restored guest does not boot");
+    }
+
+    [Test]
     public async Task Snapshot_QemuRunningAsNobody_SavesAndRestoresThroughSocketsItCanUse()
     {
         // QEMU as nobody must connect to the daemon's snapshot socket, and the daemon to QEMU's restore socket.

@@ -47,7 +47,7 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
 
     /// <summary>
     /// The VM as the driver starts it: its own identity, labels, metadata and policies, with the snapshot's hardware
-    /// (kernel, initrd, vcpus, memory, volumes, interfaces), because the saved state only loads into the same device set.
+    /// (kernel, initrd, vcpus, memory, volumes, interfaces, metadata), because the saved state only loads into the same device set.
     /// </summary>
     public static MicroVm RestoredView(MicroVm vm, SnapshotManifest manifest)
     {
@@ -63,6 +63,9 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
                 RootVolume = source.RootVolume,
                 AdditionalVolumes = source.AdditionalVolumes,
                 Interfaces = source.Interfaces,
+                // The metadata decides whether the VM gets a NoCloud seed disk (QEMU, Cloud Hypervisor), a device of
+                // its own: a snapshot of a VM that had one only loads into a VM that has one too, and vice versa.
+                Metadata = source.Metadata,
             },
         };
     }
