@@ -41,7 +41,7 @@ public static partial class DaemonHost
         static double Mb(long bytes) => bytes / 1048576.0;
     }
 
-    [LoggerMessage(1465, LogLevel.Information,
+    [LoggerMessage(9020, LogLevel.Information,
         "start cost: {CpuMs:0} ms CPU; managed heap {HeapMb:0.0} MB, GC committed {CommittedMb:0.0} MB ({FragmentedMb:0.0} MB free in it), {Gen0} gen0 GCs, {Cpus} CPUs; {Threads} threads; RSS {RssMb:0.0} MB ({AnonMb:0.0} MB anonymous); server GC {ServerGc}")]
     private static partial void LogStarted(ILogger log, double cpuMs, double heapMb, double committedMb, double fragmentedMb, int gen0, int cpus, int threads, double rssMb, double anonMb, bool serverGc);
 }
