@@ -42,7 +42,7 @@ public sealed partial class SnapshotRestoreStep(SnapshotStore store, DriverRegis
         context.Vm = RestoredView(vm, manifest);
         context.Items[SnapshotRestore.ItemKey] = new SnapshotRestore(store.PathOf(name), manifest);
         LogRestoring(vm.Key.ToString(), name, manifest.SourceId);
-        return StartStepResult.Proceed(s => s with { RestoredFrom = name }); // in the Provisioning write of this start
+        return StartStepResult.Proceed(s => s with { RestoredFrom = name }); // in the Running write of this start (claim + Provisioning are one write before the steps)
     }
 
     /// <summary>
