@@ -281,7 +281,11 @@ public sealed partial class SqliteMicroVmStore
         return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(specJson, _selectedRow.StatusJson));
     }
 
-    private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion)
+    /// <summary>
+    /// Replaces the status; with <paramref name="claimNode"/> also claims the VM for that node in the same UPDATE, so in
+    /// one commit: durable together or not at all.
+    /// </summary>
+    private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion, string? claimNode = null)
     {
         var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
         if (current.ResourceVersion != expectedResourceVersion)
@@ -290,13 +294,18 @@ public sealed partial class SqliteMicroVmStore
         }
 
         var rv = NextResourceVersion();
-        var command = _commands.UpdateStatus;
+        var command = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
         command.Parameters["$ns"].Value = key.Namespace;
         command.Parameters["$id"].Value = key.Id;
         command.Parameters["$status"].Value = statusJson;
         command.Parameters["$rv"].Value = rv;
+        if (claimNode is not null)
+        {
+            command.Parameters["$node"].Value = claimNode;
+        }
+
         command.ExecuteNonQuery();
-        var updated = current with { Status = status, ResourceVersion = FormatVersion(rv) };
+        var updated = current with { Status = status, Claimed = current.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
         return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(_selectedRow.SpecJson, statusJson));
     }
 
@@ -330,27 +339,6 @@ public sealed partial class SqliteMicroVmStore
         update.ExecuteNonQuery();
         var claimed = SelectForWrite(key)!;
         return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed), _selectedRow);
-    }
-
-    /// <summary>The claim and the status in one UPDATE, so in one commit: durable together or not at all.</summary>
-    private WriteOutcome ApplyClaimWithStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion, string node)
-    {
-        var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
-        if (current.ResourceVersion != expectedResourceVersion)
-        {
-            throw new ConflictException(key);
-        }
-
-        var rv = NextResourceVersion();
-        var command = _commands.ClaimWithStatus;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        command.Parameters["$node"].Value = node;
-        command.Parameters["$status"].Value = statusJson;
-        command.Parameters["$rv"].Value = rv;
-        command.ExecuteNonQuery();
-        var updated = current with { Status = status, Claimed = true, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(_selectedRow.SpecJson, statusJson));
     }
 
     private WriteOutcome ApplyMarkForDeletion(VmKey key, DateTimeOffset now)

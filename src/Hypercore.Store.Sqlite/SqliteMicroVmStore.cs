@@ -229,7 +229,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(status);
         ArgumentNullException.ThrowIfNull(expectedResourceVersion);
         var statusJson = JsonSerializer.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
-        return (await EnqueueAsync(() => ApplyClaimWithStatus(key, status, statusJson, expectedResourceVersion, _options.NodeName), cancellationToken))!;
+        return (await EnqueueAsync(() => ApplyUpdateStatus(key, status, statusJson, expectedResourceVersion, claimNode: _options.NodeName), cancellationToken))!;
     }
 
     public async Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
