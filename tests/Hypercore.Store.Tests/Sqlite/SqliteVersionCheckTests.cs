@@ -8,63 +8,46 @@ namespace Hypercore.Store.Tests.Sqlite;
 
 /// <summary>Issue 15: the reconciler's version check, which lets it use the informer's parsed copy only when current.</summary>
 [TestFixture]
-public sealed class SqliteVersionCheckTests
+public sealed class SqliteVersionCheckTests : OpenStoreTest
 {
-    private TempDatabase _database = null!;
-    private SqliteMicroVmStore _store = null!;
-
-    [SetUp]
-    public void SetUp()
-    {
-        _database = new TempDatabase();
-        _store = _database.Open();
-    }
-
-    [TearDown]
-    public async Task TearDownAsync()
-    {
-        await _store.DisposeAsync();
-        _database.Dispose();
-    }
-
     private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
 
     [Test]
     public async Task IsCurrent_StoredVersion_True_AnyOtherVersion_False()
     {
-        var vm = await _store.CreateAsync(Spec("a"));
+        var vm = await Store.CreateAsync(Spec("a"));
 
-        (await _store.IsCurrentAsync(vm.Key, vm.ResourceVersion)).Should().BeTrue();
-        (await _store.IsCurrentAsync(vm.Key, "0")).Should().BeFalse();
-        (await _store.IsCurrentAsync(vm.Key, "not-a-number")).Should().BeFalse();
+        (await Store.IsCurrentAsync(vm.Key, vm.ResourceVersion)).Should().BeTrue();
+        (await Store.IsCurrentAsync(vm.Key, "0")).Should().BeFalse();
+        (await Store.IsCurrentAsync(vm.Key, "not-a-number")).Should().BeFalse();
     }
 
     [Test]
     public async Task IsCurrent_AfterStatusSpecOrClaimWrite_OldVersionIsNotCurrent()
     {
-        var v1 = await _store.CreateAsync(Spec("a"));
-        var v2 = await _store.UpdateStatusAsync(v1.Key, v1.Status with { Phase = Phase.Running }, v1.ResourceVersion);
-        (await _store.IsCurrentAsync(v1.Key, v1.ResourceVersion)).Should().BeFalse();
+        var v1 = await Store.CreateAsync(Spec("a"));
+        var v2 = await Store.UpdateStatusAsync(v1.Key, v1.Status with { Phase = Phase.Running }, v1.ResourceVersion);
+        (await Store.IsCurrentAsync(v1.Key, v1.ResourceVersion)).Should().BeFalse();
 
-        var v3 = await _store.UpdateSpecAsync(v2.Key, v2.Spec with { Vcpu = 2 }, v2.ResourceVersion);
-        (await _store.IsCurrentAsync(v2.Key, v2.ResourceVersion)).Should().BeFalse();
+        var v3 = await Store.UpdateSpecAsync(v2.Key, v2.Spec with { Vcpu = 2 }, v2.ResourceVersion);
+        (await Store.IsCurrentAsync(v2.Key, v2.ResourceVersion)).Should().BeFalse();
 
-        var v4 = await _store.ClaimAsync(v3.Key);
-        (await _store.IsCurrentAsync(v3.Key, v3.ResourceVersion)).Should().BeFalse();
-        (await _store.IsCurrentAsync(v4.Key, v4.ResourceVersion)).Should().BeTrue();
+        var v4 = await Store.ClaimAsync(v3.Key);
+        (await Store.IsCurrentAsync(v3.Key, v3.ResourceVersion)).Should().BeFalse();
+        (await Store.IsCurrentAsync(v4.Key, v4.ResourceVersion)).Should().BeTrue();
     }
 
     [Test]
     public async Task IsCurrent_DeletedOrRecreatedRecord_False()
     {
-        var old = await _store.CreateAsync(Spec("a"));
-        await _store.RemoveAsync(old.Key);
-        (await _store.IsCurrentAsync(old.Key, old.ResourceVersion)).Should().BeFalse();
+        var old = await Store.CreateAsync(Spec("a"));
+        await Store.RemoveAsync(old.Key);
+        (await Store.IsCurrentAsync(old.Key, old.ResourceVersion)).Should().BeFalse();
 
-        var fresh = await _store.CreateAsync(Spec("a"));
-        (await _store.IsCurrentAsync(old.Key, old.ResourceVersion)).Should().BeFalse("a new record under the same key has a new version");
-        (await _store.IsCurrentAsync(fresh.Key, fresh.ResourceVersion)).Should().BeTrue();
-        (await _store.IsCurrentAsync(new VmKey("default", "missing"), "1")).Should().BeFalse();
+        var fresh = await Store.CreateAsync(Spec("a"));
+        (await Store.IsCurrentAsync(old.Key, old.ResourceVersion)).Should().BeFalse("a new record under the same key has a new version");
+        (await Store.IsCurrentAsync(fresh.Key, fresh.ResourceVersion)).Should().BeTrue();
+        (await Store.IsCurrentAsync(new VmKey("default", "missing"), "1")).Should().BeFalse();
     }
 
     [Test]
