@@ -116,8 +116,9 @@ public sealed partial class DaemonOnKubernetesEndToEndTests
 
         await UntilAsync(() => Cluster.Server.Get("", "pods", Namespace, PlacementController.PodName("mover")) is not null,
             "the Lease holder to move the MicroVM off node-1 and make it a reservation pod", one);
-        await UntilAsync(() => !IsAlive(firstPid), "node-1's daemon to stop its copy of the MicroVM that moved away", one);
-        Directory.Exists(firstDir).Should().BeFalse("node-1 removed what it had for it");
+        // The folder goes after QEMU has exited (the driver removes it once the process is gone), so wait for both.
+        await UntilAsync(() => !IsAlive(firstPid) && !Directory.Exists(firstDir),
+            "node-1's daemon to stop its copy of the MicroVM that moved away and remove what it had for it", one);
         using (var http = new HttpClient { BaseAddress = Cluster.Server.BaseAddress })
         {
             var binding = """{"apiVersion":"v1","kind":"Binding","metadata":{"name":"mvm-mover"},"target":{"apiVersion":"v1","kind":"Node","name":"node-2"}}""";
