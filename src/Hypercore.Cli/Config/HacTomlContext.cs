@@ -1,5 +1,6 @@
 using Tomlyn;
 using Tomlyn.Model;
+using Tomlyn.Parsing;
 using Tomlyn.Serialization;
 
 namespace Hypercore.Cli.Config;
@@ -26,8 +27,13 @@ internal sealed partial class HacTomlContext : TomlSerializerContext
     {
         try
         {
-            return TomlSerializer.Deserialize(toml, new HacTomlContext(new TomlSerializerOptions { SourceName = sourceName }).TomlTable)
+            // The table converter keeps the last of a key defined twice (or a table opened twice), which TOML forbids
+            // and which hides a typo or a merge slip. After the parse (whose error messages stay as they were), the
+            // syntax parser's validation refuses it, naming both lines.
+            var table = TomlSerializer.Deserialize(toml, new HacTomlContext(new TomlSerializerOptions { SourceName = sourceName }).TomlTable)
                 ?? new TomlTable();
+            _ = SyntaxParser.ParseStrict(toml, sourceName, validate: true);
+            return table;
         }
         catch (TomlException ex) when (ex.InnerException is TomlException)
         {

@@ -1,5 +1,6 @@
 using Tomlyn;
 using Tomlyn.Model;
+using Tomlyn.Parsing;
 using Tomlyn.Serialization;
 
 namespace Hypercore.Daemon.Configuration;
@@ -20,7 +21,12 @@ internal sealed partial class DaemonTomlContext : TomlSerializerContext
     {
         try
         {
-            return TomlSerializer.Deserialize(toml, Default.TomlTable) ?? new TomlTable();
+            // The table converter keeps the last of a key defined twice, which TOML forbids and which hides a typo or
+            // a merge slip in a settings file. After the parse (whose error messages stay as they were), the syntax
+            // parser's validation refuses it, naming both lines.
+            var table = TomlSerializer.Deserialize(toml, Default.TomlTable) ?? new TomlTable();
+            _ = SyntaxParser.ParseStrict(toml, sourceName: null, validate: true);
+            return table;
         }
         catch (TomlException ex) when (ex.InnerException is TomlException)
         {

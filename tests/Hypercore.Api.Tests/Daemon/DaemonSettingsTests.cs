@@ -69,6 +69,8 @@ public sealed class DaemonSettingsTests
     [TestCase("[qemu]\naccel = \"tcg\"", "unknown key \"qemu\"")]
     [TestCase("state-dir = [\"/a\"]", "\"state-dir\" must be a string")]
     [TestCase("state-dir = ", "not valid TOML")]
+    [TestCase("state-dir = \"/a\"\nstate-dir = \"/b\"", "not valid TOML")] // TOML forbids it; last-wins would hide a slip
+    [TestCase("state-dir = \"/a\"\nstate-dir = \"/b\"", "already defined")]
     public void Toml_Problems_NameTheKey(string toml, string expected)
     {
         var act = () => TomlSettingsFile.Parse(toml, "test.toml");

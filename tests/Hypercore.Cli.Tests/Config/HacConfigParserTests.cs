@@ -78,6 +78,8 @@ public sealed class HacConfigParserTests
     [TestCase("restart_policy = \"Sometimes\"\n", "restart_policy must be one of Always, OnFailure, Never")]
     [TestCase("[metadata]\nlist = [1, 2]\n", "metadata.list must be a string, number or boolean, got an array")]
     [TestCase("name = \"unterminated\n", "invalid TOML")]
+    [TestCase("name = \"app1\"\nname = \"app2\"\n", "invalid TOML")] // TOML forbids defining a key twice; last-wins would hide a typo
+    [TestCase("[kernel]\ninitrd = \"a\"\n[kernel]\ninitrd = \"b\"\n", "invalid TOML")]
     public void Parse_BadFile_ThrowsUsageNamingTheProblem(string toml, string expected)
     {
         var parse = () => HacConfigParser.Parse(toml, "hac.toml");

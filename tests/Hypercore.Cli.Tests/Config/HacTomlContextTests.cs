@@ -23,8 +23,6 @@ public sealed class HacTomlContextTests
         yield return "when = 1979-05-27T07:32:00Z\nlocal = 1979-05-27T07:32:00\nday = 1979-05-27\ntime = 07:32:00\n";
         yield return "multi = \"\"\"\nline one\nline two\"\"\"\nraw = '''\nC:\\path'''\nesc = \"tab\\there \\u00e9\"\n";
         yield return "inf = inf\nnan = nan\nbig = 9223372036854775807\n";
-        // Accepted by both paths (last one wins), though TOML forbids it: kept equal, not tightened here.
-        yield return "name = \"a\"\nname = \"b\"\n";
     }
 
     private static IEnumerable<string> BadDocuments()
@@ -47,6 +45,15 @@ public sealed class HacTomlContextTests
     public void Deserialize_WithContext_GivesTheSameModelAsReflection(string toml)
     {
         Dump(WithContext(toml, "hac.toml")).Should().Be(Dump(WithReflection(toml, "hac.toml")));
+    }
+
+    [TestCase("name = \"a\"\nname = \"b\"\n", "hac.toml(2,1)", "`name`")]
+    [TestCase("[kernel]\ninitrd = \"a\"\n[kernel]\ninitrd = \"b\"\n", "hac.toml(3,", "kernel")]
+    public void Parse_KeyOrTableDefinedTwice_IsRefusedNamingTheLine(string toml, string where, string what)
+    {
+        // The reflection path keeps the last one; TOML forbids a second definition and it hides a typo, so the context refuses it.
+        FluentActions.Invoking(() => WithContext(toml, "hac.toml")).Should().Throw<TomlException>()
+            .Which.Message.Should().Contain(where).And.Contain(what).And.Contain("already defined");
     }
 
     [TestCaseSource(nameof(BadDocuments))]
