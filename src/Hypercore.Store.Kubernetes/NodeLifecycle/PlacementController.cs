@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Hypercore.Store.Kubernetes.Client;
+using Hypercore.Store.Kubernetes.Snapshots;
 using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Store.Kubernetes.NodeLifecycle;
@@ -17,6 +18,8 @@ public sealed partial class PlacementController
 {
     public const string ConditionScheduled = "Scheduled";
     public const string MicroVmLabel = MicroVmResource.Group + "/microvm";
+    public const string ReasonSnapshotNotFound = "SnapshotNotFound";
+    public const string ReasonSnapshotNotReady = "SnapshotNotReady";
 
     private readonly KubernetesApiClient _client;
     private readonly PlacementOptions _options;
@@ -95,7 +98,19 @@ public sealed partial class PlacementController
 
         if (pod is null)
         {
-            await _client.CoreV1.CreateNamespacedPodAsync(ReservationPod(vm, ns, name), ns, cancellationToken: ct);
+            string? snapshotNode = null;
+            if ((string?)vm["spec"]?["restoreFrom"] is { Length: > 0 } snapshot)
+            {
+                // A snapshot's files are on the node that took it: the VM can start from it there only.
+                (snapshotNode, var waitReason, var waitMessage) = await SnapshotNodeAsync(ns, snapshot, ct);
+                if (snapshotNode is null)
+                {
+                    await SetScheduledAsync(vm, ns, name, "False", waitReason!, waitMessage!, ct);
+                    return;
+                }
+            }
+
+            await _client.CoreV1.CreateNamespacedPodAsync(ReservationPod(vm, ns, name, snapshotNode), ns, cancellationToken: ct);
             LogReservationCreated(ns, name);
             return;
         }
@@ -115,7 +130,44 @@ public sealed partial class PlacementController
         }
     }
 
-    private JsonObject ReservationPod(JsonObject vm, string ns, string name)
+    /// <summary>
+    /// The node holding the MicroVMSnapshot's files once it is Ready; else why the MicroVM waits (placed anywhere else it
+    /// would only fail with SnapshotNotFound). A name that is not a MicroVMSnapshot may be a snapshot taken with `vis` on
+    /// some node, which only the user knows: the message says to name that node.
+    /// </summary>
+    private async Task<(string? Node, string? Reason, string? Message)> SnapshotNodeAsync(string ns, string snapshot, CancellationToken ct)
+    {
+        JsonObject? snap;
+        try
+        {
+            snap = await _client.CustomObjects.GetNamespacedCustomObjectAsync(
+                MicroVmResource.Group, MicroVmResource.Version, ns, MicroVmSnapshotResource.Plural, snapshot, ct) as JsonObject;
+        }
+        catch (KubernetesApiException ex) when (ex.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            snap = null;
+        }
+
+        if (snap is null)
+        {
+            return (null, ReasonSnapshotNotFound,
+                $"spec.restoreFrom: no MicroVMSnapshot \"{snapshot}\" in namespace \"{ns}\", so no node is known to hold its files; " +
+                "create the MicroVMSnapshot, or for a snapshot taken with `vis snapshot create` set spec.nodeName to the node that took it");
+        }
+
+        var phase = (string?)snap["status"]?["phase"];
+        var node = (string?)snap["status"]?["node"];
+        if (phase == MicroVmSnapshotResource.PhaseReady && node is { Length: > 0 })
+        {
+            return (node, null, null);
+        }
+
+        return (null, ReasonSnapshotNotReady,
+            $"spec.restoreFrom: MicroVMSnapshot \"{snapshot}\" is {(phase is { Length: > 0 } ? phase : "Pending")}, not Ready; " +
+            "placed once it is Ready, on the node that holds its files (`kubectl get mvmsnap` says why)");
+    }
+
+    private JsonObject ReservationPod(JsonObject vm, string ns, string name, string? snapshotNode)
     {
         var spec = vm["spec"] as JsonObject ?? new JsonObject();
         var placement = spec["placement"] as JsonObject;
@@ -162,6 +214,11 @@ public sealed partial class PlacementController
             podSpec["affinity"] = affinity.DeepClone();
         }
 
+        if (snapshotNode is not null)
+        {
+            podSpec["affinity"] = PinnedToNode(podSpec["affinity"] as JsonObject ?? new JsonObject(), snapshotNode);
+        }
+
         if ((string?)placement?["priorityClassName"] is { } priorityClass)
         {
             podSpec["priorityClassName"] = priorityClass;
@@ -184,6 +241,34 @@ public sealed partial class PlacementController
             },
             ["spec"] = podSpec,
         };
+    }
+
+    /// <summary>
+    /// The affinity with the node required by name (matchFields metadata.name, which does not depend on node labels),
+    /// added to every required term the user gave (terms are ORed, expressions inside a term ANDed), so kube-scheduler
+    /// still checks the node's capacity and the user's own rules.
+    /// </summary>
+    internal static JsonObject PinnedToNode(JsonObject affinity, string node)
+    {
+        var nodeAffinity = affinity["nodeAffinity"] as JsonObject ?? new JsonObject();
+        affinity["nodeAffinity"] = nodeAffinity;
+        var required = nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"] as JsonObject ?? new JsonObject();
+        nodeAffinity["requiredDuringSchedulingIgnoredDuringExecution"] = required;
+        var terms = required["nodeSelectorTerms"] as JsonArray;
+        if (terms is null || terms.Count == 0)
+        {
+            terms = [new JsonObject()];
+            required["nodeSelectorTerms"] = terms;
+        }
+
+        foreach (var term in terms.OfType<JsonObject>())
+        {
+            var fields = term["matchFields"] as JsonArray ?? [];
+            fields.Add((JsonNode)new JsonObject { ["key"] = "metadata.name", ["operator"] = "In", ["values"] = new JsonArray(node) });
+            term["matchFields"] = fields;
+        }
+
+        return affinity;
     }
 
     /// <summary>A quantity in its canonical form (1024Mi is 1Gi), as the API server stores it and KubernetesClient wrote it.</summary>

@@ -84,6 +84,71 @@ public sealed class PlacementControllerTests
         (string?)(vm["status"]?["conditions"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => (string?)c["type"] == type)?[field];
 
     [Test]
+    public async Task RestoreFromMicroVmSnapshot_WaitsUntilReady_ThenItsPodIsPinnedToTheSnapshotsNode_AndTheUsersOwnAffinity()
+    {
+        var vmFile = Path.Combine(_cluster.Directory.FullName, "clone.yaml");
+        await File.WriteAllTextAsync(vmFile, """
+            apiVersion: hypercore.vistara.dev/v1alpha1
+            kind: MicroVM
+            metadata:
+              name: clone
+              namespace: default
+            spec:
+              vcpu: 1
+              memoryInMb: 128
+              kernel: { image: /k }
+              restoreFrom: snap1
+              placement:
+                affinity:
+                  nodeAffinity:
+                    requiredDuringSchedulingIgnoredDuringExecution:
+                      nodeSelectorTerms:
+                        - matchExpressions: [ { key: zone, operator: In, values: [a] } ]
+                        - matchExpressions: [ { key: zone, operator: In, values: [b] } ]
+            """);
+        await Run("apply", "-f", vmFile);
+
+        await _leader.RunOnceAsync(CancellationToken.None);
+
+        _cluster.Server.Get("", "pods", "default", "mvm-clone").Should().BeNull("no node is known to hold snap1's files");
+        Condition(Vm("clone"), "Scheduled", "status").Should().Be("False");
+        Condition(Vm("clone"), "Scheduled", "reason").Should().Be(PlacementController.ReasonSnapshotNotFound);
+        Condition(Vm("clone"), "Scheduled", "message").Should().Contain("MicroVMSnapshot \"snap1\"").And.Contain("spec.nodeName");
+
+        var snapFile = Path.Combine(_cluster.Directory.FullName, "snap1.yaml");
+        await File.WriteAllTextAsync(snapFile, "apiVersion: hypercore.vistara.dev/v1alpha1\nkind: MicroVMSnapshot\nmetadata:\n  name: snap1\n  namespace: default\nspec:\n  microVMName: source\n");
+        await Run("apply", "-f", snapFile);
+        await _leader.RunOnceAsync(CancellationToken.None);
+
+        _cluster.Server.Get("", "pods", "default", "mvm-clone").Should().BeNull("snap1 is not taken yet");
+        Condition(Vm("clone"), "Scheduled", "reason").Should().Be(PlacementController.ReasonSnapshotNotReady);
+
+        await Run("patch", "mvmsnap", "snap1", "--subresource=status", "--type=merge", "-p", """{"status":{"phase":"Ready","node":"node-7"}}""");
+        await _leader.RunOnceAsync(CancellationToken.None);
+
+        var terms = _cluster.Server.Get("", "pods", "default", "mvm-clone")!["spec"]!["affinity"]!["nodeAffinity"]!
+            ["requiredDuringSchedulingIgnoredDuringExecution"]!["nodeSelectorTerms"]!.AsArray();
+        terms.Should().HaveCount(2, "the user's terms are kept (ORed)");
+        foreach (var term in terms)
+        {
+            ((string?)term!["matchExpressions"]![0]!["key"]).Should().Be("zone", "the user's own rule stays in its term");
+            var field = term["matchFields"]!.AsArray().Single()!;
+            ((string?)field["key"]).Should().Be("metadata.name");
+            ((string?)field["operator"]).Should().Be("In");
+            field["values"]!.AsArray().Select(v => (string?)v).Should().Equal("node-7");
+        }
+    }
+
+    [Test]
+    public void PinnedToNode_WithoutAffinity_MakesOneRequiredTerm()
+    {
+        var affinity = PlacementController.PinnedToNode(new JsonObject(), "node-3");
+
+        affinity.ToJsonString().Should().Be(
+            """{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["node-3"]}]}]}}}""");
+    }
+
+    [Test]
     public async Task UnplacedMicroVm_GetsAReservationPod_BoundByTheScheduler_ThenItsNodeIsRecorded()
     {
         await ApplyUnplacedAsync("web", vcpu: 2, memory: 256);
