@@ -51,6 +51,32 @@ public static class DensityBenchmark
         string[] nice = ctx.Options.DensityAutogroupNice is { } an ? ["--autogroup-nice", an.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
         await using var daemon = ctx.StartDaemon(state, ["--cpu-overcommit-ratio", "1000", .. workers, .. nice]);
         await daemon.WaitReadyAsync(TimeSpan.FromMinutes(2));
+
+        // Both sides at the same priority: the benchmark launches and asks the bare QEMUs itself, so its own session
+        // gets the autogroup nice the daemon set for its own (else the baseline would be measured by a process with
+        // 1/101 of the CPU while the daemon side is measured by one with more). Restored at the end.
+        var ownNice = ProcFs.AutogroupNice(Environment.ProcessId);
+        var daemonNice = ProcFs.AutogroupNice(daemon.Pid);
+        if (ownNice is not null && daemonNice is not null && ownNice != daemonNice && ProcFs.SetOwnAutogroupNice(daemonNice.Value))
+        {
+            BenchContext.Log($"density: the daemon's autogroup is at nice {daemonNice}; the benchmark's own session set to the same (was {ownNice}) for both sides");
+        }
+
+        try
+        {
+            return await RunSidesAsync(ctx, n, state, daemon, ratioGoal);
+        }
+        finally
+        {
+            if (ownNice is not null && ownNice != daemonNice)
+            {
+                ProcFs.SetOwnAutogroupNice(ownNice.Value);
+            }
+        }
+    }
+
+    private static async Task<List<ResultRow>> RunSidesAsync(BenchContext ctx, int n, string state, DaemonProcess daemon, Goal ratioGoal)
+    {
         using var client = HypercoreClient.Connect(daemon.GrpcAddress);
         var timeout = TimeSpan.FromSeconds(Math.Max(120, n * 3));
 

@@ -156,6 +156,34 @@ public static partial class ProcFs
         }
     }
 
+    /// <summary>The nice value of a process's scheduling autogroup ("/autogroup-42 nice -10"), or null.</summary>
+    public static int? AutogroupNice(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/autogroup").Trim();
+            return int.TryParse(text.AsSpan(text.LastIndexOf(' ') + 1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var nice) ? nice : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Sets this process's autogroup nice (its whole session's); false when not allowed.</summary>
+    public static bool SetOwnAutogroupNice(int nice)
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/autogroup", nice.ToString(CultureInfo.InvariantCulture));
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public static bool IsAlive(int pid) => Kill(pid, 0) == 0 && !IsZombie(pid);
 
     public static void Signal(int pid, int signal) => _ = Kill(pid, signal);
