@@ -120,7 +120,7 @@ public static class DaemonSettings
     };
 
     public static readonly DaemonSetting ReconcileWorkers = new("reconcile-workers", "Reconciler:Workers",
-        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 64)", "n")
+        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 128)", "n")
     {
         Kind = SettingKind.WholeNumber, Min = 1, Max = 1024,
     };
