@@ -243,6 +243,11 @@ public static partial class HostProcess
         }
     }
 
+    /// <summary>
+    /// /proc/pid/stat read into a stack buffer and parsed in place: it is read for every VM on every status poll and,
+    /// while a QEMU starts, every 10 ms; the string, its 52-way Split and the stream buffer it used to allocate came to
+    /// about 1 MB of garbage per VM start with 100 starting at once (issue 15, density: bench/NOTES.md).
+    /// </summary>
     private static (char State, long StartTicks)? ReadStat(int pid)
     {
         if (pid <= 0)
@@ -250,30 +255,56 @@ public static partial class HostProcess
             return null;
         }
 
-        string text;
+        Span<byte> buffer = stackalloc byte[1024];
+        int length;
         try
         {
-            text = File.ReadAllText($"/proc/{pid}/stat");
+            using var handle = File.OpenHandle(StatPath(pid), FileMode.Open, FileAccess.Read);
+            length = RandomAccess.Read(handle, buffer, 0);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return null;
         }
 
-        // "pid (comm) S ppid ..." where comm may contain spaces and parentheses: split after the last ')'.
-        var close = text.LastIndexOf(')');
-        if (close < 0 || close + 2 >= text.Length)
+        return ParseStat(buffer[..length]);
+    }
+
+    /// <summary>
+    /// State (field 3) and start time (field 22) of a /proc/pid/stat line, or null when it is not one. comm (field 2)
+    /// may hold spaces and parentheses: the fields are counted from the last ')'.
+    /// </summary>
+    public static (char State, long StartTicks)? ParseStat(ReadOnlySpan<byte> stat)
+    {
+        var close = stat.LastIndexOf((byte)')');
+        if (close < 0 || close + 2 >= stat.Length)
         {
             return null;
         }
 
-        var fields = text[(close + 2)..].Split(' ');
+        var rest = stat[(close + 2)..];
+        var state = (char)rest[0];
 
-        // fields[0] is field 3 (state); start time is field 22, i.e. fields[19].
-        return fields.Length > 19 && long.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start)
-            ? (fields[0][0], start)
+        // rest holds field 3 onwards; field 22 is the 20th of them, after 19 spaces.
+        for (var skipped = 0; skipped < 19; skipped++)
+        {
+            var space = rest.IndexOf((byte)' ');
+            if (space < 0)
+            {
+                return null;
+            }
+
+            rest = rest[(space + 1)..];
+        }
+
+        var end = rest.IndexOfAny((byte)' ', (byte)'\n');
+        var digits = end < 0 ? rest : rest[..end];
+        return digits.Length > 0 && System.Buffers.Text.Utf8Parser.TryParse(digits, out long start, out var used) && used == digits.Length && start >= 0
+            ? (state, start)
             : null;
     }
+
+    private static string StatPath(int pid) => string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/stat");
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);

@@ -46,8 +46,37 @@ public static class DensityBenchmark
         // Density measures how many TCG guests the daemon runs at once, so admission must not cap the vCPUs (the
         // default overcommit of 16 admits 32 one-vCPU VMs on a 2-CPU machine); memory admission stays as configured.
         string[] workers = ctx.Options.DensityWorkers is { } w ? ["--reconcile-workers", w.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
-        await using var daemon = ctx.StartDaemon(state, ["--cpu-overcommit-ratio", "1000", .. workers]);
+        // The daemon runs as deployed: in a session of its own (DaemonProcess), where it sets its autogroup's priority
+        // by default; --density-autogroup-nice N passes --autogroup-nice N (0: the daemon's weight left at the default).
+        string[] nice = ctx.Options.DensityAutogroupNice is { } an ? ["--autogroup-nice", an.ToString(System.Globalization.CultureInfo.InvariantCulture)] : [];
+        await using var daemon = ctx.StartDaemon(state, ["--cpu-overcommit-ratio", "1000", .. workers, .. nice]);
         await daemon.WaitReadyAsync(TimeSpan.FromMinutes(2));
+
+        // Both sides at the same priority: the benchmark launches and asks the bare QEMUs itself, so its own session
+        // gets the autogroup nice the daemon set for its own (else the baseline would be measured by a process with
+        // 1/101 of the CPU while the daemon side is measured by one with more). Restored at the end.
+        var ownNice = ProcFs.AutogroupNice(Environment.ProcessId);
+        var daemonNice = ProcFs.AutogroupNice(daemon.Pid);
+        if (ownNice is not null && daemonNice is not null && ownNice != daemonNice && ProcFs.SetOwnAutogroupNice(daemonNice.Value))
+        {
+            BenchContext.Log($"density: the daemon's autogroup is at nice {daemonNice}; the benchmark's own session set to the same (was {ownNice}) for both sides");
+        }
+
+        try
+        {
+            return await RunSidesAsync(ctx, n, state, daemon, ratioGoal);
+        }
+        finally
+        {
+            if (ownNice is not null && ownNice != daemonNice)
+            {
+                ProcFs.SetOwnAutogroupNice(ownNice.Value);
+            }
+        }
+    }
+
+    private static async Task<List<ResultRow>> RunSidesAsync(BenchContext ctx, int n, string state, DaemonProcess daemon, Goal ratioGoal)
+    {
         using var client = HypercoreClient.Connect(daemon.GrpcAddress);
         var timeout = TimeSpan.FromSeconds(Math.Max(120, n * 3));
 
@@ -392,6 +421,6 @@ public sealed record Leftovers(int Processes, int Directories, int Sockets, int 
         var taps = uids.Count(uid => Directory.Exists($"/sys/class/net/{TapDevices.TapName(uid, 0)}"));
         var systemd = Directory.Exists("/run/systemd/system");
         var scopes = uids.Count(uid => Directory.Exists($"/sys/fs/cgroup/{SystemdScope.Slice}/hypercore-{uid}.scope"));
-        return new Leftovers(ProcFs.ProcessesMentioning(run).Count, directories, sockets, taps, scopes, systemd);
+        return new Leftovers(ProcFs.RunProcessesMentioning(run).Count, directories, sockets, taps, scopes, systemd);
     }
 }

@@ -61,9 +61,16 @@ public sealed class DaemonProcess : IAsyncDisposable
     {
         Directory.CreateDirectory(stateDirectory);
         var (grpc, http) = (FreePort(), FreePort());
-        var start = daemonPath.EndsWith(".dll", StringComparison.Ordinal)
-            ? new ProcessStartInfo("dotnet") { ArgumentList = { daemonPath } }
-            : new ProcessStartInfo(daemonPath);
+        // In a session of its own, as a service manager starts a daemon (systemd: one session per service): the
+        // daemon's scheduling autogroup is then its own, not the benchmark's (density: bench/NOTES.md). setsid(1) of
+        // a child that is no process-group leader execs in place, so the pid stays the daemon's.
+        var start = new ProcessStartInfo("setsid");
+        if (daemonPath.EndsWith(".dll", StringComparison.Ordinal))
+        {
+            start.ArgumentList.Add("dotnet");
+        }
+
+        start.ArgumentList.Add(daemonPath);
         foreach (var arg in (string[])[
             "run", "--state-dir", stateDirectory, "--grpc-endpoint", $"127.0.0.1:{grpc}", "--http-endpoint", $"127.0.0.1:{http}",
             "--qemu-accel", "tcg", "--qemu-bin", qemuBinary, "--log-level", "Warning", .. extraArgs])

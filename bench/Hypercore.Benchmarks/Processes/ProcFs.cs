@@ -103,6 +103,87 @@ public static partial class ProcFs
         return found;
     }
 
+    /// <summary>
+    /// Of <see cref="ProcessesMentioning"/>, those a run may kill: what the run starts (vistarad, hypervisors) or any
+    /// descendant of this process. A sampler, a profiler or a shell that merely names the work directory is not the
+    /// run's, and killing it (as the reaper did) broke measurements made alongside a run.
+    /// </summary>
+    public static List<int> RunProcessesMentioning(string path)
+    {
+        var self = Environment.ProcessId;
+        return ProcessesMentioning(path).Where(pid => IsRunProgram(CommandLine(pid)) || DescendsFrom(pid, self)).ToList();
+    }
+
+    /// <summary>Programs a benchmark run starts and may leave behind: the daemon and the hypervisors.</summary>
+    public static bool IsRunProgram(string[]? argv)
+    {
+        if (argv is not { Length: > 0 })
+        {
+            return false;
+        }
+
+        var name = Path.GetFileName(argv[0]);
+        return name == "vistarad" || name.StartsWith("qemu-", StringComparison.Ordinal) || name is "firecracker" or "jailer" or "cloud-hypervisor" ||
+            (name == "dotnet" && argv.Length > 1 && Path.GetFileName(argv[1]) == "vistarad.dll");
+    }
+
+    /// <summary>True when <paramref name="ancestor"/> is on <paramref name="pid"/>'s parent chain.</summary>
+    public static bool DescendsFrom(int pid, int ancestor)
+    {
+        for (var (current, hops) = (pid, 0); current > 1 && hops < 64; hops++)
+        {
+            current = ParentOf(current);
+            if (current == ancestor)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static int ParentOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var ppid) ? ppid : 0;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>The nice value of a process's scheduling autogroup ("/autogroup-42 nice -10"), or null.</summary>
+    public static int? AutogroupNice(int pid)
+    {
+        try
+        {
+            var text = File.ReadAllText($"/proc/{pid}/autogroup").Trim();
+            return int.TryParse(text.AsSpan(text.LastIndexOf(' ') + 1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var nice) ? nice : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Sets this process's autogroup nice (its whole session's); false when not allowed.</summary>
+    public static bool SetOwnAutogroupNice(int nice)
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/autogroup", nice.ToString(CultureInfo.InvariantCulture));
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public static bool IsAlive(int pid) => Kill(pid, 0) == 0 && !IsZombie(pid);
 
     public static void Signal(int pid, int signal) => _ = Kill(pid, signal);

@@ -99,10 +99,13 @@ public sealed class BenchContext : IAsyncDisposable
         return daemon;
     }
 
-    /// <summary>Kills every process whose command line mentions <paramref name="directory"/>; returns how many there were.</summary>
+    /// <summary>
+    /// Kills what the run left whose command line mentions <paramref name="directory"/>: daemons and hypervisors, and
+    /// this process's own descendants, never another process that only names the directory. Returns how many.
+    /// </summary>
     public static async Task<int> ReapAsync(string directory)
     {
-        var left = ProcFs.ProcessesMentioning(directory);
+        var left = ProcFs.RunProcessesMentioning(directory);
         if (left.Count > 0)
         {
             await ProcFs.KillAllAsync(left, TimeSpan.FromSeconds(15));

@@ -68,6 +68,9 @@ public sealed class BenchOptions
     /// <summary>Density: the daemon's --reconcile-workers, for A/B runs; null for its default.</summary>
     public int? DensityWorkers { get; private set; }
 
+    /// <summary>Density: the daemon's --autogroup-nice (0: left at the default weight), for A/B runs; null for its default.</summary>
+    public int? DensityAutogroupNice { get; private set; }
+
     public int ColdStarts { get; private set; }
 
     /// <summary>Concurrent Watch streams of the watch fan-out benchmark (issue 15).</summary>
@@ -125,6 +128,7 @@ public sealed class BenchOptions
                 case "--density-no-boot": o.DensityBootGuests = false; break;
                 case "--density-rounds": o.DensityRounds = PositiveInt(args[i], Value()); break;
                 case "--density-workers": o.DensityWorkers = PositiveInt(args[i], Value()); break;
+                case "--density-autogroup-nice": o.DensityAutogroupNice = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--cold-starts": cold = PositiveInt(args[i], Value()); break;
                 case "--watch-streams": watchStreams = PositiveInt(args[i], Value()); break;
                 case "--child": o.Child = Value(); break;
@@ -155,7 +159,7 @@ public sealed class BenchOptions
     public const string Usage =
         "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--cold-starts N]\n" +
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
         "         [--watch-streams N]";
 
     private static int PositiveInt(string flag, string value) =>

@@ -11,13 +11,15 @@ public sealed class ReconcilerOptions
     public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
 
     /// <summary>
-    /// Parallel workers; one key is never worked by two at once. Default 16 per CPU, at least 64: a worker spends
+    /// Parallel workers; one key is never worked by two at once. Default 16 per CPU, at least 128: a worker spends
     /// nearly all its time awaiting a hypervisor (process start, QMP, an API socket), not on a CPU, and an awaiting
-    /// worker holds no thread, so a small count only serializes VM starts behind one another.
+    /// worker holds no thread, so a small count only serializes VM starts behind one another. Issue 15, density: with
+    /// 64, 100 VMs created at once started in two waves (the last 36 only as the first finished) and 100 Deletes of
+    /// guests still booting took two stop grace periods; at 128 the 100 start at once (bench/NOTES.md).
     /// </summary>
     public int Workers { get; set; } = DefaultWorkers;
 
-    public static int DefaultWorkers => Math.Max(64, 16 * Environment.ProcessorCount);
+    public static int DefaultWorkers => Math.Max(128, 16 * Environment.ProcessorCount);
 
     /// <summary>
     /// Longest a single inspection of a VM's live state may take; a hypervisor that does not answer in time is

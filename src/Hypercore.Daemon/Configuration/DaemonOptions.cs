@@ -51,6 +51,14 @@ public sealed partial class DaemonOptions
     /// <summary>OTLP collector address for traces and metrics; empty: OTEL_EXPORTER_OTLP_ENDPOINT if set, else none.</summary>
     public string OtlpEndpoint { get; set; } = "";
 
+    /// <summary>
+    /// Issue 15, density: the nice value of the daemon's scheduling autogroup, so that the guests it starts (each in a
+    /// session of its own) cannot starve it of CPU (<see cref="Hosting.ControlPlanePriority"/>); 0 leaves it. Unset:
+    /// −10 when the daemon leads its own session (started by a service manager or setsid), else left as it is (the
+    /// session is a shell's, or a test runner's, and would be raised with it).
+    /// </summary>
+    public int? AutogroupNice { get; set; }
+
     public string DatabasePath => Path.Combine(StateDirectory, "hypercore.db");
 
     public string ImageDirectory => Path.Combine(StateDirectory, "images");
@@ -105,8 +113,14 @@ public static class DaemonSettings
     public static readonly DaemonSetting KubeNamespace = new("kube-namespace", "Daemon:KubeNamespace",
         "namespace whose MicroVMs --store kubernetes sees; default all namespaces", "namespace");
 
+    public static readonly DaemonSetting AutogroupNice = new("autogroup-nice", "Daemon:AutogroupNice",
+        "nice value of the daemon's scheduling autogroup (sched_autogroup: each guest is a session with an equal CPU share); 0 leaves it; default -10 when the daemon leads its own session, else left", "n")
+    {
+        Kind = SettingKind.WholeNumber, Min = -20, Max = 19,
+    };
+
     public static readonly DaemonSetting ReconcileWorkers = new("reconcile-workers", "Reconciler:Workers",
-        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 64)", "n")
+        $"reconcile workers (one VM is never worked by two); default {Reconciliation.ReconcilerOptions.DefaultWorkers} on this machine (16 per CPU, at least 128)", "n")
     {
         Kind = SettingKind.WholeNumber, Min = 1, Max = 1024,
     };
@@ -125,7 +139,7 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,

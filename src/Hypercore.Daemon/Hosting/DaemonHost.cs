@@ -99,6 +99,10 @@ public static partial class DaemonHost
                     return ExitBadSettings;
                 }
 
+                // Before the reconciler starts: adoption and the first starts already run at the daemon's priority.
+                new ControlPlanePriority().ApplyConfigured(
+                    app.Services.GetRequiredService<IOptions<DaemonOptions>>().Value.AutogroupNice,
+                    app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Hypercore.Daemon"));
                 await app.StartAsync(stop);
             }
             catch (Exception ex) when (BadSettings(ex) is { Count: > 0 } failures)
