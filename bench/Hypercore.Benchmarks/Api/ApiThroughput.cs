@@ -109,17 +109,28 @@ public static class ApiThroughput
         }
 
         long commits = 0, committedWrites = 0;
+        var counting = 0;
         using var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if (instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name == "hypercore.store.commit.writes")
+                if ((instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name is "hypercore.store.commit.writes" or "hypercore.store.commit.duration" or "hypercore.store.write.queued")
+                    || (instrument.Meter.Name == "Microsoft.AspNetCore.Hosting" && instrument.Name == "http.server.request.duration"))
                 {
                     l.EnableMeasurementEvents(instrument);
                 }
             },
         };
-        var counting = 0;
+        // Where the latency goes (issue 15 goal 2): the writer's queue wait, its commits, the server's own request time.
+        var phases = new PhaseSamples();
+        using var gcPauses = new GcPauses();
+        listener.SetMeasurementEventCallback<double>((instrument, seconds, _, _) =>
+        {
+            if (Volatile.Read(ref counting) == 1)
+            {
+                phases.Add(instrument.Name, seconds);
+            }
+        });
         listener.SetMeasurementEventCallback<int>((_, writes, _, _) =>
         {
             if (Volatile.Read(ref counting) == 1)
@@ -144,16 +155,31 @@ public static class ApiThroughput
         long pendingAtStart = 0, allocatedAtStart = 0;
         var cpuAtStart = TimeSpan.Zero;
         var gcBefore = (0, 0, 0);
+        var pauseBefore = TimeSpan.Zero;
+        long contentionBefore = 0;
+        using var sampling = new CancellationTokenSource();
+        var poolSampler = Task.CompletedTask;
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
             node.GrpcAddress, LoadGenerator.CallCreate, clients, options.ApiDuration, node.KernelPath, "c", timeout, () =>
             {
                 gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+                pauseBefore = GC.GetTotalPauseDuration();
+                contentionBefore = Monitor.LockContentionCount;
+                poolSampler = phases.SampleThreadPoolAsync(sampling.Token);
+                gcPauses.Start();
                 Volatile.Write(ref counting, 1);
                 pendingAtStart = Interlocked.Read(ref records) - Interlocked.Read(ref running);
                 cpuAtStart = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
                 allocatedAtStart = GC.GetTotalAllocatedBytes();
             });
         Volatile.Write(ref counting, 0);
+        await sampling.CancelAsync();
+        await poolSampler;
+        result["gc_pause_ms"] = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
+        result["lock_contentions"] = Monitor.LockContentionCount - contentionBefore;
+        phases.Report(result);
+        gcPauses.Stop();
+        gcPauses.Report(result);
         var allocatedInWindow = GC.GetTotalAllocatedBytes() - allocatedAtStart;
         var count = r["count"];
         foreach (var (key, value) in r)
