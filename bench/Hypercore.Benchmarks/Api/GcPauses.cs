@@ -14,6 +14,8 @@ public sealed class GcPauses : EventListener
     private DateTime _startAt;
     private readonly List<double> _suspendMs = [];
     private int _gen = -1;
+    private int _reason = -1;
+    private readonly List<string> _reasons = [];
     private volatile bool _on;
     private readonly Dictionary<string, int> _types = [];
 
@@ -36,7 +38,7 @@ public sealed class GcPauses : EventListener
             case "GCAllocationTick_V4" when _on:
                 lock (_types)
                 {
-                    var type = eventData.Payload![5] as string ?? "?";
+                    var type = (Convert.ToInt32(eventData.Payload![1], CultureInfo.InvariantCulture) == 1 ? "LOH " : "") + (eventData.Payload![5] as string ?? "?");
                     _types[type] = _types.GetValueOrDefault(type) + 1;
                 }
 
@@ -48,6 +50,7 @@ public sealed class GcPauses : EventListener
             case "GCStart_V2":
                 _gen = Convert.ToInt32(eventData.Payload![1], CultureInfo.InvariantCulture); // Depth
                 _startAt = eventData.TimeStamp;
+                _reason = Convert.ToInt32(eventData.Payload![2], CultureInfo.InvariantCulture); // 0 small alloc, 4 large (LOH) alloc, 5/6 out of space
                 break;
             case "GCRestartEEEnd_V1" when _suspendAt != default:
                 if (_on)
@@ -55,6 +58,7 @@ public sealed class GcPauses : EventListener
                     lock (_pauses)
                     {
                         _pauses.Add((_gen, (eventData.TimeStamp - _suspendAt).TotalMilliseconds));
+                        _reasons.Add($"gen{_gen}:reason{_reason}");
                         _suspendMs.Add(_startAt == default ? 0 : (_startAt - _suspendAt).TotalMilliseconds);
                     }
                 }
@@ -81,11 +85,12 @@ public sealed class GcPauses : EventListener
         lock (_pauses)
         {
             result["gc_suspend_ms_total"] = _suspendMs.Sum();
+            Console.Error.WriteLine("gc reasons: " + string.Join(' ', _reasons));
         }
 
         lock (_types)
         {
-            foreach (var (type, ticks) in _types.OrderByDescending(t => t.Value).Take(25))
+            foreach (var (type, ticks) in _types.OrderByDescending(t => t.Value).Where((t, i) => i < 25 || t.Key.StartsWith("LOH ", StringComparison.Ordinal)))
             {
                 Console.Error.WriteLine($"alloc ticks (~100 KB each) {ticks,6} {type}");
             }
