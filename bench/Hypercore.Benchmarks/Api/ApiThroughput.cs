@@ -69,6 +69,13 @@ public static class ApiThroughput
             {
                 Goal = goalRow ? Goal.AtMost(20, "ms") : null,
             });
+            // Issue 15 goal 2: where the tail is. A server GC pause stalls every call in flight (all N clients), while the
+            // server's request span only sees the calls that were inside it, so client p99 above span p99 means pauses.
+            rows.Add(new ResultRow(Name, $"Create p99 inside the server's request span, {clients} client(s)", r["server_p99_ms"], "ms",
+                $"Kestrel http.server.request.duration p50 {Fmt.Number(r["server_p50_ms"])} / mean {Fmt.Number(r["server_mean_ms"])} ms (client side: p50 {Fmt.Number(r["p50_ms"])}, p99 {Fmt.Number(r["p99_ms"])} ms); " +
+                $"store queue wait before the writer's transaction p50 {Fmt.Number(r["queued_p50_ms"])} / p99 {Fmt.Number(r["queued_p99_ms"])} ms; commit (one fsync) p50 {Fmt.Number(r["commit_p50_ms"])} / p99 {Fmt.Number(r["commit_p99_ms"])} ms; " +
+                $"server GC pauses in the window {Fmt.Number(r["gc_pause_ms"])} ms (gen0 {r["gc0_n"]:0} × max {Fmt.Number(r["gc0_pause_ms_max"])} ms, gen1 {r["gc1_n"]:0} × max {Fmt.Number(r["gc1_pause_ms_max"])} ms, " +
+                $"gen2 {r["gc2_n"]:0} × max {Fmt.Number(r["gc2_pause_ms_max"])} ms); thread-pool queue mean {Fmt.Number(r["pool_queue_mean"])}, max {r["pool_queue_max"]:0}"));
         }
 
         BenchContext.Log($"api: {largest} client(s) without the reconciler");
