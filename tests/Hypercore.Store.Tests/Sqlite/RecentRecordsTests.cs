@@ -72,6 +72,9 @@ public class RecentRecordsTests
 
         recent.Find(Key("a"), 6, Text).Should().BeNull();
         recent.Find(Key("a"), 5, Text with { StatusJson = "{\"status\":2}" }).Should().BeNull();
+        recent.Find(Key("a"), 5, Text with { SpecJson = "{\"spec\":2}" }).Should().BeNull();
+        recent.Find(Key("a"), 5, Text with { StatusJson = Text.StatusJson + " " }).Should().BeNull();
+        recent.Find(Key("a"), 5, new RowText(new string(Text.SpecJson), new string(Text.StatusJson))).Should().NotBeNull("equal text in other string instances, as read back from the file");
         Find(recent, "a", 5)!.ResourceVersion.Should().Be("5");
     }
 
