@@ -1,3 +1,5 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Store.Sqlite;
@@ -13,25 +15,36 @@ namespace Hypercore.Store.Sqlite;
 /// <remarks>
 /// Bounded: two generations of at most <c>generationSize</c> keys; when the newer one fills up, the older is dropped.
 /// The records are the same objects the writer returned and published to watchers (the informer caches them too), so
-/// the entries cost little beyond the dictionaries.
+/// the entries cost little beyond the dictionaries. The text is kept as a 128-bit hash of each column, not the strings:
+/// ~2.4 KB of JSON per key, up to two generations of keys, lived just long enough to be promoted by the GC and die in
+/// gen1/gen2 (issue 15: ~20 MB of the API benchmark's heap, and GC pauses are its Create p99). XxHash128 of the
+/// UTF-16 text: two different texts compare equal with probability 2^-128, against a row edited outside the store
+/// without a new version.
 /// </remarks>
 internal sealed class RecentRecords(int generationSize)
 {
     private readonly object _gate = new();
-    private Dictionary<VmKey, (long Version, MicroVm Vm, RowText Text)> _current = [];
-    private Dictionary<VmKey, (long Version, MicroVm Vm, RowText Text)> _previous = [];
+    private Dictionary<VmKey, (long Version, MicroVm Vm, TextHash Text)> _current = [];
+    private Dictionary<VmKey, (long Version, MicroVm Vm, TextHash Text)> _previous = [];
 
     public void Put(long version, MicroVm vm, RowText text)
     {
+        var hash = TextHash.Of(text);
         lock (_gate)
         {
             if (_current.Count >= generationSize && !_current.ContainsKey(vm.Key))
             {
+                // The dropped generation's dictionary becomes the new one, emptied: at this size its arrays are on the
+                // large-object heap, and a new dictionary growing to it again every generationSize writes allocated
+                // ~0.4 MB of LOH each time, enough to set off blocking gen2 collections under a burst of Creates
+                // (issue 15: measured as the largest LOH allocator of the API benchmark).
+                var dropped = _previous;
                 _previous = _current;
-                _current = [];
+                dropped.Clear();
+                _current = dropped;
             }
 
-            _current[vm.Key] = (version, vm, text);
+            _current[vm.Key] = (version, vm, hash);
         }
     }
 
@@ -47,15 +60,26 @@ internal sealed class RecentRecords(int generationSize)
     /// <summary>The record the writer committed for <paramref name="key"/> at <paramref name="version"/> with this text, or null.</summary>
     public MicroVm? Find(VmKey key, long version, RowText text)
     {
+        (long Version, MicroVm Vm, TextHash Text) entry;
         lock (_gate)
         {
-            if (_current.TryGetValue(key, out var entry) || _previous.TryGetValue(key, out entry))
+            if (!_current.TryGetValue(key, out entry) && !_previous.TryGetValue(key, out entry))
             {
-                return entry.Version == version && entry.Text == text ? entry.Vm : null;
+                return null;
             }
-
-            return null;
         }
+
+        return entry.Version == version && entry.Text == TextHash.Of(text) ? entry.Vm : null;
+    }
+
+    /// <summary>The spec and status columns' hashes and lengths.</summary>
+    private readonly record struct TextHash(UInt128 Spec, UInt128 Status, int SpecLength, int StatusLength)
+    {
+        public static TextHash Of(RowText text) => new(
+            XxHash128.HashToUInt128(MemoryMarshal.AsBytes(text.SpecJson.AsSpan())),
+            XxHash128.HashToUInt128(MemoryMarshal.AsBytes(text.StatusJson.AsSpan())),
+            text.SpecJson.Length,
+            text.StatusJson.Length);
     }
 }
 

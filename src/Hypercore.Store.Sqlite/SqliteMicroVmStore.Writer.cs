@@ -92,6 +92,14 @@ public sealed partial class SqliteMicroVmStore
     private void CommitBatch(List<PendingWrite> batch, Queue<PendingWrite> retry)
     {
         var started = Stopwatch.GetTimestamp();
+        if (WriteQueued.Enabled)
+        {
+            foreach (var write in batch)
+            {
+                WriteQueued.Record(Stopwatch.GetElapsedTime(write.Enqueued, started).TotalSeconds);
+            }
+        }
+
         var outcomes = new WriteOutcome[batch.Count];
         var failures = new Exception?[batch.Count];
         try
@@ -383,6 +391,9 @@ public sealed partial class SqliteMicroVmStore
         public Func<WriteOutcome> Apply { get; } = apply;
 
         public CancellationToken Token { get; } = token;
+
+        /// <summary>When the caller queued it (Stopwatch ticks), for <see cref="WriteQueued"/>.</summary>
+        public long Enqueued { get; } = Stopwatch.GetTimestamp();
 
         public TaskCompletionSource<MicroVm?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

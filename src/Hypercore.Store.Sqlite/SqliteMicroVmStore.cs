@@ -46,6 +46,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private static readonly Histogram<int> CommitBatchSize = HypercoreTelemetry.Meter.CreateHistogram<int>(
         "hypercore.store.commit.writes", "{write}", "Writes committed together in one SQLite transaction.");
 
+    private static readonly Histogram<double> WriteQueued = HypercoreTelemetry.Meter.CreateHistogram<double>(
+        "hypercore.store.write.queued", "s", "Time a write waited in the writer's queue before its transaction began (the commit before it, mostly).");
+
     private static readonly string InitialStatusJson = JsonSerializer.Serialize(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus);
 
     private readonly SqliteStoreOptions _options;

@@ -84,6 +84,7 @@ public class BenchmarkSmokeTests
         Row(stdout, "API", "empty unary calls/s (baseline), 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
         Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×");
         Row(stdout, "API", "server CPU per Create, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* µs");
+        Row(stdout, "API", "Create p99 inside the server's request span, 4 client(s)").Should().MatchRegex(@"[0-9][0-9,.]* ms");
         Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
         if (GuestImagePresent)
         {

@@ -69,6 +69,13 @@ public static class ApiThroughput
             {
                 Goal = goalRow ? Goal.AtMost(20, "ms") : null,
             });
+            // Issue 15 goal 2: where the tail is. A server GC pause stalls every call in flight (all N clients), while the
+            // server's request span only sees the calls that were inside it, so client p99 above span p99 means pauses.
+            rows.Add(new ResultRow(Name, $"Create p99 inside the server's request span, {clients} client(s)", r["server_p99_ms"], "ms",
+                $"Kestrel http.server.request.duration p50 {Fmt.Number(r["server_p50_ms"])} / mean {Fmt.Number(r["server_mean_ms"])} ms (client side: p50 {Fmt.Number(r["p50_ms"])}, p99 {Fmt.Number(r["p99_ms"])} ms); " +
+                $"store queue wait before the writer's transaction p50 {Fmt.Number(r["queued_p50_ms"])} / p99 {Fmt.Number(r["queued_p99_ms"])} ms; commit (one fsync) p50 {Fmt.Number(r["commit_p50_ms"])} / p99 {Fmt.Number(r["commit_p99_ms"])} ms; " +
+                $"server GC pauses in the window {Fmt.Number(r["gc_pause_ms"])} ms (gen0 {r["gc0_n"]:0} × max {Fmt.Number(r["gc0_pause_ms_max"])} ms, gen1 {r["gc1_n"]:0} × max {Fmt.Number(r["gc1_pause_ms_max"])} ms, " +
+                $"gen2 {r["gc2_n"]:0} × max {Fmt.Number(r["gc2_pause_ms_max"])} ms); thread-pool queue mean {Fmt.Number(r["pool_queue_mean"])}, max {r["pool_queue_max"]:0}"));
         }
 
         BenchContext.Log($"api: {largest} client(s) without the reconciler");
@@ -109,17 +116,28 @@ public static class ApiThroughput
         }
 
         long commits = 0, committedWrites = 0;
+        var counting = 0;
         using var listener = new MeterListener
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if (instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name == "hypercore.store.commit.writes")
+                if ((instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name is "hypercore.store.commit.writes" or "hypercore.store.commit.duration" or "hypercore.store.write.queued")
+                    || (instrument.Meter.Name == "Microsoft.AspNetCore.Hosting" && instrument.Name == "http.server.request.duration"))
                 {
                     l.EnableMeasurementEvents(instrument);
                 }
             },
         };
-        var counting = 0;
+        // Where the latency goes (issue 15 goal 2): the writer's queue wait, its commits, the server's own request time.
+        var phases = new PhaseSamples();
+        using var gcPauses = new GcPauses();
+        listener.SetMeasurementEventCallback<double>((instrument, seconds, _, _) =>
+        {
+            if (Volatile.Read(ref counting) == 1)
+            {
+                phases.Add(instrument.Name, seconds);
+            }
+        });
         listener.SetMeasurementEventCallback<int>((_, writes, _, _) =>
         {
             if (Volatile.Read(ref counting) == 1)
@@ -144,16 +162,31 @@ public static class ApiThroughput
         long pendingAtStart = 0, allocatedAtStart = 0;
         var cpuAtStart = TimeSpan.Zero;
         var gcBefore = (0, 0, 0);
+        var pauseBefore = TimeSpan.Zero;
+        long contentionBefore = 0;
+        using var sampling = new CancellationTokenSource();
+        var poolSampler = Task.CompletedTask;
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
             node.GrpcAddress, LoadGenerator.CallCreate, clients, options.ApiDuration, node.KernelPath, "c", timeout, () =>
             {
                 gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+                pauseBefore = GC.GetTotalPauseDuration();
+                contentionBefore = Monitor.LockContentionCount;
+                poolSampler = phases.SampleThreadPoolAsync(sampling.Token);
+                gcPauses.Start();
                 Volatile.Write(ref counting, 1);
                 pendingAtStart = Interlocked.Read(ref records) - Interlocked.Read(ref running);
                 cpuAtStart = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
                 allocatedAtStart = GC.GetTotalAllocatedBytes();
             });
         Volatile.Write(ref counting, 0);
+        await sampling.CancelAsync();
+        await poolSampler;
+        result["gc_pause_ms"] = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
+        result["lock_contentions"] = Monitor.LockContentionCount - contentionBefore;
+        phases.Report(result);
+        gcPauses.Stop();
+        gcPauses.Report(result);
         var allocatedInWindow = GC.GetTotalAllocatedBytes() - allocatedAtStart;
         var count = r["count"];
         foreach (var (key, value) in r)

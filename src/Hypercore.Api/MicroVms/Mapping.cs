@@ -92,7 +92,7 @@ public static class Mapping
     private static Proto.Placement ToProto(PlacementSpec p)
     {
         var placement = new Proto.Placement { AffinityJson = p.AffinityJson ?? "", PriorityClassName = p.PriorityClassName };
-        placement.NodeSelector.Add(p.NodeSelector.ToDictionary());
+        AddAll(placement.NodeSelector, p.NodeSelector);
         placement.Tolerations.Add(p.Tolerations.Select(t =>
         {
             var toleration = new Proto.Toleration { Key = t.Key, Operator = t.Operator, Value = t.Value, Effect = t.Effect };
@@ -104,6 +104,23 @@ public static class Mapping
             return toleration;
         }));
         return placement;
+    }
+
+    /// <summary>
+    /// MapField.Add(IDictionary) without the copy that ToDictionary() made first (issue 15: four dictionaries per
+    /// Create reply, most of them empty); same entries, same order, same refusal of a duplicate key.
+    /// </summary>
+    private static void AddAll(Google.Protobuf.Collections.MapField<string, string> to, IReadOnlyDictionary<string, string> from)
+    {
+        if (from.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var (key, value) in from)
+        {
+            to.Add(key, value);
+        }
     }
 
     public static Proto.MicroVM ToProto(MicroVm vm) => new()
@@ -137,9 +154,9 @@ public static class Mapping
             p.Placement = ToProto(placement); // Kubernetes (issue 13)
         }
 
-        p.Labels.Add(spec.Labels.ToDictionary());
-        p.Metadata.Add(spec.Metadata.ToDictionary());
-        p.Kernel.Cmdline.Add(spec.Kernel.Cmdline.ToDictionary());
+        AddAll(p.Labels, spec.Labels);
+        AddAll(p.Metadata, spec.Metadata);
+        AddAll(p.Kernel.Cmdline, spec.Kernel.Cmdline);
         if (spec.Kernel.Filename is { } kf)
         {
             p.Kernel.Filename = kf;

@@ -71,7 +71,7 @@ public sealed record MicroVmStatus
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
 
-    public Condition? FindCondition(string type) => Conditions.FirstOrDefault(c => c.Type == type);
+    public Condition? FindCondition(string type) => Hypercore.MicroVms.Conditions.Find(Conditions, type);
 }
 
 /// <summary>
@@ -125,10 +125,49 @@ public static class Conditions
         IReadOnlyList<Condition> existing, string type, ConditionStatus status, string reason, string message,
         long generation, DateTimeOffset now)
     {
-        var old = existing.FirstOrDefault(c => c.Type == type);
+        var old = Find(existing, type);
         var since = old is not null && old.Status == status ? old.LastTransitionTime : now;
         var updated = new Condition(type, status, reason, message, since, generation);
-        var list = existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, StringComparer.Ordinal).ToList();
+
+        // What existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, Ordinal).ToList() gave, without
+        // its iterators, closures and sorter (issue 15: ~3.5 KB allocated per Create): a stable insertion sort by type.
+        var list = new List<Condition>(existing.Count + (old is null ? 1 : 0));
+        for (var i = 0; i < existing.Count; i++)
+        {
+            if (existing[i].Type != type)
+            {
+                list.Add(existing[i]);
+            }
+        }
+
+        list.Add(updated);
+        for (var i = 1; i < list.Count; i++)
+        {
+            var item = list[i];
+            var j = i - 1;
+            while (j >= 0 && string.CompareOrdinal(list[j].Type, item.Type) > 0)
+            {
+                list[j + 1] = list[j];
+                j--;
+            }
+
+            list[j + 1] = item;
+        }
+
         return list;
+    }
+
+    /// <summary>The first condition of <paramref name="type"/>, or null (FirstOrDefault without a closure per call).</summary>
+    public static Condition? Find(IReadOnlyList<Condition> conditions, string type)
+    {
+        for (var i = 0; i < conditions.Count; i++)
+        {
+            if (conditions[i].Type == type)
+            {
+                return conditions[i];
+            }
+        }
+
+        return null;
     }
 }

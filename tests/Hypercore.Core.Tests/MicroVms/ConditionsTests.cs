@@ -1,0 +1,68 @@
+using Hypercore.MicroVms;
+
+namespace Hypercore.Core.Tests.MicroVms;
+
+/// <summary>
+/// Conditions.Set and Find lost their LINQ (issue 15, allocations per Create): they must answer exactly what the
+/// LINQ form answered, including for lists that are not sorted or hold a type twice (read from a hand-edited store).
+/// </summary>
+public class ConditionsTests
+{
+    private static readonly string[] Types = ["Ready", "Admitted", "ImageReady", "GuestReady", "Synchronized", "B", "a", ""];
+
+    [Test]
+    public void Set_RandomLists_MatchesTheLinqDefinition()
+    {
+        var random = new Random(15);
+        var now = DateTimeOffset.UnixEpoch.AddDays(1);
+        for (var round = 0; round < 5_000; round++)
+        {
+            var existing = Enumerable.Range(0, random.Next(0, 7))
+                .Select(i => new Condition(Types[random.Next(Types.Length)], (ConditionStatus)random.Next(3), $"r{i}", $"m{i}", DateTimeOffset.UnixEpoch.AddSeconds(i), i))
+                .ToList();
+            var type = Types[random.Next(Types.Length)];
+            var status = (ConditionStatus)random.Next(3);
+
+            var actual = Conditions.Set(existing, type, status, "why", "what", 7, now);
+
+            actual.Should().Equal(Reference(existing, type, status, "why", "what", 7, now), $"round {round}");
+            actual.Should().BeOfType<List<Condition>>();
+        }
+    }
+
+    [Test]
+    public void Set_SameStatus_KeepsTheTransitionTime()
+    {
+        var since = DateTimeOffset.UnixEpoch.AddHours(1);
+        IReadOnlyList<Condition> existing = [new Condition("Ready", ConditionStatus.True, "a", "b", since, 1)];
+
+        var kept = Conditions.Set(existing, "Ready", ConditionStatus.True, "c", "d", 2, since.AddHours(1));
+        var flipped = Conditions.Set(existing, "Ready", ConditionStatus.False, "c", "d", 2, since.AddHours(1));
+
+        kept.Single().LastTransitionTime.Should().Be(since);
+        flipped.Single().LastTransitionTime.Should().Be(since.AddHours(1));
+    }
+
+    [Test]
+    public void Find_ReturnsTheFirstOfTheTypeOrNull()
+    {
+        var first = new Condition("Ready", ConditionStatus.True, "1", "", DateTimeOffset.UnixEpoch, 1);
+        var status = new MicroVmStatus
+        {
+            Conditions = [new Condition("A", ConditionStatus.False, "", "", DateTimeOffset.UnixEpoch, 1), first, first with { Reason = "2" }],
+        };
+
+        status.FindCondition("Ready").Should().BeSameAs(first);
+        status.FindCondition("Missing").Should().BeNull();
+        new MicroVmStatus().FindCondition("Ready").Should().BeNull();
+    }
+
+    private static List<Condition> Reference(
+        IReadOnlyList<Condition> existing, string type, ConditionStatus status, string reason, string message, long generation, DateTimeOffset now)
+    {
+        var old = existing.FirstOrDefault(c => c.Type == type);
+        var since = old is not null && old.Status == status ? old.LastTransitionTime : now;
+        var updated = new Condition(type, status, reason, message, since, generation);
+        return existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, StringComparer.Ordinal).ToList();
+    }
+}
