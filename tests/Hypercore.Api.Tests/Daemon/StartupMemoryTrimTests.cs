@@ -10,54 +10,107 @@ namespace Hypercore.Api.Tests.Daemon;
 [SupportedOSPlatform("linux")]
 public sealed class StartupMemoryTrimTests
 {
+    // NUnit shares one fixture instance between its tests: fresh state for each.
+    private FakeTimeProvider _time = null!;
+    private TimeSpan _cpu;
+    private int _collections;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _time = new FakeTimeProvider();
+        _cpu = TimeSpan.FromMilliseconds(100);
+        _collections = 0;
+    }
+
+    private StartupMemoryTrim NewTrim() => new(_time, NullLogger.Instance, () => _collections++, () => _cpu);
+
+    /// <summary>One check interval in which the process used <paramref name="cpuMs"/> of CPU.</summary>
+    private void Tick(double cpuMs)
+    {
+        _cpu += TimeSpan.FromMilliseconds(cpuMs);
+        _time.Advance(StartupMemoryTrim.Delay);
+    }
+
     [Test]
     public void Schedule_BeforeTheDelay_DoesNotCollect()
     {
-        var time = new FakeTimeProvider();
-        var collections = 0;
-        using var trim = new StartupMemoryTrim(time, NullLogger.Instance, () => collections++);
+        using var trim = NewTrim();
 
-        time.Advance(StartupMemoryTrim.Delay - TimeSpan.FromMilliseconds(1));
+        _time.Advance(StartupMemoryTrim.Delay - TimeSpan.FromMilliseconds(1));
 
-        collections.Should().Be(0, "scheduling returns at once; the collection waits for the start burst to end");
+        _collections.Should().Be(0, "scheduling returns at once; the collection waits for the start burst to end");
         trim.Runs.Should().Be(0);
     }
 
     [Test]
-    public void Schedule_AfterTheDelay_CollectsExactlyOnce()
+    public void Schedule_IdleAfterTheDelay_CollectsExactlyOnce()
     {
-        var time = new FakeTimeProvider();
-        var collections = 0;
-        using var trim = new StartupMemoryTrim(time, NullLogger.Instance, () => collections++);
+        using var trim = NewTrim();
 
-        time.Advance(StartupMemoryTrim.Delay);
-        time.Advance(TimeSpan.FromHours(24));
+        Tick(cpuMs: 5);
+        for (var i = 0; i < 100; i++)
+        {
+            Tick(cpuMs: 0);
+        }
 
-        collections.Should().Be(1, "a one-off after start, not a periodic collection");
+        _collections.Should().Be(1, "a one-off after start, not a periodic collection");
         trim.Runs.Should().Be(1);
+    }
+
+    [Test]
+    public void Schedule_BusyThenIdle_CollectsOnlyOnceIdle()
+    {
+        using var trim = NewTrim();
+
+        for (var i = 0; i < 5; i++)
+        {
+            Tick(cpuMs: 900); // a resync or a burst of calls: a blocking compaction would pause it
+        }
+
+        _collections.Should().Be(0);
+        Tick(cpuMs: 20);
+        _collections.Should().Be(1);
+    }
+
+    [Test]
+    public void Schedule_BusyForEveryCheck_GivesUpAndNeverCollects()
+    {
+        using var trim = NewTrim();
+
+        for (var i = 0; i < StartupMemoryTrim.MaxChecks; i++)
+        {
+            Tick(cpuMs: 500);
+        }
+
+        Tick(cpuMs: 0);
+        Tick(cpuMs: 0);
+
+        _collections.Should().Be(0, "a daemon busy for its whole first minute is not paused later either");
+        trim.Runs.Should().Be(0);
     }
 
     [Test]
     public void Dispose_BeforeTheDelay_NeverCollects()
     {
-        var time = new FakeTimeProvider();
-        var collections = 0;
-        var trim = new StartupMemoryTrim(time, NullLogger.Instance, () => collections++);
+        var trim = NewTrim();
 
         trim.Dispose();
-        time.Advance(TimeSpan.FromHours(1));
+        for (var i = 0; i < 10; i++)
+        {
+            Tick(cpuMs: 0);
+        }
 
-        collections.Should().Be(0, "a daemon stopping within its first second does not collect on its way out");
+        _collections.Should().Be(0, "a daemon stopping within its first second does not collect on its way out");
     }
 
     [Test]
     public void Schedule_RealCollection_RunsAFullGarbageCollection()
     {
-        var time = new FakeTimeProvider();
-        using var trim = StartupMemoryTrim.Schedule(time, NullLogger.Instance);
+        using var trim = new StartupMemoryTrim(_time, NullLogger.Instance, StartupMemoryTrim.Collect, () => _cpu);
         var before = GC.CollectionCount(GC.MaxGeneration);
 
-        time.Advance(StartupMemoryTrim.Delay);
+        Tick(cpuMs: 0);
 
         GC.CollectionCount(GC.MaxGeneration).Should().BeGreaterThan(before, "the trim is a full (gen2) collection");
         trim.Runs.Should().Be(1);
