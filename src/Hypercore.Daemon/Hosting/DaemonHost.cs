@@ -135,6 +135,7 @@ public static partial class DaemonHost
             await stdout.WriteLineAsync($"vistarad ready grpc={grpcUrl} http={httpUrl}" + (endpoints.Socket is { } socket ? $" socket=unix://{socket}" : ""));
             await stdout.FlushAsync(CancellationToken.None);
             LogStartCost(log);
+            using var trim = StartupMemoryTrim.Schedule(app.Services.GetRequiredService<TimeProvider>(), log);
 
             using var registration = stop.Register(() => app.Lifetime.StopApplication());
             await app.WaitForShutdownAsync(CancellationToken.None);
