@@ -10,9 +10,10 @@ namespace Hypercore.Daemon.Hosting;
 /// ~30 MB that is garbage once the daemon answers. The GC sizes its first-generation budget from the CPU's last-level
 /// cache (hundreds of MB on server CPUs), so an idle daemon may not collect for a long time, and every page of that
 /// start-up garbage stays resident: in the Native AOT daemon it was 30 of its 46 MB of private memory (issue 15,
-/// bench/NOTES.md). The NativeAOT runtime reads no DOTNET_GC* variables, so the budget cannot be lowered from outside,
-/// and a smaller budget would also tax the API under load. One aggressive collection after the start burst returns the
-/// pages to the kernel for ~40 ms of CPU on the timer's thread, only once the daemon has been idle for a second.
+/// bench/NOTES.md). The NativeAOT runtime reads no DOTNET_GC* variables; the AOT build caps the budget at 6 MB from
+/// inside the binary (GCGen0MaxBudget in Hypercore.Daemon.csproj), which bounds growth under load but still leaves the
+/// start's last budget of garbage resident. One aggressive collection after the start burst returns the pages to the
+/// kernel for ~40 ms of CPU on the timer's thread, only once the daemon has been idle for a second.
 /// </remarks>
 internal sealed partial class StartupMemoryTrim : IDisposable
 {
