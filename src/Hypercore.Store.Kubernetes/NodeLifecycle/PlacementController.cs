@@ -257,7 +257,7 @@ public sealed partial class PlacementController
         var terms = required["nodeSelectorTerms"] as JsonArray;
         if (terms is null || terms.Count == 0)
         {
-            terms = [new JsonObject()];
+            terms = new JsonArray(new JsonObject()); // not [..]: that calls the generic Add<T>, which is not trim-safe
             required["nodeSelectorTerms"] = terms;
         }
 
