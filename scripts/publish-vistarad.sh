@@ -26,17 +26,26 @@ jit() {
   fi
 }
 
+# HYPERCORE_VISTARAD_REQUIRE_AOT=1: fail instead of falling back (the test that runs the shipped binary uses it).
+fallback() {
+  if [[ ${HYPERCORE_VISTARAD_REQUIRE_AOT:-0} == 1 ]]; then
+    echo "publish-vistarad: HYPERCORE_VISTARAD_REQUIRE_AOT=1 and no Native AOT build (above); not falling back" >&2
+    exit 1
+  fi
+  jit
+}
+
 if [[ ${HYPERCORE_VISTARAD_JIT:-0} == 1 ]]; then
   jit
 elif [[ -z $rid ]] || ! command -v clang >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
   echo "publish-vistarad: no Native AOT toolchain (clang and zlib1g-dev; scripts/setup.sh installs them) or unknown" \
        "architecture $(uname -m): publishing vistarad for the JIT (ReadyToRun, slower start)" >&2
-  jit
+  fallback
 elif ! dotnet publish src/Hypercore.Daemon -c Release -r "$rid" -p:PublishAot=true -o "$out" -nologo -v q >&2; then
   # TreatWarningsAsErrors holds here too: a trim or AOT warning (a reflection path that would fail at run time in
   # the native binary) fails this publish and lands here, instead of shipping a daemon that breaks on first use.
   echo "publish-vistarad: the Native AOT publish failed (output above); publishing vistarad for the JIT instead" >&2
-  jit
+  fallback
 else
   # A JIT publish into the same directory earlier left its managed files; the native vistarad uses none of them.
   find "$out" -maxdepth 1 -type f \( -name '*.dll' -o -name '*.deps.json' -o -name '*.runtimeconfig.json' \) -delete

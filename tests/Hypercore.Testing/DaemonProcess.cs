@@ -43,7 +43,7 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>Starts <c>dotnet <paramref name="daemonDll"/> <paramref name="args"/></c>.</summary>
+    /// <summary>Starts <c>dotnet <paramref name="daemonDll"/> <paramref name="args"/></c>, or the executable itself when it is not a .dll.</summary>
     public static DaemonProcess Start(string daemonDll, params string[] args) => Start([], daemonDll, args);
 
     /// <summary>
@@ -60,14 +60,10 @@ public sealed class DaemonProcess : IAsyncDisposable
             throw new AssertionException($"the daemon is not built at {daemonDll}");
         }
 
-        var info = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : "dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in launcher.Skip(1).Append(launcher.Length > 0 ? "dotnet" : null).OfType<string>())
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        info.ArgumentList.Add(daemonDll);
-        foreach (var a in args)
+        // A .dll runs on dotnet; anything else is the published executable (Native AOT), run as it is.
+        string[] command = [.. launcher, .. daemonDll.EndsWith(".dll", StringComparison.Ordinal) ? ["dotnet"] : Array.Empty<string>(), daemonDll, .. args];
+        var info = new ProcessStartInfo(command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1))
         {
             info.ArgumentList.Add(a);
         }

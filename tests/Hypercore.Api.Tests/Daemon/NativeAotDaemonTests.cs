@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Text;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Grpc.Reflection.V1Alpha;
+using Hypercore.Contracts.VmApi;
+using Hypercore.Testing;
+
+namespace Hypercore.Api.Tests.Daemon;
+
+/// <summary>
+/// vistarad as it ships: published Native AOT by scripts/publish-vistarad.sh. Every other test runs the JIT build,
+/// where reflection works; a trim or AOT problem shows only here — as a publish that would fall back to the JIT
+/// (a trim/AOT warning fails the publish), or as a path that throws at run time in the native binary (as the image
+/// cache's reflection JSON once did). So the binary is published once and driven through a real guest's life.
+/// </summary>
+[NonParallelizable]
+public sealed class NativeAotDaemonTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(180);
+
+    private DirectoryInfo _publish = null!;
+    private string _vistarad = null!;
+    private DirectoryInfo _dir = null!;
+    private readonly List<int> _guestPids = [];
+
+    private string StateDir => Path.Combine(_dir.FullName, "state");
+
+    [OneTimeSetUp]
+    public async Task PublishAsync()
+    {
+        _publish = Directory.CreateTempSubdirectory("hypercore-aot-");
+        var root = GuestImage.RepoRoot();
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root };
+        info.ArgumentList.Add(Path.Combine(root, "scripts", "publish-vistarad.sh"));
+        info.ArgumentList.Add(Path.Combine(_publish.FullName, "bin"));
+        info.Environment["HYPERCORE_VISTARAD_REQUIRE_AOT"] = "1"; // fail, not fall back to the JIT
+        using var publish = Process.Start(info)!;
+        var stdout = publish.StandardOutput.ReadToEndAsync();
+        var stderr = publish.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+        try
+        {
+            await publish.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            publish.Kill(entireProcessTree: true);
+            throw new AssertionException("the Native AOT publish took more than 20 minutes");
+        }
+
+        publish.ExitCode.Should().Be(0, $"scripts/publish-vistarad.sh must publish Native AOT:\n{await stderr}");
+        _vistarad = (await stdout).Trim().Split('\n')[^1].Trim();
+    }
+
+    [OneTimeTearDown]
+    public void DeletePublish() => _publish.Delete(recursive: true);
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _dir = Directory.CreateTempSubdirectory("hypercore-aot-run-");
+        await GuestImage.InstallAsDefaultAsync(StateDir);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        foreach (var pid in _guestPids.Where(ProcFs.IsAlive))
+        {
+            ProcFs.Kill(pid);
+        }
+
+        ProcFs.KillAll(_dir.FullName);
+        _dir.Delete(recursive: true);
+    }
+
+    [Test]
+    public void Publish_IsOneNativeExecutable_NotAManagedAppHost()
+    {
+        var header = new byte[4];
+        using (var file = File.OpenRead(_vistarad))
+        {
+            file.ReadExactly(header);
+        }
+
+        header.Should().Equal([0x7f, (byte)'E', (byte)'L', (byte)'F']);
+        File.Exists(Path.Combine(Path.GetDirectoryName(_vistarad)!, "vistarad.dll")).Should().BeFalse("Native AOT needs no managed assembly");
+        new FileInfo(_vistarad).Length.Should().BeGreaterThan(10L << 20, "the whole daemon and runtime are in the one file");
+    }
+
+    [Test]
+    public async Task NativeDaemon_BootsAGuest_ServesGrpcHttpAndReflection_RefusesBadInput_DeletesAndStops()
+    {
+        await using var daemon = DaemonProcess.Start(_vistarad,
+            "run", "--state-dir", StateDir, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
+            "--qemu-accel", "tcg", "--node-name", "aot-node");
+        var (grpc, http) = await daemon.WaitReadyAsync(Patience);
+        using var channel = GrpcChannel.ForAddress(grpc);
+        var client = new VMService.VMServiceClient(channel);
+        using var httpClient = new HttpClient { BaseAddress = new Uri(http) };
+
+        // Bad input: a precise status, nothing written.
+        var invalid = await FluentActions.Awaiting(() => client.CreateAsync(new CreateMicroVMRequest
+        {
+            Microvm = new MicroVMSpec { Id = "bad", Namespace = "demo", Vcpu = 0, MemoryInMb = 128, Kernel = new Kernel { Image = "default" } },
+        }).ResponseAsync).Should().ThrowAsync<RpcException>();
+        invalid.Which.StatusCode.Should().Be(StatusCode.InvalidArgument);
+
+        // A real guest, created over HTTP/JSON (the gateway), with metadata (the NoCloud seed's YAML emitter).
+        using (var create = await httpClient.PostAsync("/v1/microvms", new StringContent(
+            """{"microvm":{"id":"web1","namespace":"demo","vcpu":1,"memoryInMb":128,"kernel":{"image":"default"},"metadata":{"x-owner":"aot"}}}""",
+            Encoding.UTF8, "application/json")))
+        {
+            create.IsSuccessStatusCode.Should().BeTrue(await create.Content.ReadAsStringAsync());
+        }
+
+        MicroVM running;
+        using (var cts = new CancellationTokenSource(Patience))
+        {
+            do
+            {
+                await Task.Delay(250, cts.Token);
+                running = (await client.GetAsync(new GetMicroVMRequest { Id = "web1", Namespace = "demo" }, cancellationToken: cts.Token)).Microvm;
+            }
+            while (running.Status.Phase != "Running" && running.Status.Phase != "Failed");
+        }
+
+        running.Status.Phase.Should().Be("Running", running.Status.ToString());
+        _guestPids.Add(running.Status.Pid);
+        var uid = running.Spec.Uid;
+        using (var logs = new CancellationTokenSource(Patience))
+        {
+            using var call = client.Logs(new LogsRequest { Id = "web1", Namespace = "demo", Follow = true }, cancellationToken: logs.Token);
+            var console = new StringBuilder();
+            while (!console.ToString().Contains("HYPERCORE-GUEST-READY", StringComparison.Ordinal))
+            {
+                (await call.ResponseStream.MoveNext(logs.Token)).Should().BeTrue();
+                console.Append(Encoding.UTF8.GetString(call.ResponseStream.Current.Data.Span));
+            }
+        }
+
+        // Paths that once failed only in the native binary: the image cache index (prune), reflection.
+        using (var prune = await httpClient.PostAsync("/v1/images:prune", new StringContent("{}", Encoding.UTF8, "application/json")))
+        {
+            prune.IsSuccessStatusCode.Should().BeTrue(await prune.Content.ReadAsStringAsync());
+        }
+
+        (await httpClient.GetStringAsync("/v1/microvms?namespace=demo")).Should().Contain("\"web1\"").And.Contain("\"Running\"");
+        using (var reflection = new CancellationTokenSource(Patience))
+        {
+            using var call = new ServerReflection.ServerReflectionClient(channel).ServerReflectionInfo(cancellationToken: reflection.Token);
+            await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+            (await call.ResponseStream.MoveNext(reflection.Token)).Should().BeTrue();
+            call.ResponseStream.Current.ListServicesResponse.Service.Select(s => s.Name).Should().Contain(["vm.services.api.VMService", "vistara.Vistara"]);
+            await call.RequestStream.CompleteAsync();
+        }
+
+        var vmDir = Path.Combine(StateDir, "run", "qemu", uid);
+        (await httpClient.DeleteAsync("/v1/microvms/web1?namespace=demo")).EnsureSuccessStatusCode();
+        using (var cts = new CancellationTokenSource(Patience))
+        {
+            while (true)
+            {
+                try
+                {
+                    await client.GetAsync(new GetMicroVMRequest { Uid = uid }, cancellationToken: cts.Token);
+                    await Task.Delay(250, cts.Token);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
+                {
+                    break;
+                }
+            }
+        }
+
+        daemon.Signal("TERM");
+        (await daemon.WaitForExitAsync(Patience)).Should().Be(0, daemon.Stderr);
+        ProcFs.IsAlive(running.Status.Pid).Should().BeFalse("delete stops the VM");
+        Directory.Exists(vmDir).Should().BeFalse("delete removes the VM's runtime files");
+        daemon.Stderr.Should().NotContain("Reflection-based serialization").And.NotContain("NotSupportedException")
+            .And.NotContain("MissingMetadataException", "nothing on this path may need reflection the native binary does not have");
+    }
+}
