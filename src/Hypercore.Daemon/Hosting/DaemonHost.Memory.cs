@@ -19,25 +19,11 @@ public static partial class DaemonHost
 
         var cpu = Environment.CpuUsage;
         var gc = GC.GetGCMemoryInfo();
-        long rss = 0, anon = 0;
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = Kb(line);
-                else if (line.StartsWith("RssAnon:", StringComparison.Ordinal)) anon = Kb(line);
-            }
-        }
-        catch (IOException)
-        {
-            // not Linux procfs: logged as 0
-        }
-
+        var memory = ProcessMemory.Read();
         LogStarted(log, (cpu.UserTime + cpu.PrivilegedTime).TotalMilliseconds, Mb(gc.HeapSizeBytes), Mb(gc.TotalCommittedBytes),
             Mb(gc.FragmentedBytes), GC.CollectionCount(0), Environment.ProcessorCount, System.Diagnostics.Process.GetCurrentProcess().Threads.Count,
-            rss / 1024.0, anon / 1024.0, GCSettings.IsServerGC);
+            memory.RssMb, memory.AnonMb, GCSettings.IsServerGC);
 
-        static long Kb(string line) => long.TryParse(line.AsSpan(line.IndexOf(':') + 1).Trim().TrimEnd("kB").Trim(), out var kb) ? kb : 0;
         static double Mb(long bytes) => bytes / 1048576.0;
     }
 

@@ -84,11 +84,11 @@ internal sealed partial class StartupMemoryTrim : IDisposable
         }
 
         Interlocked.Increment(ref _ran);
-        var rssBefore = ResidentMb();
+        var rssBefore = ProcessMemory.Read().RssMb;
         var cpuBefore = _processCpu();
         _collect();
         var spent = _processCpu() - cpuBefore;
-        LogTrimmed(_log, spent.TotalMilliseconds, rssBefore, ResidentMb(), GC.GetGCMemoryInfo().HeapSizeBytes / 1048576.0);
+        LogTrimmed(_log, spent.TotalMilliseconds, rssBefore, ProcessMemory.Read().RssMb, GC.GetGCMemoryInfo().HeapSizeBytes / 1048576.0);
     }
 
     public void Dispose()
@@ -98,26 +98,6 @@ internal sealed partial class StartupMemoryTrim : IDisposable
             _done = true;
             _timer.Dispose();
         }
-    }
-
-    private static double ResidentMb()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                {
-                    return long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), out var kb) ? kb / 1024.0 : 0;
-                }
-            }
-        }
-        catch (IOException)
-        {
-            // not Linux procfs: logged as 0
-        }
-
-        return 0;
     }
 
     // CPU is the whole process's during the collection (other threads' too), so an upper bound of the trim's cost.
