@@ -11,35 +11,9 @@ namespace Hypercore.Api.Tests.Daemon;
 /// SIGTERM leaves the VM running and the next daemon adopts it (same pid); delete removes process and files.
 /// </summary>
 [NonParallelizable]
-public sealed class DaemonEndToEndTests
+public sealed class DaemonEndToEndTests : GuestStateDirTest
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
-
-    private DirectoryInfo _dir = null!;
-    private readonly List<int> _guestPids = [];
-
-    private string StateDir => Path.Combine(_dir.FullName, "state");
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _dir = Directory.CreateTempSubdirectory("hypercore-e2e-");
-        await GuestImage.InstallAsDefaultAsync(StateDir);
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        // A failed test must not leave a guest behind on a shared machine: every QEMU of this test has the state
-        // dir in its command line (console, QMP socket, pid file).
-        foreach (var pid in _guestPids.Where(ProcFs.IsAlive))
-        {
-            ProcFs.Kill(pid);
-        }
-
-        ProcFs.KillAll(_dir.FullName);
-        _dir.Delete(recursive: true);
-    }
 
     private DaemonProcess StartDaemon() => DaemonProcess.Start(
         DaemonProcessTests.Vistarad,
@@ -83,7 +57,7 @@ public sealed class DaemonEndToEndTests
             uid = created.Microvm.Spec.Uid;
             var running = await WaitForAsync(client, v => v.Status.Phase == "Running" && v.Status.Pid > 0, "phase Running");
             pid = running.Status.Pid;
-            _guestPids.Add(pid);
+            GuestPids.Add(pid);
             vmDir = Path.Combine(StateDir, "run", "qemu", uid);
 
             using var logs = new CancellationTokenSource(Patience);
@@ -124,19 +98,7 @@ public sealed class DaemonEndToEndTests
 
             using var httpClient = new HttpClient { BaseAddress = new Uri(http) };
             (await httpClient.DeleteAsync("/v1/microvms/web1?namespace=demo")).EnsureSuccessStatusCode();
-            using var cts = new CancellationTokenSource(Patience);
-            while (true)
-            {
-                try
-                {
-                    await client.GetAsync(new GetMicroVMRequest { Uid = uid }, cancellationToken: cts.Token);
-                    await Task.Delay(250, cts.Token);
-                }
-                catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
-                {
-                    break;
-                }
-            }
+            await WaitUntilGoneAsync(client, uid, Patience);
 
             daemon.Signal("TERM");
             (await daemon.WaitForExitAsync(Patience)).Should().Be(0, daemon.Stderr);
@@ -165,7 +127,7 @@ public sealed class DaemonEndToEndTests
         }
         while (vm.Status.Phase != "Running");
 
-        _guestPids.Add(vm.Status.Pid);
+        GuestPids.Add(vm.Status.Pid);
         var vmDir = Path.Combine(StateDir, "run", "qemu", created.Id);
         Directory.EnumerateFiles(vmDir).Select(f => new FileInfo(f).Length).Should().Contain(16L * 1024 * 1024, "the scratch disk is a file in the VM's directory");
         (await vistara.GetMicroVMAsync(new Contracts.Vistara.GetMicroVMRequest { Id = created.Id })).Disk.Should().Be(16);

@@ -15,16 +15,12 @@ namespace Hypercore.Api.Tests.Daemon;
 /// cache's reflection JSON once did). So the binary is published once and driven through a real guest's life.
 /// </summary>
 [NonParallelizable]
-public sealed class NativeAotDaemonTests
+public sealed class NativeAotDaemonTests : GuestStateDirTest
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(180);
 
     private DirectoryInfo _publish = null!;
     private string _vistarad = null!;
-    private DirectoryInfo _dir = null!;
-    private readonly List<int> _guestPids = [];
-
-    private string StateDir => Path.Combine(_dir.FullName, "state");
 
     [OneTimeSetUp]
     public async Task PublishAsync()
@@ -55,25 +51,6 @@ public sealed class NativeAotDaemonTests
 
     [OneTimeTearDown]
     public void DeletePublish() => _publish.Delete(recursive: true);
-
-    [SetUp]
-    public async Task SetUp()
-    {
-        _dir = Directory.CreateTempSubdirectory("hypercore-aot-run-");
-        await GuestImage.InstallAsDefaultAsync(StateDir);
-    }
-
-    [TearDown]
-    public void TearDown()
-    {
-        foreach (var pid in _guestPids.Where(ProcFs.IsAlive))
-        {
-            ProcFs.Kill(pid);
-        }
-
-        ProcFs.KillAll(_dir.FullName);
-        _dir.Delete(recursive: true);
-    }
 
     [Test]
     public void Publish_IsOneNativeExecutable_NotAManagedAppHost()
@@ -127,7 +104,7 @@ public sealed class NativeAotDaemonTests
         }
 
         running.Status.Phase.Should().Be("Running", running.Status.ToString());
-        _guestPids.Add(running.Status.Pid);
+        GuestPids.Add(running.Status.Pid);
         var uid = running.Spec.Uid;
         using (var logs = new CancellationTokenSource(Patience))
         {
@@ -158,21 +135,7 @@ public sealed class NativeAotDaemonTests
 
         var vmDir = Path.Combine(StateDir, "run", "qemu", uid);
         (await httpClient.DeleteAsync("/v1/microvms/web1?namespace=demo")).EnsureSuccessStatusCode();
-        using (var cts = new CancellationTokenSource(Patience))
-        {
-            while (true)
-            {
-                try
-                {
-                    await client.GetAsync(new GetMicroVMRequest { Uid = uid }, cancellationToken: cts.Token);
-                    await Task.Delay(250, cts.Token);
-                }
-                catch (RpcException ex) when (ex.StatusCode == StatusCode.NotFound)
-                {
-                    break;
-                }
-            }
-        }
+        await WaitUntilGoneAsync(client, uid, Patience);
 
         daemon.Signal("TERM");
         (await daemon.WaitForExitAsync(Patience)).Should().Be(0, daemon.Stderr);
