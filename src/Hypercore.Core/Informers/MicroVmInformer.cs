@@ -209,38 +209,51 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
     /// <summary>Watch first, then list, then apply events; a list is done again whenever asked for. Returns when the watch ends.</summary>
     private async Task FollowAsync(CancellationToken ct)
     {
-        await using var watch = _store.WatchAsync(ct).GetAsyncEnumerator(ct);
+        using var watchCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watch = _store.WatchAsync(watchCts.Token).GetAsyncEnumerator(watchCts.Token);
         var move = watch.MoveNextAsync().AsTask(); // subscribes before the list below
-        await RelistAsync(ct);
-        var relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
-        while (true)
+        try
         {
-            var done = await Task.WhenAny(move, relist);
-            if (done == relist)
+            await RelistAsync(ct);
+            var relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
+            while (true)
             {
-                await relist;
-                _relistRequests.Reader.TryRead(out _);
-                await RelistAsync(ct);
-                relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
-                continue;
-            }
+                var done = await Task.WhenAny(move, relist);
+                if (done == relist)
+                {
+                    await relist;
+                    _relistRequests.Reader.TryRead(out _);
+                    await RelistAsync(ct);
+                    relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
+                    continue;
+                }
 
-            if (!await move)
-            {
-                return; // the store ended the watch: follow again (watch, list)
-            }
+                if (!await move)
+                {
+                    return; // the store ended the watch: follow again (watch, list)
+                }
 
-            var ev = watch.Current;
-            if (ev.Type == StoreEventType.Resync)
-            {
-                await RelistAsync(ct);
-            }
-            else if (ev.MicroVm is { } vm)
-            {
-                Apply(ev.Type, vm);
-            }
+                var ev = watch.Current;
+                if (ev.Type == StoreEventType.Resync)
+                {
+                    await RelistAsync(ct);
+                }
+                else if (ev.MicroVm is { } vm)
+                {
+                    Apply(ev.Type, vm);
+                }
 
-            move = watch.MoveNextAsync().AsTask();
+                move = watch.MoveNextAsync().AsTask();
+            }
+        }
+        finally
+        {
+            // An enumerator may not be disposed while a MoveNextAsync is waiting: a compiler-generated async iterator
+            // (the Kubernetes store's watch, the authorizing wrapper) then throws NotSupportedException, which hid the
+            // real error (a failed list, the shutdown) and left that watch open for good. End the wait first.
+            await watchCts.CancelAsync();
+            await ((Task)move).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await watch.DisposeAsync();
         }
     }
 

@@ -20,6 +20,21 @@ internal sealed class InMemoryStore : IMicroVmStore
     /// <summary>How many watches were ever opened (the informer should be the only follower).</summary>
     public int WatchesOpened { get; private set; }
 
+    /// <summary>Watches open now (opened and not yet ended).</summary>
+    public int ActiveWatches
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>How many of the next lists fail (a store that is briefly unreachable).</summary>
+    public int FailLists { get; set; }
+
     /// <summary>Sends an event to every watcher without changing anything (a duplicate, a stale replay, a Resync).</summary>
     public void Inject(StoreEvent ev)
     {
@@ -58,6 +73,12 @@ internal sealed class InMemoryStore : IMicroVmStore
     {
         lock (_gate)
         {
+            if (FailLists > 0)
+            {
+                FailLists--;
+                throw new IOException("store unreachable");
+            }
+
             IReadOnlyList<MicroVm> list = _items.Values.Where(v => @namespace is null || v.Spec.Namespace == @namespace)
                 .OrderBy(v => v.Spec.Namespace, StringComparer.Ordinal).ThenBy(v => v.Spec.Id, StringComparer.Ordinal).ToList();
             return Task.FromResult(list);

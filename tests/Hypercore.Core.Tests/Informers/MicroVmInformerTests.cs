@@ -73,6 +73,26 @@ public class MicroVmInformerTests
     }
 
     [Test]
+    public async Task ListFailure_EndsItsStoreWatch_BeforeFollowingAgain()
+    {
+        // The list fails while the watch's first MoveNext is waiting. Disposing an async iterator in that state throws
+        // NotSupportedException and never runs its finally: the watch leaked (one per failed list) and the log showed
+        // "Specified method is not supported." instead of the store's error.
+        _store.FailLists = 1;
+        _informer = new MicroVmInformer(_store, _time, Options.Create(new InformerOptions { ResyncInterval = TimeSpan.FromHours(1) }),
+            NullLogger<MicroVmInformer>.Instance);
+        await _informer.StartAsync(CancellationToken.None);
+        await Until(() =>
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(100)); // the retry delay runs on the fake clock
+            return _informer.Synced.IsCompleted;
+        });
+
+        _store.WatchesOpened.Should().Be(2, "the failed list's watch and the retry's");
+        _store.ActiveWatches.Should().Be(1, "the failed attempt's watch was ended before the retry");
+    }
+
+    [Test]
     public async Task StaleAndDuplicateEvents_AreDropped()
     {
         var a = await _store.CreateAsync(Spec("a"));
