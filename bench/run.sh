@@ -2,7 +2,8 @@
 # Benchmarks: builds Release (the daemon published as deployed: Native AOT, else ReadyToRun), runs bench/Hypercore.Benchmarks,
 # prints a table and rewrites docs/benchmarks.md (not with --smoke or --no-docs).
 #
-# Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart,snapshot,watch,pipeline] [other runner flags]
+# Usage: bash bench/run.sh [--quick | --smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [other runner flags]
+#   --help    this text and the runner's flags (builds the runner only)
 #   --quick   3 density VMs and shorter API runs (minutes instead of ~15 min)
 #   --smoke   tiny sizes, no docs rewrite (what CI runs through the NUnit smoke test)
 # Environment:
@@ -16,6 +17,16 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+for arg in "$@"; do
+    if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
+        # The header above, then the runner's own flags (a build of the runner, not the publish and the image a run needs).
+        sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+        echo
+        DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet run -c Release --project bench/Hypercore.Benchmarks -v q -- --help
+        exit 0
+    fi
+done
 scratch="$(mktemp -d /tmp/hcb.XXXXXX)" # short: QMP socket paths must fit in sockaddr_un
 work="$scratch/w"
 runner_pid=""
