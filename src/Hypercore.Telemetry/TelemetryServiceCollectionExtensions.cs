@@ -28,6 +28,27 @@ public static class TelemetryServiceCollectionExtensions
     /// </summary>
     public const int MetricPointsPerStream = 500;
 
+    /// <summary>
+    /// Distinct tag sets kept per stream whose tags come from a small fixed set (GC generation, CPU mode, listen endpoint,
+    /// VM phase, probe kind; the largest, Kestrel's queued requests, has endpoints × protocol versions: under 20) or that
+    /// have none. The SDK allocates every stream's points up front (72 bytes each), so 500 for each of the ~40 streams
+    /// was 1.4 MB of the idle daemon's live heap for about 60 points in use (issue 15, rss3). Streams whose tag values
+    /// come from requests or errors (<see cref="OpenEndedStreams"/>) keep <see cref="MetricPointsPerStream"/>.
+    /// </summary>
+    public const int MetricPointsPerFixedTagStream = 64;
+
+    /// <summary>Instruments whose tag sets grow with routes, status codes, error types or failure reasons.</summary>
+    public static readonly IReadOnlySet<string> OpenEndedStreams = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "http.server.request.duration", // route × method × status × protocol
+        "http.server.active_requests",
+        "kestrel.connection.duration", // endpoint × protocol × error.type
+        "kestrel.tls_handshake.duration",
+        "kestrel.rejected_connections",
+        "dotnet.exceptions", // error.type
+        "hypercore.driver.errors", // provider × operation × reason
+    };
+
     /// <summary>Bucket bounds for Hypercore's duration histograms: 0.5 ms (a store commit) to 2 min (a slow TCG boot).</summary>
     public static readonly double[] SecondsBuckets =
         [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -85,10 +106,13 @@ public static class TelemetryServiceCollectionExtensions
                 // built, which was a tenth of the daemon's start CPU (plus the GCs it caused) and most of its idle
                 // managed heap (bench/NOTES.md, issue 15 aotdaemon). Tag sets beyond the limit are still counted, under
                 // otel.metric.overflow=true.
-                metrics.AddView(
-                    instrument => instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Unit == "s"
-                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets, CardinalityLimit = MetricPointsPerStream }
-                        : new MetricStreamConfiguration { CardinalityLimit = MetricPointsPerStream });
+                metrics.AddView(instrument =>
+                {
+                    var limit = CardinalityLimit(instrument.Name);
+                    return instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Unit == "s"
+                        ? new ExplicitBucketHistogramConfiguration { Boundaries = SecondsBuckets, CardinalityLimit = limit }
+                        : new MetricStreamConfiguration { CardinalityLimit = limit };
+                });
                 if (options.Prometheus)
                 {
                     metrics.AddPrometheusExporter();
@@ -120,6 +144,10 @@ public static class TelemetryServiceCollectionExtensions
 
         return services;
     }
+
+    /// <summary>The metric points kept for the stream of the instrument named <paramref name="instrument"/>.</summary>
+    public static int CardinalityLimit(string instrument) =>
+        OpenEndedStreams.Contains(instrument) ? MetricPointsPerStream : MetricPointsPerFixedTagStream;
 
     /// <summary>Maps the Prometheus scrape endpoint (GET /metrics by default) when Prometheus is enabled.</summary>
     public static IEndpointRouteBuilder MapHypercoreMetrics(this IEndpointRouteBuilder endpoints)

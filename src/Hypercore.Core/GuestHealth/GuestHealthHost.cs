@@ -30,7 +30,7 @@ public sealed partial class GuestHealthHost(
             {
                 try
                 {
-                    await monitor.TickAsync(informer.List(), stoppingToken);
+                    await monitor.TickAsync(informer.Count == 0 ? [] : informer.List(), stoppingToken); // List() sorts a copy, even of nothing
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

@@ -55,6 +55,35 @@ public sealed class GuestHealthMonitorTests() : MonitorTestBase("hypercore-probe
         new() { Console = new ConsoleProbe(regex), PeriodSeconds = period, FailureThreshold = failures, InitialDelaySeconds = delay };
 
     [Test]
+    public async Task Tick_NoVmsAndNoneTracked_AllocatesNothing()
+    {
+        // An idle node ticks four times a second; what a pass allocates stays resident until the next collection.
+        MicroVm[] none = [];
+        Prober.TickAsync(none, CancellationToken.None).IsCompletedSuccessfully.Should().BeTrue();
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            _ = Prober.TickAsync(none, CancellationToken.None);
+        }
+
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        await Task.CompletedTask;
+        allocated.Should().Be(0);
+    }
+
+    [Test]
+    public async Task Tick_LastProbedVmGone_StopsTrackingIt()
+    {
+        Seed(readiness: Console("READY", period: 1));
+        await Tick();
+        Prober.Tracked.Should().Be(1);
+
+        await Prober.TickAsync([], CancellationToken.None);
+
+        Prober.Tracked.Should().Be(0);
+    }
+
+    [Test]
     public async Task ConsoleReadiness_ReadyLinePrinted_GuestReadyTrueAtOnceWithTheLineAndCreateToReadyTime()
     {
         Seed(readiness: Console("HYPERCORE-GUEST-READY"));
