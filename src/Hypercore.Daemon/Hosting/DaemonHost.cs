@@ -265,6 +265,7 @@ public static partial class DaemonHost
             managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
 
         AddSecurity(services, daemon, certificate);
+        ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon
 
         var app = builder.Build();
         app.UseApiSecurity();
