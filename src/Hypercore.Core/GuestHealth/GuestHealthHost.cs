@@ -30,7 +30,9 @@ public sealed partial class GuestHealthHost(
             {
                 try
                 {
-                    await monitor.TickAsync(informer.List(), stoppingToken);
+                    // Unordered (issue 15, creates3): a tick visits every VM once and needs no order; List()'s sort of
+                    // every record each second was 1.5 % of the daemon's CPU under Creates with ~15,000 records.
+                    await monitor.TickAsync(informer.Unordered(), stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
