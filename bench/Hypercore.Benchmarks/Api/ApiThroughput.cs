@@ -232,6 +232,11 @@ public static class ApiThroughput
             result["live_heap_mb"] = GC.GetTotalMemory(forceFullCollection: false) / 1048576.0;
             result["live_kb_per_record"] = Interlocked.Read(ref records) == 0 ? 0 : GC.GetTotalMemory(false) / 1024.0 / Interlocked.Read(ref records);
             result["records"] = Interlocked.Read(ref records);
+            if (int.TryParse(Environment.GetEnvironmentVariable("HYPERCORE_BENCH_HOLD_S"), CultureInfo.InvariantCulture, out var hold))
+            {
+                await Console.Error.WriteLineAsync($"api: holding {hold} s for a heap dump (pid {Environment.ProcessId})");
+                await Task.Delay(TimeSpan.FromSeconds(hold)); // HYPERCORE_BENCH_HOLD_S: time for dotnet-gcdump of the live records
+            }
         }
 
         result["writes_per_commit"] = Interlocked.Read(ref commits) == 0 ? 0 : Interlocked.Read(ref committedWrites) / (double)Interlocked.Read(ref commits);
