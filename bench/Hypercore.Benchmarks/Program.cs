@@ -45,6 +45,8 @@ if (options.Child is { } child)
     {
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
         ApiThroughput.ChildKindNoReconciler => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: false),
+        ApiDaemonThroughput.ChildKind => await ApiDaemonThroughput.RunChildAsync(options, options.ChildSize), // issue 15 goal 2 on the shipped daemon
+        ApiDaemonThroughput.InProcessChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true, state: ApiDaemonThroughput.State),
         ReconcileScale.ChildKind => await ReconcileScale.RunChildAsync(options, options.ChildSize),
         ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process
         Hypercore.Benchmarks.Pipeline.PipelineBenchmark.ChildKind => await Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunChildAsync(options, options.ChildSize), // pipeline (issue 15)

@@ -85,6 +85,14 @@ public class BenchmarkSmokeTests
         Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×");
         Row(stdout, "API", "server CPU per Create, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* µs");
         Row(stdout, "API", "Create p99 inside the server's request span, 4 client(s)").Should().MatchRegex(@"[0-9][0-9,.]* ms");
+        // Issue 15 goal 2 (creates3): the same load against the vistarad process, and the in-process node with that load.
+        foreach (var where in (string[])["vistarad process", "in-process node"])
+        {
+            Row(stdout, "API", $"Creates ÷ empty-call baseline, 4 client(s), {where}").Should().MatchRegex(@"[0-9.]+ ×");
+            Row(stdout, "API", $"server CPU per Create, 4 client(s), {where}").Should().MatchRegex(@"[1-9][0-9,.]* µs");
+            Row(stdout, "API", $"Create latency p99, 4 client(s), {where}").Should().MatchRegex(@"[0-9][0-9,.]* ms");
+        }
+
         Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
         if (GuestImagePresent)
         {

@@ -78,6 +78,11 @@ public static class ApiThroughput
                 $"gen2 {r["gc2_n"]:0} × max {Fmt.Number(r["gc2_pause_ms_max"])} ms); thread-pool queue mean {Fmt.Number(r["pool_queue_mean"])}, max {r["pool_queue_max"]:0}"));
         }
 
+        if (ctx.Options.DaemonPath is { } daemon && File.Exists(daemon))
+        {
+            rows.AddRange(await ApiDaemonThroughput.RunAsync(ctx, largest)); // issue 15 goal 2 on the shipped daemon
+        }
+
         BenchContext.Log($"api: {largest} client(s) without the reconciler");
         var alone = await ChildRun.RunAsync(ctx, ChildKindNoReconciler, largest, TimeSpan.FromMinutes(10));
         rows.Add(new ResultRow(Name, $"durable Creates/s, {largest} client(s), reconciler off", alone["rate"], "/s",
@@ -95,9 +100,10 @@ public static class ApiThroughput
     /// same number of clients, then the durable Creates. CPU figures are this process's utime + stime over each
     /// measured window: the server only.
     /// </summary>
-    public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients, bool reconciler)
+    /// <param name="state">The Creates' desired state (null: Running); "Stopped" is the load <see cref="ApiDaemonThroughput"/> puts on the shipped daemon.</param>
+    public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients, bool reconciler, string? state = null)
     {
-        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}")).FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}")).FullName;
         await using var node = await InProcessNode.StartAsync(dir, reconciler, admission: reconciler); // the daemon's composition: admission is a start step
         var timeout = TimeSpan.FromMinutes(5) + 4 * options.ApiDuration;
         var result = new Dictionary<string, double>();
@@ -151,11 +157,12 @@ public static class ApiThroughput
         // Records and Running ones, from the informer's events: the reconciler may fall behind the Creates, and then the
         // window's CPU leaves part of their reconcile out. Counting until every record is Running gives the full cost.
         long records = 0, running = 0;
+        var done = state == ApiDaemonThroughput.State ? Phase.Stopped : Phase.Running; // "running": reconciled to the asked state
         var informer = reconciler ? node.Services.GetRequiredService<MicroVmInformer>() : null;
         using var follow = informer?.AddHandler(ev =>
         {
-            var was = ev.Previous?.Status.Phase == Phase.Running;
-            var now = ev.Type != InformerEventType.Deleted && ev.MicroVm.Status.Phase == Phase.Running;
+            var was = ev.Previous?.Status.Phase == done;
+            var now = ev.Type != InformerEventType.Deleted && ev.MicroVm.Status.Phase == done;
             records += ev.Type switch { InformerEventType.Added => 1, InformerEventType.Deleted => -1, _ => 0 };
             running += (now ? 1 : 0) - (was ? 1 : 0);
         });
@@ -178,7 +185,7 @@ public static class ApiThroughput
                 pendingAtStart = Interlocked.Read(ref records) - Interlocked.Read(ref running);
                 cpuAtStart = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
                 allocatedAtStart = GC.GetTotalAllocatedBytes();
-            });
+            }, state: state);
         Volatile.Write(ref counting, 0);
         await sampling.CancelAsync();
         await poolSampler;
@@ -219,6 +226,17 @@ public static class ApiThroughput
             result["cpu_us_per_drained"] = all == 0 ? 0 : ((ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero) - cpuAtStart).TotalMilliseconds * 1000 / all;
             result["reconciled_rate"] = all / (window + drain).TotalSeconds;
             result["alloc_kb_per_drained"] = all == 0 ? 0 : (GC.GetTotalAllocatedBytes() - allocatedAtStart) / 1024.0 / all;
+            // Issue 15 goal 2 (creates3): what each record keeps alive (informer, store caches), after everything above was
+            // read: a gen0 collection copies what the Creates since the last one keep, so this is what the pauses scale with.
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+            result["live_heap_mb"] = GC.GetTotalMemory(forceFullCollection: false) / 1048576.0;
+            result["live_kb_per_record"] = Interlocked.Read(ref records) == 0 ? 0 : GC.GetTotalMemory(false) / 1024.0 / Interlocked.Read(ref records);
+            result["records"] = Interlocked.Read(ref records);
+            if (int.TryParse(Environment.GetEnvironmentVariable("HYPERCORE_BENCH_HOLD_S"), CultureInfo.InvariantCulture, out var hold))
+            {
+                await Console.Error.WriteLineAsync($"api: holding {hold} s for a heap dump (pid {Environment.ProcessId})");
+                await Task.Delay(TimeSpan.FromSeconds(hold)); // HYPERCORE_BENCH_HOLD_S: time for dotnet-gcdump of the live records
+            }
         }
 
         result["writes_per_commit"] = Interlocked.Read(ref commits) == 0 ? 0 : Interlocked.Read(ref committedWrites) / (double)Interlocked.Read(ref commits);

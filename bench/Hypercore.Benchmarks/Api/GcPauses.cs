@@ -19,6 +19,13 @@ public sealed class GcPauses : EventListener
     private volatile bool _on;
     private readonly Dictionary<string, int> _types = [];
 
+    // HYPERCORE_BENCH_GC_DETAIL=1 (issue 15, creates3): per collection, the mark phases' times and bytes, the bytes
+    // promoted, and the thread that ran it, printed to stderr, to tell copying, card marking and root marking apart.
+    private static readonly bool Detail = Environment.GetEnvironmentVariable("HYPERCORE_BENCH_GC_DETAIL") == "1";
+    private readonly List<string> _detail = [];
+    private readonly System.Text.StringBuilder _current = new();
+    private DateTime _phaseAt;
+
     public void Start() => _on = true;
 
     public void Stop() => _on = false;
@@ -46,11 +53,30 @@ public sealed class GcPauses : EventListener
             case "GCSuspendEEBegin_V1":
                 _suspendAt = eventData.TimeStamp;
                 _gen = -1;
+                _current.Clear();
+                break;
+            case "GCMarkWithType" when Detail:
+                // Type: 0 stack roots, 1 finalization queue, 2 handles, 3 older generations (cards), 4 sized refs, 5 overflow.
+                _current.Append(CultureInfo.InvariantCulture, $" mark{eventData.Payload![2]}={(eventData.TimeStamp - _phaseAt).TotalMilliseconds:0.0}ms/{Convert.ToInt64(eventData.Payload![3], CultureInfo.InvariantCulture) / 1024}KB");
+                _phaseAt = eventData.TimeStamp;
+                break;
+            case "GCEnd_V1" when Detail:
+                _current.Append(CultureInfo.InvariantCulture, $" after-mark={(eventData.TimeStamp - _phaseAt).TotalMilliseconds:0.0}ms end={(eventData.TimeStamp - _startAt).TotalMilliseconds:0.0}ms");
+                break;
+            case "GCHeapStats_V2" when Detail:
+                var p = eventData.Payload!;
+                _current.Append(CultureInfo.InvariantCulture, $" promoted0={Convert.ToInt64(p[1], CultureInfo.InvariantCulture) / 1024}KB promoted1={Convert.ToInt64(p[3], CultureInfo.InvariantCulture) / 1024}KB gen1size={Convert.ToInt64(p[2], CultureInfo.InvariantCulture) / 1048576}MB gen2size={Convert.ToInt64(p[4], CultureInfo.InvariantCulture) / 1048576}MB pinned={p[9]} handles={p[11]}");
                 break;
             case "GCStart_V2":
                 _gen = Convert.ToInt32(eventData.Payload![1], CultureInfo.InvariantCulture); // Depth
                 _startAt = eventData.TimeStamp;
                 _reason = Convert.ToInt32(eventData.Payload![2], CultureInfo.InvariantCulture); // 0 small alloc, 4 large (LOH) alloc, 5/6 out of space
+                _phaseAt = eventData.TimeStamp;
+                if (Detail)
+                {
+                    _current.Append(CultureInfo.InvariantCulture, $" gen{_gen} tid={eventData.OSThreadId} suspend={(_startAt - _suspendAt).TotalMilliseconds:0.0}ms");
+                }
+
                 break;
             case "GCRestartEEEnd_V1" when _suspendAt != default:
                 if (_on)
@@ -60,6 +86,10 @@ public sealed class GcPauses : EventListener
                         _pauses.Add((_gen, (eventData.TimeStamp - _suspendAt).TotalMilliseconds));
                         _reasons.Add($"gen{_gen}:reason{_reason}");
                         _suspendMs.Add(_startAt == default ? 0 : (_startAt - _suspendAt).TotalMilliseconds);
+                        if (Detail)
+                        {
+                            _detail.Add($"{_suspendAt:HH:mm:ss.fff} {(eventData.TimeStamp - _suspendAt).TotalMilliseconds:0.0}ms{_current}");
+                        }
                     }
                 }
 
@@ -86,6 +116,10 @@ public sealed class GcPauses : EventListener
         {
             result["gc_suspend_ms_total"] = _suspendMs.Sum();
             Console.Error.WriteLine("gc reasons: " + string.Join(' ', _reasons));
+            foreach (var line in _detail)
+            {
+                Console.Error.WriteLine("gc detail: " + line);
+            }
         }
 
         lock (_types)

@@ -23,10 +23,10 @@ public static class LoadGenerator
     public const string CallCreate = "create";
     public const string CallHealth = "health";
 
-    /// <summary>Usage: --load-generator --target URL --call create|health --clients N --seconds S [--kernel path] [--prefix id-prefix].</summary>
+    /// <summary>Usage: --load-generator --target URL --call create|health --clients N --seconds S [--kernel path] [--prefix id-prefix] [--state Running|Stopped|Paused].</summary>
     public static async Task<int> MainAsync(IReadOnlyList<string> args)
     {
-        string? target = null, call = null, kernel = null, prefix = "lg";
+        string? target = null, call = null, kernel = null, prefix = "lg", state = null;
         int clients = 0;
         double seconds = 0;
         for (var i = 0; i < args.Count; i++)
@@ -39,6 +39,7 @@ public static class LoadGenerator
                 case "--call": call = Value(); break;
                 case "--kernel": kernel = Value(); break;
                 case "--prefix": prefix = Value(); break;
+                case "--state": state = Value(); break;
                 case "--clients": clients = int.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
                 default: throw new ArgumentException($"load generator: unknown argument {args[i]}");
@@ -53,10 +54,10 @@ public static class LoadGenerator
         var channels = Enumerable.Range(0, clients).Select(_ => GrpcChannel.ForAddress(target)).ToList();
         try
         {
-            Func<int, int, Task> one = call == CallCreate ? CreateCall(channels, kernel!, prefix) : HealthCall(channels);
+            Func<int, int, Task> one = call == CallCreate ? CreateCall(channels, kernel!, prefix, state) : HealthCall(channels);
             // Up to 3 s of warm-up (issue 15): after 1 s the server was still in tiered compilation (21 % of its CPU
             // in the JIT during a 5 s run), which the daemon, long-running and ReadyToRun, is not.
-            await RunAsync(clients, one, TimeSpan.FromSeconds(Math.Min(3, seconds)), "warm");
+            var (warm, _, _) = await RunAsync(clients, one, TimeSpan.FromSeconds(Math.Min(3, seconds)), "warm");
             await Console.Out.WriteLineAsync(MeasureLine);
             await Console.Out.FlushAsync();
             var cpuBefore = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
@@ -67,6 +68,7 @@ public static class LoadGenerator
             {
                 ["rate"] = all.Length / elapsed.TotalSeconds,
                 ["count"] = all.Length,
+                ["warm_count"] = warm.Sum(l => l.Count),
                 ["errors"] = errors,
                 ["seconds"] = elapsed.TotalSeconds,
                 ["p50_ms"] = Percentile(all, 0.50),
@@ -84,7 +86,8 @@ public static class LoadGenerator
         }
     }
 
-    private static Func<int, int, Task> CreateCall(List<GrpcChannel> channels, string kernel, string prefix)
+    /// <param name="state">The spec's desired state; null: the default (Running).</param>
+    private static Func<int, int, Task> CreateCall(List<GrpcChannel> channels, string kernel, string prefix, string? state)
     {
         var clients = channels.Select(c => new VMService.VMServiceClient(c)).ToArray();
         return (c, i) => clients[c].CreateAsync(new CreateMicroVMRequest
@@ -96,6 +99,7 @@ public static class LoadGenerator
                 Vcpu = 1,
                 MemoryInMb = 128,
                 Kernel = new Kernel { Image = kernel },
+                State = state ?? "",
             },
         }).ResponseAsync;
     }
@@ -149,15 +153,18 @@ public static class LoadGenerator
             : sortedTicks[Math.Min(sortedTicks.Length - 1, (int)Math.Ceiling(p * sortedTicks.Length) - 1)] * 1000.0 / Stopwatch.Frequency;
 
     /// <summary>
-    /// The server side: starts the generator against <paramref name="target"/> and reads this process's CPU time
-    /// (utime + stime of /proc/self/stat) when the generator's measured window starts and when it reports.
+    /// The server side: starts the generator against <paramref name="target"/> and reads the server's CPU time
+    /// (utime + stime of /proc/&lt;pid&gt;/stat: this process's, or <paramref name="serverPid"/>'s when the server is a
+    /// separate daemon) when the generator's measured window starts and when it reports.
     /// </summary>
     public static async Task<(Dictionary<string, double> Client, TimeSpan ServerCpu, TimeSpan Window)> DriveAsync(
-        string target, string call, int clients, TimeSpan duration, string? kernel, string prefix, TimeSpan timeout, Action? onMeasureStart = null)
+        string target, string call, int clients, TimeSpan duration, string? kernel, string prefix, TimeSpan timeout, Action? onMeasureStart = null,
+        int? serverPid = null, string? state = null)
     {
+        var pid = serverPid ?? Environment.ProcessId;
         var start = ChildRun.SelfStartInfo();
         foreach (var arg in (string[])[Flag, "--target", target, "--call", call, "--clients", clients.ToString(CultureInfo.InvariantCulture),
-            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--prefix", prefix, .. kernel is null ? [] : (string[])["--kernel", kernel]])
+            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--prefix", prefix, .. kernel is null ? [] : (string[])["--kernel", kernel], .. state is null ? [] : (string[])["--state", state]])
         {
             start.ArgumentList.Add(arg);
         }
@@ -176,12 +183,12 @@ public static class LoadGenerator
                 if (line == MeasureLine)
                 {
                     windowStart = Stopwatch.GetTimestamp();
-                    cpuAtStart = ProcFs.CpuTime(Environment.ProcessId);
+                    cpuAtStart = ProcFs.CpuTime(pid);
                     onMeasureStart?.Invoke();
                 }
                 else if (line.StartsWith(ChildRun.Prefix, StringComparison.Ordinal) && cpuAtStart is { } before)
                 {
-                    var serverCpu = (ProcFs.CpuTime(Environment.ProcessId) ?? before) - before;
+                    var serverCpu = (ProcFs.CpuTime(pid) ?? before) - before;
                     var window = Stopwatch.GetElapsedTime(windowStart);
                     await process.WaitForExitAsync(cts.Token);
                     return (JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!, serverCpu, window);

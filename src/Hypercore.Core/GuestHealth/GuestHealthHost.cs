@@ -30,7 +30,10 @@ public sealed partial class GuestHealthHost(
             {
                 try
                 {
-                    await monitor.TickAsync(informer.Count == 0 ? [] : informer.List(), stoppingToken); // List() sorts a copy, even of nothing
+                    // Unordered (issue 15, creates3): a tick visits every VM once and needs no order; List()'s sort of
+                    // every record each second was 1.5 % of the daemon's CPU under Creates with ~15,000 records. With
+                    // no VMs nothing is copied at all (rss3: the idle daemon's largest allocation was this pass).
+                    await monitor.TickAsync(informer.Count == 0 ? [] : informer.Unordered(), stoppingToken);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {

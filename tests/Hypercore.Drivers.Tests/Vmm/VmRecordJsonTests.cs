@@ -64,4 +64,26 @@ public sealed class VmRecordJsonTests
 
         dir.ReadRecord().Should().BeNull();
     }
+
+    [Test]
+    public void ReadRecord_NeverStarted_IsNull()
+    {
+        new VmDirectory(_scratch.Root, "uid-3").ReadRecord().Should().BeNull("no directory at all");
+        var dir = new VmDirectory(_scratch.Root, "uid-4");
+        dir.Create();
+
+        dir.ReadRecord().Should().BeNull("a directory without vm.json");
+    }
+
+    [Test]
+    public void ReadRecord_AfterDeleteRecord_IsNull()
+    {
+        var dir = new VmDirectory(_scratch.Root, "uid-5");
+        dir.WriteRecord(new VmRecord { Uid = "uid-5", Provider = "qemu", Key = "default/web5", Pid = 1, Binary = "/usr/bin/qemu-system-x86_64" });
+        dir.ReadRecord().Should().NotBeNull();
+
+        dir.DeleteRecord();
+
+        dir.ReadRecord().Should().BeNull();
+    }
 }
