@@ -186,7 +186,15 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     protected override Task ShutdownAsync(VmRecord record, CancellationToken ct) => _qmp.ExecuteAsync(record.ControlSocket, "quit", ct);
 
-    public void Dispose() => _probeLock.Dispose();
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _probeLock.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 
     /// <summary>
     /// Hands what the daemon made for this VM (its directory, console log, scratch disks) to the QEMU user, and checks

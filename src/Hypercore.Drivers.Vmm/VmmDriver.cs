@@ -196,6 +196,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             };
             dir.WriteRecord(record);
             LogLaunched(vm.Key.ToString(), BinaryLabel, pid, launch.ControlSocket);
+            WatchExit(record); // issue 15: VmmDriver.Exits.cs
 
             var booted = await BootObservedAsync(prepared, record, dir, ct);
             record = record with { StartedAt = Time.GetUtcNow() };
@@ -594,6 +595,8 @@ public abstract partial class VmmDriver : IHypervisorDriver
             };
         }
 
+        WatchExit(record); // adopted after a daemon restart: watched from its first inspection on
+
         try
         {
             return Observed(info, record, await QueryAsync(record, ct));
@@ -624,6 +627,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     private async Task StopCoreAsync(MicroVm vm, VmDirectory dir, TimeSpan grace, CancellationToken ct)
     {
+        _exits.Unwatch(vm.Uid); // a stop on purpose is no crash to report
         var record = dir.ReadRecord();
         if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
         {
@@ -657,6 +661,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     /// <summary>Kills the process if alive and removes socket, taps, record and pid file (keeps console.log and scratch disks).</summary>
     private async Task KillAndClearAsync(VmDirectory dir, VmRecord? record, MicroVm vm, CancellationToken ct)
     {
+        _exits.Unwatch(vm.Uid);
         if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
         {
             await HostProcess.KillAsync(record.Pid, Time, ct);
