@@ -37,5 +37,10 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
         }
     }
 
+    /// <summary>After the VM's process was stopped or cleared on purpose: drop what the driver keeps per running VM.</summary>
+    protected virtual void AfterClear(VmDirectory dir, string uid)
+    {
+    }
+
     private void WatchExit(VmRecord record) => _exits.Watch(record.Uid, record.Pid, record.PidStartTicks);
 }

@@ -679,6 +679,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
 
         dir.DeleteRecord();
+        AfterClear(dir, vm.Uid);
     }
 
     private async Task<bool> TryAsync(VmRecord record, string step, Func<Task<bool>> action)
