@@ -54,6 +54,29 @@ public sealed partial class ProcessExitWatch : IDisposable
     }
 
     /// <summary>
+    /// Whether the process watched for <paramref name="uid"/> as <paramref name="pid"/> still runs, asked of its pidfd
+    /// (one poll(2) with no wait; exact even once the number is reused), or null when it is not watched.
+    /// </summary>
+    public unsafe bool? IsRunning(string uid, int pid)
+    {
+        lock (_gate) // pidfds are closed under the lock only, so this one stays open while asked
+        {
+            if (!_byUid.TryGetValue(uid, out var w) || w.Pid != pid)
+            {
+                return null;
+            }
+
+            var probe = new PollFd { Fd = w.Fd, Events = PollIn };
+            return Poll(&probe, 1, 0) switch
+            {
+                < 0 => null,
+                0 => true,
+                _ => (probe.Revents & PollIn) == 0,
+            };
+        }
+    }
+
+    /// <summary>
     /// Watches <paramref name="pid"/> under <paramref name="uid"/> (replacing another pid watched for it). The process
     /// must still be the one started at <paramref name="startTicks"/> once its pidfd is open, so a pid reused by an
     /// unrelated process is never watched. False when it cannot be watched (gone, reused, or no pidfd here).

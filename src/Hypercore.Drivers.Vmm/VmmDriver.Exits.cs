@@ -42,5 +42,11 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
     {
     }
 
+    /// <summary>
+    /// Whether the recorded process still runs: asked of its pidfd when it is watched (one syscall, where the /proc
+    /// reading takes its stat and its whole command line on every status poll), else read from /proc as before.
+    /// </summary>
+    private bool IsAlive(VmRecord record) => _exits.IsRunning(record.Uid, record.Pid) ?? VmDirectory.IsRecordedProcessAlive(record);
+
     private void WatchExit(VmRecord record) => _exits.Watch(record.Uid, record.Pid, record.PidStartTicks);
 }

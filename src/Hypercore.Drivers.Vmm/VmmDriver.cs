@@ -585,7 +585,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     private async Task<VmRuntimeInfo> InspectRecordAsync(VmRecord record, CancellationToken ct)
     {
         var info = BaseInfo(record);
-        if (!VmDirectory.IsRecordedProcessAlive(record))
+        if (!IsAlive(record)) // issue 15: VmmDriver.Exits.cs
         {
             return info with
             {

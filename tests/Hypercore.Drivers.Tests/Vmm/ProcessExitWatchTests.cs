@@ -68,6 +68,23 @@ public sealed class ProcessExitWatchTests
     }
 
     [Test]
+    public async Task IsRunning_AskedOfThePidfd_TrueWhileAliveNeverOnceEndedNullWhenNotWatched()
+    {
+        using var watch = new ProcessExitWatch();
+        var pid = await StartSleeperAsync();
+        watch.Watch("vm-a", pid, HostProcess.StartTicks(pid)!.Value).Should().BeTrue();
+
+        watch.IsRunning("vm-a", pid).Should().BeTrue();
+        watch.IsRunning("vm-a", pid + 1).Should().BeNull("another pid than the watched one");
+        watch.IsRunning("vm-b", pid).Should().BeNull("not watched");
+        HostProcess.Signal(pid, HostProcess.SigKill);
+        // False while the watch thread has not yet dropped it, then null: never "running" once it ended.
+        await Eventually.TrueAsync(() => watch.IsRunning("vm-a", pid) is not true, Patience, "the pidfd to tell the process ended");
+        await Eventually.TrueAsync(() => watch.Count == 0, Patience, "the watch to drop the ended process");
+        watch.IsRunning("vm-a", pid).Should().BeNull();
+    }
+
+    [Test]
     public async Task Watch_StartTicksOfAnotherProcess_RefusedAndNoPidfdKept()
     {
         using var watch = new ProcessExitWatch();
