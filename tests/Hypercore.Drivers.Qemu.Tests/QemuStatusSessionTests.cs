@@ -132,6 +132,26 @@ public sealed class QemuStatusSessionTests
     }
 
     [Test]
+    public async Task Inspect_StatusMonitorHeldByAnotherClient_FallsBackToTheMainSocketAndStaysRunning()
+    {
+        var driver = _bed.Driver(o => o.QmpTimeout = TimeSpan.FromMilliseconds(500));
+        var vm = QemuTestBed.Vm("held");
+        await driver.StartAsync(vm);
+        // Another client on qmps.sock (e.g. a second driver instance in this process): QEMU greets only one at a time.
+        await using (var other = await QmpClient.ConnectAsync(Socket(vm, "qmps.sock"), TimeProvider.System, TimeSpan.FromSeconds(30), CancellationToken.None))
+        {
+            var held = await driver.InspectAsync(vm);
+
+            held.State.Should().Be(LiveState.Running, "a status monitor that does not answer falls back to a session on qmp.sock");
+            held.Detail.Should().NotContain("unreachable");
+            driver.KeptStatusSessions.Should().Be(0);
+            (await other.QueryStatusAsync(CancellationToken.None)).Should().Be("running");
+        }
+
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+    }
+
+    [Test]
     public async Task Cleanup_AfterPolls_LeavesNoProcessSocketFileOrDescriptor()
     {
         var driver = _bed.Driver();
