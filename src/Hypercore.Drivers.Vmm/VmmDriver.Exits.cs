@@ -43,10 +43,17 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
     }
 
     /// <summary>
-    /// Whether the recorded process still runs: asked of its pidfd when it is watched (one syscall, where the /proc
-    /// reading takes its stat and its whole command line on every status poll), else read from /proc as before.
+    /// Whether the recorded process still runs. A watched one is asked of its pidfd first; while the pidfd says it runs,
+    /// only its /proc stat is read (a leader already a zombie while its other threads still exit is dead, as before),
+    /// not its whole command line: the pidfd has held that very process since its start time was checked. An
+    /// unwatched process is read from /proc as before.
     /// </summary>
-    private bool IsAlive(VmRecord record) => _exits.IsRunning(record.Uid, record.Pid) ?? VmDirectory.IsRecordedProcessAlive(record);
+    private bool IsAlive(VmRecord record) => _exits.IsRunning(record.Uid, record.Pid) switch
+    {
+        null => VmDirectory.IsRecordedProcessAlive(record),
+        false => false,
+        true => HostProcess.IsSameProcess(record.Pid, record.PidStartTicks),
+    };
 
     private void WatchExit(VmRecord record) => _exits.Watch(record.Uid, record.Pid, record.PidStartTicks);
 }
