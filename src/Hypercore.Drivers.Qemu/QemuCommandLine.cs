@@ -74,7 +74,7 @@ internal static class QemuCommandLine
     /// <summary>QEMU's seccomp sandbox: verified on Debian 12's QEMU 7.2, which accepts every one of these options.</summary>
     public const string Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
-    public sealed record Inputs(PreparedSpec Prepared, VmDirectory Dir, AcceleratorChoice Accelerator, int? TscKhz, string QmpSocket);
+    public sealed record Inputs(PreparedSpec Prepared, VmDirectory Dir, AcceleratorChoice Accelerator, int? TscKhz, string QmpSocket, string? StatusSocket = null);
 
     public static IReadOnlyList<string> Build(Inputs input)
     {
@@ -144,6 +144,12 @@ internal static class QemuCommandLine
             // The uid in -name puts it in /proc/<pid>/cmdline; process= names the thread.
             "-name", $"{Escape(spec.Namespace + "/" + spec.Id)},process=hc-{prepared.Vm.Uid}",
         ]);
+        if (input.StatusSocket is { } status)
+        {
+            // Issue 15: a second monitor for the daemon's kept status session (QmpStatusSessions).
+            args.AddRange(["-qmp", $"unix:{Escape(status)},server=on,wait=off"]);
+        }
+
         return args;
     }
 

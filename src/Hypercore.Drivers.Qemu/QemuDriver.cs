@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.RegularExpressions;
 using Hypercore.Drivers.Vmm;
 using Hypercore.Drivers.Vmm.Qmp;
@@ -17,10 +18,12 @@ namespace Hypercore.Drivers.Qemu;
 public sealed partial class QemuDriver : VmmDriver, IDisposable
 {
     private const string QmpSocketName = "qmp.sock";
+    private const string StatusSocketName = "qmps.sock";
 
     private readonly QemuOptions _options;
     private readonly AcceleratorMode _mode;
     private readonly QmpControl _qmp;
+    private readonly QmpStatusSessions _status;
     private readonly KvmProbe _probe;
     private readonly Lazy<int?> _tscKhz;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
@@ -39,6 +42,8 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
                 ? throw new ArgumentException($"Qemu:RunAs {bad}", nameof(options))
                 : user;
         _qmp = new QmpControl(time, _options.QmpTimeout);
+        _status = new QmpStatusSessions(time, _options.QmpTimeout);
+        LiveStateChanged += _status.Forget; // issue 15: the process ended, so does its session
         _probe = new KvmProbe(time);
         _tscKhz = new Lazy<int?>(() => _options.TcgTscKhz switch
         {
@@ -91,7 +96,10 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     {
         var accel = await ResolveAcceleratorAsync(binary, ct);
         var qmp = dir.File(QmpSocketName);
-        var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp));
+        var status = StatusSocketFor(qmp);
+        VmDirectory.DeleteFile(status);
+        var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp,
+            Encoding.UTF8.GetByteCount(status) <= 107 ? status : null));
         arguments = WithIncoming(arguments, prepared, accel);
         var executable = binary;
         if (_runAs is { } user)
@@ -134,7 +142,21 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     /// <summary>A panic (pvpanic's "guest-panicked", or a "shutdown" after a panic reboot) is told apart by the skeleton from the console.</summary>
     protected override async Task<VmmState> QueryAsync(VmRecord record, CancellationToken ct) =>
-        QmpControl.Map(await _qmp.StatusAsync(record.ControlSocket, ct));
+        QmpControl.Map(await _status.StatusAsync(record.Uid, record.Pid, StatusSocketFor(record.ControlSocket), ct) ??
+            await _qmp.StatusAsync(record.ControlSocket, ct)); // a QEMU started before the status monitor existed
+
+    /// <summary>Issue 15: status sessions kept open now, one per running VM polled (tests, metrics).</summary>
+    public int KeptStatusSessions => _status.Count;
+
+    /// <summary>Issue 15: the kept status session and its socket go with the process.</summary>
+    protected override void AfterClear(VmDirectory dir, string uid)
+    {
+        _status.Forget(uid);
+        VmDirectory.DeleteFile(dir.File(StatusSocketName));
+    }
+
+    /// <summary>Issue 15: the monitor socket of the daemon's kept status session, beside the main QMP socket.</summary>
+    private static string StatusSocketFor(string qmpSocket) => Path.Combine(Path.GetDirectoryName(qmpSocket) ?? "", StatusSocketName);
 
     protected override string Unreachable(Exception ex) => $"QMP unreachable: {ex.Message}";
 
@@ -186,7 +208,16 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     protected override Task ShutdownAsync(VmRecord record, CancellationToken ct) => _qmp.ExecuteAsync(record.ControlSocket, "quit", ct);
 
-    public void Dispose() => _probeLock.Dispose();
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _probeLock.Dispose();
+            _status.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
 
     /// <summary>
     /// Hands what the daemon made for this VM (its directory, console log, scratch disks) to the QEMU user, and checks

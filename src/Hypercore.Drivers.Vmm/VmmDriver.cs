@@ -196,6 +196,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
             };
             dir.WriteRecord(record);
             LogLaunched(vm.Key.ToString(), BinaryLabel, pid, launch.ControlSocket);
+            WatchExit(record); // issue 15: VmmDriver.Exits.cs
 
             var booted = await BootObservedAsync(prepared, record, dir, ct);
             record = record with { StartedAt = Time.GetUtcNow() };
@@ -584,7 +585,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     private async Task<VmRuntimeInfo> InspectRecordAsync(VmRecord record, CancellationToken ct)
     {
         var info = BaseInfo(record);
-        if (!VmDirectory.IsRecordedProcessAlive(record))
+        if (!IsAlive(record)) // issue 15: VmmDriver.Exits.cs
         {
             return info with
             {
@@ -593,6 +594,8 @@ public abstract partial class VmmDriver : IHypervisorDriver
                 Detail = GuestPanic.FromConsole(record.ConsoleLog) ?? Join(record.Detail, $"{BinaryLabel} (pid {record.Pid}) ended without being stopped"),
             };
         }
+
+        WatchExit(record); // adopted after a daemon restart: watched from its first inspection on
 
         try
         {
@@ -624,6 +627,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     private async Task StopCoreAsync(MicroVm vm, VmDirectory dir, TimeSpan grace, CancellationToken ct)
     {
+        _exits.Unwatch(vm.Uid); // a stop on purpose is no crash to report
         var record = dir.ReadRecord();
         if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
         {
@@ -657,6 +661,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     /// <summary>Kills the process if alive and removes socket, taps, record and pid file (keeps console.log and scratch disks).</summary>
     private async Task KillAndClearAsync(VmDirectory dir, VmRecord? record, MicroVm vm, CancellationToken ct)
     {
+        _exits.Unwatch(vm.Uid);
         if (record is not null && VmDirectory.IsRecordedProcessAlive(record))
         {
             await HostProcess.KillAsync(record.Pid, Time, ct);
@@ -674,6 +679,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
 
         dir.DeleteRecord();
+        AfterClear(dir, vm.Uid);
     }
 
     private async Task<bool> TryAsync(VmRecord record, string step, Func<Task<bool>> action)

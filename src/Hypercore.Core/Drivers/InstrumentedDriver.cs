@@ -11,7 +11,7 @@ namespace Hypercore.Drivers;
 /// <see cref="DriverRegistry"/> wraps each driver it is given, so the reconciler never sees an uninstrumented one.
 /// System.Diagnostics only: exporters are the host's business.
 /// </summary>
-public sealed class InstrumentedDriver : IHypervisorDriver
+public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
 {
     public const string TagProvider = "hypercore.provider";
     public const string TagMicroVm = "hypercore.microvm";
@@ -19,6 +19,26 @@ public sealed class InstrumentedDriver : IHypervisorDriver
     public const string TagOperation = "operation";
 
     private readonly IHypervisorDriver _inner;
+
+    /// <summary>Issue 15: the wrapped driver's reports, when it makes any (<see cref="ILiveStateChanges"/>).</summary>
+    public event Action<string>? LiveStateChanged
+    {
+        add
+        {
+            if (_inner is ILiveStateChanges changes)
+            {
+                changes.LiveStateChanged += value;
+            }
+        }
+
+        remove
+        {
+            if (_inner is ILiveStateChanges changes)
+            {
+                changes.LiveStateChanged -= value;
+            }
+        }
+    }
 
     public InstrumentedDriver(IHypervisorDriver inner)
     {

@@ -63,6 +63,7 @@ public sealed partial class ReconcilerHost : BackgroundService
     {
         var workers = Enumerable.Range(0, _options.Workers).Select(_ => Task.Run(() => WorkAsync(stoppingToken), stoppingToken)).ToList();
         IDisposable? subscription = null;
+        IDisposable? exits = null;
         try
         {
             await _informer.Synced.WaitAsync(stoppingToken);
@@ -79,6 +80,7 @@ public sealed partial class ReconcilerHost : BackgroundService
                     _queue.Add(ev.MicroVm.Key);
                 }
             });
+            exits = SubscribeLiveStateChanges(); // issue 15: ReconcilerHost.Exits.cs
             using var resync = _time.CreateTimer(_ => Resync(), null, _options.ResyncInterval, _options.ResyncInterval);
             _ready.TrySetResult();
             await Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken);
@@ -89,6 +91,7 @@ public sealed partial class ReconcilerHost : BackgroundService
         finally
         {
             subscription?.Dispose();
+            exits?.Dispose();
             _queue.ShutDown();
             await Task.WhenAll(workers.Select(w => w.ContinueWith(_ => { }, TaskScheduler.Default)));
         }

@@ -8,7 +8,7 @@ namespace Hypercore.Core.Tests.Fakes;
 /// A hand-written driver fake: keeps a live state per uid, records every call in order, and lets a test inject
 /// failures, hangs and deaths.
 /// </summary>
-internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabilities = FakeDriver.All) : IHypervisorDriver
+internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabilities = FakeDriver.All) : IHypervisorDriver, ILiveStateChanges
 {
     public const DriverCapabilities All = DriverCapabilities.Pause | DriverCapabilities.GracefulStop | DriverCapabilities.Tap |
         DriverCapabilities.Initrd | DriverCapabilities.BlockDevices;
@@ -54,6 +54,13 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
         _live[uid] = new VmRuntimeInfo { Uid = uid, State = state, Exit = exit, Pid = pid ?? Interlocked.Increment(ref _nextPid) };
 
     public VmRuntimeInfo? Live(string uid) => _live.GetValueOrDefault(uid);
+
+    public event Action<string>? LiveStateChanged;
+
+    /// <summary>What a driver does when it sees a hypervisor end (issue 15: pidfd exit watch).</summary>
+    public void RaiseLiveStateChanged(string uid) => LiveStateChanged?.Invoke(uid);
+
+    public bool HasLiveStateSubscribers => LiveStateChanged is not null;
 
     public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default) => Task.FromResult(Availability);
 

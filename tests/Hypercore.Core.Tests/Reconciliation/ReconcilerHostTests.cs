@@ -206,6 +206,36 @@ public class ReconcilerHostTests
     }
 
     [Test]
+    public async Task LiveStateChange_ReportedByTheDriver_IsReconciledAtOnceWithoutWaitingForThePoll()
+    {
+        _options.PollInterval = TimeSpan.FromHours(1); // the fake clock never gets there: only the driver's report can act
+        await StartHost();
+        var vm = await _store.CreateAsync(Spec("a"));
+        await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        var firstPid = _driver.Live(vm.Uid)!.Pid;
+        _driver.SetLive(vm.Uid, LiveState.Exited, ExitKind.Crashed);
+
+        _driver.RaiseLiveStateChanged("no-such-uid"); // a process this node has no record for: ignored
+        _driver.RaiseLiveStateChanged(vm.Uid);
+
+        var restarted = await WaitFor(vm.Key, v => v.Status.RestartCount == 1 && v.Status.Phase == Phase.Running);
+        _driver.CallCount("start").Should().Be(2);
+        restarted.Status.Pid.Should().NotBe(firstPid).And.Be(_driver.Live(vm.Uid)!.Pid);
+    }
+
+    [Test]
+    public async Task LiveStateChanges_SubscribedWhileRunning_UnsubscribedWhenTheHostStops()
+    {
+        _driver.HasLiveStateSubscribers.Should().BeFalse();
+        await StartHost();
+        _driver.HasLiveStateSubscribers.Should().BeTrue();
+
+        await _host.StopAsync(CancellationToken.None);
+
+        _driver.HasLiveStateSubscribers.Should().BeFalse("a stopped host leaves no handler on a driver that outlives it");
+    }
+
+    [Test]
     public async Task FiftyCreatesAtOnce_WithTheDefaultWorkerCount_AreAllStartingTogether()
     {
         _options.Workers = ReconcilerOptions.DefaultWorkers;

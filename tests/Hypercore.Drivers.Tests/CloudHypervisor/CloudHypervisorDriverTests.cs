@@ -25,7 +25,11 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [TearDown]
-    public async Task TearDown() => await _scratch.DisposeAsync();
+    public async Task TearDown()
+    {
+        _driver.Dispose(); // its pidfd exit watch (issue 15)
+        await _scratch.DisposeAsync();
+    }
 
     private CloudHypervisorDriver NewDriver(Action<CloudHypervisorOptions>? change = null)
     {

@@ -27,7 +27,11 @@ public sealed class FirecrackerDriverTests
     }
 
     [TearDown]
-    public async Task TearDown() => await _scratch.DisposeAsync();
+    public async Task TearDown()
+    {
+        _driver.Dispose(); // its pidfd exit watch (issue 15)
+        await _scratch.DisposeAsync();
+    }
 
     private FirecrackerDriver NewDriver(Action<FirecrackerOptions>? change = null)
     {

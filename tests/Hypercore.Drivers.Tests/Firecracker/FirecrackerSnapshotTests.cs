@@ -36,7 +36,11 @@ public sealed class FirecrackerSnapshotTests
     }
 
     [TearDown]
-    public async Task TearDown() => await _scratch.DisposeAsync();
+    public async Task TearDown()
+    {
+        _driver.Dispose(); // its pidfd exit watch (issue 15)
+        await _scratch.DisposeAsync();
+    }
 
     private MicroVm ReadOnlyRootVm(string id) => _scratch.Vm(id, s => s with { RootVolume = s.RootVolume! with { IsReadOnly = true } });
 

@@ -1,0 +1,59 @@
+namespace Hypercore.Drivers.Vmm;
+
+/// <summary>
+/// Issue 15: every hypervisor process this driver starts or finds running is watched by pidfd
+/// (<see cref="ProcessExitWatch"/>), and its end is reported at once (<see cref="ILiveStateChanges"/>): the reconciler
+/// then inspects the VM, finds the process gone and reports the crash without waiting for the next status poll.
+/// A process is no longer watched once the driver stops or clears it on purpose.
+/// </summary>
+public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
+{
+    private readonly ProcessExitWatch _exits = new();
+
+    public event Action<string>? LiveStateChanged
+    {
+        add => _exits.Exited += value;
+        remove => _exits.Exited -= value;
+    }
+
+    /// <summary>Processes whose exit is watched now (tests, metrics).</summary>
+    public int WatchedProcesses => _exits.Count;
+
+    /// <summary>Whether the end of <paramref name="pid"/> is watched for the VM <paramref name="uid"/>.</summary>
+    public bool IsWatchingExit(string uid, int pid) => _exits.IsWatching(uid, pid);
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Closes the exit watch (its pidfds and thread); the hypervisors themselves are left running.</summary>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _exits.Dispose();
+        }
+    }
+
+    /// <summary>After the VM's process was stopped or cleared on purpose: drop what the driver keeps per running VM.</summary>
+    protected virtual void AfterClear(VmDirectory dir, string uid)
+    {
+    }
+
+    /// <summary>
+    /// Whether the recorded process still runs. A watched one is asked of its pidfd first; while the pidfd says it runs,
+    /// only its /proc stat is read (a leader already a zombie while its other threads still exit is dead, as before),
+    /// not its whole command line: the pidfd has held that very process since its start time was checked. An
+    /// unwatched process is read from /proc as before.
+    /// </summary>
+    private bool IsAlive(VmRecord record) => _exits.IsRunning(record.Uid, record.Pid) switch
+    {
+        null => VmDirectory.IsRecordedProcessAlive(record),
+        false => false,
+        true => HostProcess.IsSameProcess(record.Pid, record.PidStartTicks),
+    };
+
+    private void WatchExit(VmRecord record) => _exits.Watch(record.Uid, record.Pid, record.PidStartTicks);
+}
