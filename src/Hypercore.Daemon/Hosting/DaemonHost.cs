@@ -266,7 +266,6 @@ public static partial class DaemonHost
 
         AddSecurity(services, daemon, certificate);
         ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon
-        ClosedLoggerTypes.Add(services);
 
         var app = builder.Build();
         app.UseApiSecurity();
