@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.RegularExpressions;
 using Hypercore.Drivers.Vmm;
 using Hypercore.Drivers.Vmm.Qmp;
@@ -99,7 +98,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         var status = StatusSocketFor(qmp);
         VmDirectory.DeleteFile(status);
         var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp,
-            Encoding.UTF8.GetByteCount(status) <= 107 ? status : null));
+            UnixSocketApi.PathFits(status) ? status : null));
         arguments = WithIncoming(arguments, prepared, accel);
         var executable = binary;
         if (_runAs is { } user)

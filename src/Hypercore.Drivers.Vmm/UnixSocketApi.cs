@@ -67,11 +67,14 @@ public sealed class UnixSocketApi : IDisposable
     /// </summary>
     public static void EnsurePathFits(string socketPath)
     {
-        if (System.Text.Encoding.UTF8.GetByteCount(socketPath) > 107)
+        if (!PathFits(socketPath))
         {
             throw new DriverException("HypervisorError", $"socket path {socketPath} is longer than 107 bytes; use a shorter RuntimeDirectory");
         }
     }
+
+    /// <summary>Whether <paramref name="socketPath"/> fits sockaddr_un (107 bytes and a NUL).</summary>
+    public static bool PathFits(string socketPath) => System.Text.Encoding.UTF8.GetByteCount(socketPath) <= 107;
 
     /// <summary>The pipeline: retry (connect failures only, capped) around a per-attempt timeout.</summary>
     public static ResiliencePipeline BuildPipeline(ApiPolicy policy, TimeProvider time) =>

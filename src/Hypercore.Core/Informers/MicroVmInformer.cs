@@ -365,13 +365,6 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
 
     [LoggerMessage(1201, LogLevel.Error, "informer: a handler failed on {Key}: {Message}")]
     private partial void LogHandlerFailed(VmKey key, string message, Exception ex);
-
-    private sealed class Unregister(Action action) : IDisposable
-    {
-        private Action? _action = action;
-
-        public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
-    }
 }
 
 /// <summary>A client's view of the informer: a snapshot, then the changes after it, through a bounded buffer.</summary>

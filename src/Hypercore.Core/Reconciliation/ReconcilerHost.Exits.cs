@@ -1,4 +1,5 @@
 using Hypercore.Drivers;
+using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
 
@@ -18,7 +19,7 @@ public sealed partial class ReconcilerHost
             source.LiveStateChanged += OnLiveStateChanged;
         }
 
-        return new Unsubscribe(() =>
+        return new Unregister(() =>
         {
             foreach (var source in sources)
             {
@@ -39,11 +40,6 @@ public sealed partial class ReconcilerHost
                 return;
             }
         }
-    }
-
-    private sealed class Unsubscribe(Action action) : IDisposable
-    {
-        public void Dispose() => action();
     }
 
     [LoggerMessage(1290, LogLevel.Debug, "{Key}: the hypervisor of {Uid} ended; reconciling now")]
