@@ -4,18 +4,22 @@ using System.Text.Json.Serialization;
 namespace Hypercore.Store.Sqlite;
 
 /// <summary>
-/// Issue 15: reads short JSON strings through a small direct-mapped cache, so that the values repeated in every row
+/// Issue 15: reads short JSON strings through a small set-associative cache, so that the values repeated in every row
 /// (namespace, node, kernel path, provider, condition types, reasons and messages) are one string each in memory
-/// instead of one per cached record. A slot holds the last string that hashed to it: a value seen again while it
-/// still sits there is shared, a unique one (an id, a uid) simply replaces it. Strings are immutable, so threads
-/// racing on a slot only lose sharing, never correctness.
+/// instead of one per cached record. A set holds the last four distinct strings that hashed to it, most recently used
+/// first: a value seen again while it is still there is shared, and a unique one (an id, a uid) pushes out the least
+/// recently used. With one slot per hash (the first version) a single unique value read between two rows could push
+/// out a repeated one, and about one List in a hundred lost its sharing; a repeated value now needs four unique
+/// values of its own set in between. Strings are immutable, so threads racing on a set only lose sharing, never
+/// correctness: whatever a slot holds is compared with the text read before it is returned.
 /// </summary>
 internal sealed class InterningStringConverter : JsonConverter<string>
 {
     private const int MaxBytes = 96;
-    private const int Slots = 4096; // a power of two
+    private const int Ways = 4;
+    private const int Sets = 1024; // a power of two; Sets × Ways slots in all
 
-    private static readonly string?[] Cache = new string?[Slots];
+    private static readonly string?[] Cache = new string?[Sets * Ways];
 
     public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
@@ -27,16 +31,36 @@ internal sealed class InterningStringConverter : JsonConverter<string>
         var bytes = reader.ValueSpan;
         var hash = new HashCode();
         hash.AddBytes(bytes);
-        ref var slot = ref Cache[hash.ToHashCode() & (Slots - 1)];
-        var seen = Volatile.Read(ref slot);
-        if (seen is not null && reader.ValueTextEquals(seen))
+        var set = Cache.AsSpan((hash.ToHashCode() & (Sets - 1)) * Ways, Ways);
+        for (var way = 0; way < Ways; way++)
         {
-            return seen;
+            var seen = Volatile.Read(ref set[way]);
+            if (seen is null)
+            {
+                break; // the ways fill from the front, so nothing further on
+            }
+
+            if (reader.ValueTextEquals(seen))
+            {
+                MoveToFront(set, way, seen);
+                return seen;
+            }
         }
 
         var value = reader.GetString()!;
-        Volatile.Write(ref slot, value);
+        MoveToFront(set, Ways - 1, value);
         return value;
+    }
+
+    // Shifts the ways before `from` one back (dropping what sat at `from`) and puts `value` first.
+    private static void MoveToFront(Span<string?> set, int from, string value)
+    {
+        for (var way = from; way > 0; way--)
+        {
+            Volatile.Write(ref set[way], Volatile.Read(ref set[way - 1]));
+        }
+
+        Volatile.Write(ref set[0], value);
     }
 
     public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
