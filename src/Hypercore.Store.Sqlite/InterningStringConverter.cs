@@ -19,7 +19,7 @@ internal sealed class InterningStringConverter : JsonConverter<string>
     private const int Ways = 4;
     private const int Sets = 1024; // a power of two; Sets × Ways slots in all
 
-    private static readonly string?[] Cache = new string?[Sets * Ways];
+    private static readonly Entry[] Cache = new Entry[Sets * Ways];
 
     public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
@@ -28,40 +28,44 @@ internal sealed class InterningStringConverter : JsonConverter<string>
             return reader.GetString(); // the built-in behaviour, errors included
         }
 
-        var bytes = reader.ValueSpan;
-        var hash = new HashCode();
-        hash.AddBytes(bytes);
-        var set = Cache.AsSpan((hash.ToHashCode() & (Sets - 1)) * Ways, Ways);
+        var hasher = new HashCode();
+        hasher.AddBytes(reader.ValueSpan);
+        var hash = hasher.ToHashCode();
+        var set = Cache.AsSpan((hash & (Sets - 1)) * Ways, Ways);
         for (var way = 0; way < Ways; way++)
         {
-            var seen = Volatile.Read(ref set[way]);
-            if (seen is null)
+            var seen = set[way];
+            if (seen.Value is null)
             {
                 break; // the ways fill from the front, so nothing further on
             }
 
-            if (reader.ValueTextEquals(seen))
+            // The full hash spares the text comparison (a UTF-16 to UTF-8 transcode) for the other values of the set;
+            // a torn read of the pair under a race is caught by that comparison.
+            if (seen.Hash == hash && reader.ValueTextEquals(seen.Value))
             {
                 MoveToFront(set, way, seen);
-                return seen;
+                return seen.Value;
             }
         }
 
         var value = reader.GetString()!;
-        MoveToFront(set, Ways - 1, value);
+        MoveToFront(set, Ways - 1, new Entry(value, hash));
         return value;
     }
 
-    // Shifts the ways before `from` one back (dropping what sat at `from`) and puts `value` first.
-    private static void MoveToFront(Span<string?> set, int from, string value)
+    // Shifts the ways before `from` one back (dropping what sat at `from`) and puts `entry` first.
+    private static void MoveToFront(Span<Entry> set, int from, Entry entry)
     {
         for (var way = from; way > 0; way--)
         {
-            Volatile.Write(ref set[way], Volatile.Read(ref set[way - 1]));
+            set[way] = set[way - 1];
         }
 
-        Volatile.Write(ref set[0], value);
+        set[0] = entry;
     }
+
+    private readonly record struct Entry(string? Value, int Hash);
 
     public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) => writer.WriteStringValue(value);
 
