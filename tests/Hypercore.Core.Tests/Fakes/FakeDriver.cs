@@ -42,6 +42,11 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
     /// <summary>When set, ListAsync waits on it (a driver that hangs while listing at start).</summary>
     public TaskCompletionSource? ListGate { get; set; }
 
+    /// <summary>Completes when ListAsync is first called (the caller's timeout for it is running by then).</summary>
+    public Task ListCalled => _listCalled.Task;
+
+    private readonly TaskCompletionSource _listCalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Largest number of StartAsync calls in flight at once, across all VMs.</summary>
     public int MaxConcurrentStarts => Volatile.Read(ref _maxStarts);
 
@@ -66,6 +71,7 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
 
     public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
     {
+        _listCalled.TrySetResult();
         if (ListGate is { } gate)
         {
             await gate.Task.WaitAsync(cancellationToken);

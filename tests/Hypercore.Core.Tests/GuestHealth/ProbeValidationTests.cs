@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Core.Tests.GuestHealth;
@@ -39,8 +40,14 @@ public sealed class ProbeValidationTests
     public void ProbeRegex_CatastrophicPatternOnALongLine_MatchesInLinearTime()
     {
         var regex = MicroVmSpecValidator.ProbeRegex("^(a+)+$");
+        regex.Options.Should().HaveFlag(RegexOptions.NonBacktracking);
+        regex.MatchTimeout.Should().Be(MicroVmSpecValidator.ProbeRegexTimeout);
 
-        regex.IsMatch(new string('a', 50_000) + "!").Should().BeFalse("NonBacktracking never explodes (a backtracking engine would time out)");
+        // The same engine with a budget no load can exhaust: the probe's 100 ms is wall-clock time, which a loaded test
+        // machine can take from even a linear scan of 50,000 characters (it did, once in a dozen runs at load 30). A
+        // backtracking engine would need about 2^50,000 steps here, so it still fails this test, by timing out.
+        var unhurried = new Regex(regex.ToString(), regex.Options, TimeSpan.FromSeconds(30));
+        unhurried.IsMatch(new string('a', 50_000) + "!").Should().BeFalse("NonBacktracking never explodes (a backtracking engine would time out)");
     }
 
     [Test]

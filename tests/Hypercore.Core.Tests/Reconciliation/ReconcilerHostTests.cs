@@ -314,6 +314,9 @@ public class ReconcilerHostTests
         _host.Adopted.IsCompleted.Should().BeFalse("the slow driver is still listing");
         _driver.CallCount("start").Should().Be(0, "the adopted VM was not restarted");
 
+        // The VMs above do not wait for adoption, so on a loaded machine the slow driver may not have been asked yet;
+        // its timeout starts on the fake clock only then, and advancing the clock before that skipped it.
+        await slow.ListCalled.WaitAsync(Patience);
         _time.Advance(_options.AdoptionTimeout);
         await _host.Adopted.WaitAsync(Patience);
     }
