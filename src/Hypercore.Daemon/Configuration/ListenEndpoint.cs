@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Net;
+using Hypercore.Drivers.Vmm;
 
 namespace Hypercore.Daemon.Configuration;
 
@@ -42,7 +43,7 @@ public sealed record ListenEndpoint(string Host, IPAddress? Address, int Port)
                 return false;
             }
 
-            if (System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+            if (!UnixSocketApi.PathFits(path))
             {
                 error = $"\"{value}\": the socket path is longer than 107 bytes (sockaddr_un)";
                 return false;

@@ -1,5 +1,6 @@
 using Hypercore.Api.Security;
 using Hypercore.Daemon.Security;
+using Hypercore.Drivers.Vmm;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Options;
 
@@ -80,11 +81,11 @@ internal sealed class SecuritySettingsValidator : IValidateOptions<DaemonOptions
         }
 
         if (o.Socket is { Length: > 0 } socket && socket != "none" &&
-            (!Path.IsPathFullyQualified(socket) || System.Text.Encoding.UTF8.GetByteCount(socket) > 107))
+            (!Path.IsPathFullyQualified(socket) || !UnixSocketApi.PathFits(socket)))
         {
             errors.Add($"{SecuritySettings.Socket.Name}: \"{socket}\" must be an absolute path of at most 107 bytes, or none");
         }
-        else if (o.SocketPath is { } path && System.Text.Encoding.UTF8.GetByteCount(path) > 107)
+        else if (o.SocketPath is { } path && !UnixSocketApi.PathFits(path))
         {
             errors.Add($"{SecuritySettings.Socket.Name}: {path} is longer than 107 bytes (sockaddr_un); give a shorter {SecuritySettings.Socket.Flag} or none");
         }

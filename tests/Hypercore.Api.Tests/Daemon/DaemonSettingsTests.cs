@@ -34,6 +34,18 @@ public sealed class DaemonSettingsTests
         error.Should().Contain(expected);
     }
 
+    [Test]
+    public void ListenEndpoint_UnixPathOfSockaddrUnLimit_ParsesOneByteMoreRefused()
+    {
+        var fits = "/" + new string('s', 106); // 107 bytes and the NUL fill sun_path
+        var tooLong = fits + "s";
+
+        ListenEndpoint.TryParse(ListenEndpoint.UnixScheme + fits, out var endpoint, out var error).Should().BeTrue(error);
+        endpoint!.UnixPath.Should().Be(fits);
+        ListenEndpoint.TryParse(ListenEndpoint.UnixScheme + tooLong, out _, out error).Should().BeFalse();
+        error.Should().Contain("longer than 107 bytes (sockaddr_un)");
+    }
+
     [TestCase("localhost:9090", "127.0.0.1:9090", true)]
     [TestCase("*:9090", "127.0.0.1:9090", true)]
     [TestCase("127.0.0.1:9090", "127.0.0.2:9090", false)]
