@@ -49,6 +49,7 @@ public static class HypercoreApiExtensions
         });
         Reflection.ReflectedServices.Register(services);
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
+        GrpcMethods.GrpcMethodBinding.Register(services);
         return services;
     }
 
@@ -59,36 +60,36 @@ public static class HypercoreApiExtensions
     public static IEndpointRouteBuilder MapHypercoreApi(this IEndpointRouteBuilder endpoints, bool reflection = true)
     {
         endpoints.MapGrpcService<VmServiceImpl>();
-        endpoints.MapHttpJson<VmServiceImpl>(Contracts.VmApi.VMService.Descriptor, static (b, s) => Contracts.VmApi.VMService.BindService(b, s));
+        endpoints.MapHttpJson<VmServiceImpl>(static () => Contracts.VmApi.VMService.Descriptor);
         endpoints.MapGrpcService<VistaraServiceImpl>();
         endpoints.MapGrpcService<FlintlockMicroVmService>();
-        endpoints.MapHttpJson<FlintlockMicroVmService>(Contracts.Flintlock.MicroVM.Descriptor, static (b, s) => Contracts.Flintlock.MicroVM.BindService(b, s));
+        endpoints.MapHttpJson<FlintlockMicroVmService>(static () => Contracts.Flintlock.MicroVM.Descriptor);
         if (OperatingSystem.IsLinux())
         {
             endpoints.MapGrpcService<Images.ImageServiceImpl>(); // images (issue 11)
-            endpoints.MapHttpJson<Images.ImageServiceImpl>(Contracts.VmApi.ImageService.Descriptor, static (b, s) => Contracts.VmApi.ImageService.BindService(b, s));
+            endpoints.MapHttpJson<Images.ImageServiceImpl>(static () => Contracts.VmApi.ImageService.Descriptor);
         }
         endpoints.MapGrpcService<NodeServiceImpl>(); // Kubernetes issue 13: node capacity (vis node)
-        endpoints.MapHttpJson<NodeServiceImpl>(Contracts.VmApi.NodeService.Descriptor, static (b, s) => Contracts.VmApi.NodeService.BindService(b, s));
+        endpoints.MapHttpJson<NodeServiceImpl>(static () => Contracts.VmApi.NodeService.Descriptor);
         endpoints.MapGrpcService<Snapshots.SnapshotServiceImpl>(); // snapshots
-        endpoints.MapHttpJson<Snapshots.SnapshotServiceImpl>(Contracts.VmApi.SnapshotService.Descriptor, static (b, s) => Contracts.VmApi.SnapshotService.BindService(b, s));
+        endpoints.MapHttpJson<Snapshots.SnapshotServiceImpl>(static () => Contracts.VmApi.SnapshotService.Descriptor);
         endpoints.MapGrpcHealthChecksService();
         if (reflection)
         {
             var reflected = endpoints.ServiceProvider.GetRequiredService<Reflection.ReflectedServices>();
-            reflected.Add(Contracts.VmApi.VMService.Descriptor);
-            reflected.Add(Contracts.Vistara.Vistara.Descriptor);
-            reflected.Add(Contracts.Flintlock.MicroVM.Descriptor);
+            reflected.Add(static () => Contracts.VmApi.VMService.Descriptor);
+            reflected.Add(static () => Contracts.Vistara.Vistara.Descriptor);
+            reflected.Add(static () => Contracts.Flintlock.MicroVM.Descriptor);
             if (OperatingSystem.IsLinux())
             {
-                reflected.Add(Contracts.VmApi.ImageService.Descriptor);
+                reflected.Add(static () => Contracts.VmApi.ImageService.Descriptor);
             }
 
-            reflected.Add(Contracts.VmApi.NodeService.Descriptor);
-            reflected.Add(Contracts.VmApi.SnapshotService.Descriptor);
-            reflected.Add(Grpc.Health.V1.Health.Descriptor);
-            reflected.Add(Grpc.Reflection.V1Alpha.ServerReflection.Descriptor);
-            reflected.Add(Grpc.Reflection.V1.ServerReflection.Descriptor);
+            reflected.Add(static () => Contracts.VmApi.NodeService.Descriptor);
+            reflected.Add(static () => Contracts.VmApi.SnapshotService.Descriptor);
+            reflected.Add(static () => Grpc.Health.V1.Health.Descriptor);
+            reflected.Add(static () => Grpc.Reflection.V1Alpha.ServerReflection.Descriptor);
+            reflected.Add(static () => Grpc.Reflection.V1.ServerReflection.Descriptor);
             endpoints.MapGrpcService<Grpc.Reflection.ReflectionServiceImpl>();
             endpoints.MapGrpcService<Grpc.Reflection.ReflectionV1ServiceImpl>();
         }

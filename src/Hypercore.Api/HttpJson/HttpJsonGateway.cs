@@ -1,4 +1,3 @@
-using Google.Api;
 using Google.Protobuf.Reflection;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -26,25 +25,32 @@ public static class HttpJsonGateway
         System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.PublicMethods |
         System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.NonPublicMethods;
 
-    /// <summary>Maps the HTTP rules of <typeparamref name="TService"/> (bound by its generated BindService).</summary>
+    /// <summary>
+    /// Maps the HTTP rules of <typeparamref name="TService"/>, as its method table in <see cref="GrpcMethods.ApiMethodTables"/>
+    /// writes them (GrpcMethodTableTests hold them equal to the google.api.http options in its descriptor, which is
+    /// read only when a route is first called).
+    /// </summary>
     public static IEndpointRouteBuilder MapHttpJson<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(ServiceAccessibility)] TService>(this IEndpointRouteBuilder endpoints,
-        Google.Protobuf.Reflection.ServiceDescriptor descriptor, Action<ServiceBinderBase, TService?> bind)
+        Func<Google.Protobuf.Reflection.ServiceDescriptor> descriptor)
         where TService : class
     {
+        var methods = GrpcMethods.ApiMethodTables.For<TService>()
+            ?? throw new InvalidOperationException($"{typeof(TService)} has no method table in Hypercore.Api's ApiMethodTables");
         var table = HttpJsonTable.Of(endpoints);
-        var collector = new HttpJsonMethodCollector<TService>(descriptor, bind);
-        bind(collector, null);
-        foreach (var method in collector.Methods)
+        foreach (var method in methods.Methods)
         {
-            var options = method.Descriptor.GetOptions();
-            if (options?.GetExtension(AnnotationsExtensions.Http) is not { } rule)
+            if (method.Http is not { } rule)
             {
                 continue;
             }
 
+            var name = method.Method.ServiceName + "." + method.Method.Name;
+            var methodName = method.Method.Name;
+            var entry = new HttpJsonMethodEntry(name, () => descriptor().FindMethodByName(methodName)
+                ?? throw new InvalidOperationException($"{descriptor().FullName} has no method {methodName}"), method.CreateHttpJsonInvoker());
             foreach (var binding in new[] { rule }.Concat(rule.AdditionalBindings))
             {
-                var route = HttpJsonRoute.From(method, binding);
+                var route = HttpJsonRoute.From(entry, binding);
                 if (table.Add(route))
                 {
                     endpoints.Map(route.Template, table.Dispatch(route.Template)).WithDisplayName("HTTP/JSON " + route.Template);
@@ -72,7 +78,7 @@ internal sealed class HttpJsonTable
         verbs ??= _byTemplate[route.Template] = new Dictionary<string, HttpJsonRoute>(StringComparer.OrdinalIgnoreCase);
         if (!verbs.TryAdd(route.Verb, route))
         {
-            throw new InvalidOperationException($"HTTP/JSON: {route.Verb} {route.Template} is mapped twice ({verbs[route.Verb].Method.FullName} and {route.Method.FullName})");
+            throw new InvalidOperationException($"HTTP/JSON: {route.Verb} {route.Template} is mapped twice ({verbs[route.Verb].Name} and {route.Name})");
         }
 
         return fresh;

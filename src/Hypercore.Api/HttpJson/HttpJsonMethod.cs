@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.AspNetCore.Server;
+using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Http;
@@ -15,78 +16,16 @@ internal interface IHttpJsonInvoker
     Task InvokeAsync(HttpContext http, HttpJsonRoute route);
 }
 
-internal sealed record HttpJsonMethodEntry(MethodDescriptor Descriptor, IHttpJsonInvoker Invoker);
-
-/// <summary>Collects a service's methods from its generated BindService(binder, null) (descriptors only, no instance).</summary>
-internal sealed class HttpJsonMethodCollector<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(HttpJsonGateway.ServiceAccessibility)] TService>(Google.Protobuf.Reflection.ServiceDescriptor service, Action<ServiceBinderBase, TService?> bind) : ServiceBinderBase
-    where TService : class
-{
-    public List<HttpJsonMethodEntry> Methods { get; } = [];
-
-    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler) =>
-        Methods.Add(new(Find(method.Name), new HttpJsonMethod<TService, TRequest, TResponse>(method, bind, streaming: false)));
-
-    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler) =>
-        Methods.Add(new(Find(method.Name), new HttpJsonMethod<TService, TRequest, TResponse>(method, bind, streaming: true)));
-
-    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler) =>
-        RefuseHttpRule(method.Name);
-
-    public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler) =>
-        RefuseHttpRule(method.Name);
-
-    private MethodDescriptor Find(string name) =>
-        service.FindMethodByName(name) ?? throw new InvalidOperationException($"{service.FullName} has no method {name}");
-
-    private void RefuseHttpRule(string name)
-    {
-        if (Find(name).GetOptions()?.GetExtension(Google.Api.AnnotationsExtensions.Http) is not null)
-        {
-            throw new NotSupportedException($"{service.FullName}.{name}: client-streaming methods cannot have HTTP/JSON routes");
-        }
-    }
-}
-
-/// <summary>Picks one method's handler out of BindService(binder, instance): the delegate bound to this call's instance.</summary>
-internal sealed class HttpJsonHandlerPicker<TRequest, TResponse>(string name) : ServiceBinderBase
-    where TRequest : class
-    where TResponse : class
-{
-    public UnaryServerMethod<TRequest, TResponse>? Unary { get; private set; }
-
-    public ServerStreamingServerMethod<TRequest, TResponse>? ServerStreaming { get; private set; }
-
-    public override void AddMethod<TReq, TResp>(Method<TReq, TResp> method, UnaryServerMethod<TReq, TResp>? handler)
-    {
-        if (method.Name == name)
-        {
-            Unary = (UnaryServerMethod<TRequest, TResponse>)(object)handler!;
-        }
-    }
-
-    public override void AddMethod<TReq, TResp>(Method<TReq, TResp> method, ServerStreamingServerMethod<TReq, TResp>? handler)
-    {
-        if (method.Name == name)
-        {
-            ServerStreaming = (ServerStreamingServerMethod<TRequest, TResponse>)(object)handler!;
-        }
-    }
-
-    public override void AddMethod<TReq, TResp>(Method<TReq, TResp> method, ClientStreamingServerMethod<TReq, TResp>? handler)
-    {
-    }
-
-    public override void AddMethod<TReq, TResp>(Method<TReq, TResp> method, DuplexStreamingServerMethod<TReq, TResp>? handler)
-    {
-    }
-}
+/// <summary>A method with an HTTP rule: its full protobuf name, its descriptor (looked up on first use) and its call.</summary>
+internal sealed record HttpJsonMethodEntry(string Name, Func<MethodDescriptor> Descriptor, IHttpJsonInvoker Invoker);
 
 /// <summary>
 /// One method over HTTP/JSON: reads the request, creates the service as gRPC does (<see cref="IGrpcServiceActivator{T}"/>),
 /// runs the handler inside the gRPC interceptors registered for every service, and writes the answer or the error.
 /// </summary>
 internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(HttpJsonGateway.ServiceAccessibility)] TService, TRequest, TResponse>(
-    Method<TRequest, TResponse> method, Action<ServiceBinderBase, TService?> bind, bool streaming) : IHttpJsonInvoker
+    Method<TRequest, TResponse> method, UnaryServerMethod<TService, TRequest, TResponse>? unary,
+    ServerStreamingServerMethod<TService, TRequest, TResponse>? serverStreaming) : IHttpJsonInvoker
     where TService : class
     where TRequest : class
     where TResponse : class
@@ -114,12 +53,11 @@ internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.Dy
         var handle = activator.Create(services);
         try
         {
-            var picker = new HttpJsonHandlerPicker<TRequest, TResponse>(method.Name);
-            bind(picker, handle.Instance);
+            var instance = handle.Instance;
             var interceptors = Interceptors(services);
-            if (streaming)
+            if (serverStreaming is not null)
             {
-                var call = picker.ServerStreaming!;
+                ServerStreamingServerMethod<TRequest, TResponse> call = (r, s, c) => serverStreaming(instance, r, s, c);
                 for (var i = interceptors.Count - 1; i >= 0; i--)
                 {
                     var (interceptor, next) = (interceptors[i], call);
@@ -130,7 +68,7 @@ internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.Dy
             }
             else
             {
-                var call = picker.Unary!;
+                UnaryServerMethod<TRequest, TResponse> call = (r, c) => unary!(instance, r, c);
                 for (var i = interceptors.Count - 1; i >= 0; i--)
                 {
                     var (interceptor, next) = (interceptors[i], call);

@@ -14,17 +14,32 @@ namespace Hypercore.Api.Reflection;
 /// </summary>
 internal sealed class ReflectedServices
 {
-    private readonly List<ServiceDescriptor> _descriptors = [];
+    private readonly List<Func<ServiceDescriptor>> _sources = [];
 
-    public IReadOnlyList<ServiceDescriptor> Descriptors => _descriptors;
-
-    public void Add(ServiceDescriptor descriptor)
+    /// <summary>
+    /// The descriptors, read when a reflection service is first created (on the first reflection call): reading one
+    /// builds its .proto file's reflection descriptors and those of the files it imports, which the daemon's start
+    /// has no use for (bench/NOTES.md, grpcbind).
+    /// </summary>
+    public IReadOnlyList<ServiceDescriptor> Descriptors
     {
-        if (!_descriptors.Any(d => d.FullName == descriptor.FullName))
+        get
         {
-            _descriptors.Add(descriptor);
+            var descriptors = new List<ServiceDescriptor>();
+            foreach (var source in _sources)
+            {
+                var descriptor = source();
+                if (!descriptors.Any(d => d.FullName == descriptor.FullName))
+                {
+                    descriptors.Add(descriptor);
+                }
+            }
+
+            return descriptors;
         }
     }
+
+    public void Add(Func<ServiceDescriptor> descriptor) => _sources.Add(descriptor);
 
     /// <summary>
     /// Registers both reflection services, built on first use (after every service has been mapped) from this list.

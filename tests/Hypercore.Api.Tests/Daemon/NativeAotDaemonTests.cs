@@ -133,6 +133,14 @@ public sealed class NativeAotDaemonTests : GuestStateDirTest
             await call.RequestStream.CompleteAsync();
         }
 
+        // The health service's class is internal to Grpc.AspNetCore.HealthChecks: bound through the generic method
+        // table (Api/GrpcMethods), whose instantiation over it only the native binary builds at run time.
+        using (var health = new CancellationTokenSource(Patience))
+        {
+            (await new Grpc.Health.V1.Health.HealthClient(channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), cancellationToken: health.Token))
+                .Status.Should().Be(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving);
+        }
+
         var vmDir = Path.Combine(StateDir, "run", "qemu", uid);
         (await httpClient.DeleteAsync("/v1/microvms/web1?namespace=demo")).EnsureSuccessStatusCode();
         await WaitUntilGoneAsync(client, uid, Patience);
