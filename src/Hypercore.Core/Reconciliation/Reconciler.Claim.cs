@@ -25,7 +25,10 @@ public sealed partial class Reconciler
     /// no host resource and calls no driver but the inspect, so nothing happens between the claim and the status that
     /// the claim would have to cover. Anything else found for it is claimed first, as before.
     /// </summary>
-    private static bool ClaimCanJoinStopped(MicroVm vm) => vm.Spec.State == DesiredState.Stopped && vm.Status.Phase == Phase.Pending;
+    /// <remarks>Only where claim + status is one write (<see cref="Store.IMicroVmStore.ClaimWithStatusIsOneWrite"/>): on
+    /// Kubernetes it is two either way, and the finalizer stays the first.</remarks>
+    private bool ClaimCanJoinStopped(MicroVm vm) =>
+        _store.ClaimWithStatusIsOneWrite && vm.Spec.State == DesiredState.Stopped && vm.Status.Phase == Phase.Pending;
 
     private async Task<MicroVm> ClaimAsync(MicroVm vm, CancellationToken ct)
     {

@@ -92,6 +92,18 @@ public class StoppedClaimTests
     }
 
     [Test]
+    public async Task NewStoppedVm_StoreClaimsInAWriteOfItsOwn_ClaimedFirstAsBefore()
+    {
+        _store.ClaimWithStatusIsOneWrite = false; // Kubernetes: the claim is the finalizer, a write of its own
+        var vm = await _store.CreateAsync(Spec("a", DesiredState.Stopped));
+
+        var events = await EventsDuring(async () =>
+            (await _reconciler.ReconcileAsync(vm.Key, CancellationToken.None)).Outcome.Should().Be(ReconcileOutcome.Done));
+
+        events.Select(e => (e.MicroVm!.Claimed, e.MicroVm.Status.Phase)).Should().Equal([(true, Phase.Pending), (true, Phase.Stopped)]);
+    }
+
+    [Test]
     public async Task NewStoppedVm_SpecChangedDuringInspect_WritesNothingAndRetries()
     {
         var vm = await _store.CreateAsync(Spec("a", DesiredState.Stopped));
