@@ -226,6 +226,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     public async Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
         (await EnqueueAsync(() => ApplyClaim(key, _options.NodeName), cancellationToken))!;
 
+    /// <inheritdoc/>
+    public bool ClaimWithStatusIsOneWrite => true;
+
     /// <summary>One write, one commit (issue 15): the reconciler's claim of a new VM and its Provisioning status.</summary>
     public async Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {

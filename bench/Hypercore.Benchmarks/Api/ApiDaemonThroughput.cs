@@ -77,6 +77,7 @@ public static class ApiDaemonThroughput
         result["base_p99_ms"] = health["p99_ms"];
         result["base_cpu_us_per"] = health["count"] == 0 ? 0 : healthCpu.TotalMilliseconds * 1000 / health["count"];
         result["base_cpu_cores"] = healthCpu.TotalSeconds / healthWindow.TotalSeconds;
+        result["base_ctxsw_per"] = health["count"] == 0 ? 0 : health["server_ctxsw"] / health["count"];
 
         var cpuBeforeWarmUp = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
         var cpuAtStart = TimeSpan.Zero;
@@ -91,6 +92,7 @@ public static class ApiDaemonThroughput
         var count = r["count"];
         result["cpu_us_per"] = count == 0 ? 0 : cpu.TotalMilliseconds * 1000 / count;
         result["cpu_cores"] = cpu.TotalSeconds / window.TotalSeconds;
+        result["ctxsw_per"] = count == 0 ? 0 : r["server_ctxsw"] / count; // the daemon's threads' context switches per Create
         // The reconciler may fall behind: its work for the window's Creates goes on after it. With no informer to follow
         // from outside, the daemon counts as done once it has used under 15 % of a CPU for a second: with the ~15,000
         // Stopped records a run leaves, its periodic work alone takes 4–8 % (measured: 40–80 ms per second for 30 s

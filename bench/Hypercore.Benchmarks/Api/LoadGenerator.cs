@@ -176,6 +176,7 @@ public static class LoadGenerator
         using var cts = new CancellationTokenSource(timeout);
         TimeSpan? cpuAtStart = null;
         long windowStart = 0;
+        long? switchesAtStart = null;
         try
         {
             while (await process.StandardOutput.ReadLineAsync(cts.Token) is { } line)
@@ -184,14 +185,18 @@ public static class LoadGenerator
                 {
                     windowStart = Stopwatch.GetTimestamp();
                     cpuAtStart = ProcFs.CpuTime(pid);
+                    switchesAtStart = ProcFs.ContextSwitches(pid);
                     onMeasureStart?.Invoke();
                 }
                 else if (line.StartsWith(ChildRun.Prefix, StringComparison.Ordinal) && cpuAtStart is { } before)
                 {
                     var serverCpu = (ProcFs.CpuTime(pid) ?? before) - before;
+                    var switches = ProcFs.ContextSwitches(pid) - switchesAtStart;
                     var window = Stopwatch.GetElapsedTime(windowStart);
                     await process.WaitForExitAsync(cts.Token);
-                    return (JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!, serverCpu, window);
+                    var client = JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!;
+                    client["server_ctxsw"] = switches ?? -1; // issue 15: the server's context switches in the window
+                    return (client, serverCpu, window);
                 }
             }
 

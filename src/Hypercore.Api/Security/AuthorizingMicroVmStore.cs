@@ -81,6 +81,8 @@ public sealed class AuthorizingMicroVmStore : IMicroVmStore
         return _inner.ClaimAsync(key, cancellationToken);
     }
 
+    public bool ClaimWithStatusIsOneWrite => _inner.ClaimWithStatusIsOneWrite;
+
     public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {
         Require(key.Namespace, write: true);

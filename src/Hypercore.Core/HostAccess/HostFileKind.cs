@@ -72,13 +72,13 @@ internal static partial class HostFiles
             }
 
             var next = current == "/" ? "/" + parts[i] : current + "/" + parts[i];
-            FileSystemInfo info = new FileInfo(next);
-            if (info.LinkTarget is { } target)
+            var entry = Entry(next); // issue 15: one lstat per component, not a FileInfo, readlink and two stats
+            if (entry == EntryKind.Link && new FileInfo(next).LinkTarget is { } target)
             {
                 var absolute = target.StartsWith('/') ? target : current.TrimEnd('/') + "/" + target;
                 current = RealPath(absolute, depth + 1);
             }
-            else if (info.Exists || Directory.Exists(next))
+            else if (entry != EntryKind.Missing)
             {
                 current = next;
             }
@@ -115,4 +115,31 @@ internal static partial class HostFiles
 
     [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Stat(string path, Span<byte> buffer);
+
+    private enum EntryKind
+    {
+        Missing,
+        Link,
+        Other,
+    }
+
+    /// <summary>
+    /// lstat(2): whether <paramref name="path"/> itself is a symlink, something else, or nothing (RealPath's per-component
+    /// test: it used to be a FileInfo with its path normalisation, a readlink, a stat and often a second stat; the Create
+    /// path resolves every kernel and initrd path).
+    /// </summary>
+    private static EntryKind Entry(string path)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        if (LStat(path, buffer) != 0)
+        {
+            return EntryKind.Missing;
+        }
+
+        var offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
+        return (BitConverter.ToUInt32(buffer[offset..(offset + 4)]) & 0xF000) == 0xA000 ? EntryKind.Link : EntryKind.Other;
+    }
+
+    [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int LStat(string path, Span<byte> buffer);
 }

@@ -19,6 +19,17 @@ public sealed partial class Reconciler
 {
     private const string ReasonProvisioning = "Provisioning";
 
+    /// <summary>
+    /// A new VM created Stopped (issue 15): its claim waits for the inspect and goes into the Stopped write, one durable
+    /// write instead of two (claim, then Stopped). Only when the driver has nothing for it (NotFound): then the pass makes
+    /// no host resource and calls no driver but the inspect, so nothing happens between the claim and the status that
+    /// the claim would have to cover. Anything else found for it is claimed first, as before.
+    /// </summary>
+    /// <remarks>Only where claim + status is one write (<see cref="Store.IMicroVmStore.ClaimWithStatusIsOneWrite"/>): on
+    /// Kubernetes it is two either way, and the finalizer stays the first.</remarks>
+    private bool ClaimCanJoinStopped(MicroVm vm) =>
+        _store.ClaimWithStatusIsOneWrite && vm.Spec.State == DesiredState.Stopped && vm.Status.Phase == Phase.Pending;
+
     private async Task<MicroVm> ClaimAsync(MicroVm vm, CancellationToken ct)
     {
         if (vm.Status.Phase != Phase.Pending || vm.Spec.State == DesiredState.Stopped)

@@ -154,7 +154,8 @@ public sealed partial class Reconciler
             return ReconcileResult.Poll; // Kubernetes issue 13: the cluster has this node for lost; see Reconciler.Moved.cs
         }
 
-        if (!vm.Claimed)
+        var claimWithStopped = !vm.Claimed && ClaimCanJoinStopped(vm); // Reconciler.Claim.cs
+        if (!vm.Claimed && !claimWithStopped)
         {
             vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
         }
@@ -162,6 +163,11 @@ public sealed partial class Reconciler
         RememberHere(vm);
 
         var live = await InspectAsync(vm, driver, ct);
+        if (claimWithStopped && live.State != LiveState.NotFound)
+        {
+            vm = await _store.ClaimAsync(vm.Key, ct); // something is there for it: claimed before it is touched, as always
+        }
+
         if (live.State == LiveState.Unknown)
         {
             return await UnknownAsync(vm, driver, live, ct);
@@ -380,7 +386,7 @@ public sealed partial class Reconciler
 
         _crashes.TryRemove(vm.Key, out _);
         await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopped, Pid = null, Conditions = NotPaused(s, vm) },
-            ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct);
+            ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct, claim: !vm.Claimed);
         return ReconcileResult.Done;
     }
 
@@ -502,12 +508,13 @@ public sealed partial class Reconciler
         Func<MicroVmStatus, MicroVmStatus> change,
         (ConditionStatus Status, string Reason, string Message) ready,
         CancellationToken ct,
-        (ConditionStatus Status, string Reason, string Message)? synchronized = null)
+        (ConditionStatus Status, string Reason, string Message)? synchronized = null,
+        bool claim = false)
     {
         var next = NextStatus(vm, change, ready, synchronized);
         if (next == vm.Status)
         {
-            return vm;
+            return claim ? await _store.ClaimAsync(vm.Key, ct) : vm;
         }
 
         if (next.Phase != vm.Status.Phase)
@@ -515,7 +522,9 @@ public sealed partial class Reconciler
             LogPhase(vm.Key, vm.Status.Phase, next.Phase);
         }
 
-        return await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+        return claim
+            ? await _store.ClaimWithStatusAsync(vm.Key, next, vm.ResourceVersion, ct) // Reconciler.Claim.cs: a new Stopped VM
+            : await _store.UpdateStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
     }
 
     private MicroVmStatus NextStatus(

@@ -40,6 +40,12 @@ public interface IMicroVmStore
     Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// True when <see cref="ClaimWithStatusAsync"/> is one durable write (SQLite). The reconciler then claims a VM created
+    /// Stopped in its Stopped write (issue 15); with two writes (this default: Kubernetes' finalizer) it claims first, as before.
+    /// </summary>
+    bool ClaimWithStatusIsOneWrite => false;
+
+    /// <summary>
     /// <see cref="ClaimAsync"/> and <see cref="UpdateStatusAsync"/> together: when the call returns the record is
     /// claimed and carries <paramref name="status"/>. The SQLite store does both in one durable write (issue 15: the
     /// reconciler's first write for a new VM is its claim and Provisioning). This default does the two writes, the

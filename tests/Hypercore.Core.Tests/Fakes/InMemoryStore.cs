@@ -129,6 +129,9 @@ internal sealed class InMemoryStore : IMicroVmStore
         }
     }
 
+    /// <summary>Whether the store says claim + status is one write (the SQLite store does; Kubernetes' does not).</summary>
+    public bool ClaimWithStatusIsOneWrite { get; set; } = true;
+
     /// <summary>One write, as the SQLite store does it.</summary>
     public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {
