@@ -101,17 +101,20 @@ public sealed class ConsoleLogRotatorActiveTests
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 30, 12, 0, 0, TimeSpan.Zero));
         store.Seed(Vm("running", "uid-run", Phase.Running, 100));
         store.Seed(Vm("stopped", "uid-stop", Phase.Stopped, null));
-        var running = Console("qemu", "uid-run", 100);
-        var stopped = Console("qemu", "uid-stop", 100);
-        var orphan = Console("qemu", "uid-orphan", 100); // a process no record accounts for
+        var running = Console("qemu", "uid-run", 5000);
+        var stopped = Console("qemu", "uid-stop", 5000);
+        var orphan = Console("qemu", "uid-orphan", 5000); // a process no record accounts for
         using var informer = new MicroVmInformer(store, clock, Options.Create(new InformerOptions { ResyncInterval = TimeSpan.FromHours(1) }),
             NullLogger<MicroVmInformer>.Instance);
         await informer.StartAsync(CancellationToken.None);
         await informer.Synced.WaitAsync(Patience);
         using var rotator = Rotator(clock, informer);
-        await rotator.StartAsync(CancellationToken.None); // the first pass walks everything: all under the cap
+        await rotator.StartAsync(CancellationToken.None);
         try
         {
+            // The first pass walks everything.
+            await Until(() => new[] { running, stopped, orphan }.All(p => new FileInfo(p).Length == 0));
+
             foreach (var path in new[] { running, stopped, orphan })
             {
                 File.WriteAllText(path, new string('z', 5000));
