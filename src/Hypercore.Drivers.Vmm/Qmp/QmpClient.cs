@@ -8,7 +8,8 @@ namespace Hypercore.Drivers.Vmm.Qmp;
 /// <summary>
 /// A QMP session over QEMU's Unix socket: reads the greeting, negotiates with <c>qmp_capabilities</c>, then runs
 /// one command at a time. Messages are JSON objects, one per line; asynchronous events (<c>{"event": ...}</c>)
-/// interleave with replies and are skipped. QEMU serves one client per socket at a time, so sessions are short.
+/// interleave with replies and are skipped, unless the session follows them (<see cref="FollowEvents"/>). QEMU
+/// serves one client per socket at a time, so sessions are short.
 /// </summary>
 public sealed partial class QmpClient : IAsyncDisposable
 {
