@@ -42,7 +42,8 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
                 : user;
         _qmp = new QmpControl(time, _options.QmpTimeout);
         _status = new QmpStatusSessions(time, _options.QmpTimeout);
-        LiveStateChanged += _status.Forget; // issue 15: the process ended, so does its session
+        ProcessExited += _status.Forget; // issue 15: the process ended, so does its session
+        _status.Event += OnStatusEvent; // issue 15, idle4: QemuDriver.Events.cs
         _probe = new KvmProbe(time);
         _tscKhz = new Lazy<int?>(() => _options.TcgTscKhz switch
         {

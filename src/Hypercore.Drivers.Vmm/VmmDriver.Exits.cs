@@ -10,11 +10,35 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
 {
     private readonly ProcessExitWatch _exits = new();
 
+    private Action<string>? _reported;
+
     public event Action<string>? LiveStateChanged
+    {
+        add
+        {
+            _exits.Exited += value;
+            _reported += value;
+        }
+
+        remove
+        {
+            _exits.Exited -= value;
+            _reported -= value;
+        }
+    }
+
+    /// <summary>A watched hypervisor process ended (only that; <see cref="LiveStateChanged"/> also carries <see cref="ReportLiveStateChange"/>).</summary>
+    protected event Action<string>? ProcessExited
     {
         add => _exits.Exited += value;
         remove => _exits.Exited -= value;
     }
+
+    /// <summary>
+    /// Issue 15 (idle4): tells the subscribers of <see cref="LiveStateChanged"/> that the VM <paramref name="uid"/>'s live
+    /// state changed without its process ending (e.g. QEMU reported a pause or a guest power-off).
+    /// </summary>
+    protected void ReportLiveStateChange(string uid) => _reported?.Invoke(uid);
 
     /// <summary>Processes whose exit is watched now (tests, metrics).</summary>
     public int WatchedProcesses => _exits.Count;

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Hypercore.Drivers.Qemu.Tests;
 
 /// <summary>The QMP client against a scripted server on a real Unix socket (protocol edge cases QEMU rarely shows).</summary>
-public sealed class QmpClientTests
+public sealed partial class QmpClientTests
 {
     private const string Greeting = """{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": ""}, "capabilities": ["oob"]}}""";
 

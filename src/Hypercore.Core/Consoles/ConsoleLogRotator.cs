@@ -1,4 +1,5 @@
 using Hypercore.Drivers;
+using Hypercore.Informers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -26,6 +27,13 @@ public sealed class ConsoleLogOptions
 
     /// <summary>How often the logs are measured. A guest may overshoot the cap by what it writes in one interval. Default 1 s.</summary>
     public TimeSpan CheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Issue 15: how often every VM directory is walked. In between, each <see cref="CheckInterval"/> measures only the
+    /// logs of VMs the store shows with a hypervisor that may be writing (not Stopped or Failed); the walk also caps logs of
+    /// processes no record accounts for, which may overshoot by what they write in this interval. Default 1 minute.
+    /// </summary>
+    public TimeSpan FullScanInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 internal sealed class ConsoleLogOptionsValidator : IValidateOptions<ConsoleLogOptions>
@@ -48,6 +56,11 @@ internal sealed class ConsoleLogOptionsValidator : IValidateOptions<ConsoleLogOp
             errors.Add("Consoles:CheckInterval must be positive");
         }
 
+        if (o.FullScanInterval <= TimeSpan.Zero)
+        {
+            errors.Add("Consoles:FullScanInterval must be positive");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
@@ -64,7 +77,8 @@ internal sealed class ConsoleLogOptionsValidator : IValidateOptions<ConsoleLogOp
 public sealed partial class ConsoleLogRotator(
     IOptions<ConsoleLogOptions> options,
     TimeProvider time,
-    ILogger<ConsoleLogRotator> log) : BackgroundService
+    ILogger<ConsoleLogRotator> log,
+    MicroVmInformer? informer = null) : BackgroundService
 {
     /// <summary>One pass over every VM directory; returns how many logs were rotated.</summary>
     public int RotateAll()
@@ -75,34 +89,42 @@ public sealed partial class ConsoleLogRotator(
         {
             foreach (var vm in RealDirectories(provider))
             {
-                var path = Path.Combine(vm, "console.log");
-                try
-                {
-                    var bytes = ConsoleLogFiles.RotateIfOver(path, o.MaxBytes);
-                    if (bytes > 0)
-                    {
-                        rotated++;
-                        LogRotated(path, bytes);
-                    }
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    LogRotateFailed(path, ex.Message);
-                }
+                rotated += RotateOne(Path.Combine(vm, "console.log"), o.MaxBytes);
             }
         }
 
         return rotated;
     }
 
+    private int RotateOne(string path, long maxBytes)
+    {
+        try
+        {
+            var bytes = ConsoleLogFiles.RotateIfOver(path, maxBytes);
+            if (bytes > 0)
+            {
+                LogRotated(path, bytes);
+                return 1;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogRotateFailed(path, ex.Message);
+        }
+
+        return 0;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.Value.CheckInterval, time);
+        using var active = informer is null ? null : new ActiveConsoles(informer); // issue 15, idle4: ConsoleLogRotator.Active.cs
+        var fullScanDue = DateTimeOffset.MinValue;
         do
         {
             try
             {
-                RotateAll();
+                fullScanDue = Pass(active, fullScanDue);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {

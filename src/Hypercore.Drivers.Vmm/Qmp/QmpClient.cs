@@ -8,9 +8,10 @@ namespace Hypercore.Drivers.Vmm.Qmp;
 /// <summary>
 /// A QMP session over QEMU's Unix socket: reads the greeting, negotiates with <c>qmp_capabilities</c>, then runs
 /// one command at a time. Messages are JSON objects, one per line; asynchronous events (<c>{"event": ...}</c>)
-/// interleave with replies and are skipped. QEMU serves one client per socket at a time, so sessions are short.
+/// interleave with replies and are skipped, unless the session follows them (<see cref="FollowEvents"/>). QEMU
+/// serves one client per socket at a time, so sessions are short.
 /// </summary>
-public sealed class QmpClient : IAsyncDisposable
+public sealed partial class QmpClient : IAsyncDisposable
 {
     private readonly Socket _socket;
     private readonly NetworkStream _stream;
@@ -89,6 +90,7 @@ public sealed class QmpClient : IAsyncDisposable
         }
 
         var bytes = Encoding.UTF8.GetBytes(request.ToJsonString() + "\n");
+        var reply = ExpectReply(id); // issue 15: QmpClient.Events.cs; null unless the session follows events
         using (var deadline = new Deadline(_time, _timeout, ct))
         {
             try
@@ -107,7 +109,7 @@ public sealed class QmpClient : IAsyncDisposable
 
         while (true)
         {
-            var message = await ReadMessageAsync(ct);
+            var message = reply is null ? await ReadMessageAsync(ct) : await ReplyAsync(reply, command, ct);
             if (message.ContainsKey("event"))
             {
                 continue;
@@ -173,6 +175,7 @@ public sealed class QmpClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await StopFollowingAsync(); // issue 15: QmpClient.Events.cs
         _reader.Dispose();
         await _stream.DisposeAsync();
         _socket.Dispose();

@@ -20,6 +20,13 @@ public sealed class QmpStatusSessions(TimeProvider time, TimeSpan commandTimeout
     /// <summary>After a connect to the status monitor failed, how long polls use a session on the main socket instead.</summary>
     public static readonly TimeSpan RetryAfterFailedConnect = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Issue 15 (idle4): an event QEMU sent on a kept session (VM uid, event name such as STOP, RESUME, SHUTDOWN), raised
+    /// on the session's reading thread the moment it arrives; a handler must return quickly. A VM's events flow from its
+    /// first status poll on (the session is opened by it) until its session is closed.
+    /// </summary>
+    public event Action<string, string>? Event;
+
     /// <summary>Sessions open now (tests, metrics).</summary>
     public int Count => _byUid.Count(s => s.Value.Client is not null);
 
@@ -64,6 +71,7 @@ public sealed class QmpStatusSessions(TimeProvider time, TimeSpan commandTimeout
                 {
                     session.Client = await QmpClient.ConnectAsync(socket, time, commandTimeout, ct);
                     session.Pid = pid;
+                    session.Client.FollowEvents(name => Event?.Invoke(uid, name)); // issue 15, idle4: events at once
                 }
                 catch (Exception ex) when (ex is QmpException or SocketException or IOException)
                 {
