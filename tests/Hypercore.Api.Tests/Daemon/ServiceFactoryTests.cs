@@ -128,7 +128,7 @@ public sealed class ServiceFactoryTests
 
         mismatches.Should().BeEmpty();
 
-        // every kind the brief names is covered: drivers, stores, the reconciler, hosted services, validators, options
+        // every kind of registration that was by type is among those checked: drivers, store, reconciler, hosted services, validators, options
         checkedTypes.Select(t => t.Name).Should().Contain([
             "QemuDriver", "FirecrackerDriver", "CloudHypervisorDriver", "UnikernelDriver", "SqliteMicroVmStore", "Reconciler",
             "ReconcilerHost", "MicroVmInformer", "GuestHealthMonitor", "MicroVmOperations", "SnapshotStartup", "QemuOptionsValidator",
