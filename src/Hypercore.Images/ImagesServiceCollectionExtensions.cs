@@ -1,4 +1,5 @@
 using Hypercore.Images.Cache;
+using Hypercore.Composition;
 using Hypercore.Images.Registry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,7 +36,7 @@ public static class ImagesServiceCollectionExtensions
             sp.GetRequiredService<IOptions<ImageCacheOptions>>().Value,
             sp.GetRequiredService<RegistryClient>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<ImageCache>>()));
+            sp.OptionalLoggerFor<ImageCache>()));
         return services;
     }
 }

@@ -23,4 +23,8 @@ public static class ServiceFactories
     /// </summary>
     public static ILogger<T> LoggerFor<T>(this IServiceProvider services) =>
         new Logger<T>(services.GetRequiredService<ILoggerFactory>());
+
+    /// <summary>As <c>GetService&lt;ILogger&lt;T&gt;&gt;()</c>: <see cref="LoggerFor{T}"/>, or null when the host has no logging.</summary>
+    public static ILogger<T>? OptionalLoggerFor<T>(this IServiceProvider services) =>
+        services.GetService<ILoggerFactory>() is { } factory ? new Logger<T>(factory) : null;
 }

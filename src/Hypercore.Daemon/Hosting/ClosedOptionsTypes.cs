@@ -97,6 +97,12 @@ internal static class ClosedOptionsTypes
         Add<GrpcServiceOptions<Api.Snapshots.SnapshotServiceImpl>>(services);
         Add<GrpcServiceOptions<Grpc.Reflection.ReflectionServiceImpl>>(services);
         Add<GrpcServiceOptions<Grpc.Reflection.ReflectionV1ServiceImpl>>(services);
+
+        // Issue 15, idle RSS (bench/NOTES.md, rss4): the public ones DI still closed at start after the above.
+        Add<Microsoft.AspNetCore.Http.Features.FormOptions>(services);
+        Add<RouteHandlerOptions>(services);
+        Add<Microsoft.Extensions.Diagnostics.Metrics.MetricsOptions>(services);
+        Add<OpenTelemetry.Exporter.PrometheusAspNetCoreOptions>(services);
     }
 
     private static void Add<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] T>(IServiceCollection services)
