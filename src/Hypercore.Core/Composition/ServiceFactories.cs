@@ -17,14 +17,11 @@ namespace Hypercore.Composition;
 public static class ServiceFactories
 {
     /// <summary>
-    /// The <see cref="ILogger{TCategoryName}"/> DI would inject: the logging library's <see cref="Logger{T}"/> over the
-    /// one <see cref="ILoggerFactory"/> (same category, providers and filters), without DI closing
-    /// <c>Logger&lt;&gt;</c> over <typeparamref name="T"/> by reflection.
+    /// The <see cref="ILogger{TCategoryName}"/> DI injects, from DI: whatever the host registered for
+    /// <c>ILogger&lt;&gt;</c> (the logging library's <see cref="Logger{T}"/>, or a test's null logger) stays in charge.
     /// </summary>
-    public static ILogger<T> LoggerFor<T>(this IServiceProvider services) =>
-        new Logger<T>(services.GetRequiredService<ILoggerFactory>());
+    public static ILogger<T> LoggerFor<T>(this IServiceProvider services) => services.GetRequiredService<ILogger<T>>();
 
-    /// <summary>As <c>GetService&lt;ILogger&lt;T&gt;&gt;()</c>: <see cref="LoggerFor{T}"/>, or null when the host has no logging.</summary>
-    public static ILogger<T>? OptionalLoggerFor<T>(this IServiceProvider services) =>
-        services.GetService<ILoggerFactory>() is { } factory ? new Logger<T>(factory) : null;
+    /// <summary>As <see cref="LoggerFor{T}"/> for an optional logger: null when the host has no logging.</summary>
+    public static ILogger<T>? OptionalLoggerFor<T>(this IServiceProvider services) => services.GetService<ILogger<T>>();
 }

@@ -184,6 +184,15 @@ public sealed class ServiceFactoryTests
         provider.Lines.Should().Equal("Hypercore.Reconciliation.Reconciler: kept");
     }
 
+    [Test]
+    public void LoggerFor_TakesTheHostsLoggerRegistration()
+    {
+        using var services = new ServiceCollection().AddSingleton(typeof(ILogger<>), typeof(NullLogger<>)).BuildServiceProvider();
+
+        services.LoggerFor<Reconciler>().Should().BeOfType<NullLogger<Reconciler>>();
+        new ServiceCollection().BuildServiceProvider().OptionalLoggerFor<Reconciler>().Should().BeNull();
+    }
+
     private static readonly HashSet<Type> OptionsTypes = [typeof(IOptions<>), typeof(IOptionsMonitor<>), typeof(IOptionsFactory<>), typeof(IOptionsMonitorCache<>)];
 
     private static bool IsOurs(Type t) => t.Assembly.GetName().Name is { } n && (n.StartsWith("Hypercore.", StringComparison.Ordinal) || n == "vistarad");
@@ -200,9 +209,7 @@ public sealed class ServiceFactoryTests
         .Select(p => AsInjected(p.ParameterType))
         .ToList();
 
-    /// <summary>ServiceFactories.LoggerFor asks for the ILoggerFactory DI's Logger&lt;T&gt; is made over (tested below).</summary>
-    private static Type AsInjected(Type t) =>
-        t.IsConstructedGenericType && t.GetGenericTypeDefinition() == typeof(ILogger<>) ? typeof(ILoggerFactory) : t;
+    private static Type AsInjected(Type t) => t;
 
     private static async Task DisposeExtra(object made, IServiceProvider provider, ServiceDescriptor d)
     {
