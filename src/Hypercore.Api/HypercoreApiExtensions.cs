@@ -6,6 +6,7 @@ using Hypercore.Api.Logs;
 using Hypercore.Api.MicroVms;
 using Hypercore.Api.Node;
 using Hypercore.Api.Vistara;
+using Hypercore.Composition;
 using Hypercore.Informers;
 using Hypercore.Operations;
 using Microsoft.AspNetCore.Builder;
@@ -35,12 +36,13 @@ public static class HypercoreApiExtensions
         }
 
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreApiOptions>, HypercoreApiOptionsValidator>());
+        // Factories, not implementation types: Hypercore.Composition.ServiceFactories says why.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreApiOptions>, HypercoreApiOptionsValidator>(_ => new HypercoreApiOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
         services.AddMicroVmOperations();
         services.AddMicroVmInformer();
-        services.TryAddSingleton<ConsoleLogStreamer>();
-        services.TryAddSingleton<StoreExceptionInterceptor>();
+        services.TryAddSingleton(sp => new ConsoleLogStreamer(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptionsMonitor<HypercoreApiOptions>>()));
+        services.TryAddSingleton(sp => new StoreExceptionInterceptor(sp.LoggerFor<StoreExceptionInterceptor>()));
 
         services.AddGrpc(o =>
         {

@@ -2,6 +2,7 @@ using Hypercore.Drivers.Vmm;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Drivers.CloudHypervisor;
 
@@ -39,5 +40,6 @@ public static class CloudHypervisorServiceCollectionExtensions
     /// <paramref name="configure"/>; validated at start.
     /// </summary>
     public static IServiceCollection AddCloudHypervisorDriver(this IServiceCollection services, Action<CloudHypervisorOptions>? configure = null)
-        => services.AddVmmDriver<CloudHypervisorDriver, CloudHypervisorOptions, CloudHypervisorOptionsValidator>(CloudHypervisorDriver.ProviderName, configure);
+        => services.AddVmmDriver<CloudHypervisorDriver, CloudHypervisorOptions, CloudHypervisorOptionsValidator>(CloudHypervisorDriver.ProviderName, configure, sp => new CloudHypervisorDriver(
+            sp.GetRequiredService<IOptions<CloudHypervisorOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<CloudHypervisorDriver>(), sp.GetService<HostAccess.HostPathPolicy>()));
 }

@@ -2,6 +2,7 @@ using Hypercore.Drivers.Vmm;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Drivers.Firecracker;
 
@@ -113,5 +114,6 @@ public static class FirecrackerServiceCollectionExtensions
 {
     /// <summary>Registers the driver; its options bind from the "Firecracker" section, then <paramref name="configure"/>, validated at start.</summary>
     public static IServiceCollection AddFirecrackerDriver(this IServiceCollection services, Action<FirecrackerOptions>? configure = null) =>
-        services.AddVmmDriver<FirecrackerDriver, FirecrackerOptions, FirecrackerOptionsValidator>(FirecrackerDriver.ProviderName, configure);
+        services.AddVmmDriver<FirecrackerDriver, FirecrackerOptions, FirecrackerOptionsValidator>(FirecrackerDriver.ProviderName, configure, sp => new FirecrackerDriver(
+            sp.GetRequiredService<IOptions<FirecrackerOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<FirecrackerDriver>(), sp.GetService<HostAccess.HostPathPolicy>()));
 }

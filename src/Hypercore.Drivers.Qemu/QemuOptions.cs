@@ -1,6 +1,8 @@
 using Hypercore.Drivers.Vmm;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Hypercore.Composition;
+using Microsoft.Extensions.Options;
 
 namespace Hypercore.Drivers.Qemu;
 
@@ -54,5 +56,6 @@ public static class QemuServiceCollectionExtensions
 {
     /// <summary>Registers the "qemu" driver: section "Qemu" when the host has configuration, then <paramref name="configure"/>; validated at start.</summary>
     public static IServiceCollection AddQemuDriver(this IServiceCollection services, Action<QemuOptions>? configure = null) =>
-        services.AddVmmDriver<QemuDriver, QemuOptions, QemuOptionsValidator>(QemuDriver.ProviderName, configure);
+        services.AddVmmDriver<QemuDriver, QemuOptions, QemuOptionsValidator>(QemuDriver.ProviderName, configure, sp => new QemuDriver(
+            sp.GetRequiredService<IOptions<QemuOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<QemuDriver>(), sp.GetService<HostAccess.HostPathPolicy>()));
 }

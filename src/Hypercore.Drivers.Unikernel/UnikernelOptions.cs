@@ -2,6 +2,7 @@ using Hypercore.Drivers.Vmm;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Drivers.Unikernel;
 
@@ -70,5 +71,6 @@ public static class UnikernelServiceCollectionExtensions
 {
     /// <summary>Adds the "unikernel" driver (section "Unikernel", then <paramref name="configure"/>, validated at start).</summary>
     public static IServiceCollection AddUnikernelDriver(this IServiceCollection services, Action<UnikernelOptions>? configure = null) =>
-        services.AddVmmDriver<UnikernelDriver, UnikernelOptions, UnikernelOptionsValidator>(UnikernelDriver.ProviderName, configure);
+        services.AddVmmDriver<UnikernelDriver, UnikernelOptions, UnikernelOptionsValidator>(UnikernelDriver.ProviderName, configure, sp => new UnikernelDriver(
+            sp.GetRequiredService<IOptions<UnikernelOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<UnikernelDriver>(), sp.GetService<HostAccess.HostPathPolicy>()));
 }

@@ -125,25 +125,26 @@ public static class VmmServiceCollectionExtensions
     /// <paramref name="providerName"/>. Calling it twice adds nothing twice.
     /// </summary>
     public static IServiceCollection AddVmmDriver<
-        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TDriver,
+        TDriver,
         [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions,
-        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(this IServiceCollection services, string providerName, Action<TOptions>? configure)
+        TValidator>(this IServiceCollection services, string providerName, Action<TOptions>? configure, Func<IServiceProvider, TDriver> create)
         where TDriver : class, IHypervisorDriver
         where TOptions : class, IConfigSection
-        where TValidator : class, IValidateOptions<TOptions>
+        where TValidator : class, IValidateOptions<TOptions>, new()
     {
+        // Factories, not implementation types (the driver's from the caller): Hypercore.Composition.ServiceFactories says why.
         var options = services.AddOptions<TOptions>();
         // Once, however often this is called, so a later call cannot rebind over an earlier configure.
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<TOptions>, SectionBinder<TOptions>>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<TOptions>, SectionBinder<TOptions>>(sp => new SectionBinder<TOptions>(sp)));
         if (configure is not null)
         {
             options.Configure(configure);
         }
 
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>(_ => new TValidator()));
         services.TryAddSingleton(TimeProvider.System);
-        return services.AddHypervisorDriver<TDriver>(providerName);
+        return services.AddHypervisorDriver(providerName, create);
     }
 }
 

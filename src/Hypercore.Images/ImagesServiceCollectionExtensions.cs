@@ -1,4 +1,5 @@
 using Hypercore.Images.Cache;
+using Hypercore.Composition;
 using Hypercore.Images.Registry;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,21 +21,22 @@ public static class ImagesServiceCollectionExtensions
     {
         var registry = services.AddOptions<RegistryOptions>();
         var cache = services.AddOptions<ImageCacheOptions>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<RegistryOptions>, ImagesConfigurationBinder>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ImageCacheOptions>, ImagesConfigurationBinder>());
+        // Factories, not implementation types: Hypercore.Composition.ServiceFactories says why.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<RegistryOptions>, ImagesConfigurationBinder>(sp => new ImagesConfigurationBinder(sp)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<ImageCacheOptions>, ImagesConfigurationBinder>(sp => new ImagesConfigurationBinder(sp)));
         if (configureRegistry is not null) registry.Configure(configureRegistry);
         if (configureCache is not null) cache.Configure(configureCache);
         registry.ValidateOnStart();
         cache.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ImageCacheOptions>, ImageCacheOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RegistryOptions>, RegistryOptionsValidator>(_ => new RegistryOptionsValidator()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ImageCacheOptions>, ImageCacheOptionsValidator>(_ => new ImageCacheOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new RegistryClient(sp.GetRequiredService<IOptions<RegistryOptions>>().Value));
         services.TryAddSingleton(sp => new ImageCache(
             sp.GetRequiredService<IOptions<ImageCacheOptions>>().Value,
             sp.GetRequiredService<RegistryClient>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<ImageCache>>()));
+            sp.OptionalLoggerFor<ImageCache>()));
         return services;
     }
 }

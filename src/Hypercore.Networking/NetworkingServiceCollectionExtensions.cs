@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Networking;
 
@@ -15,14 +16,18 @@ public static class NetworkingServiceCollectionExtensions
     public static IServiceCollection AddNodeNetworking(this IServiceCollection services, Action<NodeNetworkOptions> configure, bool managed)
     {
         services.AddOptions<NodeNetworkOptions>().Configure(configure).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NodeNetworkOptions>, NodeNetworkOptionsValidator>());
+        // Factories, not implementation types: Hypercore.Composition.ServiceFactories says why.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NodeNetworkOptions>, NodeNetworkOptionsValidator>(_ => new NodeNetworkOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<NodeNetwork>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, NetworkStartStep>());
-        services.TryAddSingleton<GuestHealth.IGuestAddressSource, ManagedGuestAddresses>(); // probes may go to leased addresses
+        services.TryAddSingleton(sp => new NodeNetwork(
+            sp.GetRequiredService<IOptions<NodeNetworkOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<NodeNetwork>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, NetworkStartStep>(
+            sp => new NetworkStartStep(sp.GetRequiredService<NodeNetwork>(), sp.LoggerFor<NetworkStartStep>())));
+        services.TryAddSingleton<GuestHealth.IGuestAddressSource>(sp => new ManagedGuestAddresses(sp.GetRequiredService<NodeNetwork>())); // probes may go to leased addresses
         if (managed)
         {
-            services.AddSingleton<IHostedService, NetworkSupervisor>();
+            services.AddSingleton<IHostedService>(sp => new NetworkSupervisor(
+                sp.GetRequiredService<NodeNetwork>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<NetworkSupervisor>()));
         }
 
         return services;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Store.Sqlite;
 
@@ -19,9 +20,11 @@ public static class SqliteStoreServiceCollectionExtensions
         }
 
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteStoreOptions>, SqliteStoreOptionsValidator>());
+        // Factories, not implementation types: Hypercore.Composition.ServiceFactories says why.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteStoreOptions>, SqliteStoreOptionsValidator>(_ => new SqliteStoreOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<SqliteMicroVmStore>();
+        services.TryAddSingleton(sp => new SqliteMicroVmStore(
+            sp.GetRequiredService<IOptions<SqliteStoreOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<SqliteMicroVmStore>()));
         services.AddSingleton<IMicroVmStore>(sp => sp.GetRequiredService<SqliteMicroVmStore>());
         services.TryAddSingleton<IResourceVersionCheck>(sp => sp.GetRequiredService<SqliteMicroVmStore>()); // issue 15: the reconciler's cached reads
         return services;

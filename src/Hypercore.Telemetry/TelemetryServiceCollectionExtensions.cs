@@ -75,7 +75,8 @@ public static class TelemetryServiceCollectionExtensions
         }
 
         optionsBuilder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreTelemetryOptions>, HypercoreTelemetryOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HypercoreTelemetryOptions>, HypercoreTelemetryOptionsValidator>(
+            _ => new HypercoreTelemetryOptionsValidator())); // factories, not implementation types: Hypercore.Composition.ServiceFactories
 
         // The SDK's pipelines are fixed when the service collection is built, so which exporters exist is decided
         // now from the same settings; the validator above still reports bad values at start.
@@ -88,10 +89,10 @@ public static class TelemetryServiceCollectionExtensions
         services.AddSingleton(new TelemetryPlan(options.Prometheus, options.MetricsPath));
         services.TryAddSingleton(TimeProvider.System);
         services.AddMicroVmInformer();
-        services.TryAddSingleton<PhaseCounter>();
+        services.TryAddSingleton(sp => new PhaseCounter(sp.GetRequiredService<MicroVmInformer>()));
         services.AddHostedService(sp => sp.GetRequiredService<PhaseCounter>());
-        services.TryAddSingleton<NodeGauges>();
-        services.AddHostedService<GaugeActivation>();
+        services.TryAddSingleton(sp => new NodeGauges(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), sp));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, GaugeActivation>(sp => new GaugeActivation(sp.GetRequiredService<NodeGauges>())));
         services.Configure<LoggerFactoryOptions>(o => o.ActivityTrackingOptions |= ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
 
         var otel = services.AddOpenTelemetry()

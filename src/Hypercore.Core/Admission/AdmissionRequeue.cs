@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Admission;
 
@@ -90,15 +91,20 @@ public static class AdmissionServiceCollectionExtensions
         }
 
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CapacityOptions>, CapacityOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CapacityOptions>, CapacityOptionsValidator>(_ => new CapacityOptionsValidator()));
         services.AddMicroVmInformer();
         services.TryAddSingleton<IHostResources>(new ProcHostResources());
-        services.TryAddSingleton<NodeCapacity>();
-        services.TryAddSingleton<AdmissionStep>();
+        // Factories, not implementation types: Composition/ServiceFactories says why.
+        services.TryAddSingleton(sp => new NodeCapacity(
+            sp.GetRequiredService<IHostResources>(), sp.GetRequiredService<IOptions<CapacityOptions>>(), sp.GetRequiredService<IOptions<ReconcilerOptions>>()));
+        services.TryAddSingleton(sp => new AdmissionStep(
+            sp.GetRequiredService<NodeCapacity>(), sp.GetRequiredService<MicroVmInformer>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<AdmissionStep>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, AdmissionStep>(sp => sp.GetRequiredService<AdmissionStep>()));
         if (!services.Any(d => d.ServiceType == typeof(AdmissionRequeue)))
         {
-            services.AddSingleton<AdmissionRequeue>();
+            services.AddSingleton(sp => new AdmissionRequeue(
+                sp.GetRequiredService<MicroVmInformer>(), sp.GetRequiredService<AdmissionStep>(), sp.GetRequiredService<NodeCapacity>(), sp,
+                sp.LoggerFor<AdmissionRequeue>()));
             services.AddHostedService(sp => sp.GetRequiredService<AdmissionRequeue>());
         }
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Consoles;
 
@@ -162,9 +163,10 @@ public static class ConsoleLogServiceCollectionExtensions
         }
 
         builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleLogOptions>, ConsoleLogOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleLogOptions>, ConsoleLogOptionsValidator>(_ => new ConsoleLogOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<ConsoleLogRotator>();
+        services.TryAddSingleton(sp => new ConsoleLogRotator( // a factory: Composition/ServiceFactories says why
+            sp.GetRequiredService<IOptions<ConsoleLogOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<ConsoleLogRotator>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConsoleLogRotator>());
         return services;
     }

@@ -60,6 +60,22 @@ public static class DriverServiceCollectionExtensions
         return services.AddHypervisorDriver<TDriver>();
     }
 
+    /// <summary>
+    /// Adds a driver made by <paramref name="create"/> (the constructor call DI would make: Hypercore.Composition.ServiceFactories
+    /// says why) and records its provider name. Calling it twice adds nothing twice.
+    /// </summary>
+    public static IServiceCollection AddHypervisorDriver<TDriver>(this IServiceCollection services, string providerName, Func<IServiceProvider, TDriver> create)
+        where TDriver : class, IHypervisorDriver
+    {
+        if (!services.Any(d => d.ServiceType == typeof(DriverRegistration) && d.ImplementationInstance is DriverRegistration r && r.DriverType == typeof(TDriver)))
+        {
+            services.AddSingleton(new DriverRegistration(providerName, typeof(TDriver)));
+        }
+
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHypervisorDriver, TDriver>(create));
+        return services;
+    }
+
     /// <summary>The provider names registered so far, in registration order.</summary>
     public static IReadOnlyList<string> RegisteredProviders(this IServiceCollection services) =>
         services.Select(d => d.ImplementationInstance).OfType<DriverRegistration>().Select(r => r.ProviderName).ToList();

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.GuestHealth;
 
@@ -107,15 +108,23 @@ public static class GuestHealthServiceCollectionExtensions
         }
 
         builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GuestHealthOptions>, GuestHealthOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GuestHealthOptions>, GuestHealthOptionsValidator>(_ => new GuestHealthOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<LivenessSignals>();
-        services.TryAddSingleton<INetworkProbes, SocketNetworkProbes>();
-        services.TryAddSingleton<ProbeTargetPolicy>();
-        services.TryAddSingleton<GuestHealthMonitor>();
-        services.TryAddSingleton<GuestHealthHost>();
+        // Factories, not implementation types: Composition/ServiceFactories says why.
+        services.TryAddSingleton(_ => new LivenessSignals());
+        services.TryAddSingleton<INetworkProbes>(sp => new SocketNetworkProbes(sp.GetRequiredService<TimeProvider>()));
+        services.TryAddSingleton(sp => new ProbeTargetPolicy(
+            sp.GetRequiredService<IOptions<GuestHealthOptions>>(), sp.GetRequiredService<IOptions<ReconcilerOptions>>(), sp.GetService<IGuestAddressSource>()));
+        services.TryAddSingleton(sp => new GuestHealthMonitor(
+            sp.GetRequiredService<Store.IMicroVmStore>(), sp.GetRequiredService<INetworkProbes>(), sp.GetRequiredService<LivenessSignals>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<GuestHealthOptions>>(), sp.GetRequiredService<IOptions<ReconcilerOptions>>(),
+            sp.LoggerFor<GuestHealthMonitor>(), sp.GetService<DriverRegistry>(), sp.GetService<ProbeTargetPolicy>()));
+        services.TryAddSingleton(sp => new GuestHealthHost(
+            sp.GetRequiredService<GuestHealthMonitor>(), sp.GetRequiredService<MicroVmInformer>(), sp, sp.GetRequiredService<IOptions<GuestHealthOptions>>(),
+            sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<GuestHealthHost>()));
         services.AddHostedService(sp => sp.GetRequiredService<GuestHealthHost>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, GuestHealthStartStep>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, GuestHealthStartStep>(
+            sp => new GuestHealthStartStep(sp.GetRequiredService<TimeProvider>(), sp.GetService<DriverRegistry>())));
         return services;
     }
 }

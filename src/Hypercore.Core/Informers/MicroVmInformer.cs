@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Informers;
 
@@ -469,7 +470,9 @@ public static class InformerServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         if (!services.Any(d => d.ServiceType == typeof(MicroVmInformer)))
         {
-            services.AddSingleton<MicroVmInformer>();
+            services.AddSingleton(sp => new MicroVmInformer( // a factory: Composition/ServiceFactories says why
+                sp.GetRequiredService<IMicroVmStore>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptions<InformerOptions>>(),
+                sp.LoggerFor<MicroVmInformer>()));
             services.AddHostedService(sp => sp.GetRequiredService<MicroVmInformer>());
             services.TryAddSingleton<IMicroVmCache>(sp => sp.GetRequiredService<MicroVmInformer>());
         }

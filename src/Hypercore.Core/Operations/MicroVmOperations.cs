@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Operations;
 
@@ -311,10 +312,16 @@ public static class MicroVmOperationsServiceCollectionExtensions
         }
 
         options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MicroVmOperationsOptions>, MicroVmOperationsOptionsValidator>());
-        services.TryAddSingleton<IMicroVmIdGenerator, RandomMicroVmIdGenerator>();
-        services.TryAddSingleton<ImageCatalog>();
-        services.TryAddSingleton<MicroVmOperations>();
+        // Factories, not implementation types: Composition/ServiceFactories says why.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MicroVmOperationsOptions>, MicroVmOperationsOptionsValidator>(
+            _ => new MicroVmOperationsOptionsValidator()));
+        services.TryAddSingleton<IMicroVmIdGenerator>(_ => new RandomMicroVmIdGenerator());
+        services.TryAddSingleton(sp => new ImageCatalog(sp.GetRequiredService<IOptionsMonitor<MicroVmOperationsOptions>>()));
+        services.TryAddSingleton(sp => new MicroVmOperations(
+            sp.GetRequiredService<IMicroVmStore>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<ImageCatalog>(),
+            sp.GetRequiredService<IMicroVmIdGenerator>(), sp.GetRequiredService<IOptionsMonitor<MicroVmOperationsOptions>>(),
+            sp.LoggerFor<MicroVmOperations>(), sp.GetService<HostPathPolicy>(), sp.GetService<NodeCapacity>(),
+            sp.GetService<RegistryAllowList>(), sp.GetService<ProbeTargetPolicy>()));
         return services;
     }
 }

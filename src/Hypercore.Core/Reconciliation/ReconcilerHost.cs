@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hypercore.Composition;
 
 namespace Hypercore.Reconciliation;
 
@@ -281,11 +282,18 @@ public static class ReconcilerServiceCollectionExtensions
         }
 
         builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReconcilerOptions>, ReconcilerOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReconcilerOptions>, ReconcilerOptionsValidator>(_ => new ReconcilerOptionsValidator()));
         services.AddMicroVmInformer();
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<Reconciler>();
-        services.TryAddSingleton<ReconcilerHost>();
+        // Factories, not implementation types: Composition/ServiceFactories says why.
+        services.TryAddSingleton(sp => new Reconciler(
+            sp.GetRequiredService<Store.IMicroVmStore>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>(), sp.LoggerFor<Reconciler>(), sp.GetServices<IStartStep>(),
+            sp.GetService<GuestHealth.LivenessSignals>(), sp.GetService<Informers.IMicroVmCache>(), sp.GetService<Store.IResourceVersionCheck>()));
+        services.TryAddSingleton(sp => new ReconcilerHost(
+            sp.GetRequiredService<MicroVmInformer>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<Reconciler>(),
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<ReconcilerHost>(),
+            sp.GetService<IMovedAwayLookup>()));
         services.AddHostedService(sp => sp.GetRequiredService<ReconcilerHost>());
         return services;
     }

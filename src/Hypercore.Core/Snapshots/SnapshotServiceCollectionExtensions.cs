@@ -1,6 +1,7 @@
 using Hypercore.Reconciliation;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Hypercore.Composition;
 
 namespace Hypercore.Snapshots;
 
@@ -14,9 +15,14 @@ public static class SnapshotServiceCollectionExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(new SnapshotStore(directory));
-        services.TryAddSingleton<SnapshotManager>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, SnapshotRestoreStep>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, SnapshotStartup>());
+        // Factories, not implementation types: Composition/ServiceFactories says why.
+        services.TryAddSingleton(sp => new SnapshotManager(
+            sp.GetRequiredService<SnapshotStore>(), sp.GetRequiredService<Drivers.DriverRegistry>(), sp.GetRequiredService<TimeProvider>(),
+            sp.LoggerFor<SnapshotManager>(), sp.GetService<Hypercore.Store.IMicroVmStore>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, SnapshotRestoreStep>(sp => new SnapshotRestoreStep(
+            sp.GetRequiredService<SnapshotStore>(), sp.GetRequiredService<Drivers.DriverRegistry>(), sp.LoggerFor<SnapshotRestoreStep>())));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, SnapshotStartup>(
+            sp => new SnapshotStartup(sp.GetRequiredService<SnapshotStore>(), sp.LoggerFor<SnapshotStartup>())));
         return services;
     }
 }

@@ -97,16 +97,31 @@ internal static class ClosedOptionsTypes
         Add<GrpcServiceOptions<Api.Snapshots.SnapshotServiceImpl>>(services);
         Add<GrpcServiceOptions<Grpc.Reflection.ReflectionServiceImpl>>(services);
         Add<GrpcServiceOptions<Grpc.Reflection.ReflectionV1ServiceImpl>>(services);
+
+        // Issue 15, idle RSS (bench/NOTES.md, rss4): the public ones DI still closed at start after the above.
+        Add<Microsoft.AspNetCore.Http.Features.FormOptions>(services);
+        Add<RouteHandlerOptions>(services);
+        Add<Microsoft.Extensions.Diagnostics.Metrics.MetricsOptions>(services);
+        Add<OpenTelemetry.Exporter.PrometheusAspNetCoreOptions>(services);
     }
 
     private static void Add<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] T>(IServiceCollection services)
         where T : class
     {
-        // TryAdd: a closed registration someone made on purpose stays.
-        services.TryAddSingleton<IOptions<T>, OptionsManager<T>>();
-        services.TryAddSingleton<IOptionsMonitor<T>, OptionsMonitor<T>>();
-        services.TryAddTransient<IOptionsFactory<T>, OptionsFactory<T>>();
-        services.TryAddSingleton<IOptionsMonitorCache<T>, OptionsCache<T>>();
+        // TryAdd: a closed registration someone made on purpose stays. Factories, not implementation types (issue 15,
+        // idle RSS): DI calls the constructor DI would pick (the longest: OptionsFactory's with the validators) without
+        // reflecting over it, and the Native AOT daemon keeps no constructor, parameter and invoker caches for these
+        // ~170 services (bench/NOTES.md, rss4). Factory-made disposables (OptionsMonitor) are disposed by the provider too.
+        services.TryAdd(ServiceDescriptor.Singleton<IOptions<T>>(sp => new OptionsManager<T>(sp.GetRequiredService<IOptionsFactory<T>>())));
+        services.TryAdd(ServiceDescriptor.Singleton<IOptionsMonitor<T>>(sp => new OptionsMonitor<T>(
+            sp.GetRequiredService<IOptionsFactory<T>>(),
+            sp.GetServices<IOptionsChangeTokenSource<T>>(),
+            sp.GetRequiredService<IOptionsMonitorCache<T>>())));
+        services.TryAdd(ServiceDescriptor.Transient<IOptionsFactory<T>>(sp => new OptionsFactory<T>(
+            sp.GetServices<IConfigureOptions<T>>(),
+            sp.GetServices<IPostConfigureOptions<T>>(),
+            sp.GetServices<IValidateOptions<T>>())));
+        services.TryAdd(ServiceDescriptor.Singleton<IOptionsMonitorCache<T>>(_ => new OptionsCache<T>()));
         GC.KeepAlive(Arrays<T>.Types);
     }
 

@@ -147,6 +147,17 @@ public static partial class DaemonHost
     /// <summary>Builds the application from configuration key/value pairs (defaults &lt; TOML file &lt; flags, merged by the caller).</summary>
     internal static WebApplication Build(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints)
     {
+        var (builder, daemon) = Compose(settings, endpoints);
+        var app = builder.Build();
+        app.UseApiSecurity();
+        app.MapHypercoreApi(daemon.Reflection);
+        app.MapHypercoreMetrics();
+        return app;
+    }
+
+    /// <summary>The builder with every service registered (tests read the registrations from it).</summary>
+    internal static (WebApplicationBuilder Builder, DaemonOptions Daemon) Compose(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
 
         // Only our settings: no appsettings.json or ASPNETCORE_* variables changing endpoints behind the user's back.
@@ -168,7 +179,7 @@ public static partial class DaemonHost
             .Bind(builder.Configuration.GetSection(DaemonOptions.Section))
             .PostConfigure(o => o.StateDirectory = daemon.StateDirectory)
             .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<DaemonOptions>, SecuritySettingsValidator>();
+        services.AddSingleton<IValidateOptions<DaemonOptions>>(_ => new SecuritySettingsValidator()); // factories: Hypercore.Composition.ServiceFactories
 
         services.AddSingleton(TimeProvider.System);
         if (daemon.Store == StoreKinds.Kubernetes)
@@ -200,7 +211,7 @@ public static partial class DaemonHost
         }
 
         // One host-path policy for the API's early check and every driver's prepared-spec step.
-        services.AddSingleton<IValidateOptions<DaemonOptions>, HostAccessSettingsValidator>();
+        services.AddSingleton<IValidateOptions<DaemonOptions>>(_ => new HostAccessSettingsValidator());
         services.AddSingleton(new HostPathPolicy(HostAccessSettings.ToOptions(daemon)));
 
         // Each driver binds its own section (the driver flags map straight to it; see DriverSettings) and validates it;
@@ -251,7 +262,7 @@ public static partial class DaemonHost
         services.AddImages(
             r => r.InsecureRegistries = ImagesSettings.InsecureList(daemon),
             c => c.Root = daemon.ImageCacheDirectory);
-        services.AddSingleton<IValidateOptions<DaemonOptions>, ImagesSettingsValidator>();
+        services.AddSingleton<IValidateOptions<DaemonOptions>>(sp => new ImagesSettingsValidator(sp.GetRequiredService<IOptions<Images.Registry.RegistryOptions>>()));
         services.AddSingleton(ImagesSettings.AllowList(daemon)); // Create and the start step refuse other registries
         services.AddImagesStartStep();
         // Node networking (issue 12): the network start step always; the managed bridge's supervisor when it is on.
@@ -266,12 +277,7 @@ public static partial class DaemonHost
 
         AddSecurity(services, daemon, certificate);
         ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon
-
-        var app = builder.Build();
-        app.UseApiSecurity();
-        app.MapHypercoreApi(daemon.Reflection);
-        app.MapHypercoreMetrics();
-        return app;
+        return (builder, daemon);
     }
 
     private static void ConfigureLogging(WebApplicationBuilder builder, DaemonOptions daemon)

@@ -14,13 +14,21 @@ public sealed class QmpConnector
 {
     private readonly TimeProvider _time;
     private readonly TimeSpan _attemptTimeout;
-    private readonly ResiliencePipeline _pipeline;
+    private readonly Lazy<ResiliencePipeline> _pipeline;
 
     public QmpConnector(TimeProvider time, TimeSpan attemptTimeout, int maxRetries = 4)
     {
         _time = time;
         _attemptTimeout = attemptTimeout;
-        _pipeline = new ResiliencePipelineBuilder { TimeProvider = time }
+
+        // Built at the first connect (issue 15, idle RSS): Polly validates each strategy's options with DataAnnotations,
+        // whose TypeDescriptor reflection the Native AOT daemon would otherwise keep from start on a node without VMs
+        // (bench/NOTES.md, rss4). The same pipeline, once, thread-safe; the options are validated at start regardless.
+        _pipeline = new(() => BuildPipeline(time, attemptTimeout, maxRetries));
+    }
+
+    private static ResiliencePipeline BuildPipeline(TimeProvider time, TimeSpan attemptTimeout, int maxRetries) =>
+        new ResiliencePipelineBuilder { TimeProvider = time }
             .AddTimeout(new TimeoutStrategyOptions { Timeout = attemptTimeout * (maxRetries + 1) + TimeSpan.FromSeconds(5) })
             .AddRetry(new RetryStrategyOptions
             {
@@ -34,14 +42,13 @@ public sealed class QmpConnector
                 UseJitter = true,
             })
             .Build();
-    }
 
     /// <exception cref="QmpException">every attempt failed; the last failure's message.</exception>
     public async Task<QmpClient> ConnectAsync(string socketPath, CancellationToken ct)
     {
         try
         {
-            return await _pipeline.ExecuteAsync(
+            return await _pipeline.Value.ExecuteAsync(
                 async token => await QmpClient.ConnectAsync(socketPath, _time, _attemptTimeout, token), ct);
         }
         catch (SocketException ex)

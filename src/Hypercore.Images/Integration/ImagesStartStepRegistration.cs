@@ -2,6 +2,7 @@ using Hypercore.Reconciliation;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Hypercore.Composition;
 
 namespace Hypercore.Images.Integration;
 
@@ -16,7 +17,7 @@ public static class ImagesStartStepRegistration
             sp.GetRequiredService<Cache.ImageCache>(),
             sp.GetRequiredService<TimeProvider>(),
             options,
-            sp.GetService<ILogger<ImagesStartStep>>(),
+            sp.OptionalLoggerFor<ImagesStartStep>(), // not DI's Logger<> closed at run time: Hypercore.Composition.ServiceFactories
             sp.GetService<RegistryAllowList>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, ImagesStartStep>(sp => sp.GetRequiredService<ImagesStartStep>()));
         return services;
