@@ -166,7 +166,8 @@ public static class ConsoleLogServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleLogOptions>, ConsoleLogOptionsValidator>(_ => new ConsoleLogOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new ConsoleLogRotator( // a factory: Composition/ServiceFactories says why
-            sp.GetRequiredService<IOptions<ConsoleLogOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<ConsoleLogRotator>()));
+            sp.GetRequiredService<IOptions<ConsoleLogOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<ConsoleLogRotator>(),
+            sp.GetService<MicroVmInformer>()));
         services.AddHostedService(sp => sp.GetRequiredService<ConsoleLogRotator>());
         return services;
     }
