@@ -23,15 +23,11 @@ internal static partial class HostFiles
 {
     public static HostFileKind Kind(string path)
     {
-        Span<byte> buffer = stackalloc byte[256];
-        if (Stat(path, buffer) != 0)
+        if (Mode(path, followLinks: true) is not { } mode)
         {
             return HostFileKind.Missing;
         }
 
-        // struct stat: st_mode follows st_dev, st_ino (and st_nlink on x86_64).
-        var offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
-        var mode = BitConverter.ToUInt32(buffer[offset..(offset + 4)]);
         return (mode & 0xF000) switch
         {
             0x8000 => HostFileKind.Regular,
@@ -72,13 +68,13 @@ internal static partial class HostFiles
             }
 
             var next = current == "/" ? "/" + parts[i] : current + "/" + parts[i];
-            var entry = Entry(next); // issue 15: one lstat per component, not a FileInfo, readlink and two stats
-            if (entry == EntryKind.Link && new FileInfo(next).LinkTarget is { } target)
+            var mode = Mode(next, followLinks: false); // issue 15: one lstat per component, not a FileInfo, readlink and two stats
+            if ((mode & 0xF000) == SymlinkType && new FileInfo(next).LinkTarget is { } target)
             {
                 var absolute = target.StartsWith('/') ? target : current.TrimEnd('/') + "/" + target;
                 current = RealPath(absolute, depth + 1);
             }
-            else if (entry != EntryKind.Missing)
+            else if (mode is not null)
             {
                 current = next;
             }
@@ -116,28 +112,23 @@ internal static partial class HostFiles
     [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Stat(string path, Span<byte> buffer);
 
-    private enum EntryKind
-    {
-        Missing,
-        Link,
-        Other,
-    }
+    private const uint SymlinkType = 0xA000;
 
     /// <summary>
-    /// lstat(2): whether <paramref name="path"/> itself is a symlink, something else, or nothing (RealPath's per-component
-    /// test: it used to be a FileInfo with its path normalisation, a readlink, a stat and often a second stat; the Create
-    /// path resolves every kernel and initrd path).
+    /// st_mode of <paramref name="path"/> from stat(2), or lstat(2) when links are not followed (RealPath's
+    /// per-component test); null when there is nothing there.
     /// </summary>
-    private static EntryKind Entry(string path)
+    private static uint? Mode(string path, bool followLinks)
     {
         Span<byte> buffer = stackalloc byte[256];
-        if (LStat(path, buffer) != 0)
+        if ((followLinks ? Stat(path, buffer) : LStat(path, buffer)) != 0)
         {
-            return EntryKind.Missing;
+            return null;
         }
 
+        // struct stat: st_mode follows st_dev, st_ino (and st_nlink on x86_64).
         var offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
-        return (BitConverter.ToUInt32(buffer[offset..(offset + 4)]) & 0xF000) == 0xA000 ? EntryKind.Link : EntryKind.Other;
+        return BitConverter.ToUInt32(buffer[offset..(offset + 4)]);
     }
 
     [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
