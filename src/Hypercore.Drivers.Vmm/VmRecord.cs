@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Hypercore.MicroVms;
 
 namespace Hypercore.Drivers.Vmm;
 
@@ -48,7 +49,7 @@ public sealed class VmDirectory
 {
     public VmDirectory(string runtimeDirectory, string uid)
     {
-        if (!IsSafeUid(uid))
+        if (!MicroVm.IsSafeUid(uid))
         {
             throw new DriverException("InvalidUid", $"uid \"{uid}\" cannot name a runtime directory");
         }
@@ -60,10 +61,6 @@ public sealed class VmDirectory
     public string Uid { get; }
 
     public string Path { get; }
-
-    /// <summary>A uid becomes a directory name: refuse anything that could step outside the runtime directory.</summary>
-    public static bool IsSafeUid(string uid) =>
-        uid.Length is > 0 and <= 64 && uid.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') && uid is not "." and not "..";
 
     public string RecordFile => File("vm.json");
 
@@ -140,7 +137,7 @@ public sealed class VmDirectory
             yield break;
         }
 
-        foreach (var dir in Directory.EnumerateDirectories(runtimeDirectory).Where(d => IsSafeUid(System.IO.Path.GetFileName(d))))
+        foreach (var dir in Directory.EnumerateDirectories(runtimeDirectory).Where(d => MicroVm.IsSafeUid(System.IO.Path.GetFileName(d))))
         {
             var vmDir = new VmDirectory(runtimeDirectory, System.IO.Path.GetFileName(dir));
             var record = vmDir.ReadRecord();

@@ -26,13 +26,13 @@ public sealed partial class ConsoleLogRotator
         {
             foreach (var uid in uids)
             {
-                if (!IsPlainName(uid))
+                if (!MicroVm.IsSafeUid(uid))
                 {
-                    continue; // a uid is one path component; anything else is no VM directory of ours
+                    continue; // the drivers make no directory for any other uid
                 }
 
                 var vm = new DirectoryInfo(Path.Combine(provider, uid));
-                if (vm.Exists && (vm.Attributes & FileAttributes.ReparsePoint) == 0)
+                if (vm.Exists && IsRealDirectory(vm))
                 {
                     rotated += RotateOne(Path.Combine(vm.FullName, "console.log"), o.MaxBytes);
                 }
@@ -55,9 +55,6 @@ public sealed partial class ConsoleLogRotator
         RotateOnly(active.Snapshot());
         return fullScanDue;
     }
-
-    private static bool IsPlainName(string uid) =>
-        uid.Length > 0 && uid != "." && uid != ".." && uid.IndexOfAny(['/', '\0']) < 0;
 
     /// <summary>Whether the VM may have a hypervisor writing its console: all but a Stopped or Failed VM with no process.</summary>
     public static bool MayWriteConsole(MicroVm vm) =>

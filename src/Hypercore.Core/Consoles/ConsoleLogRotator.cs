@@ -138,8 +138,11 @@ public sealed partial class ConsoleLogRotator(
     /// <summary>Subdirectories that are not symbolic links (a link planted in a VM directory is never followed).</summary>
     private static IEnumerable<string> RealDirectories(string path) =>
         Directory.Exists(path)
-            ? new DirectoryInfo(path).EnumerateDirectories().Where(d => (d.Attributes & FileAttributes.ReparsePoint) == 0).Select(d => d.FullName)
+            ? new DirectoryInfo(path).EnumerateDirectories().Where(IsRealDirectory).Select(d => d.FullName)
             : [];
+
+    // A symlinked directory is never followed: it could point anywhere on the host.
+    private static bool IsRealDirectory(DirectoryInfo d) => (d.Attributes & FileAttributes.ReparsePoint) == 0;
 
     [LoggerMessage(1270, LogLevel.Information, "console log {Path} rotated ({Bytes} bytes to .1)")]
     private partial void LogRotated(string path, long bytes);

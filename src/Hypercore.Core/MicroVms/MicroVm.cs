@@ -47,6 +47,13 @@ public sealed record MicroVm
 {
     public required string Uid { get; init; }
 
+    /// <summary>
+    /// A uid becomes a directory name under the run directory (<c>run/&lt;provider&gt;/&lt;uid&gt;</c>): refuse anything
+    /// that could step outside it. The drivers make no directory for any other uid.
+    /// </summary>
+    public static bool IsSafeUid(string uid) =>
+        uid.Length is > 0 and <= 64 && uid.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.') && uid is not "." and not "..";
+
     public required MicroVmSpec Spec { get; init; }
 
     /// <summary>Bumped by every spec change, never by status writes (Kubernetes semantics).</summary>
