@@ -8,7 +8,17 @@ namespace Hypercore.Drivers.Vmm;
 /// </summary>
 public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
 {
-    private readonly ProcessExitWatch _exits = new();
+    private ProcessExitWatch _exits = new();
+
+    /// <summary>
+    /// The exit watch. A test sets one without pidfds (<c>new ProcessExitWatch(pidfd: false)</c>) before it subscribes
+    /// or starts anything, to run the path of a host without pidfd_open.
+    /// </summary>
+    internal ProcessExitWatch ExitWatch
+    {
+        get => _exits;
+        init => _exits = value;
+    }
 
     private Action<string>? _reported;
 
