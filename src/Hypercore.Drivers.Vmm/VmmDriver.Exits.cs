@@ -71,6 +71,15 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
         }
     }
 
+    /// <summary>
+    /// An inspection found the VM's recorded process gone (tidy5). Where the exit watch has pidfds, <see cref="ProcessExited"/>
+    /// came first; without them (Linux before 5.3) this is the only moment the driver learns it: drop what it keeps per
+    /// running process (QEMU: its kept status session), as on <see cref="ProcessExited"/>. Must be idempotent.
+    /// </summary>
+    protected virtual void FoundEnded(string uid)
+    {
+    }
+
     /// <summary>After the VM's process was stopped or cleared on purpose: drop what the driver keeps per running VM.</summary>
     protected virtual void AfterClear(VmDirectory dir, string uid)
     {
