@@ -148,6 +148,9 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     /// <summary>Issue 15: status sessions kept open now, one per running VM polled (tests, metrics).</summary>
     public int KeptStatusSessions => _status.Count;
 
+    /// <summary>A QEMU found gone by an inspection: its kept session goes too (without pidfds nothing else says so).</summary>
+    protected override void FoundEnded(string uid) => _status.Forget(uid);
+
     /// <summary>Issue 15: the kept status session and its socket go with the process.</summary>
     protected override void AfterClear(VmDirectory dir, string uid)
     {

@@ -22,9 +22,22 @@ public sealed partial class ProcessExitWatch : IDisposable
     // Closed by the watch thread between two poll(2) calls, never while poll may still hold the number: a number
     // closed under a running poll could be reused by another file before poll looks at it again.
     private readonly List<int> _toClose = [];
+    private readonly bool _pidfd;
     private int _wake = -1;
     private Thread? _thread;
     private bool _disposed;
+
+    /// <summary>Watches by pidfd where this host has it (<see cref="Supported"/>).</summary>
+    public ProcessExitWatch()
+        : this(Supported)
+    {
+    }
+
+    /// <param name="pidfd">
+    /// Whether to use pidfds at all; false runs the path of a host without pidfd_open (nothing is watched, the poll
+    /// finds every exit), so a test can check that path on a kernel that has it.
+    /// </param>
+    internal ProcessExitWatch(bool pidfd) => _pidfd = pidfd && Supported;
 
     /// <summary>Raised on the watch thread with the uid of a watched process that ended. Handlers must not block.</summary>
     public event Action<string>? Exited;
@@ -83,7 +96,7 @@ public sealed partial class ProcessExitWatch : IDisposable
     /// </summary>
     public bool Watch(string uid, int pid, long startTicks)
     {
-        if (!Supported || pid <= 1)
+        if (!_pidfd || pid <= 1)
         {
             return false;
         }

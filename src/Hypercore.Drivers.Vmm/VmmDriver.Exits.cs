@@ -8,7 +8,17 @@ namespace Hypercore.Drivers.Vmm;
 /// </summary>
 public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
 {
-    private readonly ProcessExitWatch _exits = new();
+    private ProcessExitWatch _exits = new();
+
+    /// <summary>
+    /// The exit watch. A test sets one without pidfds (<c>new ProcessExitWatch(pidfd: false)</c>) before it subscribes
+    /// or starts anything, to run the path of a host without pidfd_open.
+    /// </summary>
+    internal ProcessExitWatch ExitWatch
+    {
+        get => _exits;
+        init => _exits = value;
+    }
 
     private Action<string>? _reported;
 
@@ -59,6 +69,15 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
         {
             _exits.Dispose();
         }
+    }
+
+    /// <summary>
+    /// An inspection found the VM's recorded process gone (tidy5). Where the exit watch has pidfds, <see cref="ProcessExited"/>
+    /// came first; without them (Linux before 5.3) this is the only moment the driver learns it: drop what it keeps per
+    /// running process (QEMU: its kept status session), as on <see cref="ProcessExited"/>. Must be idempotent.
+    /// </summary>
+    protected virtual void FoundEnded(string uid)
+    {
     }
 
     /// <summary>After the VM's process was stopped or cleared on purpose: drop what the driver keeps per running VM.</summary>

@@ -587,6 +587,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         var info = BaseInfo(record);
         if (!IsAlive(record)) // issue 15: VmmDriver.Exits.cs
         {
+            FoundEnded(record.Uid);
             return info with
             {
                 State = LiveState.Exited,

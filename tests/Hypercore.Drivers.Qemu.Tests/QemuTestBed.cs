@@ -27,11 +27,14 @@ internal sealed class QemuTestBed : IDisposable
 
     public string RuntimeDirectory { get; }
 
-    public QemuDriver Driver(Action<QemuOptions>? configure = null)
+    /// <param name="pidfd">False: the exit watch uses no pidfd, as on a host without pidfd_open.</param>
+    public QemuDriver Driver(Action<QemuOptions>? configure = null, bool pidfd = true)
     {
         var options = new QemuOptions { RuntimeDirectory = RuntimeDirectory, Accelerator = "tcg" };
         configure?.Invoke(options);
-        var driver = new QemuDriver(Options.Create(options), TimeProvider.System, NullLogger<QemuDriver>.Instance);
+        var driver = pidfd
+            ? new QemuDriver(Options.Create(options), TimeProvider.System, NullLogger<QemuDriver>.Instance)
+            : new QemuDriver(Options.Create(options), TimeProvider.System, NullLogger<QemuDriver>.Instance) { ExitWatch = new ProcessExitWatch(pidfd: false) };
         _drivers.Add(driver);
         return driver;
     }

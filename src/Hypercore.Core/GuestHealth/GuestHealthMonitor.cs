@@ -76,7 +76,10 @@ public sealed partial class GuestHealthMonitor : IDisposable
         var seen = new HashSet<VmKey>();
         foreach (var vm in vms)
         {
-            if (vm.Status.Node != _nodeName)
+            // Nothing to do (another node's record, or one without probes or conditions to clear): not seen, so any
+            // state kept for it is dropped below, as a visit that found nothing would have dropped it.
+            var work = Plan(vm);
+            if (work == TickWork.None)
             {
                 continue;
             }
@@ -84,7 +87,7 @@ public sealed partial class GuestHealthMonitor : IDisposable
             seen.Add(vm.Key);
             try
             {
-                await TickOneAsync(vm, ct);
+                await TickOneAsync(vm, work, ct);
             }
             catch (Exception ex) when (ex is StoreException or IOException or UnauthorizedAccessException)
             {
@@ -98,33 +101,27 @@ public sealed partial class GuestHealthMonitor : IDisposable
         }
     }
 
-    private async Task TickOneAsync(MicroVm vm, CancellationToken ct)
+    /// <summary>Does for <paramref name="vm"/> the work <see cref="Plan"/> named, and nothing else.</summary>
+    private async Task TickOneAsync(MicroVm vm, TickWork work, CancellationToken ct)
     {
-        if (vm.Spec.StartupProbe is null && vm.Status.FindCondition(ConditionGuestStarted) is not null)
+        if (work.HasFlag(TickWork.ClearGuestStarted))
         {
             await WriteAsync(vm.Key, v => v.Spec.StartupProbe is null
                 ? v.Status with { Conditions = v.Status.Conditions.Where(c => c.Type != ConditionGuestStarted).ToList() }
                 : null, ct);
         }
 
-        var readiness = vm.Spec.ReadinessProbe;
-        if (readiness is null && vm.Spec.LivenessProbe is null && vm.Spec.StartupProbe is null)
+        if (!work.HasFlag(TickWork.Probe))
         {
             Drop(vm.Key);
-            if (vm.Status.FindCondition(Conditions.GuestReady) is not null)
+            if (work.HasFlag(TickWork.ClearGuestReady))
             {
                 await WriteAsync(vm.Key, v => v.Spec.ReadinessProbe is null
                     ? v.Status with { Conditions = v.Status.Conditions.Where(c => c.Type != Conditions.GuestReady).ToList() }
                     : null, ct);
             }
 
-            return;
-        }
-
-        if (vm.IsDeleting || vm.Status.Phase != Phase.Running || vm.Status.Pid is null)
-        {
-            Drop(vm.Key);
-            if (readiness is not null && vm.Status.FindCondition(Conditions.GuestReady) is { Status: ConditionStatus.True })
+            if (work.HasFlag(TickWork.MarkNotReady))
             {
                 var phase = vm.IsDeleting ? Phase.Deleting : vm.Status.Phase;
                 await SetGuestReadyAsync(vm, null, ConditionStatus.False, ReasonNotRunning, $"the VM is {phase}", ct);

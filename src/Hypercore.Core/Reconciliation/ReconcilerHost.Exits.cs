@@ -8,12 +8,15 @@ namespace Hypercore.Reconciliation;
 /// <summary>
 /// Issue 15: a VM whose driver reports a live-state change (<see cref="ILiveStateChanges"/>: its hypervisor process
 /// ended) is queued at once, so a crash is reported, and its restart policy applied, without waiting for the poll.
+/// The record is found by uid in a <see cref="UidIndex"/> kept while subscribed.
 /// </summary>
 public sealed partial class ReconcilerHost
 {
     private IDisposable SubscribeLiveStateChanges()
     {
         var sources = _drivers.All.OfType<ILiveStateChanges>().ToList();
+        var uids = sources.Count == 0 ? null : new UidIndex(_informer);
+        _uids = uids;
         foreach (var source in sources)
         {
             source.LiveStateChanged += OnLiveStateChanged;
@@ -25,20 +28,21 @@ public sealed partial class ReconcilerHost
             {
                 source.LiveStateChanged -= OnLiveStateChanged;
             }
+
+            uids?.Dispose();
         });
     }
 
+    // Kept from the informer's events while subscribed (tidy5): QMP events (pauses, resumes, shutdowns from outside)
+    // made these reports less rare, and a scan of the cache per report is O(records).
+    private volatile UidIndex? _uids;
+
     private void OnLiveStateChanged(string uid)
     {
-        // Rare (a hypervisor ended), so a scan of the cache beats keeping a second index by uid up to date.
-        foreach (var vm in _informer.Unordered())
+        if (_uids is { } uids && uids.TryGetKey(uid, out var key))
         {
-            if (vm.Uid == uid)
-            {
-                LogLiveStateChanged(vm.Key, uid);
-                _queue.Add(vm.Key);
-                return;
-            }
+            LogLiveStateChanged(key, uid);
+            _queue.Add(key);
         }
     }
 

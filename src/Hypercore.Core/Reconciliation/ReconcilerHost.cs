@@ -82,7 +82,7 @@ public sealed partial class ReconcilerHost : BackgroundService
                 }
             });
             exits = SubscribeLiveStateChanges(); // issue 15: ReconcilerHost.Exits.cs
-            using var resync = _time.CreateTimer(_ => Resync(), null, _options.ResyncInterval, _options.ResyncInterval);
+            using var resync = StartResync(); // issue 15: spread over the interval, ReconcilerHost.Resync.cs
             _ready.TrySetResult();
             await Task.Delay(Timeout.InfiniteTimeSpan, _time, stoppingToken);
         }
@@ -200,14 +200,6 @@ public sealed partial class ReconcilerHost : BackgroundService
             }
 
             return null;
-        }
-    }
-
-    private void Resync()
-    {
-        foreach (var vm in _informer.List())
-        {
-            _queue.Add(vm.Key);
         }
     }
 

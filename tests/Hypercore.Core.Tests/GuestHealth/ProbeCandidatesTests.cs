@@ -99,6 +99,77 @@ public sealed class ProbeCandidatesTests() : MonitorTestBase("hypercore-candidat
     }
 
     [Test]
+    public void Plan_EachCase_NamesTheWorkATickDoes()
+    {
+        var expected = new Dictionary<string, TickWork>
+        {
+            ["running with a readiness probe"] = TickWork.Probe,
+            ["running with a startup probe"] = TickWork.Probe,
+            ["stopped, still GuestReady True"] = TickWork.MarkNotReady,
+            ["probe removed, GuestReady left"] = TickWork.ClearGuestReady,
+            ["startup probe removed, GuestStarted left"] = TickWork.ClearGuestStarted,
+        };
+        foreach (var (name, vm) in Idle())
+        {
+            Prober.Plan(vm).Should().Be(TickWork.None, name);
+        }
+
+        foreach (var (name, vm) in Active())
+        {
+            Prober.Plan(vm).Should().Be(expected[name], name);
+        }
+
+        var both = Record("u", Phase.Running, readiness: ConsoleProbe(), pid: 100,
+            conditions: Cond(GuestHealthMonitor.ConditionGuestStarted, ConditionStatus.True));
+        Prober.Plan(both).Should().Be(TickWork.ClearGuestStarted | TickWork.Probe);
+    }
+
+    [Test]
+    public async Task Plan_ChangedInItsOnePlace_NeedsTickTheTickAndTheCandidatesAllFollow()
+    {
+        // Another node's running, probed VM: by the monitor's rule a tick leaves it alone.
+        var foreign = Store.Seed(Record("foreign", Phase.Running, node: "node-b", readiness: ConsoleProbe(), pid: 100));
+        // This node's running, probed VM: by the rule a tick probes it.
+        var local = Store.Seed(Record("local", Phase.Running, readiness: ConsoleProbe(), pid: 100));
+        Prober.NeedsTick(foreign).Should().BeFalse();
+        Prober.NeedsTick(local).Should().BeTrue();
+
+        // One change, in the planner only: the node rule turned round.
+        Prober.Planner = vm => GuestHealthMonitor.PlanFor(vm, vm.Status.Node == "node-b" ? "node-b" : "node-x");
+        Prober.NeedsTick(foreign).Should().BeTrue();
+        Prober.NeedsTick(local).Should().BeFalse();
+
+        var writes = Store.StatusWrites;
+        await Prober.TickAsync([foreign, local], CancellationToken.None);
+        Prober.Tracked.Should().Be(1, "the tick probes the record the planner names, and only that one");
+        Store.StatusWrites.Should().BeGreaterThan(writes, "the foreign record got a GuestReady verdict");
+        (await Store.GetAsync(foreign.Key))!.Status.FindCondition(Conditions.GuestReady).Should().NotBeNull();
+        (await Store.GetAsync(local.Key))!.Status.FindCondition(Conditions.GuestReady).Should().BeNull();
+
+        using var informer = new MicroVmInformer(Store, Clock, Options.Create(new InformerOptions { ResyncInterval = TimeSpan.FromHours(1) }),
+            NullLogger<MicroVmInformer>.Instance);
+        await informer.StartAsync(CancellationToken.None);
+        try
+        {
+            await informer.Synced.WaitAsync(Patience);
+            using var candidates = new ProbeCandidates(informer, Prober);
+            candidates.Snapshot().Select(v => v.Key).Should().Equal(foreign.Key);
+
+            // Back to the monitor's own rule: the tick drops the foreign record's state and the candidates follow too.
+            Prober.Planner = null;
+            await Prober.TickAsync([foreign, local], CancellationToken.None);
+            Prober.Tracked.Should().Be(1);
+            Prober.NeedsTick(foreign).Should().BeFalse();
+            using var again = new ProbeCandidates(informer, Prober);
+            again.Snapshot().Select(v => v.Key).Should().Equal(local.Key);
+        }
+        finally
+        {
+            await informer.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Test]
     public async Task Candidates_FollowTheInformer_ThousandsOfStoppedVmsAreNotVisited()
     {
         for (var i = 0; i < 2000; i++)

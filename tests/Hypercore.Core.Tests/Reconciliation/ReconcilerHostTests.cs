@@ -236,6 +236,45 @@ public class ReconcilerHostTests
     }
 
     [Test]
+    public async Task LiveStateChange_FoundByUid_QueuesThatVmOnly_UnknownAndDeletedUidsAreIgnored()
+    {
+        _options.PollInterval = TimeSpan.FromHours(1); // only the reports below queue anything
+        _options.Workers = 1; // one worker, holding b's inspection below, so whatever a report queues stays in the queue
+        await StartHost();
+        var a = await _store.CreateAsync(Spec("a"));
+        var b = await _store.CreateAsync(Spec("b"));
+        var gone = await _store.CreateAsync(Spec("gone"));
+        foreach (var vm in new[] { a, b, gone })
+        {
+            await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
+        }
+
+        await _store.MarkForDeletionAsync(gone.Key);
+        await WaitUntil(() => _informer.Get(gone.Key) is null); // the informer saw the record removed
+
+        // Hold the worker inside b's reconcile: everything queued before it is done, anything queued after waits.
+        var hold = new TaskCompletionSource();
+        _driver.InspectGates["b"] = hold;
+        var inspectedB = Inspections("b");
+        _driver.RaiseLiveStateChanged(b.Uid);
+        await WaitUntil(() => Inspections("b") > inspectedB);
+        await WaitUntil(() => _host.Queue.Depth == 0);
+
+        _driver.RaiseLiveStateChanged("no-such-uid");
+        _driver.RaiseLiveStateChanged(gone.Uid);
+        _host.Queue.Depth.Should().Be(0, "a uid with no record on this node queues nothing");
+
+        var inspectedA = Inspections("a");
+        _driver.RaiseLiveStateChanged(a.Uid);
+        _host.Queue.Depth.Should().Be(1, "a's report queues a");
+
+        hold.SetResult();
+        await WaitUntil(() => Inspections("a") > inspectedA);
+    }
+
+    private int Inspections(string id) => _driver.Calls.Count(c => c == "inspect:" + id);
+
+    [Test]
     public async Task FiftyCreatesAtOnce_WithTheDefaultWorkerCount_AreAllStartingTogether()
     {
         _options.Workers = ReconcilerOptions.DefaultWorkers;
