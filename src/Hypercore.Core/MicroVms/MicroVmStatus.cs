@@ -131,17 +131,25 @@ public static class Conditions
 
         // What existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, Ordinal).ToList() gave, without
         // its iterators, closures and sorter (issue 15: ~3.5 KB allocated per Create): a stable insertion sort by type.
-        var list = new List<Condition>(existing.Count + (old is null ? 1 : 0));
+        // An array of the exact size rather than a List (issue 15, survivors): the status keeps it for the VM's life,
+        // and the List object around the array was 32 bytes more per record for every gen0 collection to copy.
+        var list = new Condition[existing.Count + (old is null ? 1 : 0)];
+        var count = 0;
         for (var i = 0; i < existing.Count; i++)
         {
             if (existing[i].Type != type)
             {
-                list.Add(existing[i]);
+                list[count++] = existing[i];
             }
         }
 
-        list.Add(updated);
-        for (var i = 1; i < list.Count; i++)
+        list[count++] = updated;
+        if (count < list.Length)
+        {
+            Array.Resize(ref list, count); // the existing list held the type more than once (a hand-edited record)
+        }
+
+        for (var i = 1; i < list.Length; i++)
         {
             var item = list[i];
             var j = i - 1;
