@@ -79,6 +79,7 @@ public static class ApiDaemonThroughput
         result["base_cpu_cores"] = healthCpu.TotalSeconds / healthWindow.TotalSeconds;
         result["base_ctxsw_per"] = health["count"] == 0 ? 0 : health["server_ctxsw"] / health["count"];
 
+        var gcBefore = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress); // issue 15 (survivors): the daemon's own GC counts
         var cpuBeforeWarmUp = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
         var cpuAtStart = TimeSpan.Zero;
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
@@ -120,6 +121,7 @@ public static class ApiDaemonThroughput
         result["cpu_us_per_drained"] = all == 0 ? 0 : (idleAt - cpuBeforeWarmUp).TotalMilliseconds * 1000 / all;
         result["cpu_us_per_drained_window"] = count == 0 ? 0 : (idleAt - cpuAtStart).TotalMilliseconds * 1000 / count;
         result["rss_mb"] = (daemon.RssBytes ?? 0) / 1048576.0;
+        DaemonGcMetrics.Report(result, gcBefore, await DaemonGcMetrics.ReadAsync(daemon.HttpAddress), all); // warm-up, window and drain
         return result;
     }
 }

@@ -22,6 +22,13 @@ public static class GuestMetadata
     public static IReadOnlyDictionary<string, string> Merge(
         MapField<string, Any> request, IReadOnlyDictionary<string, string> spec, bool base64Text, ICollection<string> errors)
     {
+        if (request.Count == 0 && spec.Count == 0)
+        {
+            // Nearly every Create (issue 15, survivors): the one shared empty map instead of a new dictionary per record,
+            // which the informer and the store's caches keep for the VM's life (Mapping.ToCore shares it the same way).
+            return System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
+        }
+
         var merged = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in request.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {

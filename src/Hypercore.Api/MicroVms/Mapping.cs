@@ -40,30 +40,30 @@ public static class Mapping
         return new MicroVmSpec
         {
             Id = spec.Id,
-            Namespace = spec.Namespace,
+            Namespace = SharedSpecStrings.Share(spec.Namespace),
             Labels = Copy(spec.Labels),
             Vcpu = spec.Vcpu,
             MemoryInMb = spec.MemoryInMb,
             Kernel = new KernelSpec
             {
-                Image = kernel.Image,
+                Image = SharedSpecStrings.Share(kernel.Image),
                 Cmdline = Copy(kernel.Cmdline),
-                Filename = kernel.HasFilename ? kernel.Filename : null,
+                Filename = kernel.HasFilename ? SharedSpecStrings.Share(kernel.Filename) : null,
                 AddNetworkConfig = kernel.AddNetworkConfig,
             },
             Initrd = spec.Initrd is null ? null : new InitrdSpec
             {
-                Image = spec.Initrd.Image,
-                Filename = spec.Initrd.HasFilename ? spec.Initrd.Filename : null,
+                Image = SharedSpecStrings.Share(spec.Initrd.Image),
+                Filename = spec.Initrd.HasFilename ? SharedSpecStrings.Share(spec.Initrd.Filename) : null,
             },
             RootVolume = spec.RootVolume is null ? null : ToCore(spec.RootVolume, "root_volume", errors),
             AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToList(),
             Interfaces = spec.Interfaces.Count == 0 ? [] : spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToList(),
             Metadata = Copy(spec.Metadata),
-            Provider = spec.HasProvider ? spec.Provider : "",
+            Provider = spec.HasProvider ? SharedSpecStrings.Share(spec.Provider) : "",
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
             RestartPolicy = ParseEnum(spec.RestartPolicy, RestartPolicy.Always, "restart_policy", errors),
-            NodeName = spec.NodeName,
+            NodeName = SharedSpecStrings.Share(spec.NodeName),
             ReadinessProbe = spec.ReadinessProbe is { } readiness ? ToCore(readiness) : null,
             LivenessProbe = spec.LivenessProbe is { } liveness ? ToCore(liveness) : null,
 

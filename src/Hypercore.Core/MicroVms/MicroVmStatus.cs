@@ -37,27 +37,55 @@ public sealed record MicroVmStatus
     // Guest health (issue 14).
 
     /// <summary>When the GuestReady condition last became True (this boot's readiness).</summary>
-    public DateTimeOffset? GuestReadyTime { get; init; }
+    public DateTimeOffset? GuestReadyTime
+    {
+        get => _rare?.GuestReadyTime;
+        init => SetRare(value is null, static (r, v) => r with { GuestReadyTime = v }, value);
+    }
 
     /// <summary>Seconds from Create to the first GuestReady=True: the VM's boot SLO. Set once.</summary>
-    public double? GuestReadySeconds { get; init; }
+    public double? GuestReadySeconds
+    {
+        get => _rare?.GuestReadySeconds;
+        init => SetRare(value is null, static (r, v) => r with { GuestReadySeconds = v }, value);
+    }
 
     /// <summary>Length of the console log when the current boot started: console probes read this boot from here.</summary>
-    public long? ConsoleBootOffset { get; init; }
+    public long? ConsoleBootOffset
+    {
+        get => _rare?.ConsoleBootOffset;
+        init => SetRare(value is null, static (r, v) => r with { ConsoleBootOffset = v }, value);
+    }
 
     // Images (issue 11): what the images start step resolved or is pulling, one entry per reference of the spec.
 
     /// <summary>Per OCI reference of the spec: its state, resolved digest and bytes pulled (set by the images start step).</summary>
-    public IReadOnlyList<ImageStatus> Images { get; init; } = [];
+    public IReadOnlyList<ImageStatus> Images
+    {
+        get => _rare?.Images ?? [];
+        init => SetRare(value is null || value.Count == 0, static (r, v) => r with { Images = v is null || v.Count == 0 ? [] : v }, value); // null: a JSON reader's default
+    }
     // snapshots (issue 14)
 
     /// <summary>The snapshot the current run was restored from (set at each start from spec.restoreFrom); null after a boot.</summary>
-    public string? RestoredFrom { get; init; }
+    public string? RestoredFrom
+    {
+        get => _rare?.RestoredFrom;
+        init => SetRare(value is null, static (r, v) => r with { RestoredFrom = v }, value);
+    }
 
     /// <summary>The latest snapshot taken of this VM (any way: vis, gRPC, MicroVMSnapshot), and when.</summary>
-    public string? LastSnapshot { get; init; }
+    public string? LastSnapshot
+    {
+        get => _rare?.LastSnapshot;
+        init => SetRare(value is null, static (r, v) => r with { LastSnapshot = v }, value);
+    }
 
-    public DateTimeOffset? LastSnapshotTime { get; init; }
+    public DateTimeOffset? LastSnapshotTime
+    {
+        get => _rare?.LastSnapshotTime;
+        init => SetRare(value is null, static (r, v) => r with { LastSnapshotTime = v }, value);
+    }
 
     public bool Equals(MicroVmStatus? other) =>
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
@@ -70,6 +98,49 @@ public sealed record MicroVmStatus
         RestoredFrom == other.RestoredFrom && LastSnapshot == other.LastSnapshot && LastSnapshotTime == other.LastSnapshotTime; // snapshots
 
     public override int GetHashCode() => HashCode.Combine(Phase, ObservedGeneration, Pid);
+
+    /// <summary>
+    /// The fields only some VMs ever set (guest health with probes, OCI images, snapshots), kept in one object that a
+    /// status without any of them does not have (issue 15, survivors): the informer and the store's caches keep every
+    /// VM's status for its life, and these fields were ~100 of its ~220 bytes, copied by gen0 and gen1 collections
+    /// for every new record. Immutable and shared by the copies a <c>with</c> makes; a change replaces it.
+    /// </summary>
+    private RareFields? _rare;
+
+    /// <summary>Sets one rare field: nothing is allocated while every rare field is at its default.</summary>
+    private void SetRare<T>(bool isDefault, Func<RareFields, T, RareFields> set, T value)
+    {
+        if (isDefault && _rare is null)
+        {
+            return;
+        }
+
+        var next = set(_rare ?? RareFields.None, value);
+        _rare = next.IsNone ? null : next;
+    }
+
+    private sealed record RareFields
+    {
+        public static readonly RareFields None = new();
+
+        public DateTimeOffset? GuestReadyTime { get; init; }
+
+        public double? GuestReadySeconds { get; init; }
+
+        public long? ConsoleBootOffset { get; init; }
+
+        public IReadOnlyList<ImageStatus> Images { get; init; } = [];
+
+        public string? RestoredFrom { get; init; }
+
+        public string? LastSnapshot { get; init; }
+
+        public DateTimeOffset? LastSnapshotTime { get; init; }
+
+        public bool IsNone =>
+            GuestReadyTime is null && GuestReadySeconds is null && ConsoleBootOffset is null && Images.Count == 0 &&
+            RestoredFrom is null && LastSnapshot is null && LastSnapshotTime is null;
+    }
 
     public Condition? FindCondition(string type) => Hypercore.MicroVms.Conditions.Find(Conditions, type);
 }
@@ -131,17 +202,25 @@ public static class Conditions
 
         // What existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, Ordinal).ToList() gave, without
         // its iterators, closures and sorter (issue 15: ~3.5 KB allocated per Create): a stable insertion sort by type.
-        var list = new List<Condition>(existing.Count + (old is null ? 1 : 0));
+        // An array of the exact size rather than a List (issue 15, survivors): the status keeps it for the VM's life,
+        // and the List object around the array was 32 bytes more per record for every gen0 collection to copy.
+        var list = new Condition[existing.Count + (old is null ? 1 : 0)];
+        var count = 0;
         for (var i = 0; i < existing.Count; i++)
         {
             if (existing[i].Type != type)
             {
-                list.Add(existing[i]);
+                list[count++] = existing[i];
             }
         }
 
-        list.Add(updated);
-        for (var i = 1; i < list.Count; i++)
+        list[count++] = updated;
+        if (count < list.Length)
+        {
+            Array.Resize(ref list, count); // the existing list held the type more than once (a hand-edited record)
+        }
+
+        for (var i = 1; i < list.Length; i++)
         {
             var item = list[i];
             var j = i - 1;

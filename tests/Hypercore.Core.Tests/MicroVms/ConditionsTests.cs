@@ -26,7 +26,8 @@ public class ConditionsTests
             var actual = Conditions.Set(existing, type, status, "why", "what", 7, now);
 
             actual.Should().Equal(Reference(existing, type, status, "why", "what", 7, now), $"round {round}");
-            actual.Should().BeOfType<List<Condition>>();
+            // An array of the exact size (issue 15, survivors): the status keeps it for the VM's life, without a List around it.
+            actual.Should().BeOfType<Condition[]>().Which.Length.Should().Be(actual.Count);
         }
     }
 
@@ -41,6 +42,36 @@ public class ConditionsTests
 
         kept.Single().LastTransitionTime.Should().Be(since);
         flipped.Single().LastTransitionTime.Should().Be(since.AddHours(1));
+    }
+
+    [Test]
+    public void Set_TypeHeldTwice_LeavesOneOfItInAListWithoutEmptySlots()
+    {
+        var since = DateTimeOffset.UnixEpoch;
+        IReadOnlyList<Condition> existing =
+        [
+            new Condition("Ready", ConditionStatus.True, "1", "", since, 1),
+            new Condition("Paused", ConditionStatus.False, "", "", since, 1),
+            new Condition("Ready", ConditionStatus.False, "2", "", since, 1),
+        ];
+
+        var actual = Conditions.Set(existing, "Ready", ConditionStatus.True, "3", "", 2, since.AddHours(1));
+
+        actual.Should().HaveCount(2).And.NotContainNulls();
+        actual.Select(c => c.Type).Should().Equal("Paused", "Ready");
+        actual[1].Should().Be(new Condition("Ready", ConditionStatus.True, "3", "", since, 2), "the first of the type decides the transition time");
+    }
+
+    [Test]
+    public void Set_ResultIsNotTheInputAndWritingTheInputLaterDoesNotReachIt()
+    {
+        var since = DateTimeOffset.UnixEpoch;
+        var existing = new List<Condition> { new("Paused", ConditionStatus.False, "", "", since, 1) };
+
+        var actual = Conditions.Set(existing, "Ready", ConditionStatus.True, "r", "m", 1, since);
+        existing.Clear();
+
+        actual.Select(c => c.Type).Should().Equal("Paused", "Ready");
     }
 
     [Test]

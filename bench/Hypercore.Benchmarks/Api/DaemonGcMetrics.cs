@@ -1,0 +1,79 @@
+using System.Globalization;
+
+namespace Hypercore.Benchmarks.Api;
+
+/// <summary>
+/// The shipped daemon's own GC figures (issue 15, survivors): its Prometheus endpoint exports the runtime's
+/// <c>System.Runtime</c> meter, so collections per generation, the total pause and the bytes allocated can be read
+/// from outside the Native AOT process, where no EventListener of the benchmark runs. Counters only: the caller
+/// takes two readings and divides the difference by the Creates between them.
+/// </summary>
+internal static class DaemonGcMetrics
+{
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    /// <summary>gen0/gen1/gen2 collections, pause seconds and allocated bytes so far; null when the endpoint does not answer.</summary>
+    public static async Task<Dictionary<string, double>?> ReadAsync(string httpAddress)
+    {
+        string text;
+        try
+        {
+            text = await Http.GetStringAsync(httpAddress + "/metrics");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"api-daemon: no GC metrics from {httpAddress}/metrics ({ex.Message})");
+            return null;
+        }
+
+        var values = new Dictionary<string, double>();
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var key = line switch
+            {
+                _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen0\"", StringComparison.Ordinal) => "gen0",
+                _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen1\"", StringComparison.Ordinal) => "gen1",
+                _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen2\"", StringComparison.Ordinal) => "gen2",
+                _ when line.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal) => "pause_s",
+                _ when line.StartsWith("dotnet_gc_heap_total_allocated_bytes_total", StringComparison.Ordinal) => "allocated",
+                _ => null,
+            };
+            if (key is null)
+            {
+                continue;
+            }
+
+            // "name{labels} value [timestamp]": the value follows the closing brace (or the name).
+            var rest = line[(line.LastIndexOf('}') is var brace and >= 0 ? brace + 1 : line.IndexOf(' ', StringComparison.Ordinal))..].Trim();
+            var value = rest.Split(' ')[0];
+            if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
+            {
+                values[key] = v;
+            }
+        }
+
+        return values;
+    }
+
+    /// <summary>Adds daemon_gc* keys: collections, pause and allocation between the two readings, per Create where it says so.</summary>
+    public static void Report(Dictionary<string, double> result, Dictionary<string, double>? before, Dictionary<string, double>? after, double creates)
+    {
+        if (before is null || after is null)
+        {
+            return;
+        }
+
+        double Delta(string key) => after.GetValueOrDefault(key) - before.GetValueOrDefault(key);
+        result["daemon_gen0"] = Delta("gen0");
+        result["daemon_gen1"] = Delta("gen1");
+        result["daemon_gen2"] = Delta("gen2");
+        result["daemon_gc_pause_ms"] = Delta("pause_s") * 1000;
+        result["daemon_gc_pause_us_per"] = creates == 0 ? 0 : Delta("pause_s") * 1e6 / creates;
+        result["daemon_alloc_kb_per"] = creates == 0 ? 0 : Delta("allocated") / 1024 / creates;
+    }
+}

@@ -1,0 +1,44 @@
+namespace Hypercore.Api.MicroVms;
+
+/// <summary>
+/// One instance of the strings that nearly every spec repeats (namespace, kernel and initrd image, provider, node name)
+/// instead of the copy each request's parser made (issue 15 goal 2, survivors). The informer and the store's caches keep
+/// every record for the VM's life, so each Create's copies (a kernel path alone is ~150 bytes) were copied again by
+/// the next gen0 collection, and the Create p99 is those pauses. The request's own copy becomes garbage that dies young.
+/// </summary>
+/// <remarks>
+/// A fixed handful of slots picked by the text's hash, each holding the last string seen there: memory stays bounded
+/// whatever clients send (a flood of distinct values only replaces slots), and a miss costs nothing but keeping the
+/// request's copy, as before. Equal text is all that is shared; strings are immutable, so which instance a spec holds
+/// is not observable except by reference. Long strings are not pooled (they are rarely repeated and each hit would
+/// compare them in full).
+/// </remarks>
+internal static class SharedSpecStrings
+{
+    private const int Slots = 256; // a power of two
+    private const int MaxLength = 512;
+    private static readonly string?[] Entries = new string?[Slots];
+
+    /// <summary>An earlier string equal to <paramref name="value"/> if one is in its slot, else <paramref name="value"/> (now in the slot).</summary>
+    public static string Share(string value)
+    {
+        if (value.Length is 0 or > MaxLength)
+        {
+            return value.Length == 0 ? string.Empty : value;
+        }
+
+        var slot = string.GetHashCode(value.AsSpan(), StringComparison.Ordinal) & (Slots - 1);
+        var known = Volatile.Read(ref Entries[slot]);
+        if (known is not null && string.Equals(known, value, StringComparison.Ordinal))
+        {
+            return known;
+        }
+
+        // Two requests writing the same slot at once: either string stays, both are right.
+        Volatile.Write(ref Entries[slot], value);
+        return value;
+    }
+
+    /// <summary><see cref="Share(string)"/> for an optional field.</summary>
+    public static string? ShareOptional(string? value) => value is null ? null : Share(value);
+}
