@@ -3,10 +3,20 @@ namespace Hypercore.Drivers.Vmm;
 /// <summary>Finds an executable the way a shell would, and remembers every path it tried for the error message.</summary>
 public static class BinaryLocator
 {
+    private static readonly Lock CandidatesLock = new();
+
+    /// <summary>Per bare name: the PATH value it was built for and the candidate paths in PATH order.</summary>
+    private static readonly Dictionary<string, (string PathVariable, string[] Candidates)> CandidatesByName = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Resolves <paramref name="configured"/>: a value with a '/' is taken as a path; a bare name is looked up in
     /// each PATH directory. Returns the resolved path or null, and the paths tried in order.
     /// </summary>
+    /// <remarks>
+    /// Every call looks at every candidate again (a binary installed or removed since is seen at once); only the list
+    /// of candidate paths is kept per name and PATH value (issue 15: the reconciler asks the driver's availability on
+    /// every pass, and splitting PATH and combining paths for it was a visible share of the daemon's CPU per Create).
+    /// </remarks>
     public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured)
     {
         if (configured.Contains('/', StringComparison.Ordinal))
@@ -15,20 +25,16 @@ public static class BinaryLocator
             return (IsExecutable(full) ? full : null, [full]);
         }
 
-        var tried = new List<string>();
-        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .Split(':', StringSplitOptions.RemoveEmptyEntries);
-        foreach (var dir in dirs.Distinct(StringComparer.Ordinal))
+        var candidates = Candidates(configured);
+        for (var i = 0; i < candidates.Length; i++)
         {
-            var candidate = Path.Combine(dir, configured);
-            tried.Add(candidate);
-            if (IsExecutable(candidate))
+            if (IsExecutable(candidates[i]))
             {
-                return (candidate, tried);
+                return (candidates[i], candidates[..(i + 1)]); // a copy: the kept list is shared
             }
         }
 
-        return (null, tried);
+        return (null, [.. candidates]);
     }
 
     /// <summary>"firecracker binary not found: tried /usr/bin/firecracker, ..."</summary>
@@ -45,12 +51,38 @@ public static class BinaryLocator
                 return false;
             }
 
+            // The stat behind Exists has the mode of a regular file already; a link is asked again through stat(2),
+            // so a dangling link is not executable.
             const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-            return (File.GetUnixFileMode(path) & anyExecute) != 0;
+            var mode = (info.Attributes & FileAttributes.ReparsePoint) == 0 ? info.UnixFileMode : File.GetUnixFileMode(path);
+            return (mode & anyExecute) != 0;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return false;
         }
+    }
+
+    private static string[] Candidates(string name)
+    {
+        var pathVariable = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        lock (CandidatesLock)
+        {
+            if (CandidatesByName.TryGetValue(name, out var known) && known.PathVariable == pathVariable)
+            {
+                return known.Candidates;
+            }
+        }
+
+        var candidates = pathVariable.Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Distinct(StringComparer.Ordinal)
+            .Select(dir => Path.Combine(dir, name))
+            .ToArray();
+        lock (CandidatesLock)
+        {
+            CandidatesByName[name] = (pathVariable, candidates);
+        }
+
+        return candidates;
     }
 }
