@@ -143,6 +143,7 @@ public class ReconcilerUncheckedReadTests
 
         result.Outcome.Should().Be(ReconcileOutcome.Backoff);
         _versions.Checks.Should().Be(1, "only the claim may go unchecked");
+        _reconciler.CachedReads.Should().Be(1, "checked, the informer's copy was used like any current one");
         (await _store.GetAsync(vm.Key))!.Status.FindCondition(Conditions.Ready)!.Reason.Should().Be(Conditions.ReasonProviderUnavailable);
     }
 
