@@ -228,13 +228,15 @@ public sealed partial class Reconciler
     /// </summary>
     private async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
     {
-        using var timeout = new CancellationTokenSource(_options.InspectTimeout, _time);
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+        // One source, cancelled at the limit or with ct (issue 15: every pass inspects; a linked source on top of the
+        // timed one was a second source and two registrations per pass).
+        using var limit = new CancellationTokenSource(_options.InspectTimeout, _time);
+        using var stop = ct.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), limit);
         try
         {
             return await driver.InspectAsync(vm, limit.Token).WaitAsync(limit.Token);
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !ct.IsCancellationRequested)
         {
             return new VmRuntimeInfo
             {
