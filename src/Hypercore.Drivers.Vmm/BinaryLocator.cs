@@ -1,12 +1,24 @@
+using Hypercore.HostAccess;
+
 namespace Hypercore.Drivers.Vmm;
 
 /// <summary>Finds an executable the way a shell would, and remembers every path it tried for the error message.</summary>
 public static class BinaryLocator
 {
+    private static readonly Lock CandidatesLock = new();
+
+    /// <summary>Per bare name: the PATH value it was built for and the candidate paths in PATH order.</summary>
+    private static readonly Dictionary<string, (string PathVariable, string[] Candidates)> CandidatesByName = new(StringComparer.Ordinal);
+
     /// <summary>
     /// Resolves <paramref name="configured"/>: a value with a '/' is taken as a path; a bare name is looked up in
     /// each PATH directory. Returns the resolved path or null, and the paths tried in order.
     /// </summary>
+    /// <remarks>
+    /// Every call looks at every candidate again (a binary installed or removed since is seen at once); only the list
+    /// of candidate paths is kept per name and PATH value, and each is asked with one stat (issue 15: the reconciler
+    /// asks the driver's availability on every pass, and this walk was 5 % of the AOT daemon's samples under Creates).
+    /// </remarks>
     public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured)
     {
         if (configured.Contains('/', StringComparison.Ordinal))
@@ -15,42 +27,45 @@ public static class BinaryLocator
             return (IsExecutable(full) ? full : null, [full]);
         }
 
-        var tried = new List<string>();
-        var dirs = (Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .Split(':', StringSplitOptions.RemoveEmptyEntries);
-        foreach (var dir in dirs.Distinct(StringComparer.Ordinal))
+        var candidates = Candidates(configured);
+        for (var i = 0; i < candidates.Length; i++)
         {
-            var candidate = Path.Combine(dir, configured);
-            tried.Add(candidate);
-            if (IsExecutable(candidate))
+            if (IsExecutable(candidates[i]))
             {
-                return (candidate, tried);
+                return (candidates[i], candidates[..(i + 1)]); // a copy: the kept list is shared
             }
         }
 
-        return (null, tried);
+        return (null, [.. candidates]);
     }
 
     /// <summary>"firecracker binary not found: tried /usr/bin/firecracker, ..."</summary>
     public static string NotFoundMessage(string what, IReadOnlyList<string> tried) =>
         $"{what} binary not found: tried {(tried.Count == 0 ? "(no PATH entries)" : string.Join(", ", tried))}";
 
-    public static bool IsExecutable(string path)
-    {
-        try
-        {
-            var info = new FileInfo(path);
-            if (!info.Exists)
-            {
-                return false;
-            }
+    /// <summary>Exists after following links, is not a directory, and has any execute bit (one stat).</summary>
+    public static bool IsExecutable(string path) => HostExecutable.Is(path);
 
-            const UnixFileMode anyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-            return (File.GetUnixFileMode(path) & anyExecute) != 0;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+    private static string[] Candidates(string name)
+    {
+        var pathVariable = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        lock (CandidatesLock)
         {
-            return false;
+            if (CandidatesByName.TryGetValue(name, out var known) && known.PathVariable == pathVariable)
+            {
+                return known.Candidates;
+            }
         }
+
+        var candidates = pathVariable.Split(':', StringSplitOptions.RemoveEmptyEntries)
+            .Distinct(StringComparer.Ordinal)
+            .Select(dir => Path.Combine(dir, name))
+            .ToArray();
+        lock (CandidatesLock)
+        {
+            CandidatesByName[name] = (pathVariable, candidates);
+        }
+
+        return candidates;
     }
 }

@@ -1,6 +1,7 @@
 using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Hypercore.Store;
+using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Reconciliation;
 
@@ -11,6 +12,15 @@ namespace Hypercore.Reconciliation;
 /// status: it falls back to the store's read, as before. controller-runtime reads its cache unconditionally and
 /// relies on optimistic concurrency at write time; the extra check keeps this reconciler's read semantics unchanged.
 /// </summary>
+/// <remarks>
+/// One exception, a new VM (issue 15, fifth pass: the check was one store read per Create): a cached record that is
+/// unclaimed, Pending and not being deleted is used without the check when the pass's first store write is a claim
+/// checked against the cached version (claim + Provisioning, or claim + Stopped where that is one write) and nothing
+/// is done before it but reads (availability, capabilities, the inspect). A stale copy then fails that write with
+/// Conflict (or NotFound), nothing is written, and the pass starts again from the store's read (<see cref="StaleCopyException"/>).
+/// Every other way through such a pass (a refusal, another node's VM, something live found for it) checks the version
+/// first, as any other record.
+/// </remarks>
 public sealed partial class Reconciler
 {
     private readonly IMicroVmCache? _cache;
@@ -19,17 +29,105 @@ public sealed partial class Reconciler
     /// <summary>Reads served from the informer's cache after a version check (for benchmarks and tests).</summary>
     public long CachedReads => Interlocked.Read(ref _cachedReads);
 
-    private long _cachedReads;
+    /// <summary>
+    /// Passes begun on a new VM's cached record without the version check (for benchmarks and tests); those that then
+    /// took a way that checks it count in <see cref="CachedReads"/> too.
+    /// </summary>
+    public long UncheckedReads => Interlocked.Read(ref _uncheckedReads);
 
-    private async ValueTask<MicroVm?> ReadCurrentAsync(VmKey key, CancellationToken ct)
+    /// <summary>Of <see cref="UncheckedReads"/>, those whose copy was stale: the pass began again from the store.</summary>
+    public long StaleCopies => Interlocked.Read(ref _staleCopies);
+
+    private long _cachedReads;
+    private long _uncheckedReads;
+    private long _staleCopies;
+
+    /// <summary>The record for this pass; Unchecked: the informer's copy of a new VM, its version not confirmed.</summary>
+    private async ValueTask<(MicroVm? Vm, bool Unchecked)> ReadCurrentAsync(VmKey key, CancellationToken ct)
     {
-        if (_cache?.Get(key) is { } cached && _versions is not null &&
-            await _versions.IsCurrentAsync(key, cached.ResourceVersion, ct))
+        if (_cache?.Get(key) is { } cached && _versions is not null)
         {
-            Interlocked.Increment(ref _cachedReads);
-            return cached;
+            if (CanUseUnchecked(cached))
+            {
+                Interlocked.Increment(ref _uncheckedReads);
+                return (cached, true);
+            }
+
+            if (await _versions.IsCurrentAsync(key, cached.ResourceVersion, ct))
+            {
+                Interlocked.Increment(ref _cachedReads);
+                return (cached, false);
+            }
         }
 
-        return await _store.GetAsync(key, ct);
+        return (await _store.GetAsync(key, ct), false);
     }
+
+    /// <summary>
+    /// A new VM whose first write will be a claim checked against this version: claim + Provisioning (any desired state
+    /// but Stopped), or claim + Stopped where the store makes that one write (<see cref="ClaimCanJoinStopped"/>).
+    /// </summary>
+    private bool CanUseUnchecked(MicroVm cached) =>
+        !cached.Claimed && !cached.IsDeleting && cached.Status.Phase == Phase.Pending &&
+        (cached.Spec.State != DesiredState.Stopped || _store.ClaimWithStatusIsOneWrite);
+
+    /// <summary>
+    /// Before anything in an unchecked pass other than its claim: the version check the read skipped. A stale copy
+    /// ends the pass (nothing done yet) and it begins again from the store.
+    /// </summary>
+    private async ValueTask ConfirmAsync(MicroVm vm, bool isUnchecked, CancellationToken ct)
+    {
+        if (!isUnchecked)
+        {
+            return;
+        }
+
+        if (!await _versions!.IsCurrentAsync(vm.Key, vm.ResourceVersion, ct))
+        {
+            throw new StaleCopyException();
+        }
+
+        Interlocked.Increment(ref _cachedReads); // from here on a cached read like any other: checked
+    }
+
+    /// <summary>Runs an unchecked pass; if its copy was stale, the same pass again from the store's record.</summary>
+    private async Task<ReconcileResult> ReconcileFromCacheOrStoreAsync(VmKey key, CancellationToken ct)
+    {
+        var (vm, isUnchecked) = await ReadCurrentAsync(key, ct);
+        if (isUnchecked)
+        {
+            var remembered = _here.TryGetValue(key, out var before) ? before : null;
+            try
+            {
+                return await ReconcileCoreAsync(key, vm, isUnchecked: true, ct);
+            }
+            catch (StaleCopyException)
+            {
+                // Nothing was written or started from the stale copy; undo what the pass noted of it.
+                if (remembered is null)
+                {
+                    _here.TryRemove(KeyValuePair.Create(key, vm!));
+                }
+                else
+                {
+                    _here[key] = remembered;
+                }
+
+                Interlocked.Increment(ref _staleCopies);
+                LogStaleCopy(key, vm!.ResourceVersion);
+                vm = await _store.GetAsync(key, ct);
+            }
+        }
+
+        return await ReconcileCoreAsync(key, vm, isUnchecked: false, ct);
+    }
+
+    /// <summary>The first write of an unchecked pass failed its version check (or found no row): its copy was stale.</summary>
+    private static bool IsStale(Exception ex, bool isUnchecked) => isUnchecked && ex is ConflictException or NotFoundException;
+
+    /// <summary>An unchecked pass found its cached copy stale before it wrote or started anything.</summary>
+    private sealed class StaleCopyException() : Exception("the cached copy of a new VM was not the stored version");
+
+    [LoggerMessage(1220, LogLevel.Debug, "{Key}: the cached copy (version {Version}) was stale at the claim; reading the record from the store")]
+    private partial void LogStaleCopy(VmKey key, string version);
 }

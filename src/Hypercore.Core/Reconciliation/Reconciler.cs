@@ -76,7 +76,7 @@ public sealed partial class Reconciler
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var result = await ReconcileCoreAsync(key, ct);
+            var result = await ReconcileFromCacheOrStoreAsync(key, ct); // Reconciler.Cached.cs
             activity?.SetTag("outcome", result.Outcome.ToString());
             return result;
         }
@@ -100,9 +100,9 @@ public sealed partial class Reconciler
         }
     }
 
-    private async Task<ReconcileResult> ReconcileCoreAsync(VmKey key, CancellationToken ct)
+    /// <param name="isUnchecked">The informer's copy of a new VM, its version not confirmed: see Reconciler.Cached.cs.</param>
+    private async Task<ReconcileResult> ReconcileCoreAsync(VmKey key, MicroVm? vm, bool isUnchecked, CancellationToken ct)
     {
-        var vm = await ReadCurrentAsync(key, ct);
         if (vm is null)
         {
             _crashes.TryRemove(key, out _);
@@ -112,12 +112,14 @@ public sealed partial class Reconciler
 
         if (vm.Spec.NodeName.Length > 0 && vm.Spec.NodeName != _options.NodeName)
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
             return ReconcileResult.Done; // another node's VM
         }
 
         var provider = _drivers.Resolve(vm.Spec.Provider);
         if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
             if (vm.IsDeleting)
             {
                 await _store.RemoveAsync(key, ct); // nothing can have been started for it here
@@ -138,6 +140,7 @@ public sealed partial class Reconciler
         var refusals = CapabilityCheck.Unsupported(vm.Spec, driver);
         if (refusals.Count > 0)
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
             await WriteFailureAsync(vm, Conditions.ReasonUnsupported, string.Join("; ", refusals), ct);
             return ReconcileResult.Done;
         }
@@ -145,19 +148,30 @@ public sealed partial class Reconciler
         var availability = await driver.CheckAvailabilityAsync(ct);
         if (!availability.Available)
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
             await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, availability.Detail, ct);
             return ReconcileResult.Backoff; // the binary may be installed later
         }
 
         if (OnLostNode(vm))
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
             return ReconcileResult.Poll; // Kubernetes issue 13: the cluster has this node for lost; see Reconciler.Moved.cs
         }
 
         var claimWithStopped = !vm.Claimed && ClaimCanJoinStopped(vm); // Reconciler.Claim.cs
         if (!vm.Claimed && !claimWithStopped)
         {
-            vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
+            try
+            {
+                vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
+            }
+            catch (Exception ex) when (IsStale(ex, isUnchecked))
+            {
+                throw new StaleCopyException();
+            }
+
+            isUnchecked = false; // the claim was written against this version: the record is the store's now
         }
 
         RememberHere(vm);
@@ -165,6 +179,8 @@ public sealed partial class Reconciler
         var live = await InspectAsync(vm, driver, ct);
         if (claimWithStopped && live.State != LiveState.NotFound)
         {
+            await ConfirmAsync(vm, isUnchecked, ct);
+            isUnchecked = false;
             vm = await _store.ClaimAsync(vm.Key, ct); // something is there for it: claimed before it is touched, as always
         }
 
@@ -186,6 +202,19 @@ public sealed partial class Reconciler
             return await EndForLivenessAsync(vm, driver, failure, ct);
         }
 
+        if (isUnchecked)
+        {
+            // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped.
+            try
+            {
+                return await EnsureStoppedAsync(vm, driver, live, ct);
+            }
+            catch (Exception ex) when (IsStale(ex, isUnchecked))
+            {
+                throw new StaleCopyException();
+            }
+        }
+
         return vm.Spec.State switch
         {
             DesiredState.Stopped => await EnsureStoppedAsync(vm, driver, live, ct),
@@ -199,13 +228,15 @@ public sealed partial class Reconciler
     /// </summary>
     private async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
     {
-        using var timeout = new CancellationTokenSource(_options.InspectTimeout, _time);
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+        // One source, cancelled at the limit or with ct (issue 15: every pass inspects; a linked source on top of the
+        // timed one was a second source and two registrations per pass).
+        using var limit = new CancellationTokenSource(_options.InspectTimeout, _time);
+        using var stop = ct.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), limit);
         try
         {
             return await driver.InspectAsync(vm, limit.Token).WaitAsync(limit.Token);
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !ct.IsCancellationRequested)
         {
             return new VmRuntimeInfo
             {
