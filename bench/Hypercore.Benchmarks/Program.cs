@@ -93,16 +93,19 @@ BenchContext.Log($"bench: this run is {validity.Reason}");
     ("api", ApiThroughput.RunAsync),
     ("scale", ReconcileScale.RunAsync),
     ("boot", BootOverhead.RunAsync),
-    ("density", DensityBenchmark.RunAsync),
     ("images", Hypercore.Benchmarks.Images.ImagePullBenchmark.RunAsync), // images (issue 11)
     ("snapshot", SnapshotRestoreBenchmark.RunAsync), // snapshots
     ("watch", Hypercore.Benchmarks.Watch.WatchFanOut.RunAsync), // watch fan-out (issue 15)
     ("pipeline", Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunAsync), // daemon pipeline (issue 15)
+    // Last: its 100 guests keep both cores busy for minutes after their delete (1-minute load ~100 at the 2026-11-30
+    // 15:51 run, whose Watch rows right after it cost 446 µs of CPU per event instead of 52).
+    ("density", DensityBenchmark.RunAsync),
 ];
 try
 {
     foreach (var (name, run) in benchmarks.Where(b => options.Only.Contains(b.Name)))
     {
+        BenchContext.Log($"{name}: load average {MachineInfo.LoadAverage()?.ToString() ?? "unknown"} at its start");
         try
         {
             rows.AddRange(await run(context));
