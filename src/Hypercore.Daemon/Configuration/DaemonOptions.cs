@@ -137,9 +137,15 @@ public static class DaemonSettings
         Kind = SettingKind.Duration,
     };
 
+    public static readonly DaemonSetting ResyncInterval = new("resync-interval", "Reconciler:ResyncInterval",
+        "every record is reconciled again once per this interval (spread over it in slices), even with nothing changed; default 5m", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, .. DriverSettings.All,
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, ResyncInterval, .. DriverSettings.All,
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,

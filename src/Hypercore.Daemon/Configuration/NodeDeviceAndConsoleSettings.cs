@@ -14,10 +14,16 @@ public static class NodeDeviceAndConsoleSettings
         Kind = SettingKind.WholeNumber, Min = ConsoleLogOptions.MinMaxBytes,
     };
 
+    public static readonly DaemonSetting ConsoleFullScanInterval = new("console-full-scan-interval", ConsoleLogOptions.Section + ":FullScanInterval",
+        "how often every directory under run/ is checked for an oversized console log (the VMs that may be running are checked every second); default 1m", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
     public static readonly DaemonSetting KvmDevice = new("kvm-device", "Firecracker:KvmDevicePath",
         "KVM device firecracker and cloud-hypervisor need before they are reported usable; default /dev/kvm", "path");
 
-    public static readonly IReadOnlyList<DaemonSetting> All = [ConsoleLogMaxBytes, KvmDevice];
+    public static readonly IReadOnlyList<DaemonSetting> All = [ConsoleLogMaxBytes, ConsoleFullScanInterval, KvmDevice];
 
     /// <summary>One KVM device for the node: the Cloud Hypervisor driver takes the same one as Firecracker.</summary>
     public static void AddImplied(IDictionary<string, string?> settings)
