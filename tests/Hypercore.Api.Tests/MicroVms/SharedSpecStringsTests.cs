@@ -42,6 +42,30 @@ public sealed class SharedSpecStringsTests
     }
 
     [Test]
+    public void Share_FourStringsOfOneHashBucket_AreAllKept()
+    {
+        // Found at run time (string hashes are seeded per process): four strings whose hashes agree in the low 8 bits,
+        // i.e. the same slot of a 256-slot direct-mapped pool, which kept only the last (a spec's kernel path could push
+        // out its own namespace: SharedSpecStringsTests failed CI once that way).
+        var bucket = new List<string>();
+        for (var i = 0; bucket.Count < 4; i++)
+        {
+            var candidate = $"/var/lib/hypercore/images/collide-{i}";
+            if ((string.GetHashCode(candidate.AsSpan(), StringComparison.Ordinal) & 255) == 0)
+            {
+                bucket.Add(candidate);
+            }
+        }
+
+        var kept = bucket.Select(s => SharedSpecStrings.Share(new string(s.AsSpan()))).ToList();
+
+        for (var i = 0; i < bucket.Count; i++)
+        {
+            SharedSpecStrings.Share(new string(bucket[i].AsSpan())).Should().BeSameAs(kept[i], $"{bucket[i]} was shared a moment ago");
+        }
+    }
+
+    [Test]
     public void ToCore_UnsetOptionalStrings_StayNullOrEmpty()
     {
         var core = Mapping.ToCore(new MicroVMSpec { Id = "a", Vcpu = 1, MemoryInMb = 128, Kernel = new Kernel { Image = "/k" } }, new List<string>());
