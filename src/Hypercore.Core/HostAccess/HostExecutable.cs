@@ -15,10 +15,8 @@ public static class HostExecutable
 /// <summary>The stat behind <see cref="HostExecutable"/>.</summary>
 internal static partial class HostFiles
 {
-    private const uint TypeMask = 0xF000;
-    private const uint DirectoryType = 0x4000;
     private const uint AnyExecute = 0x49; // 0111: user, group or other may execute
 
     public static bool IsExecutable(string path) =>
-        Mode(path, followLinks: true) is { } mode && (mode & TypeMask) != DirectoryType && (mode & AnyExecute) != 0;
+        Mode(path, followLinks: true) is { } mode && KindOf(mode) != HostFileKind.Directory && (mode & AnyExecute) != 0;
 }

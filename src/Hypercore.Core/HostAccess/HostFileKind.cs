@@ -21,14 +21,12 @@ public enum HostFileKind
 /// </summary>
 internal static partial class HostFiles
 {
-    public static HostFileKind Kind(string path)
-    {
-        if (Mode(path, followLinks: true) is not { } mode)
-        {
-            return HostFileKind.Missing;
-        }
+    public static HostFileKind Kind(string path) =>
+        Mode(path, followLinks: true) is { } mode ? KindOf(mode) : HostFileKind.Missing;
 
-        return (mode & 0xF000) switch
+    /// <summary>The file type bits of an st_mode.</summary>
+    private static HostFileKind KindOf(uint mode) =>
+        (mode & TypeMask) switch
         {
             0x8000 => HostFileKind.Regular,
             0x4000 => HostFileKind.Directory,
@@ -38,7 +36,6 @@ internal static partial class HostFiles
             0xC000 => HostFileKind.Socket,
             _ => HostFileKind.Other,
         };
-    }
 
     /// <summary>
     /// The path with every symlink resolved, component by component (like realpath(3)); a missing tail is kept as
@@ -69,7 +66,7 @@ internal static partial class HostFiles
 
             var next = current == "/" ? "/" + parts[i] : current + "/" + parts[i];
             var mode = Mode(next, followLinks: false); // issue 15: one lstat per component, not a FileInfo, readlink and two stats
-            if ((mode & 0xF000) == SymlinkType && new FileInfo(next).LinkTarget is { } target)
+            if ((mode & TypeMask) == SymlinkType && new FileInfo(next).LinkTarget is { } target)
             {
                 var absolute = target.StartsWith('/') ? target : current.TrimEnd('/') + "/" + target;
                 current = RealPath(absolute, depth + 1);
@@ -112,7 +109,8 @@ internal static partial class HostFiles
     [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Stat(string path, Span<byte> buffer);
 
-    private const uint SymlinkType = 0xA000;
+    private const uint TypeMask = 0xF000; // S_IFMT
+    private const uint SymlinkType = 0xA000; // S_IFLNK, seen by lstat only
 
     /// <summary>
     /// st_mode of <paramref name="path"/> from stat(2), or lstat(2) when links are not followed (RealPath's
