@@ -42,7 +42,6 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
                 : user;
         _qmp = new QmpControl(time, _options.QmpTimeout);
         _status = new QmpStatusSessions(time, _options.QmpTimeout);
-        ProcessExited += _status.Forget; // issue 15: the process ended, so does its session
         _status.Event += OnStatusEvent; // issue 15, idle4: QemuDriver.Events.cs
         _probe = new KvmProbe(time);
         _tscKhz = new Lazy<int?>(() => _options.TcgTscKhz switch
@@ -148,8 +147,8 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     /// <summary>Issue 15: status sessions kept open now, one per running VM polled (tests, metrics).</summary>
     public int KeptStatusSessions => _status.Count;
 
-    /// <summary>A QEMU found gone by an inspection: its kept session goes too (without pidfds nothing else says so).</summary>
-    protected override void FoundEnded(string uid) => _status.Forget(uid);
+    /// <summary>Issue 15: the process ended, so does its kept status session.</summary>
+    protected override void ProcessEnded(string uid) => _status.Forget(uid);
 
     /// <summary>Issue 15: the kept status session and its socket go with the process.</summary>
     protected override void AfterClear(VmDirectory dir, string uid)

@@ -17,7 +17,13 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
     internal ProcessExitWatch ExitWatch
     {
         get => _exits;
-        init => _exits = value;
+        init
+        {
+            _exits.Exited -= ProcessEnded;
+            _exits.Dispose();
+            _exits = value;
+            _exits.Exited += ProcessEnded;
+        }
     }
 
     private Action<string>? _reported;
@@ -35,13 +41,6 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
             _exits.Exited -= value;
             _reported -= value;
         }
-    }
-
-    /// <summary>A watched hypervisor process ended (only that; <see cref="LiveStateChanged"/> also carries <see cref="ReportLiveStateChange"/>).</summary>
-    protected event Action<string>? ProcessExited
-    {
-        add => _exits.Exited += value;
-        remove => _exits.Exited -= value;
     }
 
     /// <summary>
@@ -72,11 +71,13 @@ public abstract partial class VmmDriver : ILiveStateChanges, IDisposable
     }
 
     /// <summary>
-    /// An inspection found the VM's recorded process gone (tidy5). Where the exit watch has pidfds, <see cref="ProcessExited"/>
-    /// came first; without them (Linux before 5.3) this is the only moment the driver learns it: drop what it keeps per
-    /// running process (QEMU: its kept status session), as on <see cref="ProcessExited"/>. Must be idempotent.
+    /// The VM's hypervisor process ended: drop what the driver keeps per running process (QEMU: its kept status
+    /// session). Called by the exit watch when a watched process ends (before the <see cref="LiveStateChanged"/>
+    /// subscribers hear of it) and by an inspection that finds the recorded process gone, which without pidfds
+    /// (Linux before 5.3) is the only moment the driver learns it; so it is called more than once: it must be
+    /// idempotent. Runs on the watch thread or an inspecting thread: it must not block.
     /// </summary>
-    protected virtual void FoundEnded(string uid)
+    protected virtual void ProcessEnded(string uid)
     {
     }
 

@@ -39,6 +39,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         _logger = log;
         HostPaths = hostPaths ?? new HostPathPolicy(new HostAccessOptions { ImageDirectories = ["/"], VolumeRoots = ["/"] });
         _version = new BinaryVersionCache(GetType().Name);
+        _exits.Exited += ProcessEnded; // VmmDriver.Exits.cs: before any LiveStateChanged subscriber
     }
 
     /// <summary>Kubernetes issue 13: decides once whether hypervisors start in systemd scopes; tests inject their own.</summary>
@@ -587,7 +588,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         var info = BaseInfo(record);
         if (!IsAlive(record)) // issue 15: VmmDriver.Exits.cs
         {
-            FoundEnded(record.Uid);
+            ProcessEnded(record.Uid); // without pidfds (or before the watch said so) the inspection is the first to know
             return info with
             {
                 State = LiveState.Exited,
