@@ -38,7 +38,8 @@ public static class ApiDaemonThroughput
             var method = $"{clients} gRPC client(s) × sequential Create (state {State}: claim and Stopped written by the reconciler, no driver start) for {seconds} s after a warm-up, " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +
                 $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
-                $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs";
+                $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs" +
+                DaemonGcMetrics.WindowText(r);
             rows.Add(new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method));
             rows.Add(new ResultRow(ApiThroughput.Name, $"Create latency p99, {clients} client(s), {where}", r["p99_ms"], "ms", "per call, client side"));
             rows.Add(new ResultRow(ApiThroughput.Name, $"server CPU per Create, {clients} client(s), {where}", r["cpu_us_per"], "µs",
@@ -82,9 +83,19 @@ public static class ApiDaemonThroughput
         var gcBefore = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress); // issue 15 (survivors): the daemon's own GC counts
         var cpuBeforeWarmUp = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
         var cpuAtStart = TimeSpan.Zero;
+        // Issue 15 (gctail): the daemon's collections and pause in the measured window alone, which is where the p99 is
+        // taken; the reading at its start runs while the Creates do (one /metrics scrape).
+        Task<Dictionary<string, double>?>? gcAtWindowStart = null;
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
             daemon.GrpcAddress, LoadGenerator.CallCreate, clients, options.ApiDuration, kernel, "c", timeout,
-            () => cpuAtStart = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero, serverPid: daemon.Pid, state: State);
+            () =>
+            {
+                cpuAtStart = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
+                gcAtWindowStart = DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
+            },
+            serverPid: daemon.Pid, state: State);
+        var gcAtWindowEnd = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
+        DaemonGcMetrics.ReportWindow(result, gcAtWindowStart is null ? null : await gcAtWindowStart, gcAtWindowEnd);
         foreach (var (key, value) in r)
         {
             result[key] = value;

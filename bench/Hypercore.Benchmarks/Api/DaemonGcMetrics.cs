@@ -26,6 +26,12 @@ internal static class DaemonGcMetrics
             return null;
         }
 
+        return Parse(text);
+    }
+
+    /// <summary>The figures <see cref="ReadAsync"/> returns, from the text of a Prometheus scrape.</summary>
+    internal static Dictionary<string, double> Parse(string text)
+    {
         var values = new Dictionary<string, double>();
         foreach (var line in text.Split('\n'))
         {
@@ -59,6 +65,37 @@ internal static class DaemonGcMetrics
 
         return values;
     }
+
+    /// <summary>
+    /// Adds daemon_window_* keys: gen0/gen1/gen2 collections and their pause in the measured window, and the mean pause
+    /// per collection (issue 15, gctail: one blocking gen2 stops every in-flight Create at once, ~64 calls per
+    /// collection, so a few of them in the window are enough to set the p99).
+    /// </summary>
+    public static void ReportWindow(Dictionary<string, double> result, Dictionary<string, double>? start, Dictionary<string, double>? end)
+    {
+        if (start is null || end is null)
+        {
+            return;
+        }
+
+        double Delta(string key) => end.GetValueOrDefault(key) - start.GetValueOrDefault(key);
+        // The meter counts each collection once, under the generation it collected (not GC.CollectionCount's sums).
+        var collections = Delta("gen0") + Delta("gen1") + Delta("gen2");
+        result["daemon_window_gen0"] = Delta("gen0");
+        result["daemon_window_gen1"] = Delta("gen1");
+        result["daemon_window_gen2"] = Delta("gen2");
+        result["daemon_window_pause_ms"] = Delta("pause_s") * 1000;
+        result["daemon_window_pause_ms_per_gc"] = collections == 0 ? 0 : Delta("pause_s") * 1000 / collections;
+    }
+
+    /// <summary>"; daemon GC in the window: …" for a row's method text, or "" when the keys are missing.</summary>
+    public static string WindowText(IReadOnlyDictionary<string, double> r) =>
+        r.TryGetValue("daemon_window_gen2", out var gen2) && r.TryGetValue("daemon_window_gen1", out var gen1) &&
+        r.TryGetValue("daemon_window_gen0", out var gen0) && r.TryGetValue("daemon_window_pause_ms", out var pause) &&
+        r.TryGetValue("daemon_window_pause_ms_per_gc", out var per)
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"; daemon GC in the window: {gen0:0} gen0, {gen1:0} gen1, {gen2:0} gen2 collections, {pause:0} ms paused ({per:0.0} ms each)")
+            : "";
 
     /// <summary>Adds daemon_gc* keys: collections, pause and allocation between the two readings, per Create where it says so.</summary>
     public static void Report(Dictionary<string, double> result, Dictionary<string, double>? before, Dictionary<string, double>? after, double creates)

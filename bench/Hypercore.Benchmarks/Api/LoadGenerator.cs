@@ -58,11 +58,20 @@ public static class LoadGenerator
             // Up to 3 s of warm-up (issue 15): after 1 s the server was still in tiered compilation (21 % of its CPU
             // in the JIT during a 5 s run), which the daemon, long-running and ReadyToRun, is not.
             var (warm, _, _) = await RunAsync(clients, one, TimeSpan.FromSeconds(Math.Min(3, seconds)), "warm");
+            // HYPERCORE_BENCH_LATENCY_TRACE=file (issue 15, gctail): every measured call's end time and latency, to line
+            // slow calls up with the server's GC pauses or fsyncs traced by the clock the kernel's trace_clock "mono" uses.
+            var traceFile = Environment.GetEnvironmentVariable("HYPERCORE_BENCH_LATENCY_TRACE") is { Length: > 0 } t ? $"{t}.{call}" : null;
+            var ends = traceFile is null ? null : Enumerable.Range(0, clients).Select(_ => new List<long>(4096)).ToList();
             await Console.Out.WriteLineAsync(MeasureLine);
             await Console.Out.FlushAsync();
             var cpuBefore = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
-            var (latencies, errors, elapsed) = await RunAsync(clients, one, TimeSpan.FromSeconds(seconds), "run");
+            var (latencies, errors, elapsed) = await RunAsync(clients, one, TimeSpan.FromSeconds(seconds), "run", ends);
             var cpu = (ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero) - cpuBefore;
+            if (traceFile is not null)
+            {
+                await WriteTraceAsync(traceFile, latencies, ends!);
+            }
+
             var all = latencies.SelectMany(l => l).Order().ToArray();
             ChildRun.Report(new Dictionary<string, double>
             {
@@ -118,8 +127,22 @@ public static class LoadGenerator
         };
     }
 
+    /// <summary>One line per call: client, end (CLOCK_MONOTONIC ns: Stopwatch's clock on Linux), latency (ns).</summary>
+    private static async Task WriteTraceAsync(string path, List<List<long>> latencies, List<List<long>> ends)
+    {
+        var toNs = 1e9 / Stopwatch.Frequency;
+        await using var w = new StreamWriter(path);
+        for (var c = 0; c < latencies.Count; c++)
+        {
+            for (var i = 0; i < latencies[c].Count; i++)
+            {
+                await w.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"{c} {(long)(ends[c][i] * toNs)} {(long)(latencies[c][i] * toNs)}"));
+            }
+        }
+    }
+
     private static async Task<(List<List<long>> Latencies, int Errors, TimeSpan Elapsed)> RunAsync(
-        int clients, Func<int, int, Task> call, TimeSpan duration, string phase)
+        int clients, Func<int, int, Task> call, TimeSpan duration, string phase, List<List<long>>? ends = null)
     {
         var started = Stopwatch.GetTimestamp();
         var stopAt = started + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -136,7 +159,9 @@ public static class LoadGenerator
                 try
                 {
                     await call(c, offset + i);
-                    mine.Add(Stopwatch.GetTimestamp() - t0);
+                    var t1 = Stopwatch.GetTimestamp();
+                    mine.Add(t1 - t0);
+                    ends?[c].Add(t1);
                 }
                 catch (RpcException)
                 {

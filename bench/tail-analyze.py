@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Which slow Creates overlapped which daemon GC pause or fsync (issue 15, gctail). Input: a bench/tail-trace.sh OUT dir.
+
+For every Create at or above the run's p99: the highest generation of a GC pause inside the call, the share of its
+latency spent inside pauses, and the longest stretch inside it in which no call of any client completed (a stall of
+the whole daemon), by what filled most of that stretch: a GC pause, one fsync, several fsyncs, or neither (CPU share,
+queues). An fsync's time runs from the syscall's entry to its exit, so it includes the writer's wait for a CPU after
+the disk answered. Also: pauses per generation, the longest, the pauses of 10 ms or more and the calls they stopped,
+and the store writer thread's time on a CPU and waiting for one over the window.
+"""
+import bisect, collections, json, os, re, statistics, sys
+
+out = sys.argv[1]
+pid = int(open(os.path.join(out, "pid")).read())
+calls = []
+for line in open(os.path.join(out, "lat.create")):
+    _, end, lat = map(int, line.split())
+    calls.append((end - lat, end, lat))
+lats = sorted(c[2] for c in calls)
+pct = lambda p: lats[min(len(lats) - 1, max(0, -(-int(p * len(lats) * 1000) // 1000) - 1))]
+p99 = pct(0.99)
+t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
+
+line_rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[\d+\]\s+\S+\s+([\d.]+):\s+(sys_f\w+ ->|sys_f\w+\(|\S+:)(.*)$")
+open_pause, pauses, open_fsync, fsyncs = {}, [], {}, []
+for line in open(os.path.join(out, "trace")):
+    m = line_rx.match(line)
+    if not m or not m.group(3).isdigit() or int(m.group(3)) != pid:
+        continue
+    _, tid, _, ts, ev, rest = m.groups()
+    ts, tid, ev = int(round(float(ts) * 1e9)), int(tid), ev.rstrip(":")
+    if ev == "susp_in":
+        open_pause[tid] = [ts, None]
+    elif ev == "mark":  # the generation this (blocking or ephemeral) collection condemned
+        for p in open_pause.values():
+            p[1] = p[1] if p[1] is not None else int(re.search(r"gen=(-?\d+)", rest).group(1))
+    elif ev == "bgmark":  # a background gen2 starts inside this stop (after the ephemeral GC it begins with)
+        for p in open_pause.values():
+            p[1] = "bgc"
+    elif ev == "rest_out" and tid in open_pause:
+        s, g = open_pause.pop(tid)
+        pauses.append((s, ts, "bgc-end" if g is None else g))
+    elif ev.endswith("("):
+        open_fsync[tid] = ts
+    elif ev.endswith("->") and tid in open_fsync:
+        fsyncs.append((open_fsync.pop(tid), ts))
+pauses = sorted(p for p in pauses if p[1] >= t0 and p[0] <= t1)
+fsyncs = sorted(f for f in fsyncs if f[1] >= t0 and f[0] <= t1)
+ms = lambda ns: ns / 1e6
+
+print(f"{len(calls)} Creates in {(t1 - t0) / 1e9:.1f} s: p50 {ms(pct(0.5)):.1f} ms, p99 {ms(p99):.1f} ms, max {ms(lats[-1]):.1f} ms")
+by_gen = collections.defaultdict(list)
+for s, e, g in pauses:
+    by_gen[str(g)].append(ms(e - s))
+for g, d in sorted(by_gen.items()):
+    print(f"  pauses {g}: {len(d)}, mean {statistics.mean(d):.2f} ms, max {max(d):.2f} ms, total {sum(d):.0f} ms")
+print("  longest pauses: " + ", ".join(f"{ms(e - s):.1f} ms ({g})" for s, e, g in sorted(pauses, key=lambda p: p[0] - p[1])[:6]))
+if fsyncs:
+    d = sorted(ms(e - s) for s, e in fsyncs)
+    print(f"  fsyncs: {len(d)}, mean {statistics.mean(d):.2f} ms, p99 {d[int(0.99 * len(d))]:.2f} ms, max {d[-1]:.2f} ms, "
+          f"{100 * sum(d) / ms(t1 - t0):.0f} % of the window")
+
+def inside(s, e, spans):
+    return [(min(e, b) - max(s, a), x) for a, b, *x in spans if min(e, b) - max(s, a) > 0]
+
+rank = {0: 0, "bgc-end": 0, "bgc": 0.5, 1: 1, 2: 2}
+slow = [c for c in calls if c[2] >= p99]
+kinds, shares = collections.Counter(), []
+for s, e, l in slow:
+    o = inside(s, e, pauses)
+    kinds["none" if not o else f"gen {max((x[0] for _, x in o), key=lambda g: rank.get(g, -1))}"] += 1
+    shares.append(sum(t for t, _ in o) / l)
+print(f"{len(slow)} Creates >= p99; the highest pause inside each: " +
+      ", ".join(f"{k} {n} ({100 * n / len(slow):.0f} %)" for k, n in kinds.most_common()) +
+      f"; share of their latency inside pauses: median {100 * statistics.median(shares):.0f} %")
+ends = sorted(c[1] for c in calls)
+
+def longest_gap(s, e):
+    i, prev, best = bisect.bisect_right(ends, s), s, (0, s, s)
+    while i < len(ends) and ends[i] <= e:
+        best, prev, i = max(best, (ends[i] - prev, prev, ends[i])), ends[i], i + 1
+    return max(best, (e - prev, prev, e))
+
+causes, gaps = collections.Counter(), []
+for s, e, _ in slow:
+    g, a, b = longest_gap(s, e)
+    gaps.append(g)
+    o, f = inside(a, b, pauses), inside(a, b, fsyncs)
+    if sum(t for t, _ in o) >= g / 2:
+        causes[f"GC {max((x[0] for _, x in o), key=lambda k: rank.get(k, -1))}"] += 1
+    elif max([t for t, _ in f] or [0]) >= g / 2:
+        causes["one fsync"] += 1
+    elif sum(t for t, _ in f) >= g / 2:
+        causes["several fsyncs"] += 1
+    else:
+        causes["neither (CPU share, queues)"] += 1
+print(f"their longest stall (no Create of any client completed): median {ms(statistics.median(gaps)):.1f} ms, mostly " +
+      ", ".join(f"{k} {n} ({100 * n / len(slow):.0f} %)" for k, n in causes.most_common()))
+for s, e, g in pauses:
+    if e - s >= 10e6:
+        o = [c for c in calls if min(c[1], e) - max(c[0], s) > 0]
+        print(f"  pause {ms(e - s):.1f} ms ({g}) at +{(s - t0) / 1e9:.2f} s: {len(o)} Creates in flight, "
+              f"{sum(1 for c in o if c[2] >= p99)} of them >= p99")
+try:
+    rows = open(os.path.join(out, "writer")).read().split("\n")
+    offset = int(rows[0].split()[1])
+    w = [(int(float(a) * 1e9) - offset, int(c), int(d), int(n)) for a, c, d, n in (r.split() for r in rows[1:] if r.strip())]
+    w = [x for x in w if t0 <= x[0] <= t1]
+    (ta, ca, da, na), (tb, cb, db, nb) = w[0], w[-1]
+    print(f"store writer thread: on a CPU {100 * (cb - ca) / (tb - ta):.0f} %, runnable and waiting for one "
+          f"{100 * (db - da) / (tb - ta):.0f} % of the window ({(db - da) / max(1, nb - na) / 1e3:.0f} µs per wake-up)")
+except (OSError, IndexError, ValueError):
+    pass
+r = json.load(open(os.path.join(out, "result.json")))
+print(f"child: ratio {r['rate'] / r['base_rate']:.2f}, daemon {r['cpu_us_per']:.0f} µs CPU per Create, " +
+      " ".join(f"{k}={r[k]:.4g}" for k in sorted(r) if k.startswith("daemon_window")))

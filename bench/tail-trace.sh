@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Goal 2's tail, lined up (issue 15, gctail; bench/NOTES.md): runs the api-daemon child once against a Native AOT
+# vistarad while the kernel traces the daemon's GC pauses and fsyncs, then says which slow Creates overlapped what.
+#
+#   sudo bash bench/tail-trace.sh RUNNER DAEMON OUT [more runner args]
+#
+# RUNNER: the built Hypercore.Benchmarks; DAEMON: a vistarad from scripts/publish-vistarad.sh, with its vistarad.dbg
+# beside it (or a script that execs one: the probes sit on the binary, the pid stays the same). Needs root (tracefs,
+# uprobes). The Native AOT daemon has no EventPipe, so its GC is traced with uprobes on the runtime's own functions
+# (symbols from vistarad.dbg): GCToEEInterface::SuspendEE (entry) to RestartEE (return) is one pause, mark_phase's
+# argument its generation, background_mark_phase a background collection. Calls: the load generator's
+# HYPERCORE_BENCH_LATENCY_TRACE (end and latency of each measured Create, CLOCK_MONOTONIC), which is the clock of the
+# trace instance here (trace_clock mono). Also sampled: the store writer thread's schedstat every 0.25 s.
+# Leaves OUT/{lat.create,trace,writer,pid,result.json,analysis}; removes its probes and trace instance on exit.
+set -euo pipefail
+runner=$1 daemon=$2 out=$3; shift 3
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$(readlink -f "$daemon"); [[ $(head -c2 "$bin") == '#!' ]] && bin=$(grep -o '/[^ ]*vistarad' "$bin" | tail -1)
+[[ -f $bin.dbg ]] || { echo "tail-trace: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+T=/sys/kernel/tracing
+[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
+g=tailtrace$$ i=$T/instances/tailtrace$$
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+cleanup() {
+  echo 0 > $i/tracing_on 2>/dev/null || true
+  rmdir $i 2>/dev/null || true
+  for e in susp_in rest_out mark bgmark; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
+}
+trap cleanup EXIT
+off() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
+# The text segment of the published binary starts at file offset = address (checked: readelf -lW).
+echo "p:$g/susp_in $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
+echo "r:$g/rest_out $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
+echo "p:$g/mark $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
+echo "p:$g/bgmark $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+mkdir $i
+echo mono > $i/trace_clock
+echo 1 > $i/options/record-tgid
+echo 65536 > $i/buffer_size_kb
+for e in susp_in rest_out mark bgmark; do echo 1 > $i/events/$g/$e/enable; done
+for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync; do echo 1 > $i/events/syscalls/$e/enable; done
+echo 1 > $i/tracing_on
+rm -f "$out/pid" "$out/writer"
+(
+  for _ in $(seq 600); do [[ -s $out/pid ]] && break; sleep 0.1; done
+  p=$(cat "$out/pid" 2>/dev/null) || exit 0; w=""
+  python3 -c 'import time; print("offset", time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC))' > "$out/writer"
+  while [[ -d /proc/$p ]]; do
+    if [[ -z $w ]]; then for t in /proc/$p/task/*; do grep -q "sqlite store wr" "$t/comm" 2>/dev/null && w=$t; done; fi
+    [[ -n $w ]] && read -r a b c < "$w/schedstat" 2>/dev/null && echo "$EPOCHREALTIME $a $b $c" >> "$out/writer"
+    sleep 0.25
+  done
+) &
+HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \
+  "$runner" --child api-daemon --child-size 64 --api-seconds 6 --daemon "$daemon" --work-dir "$out/work" "$@" > "$out/stdout"
+wait
+echo 0 > $i/tracing_on
+cp $i/trace "$out/trace"
+rm -rf "$out/work"
+grep '^RESULT ' "$out/stdout" | sed 's/^RESULT //' > "$out/result.json"
+python3 "$here/tail-analyze.py" "$out" | tee "$out/analysis"
