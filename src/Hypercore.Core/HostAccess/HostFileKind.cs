@@ -43,7 +43,7 @@ internal static partial class HostFiles
     /// </summary>
     /// <remarks>
     /// Resolved afresh on every call (a link swapped after one check must not pass the next). Where the whole path
-    /// exists the kernel resolves it (<see cref="KernelRealPath"/>: the same answer in three syscalls); everywhere
+    /// exists the kernel resolves it (<see cref="KernelRealPath"/>: the same answer in two or three syscalls); everywhere
     /// else — a missing tail, a dangling link, a refusal on the way, no /proc — <see cref="Walk"/> answers, and is the
     /// one statement of the rule.
     /// </remarks>
