@@ -184,8 +184,17 @@ public static class Mapping
             p.RootVolume = ToProto(root);
         }
 
-        p.AdditionalVolumes.Add(spec.AdditionalVolumes.Select(ToProto));
-        p.Interfaces.Add(spec.Interfaces.Select(ToProto));
+        // issue 15 (handler6): no LINQ iterator per reply for the lists that are nearly always empty.
+        for (var i = 0; i < spec.AdditionalVolumes.Count; i++)
+        {
+            p.AdditionalVolumes.Add(ToProto(spec.AdditionalVolumes[i]));
+        }
+
+        for (var i = 0; i < spec.Interfaces.Count; i++)
+        {
+            p.Interfaces.Add(ToProto(spec.Interfaces[i]));
+        }
+
         if (spec.ReadinessProbe is { } readiness)
         {
             p.ReadinessProbe = ToProto(readiness);
@@ -251,9 +260,17 @@ public static class Mapping
 
             // A scratch disk (no host_path) is a file the driver makes in its own directory, and tap names are the
             // driver's too: the API does not know them, so they are left out rather than guessed.
-            foreach (var v in (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).Where(v => v.HostPath.Length > 0))
+            if (spec.RootVolume is { HostPath.Length: > 0 } root)
             {
-                p.Volumes[v.Id] = new Proto.VolumeStatus { Mount = HostPathMount(v.HostPath) };
+                p.Volumes[root.Id] = new Proto.VolumeStatus { Mount = HostPathMount(root.HostPath) };
+            }
+
+            for (var i = 0; i < spec.AdditionalVolumes.Count; i++)
+            {
+                if (spec.AdditionalVolumes[i] is { HostPath.Length: > 0 } v)
+                {
+                    p.Volumes[v.Id] = new Proto.VolumeStatus { Mount = HostPathMount(v.HostPath) };
+                }
             }
 
             for (var i = 0; i < spec.Interfaces.Count; i++)
@@ -274,7 +291,11 @@ public static class Mapping
             p.NetworkInterfaces[nic.DeviceId] = entry;
         }
 
-        p.PortForwards.Add(status.PortForwards);
+        if (status.PortForwards.Count > 0)
+        {
+            p.PortForwards.Add(status.PortForwards);
+        }
+
         if (status.GuestReadyTime is { } ready)
         {
             p.GuestReadyTime = Timestamp.FromDateTimeOffset(ready);
@@ -286,10 +307,16 @@ public static class Mapping
         }
 
         // Images (issue 11).
-        p.Images.Add(status.Images.Select(i => new Proto.ImagePullStatus
+        var images = status.Images;
+        for (var n = 0; n < images.Count; n++)
         {
-            Reference = i.Reference, State = i.State, Digest = i.Digest ?? "", BytesDone = i.BytesDone, BytesTotal = i.BytesTotal, Message = i.Message ?? "",
-        }));
+            var i = images[n];
+            p.Images.Add(new Proto.ImagePullStatus
+            {
+                Reference = i.Reference, State = i.State, Digest = i.Digest ?? "", BytesDone = i.BytesDone, BytesTotal = i.BytesTotal, Message = i.Message ?? "",
+            });
+        }
+
         // snapshots (issue 14)
         p.RestoredFrom = status.RestoredFrom ?? "";
         p.LastSnapshot = status.LastSnapshot ?? "";
@@ -305,16 +332,25 @@ public static class Mapping
         }
 
         p.NodeLost = status.FindCondition("NodeLost") is { Status: ConditionStatus.True };
-        p.Addresses.Add(status.Addresses);
-        p.Conditions.Add(status.Conditions.Select(c => new Proto.Condition
+        if (status.Addresses.Count > 0)
         {
-            Type = c.Type,
-            Status = c.Status.ToString(),
-            Reason = c.Reason,
-            Message = c.Message,
-            LastTransitionTime = Timestamp.FromDateTimeOffset(c.LastTransitionTime),
-            ObservedGeneration = c.ObservedGeneration,
-        }));
+            p.Addresses.Add(status.Addresses);
+        }
+
+        for (var i = 0; i < status.Conditions.Count; i++)
+        {
+            var c = status.Conditions[i];
+            p.Conditions.Add(new Proto.Condition
+            {
+                Type = c.Type,
+                Status = c.Status.ToString(),
+                Reason = c.Reason,
+                Message = c.Message,
+                LastTransitionTime = Timestamp.FromDateTimeOffset(c.LastTransitionTime),
+                ObservedGeneration = c.ObservedGeneration,
+            });
+        }
+
         return p;
     }
 

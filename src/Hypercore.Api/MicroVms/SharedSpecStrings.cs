@@ -48,7 +48,4 @@ internal static class SharedSpecStrings
         Volatile.Write(ref Entries[victim], value);
         return value;
     }
-
-    /// <summary><see cref="Share(string)"/> for an optional field.</summary>
-    public static string? ShareOptional(string? value) => value is null ? null : Share(value);
 }

@@ -41,7 +41,85 @@ internal static partial class HostFiles
     /// The path with every symlink resolved, component by component (like realpath(3)); a missing tail is kept as
     /// written. Paths with ".." are refused before they get here, so no lexical shortcut can skip a link.
     /// </summary>
-    public static string RealPath(string path, int depth = 0)
+    /// <remarks>
+    /// Resolved afresh on every call (a link swapped after one check must not pass the next). Where the whole path
+    /// exists the kernel resolves it (<see cref="KernelRealPath"/>: the same answer in two or three syscalls); everywhere
+    /// else — a missing tail, a dangling link, a refusal on the way, no /proc — <see cref="Walk"/> answers, and is the
+    /// one statement of the rule.
+    /// </remarks>
+    public static string RealPath(string path) => KernelRealPath(path) ?? Walk(path);
+
+    /// <summary>
+    /// The kernel's resolution of an absolute path that exists, or null where it cannot answer exactly what
+    /// <see cref="Walk"/> would (which then answers, as before issue 15). Two ways, both opening with O_PATH (follows
+    /// links, opens nothing: no device or FIFO is opened and the file itself needs no permission; the directories need
+    /// search permission, as lstat does):
+    /// <list type="number">
+    /// <item>A path already in normal form (no "//", ".", ".." or trailing "/") that openat2(2) opens with
+    /// RESOLVE_NO_SYMLINKS holds no link in any component, so it is its own real path: returned as it is (two syscalls,
+    /// nothing allocated). Nearly every kernel and volume path.</item>
+    /// <item>Otherwise open(2) and readlink(2) of /proc/self/fd/N, which names the file the kernel reached.</item>
+    /// </list>
+    /// Null when neither answers: not absolute, a NUL (C would end the path there), open failed (missing, dangling link,
+    /// ENOTDIR, EACCES, ELOOP, too long), /proc unreadable, a name longer than the buffer, a file unlinked in between
+    /// (" (deleted)"), or text that does not survive UTF-8 (U+FFFD).
+    /// </summary>
+    internal static string? KernelRealPath(string path)
+    {
+        if (!path.StartsWith('/') || path.Contains('\0'))
+        {
+            return null; // Walk resolves a relative path from "/", open(2) from the working directory
+        }
+
+        if (IsNormal(path) && OpenWithoutLinks(path) is var plain and >= 0)
+        {
+            _ = Close(plain);
+            return path;
+        }
+
+        var fd = Open(path, OPath | OCloexec);
+        if (fd < 0)
+        {
+            return null;
+        }
+
+        try
+        {
+            Span<byte> link = stackalloc byte[32];
+            "/proc/self/fd/"u8.CopyTo(link);
+            fd.TryFormat(link[14..], out var digits, default, System.Globalization.CultureInfo.InvariantCulture);
+            link[14 + digits] = 0;
+            Span<byte> target = stackalloc byte[4096]; // PATH_MAX
+            var length = (int)ReadLink(link, target, target.Length);
+            if (length <= 0 || length >= target.Length || target[0] != (byte)'/' || target[..length].EndsWith(" (deleted)"u8))
+            {
+                return null;
+            }
+
+            var real = System.Text.Encoding.UTF8.GetString(target[..length]);
+            return real.Contains('\uFFFD') ? null : real;
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    /// <summary>Absolute, and nothing the walk would rewrite: no empty, "." or ".." component, no trailing "/".</summary>
+    private static bool IsNormal(string path) =>
+        path.Length > 1 && path[0] == '/' && path[^1] != '/' && !path.EndsWith("/.", StringComparison.Ordinal) &&
+        !path.EndsWith("/..", StringComparison.Ordinal) && !path.Contains("//", StringComparison.Ordinal) &&
+        !path.Contains("/./", StringComparison.Ordinal) && !path.Contains("/../", StringComparison.Ordinal);
+
+    /// <summary>openat2(2) (Linux 5.6) with O_PATH and RESOLVE_NO_SYMLINKS: a descriptor, or negative (a link on the way, missing, or no openat2).</summary>
+    private static int OpenWithoutLinks(string path)
+    {
+        var how = new OpenHow { Flags = OPath | OCloexec, Resolve = ResolveNoSymlinks };
+        return (int)Syscall(SysOpenat2, AtFdcwd, path, ref how, 24);
+    }
+
+    /// <summary>The walk behind <see cref="RealPath"/>: one lstat per component, readlink for a link.</summary>
+    internal static string Walk(string path, int depth = 0)
     {
         if (depth > 40)
         {
@@ -69,7 +147,7 @@ internal static partial class HostFiles
             if ((mode & TypeMask) == SymlinkType && new FileInfo(next).LinkTarget is { } target)
             {
                 var absolute = target.StartsWith('/') ? target : current.TrimEnd('/') + "/" + target;
-                current = RealPath(absolute, depth + 1);
+                current = Walk(absolute, depth + 1);
             }
             else if (mode is not null)
             {
@@ -131,4 +209,32 @@ internal static partial class HostFiles
 
     [LibraryImport("libc", EntryPoint = "lstat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int LStat(string path, Span<byte> buffer);
+
+    private const int OPath = 0x200000; // O_PATH (010000000), the same on x86_64 and arm64
+    private const int OCloexec = 0x80000; // O_CLOEXEC (02000000): no child process inherits it while it is open
+
+    private const nint SysOpenat2 = 437; // the same number on x86_64 and arm64 (the unified syscall table)
+    private const int AtFdcwd = -100;
+    private const ulong ResolveNoSymlinks = 0x04; // every component, the last too; magic links as well
+
+    /// <summary>struct open_how (24 bytes).</summary>
+    private struct OpenHow
+    {
+        public ulong Flags;
+        public ulong Mode;
+        public ulong Resolve;
+    }
+
+    // glibc has no openat2 wrapper; syscall(2) passes its integer arguments on in registers.
+    [LibraryImport("libc", EntryPoint = "syscall", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint Syscall(nint number, int dirfd, string path, ref OpenHow how, nint size);
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "readlink")]
+    private static partial nint ReadLink(ReadOnlySpan<byte> path, Span<byte> buffer, nint size);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
 }

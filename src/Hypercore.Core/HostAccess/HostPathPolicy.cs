@@ -40,37 +40,51 @@ public sealed class HostPathPolicy
     /// <param name="checkKernel">False for a provider that boots no kernel for this spec (kernel.image is then unused).</param>
     public IReadOnlyList<string> Violations(MicroVmSpec spec, bool checkKernel = true)
     {
-        var errors = new List<string>();
-        void Try(Action check)
-        {
-            try
-            {
-                check();
-            }
-            catch (HostPathNotAllowedException ex)
-            {
-                errors.Add(ex.Message);
-            }
-        }
+        // Every Create passes here (issue 15): no list, closure or iterator unless there is something to report or a volume.
+        List<string>? errors = null;
 
         // Images (issue 11): an OCI reference names no host file; the images start step resolves it into its cache
         // and the driver accepts that path only for the field that held the reference (see TrustedImagePaths).
         if (checkKernel && !ImageSources.IsReference(spec.Kernel.Image))
         {
-            Try(() => CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename));
+            try
+            {
+                CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename);
+            }
+            catch (HostPathNotAllowedException ex)
+            {
+                (errors ??= []).Add(ex.Message);
+            }
         }
 
         if (checkKernel && spec.Initrd is not null && !ImageSources.IsReference(spec.Initrd.Image))
         {
-            Try(() => CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename));
+            try
+            {
+                CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename);
+            }
+            catch (HostPathNotAllowedException ex)
+            {
+                (errors ??= []).Add(ex.Message);
+            }
         }
 
-        foreach (var (volume, field) in Volumes(spec))
+        if (spec.RootVolume is not null || spec.AdditionalVolumes.Count > 0)
         {
-            Try(() => CheckVolume(volume, field));
+            foreach (var (volume, field) in Volumes(spec))
+            {
+                try
+                {
+                    CheckVolume(volume, field);
+                }
+                catch (HostPathNotAllowedException ex)
+                {
+                    (errors ??= []).Add(ex.Message);
+                }
+            }
         }
 
-        return errors;
+        return errors ?? (IReadOnlyList<string>)[];
     }
 
     /// <summary>Throws the first violation in the spec (see <see cref="Violations"/>).</summary>
@@ -91,15 +105,14 @@ public sealed class HostPathPolicy
     /// <param name="what">"kernel" or "initrd": names the spec field in messages.</param>
     public string CheckKernel(string what, string image, string? filename)
     {
-        var field = $"{what}.image";
-        RequireAbsoluteWithoutDotDot(field, image);
+        RequireAbsoluteWithoutDotDot(what, ".image", image);
         var path = image;
         if (!string.IsNullOrEmpty(filename))
         {
             if (filename.StartsWith('/') || HasDotDot(filename))
             {
                 throw new HostPathNotAllowedException(
-                    $"{what}.filename \"{filename}\" must be a relative path inside {field} \"{image}\" without \"..\"");
+                    $"{what}.filename \"{filename}\" must be a relative path inside {what}.image \"{image}\" without \"..\"");
             }
 
             path = Path.Combine(image, filename);
@@ -109,10 +122,10 @@ public sealed class HostPathPolicy
         if (!string.IsNullOrEmpty(filename) && !IsUnder(real, HostFiles.RealPath(image)))
         {
             throw new HostPathNotAllowedException(
-                $"{what}.filename \"{filename}\" leaves {field} \"{image}\" (it resolves to {real}); a filename must stay inside its image");
+                $"{what}.filename \"{filename}\" leaves {what}.image \"{image}\" (it resolves to {real}); a filename must stay inside its image");
         }
 
-        if (!_kernelRoots.Any(r => IsUnder(real, r)))
+        if (!IsUnderAny(real, _kernelRoots))
         {
             throw new HostPathNotAllowedException(
                 $"{what} {Describe(path, real)} is outside the image directories ({Join(_imageRoots)}) and the kernel roots ({Join(_kernelRoots.Skip(_imageRoots.Count))}); " +
@@ -141,7 +154,7 @@ public sealed class HostPathPolicy
             return "";
         }
 
-        RequireAbsoluteWithoutDotDot($"{field} host_path", volume.HostPath);
+        RequireAbsoluteWithoutDotDot(field, " host_path", volume.HostPath);
         var real = HostFiles.RealPath(volume.HostPath);
         var kind = HostFiles.Kind(real);
         var listed = _blockDevices.Contains(volume.HostPath, StringComparer.Ordinal) || _blockDevices.Contains(real, StringComparer.Ordinal);
@@ -159,8 +172,8 @@ public sealed class HostPathPolicy
                 : throw new HostPathNotAllowedException($"{field}: {Describe(volume.HostPath, real)} is listed in {HostAccessOptions.BlockDevicesSetting} but is a {Name(kind)}, not a block device");
         }
 
-        var underVolumes = _volumeRoots.Any(r => IsUnder(real, r));
-        var underImages = volume.IsReadOnly && _imageRoots.Any(r => IsUnder(real, r));
+        var underVolumes = IsUnderAny(real, _volumeRoots);
+        var underImages = volume.IsReadOnly && IsUnderAny(real, _imageRoots);
         if (!underVolumes && !underImages)
         {
             throw new HostPathNotAllowedException(
@@ -186,7 +199,7 @@ public sealed class HostPathPolicy
             throw new HostPathNotAllowedException($"{field}: {path} was not prepared for this VM by a start step");
         }
 
-        RequireAbsoluteWithoutDotDot(field, path);
+        RequireAbsoluteWithoutDotDot(field, "", path);
         var real = HostFiles.RealPath(path);
         var kind = HostFiles.Kind(real);
         return kind == HostFileKind.Regular
@@ -237,23 +250,50 @@ public sealed class HostPathPolicy
         }
     }
 
-    private static void RequireAbsoluteWithoutDotDot(string field, string path)
+    /// <param name="field">The spec field, as <paramref name="field"/> + <paramref name="suffix"/> (joined only for a message).</param>
+    private static void RequireAbsoluteWithoutDotDot(string field, string suffix, string path)
     {
         if (!path.StartsWith('/'))
         {
-            throw new HostPathNotAllowedException($"{field} \"{path}\" must be an absolute path (or, for kernel.image, the name of an image)");
+            throw new HostPathNotAllowedException($"{field}{suffix} \"{path}\" must be an absolute path (or, for kernel.image, the name of an image)");
         }
 
         if (HasDotDot(path))
         {
-            throw new HostPathNotAllowedException($"{field} \"{path}\" contains \"..\"; name the file directly");
+            throw new HostPathNotAllowedException($"{field}{suffix} \"{path}\" contains \"..\"; name the file directly");
         }
     }
 
-    private static bool HasDotDot(string path) => path.Split('/').Contains("..");
+    /// <summary>Whether a "/"-separated component is exactly "..".</summary>
+    private static bool HasDotDot(string path)
+    {
+        foreach (var part in path.AsSpan().Split('/'))
+        {
+            if (path.AsSpan(part).SequenceEqual(".."))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private static bool IsUnder(string path, string root) =>
-        root == "/" || path == root || path.StartsWith(root + "/", StringComparison.Ordinal);
+        root == "/" || path == root ||
+        (path.Length > root.Length && path[root.Length] == '/' && path.StartsWith(root, StringComparison.Ordinal));
+
+    private static bool IsUnderAny(string path, IReadOnlyList<string> roots)
+    {
+        for (var i = 0; i < roots.Count; i++)
+        {
+            if (IsUnder(path, roots[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private static string Root(string path) => HostFiles.RealPath(Path.GetFullPath(path)).TrimEnd('/') is { Length: > 0 } r ? r : "/";
 
