@@ -283,7 +283,9 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
     {
         IReadOnlyList<MicroVm> read;
         HashSet<VmKey> listed;
-        if (_versions is { } versions)
+        // With nothing cached every record is new: one full list reads them all faster than the listing and a read of
+        // each (issue 15: 1.2 s against 1.8 s of CPU for 100,000 records), so the start's list stays what it was.
+        if (_versions is { } versions && _cache.Count > 0)
         {
             // Only this loop writes the cache (Publish, from here and from Apply), and it is waiting here: the cache can be
             // read without the lock while the store lists.

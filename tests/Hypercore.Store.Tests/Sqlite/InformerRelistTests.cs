@@ -169,7 +169,9 @@ public sealed class InformerRelistTests : OpenStoreTest
         }
 
         var full = await FollowAsync(withListing: false);
+        var lists = _muted.Lists;
         var changes = await FollowAsync(withListing: true);
+        _muted.Lists.Should().Be(lists + 1, "with nothing cached, the first list is a full one (every record is new)");
         var readsBefore = changes.Informer.RelistReads;
         var fullReadsBefore = full.Informer.RelistReads;
 
@@ -188,6 +190,7 @@ public sealed class InformerRelistTests : OpenStoreTest
         DeleteRow("removed-outside");
 
         await RelistAsync(full, changes);
+        _muted.Lists.Should().Be(lists + 2, "the full relist's; the other informer used the listing of versions");
 
         var edited = (await Store.GetAsync(created["edited"].Key))!;
         var expected = full.Seen();
@@ -335,6 +338,10 @@ public sealed class InformerRelistTests : OpenStoreTest
     private sealed class MutedWatchStore(IMicroVmStore inner) : IMicroVmStore
     {
         public volatile bool Muted;
+        private int _lists;
+
+        /// <summary>Calls of <see cref="ListAsync"/> (full lists).</summary>
+        public int Lists => Volatile.Read(ref _lists);
 
         public string Name => inner.Name;
 
@@ -342,8 +349,11 @@ public sealed class InformerRelistTests : OpenStoreTest
 
         public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default) => inner.GetByUidAsync(uid, cancellationToken);
 
-        public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default) =>
-            inner.ListAsync(@namespace, cancellationToken);
+        public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _lists);
+            return inner.ListAsync(@namespace, cancellationToken);
+        }
 
         public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default) => inner.CreateAsync(spec, cancellationToken);
 
