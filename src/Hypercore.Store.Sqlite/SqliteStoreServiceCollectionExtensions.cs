@@ -27,6 +27,7 @@ public static class SqliteStoreServiceCollectionExtensions
             sp.GetRequiredService<IOptions<SqliteStoreOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<SqliteMicroVmStore>()));
         services.AddSingleton<IMicroVmStore>(sp => sp.GetRequiredService<SqliteMicroVmStore>());
         services.TryAddSingleton<IResourceVersionCheck>(sp => sp.GetRequiredService<SqliteMicroVmStore>()); // issue 15: the reconciler's cached reads
+        services.TryAddSingleton<IVersionListing>(sp => sp.GetRequiredService<SqliteMicroVmStore>()); // issue 15: the informer's relist reads what changed
         return services;
     }
 }

@@ -85,7 +85,7 @@ public static class DaemonCli
                 "[--log-level level] [--log-format text|json] [--store sqlite|kubernetes] [--kubeconfig path] [--kube-namespace ns] " +
                 "[--firecracker-bin path] [--jailer-bin path --jailer-uid uid --jailer-gid gid] " +
                 "[--cloud-hypervisor-bin path] [--ops-bin path [--ops-home dir]] [--unikernel-qemu-bin path] [--otlp-endpoint url] " +
-                "[--reconcile-workers n] [--inspect-timeout duration] [--unresponsive-after duration] [--resync-interval duration] " +
+                "[--reconcile-workers n] [--inspect-timeout duration] [--unresponsive-after duration] [--resync-interval duration] [--relist-interval duration] " +
                 "[--socket path|none] [--socket-group group] [--tls-cert file --tls-key file] [--tls-client-ca file] [--token-file file] " +
                 "[--insecure] [--reflection true|false] [--allowed-hosts names] [--max-request-body bytes] " +
                 "[--console-log-max-bytes bytes] [--console-full-scan-interval duration] [--kvm-device path]");

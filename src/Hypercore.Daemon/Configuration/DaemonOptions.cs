@@ -143,9 +143,16 @@ public static class DaemonSettings
         Kind = SettingKind.Duration,
     };
 
+    public static readonly DaemonSetting RelistInterval = new("relist-interval", Informers.InformerOptions.Section + ":ResyncInterval",
+        "the store is listed again once per this interval and compared with the daemon's cache, to catch a change its watch missed (with sqlite only new and changed records are read); default 5m", "duration")
+    {
+        Kind = SettingKind.Duration,
+    };
+
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, ResyncInterval, .. DriverSettings.All,
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, ResyncInterval, RelistInterval,
+            .. DriverSettings.All,
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,
             .. HostAccessSettings.All,

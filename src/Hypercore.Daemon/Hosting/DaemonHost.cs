@@ -237,6 +237,7 @@ public static partial class DaemonHost
         services.AddSingleton(sp => new DriverRegistry(sp.GetServices<IHypervisorDriver>(), daemon.DefaultProvider));
         services.AddReconciler(o => o.NodeName = daemon.NodeName);
         services.AddOptions<ReconcilerOptions>().Bind(builder.Configuration.GetSection(ReconcilerOptions.Section));
+        services.AddOptions<Informers.InformerOptions>().Bind(builder.Configuration.GetSection(Informers.InformerOptions.Section));
         services.AddMicroVmOperations(o => o.ImageDirectory = daemon.ImageDirectory);
 
         // Kubernetes issue 13: admission against the node's capacity (start step 100; Create refuses what never fits).

@@ -1,0 +1,383 @@
+using System.Runtime.CompilerServices;
+using Hypercore.Informers;
+using Hypercore.MicroVms;
+using Hypercore.Store.Sqlite;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Hypercore.Store.Tests.Sqlite;
+
+/// <summary>
+/// Issue 15: the informer's relist on the SQLite store reads only the new and changed records (the store's listing of
+/// versions) and emits exactly the events, cache and uid index of the full relist (every record read and compared).
+/// Two informers follow one store, one with the listing and one without; changes are made where their watch cannot
+/// see them (writes while the watch is muted, and rows rewritten by another connection), then both relist.
+/// </summary>
+[TestFixture]
+public sealed class InformerRelistTests : OpenStoreTest
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly List<IDisposable> _disposables = [];
+    private readonly List<MicroVmInformer> _informers = [];
+    private MutedWatchStore _muted = null!;
+
+    [SetUp]
+    public void SetUpMutedStore() => _muted = new MutedWatchStore(Store);
+
+    [TearDown]
+    public async Task TearDownInformers()
+    {
+        _disposables.ForEach(d => d.Dispose());
+        foreach (var informer in _informers)
+        {
+            await informer.StopAsync(CancellationToken.None);
+            informer.Dispose();
+        }
+    }
+
+    private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
+
+    private sealed record Follower(MicroVmInformer Informer, List<InformerEvent> Events, UidIndex Uids)
+    {
+        public InformerEvent[] Seen()
+        {
+            lock (Events)
+            {
+                return [.. Events];
+            }
+        }
+    }
+
+    private async Task<Follower> FollowAsync(bool withListing)
+    {
+        var informer = new MicroVmInformer(_muted, TimeProvider.System, Options.Create(new InformerOptions { ResyncInterval = TimeSpan.FromHours(1) }),
+            NullLogger<MicroVmInformer>.Instance, withListing ? Store : null);
+        _informers.Add(informer);
+        await informer.StartAsync(CancellationToken.None);
+        await informer.Synced.WaitAsync(Patience);
+        var events = new List<InformerEvent>();
+        var uids = new UidIndex(informer);
+        _disposables.Add(uids);
+        _disposables.Add(informer.AddHandler(ev =>
+        {
+            lock (events)
+            {
+                events.Add(ev);
+            }
+        }));
+        lock (events)
+        {
+            events.Clear(); // the cache replayed as Added
+        }
+
+        return new Follower(informer, events, uids);
+    }
+
+    private static async Task RelistAsync(params Follower[] followers)
+    {
+        var before = followers.Select(f => f.Informer.Relists).ToArray();
+        foreach (var follower in followers)
+        {
+            follower.Informer.RequestRelist();
+        }
+
+        using var cts = new CancellationTokenSource(Patience);
+        while (followers.Where((f, i) => f.Informer.Relists <= before[i]).Any())
+        {
+            await Task.Delay(10, cts.Token);
+        }
+    }
+
+    private SqliteConnection RawConnection()
+    {
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database.Path, Pooling = false }.ToString());
+        connection.Open();
+        return connection;
+    }
+
+    /// <summary>Another process rewrites a row's status; with <paramref name="newVersion"/> it takes the store's next version, as the store's writer does.</summary>
+    private void RewriteStatus(string id, string statusJson, bool newVersion)
+    {
+        using var connection = RawConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = newVersion
+            ? """
+              UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
+              UPDATE microvms SET status = $status, resource_version = (SELECT value FROM meta WHERE key = 'resource_version') WHERE id = $id;
+              """
+            : "UPDATE microvms SET status = $status WHERE id = $id;";
+        command.Parameters.AddWithValue("$status", statusJson);
+        command.Parameters.AddWithValue("$id", id);
+        command.ExecuteNonQuery().Should().Be(newVersion ? 2 : 1, "one row (and the counter)");
+    }
+
+    private string RowStatus(string id)
+    {
+        using var connection = RawConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT status FROM microvms WHERE id = $id;";
+        command.Parameters.AddWithValue("$id", id);
+        return (string)command.ExecuteScalar()!;
+    }
+
+    private void DeleteRow(string id)
+    {
+        using var connection = RawConnection();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM microvms WHERE id = $id;";
+        command.Parameters.AddWithValue("$id", id);
+        command.ExecuteNonQuery().Should().Be(1);
+    }
+
+    /// <summary>What an event says, with the records compared by value (a full relist parses records the listing's reads may take from the writer).</summary>
+    private static void ShouldBeTheSameEvents(InformerEvent[] actual, InformerEvent[] expected)
+    {
+        actual.Select(e => (e.Type, e.MicroVm.Key, e.MicroVm.Uid, e.MicroVm.ResourceVersion, e.Previous?.Uid, e.Previous?.ResourceVersion))
+            .Should().Equal(expected.Select(e => (e.Type, e.MicroVm.Key, e.MicroVm.Uid, e.MicroVm.ResourceVersion, e.Previous?.Uid, e.Previous?.ResourceVersion)));
+        for (var i = 0; i < actual.Length; i++)
+        {
+            actual[i].MicroVm.Should().BeEquivalentTo(expected[i].MicroVm);
+            actual[i].Previous.Should().BeEquivalentTo(expected[i].Previous);
+        }
+    }
+
+    private static void ShouldHaveTheSameState(Follower actual, Follower expected)
+    {
+        var cached = actual.Informer.List();
+        cached.Should().BeEquivalentTo(expected.Informer.List(), o => o.WithStrictOrdering());
+        actual.Uids.Count.Should().Be(cached.Count);
+        expected.Uids.Count.Should().Be(cached.Count);
+        foreach (var vm in cached)
+        {
+            actual.Uids.TryGetKey(vm.Uid, out var key).Should().BeTrue(vm.Uid);
+            key.Should().Be(vm.Key);
+            expected.Uids.TryGetKey(vm.Uid, out key).Should().BeTrue(vm.Uid);
+            key.Should().Be(vm.Key);
+        }
+    }
+
+    [Test]
+    public async Task Relist_MissedChanges_SameEventsCacheAndUidsAsTheFullRelist_ReadingOnlyWhatChanged()
+    {
+        var created = new Dictionary<string, MicroVm>();
+        foreach (var id in new[] { "changed", "deleted", "unchanged", "changed-back", "reused", "edited", "edited-same-version", "removed-outside" })
+        {
+            created[id] = await Store.CreateAsync(Spec(id));
+        }
+
+        var full = await FollowAsync(withListing: false);
+        var lists = _muted.Lists;
+        var changes = await FollowAsync(withListing: true);
+        _muted.Lists.Should().Be(lists + 1, "with nothing cached, the first list is a full one (every record is new)");
+        var readsBefore = changes.Informer.RelistReads;
+        var fullReadsBefore = full.Informer.RelistReads;
+
+        _muted.Muted = true; // from here on the informers' watch misses every write (for good: a write's event may arrive late)
+        var added = await Store.CreateAsync(Spec("added"));
+        var changed = await Store.UpdateStatusAsync(created["changed"].Key, created["changed"].Status with { Phase = Phase.Running }, created["changed"].ResourceVersion);
+        await Store.MarkForDeletionAsync(created["deleted"].Key);
+        await Store.RemoveAsync(created["deleted"].Key);
+        var there = await Store.UpdateStatusAsync(created["changed-back"].Key, created["changed-back"].Status with { Phase = Phase.Running }, created["changed-back"].ResourceVersion);
+        var back = await Store.UpdateStatusAsync(there.Key, created["changed-back"].Status, there.ResourceVersion);
+        await Store.MarkForDeletionAsync(created["reused"].Key);
+        await Store.RemoveAsync(created["reused"].Key);
+        var reused = await Store.CreateAsync(Spec("reused"));
+        RewriteStatus("edited", """{"phase":"Failed"}""", newVersion: true);
+        RewriteStatus("edited-same-version", """{"phase":"Failed"}""", newVersion: false);
+        DeleteRow("removed-outside");
+
+        await RelistAsync(full, changes);
+        _muted.Lists.Should().Be(lists + 2, "the full relist's; the other informer used the listing of versions");
+
+        var edited = (await Store.GetAsync(created["edited"].Key))!;
+        var expected = full.Seen();
+        expected.Select(e => (e.Type, e.MicroVm.Spec.Id)).Should().Equal(
+            (InformerEventType.Added, "added"),
+            (InformerEventType.Modified, "changed"),
+            (InformerEventType.Modified, "changed-back"),
+            (InformerEventType.Modified, "edited"),
+            (InformerEventType.Modified, "reused"),
+            (InformerEventType.Deleted, "deleted"),
+            (InformerEventType.Deleted, "removed-outside"));
+        expected[1].MicroVm.ResourceVersion.Should().Be(changed.ResourceVersion);
+        expected[2].MicroVm.ResourceVersion.Should().Be(back.ResourceVersion, "changed and changed back is a new version, so a change");
+        expected[2].MicroVm.Status.Should().BeEquivalentTo(created["changed-back"].Status);
+        expected[3].MicroVm.Status.Phase.Should().Be(Phase.Failed);
+        expected[3].MicroVm.ResourceVersion.Should().Be(edited.ResourceVersion);
+        expected[4].MicroVm.Uid.Should().Be(reused.Uid);
+        expected[4].Previous!.Uid.Should().Be(created["reused"].Uid);
+        expected[0].MicroVm.Uid.Should().Be(added.Uid);
+
+        ShouldBeTheSameEvents(changes.Seen(), expected);
+        ShouldHaveTheSameState(changes, full);
+        changes.Uids.TryGetKey(created["reused"].Uid, out _).Should().BeFalse("the old incarnation's uid is gone");
+        changes.Uids.TryGetKey(reused.Uid, out _).Should().BeTrue();
+
+        // A row rewritten without a new version is not a change to either relist: versions identify writes (the full relist
+        // parsed the row and then kept its cached copy). A read of the row sees it, and so does the informer of a new start.
+        changes.Informer.Get(created["edited-same-version"].Key)!.Status.Phase.Should().Be(created["edited-same-version"].Status.Phase);
+        full.Informer.Get(created["edited-same-version"].Key)!.Status.Phase.Should().Be(created["edited-same-version"].Status.Phase);
+        (await Store.GetAsync(created["edited-same-version"].Key))!.Status.Phase.Should().Be(Phase.Failed);
+        var restarted = await FollowAsync(withListing: true);
+        restarted.Informer.Get(created["edited-same-version"].Key)!.Status.Phase.Should().Be(Phase.Failed);
+
+        changes.Informer.RelistReads.Should().Be(readsBefore + 5, "added, changed, changed-back, edited and reused: the new and changed rows only");
+        full.Informer.RelistReads.Should().Be(fullReadsBefore + 7, "the full relist reads every row");
+
+        // Nothing missed: a relist emits nothing and reads nothing.
+        await RelistAsync(full, changes);
+        changes.Seen().Should().HaveCount(expected.Length);
+        full.Seen().Should().HaveCount(expected.Length);
+        changes.Informer.RelistReads.Should().Be(readsBefore + 5);
+    }
+
+    [Test]
+    public async Task Relist_ARecordChangedAndChangedBackOutsideTheWatch_ToItsCachedVersion_IsNotAChange()
+    {
+        var vm = await Store.CreateAsync(Spec("a"));
+        var full = await FollowAsync(withListing: false);
+        var changes = await FollowAsync(withListing: true);
+        using (var connection = RawConnection())
+        {
+            // Another process writes the row (a new version) and then puts back exactly what was there, version included.
+            using var command = connection.CreateCommand();
+            command.CommandText = """
+                UPDATE microvms SET status = '{"phase":"Failed"}', resource_version = resource_version + 1000 WHERE id = 'a';
+                UPDATE microvms SET status = $status, resource_version = $version WHERE id = 'a';
+                """;
+            command.Parameters.AddWithValue("$status", RowStatus("a"));
+            command.Parameters.AddWithValue("$version", long.Parse(vm.ResourceVersion, System.Globalization.CultureInfo.InvariantCulture));
+            command.ExecuteNonQuery();
+        }
+
+        await RelistAsync(full, changes);
+
+        full.Seen().Should().BeEmpty();
+        changes.Seen().Should().BeEmpty();
+        ShouldHaveTheSameState(changes, full);
+    }
+
+    [Test]
+    public async Task Composition_SqliteStoreAndInformer_RelistAfterManyRecords_ReadsOnlyTheChangedRows()
+    {
+        using var database = new TempDatabase();
+        var services = new ServiceCollection();
+        services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSqliteStore(o =>
+        {
+            o.DatabasePath = database.Path;
+            o.NodeName = "test-node";
+        });
+        services.AddMicroVmInformer(o => o.ResyncInterval = TimeSpan.FromHours(1));
+        await using var provider = services.BuildServiceProvider();
+        var store = provider.GetRequiredService<IMicroVmStore>();
+        for (var i = 0; i < 500; i++)
+        {
+            await store.CreateAsync(Spec($"vm-{i:D3}"));
+        }
+
+        var informer = provider.GetRequiredService<MicroVmInformer>();
+        await informer.StartAsync(CancellationToken.None);
+        try
+        {
+            await informer.Synced.WaitAsync(Patience);
+            informer.RelistReads.Should().Be(500, "the first list reads every record");
+            var changed = new List<InformerEvent>();
+            using var handler = informer.AddHandler(ev =>
+            {
+                if (ev.Previous is not null)
+                {
+                    lock (changed)
+                    {
+                        changed.Add(ev);
+                    }
+                }
+            });
+            using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database.Path, Pooling = false }.ToString()))
+            {
+                connection.Open();
+                using var command = connection.CreateCommand();
+                command.CommandText = """
+                    UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
+                    UPDATE microvms SET status = '{"phase":"Failed"}', resource_version = (SELECT value FROM meta WHERE key = 'resource_version') WHERE id IN ('vm-007', 'vm-250', 'vm-499');
+                    DELETE FROM microvms WHERE id = 'vm-100';
+                    """;
+                command.ExecuteNonQuery();
+            }
+
+            var relists = informer.Relists;
+            informer.RequestRelist();
+            using var cts = new CancellationTokenSource(Patience);
+            while (informer.Relists == relists)
+            {
+                await Task.Delay(10, cts.Token);
+            }
+
+            informer.RelistReads.Should().Be(503, "the relist read the 3 changed rows, not the 500");
+            lock (changed)
+            {
+                changed.Select(e => (e.Type, e.MicroVm.Spec.Id)).Should().Equal(
+                    (InformerEventType.Modified, "vm-007"), (InformerEventType.Modified, "vm-250"), (InformerEventType.Modified, "vm-499"),
+                    (InformerEventType.Deleted, "vm-100"));
+            }
+
+            informer.Get(new VmKey("default", "vm-250"))!.Status.Phase.Should().Be(Phase.Failed);
+            informer.Count.Should().Be(499);
+        }
+        finally
+        {
+            await informer.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>The SQLite store with a watch that can be told to drop events: the informer then misses writes, as after a lost event.</summary>
+    private sealed class MutedWatchStore(IMicroVmStore inner) : IMicroVmStore
+    {
+        public volatile bool Muted;
+        private int _lists;
+
+        /// <summary>Calls of <see cref="ListAsync"/> (full lists).</summary>
+        public int Lists => Volatile.Read(ref _lists);
+
+        public string Name => inner.Name;
+
+        public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+
+        public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default) => inner.GetByUidAsync(uid, cancellationToken);
+
+        public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref _lists);
+            return inner.ListAsync(@namespace, cancellationToken);
+        }
+
+        public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default) => inner.CreateAsync(spec, cancellationToken);
+
+        public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
+            inner.UpdateSpecAsync(key, spec, expectedResourceVersion, cancellationToken);
+
+        public Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
+            inner.UpdateStatusAsync(key, status, expectedResourceVersion, cancellationToken);
+
+        public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) => inner.ClaimAsync(key, cancellationToken);
+
+        public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default) => inner.MarkForDeletionAsync(key, cancellationToken);
+
+        public Task RemoveAsync(VmKey key, CancellationToken cancellationToken = default) => inner.RemoveAsync(key, cancellationToken);
+
+        public async IAsyncEnumerable<StoreEvent> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            await foreach (var ev in inner.WatchAsync(cancellationToken))
+            {
+                if (!Muted)
+                {
+                    yield return ev;
+                }
+            }
+        }
+    }
+}
