@@ -1,5 +1,3 @@
-using System.IO.Hashing;
-using System.Runtime.InteropServices;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Store.Sqlite;
@@ -18,18 +16,19 @@ namespace Hypercore.Store.Sqlite;
 /// the entries cost little beyond the dictionaries. The text is kept as a 128-bit hash of each column, not the strings:
 /// ~2.4 KB of JSON per key, up to two generations of keys, lived just long enough to be promoted by the GC and die in
 /// gen1/gen2 (issue 15: ~20 MB of the API benchmark's heap, and GC pauses are its Create p99). XxHash128 of the
-/// UTF-16 text: two different texts compare equal with probability 2^-128, against a row edited outside the store
-/// without a new version.
+/// column's UTF-8 bytes (sixth pass: the writer has those bytes, and reads them back, without making strings): two
+/// different texts compare equal with probability 2^-128, against a row edited outside the store without a new version.
 /// </remarks>
 internal sealed class RecentRecords(int generationSize)
 {
     private readonly object _gate = new();
-    private Dictionary<VmKey, (long Version, MicroVm Vm, TextHash Text)> _current = [];
-    private Dictionary<VmKey, (long Version, MicroVm Vm, TextHash Text)> _previous = [];
+    private Dictionary<VmKey, (long Version, MicroVm Vm, RowHash Text)> _current = [];
+    private Dictionary<VmKey, (long Version, MicroVm Vm, RowHash Text)> _previous = [];
 
-    public void Put(long version, MicroVm vm, RowText text)
+    public void Put(long version, MicroVm vm, RowText text) => Put(version, vm, RowHash.Of(text));
+
+    public void Put(long version, MicroVm vm, RowHash hash)
     {
-        var hash = TextHash.Of(text);
         lock (_gate)
         {
             if (_current.Count >= generationSize && !_current.ContainsKey(vm.Key))
@@ -58,30 +57,23 @@ internal sealed class RecentRecords(int generationSize)
     }
 
     /// <summary>The record the writer committed for <paramref name="key"/> at <paramref name="version"/> with this text, or null.</summary>
-    public MicroVm? Find(VmKey key, long version, RowText text)
+    public MicroVm? Find(VmKey key, long version, RowText text) =>
+        TryGet(key, version, out var entry) && entry.Text == RowHash.Of(text) ? entry.Vm : null; // hashed only when the version matches
+
+    /// <summary>The record the writer committed for <paramref name="key"/> at <paramref name="version"/> with this text, or null.</summary>
+    public MicroVm? Find(VmKey key, long version, RowHash text) =>
+        TryGet(key, version, out var entry) && entry.Text == text ? entry.Vm : null;
+
+    private bool TryGet(VmKey key, long version, out (long Version, MicroVm Vm, RowHash Text) entry)
     {
-        (long Version, MicroVm Vm, TextHash Text) entry;
         lock (_gate)
         {
             if (!_current.TryGetValue(key, out entry) && !_previous.TryGetValue(key, out entry))
             {
-                return null;
+                return false;
             }
         }
 
-        return entry.Version == version && entry.Text == TextHash.Of(text) ? entry.Vm : null;
-    }
-
-    /// <summary>The spec and status columns' hashes and lengths.</summary>
-    private readonly record struct TextHash(UInt128 Spec, UInt128 Status, int SpecLength, int StatusLength)
-    {
-        public static TextHash Of(RowText text) => new(
-            XxHash128.HashToUInt128(MemoryMarshal.AsBytes(text.SpecJson.AsSpan())),
-            XxHash128.HashToUInt128(MemoryMarshal.AsBytes(text.StatusJson.AsSpan())),
-            text.SpecJson.Length,
-            text.StatusJson.Length);
+        return entry.Version == version;
     }
 }
-
-/// <summary>A row's spec and status columns as stored.</summary>
-internal readonly record struct RowText(string SpecJson, string StatusJson);

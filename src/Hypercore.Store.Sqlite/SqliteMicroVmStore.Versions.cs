@@ -23,22 +23,24 @@ public sealed partial class SqliteMicroVmStore : IResourceVersionCheck
             return ValueTask.FromResult(false);
         }
 
-        var current = Read("checking the version of " + key, connection =>
-        {
-            var command = _versionByKey.GetValue(connection, static c =>
-            {
-                var command = c.CreateCommand();
-                command.CommandText = "SELECT resource_version FROM microvms WHERE namespace = $ns AND id = $id;";
-                command.Parameters.Add("$ns", SqliteType.Text);
-                command.Parameters.Add("$id", SqliteType.Text);
-                command.Prepare();
-                return command;
-            });
-            command.Parameters[0].Value = key.Namespace;
-            command.Parameters[1].Value = key.Id;
-            using var reader = command.ExecuteReader();
-            return reader.Read() ? reader.GetInt64(0) : -1;
-        });
+        var current = Read("checking the version of", key, (Store: this, Key: key), static (connection, s) => s.Store.ReadVersion(connection, s.Key));
         return ValueTask.FromResult(current == version);
+    }
+
+    private long ReadVersion(SqliteConnection connection, VmKey key)
+    {
+        var command = _versionByKey.GetValue(connection, static c =>
+        {
+            var command = c.CreateCommand();
+            command.CommandText = "SELECT resource_version FROM microvms WHERE namespace = $ns AND id = $id;";
+            command.Parameters.Add("$ns", SqliteType.Text);
+            command.Parameters.Add("$id", SqliteType.Text);
+            command.Prepare();
+            return command;
+        });
+        command.Parameters[0].Value = key.Namespace;
+        command.Parameters[1].Value = key.Id;
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? reader.GetInt64(0) : -1;
     }
 }

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Globalization;
+using System.Text.Json;
 using Hypercore.MicroVms;
 using Microsoft.Data.Sqlite;
 
@@ -7,14 +7,28 @@ namespace Hypercore.Store.Sqlite;
 
 public sealed partial class SqliteMicroVmStore
 {
-    private async Task<MicroVm?> EnqueueAsync(Func<WriteOutcome> apply, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
+    /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
+    /// failure before the write is queued still arrives through the task, as from an async method.
+    /// </summary>
+    private Task<MicroVm> Enqueue(PendingWrite write, CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        var write = new PendingWrite(apply, cancellationToken);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 || !_writes.Writer.TryWrite(write), this);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            write.Release();
+            return Task.FromCanceled<MicroVm>(cancellationToken);
+        }
+
+        write.Token = cancellationToken;
+        if (Volatile.Read(ref _disposed) != 0 || !_writes.Writer.TryWrite(write))
+        {
+            write.Release();
+            return Task.FromException<MicroVm>(new ObjectDisposedException(GetType().FullName));
+        }
 
         // Not WaitAsync(cancellationToken): once the write is in a transaction its outcome must be reported.
-        return await write.Completion.Task;
+        return write.Completion.Task;
     }
 
     /// <summary>
@@ -83,7 +97,7 @@ public sealed partial class SqliteMicroVmStore
                 // CommitBatch handles its own failures; this is a last guard so that no caller waits forever.
                 foreach (var write in batch)
                 {
-                    write.Completion.TrySetException(ex);
+                    write.Fail(ex);
                 }
             }
         }
@@ -105,11 +119,10 @@ public sealed partial class SqliteMicroVmStore
         try
         {
             _transaction = _writer.BeginTransaction(deferred: false);
-            _commands.Enlist(_transaction);
 
             // Read the counter inside the write lock rather than trusting memory, so versions stay unique even if
             // another process wrote to the file in between.
-            var first = Convert.ToInt64(_commands.ReadCounter.ExecuteScalar(), CultureInfo.InvariantCulture);
+            var first = _commands.ReadCounter();
             _batchResourceVersion = first;
             for (var i = 0; i < batch.Count; i++)
             {
@@ -122,7 +135,7 @@ public sealed partial class SqliteMicroVmStore
 
                 try
                 {
-                    outcomes[i] = write.Apply();
+                    outcomes[i] = Apply(write);
                 }
                 catch (Exception ex) when (ex is AlreadyExistsException or NotFoundException or ConflictException)
                 {
@@ -133,8 +146,17 @@ public sealed partial class SqliteMicroVmStore
                     // The transaction may be damaged: undo all of it, fail this write, and run the others again.
                     Rollback();
                     var error = ex is SqliteException sqlite ? Translate(sqlite, "writing") : ex as StoreException ?? new StoreException($"sqlite store {_path}: write failed: {ex.Message}", ex);
-                    write.Completion.TrySetException(error);
-                    var others = batch.Where((_, j) => j != i).Concat(retry).ToList();
+                    write.Fail(error);
+                    var others = new List<PendingWrite>(batch.Count - 1 + retry.Count);
+                    for (var j = 0; j < batch.Count; j++)
+                    {
+                        if (j != i)
+                        {
+                            others.Add(batch[j]);
+                        }
+                    }
+
+                    others.AddRange(retry);
                     retry.Clear();
                     foreach (var other in others)
                     {
@@ -148,8 +170,7 @@ public sealed partial class SqliteMicroVmStore
 
             if (_batchResourceVersion != first)
             {
-                _commands.WriteCounter.Parameters["$v"].Value = _batchResourceVersion;
-                _commands.WriteCounter.ExecuteNonQuery();
+                _commands.WriteCounter(_batchResourceVersion);
             }
 
             _transaction.Commit();
@@ -161,7 +182,7 @@ public sealed partial class SqliteMicroVmStore
             LogCommitFailed(batch.Count, ex.Message);
             foreach (var write in batch)
             {
-                write.Completion.TrySetException(error);
+                write.Fail(error);
             }
 
             return;
@@ -197,11 +218,11 @@ public sealed partial class SqliteMicroVmStore
         {
             if (failures[i] is { } failure)
             {
-                batch[i].Completion.TrySetException(failure);
+                batch[i].Fail(failure);
             }
             else
             {
-                batch[i].Completion.TrySetResult(outcomes[i].Result);
+                batch[i].Succeed(outcomes[i].Result);
             }
         }
     }
@@ -224,39 +245,78 @@ public sealed partial class SqliteMicroVmStore
 
     private long NextResourceVersion() => ++_batchResourceVersion;
 
+    private WriteOutcome Apply(PendingWrite write) => write.Kind switch
+    {
+        WriteKind.Create => ApplyCreate(write.Spec!, write.SpecJson, write.Uid!, write.Now),
+        WriteKind.UpdateSpec => ApplyUpdateSpec(write.Key, write.Spec!, write.SpecJson, write.ExpectedVersion!),
+        WriteKind.UpdateStatus => ApplyUpdateStatus(write.Key, write.Status!, write.StatusJson, write.ExpectedVersion!, write.ClaimNode),
+        WriteKind.Claim => ApplyClaim(write.Key, write.ClaimNode!),
+        WriteKind.MarkForDeletion => ApplyMarkForDeletion(write.Key, write.Now),
+        WriteKind.Remove => ApplyRemove(write.Key),
+        _ => throw new InvalidOperationException($"unknown write {write.Kind}"),
+    };
+
     private MicroVm? SelectForWrite(VmKey key, MicroVmStatus? replacingStatus = null)
     {
-        var command = _commands.SelectByKey;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        using var reader = command.ExecuteReader();
-        if (!reader.Read())
+        var select = _commands.SelectByKey;
+        select.BindText(1, key.Namespace);
+        select.BindText(2, key.Id);
+        try
         {
-            return null;
-        }
+            if (!select.Step())
+            {
+                return null;
+            }
 
-        _selectedRow = new RowText(reader.GetString(1), reader.GetString(2));
-        return ReadRecord(reader, key, _selectedRow, replacingStatus);
+            // The row's JSON is hashed (and parsed only when it is not the record this writer committed) straight from
+            // SQLite's UTF-8, without a string of it (issue 15, sixth pass).
+            var spec = select.Blob(1);
+            var status = select.Blob(2);
+            _selectedRow = new RowHash(ColumnHash.Of(spec), ColumnHash.Of(status));
+            var version = select.Int64(4);
+            if (_recent.Find(key, version, _selectedRow) is { } known)
+            {
+                return replacingStatus is null ? known : known with { Status = replacingStatus };
+            }
+
+            return new MicroVm
+            {
+                Uid = select.Text(0),
+                Spec = JsonSerializer.Deserialize(spec, StoreReadJsonContext.Default.MicroVmSpec) ?? throw new JsonException("spec column holds null"),
+                Status = replacingStatus ?? JsonSerializer.Deserialize(status, StoreReadJsonContext.Default.MicroVmStatus)
+                    ?? throw new JsonException("status column holds null"),
+                Generation = select.Int64(3),
+                ResourceVersion = FormatVersion(version),
+                CreatedAt = ParseTime(select.Text(5)),
+                DeletionRequestedAt = select.IsNull(6) ? null : ParseTime(select.Text(6)),
+                Claimed = !select.IsNull(7),
+            };
+        }
+        finally
+        {
+            select.Reset();
+        }
     }
 
-    private WriteOutcome ApplyCreate(MicroVmSpec spec, string specJson, string statusJson, string uid, DateTimeOffset now)
+    private WriteOutcome ApplyCreate(MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now)
     {
         var rv = NextResourceVersion();
-        var command = _commands.Insert;
-        command.Parameters["$ns"].Value = spec.Namespace;
-        command.Parameters["$id"].Value = spec.Id;
-        command.Parameters["$uid"].Value = uid;
-        command.Parameters["$spec"].Value = specJson;
-        command.Parameters["$status"].Value = statusJson;
-        command.Parameters["$rv"].Value = rv;
-        command.Parameters["$created"].Value = FormatTime(now);
-        if (command.ExecuteNonQuery() == 0)
+        var insert = _commands.Insert;
+        insert.BindText(1, spec.Namespace);
+        insert.BindText(2, spec.Id);
+        insert.BindText(3, uid);
+        insert.BindUtf8(4, specJson.Utf8);
+        insert.BindUtf8(5, InitialStatusJson.Utf8);
+        insert.BindInt64(6, rv);
+        Span<byte> created = stackalloc byte[64];
+        insert.BindUtf8(7, created[..FormatTime(now, created)]);
+        if (insert.Execute() == 0)
         {
             _batchResourceVersion--; // nothing written: give the version back so the sequence has no gap
             throw new AlreadyExistsException(new VmKey(spec.Namespace, spec.Id));
         }
 
-        var created = new MicroVm
+        var record = new MicroVm
         {
             Uid = uid,
             Spec = spec,
@@ -265,10 +325,10 @@ public sealed partial class SqliteMicroVmStore
             CreatedAt = now,
             Status = MicroVmStatus.Initial,
         };
-        return new WriteOutcome(created, new StoreEvent(StoreEventType.Added, created), new RowText(specJson, statusJson));
+        return new WriteOutcome(record, new StoreEvent(StoreEventType.Added, record), new RowHash(specJson.Hash, InitialStatusJson.Hash));
     }
 
-    private WriteOutcome ApplyUpdateSpec(VmKey key, MicroVmSpec spec, string specJson, string expectedResourceVersion)
+    private WriteOutcome ApplyUpdateSpec(VmKey key, MicroVmSpec spec, JsonColumn specJson, string expectedResourceVersion)
     {
         var current = SelectForWrite(key) ?? throw new NotFoundException(key);
         if (current.ResourceVersion != expectedResourceVersion)
@@ -278,22 +338,22 @@ public sealed partial class SqliteMicroVmStore
 
         var generation = current.Spec.Equals(spec) ? current.Generation : current.Generation + 1;
         var rv = NextResourceVersion();
-        var command = _commands.UpdateSpec;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        command.Parameters["$spec"].Value = specJson;
-        command.Parameters["$generation"].Value = generation;
-        command.Parameters["$rv"].Value = rv;
-        command.ExecuteNonQuery();
+        var update = _commands.UpdateSpec;
+        update.BindText(1, key.Namespace);
+        update.BindText(2, key.Id);
+        update.BindUtf8(3, specJson.Utf8);
+        update.BindInt64(4, generation);
+        update.BindInt64(5, rv);
+        update.Execute();
         var updated = current with { Spec = spec, Generation = generation, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(specJson, _selectedRow.StatusJson));
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Spec = specJson.Hash });
     }
 
     /// <summary>
     /// Replaces the status; with <paramref name="claimNode"/> also claims the VM for that node in the same UPDATE, so in
     /// one commit: durable together or not at all.
     /// </summary>
-    private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, string statusJson, string expectedResourceVersion, string? claimNode = null)
+    private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, JsonColumn statusJson, string expectedResourceVersion, string? claimNode = null)
     {
         var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
         if (current.ResourceVersion != expectedResourceVersion)
@@ -302,49 +362,53 @@ public sealed partial class SqliteMicroVmStore
         }
 
         var rv = NextResourceVersion();
-        var command = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        command.Parameters["$status"].Value = statusJson;
-        command.Parameters["$rv"].Value = rv;
+        var update = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
+        update.BindText(1, key.Namespace);
+        update.BindText(2, key.Id);
+        update.BindUtf8(3, statusJson.Utf8);
+        update.BindInt64(4, rv);
         if (claimNode is not null)
         {
-            command.Parameters["$node"].Value = claimNode;
+            update.BindText(5, claimNode);
         }
 
-        command.ExecuteNonQuery();
+        update.Execute();
         var updated = current with { Status = status, Claimed = current.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowText(_selectedRow.SpecJson, statusJson));
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Status = statusJson.Hash });
     }
 
     private WriteOutcome ApplyClaim(VmKey key, string node)
     {
-        var command = _commands.ReadClaim;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        string? claimedBy;
-        using (var reader = command.ExecuteReader())
+        var read = _commands.ReadClaim;
+        read.BindText(1, key.Namespace);
+        read.BindText(2, key.Id);
+        bool ours;
+        try
         {
-            if (!reader.Read())
+            if (!read.Step())
             {
                 throw new NotFoundException(key);
             }
 
-            claimedBy = reader.IsDBNull(0) ? null : reader.GetString(0);
+            ours = !read.IsNull(0) && read.Text(0) == node;
+        }
+        finally
+        {
+            read.Reset();
         }
 
-        if (claimedBy == node)
+        if (ours)
         {
             return new WriteOutcome(SelectForWrite(key), null); // already ours: no write, no event
         }
 
         var rv = NextResourceVersion();
         var update = _commands.Claim;
-        update.Parameters["$ns"].Value = key.Namespace;
-        update.Parameters["$id"].Value = key.Id;
-        update.Parameters["$node"].Value = node;
-        update.Parameters["$rv"].Value = rv;
-        update.ExecuteNonQuery();
+        update.BindText(1, key.Namespace);
+        update.BindText(2, key.Id);
+        update.BindText(3, node);
+        update.BindInt64(4, rv);
+        update.Execute();
         var claimed = SelectForWrite(key)!;
         return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed), _selectedRow);
     }
@@ -358,12 +422,13 @@ public sealed partial class SqliteMicroVmStore
         }
 
         var rv = NextResourceVersion();
-        var command = _commands.MarkForDeletion;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        command.Parameters["$at"].Value = FormatTime(now);
-        command.Parameters["$rv"].Value = rv;
-        command.ExecuteNonQuery();
+        var update = _commands.MarkForDeletion;
+        update.BindText(1, key.Namespace);
+        update.BindText(2, key.Id);
+        Span<byte> at = stackalloc byte[64];
+        update.BindUtf8(3, at[..FormatTime(now, at)]);
+        update.BindInt64(4, rv);
+        update.Execute();
         var marked = current with { DeletionRequestedAt = now, ResourceVersion = FormatVersion(rv) };
         return new WriteOutcome(marked, new StoreEvent(StoreEventType.Modified, marked), _selectedRow);
     }
@@ -376,123 +441,187 @@ public sealed partial class SqliteMicroVmStore
             return new WriteOutcome(null, null);
         }
 
-        var command = _commands.Delete;
-        command.Parameters["$ns"].Value = key.Namespace;
-        command.Parameters["$id"].Value = key.Id;
-        command.ExecuteNonQuery();
+        var delete = _commands.Delete;
+        delete.BindText(1, key.Namespace);
+        delete.BindText(2, key.Id);
+        delete.Execute();
 
         // Like etcd, a delete takes a revision of its own, so event versions grow strictly in commit order.
         var removed = current with { ResourceVersion = FormatVersion(NextResourceVersion()) };
         return new WriteOutcome(null, new StoreEvent(StoreEventType.Deleted, removed));
     }
 
-    private sealed class PendingWrite(Func<WriteOutcome> apply, CancellationToken token)
+    private enum WriteKind
     {
-        public Func<WriteOutcome> Apply { get; } = apply;
+        Create,
+        UpdateSpec,
+        UpdateStatus,
+        Claim,
+        MarkForDeletion,
+        Remove,
+    }
 
-        public CancellationToken Token { get; } = token;
+    /// <summary>
+    /// One queued write: what to do and its arguments in one object (issue 15, sixth pass: a closure, its delegate and an
+    /// async method's state per write before). Only the writer thread touches it once it is queued.
+    /// </summary>
+    private sealed class PendingWrite
+    {
+        private bool _done;
+
+        private PendingWrite(WriteKind kind, VmKey key)
+        {
+            Kind = kind;
+            Key = key;
+        }
+
+        public WriteKind Kind { get; }
+
+        public VmKey Key { get; }
+
+        public MicroVmSpec? Spec { get; private init; }
+
+        public JsonColumn SpecJson { get; private init; }
+
+        public MicroVmStatus? Status { get; private init; }
+
+        public JsonColumn StatusJson { get; private init; }
+
+        public string? Uid { get; private init; }
+
+        public string? ExpectedVersion { get; private init; }
+
+        public string? ClaimNode { get; private init; }
+
+        public DateTimeOffset Now { get; private init; }
+
+        public CancellationToken Token { get; set; }
 
         /// <summary>When the caller queued it (Stopwatch ticks), for <see cref="WriteQueued"/>.</summary>
         public long Enqueued { get; } = Stopwatch.GetTimestamp();
 
-        public TaskCompletionSource<MicroVm?> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<MicroVm> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public static PendingWrite Create(MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now) =>
+            new(WriteKind.Create, new VmKey(spec.Namespace, spec.Id)) { Spec = spec, SpecJson = specJson, Uid = uid, Now = now };
+
+        public static PendingWrite UpdateSpec(VmKey key, MicroVmSpec spec, JsonColumn specJson, string expectedVersion) =>
+            new(WriteKind.UpdateSpec, key) { Spec = spec, SpecJson = specJson, ExpectedVersion = expectedVersion };
+
+        public static PendingWrite UpdateStatus(VmKey key, MicroVmStatus status, JsonColumn statusJson, string expectedVersion, string? claimNode) =>
+            new(WriteKind.UpdateStatus, key) { Status = status, StatusJson = statusJson, ExpectedVersion = expectedVersion, ClaimNode = claimNode };
+
+        public static PendingWrite Claim(VmKey key, string node) => new(WriteKind.Claim, key) { ClaimNode = node };
+
+        public static PendingWrite MarkForDeletion(VmKey key, DateTimeOffset now) => new(WriteKind.MarkForDeletion, key) { Now = now };
+
+        public static PendingWrite Remove(VmKey key) => new(WriteKind.Remove, key);
+
+        /// <summary>The outcome goes to the caller, and the JSON buffers back to the pool (once: a write may be retried before it ends).</summary>
+        public void Succeed(MicroVm? result)
+        {
+            Release();
+            Completion.TrySetResult(result!); // null only for Remove, whose caller sees a plain Task
+        }
+
+        public void Fail(Exception error)
+        {
+            Release();
+            Completion.TrySetException(error);
+        }
+
+        public void Release()
+        {
+            if (!_done)
+            {
+                _done = true;
+                SpecJson.Release();
+                StatusJson.Release();
+            }
+        }
     }
 
     /// <summary>What a write returns to its caller and what watchers see (null: nothing changed).</summary>
-    /// <param name="Text">The row's spec and status JSON after the write, for <see cref="RecentRecords"/>; null: not known.</param>
-    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event, RowText? Text = null);
+    /// <param name="Text">The hashes of the row's spec and status JSON after the write, for <see cref="RecentRecords"/>; null: not known.</param>
+    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event, RowHash? Text = null);
 
-    /// <summary>Prepared once on the writer connection and reused: SQLite then parses each statement only once.</summary>
+    /// <summary>
+    /// Prepared once on the writer connection and reused: SQLite then parses each statement only once. Used through
+    /// SQLite's own API (issue 15, sixth pass): parameters bound by position from spans, the JSON as the UTF-8 bytes it
+    /// is stored as, so a write allocates nothing here (through <see cref="SqliteCommand"/> each execution made a reader,
+    /// a binder object and a UTF-8 copy of the name and of each text value per parameter, and boxed every integer). The
+    /// statements run inside the transactions <see cref="SqliteConnection.BeginTransaction(bool)"/> begins on the same
+    /// connection; errors are thrown as the same <see cref="SqliteException"/>s.
+    /// </summary>
     private sealed class WriterCommands : IDisposable
     {
+        private readonly WriterStatement _readCounter;
+        private readonly WriterStatement _writeCounter;
+
         public WriterCommands(SqliteConnection connection)
         {
-            ReadCounter = Create(connection, "SELECT value FROM meta WHERE key = 'resource_version';");
-            WriteCounter = Create(connection, "UPDATE meta SET value = $v WHERE key = 'resource_version';", "$v");
-            SelectByKey = Create(connection, $"SELECT {Columns} FROM microvms WHERE namespace = $ns AND id = $id;", "$ns", "$id");
-            Insert = Create(
-                connection,
+            var db = connection.Handle ?? throw new InvalidOperationException("the writer connection is not open");
+            _readCounter = new(db, "SELECT value FROM meta WHERE key = 'resource_version';");
+            _writeCounter = new(db, "UPDATE meta SET value = ?1 WHERE key = 'resource_version';");
+            SelectByKey = new(db, $"SELECT {Columns} FROM microvms WHERE namespace = ?1 AND id = ?2;");
+            Insert = new(
+                db,
                 """
                 INSERT INTO microvms (namespace, id, uid, spec, status, generation, resource_version, created_at)
-                VALUES ($ns, $id, $uid, $spec, $status, 1, $rv, $created)
+                VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
                 ON CONFLICT (namespace, id) DO NOTHING;
-                """,
-                "$ns", "$id", "$uid", "$spec", "$status", "$rv", "$created");
-            UpdateSpec = Create(
-                connection,
-                "UPDATE microvms SET spec = $spec, generation = $generation, resource_version = $rv WHERE namespace = $ns AND id = $id;",
-                "$ns", "$id", "$spec", "$generation", "$rv");
-            UpdateStatus = Create(
-                connection,
-                "UPDATE microvms SET status = $status, resource_version = $rv WHERE namespace = $ns AND id = $id;",
-                "$ns", "$id", "$status", "$rv");
-            ReadClaim = Create(connection, "SELECT claimed_node FROM microvms WHERE namespace = $ns AND id = $id;", "$ns", "$id");
-            Claim = Create(
-                connection,
-                "UPDATE microvms SET claimed_node = $node, resource_version = $rv WHERE namespace = $ns AND id = $id;",
-                "$ns", "$id", "$node", "$rv");
-            ClaimWithStatus = Create(
-                connection,
-                "UPDATE microvms SET claimed_node = $node, status = $status, resource_version = $rv WHERE namespace = $ns AND id = $id;",
-                "$ns", "$id", "$node", "$status", "$rv");
-            MarkForDeletion = Create(
-                connection,
-                "UPDATE microvms SET deletion_requested_at = $at, resource_version = $rv WHERE namespace = $ns AND id = $id;",
-                "$ns", "$id", "$at", "$rv");
-            Delete = Create(connection, "DELETE FROM microvms WHERE namespace = $ns AND id = $id;", "$ns", "$id");
+                """);
+            UpdateSpec = new(db, "UPDATE microvms SET spec = ?3, generation = ?4, resource_version = ?5 WHERE namespace = ?1 AND id = ?2;");
+            UpdateStatus = new(db, "UPDATE microvms SET status = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
+            ReadClaim = new(db, "SELECT claimed_node FROM microvms WHERE namespace = ?1 AND id = ?2;");
+            Claim = new(db, "UPDATE microvms SET claimed_node = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
+            ClaimWithStatus = new(db, "UPDATE microvms SET claimed_node = ?5, status = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
+            MarkForDeletion = new(db, "UPDATE microvms SET deletion_requested_at = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
+            Delete = new(db, "DELETE FROM microvms WHERE namespace = ?1 AND id = ?2;");
         }
 
-        public SqliteCommand ReadCounter { get; }
+        public WriterStatement SelectByKey { get; }
 
-        public SqliteCommand WriteCounter { get; }
+        public WriterStatement Insert { get; }
 
-        public SqliteCommand SelectByKey { get; }
+        public WriterStatement UpdateSpec { get; }
 
-        public SqliteCommand Insert { get; }
+        public WriterStatement UpdateStatus { get; }
 
-        public SqliteCommand UpdateSpec { get; }
+        public WriterStatement ReadClaim { get; }
 
-        public SqliteCommand UpdateStatus { get; }
+        public WriterStatement Claim { get; }
 
-        public SqliteCommand ReadClaim { get; }
+        public WriterStatement ClaimWithStatus { get; }
 
-        public SqliteCommand Claim { get; }
+        public WriterStatement MarkForDeletion { get; }
 
-        public SqliteCommand ClaimWithStatus { get; }
+        public WriterStatement Delete { get; }
 
-        public SqliteCommand MarkForDeletion { get; }
-
-        public SqliteCommand Delete { get; }
-
-        private IEnumerable<SqliteCommand> All =>
-            [ReadCounter, WriteCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete];
-
-        public void Enlist(SqliteTransaction transaction)
+        public long ReadCounter()
         {
-            foreach (var command in All)
+            try
             {
-                command.Transaction = transaction;
+                return _readCounter.Step() ? _readCounter.Int64(0) : throw new StoreException("the meta table has no resource_version row");
             }
+            finally
+            {
+                _readCounter.Reset();
+            }
+        }
+
+        public void WriteCounter(long value)
+        {
+            _writeCounter.BindInt64(1, value);
+            _writeCounter.Execute();
         }
 
         public void Dispose()
         {
-            foreach (var command in All)
+            foreach (var statement in (WriterStatement[])[_readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
             {
-                command.Dispose();
+                statement.Dispose();
             }
-        }
-
-        private static SqliteCommand Create(SqliteConnection connection, string sql, params string[] parameters)
-        {
-            var command = connection.CreateCommand();
-            command.CommandText = sql;
-            foreach (var name in parameters)
-            {
-                command.Parameters.Add(new SqliteParameter { ParameterName = name });
-            }
-
-            return command;
         }
     }
 }

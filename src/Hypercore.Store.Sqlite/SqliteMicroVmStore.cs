@@ -49,7 +49,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private static readonly Histogram<double> WriteQueued = HypercoreTelemetry.Meter.CreateHistogram<double>(
         "hypercore.store.write.queued", "s", "Time a write waited in the writer's queue before its transaction began (the commit before it, mostly).");
 
-    private static readonly string InitialStatusJson = JsonSerializer.Serialize(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus);
+    private static readonly JsonColumn InitialStatusJson = JsonColumn.Fixed(JsonSerializer.SerializeToUtf8Bytes(MicroVmStatus.Initial, StoreJsonContext.Default.MicroVmStatus));
 
     private readonly SqliteStoreOptions _options;
     private readonly TimeProvider _time;
@@ -68,7 +68,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     // Only the writer loop touches these while a batch runs.
     private long _batchResourceVersion;
-    private RowText _selectedRow = new("", ""); // the text of the row SelectForWrite read last
+    private RowHash _selectedRow; // the text of the row SelectForWrite read last
     private SqliteTransaction? _transaction;
 
     public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
@@ -124,16 +124,16 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     // ---------------------------------------------------------------- reads
 
-    public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default)
+    public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default) =>
+        ReadAsync("reading", key, (Store: this, Key: key), static (connection, s) => s.Store.ReadByKey(connection, s.Key), cancellationToken);
+
+    private MicroVm? ReadByKey(SqliteConnection connection, VmKey key)
     {
-        return ReadAsync("reading " + key, connection =>
-        {
-            var command = GetByKeyCommand(connection);
-            command.Parameters[0].Value = key.Namespace;
-            command.Parameters[1].Value = key.Id;
-            using var reader = command.ExecuteReader();
-            return reader.Read() ? ReadRecord(reader, key, new RowText(reader.GetString(1), reader.GetString(2))) : null;
-        }, cancellationToken);
+        var command = GetByKeyCommand(connection);
+        command.Parameters[0].Value = key.Namespace;
+        command.Parameters[1].Value = key.Id;
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? ReadRecord(reader, key, new RowText(reader.GetString(1), reader.GetString(2))) : null;
     }
 
     /// <summary>
@@ -192,60 +192,73 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     // ---------------------------------------------------------------- writes
 
-    public async Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default)
+    public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(spec);
-        var specJson = JsonSerializer.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
-        var statusJson = InitialStatusJson;
-        var uid = Guid.NewGuid().ToString("N");
-        var now = _time.GetUtcNow();
-        return (await EnqueueAsync(() => ApplyCreate(spec, specJson, statusJson, uid, now), cancellationToken))!;
-    }
-
-    public async Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(spec);
-        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
-        if (spec.Namespace != key.Namespace || spec.Id != key.Id)
+        try
         {
-            throw new ArgumentException($"the spec names {spec.Namespace}/{spec.Id} but the update is for {key}; namespace and id cannot change", nameof(spec));
+            ArgumentNullException.ThrowIfNull(spec);
+            var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+            return Enqueue(PendingWrite.Create(spec, specJson, Guid.NewGuid().ToString("N"), _time.GetUtcNow()), cancellationToken);
         }
-
-        var specJson = JsonSerializer.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
-        return (await EnqueueAsync(() => ApplyUpdateSpec(key, spec, specJson, expectedResourceVersion), cancellationToken))!;
+        catch (Exception ex)
+        {
+            return Task.FromException<MicroVm>(ex);
+        }
     }
 
-    public async Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
+    public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(status);
-        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
-        var statusJson = JsonSerializer.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
-        return (await EnqueueAsync(() => ApplyUpdateStatus(key, status, statusJson, expectedResourceVersion), cancellationToken))!;
+        try
+        {
+            ArgumentNullException.ThrowIfNull(spec);
+            ArgumentNullException.ThrowIfNull(expectedResourceVersion);
+            if (spec.Namespace != key.Namespace || spec.Id != key.Id)
+            {
+                throw new ArgumentException($"the spec names {spec.Namespace}/{spec.Id} but the update is for {key}; namespace and id cannot change", nameof(spec));
+            }
+
+            var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+            return Enqueue(PendingWrite.UpdateSpec(key, spec, specJson, expectedResourceVersion), cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException<MicroVm>(ex);
+        }
     }
 
-    public async Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
-        (await EnqueueAsync(() => ApplyClaim(key, _options.NodeName), cancellationToken))!;
+    public Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
+        EnqueueStatus(key, status, expectedResourceVersion, claimNode: null, cancellationToken);
+
+    public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
+        Enqueue(PendingWrite.Claim(key, _options.NodeName), cancellationToken);
 
     /// <inheritdoc/>
     public bool ClaimWithStatusIsOneWrite => true;
 
     /// <summary>One write, one commit (issue 15): the reconciler's claim of a new VM and its Provisioning status.</summary>
-    public async Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(status);
-        ArgumentNullException.ThrowIfNull(expectedResourceVersion);
-        var statusJson = JsonSerializer.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
-        return (await EnqueueAsync(() => ApplyUpdateStatus(key, status, statusJson, expectedResourceVersion, claimNode: _options.NodeName), cancellationToken))!;
-    }
+    public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
+        EnqueueStatus(key, status, expectedResourceVersion, claimNode: _options.NodeName, cancellationToken);
 
-    public async Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default)
-    {
-        var now = _time.GetUtcNow();
-        return (await EnqueueAsync(() => ApplyMarkForDeletion(key, now), cancellationToken))!;
-    }
+    public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default) =>
+        Enqueue(PendingWrite.MarkForDeletion(key, _time.GetUtcNow()), cancellationToken);
 
     public Task RemoveAsync(VmKey key, CancellationToken cancellationToken = default) =>
-        EnqueueAsync(() => ApplyRemove(key), cancellationToken);
+        Enqueue(PendingWrite.Remove(key), cancellationToken);
+
+    private Task<MicroVm> EnqueueStatus(VmKey key, MicroVmStatus status, string expectedResourceVersion, string? claimNode, CancellationToken cancellationToken)
+    {
+        try
+        {
+            ArgumentNullException.ThrowIfNull(status);
+            ArgumentNullException.ThrowIfNull(expectedResourceVersion);
+            var statusJson = JsonColumn.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
+            return Enqueue(PendingWrite.UpdateStatus(key, status, statusJson, expectedResourceVersion, claimNode), cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException<MicroVm>(ex);
+        }
+    }
 
     // ---------------------------------------------------------------- watch
 
@@ -384,7 +397,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     }
 
     /// <summary>Called by the writer after a commit, for each change in it.</summary>
-    private void Remember(StoreEvent ev, RowText? text)
+    private void Remember(StoreEvent ev, RowHash? text)
     {
         if (ev.MicroVm is not { } vm)
         {
@@ -403,7 +416,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     private static string FormatVersion(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static string FormatTime(DateTimeOffset value) => value.ToString("O", CultureInfo.InvariantCulture);
+    /// <summary>The round-trip ("O") form, as UTF-8 into <paramref name="utf8"/> (64 bytes hold it); returns its length.</summary>
+    private static int FormatTime(DateTimeOffset value, Span<byte> utf8) =>
+        value.TryFormat(utf8, out var written, "O", CultureInfo.InvariantCulture) ? written : throw new InvalidOperationException("a time did not fit its buffer");
 
     private static DateTimeOffset ParseTime(string value) =>
         DateTimeOffset.ParseExact(value, "O", CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
@@ -412,7 +427,13 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     /// Runs a query on a pooled reader. Microsoft.Data.Sqlite does its work synchronously even in its async
     /// methods, so this does too; failures still arrive through the task, like any async API.
     /// </summary>
-    private Task<T> ReadAsync<T>(string what, Func<SqliteConnection, T> query, CancellationToken cancellationToken)
+    private Task<T> ReadAsync<T>(string what, Func<SqliteConnection, T> query, CancellationToken cancellationToken) =>
+        ReadAsync(what, subject: null, query, static (connection, query) => query(connection), cancellationToken);
+
+    /// <param name="verb">What the read does, for errors: "<paramref name="verb"/> <paramref name="subject"/>".</param>
+    /// <param name="state">What <paramref name="query"/> needs, so that it can be a static lambda (issue 15, sixth pass:
+    /// the reconciler's reads made a closure, its delegate and the error text on every call).</param>
+    private Task<T> ReadAsync<TState, T>(string verb, VmKey? subject, TState state, Func<SqliteConnection, TState, T> query, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
@@ -421,7 +442,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
         try
         {
-            return Task.FromResult(Read(what, query));
+            return Task.FromResult(Read(verb, subject, state, query));
         }
         catch (Exception ex)
         {
@@ -429,7 +450,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
     }
 
-    private T Read<T>(string what, Func<SqliteConnection, T> query)
+    /// <inheritdoc cref="ReadAsync{TState, T}"/>
+    private T Read<TState, T>(string verb, VmKey? subject, TState state, Func<SqliteConnection, TState, T> query)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         SqliteConnection connection;
@@ -439,24 +461,24 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
         catch (SqliteException ex)
         {
-            throw Translate(ex, what);
+            throw Translate(ex, What(verb, subject));
         }
 
         var healthy = false;
         try
         {
-            var result = query(connection);
+            var result = query(connection, state);
             healthy = true;
             return result;
         }
         catch (SqliteException ex)
         {
-            throw Translate(ex, what);
+            throw Translate(ex, What(verb, subject));
         }
         catch (JsonException ex)
         {
             healthy = true;
-            throw new StoreException($"sqlite store {_path}: a row is not valid JSON while {what}: {ex.Message}", ex);
+            throw new StoreException($"sqlite store {_path}: a row is not valid JSON while {What(verb, subject)}: {ex.Message}", ex);
         }
         finally
         {
@@ -470,6 +492,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
             }
         }
     }
+
+    private static string What(string verb, VmKey? subject) => subject is { } key ? $"{verb} {key}" : verb;
 
     /// <summary>Turns a provider error into a <see cref="StoreException"/> that says what to do about it.</summary>
     internal StoreException Translate(SqliteException ex, string what)

@@ -96,7 +96,7 @@ public sealed partial class Reconciler
         var (vm, isUnchecked) = await ReadCurrentAsync(key, ct);
         if (isUnchecked)
         {
-            var remembered = _here.TryGetValue(key, out var before) ? before : null;
+            var remembered = FindHere(key);
             try
             {
                 return await ReconcileCoreAsync(key, vm, isUnchecked: true, ct);
@@ -106,11 +106,11 @@ public sealed partial class Reconciler
                 // Nothing was written or started from the stale copy; undo what the pass noted of it.
                 if (remembered is null)
                 {
-                    _here.TryRemove(KeyValuePair.Create(key, vm!));
+                    ForgetHereIf(key, vm!);
                 }
                 else
                 {
-                    _here[key] = remembered;
+                    RememberHere(remembered);
                 }
 
                 Interlocked.Increment(ref _staleCopies);

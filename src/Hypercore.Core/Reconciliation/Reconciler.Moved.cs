@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Hypercore.Drivers;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging;
@@ -19,9 +18,50 @@ public sealed partial class Reconciler
     /// <summary>Ready reason the node lifecycle controller sets on a MicroVM of a lost node (ends it for its generation).</summary>
     public const string ReasonNodeLost = "NodeLost";
 
-    private readonly ConcurrentDictionary<VmKey, MicroVm> _here = new();
+    /// <summary>
+    /// The last record reconciled here, per key. A <see cref="Dictionary{TKey, TValue}"/> under a lock, not a
+    /// ConcurrentDictionary (issue 15, sixth pass): that one kept a 56-byte node object per record alive, which every
+    /// gen0 and gen1 collection after a Create copied; these entries live in the dictionary's one array. Every pass
+    /// writes it once and holds the lock for a lookup or a store only.
+    /// </summary>
+    private readonly Dictionary<VmKey, MicroVm> _here = [];
+    private readonly Lock _hereGate = new();
 
-    private void RememberHere(MicroVm vm) => _here[vm.Key] = vm;
+    private void RememberHere(MicroVm vm)
+    {
+        lock (_hereGate)
+        {
+            _here[vm.Key] = vm;
+        }
+    }
+
+    private bool TryTakeHere(VmKey key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out MicroVm vm)
+    {
+        lock (_hereGate)
+        {
+            return _here.Remove(key, out vm);
+        }
+    }
+
+    private MicroVm? FindHere(VmKey key)
+    {
+        lock (_hereGate)
+        {
+            return _here.GetValueOrDefault(key);
+        }
+    }
+
+    /// <summary>Removes the entry only while it still equals <paramref name="vm"/> (what ConcurrentDictionary's TryRemove of a pair did).</summary>
+    private void ForgetHereIf(VmKey key, MicroVm vm)
+    {
+        lock (_hereGate)
+        {
+            if (_here.TryGetValue(key, out var held) && held == vm)
+            {
+                _here.Remove(key);
+            }
+        }
+    }
 
     /// <summary>
     /// NodeLost=True on a MicroVM this node still sees: the cluster declared this node lost (its kubelet stopped
@@ -32,11 +72,11 @@ public sealed partial class Reconciler
     /// </summary>
     private static bool OnLostNode(MicroVm vm) => vm.Status.FindCondition(ReasonNodeLost) is { Status: ConditionStatus.True };
 
-    private void ForgetHere(VmKey key) => _here.TryRemove(key, out _);
+    private void ForgetHere(VmKey key) => TryTakeHere(key, out _);
 
     private async Task<ReconcileResult> ReleaseGoneAsync(VmKey key, CancellationToken ct)
     {
-        if (!_here.TryRemove(key, out var last) || !_drivers.TryGet(last.Spec.Provider, out var driver))
+        if (!TryTakeHere(key, out var last) || !_drivers.TryGet(last.Spec.Provider, out var driver))
         {
             return ReconcileResult.Done;
         }
@@ -49,7 +89,10 @@ public sealed partial class Reconciler
         }
         catch
         {
-            _here.TryAdd(key, last); // the retry (backoff) must still know what to clean up
+            lock (_hereGate)
+            {
+                _here.TryAdd(key, last); // the retry (backoff) must still know what to clean up
+            }
             throw;
         }
 
