@@ -48,7 +48,7 @@ public sealed class HostPathPolicyTests
         AdditionalVolumes = volumes,
     };
 
-    private static void Mknod(string path, string type, int major, int minor)
+    internal static void Mknod(string path, string type, int major, int minor)
     {
         using var p = Process.Start("mknod", [path, type, major.ToString(), minor.ToString()]);
         p.WaitForExit();
