@@ -334,6 +334,72 @@ public sealed class InformerRelistTests : OpenStoreTest
         }
     }
 
+    [Test]
+    public async Task Relist_ManyUnchangedRecords_AllocatesNothingPerRecord()
+    {
+        const int Records = 10_000;
+        for (var i = 0; i < Records; i += 500)
+        {
+            await Task.WhenAll(Enumerable.Range(i, 500).Select(n => Store.CreateAsync(Spec($"vm-{n:D5}"))));
+        }
+
+        var changes = await FollowAsync(withListing: true);
+        changes.Informer.Count.Should().Be(Records);
+        await RelistAsync(changes); // code paths run once before the count
+        var reads = changes.Informer.RelistReads;
+
+        GC.Collect();
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        await RelistAsync(changes);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        await TestContext.Out.WriteLineAsync($"relist of {Records} unchanged records: {allocated} bytes allocated");
+        changes.Seen().Should().BeEmpty();
+        changes.Informer.RelistReads.Should().Be(reads, "nothing changed, so nothing was read");
+        // Issue 15, seventh pass: the listing made four strings a row (namespace, id, uid, version) and the relist a set of
+        // every listed key, ~240 B a record; it now looks rows up by their characters. What is left is a fixed cost.
+        allocated.Should().BeLessThan(Records * 16, $"a relist of {Records} unchanged records allocated {allocated} bytes");
+    }
+
+    [Test]
+    public async Task Relist_KeysOfManyUtf8Bytes_AreFoundInTheCache_AndAChangeToOneIsSeen()
+    {
+        // Ids the API would refuse, written by another process: the listing decodes each row's UTF-8 to compare it with
+        // the cache, and a key must be found whatever its characters (one outside the BMP takes a surrogate pair).
+        await Store.CreateAsync(Spec("seed"));
+        var ids = new[] { "vm-é", "vm-\u6F22\u5B57", "vm-\uD83D\uDE80", "vm-plain" };
+        using (var connection = RawConnection())
+        {
+            foreach (var id in ids)
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = """
+                    UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
+                    INSERT INTO microvms (namespace, id, uid, spec, status, generation, resource_version, created_at)
+                    SELECT namespace, $id, $uid, replace(spec, '"seed"', $quoted), status, generation, (SELECT value FROM meta WHERE key = 'resource_version'), created_at
+                    FROM microvms WHERE id = 'seed';
+                    """;
+                command.Parameters.AddWithValue("$id", id);
+                command.Parameters.AddWithValue("$uid", "uid-" + id);
+                command.Parameters.AddWithValue("$quoted", System.Text.Json.JsonSerializer.Serialize(id));
+                command.ExecuteNonQuery();
+            }
+        }
+
+        var full = await FollowAsync(withListing: false);
+        var changes = await FollowAsync(withListing: true);
+        changes.Informer.Count.Should().Be(ids.Length + 1);
+        var reads = changes.Informer.RelistReads;
+
+        RewriteStatus(ids[2], """{"phase":"Failed"}""", newVersion: true);
+        await RelistAsync(full, changes);
+
+        changes.Informer.RelistReads.Should().Be(reads + 1, "only the changed row is read: every other listed key was found in the cache");
+        ShouldBeTheSameEvents(changes.Seen(), full.Seen());
+        changes.Seen().Select(e => (e.Type, e.MicroVm.Spec.Id)).Should().Equal((InformerEventType.Modified, ids[2]));
+        ShouldHaveTheSameState(changes, full);
+    }
+
     /// <summary>The SQLite store with a watch that can be told to drop events: the informer then misses writes, as after a lost event.</summary>
     private sealed class MutedWatchStore(IMicroVmStore inner) : IMicroVmStore
     {

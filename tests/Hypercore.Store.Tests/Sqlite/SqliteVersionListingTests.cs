@@ -37,8 +37,8 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
 
         var read = await Store.ListWantedAsync(v =>
         {
-            listed.Add(v);
-            return v.Key == wantedOne.Key;
+            listed.Add(v.ToRecordVersion());
+            return v.Is(wantedOne.Key);
         });
 
         var all = await Store.ListAsync();
@@ -59,14 +59,14 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
         var listed = new List<RecordVersion>();
         var read = await Store.ListWantedAsync(v =>
         {
-            listed.Add(v);
+            listed.Add(v.ToRecordVersion());
             return false;
         });
 
         read.Should().BeEmpty();
         listed.Select(v => v.Key.Id).Should().Equal("a", "broken");
         await FluentActions.Awaiting(() => Store.ListAsync()).Should().ThrowAsync<StoreException>("a full list parses every row");
-        await FluentActions.Awaiting(() => Store.ListWantedAsync(v => v.Key == broken.Key)).Should()
+        await FluentActions.Awaiting(() => Store.ListWantedAsync(v => v.Is(broken.Key))).Should()
             .ThrowAsync<StoreException>().WithMessage("*not valid JSON*");
     }
 
@@ -91,7 +91,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
                     """);
             }
 
-            listed.Add(v);
+            listed.Add(v.ToRecordVersion());
             return true;
         });
 
