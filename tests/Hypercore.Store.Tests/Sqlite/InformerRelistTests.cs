@@ -1,10 +1,7 @@
 using System.Runtime.CompilerServices;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
-using Hypercore.Store.Sqlite;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -91,17 +88,10 @@ public sealed class InformerRelistTests : OpenStoreTest
         }
     }
 
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
-
     /// <summary>Another process rewrites a row's status; with <paramref name="newVersion"/> it takes the store's next version, as the store's writer does.</summary>
     private void RewriteStatus(string id, string statusJson, bool newVersion)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = newVersion
             ? """
@@ -116,7 +106,7 @@ public sealed class InformerRelistTests : OpenStoreTest
 
     private string RowStatus(string id)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT status FROM microvms WHERE id = $id;";
         command.Parameters.AddWithValue("$id", id);
@@ -125,7 +115,7 @@ public sealed class InformerRelistTests : OpenStoreTest
 
     private void DeleteRow(string id)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM microvms WHERE id = $id;";
         command.Parameters.AddWithValue("$id", id);
@@ -240,7 +230,7 @@ public sealed class InformerRelistTests : OpenStoreTest
         var vm = await Store.CreateAsync(Spec("a"));
         var full = await FollowAsync(withListing: false);
         var changes = await FollowAsync(withListing: true);
-        using (var connection = RawConnection())
+        using (var connection = Database.OpenConnection())
         {
             // Another process writes the row (a new version) and then puts back exactly what was there, version included.
             using var command = connection.CreateCommand();
@@ -264,14 +254,7 @@ public sealed class InformerRelistTests : OpenStoreTest
     public async Task Composition_SqliteStoreAndInformer_RelistAfterManyRecords_ReadsOnlyTheChangedRows()
     {
         using var database = new TempDatabase();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
-        services.AddSingleton(TimeProvider.System);
-        services.AddSqliteStore(o =>
-        {
-            o.DatabasePath = database.Path;
-            o.NodeName = "test-node";
-        });
+        var services = database.Services();
         services.AddMicroVmInformer(o => o.ResyncInterval = TimeSpan.FromHours(1));
         await using var provider = services.BuildServiceProvider();
         var store = provider.GetRequiredService<IMicroVmStore>();
@@ -297,9 +280,8 @@ public sealed class InformerRelistTests : OpenStoreTest
                     }
                 }
             });
-            using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database.Path, Pooling = false }.ToString()))
+            using (var connection = database.OpenConnection())
             {
-                connection.Open();
                 using var command = connection.CreateCommand();
                 command.CommandText = """
                     UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
@@ -368,7 +350,7 @@ public sealed class InformerRelistTests : OpenStoreTest
         // the cache, and a key must be found whatever its characters (one outside the BMP takes a surrogate pair).
         await Store.CreateAsync(Spec("seed"));
         var ids = new[] { "vm-é", "vm-\u6F22\u5B57", "vm-\uD83D\uDE80", "vm-plain" };
-        using (var connection = RawConnection())
+        using (var connection = Database.OpenConnection())
         {
             foreach (var id in ids)
             {

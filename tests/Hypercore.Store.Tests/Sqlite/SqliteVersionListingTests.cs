@@ -13,13 +13,6 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
     private static MicroVmSpec Spec(string id, string ns = "default") =>
         new() { Namespace = ns, Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
 
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
-
     private static void Execute(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -51,7 +44,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
     {
         await Store.CreateAsync(Spec("a"));
         var broken = await Store.CreateAsync(Spec("broken"));
-        using (var connection = RawConnection())
+        using (var connection = Database.OpenConnection())
         {
             Execute(connection, "UPDATE microvms SET spec = 'not json' WHERE id = 'broken';"); // the version is left as it was
         }
@@ -83,7 +76,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
         {
             if (listed.Count == 0)
             {
-                using var connection = RawConnection();
+                using var connection = Database.OpenConnection();
                 Execute(connection, """
                     UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
                     UPDATE microvms SET status = '{"phase":"Failed"}', resource_version = (SELECT value FROM meta WHERE key = 'resource_version') WHERE id = 'b';
