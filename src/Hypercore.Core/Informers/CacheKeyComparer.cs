@@ -25,7 +25,7 @@ internal sealed class CacheKeyComparer : IEqualityComparer<VmKey>, IAlternateEqu
 
     public bool Equals(ListedVersion alternate, VmKey other) => alternate.Is(other);
 
-    public VmKey Create(ListedVersion alternate) => alternate.ToRecordVersion().Key;
+    public VmKey Create(ListedVersion alternate) => new(alternate.Namespace.ToString(), alternate.Id.ToString());
 
     private static int Hash(ReadOnlySpan<char> @namespace, ReadOnlySpan<char> id) =>
         HashCode.Combine(string.GetHashCode(@namespace), string.GetHashCode(id));
