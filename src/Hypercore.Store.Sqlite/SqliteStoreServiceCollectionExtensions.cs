@@ -13,15 +13,8 @@ public static class SqliteStoreServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddSqliteStore(this IServiceCollection services, Action<SqliteStoreOptions>? configure = null)
     {
-        var options = services.AddOptions<SqliteStoreOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
+        services.AddValidatedOptions<SqliteStoreOptions, SqliteStoreOptionsValidator>(configure);
         // Factories, not implementation types: Hypercore.Composition.ServiceFactories says why.
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SqliteStoreOptions>, SqliteStoreOptionsValidator>(_ => new SqliteStoreOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new SqliteMicroVmStore(
             sp.GetRequiredService<IOptions<SqliteStoreOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<SqliteMicroVmStore>()));

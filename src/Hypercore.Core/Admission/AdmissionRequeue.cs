@@ -84,14 +84,7 @@ public static class AdmissionServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddAdmission(this IServiceCollection services, Action<CapacityOptions>? configure = null)
     {
-        var options = services.AddOptions<CapacityOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CapacityOptions>, CapacityOptionsValidator>(_ => new CapacityOptionsValidator()));
+        services.AddValidatedOptions<CapacityOptions, CapacityOptionsValidator>(configure);
         services.AddMicroVmInformer();
         services.TryAddSingleton<IHostResources>(new ProcHostResources());
         // Factories, not implementation types: Composition/ServiceFactories says why.

@@ -159,14 +159,7 @@ public static class ConsoleLogServiceCollectionExtensions
     /// <summary>Caps every VM's console log under <see cref="ConsoleLogOptions.RunDirectory"/>.</summary>
     public static IServiceCollection AddConsoleLogRotation(this IServiceCollection services, Action<ConsoleLogOptions>? configure = null)
     {
-        var builder = services.AddOptions<ConsoleLogOptions>();
-        if (configure is not null)
-        {
-            builder.Configure(configure);
-        }
-
-        builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ConsoleLogOptions>, ConsoleLogOptionsValidator>(_ => new ConsoleLogOptionsValidator()));
+        services.AddValidatedOptions<ConsoleLogOptions, ConsoleLogOptionsValidator>(configure);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new ConsoleLogRotator( // a factory: Composition/ServiceFactories says why
             sp.GetRequiredService<IOptions<ConsoleLogOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<ConsoleLogRotator>(),

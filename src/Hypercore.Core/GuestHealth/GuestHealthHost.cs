@@ -101,14 +101,7 @@ public static class GuestHealthServiceCollectionExtensions
     /// <summary>Adds the guest prober (readiness/liveness probes), its start step and options validation.</summary>
     public static IServiceCollection AddGuestHealth(this IServiceCollection services, Action<GuestHealthOptions>? configure = null)
     {
-        var builder = services.AddOptions<GuestHealthOptions>();
-        if (configure is not null)
-        {
-            builder.Configure(configure);
-        }
-
-        builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GuestHealthOptions>, GuestHealthOptionsValidator>(_ => new GuestHealthOptionsValidator()));
+        services.AddValidatedOptions<GuestHealthOptions, GuestHealthOptionsValidator>(configure);
         services.TryAddSingleton(TimeProvider.System);
         // Factories, not implementation types: Composition/ServiceFactories says why.
         services.TryAddSingleton(_ => new LivenessSignals());

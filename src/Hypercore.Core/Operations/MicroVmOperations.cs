@@ -305,16 +305,8 @@ public static class MicroVmOperationsServiceCollectionExtensions
     /// </summary>
     public static IServiceCollection AddMicroVmOperations(this IServiceCollection services, Action<MicroVmOperationsOptions>? configure = null)
     {
-        var options = services.AddOptions<MicroVmOperationsOptions>();
-        if (configure is not null)
-        {
-            options.Configure(configure);
-        }
-
-        options.ValidateOnStart();
+        services.AddValidatedOptions<MicroVmOperationsOptions, MicroVmOperationsOptionsValidator>(configure);
         // Factories, not implementation types: Composition/ServiceFactories says why.
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MicroVmOperationsOptions>, MicroVmOperationsOptionsValidator>(
-            _ => new MicroVmOperationsOptionsValidator()));
         services.TryAddSingleton<IMicroVmIdGenerator>(_ => new RandomMicroVmIdGenerator());
         services.TryAddSingleton(sp => new ImageCatalog(sp.GetRequiredService<IOptionsMonitor<MicroVmOperationsOptions>>()));
         services.TryAddSingleton(sp => new MicroVmOperations(

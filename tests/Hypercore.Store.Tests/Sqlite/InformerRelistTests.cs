@@ -1,10 +1,7 @@
 using System.Runtime.CompilerServices;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
-using Hypercore.Store.Sqlite;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -91,17 +88,10 @@ public sealed class InformerRelistTests : OpenStoreTest
         }
     }
 
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
-
     /// <summary>Another process rewrites a row's status; with <paramref name="newVersion"/> it takes the store's next version, as the store's writer does.</summary>
     private void RewriteStatus(string id, string statusJson, bool newVersion)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = newVersion
             ? """
@@ -116,7 +106,7 @@ public sealed class InformerRelistTests : OpenStoreTest
 
     private string RowStatus(string id)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT status FROM microvms WHERE id = $id;";
         command.Parameters.AddWithValue("$id", id);
@@ -125,7 +115,7 @@ public sealed class InformerRelistTests : OpenStoreTest
 
     private void DeleteRow(string id)
     {
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText = "DELETE FROM microvms WHERE id = $id;";
         command.Parameters.AddWithValue("$id", id);
@@ -240,7 +230,7 @@ public sealed class InformerRelistTests : OpenStoreTest
         var vm = await Store.CreateAsync(Spec("a"));
         var full = await FollowAsync(withListing: false);
         var changes = await FollowAsync(withListing: true);
-        using (var connection = RawConnection())
+        using (var connection = Database.OpenConnection())
         {
             // Another process writes the row (a new version) and then puts back exactly what was there, version included.
             using var command = connection.CreateCommand();
@@ -264,14 +254,7 @@ public sealed class InformerRelistTests : OpenStoreTest
     public async Task Composition_SqliteStoreAndInformer_RelistAfterManyRecords_ReadsOnlyTheChangedRows()
     {
         using var database = new TempDatabase();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
-        services.AddSingleton(TimeProvider.System);
-        services.AddSqliteStore(o =>
-        {
-            o.DatabasePath = database.Path;
-            o.NodeName = "test-node";
-        });
+        var services = database.Services();
         services.AddMicroVmInformer(o => o.ResyncInterval = TimeSpan.FromHours(1));
         await using var provider = services.BuildServiceProvider();
         var store = provider.GetRequiredService<IMicroVmStore>();
@@ -297,9 +280,8 @@ public sealed class InformerRelistTests : OpenStoreTest
                     }
                 }
             });
-            using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = database.Path, Pooling = false }.ToString()))
+            using (var connection = database.OpenConnection())
             {
-                connection.Open();
                 using var command = connection.CreateCommand();
                 command.CommandText = """
                     UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
@@ -332,6 +314,72 @@ public sealed class InformerRelistTests : OpenStoreTest
         {
             await informer.StopAsync(CancellationToken.None);
         }
+    }
+
+    [Test]
+    public async Task Relist_ManyUnchangedRecords_AllocatesNothingPerRecord()
+    {
+        const int Records = 10_000;
+        for (var i = 0; i < Records; i += 500)
+        {
+            await Task.WhenAll(Enumerable.Range(i, 500).Select(n => Store.CreateAsync(Spec($"vm-{n:D5}"))));
+        }
+
+        var changes = await FollowAsync(withListing: true);
+        changes.Informer.Count.Should().Be(Records);
+        await RelistAsync(changes); // code paths run once before the count
+        var reads = changes.Informer.RelistReads;
+
+        GC.Collect();
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        await RelistAsync(changes);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        await TestContext.Out.WriteLineAsync($"relist of {Records} unchanged records: {allocated} bytes allocated");
+        changes.Seen().Should().BeEmpty();
+        changes.Informer.RelistReads.Should().Be(reads, "nothing changed, so nothing was read");
+        // Issue 15, seventh pass: the listing made four strings a row (namespace, id, uid, version) and the relist a set of
+        // every listed key, ~240 B a record; it now looks rows up by their characters. What is left is a fixed cost.
+        allocated.Should().BeLessThan(Records * 16, $"a relist of {Records} unchanged records allocated {allocated} bytes");
+    }
+
+    [Test]
+    public async Task Relist_KeysOfManyUtf8Bytes_AreFoundInTheCache_AndAChangeToOneIsSeen()
+    {
+        // Ids the API would refuse, written by another process: the listing decodes each row's UTF-8 to compare it with
+        // the cache, and a key must be found whatever its characters (one outside the BMP takes a surrogate pair).
+        await Store.CreateAsync(Spec("seed"));
+        var ids = new[] { "vm-é", "vm-\u6F22\u5B57", "vm-\uD83D\uDE80", "vm-plain" };
+        using (var connection = Database.OpenConnection())
+        {
+            foreach (var id in ids)
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = """
+                    UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
+                    INSERT INTO microvms (namespace, id, uid, spec, status, generation, resource_version, created_at)
+                    SELECT namespace, $id, $uid, replace(spec, '"seed"', $quoted), status, generation, (SELECT value FROM meta WHERE key = 'resource_version'), created_at
+                    FROM microvms WHERE id = 'seed';
+                    """;
+                command.Parameters.AddWithValue("$id", id);
+                command.Parameters.AddWithValue("$uid", "uid-" + id);
+                command.Parameters.AddWithValue("$quoted", System.Text.Json.JsonSerializer.Serialize(id));
+                command.ExecuteNonQuery();
+            }
+        }
+
+        var full = await FollowAsync(withListing: false);
+        var changes = await FollowAsync(withListing: true);
+        changes.Informer.Count.Should().Be(ids.Length + 1);
+        var reads = changes.Informer.RelistReads;
+
+        RewriteStatus(ids[2], """{"phase":"Failed"}""", newVersion: true);
+        await RelistAsync(full, changes);
+
+        changes.Informer.RelistReads.Should().Be(reads + 1, "only the changed row is read: every other listed key was found in the cache");
+        ShouldBeTheSameEvents(changes.Seen(), full.Seen());
+        changes.Seen().Select(e => (e.Type, e.MicroVm.Spec.Id)).Should().Equal((InformerEventType.Modified, ids[2]));
+        ShouldHaveTheSameState(changes, full);
     }
 
     /// <summary>The SQLite store with a watch that can be told to drop events: the informer then misses writes, as after a lost event.</summary>

@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Hypercore.MicroVms;
 using Hypercore.Store.Sqlite;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Hypercore.Store.Tests.Sqlite;
@@ -180,8 +179,7 @@ public sealed class SqliteRowFormatTests
 
     private void AssertRow(VmKey key, MicroVmSpec spec, MicroVmStatus status, DateTimeOffset created, string? claimed, DateTimeOffset? deletion)
     {
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _database.Path, Pooling = false }.ToString());
-        connection.Open();
+        using var connection = _database.OpenConnection();
         using var command = connection.CreateCommand();
         command.CommandText =
             "SELECT CAST(spec AS BLOB), CAST(status AS BLOB), typeof(spec), typeof(status), created_at, deletion_requested_at, claimed_node, typeof(created_at) " +

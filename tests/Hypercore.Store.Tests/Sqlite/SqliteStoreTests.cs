@@ -51,13 +51,6 @@ public sealed class SqliteStoreTests
         Kernel = new KernelSpec { Image = "/images/vmlinuz" },
     };
 
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
-
     private static object? Scalar(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -83,7 +76,7 @@ public sealed class SqliteStoreTests
     {
         Open();
 
-        using var connection = RawConnection();
+        using var connection = _database.OpenConnection();
         Scalar(connection, "PRAGMA journal_mode;").Should().Be("wal");
         Scalar(connection, "SELECT value FROM meta WHERE key = 'schema_version';").Should().Be((long)SqliteMicroVmStore.SchemaVersion);
         Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'microvms';").Should().Be(1L);
@@ -93,7 +86,7 @@ public sealed class SqliteStoreTests
     public async Task Open_NewerSchemaVersion_ThrowsStoreException()
     {
         await Open().DisposeAsync();
-        using (var connection = RawConnection())
+        using (var connection = _database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE meta SET value = 99 WHERE key = 'schema_version';";
@@ -130,7 +123,7 @@ public sealed class SqliteStoreTests
         var store = Open();
         await store.CreateAsync(Spec("vm-1") with { State = DesiredState.Paused, RestartPolicy = RestartPolicy.Never });
 
-        using var connection = RawConnection();
+        using var connection = _database.OpenConnection();
         var json = (string)Scalar(connection, "SELECT spec FROM microvms WHERE namespace = 'default' AND id = 'vm-1';")!;
         json.Should().Contain("\"state\":\"Paused\"").And.Contain("\"restartPolicy\":\"Never\"");
         var status = (string)Scalar(connection, "SELECT status FROM microvms WHERE id = 'vm-1';")!;
@@ -196,7 +189,7 @@ public sealed class SqliteStoreTests
         var first = await store.ClaimAsync(created.Key);
         var second = await store.ClaimAsync(created.Key);
 
-        using var connection = RawConnection();
+        using var connection = _database.OpenConnection();
         Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
         second.ResourceVersion.Should().Be(first.ResourceVersion, "claiming again is a no-op");
     }
@@ -219,7 +212,7 @@ public sealed class SqliteStoreTests
         watch.Current.MicroVm.Status.Phase.Should().Be(Phase.Provisioning);
         (await watch.MoveNextAsync()).Should().BeTrue();
         watch.Current.MicroVm!.Key.Should().Be(marker.Key, "the claim and the status were one change, not two");
-        using var connection = RawConnection();
+        using var connection = _database.OpenConnection();
         Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
     }
 
@@ -241,7 +234,7 @@ public sealed class SqliteStoreTests
         var store = Open();
         var created = await store.CreateAsync(Spec("vm-1"));
         await store.GetAsync(created.Key);
-        using (var connection = RawConnection())
+        using (var connection = _database.OpenConnection())
         {
             // Another writer (e.g. a second process on the file) moves the row to a version this store never wrote.
             using var command = connection.CreateCommand();
@@ -476,7 +469,7 @@ public sealed class SqliteStoreTests
     public async Task Write_WhileAnotherProcessHoldsTheLock_ThrowsStoreExceptionSayingLocked_ThenRecovers()
     {
         var store = Open(configure: o => o.BusyTimeout = TimeSpan.FromSeconds(1));
-        using var blocker = RawConnection();
+        using var blocker = _database.OpenConnection();
         using (var begin = blocker.CreateCommand())
         {
             begin.CommandText = "BEGIN IMMEDIATE;";
@@ -503,7 +496,7 @@ public sealed class SqliteStoreTests
     {
         var store = Open();
         await store.CreateAsync(Spec("vm-a"));
-        using (var connection = RawConnection())
+        using (var connection = _database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE microvms SET spec = 'not json' WHERE id = 'vm-a';";
@@ -520,7 +513,7 @@ public sealed class SqliteStoreTests
     {
         var store = Open();
         var victim = await store.CreateAsync(Spec("vm-bad") with { Namespace = "broken" });
-        using (var connection = RawConnection())
+        using (var connection = _database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE microvms SET spec = 'not json' WHERE namespace = 'broken';";
@@ -565,7 +558,7 @@ public sealed class SqliteStoreTests
         await store.CreateAsync(Spec("warm-up"));
 
         // Hold the write lock from outside so the writer stalls in BEGIN and the next writes pile up behind it.
-        using var blocker = RawConnection();
+        using var blocker = _database.OpenConnection();
         using (var begin = blocker.CreateCommand())
         {
             begin.CommandText = "BEGIN IMMEDIATE;";

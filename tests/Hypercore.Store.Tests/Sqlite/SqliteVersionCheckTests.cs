@@ -1,8 +1,6 @@
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
-using Hypercore.Store.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Hypercore.Store.Tests.Sqlite;
 
@@ -54,14 +52,7 @@ public sealed class SqliteVersionCheckTests : OpenStoreTest
     public async Task Composition_SqliteStoreAndReconciler_ReconcilerReadsTheInformersCopyWhenCurrent()
     {
         using var database = new TempDatabase();
-        var services = new ServiceCollection();
-        services.AddLogging(l => l.SetMinimumLevel(LogLevel.Warning));
-        services.AddSingleton(TimeProvider.System);
-        services.AddSqliteStore(o =>
-        {
-            o.DatabasePath = database.Path;
-            o.NodeName = "test-node";
-        });
+        var services = database.Services();
         services.AddSingleton(new Hypercore.Drivers.DriverRegistry([], "qemu"));
         services.AddReconciler(o => o.NodeName = "test-node");
         await using var provider = services.BuildServiceProvider();

@@ -13,13 +13,6 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
     private static MicroVmSpec Spec(string id, string ns = "default") =>
         new() { Namespace = ns, Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
 
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
-
     private static void Execute(SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
@@ -37,8 +30,8 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
 
         var read = await Store.ListWantedAsync(v =>
         {
-            listed.Add(v);
-            return v.Key == wantedOne.Key;
+            listed.Add(v.ToRecordVersion());
+            return v.Is(wantedOne.Key);
         });
 
         var all = await Store.ListAsync();
@@ -51,7 +44,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
     {
         await Store.CreateAsync(Spec("a"));
         var broken = await Store.CreateAsync(Spec("broken"));
-        using (var connection = RawConnection())
+        using (var connection = Database.OpenConnection())
         {
             Execute(connection, "UPDATE microvms SET spec = 'not json' WHERE id = 'broken';"); // the version is left as it was
         }
@@ -59,14 +52,14 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
         var listed = new List<RecordVersion>();
         var read = await Store.ListWantedAsync(v =>
         {
-            listed.Add(v);
+            listed.Add(v.ToRecordVersion());
             return false;
         });
 
         read.Should().BeEmpty();
         listed.Select(v => v.Key.Id).Should().Equal("a", "broken");
         await FluentActions.Awaiting(() => Store.ListAsync()).Should().ThrowAsync<StoreException>("a full list parses every row");
-        await FluentActions.Awaiting(() => Store.ListWantedAsync(v => v.Key == broken.Key)).Should()
+        await FluentActions.Awaiting(() => Store.ListWantedAsync(v => v.Is(broken.Key))).Should()
             .ThrowAsync<StoreException>().WithMessage("*not valid JSON*");
     }
 
@@ -83,7 +76,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
         {
             if (listed.Count == 0)
             {
-                using var connection = RawConnection();
+                using var connection = Database.OpenConnection();
                 Execute(connection, """
                     UPDATE meta SET value = value + 1 WHERE key = 'resource_version';
                     UPDATE microvms SET status = '{"phase":"Failed"}', resource_version = (SELECT value FROM meta WHERE key = 'resource_version') WHERE id = 'b';
@@ -91,7 +84,7 @@ public sealed class SqliteVersionListingTests : OpenStoreTest
                     """);
             }
 
-            listed.Add(v);
+            listed.Add(v.ToRecordVersion());
             return true;
         });
 
