@@ -91,6 +91,9 @@ public sealed partial class SqliteMicroVmStore
             try
             {
                 CommitBatch(batch, retry);
+
+                // After the callers were answered (SQLite's own checkpoint ran inside the COMMIT, before them).
+                _checkpointer.AfterCommit();
             }
             catch (Exception ex)
             {

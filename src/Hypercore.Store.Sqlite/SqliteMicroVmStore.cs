@@ -57,6 +57,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly string _path;
     private readonly SqliteConnection _writer;
     private readonly WriterCommands _commands;
+    private readonly WalCheckpointer _checkpointer;
     private readonly ReadConnectionPool _readers;
     private readonly WatchHub _hub;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _getByKey = new();
@@ -112,6 +113,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
 
         builder.Mode = SqliteOpenMode.ReadWrite;
+        _checkpointer = new WalCheckpointer(
+            _writer.Handle!, builder.ToString(), _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, _options.BusyTimeout, LogCheckpointFailed);
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
         _writerLoop = StartWriterThread();
@@ -289,6 +292,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         _writes.Writer.TryComplete();
         await _writerLoop; // commits whatever was already queued
         _hub.CompleteAll();
+        _checkpointer.Dispose(); // before the writer closes: its close, the last, checkpoints everything and removes the WAL
         _readers.Dispose();
         _commands.Dispose();
         await _writer.DisposeAsync();
@@ -520,6 +524,12 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     [LoggerMessage(2003, LogLevel.Error, "SQLite commit of {Count} writes failed; none of them was stored: {Message}")]
     private partial void LogCommitFailed(int count, string message);
+
+    /// <summary>Internal for tests: the WAL checkpoints, by thread.</summary>
+    internal WalCheckpointer Checkpointer => _checkpointer;
+
+    [LoggerMessage(2005, LogLevel.Warning, "SQLite WAL {What}; the WAL is checkpointed again after a later commit")]
+    private partial void LogCheckpointFailed(string what);
 
     [LoggerMessage(2004, LogLevel.Error, "A SQLite write failed and its transaction was rolled back; {Retried} other writes in it are retried: {Message}")]
     private partial void LogWriteFailed(int retried, string message);
