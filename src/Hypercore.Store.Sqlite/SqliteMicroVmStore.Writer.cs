@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Hypercore.MicroVms;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Hypercore.Store.Sqlite;
 
@@ -121,7 +122,7 @@ public sealed partial class SqliteMicroVmStore
         var failures = new Exception?[batch.Count];
         try
         {
-            _transaction = _writer.BeginTransaction(deferred: false);
+            _commands.Begin(); // waits for another process's lock up to BusyTimeout (SQLite's busy handler)
 
             // Read the counter inside the write lock rather than trusting memory, so versions stay unique even if
             // another process wrote to the file in between.
@@ -176,7 +177,7 @@ public sealed partial class SqliteMicroVmStore
                 _commands.WriteCounter(_batchResourceVersion);
             }
 
-            _transaction.Commit();
+            _commands.Commit();
         }
         catch (Exception ex)
         {
@@ -189,11 +190,6 @@ public sealed partial class SqliteMicroVmStore
             }
 
             return;
-        }
-        finally
-        {
-            _transaction?.Dispose();
-            _transaction = null;
         }
 
         CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -234,15 +230,11 @@ public sealed partial class SqliteMicroVmStore
     {
         try
         {
-            _transaction?.Rollback();
+            _commands.Rollback();
         }
         catch (SqliteException)
         {
             // SQLite may already have rolled back on its own (e.g. after an I/O error); nothing is left to undo.
-        }
-        catch (InvalidOperationException)
-        {
-            // Already completed.
         }
     }
 
@@ -558,12 +550,26 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private sealed class WriterCommands : IDisposable
     {
+        private readonly sqlite3 _db;
+        private readonly WriterStatement _begin;
+        private readonly WriterStatement _commit;
+        private readonly WriterStatement _rollback;
         private readonly WriterStatement _readCounter;
         private readonly WriterStatement _writeCounter;
 
-        public WriterCommands(SqliteConnection connection)
+        public WriterCommands(SqliteConnection connection, TimeSpan busyTimeout)
         {
             var db = connection.Handle ?? throw new InvalidOperationException("the writer connection is not open");
+            _db = db;
+
+            // The transaction statements prepared too (issue 15, seventh pass): BeginTransaction and Commit parsed
+            // "BEGIN IMMEDIATE;" and "COMMIT;" again on every commit through a command, a reader and a transaction
+            // object. Microsoft.Data.Sqlite waited for a lock held by another process in its own retry loop; SQLite's
+            // busy handler now does that wait, for as long.
+            raw.sqlite3_busy_timeout(db, (int)Math.Min(int.MaxValue, busyTimeout.TotalMilliseconds));
+            _begin = new(db, "BEGIN IMMEDIATE;");
+            _commit = new(db, "COMMIT;");
+            _rollback = new(db, "ROLLBACK;");
             _readCounter = new(db, "SELECT value FROM meta WHERE key = 'resource_version';");
             _writeCounter = new(db, "UPDATE meta SET value = ?1 WHERE key = 'resource_version';");
             SelectByKey = new(db, $"SELECT {Columns} FROM microvms WHERE namespace = ?1 AND id = ?2;");
@@ -601,6 +607,19 @@ public sealed partial class SqliteMicroVmStore
 
         public WriterStatement Delete { get; }
 
+        public void Begin() => _begin.Execute();
+
+        public void Commit() => _commit.Execute();
+
+        /// <summary>Undoes the open transaction, if SQLite has not already ended it on its own.</summary>
+        public void Rollback()
+        {
+            if (raw.sqlite3_get_autocommit(_db) == 0)
+            {
+                _rollback.Execute();
+            }
+        }
+
         public long ReadCounter()
         {
             try
@@ -621,7 +640,7 @@ public sealed partial class SqliteMicroVmStore
 
         public void Dispose()
         {
-            foreach (var statement in (WriterStatement[])[_readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
+            foreach (var statement in (WriterStatement[])[_begin, _commit, _rollback, _readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
             {
                 statement.Dispose();
             }

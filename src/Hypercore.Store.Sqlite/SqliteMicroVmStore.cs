@@ -70,7 +70,6 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     // Only the writer loop touches these while a batch runs.
     private long _batchResourceVersion;
     private RowHash _selectedRow; // the text of the row SelectForWrite read last
-    private SqliteTransaction? _transaction;
 
     public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
     {
@@ -98,7 +97,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         try
         {
             var (journalMode, resourceVersion, count) = Open(_writer);
-            _commands = new WriterCommands(_writer);
+            _commands = new WriterCommands(_writer, _options.BusyTimeout);
             LogOpened(_path, SchemaVersion, journalMode, resourceVersion, count);
         }
         catch (SqliteException ex)
@@ -114,7 +113,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
         builder.Mode = SqliteOpenMode.ReadWrite;
         _checkpointer = new WalCheckpointer(
-            _writer.Handle!, builder.ToString(), _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, _options.BusyTimeout, LogCheckpointFailed);
+            _writer.Handle!, builder.ToString(), _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, LogCheckpointFailed);
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
         _writerLoop = StartWriterThread();

@@ -49,7 +49,6 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     private readonly sqlite3 _writerDb;
     private readonly string _connectionString;
     private readonly Action<string> _logFailure;
-    private readonly int _busyTimeoutMs;
     private readonly object _gate = new();
 
     /// <summary>The WAL's size in frames after the writer's last commit, written by the hook on the writer thread; -1: no commit since read.</summary>
@@ -69,9 +68,9 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     private long _background;
     private long _onWriter;
 
-    public WalCheckpointer(sqlite3 writerDb, string connectionString, int backgroundFrames, int writerFrames, TimeSpan busyTimeout, Action<string> logFailure)
+    /// <param name="writerDb">The writer's connection, whose busy handler waits up to the store's busy timeout.</param>
+    public WalCheckpointer(sqlite3 writerDb, string connectionString, int backgroundFrames, int writerFrames, Action<string> logFailure)
     {
-        _busyTimeoutMs = (int)Math.Min(int.MaxValue, busyTimeout.TotalMilliseconds);
         _writerDb = writerDb;
         _connectionString = connectionString;
         BackgroundFrames = backgroundFrames;
@@ -134,19 +133,8 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
 
     private void CheckpointOnWriter(int mode)
     {
-        // RESTART waits for readers through the busy handler, which the writer connection otherwise does not use.
-        var restart = mode == raw.SQLITE_CHECKPOINT_RESTART;
-        if (restart)
-        {
-            raw.sqlite3_busy_timeout(_writerDb, _busyTimeoutMs);
-        }
-
+        // RESTART waits for readers through the writer's busy handler (up to the busy timeout); PASSIVE never waits.
         var rc = raw.sqlite3_wal_checkpoint_v2(_writerDb, "main", mode, out _, out _);
-        if (restart)
-        {
-            raw.sqlite3_busy_timeout(_writerDb, 0);
-        }
-
         if (rc == raw.SQLITE_OK)
         {
             Interlocked.Increment(ref _onWriter);
