@@ -57,7 +57,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly string _path;
     private readonly SqliteConnection _writer;
     private readonly WriterCommands _commands;
-    private readonly WalCheckpointer _checkpointer;
+    private readonly string _checkpointerConnectionString;
     private readonly ReadConnectionPool _readers;
     private readonly WatchHub _hub;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _getByKey = new();
@@ -70,6 +70,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     // Only the writer loop touches these while a batch runs.
     private long _batchResourceVersion;
     private RowHash _selectedRow; // the text of the row SelectForWrite read last
+    private WalCheckpointer? _checkpointer; // made by the writer before its first commit
 
     public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
     {
@@ -97,7 +98,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         try
         {
             var (journalMode, resourceVersion, count) = Open(_writer);
-            _commands = new WriterCommands(_writer, _options.BusyTimeout);
+            _commands = new WriterCommands(_writer);
             LogOpened(_path, SchemaVersion, journalMode, resourceVersion, count);
         }
         catch (SqliteException ex)
@@ -112,8 +113,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
 
         builder.Mode = SqliteOpenMode.ReadWrite;
-        _checkpointer = new WalCheckpointer(
-            _writer.Handle!, builder.ToString(), _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, LogCheckpointFailed);
+        _checkpointerConnectionString = builder.ToString();
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
         _writerLoop = StartWriterThread();
@@ -291,7 +291,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         _writes.Writer.TryComplete();
         await _writerLoop; // commits whatever was already queued
         _hub.CompleteAll();
-        _checkpointer.Dispose(); // before the writer closes: its close, the last, checkpoints everything and removes the WAL
+        _checkpointer?.Dispose(); // before the writer closes: its close, the last, checkpoints everything and removes the WAL
         _readers.Dispose();
         _commands.Dispose();
         await _writer.DisposeAsync();
@@ -524,8 +524,11 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     [LoggerMessage(2003, LogLevel.Error, "SQLite commit of {Count} writes failed; none of them was stored: {Message}")]
     private partial void LogCommitFailed(int count, string message);
 
-    /// <summary>Internal for tests: the WAL checkpoints, by thread.</summary>
-    internal WalCheckpointer Checkpointer => _checkpointer;
+    /// <summary>WAL checkpoints the background thread ran (tests, diagnostics).</summary>
+    internal long BackgroundCheckpoints => Volatile.Read(ref _checkpointer)?.BackgroundCheckpoints ?? 0;
+
+    /// <summary>WAL checkpoints the writer ran itself (tests, diagnostics).</summary>
+    internal long WriterCheckpoints => Volatile.Read(ref _checkpointer)?.WriterCheckpoints ?? 0;
 
     [LoggerMessage(2005, LogLevel.Warning, "SQLite WAL {What}; the WAL is checkpointed again after a later commit")]
     private partial void LogCheckpointFailed(string what);

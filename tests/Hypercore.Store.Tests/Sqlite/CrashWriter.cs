@@ -40,7 +40,7 @@ internal static class CrashWriter
                 long reported = 0;
                 while (!stop.IsCancellationRequested)
                 {
-                    var now = store.Checkpointer.BackgroundCheckpoints;
+                    var now = store.BackgroundCheckpoints;
                     if (now != reported)
                     {
                         output.WriteLine($"checkpoints {now}");

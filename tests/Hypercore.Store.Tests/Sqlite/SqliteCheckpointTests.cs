@@ -86,12 +86,12 @@ public sealed class SqliteCheckpointTests
         var fileBefore = new FileInfo(_database.Path).Length;
 
         await WriteAsync(store, 600, writers: 8);
-        while (store.Checkpointer.BackgroundCheckpoints == 0)
+        while (store.BackgroundCheckpoints == 0)
         {
             await Task.Delay(10, cancellationToken);
         }
 
-        store.Checkpointer.WriterCheckpoints.Should().Be(0, "below its own threshold the writer never checkpoints");
+        store.WriterCheckpoints.Should().Be(0, "below its own threshold the writer never checkpoints");
         new FileInfo(_database.Path).Length.Should().BeGreaterThan(fileBefore, "the checkpointer copied pages into the database file while the store is open");
         (await store.ListAsync("default", cancellationToken)).Should().HaveCount(600);
     }
@@ -108,8 +108,8 @@ public sealed class SqliteCheckpointTests
         // Without a checkpoint that lets the WAL start over, 6,000 writes leave thousands of frames; SQLite's own
         // automatic checkpoint (1,000 frames) let it reach more than 1,000.
         WalFrames.Should().BeLessThanOrEqualTo(4 * writerFrames, "the writer checkpoints at its threshold and the WAL starts over");
-        store.Checkpointer.BackgroundCheckpoints.Should().BePositive();
-        store.Checkpointer.WriterCheckpoints.Should().BePositive();
+        store.BackgroundCheckpoints.Should().BePositive();
+        store.WriterCheckpoints.Should().BePositive();
         (await store.ListAsync("default")).Should().HaveCount(3000);
     }
 
@@ -150,7 +150,7 @@ public sealed class SqliteCheckpointTests
     {
         var store = Open(backgroundFrames: 16, writerFrames: 64);
         await WriteAsync(store, 500, writers: 8);
-        store.Checkpointer.BackgroundCheckpoints.Should().BePositive();
+        store.BackgroundCheckpoints.Should().BePositive();
 
         await store.DisposeAsync();
         _stores.Clear();
