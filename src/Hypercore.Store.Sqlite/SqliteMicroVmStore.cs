@@ -57,7 +57,6 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly string _path;
     private readonly SqliteConnection _writer;
     private readonly WriterCommands _commands;
-    private readonly string _checkpointerConnectionString;
     private readonly ReadConnectionPool _readers;
     private readonly WatchHub _hub;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _getByKey = new();
@@ -113,7 +112,6 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
 
         builder.Mode = SqliteOpenMode.ReadWrite;
-        _checkpointerConnectionString = builder.ToString();
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
         _writerLoop = StartWriterThread();
