@@ -23,6 +23,7 @@ t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
 
 line_rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[\d+\]\s+\S+\s+([\d.]+):\s+(sys_f\w+ ->|sys_f\w+\(|\S+:)(.*)$")
 open_pause, pauses, open_fsync, fsyncs = {}, [], {}, []
+commits, applied, open_ckpt, ckpts, fsync_fd = [], [], {}, [], {}  # the store writer's events (commit7), when traced
 for line in open(os.path.join(out, "trace")):
     m = line_rx.match(line)
     if not m or not m.group(3).isdigit() or int(m.group(3)) != pid:
@@ -40,10 +41,20 @@ for line in open(os.path.join(out, "trace")):
     elif ev == "rest_out" and tid in open_pause:
         s, g = open_pause.pop(tid)
         pauses.append((s, ts, "bgc-end" if g is None else g))
+    elif ev == "commit":
+        commits.append((ts, tid, int(re.search(r"n=(-?\d+)", rest).group(1))))
+    elif ev in ("w_create", "w_status", "w_claim"):
+        applied.append((ts, tid, ev[2:]))
+    elif ev == "ckpt_in":
+        open_ckpt[tid] = ts
+    elif ev == "ckpt_out" and tid in open_ckpt:
+        ckpts.append((open_ckpt.pop(tid), ts, tid))
     elif ev.endswith("("):
         open_fsync[tid] = ts
+        fd = re.search(r"fd: (?:0x)?([0-9a-f]+)", rest)
+        fsync_fd[tid] = int(fd.group(1), 16) if fd else -1
     elif ev.endswith("->") and tid in open_fsync:
-        fsyncs.append((open_fsync.pop(tid), ts))
+        fsyncs.append((open_fsync.pop(tid), ts, tid, fsync_fd.pop(tid, -1)))
 pauses = sorted(p for p in pauses if p[1] >= t0 and p[0] <= t1)
 fsyncs = sorted(f for f in fsyncs if f[1] >= t0 and f[0] <= t1)
 ms = lambda ns: ns / 1e6
@@ -56,7 +67,7 @@ for g, d in sorted(by_gen.items()):
     print(f"  pauses {g}: {len(d)}, mean {statistics.mean(d):.2f} ms, max {max(d):.2f} ms, total {sum(d):.0f} ms")
 print("  longest pauses: " + ", ".join(f"{ms(e - s):.1f} ms ({g})" for s, e, g in sorted(pauses, key=lambda p: p[0] - p[1])[:6]))
 if fsyncs:
-    d = sorted(ms(e - s) for s, e in fsyncs)
+    d = sorted(ms(e - s) for s, e, *_ in fsyncs)
     print(f"  fsyncs: {len(d)}, mean {statistics.mean(d):.2f} ms, p99 {d[int(0.99 * len(d))]:.2f} ms, max {d[-1]:.2f} ms, "
           f"{100 * sum(d) / ms(t1 - t0):.0f} % of the window")
 
@@ -112,5 +123,85 @@ try:
 except (OSError, IndexError, ValueError):
     pass
 r = json.load(open(os.path.join(out, "result.json")))
+
+# ---- the store writer's commits (commit7): what a commit holds, whose writes, checkpoints, and when Creates are done
+if commits:
+    files = {}
+    try:
+        for row in open(os.path.join(out, "fds")):
+            n, _, target = row.strip().partition(" ")
+            files[int(n)] = "WAL" if target.endswith("-wal") else "DB" if target.endswith(".db") else target.rsplit("/", 1)[-1]
+    except OSError:
+        pass
+    wt = collections.Counter(t for _, t, _ in commits).most_common(1)[0][0]
+    cs = sorted((ts, n) for ts, t, n in commits if t == wt)
+    starts = [c[0] for c in cs]
+    rows = []  # per commit: start, next start, writes, {kind: n}, checkpoint ns, [(fsync start, end, file)]
+    for k, (ts, n) in enumerate(cs):
+        nxt = cs[k + 1][0] if k + 1 < len(cs) else ts + 10**9
+        kinds = collections.Counter(kd for a, t, kd in applied if t == wt and ts <= a < nxt)
+        rows.append((ts, nxt, n, kinds))
+    ap = sorted((a, kd) for a, t, kd in applied if t == wt)
+    apt = [a for a, _ in ap]
+    def kinds_in(a, b):
+        return collections.Counter(kd for _, kd in ap[bisect.bisect_left(apt, a):bisect.bisect_left(apt, b)])
+    wfs = sorted((a, b, files.get(fd, f"fd {fd}")) for a, b, t, fd in fsyncs if t == wt)
+    ofs = [(a, b, t, files.get(fd, f"fd {fd}")) for a, b, t, fd in fsyncs if t != wt]
+    win = [r for r in rows if t0 <= r[0] <= t1]
+    print(f"store writer: {len(win)} commits in the window, writes per commit mean {statistics.mean(r[2] for r in win):.1f} "
+          f"(p50 {statistics.median(r[2] for r in win):.0f}, max {max(r[2] for r in win)})")
+    kin = [kinds_in(r[0], r[1]) for r in win]
+    tot = sum(kin, collections.Counter())
+    only = sum(1 for k in kin if k and not k["create"])
+    print(f"  writes by kind: " + ", ".join(f"{kd} {n}" for kd, n in tot.most_common()) +
+          f"; commits with no Create (reconciler only): {only} ({100 * only / max(1, len(win)):.0f} %), "
+          f"Creates per commit that has one: {statistics.mean([k['create'] for k in kin if k['create']] or [0]):.1f}")
+    byfile = collections.defaultdict(list)
+    for a, b, f in wfs:
+        if t0 <= a <= t1:
+            byfile[f].append(ms(b - a))
+    for f, d in sorted(byfile.items()):
+        d.sort()
+        print(f"  writer fsyncs {f}: {len(d)}, mean {statistics.mean(d):.2f} ms, p50 {d[len(d) // 2]:.2f}, "
+              f"p99 {d[int(0.99 * len(d))]:.2f}, max {d[-1]:.2f} ms, total {sum(d) / 1e3:.2f} s")
+    if ofs:
+        print(f"  fsyncs on other threads: {len([1 for a, b, t, f in ofs if t0 <= a <= t1])} in the window, "
+              + ", ".join(f"{f} {n}" for f, n in collections.Counter(f for a, b, t, f in ofs if t0 <= a <= t1).items()))
+    wc = [c for c in ckpts if t0 <= c[0] <= t1]
+    for who, cc in (("writer", [c for c in wc if c[2] == wt]), ("other threads", [c for c in wc if c[2] != wt])):
+        if cc:
+            d = sorted(ms(b - a) for a, b, _ in cc)
+            print(f"  WAL checkpoints on the {who}: {len(cc)}, mean {statistics.mean(d):.2f} ms, max {d[-1]:.2f} ms, "
+                  f"total {sum(d):.0f} ms")
+    # A commit is durable at the end of the writer's last fsync before the next commit starts; its callers are completed
+    # then (continuations run on pool threads). For each slow Create's longest stall: what the writer did in it.
+    durable = []
+    for ts, nxt, n, _ in rows:
+        f = [b for a, b, fl in wfs if ts <= a < nxt and fl == "WAL"]
+        durable.append((f[-1] if f else nxt, kinds_in(ts, nxt)["create"]))
+    stall = collections.Counter()
+    lag = []
+    for s, e, _ in slow:
+        g, a, b = longest_gap(s, e)
+        inn = [r for r in rows if a <= r[0] < b]
+        ck = sum(min(b, y) - max(a, x) for x, y, t in ckpts if t == wt and min(b, y) > max(a, x))
+        done = [d for d, c in durable if c and a <= d < b]
+        reconciler_only = sum(1 for r in inn if not kinds_in(r[0], r[1])["create"])
+        if ck >= g / 4:
+            stall["a checkpoint on the writer (>= 1/4 of it)"] += 1
+        elif done and b - done[0] >= g / 2:
+            stall["Creates committed, their callers not yet answered (>= 1/2 of it)"] += 1
+            lag.append(b - done[0])
+        elif len(inn) >= 2 and reconciler_only >= len(inn) - 1:
+            stall["commits of (nearly) only reconciler writes"] += 1
+        elif len(inn) >= 2:
+            stall["several commits with Creates"] += 1
+        else:
+            stall["one commit or less"] += 1
+    print(f"  the writer in the slow Creates' longest stalls: " + ", ".join(f"{k} {n} ({100 * n / len(slow):.0f} %)" for k, n in stall.most_common()))
+    if lag:
+        print(f"  where Creates were committed but not yet answered: from the commit to the next answer median {ms(statistics.median(lag)):.1f} ms")
+    gapc = [len([r for r in rows if a <= r[0] < b]) for a, b in ((x[1], x[2]) for x in (longest_gap(s, e) for s, e, _ in slow))]
+    print(f"  commits started inside those stalls: median {statistics.median(gapc):.0f}, max {max(gapc)}")
 print(f"child: ratio {r['rate'] / r['base_rate']:.2f}, daemon {r['cpu_us_per']:.0f} µs CPU per Create, " +
       " ".join(f"{k}={r[k]:.4g}" for k in sorted(r) if k.startswith("daemon_window")))

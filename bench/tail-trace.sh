@@ -11,7 +11,7 @@
 # argument its generation, background_mark_phase a background collection. Calls: the load generator's
 # HYPERCORE_BENCH_LATENCY_TRACE (end and latency of each measured Create, CLOCK_MONOTONIC), which is the clock of the
 # trace instance here (trace_clock mono). Also sampled: the store writer thread's schedstat every 0.25 s.
-# Leaves OUT/{lat.create,trace,writer,pid,result.json,analysis}; removes its probes and trace instance on exit.
+# Leaves OUT/{lat.create,trace,writer,fds,pid,result.json,analysis}; removes its probes and trace instance on exit.
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,8 +24,9 @@ mkdir -p "$out"; out=$(cd "$out" && pwd)
 cleanup() {
   echo 0 > $i/tracing_on 2>/dev/null || true
   rmdir $i 2>/dev/null || true
-  for e in susp_in rest_out mark bgmark; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
+  for e in susp_in rest_out mark bgmark $writer_events; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
 }
+writer_events=""
 trap cleanup EXIT
 off() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
 # The text segment of the published binary starts at file offset = address (checked: readelf -lW).
@@ -33,11 +34,28 @@ echo "p:$g/susp_in $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_event
 echo "r:$g/rest_out $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
 echo "p:$g/mark $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
 echo "p:$g/bgmark $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+# The store writer (commit7): each commit's start and its number of writes (the List's _size, at +16 in a Native AOT
+# object), each write it applies by kind, and SQLite's WAL checkpoint (entry and return, in libe_sqlite3.so, whose
+# local symbols are there; a return probe is safe in native code: the GC walks no frame below the P/Invoke). Managed
+# code gets entry probes only (a return probe would put the trampoline's address into a frame the GC walks).
+w=Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_SqliteMicroVmStore__
+probe() { # KIND NAME FILE SYMBOL [FETCH]: optional, skipped when the symbol is not there
+  local a; a=$(nm "$3" 2>/dev/null | grep -E " [tT] $4\$" | head -1 | cut -d' ' -f1) || true
+  [[ -n $a ]] || { echo "tail-trace: no $4, not traced" >&2; return 0; }
+  echo "$1:$g/$2 ${5:-$3}:0x$a ${6:-}" >> $T/uprobe_events && writer_events+=" $2"
+}
+lib=$(dirname "$bin")/libe_sqlite3.so
+probe p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
+probe p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+probe p w_status "$bin.dbg" ${w}ApplyUpdateStatus "$bin"
+probe p w_claim "$bin.dbg" ${w}ApplyClaim "$bin"
+probe p ckpt_in "$lib" sqlite3WalCheckpoint
+probe r ckpt_out "$lib" sqlite3WalCheckpoint
 mkdir $i
 echo mono > $i/trace_clock
 echo 1 > $i/options/record-tgid
 echo 65536 > $i/buffer_size_kb
-for e in susp_in rest_out mark bgmark; do echo 1 > $i/events/$g/$e/enable; done
+for e in susp_in rest_out mark bgmark $writer_events; do echo 1 > $i/events/$g/$e/enable; done
 for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync; do echo 1 > $i/events/syscalls/$e/enable; done
 echo 1 > $i/tracing_on
 rm -f "$out/pid" "$out/writer"
@@ -46,7 +64,8 @@ rm -f "$out/pid" "$out/writer"
   p=$(cat "$out/pid" 2>/dev/null) || exit 0; w=""
   python3 -c 'import time; print("offset", time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC))' > "$out/writer"
   while [[ -d /proc/$p ]]; do
-    if [[ -z $w ]]; then for t in /proc/$p/task/*; do grep -q "sqlite store wr" "$t/comm" 2>/dev/null && w=$t; done; fi
+    if [[ -z $w ]]; then for t in /proc/$p/task/*; do grep -q "sqlite store wr" "$t/comm" 2>/dev/null && w=$t; done
+      [[ -n $w ]] && { sleep 1; for f in /proc/$p/fd/*; do echo "${f##*/} $(readlink "$f")"; done > "$out/fds" 2>/dev/null; }; fi
     [[ -n $w ]] && read -r a b c < "$w/schedstat" 2>/dev/null && echo "$EPOCHREALTIME $a $b $c" >> "$out/writer"
     sleep 0.25
   done

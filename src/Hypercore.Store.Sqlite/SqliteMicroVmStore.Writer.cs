@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Hypercore.MicroVms;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Hypercore.Store.Sqlite;
 
@@ -90,7 +91,11 @@ public sealed partial class SqliteMicroVmStore
 
             try
             {
+                _checkpointer ??= StartCommitting();
                 CommitBatch(batch, retry);
+
+                // After the callers were answered (SQLite's own checkpoint ran inside the COMMIT, before them).
+                _checkpointer.AfterCommit();
             }
             catch (Exception ex)
             {
@@ -101,6 +106,22 @@ public sealed partial class SqliteMicroVmStore
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Before the first commit, not at open (issue 15, seventh pass): the busy handler and the checkpointer's WAL hook
+    /// (a native import resolved at its first call) then cost a daemon that writes nothing no code pages (goal 1's idle
+    /// RSS). No field of its own in SqliteMicroVmStore.cs: a member added there before the read methods renumbers their
+    /// lambdas, which moves them out of the start's profile-ordered code (vistarad.order; +1 MB idle RSS measured).
+    /// </summary>
+    private WalCheckpointer StartCommitting()
+    {
+        _commands.UseBusyTimeout(_options.BusyTimeout);
+        var connectionString = new SqliteConnectionStringBuilder(_writer.ConnectionString) { Mode = SqliteOpenMode.ReadWrite }.ToString();
+        var checkpointer = new WalCheckpointer(
+            _writer.Handle!, connectionString, _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, LogCheckpointFailed);
+        Volatile.Write(ref _checkpointer, checkpointer);
+        return checkpointer;
     }
 
     private void CommitBatch(List<PendingWrite> batch, Queue<PendingWrite> retry)
@@ -118,7 +139,7 @@ public sealed partial class SqliteMicroVmStore
         var failures = new Exception?[batch.Count];
         try
         {
-            _transaction = _writer.BeginTransaction(deferred: false);
+            _commands.Begin(); // waits for another process's lock up to BusyTimeout (SQLite's busy handler)
 
             // Read the counter inside the write lock rather than trusting memory, so versions stay unique even if
             // another process wrote to the file in between.
@@ -173,7 +194,7 @@ public sealed partial class SqliteMicroVmStore
                 _commands.WriteCounter(_batchResourceVersion);
             }
 
-            _transaction.Commit();
+            _commands.Commit();
         }
         catch (Exception ex)
         {
@@ -186,11 +207,6 @@ public sealed partial class SqliteMicroVmStore
             }
 
             return;
-        }
-        finally
-        {
-            _transaction?.Dispose();
-            _transaction = null;
         }
 
         CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -231,15 +247,11 @@ public sealed partial class SqliteMicroVmStore
     {
         try
         {
-            _transaction?.Rollback();
+            _commands.Rollback();
         }
         catch (SqliteException)
         {
             // SQLite may already have rolled back on its own (e.g. after an I/O error); nothing is left to undo.
-        }
-        catch (InvalidOperationException)
-        {
-            // Already completed.
         }
     }
 
@@ -555,12 +567,24 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private sealed class WriterCommands : IDisposable
     {
+        private readonly sqlite3 _db;
+        private readonly WriterStatement _begin;
+        private readonly WriterStatement _commit;
+        private readonly WriterStatement _rollback;
         private readonly WriterStatement _readCounter;
         private readonly WriterStatement _writeCounter;
 
         public WriterCommands(SqliteConnection connection)
         {
             var db = connection.Handle ?? throw new InvalidOperationException("the writer connection is not open");
+            _db = db;
+
+            // The transaction statements prepared too (issue 15, seventh pass): BeginTransaction and Commit parsed
+            // "BEGIN IMMEDIATE;" and "COMMIT;" again on every commit through a command, a reader and a transaction
+            // object.
+            _begin = new(db, "BEGIN IMMEDIATE;");
+            _commit = new(db, "COMMIT;");
+            _rollback = new(db, "ROLLBACK;");
             _readCounter = new(db, "SELECT value FROM meta WHERE key = 'resource_version';");
             _writeCounter = new(db, "UPDATE meta SET value = ?1 WHERE key = 'resource_version';");
             SelectByKey = new(db, $"SELECT {Columns} FROM microvms WHERE namespace = ?1 AND id = ?2;");
@@ -598,6 +622,25 @@ public sealed partial class SqliteMicroVmStore
 
         public WriterStatement Delete { get; }
 
+        /// <summary>
+        /// Microsoft.Data.Sqlite waited for a lock held by another process in its own retry loop; SQLite's busy handler
+        /// now does that wait, for as long.
+        /// </summary>
+        public void UseBusyTimeout(TimeSpan timeout) => raw.sqlite3_busy_timeout(_db, (int)Math.Min(int.MaxValue, timeout.TotalMilliseconds));
+
+        public void Begin() => _begin.Execute();
+
+        public void Commit() => _commit.Execute();
+
+        /// <summary>Undoes the open transaction, if SQLite has not already ended it on its own.</summary>
+        public void Rollback()
+        {
+            if (raw.sqlite3_get_autocommit(_db) == 0)
+            {
+                _rollback.Execute();
+            }
+        }
+
         public long ReadCounter()
         {
             try
@@ -618,7 +661,7 @@ public sealed partial class SqliteMicroVmStore
 
         public void Dispose()
         {
-            foreach (var statement in (WriterStatement[])[_readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
+            foreach (var statement in (WriterStatement[])[_begin, _commit, _rollback, _readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
             {
                 statement.Dispose();
             }

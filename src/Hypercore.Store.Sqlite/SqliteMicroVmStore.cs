@@ -69,7 +69,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     // Only the writer loop touches these while a batch runs.
     private long _batchResourceVersion;
     private RowHash _selectedRow; // the text of the row SelectForWrite read last
-    private SqliteTransaction? _transaction;
+    private WalCheckpointer? _checkpointer; // made by the writer before its first commit
 
     public SqliteMicroVmStore(IOptions<SqliteStoreOptions> options, TimeProvider time, ILogger<SqliteMicroVmStore> log)
     {
@@ -289,6 +289,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         _writes.Writer.TryComplete();
         await _writerLoop; // commits whatever was already queued
         _hub.CompleteAll();
+        _checkpointer?.Dispose(); // before the writer closes: its close, the last, checkpoints everything and removes the WAL
         _readers.Dispose();
         _commands.Dispose();
         await _writer.DisposeAsync();
@@ -520,6 +521,15 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     [LoggerMessage(2003, LogLevel.Error, "SQLite commit of {Count} writes failed; none of them was stored: {Message}")]
     private partial void LogCommitFailed(int count, string message);
+
+    /// <summary>WAL checkpoints the background thread ran (tests, diagnostics).</summary>
+    internal long BackgroundCheckpoints => Volatile.Read(ref _checkpointer)?.BackgroundCheckpoints ?? 0;
+
+    /// <summary>WAL checkpoints the writer ran itself (tests, diagnostics).</summary>
+    internal long WriterCheckpoints => Volatile.Read(ref _checkpointer)?.WriterCheckpoints ?? 0;
+
+    [LoggerMessage(2005, LogLevel.Warning, "SQLite WAL {What}; the WAL is checkpointed again after a later commit")]
+    private partial void LogCheckpointFailed(string what);
 
     [LoggerMessage(2004, LogLevel.Error, "A SQLite write failed and its transaction was rolled back; {Retried} other writes in it are retried: {Message}")]
     private partial void LogWriteFailed(int retried, string message);

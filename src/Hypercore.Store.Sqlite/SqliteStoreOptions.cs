@@ -28,6 +28,12 @@ public sealed class SqliteStoreOptions
     /// </summary>
     public int MaxBatchSize { get; set; } = 512;
 
+    /// <summary>Frames not yet copied from the WAL at which the background checkpointer copies them (tests make it small).</summary>
+    internal int CheckpointBackgroundFrames { get; set; } = WalCheckpointer.DefaultBackgroundFrames;
+
+    /// <summary>WAL size in frames at which the writer checkpoints itself, so the WAL stays bounded (tests make it small).</summary>
+    internal int CheckpointWriterFrames { get; set; } = WalCheckpointer.DefaultWriterFrames;
+
     /// <summary>How long a statement waits for a lock held by another connection or process before failing. Default 10 s.</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

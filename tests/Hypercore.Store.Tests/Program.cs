@@ -4,7 +4,7 @@ namespace Hypercore.Store.Tests;
 
 /// <summary>
 /// This assembly doubles as the child process of the crash test: <c>dotnet Hypercore.Store.Tests.dll crash-writer
-/// &lt;database&gt; &lt;writers&gt;</c>. Under the test runner Main is never called.
+/// &lt;database&gt; &lt;writers&gt; [&lt;checkpoint frames&gt;]</c>. Under the test runner Main is never called.
 /// </summary>
 internal static class Program
 {
@@ -13,6 +13,11 @@ internal static class Program
         if (args is [CrashWriter.Mode, var path, var writers] && int.TryParse(writers, out var count))
         {
             return await CrashWriter.RunAsync(path, count);
+        }
+
+        if (args is [CrashWriter.Mode, var path2, var writers2, var frames] && int.TryParse(writers2, out var count2) && int.TryParse(frames, out var checkpointFrames))
+        {
+            return await CrashWriter.RunAsync(path2, count2, checkpointFrames);
         }
 
         await Console.Error.WriteLineAsync($"usage: {CrashWriter.Mode} <database-path> <writers>  (otherwise run these tests with dotnet test)");

@@ -17,16 +17,41 @@ internal static class CrashWriter
     /// <summary>Stops on its own after this long, so an orphan never outlives a crashed test run for long.</summary>
     private static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(120);
 
-    public static async Task<int> RunAsync(string path, int writers)
+    /// <param name="checkpointFrames">When set, the background checkpointer's threshold (the writer's is 4 times it), and a
+    /// line "checkpoints N" each time the background checkpointer has run once more.</param>
+    public static async Task<int> RunAsync(string path, int writers, int? checkpointFrames = null)
     {
-        var store = new SqliteMicroVmStore(
-            Options.Create(new SqliteStoreOptions { DatabasePath = path, NodeName = "crash" }),
-            TimeProvider.System,
-            NullLogger<SqliteMicroVmStore>.Instance);
+        var options = new SqliteStoreOptions { DatabasePath = path, NodeName = "crash" };
+        if (checkpointFrames is { } frames)
+        {
+            options.CheckpointBackgroundFrames = frames;
+            options.CheckpointWriterFrames = 4 * frames;
+        }
+
+        var store = new SqliteMicroVmStore(Options.Create(options), TimeProvider.System, NullLogger<SqliteMicroVmStore>.Instance);
         var output = TextWriter.Synchronized(Console.Out); // Console.Out flushes every line
         output.WriteLine("ready");
 
         using var stop = new CancellationTokenSource(Lifetime);
+        if (checkpointFrames is not null)
+        {
+            _ = Task.Run(async () =>
+            {
+                long reported = 0;
+                while (!stop.IsCancellationRequested)
+                {
+                    var now = store.BackgroundCheckpoints;
+                    if (now != reported)
+                    {
+                        output.WriteLine($"checkpoints {now}");
+                        reported = now;
+                    }
+
+                    await Task.Delay(5);
+                }
+            });
+        }
+
         var next = -1;
         var tasks = Enumerable.Range(0, writers).Select(_ => Task.Run(async () =>
         {
