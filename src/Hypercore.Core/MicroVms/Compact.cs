@@ -11,7 +11,8 @@ namespace Hypercore.MicroVms;
 /// </summary>
 internal static class Compact
 {
-    public static readonly IReadOnlyDictionary<string, string> EmptyMap = new Dictionary<string, string>();
+    /// <summary>Read-only: a shared mutable map could be filled through a cast by one spec's holder for every other spec.</summary>
+    public static readonly IReadOnlyDictionary<string, string> EmptyMap = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     /// <summary>The shared empty list for null or empty, otherwise <paramref name="value"/>.</summary>
     public static IReadOnlyList<T> List<T>(IReadOnlyList<T>? value) => value is null || value.Count == 0 ? [] : value;
