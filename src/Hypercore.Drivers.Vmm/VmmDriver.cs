@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Sockets;
 using Hypercore.Bootstrap;
 using Hypercore.Drivers.Vmm.Bootstrap;
@@ -23,8 +22,8 @@ public abstract partial class VmmDriver : IHypervisorDriver
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
-    // Per-VM gates; SemaphoreSlim holds no OS handle unless AvailableWaitHandle is used, so they need no disposing.
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new(StringComparer.Ordinal);
+    // Per-VM gates, held only while in use (VmGates.cs).
+    private readonly VmGates _locks = new();
     private readonly BinaryVersionCache _version;
     private readonly ILogger _logger;
 
@@ -260,8 +259,6 @@ public abstract partial class VmmDriver : IHypervisorDriver
             dir.Delete();
             LogCleanedUp(vm.Uid, BinaryLabel);
         }
-
-        _locks.TryRemove(vm.Uid, out _);
     }
 
     /// <summary>A host problem that makes the provider unusable (e.g. /dev/kvm missing), or null.</summary>
@@ -747,25 +744,10 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     private static string Named(string image, string? filename) => string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
 
-    private async Task<IDisposable> LockAsync(string uid, CancellationToken ct)
-    {
-        var gate = _locks.GetOrAdd(uid, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(ct);
-        return new Releaser(gate);
-    }
+    private Task<IDisposable> LockAsync(string uid, CancellationToken ct) => _locks.EnterAsync(uid, ct);
 
-    private sealed class Releaser(SemaphoreSlim gate) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                gate.Release();
-            }
-        }
-    }
+    /// <summary>VMs whose gate is held or waited for now (issue 15: an idle VM keeps none); for tests.</summary>
+    internal int GatesInUse => _locks.Count;
 
     [LoggerMessage(3550, LogLevel.Information, "{Key}: {Vmm} started (pid {Pid}, control socket {Socket})")]
     private partial void LogLaunched(string key, string vmm, int pid, string socket);

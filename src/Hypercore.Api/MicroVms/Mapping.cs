@@ -57,8 +57,9 @@ public static class Mapping
                 Filename = spec.Initrd.HasFilename ? SharedSpecStrings.Share(spec.Initrd.Filename) : null,
             },
             RootVolume = spec.RootVolume is null ? null : ToCore(spec.RootVolume, "root_volume", errors),
-            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToList(),
-            Interfaces = spec.Interfaces.Count == 0 ? [] : spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToList(),
+            // Arrays: with ToList() the conditional was a List and its [] a new empty List per Create (issue 15, survive7).
+            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToArray(),
+            Interfaces = spec.Interfaces.Count == 0 ? [] : spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToArray(),
             Metadata = Copy(spec.Metadata),
             Provider = spec.HasProvider ? SharedSpecStrings.Share(spec.Provider) : "",
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),

@@ -9,7 +9,9 @@ public sealed record MicroVmSpec
 
     public string Namespace { get; init; } = DefaultNamespace;
 
-    public IReadOnlyDictionary<string, string> Labels { get; init; } = Empty;
+    public IReadOnlyDictionary<string, string> Labels { get => _labels; init => _labels = Compact.Map(value); }
+
+    private readonly IReadOnlyDictionary<string, string> _labels = Compact.EmptyMap;
 
     public int Vcpu { get; init; } = 1;
 
@@ -21,12 +23,18 @@ public sealed record MicroVmSpec
 
     public VolumeSpec? RootVolume { get; init; }
 
-    public IReadOnlyList<VolumeSpec> AdditionalVolumes { get; init; } = [];
+    public IReadOnlyList<VolumeSpec> AdditionalVolumes { get => _additionalVolumes; init => _additionalVolumes = Compact.List(value); }
 
-    public IReadOnlyList<NetworkInterfaceSpec> Interfaces { get; init; } = [];
+    private readonly IReadOnlyList<VolumeSpec> _additionalVolumes = [];
+
+    public IReadOnlyList<NetworkInterfaceSpec> Interfaces { get => _interfaces; init => _interfaces = Compact.List(value); }
+
+    private readonly IReadOnlyList<NetworkInterfaceSpec> _interfaces = [];
 
     /// <summary>Guest metadata (flintlock: served through the metadata service where the provider has one).</summary>
-    public IReadOnlyDictionary<string, string> Metadata { get; init; } = Empty;
+    public IReadOnlyDictionary<string, string> Metadata { get => _metadata; init => _metadata = Compact.Map(value); }
+
+    private readonly IReadOnlyDictionary<string, string> _metadata = Compact.EmptyMap;
 
     /// <summary>Driver name, e.g. "qemu", "firecracker", "cloud-hypervisor". Empty means the node default.</summary>
     public string Provider { get; init; } = "";
@@ -61,8 +69,6 @@ public sealed record MicroVmSpec
     /// <summary>Scheduling constraints of the reservation pod; null: none (and, through the API, placed on the receiving node).</summary>
     public PlacementSpec? Placement { get; init; }
 
-    private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
-
     /// <summary>Value equality over the collections too, so "did the spec change" is a plain comparison.</summary>
     public bool Equals(MicroVmSpec? other) =>
         other is not null &&
@@ -87,7 +93,9 @@ public sealed record KernelSpec
     public required string Image { get; init; }
 
     /// <summary>Kernel command line as key/value pairs; an empty value means a bare flag.</summary>
-    public IReadOnlyDictionary<string, string> Cmdline { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Cmdline { get => _cmdline; init => _cmdline = Compact.Map(value); }
+
+    private readonly IReadOnlyDictionary<string, string> _cmdline = Compact.EmptyMap; // issue 15: one shared empty map, not one per kernel
 
     public string? Filename { get; init; }
 
@@ -163,12 +171,16 @@ public sealed record NetworkInterfaceSpec
     public string? Gateway { get; init; }
 
     /// <summary>DNS servers for the static address (IPv4, at most two: the kernel's ip= argument has dns0 and dns1).</summary>
-    public IReadOnlyList<string> Nameservers { get; init; } = [];
+    public IReadOnlyList<string> Nameservers { get => _nameservers; init => _nameservers = Compact.List(value); }
+
+    private readonly IReadOnlyList<string> _nameservers = [];
 
     // Node networking (issue 12): port forwards and the macvtap parent.
 
     /// <summary>Host ports forwarded to this interface's guest address (managed bridge only).</summary>
-    public IReadOnlyList<PortForward> Ports { get; init; } = [];
+    public IReadOnlyList<PortForward> Ports { get => _ports; init => _ports = Compact.List(value); }
+
+    private readonly IReadOnlyList<PortForward> _ports = [];
 
     /// <summary>Host interface a macvtap is made on; empty: the node's first allowed parent.</summary>
     public string? Parent { get; init; }

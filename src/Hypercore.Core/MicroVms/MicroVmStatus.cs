@@ -7,7 +7,15 @@ public sealed record MicroVmStatus
 
     public Phase Phase { get; init; } = Phase.Pending;
 
-    public IReadOnlyList<Condition> Conditions { get; init; } = [];
+    /// <remarks>Kept as an exact-size array (issue 15, survive7): a <see cref="List{T}"/> given here (a JSON reader's) is
+    /// copied into one, so the status keeps one object for its conditions, not a list and its larger array.</remarks>
+    public IReadOnlyList<Condition> Conditions
+    {
+        get => _conditions;
+        init => _conditions = value is List<Condition> { Count: > 0 } list ? list.ToArray() : Compact.List(value);
+    }
+
+    private readonly IReadOnlyList<Condition> _conditions = [];
 
     public long ObservedGeneration { get; init; }
 
@@ -19,7 +27,9 @@ public sealed record MicroVmStatus
 
     public DateTimeOffset? BootTime { get; init; }
 
-    public IReadOnlyList<string> Addresses { get; init; } = [];
+    public IReadOnlyList<string> Addresses { get => _addresses; init => _addresses = Compact.List(value); }
+
+    private readonly IReadOnlyList<string> _addresses = [];
 
     /// <summary>Restarts done by the reconciler after the VM ended on its own.</summary>
     public int RestartCount { get; init; }
@@ -30,10 +40,14 @@ public sealed record MicroVmStatus
     // Node networking (issue 12): what each interface got on the node.
 
     /// <summary>Per interface: host device, MAC and guest address, as the network start step prepared them.</summary>
-    public IReadOnlyList<InterfaceStatus> Interfaces { get; init; } = [];
+    public IReadOnlyList<InterfaceStatus> Interfaces { get => _interfaces; init => _interfaces = Compact.List(value); }
+
+    private readonly IReadOnlyList<InterfaceStatus> _interfaces = [];
 
     /// <summary>Port forwards in effect, e.g. "tcp 8080 -> 10.200.0.5:80".</summary>
-    public IReadOnlyList<string> PortForwards { get; init; } = [];
+    public IReadOnlyList<string> PortForwards { get => _portForwards; init => _portForwards = Compact.List(value); }
+
+    private readonly IReadOnlyList<string> _portForwards = [];
     // Guest health (issue 14).
 
     /// <summary>When the GuestReady condition last became True (this boot's readiness).</summary>

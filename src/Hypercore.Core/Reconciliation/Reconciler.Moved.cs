@@ -51,14 +51,44 @@ public sealed partial class Reconciler
         }
     }
 
-    /// <summary>Removes the entry only while it still equals <paramref name="vm"/> (what ConcurrentDictionary's TryRemove of a pair did).</summary>
+    /// <summary>
+    /// Removes the entry only while it is still <paramref name="vm"/>'s incarnation: the pass that put it there is the
+    /// only writer of its key while it runs (one pass per key), and <see cref="FollowHere"/> only moves it to a newer copy
+    /// of the same uid. (Before FollowHere, the pair's equality, as ConcurrentDictionary's TryRemove of a pair did.)
+    /// </summary>
     private void ForgetHereIf(VmKey key, MicroVm vm)
     {
         lock (_hereGate)
         {
-            if (_here.TryGetValue(key, out var held) && held == vm)
+            if (_here.TryGetValue(key, out var held) && held.Uid == vm.Uid)
             {
                 _here.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The informer replaced <paramref name="before"/> with <paramref name="after"/>: if the entry here is exactly
+    /// <paramref name="before"/> and <paramref name="after"/> is the same incarnation (same uid), the entry becomes
+    /// <paramref name="after"/> (issue 15, survive7). The entry was the record a pass started from, and every pass writes
+    /// (claim, status), so it was a copy the informer had already replaced: a second MicroVm and version string per
+    /// record (~140 bytes) that nothing else kept, promoted and copied by every gen0 and gen1 collection with the record.
+    /// Now the entry is the informer's own record. What a pass that finds the record gone cleans up is the same VM
+    /// (uid and spec: a status write changes neither), seen with its latest status.
+    /// </summary>
+    internal void FollowHere(MicroVm before, MicroVm after)
+    {
+        if (before.Uid != after.Uid)
+        {
+            return; // a new incarnation under the same key: the old one is what a cleanup must find
+        }
+
+        lock (_hereGate)
+        {
+            ref var held = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrNullRef(_here, after.Key);
+            if (!System.Runtime.CompilerServices.Unsafe.IsNullRef(ref held) && ReferenceEquals(held, before))
+            {
+                held = after;
             }
         }
     }

@@ -80,6 +80,11 @@ public sealed partial class ReconcilerHost : BackgroundService
                 {
                     _queue.Add(ev.MicroVm.Key);
                 }
+
+                if (ev.Type == InformerEventType.Modified && ev.Previous is { } before)
+                {
+                    _reconciler.FollowHere(before, ev.MicroVm); // issue 15: no older copy kept per record (Reconciler.Moved.cs)
+                }
             });
             exits = SubscribeLiveStateChanges(); // issue 15: ReconcilerHost.Exits.cs
             using var resync = StartResync(); // issue 15: spread over the interval, ReconcilerHost.Resync.cs
