@@ -57,8 +57,8 @@ public static class Mapping
                 Filename = spec.Initrd.HasFilename ? SharedSpecStrings.Share(spec.Initrd.Filename) : null,
             },
             RootVolume = spec.RootVolume is null ? null : ToCore(spec.RootVolume, "root_volume", errors),
-            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToList(),
-            Interfaces = spec.Interfaces.Count == 0 ? [] : spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToList(),
+            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : ToCore(spec.AdditionalVolumes, errors),
+            Interfaces = spec.Interfaces.Count == 0 ? [] : ToCore(spec.Interfaces, errors),
             Metadata = Copy(spec.Metadata),
             Provider = spec.HasProvider ? SharedSpecStrings.Share(spec.Provider) : "",
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
@@ -76,6 +76,14 @@ public static class Mapping
             Placement = spec.Placement is { } placement ? ToCore(placement) : null,
         };
     }
+
+    // Issue 15 (alloc7): the lists' lambdas live here, not in ToCore(MicroVMSpec), where capturing `errors` made a
+    // closure object on every Create, lists or not.
+    private static List<VolumeSpec> ToCore(Google.Protobuf.Collections.RepeatedField<Proto.Volume> volumes, ICollection<string> errors) =>
+        volumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToList();
+
+    private static List<NetworkInterfaceSpec> ToCore(Google.Protobuf.Collections.RepeatedField<Proto.NetworkInterface> interfaces, ICollection<string> errors) =>
+        interfaces.Select((n, i) => ToCore(n, i, errors)).ToList();
 
     /// <summary>
     /// A request's map as the spec keeps it. Empty (nearly always for labels, metadata and the kernel command line) is one

@@ -26,7 +26,11 @@ public sealed partial class ApiSecurityMiddleware
     public const string UnixListener = "unix";
 
     private const string ClientCertificateItem = "hypercore.client-certificate";
-    private const string HealthPrefix = "/grpc.health.v1.Health/";
+    private const string HealthService = "/grpc.health.v1.Health";
+
+    // issue 15 (alloc7): the callers whose identity is fixed, made once instead of per request (a Caller is immutable).
+    private static readonly Caller UnixSocketCaller = new(Caller.UnixSocketIdentity, "unix-socket");
+    private static readonly Caller AnonymousCaller = new(Caller.AnonymousIdentity, "none");
 
     private readonly RequestDelegate _next;
     private readonly ApiSecurityOptions _options;
@@ -47,7 +51,7 @@ public sealed partial class ApiSecurityMiddleware
     {
         var request = context.Request;
         var grpc = IsGrpc(request);
-        if (request.Path.StartsWithSegments(HealthPrefix.TrimEnd('/'), StringComparison.Ordinal))
+        if (request.Path.StartsWithSegments(HealthService, StringComparison.Ordinal))
         {
             await _next(context);
             return;
@@ -105,7 +109,7 @@ public sealed partial class ApiSecurityMiddleware
         if (unix)
         {
             // The socket's mode (0660) and group decide who can connect at all: a peer is the local administrator.
-            return new Caller(Caller.UnixSocketIdentity, "unix-socket");
+            return UnixSocketCaller;
         }
 
         if (_certificates.Enabled && context.Connection.ClientCertificate is { } certificate)
@@ -155,7 +159,7 @@ public sealed partial class ApiSecurityMiddleware
             return null;
         }
 
-        return new Caller(Caller.AnonymousIdentity, "none");
+        return AnonymousCaller;
     }
 
     /// <summary>The token of "Bearer TOKEN" or "basic base64(TOKEN)" (flintlock's form); schemes case-insensitive.</summary>
