@@ -204,8 +204,22 @@ public sealed partial class ApiSecurityMiddleware
         }
 
         var name = host.Host.ToLowerInvariant();
-        return _hosts.Contains(name) ||
-            _hosts.Any(h => h.StartsWith("*.", StringComparison.Ordinal) && name.EndsWith(h[1..], StringComparison.Ordinal) && name.Length > h.Length - 1);
+        return _hosts.Contains(name) || MatchesWildcard(name);
+    }
+
+    /// <summary>"*.example.com" allows any name under example.com (a loop, not LINQ: its closure over the name was made
+    /// on every request, issue 15, alloc7).</summary>
+    private bool MatchesWildcard(string name)
+    {
+        foreach (var h in _hosts)
+        {
+            if (h.StartsWith("*.", StringComparison.Ordinal) && name.AsSpan().EndsWith(h.AsSpan(1), StringComparison.Ordinal) && name.Length > h.Length - 1)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool IsGrpc(HttpRequest request) =>
