@@ -28,9 +28,6 @@ public sealed partial class ApiSecurityMiddleware
     private const string ClientCertificateItem = "hypercore.client-certificate";
     private const string HealthService = "/grpc.health.v1.Health";
 
-    // issue 15 (alloc7): the callers whose identity is fixed, made once instead of per request (a Caller is immutable).
-    private static readonly Caller UnixSocketCaller = new(Caller.UnixSocketIdentity, "unix-socket");
-    private static readonly Caller AnonymousCaller = new(Caller.AnonymousIdentity, "none");
 
     private readonly RequestDelegate _next;
     private readonly ApiSecurityOptions _options;
@@ -109,7 +106,7 @@ public sealed partial class ApiSecurityMiddleware
         if (unix)
         {
             // The socket's mode (0660) and group decide who can connect at all: a peer is the local administrator.
-            return UnixSocketCaller;
+            return FixedCallers.UnixSocket;
         }
 
         if (_certificates.Enabled && context.Connection.ClientCertificate is { } certificate)
@@ -159,7 +156,7 @@ public sealed partial class ApiSecurityMiddleware
             return null;
         }
 
-        return AnonymousCaller;
+        return FixedCallers.Anonymous;
     }
 
     /// <summary>The token of "Bearer TOKEN" or "basic base64(TOKEN)" (flintlock's form); schemes case-insensitive.</summary>
@@ -288,6 +285,17 @@ public sealed partial class ApiSecurityMiddleware
         }.GetTypeInfo(typeof(ErrorBody));
 
     private sealed record CertificateResult(string? Name, string Problem);
+
+    /// <summary>
+    /// The callers whose identity is fixed, made once instead of per request (issue 15, alloc7; a Caller is immutable).
+    /// A class of their own: as static fields of the middleware they would run its static constructor, and with it the
+    /// error body's JSON metadata, at the first request instead of at the first refusal.
+    /// </summary>
+    private static class FixedCallers
+    {
+        public static readonly Caller UnixSocket = new(Caller.UnixSocketIdentity, "unix-socket");
+        public static readonly Caller Anonymous = new(Caller.AnonymousIdentity, "none");
+    }
 
     internal sealed record ErrorBody(
         [property: System.Text.Json.Serialization.JsonPropertyName("code")] int Code,
