@@ -44,6 +44,15 @@ public static class HypercoreApiExtensions
         services.TryAddSingleton(sp => new ConsoleLogStreamer(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IOptionsMonitor<HypercoreApiOptions>>()));
         services.TryAddSingleton(sp => new StoreExceptionInterceptor(sp.LoggerFor<StoreExceptionInterceptor>()));
 
+        // Issue 15 (alloc7): the two MicroVM services as singletons (they hold only singletons and keep nothing per call).
+        // gRPC's activator, and the HTTP/JSON gateway through it, then takes them from DI instead of constructing one per
+        // call with ActivatorUtilities (reflection under Native AOT; an instance and its argument array per call).
+        services.TryAddSingleton(sp => new VmServiceImpl(
+            sp.GetRequiredService<MicroVmOperations>(), sp.GetRequiredService<MicroVmInformer>(), sp.GetRequiredService<ConsoleLogStreamer>(),
+            sp.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>(), sp.GetRequiredService<IOptionsMonitor<HypercoreApiOptions>>(),
+            sp.GetRequiredService<Drivers.DriverRegistry>(), sp.GetService<Security.AccessPolicy>()));
+        services.TryAddSingleton(sp => new FlintlockMicroVmService(sp.GetRequiredService<MicroVmOperations>(), sp.GetRequiredService<Drivers.DriverRegistry>()));
+
         services.AddGrpc(o =>
         {
             o.Interceptors.Add<StoreExceptionInterceptor>();

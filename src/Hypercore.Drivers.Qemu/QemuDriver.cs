@@ -63,6 +63,9 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
 
     protected override string ConfiguredBinary => _options.BinaryPath;
 
+    /// <summary>The accelerator probed at the first start changes the description.</summary>
+    protected override object? AvailabilityDescriptionState => _probed;
+
     protected override string DescribeAvailable(string path, string version)
     {
         var accel = _mode switch

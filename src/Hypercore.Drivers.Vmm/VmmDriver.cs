@@ -88,21 +88,49 @@ public abstract partial class VmmDriver : IHypervisorDriver
     /// <summary>After the shutdown request of <see cref="ShutdownAsync"/>, how long the process gets before SIGKILL.</summary>
     protected virtual TimeSpan ExitTimeout => TimeSpan.FromSeconds(5);
 
-    public async Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
+    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
     {
         try
         {
             var (path, tried) = BinaryLocator.Resolve(ConfiguredBinary);
             if (path is null)
             {
-                return DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage(BinaryLabel, tried));
+                return Task.FromResult(DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage(BinaryLabel, tried)));
             }
 
             if (CheckHost() is { } problem)
             {
-                return DriverAvailability.Unavailable(problem);
+                return Task.FromResult(DriverAvailability.Unavailable(problem));
             }
 
+            // Issue 15 (alloc7): the reconciler asks on every pass. The binary is still looked up and checked each time
+            // (above, and its modification time in the version cache); only an answer that would be built again from
+            // the same path, version and description state is the last one (its text, its task: ~0.6 KB a pass).
+            if (_version.Cached(path) is not { } version)
+            {
+                return CheckVersionAsync(path, cancellationToken);
+            }
+
+            var state = AvailabilityDescriptionState;
+            if (Volatile.Read(ref _lastAvailable) is { } last && last.Path == path && ReferenceEquals(last.Version, version) && Equals(last.State, state))
+            {
+                return last.Answer;
+            }
+
+            var answer = Task.FromResult(DriverAvailability.Ok(DescribeAvailable(path, version)));
+            Volatile.Write(ref _lastAvailable, new AvailableAnswer(path, version, state, answer));
+            return answer;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return Task.FromResult(Unusable(ex));
+        }
+    }
+
+    private async Task<DriverAvailability> CheckVersionAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
             var version = await _version.GetAsync(path, cancellationToken);
             return version is null
                 ? DriverAvailability.Unavailable($"{path} --version failed: the binary is not runnable here")
@@ -110,9 +138,22 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            return DriverAvailability.Unavailable($"{BinaryLabel} availability check failed: {ex.Message}");
+            return Unusable(ex);
         }
     }
+
+    private DriverAvailability Unusable(Exception ex) => DriverAvailability.Unavailable($"{BinaryLabel} availability check failed: {ex.Message}");
+
+    /// <summary>The last Ok answer of <see cref="CheckAvailabilityAsync"/> and what it was built from.</summary>
+    private AvailableAnswer? _lastAvailable;
+
+    private sealed record AvailableAnswer(string Path, string Version, object? State, Task<DriverAvailability> Answer);
+
+    /// <summary>
+    /// What <see cref="DescribeAvailable"/> reads besides the path and version, when that can change while the daemon runs
+    /// (compared with <see cref="object.Equals(object?, object?)"/>); null when nothing does.
+    /// </summary>
+    protected virtual object? AvailabilityDescriptionState => null;
 
     public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
     {
@@ -744,7 +785,8 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     private static string Named(string image, string? filename) => string.IsNullOrEmpty(filename) ? image : Path.Combine(image, filename);
 
-    private Task<IDisposable> LockAsync(string uid, CancellationToken ct) => _locks.EnterAsync(uid, ct);
+    // issue 15 (alloc7): every inspect takes this lock, nearly always free: a ValueTask then allocates nothing, a Task did.
+    private ValueTask<IDisposable> LockAsync(string uid, CancellationToken ct) => _locks.EnterAsync(uid, ct);
 
     /// <summary>VMs whose gate is held or waited for now (issue 15: an idle VM keeps none); for tests.</summary>
     internal int GatesInUse => _locks.Count;

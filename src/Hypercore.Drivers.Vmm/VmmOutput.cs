@@ -31,12 +31,9 @@ public sealed class BinaryVersionCache(string fallbackName)
     public async Task<string?> GetAsync(string path, CancellationToken ct)
     {
         var modified = File.GetLastWriteTimeUtc(path);
-        lock (_lock)
+        if (Cached(path, modified) is { } known)
         {
-            if (_cached is { } v && v.Path == path && v.Modified == modified)
-            {
-                return v.Version;
-            }
+            return known;
         }
 
         var result = await HostProcess.RunAsync(path, ["--version"], TimeSpan.FromSeconds(10), ct);
@@ -52,5 +49,16 @@ public sealed class BinaryVersionCache(string fallbackName)
         }
 
         return version;
+    }
+
+    /// <summary>The version line already read for the binary as it is now (same path, same modification time), else null.</summary>
+    public string? Cached(string path) => Cached(path, File.GetLastWriteTimeUtc(path));
+
+    private string? Cached(string path, DateTime modified)
+    {
+        lock (_lock)
+        {
+            return _cached is { } v && v.Path == path && v.Modified == modified ? v.Version : null;
+        }
     }
 }

@@ -24,8 +24,9 @@ public static class CreateRequest
 
         var errors = new List<string>();
         var spec = Mapping.ToCore(microvm, errors);
-        spec = spec with { Metadata = GuestMetadata.Merge(metadata, spec.Metadata, base64Metadata, errors) };
-        return (spec, errors);
+        var merged = GuestMetadata.Merge(metadata, spec.Metadata, base64Metadata, errors);
+        // issue 15 (alloc7): no copy of the spec when the merge changed nothing (no metadata: nearly every Create).
+        return (ReferenceEquals(merged, spec.Metadata) ? spec : spec with { Metadata = merged }, errors);
     }
 
     /// <summary>

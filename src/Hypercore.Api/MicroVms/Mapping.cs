@@ -57,9 +57,9 @@ public static class Mapping
                 Filename = spec.Initrd.HasFilename ? SharedSpecStrings.Share(spec.Initrd.Filename) : null,
             },
             RootVolume = spec.RootVolume is null ? null : ToCore(spec.RootVolume, "root_volume", errors),
-            // Arrays: with ToList() the conditional was a List and its [] a new empty List per Create (issue 15, survive7).
-            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : spec.AdditionalVolumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToArray(),
-            Interfaces = spec.Interfaces.Count == 0 ? [] : spec.Interfaces.Select((n, i) => ToCore(n, i, errors)).ToArray(),
+            // Arrays: a List here made the conditional a List and its [] a new empty List per Create (issue 15, survive7).
+            AdditionalVolumes = spec.AdditionalVolumes.Count == 0 ? [] : ToCore(spec.AdditionalVolumes, errors),
+            Interfaces = spec.Interfaces.Count == 0 ? [] : ToCore(spec.Interfaces, errors),
             Metadata = Copy(spec.Metadata),
             Provider = spec.HasProvider ? SharedSpecStrings.Share(spec.Provider) : "",
             State = ParseEnum(spec.State, DesiredState.Running, "state", errors),
@@ -77,6 +77,14 @@ public static class Mapping
             Placement = spec.Placement is { } placement ? ToCore(placement) : null,
         };
     }
+
+    // Issue 15 (alloc7): the lists' lambdas live here, not in ToCore(MicroVMSpec), where capturing `errors` made a
+    // closure object on every Create, lists or not.
+    private static VolumeSpec[] ToCore(Google.Protobuf.Collections.RepeatedField<Proto.Volume> volumes, ICollection<string> errors) =>
+        volumes.Select((v, i) => ToCore(v, $"additional_volumes[{i}]", errors)).ToArray();
+
+    private static NetworkInterfaceSpec[] ToCore(Google.Protobuf.Collections.RepeatedField<Proto.NetworkInterface> interfaces, ICollection<string> errors) =>
+        interfaces.Select((n, i) => ToCore(n, i, errors)).ToArray();
 
     /// <summary>
     /// A request's map as the spec keeps it. Empty (nearly always for labels, metadata and the kernel command line) is one

@@ -26,7 +26,8 @@ public sealed partial class ApiSecurityMiddleware
     public const string UnixListener = "unix";
 
     private const string ClientCertificateItem = "hypercore.client-certificate";
-    private const string HealthPrefix = "/grpc.health.v1.Health/";
+    private const string HealthService = "/grpc.health.v1.Health";
+
 
     private readonly RequestDelegate _next;
     private readonly ApiSecurityOptions _options;
@@ -47,7 +48,7 @@ public sealed partial class ApiSecurityMiddleware
     {
         var request = context.Request;
         var grpc = IsGrpc(request);
-        if (request.Path.StartsWithSegments(HealthPrefix.TrimEnd('/'), StringComparison.Ordinal))
+        if (request.Path.StartsWithSegments(HealthService, StringComparison.Ordinal))
         {
             await _next(context);
             return;
@@ -105,7 +106,7 @@ public sealed partial class ApiSecurityMiddleware
         if (unix)
         {
             // The socket's mode (0660) and group decide who can connect at all: a peer is the local administrator.
-            return new Caller(Caller.UnixSocketIdentity, "unix-socket");
+            return FixedCallers.UnixSocket;
         }
 
         if (_certificates.Enabled && context.Connection.ClientCertificate is { } certificate)
@@ -155,7 +156,7 @@ public sealed partial class ApiSecurityMiddleware
             return null;
         }
 
-        return new Caller(Caller.AnonymousIdentity, "none");
+        return FixedCallers.Anonymous;
     }
 
     /// <summary>The token of "Bearer TOKEN" or "basic base64(TOKEN)" (flintlock's form); schemes case-insensitive.</summary>
@@ -200,8 +201,22 @@ public sealed partial class ApiSecurityMiddleware
         }
 
         var name = host.Host.ToLowerInvariant();
-        return _hosts.Contains(name) ||
-            _hosts.Any(h => h.StartsWith("*.", StringComparison.Ordinal) && name.EndsWith(h[1..], StringComparison.Ordinal) && name.Length > h.Length - 1);
+        return _hosts.Contains(name) || MatchesWildcard(name);
+    }
+
+    /// <summary>"*.example.com" allows any name under example.com (a loop, not LINQ: its closure over the name was made
+    /// on every request, issue 15, alloc7).</summary>
+    private bool MatchesWildcard(string name)
+    {
+        foreach (var h in _hosts)
+        {
+            if (h.StartsWith("*.", StringComparison.Ordinal) && name.AsSpan().EndsWith(h.AsSpan(1), StringComparison.Ordinal) && name.Length > h.Length - 1)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool IsGrpc(HttpRequest request) =>
@@ -270,6 +285,17 @@ public sealed partial class ApiSecurityMiddleware
         }.GetTypeInfo(typeof(ErrorBody));
 
     private sealed record CertificateResult(string? Name, string Problem);
+
+    /// <summary>
+    /// The callers whose identity is fixed, made once instead of per request (issue 15, alloc7; a Caller is immutable).
+    /// A class of their own: as static fields of the middleware they would run its static constructor, and with it the
+    /// error body's JSON metadata, at the first request instead of at the first refusal.
+    /// </summary>
+    private static class FixedCallers
+    {
+        public static readonly Caller UnixSocket = new(Caller.UnixSocketIdentity, "unix-socket");
+        public static readonly Caller Anonymous = new(Caller.AnonymousIdentity, "none");
+    }
 
     internal sealed record ErrorBody(
         [property: System.Text.Json.Serialization.JsonPropertyName("code")] int Code,

@@ -31,20 +31,16 @@ public static class CallerContext
     {
         var holder = new Holder { Caller = caller };
         Current_.Value = holder;
-        return new Exit(holder);
+        return holder; // issue 15 (alloc7): the holder is its own exit, one object per request instead of two
     }
 
-    private sealed class Holder
+    private sealed class Holder : IDisposable
     {
         public Caller? Caller { get; set; }
-    }
 
-    private sealed class Exit(Holder holder) : IDisposable
-    {
-        public void Dispose()
-        {
-            holder.Caller = null;
-            Current_.Value = null;
-        }
+        // Clearing the holder is what ends the caller for everything that captured this execution context (as
+        // IHttpContextAccessor does); the request's own context ends with the middleware's async method, so the
+        // AsyncLocal is not set back to null (issue 15, alloc7: that made a new ExecutionContext per request).
+        public void Dispose() => Caller = null;
     }
 }

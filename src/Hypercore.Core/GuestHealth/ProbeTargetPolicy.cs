@@ -104,6 +104,15 @@ public sealed class ProbeTargetPolicy
             return [];
         }
 
+        // Issue 15 (alloc7): nearly every Create has no TCP/HTTP probe. The checks are a method of their own because its
+        // closure (over `refusal`) is made when the method is entered, whether or not anything is checked.
+        return ProbesAddress(spec.ReadinessProbe) || ProbesAddress(spec.LivenessProbe) || ProbesAddress(spec.StartupProbe)
+            ? AddressProbeViolations(spec)
+            : [];
+    }
+
+    private IReadOnlyList<string> AddressProbeViolations(MicroVmSpec spec)
+    {
         var fields = Probes(spec).Where(p => p.Probe is { TcpSocket: not null } or { HttpGet: not null }).Select(p => p.Field).ToList();
         if (fields.Count == 0 || spec.Interfaces.Count == 0 || spec.Interfaces.Any(n => _assigned?.WillAssign(n) == true))
         {
@@ -127,6 +136,8 @@ public sealed class ProbeTargetPolicy
         refusal ??= "the node leases none of this VM's interfaces an address and none has a static address; " + NoAddressHint;
         return fields.Select(f => $"{f}: {refusal}").ToList();
     }
+
+    private static bool ProbesAddress(ProbeSpec? probe) => probe is { TcpSocket: not null } or { HttpGet: not null };
 
     /// <summary>The spec's probes with their wire field names.</summary>
     public static IEnumerable<(ProbeSpec? Probe, string Field)> Probes(MicroVmSpec spec) =>

@@ -51,17 +51,22 @@ public static partial class MicroVmSpecValidator
             errors.Add("kernel.image is required (a path to a kernel image on the node)");
         }
 
-        foreach (var key in spec.Kernel.Cmdline.Keys)
+        // issue 15 (alloc7): the collections below are nearly always empty; each check is skipped when it has nothing
+        // to look at, so a plain spec is checked without an enumerator, iterator or grouping per Create.
+        if (spec.Kernel.Cmdline.Count > 0)
         {
-            if (key.Length == 0 || key.Any(char.IsWhiteSpace) || key.Contains('='))
+            foreach (var key in spec.Kernel.Cmdline.Keys)
             {
-                errors.Add($"kernel.cmdline key \"{key}\" must be non-empty without spaces or '='");
+                if (key.Length == 0 || key.Any(char.IsWhiteSpace) || key.Contains('='))
+                {
+                    errors.Add($"kernel.cmdline key \"{key}\" must be non-empty without spaces or '='");
+                }
             }
-        }
 
-        if (spec.Kernel.Cmdline.Values.Any(v => v.Any(char.IsWhiteSpace)))
-        {
-            errors.Add("kernel.cmdline values must not contain whitespace");
+            if (spec.Kernel.Cmdline.Values.Any(v => v.Any(char.IsWhiteSpace)))
+            {
+                errors.Add("kernel.cmdline values must not contain whitespace");
+            }
         }
 
         if (spec.Initrd is not null && string.IsNullOrWhiteSpace(spec.Initrd.Image))
@@ -69,9 +74,10 @@ public static partial class MicroVmSpecValidator
             errors.Add("initrd.image must be set when initrd is given");
         }
 
-        var volumes = (spec.RootVolume is null ? [] : new[] { spec.RootVolume }).Concat(spec.AdditionalVolumes).ToList();
-        foreach (var v in volumes)
+        IReadOnlyList<VolumeSpec> volumes = spec.RootVolume is null ? spec.AdditionalVolumes : [spec.RootVolume, .. spec.AdditionalVolumes];
+        for (var i = 0; i < volumes.Count; i++)
         {
+            var v = volumes[i];
             if (string.IsNullOrWhiteSpace(v.Id))
             {
                 errors.Add("every volume needs an id");
@@ -112,18 +118,26 @@ public static partial class MicroVmSpecValidator
             }
         }
 
-        foreach (var v in spec.AdditionalVolumes.Where(v => v.PartitionId is not null))
+        for (var i = 0; i < spec.AdditionalVolumes.Count; i++)
         {
-            errors.Add($"volume \"{v.Id}\" partition_id is only allowed on the root volume (it selects the partition the guest mounts as root); remove it or make this the root_volume");
+            if (spec.AdditionalVolumes[i] is { PartitionId: not null } v)
+            {
+                errors.Add($"volume \"{v.Id}\" partition_id is only allowed on the root volume (it selects the partition the guest mounts as root); remove it or make this the root_volume");
+            }
         }
 
-        foreach (var dup in volumes.GroupBy(v => v.Id).Where(g => g.Count() > 1))
+        if (volumes.Count > 1)
         {
-            errors.Add($"volume id \"{dup.Key}\" is used more than once");
+            foreach (var dup in volumes.GroupBy(v => v.Id).Where(g => g.Count() > 1))
+            {
+                errors.Add($"volume id \"{dup.Key}\" is used more than once");
+            }
         }
 
-        foreach (var nic in spec.Interfaces)
+        var interfaces = spec.Interfaces;
+        for (var i = 0; i < interfaces.Count; i++)
         {
+            var nic = interfaces[i];
             if (string.IsNullOrWhiteSpace(nic.DeviceId))
             {
                 errors.Add("every interface needs a device_id");
@@ -150,21 +164,34 @@ public static partial class MicroVmSpecValidator
             }
         }
 
-        foreach (var dup in spec.Interfaces.GroupBy(n => n.DeviceId).Where(g => g.Count() > 1))
+        if (interfaces.Count > 1)
         {
-            errors.Add($"interface device_id \"{dup.Key}\" is used more than once");
+            foreach (var dup in interfaces.GroupBy(n => n.DeviceId).Where(g => g.Count() > 1))
+            {
+                errors.Add($"interface device_id \"{dup.Key}\" is used more than once");
+            }
         }
 
         // Guest bootstrap (cloud-init): metadata keys, size and YAML shape; static addresses in CIDR form.
-        errors.AddRange(Bootstrap.GuestMetadataRules.Validate(spec.Metadata));
-        foreach (var nic in spec.Interfaces.Where(n => !string.IsNullOrEmpty(n.Address) && !IsCidr(n.Address)))
+        if (spec.Metadata.Count > 0)
         {
-            errors.Add($"interface \"{nic.DeviceId}\" address \"{nic.Address}\" is not an address in CIDR form like 10.0.0.2/24");
+            errors.AddRange(Bootstrap.GuestMetadataRules.Validate(spec.Metadata));
+        }
+
+        for (var i = 0; i < interfaces.Count; i++)
+        {
+            if (interfaces[i] is { Address: { Length: > 0 } address } nic && !IsCidr(address))
+            {
+                errors.Add($"interface \"{nic.DeviceId}\" address \"{nic.Address}\" is not an address in CIDR form like 10.0.0.2/24");
+            }
         }
 
         // Node networking (issue 12): port forwards.
-        foreach (var nic in spec.Interfaces)
+        var ports = 0;
+        for (var i = 0; i < interfaces.Count; i++)
         {
+            var nic = interfaces[i];
+            ports += nic.Ports.Count;
             foreach (var p in nic.Ports)
             {
                 if (p.Protocol is not ("tcp" or "udp"))
@@ -189,9 +216,12 @@ public static partial class MicroVmSpecValidator
             }
         }
 
-        foreach (var dup in spec.Interfaces.SelectMany(n => n.Ports).GroupBy(p => (p.Protocol, p.HostPort)).Where(g => g.Count() > 1))
+        if (ports > 1)
         {
-            errors.Add($"host port {dup.Key.Protocol} {dup.Key.HostPort} is forwarded more than once");
+            foreach (var dup in interfaces.SelectMany(n => n.Ports).GroupBy(p => (p.Protocol, p.HostPort)).Where(g => g.Count() > 1))
+            {
+                errors.Add($"host port {dup.Key.Protocol} {dup.Key.HostPort} is forwarded more than once");
+            }
         }
 
         if (spec.Provider.Length > 0 && !IsName(spec.Provider))
@@ -210,7 +240,11 @@ public static partial class MicroVmSpecValidator
         }
 
         // Kubernetes (issue 13): placement
-        errors.AddRange(PlacementValidator.Validate(spec));
+        if (spec.Placement is not null)
+        {
+            errors.AddRange(PlacementValidator.Validate(spec)); // yields nothing without a placement
+        }
+
         return errors;
     }
 

@@ -79,7 +79,8 @@ public sealed partial class MicroVmOperations
     {
         var errors = shapeErrors.ToList();
         var generateId = requested.Id.Length == 0;
-        var spec = requested with
+        // issue 15 (alloc7): a spec that names its id, namespace and provider is used as it is, not copied unchanged.
+        var spec = !generateId && requested.Namespace.Length > 0 && requested.Provider.Length > 0 ? requested : requested with
         {
             Id = generateId ? _ids.NewId() : requested.Id,
             Namespace = requested.Namespace.Length == 0 ? MicroVmSpec.DefaultNamespace : requested.Namespace,

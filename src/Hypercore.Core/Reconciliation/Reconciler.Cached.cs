@@ -90,36 +90,24 @@ public sealed partial class Reconciler
         Interlocked.Increment(ref _cachedReads); // from here on a cached read like any other: checked
     }
 
-    /// <summary>Runs an unchecked pass; if its copy was stale, the same pass again from the store's record.</summary>
-    private async Task<ReconcileResult> ReconcileFromCacheOrStoreAsync(VmKey key, CancellationToken ct)
+    /// <summary>
+    /// An unchecked pass found its copy stale: nothing was written or started from it, so what the pass noted of it is
+    /// undone, and the record is read from the store for the same pass again (<see cref="ReconcilePassAsync"/>).
+    /// </summary>
+    private Task<MicroVm?> ReadAfterStaleCopyAsync(VmKey key, MicroVm stale, MicroVm? remembered, CancellationToken ct)
     {
-        var (vm, isUnchecked) = await ReadCurrentAsync(key, ct);
-        if (isUnchecked)
+        if (remembered is null)
         {
-            var remembered = FindHere(key);
-            try
-            {
-                return await ReconcileCoreAsync(key, vm, isUnchecked: true, ct);
-            }
-            catch (StaleCopyException)
-            {
-                // Nothing was written or started from the stale copy; undo what the pass noted of it.
-                if (remembered is null)
-                {
-                    ForgetHereIf(key, vm!);
-                }
-                else
-                {
-                    RememberHere(remembered);
-                }
-
-                Interlocked.Increment(ref _staleCopies);
-                LogStaleCopy(key, vm!.ResourceVersion);
-                vm = await _store.GetAsync(key, ct);
-            }
+            ForgetHereIf(key, stale);
+        }
+        else
+        {
+            RememberHere(remembered);
         }
 
-        return await ReconcileCoreAsync(key, vm, isUnchecked: false, ct);
+        Interlocked.Increment(ref _staleCopies);
+        LogStaleCopy(key, stale.ResourceVersion);
+        return _store.GetAsync(key, ct);
     }
 
     /// <summary>The first write of an unchecked pass failed its version check (or found no row): its copy was stale.</summary>

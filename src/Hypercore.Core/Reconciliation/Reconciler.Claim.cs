@@ -48,7 +48,7 @@ public sealed partial class Reconciler
     /// this start, nothing is written here: the changes ride on the next write, which this pass always makes (Running,
     /// or the failure). The record's version stays the stored one, so that write still checks for concurrent changes.
     /// </summary>
-    private async Task<MicroVm> ProvisioningAsync(MicroVm vm, Func<MicroVmStatus, MicroVmStatus> applied, int restarts, CancellationToken ct)
+    private async ValueTask<MicroVm> ProvisioningAsync(MicroVm vm, Func<MicroVmStatus, MicroVmStatus> applied, int restarts, CancellationToken ct)
     {
         if (vm.Status.Phase == Phase.Provisioning && vm.Status.RestartCount == restarts && vm.Status.ObservedGeneration == vm.Generation)
         {

@@ -69,14 +69,36 @@ public sealed partial class Reconciler
         _log = log;
     }
 
-    public async Task<ReconcileResult> ReconcileAsync(VmKey key, CancellationToken ct)
+    public Task<ReconcileResult> ReconcileAsync(VmKey key, CancellationToken ct) => ReconcilePassAsync(key, ct).AsTask();
+
+    /// <summary>
+    /// <see cref="ReconcileAsync"/> for the work loop, which awaits it once. Issue 15 (alloc7): every method a pass awaits
+    /// that is still waiting when it returns costs the pass an async state machine (~150–250 bytes; a new Stopped VM's
+    /// pass waits for its one store write through all of them), so the pass is kept to few such levels: this one reads
+    /// the record and runs the pass again from the store when an unchecked copy was stale (Reconciler.Cached.cs), the
+    /// core awaits the Stopped write itself, and what often completes at once (the inspect) returns a <see cref="ValueTask"/>.
+    /// </summary>
+    internal async ValueTask<ReconcileResult> ReconcilePassAsync(VmKey key, CancellationToken ct)
     {
         using var activity = HypercoreTelemetry.ActivitySource.StartActivity("reconcile");
         activity?.SetTag("microvm", key.ToString());
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var result = await ReconcileFromCacheOrStoreAsync(key, ct); // Reconciler.Cached.cs
+            var (vm, isUnchecked) = await ReadCurrentAsync(key, ct); // Reconciler.Cached.cs
+            var remembered = isUnchecked ? FindHere(key) : null;
+            ReconcileResult result;
+            try
+            {
+                result = await ReconcileCoreAsync(key, vm, isUnchecked, ct);
+            }
+            catch (StaleCopyException) when (isUnchecked)
+            {
+                // Nothing was written or started from the stale copy: the same pass again from the store's record.
+                vm = await ReadAfterStaleCopyAsync(key, vm!, remembered, ct);
+                result = await ReconcileCoreAsync(key, vm, isUnchecked: false, ct);
+            }
+
             activity?.SetTag("outcome", result.Outcome.ToString());
             return result;
         }
@@ -101,7 +123,7 @@ public sealed partial class Reconciler
     }
 
     /// <param name="isUnchecked">The informer's copy of a new VM, its version not confirmed: see Reconciler.Cached.cs.</param>
-    private async Task<ReconcileResult> ReconcileCoreAsync(VmKey key, MicroVm? vm, bool isUnchecked, CancellationToken ct)
+    private async ValueTask<ReconcileResult> ReconcileCoreAsync(VmKey key, MicroVm? vm, bool isUnchecked, CancellationToken ct)
     {
         if (vm is null)
         {
@@ -202,12 +224,17 @@ public sealed partial class Reconciler
             return await EndForLivenessAsync(vm, driver, failure, ct);
         }
 
-        if (isUnchecked)
+        if (isUnchecked || vm.Spec.State == DesiredState.Stopped)
         {
-            // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped.
+            // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped. The
+            // write is awaited here rather than in a method of its own (issue 15, alloc7: one state machine less per pass).
             try
             {
-                return await EnsureStoppedAsync(vm, driver, live, ct);
+                var stopping = await StopLiveAsync(vm, driver, live, ct); // a local: the lambda below captures it, not vm
+                _crashes.TryRemove(stopping.Key, out _);
+                await WriteStatusAsync(stopping, s => s with { Phase = Phase.Stopped, Pid = null, Conditions = NotPaused(s, stopping) },
+                    ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct, claim: !stopping.Claimed);
+                return ReconcileResult.Done;
             }
             catch (Exception ex) when (IsStale(ex, isUnchecked))
             {
@@ -215,18 +242,14 @@ public sealed partial class Reconciler
             }
         }
 
-        return vm.Spec.State switch
-        {
-            DesiredState.Stopped => await EnsureStoppedAsync(vm, driver, live, ct),
-            _ => await EnsureUpAsync(vm, driver, live, ct),
-        };
+        return await EnsureUpAsync(vm, driver, live, ct);
     }
 
     /// <summary>
     /// The driver's view, within <see cref="ReconcilerOptions.InspectTimeout"/>: a hypervisor that does not answer in
     /// time (e.g. a frozen QEMU) is Unknown, and the worker is free for other VMs.
     /// </summary>
-    private async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
+    private async ValueTask<VmRuntimeInfo> InspectAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)
     {
         // One source, cancelled at the limit or with ct (issue 15: every pass inspects; a linked source on top of the
         // timed one was a second source and two registrations per pass).
@@ -401,7 +424,11 @@ public sealed partial class Reconciler
         return ReconcileResult.Poll;
     }
 
-    private async Task<ReconcileResult> EnsureStoppedAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
+    /// <summary>
+    /// For a VM that should be stopped: powers off what is live (Stopping first) or reaps an exited process. Nothing is
+    /// awaited when nothing is live (every new Stopped VM); the caller then writes Stopped.
+    /// </summary>
+    private async ValueTask<MicroVm> StopLiveAsync(MicroVm vm, IHypervisorDriver driver, VmRuntimeInfo live, CancellationToken ct)
     {
         if (live.State is LiveState.Running or LiveState.Paused or LiveState.Created)
         {
@@ -415,10 +442,7 @@ public sealed partial class Reconciler
             await driver.StopAsync(vm, TimeSpan.Zero, ct); // reap a process kept after guest shutdown
         }
 
-        _crashes.TryRemove(vm.Key, out _);
-        await WriteStatusAsync(vm, s => s with { Phase = Phase.Stopped, Pid = null, Conditions = NotPaused(s, vm) },
-            ready: (ConditionStatus.False, "Stopped", "the VM is stopped"), ct, claim: !vm.Claimed);
-        return ReconcileResult.Done;
+        return vm;
     }
 
     private async Task<ReconcileResult> DeleteAsync(MicroVm vm, IHypervisorDriver driver, CancellationToken ct)

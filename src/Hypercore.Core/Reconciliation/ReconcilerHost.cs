@@ -220,7 +220,7 @@ public sealed partial class ReconcilerHost : BackgroundService
 
             try
             {
-                var result = await _reconciler.ReconcileAsync(key, ct);
+                var result = await _reconciler.ReconcilePassAsync(key, ct);
                 switch (result.Outcome)
                 {
                     case ReconcileOutcome.Backoff:

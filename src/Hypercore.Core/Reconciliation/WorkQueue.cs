@@ -1,3 +1,5 @@
+using System.Threading.Tasks.Sources;
+
 namespace Hypercore.Reconciliation;
 
 /// <summary>
@@ -19,7 +21,11 @@ public sealed class WorkQueue<TKey> : IDisposable
     private readonly PriorityQueue<TKey, DateTimeOffset> _dueOrder = new();
     private ITimer? _timer;
     private DateTimeOffset _armedFor = DateTimeOffset.MaxValue;
-    private readonly SemaphoreSlim _signal = new(0);
+    // Workers waiting for a key (issue 15, alloc7: instead of a SemaphoreSlim, whose WaitAsync made a task, a node and
+    // two state machines every time a worker waited: ~0.5 KB per Create). A key added while one waits is handed to it
+    // directly; the waiters are pooled, so a wait allocates nothing.
+    private readonly List<Waiter> _waiters = [];
+    private readonly Stack<Waiter> _idleWaiters = new();
     private readonly TimeProvider _time;
     private readonly TimeSpan _baseDelay;
     private readonly TimeSpan _maxDelay;
@@ -47,6 +53,7 @@ public sealed class WorkQueue<TKey> : IDisposable
     /// <summary>Queues a key now. Duplicates collapse.</summary>
     public void Add(TKey key)
     {
+        Waiter? waiter;
         lock (_gate)
         {
             if (_shutdown || !_dirty.Add(key))
@@ -60,9 +67,36 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
 
             _queue.Enqueue(key);
+            waiter = HandOutLocked(out key);
         }
 
-        _signal.Release();
+        waiter?.Complete(true, key);
+    }
+
+    /// <summary>
+    /// Under the lock, with a key just queued: if a worker is waiting, the queue's first key is its (taken as
+    /// <see cref="TakeAsync"/> takes it); the caller completes the waiter after leaving the lock.
+    /// </summary>
+    private Waiter? HandOutLocked(out TKey key)
+    {
+        if (_waiters.Count == 0)
+        {
+            key = default!;
+            return null;
+        }
+
+        var waiter = _waiters[0];
+        _waiters.RemoveAt(0); // first come, first served, as the semaphore was
+        key = TakeLocked();
+        return waiter;
+    }
+
+    private TKey TakeLocked()
+    {
+        var key = _queue.Dequeue();
+        _processing.Add(key);
+        _dirty.Remove(key);
+        return key;
     }
 
     /// <summary>Queues a key after a delay. An earlier pending delay for the same key wins.</summary>
@@ -197,54 +231,57 @@ public sealed class WorkQueue<TKey> : IDisposable
     }
 
     /// <summary>Waits for the next key. Returns false when the queue is shut down.</summary>
-    public async Task<(bool Ok, TKey Key)> TakeAsync(CancellationToken cancellationToken)
+    /// <remarks>The result is awaited once, like any <see cref="ValueTask{TResult}"/>.</remarks>
+    public ValueTask<(bool Ok, TKey Key)> TakeAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        if (cancellationToken.IsCancellationRequested)
         {
-            await _signal.WaitAsync(cancellationToken).ConfigureAwait(false);
-            lock (_gate)
-            {
-                if (_shutdown)
-                {
-                    _signal.Release(); // wake the other workers too
-                    return (false, default!);
-                }
-
-                if (_queue.Count == 0)
-                {
-                    continue;
-                }
-
-                var key = _queue.Dequeue();
-                _processing.Add(key);
-                _dirty.Remove(key);
-                return (true, key);
-            }
+            return ValueTask.FromCanceled<(bool, TKey)>(cancellationToken);
         }
+
+        Waiter waiter;
+        lock (_gate)
+        {
+            if (_shutdown)
+            {
+                return new ValueTask<(bool, TKey)>((false, default!));
+            }
+
+            if (_queue.Count > 0)
+            {
+                return new ValueTask<(bool, TKey)>((true, TakeLocked()));
+            }
+
+            waiter = _idleWaiters.Count > 0 ? _idleWaiters.Pop() : new Waiter(this);
+            _waiters.Add(waiter);
+        }
+
+        // Outside the lock: a token cancelled meanwhile runs the callback here, and it takes the lock itself. The waiter
+        // cannot be reused before this returns: only the caller's await of the result gives it back.
+        return waiter.Wait(cancellationToken);
     }
 
     /// <summary>Marks a key as worked; if it was added meanwhile it goes back in the queue.</summary>
     public void Done(TKey key)
     {
-        var requeued = false;
+        Waiter? waiter = null;
+        var next = default(TKey)!;
         lock (_gate)
         {
             _processing.Remove(key);
             if (_dirty.Contains(key) && !_shutdown)
             {
                 _queue.Enqueue(key);
-                requeued = true;
+                waiter = HandOutLocked(out next);
             }
         }
 
-        if (requeued)
-        {
-            _signal.Release();
-        }
+        waiter?.Complete(true, next);
     }
 
     public void ShutDown()
     {
+        Waiter[] waiting;
         lock (_gate)
         {
             _shutdown = true;
@@ -252,21 +289,81 @@ public sealed class WorkQueue<TKey> : IDisposable
             _timer = null;
             _delayed.Clear();
             _dueOrder.Clear();
+            waiting = [.. _waiters];
+            _waiters.Clear();
         }
 
-        _signal.Release();
+        foreach (var waiter in waiting)
+        {
+            waiter.Complete(false, default!); // every waiting worker is told, as later takers are
+        }
     }
 
-    public void Dispose()
-    {
-        ShutDown();
-        _signal.Dispose();
-    }
+    public void Dispose() => ShutDown();
 
     private TimeSpan Backoff(int failures)
     {
         var exp = Math.Min(failures, 30);
         var ticks = _baseDelay.Ticks * Math.Pow(2, exp);
         return ticks >= _maxDelay.Ticks ? _maxDelay : TimeSpan.FromTicks((long)ticks);
+    }
+    /// <summary>
+    /// One worker's wait: completed with a key, with "shut down", or cancelled by the worker's token. Reused once its
+    /// result has been read.
+    /// </summary>
+    private sealed class Waiter(WorkQueue<TKey> queue) : IValueTaskSource<(bool Ok, TKey Key)>
+    {
+        private ManualResetValueTaskSourceCore<(bool, TKey)> _core = new() { RunContinuationsAsynchronously = true };
+        private CancellationTokenRegistration _registration;
+
+        public ValueTask<(bool Ok, TKey Key)> Wait(CancellationToken ct)
+        {
+            var version = _core.Version;
+            if (ct.CanBeCanceled)
+            {
+                _registration = ct.UnsafeRegister(static (state, token) => ((Waiter)state!).Cancel(token), this);
+            }
+
+            return new ValueTask<(bool, TKey)>(this, version);
+        }
+
+        /// <summary>Called once the waiter has left the queue's list, outside the lock.</summary>
+        public void Complete(bool ok, TKey key) => _core.SetResult((ok, key));
+
+        private void Cancel(CancellationToken token)
+        {
+            lock (queue._gate)
+            {
+                if (!queue._waiters.Remove(this))
+                {
+                    return; // already handed a key, or told of the shutdown: that result stands
+                }
+            }
+
+            _core.SetException(new OperationCanceledException(token));
+        }
+
+        public (bool Ok, TKey Key) GetResult(short token)
+        {
+            try
+            {
+                return _core.GetResult(token);
+            }
+            finally
+            {
+                _registration.Dispose(); // waits for a cancellation callback that is still running
+                _registration = default;
+                _core.Reset();
+                lock (queue._gate)
+                {
+                    queue._idleWaiters.Push(this);
+                }
+            }
+        }
+
+        public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _core.OnCompleted(continuation, state, token, flags);
     }
 }

@@ -63,6 +63,17 @@ public sealed class VmServiceCreateTests
     }
 
     [Test]
+    public void Services_TheMicroVmServicesAreSingletons_SoNoCallConstructsOne()
+    {
+        // Issue 15 (alloc7): gRPC's activator takes a service registered in DI; one that is not is constructed per
+        // call through ActivatorUtilities (reflection under Native AOT, an instance and an argument array each time).
+        var services = _server.Services;
+        services.GetService<VmServiceImpl>().Should().NotBeNull().And.BeSameAs(services.GetService<VmServiceImpl>());
+        services.GetService<Hypercore.Api.Flintlock.FlintlockMicroVmService>().Should().NotBeNull()
+            .And.BeSameAs(services.GetService<Hypercore.Api.Flintlock.FlintlockMicroVmService>());
+    }
+
+    [Test]
     public async Task Create_GrpcurlShapedJson_IsAcceptedAndStored()
     {
         var request = JsonParser.Default.Parse<CreateMicroVMRequest>(GrpcurlJson);

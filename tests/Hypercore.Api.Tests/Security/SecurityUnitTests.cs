@@ -1,12 +1,45 @@
 using System.Runtime.Versioning;
 using Hypercore.Api.Security;
 using Hypercore.Daemon.Configuration;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Hypercore.Api.Tests.Security;
 
 [SupportedOSPlatform("linux")]
 public sealed class SecurityUnitTests
 {
+    [TestCase("api.example.com", true)]
+    [TestCase("API.Example.COM", true)]
+    [TestCase("a.b.example.com", true)]
+    [TestCase("example.com", false)]
+    [TestCase("evil-example.com", false)]
+    [TestCase("example.com.evil", false)]
+    public async Task AllowedHosts_Wildcard_AllowsOnlyNamesUnderTheDomain(string host, bool allowed)
+    {
+        var reached = false;
+        var middleware = new ApiSecurityMiddleware(
+            _ =>
+            {
+                reached = true;
+                return Task.CompletedTask;
+            },
+            Options.Create(new ApiSecurityOptions { AllowedHosts = ["*.example.com"] }), TimeProvider.System, NullLogger<ApiSecurityMiddleware>.Instance);
+        var context = new DefaultHttpContext();
+        context.Request.Host = new HostString(host, 8443);
+        context.Request.Path = "/vm.services.api.VMService/Get";
+        context.Request.ContentType = "application/grpc";
+
+        await middleware.InvokeAsync(context);
+
+        reached.Should().Be(allowed);
+        if (!allowed)
+        {
+            context.Response.Headers["grpc-status"].ToString().Should().Be("7"); // PermissionDenied
+        }
+    }
+
     [Test]
     public void TokenFile_FindsTheIdentityOfEachToken_AndNothingForOthers()
     {

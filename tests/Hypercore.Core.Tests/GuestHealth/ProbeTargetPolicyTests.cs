@@ -22,6 +22,23 @@ public sealed class ProbeTargetPolicyTests
             new Managed(managed), () => [IPAddress.Parse("192.168.50.1")]);
 
     [Test]
+    public void Create_WithoutATcpOrHttpProbe_NothingToCheckAndNothingAllocated()
+    {
+        // Issue 15 (alloc7): nearly every Create; the probe list, its iterators and the result list were made anyway.
+        var policy = Policy();
+        var spec = Spec("203.0.113.7/24") with { ReadinessProbe = new ProbeSpec { Console = new ConsoleProbe("READY") }, LivenessProbe = null };
+        policy.CreateViolations(spec).Should().BeEmpty();
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            policy.CreateViolations(spec);
+        }
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
+    }
+
+    [Test]
     public void Create_StaticAddressOutsideAllowedCidrs_RefusedForEachNetworkProbeSayingHowToAllowIt()
     {
         var errors = Policy().CreateViolations(Spec("203.0.113.7/24"));

@@ -170,6 +170,71 @@ public class WorkQueueTests
         (await waiting).Ok.Should().BeFalse();
     }
 
+    [Test]
+    public async Task TakeAsync_AWorkerWaitsAndIsHandedAKey_AllocatesNothingOncePooled()
+    {
+        // Issue 15 (alloc7): the work loop's wait. SemaphoreSlim.WaitAsync made a task node, two state machines and a
+        // cancellation promise every time a worker waited (~0.5 KB per Create); the queue's own waiters are pooled.
+        using var stopping = new CancellationTokenSource(); // cancellable, as the host's stopping token is
+        var perCycle = await Task.Run(async () =>
+        {
+            async Task CycleAsync()
+            {
+                var waiting = _queue.TakeAsync(stopping.Token);
+                _queue.Add("a"); // handed to the waiting worker
+                var (ok, key) = await waiting;
+                _queue.Done(key);
+                if (!ok)
+                {
+                    throw new InvalidOperationException("the queue was shut down");
+                }
+            }
+
+            for (var i = 0; i < 100; i++)
+            {
+                await CycleAsync(); // warm-up: the waiter, the registration node, JIT
+            }
+
+            const int cycles = 2_000;
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            for (var i = 0; i < cycles; i++)
+            {
+                await CycleAsync();
+            }
+
+            return (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)cycles;
+        });
+
+        perCycle.Should().BeLessThan(64, "a wait, a hand-off and a Done allocate nothing (the semaphore's wait was ~400 bytes)");
+    }
+
+    [Test]
+    public async Task TakeAsync_CancelledWhileWaiting_ThrowsAndTheKeyGoesToTheNextTaker()
+    {
+        using var cts = new CancellationTokenSource();
+        var waiting = _queue.TakeAsync(cts.Token);
+        await cts.CancelAsync();
+
+        var act = async () => await waiting;
+        await act.Should().ThrowAsync<OperationCanceledException>();
+        _queue.Add("a");
+        _queue.Depth.Should().Be(1, "a cancelled waiter is not handed keys");
+        (await Take()).Should().Be("a");
+    }
+
+    [Test]
+    public async Task TakeAsync_TwoWaiters_AreHandedKeysInTheOrderTheyWaited()
+    {
+        var first = _queue.TakeAsync(CancellationToken.None);
+        var second = _queue.TakeAsync(CancellationToken.None);
+        _queue.Add("a");
+        _queue.Add("b");
+
+        (await first).Key.Should().Be("a");
+        (await second).Key.Should().Be("b");
+        _queue.Depth.Should().Be(0);
+    }
+
     private async Task<string> Take()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));

@@ -56,6 +56,32 @@ public sealed class CloudHypervisorDriverTests
     }
 
     [Test]
+    public async Task CheckAvailability_Again_ReusesTheAnswerUntilTheBinaryChanges()
+    {
+        // Issue 15 (alloc7): the reconciler asks on every pass; the same binary at the same version gets the same
+        // answer (task and text) instead of a new one, and a changed or removed binary is still seen at the next call.
+        var binary = _scratch.File("cloud-hypervisor", "#!/bin/sh\necho 'cloud-hypervisor v99.0.0'\n"); // all availability runs
+        File.SetUnixFileMode(binary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var driver = NewDriver(o => o.BinaryPath = binary);
+        (await driver.CheckAvailabilityAsync()).Detail.Should().Be($"cloud-hypervisor v99.0.0 ({binary})"); // runs --version once
+
+        var second = driver.CheckAvailabilityAsync();
+        var third = driver.CheckAvailabilityAsync();
+        third.Should().BeSameAs(second);
+        (await third).Available.Should().BeTrue();
+
+        File.SetLastWriteTimeUtc(binary, DateTime.UtcNow.AddMinutes(1)); // replaced: --version runs again
+        var afterChange = driver.CheckAvailabilityAsync();
+        afterChange.Should().NotBeSameAs(third);
+        (await afterChange).Available.Should().BeTrue();
+
+        File.Delete(binary);
+        var gone = await driver.CheckAvailabilityAsync();
+        gone.Available.Should().BeFalse();
+        gone.Detail.Should().Be($"cloud-hypervisor binary not found: tried {binary}");
+    }
+
+    [Test]
     public async Task CheckAvailability_StandIn_ReportsVersion()
     {
         var availability = await _driver.CheckAvailabilityAsync();

@@ -55,8 +55,8 @@ public sealed class VmGatesTests
     {
         var gates = new VmGates();
         var first = await gates.EnterAsync("a", CancellationToken.None);
-        var second = gates.EnterAsync("a", CancellationToken.None);
-        var third = gates.EnterAsync("a", CancellationToken.None);
+        var second = gates.EnterAsync("a", CancellationToken.None).AsTask();
+        var third = gates.EnterAsync("a", CancellationToken.None).AsTask();
         var other = await gates.EnterAsync("b", CancellationToken.None); // another uid is not held up
 
         await Task.Delay(50);
@@ -76,7 +76,7 @@ public sealed class VmGatesTests
         gates.Count.Should().Be(0);
 
         // A pooled gate starts free again.
-        (await gates.EnterAsync("a", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
+        (await gates.EnterAsync("a", CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
         gates.Count.Should().Be(0);
     }
 
@@ -86,7 +86,7 @@ public sealed class VmGatesTests
         var gates = new VmGates();
         var held = await gates.EnterAsync("a", CancellationToken.None);
         using var cts = new CancellationTokenSource();
-        var waiting = gates.EnterAsync("a", cts.Token);
+        var waiting = gates.EnterAsync("a", cts.Token).AsTask();
 
         await cts.CancelAsync();
         await FluentActions.Awaiting(() => waiting).Should().ThrowAsync<OperationCanceledException>();
@@ -94,7 +94,7 @@ public sealed class VmGatesTests
 
         held.Dispose();
         gates.Count.Should().Be(0);
-        (await gates.EnterAsync("a", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
+        (await gates.EnterAsync("a", CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10))).Dispose();
         gates.Count.Should().Be(0);
     }
 }
