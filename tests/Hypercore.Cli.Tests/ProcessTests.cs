@@ -51,7 +51,7 @@ public sealed class ProcessTests : FakeDaemonTest
     public async Task VisExecutable_WatchInterruptedWithSigint_ExitsZero()
     {
         Service.Seed(new MicroVMSpec { Id = "web1", Kernel = new Kernel { Image = "default" } }, phase: "Running");
-        using var process = Process.Start(StartInfo("--host", Daemon.Host, "watch"))!;
+        using var process = Process.Start(WithDefaultSigint(StartInfo("--host", Daemon.Host, "watch")))!;
         try
         {
             // Reading the first event proves the watch is up and printing before the signal is sent.
@@ -103,6 +103,34 @@ public sealed class ProcessTests : FakeDaemonTest
                 process.Kill(entireProcessTree: true);
             }
         }
+    }
+
+    /// <summary>
+    /// The same start with SIGINT at its default disposition, as in a terminal's foreground job. A process inherits an
+    /// ignored SIGINT (a non-interactive shell ignores it in every background job: `bash .ci/run &`), .NET keeps a signal
+    /// that was ignored at start ignored, and then no Ctrl+C reaches `vis` at all — the test timed out after a minute in
+    /// such a CI run (reproduced with `trap '' INT`). coreutils' env resets it, then execs the same program (same pid).
+    /// </summary>
+    private static ProcessStartInfo WithDefaultSigint(ProcessStartInfo start)
+    {
+        var wrapped = new ProcessStartInfo("env")
+        {
+            RedirectStandardOutput = start.RedirectStandardOutput,
+            RedirectStandardError = start.RedirectStandardError,
+            ArgumentList = { "--default-signal=INT", start.FileName },
+        };
+        foreach (var arg in start.ArgumentList)
+        {
+            wrapped.ArgumentList.Add(arg);
+        }
+
+        wrapped.Environment.Clear();
+        foreach (var (name, value) in start.Environment)
+        {
+            wrapped.Environment[name] = value;
+        }
+
+        return wrapped;
     }
 
     private static ProcessStartInfo StartInfo(params string[] args)
