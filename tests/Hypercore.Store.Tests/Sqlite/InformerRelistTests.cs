@@ -330,12 +330,20 @@ public sealed class InformerRelistTests : OpenStoreTest
         await RelistAsync(changes); // code paths run once before the count
         var reads = changes.Informer.RelistReads;
 
-        GC.Collect();
-        var before = GC.GetTotalAllocatedBytes(precise: true);
-        await RelistAsync(changes);
-        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        // The least of three relists: the count is the whole process's, and once a CI run saw one window of ~1 MB with
+        // nothing changed and every other assertion here holding (cause not found: the store's background checkpointer
+        // starting, a timer, tiering). Base allocated 2.28 MB in every relist, so the least of three still tells them apart.
+        var allocated = long.MaxValue;
+        for (var round = 0; round < 3; round++)
+        {
+            GC.Collect();
+            var before = GC.GetTotalAllocatedBytes(precise: true);
+            await RelistAsync(changes);
+            var one = GC.GetTotalAllocatedBytes(precise: true) - before;
+            await TestContext.Out.WriteLineAsync($"relist of {Records} unchanged records: {one} bytes allocated");
+            allocated = Math.Min(allocated, one);
+        }
 
-        await TestContext.Out.WriteLineAsync($"relist of {Records} unchanged records: {allocated} bytes allocated");
         changes.Seen().Should().BeEmpty();
         changes.Informer.RelistReads.Should().Be(reads, "nothing changed, so nothing was read");
         // Issue 15, seventh pass: the listing made four strings a row (namespace, id, uid, version) and the relist a set of
