@@ -106,6 +106,7 @@ public sealed class ProbeTargetPolicy
 
         // Issue 15 (alloc7): nearly every Create has no TCP/HTTP probe. The checks are a method of their own because its
         // closure (over `refusal`) is made when the method is entered, whether or not anything is checked.
+        // The three probes are those of Probes(spec), named here without its array: a probe added there must be added here.
         return ProbesAddress(spec.ReadinessProbe) || ProbesAddress(spec.LivenessProbe) || ProbesAddress(spec.StartupProbe)
             ? AddressProbeViolations(spec)
             : [];
@@ -113,7 +114,7 @@ public sealed class ProbeTargetPolicy
 
     private IReadOnlyList<string> AddressProbeViolations(MicroVmSpec spec)
     {
-        var fields = Probes(spec).Where(p => p.Probe is { TcpSocket: not null } or { HttpGet: not null }).Select(p => p.Field).ToList();
+        var fields = Probes(spec).Where(p => ProbesAddress(p.Probe)).Select(p => p.Field).ToList();
         if (fields.Count == 0 || spec.Interfaces.Count == 0 || spec.Interfaces.Any(n => _assigned?.WillAssign(n) == true))
         {
             return []; // no interface at all is the spec validator's message; a leased address is always allowed
