@@ -198,7 +198,13 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         {
             ArgumentNullException.ThrowIfNull(spec);
             var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
-            return Enqueue(PendingWrite.Create(spec, specJson, Guid.NewGuid().ToString("N"), _time.GetUtcNow()), cancellationToken);
+            var now = _time.GetUtcNow();
+
+            // A version 7 UUID (issue 15, eighth pass): its hex starts with the time in milliseconds, so new uids sort after
+            // the ones before them and the uid index grows at one end (one or two pages written per commit) instead of
+            // taking each Create's entry at a random place (one page per Create; a third of the pages a Create wrote).
+            // Same 32 hex digits as before; still unique (74 random bits per millisecond, and the column is UNIQUE).
+            return Enqueue(PendingWrite.Create(spec, specJson, Guid.CreateVersion7(now).ToString("N"), now), cancellationToken);
         }
         catch (Exception ex)
         {
