@@ -51,8 +51,10 @@ if (options.Child is { } child)
         ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process
         Hypercore.Benchmarks.Pipeline.PipelineBenchmark.ChildKind => await Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunChildAsync(options, options.ChildSize), // pipeline (issue 15)
         Hypercore.Benchmarks.Watch.WatchFanOut.ChildKind => await Hypercore.Benchmarks.Watch.WatchFanOut.RunChildAsync(options, options.ChildSize), // watch fan-out (issue 15)
+        DaemonRuntime.ChildKind => DaemonRuntime.RunChild(),
         _ => throw new ArgumentException($"unknown child benchmark {child}"),
     };
+    DaemonRuntime.Report(result); // what it ran under: ChildRun compares it with the daemon's settings
     ChildRun.Report(result);
     return 0;
 }

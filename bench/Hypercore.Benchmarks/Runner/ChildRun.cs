@@ -7,15 +7,20 @@ namespace Hypercore.Benchmarks.Runner;
 /// <summary>
 /// In-process benchmarks run in a child process of the runner (the same executable with --child), so that each
 /// one starts with a fresh heap and JIT state and its memory figure is its own. The child prints one line
-/// "RESULT {json}" with named numbers.
+/// "RESULT {json}" with named numbers. The children run under the daemon's runtime settings (<see cref="DaemonRuntime"/>),
+/// unless started with <see cref="ChildRuntime.Runner"/>.
 /// </summary>
 public static class ChildRun
 {
     public const string Prefix = "RESULT ";
 
-    public static async Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, params string[] extra)
+    public static Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, params string[] extra) =>
+        RunAsync(ctx, kind, size, timeout, ChildRuntime.Daemon, extra);
+
+    public static async Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, ChildRuntime runtime, params string[] extra)
     {
-        var start = SelfStartInfo();
+        var runner = typeof(ChildRun).Assembly.Location;
+        var start = runtime == ChildRuntime.Daemon ? DaemonRuntime.StartInfo(runner) : SelfStartInfo();
         foreach (var arg in (string[])["--child", kind, "--child-size", size.ToString(CultureInfo.InvariantCulture), "--work-dir", ctx.WorkDirectory,
             "--api-seconds", ctx.Options.ApiDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture), .. extra])
         {
@@ -46,7 +51,17 @@ public static class ChildRun
             throw new InvalidOperationException($"benchmark child {kind} {size} failed (exit {process.ExitCode}): {(err.Length > 3000 ? err[^3000..] : err)}");
         }
 
-        return JsonSerializer.Deserialize<Dictionary<string, double>>(line[Prefix.Length..])!;
+        var result = JsonSerializer.Deserialize<Dictionary<string, double>>(line[Prefix.Length..])!;
+        if (runtime == ChildRuntime.Daemon)
+        {
+            // Said, not fatal: an A/B may change a setting on purpose (DOTNET_GC* in the environment).
+            foreach (var difference in DaemonRuntime.Differences(result, DaemonRuntime.ConfigPath(runner)))
+            {
+                BenchContext.Log($"{kind}: WARNING: not under the daemon's runtime settings: {difference}");
+            }
+        }
+
+        return result;
     }
 
     public static void Report(Dictionary<string, double> values) =>
@@ -65,4 +80,14 @@ public static class ChildRun
 
         return new ProcessStartInfo(host);
     }
+}
+
+/// <summary>Which runtime settings a child runs under.</summary>
+public enum ChildRuntime
+{
+    /// <summary>The daemon's (vistarad.runtimeconfig.json): a child that runs the daemon's code in-process.</summary>
+    Daemon,
+
+    /// <summary>The runner's own: a child that runs no daemon code (it drives a vistarad process).</summary>
+    Runner,
 }
