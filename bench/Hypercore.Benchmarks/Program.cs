@@ -41,6 +41,11 @@ catch (Exception ex) when (ex is ArgumentException or FormatException)
 
 if (options.Child is { } child)
 {
+    if (DaemonRuntime.MustRestart(child))
+    {
+        return await DaemonRuntime.RestartAsync(args); // a child run by hand: under the daemon's settings too
+    }
+
     var result = child switch
     {
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),

@@ -29,7 +29,7 @@ public static class ApiDaemonThroughput
     {
         var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
         BenchContext.Log($"api: {clients} client(s) against the vistarad process ({ctx.Options.DaemonPath}), Creates with state {State}; then the in-process node with the same load");
-        var d = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), ChildRuntime.Runner, "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary);
+        var d = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary);
         var p = await ChildRun.RunAsync(ctx, InProcessChildKind, clients, TimeSpan.FromMinutes(10));
         var rows = new List<ResultRow>();
         foreach (var (r, where) in new[] { (d, "vistarad process"), (p, "in-process node") })

@@ -7,20 +7,18 @@ namespace Hypercore.Benchmarks.Runner;
 /// <summary>
 /// In-process benchmarks run in a child process of the runner (the same executable with --child), so that each
 /// one starts with a fresh heap and JIT state and its memory figure is its own. The child prints one line
-/// "RESULT {json}" with named numbers. The children run under the daemon's runtime settings (<see cref="DaemonRuntime"/>),
-/// unless started with <see cref="ChildRuntime.Runner"/>.
+/// "RESULT {json}" with named numbers. The children that run the daemon's code run under the daemon's runtime settings
+/// (<see cref="DaemonRuntime"/>).
 /// </summary>
 public static class ChildRun
 {
     public const string Prefix = "RESULT ";
 
-    public static Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, params string[] extra) =>
-        RunAsync(ctx, kind, size, timeout, ChildRuntime.Daemon, extra);
-
-    public static async Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, ChildRuntime runtime, params string[] extra)
+    public static async Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, params string[] extra)
     {
         var runner = typeof(ChildRun).Assembly.Location;
-        var start = runtime == ChildRuntime.Daemon ? DaemonRuntime.StartInfo(runner) : SelfStartInfo();
+        var daemonRuntime = DaemonRuntime.RunsDaemonCode(kind);
+        var start = daemonRuntime ? DaemonRuntime.StartInfo(runner) : SelfStartInfo();
         foreach (var arg in (string[])["--child", kind, "--child-size", size.ToString(CultureInfo.InvariantCulture), "--work-dir", ctx.WorkDirectory,
             "--api-seconds", ctx.Options.ApiDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture), .. extra])
         {
@@ -52,7 +50,7 @@ public static class ChildRun
         }
 
         var result = JsonSerializer.Deserialize<Dictionary<string, double>>(line[Prefix.Length..])!;
-        if (runtime == ChildRuntime.Daemon)
+        if (daemonRuntime)
         {
             // Said, not fatal: an A/B may change a setting on purpose (DOTNET_GC* in the environment).
             foreach (var difference in DaemonRuntime.Differences(result, DaemonRuntime.ConfigPath(runner)))
@@ -80,14 +78,4 @@ public static class ChildRun
 
         return new ProcessStartInfo(host);
     }
-}
-
-/// <summary>Which runtime settings a child runs under.</summary>
-public enum ChildRuntime
-{
-    /// <summary>The daemon's (vistarad.runtimeconfig.json): a child that runs the daemon's code in-process.</summary>
-    Daemon,
-
-    /// <summary>The runner's own: a child that runs no daemon code (it drives a vistarad process).</summary>
-    Runner,
 }

@@ -13,9 +13,9 @@ namespace Hypercore.Benchmarks.Runner;
 /// here repeats a setting: a change to the daemon's project reaches the children with the next build.
 /// </summary>
 /// <remarks>
-/// The runner itself and the client processes it starts (<see cref="Api.LoadGenerator"/>, the watch clients) keep the
-/// runner's own runtimeconfig.json: they stand for remote callers, not the daemon, and goal 2's figures were measured
-/// with them as they are.
+/// A child started by hand starts itself again that way (<see cref="MustRestart"/>). The runner itself and the client
+/// processes it starts (<see cref="Api.LoadGenerator"/>, the watch clients) keep the runner's own runtimeconfig.json:
+/// they stand for remote callers, not the daemon, and goal 2's figures were measured with them as they are.
 /// </remarks>
 public static class DaemonRuntime
 {
@@ -29,6 +29,35 @@ public static class DaemonRuntime
 
     /// <summary>A setting not set, or not a number (JSON has no NaN).</summary>
     private const double Absent = -1;
+
+    /// <summary>
+    /// Set in a child started under the daemon's runtimeconfig.json (and in what it starts). A child started without it
+    /// (by hand: <c>Hypercore.Benchmarks --child api-stopped …</c>) starts itself again under the daemon's settings.
+    /// </summary>
+    private const string Marker = "HYPERCORE_BENCH_DAEMON_RUNTIME";
+
+    /// <summary>
+    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon, which only
+    /// drives a vistarad process (that has its own).
+    /// </summary>
+    public static bool RunsDaemonCode(string kind) => kind != Api.ApiDaemonThroughput.ChildKind;
+
+    /// <summary>Whether this process is a child that has to start itself again under the daemon's settings.</summary>
+    public static bool MustRestart(string kind) => RunsDaemonCode(kind) && Environment.GetEnvironmentVariable(Marker) is null;
+
+    /// <summary>This child again, under the daemon's settings, with the same arguments and standard streams; its exit code.</summary>
+    public static async Task<int> RestartAsync(string[] args)
+    {
+        var start = StartInfo(typeof(DaemonRuntime).Assembly.Location);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        await process.WaitForExitAsync();
+        return process.ExitCode;
+    }
 
     /// <summary>The daemon's runtimeconfig.json beside <paramref name="runner"/> (the runner's assembly).</summary>
     public static string ConfigPath(string runner) => Path.Combine(Path.GetDirectoryName(runner)!, ConfigFileName);
@@ -48,6 +77,7 @@ public static class DaemonRuntime
             start.ArgumentList.Add(arg);
         }
 
+        start.Environment[Marker] = "1";
         return start;
     }
 

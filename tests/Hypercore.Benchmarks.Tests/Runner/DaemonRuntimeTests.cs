@@ -47,6 +47,25 @@ public class DaemonRuntimeTests
     }
 
     [Test]
+    public async Task InProcessChildStartedByHand_RunsUnderTheDaemonsRuntimeSettings()
+    {
+        // As a benchmark is run by hand (dotnet Hypercore.Benchmarks.dll --child api-stopped ...): under the runner's own
+        // runtimeconfig.json at first, it starts itself again under the daemon's.
+        var start = new ProcessStartInfo("dotnet");
+        foreach (var arg in (string[])[Runner(), "--child", DaemonRuntime.ChildKind, "--child-size", "1", "--work-dir", _scratch])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove("HYPERCORE_BENCH_DAEMON_RUNTIME");
+
+        var child = await RunAsync(start);
+
+        DaemonRuntime.Differences(child, DaemonRuntimeConfig()).Should().BeEmpty("the child runs under the daemon's settings");
+        child["runtime_gc_concurrent"].Should().Be(1, "background GC");
+    }
+
+    [Test]
     public void RunnersCopy_IsTheDaemonsRuntimeConfig()
     {
         var copy = Path.Combine(Path.GetDirectoryName(Runner())!, DaemonRuntime.ConfigFileName);
