@@ -41,6 +41,11 @@ catch (Exception ex) when (ex is ArgumentException or FormatException)
 
 if (options.Child is { } child)
 {
+    if (DaemonRuntime.MustRestart(child))
+    {
+        return await DaemonRuntime.RestartAsync(args); // a child run by hand: under the daemon's settings too
+    }
+
     var result = child switch
     {
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
@@ -51,8 +56,10 @@ if (options.Child is { } child)
         ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process
         Hypercore.Benchmarks.Pipeline.PipelineBenchmark.ChildKind => await Hypercore.Benchmarks.Pipeline.PipelineBenchmark.RunChildAsync(options, options.ChildSize), // pipeline (issue 15)
         Hypercore.Benchmarks.Watch.WatchFanOut.ChildKind => await Hypercore.Benchmarks.Watch.WatchFanOut.RunChildAsync(options, options.ChildSize), // watch fan-out (issue 15)
+        DaemonRuntime.ChildKind => DaemonRuntime.RunChild(),
         _ => throw new ArgumentException($"unknown child benchmark {child}"),
     };
+    DaemonRuntime.Report(result); // what it ran under: ChildRun compares it with the daemon's settings
     ChildRun.Report(result);
     return 0;
 }

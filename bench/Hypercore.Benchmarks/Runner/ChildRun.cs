@@ -7,7 +7,8 @@ namespace Hypercore.Benchmarks.Runner;
 /// <summary>
 /// In-process benchmarks run in a child process of the runner (the same executable with --child), so that each
 /// one starts with a fresh heap and JIT state and its memory figure is its own. The child prints one line
-/// "RESULT {json}" with named numbers.
+/// "RESULT {json}" with named numbers. The children that run the daemon's code run under the daemon's runtime settings
+/// (<see cref="DaemonRuntime"/>).
 /// </summary>
 public static class ChildRun
 {
@@ -15,7 +16,9 @@ public static class ChildRun
 
     public static async Task<Dictionary<string, double>> RunAsync(BenchContext ctx, string kind, int size, TimeSpan timeout, params string[] extra)
     {
-        var start = SelfStartInfo();
+        var runner = typeof(ChildRun).Assembly.Location;
+        var daemonRuntime = DaemonRuntime.RunsDaemonCode(kind);
+        var start = daemonRuntime ? DaemonRuntime.StartInfo(runner) : SelfStartInfo();
         foreach (var arg in (string[])["--child", kind, "--child-size", size.ToString(CultureInfo.InvariantCulture), "--work-dir", ctx.WorkDirectory,
             "--api-seconds", ctx.Options.ApiDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture), .. extra])
         {
@@ -46,7 +49,17 @@ public static class ChildRun
             throw new InvalidOperationException($"benchmark child {kind} {size} failed (exit {process.ExitCode}): {(err.Length > 3000 ? err[^3000..] : err)}");
         }
 
-        return JsonSerializer.Deserialize<Dictionary<string, double>>(line[Prefix.Length..])!;
+        var result = JsonSerializer.Deserialize<Dictionary<string, double>>(line[Prefix.Length..])!;
+        if (daemonRuntime)
+        {
+            // Said, not fatal: an A/B may change a setting on purpose (DOTNET_GC* in the environment).
+            foreach (var difference in DaemonRuntime.Differences(result, DaemonRuntime.ConfigPath(runner)))
+            {
+                BenchContext.Log($"{kind}: WARNING: not under the daemon's runtime settings: {difference}");
+            }
+        }
+
+        return result;
     }
 
     public static void Report(Dictionary<string, double> values) =>

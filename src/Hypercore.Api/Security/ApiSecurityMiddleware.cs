@@ -28,7 +28,6 @@ public sealed partial class ApiSecurityMiddleware
     private const string ClientCertificateItem = "hypercore.client-certificate";
     private const string HealthService = "/grpc.health.v1.Health";
 
-
     private readonly RequestDelegate _next;
     private readonly ApiSecurityOptions _options;
     private readonly ClientCertificates _certificates;

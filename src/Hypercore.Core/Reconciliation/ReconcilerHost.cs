@@ -272,14 +272,7 @@ public static class ReconcilerServiceCollectionExtensions
     /// <summary>Adds the reconciler, its host and options validation. The store and drivers are added by their own projects.</summary>
     public static IServiceCollection AddReconciler(this IServiceCollection services, Action<ReconcilerOptions>? configure = null)
     {
-        var builder = services.AddOptions<ReconcilerOptions>();
-        if (configure is not null)
-        {
-            builder.Configure(configure);
-        }
-
-        builder.ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ReconcilerOptions>, ReconcilerOptionsValidator>(_ => new ReconcilerOptionsValidator()));
+        services.AddValidatedOptions<ReconcilerOptions, ReconcilerOptionsValidator>(configure);
         services.AddMicroVmInformer();
         services.TryAddSingleton(TimeProvider.System);
         // Factories, not implementation types: Composition/ServiceFactories says why.

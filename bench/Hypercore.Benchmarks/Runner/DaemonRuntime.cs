@@ -1,0 +1,205 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace Hypercore.Benchmarks.Runner;
+
+/// <summary>
+/// The in-process benchmarks run the daemon's code, so their children run under the daemon's own runtime settings:
+/// vistarad.runtimeconfig.json, which the runner's build copies from the daemon's (src/Hypercore.Daemon: workstation
+/// background GC, its 6 MB gen0 budget, no thread-pool spinning), passed to <c>dotnet exec --runtimeconfig</c>. Nothing
+/// here repeats a setting: a change to the daemon's project reaches the children with the next build.
+/// </summary>
+/// <remarks>
+/// A child started by hand starts itself again that way (<see cref="MustRestart"/>). The runner itself and the client
+/// processes it starts (<see cref="Api.LoadGenerator"/>, the watch clients) keep the runner's own runtimeconfig.json:
+/// they stand for remote callers, not the daemon, and goal 2's figures were measured with them as they are.
+/// </remarks>
+public static class DaemonRuntime
+{
+    /// <summary>The daemon's runtimeconfig.json, beside the runner's assembly.</summary>
+    public const string ConfigFileName = "vistarad.runtimeconfig.json";
+
+    /// <summary>The child that only reports the runtime it runs under (tests; <c>--child runtime</c>).</summary>
+    public const string ChildKind = "runtime";
+
+    private const string ConfigPrefix = "config:";
+
+    /// <summary>A setting not set, or not a number (JSON has no NaN).</summary>
+    private const double Absent = -1;
+
+    /// <summary>
+    /// Set in a child started under the daemon's runtimeconfig.json (and in what it starts). A child started without it
+    /// (by hand: <c>Hypercore.Benchmarks --child api-stopped …</c>) starts itself again under the daemon's settings.
+    /// </summary>
+    private const string Marker = "HYPERCORE_BENCH_DAEMON_RUNTIME";
+
+    /// <summary>
+    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon, which only
+    /// drives a vistarad process (that has its own).
+    /// </summary>
+    public static bool RunsDaemonCode(string kind) => kind != Api.ApiDaemonThroughput.ChildKind;
+
+    /// <summary>Whether this process is a child that has to start itself again under the daemon's settings.</summary>
+    public static bool MustRestart(string kind) => RunsDaemonCode(kind) && Environment.GetEnvironmentVariable(Marker) is null;
+
+    /// <summary>This child again, under the daemon's settings, with the same arguments and standard streams; its exit code.</summary>
+    public static async Task<int> RestartAsync(string[] args)
+    {
+        var start = StartInfo(typeof(DaemonRuntime).Assembly.Location);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        await process.WaitForExitAsync();
+        return process.ExitCode;
+    }
+
+    /// <summary>The daemon's runtimeconfig.json beside <paramref name="runner"/> (the runner's assembly).</summary>
+    public static string ConfigPath(string runner) => Path.Combine(Path.GetDirectoryName(runner)!, ConfigFileName);
+
+    /// <summary>A child of <paramref name="runner"/> (its assembly) under the daemon's runtimeconfig.json.</summary>
+    internal static ProcessStartInfo StartInfo(string runner)
+    {
+        var config = ConfigPath(runner);
+        if (!File.Exists(config))
+        {
+            throw new FileNotFoundException($"the daemon's runtime settings are not beside the runner ({config}); the runner's build copies them from src/Hypercore.Daemon", config);
+        }
+
+        var start = new ProcessStartInfo(DotnetHost());
+        foreach (var arg in (string[])["exec", "--runtimeconfig", config, runner])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment[Marker] = "1";
+        return start;
+    }
+
+    /// <summary>The dotnet host of the runtime this process runs on (&lt;root&gt;/shared/Microsoft.NETCore.App/&lt;version&gt;/).</summary>
+    private static string DotnetHost()
+    {
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet")
+        {
+            return Environment.ProcessPath!;
+        }
+
+        var host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+        return File.Exists(host) ? host : "dotnet";
+    }
+
+    /// <summary>
+    /// The runtime this process runs under, as numbers for the child's result: the collector's own view (background
+    /// GC, server GC, its gen0 budget) and the thread pool's spin limit, then every property of the daemon's
+    /// runtimeconfig.json as this process sees it (<c>config:NAME</c>).
+    /// </summary>
+    public static void Report(Dictionary<string, double> result)
+    {
+        result["runtime_gc_concurrent"] = GCSettings.LatencyMode == GCLatencyMode.Batch ? 0 : 1;
+        result["runtime_gc_server"] = GCSettings.IsServerGC ? 1 : 0;
+        result["runtime_gen0_budget"] = Convert.ToDouble(GC.GetConfigurationVariables()["GCGen0MaxBudget"], CultureInfo.InvariantCulture);
+        result["runtime_spin_limit"] = AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit") is { } spin ? Number(spin) : Absent;
+        var config = ConfigPath(typeof(DaemonRuntime).Assembly.Location);
+        if (File.Exists(config))
+        {
+            foreach (var name in Properties(config).Keys)
+            {
+                result[ConfigPrefix + name] = AppContext.GetData(name) is { } value && Number(value) is var n && !double.IsNaN(n) ? n : Absent;
+            }
+        }
+    }
+
+    /// <summary>The <c>runtime</c> child: the bytes allocated per gen0 collection on one thread (and, as every child, <see cref="Report"/>).</summary>
+    public static Dictionary<string, double> RunChild()
+    {
+        var result = new Dictionary<string, double>();
+        var keep = new object[64];
+        var gen0 = GC.CollectionCount(0);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1_000_000; i++)
+        {
+            keep[i & 63] = new byte[100];
+        }
+
+        var collections = GC.CollectionCount(0) - gen0;
+        result["runtime_bytes_per_gen0"] = collections == 0 ? Absent : (GC.GetAllocatedBytesForCurrentThread() - before) / (double)collections;
+        GC.KeepAlive(keep);
+        return result;
+    }
+
+    /// <summary>
+    /// What differs between a child's <see cref="Report"/> and the daemon's runtimeconfig.json (empty: nothing); the
+    /// runner warns about each, and a test fails on any.
+    /// </summary>
+    public static List<string> Differences(IReadOnlyDictionary<string, double> child, string config)
+    {
+        var expected = Properties(config);
+        var differences = new List<string>();
+        void Expect(string key, double value, string what)
+        {
+            if (child.GetValueOrDefault(key, Absent) is var actual && !actual.Equals(value))
+            {
+                differences.Add($"{what}: {actual.ToString(CultureInfo.InvariantCulture)} where the daemon has {value.ToString(CultureInfo.InvariantCulture)}");
+            }
+        }
+
+        foreach (var (name, value) in expected)
+        {
+            Expect(ConfigPrefix + name, value, name);
+        }
+
+        Expect("runtime_gc_concurrent", expected.GetValueOrDefault("System.GC.Concurrent", 1), "background GC (GCSettings.LatencyMode)");
+        Expect("runtime_gc_server", expected.GetValueOrDefault("System.GC.Server", 0), "server GC (GCSettings.IsServerGC)");
+        if (expected.TryGetValue("System.GC.Gen0MaxBudget", out var budget))
+        {
+            Expect("runtime_gen0_budget", budget, "the GC's gen0 budget (GC.GetConfigurationVariables)");
+        }
+
+        if (expected.TryGetValue("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", out var spin))
+        {
+            Expect("runtime_spin_limit", spin, "thread-pool spin limit");
+        }
+
+        return differences;
+    }
+
+    /// <summary>The configProperties of a runtimeconfig.json, as numbers (<see cref="Absent"/>: text that is not one).</summary>
+    public static Dictionary<string, double> Properties(string config)
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(config));
+        var properties = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (json.RootElement.GetProperty("runtimeOptions").TryGetProperty("configProperties", out var all))
+        {
+            foreach (var property in all.EnumerateObject())
+            {
+                properties[property.Name] = property.Value.ValueKind switch
+                {
+                    JsonValueKind.True => 1,
+                    JsonValueKind.False => 0,
+                    JsonValueKind.Number => property.Value.GetDouble(),
+                    _ => Number(property.Value.GetString()!) is var n && !double.IsNaN(n) ? n : Absent, // (every one of the daemon's is a number)
+                };
+            }
+        }
+
+        return properties;
+    }
+
+    /// <summary>A runtime property as a number: true/false, decimal, or hex with 0x (as the runtime reads them).</summary>
+    private static double Number(object value)
+    {
+        var text = Convert.ToString(value, CultureInfo.InvariantCulture)!;
+        return text switch
+        {
+            _ when bool.TryParse(text, out var b) => b ? 1 : 0,
+            _ when text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && long.TryParse(text[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var hex) => hex,
+            _ when double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => d,
+            _ => double.NaN,
+        };
+    }
+}

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.Json;
+using Hypercore.Benchmarks.Runner;
+
+namespace Hypercore.Benchmarks.Tests.Runner;
+
+/// <summary>
+/// The in-process benchmarks run the daemon's code, so a child started the way ChildRun starts them must run under
+/// exactly the daemon's runtime settings (vistarad.runtimeconfig.json of src/Hypercore.Daemon): seen from inside the
+/// child (the collector's own view, the thread pool's setting, every property of the daemon's file), not read from
+/// configuration. It fails if the runner's settings and the daemon's drift apart again.
+/// </summary>
+public class DaemonRuntimeTests
+{
+    private string _scratch = null!;
+
+    [SetUp]
+    public void SetUp() => _scratch = Directory.CreateTempSubdirectory("hcb-runtime-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_scratch, recursive: true);
+
+    [Test]
+    public async Task InProcessChild_RunsUnderTheDaemonsRuntimeSettings()
+    {
+        var daemonConfig = DaemonRuntimeConfig();
+        var daemon = DaemonRuntime.Properties(daemonConfig);
+        var start = DaemonRuntime.StartInfo(Runner());
+        foreach (var arg in (string[])["--child", DaemonRuntime.ChildKind, "--child-size", "1", "--work-dir", _scratch])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var child = await RunAsync(start);
+
+        DaemonRuntime.Differences(child, daemonConfig).Should().BeEmpty("the child runs under the daemon's settings");
+        child.Keys.Where(k => k.StartsWith("config:", StringComparison.Ordinal)).Should().HaveCount(daemon.Count, "the child reports every property of the daemon's runtimeconfig.json");
+        // What the daemon has (src/Hypercore.Daemon/Hypercore.Daemon.csproj), as the child's collector sees it.
+        daemon["System.GC.Concurrent"].Should().Be(1);
+        child["runtime_gc_concurrent"].Should().Be(1, "background GC");
+        child["runtime_gc_server"].Should().Be(0, "workstation GC");
+        child["runtime_gen0_budget"].Should().Be(daemon["System.GC.Gen0MaxBudget"]);
+        child["runtime_spin_limit"].Should().Be(0);
+        // And it takes effect: short-lived allocations on one thread are collected about every budget's worth.
+        child["runtime_bytes_per_gen0"].Should().BeInRange(0.5 * daemon["System.GC.Gen0MaxBudget"], 1.5 * daemon["System.GC.Gen0MaxBudget"]);
+    }
+
+    [Test]
+    public async Task InProcessChildStartedByHand_RunsUnderTheDaemonsRuntimeSettings()
+    {
+        // As a benchmark is run by hand (dotnet Hypercore.Benchmarks.dll --child api-stopped ...): under the runner's own
+        // runtimeconfig.json at first, it starts itself again under the daemon's.
+        var start = new ProcessStartInfo("dotnet");
+        foreach (var arg in (string[])[Runner(), "--child", DaemonRuntime.ChildKind, "--child-size", "1", "--work-dir", _scratch])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove("HYPERCORE_BENCH_DAEMON_RUNTIME");
+
+        var child = await RunAsync(start);
+
+        DaemonRuntime.Differences(child, DaemonRuntimeConfig()).Should().BeEmpty("the child runs under the daemon's settings");
+        child["runtime_gc_concurrent"].Should().Be(1, "background GC");
+    }
+
+    [Test]
+    public void RunnersCopy_IsTheDaemonsRuntimeConfig()
+    {
+        var copy = Path.Combine(Path.GetDirectoryName(Runner())!, DaemonRuntime.ConfigFileName);
+
+        File.ReadAllText(copy).Should().Be(File.ReadAllText(DaemonRuntimeConfig()), "the runner's build copies the daemon's file");
+    }
+
+    private static async Task<Dictionary<string, double>> RunAsync(ProcessStartInfo start)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(cts.Token);
+        process.ExitCode.Should().Be(0, await stderr);
+        var line = (await stdout).Split('\n').Single(l => l.StartsWith(ChildRun.Prefix, StringComparison.Ordinal));
+        return JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!;
+    }
+
+    private static string Runner() => Built("bench", "Hypercore.Benchmarks", "Hypercore.Benchmarks.dll");
+
+    private static string DaemonRuntimeConfig() => Built("src", "Hypercore.Daemon", DaemonRuntime.ConfigFileName);
+
+    private static string Built(string folder, string project, string file)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HypercoreController.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        var configuration = typeof(DaemonRuntimeTests).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+        var path = Path.Combine(dir?.FullName ?? throw new InvalidOperationException("repository root not found"), folder, project, "bin", configuration, "net10.0", file);
+        File.Exists(path).Should().BeTrue($"{project} is built with the tests ({path})");
+        return path;
+    }
+}
