@@ -19,6 +19,7 @@ mkdir -p "$out"; out=$(cd "$out" && pwd)
 ev=""
 cleanup() {
   echo 0 > $i/tracing_on 2>/dev/null || true
+  for e in $ev; do echo 0 > $i/events/$g/$e/enable 2>/dev/null || true; done  # an instance using a probe keeps it
   rmdir $i 2>/dev/null || true
   for e in $ev; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
 }
