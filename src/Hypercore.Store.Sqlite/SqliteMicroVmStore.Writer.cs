@@ -230,8 +230,23 @@ public sealed partial class SqliteMicroVmStore
             }
         }
 
+        // Issue 15 (eighth pass): the API's callers first, then the reconciler's. Each completion queues its caller's
+        // continuation on the thread pool, which runs them in that order: an answer no longer waits behind the rest of
+        // the reconcile passes whose writes shared its commit (their next inspect, availability check and status write).
+        // Every write of the batch is durable and its event published before the first caller is released.
+        Complete(batch, outcomes, failures, requests: true);
+        Complete(batch, outcomes, failures, requests: false);
+    }
+
+    private static void Complete(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures, bool requests)
+    {
         for (var i = 0; i < batch.Count; i++)
         {
+            if (batch[i].IsRequest != requests)
+            {
+                continue;
+            }
+
             if (failures[i] is { } failure)
             {
                 batch[i].Fail(failure);
@@ -508,6 +523,9 @@ public sealed partial class SqliteMicroVmStore
         public DateTimeOffset Now { get; private init; }
 
         public CancellationToken Token { get; set; }
+
+        /// <summary>A write an API request waits for (a Create, a spec change, a delete), not the reconciler's.</summary>
+        public bool IsRequest => Kind is WriteKind.Create or WriteKind.UpdateSpec or WriteKind.MarkForDeletion;
 
         /// <summary>When the caller queued it (Stopwatch ticks), for <see cref="WriteQueued"/>.</summary>
         public long Enqueued { get; } = Stopwatch.GetTimestamp();

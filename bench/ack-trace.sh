@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Goal 2's way back from a durable commit to the answer (issue 15, cpu8; bench/NOTES.md): runs the api-daemon child once
+# against a Native AOT vistarad while the kernel traces the store writer's commits (uprobes on CommitBatch and
+# ApplyCreate, symbols from vistarad.dbg), its fsyncs, and the daemon's socket sends and receives; then
+# bench/ack-analyze.py says how long answers took after their commit was durable and the daemon's own time per Create.
+#
+#   sudo bash bench/ack-trace.sh RUNNER DAEMON OUT [more runner args]
+#
+# Leaves OUT/{lat.create,trace,pid,result.json,analysis}; removes its probes and trace instance on exit.
+set -euo pipefail
+runner=$1 daemon=$2 out=$3; shift 3
+bin=$(readlink -f "$daemon")
+T=/sys/kernel/tracing
+g=acktrace$$ i=$T/instances/acktrace$$
+[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
+[[ -f $bin.dbg ]] || { echo "ack-trace: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+ev=""
+cleanup() {
+  echo 0 > $i/tracing_on 2>/dev/null || true
+  for e in $ev; do echo 0 > $i/events/$g/$e/enable 2>/dev/null || true; done  # an instance using a probe keeps it
+  rmdir $i 2>/dev/null || true
+  for e in $ev; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
+}
+trap cleanup EXIT
+w=Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_SqliteMicroVmStore__
+probe() {
+  local a; a=$(nm "$3" 2>/dev/null | grep -E " [tT] $4\$" | head -1 | cut -d' ' -f1) || true
+  [[ -n $a ]] || { echo "ack-trace: no $4, not traced" >&2; return 0; }
+  echo "$1:$g/$2 ${5:-$3}:0x$a ${6:-}" >> $T/uprobe_events && ev+=" $2"
+}
+probe p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
+probe p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+mkdir $i
+echo mono > $i/trace_clock
+echo 1 > $i/options/record-tgid
+echo 131072 > $i/buffer_size_kb
+for e in $ev; do echo 1 > $i/events/$g/$e/enable; done
+for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync sys_enter_sendto sys_enter_sendmsg sys_enter_recvfrom sys_enter_recvmsg sys_enter_writev sys_enter_readv; do echo 1 > $i/events/syscalls/$e/enable; done
+rm -f "$out/pid"
+(
+  for _ in $(seq 600); do [[ -s $out/pid ]] && break; sleep 0.1; done
+  p=$(cat "$out/pid")
+  echo 1 > $i/tracing_on
+) &
+HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \
+  "$runner" --child api-daemon --child-size 64 --api-seconds 6 --daemon "$daemon" --work-dir "$out/work" "$@" > "$out/stdout" 2> "$out/stderr"
+wait
+echo 0 > $i/tracing_on
+cp $i/trace "$out/trace"
+rm -rf "$out/work"
+grep '^RESULT ' "$out/stdout" | sed 's/^RESULT //' > "$out/result.json"
+python3 "$here/ack-analyze.py" "$out" | tee "$out/analysis"
