@@ -133,6 +133,8 @@ if commits:
     try:
         for row in open(os.path.join(out, "fds")):
             n, _, target = row.strip().partition(" ")
+            if not target:
+                continue  # read as the daemon exited
             files[int(n)] = "WAL" if target.endswith("-wal") else "DB" if target.endswith(".db") else target.rsplit("/", 1)[-1]
     except OSError:
         pass
