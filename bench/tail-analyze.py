@@ -21,9 +21,10 @@ pct = lambda p: lats[min(len(lats) - 1, max(0, -(-int(p * len(lats) * 1000) // 1
 p99 = pct(0.99)
 t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
 
-line_rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[\d+\]\s+\S+\s+([\d.]+):\s+(sys_f\w+ ->|sys_f\w+\(|\S+:)(.*)$")
+line_rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[\d+\]\s+\S+\s+([\d.]+):\s+(sys_f\w+ ->|sys_\w+\(|\S+:)(.*)$")
 open_pause, pauses, open_fsync, fsyncs = {}, [], {}, []
 commits, applied, open_ckpt, ckpts, fsync_fd = [], [], {}, [], {}  # the store writer's events (commit7), when traced
+pages = []  # 4,096-byte pwrites (ckpt8): (ts, tid, fd)
 for line in open(os.path.join(out, "trace")):
     m = line_rx.match(line)
     if not m or not m.group(3).isdigit() or int(m.group(3)) != pid:
@@ -49,6 +50,8 @@ for line in open(os.path.join(out, "trace")):
         open_ckpt[tid] = ts
     elif ev == "ckpt_out" and tid in open_ckpt:
         ckpts.append((open_ckpt.pop(tid), ts, tid))
+    elif ev == "sys_pwrite64(":
+        pages.append((ts, tid, int(re.search(r"fd: (?:0x)?([0-9a-f]+)", rest).group(1), 16)))
     elif ev.endswith("("):
         open_fsync[tid] = ts
         fd = re.search(r"fd: (?:0x)?([0-9a-f]+)", rest)
@@ -130,6 +133,8 @@ if commits:
     try:
         for row in open(os.path.join(out, "fds")):
             n, _, target = row.strip().partition(" ")
+            if not target:
+                continue  # read as the daemon exited
             files[int(n)] = "WAL" if target.endswith("-wal") else "DB" if target.endswith(".db") else target.rsplit("/", 1)[-1]
     except OSError:
         pass
@@ -173,6 +178,11 @@ if commits:
             d = sorted(ms(b - a) for a, b, _ in cc)
             print(f"  WAL checkpoints on the {who}: {len(cc)}, mean {statistics.mean(d):.2f} ms, max {d[-1]:.2f} ms, "
                   f"total {sum(d):.0f} ms")
+            if pages:  # frames each copied into the database file: its 4,096-byte pwrites to the DB's fd (ckpt8)
+                pt = sorted((ts, t) for ts, t, fd in pages if files.get(fd) == "DB")
+                ptt = [p[0] for p in pt]
+                n = sorted(sum(1 for x in pt[bisect.bisect_left(ptt, a):bisect.bisect_right(ptt, b)] if x[1] == t) for a, b, t in cc)
+                print(f"    frames copied per checkpoint: mean {statistics.mean(n):.0f}, p50 {n[len(n) // 2]}, max {n[-1]}, total {sum(n)}")
     # A commit is durable at the end of the writer's last fsync before the next commit starts; its callers are completed
     # then (continuations run on pool threads). For each slow Create's longest stall: what the writer did in it.
     durable = []
@@ -203,5 +213,10 @@ if commits:
         print(f"  where Creates were committed but not yet answered: from the commit to the next answer median {ms(statistics.median(lag)):.1f} ms")
     gapc = [len([r for r in rows if a <= r[0] < b]) for a, b in ((x[1], x[2]) for x in (longest_gap(s, e) for s, e, _ in slow))]
     print(f"  commits started inside those stalls: median {statistics.median(gapc):.0f}, max {max(gapc)}")
+try:  # the WAL file's size, sampled every 0.25 s (ckpt8): largest, and the last sample before the daemon stopped
+    ws = [int(r.split()[1]) for r in open(os.path.join(out, "walsize")) if r.strip()]
+    print(f"WAL file: largest {max(ws) / 2**20:.1f} MB, last sample {ws[-1] / 2**20:.1f} MB")
+except (OSError, ValueError):
+    pass
 print(f"child: ratio {r['rate'] / r['base_rate']:.2f}, daemon {r['cpu_us_per']:.0f} µs CPU per Create, " +
       " ".join(f"{k}={r[k]:.4g}" for k in sorted(r) if k.startswith("daemon_window")))

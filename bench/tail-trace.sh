@@ -11,7 +11,7 @@
 # argument its generation, background_mark_phase a background collection. Calls: the load generator's
 # HYPERCORE_BENCH_LATENCY_TRACE (end and latency of each measured Create, CLOCK_MONOTONIC), which is the clock of the
 # trace instance here (trace_clock mono). Also sampled: the store writer thread's schedstat every 0.25 s.
-# Leaves OUT/{lat.create,trace,writer,fds,pid,result.json,analysis}; removes its probes and trace instance on exit.
+# Leaves OUT/{lat.create,trace,writer,walsize,fds,pid,result.json,analysis}; removes its probes and trace instance on exit.
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,16 +57,24 @@ echo 1 > $i/options/record-tgid
 echo 65536 > $i/buffer_size_kb
 for e in susp_in rest_out mark bgmark $writer_events; do echo 1 > $i/events/$g/$e/enable; done
 for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync; do echo 1 > $i/events/syscalls/$e/enable; done
+# Page writes (ckpt8): SQLite writes a WAL frame as a 24-byte header and a 4,096-byte page, and a checkpoint copies each
+# page into the database file with one 4,096-byte pwrite; counted per checkpoint by fd and thread (frames copied).
+echo 'count == 4096' > $i/events/syscalls/sys_enter_pwrite64/filter && echo 1 > $i/events/syscalls/sys_enter_pwrite64/enable
 echo 1 > $i/tracing_on
-rm -f "$out/pid" "$out/writer"
+rm -f "$out/pid" "$out/writer" "$out/walsize"
 (
   for _ in $(seq 600); do [[ -s $out/pid ]] && break; sleep 0.1; done
-  p=$(cat "$out/pid" 2>/dev/null) || exit 0; w=""
+  p=$(cat "$out/pid" 2>/dev/null) || exit 0; w="" k=0
   python3 -c 'import time; print("offset", time.time_ns() - time.clock_gettime_ns(time.CLOCK_MONOTONIC))' > "$out/writer"
   while [[ -d /proc/$p ]]; do
     if [[ -z $w ]]; then for t in /proc/$p/task/*; do grep -q "sqlite store wr" "$t/comm" 2>/dev/null && w=$t; done
       [[ -n $w ]] && { sleep 1; for f in /proc/$p/fd/*; do echo "${f##*/} $(readlink "$f")"; done > "$out/fds" 2>/dev/null; }; fi
     [[ -n $w ]] && read -r a b c < "$w/schedstat" 2>/dev/null && echo "$EPOCHREALTIME $a $b $c" >> "$out/writer"
+    # Files opened later (the checkpointer's connection, ckpt8): the fd table again every second, appended.
+    [[ -n $w ]] && (( ++k % 4 == 0 )) && for f in /proc/$p/fd/*; do echo "${f##*/} $(readlink "$f")"; done >> "$out/fds" 2>/dev/null
+    # The WAL file's size (ckpt8): how large it grows and what it is left at after the load.
+    [[ -z ${wal:-} && -s $out/fds ]] && wal=$(grep -o '/.*-wal$' "$out/fds" | head -1)
+    [[ -n ${wal:-} ]] && s=$(stat -c %s "$wal" 2>/dev/null) && echo "$EPOCHREALTIME $s" >> "$out/walsize"
     sleep 0.25
   done
 ) &

@@ -119,7 +119,7 @@ public sealed partial class SqliteMicroVmStore
         _commands.UseBusyTimeout(_options.BusyTimeout);
         var connectionString = new SqliteConnectionStringBuilder(_writer.ConnectionString) { Mode = SqliteOpenMode.ReadWrite }.ToString();
         var checkpointer = new WalCheckpointer(
-            _writer.Handle!, connectionString, _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, LogCheckpointFailed);
+            _writer.Handle!, connectionString, _path, _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, _options.CheckpointIdleDelay, LogCheckpointFailed);
         Volatile.Write(ref _checkpointer, checkpointer);
         return checkpointer;
     }

@@ -534,6 +534,12 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     /// <summary>WAL checkpoints the writer ran itself (tests, diagnostics).</summary>
     internal long WriterCheckpoints => Volatile.Read(ref _checkpointer)?.WriterCheckpoints ?? 0;
 
+    /// <summary>Frames the writer's own WAL checkpoints copied, in all (tests, diagnostics).</summary>
+    internal long WriterCopiedFrames => Volatile.Read(ref _checkpointer)?.WriterCopiedFrames ?? 0;
+
+    /// <summary>Times the WAL file was emptied after a pause in the writes (tests, diagnostics).</summary>
+    internal long WalTruncations => Volatile.Read(ref _checkpointer)?.Truncations ?? 0;
+
     [LoggerMessage(2005, LogLevel.Warning, "SQLite WAL {What}; the WAL is checkpointed again after a later commit")]
     private partial void LogCheckpointFailed(string what);
 

@@ -31,8 +31,11 @@ public sealed class SqliteStoreOptions
     /// <summary>Frames not yet copied from the WAL at which the background checkpointer copies them (tests make it small).</summary>
     internal int CheckpointBackgroundFrames { get; set; } = WalCheckpointer.DefaultBackgroundFrames;
 
-    /// <summary>WAL size in frames at which the writer checkpoints itself, so the WAL stays bounded (tests make it small).</summary>
+    /// <summary>WAL size in frames from which the writer lets the WAL start over, so it stays bounded (tests make it small).</summary>
     internal int CheckpointWriterFrames { get; set; } = WalCheckpointer.DefaultWriterFrames;
+
+    /// <summary>Time without a commit after which the WAL file is emptied (tests make it short).</summary>
+    internal TimeSpan CheckpointIdleDelay { get; set; } = WalCheckpointer.DefaultIdleDelay;
 
     /// <summary>How long a statement waits for a lock held by another connection or process before failing. Default 10 s.</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);

@@ -3,23 +3,13 @@ using Hypercore.Store.Sqlite;
 namespace Hypercore.Store.Tests.Sqlite;
 
 /// <summary>A fixture on one SQLite store in a temporary database, opened before each test and closed after it.</summary>
-public abstract class OpenStoreTest
+public abstract class OpenStoreTest : TempDatabaseTest
 {
-    private protected TempDatabase Database { get; private set; } = null!;
-
     private protected SqliteMicroVmStore Store { get; private set; } = null!;
 
     [SetUp]
-    public void OpenStore()
-    {
-        Database = new TempDatabase();
-        Store = Database.Open();
-    }
+    public void OpenStore() => Store = Open(); // after the base class's SetUp, which made the database
 
     [TearDown]
-    public async Task CloseStoreAsync()
-    {
-        await Store.DisposeAsync();
-        Database.Dispose();
-    }
+    public async Task CloseStoreAsync() => await Store.DisposeAsync(); // before the base class's TearDown, which removes the database
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypercore.MicroVms;
 using Hypercore.Store.Sqlite;
 using Microsoft.Data.Sqlite;
@@ -10,44 +11,18 @@ namespace Hypercore.Store.Tests.Sqlite;
 /// writes cross them many times. The crash side is in <see cref="SqliteCrashTests"/>.
 /// </summary>
 [TestFixture]
-public sealed class SqliteCheckpointTests
+public sealed class SqliteCheckpointTests : TempDatabaseTest
 {
     private const int PageSize = 4096; // SQLite's default, which the store keeps
 
-    private TempDatabase _database = null!;
-    private readonly List<SqliteMicroVmStore> _stores = [];
-
-    [SetUp]
-    public void SetUp() => _database = new TempDatabase();
-
-    [TearDown]
-    public async Task TearDownAsync()
-    {
-        try
-        {
-            foreach (var store in _stores)
-            {
-                await store.DisposeAsync();
-            }
-        }
-        finally
-        {
-            _stores.Clear();
-            _database.Dispose();
-        }
-    }
-
-    private SqliteMicroVmStore Open(int backgroundFrames, int writerFrames, TimeSpan? busyTimeout = null)
-    {
-        var store = _database.Open(configure: o =>
+    private SqliteMicroVmStore Open(int backgroundFrames, int writerFrames, TimeSpan? busyTimeout = null, TimeSpan? idleDelay = null) =>
+        Open(configure: o =>
         {
             o.CheckpointBackgroundFrames = backgroundFrames;
             o.CheckpointWriterFrames = writerFrames;
             o.BusyTimeout = busyTimeout ?? o.BusyTimeout;
+            o.CheckpointIdleDelay = idleDelay ?? o.CheckpointIdleDelay;
         });
-        _stores.Add(store);
-        return store;
-    }
 
     private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
 
@@ -66,24 +41,17 @@ public sealed class SqliteCheckpointTests
         })));
     }
 
-    private string WalPath => _database.Path + "-wal";
+    private string WalPath => Database.Path + "-wal";
 
     /// <summary>The most frames the WAL file ever held (SQLite writes it again from the start rather than shrinking it).</summary>
     private long WalFrames => File.Exists(WalPath) ? (new FileInfo(WalPath).Length - 32) / (24 + PageSize) : 0;
-
-    private SqliteConnection RawConnection()
-    {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _database.Path, Pooling = false }.ToString());
-        connection.Open();
-        return connection;
-    }
 
     [Test]
     [CancelAfter(60_000)]
     public async Task Writes_PastTheBackgroundThreshold_AreCopiedIntoTheDatabaseOffTheWriter(CancellationToken cancellationToken)
     {
         var store = Open(backgroundFrames: 16, writerFrames: 1_000_000);
-        var fileBefore = new FileInfo(_database.Path).Length;
+        var fileBefore = new FileInfo(Database.Path).Length;
 
         await WriteAsync(store, 600, writers: 8);
         while (store.BackgroundCheckpoints == 0)
@@ -92,7 +60,7 @@ public sealed class SqliteCheckpointTests
         }
 
         store.WriterCheckpoints.Should().Be(0, "below its own threshold the writer never checkpoints");
-        new FileInfo(_database.Path).Length.Should().BeGreaterThan(fileBefore, "the checkpointer copied pages into the database file while the store is open");
+        new FileInfo(Database.Path).Length.Should().BeGreaterThan(fileBefore, "the checkpointer copied pages into the database file while the store is open");
         (await store.ListAsync("default", cancellationToken)).Should().HaveCount(600);
     }
 
@@ -120,7 +88,7 @@ public sealed class SqliteCheckpointTests
         const int writerFrames = 32;
         var store = Open(backgroundFrames: 16, writerFrames, busyTimeout: TimeSpan.FromSeconds(30));
         await store.CreateAsync(Spec("first"));
-        var reader = RawConnection();
+        var reader = Database.OpenConnection();
         var snapshot = reader.BeginTransaction(deferred: true);
         using (var read = reader.CreateCommand())
         {
@@ -153,14 +121,86 @@ public sealed class SqliteCheckpointTests
         store.BackgroundCheckpoints.Should().BePositive();
 
         await store.DisposeAsync();
-        _stores.Clear();
 
         File.Exists(WalPath).Should().BeFalse("the writer's connection, closed last, checkpoints everything and removes the WAL");
-        using var connection = RawConnection();
+        using var connection = Database.OpenConnection();
         using var check = connection.CreateCommand();
         check.CommandText = "PRAGMA integrity_check;";
         check.ExecuteScalar().Should().Be("ok");
         check.CommandText = "SELECT count(*) FROM microvms;";
         check.ExecuteScalar().Should().Be(500L);
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task NearTheWritersPoint_TheBackgroundCopiesAlmostEverything_TheWriterOnlyTheLastFrames()
+    {
+        // The writer lets the WAL start over from 1,200 frames when the background left at most 100 (a quarter of its
+        // threshold), at 2,000 whatever is left. Before, it copied what the background left whenever it reached its
+        // point: anything up to the background's threshold.
+        var store = Open(backgroundFrames: 400, writerFrames: 1200);
+
+        await WriteAsync(store, 6000, writers: 8);
+
+        // Some restarts cost the writer nothing: a background pass that reached the WAL's end lets it start over.
+        store.WriterCopiedFrames.Should().BeLessThanOrEqualTo(
+            100 * Math.Max(1, store.WriterCheckpoints), "background passes run back to back near the point, the writer copies what the last one left");
+        WalFrames.Should().BeLessThanOrEqualTo(2000 + 200, "the WAL started over");
+        (await store.ListAsync("default")).Should().HaveCount(6000);
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task AfterAPauseInTheWrites_TheWalFileIsEmptied(CancellationToken cancellationToken)
+    {
+        var store = Open(backgroundFrames: 16, writerFrames: 128, idleDelay: TimeSpan.FromMilliseconds(200));
+        await WriteAsync(store, 1000, writers: 8);
+        WalFrames.Should().BeGreaterThan(64, "the writes filled the WAL");
+
+        var waited = Stopwatch.StartNew();
+        while (new FileInfo(WalPath).Length > 0 && waited.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+
+        new FileInfo(WalPath).Length.Should().Be(0, "after 200 ms without a commit the checkpointer copied everything and truncated the WAL");
+        store.WalTruncations.Should().BePositive();
+        await store.CreateAsync(Spec("after"), cancellationToken);
+        (await store.ListAsync("default", cancellationToken)).Should().HaveCount(1001);
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
+    public async Task AfterAReaderKeptTheWalLong_ItsFileIsCutBackWhenItStartsOver(CancellationToken cancellationToken)
+    {
+        const int writerFrames = 256; // the writer's hard point: 256 + 2 x 16 = 288 frames
+        var store = Open(backgroundFrames: 16, writerFrames, busyTimeout: TimeSpan.FromSeconds(30), idleDelay: TimeSpan.FromHours(1));
+        await store.CreateAsync(Spec("first"), cancellationToken);
+        long framesWhilePinned;
+        using (var reader = Database.OpenConnection())
+        {
+            var snapshot = reader.BeginTransaction(deferred: true);
+            using (var read = reader.CreateCommand())
+            {
+                read.CommandText = "SELECT count(*) FROM microvms;";
+                read.ExecuteScalar().Should().Be(1L); // the read transaction holds this snapshot from here on
+            }
+
+            var pinned = WriteAsync(store, 3000, writers: 8, prefix: "pinned");
+            while (WalFrames < 4 * writerFrames && !pinned.IsCompleted)
+            {
+                await Task.Delay(20, cancellationToken);
+            }
+
+            framesWhilePinned = WalFrames;
+            snapshot.Dispose();
+            await pinned;
+        }
+
+        await WriteAsync(store, 3000, writers: 8, prefix: "after"); // the WAL starts over several times
+
+        framesWhilePinned.Should().BeGreaterThanOrEqualTo(4 * writerFrames, "no checkpoint could copy past the reader's snapshot");
+        WalFrames.Should().BeLessThanOrEqualTo(288 + 64, "journal_size_limit cut the file back to the hard point at a restart");
+        (await store.ListAsync("default", cancellationToken)).Should().HaveCount(6001);
     }
 }

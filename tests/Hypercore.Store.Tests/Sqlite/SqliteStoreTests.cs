@@ -13,38 +13,8 @@ namespace Hypercore.Store.Tests.Sqlite;
 
 /// <summary>What only the SQLite home promises: its file, its options, its clock, its watch buffer, its errors.</summary>
 [TestFixture]
-public sealed class SqliteStoreTests
+public sealed class SqliteStoreTests : TempDatabaseTest
 {
-    private TempDatabase _database = null!;
-    private readonly List<SqliteMicroVmStore> _stores = [];
-
-    [SetUp]
-    public void SetUp() => _database = new TempDatabase();
-
-    [TearDown]
-    public async Task TearDownAsync()
-    {
-        try
-        {
-            foreach (var store in _stores)
-            {
-                await store.DisposeAsync();
-            }
-        }
-        finally
-        {
-            _stores.Clear();
-            _database.Dispose();
-        }
-    }
-
-    private SqliteMicroVmStore Open(TimeProvider? time = null, Action<SqliteStoreOptions>? configure = null)
-    {
-        var store = _database.Open(time, configure);
-        _stores.Add(store);
-        return store;
-    }
-
     private static MicroVmSpec Spec(string id) => new()
     {
         Id = id,
@@ -63,12 +33,12 @@ public sealed class SqliteStoreTests
     [Test]
     public void Open_MissingDirectory_CreatesItAndTheDatabase()
     {
-        Directory.Exists(Path.GetDirectoryName(_database.Path)).Should().BeFalse();
+        Directory.Exists(Path.GetDirectoryName(Database.Path)).Should().BeFalse();
 
         var store = Open();
 
         store.Name.Should().Be("sqlite");
-        File.Exists(_database.Path).Should().BeTrue();
+        File.Exists(Database.Path).Should().BeTrue();
     }
 
     [Test]
@@ -76,7 +46,7 @@ public sealed class SqliteStoreTests
     {
         Open();
 
-        using var connection = _database.OpenConnection();
+        using var connection = Database.OpenConnection();
         Scalar(connection, "PRAGMA journal_mode;").Should().Be("wal");
         Scalar(connection, "SELECT value FROM meta WHERE key = 'schema_version';").Should().Be((long)SqliteMicroVmStore.SchemaVersion);
         Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'microvms';").Should().Be(1L);
@@ -86,14 +56,14 @@ public sealed class SqliteStoreTests
     public async Task Open_NewerSchemaVersion_ThrowsStoreException()
     {
         await Open().DisposeAsync();
-        using (var connection = _database.OpenConnection())
+        using (var connection = Database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE meta SET value = 99 WHERE key = 'schema_version';";
             command.ExecuteNonQuery();
         }
 
-        var act = () => _database.Open();
+        var act = () => Database.Open();
 
         act.Should().Throw<StoreException>().WithMessage("*schema version 99*");
     }
@@ -101,18 +71,18 @@ public sealed class SqliteStoreTests
     [Test]
     public void Open_FileIsNotADatabase_ThrowsStoreExceptionNamingTheProblem()
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(_database.Path)!);
-        File.WriteAllText(_database.Path, new string('x', 8192));
+        Directory.CreateDirectory(Path.GetDirectoryName(Database.Path)!);
+        File.WriteAllText(Database.Path, new string('x', 8192));
 
-        var act = () => _database.Open();
+        var act = () => Database.Open();
 
-        act.Should().Throw<StoreException>().WithMessage("*not an SQLite database*").WithMessage($"*{_database.Path}*");
+        act.Should().Throw<StoreException>().WithMessage("*not an SQLite database*").WithMessage($"*{Database.Path}*");
     }
 
     [Test]
     public void Open_InvalidOptions_ThrowsOptionsValidationException()
     {
-        var act = () => _database.Open(configure: o => o.DatabasePath = " ");
+        var act = () => Database.Open(configure: o => o.DatabasePath = " ");
 
         act.Should().Throw<OptionsValidationException>().WithMessage("*DatabasePath*");
     }
@@ -123,7 +93,7 @@ public sealed class SqliteStoreTests
         var store = Open();
         await store.CreateAsync(Spec("vm-1") with { State = DesiredState.Paused, RestartPolicy = RestartPolicy.Never });
 
-        using var connection = _database.OpenConnection();
+        using var connection = Database.OpenConnection();
         var json = (string)Scalar(connection, "SELECT spec FROM microvms WHERE namespace = 'default' AND id = 'vm-1';")!;
         json.Should().Contain("\"state\":\"Paused\"").And.Contain("\"restartPolicy\":\"Never\"");
         var status = (string)Scalar(connection, "SELECT status FROM microvms WHERE id = 'vm-1';")!;
@@ -189,7 +159,7 @@ public sealed class SqliteStoreTests
         var first = await store.ClaimAsync(created.Key);
         var second = await store.ClaimAsync(created.Key);
 
-        using var connection = _database.OpenConnection();
+        using var connection = Database.OpenConnection();
         Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
         second.ResourceVersion.Should().Be(first.ResourceVersion, "claiming again is a no-op");
     }
@@ -212,7 +182,7 @@ public sealed class SqliteStoreTests
         watch.Current.MicroVm.Status.Phase.Should().Be(Phase.Provisioning);
         (await watch.MoveNextAsync()).Should().BeTrue();
         watch.Current.MicroVm!.Key.Should().Be(marker.Key, "the claim and the status were one change, not two");
-        using var connection = _database.OpenConnection();
+        using var connection = Database.OpenConnection();
         Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
     }
 
@@ -234,7 +204,7 @@ public sealed class SqliteStoreTests
         var store = Open();
         var created = await store.CreateAsync(Spec("vm-1"));
         await store.GetAsync(created.Key);
-        using (var connection = _database.OpenConnection())
+        using (var connection = Database.OpenConnection())
         {
             // Another writer (e.g. a second process on the file) moves the row to a version this store never wrote.
             using var command = connection.CreateCommand();
@@ -452,7 +422,7 @@ public sealed class SqliteStoreTests
     [Test]
     public async Task Dispose_EndsOpenWatchStreams()
     {
-        var store = _database.Open();
+        var store = Database.Open();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var watch = store.WatchAsync(timeout.Token).GetAsyncEnumerator(timeout.Token);
         var pending = watch.MoveNextAsync();
@@ -469,7 +439,7 @@ public sealed class SqliteStoreTests
     public async Task Write_WhileAnotherProcessHoldsTheLock_ThrowsStoreExceptionSayingLocked_ThenRecovers()
     {
         var store = Open(configure: o => o.BusyTimeout = TimeSpan.FromSeconds(1));
-        using var blocker = _database.OpenConnection();
+        using var blocker = Database.OpenConnection();
         using (var begin = blocker.CreateCommand())
         {
             begin.CommandText = "BEGIN IMMEDIATE;";
@@ -479,7 +449,7 @@ public sealed class SqliteStoreTests
         var act = () => store.CreateAsync(Spec("vm-a"));
 
         (await act.Should().ThrowAsync<StoreException>().WaitAsync(TimeSpan.FromSeconds(60)))
-            .Which.Message.Should().Contain("locked").And.Contain(_database.Path);
+            .Which.Message.Should().Contain("locked").And.Contain(Database.Path);
         using (var rollback = blocker.CreateCommand())
         {
             rollback.CommandText = "ROLLBACK;";
@@ -496,7 +466,7 @@ public sealed class SqliteStoreTests
     {
         var store = Open();
         await store.CreateAsync(Spec("vm-a"));
-        using (var connection = _database.OpenConnection())
+        using (var connection = Database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE microvms SET spec = 'not json' WHERE id = 'vm-a';";
@@ -513,7 +483,7 @@ public sealed class SqliteStoreTests
     {
         var store = Open();
         var victim = await store.CreateAsync(Spec("vm-bad") with { Namespace = "broken" });
-        using (var connection = _database.OpenConnection())
+        using (var connection = Database.OpenConnection())
         {
             using var command = connection.CreateCommand();
             command.CommandText = "UPDATE microvms SET spec = 'not json' WHERE namespace = 'broken';";
@@ -558,7 +528,7 @@ public sealed class SqliteStoreTests
         await store.CreateAsync(Spec("warm-up"));
 
         // Hold the write lock from outside so the writer stalls in BEGIN and the next writes pile up behind it.
-        using var blocker = _database.OpenConnection();
+        using var blocker = Database.OpenConnection();
         using (var begin = blocker.CreateCommand())
         {
             begin.CommandText = "BEGIN IMMEDIATE;";
@@ -626,7 +596,7 @@ public sealed class SqliteStoreTests
     [Test]
     public async Task AddSqliteStore_RegistersOneSingletonStore()
     {
-        var services = new ServiceCollection().AddLogging().AddSqliteStore(o => o.DatabasePath = _database.Path);
+        var services = new ServiceCollection().AddLogging().AddSqliteStore(o => o.DatabasePath = Database.Path);
         await using var provider = services.BuildServiceProvider();
 
         provider.GetRequiredService<IStartupValidator>().Validate();
@@ -635,7 +605,7 @@ public sealed class SqliteStoreTests
         store.Should().BeOfType<SqliteMicroVmStore>();
         provider.GetRequiredService<IMicroVmStore>().Should().BeSameAs(store);
         provider.GetRequiredService<SqliteMicroVmStore>().Should().BeSameAs(store);
-        ((SqliteMicroVmStore)store).DatabasePath.Should().Be(_database.Path);
+        ((SqliteMicroVmStore)store).DatabasePath.Should().Be(Database.Path);
     }
 
     [Test]
@@ -656,7 +626,7 @@ public sealed class SqliteStoreTests
     [Test]
     public void Validator_PathIsADirectory_Fails()
     {
-        var result = new SqliteStoreOptionsValidator().Validate(null, new SqliteStoreOptions { DatabasePath = _database.Directory });
+        var result = new SqliteStoreOptionsValidator().Validate(null, new SqliteStoreOptions { DatabasePath = Database.Directory });
 
         result.Failed.Should().BeTrue();
         result.FailureMessage.Should().Contain("is a directory");
@@ -665,7 +635,7 @@ public sealed class SqliteStoreTests
     [Test]
     public void Validator_DirectoryCannotBeCreated_Fails()
     {
-        var file = Path.Combine(_database.Directory, "a-file");
+        var file = Path.Combine(Database.Directory, "a-file");
         File.WriteAllText(file, "x");
 
         var result = new SqliteStoreOptionsValidator().Validate(null, new SqliteStoreOptions { DatabasePath = Path.Combine(file, "sub", "hypercore.db") });
@@ -677,7 +647,7 @@ public sealed class SqliteStoreTests
     [Test]
     public void Validator_Defaults_WithWritablePath_Succeed()
     {
-        var result = new SqliteStoreOptionsValidator().Validate(null, new SqliteStoreOptions { DatabasePath = _database.Path });
+        var result = new SqliteStoreOptionsValidator().Validate(null, new SqliteStoreOptions { DatabasePath = Database.Path });
 
         result.Succeeded.Should().BeTrue(result.FailureMessage);
         new SqliteStoreOptions().NodeName.Should().Be(Environment.MachineName.ToLowerInvariant());
