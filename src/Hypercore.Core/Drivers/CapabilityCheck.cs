@@ -13,40 +13,40 @@ public static class CapabilityCheck
     public static IReadOnlyList<string> Unsupported(MicroVmSpec spec, IHypervisorDriver driver)
     {
         var caps = driver.Capabilities;
-        var refusals = new List<string>();
+        List<string>? refusals = null; // made at the first refusal (issue 15, alloc9: every pass checks, nearly always nothing)
         if (spec.State == DesiredState.Paused && !caps.HasFlag(DriverCapabilities.Pause))
         {
-            refusals.Add($"provider \"{driver.Name}\" cannot pause a VM");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" cannot pause a VM");
         }
 
         if (spec.Interfaces.Any(i => i.Type == InterfaceType.Tap) && !caps.HasFlag(DriverCapabilities.Tap))
         {
-            refusals.Add($"provider \"{driver.Name}\" does not support tap interfaces");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" does not support tap interfaces");
         }
 
         if (spec.Interfaces.Any(i => i.Type == InterfaceType.Macvtap) && !caps.HasFlag(DriverCapabilities.Macvtap))
         {
             // Firecracker and Cloud Hypervisor are configured over their HTTP API with a tap *name* they open through
             // /dev/net/tun; a macvtap is a different character device (/dev/tapN) that only an inherited fd reaches.
-            refusals.Add($"provider \"{driver.Name}\" does not support macvtap interfaces (it attaches interfaces by tap name, and a macvtap is only reachable as an open /dev/tapN fd); use a TAP interface or the qemu provider");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" does not support macvtap interfaces (it attaches interfaces by tap name, and a macvtap is only reachable as an open /dev/tapN fd); use a TAP interface or the qemu provider");
         }
 
         if (spec.Metadata.Count > 0 && !caps.HasFlag(DriverCapabilities.MetadataService))
         {
-            refusals.Add($"provider \"{driver.Name}\" has no metadata service for spec.metadata");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" has no metadata service for spec.metadata");
         }
 
         if (spec.Initrd is not null && !caps.HasFlag(DriverCapabilities.Initrd))
         {
-            refusals.Add($"provider \"{driver.Name}\" cannot boot an initrd");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" cannot boot an initrd");
         }
 
         if ((spec.RootVolume is not null || spec.AdditionalVolumes.Count > 0) && !caps.HasFlag(DriverCapabilities.BlockDevices))
         {
-            refusals.Add($"provider \"{driver.Name}\" cannot attach block devices");
+            (refusals ??= []).Add($"provider \"{driver.Name}\" cannot attach block devices");
         }
 
-        return refusals;
+        return refusals ?? (IReadOnlyList<string>)[];
     }
 
     /// <summary>

@@ -53,7 +53,27 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
 
     public DriverCapabilities Capabilities => _inner.Capabilities;
 
-    public async Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
+    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
+    {
+        if (!Quiet)
+        {
+            return CheckAvailabilityInstrumentedAsync(cancellationToken);
+        }
+
+        Task<DriverAvailability> task;
+        try
+        {
+            task = _inner.CheckAvailabilityAsync(cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<DriverAvailability>(ex); // as the async method did: the failure in the task, counted below
+        }
+
+        return Observed(task, "check_availability", cancellationToken);
+    }
+
+    private async Task<DriverAvailability> CheckAvailabilityInstrumentedAsync(CancellationToken cancellationToken)
     {
         using var activity = Start("driver.check_availability", null);
         try
@@ -69,7 +89,27 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public async Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        if (!Quiet)
+        {
+            return ListInstrumentedAsync(cancellationToken);
+        }
+
+        Task<IReadOnlyList<VmRuntimeInfo>> task;
+        try
+        {
+            task = _inner.ListAsync(cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<IReadOnlyList<VmRuntimeInfo>>(ex); // as the async method did: the failure in the task, counted below
+        }
+
+        return Observed(task, "list", cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<VmRuntimeInfo>> ListInstrumentedAsync(CancellationToken cancellationToken)
     {
         using var activity = Start("driver.list", null);
         try
@@ -88,7 +128,27 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
     /// <summary>Pure path arithmetic: no span.</summary>
     public string ConsoleLogPath(MicroVm vm) => _inner.ConsoleLogPath(vm);
 
-    public async Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    public Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        if (!Quiet)
+        {
+            return InspectInstrumentedAsync(vm, cancellationToken);
+        }
+
+        Task<VmRuntimeInfo> task;
+        try
+        {
+            task = _inner.InspectAsync(vm, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
+        }
+
+        return Observed(task, "inspect", cancellationToken);
+    }
+
+    private async Task<VmRuntimeInfo> InspectInstrumentedAsync(MicroVm vm, CancellationToken cancellationToken)
     {
         using var activity = Start("driver.inspect", vm);
         try
@@ -104,7 +164,27 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
+    {
+        if (!Quiet)
+        {
+            return StartInstrumentedAsync(vm, cancellationToken);
+        }
+
+        Task<VmRuntimeInfo> task;
+        try
+        {
+            task = _inner.StartAsync(vm, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
+        }
+
+        return Observed(task, "start", cancellationToken);
+    }
+
+    private async Task<VmRuntimeInfo> StartInstrumentedAsync(MicroVm vm, CancellationToken cancellationToken)
     {
         using var activity = Start("driver.start", vm);
         try
@@ -121,7 +201,27 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public async Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default)
+    public Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default)
+    {
+        if (!Quiet)
+        {
+            return StartInstrumentedAsync(context, cancellationToken);
+        }
+
+        Task<VmRuntimeInfo> task;
+        try
+        {
+            task = _inner.StartAsync(context, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
+        }
+
+        return Observed(task, "start", cancellationToken);
+    }
+
+    private async Task<VmRuntimeInfo> StartInstrumentedAsync(StartContext context, CancellationToken cancellationToken)
     {
         using var activity = Start("driver.start", context.Vm);
         try
@@ -196,6 +296,30 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
     }
 
     public override string ToString() => $"instrumented {_inner.Name} driver";
+
+    /// <summary>
+    /// Nobody listens to the driver spans (issue 15, alloc9): then a call that returns a completed task gets that task
+    /// back as it is. An <c>async</c> wrapper made a new task for every such call (~72 bytes: the availability check, the
+    /// inspect and the start of every pass) even though it had nothing to add to it. A failed or pending call is still
+    /// awaited here, so every failure counts in <see cref="HypercoreTelemetry.DriverErrors"/> as before.
+    /// </summary>
+    private static bool Quiet => !HypercoreTelemetry.ActivitySource.HasListeners();
+
+    private Task<T> Observed<T>(Task<T> task, string operation, CancellationToken cancellationToken) =>
+        task.IsCompletedSuccessfully ? task : ObserveAsync(task, operation, cancellationToken);
+
+    private async Task<T> ObserveAsync<T>(Task<T> task, string operation, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await task;
+        }
+        catch (Exception ex)
+        {
+            Fail(null, operation, ex, cancellationToken);
+            throw;
+        }
+    }
 
     /// <summary>Null when nobody listens: then the call costs no allocation here.</summary>
     private Activity? Start(string name, MicroVm? vm)

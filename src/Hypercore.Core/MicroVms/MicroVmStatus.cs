@@ -211,6 +211,15 @@ public static class Conditions
         long generation, DateTimeOffset now)
     {
         var old = Find(existing, type);
+        if (old is not null && old.Status == status && old.ObservedGeneration == generation && old.Reason == reason &&
+            old.Message == message && existing is Condition[] same && IsOrderedOnce(same))
+        {
+            // Nothing to change (issue 15, alloc9): the same list back, as the new one would have been equal to it. Every
+            // reconcile sets Ready and Synchronized (and a running VM's Paused) again, and a poll of a running VM finds them
+            // as they were: that was three conditions and three arrays per pass for nothing.
+            return same;
+        }
+
         var since = old is not null && old.Status == status ? old.LastTransitionTime : now;
         var updated = new Condition(type, status, reason, message, since, generation);
 
@@ -248,6 +257,20 @@ public static class Conditions
         }
 
         return list;
+    }
+
+    /// <summary>Sorted by type with no type twice: what <see cref="Set"/> would make of it.</summary>
+    private static bool IsOrderedOnce(Condition[] conditions)
+    {
+        for (var i = 1; i < conditions.Length; i++)
+        {
+            if (string.CompareOrdinal(conditions[i - 1].Type, conditions[i].Type) >= 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The first condition of <paramref name="type"/>, or null (FirstOrDefault without a closure per call).</summary>

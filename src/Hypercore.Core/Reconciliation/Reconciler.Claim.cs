@@ -30,32 +30,49 @@ public sealed partial class Reconciler
     private bool ClaimCanJoinStopped(MicroVm vm) =>
         _store.ClaimWithStatusIsOneWrite && vm.Spec.State == DesiredState.Stopped && vm.Status.Phase == Phase.Pending;
 
-    private async Task<MicroVm> ClaimAsync(MicroVm vm, CancellationToken ct)
+    /// <remarks>Returns the store's task rather than awaiting it (issue 15, alloc9: a state machine of ~150 bytes for every
+    /// new VM, as WriteStatusAsync's was); the one caller awaits it at once, in the same try.</remarks>
+    private Task<MicroVm> ClaimAsync(MicroVm vm, CancellationToken ct)
     {
         if (vm.Status.Phase != Phase.Pending || vm.Spec.State == DesiredState.Stopped)
         {
-            return await _store.ClaimAsync(vm.Key, ct);
+            return _store.ClaimAsync(vm.Key, ct);
         }
 
-        var next = NextStatus(vm, s => s with { Phase = Phase.Provisioning },
-            ready: (ConditionStatus.False, ReasonProvisioning, "preparing to start the hypervisor"), synchronized: null);
+        var next = vm.Status with
+        {
+            Phase = Phase.Provisioning,
+            Conditions = StandardConditions(vm.Status.Conditions, vm, (ConditionStatus.False, ReasonProvisioning, "preparing to start the hypervisor"),
+                synchronized: null, _time.GetUtcNow()),
+            ObservedGeneration = vm.Generation,
+            Node = _options.NodeName,
+        };
         LogPhase(vm.Key, vm.Status.Phase, next.Phase);
-        return await _store.ClaimWithStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
+        return _store.ClaimWithStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
     }
 
     /// <summary>
     /// Provisioning before the driver starts, with the steps' changes. When the claim already wrote Provisioning for
     /// this start, nothing is written here: the changes ride on the next write, which this pass always makes (Running,
-    /// or the failure). The record's version stays the stored one, so that write still checks for concurrent changes.
+    /// or the failure), and come back as Pending for it (issue 15, alloc9: rather than a copy of the record with them
+    /// applied, ~230 bytes of every start). The record's version stays the stored one, so that write still checks for
+    /// concurrent changes.
     /// </summary>
-    private async ValueTask<MicroVm> ProvisioningAsync(MicroVm vm, Func<MicroVmStatus, MicroVmStatus> applied, int restarts, CancellationToken ct)
+    private async ValueTask<(MicroVm Vm, Func<MicroVmStatus, MicroVmStatus> Pending)> ProvisioningAsync(
+        MicroVm vm, Func<MicroVmStatus, MicroVmStatus> applied, int restarts, CancellationToken ct)
     {
         if (vm.Status.Phase == Phase.Provisioning && vm.Status.RestartCount == restarts && vm.Status.ObservedGeneration == vm.Generation)
         {
-            return vm with { Status = applied(vm.Status) };
+            return (vm, applied);
         }
 
-        return await WriteStatusAsync(vm, s => applied(s) with { Phase = Phase.Provisioning, RestartCount = restarts },
+        var written = await WriteStatusAsync(vm, Provisioning(applied, restarts),
             ready: (ConditionStatus.False, ReasonProvisioning, "starting the hypervisor"), ct);
+        return (written, Unchanged);
     }
+
+    /// <summary>A method of its own (issue 15, alloc9): a lambda in <see cref="ProvisioningAsync"/> over its parameters
+    /// made its closure on entry, also on the usual way through, which writes nothing.</summary>
+    private static Func<MicroVmStatus, MicroVmStatus> Provisioning(Func<MicroVmStatus, MicroVmStatus> applied, int restarts) =>
+        s => applied(s) with { Phase = Phase.Provisioning, RestartCount = restarts };
 }

@@ -48,10 +48,16 @@ public sealed class StartContext
     /// a driver's host-path policy accepts these without them being under a configured root, because no caller
     /// named them. Never fill this from the spec.
     /// </summary>
-    public ISet<string> TrustedPaths { get; } = new HashSet<string>(StringComparer.Ordinal);
+    /// <remarks>Made at its first use (issue 15, alloc9: with only admission as a step, as on most nodes, neither
+    /// collection was ever used, and the two were ~150 bytes of every start).</remarks>
+    public ISet<string> TrustedPaths => _trustedPaths ??= new HashSet<string>(StringComparer.Ordinal);
 
     /// <summary>Feature data for the driver (e.g. leased addresses), by a key the feature owns.</summary>
-    public IDictionary<string, object> Items { get; } = new Dictionary<string, object>(StringComparer.Ordinal);
+    /// <remarks>Made at its first use, as <see cref="TrustedPaths"/>.</remarks>
+    public IDictionary<string, object> Items => _items ??= new Dictionary<string, object>(StringComparer.Ordinal);
+
+    private HashSet<string>? _trustedPaths;
+    private Dictionary<string, object>? _items;
 }
 
 public enum StartStepOutcome

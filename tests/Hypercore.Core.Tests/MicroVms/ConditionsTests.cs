@@ -75,6 +75,54 @@ public class ConditionsTests
     }
 
     [Test]
+    public void Set_NothingChanges_ReturnsTheSameListWithoutAllocating()
+    {
+        var since = DateTimeOffset.UnixEpoch;
+        var existing = Conditions.Set(Conditions.Set([], "Ready", ConditionStatus.True, "Running", "up", 3, since), "Paused", ConditionStatus.False, "NotPaused", "", 3, since);
+
+        var again = Conditions.Set(existing, "Ready", ConditionStatus.True, "Running", "up", 3, since.AddHours(1));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            again = Conditions.Set(again, "Paused", ConditionStatus.False, "NotPaused", "", 3, since.AddHours(2));
+        }
+
+        (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0, "issue 15, alloc9: every pass sets Ready, Synchronized and Paused again");
+        again.Should().BeSameAs(existing);
+        Conditions.Set(existing, "Ready", ConditionStatus.True, "Running", "up", 4, since).Should().NotBeSameAs(existing, "the generation moved");
+        Conditions.Set(existing, "Ready", ConditionStatus.True, "Running", "down", 3, since).Should().NotBeSameAs(existing);
+        Conditions.Set(existing, "Ready", ConditionStatus.True, "Started", "up", 3, since).Should().NotBeSameAs(existing);
+        Conditions.Set(existing, "Ready", ConditionStatus.False, "Running", "up", 3, since).Should().NotBeSameAs(existing);
+    }
+
+    [Test]
+    public void Set_RandomArrays_MatchesTheLinqDefinition()
+    {
+        // As Set_RandomLists_…, with arrays (what Set itself makes) and updates that often change nothing: the same list
+        // may come back only when it equals the new one.
+        var random = new Random(9);
+        var now = DateTimeOffset.UnixEpoch.AddDays(1);
+        for (var round = 0; round < 5_000; round++)
+        {
+            var existing = Enumerable.Range(0, random.Next(0, 6))
+                .Select(i => new Condition(Types[random.Next(3)], (ConditionStatus)random.Next(2), "why", "what", DateTimeOffset.UnixEpoch.AddSeconds(i), 7))
+                .ToArray();
+            if (random.Next(2) == 0)
+            {
+                existing = existing.DistinctBy(c => c.Type).OrderBy(c => c.Type, StringComparer.Ordinal).ToArray();
+            }
+
+            var type = Types[random.Next(3)];
+            var status = (ConditionStatus)random.Next(2);
+
+            var actual = Conditions.Set(existing, type, status, "why", "what", 7, now);
+
+            actual.Should().Equal(Reference(existing, type, status, "why", "what", 7, now), $"round {round}");
+            actual.Should().BeOfType<Condition[]>().Which.Length.Should().Be(actual.Count);
+        }
+    }
+
+    [Test]
     public void Find_ReturnsTheFirstOfTheTypeOrNull()
     {
         var first = new Condition("Ready", ConditionStatus.True, "1", "", DateTimeOffset.UnixEpoch, 1);
