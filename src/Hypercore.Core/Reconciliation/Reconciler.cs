@@ -75,8 +75,10 @@ public sealed partial class Reconciler
     /// <see cref="ReconcileAsync"/> for the work loop, which awaits it once. Issue 15 (alloc7): every method a pass awaits
     /// that is still waiting when it returns costs the pass an async state machine (~150–250 bytes; a new Stopped VM's
     /// pass waits for its one store write through all of them), so the pass is kept to few such levels: this one reads
-    /// the record and runs the pass again from the store when an unchecked copy was stale (Reconciler.Cached.cs), the
-    /// core awaits the Stopped write itself, and what often completes at once (the inspect) returns a <see cref="ValueTask"/>.
+    /// the record, runs the pass (again from the store when an unchecked copy was stale, Reconciler.Cached.cs) and awaits
+    /// the claim and the Stopped or Running write itself; what often completes at once (the inspect, the start steps,
+    /// bringing the VM up) returns a <see cref="ValueTask"/>. Issue 15 (alloc9): the pass's body is in this method rather
+    /// than in a core method it awaited, which was a second frame (~290 bytes) for every pass that wrote.
     /// </summary>
     internal async ValueTask<ReconcileResult> ReconcilePassAsync(VmKey key, CancellationToken ct)
     {
@@ -87,20 +89,145 @@ public sealed partial class Reconciler
         {
             var (vm, isUnchecked) = await ReadCurrentAsync(key, ct); // Reconciler.Cached.cs
             var remembered = isUnchecked ? FindHere(key) : null;
-            ReconcileResult result;
-            try
+            var read = vm;
+            while (true)
             {
-                result = await ReconcileCoreAsync(key, vm, isUnchecked, ct);
-            }
-            catch (StaleCopyException) when (isUnchecked)
-            {
-                // Nothing was written or started from the stale copy: the same pass again from the store's record.
-                vm = await ReadAfterStaleCopyAsync(key, vm!, remembered, ct);
-                result = await ReconcileCoreAsync(key, vm, isUnchecked: false, ct);
-            }
+                try
+                {
+                    if (vm is null)
+                    {
+                        _crashes.TryRemove(key, out _);
+                        _unknownSince.TryRemove(key, out _);
+                        return Outcome(activity, await ReleaseGoneAsync(key, ct));
+                    }
 
-            activity?.SetTag("outcome", result.Outcome.ToString());
-            return result;
+                    if (vm.Spec.NodeName.Length > 0 && vm.Spec.NodeName != _options.NodeName)
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        return Outcome(activity, ReconcileResult.Done); // another node's VM
+                    }
+
+                    var provider = _drivers.Resolve(vm.Spec.Provider);
+                    if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        if (vm.IsDeleting)
+                        {
+                            await _store.RemoveAsync(key, ct); // nothing can have been started for it here
+                            return Outcome(activity, ReconcileResult.Done);
+                        }
+
+                        var known = string.Join(", ", _drivers.Names.Order(StringComparer.Ordinal));
+                        await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, $"no driver named \"{provider}\" on this node; available: {known}", ct);
+                        return Outcome(activity, ReconcileResult.Done);
+                    }
+
+                    if (vm.IsDeleting)
+                    {
+                        return Outcome(activity, await DeleteAsync(vm, driver, ct));
+                    }
+
+                    // Refused before any driver call; the API refuses the same requests with the same check.
+                    var refusals = CapabilityCheck.Unsupported(vm.Spec, driver);
+                    if (refusals.Count > 0)
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        await WriteFailureAsync(vm, Conditions.ReasonUnsupported, string.Join("; ", refusals), ct);
+                        return Outcome(activity, ReconcileResult.Done);
+                    }
+
+                    var availability = await driver.CheckAvailabilityAsync(ct);
+                    if (!availability.Available)
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, availability.Detail, ct);
+                        return Outcome(activity, ReconcileResult.Backoff); // the binary may be installed later
+                    }
+
+                    if (OnLostNode(vm))
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        return Outcome(activity, ReconcileResult.Poll); // Kubernetes issue 13: the cluster has this node for lost; see Reconciler.Moved.cs
+                    }
+
+                    var claimWithStopped = !vm.Claimed && ClaimCanJoinStopped(vm); // Reconciler.Claim.cs
+                    if (!vm.Claimed && !claimWithStopped)
+                    {
+                        try
+                        {
+                            vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
+                        }
+                        catch (Exception ex) when (IsStale(ex, isUnchecked))
+                        {
+                            throw new StaleCopyException();
+                        }
+
+                        isUnchecked = false; // the claim was written against this version: the record is the store's now
+                    }
+
+                    RememberHere(vm);
+
+                    var live = await InspectAsync(vm, driver, ct);
+                    if (claimWithStopped && live.State != LiveState.NotFound)
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct);
+                        isUnchecked = false;
+                        vm = await _store.ClaimAsync(vm.Key, ct); // something is there for it: claimed before it is touched, as always
+                    }
+
+                    if (live.State == LiveState.Unknown)
+                    {
+                        return Outcome(activity, await UnknownAsync(vm, driver, live, ct));
+                    }
+
+                    _unknownSince.TryRemove(vm.Key, out _);
+                    if (live.State is LiveState.Running or LiveState.Paused or LiveState.Created &&
+                        vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
+                    {
+                        vm = await SetUnresponsiveAsync(vm, ConditionStatus.False, "Responsive", "the hypervisor answers again", ct);
+                    }
+
+                    // Guest health (issue 14): a failed liveness probe ends the VM; its restart policy decides what follows.
+                    if (live.State == LiveState.Running && vm.Spec.State == DesiredState.Running && _liveness?.TryTake(vm) is { } failure)
+                    {
+                        return Outcome(activity, await EndForLivenessAsync(vm, driver, failure, ct));
+                    }
+
+                    if (isUnchecked || vm.Spec.State == DesiredState.Stopped)
+                    {
+                        // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped. The
+                        // write is awaited here rather than in a method of its own (issue 15, alloc7: one state machine less per pass).
+                        try
+                        {
+                            vm = await StopLiveAsync(vm, driver, live, ct);
+                            _crashes.TryRemove(vm.Key, out _);
+                            await WriteStatusAsync(vm, StoppedStatus(vm), ct, claim: !vm.Claimed);
+                            return Outcome(activity, ReconcileResult.Done);
+                        }
+                        catch (Exception ex) when (IsStale(ex, isUnchecked))
+                        {
+                            throw new StaleCopyException();
+                        }
+                    }
+
+                    // The write that ends bringing it up (Running, usually) is awaited here rather than in BringUpAsync (issue 15, alloc9:
+                    // this method is already suspended at the claim, so waiting here costs nothing, while BringUpAsync's frame,
+                    // ~390 bytes, was made for that wait alone whenever the driver answered at once).
+                    var (up, write) = await BringUpAsync(vm, driver, live, ct);
+                    if (write is not null)
+                    {
+                        await write;
+                    }
+
+                    return Outcome(activity, up);
+                }
+                catch (StaleCopyException) when (isUnchecked)
+                {
+                    // Nothing was written or started from the stale copy: the same pass again from the store's record.
+                    vm = await ReadAfterStaleCopyAsync(key, read!, remembered, ct);
+                    isUnchecked = false;
+                }
+            }
         }
         catch (ConflictException)
         {
@@ -122,135 +249,11 @@ public sealed partial class Reconciler
         }
     }
 
-    /// <param name="isUnchecked">The informer's copy of a new VM, its version not confirmed: see Reconciler.Cached.cs.</param>
-    private async ValueTask<ReconcileResult> ReconcileCoreAsync(VmKey key, MicroVm? vm, bool isUnchecked, CancellationToken ct)
+    /// <summary>The pass's result, noted on its span.</summary>
+    private static ReconcileResult Outcome(Activity? activity, ReconcileResult result)
     {
-        if (vm is null)
-        {
-            _crashes.TryRemove(key, out _);
-            _unknownSince.TryRemove(key, out _);
-            return await ReleaseGoneAsync(key, ct);
-        }
-
-        if (vm.Spec.NodeName.Length > 0 && vm.Spec.NodeName != _options.NodeName)
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            return ReconcileResult.Done; // another node's VM
-        }
-
-        var provider = _drivers.Resolve(vm.Spec.Provider);
-        if (!_drivers.TryGet(vm.Spec.Provider, out var driver))
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            if (vm.IsDeleting)
-            {
-                await _store.RemoveAsync(key, ct); // nothing can have been started for it here
-                return ReconcileResult.Done;
-            }
-
-            var known = string.Join(", ", _drivers.Names.Order(StringComparer.Ordinal));
-            await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, $"no driver named \"{provider}\" on this node; available: {known}", ct);
-            return ReconcileResult.Done;
-        }
-
-        if (vm.IsDeleting)
-        {
-            return await DeleteAsync(vm, driver, ct);
-        }
-
-        // Refused before any driver call; the API refuses the same requests with the same check.
-        var refusals = CapabilityCheck.Unsupported(vm.Spec, driver);
-        if (refusals.Count > 0)
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            await WriteFailureAsync(vm, Conditions.ReasonUnsupported, string.Join("; ", refusals), ct);
-            return ReconcileResult.Done;
-        }
-
-        var availability = await driver.CheckAvailabilityAsync(ct);
-        if (!availability.Available)
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            await WriteFailureAsync(vm, Conditions.ReasonProviderUnavailable, availability.Detail, ct);
-            return ReconcileResult.Backoff; // the binary may be installed later
-        }
-
-        if (OnLostNode(vm))
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            return ReconcileResult.Poll; // Kubernetes issue 13: the cluster has this node for lost; see Reconciler.Moved.cs
-        }
-
-        var claimWithStopped = !vm.Claimed && ClaimCanJoinStopped(vm); // Reconciler.Claim.cs
-        if (!vm.Claimed && !claimWithStopped)
-        {
-            try
-            {
-                vm = await ClaimAsync(vm, ct); // Reconciler.Claim.cs
-            }
-            catch (Exception ex) when (IsStale(ex, isUnchecked))
-            {
-                throw new StaleCopyException();
-            }
-
-            isUnchecked = false; // the claim was written against this version: the record is the store's now
-        }
-
-        RememberHere(vm);
-
-        var live = await InspectAsync(vm, driver, ct);
-        if (claimWithStopped && live.State != LiveState.NotFound)
-        {
-            await ConfirmAsync(vm, isUnchecked, ct);
-            isUnchecked = false;
-            vm = await _store.ClaimAsync(vm.Key, ct); // something is there for it: claimed before it is touched, as always
-        }
-
-        if (live.State == LiveState.Unknown)
-        {
-            return await UnknownAsync(vm, driver, live, ct);
-        }
-
-        _unknownSince.TryRemove(vm.Key, out _);
-        if (live.State is LiveState.Running or LiveState.Paused or LiveState.Created &&
-            vm.Status.FindCondition(Conditions.Unresponsive) is { Status: ConditionStatus.True })
-        {
-            vm = await SetUnresponsiveAsync(vm, ConditionStatus.False, "Responsive", "the hypervisor answers again", ct);
-        }
-
-        // Guest health (issue 14): a failed liveness probe ends the VM; its restart policy decides what follows.
-        if (live.State == LiveState.Running && vm.Spec.State == DesiredState.Running && _liveness?.TryTake(vm) is { } failure)
-        {
-            return await EndForLivenessAsync(vm, driver, failure, ct);
-        }
-
-        if (isUnchecked || vm.Spec.State == DesiredState.Stopped)
-        {
-            // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped. The
-            // write is awaited here rather than in a method of its own (issue 15, alloc7: one state machine less per pass).
-            try
-            {
-                vm = await StopLiveAsync(vm, driver, live, ct);
-                _crashes.TryRemove(vm.Key, out _);
-                await WriteStatusAsync(vm, StoppedStatus(vm), ct, claim: !vm.Claimed);
-                return ReconcileResult.Done;
-            }
-            catch (Exception ex) when (IsStale(ex, isUnchecked))
-            {
-                throw new StaleCopyException();
-            }
-        }
-
-        // The write that ends bringing it up (Running, usually) is awaited here rather than in BringUpAsync (issue 15, alloc9:
-        // this method is already suspended at the claim, so waiting here costs nothing, while BringUpAsync's frame,
-        // ~390 bytes, was made for that wait alone whenever the driver answered at once).
-        var (up, write) = await BringUpAsync(vm, driver, live, ct);
-        if (write is not null)
-        {
-            await write;
-        }
-
-        return up;
+        activity?.SetTag("outcome", result.Outcome.ToString());
+        return result;
     }
 
     /// <summary>
