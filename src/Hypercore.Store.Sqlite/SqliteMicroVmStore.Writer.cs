@@ -9,6 +9,13 @@ namespace Hypercore.Store.Sqlite;
 public sealed partial class SqliteMicroVmStore
 {
     /// <summary>
+    /// The rowid of the row <see cref="SelectForWrite"/> read last (writer thread only). The write that follows updates or
+    /// deletes that row by rowid, one seek of the table, instead of finding it again through the (namespace, id) index
+    /// (issue 15, ninth pass). Within the transaction nothing else can move the row between the two.
+    /// </summary>
+    private long _selectedRowId;
+
+    /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
@@ -301,6 +308,7 @@ public sealed partial class SqliteMicroVmStore
             var status = select.Blob(2);
             _selectedRow = new RowHash(ColumnHash.Of(spec), ColumnHash.Of(status));
             var version = select.Int64(4);
+            _selectedRowId = select.Int64(8);
             if (_recent.Find(key, version, _selectedRow) is { } known)
             {
                 return replacingStatus is null ? known : known with { Status = replacingStatus };
@@ -366,8 +374,7 @@ public sealed partial class SqliteMicroVmStore
         var generation = current.Spec.Equals(spec) ? current.Generation : current.Generation + 1;
         var rv = NextResourceVersion();
         var update = _commands.UpdateSpec;
-        update.BindText(1, key.Namespace);
-        update.BindText(2, key.Id);
+        update.BindInt64(1, _selectedRowId);
         update.BindUtf8(3, specJson.Utf8);
         update.BindInt64(4, generation);
         update.BindInt64(5, rv);
@@ -390,8 +397,7 @@ public sealed partial class SqliteMicroVmStore
 
         var rv = NextResourceVersion();
         var update = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
-        update.BindText(1, key.Namespace);
-        update.BindText(2, key.Id);
+        update.BindInt64(1, _selectedRowId);
         update.BindUtf8(3, statusJson.Utf8);
         update.BindInt64(4, rv);
         if (claimNode is not null)
@@ -450,8 +456,7 @@ public sealed partial class SqliteMicroVmStore
 
         var rv = NextResourceVersion();
         var update = _commands.MarkForDeletion;
-        update.BindText(1, key.Namespace);
-        update.BindText(2, key.Id);
+        update.BindInt64(1, _selectedRowId);
         Span<byte> at = stackalloc byte[64];
         update.BindUtf8(3, at[..FormatTime(now, at)]);
         update.BindInt64(4, rv);
@@ -469,8 +474,7 @@ public sealed partial class SqliteMicroVmStore
         }
 
         var delete = _commands.Delete;
-        delete.BindText(1, key.Namespace);
-        delete.BindText(2, key.Id);
+        delete.BindInt64(1, _selectedRowId);
         delete.Execute();
 
         // Like etcd, a delete takes a revision of its own, so event versions grow strictly in commit order.
@@ -583,7 +587,7 @@ public sealed partial class SqliteMicroVmStore
     /// statements run inside the transactions <see cref="SqliteConnection.BeginTransaction(bool)"/> begins on the same
     /// connection; errors are thrown as the same <see cref="SqliteException"/>s.
     /// </summary>
-    private sealed class WriterCommands : IDisposable
+    internal sealed class WriterCommands : IDisposable
     {
         private readonly sqlite3 _db;
         private readonly WriterStatement _begin;
@@ -605,7 +609,7 @@ public sealed partial class SqliteMicroVmStore
             _rollback = new(db, "ROLLBACK;");
             _readCounter = new(db, "SELECT value FROM meta WHERE key = 'resource_version';");
             _writeCounter = new(db, "UPDATE meta SET value = ?1 WHERE key = 'resource_version';");
-            SelectByKey = new(db, $"SELECT {Columns} FROM microvms WHERE namespace = ?1 AND id = ?2;");
+            SelectByKey = new(db, SelectByKeySql);
             Insert = new(
                 db,
                 """
@@ -613,14 +617,30 @@ public sealed partial class SqliteMicroVmStore
                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
                 ON CONFLICT (namespace, id) DO NOTHING;
                 """);
-            UpdateSpec = new(db, "UPDATE microvms SET spec = ?3, generation = ?4, resource_version = ?5 WHERE namespace = ?1 AND id = ?2;");
-            UpdateStatus = new(db, "UPDATE microvms SET status = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
+            UpdateSpec = new(db, UpdateSpecSql);
+            UpdateStatus = new(db, UpdateStatusSql);
             ReadClaim = new(db, "SELECT claimed_node FROM microvms WHERE namespace = ?1 AND id = ?2;");
             Claim = new(db, "UPDATE microvms SET claimed_node = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
-            ClaimWithStatus = new(db, "UPDATE microvms SET claimed_node = ?5, status = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
-            MarkForDeletion = new(db, "UPDATE microvms SET deletion_requested_at = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
-            Delete = new(db, "DELETE FROM microvms WHERE namespace = ?1 AND id = ?2;");
+            ClaimWithStatus = new(db, ClaimWithStatusSql);
+            MarkForDeletion = new(db, MarkForDeletionSql);
+            Delete = new(db, DeleteSql);
         }
+
+        /// <summary>The row a write reads first; its rowid (column 8) is where the write that follows goes.</summary>
+        internal const string SelectByKeySql = $"SELECT {Columns}, rowid FROM microvms WHERE namespace = ?1 AND id = ?2;";
+
+        // Issue 15, ninth pass: the writes that follow SelectForWrite find their row by rowid (?1; ?2 is unused, the other
+        // parameters kept their numbers), not through the (namespace, id) index a second time. A status write (the
+        // Running load's third write) changes no indexed column, so it writes the table's page and no index page.
+        internal const string UpdateSpecSql = "UPDATE microvms SET spec = ?3, generation = ?4, resource_version = ?5 WHERE rowid = ?1;";
+
+        internal const string UpdateStatusSql = "UPDATE microvms SET status = ?3, resource_version = ?4 WHERE rowid = ?1;";
+
+        internal const string ClaimWithStatusSql = "UPDATE microvms SET claimed_node = ?5, status = ?3, resource_version = ?4 WHERE rowid = ?1;";
+
+        internal const string MarkForDeletionSql = "UPDATE microvms SET deletion_requested_at = ?3, resource_version = ?4 WHERE rowid = ?1;";
+
+        internal const string DeleteSql = "DELETE FROM microvms WHERE rowid = ?1;";
 
         public WriterStatement SelectByKey { get; }
 
