@@ -26,7 +26,7 @@ public class DaemonRuntimeTests
     {
         var daemonConfig = DaemonRuntimeConfig();
         var daemon = DaemonRuntime.Properties(daemonConfig);
-        var start = DaemonRuntime.StartInfo(Runner());
+        var start = DaemonRuntime.StartInfo(Runner(), DaemonRuntime.ChildKind);
         foreach (var arg in (string[])["--child", DaemonRuntime.ChildKind, "--child-size", "1", "--work-dir", _scratch])
         {
             start.ArgumentList.Add(arg);
@@ -44,6 +44,36 @@ public class DaemonRuntimeTests
         child["runtime_spin_limit"].Should().Be(0);
         // And it takes effect: short-lived allocations on one thread are collected about every budget's worth.
         child["runtime_bytes_per_gen0"].Should().BeInRange(0.5 * daemon["System.GC.Gen0MaxBudget"], 1.5 * daemon["System.GC.Gen0MaxBudget"]);
+        // The AOT daemon has no JIT: the child compiles every method optimized at its first call and never again.
+        child["runtime_tiered_compilation"].Should().Be(0);
+        child["runtime_ready_to_run"].Should().Be(0);
+        child["runtime_r2r_probe_jitted"].Should().BeGreaterThan(20, "framework code is compiled by the JIT, not taken from ReadyToRun images (measured: 53 methods; 5 with ReadyToRun on)");
+        child["runtime_tier_probe_jitted"].Should().Be(1, "a method called 300 times is compiled once, not again at tier 1");
+    }
+
+    [Test]
+    public void ClientOfAChild_RunsUnderTheRunnersJitSettings()
+    {
+        // What a daemon-code child passes on to the load generator and the watch clients it starts.
+        var child = DaemonRuntime.StartInfo(Runner(), DaemonRuntime.ChildKind);
+        var client = new ProcessStartInfo("dotnet");
+        client.Environment.Clear();
+        foreach (var (name, value) in child.Environment)
+        {
+            client.Environment[name] = value;
+        }
+
+        client.Environment["DOTNET_gcServer"] = "0";
+
+        DaemonRuntime.ForClient(client);
+
+        foreach (var (name, value) in DaemonRuntime.JitSettings)
+        {
+            child.Environment[name].Should().Be(value, "the child compiles as DaemonRuntime.JitSettings says");
+            client.Environment.Should().NotContainKey(name, "the client runs under the runner's settings");
+        }
+
+        client.Environment["DOTNET_gcServer"].Should().Be("0", "only what the child was given is taken away");
     }
 
     [Test]
