@@ -52,29 +52,54 @@ public class DaemonRuntimeTests
     }
 
     [Test]
+    [NonParallelizable]
     public void ClientOfAChild_RunsUnderTheRunnersJitSettings()
     {
-        // What a daemon-code child passes on to the load generator and the watch clients it starts.
-        var child = DaemonRuntime.StartInfo(Runner(), DaemonRuntime.ChildKind);
-        var client = new ProcessStartInfo("dotnet");
-        client.Environment.Clear();
-        foreach (var (name, value) in child.Environment)
+        // This process as a daemon-code child sees itself (the environment ChildRun gives it), then the start of the
+        // load generator or the watch clients it makes: ChildRun.SelfStartInfo.
+        var child = DaemonRuntime.StartInfo(Runner(), ApiThroughputKind).Environment
+            .Where(e => e.Key.StartsWith("DOTNET_", StringComparison.Ordinal) || e.Key.StartsWith("HYPERCORE_BENCH_", StringComparison.Ordinal))
+            .Where(e => Environment.GetEnvironmentVariable(e.Key) != e.Value)
+            .ToList();
+        child.Select(e => e.Key).Should().Contain(DaemonRuntime.JitSettings.Select(s => s.Name), "the api child compiles as DaemonRuntime.JitSettings says");
+        try
         {
-            client.Environment[name] = value;
+            foreach (var (name, value) in child)
+            {
+                Environment.SetEnvironmentVariable(name, value);
+            }
+
+            var client = ChildRun.SelfStartInfo();
+
+            foreach (var (name, _) in DaemonRuntime.JitSettings)
+            {
+                client.Environment.Should().NotContainKey(name, "the client runs under the runner's settings");
+            }
         }
-
-        client.Environment["DOTNET_gcServer"] = "0";
-
-        DaemonRuntime.ForClient(client);
-
-        foreach (var (name, value) in DaemonRuntime.JitSettings)
+        finally
         {
-            child.Environment[name].Should().Be(value, "the child compiles as DaemonRuntime.JitSettings says");
-            client.Environment.Should().NotContainKey(name, "the client runs under the runner's settings");
+            foreach (var (name, _) in child)
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
         }
-
-        client.Environment["DOTNET_gcServer"].Should().Be("0", "only what the child was given is taken away");
     }
+
+    [Test]
+    public void ScaleChildren_KeepTheJitDefaults()
+    {
+        // They time a pass from a fresh host, cold: compiling every method optimized would make that dearer (CompilesOptimized).
+        foreach (var kind in (string[])[Hypercore.Benchmarks.Scale.ReconcileScale.ChildKind, Hypercore.Benchmarks.Scale.ReconcileScale.ResyncChildKind])
+        {
+            var start = DaemonRuntime.StartInfo(Runner(), kind);
+            foreach (var (name, _) in DaemonRuntime.JitSettings)
+            {
+                start.Environment.Should().NotContainKey(name);
+            }
+        }
+    }
+
+    private const string ApiThroughputKind = Hypercore.Benchmarks.Api.ApiThroughput.ChildKind;
 
     [Test]
     public async Task InProcessChildStartedByHand_RunsUnderTheDaemonsRuntimeSettings()
