@@ -5,12 +5,13 @@
 #
 # Runs `RUNNER --child MODE --child-size 64 --api-seconds 6` with DOTNET_PerfMapEnabled=1 (JIT symbols in
 # /tmp/perf-PID.map) and DOTNET_EnableWriteXorExecute=0 (with W^X the JIT's code sits in a memfd mapping that perf does
-# not look up in the perf map), from an empty working directory: the in-process node's host watches its content root (the
-# working directory) recursively, so a work directory under it costs an inotify event per database write. The child
-# starts itself again under the daemon's runtimeconfig (Runner/DaemonRuntime.cs): the process profiled is that inner
-# one, from 3.5 s after it starts the Create load generator (after the 3 s warm-up) for 5 s: inside the measured
-# window. Writes OUTDIR/child.out (the RESULT line), OUTDIR/perf.data, OUTDIR/perf.script (the inner pid only) and
-# OUTDIR/pids. Extra environment (e.g. DOTNET_TieredCompilation=0) reaches the inner process. Needs root for perf.
+# not look up in the perf map), from an empty working directory (until bench9 the in-process node's host watched the
+# working directory recursively; runners built before it still do). The child starts itself again under the daemon's
+# runtimeconfig and, since bench9, with every method compiled optimized (Runner/DaemonRuntime.cs, JitSettings): the
+# process profiled is that inner one, from 3.5 s after it starts the Create load generator (after the 3 s warm-up) for
+# 5 s: inside the measured window. Writes OUTDIR/child.out (the RESULT line), OUTDIR/perf.data, OUTDIR/perf.script (the
+# inner pid only) and OUTDIR/pids. Extra environment reaches the inner process (DOTNET_TieredCompilation=1
+# DOTNET_ReadyToRun=1: the JIT's defaults, as before bench9). Needs root for perf.
 # Summarise with bench/perf-inproc.py.
 set -euo pipefail
 runner=$1; mode=$2; out=$(mkdir -p "$3" && cd "$3" && pwd); freq=${4:-999}

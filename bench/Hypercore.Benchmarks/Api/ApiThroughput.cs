@@ -42,7 +42,7 @@ public static class ApiThroughput
             var method = $"{clients} gRPC client(s) × sequential Create for {seconds} s after a warm-up; " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) in one process, the clients in a separate load-generator process; " +
                 $"server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create, {Fmt.Number(r["cpu_cores"])} cores busy (clients {Fmt.Number(r["client_cpu_us_per"])} µs per Create, not counted); " +
-                $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each";
+                $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each" + WindowText(r);
             // The goal (≥ 5,000/s with p99 ≤ 20 ms) names no concurrency: it is judged at every level from 16 clients
             // up (one client is bound by its own round trip), so the table shows the trade between rate and tail.
             var goalRow = clients >= 16 || ctx.Options.ApiClients.Length == 1;
@@ -87,11 +87,48 @@ public static class ApiThroughput
         var alone = await ChildRun.RunAsync(ctx, ChildKindNoReconciler, largest, TimeSpan.FromMinutes(10));
         rows.Add(new ResultRow(Name, $"durable Creates/s, {largest} client(s), reconciler off", alone["rate"], "/s",
             $"as above without the reconciler's claim and status writes; p99 {Fmt.Number(alone["p99_ms"])} ms; " +
-            $"server {Fmt.Number(alone["cpu_us_per"])} µs CPU per Create, {Fmt.Number(alone["cpu_cores"])} cores busy, {Fmt.Number(alone["alloc_kb_per"])} KB allocated per Create")
+            $"server {Fmt.Number(alone["cpu_us_per"])} µs CPU per Create, {Fmt.Number(alone["cpu_cores"])} cores busy, {Fmt.Number(alone["alloc_kb_per"])} KB allocated per Create" + WindowText(alone))
         {
             Reference = "writes only the API's",
         });
         return rows;
+    }
+
+    private const string Passes = "hypercore.reconcile.duration";
+    private const string Starts = "hypercore.vm.start.duration";
+
+    /// <summary>
+    /// What an in-process child's row says about its window besides rates: how the node's code was compiled and what the
+    /// JIT did inside the window (the AOT daemon has no JIT), and the reconcile passes and driver starts per Create.
+    /// </summary>
+    public static string WindowText(IReadOnlyDictionary<string, double> r) =>
+        !r.TryGetValue("jit_methods_window", out var jitted) ? ""
+            : string.Create(CultureInfo.InvariantCulture,
+                $"; node code {DaemonRuntime.JitText(r)}, {jitted:0} methods compiled in the window ({r.GetValueOrDefault("jit_ms_window"):0} ms of JIT), {r.GetValueOrDefault("jit_methods_before"):0} before it") +
+              (r.TryGetValue("passes_per_create", out var passes)
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"; {passes:0.00} reconcile passes (mean {r.GetValueOrDefault("pass_mean_ms"):0.0} ms) and {r.GetValueOrDefault("starts_per_create"):0.00} driver starts per Create")
+                : "");
+
+    /// <summary>
+    /// HYPERCORE_BENCH_JIT_TRACE=1 (issue 15, bench9): the JIT's methods compiled and its time every 500 ms on stderr,
+    /// to see when it settles under a setting (DOTNET_TieredCompilation=1 DOTNET_ReadyToRun=1: the JIT's defaults).
+    /// </summary>
+    private static async Task TraceJitAsync(CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"jit: {Stopwatch.GetElapsedTime(started).TotalSeconds:0.0} s {System.Runtime.JitInfo.GetCompiledMethodCount()} methods {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:0} ms"));
+                await Task.Delay(500, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>
@@ -107,6 +144,8 @@ public static class ApiThroughput
         await using var node = await InProcessNode.StartAsync(dir, reconciler, admission: reconciler); // the daemon's composition: admission is a start step
         var timeout = TimeSpan.FromMinutes(5) + 4 * options.ApiDuration;
         var result = new Dictionary<string, double>();
+        using var jitTrace = new CancellationTokenSource();
+        var tracing = Environment.GetEnvironmentVariable("HYPERCORE_BENCH_JIT_TRACE") == "1" ? TraceJitAsync(jitTrace.Token) : Task.CompletedTask;
         if (reconciler)
         {
             // Before the Creates, so that the reconciler's backlog of claims and status writes does not run under it.
@@ -127,7 +166,8 @@ public static class ApiThroughput
         {
             InstrumentPublished = (instrument, l) =>
             {
-                if ((instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name is "hypercore.store.commit.writes" or "hypercore.store.commit.duration" or "hypercore.store.write.queued")
+                if ((instrument.Meter.Name == HypercoreTelemetry.Name && instrument.Name is "hypercore.store.commit.writes" or "hypercore.store.commit.duration" or "hypercore.store.write.queued"
+                        or Passes or Starts)
                     || (instrument.Meter.Name == "Microsoft.AspNetCore.Hosting" && instrument.Name == "http.server.request.duration"))
                 {
                     l.EnableMeasurementEvents(instrument);
@@ -166,7 +206,8 @@ public static class ApiThroughput
             records += ev.Type switch { InformerEventType.Added => 1, InformerEventType.Deleted => -1, _ => 0 };
             running += (now ? 1 : 0) - (was ? 1 : 0);
         });
-        long pendingAtStart = 0, allocatedAtStart = 0;
+        long pendingAtStart = 0, allocatedAtStart = 0, jitMethodsAtStart = 0;
+        var jitTimeAtStart = TimeSpan.Zero;
         var cpuAtStart = TimeSpan.Zero;
         var gcBefore = (0, 0, 0);
         var pauseBefore = TimeSpan.Zero;
@@ -185,8 +226,20 @@ public static class ApiThroughput
                 pendingAtStart = Interlocked.Read(ref records) - Interlocked.Read(ref running);
                 cpuAtStart = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
                 allocatedAtStart = GC.GetTotalAllocatedBytes();
+                jitMethodsAtStart = System.Runtime.JitInfo.GetCompiledMethodCount();
+                jitTimeAtStart = System.Runtime.JitInfo.GetCompilationTime();
+                if (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_JIT_TRACE") == "1")
+                {
+                    Console.Error.WriteLine($"jit: window starts at {jitMethodsAtStart} methods");
+                }
             }, state: state);
         Volatile.Write(ref counting, 0);
+        await jitTrace.CancelAsync();
+        await tracing;
+        // The JIT inside the window (DaemonRuntime.JitSettings): the AOT daemon this node stands for has none.
+        result["jit_methods_before"] = jitMethodsAtStart;
+        result["jit_methods_window"] = System.Runtime.JitInfo.GetCompiledMethodCount() - jitMethodsAtStart;
+        result["jit_ms_window"] = (System.Runtime.JitInfo.GetCompilationTime() - jitTimeAtStart).TotalMilliseconds;
         await sampling.CancelAsync();
         await poolSampler;
         result["gc_pause_ms"] = (GC.GetTotalPauseDuration() - pauseBefore).TotalMilliseconds;
@@ -210,6 +263,11 @@ public static class ApiThroughput
         result["cpu_cores"] = cpu.TotalSeconds / window.TotalSeconds;
         result["alloc_kb_per"] = count == 0 ? 0 : allocatedInWindow / 1024.0 / count;
         result["commits_per_s"] = Interlocked.Read(ref commits) / window.TotalSeconds;
+        // Reconcile passes (one hypercore.reconcile.duration each: the Create's own and the polls) and driver starts in the window.
+        var (passes, passMs) = phases.Summary(Passes);
+        result["passes_per_create"] = count == 0 ? 0 : passes / count;
+        result["starts_per_create"] = count == 0 ? 0 : phases.Summary(Starts).Count / count;
+        result["pass_mean_ms"] = passMs;
         if (informer is not null)
         {
             // Until the reconciler has every record Running: CPU per Create with all of its reconcile, and that rate.

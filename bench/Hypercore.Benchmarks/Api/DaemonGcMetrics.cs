@@ -95,7 +95,7 @@ internal static class DaemonGcMetrics
         r.TryGetValue("daemon_window_pause_ms_per_gc", out var per)
             ? string.Create(CultureInfo.InvariantCulture,
                 $"; daemon GC in the window: {gen0:0} gen0, {gen1:0} gen1, {gen2:0} gen2 collections, {pause:0} ms paused ({per:0.0} ms each)")
-            : "";
+            : ApiThroughput.WindowText(r); // the in-process node: its JIT and passes in the window
 
     /// <summary>Adds daemon_gc* keys: collections, pause and allocation between the two readings, per Create where it says so.</summary>
     public static void Report(Dictionary<string, double> result, Dictionary<string, double>? before, Dictionary<string, double>? after, double creates)

@@ -3,6 +3,7 @@ using Hypercore.Operations;
 using System.Net;
 using Hypercore.Api;
 using Hypercore.Benchmarks.NoOp;
+using Hypercore.Benchmarks.Runner;
 using Hypercore.Drivers;
 using Hypercore.Reconciliation;
 using Hypercore.Store.Sqlite;
@@ -49,7 +50,7 @@ public sealed class InProcessNode : IAsyncDisposable
         await File.WriteAllTextAsync(kernel, "kernel");
         var driver = new NoOpDriver("qemu", allRunning);
         ListenOptions? grpc = null;
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = NodeHost.CreateWebBuilder(); // the daemon's content root, no configuration file, no file watcher
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);

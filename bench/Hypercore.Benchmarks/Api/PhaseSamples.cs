@@ -14,6 +14,10 @@ public sealed class PhaseSamples
     public void Add(string instrument, double seconds) =>
         _samples.GetOrAdd(instrument, _ => new ConcurrentQueue<double>()).Enqueue(seconds * 1000);
 
+    /// <summary>How many samples of <paramref name="instrument"/> there are and their mean (ms).</summary>
+    public (double Count, double MeanMs) Summary(string instrument) =>
+        _samples.TryGetValue(instrument, out var q) && !q.IsEmpty ? (q.Count, q.Average()) : (0, 0);
+
     /// <summary>Samples ThreadPool.PendingWorkItemCount every 5 ms until cancelled (starvation shows as a queue).</summary>
     public async Task SampleThreadPoolAsync(CancellationToken cancellationToken)
     {

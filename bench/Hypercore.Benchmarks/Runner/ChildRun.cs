@@ -18,7 +18,7 @@ public static class ChildRun
     {
         var runner = typeof(ChildRun).Assembly.Location;
         var daemonRuntime = DaemonRuntime.RunsDaemonCode(kind);
-        var start = daemonRuntime ? DaemonRuntime.StartInfo(runner) : SelfStartInfo();
+        var start = daemonRuntime ? DaemonRuntime.StartInfo(runner, kind) : SelfStartInfo();
         foreach (var arg in (string[])["--child", kind, "--child-size", size.ToString(CultureInfo.InvariantCulture), "--work-dir", ctx.WorkDirectory,
             "--api-seconds", ctx.Options.ApiDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture), .. extra])
         {
@@ -53,7 +53,7 @@ public static class ChildRun
         if (daemonRuntime)
         {
             // Said, not fatal: an A/B may change a setting on purpose (DOTNET_GC* in the environment).
-            foreach (var difference in DaemonRuntime.Differences(result, DaemonRuntime.ConfigPath(runner)))
+            foreach (var difference in DaemonRuntime.Differences(result, DaemonRuntime.ConfigPath(runner), DaemonRuntime.CompilesOptimized(kind)))
             {
                 BenchContext.Log($"{kind}: WARNING: not under the daemon's runtime settings: {difference}");
             }
@@ -65,7 +65,10 @@ public static class ChildRun
     public static void Report(Dictionary<string, double> values) =>
         Console.Out.WriteLine(Prefix + JsonSerializer.Serialize(values));
 
-    /// <summary>This executable again: the apphost, or dotnet plus this assembly.</summary>
+    /// <summary>
+    /// This executable again: the apphost, or dotnet plus this assembly. Started from a daemon-code child (the load
+    /// generator, the watch clients), it runs under the runner's settings, not the child's (<see cref="DaemonRuntime.ForClient"/>).
+    /// </summary>
     internal static ProcessStartInfo SelfStartInfo()
     {
         var host = Environment.ProcessPath!;
@@ -73,9 +76,9 @@ public static class ChildRun
         {
             var start = new ProcessStartInfo(host);
             start.ArgumentList.Add(typeof(ChildRun).Assembly.Location);
-            return start;
+            return DaemonRuntime.ForClient(start);
         }
 
-        return new ProcessStartInfo(host);
+        return DaemonRuntime.ForClient(new ProcessStartInfo(host));
     }
 }

@@ -32,9 +32,21 @@ public static class DaemonRuntime
 
     /// <summary>
     /// Set in a child started under the daemon's runtimeconfig.json (and in what it starts). A child started without it
-    /// (by hand: <c>Hypercore.Benchmarks --child api-stopped …</c>) starts itself again under the daemon's settings.
+    /// (by hand: <c>Hypercore.Benchmarks --child api-stopped …</c>) starts itself again under the daemon's settings. Its
+    /// value lists the <see cref="JitSettings"/> the child was given (that its clients must not get).
     /// </summary>
     private const string Marker = "HYPERCORE_BENCH_DAEMON_RUNTIME";
+
+    /// <summary>
+    /// How the daemon-code children compile: every method optimized at its first call, none from ReadyToRun images and
+    /// none tiered up later. The daemon these children stand for is Native AOT (all code compiled ahead, optimized, no
+    /// JIT), and with tiered compilation the JIT was still at work inside the measured window (running8: its thread
+    /// 10–35 % of the Running child's samples there, 12–26 µs of CPU per Create); with both off it is idle there
+    /// (ApiThroughput reports the methods compiled and the JIT time inside the window). A setting already in the
+    /// environment is kept (an A/B: <c>DOTNET_TieredCompilation=1 DOTNET_ReadyToRun=1</c> for the JIT's defaults), and
+    /// the runner warns about it. Environment variables, not runtimeconfig.json: ReadyToRun has no runtime property.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Name, string Value)> JitSettings = [("DOTNET_TieredCompilation", "0"), ("DOTNET_ReadyToRun", "0")];
 
     /// <summary>
     /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon, which only
@@ -42,13 +54,23 @@ public static class DaemonRuntime
     /// </summary>
     public static bool RunsDaemonCode(string kind) => kind != Api.ApiDaemonThroughput.ChildKind;
 
+    /// <summary>
+    /// Whether a daemon-code child gets the <see cref="JitSettings"/>: those measured in steady state (api, api-alone,
+    /// api-stopped, watch, pipeline; their windows start after a warm-up). Not scale and scale-resync: they time a pass
+    /// from a fresh host, cold, JIT included, and compiling every method optimized would make that start dearer still
+    /// (the AOT daemon compiles none); they keep the JIT's defaults, as before.
+    /// </summary>
+    public static bool CompilesOptimized(string kind) =>
+        RunsDaemonCode(kind) && kind is not (Scale.ReconcileScale.ChildKind or Scale.ReconcileScale.ResyncChildKind);
+
     /// <summary>Whether this process is a child that has to start itself again under the daemon's settings.</summary>
     public static bool MustRestart(string kind) => RunsDaemonCode(kind) && Environment.GetEnvironmentVariable(Marker) is null;
 
     /// <summary>This child again, under the daemon's settings, with the same arguments and standard streams; its exit code.</summary>
     public static async Task<int> RestartAsync(string[] args)
     {
-        var start = StartInfo(typeof(DaemonRuntime).Assembly.Location);
+        var kind = args.SkipWhile(a => a != "--child").Skip(1).FirstOrDefault() ?? ChildKind;
+        var start = StartInfo(typeof(DaemonRuntime).Assembly.Location, kind);
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -62,8 +84,11 @@ public static class DaemonRuntime
     /// <summary>The daemon's runtimeconfig.json beside <paramref name="runner"/> (the runner's assembly).</summary>
     public static string ConfigPath(string runner) => Path.Combine(Path.GetDirectoryName(runner)!, ConfigFileName);
 
-    /// <summary>A child of <paramref name="runner"/> (its assembly) under the daemon's runtimeconfig.json.</summary>
-    internal static ProcessStartInfo StartInfo(string runner)
+    /// <summary>
+    /// A child of <paramref name="runner"/> (its assembly) under the daemon's runtimeconfig.json, and the
+    /// <see cref="JitSettings"/> if the <paramref name="kind"/> gets them (<see cref="CompilesOptimized"/>).
+    /// </summary>
+    internal static ProcessStartInfo StartInfo(string runner, string kind)
     {
         var config = ConfigPath(runner);
         if (!File.Exists(config))
@@ -77,9 +102,43 @@ public static class DaemonRuntime
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment[Marker] = "1";
+        var given = new List<string>();
+        foreach (var (name, value) in CompilesOptimized(kind) ? JitSettings : [])
+        {
+            if (Setting(name["DOTNET_".Length..]) is null)
+            {
+                start.Environment[name] = value;
+                given.Add(name);
+            }
+        }
+
+        start.Environment[Marker] = given.Count == 0 ? "-" : string.Join(',', given);
         return start;
     }
+
+    /// <summary>
+    /// A client process started by a daemon-code child (the load generator, the watch clients): without the
+    /// <see cref="JitSettings"/> the child was given, so that it runs under the runner's own settings, as before.
+    /// </summary>
+    internal static ProcessStartInfo ForClient(ProcessStartInfo start)
+    {
+        if (start.Environment.TryGetValue(Marker, out var given) && given is not null)
+        {
+            foreach (var name in given.Split(',', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (JitSettings.Any(s => s.Name == name))
+                {
+                    start.Environment.Remove(name);
+                }
+            }
+        }
+
+        return start;
+    }
+
+    /// <summary>A runtime setting as the runtime reads it from the environment (DOTNET_ before COMPlus_); null: not set.</summary>
+    private static string? Setting(string name) =>
+        Environment.GetEnvironmentVariable("DOTNET_" + name) ?? Environment.GetEnvironmentVariable("COMPlus_" + name);
 
     /// <summary>The dotnet host of the runtime this process runs on (&lt;root&gt;/shared/Microsoft.NETCore.App/&lt;version&gt;/).</summary>
     private static string DotnetHost()
@@ -104,6 +163,12 @@ public static class DaemonRuntime
         result["runtime_gc_server"] = GCSettings.IsServerGC ? 1 : 0;
         result["runtime_gen0_budget"] = Convert.ToDouble(GC.GetConfigurationVariables()["GCGen0MaxBudget"], CultureInfo.InvariantCulture);
         result["runtime_spin_limit"] = AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit") is { } spin ? Number(spin) : Absent;
+        // How this process compiles (JitSettings): 0 or 1 as the runtime reads its settings (the environment first,
+        // then runtimeconfig.json; both on by default), and what the JIT did up to this report.
+        result["runtime_tiered_compilation"] = Flag(Setting("TieredCompilation")) ?? (AppContext.GetData("System.Runtime.TieredCompilation") is { } tiered ? Number(tiered) : 1);
+        result["runtime_ready_to_run"] = Flag(Setting("ReadyToRun")) ?? 1;
+        result["runtime_jit_methods"] = System.Runtime.JitInfo.GetCompiledMethodCount();
+        result["runtime_jit_ms"] = System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds;
         var config = ConfigPath(typeof(DaemonRuntime).Assembly.Location);
         if (File.Exists(config))
         {
@@ -114,10 +179,46 @@ public static class DaemonRuntime
         }
     }
 
-    /// <summary>The <c>runtime</c> child: the bytes allocated per gen0 collection on one thread (and, as every child, <see cref="Report"/>).</summary>
+    /// <summary>How a child's code was compiled, from its <see cref="Report"/>, for a row's method text.</summary>
+    public static string JitText(IReadOnlyDictionary<string, double> child) =>
+        (child.GetValueOrDefault("runtime_tiered_compilation", 1), child.GetValueOrDefault("runtime_ready_to_run", 1)) switch
+        {
+            (0, 0) => "JIT-compiled optimized at first call (TieredCompilation=0, ReadyToRun=0: no tier-up, as near as a JIT gets to the AOT daemon)",
+            (1, 1) => "under the JIT's defaults (tiered compilation and ReadyToRun code: tier-up inside the window)",
+            var (tiered, r2r) => string.Create(CultureInfo.InvariantCulture, $"under TieredCompilation={tiered:0}, ReadyToRun={r2r:0}"),
+        };
+
+    /// <summary>A DOTNET_ setting's text as 0/1 (the runtime reads it as hex: "0" off, anything else on); null: not set.</summary>
+    private static double? Flag(string? text) => text is null ? null : long.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var n) && n == 0 ? 0 : 1;
+
+    /// <summary>
+    /// The <c>runtime</c> child: the bytes allocated per gen0 collection on one thread, and how the JIT treats code it
+    /// has not run yet (and, as every child, <see cref="Report"/>).
+    /// </summary>
     public static Dictionary<string, double> RunChild()
     {
         var result = new Dictionary<string, double>();
+        // The JIT's view: methods compiled by this thread for first calls of framework code this process has not run yet
+        // (ReadyToRun code in System.Private.CoreLib: measured 5 compiled with ReadyToRun on, 53 with it off), and for a method
+        // of ours called 300 times with pauses (tiered: compiled again at tier 1 on the tiering thread; not tiered: once).
+        var jitted = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true);
+        GC.KeepAlive(Convert.ToBase64String([1, 2, 3]) + Uri.EscapeDataString("a b") + System.Text.Rune.GetUnicodeCategory(new System.Text.Rune('a')));
+        result["runtime_r2r_probe_jitted"] = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true) - jitted;
+        Thread.Sleep(1); // compiled before the count (with ReadyToRun off)
+        var all = System.Runtime.JitInfo.GetCompiledMethodCount();
+        var sum = 0L;
+        for (var round = 0; round < 3; round++)
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                sum += Probe(i);
+            }
+
+            Thread.Sleep(300); // the tiering delay (100 ms without new tier-0 code), then the background compile
+        }
+
+        result["runtime_tier_probe_jitted"] = System.Runtime.JitInfo.GetCompiledMethodCount() - all;
+        GC.KeepAlive(sum);
         var keep = new object[64];
         var gen0 = GC.CollectionCount(0);
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -136,7 +237,8 @@ public static class DaemonRuntime
     /// What differs between a child's <see cref="Report"/> and the daemon's runtimeconfig.json (empty: nothing); the
     /// runner warns about each, and a test fails on any.
     /// </summary>
-    public static List<string> Differences(IReadOnlyDictionary<string, double> child, string config)
+    /// <param name="optimized">Whether the child was to run under the <see cref="JitSettings"/> (<see cref="CompilesOptimized"/>).</param>
+    public static List<string> Differences(IReadOnlyDictionary<string, double> child, string config, bool optimized = true)
     {
         var expected = Properties(config);
         var differences = new List<string>();
@@ -165,8 +267,18 @@ public static class DaemonRuntime
             Expect("runtime_spin_limit", spin, "thread-pool spin limit");
         }
 
+        // Not in the daemon's file: its native build has no JIT (JitSettings).
+        if (optimized)
+        {
+            Expect("runtime_tiered_compilation", 0, "tiered compilation (the AOT daemon has no JIT: the children compile every method optimized)");
+            Expect("runtime_ready_to_run", 0, "ReadyToRun code (the AOT daemon has no JIT: the children compile every method optimized)");
+        }
+
         return differences;
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long Probe(int i) => (i * 31L) ^ (i >> 3);
 
     /// <summary>The configProperties of a runtimeconfig.json, as numbers (<see cref="Absent"/>: text that is not one).</summary>
     public static Dictionary<string, double> Properties(string config)

@@ -176,9 +176,9 @@ public static class ReconcileScale
         return times[times.Count / 2];
     }
 
-    private static IHost Build(string db, bool reconciler)
+    internal static IHost Build(string db, bool reconciler)
     {
-        var builder = Host.CreateApplicationBuilder();
+        var builder = NodeHost.CreateHostBuilder(); // no file watcher on the working directory
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning);
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);

@@ -26,7 +26,7 @@ public class DaemonRuntimeTests
     {
         var daemonConfig = DaemonRuntimeConfig();
         var daemon = DaemonRuntime.Properties(daemonConfig);
-        var start = DaemonRuntime.StartInfo(Runner());
+        var start = DaemonRuntime.StartInfo(Runner(), DaemonRuntime.ChildKind);
         foreach (var arg in (string[])["--child", DaemonRuntime.ChildKind, "--child-size", "1", "--work-dir", _scratch])
         {
             start.ArgumentList.Add(arg);
@@ -44,7 +44,62 @@ public class DaemonRuntimeTests
         child["runtime_spin_limit"].Should().Be(0);
         // And it takes effect: short-lived allocations on one thread are collected about every budget's worth.
         child["runtime_bytes_per_gen0"].Should().BeInRange(0.5 * daemon["System.GC.Gen0MaxBudget"], 1.5 * daemon["System.GC.Gen0MaxBudget"]);
+        // The AOT daemon has no JIT: the child compiles every method optimized at its first call and never again.
+        child["runtime_tiered_compilation"].Should().Be(0);
+        child["runtime_ready_to_run"].Should().Be(0);
+        child["runtime_r2r_probe_jitted"].Should().BeGreaterThan(20, "framework code is compiled by the JIT, not taken from ReadyToRun images (measured: 53 methods; 5 with ReadyToRun on)");
+        child["runtime_tier_probe_jitted"].Should().Be(1, "a method called 300 times is compiled once, not again at tier 1");
     }
+
+    [Test]
+    [NonParallelizable]
+    public void ClientOfAChild_RunsUnderTheRunnersJitSettings()
+    {
+        // This process as a daemon-code child sees itself (the environment ChildRun gives it), then the start of the
+        // load generator or the watch clients it makes: ChildRun.SelfStartInfo.
+        var child = DaemonRuntime.StartInfo(Runner(), ApiThroughputKind).Environment
+            .Where(e => e.Key.StartsWith("DOTNET_", StringComparison.Ordinal) || e.Key.StartsWith("HYPERCORE_BENCH_", StringComparison.Ordinal))
+            .Where(e => Environment.GetEnvironmentVariable(e.Key) != e.Value)
+            .ToList();
+        child.Select(e => e.Key).Should().Contain(DaemonRuntime.JitSettings.Select(s => s.Name), "the api child compiles as DaemonRuntime.JitSettings says");
+        try
+        {
+            foreach (var (name, value) in child)
+            {
+                Environment.SetEnvironmentVariable(name, value);
+            }
+
+            var client = ChildRun.SelfStartInfo();
+
+            foreach (var (name, _) in DaemonRuntime.JitSettings)
+            {
+                client.Environment.Should().NotContainKey(name, "the client runs under the runner's settings");
+            }
+        }
+        finally
+        {
+            foreach (var (name, _) in child)
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
+        }
+    }
+
+    [Test]
+    public void ScaleChildren_KeepTheJitDefaults()
+    {
+        // They time a pass from a fresh host, cold: compiling every method optimized would make that dearer (CompilesOptimized).
+        foreach (var kind in (string[])[Hypercore.Benchmarks.Scale.ReconcileScale.ChildKind, Hypercore.Benchmarks.Scale.ReconcileScale.ResyncChildKind])
+        {
+            var start = DaemonRuntime.StartInfo(Runner(), kind);
+            foreach (var (name, _) in DaemonRuntime.JitSettings)
+            {
+                start.Environment.Should().NotContainKey(name);
+            }
+        }
+    }
+
+    private const string ApiThroughputKind = Hypercore.Benchmarks.Api.ApiThroughput.ChildKind;
 
     [Test]
     public async Task InProcessChildStartedByHand_RunsUnderTheDaemonsRuntimeSettings()

@@ -1,0 +1,26 @@
+using Hypercore.Benchmarks.Api;
+
+namespace Hypercore.Benchmarks.Tests.Api;
+
+/// <summary>The in-process rows say how the node's code was compiled, what the JIT did in the window, and the passes per Create.</summary>
+public class ApiWindowTextTests
+{
+    [Test]
+    public void InProcessRow_SaysTheCompileSettingTheJitInTheWindowAndThePasses()
+    {
+        var child = new Dictionary<string, double>
+        {
+            ["runtime_tiered_compilation"] = 0, ["runtime_ready_to_run"] = 0,
+            ["jit_methods_window"] = 53, ["jit_ms_window"] = 26.4, ["jit_methods_before"] = 7366,
+            ["passes_per_create"] = 1.49, ["pass_mean_ms"] = 20.76, ["starts_per_create"] = 1.0,
+        };
+
+        var text = ApiThroughput.WindowText(child);
+
+        text.Should().Contain("TieredCompilation=0, ReadyToRun=0").And.Contain("53 methods compiled in the window (26 ms of JIT), 7366 before it")
+            .And.Contain("1.49 reconcile passes (mean 20.8 ms) and 1.00 driver starts per Create");
+        DaemonGcMetrics.WindowText(child).Should().Be(text, "the in-process api-stopped row takes it through DaemonGcMetrics.WindowText");
+        ApiThroughput.WindowText(new Dictionary<string, double>(child) { ["runtime_tiered_compilation"] = 1, ["runtime_ready_to_run"] = 1 })
+            .Should().Contain("the JIT's defaults");
+    }
+}
