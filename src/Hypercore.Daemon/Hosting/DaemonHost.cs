@@ -155,10 +155,15 @@ public static partial class DaemonHost
         return app;
     }
 
+    /// <summary>The builder's only argument: the host setting that turns off appsettings.json's reload (and so its file watcher).</summary>
+    private static readonly string[] NoConfigReload = ["--hostBuilder:reloadConfigOnChange=false"];
+
     /// <summary>The builder with every service registered (tests read the registrations from it).</summary>
     internal static (WebApplicationBuilder Builder, DaemonOptions Daemon) Compose(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        // No reload of appsettings.json: the builder otherwise adds it with a recursive FileSystemWatcher on the content
+        // root (the binary's directory) while it is made, and clearing the sources below does not stop that watcher.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = NoConfigReload, ContentRootPath = AppContext.BaseDirectory });
 
         // Only our settings: no appsettings.json or ASPNETCORE_* variables changing endpoints behind the user's back.
         builder.Configuration.Sources.Clear();
