@@ -46,5 +46,5 @@ else
 fi
 # The daemon's project is a reference: its apphost may land beside the node. Only the node runs from here, and nothing
 # named vistarad may sit in a benchmark node's directory.
-rm -f "$out/vistarad" "$out/vistarad.dbg"
+rm -f "$out"/vistarad "$out"/vistarad.*
 echo "$(cd "$out" && pwd)/hypercore-bench-node"

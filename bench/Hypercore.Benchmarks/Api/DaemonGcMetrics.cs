@@ -47,6 +47,8 @@ internal static class DaemonGcMetrics
                 _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen2\"", StringComparison.Ordinal) => "gen2",
                 _ when line.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal) => "pause_s",
                 _ when line.StartsWith("dotnet_gc_heap_total_allocated_bytes_total", StringComparison.Ordinal) => "allocated",
+                // The records by observed phase (hypercore.microvms): the benchmark node's Running load counts them until all are Running.
+                _ when line.StartsWith("hypercore_microvms{", StringComparison.Ordinal) && PhaseLabel(line) is { } phase => PhaseKey(phase),
                 _ => null,
             };
             if (key is null)
@@ -64,6 +66,23 @@ internal static class DaemonGcMetrics
         }
 
         return values;
+    }
+
+    /// <summary>The key <see cref="Parse"/> gives the number of records in a phase ("Running": "phase_Running").</summary>
+    public static string PhaseKey(string phase) => "phase_" + phase;
+
+    private static string? PhaseLabel(string line)
+    {
+        const string label = "phase=\"";
+        var start = line.IndexOf(label, StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        start += label.Length;
+        var end = line.IndexOf('"', start);
+        return end < 0 ? null : line[start..end];
     }
 
     /// <summary>

@@ -37,10 +37,10 @@ public static class DaemonRuntime
     private const string Marker = "HYPERCORE_BENCH_DAEMON_RUNTIME";
 
     /// <summary>
-    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon, which only
-    /// drives a vistarad process (that has its own).
+    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon and api-node,
+    /// which only drive a server process (vistarad, the benchmark node) that has its own.
     /// </summary>
-    public static bool RunsDaemonCode(string kind) => kind != Api.ApiDaemonThroughput.ChildKind;
+    public static bool RunsDaemonCode(string kind) => kind is not (Api.ApiDaemonThroughput.ChildKind or Api.ApiNodeThroughput.ChildKind);
 
     /// <summary>Whether this process is a child that has to start itself again under the daemon's settings.</summary>
     public static bool MustRestart(string kind) => RunsDaemonCode(kind) && Environment.GetEnvironmentVariable(Marker) is null;

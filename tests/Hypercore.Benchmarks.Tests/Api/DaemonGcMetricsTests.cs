@@ -30,6 +30,19 @@ public class DaemonGcMetricsTests
     }
 
     [Test]
+    public void Parse_ReadsTheRecordsByPhase_WhichTheRunningLoadWaitsFor()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            # TYPE hypercore_microvms gauge
+            hypercore_microvms{otel_scope_name="Hypercore",phase="Pending"} 3
+            hypercore_microvms{otel_scope_name="Hypercore",phase="Running"} 1234
+            """);
+
+        values[DaemonGcMetrics.PhaseKey("Running")].Should().Be(1234);
+        values[DaemonGcMetrics.PhaseKey("Pending")].Should().Be(3);
+    }
+
+    [Test]
     public void ReportWindow_CountsEachCollectionOnceUnderItsGeneration_AndThePausePerCollection()
     {
         // The meter counts a gen2 collection under gen2 only (not also under gen0 and gen1, as GC.CollectionCount does).
