@@ -168,7 +168,13 @@ public static class ApiDaemonThroughput
         result["cpu_us_per_drained"] = all == 0 ? 0 : (idleAt - cpuBeforeWarmUp).TotalMilliseconds * 1000 / all;
         result["cpu_us_per_drained_window"] = count == 0 ? 0 : (idleAt - cpuAtStart).TotalMilliseconds * 1000 / count;
         result["rss_mb"] = (daemon.RssBytes ?? 0) / 1048576.0;
-        DaemonGcMetrics.Report(result, gcBefore, await DaemonGcMetrics.ReadAsync(daemon.HttpAddress), all); // warm-up, window and drain
+        var gcAfter = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
+        DaemonGcMetrics.Report(result, gcBefore, gcAfter, all); // warm-up, window and drain
+        if (gcAfter is not null)
+        {
+            result["heap_mb_after_gc"] = DaemonGcMetrics.HeapAfterLastCollection(gcAfter) / 1048576;
+            result["heap_kb_per_record"] = all == 0 ? 0 : DaemonGcMetrics.HeapAfterLastCollection(gcAfter) / 1024 / all;
+        }
         return result;
     }
 }

@@ -47,6 +47,7 @@ internal static class DaemonGcMetrics
                 _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen2\"", StringComparison.Ordinal) => "gen2",
                 _ when line.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal) => "pause_s",
                 _ when line.StartsWith("dotnet_gc_heap_total_allocated_bytes_total", StringComparison.Ordinal) => "allocated",
+                _ when line.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal) && GenerationLabel(line) is { } gen => "heap_" + gen,
                 // The records by observed phase (hypercore.microvms): the benchmark node's Running load counts them until all are Running.
                 _ when line.StartsWith("hypercore_microvms{", StringComparison.Ordinal) && PhaseLabel(line) is { } phase => PhaseKey(phase),
                 _ => null,
@@ -71,9 +72,19 @@ internal static class DaemonGcMetrics
     /// <summary>The key <see cref="Parse"/> gives the number of records in a phase ("Running": "phase_Running").</summary>
     public static string PhaseKey(string phase) => "phase_" + phase;
 
-    private static string? PhaseLabel(string line)
+    /// <summary>
+    /// The heap after the last collection, all generations (bytes; 0 before the first): what the records keep alive plus
+    /// the older garbage no collection has reached yet, an upper bound of the live bytes seen from outside the process.
+    /// </summary>
+    public static double HeapAfterLastCollection(IReadOnlyDictionary<string, double> values) =>
+        values.Where(kv => kv.Key.StartsWith("heap_", StringComparison.Ordinal)).Sum(kv => kv.Value);
+
+    private static string? GenerationLabel(string line) => Label(line, "gc_heap_generation=\"");
+
+    private static string? PhaseLabel(string line) => Label(line, "phase=\"");
+
+    private static string? Label(string line, string label)
     {
-        const string label = "phase=\"";
         var start = line.IndexOf(label, StringComparison.Ordinal);
         if (start < 0)
         {

@@ -43,6 +43,21 @@ public class DaemonGcMetricsTests
     }
 
     [Test]
+    public void HeapAfterLastCollection_SumsEveryGeneration()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen0"} 1000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen1"} 200
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen2"} 30000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="loh"} 4000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="poh"} 5
+            dotnet_gc_last_collection_heap_fragmentation_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen2"} 777
+            """);
+
+        DaemonGcMetrics.HeapAfterLastCollection(values).Should().Be(35205);
+    }
+
+    [Test]
     public void ReportWindow_CountsEachCollectionOnceUnderItsGeneration_AndThePausePerCollection()
     {
         // The meter counts a gen2 collection under gen2 only (not also under gen0 and gen1, as GC.CollectionCount does).
