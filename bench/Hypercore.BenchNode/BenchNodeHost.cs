@@ -33,7 +33,52 @@ public static class BenchNodeHost
         await stdout.WriteLineAsync(banner);
         await stdout.WriteLineAsync(RuntimePrefix + string.Concat(Runtime().Select(kv => string.Create(CultureInfo.InvariantCulture, $" {kv.Key}={kv.Value}"))));
         await stdout.FlushAsync(stop);
+        if (Refusal(args) is { } refusal)
+        {
+            await stderr.WriteLineAsync($"{Name}: {refusal}");
+            return DaemonHost.ExitBadSettings;
+        }
+
         return await DaemonCli.RunAsync(args, stdout, stderr, UseNoOpDriver, stop);
+    }
+
+    /// <summary>The file that marks a state directory as a benchmark node's own.</summary>
+    public const string Marker = "hypercore-bench-node.state";
+
+    /// <summary>
+    /// Why this node will not run with <paramref name="args"/>, or null. Its no-op driver sees no VM as running, so on a
+    /// real node's state it would "restart" every VM in the records and write made-up status over them: it runs only on
+    /// a state directory of its own (given with --state-dir, no database yet or one it made, marked with <see cref="Marker"/>),
+    /// with the SQLite store, and without a settings file that could point it elsewhere.
+    /// </summary>
+    internal static string? Refusal(IReadOnlyList<string> args)
+    {
+        string? stateDir = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var (flag, value) = args[i].Split('=', 2) is [var f, var v] ? (f, v) : (args[i], i + 1 < args.Count ? args[i + 1] : null);
+            switch (flag)
+            {
+                case "--state-dir": stateDir = value; break;
+                case "--config": return "no --config: a benchmark node takes its settings as flags only";
+                case "--store" when value != "sqlite": return "only the SQLite store (--store sqlite): a benchmark node never joins a cluster";
+            }
+        }
+
+        if (string.IsNullOrEmpty(stateDir))
+        {
+            return "--state-dir is required: a benchmark node runs only on a state directory of its own, never a node's (default /var/lib/hypercore)";
+        }
+
+        var marker = Path.Combine(stateDir, Marker);
+        if (File.Exists(Path.Combine(stateDir, "hypercore.db")) && !File.Exists(marker))
+        {
+            return $"{stateDir} holds a database this benchmark node did not make (no {Marker}): it runs only on a state directory of its own";
+        }
+
+        Directory.CreateDirectory(stateDir);
+        File.WriteAllText(marker, "made by hypercore-bench-node (benchmark only, no guest runs); vistarad must not use this state directory\n");
+        return null;
     }
 
     /// <summary>"Native AOT" or "JIT" (no dynamic code: the native binary).</summary>

@@ -50,6 +50,42 @@ public class BenchNodeTests
     }
 
     [Test]
+    public async Task Node_OnAStateDirectoryItDidNotMake_RefusesToStart()
+    {
+        // A real node's state: a database without the benchmark node's marker.
+        var state = Directory.CreateDirectory(Path.Combine(_scratch, "node-state")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(state, "hypercore.db"), "");
+        var start = new ProcessStartInfo(Built("bench", "Hypercore.BenchNode", "hypercore-bench-node"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        foreach (var arg in (string[])["run", "--state-dir", state, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--socket", "none"])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await process.WaitForExitAsync(cts.Token);
+
+        process.ExitCode.Should().Be(2);
+        (await stdout).Should().StartWith("hypercore-bench-node: benchmark node, no guest runs").And.NotContain("vistarad ready");
+        (await stderr).Should().Contain("holds a database this benchmark node did not make");
+        File.Exists(Path.Combine(state, BenchNodeHost.Marker)).Should().BeFalse();
+
+        // And what else it refuses; a fresh directory, or one it marked, it takes.
+        BenchNodeHost.Refusal(["run"]).Should().Contain("--state-dir is required");
+        BenchNodeHost.Refusal(["run", "--state-dir", state, "--config", "x.toml"]).Should().Contain("no --config");
+        BenchNodeHost.Refusal(["run", "--state-dir=" + state, "--store", "kubernetes"]).Should().Contain("only the SQLite store");
+        var fresh = Path.Combine(_scratch, "fresh");
+        BenchNodeHost.Refusal(["run", "--state-dir", fresh]).Should().BeNull();
+        await File.WriteAllTextAsync(Path.Combine(fresh, "hypercore.db"), "");
+        BenchNodeHost.Refusal(["run", "--state-dir", fresh]).Should().BeNull("it made this one (its marker is there)");
+    }
+
+    [Test]
     public void JitBuild_HasTheDaemonsRuntimeConfig()
     {
         var node = DaemonRuntime.Properties(Built("bench", "Hypercore.BenchNode", "hypercore-bench-node.runtimeconfig.json"));
