@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Hypercore.Daemon.Configuration;
 using Hypercore.Daemon.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Daemon.Cli;
 
@@ -17,7 +18,7 @@ public static class DaemonCli
     /// Changes the daemon's composition before it is built; only the benchmark node passes one (bench/Hypercore.BenchNode:
     /// its no-op driver in place of the hypervisor drivers). vistarad passes none.
     /// </param>
-    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? alterServices, CancellationToken stop)
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Action<IServiceCollection>? alterServices, CancellationToken stop)
     {
         var config = new Option<string?>("--config") { Description = "TOML settings file (keys named like the flags)", HelpName = "file.toml" };
         var flags = DaemonSettings.All.Where(s => !s.IsSwitch).ToDictionary(

@@ -43,6 +43,18 @@ public class DaemonGcMetricsTests
     }
 
     [Test]
+    public void Parse_SumsTheReconcilePassesOfEverySeries()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            hypercore_reconcile_duration_seconds_count{otel_scope_name="Hypercore",result="ok"} 900
+            hypercore_reconcile_duration_seconds_count{otel_scope_name="Hypercore",result="requeue"} 35
+            hypercore_reconcile_duration_seconds_sum{otel_scope_name="Hypercore",result="ok"} 4.5
+            """);
+
+        values[DaemonGcMetrics.Passes].Should().Be(935);
+    }
+
+    [Test]
     public void HeapAfterLastCollection_SumsEveryGeneration()
     {
         var values = DaemonGcMetrics.Parse("""

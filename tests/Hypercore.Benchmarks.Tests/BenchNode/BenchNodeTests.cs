@@ -68,7 +68,15 @@ public class BenchNodeTests
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        await process.WaitForExitAsync(cts.Token);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new AssertionException("the node did not refuse: it is still running a minute later");
+        }
 
         process.ExitCode.Should().Be(2);
         (await stdout).Should().StartWith("hypercore-bench-node: benchmark node, no guest runs").And.NotContain("vistarad ready");
@@ -181,7 +189,16 @@ public class BenchNodeTests
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await process.WaitForExitAsync(cts.Token);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new AssertionException($"the child did not finish within 5 minutes: {await stderr}");
+        }
+
         process.ExitCode.Should().Be(0, await stderr);
         var line = (await stdout).Split('\n').Single(l => l.StartsWith(ChildRun.Prefix, StringComparison.Ordinal));
         return JsonSerializer.Deserialize<Dictionary<string, double>>(line[ChildRun.Prefix.Length..])!;
