@@ -4,7 +4,8 @@
 # bench/run.sh runs it for the Running load of goal 2; it is never shipped.
 # Native AOT with vistarad's own settings (src/Hypercore.Daemon/vistarad.runtime.props); without the toolchain, or when
 # the native publish fails, the JIT build (ReadyToRun), said on stderr and reported by the node itself (its first line
-# and the runner's row say "JIT"). HYPERCORE_BENCH_NODE_REQUIRE_AOT=1: fail instead.
+# and the runner's row say "JIT"). HYPERCORE_BENCH_NODE_REQUIRE_AOT=1: fail instead; HYPERCORE_BENCH_NODE_JIT=1: the JIT
+# build only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: bench/publish-bench-node.sh DIR}
@@ -34,7 +35,9 @@ fallback() {
   jit
 }
 
-if [[ -z $rid ]] || ! command -v clang >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
+if [[ ${HYPERCORE_BENCH_NODE_JIT:-0} == 1 ]]; then
+  jit
+elif [[ -z $rid ]] || ! command -v clang >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
   echo "publish-bench-node: no Native AOT toolchain (clang and zlib1g-dev) or unknown architecture $(uname -m)" >&2
   fallback
 elif ! dotnet publish "$project" -c Release -r "$rid" -p:PublishAot=true -p:EventSourceSupport=false -o "$out" -nologo -v q >&2; then
@@ -44,7 +47,9 @@ else
   # Managed files of an earlier JIT publish into the same directory; the native binary uses none of them.
   find "$out" -maxdepth 1 -type f \( -name '*.dll' -o -name '*.deps.json' -o -name '*.runtimeconfig.json' \) -delete
 fi
-# The daemon's project is a reference: its apphost may land beside the node. Only the node runs from here, and nothing
-# named vistarad may sit in a benchmark node's directory.
-rm -f "$out"/vistarad "$out"/vistarad.*
+# The daemon's project is a reference: its apphost and files land beside the node. Only the node runs from here, so no
+# runnable vistarad may sit in a benchmark node's directory. The JIT build keeps vistarad.dll: the node's own code
+# loads it (the daemon's composition is in that assembly).
+rm -f "$out/vistarad" "$out/vistarad.dbg" "$out/vistarad.pdb" "$out/vistarad.deps.json" "$out/vistarad.runtimeconfig.json" \
+  "$out/vistarad.staticwebassets.endpoints.json"
 echo "$(cd "$out" && pwd)/hypercore-bench-node"
