@@ -70,8 +70,12 @@ if [[ ! -s "$image/vmlinuz" || ! -s "$image/initrd.img" ]]; then
     fi
 fi
 
-echo "bench: publishing vistarad (Native AOT, else ReadyToRun), vis (Native AOT and JIT) and the runner (ReadyToRun)" >&2
+echo "bench: publishing vistarad (Native AOT, else ReadyToRun), the benchmark node (the same), vis (Native AOT and JIT) and the runner (ReadyToRun)" >&2
 bash scripts/publish-vistarad.sh "$scratch/daemon" >/dev/null
+# The benchmark-only node (bench/Hypercore.BenchNode: vistarad's composition and settings, a no-op driver in place of the
+# hypervisors) for goal 2's Running load in a process of its own, Native AOT as vistarad; when that publish falls back to
+# the JIT build, the script says so here and the node and its rows say "JIT benchmark node".
+bench_node=$(bash bench/publish-bench-node.sh "$scratch/bench-node")
 # vis as it ships (Native AOT: scripts/publish-vis.sh) and its JIT build as the baseline of the vis rows.
 vis=$(bash scripts/publish-vis.sh "$scratch/vis")
 dotnet publish src/Hypercore.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
@@ -101,7 +105,7 @@ done
 
 mkdir -p "$work"
 "$scratch/runner/Hypercore.Benchmarks" \
-    --daemon "$scratch/daemon/vistarad" --vis "$vis" --vis-jit "$scratch/vis-jit/vis" --image "$image" --work-dir "$work" \
+    --daemon "$scratch/daemon/vistarad" --bench-node "$bench_node" --vis "$vis" --vis-jit "$scratch/vis-jit/vis" --image "$image" --work-dir "$work" \
     --docs "$root/docs/benchmarks.md" --notes "$root/bench/NOTES.md" "$@" &
 runner_pid=$!
 wait "$runner_pid"

@@ -51,6 +51,7 @@ if (options.Child is { } child)
         ApiThroughput.ChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true),
         ApiThroughput.ChildKindNoReconciler => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: false),
         ApiDaemonThroughput.ChildKind => await ApiDaemonThroughput.RunChildAsync(options, options.ChildSize), // issue 15 goal 2 on the shipped daemon
+        ApiNodeThroughput.ChildKind => await ApiNodeThroughput.RunChildAsync(options, options.ChildSize), // issue 15 goal 2's Running load on the AOT benchmark node
         ApiDaemonThroughput.InProcessChildKind => await ApiThroughput.RunChildAsync(options, options.ChildSize, reconciler: true, state: ApiDaemonThroughput.State),
         ReconcileScale.ChildKind => await ReconcileScale.RunChildAsync(options, options.ChildSize),
         ReconcileScale.ResyncChildKind => await ReconcileScale.RunResyncChildAsync(options, options.ChildSize), // issue 15: resync in a fresh process

@@ -67,10 +67,13 @@ public class BenchmarkSmokeTests
         File.Exists(daemon).Should().BeTrue($"the daemon is built with the tests ({daemon})");
         var vis = Path.Combine(root, "src", "Hypercore.Cli", "bin", Configuration, "net10.0", "vis");
         File.Exists(vis).Should().BeTrue($"vis is built with the tests ({vis})");
+        // The benchmark node as built (JIT): the smoke run does not publish it Native AOT, and its rows say "JIT".
+        var node = Path.Combine(root, "bench", "Hypercore.BenchNode", "bin", Configuration, "net10.0", "hypercore-bench-node");
+        File.Exists(node).Should().BeTrue($"the benchmark node is built with the tests ({node})");
         var work = Path.Combine(_scratch, "w");
         var docs = Path.Combine(_scratch, "benchmarks.md");
 
-        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--daemon", daemon, "--vis", vis, "--work-dir", work, "--docs", docs);
+        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--daemon", daemon, "--bench-node", node, "--vis", vis, "--work-dir", work, "--docs", docs);
 
         exit.Should().Be(0, $"the smoke run must succeed; stderr:\n{stderr}\nstdout:\n{stdout}");
         stdout.Should().Contain("benchmark").And.Contain("verdict").And.Contain("Load average:");
@@ -92,6 +95,11 @@ public class BenchmarkSmokeTests
             Row(stdout, "API", $"server CPU per Create, 4 client(s), {where}").Should().MatchRegex(@"[1-9][0-9,.]* µs");
             Row(stdout, "API", $"Create latency p99, 4 client(s), {where}").Should().MatchRegex(@"[0-9][0-9,.]* ms");
         }
+
+        // Issue 15 goal 2's Running load against the benchmark node, a process of its own (JIT here; AOT in bench/run.sh).
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[0-9.]+ ×");
+        Row(stdout, "API", "server CPU per Create, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[1-9][0-9,.]* µs");
+        Row(stdout, "API", "Create latency p99, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[0-9][0-9,.]* ms");
 
         Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex(@"[0-9.]+ s");
         if (GuestImagePresent)

@@ -50,16 +50,26 @@ public static class ApiDaemonThroughput
     }
 
     /// <summary>The child: a fresh vistarad on its own state directory, the baseline, then the Creates.</summary>
-    public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients)
+    public static Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients) =>
+        RunProcessChildAsync(
+            options, clients, options.DaemonPath ?? throw new ArgumentException($"{ChildKind} needs --daemon (the vistarad binary)"), "daemon", State, [], started: null);
+
+    /// <summary>
+    /// A fresh server process (vistarad, or the benchmark node: <see cref="ApiNodeThroughput"/>) on its own state directory
+    /// under <c>api-N-<paramref name="name"/></c>, the baseline, then Creates asking for <paramref name="vmState"/>.
+    /// </summary>
+    /// <param name="serverArgs">Flags of the server's own, before those of HYPERCORE_BENCH_DAEMON_ARGS.</param>
+    /// <param name="started">Called once the server is ready (the node's own report of its runtime).</param>
+    internal static async Task<Dictionary<string, double>> RunProcessChildAsync(
+        BenchOptions options, int clients, string daemonPath, string name, string vmState, string[] serverArgs, Action<DaemonProcess, Dictionary<string, double>>? started)
     {
-        var daemonPath = options.DaemonPath ?? throw new ArgumentException($"{ChildKind} needs --daemon (the vistarad binary)");
-        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-daemon")).FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
         var state = Path.Combine(dir, "state");
         // The daemon takes kernels only from <state-dir>/images unless told otherwise (safe by default).
         var kernel = Path.Combine(Directory.CreateDirectory(Path.Combine(state, "images")).FullName, "vmlinuz");
         await File.WriteAllTextAsync(kernel, "kernel");
         // HYPERCORE_BENCH_DAEMON_ARGS: more daemon flags for an A/B (e.g. "--autogroup-nice 0"), space-separated.
-        var extra = (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        string[] extra = [.. serverArgs, .. (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         await using var daemon = DaemonProcess.Start(daemonPath, state, options.QemuBinary, extra);
         if (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_PID_FILE") is { Length: > 0 } pidFile)
         {
@@ -69,6 +79,7 @@ public static class ApiDaemonThroughput
         await daemon.WaitReadyAsync(TimeSpan.FromMinutes(2));
         var timeout = TimeSpan.FromMinutes(5) + 4 * options.ApiDuration;
         var result = new Dictionary<string, double>();
+        started?.Invoke(daemon, result);
         var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
             daemon.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", timeout, serverPid: daemon.Pid);
         result["base_rate"] = health["rate"];
@@ -93,7 +104,7 @@ public static class ApiDaemonThroughput
                 cpuAtStart = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
                 gcAtWindowStart = DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
             },
-            serverPid: daemon.Pid, state: State);
+            serverPid: daemon.Pid, state: vmState);
         var gcAtWindowEnd = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
         DaemonGcMetrics.ReportWindow(result, gcAtWindowStart is null ? null : await gcAtWindowStart, gcAtWindowEnd);
         foreach (var (key, value) in r)
@@ -113,26 +124,57 @@ public static class ApiDaemonThroughput
         var drainStart = Stopwatch.GetTimestamp();
         var last = ProcFs.CpuTime(daemon.Pid) ?? TimeSpan.Zero;
         var idleAt = last;
-        while (Stopwatch.GetElapsedTime(drainStart) < TimeSpan.FromMinutes(1))
+        var all = count + r["warm_count"];
+        if (vmState == State)
         {
-            await Task.Delay(1000);
-            var now = ProcFs.CpuTime(daemon.Pid) ?? last;
-            await Console.Error.WriteLineAsync($"api-daemon: {Stopwatch.GetElapsedTime(drainStart).TotalSeconds:0} s after the window, {(now - last).TotalMilliseconds:0} ms CPU in the last second");
-            if (now - last < TimeSpan.FromMilliseconds(150))
+            while (Stopwatch.GetElapsedTime(drainStart) < TimeSpan.FromMinutes(1))
             {
-                idleAt = last; // the second just measured was idle: the work ended before it
-                break;
+                await Task.Delay(1000);
+                var now = ProcFs.CpuTime(daemon.Pid) ?? last;
+                await Console.Error.WriteLineAsync($"api-daemon: {Stopwatch.GetElapsedTime(drainStart).TotalSeconds:0} s after the window, {(now - last).TotalMilliseconds:0} ms CPU in the last second");
+                if (now - last < TimeSpan.FromMilliseconds(150))
+                {
+                    idleAt = last; // the second just measured was idle: the work ended before it
+                    break;
+                }
+
+                last = now;
             }
 
-            last = now;
+            result["drain_s"] = Math.Max(0, Stopwatch.GetElapsedTime(drainStart).TotalSeconds - 1);
+        }
+        else
+        {
+            // Running VMs (the benchmark node: its no-op driver answers every inspect "running"), so the server is never
+            // idle for long; done is when its own gauge (hypercore.microvms by phase) has every Create in the asked phase,
+            // as the in-process row counts until every record is Running.
+            var inPhase = 0.0;
+            while (Stopwatch.GetElapsedTime(drainStart) < TimeSpan.FromMinutes(2))
+            {
+                inPhase = (await DaemonGcMetrics.ReadAsync(daemon.HttpAddress))?.GetValueOrDefault(DaemonGcMetrics.PhaseKey(vmState)) ?? 0;
+                idleAt = ProcFs.CpuTime(daemon.Pid) ?? idleAt;
+                if (inPhase >= all)
+                {
+                    break;
+                }
+
+                await Task.Delay(100); // a scrape costs the server CPU too: ten a second at most
+            }
+
+            result["drain_s"] = Stopwatch.GetElapsedTime(drainStart).TotalSeconds;
+            result["records_in_state"] = inPhase;
         }
 
-        result["drain_s"] = Math.Max(0, Stopwatch.GetElapsedTime(drainStart).TotalSeconds - 1);
-        var all = count + r["warm_count"];
         result["cpu_us_per_drained"] = all == 0 ? 0 : (idleAt - cpuBeforeWarmUp).TotalMilliseconds * 1000 / all;
         result["cpu_us_per_drained_window"] = count == 0 ? 0 : (idleAt - cpuAtStart).TotalMilliseconds * 1000 / count;
         result["rss_mb"] = (daemon.RssBytes ?? 0) / 1048576.0;
-        DaemonGcMetrics.Report(result, gcBefore, await DaemonGcMetrics.ReadAsync(daemon.HttpAddress), all); // warm-up, window and drain
+        var gcAfter = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress);
+        DaemonGcMetrics.Report(result, gcBefore, gcAfter, all); // warm-up, window and drain
+        if (gcAfter is not null)
+        {
+            result["heap_mb_after_gc"] = DaemonGcMetrics.HeapAfterLastCollection(gcAfter) / 1048576;
+            result["heap_kb_per_record"] = all == 0 ? 0 : DaemonGcMetrics.HeapAfterLastCollection(gcAfter) / 1024 / all;
+        }
         return result;
     }
 }

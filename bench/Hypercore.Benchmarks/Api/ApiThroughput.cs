@@ -83,6 +83,11 @@ public static class ApiThroughput
             rows.AddRange(await ApiDaemonThroughput.RunAsync(ctx, largest)); // issue 15 goal 2 on the shipped daemon
         }
 
+        if (ctx.Options.BenchNodePath is { } node && File.Exists(node))
+        {
+            rows.AddRange(await ApiNodeThroughput.RunAsync(ctx, largest)); // issue 15 goal 2's Running load, AOT, in a process of its own
+        }
+
         BenchContext.Log($"api: {largest} client(s) without the reconciler");
         var alone = await ChildRun.RunAsync(ctx, ChildKindNoReconciler, largest, TimeSpan.FromMinutes(10));
         rows.Add(new ResultRow(Name, $"durable Creates/s, {largest} client(s), reconciler off", alone["rate"], "/s",

@@ -47,6 +47,11 @@ internal static class DaemonGcMetrics
                 _ when line.StartsWith("dotnet_gc_collections_total{", StringComparison.Ordinal) && line.Contains("gc_heap_generation=\"gen2\"", StringComparison.Ordinal) => "gen2",
                 _ when line.StartsWith("dotnet_gc_pause_time_seconds_total", StringComparison.Ordinal) => "pause_s",
                 _ when line.StartsWith("dotnet_gc_heap_total_allocated_bytes_total", StringComparison.Ordinal) => "allocated",
+                _ when line.StartsWith("dotnet_gc_last_collection_heap_size_bytes{", StringComparison.Ordinal) && GenerationLabel(line) is { } gen => "heap_" + gen,
+                // Reconcile passes so far, every series (result labels) summed: passes per Create include the polls.
+                _ when line.StartsWith("hypercore_reconcile_duration_seconds_count", StringComparison.Ordinal) => Passes,
+                // The records by observed phase (hypercore.microvms): the benchmark node's Running load counts them until all are Running.
+                _ when line.StartsWith("hypercore_microvms{", StringComparison.Ordinal) && PhaseLabel(line) is { } phase => PhaseKey(phase),
                 _ => null,
             };
             if (key is null)
@@ -59,11 +64,41 @@ internal static class DaemonGcMetrics
             var value = rest.Split(' ')[0];
             if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v))
             {
-                values[key] = v;
+                values[key] = key == Passes ? values.GetValueOrDefault(key) + v : v;
             }
         }
 
         return values;
+    }
+
+    /// <summary>The key of the reconcile passes so far (hypercore.reconcile.duration's count, all series).</summary>
+    public const string Passes = "passes";
+
+    /// <summary>The key <see cref="Parse"/> gives the number of records in a phase ("Running": "phase_Running").</summary>
+    public static string PhaseKey(string phase) => "phase_" + phase;
+
+    /// <summary>
+    /// The heap after the last collection, all generations (bytes; 0 before the first): what the records keep alive plus
+    /// the older garbage no collection has reached yet, an upper bound of the live bytes seen from outside the process.
+    /// </summary>
+    public static double HeapAfterLastCollection(IReadOnlyDictionary<string, double> values) =>
+        values.Where(kv => kv.Key.StartsWith("heap_", StringComparison.Ordinal)).Sum(kv => kv.Value);
+
+    private static string? GenerationLabel(string line) => Label(line, "gc_heap_generation=\"");
+
+    private static string? PhaseLabel(string line) => Label(line, "phase=\"");
+
+    private static string? Label(string line, string label)
+    {
+        var start = line.IndexOf(label, StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        start += label.Length;
+        var end = line.IndexOf('"', start);
+        return end < 0 ? null : line[start..end];
     }
 
     /// <summary>
@@ -112,5 +147,6 @@ internal static class DaemonGcMetrics
         result["daemon_gc_pause_ms"] = Delta("pause_s") * 1000;
         result["daemon_gc_pause_us_per"] = creates == 0 ? 0 : Delta("pause_s") * 1e6 / creates;
         result["daemon_alloc_kb_per"] = creates == 0 ? 0 : Delta("allocated") / 1024 / creates;
+        result["passes_per_create"] = creates == 0 ? 0 : Delta(Passes) / creates;
     }
 }

@@ -13,6 +13,7 @@ public sealed class DaemonProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _stderr = new();
+    private readonly List<string> _stdout = [];
     private readonly TaskCompletionSource<string> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private DaemonProcess(Process process, string stateDirectory, int grpcPort, int httpPort)
@@ -37,6 +38,18 @@ public sealed class DaemonProcess : IAsyncDisposable
 
     /// <summary>Completes with the ready line ("vistarad ready grpc=… http=…").</summary>
     public Task<string> Ready => _ready.Task;
+
+    /// <summary>What it printed on stdout so far (vistarad: the ready line; the benchmark node: its banner and runtime first).</summary>
+    public IReadOnlyList<string> StdoutLines
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return [.. _stdout];
+            }
+        }
+    }
 
     /// <summary>The last lines the daemon logged (for error messages).</summary>
     public string StderrTail
@@ -85,6 +98,14 @@ public sealed class DaemonProcess : IAsyncDisposable
         var daemon = new DaemonProcess(process, stateDirectory, grpc, http);
         process.OutputDataReceived += (_, e) =>
         {
+            if (e.Data is { } printed)
+            {
+                lock (daemon._stdout)
+                {
+                    daemon._stdout.Add(printed);
+                }
+            }
+
             if (e.Data is { } line && line.StartsWith("vistarad ready", StringComparison.Ordinal))
             {
                 daemon._ready.TrySetResult(line);

@@ -26,6 +26,12 @@ public sealed class BenchOptions
     /// <summary>vistarad (apphost) or vistarad.dll.</summary>
     public string? DaemonPath { get; private set; }
 
+    /// <summary>
+    /// hypercore-bench-node (bench/Hypercore.BenchNode: vistarad's composition with the no-op driver; bench/run.sh publishes it
+    /// Native AOT) for the Running load in a process of its own; null: those rows are left out.
+    /// </summary>
+    public string? BenchNodePath { get; private set; }
+
     /// <summary>Directory holding vmlinuz and initrd.img of the guest image.</summary>
     public string ImageDirectory { get; private set; } = "/var/lib/hypercore/images/default";
 
@@ -112,6 +118,7 @@ public sealed class BenchOptions
                     o.Only = [.. only];
                     break;
                 case "--daemon": o.DaemonPath = Path.GetFullPath(Value()); break;
+                case "--bench-node": o.BenchNodePath = Path.GetFullPath(Value()); break;
                 case "--vis": o.VisPath = Path.GetFullPath(Value()); break;
                 case "--vis-jit": o.VisJitPath = Path.GetFullPath(Value()); break;
                 case "--image": o.ImageDirectory = Path.GetFullPath(Value()); break;
@@ -157,7 +164,7 @@ public sealed class BenchOptions
     }
 
     public const string Usage =
-        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
+        "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--bench-node path/to/hypercore-bench-node] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
         "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
         "         [--watch-streams N]";

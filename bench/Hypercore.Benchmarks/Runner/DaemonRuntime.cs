@@ -49,10 +49,10 @@ public static class DaemonRuntime
     public static readonly IReadOnlyList<(string Name, string Value)> JitSettings = [("DOTNET_TieredCompilation", "0"), ("DOTNET_ReadyToRun", "0")];
 
     /// <summary>
-    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon, which only
-    /// drives a vistarad process (that has its own).
+    /// Whether a child runs the daemon's code, and therefore runs under its settings: all but api-daemon and api-node,
+    /// which only drive a server process (vistarad, the benchmark node) that has its own.
     /// </summary>
-    public static bool RunsDaemonCode(string kind) => kind != Api.ApiDaemonThroughput.ChildKind;
+    public static bool RunsDaemonCode(string kind) => kind is not (Api.ApiDaemonThroughput.ChildKind or Api.ApiNodeThroughput.ChildKind);
 
     /// <summary>
     /// Whether a daemon-code child gets the <see cref="JitSettings"/>: those measured in steady state (api, api-alone,

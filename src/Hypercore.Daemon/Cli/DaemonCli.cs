@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Hypercore.Daemon.Configuration;
 using Hypercore.Daemon.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Daemon.Cli;
 
@@ -10,7 +11,14 @@ namespace Hypercore.Daemon.Cli;
 /// </summary>
 public static class DaemonCli
 {
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken stop = default) =>
+        RunAsync(args, stdout, stderr, alterServices: null, stop);
+
+    /// <param name="alterServices">
+    /// Changes the daemon's composition before it is built; only the benchmark node passes one (bench/Hypercore.BenchNode:
+    /// its no-op driver in place of the hypervisor drivers). vistarad passes none.
+    /// </param>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Action<IServiceCollection>? alterServices, CancellationToken stop)
     {
         var config = new Option<string?>("--config") { Description = "TOML settings file (keys named like the flags)", HelpName = "file.toml" };
         var flags = DaemonSettings.All.Where(s => !s.IsSwitch).ToDictionary(
@@ -66,7 +74,7 @@ public static class DaemonCli
             }
 
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(stop, ct);
-            return await DaemonHost.RunAsync(settings, stdout, stderr, linked.Token);
+            return await DaemonHost.RunAsync(settings, stdout, stderr, alterServices, linked.Token);
         });
 
         var root = new RootCommand("vistarad: the Hypercore node daemon (microVM desired state, reconciler, gRPC and HTTP/JSON API).");

@@ -48,7 +48,12 @@ public static partial class DaemonHost
     /// Runs until SIGTERM/SIGINT (or <paramref name="stop"/>). Prints "vistarad ready grpc=… http=…" on
     /// <paramref name="stdout"/> once both endpoints listen. VMs are left running on stop: the next start adopts them.
     /// </summary>
-    public static async Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, CancellationToken stop = default)
+    public static Task<int> RunAsync(IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, CancellationToken stop = default) =>
+        RunAsync(settings, stdout, stderr, alterServices: null, stop);
+
+    /// <param name="alterServices">Changes <see cref="Compose"/>'s services before the build: the benchmark node's driver (bench/Hypercore.BenchNode); null in vistarad.</param>
+    internal static async Task<int> RunAsync(
+        IReadOnlyDictionary<string, string?> settings, TextWriter stdout, TextWriter stderr, Action<IServiceCollection>? alterServices, CancellationToken stop)
     {
         // One daemon per state directory, decided before anything reads or writes in it.
         using var nodeLock = AcquireNodeLock(settings, out var lockProblem, out var heldByAnother);
@@ -63,7 +68,7 @@ public static partial class DaemonHost
         var endpoints = new BoundEndpoints();
         try
         {
-            return await RunLockedAsync(settings, endpoints, stdout, stderr, nodeLock is null ? lockProblem : null, stop);
+            return await RunLockedAsync(settings, endpoints, stdout, stderr, nodeLock is null ? lockProblem : null, alterServices, stop);
         }
         finally
         {
@@ -72,12 +77,13 @@ public static partial class DaemonHost
     }
 
     private static async Task<int> RunLockedAsync(
-        IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, TextWriter stdout, TextWriter stderr, string? lockProblem, CancellationToken stop)
+        IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, TextWriter stdout, TextWriter stderr, string? lockProblem,
+        Action<IServiceCollection>? alterServices, CancellationToken stop)
     {
         WebApplication app;
         try
         {
-            app = Build(settings, endpoints);
+            app = Build(settings, endpoints, alterServices);
         }
         catch (SettingsException ex)
         {
@@ -145,9 +151,10 @@ public static partial class DaemonHost
     }
 
     /// <summary>Builds the application from configuration key/value pairs (defaults &lt; TOML file &lt; flags, merged by the caller).</summary>
-    internal static WebApplication Build(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints)
+    internal static WebApplication Build(IReadOnlyDictionary<string, string?> settings, BoundEndpoints endpoints, Action<IServiceCollection>? alterServices = null)
     {
         var (builder, daemon) = Compose(settings, endpoints);
+        alterServices?.Invoke(builder.Services);
         var app = builder.Build();
         app.UseApiSecurity();
         app.MapHypercoreApi(daemon.Reflection);

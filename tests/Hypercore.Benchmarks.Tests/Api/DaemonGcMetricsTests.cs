@@ -30,6 +30,46 @@ public class DaemonGcMetricsTests
     }
 
     [Test]
+    public void Parse_ReadsTheRecordsByPhase_WhichTheRunningLoadWaitsFor()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            # TYPE hypercore_microvms gauge
+            hypercore_microvms{otel_scope_name="Hypercore",phase="Pending"} 3
+            hypercore_microvms{otel_scope_name="Hypercore",phase="Running"} 1234
+            """);
+
+        values[DaemonGcMetrics.PhaseKey("Running")].Should().Be(1234);
+        values[DaemonGcMetrics.PhaseKey("Pending")].Should().Be(3);
+    }
+
+    [Test]
+    public void Parse_SumsTheReconcilePassesOfEverySeries()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            hypercore_reconcile_duration_seconds_count{otel_scope_name="Hypercore",result="ok"} 900
+            hypercore_reconcile_duration_seconds_count{otel_scope_name="Hypercore",result="requeue"} 35
+            hypercore_reconcile_duration_seconds_sum{otel_scope_name="Hypercore",result="ok"} 4.5
+            """);
+
+        values[DaemonGcMetrics.Passes].Should().Be(935);
+    }
+
+    [Test]
+    public void HeapAfterLastCollection_SumsEveryGeneration()
+    {
+        var values = DaemonGcMetrics.Parse("""
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen0"} 1000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen1"} 200
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen2"} 30000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="loh"} 4000
+            dotnet_gc_last_collection_heap_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="poh"} 5
+            dotnet_gc_last_collection_heap_fragmentation_size_bytes{otel_scope_name="System.Runtime",gc_heap_generation="gen2"} 777
+            """);
+
+        DaemonGcMetrics.HeapAfterLastCollection(values).Should().Be(35205);
+    }
+
+    [Test]
     public void ReportWindow_CountsEachCollectionOnceUnderItsGeneration_AndThePausePerCollection()
     {
         // The meter counts a gen2 collection under gen2 only (not also under gen0 and gen1, as GC.CollectionCount does).
