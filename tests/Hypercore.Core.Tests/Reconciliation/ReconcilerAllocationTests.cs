@@ -187,6 +187,17 @@ public sealed class ReconcilerAllocationTests
                 _cache.Put(vms[i]);
             }
 
+            // The informer follows the store on its own thread. Until it has seen every VM, the passes race it to insert
+            // the new uids into the ledger of admission (AllocationLedger), and whichever thread inserts a uid first
+            // pays the dictionaries' growth: on a loaded machine the measured thread paid it in one whole-project run
+            // (the bound failed once, then never in isolation). So the passes start when the informer has every record.
+            var deadline = DateTime.UtcNow + Patience;
+            while (vms.Any(vm => _informer.Get(vm.Key) is null))
+            {
+                DateTime.UtcNow.Should().BeBefore(deadline, "the informer sees the created VMs");
+                await Task.Delay(10);
+            }
+
             return vms;
         }
 
