@@ -3,6 +3,7 @@
 # vistarad while the kernel traces the daemon's GC pauses and fsyncs, then says which slow Creates overlapped what.
 #
 #   sudo bash bench/tail-trace.sh RUNNER DAEMON OUT [more runner args]
+#   sudo TAIL_TRACE_CHILD=api-node bash bench/tail-trace.sh RUNNER BENCH_NODE OUT   (the Running load, on the benchmark node)
 #
 # RUNNER: the built Hypercore.Benchmarks; DAEMON: a vistarad from scripts/publish-vistarad.sh, with its vistarad.dbg
 # beside it (or a script that execs one: the probes sit on the binary, the pid stays the same). Needs root (tracefs,
@@ -78,8 +79,11 @@ rm -f "$out/pid" "$out/writer" "$out/walsize"
     sleep 0.25
   done
 ) &
+# TAIL_TRACE_CHILD=api-node: DAEMON is a hypercore-bench-node (bench/publish-bench-node.sh, its .dbg beside it) and the
+# load is goal 2's Running load (ninth pass); the default is api-daemon against vistarad (the Stopped load).
+if [[ ${TAIL_TRACE_CHILD:-api-daemon} == api-node ]]; then server=(--child api-node --bench-node "$daemon"); else server=(--child api-daemon --daemon "$daemon"); fi
 HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \
-  "$runner" --child api-daemon --child-size 64 --api-seconds 6 --daemon "$daemon" --work-dir "$out/work" "$@" > "$out/stdout"
+  "$runner" "${server[@]}" --child-size 64 --api-seconds 6 --work-dir "$out/work" "$@" > "$out/stdout"
 wait
 echo 0 > $i/tracing_on
 cp $i/trace "$out/trace"
