@@ -7,6 +7,28 @@ namespace Hypercore.Testing;
 /// <summary>Facts about host processes from /proc, and killing what a test started.</summary>
 public static class ProcFs
 {
+    /// <summary>
+    /// Every inotify watch of this process: one "inotify wd:" line per watched directory in the fdinfo of its inotify
+    /// descriptors. Tests count them before and after a host starts to show it registers no file watcher.
+    /// </summary>
+    public static int InotifyWatches()
+    {
+        var watches = 0;
+        foreach (var fd in Directory.GetFiles("/proc/self/fdinfo"))
+        {
+            try
+            {
+                watches += File.ReadAllLines(fd).Count(l => l.StartsWith("inotify wd:", StringComparison.Ordinal));
+            }
+            catch (IOException)
+            {
+                // a descriptor closed since the listing (the listing's own, among others)
+            }
+        }
+
+        return watches;
+    }
+
     /// <summary>A live process; a zombie (exited, waiting to be reaped) counts as gone.</summary>
     public static bool IsAlive(int pid) => State(pid) is { } state && state is not ('Z' or 'X');
 

@@ -1,5 +1,6 @@
 using System.Runtime.Versioning;
 using Hypercore.Daemon.Hosting;
+using Hypercore.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -32,30 +33,11 @@ public sealed class DaemonFileWatchTests
             ["Daemon:GrpcEndpoint"] = "127.0.0.1:0",
             ["Daemon:HttpEndpoint"] = "127.0.0.1:0",
         };
-        var before = InotifyWatches();
+        var before = ProcFs.InotifyWatches();
 
         await using var app = DaemonHost.Build(settings, new BoundEndpoints());
 
-        (InotifyWatches() - before).Should().Be(0, "the daemon registers no file watcher on its content root");
+        (ProcFs.InotifyWatches() - before).Should().Be(0, "the daemon registers no file watcher on its content root");
         app.Services.GetRequiredService<IHostEnvironment>().ContentRootPath.TrimEnd('/').Should().Be(AppContext.BaseDirectory.TrimEnd('/'));
-    }
-
-    /// <summary>Every inotify watch of this process: one "inotify wd:" line per watched directory in the fdinfo of its inotify descriptors.</summary>
-    private static int InotifyWatches()
-    {
-        var watches = 0;
-        foreach (var fd in Directory.GetFiles("/proc/self/fdinfo"))
-        {
-            try
-            {
-                watches += File.ReadAllLines(fd).Count(l => l.StartsWith("inotify wd:", StringComparison.Ordinal));
-            }
-            catch (IOException)
-            {
-                // a descriptor closed since the listing (the listing's own, among others)
-            }
-        }
-
-        return watches;
     }
 }

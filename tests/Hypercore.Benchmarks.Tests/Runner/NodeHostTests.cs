@@ -1,5 +1,6 @@
 using Hypercore.Benchmarks.Api;
 using Hypercore.Benchmarks.Scale;
+using Hypercore.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -25,11 +26,11 @@ public class NodeHostTests
     [Test]
     public async Task InProcessNode_WatchesNoFiles()
     {
-        var before = InotifyWatches();
+        var before = ProcFs.InotifyWatches();
 
         await using (var node = await InProcessNode.StartAsync(_scratch, reconciler: true, admission: true))
         {
-            (InotifyWatches() - before).Should().Be(0, $"the node registers no file watcher (the working directory is {Environment.CurrentDirectory})");
+            (ProcFs.InotifyWatches() - before).Should().Be(0, $"the node registers no file watcher (the working directory is {Environment.CurrentDirectory})");
             node.Services.GetRequiredService<IHostEnvironment>().ContentRootPath.TrimEnd('/').Should().Be(AppContext.BaseDirectory.TrimEnd('/'), "the daemon's content root (DaemonHost.Compose)");
         }
     }
@@ -37,37 +38,18 @@ public class NodeHostTests
     [Test]
     public async Task ReconcileScaleHost_WatchesNoFiles()
     {
-        var before = InotifyWatches();
+        var before = ProcFs.InotifyWatches();
 
         using var host = ReconcileScale.Build(Path.Combine(_scratch, "hypercore.db"), reconciler: true);
         await host.StartAsync();
         try
         {
-            (InotifyWatches() - before).Should().Be(0, $"the scale host registers no file watcher (the working directory is {Environment.CurrentDirectory})");
+            (ProcFs.InotifyWatches() - before).Should().Be(0, $"the scale host registers no file watcher (the working directory is {Environment.CurrentDirectory})");
             host.Services.GetRequiredService<IHostEnvironment>().ContentRootPath.TrimEnd('/').Should().Be(AppContext.BaseDirectory.TrimEnd('/'));
         }
         finally
         {
             await host.StopAsync();
         }
-    }
-
-    /// <summary>Every inotify watch of this process: one "inotify wd:" line per watched directory in the fdinfo of its inotify descriptors.</summary>
-    private static int InotifyWatches()
-    {
-        var watches = 0;
-        foreach (var fd in Directory.GetFiles("/proc/self/fdinfo"))
-        {
-            try
-            {
-                watches += File.ReadAllLines(fd).Count(l => l.StartsWith("inotify wd:", StringComparison.Ordinal));
-            }
-            catch (IOException)
-            {
-                // a descriptor closed since the listing (the listing's own, among others)
-            }
-        }
-
-        return watches;
     }
 }
