@@ -39,6 +39,7 @@ public static class BenchNodeHost
             return DaemonHost.ExitBadSettings;
         }
 
+        Claim(StateDir(args)!);
         return await DaemonCli.RunAsync(args, stdout, stderr, UseNoOpDriver, stop);
     }
 
@@ -53,33 +54,56 @@ public static class BenchNodeHost
     /// </summary>
     internal static string? Refusal(IReadOnlyList<string> args)
     {
-        string? stateDir = null;
         for (var i = 0; i < args.Count; i++)
         {
-            var (flag, value) = args[i].Split('=', 2) is [var f, var v] ? (f, v) : (args[i], i + 1 < args.Count ? args[i + 1] : null);
+            var (flag, value) = Flag(args, i);
             switch (flag)
             {
-                case "--state-dir": stateDir = value; break;
                 case "--config": return "no --config: a benchmark node takes its settings as flags only";
                 case "--store" when value != "sqlite": return "only the SQLite store (--store sqlite): a benchmark node never joins a cluster";
             }
         }
 
-        if (string.IsNullOrEmpty(stateDir))
+        if (StateDir(args) is not { } stateDir)
         {
             return "--state-dir is required: a benchmark node runs only on a state directory of its own, never a node's (default /var/lib/hypercore)";
         }
 
-        var marker = Path.Combine(stateDir, Marker);
-        if (File.Exists(Path.Combine(stateDir, "hypercore.db")) && !File.Exists(marker))
+        if (File.Exists(Path.Combine(stateDir, "hypercore.db")) && !File.Exists(Path.Combine(stateDir, Marker)))
         {
             return $"{stateDir} holds a database this benchmark node did not make (no {Marker}): it runs only on a state directory of its own";
         }
 
-        Directory.CreateDirectory(stateDir);
-        File.WriteAllText(marker, "made by hypercore-bench-node (benchmark only, no guest runs); vistarad must not use this state directory\n");
         return null;
     }
+
+    /// <summary>
+    /// Marks <paramref name="stateDir"/> as this node's own (made if missing), once <see cref="Refusal"/> has let it run
+    /// there: the check itself writes nothing.
+    /// </summary>
+    internal static void Claim(string stateDir)
+    {
+        Directory.CreateDirectory(stateDir);
+        File.WriteAllText(Path.Combine(stateDir, Marker), "made by hypercore-bench-node (benchmark only, no guest runs); vistarad must not use this state directory\n");
+    }
+
+    /// <summary>The --state-dir given (as "--state-dir DIR" or "--state-dir=DIR"; the last one counts), or null.</summary>
+    internal static string? StateDir(IReadOnlyList<string> args)
+    {
+        string? stateDir = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            if (Flag(args, i) is ("--state-dir", var value))
+            {
+                stateDir = value;
+            }
+        }
+
+        return string.IsNullOrEmpty(stateDir) ? null : stateDir;
+    }
+
+    private static (string Flag, string? Value) Flag(IReadOnlyList<string> args, int i) =>
+        args[i].Split('=', 2) is [var f, var v] ? (f, v) : (args[i], i + 1 < args.Count ? args[i + 1] : null);
 
     /// <summary>"Native AOT" or "JIT" (no dynamic code: the native binary).</summary>
     public static string BuildKind => RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "Native AOT";

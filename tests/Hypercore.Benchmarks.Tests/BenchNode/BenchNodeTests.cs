@@ -89,6 +89,9 @@ public class BenchNodeTests
         BenchNodeHost.Refusal(["run", "--state-dir=" + state, "--store", "kubernetes"]).Should().Contain("only the SQLite store");
         var fresh = Path.Combine(_scratch, "fresh");
         BenchNodeHost.Refusal(["run", "--state-dir", fresh]).Should().BeNull();
+        Directory.Exists(fresh).Should().BeFalse("the check writes nothing; the node marks the directory only when it runs");
+        BenchNodeHost.Claim(fresh);
+        File.Exists(Path.Combine(fresh, BenchNodeHost.Marker)).Should().BeTrue();
         await File.WriteAllTextAsync(Path.Combine(fresh, "hypercore.db"), "");
         BenchNodeHost.Refusal(["run", "--state-dir", fresh]).Should().BeNull("it made this one (its marker is there)");
     }
