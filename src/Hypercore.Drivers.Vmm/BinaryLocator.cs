@@ -18,6 +18,7 @@ public static class BinaryLocator
     /// Every call looks at every candidate again (a binary installed or removed since is seen at once); only the list
     /// of candidate paths is kept per name and PATH value, and each is asked with one stat (issue 15: the reconciler
     /// asks the driver's availability on every pass, and this walk was 5 % of the AOT daemon's samples under Creates).
+    /// A driver's own hypervisor binary goes through <see cref="DriverBinary"/>, which keeps the path found between walks.
     /// </remarks>
     public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured)
     {
@@ -27,6 +28,7 @@ public static class BinaryLocator
             return (IsExecutable(full) ? full : null, [full]);
         }
 
+        Walks++;
         var candidates = Candidates(configured);
         for (var i = 0; i < candidates.Length; i++)
         {
@@ -38,6 +40,10 @@ public static class BinaryLocator
 
         return (null, [.. candidates]);
     }
+
+    /// <summary>PATH walks (bare names) made on this thread: tests count them.</summary>
+    [ThreadStatic]
+    internal static int Walks;
 
     /// <summary>"firecracker binary not found: tried /usr/bin/firecracker, ..."</summary>
     public static string NotFoundMessage(string what, IReadOnlyList<string> tried) =>

@@ -80,7 +80,7 @@ public abstract partial class VmmDriver
     /// <summary>The installed binary's --version output (cached), or null when it is missing or does not run.</summary>
     protected async Task<string?> InstalledVersionAsync(CancellationToken ct)
     {
-        var (path, _) = BinaryLocator.Resolve(ConfiguredBinary);
+        var (path, _) = ResolveBinary();
         return path is null ? null : await _version.GetAsync(path, ct);
     }
 

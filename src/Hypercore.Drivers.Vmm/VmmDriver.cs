@@ -25,6 +25,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     // Per-VM gates, held only while in use (VmGates.cs).
     private readonly VmGates _locks = new();
     private readonly BinaryVersionCache _version;
+    private readonly DriverBinary _binary;
     private readonly ILogger _logger;
 
     /// <param name="hostPaths">
@@ -38,6 +39,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         _logger = log;
         HostPaths = hostPaths ?? new HostPathPolicy(new HostAccessOptions { ImageDirectories = ["/"], VolumeRoots = ["/"] });
         _version = new BinaryVersionCache(GetType().Name);
+        _binary = new DriverBinary(time);
         _exits.Exited += ProcessEnded; // VmmDriver.Exits.cs: before any LiveStateChanged subscriber
     }
 
@@ -82,6 +84,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
     /// <summary>The configured executable: a path, or a bare name looked up on PATH.</summary>
     protected abstract string ConfiguredBinary { get; }
 
+    /// <summary>
+    /// <see cref="ConfiguredBinary"/> resolved (<see cref="DriverBinary"/>: PATH is not walked again on every call while
+    /// the binary found last is still there), and the paths tried.
+    /// </summary>
+    protected (string? Path, IReadOnlyList<string> Tried) ResolveBinary() => _binary.Resolve(ConfiguredBinary);
+
     /// <summary>How messages name the hypervisor ("qemu", "firecracker", ...).</summary>
     protected virtual string BinaryLabel => Name;
 
@@ -92,7 +100,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     {
         try
         {
-            var (path, tried) = BinaryLocator.Resolve(ConfiguredBinary);
+            var (path, tried) = ResolveBinary();
             if (path is null)
             {
                 return Task.FromResult(DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage(BinaryLabel, tried)));
@@ -198,7 +206,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         // A half-configured, powered-off or dead instance: clear it before starting afresh.
         await StopCoreAsync(vm, dir, TimeSpan.Zero, ct);
 
-        var (binary, tried) = BinaryLocator.Resolve(ConfiguredBinary);
+        var (binary, tried) = ResolveBinary();
         if (binary is null)
         {
             throw new DriverException(Conditions.ReasonProviderUnavailable, BinaryLocator.NotFoundMessage(BinaryLabel, tried));

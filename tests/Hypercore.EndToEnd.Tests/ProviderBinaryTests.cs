@@ -72,6 +72,49 @@ public sealed class ProviderBinaryTests
         }
     }
 
+    /// <summary>
+    /// Issue 15 (cpu10): a driver keeps the hypervisor binary it found on PATH between walks (Drivers.Vmm DriverBinary)
+    /// and only stats it on each check. A binary removed after it was found and used must still be reported at once:
+    /// the next VM fails with ProviderUnavailable in its conditions, naming every path tried.
+    /// </summary>
+    [Test]
+    public async Task Run_VmmBinaryFoundOnPathThenRemoved_TheNextVmFailsWithProviderUnavailable()
+    {
+        var bin = Directory.CreateTempSubdirectory("hc-e2e-path-").FullName;
+        var link = Path.Combine(bin, "firecracker");
+        File.CreateSymbolicLink(link, BuiltPrograms.FirecrackerStandIn);
+        var saved = Environment.GetEnvironmentVariable("PATH") ?? "";
+        var path = bin + ":" + saved;
+        Environment.SetEnvironmentVariable("PATH", path); // the daemon inherits it
+        try
+        {
+            _node = await Node.StartAsync(_ => ["--firecracker-bin", "firecracker", "--kvm-device", StandInNode.FakeKvmDevice]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("PATH", saved);
+        }
+
+        try
+        {
+            var first = await _node.VisAsync("run", "--provider", "firecracker", "--name", "fc-found", "-o", "json", "--timeout", "2m");
+            first.ExitCode.Should().Be(0, first.ToString());
+            var running = VmView.Parse(first.Stdout);
+            running.Phase.Should().Be("Running", first.ToString());
+            ProcFs.CommandLine(running.Pid)[0].Should().Be(link, "the driver ran the binary it found on PATH");
+
+            File.Delete(link);
+
+            var tried = path.Split(':', StringSplitOptions.RemoveEmptyEntries).Distinct(StringComparer.Ordinal).Select(d => Path.Combine(d, "firecracker"));
+            await AssertProviderUnavailableAsync(_node, "firecracker", "fc-removed", $"firecracker binary not found: tried {string.Join(", ", tried)}");
+            await _node.ForceDeleteAsync("default", "fc-found");
+        }
+        finally
+        {
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
     private static async Task AssertProviderUnavailableAsync(Node node, string provider, string id, string message)
     {
         var run = await node.VisAsync("run", "--provider", provider, "--name", id, "--timeout", "2m");

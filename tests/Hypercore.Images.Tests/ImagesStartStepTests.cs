@@ -82,6 +82,44 @@ public sealed class ImagesStartStepTests() : PlainRegistryTest("step")
     private static Condition? ImageReady(StartStepResult result) =>
         result.Status is { } change ? change(MicroVmStatus.Initial).FindCondition(ImagesStartStep.ConditionType) : null;
 
+    /// <summary>Issue 15 (cpu10): a start that names no image (host paths only, most starts) costs one cached answer.</summary>
+    [Test]
+    public async Task Prepare_HostPathsOnly_ProceedsWithoutAllocating()
+    {
+        var (step, _, counter) = NewStep();
+        var vm = Vm("u-hp", "/boot/vmlinuz", "/boot/initrd.img", new VolumeSpec { Id = "root", HostPath = "/var/lib/hypercore/volumes/root.img" });
+        await step.PrepareAsync(new StartContext(vm), CancellationToken.None);
+
+        var context = new StartContext(vm);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var result = await step.PrepareAsync(context, CancellationToken.None);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        result.Outcome.Should().Be(StartStepOutcome.Proceed);
+        result.Status.Should().BeNull("no ImageReady condition for a VM that names no image");
+        context.Vm.Should().BeSameAs(vm);
+        allocated.Should().Be(0);
+        counter.Requests.Should().BeEmpty();
+    }
+
+    [Test]
+    public void NamesAnImage_AgreesWithWhatTheStepWouldPull()
+    {
+        var reference = $"{Registry.Host}/step/any:1";
+        var specs = new[]
+        {
+            Vm("a", "/boot/vmlinuz").Spec,
+            Vm("b", reference).Spec,
+            Vm("c", "/boot/vmlinuz", reference).Spec,
+            Vm("d", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", ContainerSource = reference }).Spec,
+            Vm("e", "/boot/vmlinuz", null, new VolumeSpec { Id = "root", HostPath = "/v/root.img" }, new VolumeSpec { Id = "data", ContainerSource = reference }).Spec,
+            Vm("f", "/boot/vmlinuz", "/boot/initrd.img", new VolumeSpec { Id = "root", HostPath = "/v/root.img" }, new VolumeSpec { Id = "data", HostPath = "/v/d.img" }).Spec,
+        };
+
+        specs.Select(ImagesStartStep.NamesAnImage).Should().Equal(false, true, true, true, true, false);
+        specs.Select(s => ImagesStartStep.Wanted(s).Count > 0).Should().Equal(specs.Select(ImagesStartStep.NamesAnImage));
+    }
+
     [Test]
     public async Task Prepare_RegistryNotAllowed_FailsNamingTheSettingWithoutAnyRequest()
     {

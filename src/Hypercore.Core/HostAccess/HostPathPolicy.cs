@@ -118,7 +118,7 @@ public sealed class HostPathPolicy
             path = Path.Combine(image, filename);
         }
 
-        var real = HostFiles.RealPath(path);
+        var (real, kind) = HostFiles.RealPathAndKind(path); // issue 15 (cpu10): the kind from the lookup that resolved it
         if (!string.IsNullOrEmpty(filename) && !IsUnder(real, HostFiles.RealPath(image)))
         {
             throw new HostPathNotAllowedException(
@@ -132,7 +132,6 @@ public sealed class HostPathPolicy
                 $"to allow it on purpose, add its directory to the vistarad setting {HostAccessOptions.KernelRootsSetting} (--{HostAccessOptions.KernelRootsSetting})");
         }
 
-        var kind = HostFiles.Kind(real);
         if (kind is not (HostFileKind.Regular or HostFileKind.Missing))
         {
             throw new HostPathNotAllowedException($"{what} {Describe(path, real)} is a {Name(kind)}; a {what} must be a regular file");
@@ -155,8 +154,7 @@ public sealed class HostPathPolicy
         }
 
         RequireAbsoluteWithoutDotDot(field, " host_path", volume.HostPath);
-        var real = HostFiles.RealPath(volume.HostPath);
-        var kind = HostFiles.Kind(real);
+        var (real, kind) = HostFiles.RealPathAndKind(volume.HostPath);
         var listed = _blockDevices.Contains(volume.HostPath, StringComparer.Ordinal) || _blockDevices.Contains(real, StringComparer.Ordinal);
         if (kind == HostFileKind.BlockDevice || listed)
         {
@@ -200,8 +198,7 @@ public sealed class HostPathPolicy
         }
 
         RequireAbsoluteWithoutDotDot(field, "", path);
-        var real = HostFiles.RealPath(path);
-        var kind = HostFiles.Kind(real);
+        var (real, kind) = HostFiles.RealPathAndKind(path);
         return kind == HostFileKind.Regular
             ? real
             : throw new HostPathNotAllowedException($"{field}: {Describe(path, real)} is {(kind == HostFileKind.Missing ? "missing" : "a " + Name(kind))}; the image cache must hold a regular file there");

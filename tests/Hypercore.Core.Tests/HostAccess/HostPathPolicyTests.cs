@@ -87,6 +87,31 @@ public sealed class HostPathPolicyTests
         (GC.GetAllocatedBytesForCurrentThread() - before).Should().Be(0);
     }
 
+    /// <summary>
+    /// issue 15 (cpu10): every Create asks this. A path without links is resolved and typed with one path lookup
+    /// (openat2 with RESOLVE_NO_SYMLINKS, then fstat of that descriptor); it was two (the same openat2, then a stat of
+    /// the resolved path for its kind). A path through a link: open + fstat of the descriptor, no third lookup.
+    /// </summary>
+    [Test]
+    public void Violations_ASpecThatPasses_LooksEachPathUpOnce()
+    {
+        var link = Path.Combine(_images, "default", "current");
+        File.CreateSymbolicLink(link, Path.Combine(_images, "default", "vmlinuz"));
+        var spec = Spec(Path.Combine(_images, "default", "vmlinuz"), null, new VolumeSpec { Id = "data", HostPath = Path.Combine(_volumes, "data.img") }) with
+        {
+            Initrd = new InitrdSpec { Image = Path.Combine(_images, "default", "rootfs.img") },
+        };
+        _policy.Violations(spec).Should().BeEmpty();
+
+        HostFiles.PathLookups = 0;
+        _policy.Violations(spec);
+        HostFiles.PathLookups.Should().Be(3, "kernel, initrd and volume: one lookup each");
+
+        HostFiles.PathLookups = 0;
+        _policy.CheckKernel("kernel", link, null).Should().Be(Path.Combine(_images, "default", "vmlinuz"));
+        HostFiles.PathLookups.Should().Be(2, "openat2 refuses the link, open(2) follows it; the kind is read from that descriptor");
+    }
+
     [Test]
     public void CheckKernel_MissingFileInTheImageDirectory_PassesForTheDriverToReportNotFound()
     {
@@ -188,6 +213,30 @@ public sealed class HostPathPolicyTests
         var act = () => _policy.CheckKernel("initrd", fifo, null);
 
         act.Should().Throw<HostPathNotAllowedException>().WithMessage("*is a FIFO; a initrd must be a regular file");
+    }
+
+    /// <summary>issue 15 (cpu10): the kind is read from the descriptor the link was followed to, so it is the target's.</summary>
+    [Test]
+    public void CheckKernelAndVolume_LinkInsideTheRootsToAFifoOrABlockDevice_RefusedForWhatTheLinkNames()
+    {
+        var fifo = Path.Combine(_images, "default", "fifo");
+        using (var p = Process.Start("mkfifo", [fifo]))
+        {
+            p.WaitForExit();
+        }
+
+        var fifoLink = Path.Combine(_images, "default", "looks-like-a-kernel");
+        File.CreateSymbolicLink(fifoLink, fifo);
+        var block = Path.Combine(_volumes, "blk");
+        Mknod(block, "b", 7, 0);
+        var blockLink = Path.Combine(_volumes, "looks-like-a-file.img");
+        File.CreateSymbolicLink(blockLink, block);
+
+        var kernel = () => _policy.CheckKernel("kernel", fifoLink, null);
+        var volume = () => _policy.CheckVolume(new VolumeSpec { Id = "d", HostPath = blockLink });
+
+        kernel.Should().Throw<HostPathNotAllowedException>().WithMessage($"kernel {fifoLink} (resolves to {fifo}) is a FIFO; a kernel must be a regular file");
+        volume.Should().Throw<HostPathNotAllowedException>().WithMessage($"*{blockLink} (resolves to {block}) is a block device that is not listed*");
     }
 
     [Test]
