@@ -15,6 +15,9 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private long _selectedRowId;
 
+    /// <summary>A batch of only the reconciler's writes waits here briefly for a request write (issue 15, tenth pass).</summary>
+    private BackgroundWriteWait _backgroundWait = null!;
+
     /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
@@ -35,6 +38,11 @@ public sealed partial class SqliteMicroVmStore
             return Task.FromException<MicroVm>(new ObjectDisposedException(GetType().FullName));
         }
 
+        if (write.IsRequest)
+        {
+            _backgroundWait.RequestQueued();
+        }
+
         // Not WaitAsync(cancellationToken): once the write is in a transaction its outcome must be reported.
         return write.Completion.Task;
     }
@@ -46,6 +54,7 @@ public sealed partial class SqliteMicroVmStore
     private Task StartWriterThread()
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _backgroundWait = new BackgroundWriteWait(_options.BackgroundWriteWait, _options.BackgroundWriteWaitRecent);
         var thread = new Thread(() =>
         {
             try
@@ -91,10 +100,8 @@ public sealed partial class SqliteMicroVmStore
                 batch.Add(again);
             }
 
-            while (batch.Count < _options.MaxBatchSize && reader.TryRead(out var write))
-            {
-                batch.Add(write);
-            }
+            // Also takes what is queued; a batch of only background writes may wait briefly for a request write.
+            _backgroundWait.Fill(batch, _options.MaxBatchSize, reader);
 
             try
             {
@@ -496,7 +503,7 @@ public sealed partial class SqliteMicroVmStore
     /// One queued write: what to do and its arguments in one object (issue 15, sixth pass: a closure, its delegate and an
     /// async method's state per write before). Only the writer thread touches it once it is queued.
     /// </summary>
-    private sealed class PendingWrite
+    private sealed class PendingWrite : BackgroundWriteWait.IQueuedWrite
     {
         private bool _done;
 

@@ -24,9 +24,20 @@ public sealed class SqliteStoreOptions
 
     /// <summary>
     /// Most writes committed together in one transaction (one fsync). Writes that arrive while a commit is
-    /// running are grouped into the next one; a lone writer is never delayed to wait for company. Default 512.
+    /// running are grouped into the next one; a lone request write is never delayed to wait for company (a lone
+    /// background write may be, up to <see cref="BackgroundWriteWait"/>, while requests are arriving). Default 512.
     /// </summary>
     public int MaxBatchSize { get; set; } = 512;
+
+    /// <summary>
+    /// Longest time a commit of only background writes (the reconciler's claims and status writes) waits for the next
+    /// API request's write to share its fsync, while requests are arriving (issue 15, tenth pass). A request write never
+    /// waits. Zero: never.
+    /// </summary>
+    internal TimeSpan BackgroundWriteWait { get; set; } = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>Requests count as arriving while a batch with one was taken within this time; otherwise no wait.</summary>
+    internal TimeSpan BackgroundWriteWaitRecent { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Frames not yet copied from the WAL at which the background checkpointer copies them (tests make it small).</summary>
     internal int CheckpointBackgroundFrames { get; set; } = WalCheckpointer.DefaultBackgroundFrames;
