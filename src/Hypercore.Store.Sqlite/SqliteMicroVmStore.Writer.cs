@@ -75,7 +75,11 @@ public sealed partial class SqliteMicroVmStore
         return done.Task;
     }
 
-    /// <summary>Blocks the writer thread until a write is queued; false once the queue is closed and empty.</summary>
+    /// <summary>
+    /// Blocks the writer thread until a write is queued; false once the queue is closed and empty. The queuing thread
+    /// releases the wait itself (the channel's synchronous continuations: the blocked wait's continuation only sets an
+    /// event), with no thread-pool work item in between.
+    /// </summary>
     private static bool WaitForWrites(System.Threading.Channels.ChannelReader<PendingWrite> reader)
     {
         var wait = reader.WaitToReadAsync();

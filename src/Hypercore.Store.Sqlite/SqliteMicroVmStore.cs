@@ -60,8 +60,12 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     private readonly ReadConnectionPool _readers;
     private readonly WatchHub _hub;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _getByKey = new();
+    // AllowSynchronousContinuations (issue 15, tenth pass): the only reader is the writer thread, blocked in
+    // WaitForWrites; a write queued while it sleeps wakes it from the queuing thread. Without it the channel woke the
+    // writer through a thread-pool work item, which under load waited in the pool's global queue behind the answers
+    // and the reconciler's work before the writer could even start the next commit.
     private readonly Channel<PendingWrite> _writes =
-        Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true });
+        Channel.CreateUnbounded<PendingWrite>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly Task _writerLoop;
     private readonly RecentRecords _recent = new(RecentRecordsPerGeneration);
     private int _disposed;
