@@ -17,7 +17,10 @@ public sealed record MicroVmSpec
 
     public int MemoryInMb { get; init; } = 128;
 
-    public required KernelSpec Kernel { get; init; }
+    /// <remarks>An equal kernel a recent spec holds is kept instead of the one given (issue 15, gc10: <see cref="Compact.Kernel"/>).</remarks>
+    public required KernelSpec Kernel { get => _kernel; init => _kernel = Compact.Kernel(value); }
+
+    private readonly KernelSpec _kernel = null!;
 
     public InitrdSpec? Initrd { get; init; }
 
@@ -83,8 +86,35 @@ public sealed record MicroVmSpec
 
     public override int GetHashCode() => HashCode.Combine(Id, Namespace, Vcpu, MemoryInMb, Provider, State);
 
-    internal static bool DictEquals(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
-        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+    /// <remarks>Allocates nothing for the same map or an empty one (issue 15, gc10: every spec's kernel is compared with
+    /// the recent ones, <see cref="Compact.Kernel"/>; the LINQ form made a closure and an enumerator per call).</remarks>
+    internal static bool DictEquals(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b)
+    {
+        if (ReferenceEquals(a, b))
+        {
+            return true;
+        }
+
+        if (a.Count != b.Count)
+        {
+            return false;
+        }
+
+        if (a.Count == 0)
+        {
+            return true;
+        }
+
+        foreach (var (key, value) in a)
+        {
+            if (!b.TryGetValue(key, out var other) || other != value)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 }
 
 public sealed record KernelSpec

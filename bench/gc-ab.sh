@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# GC settings A/B on one published Native AOT benchmark node (issue 15, gc10; bench/NOTES.md): the api-node child
+# (goal 2's Running load, 64 clients, 6 s) against the same binary with different DOTNET_GC* variables, interleaved
+# (the order rotates each round), every GC pause of the node traced by uprobes on the runtime's own functions.
+#
+#   sudo bash bench/gc-ab.sh RUNNER NODE OUT ROUNDS NAME=VAR=value[,VAR=value...] ...      (NAME=- : no variable)
+#   e.g. sudo bash bench/gc-ab.sh R /tmp/n/hypercore-bench-node /tmp/gcab 6 b6=- b12=DOTNET_GCGen0MaxBudget=C00000
+#
+# The Native AOT runtime reads a DOTNET_<name> variable before the value embedded with --runtimeopt, with the GC's own
+# (case-sensitive) name: DOTNET_GCGen0MaxBudget (hex) replaces vistarad.runtime.props' 6 MB; DOTNET_GCgen0MaxBudget is
+# ignored. So one publish serves every value; the node reports the budget it runs with (runtime_gen0_budget). The probes
+# sit on a copy of the binary in OUT, so no other process running the same file is probed. Needs root (tracefs,
+# uprobes) and NODE.dbg beside NODE. Leaves OUT/NAME-ROUND/{result.json,gc.json} and OUT/runs.log;
+# python3 bench/gc-ab.py OUT/runs.log prints the medians per setting.
+set -euo pipefail
+runner=$1 node=$2 out=$3 rounds=$4; shift 4
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out/bin"; out=$(cd "$out" && pwd)
+cp -r "$(dirname "$(readlink -f "$node")")/." "$out/bin/"
+bin=$out/bin/$(basename "$node")
+[[ -f $bin.dbg ]] || { echo "gc-ab: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+T=/sys/kernel/tracing
+[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
+g=gcab$$ i=$T/instances/gcab$$
+cleanup() {
+  echo 0 > $i/tracing_on 2>/dev/null || true; rmdir $i 2>/dev/null || true
+  for e in susp_in rest_out mark bgmark; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
+}
+trap cleanup EXIT
+off() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
+echo "p:$g/susp_in $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
+echo "r:$g/rest_out $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
+echo "p:$g/mark $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
+echo "p:$g/bgmark $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+mkdir $i; echo mono > $i/trace_clock; echo 1 > $i/options/record-tgid; echo 8192 > $i/buffer_size_kb
+for e in susp_in rest_out mark bgmark; do echo 1 > $i/events/$g/$e/enable; done
+specs=("$@"); n=${#specs[@]}
+for r in $(seq 1 "$rounds"); do
+  for k in $(seq 0 $((n - 1))); do
+    spec=${specs[$(( (k + r) % n ))]}; name=${spec%%=*}; vars=${spec#*=}; run=$out/$name-$r
+    [[ $vars == - ]] && vars=""
+    mkdir -p "$run"; load=$(cut -d' ' -f1 /proc/loadavg)
+    echo > $i/trace; echo 1 > $i/tracing_on
+    ( cd "$(mktemp -d)" && env ${vars//,/ } HYPERCORE_BENCH_LATENCY_TRACE=$run/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$run/pid \
+        "$runner" --child api-node --bench-node "$bin" --child-size 64 --api-seconds 6 --work-dir "$run/work" > "$run/stdout" 2> "$run/stderr" ) || true
+    echo 0 > $i/tracing_on; cp $i/trace "$run/trace"; rm -rf "$run/work"
+    grep '^RESULT ' "$run/stdout" | sed 's/^RESULT //' > "$run/result.json" || true
+    python3 "$here/gc-ab.py" --run "$run" > "$run/gc.json" || true
+    echo "$r $name load=$load $(cat "$run/result.json") $(cat "$run/gc.json")" >> "$out/runs.log"
+  done
+done
+python3 "$here/gc-ab.py" "$out/runs.log"
