@@ -48,13 +48,20 @@ public class BackgroundThreadsTests
         await FluentActions.Awaiting(() => work.WaitAsync(Patience)).Should().ThrowAsync<InvalidOperationException>().WithMessage("boom");
     }
 
+    private static void RequireLinuxRoot()
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
+        {
+            Assert.Ignore("lowering and putting back thread priorities: Linux, as root");
+        }
+    }
+
+    private static int? NiceHere() => ThreadNice.Of(ThreadNice.CurrentThreadId());
+
     [Test]
     public async Task Threads_RunAtTheConfiguredNice()
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            Assert.Ignore("thread nice values are Linux's");
-        }
+        RequireLinuxRoot();
 
         using var threads = new BackgroundThreads(2, nice: 7, "bg-test");
         int? nice = null;
@@ -64,9 +71,92 @@ public class BackgroundThreadsTests
             return Task.CompletedTask;
         }).WaitAsync(Patience);
 
-        // Raising a thread's own nice value needs no privilege; every thread did it before taking work.
         threads.Lowered.Should().Be(2);
         nice.Should().Be(7);
         ThreadNice.Of(ThreadNice.CurrentThreadId()).Should().NotBe(7, "only the background threads were lowered");
+    }
+
+    [Test]
+    public async Task Threads_AreNotLowered_WhereThePriorityCouldNotBePutBack()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.Ignore("thread nice values are Linux's");
+        }
+
+        // Without root a thread can lower itself but never come back, and everything it starts (a hypervisor) would
+        // keep the lower priority: the threads are left as they are.
+        using var threads = new BackgroundThreads(1, nice: 7, "bg-test", canRestore: false);
+        int? nice = null;
+        await threads.Run(() =>
+        {
+            nice = NiceHere();
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+
+        threads.Lowered.Should().Be(0);
+        nice.Should().Be(NiceHere());
+    }
+
+    [Test]
+    public async Task AThreadStartedFromABackgroundThread_IsPutBack_AfterItsWork()
+    {
+        RequireLinuxRoot();
+        var normal = NiceHere();
+        using var threads = new BackgroundThreads(1, nice: 6, "bg-test");
+        using var release = new ManualResetEventSlim();
+        int tid = 0, inherited = 0;
+
+        // As a thread-pool thread created while a background thread queued work would be: it inherits nice 6.
+        await threads.Run(() =>
+        {
+            var started = new ManualResetEventSlim();
+            new Thread(() =>
+            {
+                tid = ThreadNice.CurrentThreadId();
+                inherited = NiceHere() ?? -1;
+                started.Set();
+                release.Wait();
+            }) { IsBackground = true }.Start();
+            started.Wait();
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+        inherited.Should().Be(6);
+
+        var deadline = DateTime.UtcNow + Patience;
+        while (ThreadNice.Of(tid) != normal && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        ThreadNice.Of(tid).Should().Be(normal, "put back within BackgroundThreads.RestoreEvery of the work that started it");
+        threads.Restored.Should().BeGreaterThan(0);
+        release.Set();
+    }
+
+    [Test]
+    public async Task AThreadStartedFromABackgroundThread_PutsItselfBack_BeforeItStartsAProcess()
+    {
+        RequireLinuxRoot();
+        var normal = NiceHere();
+        using var threads = new BackgroundThreads(1, nice: 6, "bg-test");
+        int? before = null, after = null;
+
+        // As HostProcess's launch thread (LongRunning, created by the reconcile pass that starts a hypervisor) does.
+        await threads.Run(() =>
+        {
+            var launch = new Thread(() =>
+            {
+                before = NiceHere();
+                ThreadNice.RestoreInherited();
+                after = NiceHere();
+            });
+            launch.Start();
+            launch.Join();
+            return Task.CompletedTask;
+        }).WaitAsync(Patience);
+
+        before.Should().Be(6);
+        after.Should().Be(normal);
     }
 }
