@@ -4,8 +4,6 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
-using Hypercore.Scheduling;
-
 namespace Hypercore.Drivers.Vmm;
 
 /// <summary>The result of a short-lived helper command (ip, ops, "--version").</summary>
@@ -155,14 +153,7 @@ public static partial class HostProcess
         // Process.Start blocks its thread through fork and exec (serialized by the runtime's process-start lock): on
         // a thread of its own, so that 100 launches at once do not hold every thread-pool thread and starve the
         // awaits of the starts already under way (issue 15, density: bench/NOTES.md).
-        // The thread is new: started from a reconcile thread it inherited that thread's lower priority (issue 15, tenth
-        // pass), which the hypervisor would keep for its whole life; put back first (Scheduling/ThreadNice.cs).
-        using var process = await Task.Factory.StartNew(
-                () =>
-                {
-                    ThreadNice.RestoreInherited();
-                    return Process.Start(psi);
-                }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
+        using var process = await Task.Factory.StartNew(() => Process.Start(psi), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default)
             ?? throw new DriverException("HypervisorError", "could not start /bin/sh to launch " + binary);
         var stdout = await process.StandardOutput.ReadToEndAsync(ct);
         var stderr = await process.StandardError.ReadToEndAsync(ct);

@@ -7,7 +7,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Hypercore.Composition;
-using Hypercore.Scheduling;
 
 namespace Hypercore.Reconciliation;
 
@@ -63,17 +62,7 @@ public sealed partial class ReconcilerHost : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // Issue 15, tenth pass: the passes run on threads of their own, behind the API when the CPUs are busy (Scheduling/BackgroundThreads.cs).
-        using var background = _options.BackgroundThreads > 0 ? new BackgroundThreads(_options.BackgroundThreads, _options.BackgroundNice, "reconciler") : null;
-        if (background is not null)
-        {
-            LogBackground(_options.BackgroundThreads, background.Lowered > 0 ? $"nice {_options.BackgroundNice}" :
-                _options.BackgroundNice > 0 ? "the daemon's priority (a lower one needs root or CAP_SYS_NICE)" : "the daemon's priority");
-        }
-
-        var workers = Enumerable.Range(0, _options.Workers)
-            .Select(_ => background is null ? Task.Run(() => WorkAsync(stoppingToken), stoppingToken) : background.Run(() => WorkAsync(stoppingToken)))
-            .ToList();
+        var workers = Enumerable.Range(0, _options.Workers).Select(_ => Task.Run(() => WorkAsync(stoppingToken), stoppingToken)).ToList();
         IDisposable? subscription = null;
         IDisposable? exits = null;
         try
@@ -261,9 +250,6 @@ public sealed partial class ReconcilerHost : BackgroundService
             }
         }
     }
-
-    [LoggerMessage(1104, LogLevel.Debug, "reconcile passes run on {Threads} thread(s) of their own at {Priority}")]
-    private partial void LogBackground(int threads, string priority);
 
     [LoggerMessage(1100, LogLevel.Information, "provider {Provider}: {State} ({Detail})")]
     private partial void LogProvider(string provider, string state, string detail);

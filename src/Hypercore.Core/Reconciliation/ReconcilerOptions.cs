@@ -64,30 +64,11 @@ public sealed class ReconcilerOptions
 
     /// <summary>A VM that ran at least this long before dying resets its crash-loop backoff. Default 30 s.</summary>
     public TimeSpan StableRunTime { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>
-    /// Issue 15, tenth pass: the dedicated threads the workers' passes run on (<see cref="Scheduling.BackgroundThreads"/>),
-    /// apart from the thread pool that answers API calls. Default 1: a pass spends nearly all its time awaiting, and one
-    /// thread bounds what background work takes from the API's CPU. 0 runs the passes on the thread pool, as before.
-    /// </summary>
-    public int BackgroundThreads { get; set; } = 1;
-
-    /// <summary>
-    /// Issue 15, tenth pass: the nice value of those threads, so that when every core is busy the kernel answers API
-    /// calls first and the passes follow (deferred by their weight, never starved). Applied as root (or with
-    /// CAP_SYS_NICE) only; 0 leaves them at the daemon's priority. Default 5.
-    /// </summary>
-    public int BackgroundNice { get; set; } = DefaultBackgroundNice;
-
-    public const int DefaultBackgroundNice = 5;
-
 }
 
 internal sealed class ReconcilerOptionsValidator : IValidateOptions<ReconcilerOptions>
 {
     public const int MaxWorkers = 1024;
-
-    public const int MaxBackgroundThreads = 64;
 
     public ValidateOptionsResult Validate(string? name, ReconcilerOptions o)
     {
@@ -120,16 +101,6 @@ internal sealed class ReconcilerOptionsValidator : IValidateOptions<ReconcilerOp
         if (o.MaxPollsPerSecond < 1)
         {
             errors.Add($"Reconciler:MaxPollsPerSecond must be at least 1, got {o.MaxPollsPerSecond}");
-        }
-
-        if (o.BackgroundThreads is < 0 or > MaxBackgroundThreads)
-        {
-            errors.Add($"Reconciler:BackgroundThreads must be between 0 and {MaxBackgroundThreads}, got {o.BackgroundThreads}");
-        }
-
-        if (o.BackgroundNice is < 0 or > 19)
-        {
-            errors.Add($"Reconciler:BackgroundNice must be between 0 and 19, got {o.BackgroundNice}");
         }
 
         if (o.StopGracePeriod < TimeSpan.Zero)

@@ -125,18 +125,6 @@ public static class DaemonSettings
         Kind = SettingKind.WholeNumber, Min = 1, Max = 1024,
     };
 
-    public static readonly DaemonSetting ReconcileThreads = new("reconcile-threads", "Reconciler:BackgroundThreads",
-        "threads of their own that the reconcile passes run on, apart from the API's thread pool; 0 runs them on the pool; default 1", "n")
-    {
-        Kind = SettingKind.WholeNumber, Min = 0, Max = 64,
-    };
-
-    public static readonly DaemonSetting ReconcileNice = new("reconcile-nice", "Reconciler:BackgroundNice",
-        "nice value of those threads (as root), so that API calls get the CPU first when it is busy; 0 leaves them at the daemon's; default 5", "n")
-    {
-        Kind = SettingKind.WholeNumber, Min = 0, Max = 19,
-    };
-
     public static readonly DaemonSetting InspectTimeout = new("inspect-timeout", "Reconciler:InspectTimeout",
         "longest a hypervisor may take to report a VM's state before it counts as Unknown; default 5s", "duration")
     {
@@ -163,7 +151,7 @@ public static class DaemonSettings
 
     public static readonly IReadOnlyList<DaemonSetting> All =
         [GrpcEndpoint, HttpEndpoint, StateDirectory, DefaultProvider, QemuAccelerator, NodeName, LogLevel, LogFormat,
-            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, ReconcileThreads, ReconcileNice, InspectTimeout, UnresponsiveAfter, ResyncInterval, RelistInterval,
+            Store, Kubeconfig, KubeNamespace, OtlpEndpoint, AutogroupNice, ReconcileWorkers, InspectTimeout, UnresponsiveAfter, ResyncInterval, RelistInterval,
             .. DriverSettings.All,
             .. SecuritySettings.All,
             .. NodeDeviceAndConsoleSettings.All,

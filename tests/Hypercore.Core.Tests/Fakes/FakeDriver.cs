@@ -100,12 +100,8 @@ internal sealed class FakeDriver(string name = "fake", DriverCapabilities capabi
     /// <summary>The VM as last given to StartAsync (a start step may have replaced the stored view).</summary>
     public MicroVm? LastStarted { get; private set; }
 
-    /// <summary>Called at the start of every StartAsync, on the caller's thread (which thread runs the passes).</summary>
-    public Action<MicroVm>? OnStart { get; set; }
-
     public async Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
     {
-        OnStart?.Invoke(vm);
         using var _ = Enter(vm, "start");
         LastStarted = vm;
         var starts = Interlocked.Increment(ref _starts);

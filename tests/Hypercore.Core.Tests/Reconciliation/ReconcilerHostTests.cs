@@ -1,11 +1,8 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using Hypercore.Core.Tests.Fakes;
 using Hypercore.Drivers;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
-using Hypercore.Scheduling;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -95,55 +92,6 @@ public class ReconcilerHostTests
 
         var running = await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
         running.Status.Pid.Should().NotBeNull();
-    }
-
-    [Test]
-    public async Task Passes_RunOnTheReconcilersOwnThreads_AtTheirNice_AndConvergeUnderAContinuousCpuLoad()
-    {
-        _options.BackgroundThreads = 1;
-        _options.BackgroundNice = 5;
-        var seen = new ConcurrentBag<(string? Name, bool Pool, int? Nice)>();
-        _driver.OnStart = _ => seen.Add((Thread.CurrentThread.Name, Thread.CurrentThread.IsThreadPoolThread, ThreadNice.Of(ThreadNice.CurrentThreadId())));
-        await StartHost();
-
-        // Every core kept busy by threads at the default priority (the API's, in the daemon): the passes, at a lower
-        // one, still get their share of the CPU and converge; they are deferred, never starved.
-        var stop = 0;
-        var hogs = Enumerable.Range(0, Environment.ProcessorCount * 2).Select(_ => new Thread(() =>
-        {
-            while (Volatile.Read(ref stop) == 0)
-            {
-                Thread.SpinWait(1000);
-            }
-        }) { IsBackground = true }).ToList();
-        hogs.ForEach(h => h.Start());
-        try
-        {
-            var took = Stopwatch.StartNew();
-            var vms = new List<MicroVm>();
-            for (var i = 0; i < 20; i++)
-            {
-                vms.Add(await _store.CreateAsync(Spec($"vm-{i}")));
-            }
-
-            foreach (var vm in vms)
-            {
-                await WaitFor(vm.Key, v => v.Status.Phase == Phase.Running);
-            }
-
-            took.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(10));
-        }
-        finally
-        {
-            Volatile.Write(ref stop, 1);
-            hogs.ForEach(h => h.Join());
-        }
-
-        seen.Should().HaveCount(20).And.OnlyContain(s => s.Name == "reconciler" && !s.Pool);
-        if (OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess)
-        {
-            seen.Should().OnlyContain(s => s.Nice == 5); // lowered only where it can be put back (BackgroundThreads)
-        }
     }
 
     [Test]
