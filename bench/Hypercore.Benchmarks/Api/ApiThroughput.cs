@@ -211,7 +211,7 @@ public static class ApiThroughput
             records += ev.Type switch { InformerEventType.Added => 1, InformerEventType.Deleted => -1, _ => 0 };
             running += (now ? 1 : 0) - (was ? 1 : 0);
         });
-        long pendingAtStart = 0, allocatedAtStart = 0, jitMethodsAtStart = 0;
+        long pendingAtStart = 0, allocatedAtStart = 0, jitMethodsAtStart = 0, poolItemsAtStart = 0;
         var jitTimeAtStart = TimeSpan.Zero;
         var cpuAtStart = TimeSpan.Zero;
         var gcBefore = (0, 0, 0);
@@ -230,6 +230,7 @@ public static class ApiThroughput
                 Volatile.Write(ref counting, 1);
                 pendingAtStart = Interlocked.Read(ref records) - Interlocked.Read(ref running);
                 cpuAtStart = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
+                poolItemsAtStart = ThreadPool.CompletedWorkItemCount;
                 allocatedAtStart = GC.GetTotalAllocatedBytes();
                 jitMethodsAtStart = System.Runtime.JitInfo.GetCompiledMethodCount();
                 jitTimeAtStart = System.Runtime.JitInfo.GetCompilationTime();
@@ -267,6 +268,8 @@ public static class ApiThroughput
         result["cpu_us_per"] = count == 0 ? 0 : cpu.TotalMilliseconds * 1000 / count;
         result["cpu_cores"] = cpu.TotalSeconds / window.TotalSeconds;
         result["alloc_kb_per"] = count == 0 ? 0 : allocatedInWindow / 1024.0 / count;
+        // Issue 15, tenth pass: thread-pool work items per Create in the window (client and server share this process).
+        result["pool_items_per"] = count == 0 ? 0 : (ThreadPool.CompletedWorkItemCount - poolItemsAtStart) / (double)count;
         result["commits_per_s"] = Interlocked.Read(ref commits) / window.TotalSeconds;
         // Reconcile passes (one hypercore.reconcile.duration each: the Create's own and the polls) and driver starts in the window.
         var (passes, passMs) = phases.Summary(Passes);
