@@ -16,7 +16,7 @@ public sealed partial class SqliteMicroVmStore
     private long _selectedRowId;
 
     /// <summary>A batch of only the reconciler's writes waits here briefly for a request write (issue 15, tenth pass).</summary>
-    private BackgroundWriteWait _backgroundWait = null!;
+    private readonly BackgroundWriteWait _backgroundWait;
 
     /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
@@ -54,7 +54,6 @@ public sealed partial class SqliteMicroVmStore
     private Task StartWriterThread()
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _backgroundWait = new BackgroundWriteWait(_options.BackgroundWriteWait, _options.BackgroundWriteWaitRecent);
         var thread = new Thread(() =>
         {
             try

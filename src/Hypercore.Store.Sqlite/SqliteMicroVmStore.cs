@@ -118,6 +118,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         builder.Mode = SqliteOpenMode.ReadWrite;
         _readers = new ReadConnectionPool(builder.ToString(), Math.Max(4, Environment.ProcessorCount * 2));
         _hub = new WatchHub(_options.WatchBufferSize, LogWatcherOverflow);
+        _backgroundWait = new BackgroundWriteWait(_options.BackgroundWriteWait, _options.BackgroundWriteWaitRecent);
         _writerLoop = StartWriterThread();
     }
 
