@@ -53,25 +53,10 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
 
     public DriverCapabilities Capabilities => _inner.Capabilities;
 
-    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default)
-    {
-        if (!Quiet)
-        {
-            return CheckAvailabilityInstrumentedAsync(cancellationToken);
-        }
-
-        Task<DriverAvailability> task;
-        try
-        {
-            task = _inner.CheckAvailabilityAsync(cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException<DriverAvailability>(ex); // as the async method did: the failure in the task, counted below
-        }
-
-        return Observed(task, "check_availability", cancellationToken);
-    }
+    public Task<DriverAvailability> CheckAvailabilityAsync(CancellationToken cancellationToken = default) =>
+        Quiet
+            ? Quietly(static (d, _, ct) => d.CheckAvailabilityAsync(ct), 0, "check_availability", cancellationToken)
+            : CheckAvailabilityInstrumentedAsync(cancellationToken);
 
     private async Task<DriverAvailability> CheckAvailabilityInstrumentedAsync(CancellationToken cancellationToken)
     {
@@ -89,25 +74,10 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default)
-    {
-        if (!Quiet)
-        {
-            return ListInstrumentedAsync(cancellationToken);
-        }
-
-        Task<IReadOnlyList<VmRuntimeInfo>> task;
-        try
-        {
-            task = _inner.ListAsync(cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException<IReadOnlyList<VmRuntimeInfo>>(ex); // as the async method did: the failure in the task, counted below
-        }
-
-        return Observed(task, "list", cancellationToken);
-    }
+    public Task<IReadOnlyList<VmRuntimeInfo>> ListAsync(CancellationToken cancellationToken = default) =>
+        Quiet
+            ? Quietly(static (d, _, ct) => d.ListAsync(ct), 0, "list", cancellationToken)
+            : ListInstrumentedAsync(cancellationToken);
 
     private async Task<IReadOnlyList<VmRuntimeInfo>> ListInstrumentedAsync(CancellationToken cancellationToken)
     {
@@ -128,25 +98,10 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
     /// <summary>Pure path arithmetic: no span.</summary>
     public string ConsoleLogPath(MicroVm vm) => _inner.ConsoleLogPath(vm);
 
-    public Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default)
-    {
-        if (!Quiet)
-        {
-            return InspectInstrumentedAsync(vm, cancellationToken);
-        }
-
-        Task<VmRuntimeInfo> task;
-        try
-        {
-            task = _inner.InspectAsync(vm, cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
-        }
-
-        return Observed(task, "inspect", cancellationToken);
-    }
+    public Task<VmRuntimeInfo> InspectAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        Quiet
+            ? Quietly(static (d, a, ct) => d.InspectAsync(a, ct), vm, "inspect", cancellationToken)
+            : InspectInstrumentedAsync(vm, cancellationToken);
 
     private async Task<VmRuntimeInfo> InspectInstrumentedAsync(MicroVm vm, CancellationToken cancellationToken)
     {
@@ -164,25 +119,10 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default)
-    {
-        if (!Quiet)
-        {
-            return StartInstrumentedAsync(vm, cancellationToken);
-        }
-
-        Task<VmRuntimeInfo> task;
-        try
-        {
-            task = _inner.StartAsync(vm, cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
-        }
-
-        return Observed(task, "start", cancellationToken);
-    }
+    public Task<VmRuntimeInfo> StartAsync(MicroVm vm, CancellationToken cancellationToken = default) =>
+        Quiet
+            ? Quietly(static (d, a, ct) => d.StartAsync(a, ct), vm, "start", cancellationToken)
+            : StartInstrumentedAsync(vm, cancellationToken);
 
     private async Task<VmRuntimeInfo> StartInstrumentedAsync(MicroVm vm, CancellationToken cancellationToken)
     {
@@ -201,25 +141,10 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
         }
     }
 
-    public Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default)
-    {
-        if (!Quiet)
-        {
-            return StartInstrumentedAsync(context, cancellationToken);
-        }
-
-        Task<VmRuntimeInfo> task;
-        try
-        {
-            task = _inner.StartAsync(context, cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            task = Task.FromException<VmRuntimeInfo>(ex); // as the async method did: the failure in the task, counted below
-        }
-
-        return Observed(task, "start", cancellationToken);
-    }
+    public Task<VmRuntimeInfo> StartAsync(StartContext context, CancellationToken cancellationToken = default) =>
+        Quiet
+            ? Quietly(static (d, a, ct) => d.StartAsync(a, ct), context, "start", cancellationToken)
+            : StartInstrumentedAsync(context, cancellationToken);
 
     private async Task<VmRuntimeInfo> StartInstrumentedAsync(StartContext context, CancellationToken cancellationToken)
     {
@@ -305,8 +230,28 @@ public sealed class InstrumentedDriver : IHypervisorDriver, ILiveStateChanges
     /// </summary>
     private static bool Quiet => !HypercoreTelemetry.ActivitySource.HasListeners();
 
-    private Task<T> Observed<T>(Task<T> task, string operation, CancellationToken cancellationToken) =>
-        task.IsCompletedSuccessfully ? task : ObserveAsync(task, operation, cancellationToken);
+    /// <summary>
+    /// The quiet path of a call: the inner driver's task as it is when it completed successfully; a call that throws
+    /// before returning a task fails in the task (as the async method did), and a failed or pending one is observed.
+    /// </summary>
+    private Task<T> Quietly<T, TArg>(
+        Func<IHypervisorDriver, TArg, CancellationToken, Task<T>> call,
+        TArg arg,
+        string operation,
+        CancellationToken cancellationToken)
+    {
+        Task<T> task;
+        try
+        {
+            task = call(_inner, arg, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            task = Task.FromException<T>(ex);
+        }
+
+        return task.IsCompletedSuccessfully ? task : ObserveAsync(task, operation, cancellationToken);
+    }
 
     private async Task<T> ObserveAsync<T>(Task<T> task, string operation, CancellationToken cancellationToken)
     {
