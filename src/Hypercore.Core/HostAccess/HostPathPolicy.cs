@@ -147,7 +147,7 @@ public sealed class HostPathPolicy
     /// </summary>
     public string CheckVolume(VolumeSpec volume, string? field = null)
     {
-        field ??= $"volume \"{volume.Id}\"";
+        field ??= VolumeField(volume);
         if (volume.HostPath.Length == 0)
         {
             return "";
@@ -238,14 +238,20 @@ public sealed class HostPathPolicy
     {
         if (spec.RootVolume is not null)
         {
-            yield return (spec.RootVolume, "root_volume");
+            yield return (spec.RootVolume, RootVolumeField);
         }
 
         foreach (var v in spec.AdditionalVolumes)
         {
-            yield return (v, $"volume \"{v.Id}\"");
+            yield return (v, VolumeField(v));
         }
     }
+
+    /// <summary>How a message names the root volume (<see cref="Volumes"/>).</summary>
+    public const string RootVolumeField = "root_volume";
+
+    /// <summary>How a message names an additional volume (<see cref="Volumes"/>).</summary>
+    public static string VolumeField(VolumeSpec volume) => $"volume \"{volume.Id}\"";
 
     /// <param name="field">The spec field, as <paramref name="field"/> + <paramref name="suffix"/> (joined only for a message).</param>
     private static void RequireAbsoluteWithoutDotDot(string field, string suffix, string path)

@@ -63,25 +63,8 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
 
     private static readonly Task<StartStepResult> NothingToPull = Task.FromResult(StartStepResult.Proceed());
 
-    /// <summary>Whether <see cref="Wanted"/> would find anything (the same tests, without building the list).</summary>
-    internal static bool NamesAnImage(MicroVmSpec spec)
-    {
-        if (ImageSources.IsReference(spec.Kernel.Image) || (spec.Initrd is { } initrd && ImageSources.IsReference(initrd.Image)) ||
-            spec.RootVolume?.ContainerSource is not null)
-        {
-            return true;
-        }
-
-        foreach (var volume in spec.AdditionalVolumes)
-        {
-            if (volume.ContainerSource is not null)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    /// <summary>Whether the spec names an image reference: <see cref="Wanted"/>'s walk, answered at the first one.</summary>
+    internal static bool NamesAnImage(MicroVmSpec spec) => Walk(spec, null);
 
     private async Task<StartStepResult> PrepareImagesAsync(StartContext context, CancellationToken cancellationToken)
     {
@@ -253,27 +236,56 @@ public sealed partial class ImagesStartStep : IStartStep, IDisposable
     internal static List<(string Field, string Text, string Product)> Wanted(MicroVmSpec spec)
     {
         var wanted = new List<(string, string, string)>();
-        if (ImageSources.IsReference(spec.Kernel.Image))
-        {
-            wanted.Add(("kernel.image", spec.Kernel.Image, Tree));
-        }
-
-        if (spec.Initrd is { } initrd && ImageSources.IsReference(initrd.Image))
-        {
-            wanted.Add(("initrd.image", initrd.Image, Tree));
-        }
-
-        foreach (var (volume, field) in HostAccess.HostPathPolicy.Volumes(spec))
-        {
-            if (volume.ContainerSource is { } source)
-            {
-                wanted.Add(($"{field} source.container_source", source, Disk));
-            }
-        }
-
+        Walk(spec, wanted);
         return wanted;
     }
 
+    /// <summary>
+    /// The one walk over a spec's image references, for both <see cref="Wanted"/> and <see cref="NamesAnImage"/>: each
+    /// reference is added to <paramref name="into"/>; with no list the walk answers true at the first one (no list, no
+    /// field text, no iterator: the fast path of a start that names none).
+    /// </summary>
+    private static bool Walk(MicroVmSpec spec, List<(string Field, string Text, string Product)>? into)
+    {
+        if (ImageSources.IsReference(spec.Kernel.Image) && Take(into, "kernel.image", spec.Kernel.Image, Tree))
+        {
+            return true;
+        }
+
+        if (spec.Initrd is { } initrd && ImageSources.IsReference(initrd.Image) && Take(into, "initrd.image", initrd.Image, Tree))
+        {
+            return true;
+        }
+
+        if (spec.RootVolume?.ContainerSource is { } root && Take(into, HostAccess.HostPathPolicy.RootVolumeField + ContainerSource, root, Disk))
+        {
+            return true;
+        }
+
+        foreach (var volume in spec.AdditionalVolumes)
+        {
+            if (volume.ContainerSource is { } source && (into is null || Take(into, HostAccess.HostPathPolicy.VolumeField(volume) + ContainerSource, source, Disk)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True (stop: a reference was found) when there is no list; else adds the reference and goes on.</summary>
+    private static bool Take(List<(string Field, string Text, string Product)>? into, string field, string text, string product)
+    {
+        if (into is null)
+        {
+            return true;
+        }
+
+        into.Add((field, text, product));
+        return false;
+    }
+
+    private const string ContainerSource = " source.container_source";
     private const string Tree = "tree";
     private const string Disk = "disk";
 
