@@ -45,7 +45,7 @@ public sealed class PhaseCounter : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // The informer has already dropped stale and duplicate events; this only keeps a phase per key.
+        // The informer has already dropped stale and duplicate events; this only moves the counts (OnEvent).
         using var subscription = _informer.AddHandler(OnEvent);
         try
         {
