@@ -19,24 +19,27 @@ def one(run):
         _, end, lat = map(int, line.split())
         calls.append((end - lat, end, lat))
     t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
-    open_, pauses = {}, []
+    open_, pauses, heaps = {}, [], []
     for line in open(os.path.join(run, "trace")):
         m = RX.match(line)
         if not m or not m.group(3).isdigit() or int(m.group(3)) != pid:
             continue
         _, tid, _, ts, ev, rest = m.groups()
+        ev = {"smark": "mark", "sbgmark": "bgmark"}.get(ev.rstrip("0123456789"), ev.rstrip("0123456789"))
         ts, tid = int(round(float(ts) * 1e9)), int(tid)
         if ev == "susp_in":
-            open_[tid] = [ts, None]
+            open_[tid] = [ts, None, set()]
         elif ev == "mark":
             for p in open_.values():
                 p[1] = p[1] if p[1] is not None else re.search(r"gen=(-?\d+)", rest).group(1)
+                p[2].add(tid)  # server GC: each heap's GC thread marks its heap
         elif ev == "bgmark":
             for p in open_.values():
                 p[1] = "bgc"
         elif ev == "rest_out" and tid in open_:
-            s, g = open_.pop(tid)
+            s, g, markers = open_.pop(tid)
             pauses.append((s, ts, "bgc-end" if g is None else g))
+            heaps.append(len(markers))
     pauses = sorted(p for p in pauses if p[1] >= t0 and p[0] <= t1)
     starts = [p[0] for p in pauses]
     lats, adjusted, gen1 = sorted(c[2] for c in calls), [], 0
@@ -52,7 +55,8 @@ def one(run):
         gen1 += hit
     q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] / 1e6
     r = {"creates": len(calls), "p50_ms": q(lats, 0.5), "p99_ms": q(lats, 0.99), "p99_nogc_ms": q(adjusted, 0.99),
-         "share_in_gen1": gen1 / len(calls), "pause_total_ms": sum(e - s for s, e, _ in pauses) / 1e6}
+         "share_in_gen1": gen1 / len(calls), "heaps_max": max(heaps, default=0),
+         "heaps_mean": st.mean([h for h in heaps if h]) if any(heaps) else 0, "pause_total_ms": sum(e - s for s, e, _ in pauses) / 1e6}
     r["gc_adds_to_p99_ms"] = r["p99_ms"] - r["p99_nogc_ms"]
     for g in ["0", "1", "2", "bgc", "bgc-end"]:
         d = [(e - s) / 1e6 for s, e, x in pauses if x == g]
@@ -72,9 +76,11 @@ def summary(log):
         d["gen1_per_1000"] = d["daemon_window_gen1"] * 1000 / d["count"]
         d["pause_us_per_create"] = d["trace_pause_total_ms"] * 1000 / d["trace_creates"]
         rows[m.group(2)].append(d)
-    cols = ["load", "node_runtime_gen0_budget", "p99_ms", "trace_gc_adds_to_p99_ms", "cpu_us_per", "cpu_us_per_drained",
-            "daemon_alloc_kb_per", "gen0_per_1000", "gen1_per_1000", "trace_mean_0", "trace_max_0", "trace_mean_1",
-            "trace_max_1", "trace_share_in_gen1", "pause_us_per_create", "rss_mb", "heap_kb_per_record", "count"]
+    cols = ["load", "node_runtime_gen0_budget", "node_runtime_gc_server", "p99_ms", "p50_ms", "trace_gc_adds_to_p99_ms",
+            "cpu_us_per", "cpu_us_per_drained", "ctxsw_per", "daemon_alloc_kb_per", "daemon_window_gen0",
+            "daemon_window_gen1", "daemon_window_gen2", "daemon_window_pause_ms_per_gc", "gen0_per_1000", "gen1_per_1000",
+            "trace_mean_0", "trace_max_0", "trace_mean_1", "trace_max_1", "trace_n_bgc", "trace_mean_bgc",
+            "trace_share_in_gen1", "trace_heaps_mean", "trace_heaps_max", "pause_us_per_create", "rss_mb", "heap_kb_per_record", "count"]
     names = list(rows)
     print(f"{'':26s}" + "".join(f"{n:>28s}" for n in names))
     for c in cols:
