@@ -11,7 +11,7 @@
 # ignored. So one publish serves every value; the node reports the budget it runs with (runtime_gen0_budget). The probes
 # sit on a copy of the binary in OUT, so no other process running the same file is probed. Needs root (tracefs,
 # uprobes) and NODE.dbg beside NODE. Leaves OUT/NAME-ROUND/{result.json,gc.json} and OUT/runs.log;
-# python3 bench/gc-ab.py OUT/runs.log prints the medians per setting.
+# python3 bench/gc-ab.py OUT/runs.log prints the medians per setting. GC_AB_SECONDS: the Create window (6 s).
 # A setting may name another published node instead of NODE with NODE=path among its variables (svgc11: base against a
 # new publish in the same loop, e.g. base=NODE=/tmp/p10-new-node/hypercore-bench-node); each node's copy gets its own
 # probes. Server GC (a node linked with it, DOTNET_gcServer=1) is traced too: its collections run SVR::gc_heap's members,
@@ -70,7 +70,7 @@ for r in $(seq 1 "$rounds"); do
     mkdir -p "$run"; load=$(cut -d' ' -f1 /proc/loadavg)
     echo > $i/trace; echo 1 > $i/tracing_on
     ( cd "$(mktemp -d)" && env "${env[@]}" HYPERCORE_BENCH_LATENCY_TRACE=$run/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$run/pid \
-        "$runner" --child api-node --bench-node "$bin" --child-size 64 --api-seconds 6 --work-dir "$run/work" > "$run/stdout" 2> "$run/stderr" ) || true
+        "$runner" --child api-node --bench-node "$bin" --child-size 64 --api-seconds "${GC_AB_SECONDS:-6}" --work-dir "$run/work" > "$run/stdout" 2> "$run/stderr" ) || true
     echo 0 > $i/tracing_on; cp $i/trace "$run/trace"; rm -rf "$run/work"
     grep '^RESULT ' "$run/stdout" | sed 's/^RESULT //' > "$run/result.json" || true
     python3 "$here/gc-ab.py" --run "$run" > "$run/gc.json" || true
