@@ -6,6 +6,8 @@ as JSON: per generation ("0", "1", "bgc" = the stop that starts a background GC,
 the share of Creates that overlapped a gen1 pause; and p99 with each Create's overlap with every pause taken out of
 its latency (p99_nogc): what the pauses themselves add to p99 in that run (queueing after a pause is not taken out).
 RUNS.LOG: medians [ranges] per setting of those and of the child's own figures (CPU, allocation, collections, RSS).
+--pairs A B RUNS.LOG...: settings A and B compared within each round (svgc11): the median difference and how often B
+was lower.
 """
 import bisect, collections, json, os, re, statistics as st, sys
 
@@ -92,8 +94,30 @@ def summary(log):
     print("runs: " + ", ".join(f"{n} {len(rows[n])}" for n in names))
 
 
+def pairs(a, b, logs):
+    """Same-round pairs of settings A and B over one or more runs.log: the median of B - A and in how many pairs B was lower."""
+    rounds = collections.defaultdict(dict)
+    for log in logs:
+        for line in open(log):
+            m = re.match(r"(\d+) (\S+) load=(\S+) (\{.*?\}) (\{.*\})$", line.strip())
+            if m:
+                d = json.loads(m.group(4))
+                d.update({"trace_" + k: v for k, v in json.loads(m.group(5)).items()})
+                rounds[(log, m.group(1))][m.group(2)] = d
+    ps = [r for r in rounds.values() if a in r and b in r]
+    print(f"{len(ps)} pairs of {a} and {b}")
+    for c in ["trace_mean_1", "trace_max_1", "trace_mean_0", "trace_max_0", "trace_gc_adds_to_p99_ms", "cpu_us_per",
+              "ctxsw_per", "daemon_alloc_kb_per", "rss_mb", "p99_ms", "p50_ms"]:
+        d = [r[b][c] - r[a][c] for r in ps if c in r[a] and c in r[b]]
+        if d:
+            print(f"{c:26s} {a} {st.median(r[a][c] for r in ps):9.4g}  {b} {st.median(r[b][c] for r in ps):9.4g}  "
+                  f"{b}-{a} {st.median(d):+9.3g}  {b} lower in {sum(x < 0 for x in d)}/{len(d)}")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--run":
         print(json.dumps(one(sys.argv[2])))
+    elif sys.argv[1] == "--pairs":
+        pairs(sys.argv[2], sys.argv[3], sys.argv[4:])
     else:
         summary(sys.argv[1])
