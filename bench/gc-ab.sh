@@ -11,38 +11,66 @@
 # ignored. So one publish serves every value; the node reports the budget it runs with (runtime_gen0_budget). The probes
 # sit on a copy of the binary in OUT, so no other process running the same file is probed. Needs root (tracefs,
 # uprobes) and NODE.dbg beside NODE. Leaves OUT/NAME-ROUND/{result.json,gc.json} and OUT/runs.log;
-# python3 bench/gc-ab.py OUT/runs.log prints the medians per setting.
+# python3 bench/gc-ab.py OUT/runs.log prints the medians per setting. GC_AB_SECONDS: the Create window (6 s).
+# A setting may name another published node instead of NODE with NODE=path among its variables (svgc11: base against a
+# new publish in the same loop, e.g. base=NODE=/tmp/p10-new-node/hypercore-bench-node); each node's copy gets its own
+# probes. Server GC (a node linked with it, DOTNET_gcServer=1) is traced too: its collections run SVR::gc_heap's members,
+# whose condemned generation is the second argument (%si; the first is the heap).
 set -euo pipefail
 runner=$1 node=$2 out=$3 rounds=$4; shift 4
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$out/bin"; out=$(cd "$out" && pwd)
-cp -r "$(dirname "$(readlink -f "$node")")/." "$out/bin/"
-bin=$out/bin/$(basename "$node")
-[[ -f $bin.dbg ]] || { echo "gc-ab: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+mkdir -p "$out"; out=$(cd "$out" && pwd)
 T=/sys/kernel/tracing
 [[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
 g=gcab$$ i=$T/instances/gcab$$
+events=()
 cleanup() {
   echo 0 > $i/tracing_on 2>/dev/null || true; rmdir $i 2>/dev/null || true
-  for e in susp_in rest_out mark bgmark; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
+  for e in "${events[@]}"; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
 }
 trap cleanup EXIT
-off() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
-echo "p:$g/susp_in $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
-echo "r:$g/rest_out $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
-echo "p:$g/mark $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
-echo "p:$g/bgmark $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+declare -A copies=()
+# probe NODE K: copies NODE's directory to OUT/binK and sets uprobes on the copy (event names end in K).
+probe() {
+  local src=$1 k=$2 dir=$out/bin$2 bin
+  [[ $k == 0 ]] && dir=$out/bin
+  mkdir -p "$dir"; cp -r "$(dirname "$(readlink -f "$src")")/." "$dir/"
+  bin=$dir/$(basename "$src")
+  [[ -f $bin.dbg ]] || { echo "gc-ab: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+  off() { local a; a=$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1); [[ -n $a ]] && printf '0x%x' $((16#$a)); }
+  echo "p:$g/susp_in$k $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
+  echo "r:$g/rest_out$k $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
+  echo "p:$g/mark$k $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
+  echo "p:$g/bgmark$k $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+  events+=(susp_in$k rest_out$k mark$k bgmark$k)
+  if a=$(off 'SVR::gc_heap::mark_phase(int)'); then
+    echo "p:$g/smark$k $bin:$a gen=%si:s32" >> $T/uprobe_events
+    echo "p:$g/sbgmark$k $bin:$(off 'SVR::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+    events+=(smark$k sbgmark$k)
+  fi
+  copies[$src]=$bin
+}
+probe "$node" 0
+for spec in "$@"; do
+  for v in $(tr ',' ' ' <<< "${spec#*=}"); do
+    if [[ $v == NODE=* && -z ${copies[${v#NODE=}]:-} ]]; then probe "${v#NODE=}" ${#copies[@]}; fi
+  done
+done
 mkdir $i; echo mono > $i/trace_clock; echo 1 > $i/options/record-tgid; echo 8192 > $i/buffer_size_kb
-for e in susp_in rest_out mark bgmark; do echo 1 > $i/events/$g/$e/enable; done
+for e in "${events[@]}"; do echo 1 > $i/events/$g/$e/enable; done
 specs=("$@"); n=${#specs[@]}
 for r in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((n - 1))); do
     spec=${specs[$(( (k + r) % n ))]}; name=${spec%%=*}; vars=${spec#*=}; run=$out/$name-$r
     [[ $vars == - ]] && vars=""
+    bin=${copies[$node]} env=()
+    for v in ${vars//,/ }; do
+      if [[ $v == NODE=* ]]; then bin=${copies[${v#NODE=}]}; else env+=("$v"); fi
+    done
     mkdir -p "$run"; load=$(cut -d' ' -f1 /proc/loadavg)
     echo > $i/trace; echo 1 > $i/tracing_on
-    ( cd "$(mktemp -d)" && env ${vars//,/ } HYPERCORE_BENCH_LATENCY_TRACE=$run/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$run/pid \
-        "$runner" --child api-node --bench-node "$bin" --child-size 64 --api-seconds 6 --work-dir "$run/work" > "$run/stdout" 2> "$run/stderr" ) || true
+    ( cd "$(mktemp -d)" && env "${env[@]}" HYPERCORE_BENCH_LATENCY_TRACE=$run/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$run/pid \
+        "$runner" --child api-node --bench-node "$bin" --child-size 64 --api-seconds "${GC_AB_SECONDS:-6}" --work-dir "$run/work" > "$run/stdout" 2> "$run/stderr" ) || true
     echo 0 > $i/tracing_on; cp $i/trace "$run/trace"; rm -rf "$run/work"
     grep '^RESULT ' "$run/stdout" | sed 's/^RESULT //' > "$run/result.json" || true
     python3 "$here/gc-ab.py" --run "$run" > "$run/gc.json" || true
