@@ -326,10 +326,11 @@ public static partial class DaemonHost
             {
                 // Issue 15 (cpu11): while its logger is on at all, ASP.NET Core's hosting starts an Activity and a logging
                 // scope for every request, only so that lines logged during the request carry its trace id, path and
-                // connection as scope data. The text format prints no scopes, so here they cost every call ~1.1 KB of
-                // allocation and a few µs for nothing (bench/NOTES.md, cpu11). Above Debug that category logs nothing per
-                // request; what it could still say (a start-up or shutdown exception) reaches the daemon's own error
-                // path. Traces are unaffected: with --otlp-endpoint, the tracer's listener starts the request's Activity.
+                // connection as scope data. The text format prints no scopes, so here they cost every call ~1 KB of
+                // allocation for nothing (bench/NOTES.md, cpu11). Above Debug its per-request lines were filtered out
+                // already (Microsoft.AspNetCore at Warning, above); what it could still say is ASP.NET Core's own line
+                // about a start-up or shutdown exception, and a failed start still ends the daemon with the exception
+                // on stderr. Traces are unaffected: with --otlp-endpoint, the tracer's listener starts the Activity.
                 logging.AddFilter(HostingDiagnosticsCategory, LogLevel.None);
             }
         }
