@@ -293,6 +293,9 @@ public static partial class DaemonHost
         return (builder, daemon);
     }
 
+    /// <summary>ASP.NET Core's hosting diagnostics logger (per-request Activity and scope, start-up errors).</summary>
+    internal const string HostingDiagnosticsCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     private static void ConfigureLogging(WebApplicationBuilder builder, DaemonOptions daemon)
     {
         var level = DaemonOptionsValidator.TryParseLogLevel(daemon.LogLevel, out var parsed) ? parsed : LogLevel.Information;
@@ -318,6 +321,18 @@ public static partial class DaemonHost
                 o.SingleLine = true;
                 o.TimestampFormat = "HH:mm:ss.fff ";
             });
+
+            if (level > LogLevel.Debug)
+            {
+                // Issue 15 (cpu11): while its logger is on at all, ASP.NET Core's hosting starts an Activity and a logging
+                // scope for every request, only so that lines logged during the request carry its trace id, path and
+                // connection as scope data. The text format prints no scopes, so here they cost every call ~1 KB of
+                // allocation for nothing (bench/NOTES.md, cpu11). Above Debug its per-request lines were filtered out
+                // already (Microsoft.AspNetCore at Warning, above); what it could still say is ASP.NET Core's own line
+                // about a start-up or shutdown exception, and a failed start still ends the daemon with the exception
+                // on stderr. Traces are unaffected: with --otlp-endpoint, the tracer's listener starts the Activity.
+                logging.AddFilter(HostingDiagnosticsCategory, LogLevel.None);
+            }
         }
 
         // stdout carries only the ready line (tests and the CLI read it); every log line goes to stderr.
