@@ -101,6 +101,9 @@ if lags:
     print(f"commit durable -> answer, first in first out (approximate; {q0} answers before the first match): {dist(lags)}")
 gaps = sorted(b - a for a, b in zip(dts, dts[1:]) if a0 <= a <= a1)
 print(f"between durable commits with Creates: {dist(gaps)}")
+cw = sum(1 for ts in cs if a0 <= ts <= a1)
+print(f"commits in the window: {cw}, per Create {cw / max(1, sum(1 for ts in crt if a0 <= ts <= a1)):.3f} "
+      f"(with no Create: {cw - len(win)})")
 post = []
 for k, ts in enumerate(cs[:-1]):
     fi = bisect.bisect_left(wfs, (ts, 0))
@@ -114,3 +117,109 @@ try:
           f"{r['ctxsw_per']:.2f} context switches, {r.get('daemon_alloc_kb_per', 0):.2f} KB allocated per Create")
 except (OSError, ValueError, KeyError):
     pass
+
+# ---- Stages (ack11, eleventh pass): present when ack-trace.sh found the symbols for the extra probes.
+ex = collections.defaultdict(list)  # name -> [(ts, tid, rest)]
+names = ("q_in", "c_start", "c_move", "ioq", "h2out", "follow", "pass", "work")
+for line in open(os.path.join(out, "trace")):
+    m = rx.match(line)
+    if not m or not m.group(3).isdigit() or int(m.group(3)) != pid:
+        continue
+    ev = m.group(5).rstrip(":")
+    if ev in names:
+        ex[ev].append((int(round(float(m.group(4)) * 1e9)), int(m.group(2)), m.group(6)))
+if not ex.get("c_move"):
+    sys.exit(0)
+
+
+def fifo(xs, ys):
+    """Lags ys[i + q0] - xs[i] for sorted xs (in the window) and ys (from the window's start), first in first out."""
+    q0, ci = 0, 0
+    for j, y in enumerate(ys):
+        if y > a1:
+            break
+        while ci < len(xs) and xs[ci] <= y:
+            ci += 1
+        q0 = max(q0, j + 1 - ci)
+    return sorted(ys[i + q0] - xs[i] for i in range(len(xs)) if i + q0 < len(ys)), q0
+
+
+# A resumption of CreateAsync is a MoveNext not run by its Start on the same thread just before.
+last = {}
+resumes = []
+for ts, _, tid, name in sorted([(t, 0, d, "s") for t, d, _ in ex["c_start"]] + [(t, 1, d, "m") for t, d, _ in ex["c_move"]]):
+    if name == "m" and not (last.get(tid, (0, ""))[1] == "s" and ts - last[tid][0] < 200_000):
+        resumes.append(ts)
+    last[tid] = (ts, name)
+resumes.sort()
+D_all = sorted(d for d, n in durable for _ in range(n))
+R_win = [r for r in resumes if r >= a0]
+lag_dr, _ = fifo(D, R_win)
+Rw = [r for r in resumes if a0 <= r <= a1]
+lag_ra, _ = fifo(Rw, A)
+print("stages (first in, first out):")
+if lag_dr:
+    print(f"  commit durable -> the caller's continuation runs (CreateAsync resumes): {dist(lag_dr)}")
+if lag_ra:
+    print(f"  continuation runs -> answer sent: {dist(lag_ra)}")
+# The send's own hop: Kestrel's I/O queue item (ioq) runs the socket send loop.
+io = sorted(t for t, _, _ in ex["ioq"])
+if io:
+    print(f"  Kestrel I/O queue items in the window per Create: {sum(1 for t in io if a0 <= t <= a1) / max(1, len(Rw)):.2f}")
+# What the pool ran between each commit with Creates and the moment its last Create's continuation ran.
+kinds = {k: sorted(t for t, _, _ in ex[k]) for k in ("pass", "work", "follow", "ioq", "h2out")}
+first_runs = sorted(set(t for t, _, _ in ex["c_move"]) - set(resumes))
+kinds["new request"] = first_runs
+# Little's law: items in each state over time; mean numbers.
+def mean_in(starts, ends):
+    ev = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
+    area, cur, prev = 0, 0, None
+    for t, dlt in ev:
+        if prev is not None and a0 <= t <= a1:
+            area += cur * (t - max(prev, a0))
+        cur += dlt
+        prev = t
+    return area / (a1 - a0)
+print(f"  mean number of Creates durable, continuation not run yet: {mean_in(D_all, resumes):.1f}")
+# Per window second: how many of each kind ran (a MoveNext entry is one step of that work; an IOQueue item one hop).
+secs = (a1 - a0) / 1e9
+nC = max(1, len(Rw))
+print("  pool work in the window, per Create: " + ", ".join(
+    f"{k} {sum(1 for t in v if a0 <= t <= a1) / nC:.2f}" for k, v in kinds.items()))
+# Enqueues by type and by queue.
+base = None
+try:
+    for line in open(os.path.join(out, "maps")):
+        f = line.split()
+        if len(f) >= 6 and f[5] == os.path.realpath(f[5]) and "bench-node" in f[5] or "vistarad" in f[-1]:
+            if int(f[2], 16) == 0:
+                base = int(f[0].split("-")[0], 16)
+                break
+except OSError:
+    pass
+types = {}
+try:
+    for line in open(os.path.join(out, "types")):
+        a, _, name = line.split(None, 2)
+        types[int(a, 16)] = re.sub(r"^_ZTV\d+", "", name.strip())
+except OSError:
+    pass
+def tname(mt):
+    if base is None:
+        return hex(mt)
+    n = types.get(mt - base, hex(mt - base))
+    n = re.sub(r"Microsoft_AspNetCore_Server_Kestrel_|S_P_CoreLib_System_|Hypercore_Core_Hypercore_|Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_|Grpc_AspNetCore_Server_Grpc_AspNetCore_Server_", "", n)
+    return n[:150]
+byq = collections.Counter()
+wr = collections.Counter()
+for ts, tid, rest in ex["q_in"]:
+    if not (a0 <= ts <= a1):
+        continue
+    mt = re.search(r"mt=(\d+)", rest); g = re.search(r"g=(\d+)", rest)
+    key = (tname(int(mt.group(1))) if mt else "?", "global" if g and int(g.group(1)) else "local?")
+    byq[key] += 1
+    if tid == wt:
+        wr[key] += 1
+print(f"  thread-pool enqueues in the window per Create (g: forceGlobal; an enqueue from a non-pool thread is global anyway):")
+for (k, g), c in byq.most_common(25):
+    print(f"    {c / nC:6.2f}  {g:7s} {k}   (from the writer thread: {wr[(k, g)] / nC:.2f})")

@@ -5,6 +5,12 @@
 # bench/ack-analyze.py says how long answers took after their commit was durable and the daemon's own time per Create.
 #
 #   sudo bash bench/ack-trace.sh RUNNER DAEMON OUT [more runner args]
+#   sudo ACK_TRACE_CHILD=api-node bash bench/ack-trace.sh RUNNER BENCH_NODE OUT   (the Running load, on the benchmark node)
+#
+# Also traced (eleventh pass, ack11), where the symbols are there: every thread-pool enqueue (the work item's type and
+# whether it went to the global queue), MicroVmOperations.CreateAsync's start and its resumptions (the caller's
+# continuation after the durable commit), Kestrel's socket I/O queue (the send's work item), the HTTP/2 output loop,
+# the informer's watch loop and the reconcile passes; ack-analyze.py then splits commit -> answer into stages.
 #
 # Leaves OUT/{lat.create,trace,pid,result.json,analysis}; removes its probes and trace instance on exit.
 set -euo pipefail
@@ -32,6 +38,17 @@ probe() {
 }
 probe p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
 probe p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+tp=S_P_CoreLib_System_Threading_ThreadPoolWorkQueue__
+op=Hypercore_Core_Hypercore_Operations_MicroVmOperations__CreateAsync_d__12
+ks=Microsoft_AspNetCore_Server_Kestrel_
+probe p q_in "$bin.dbg" ${tp}Enqueue "$bin" 'mt=+0(%si):u64 g=%dx:u8'
+probe p c_start "$bin.dbg" "S_P_CoreLib_System_Runtime_CompilerServices_AsyncMethodBuilderCore__Start<${op}>" "$bin"
+probe p c_move "$bin.dbg" "${op}__MoveNext" "$bin"
+probe p ioq "$bin.dbg" ${ks}Transport_Sockets_${ks}Transport_Sockets_Internal_IOQueue__System_Threading_IThreadPoolWorkItem_Execute "$bin"
+probe p h2out "$bin.dbg" ${ks}Core_${ks}Core_Internal_Http2_Http2FrameWriter__WriteToOutputPipe_d__36__MoveNext "$bin"
+probe p follow "$bin.dbg" Hypercore_Core_Hypercore_Informers_MicroVmInformer__FollowAsync_d__30__MoveNext "$bin"
+probe p pass "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_Reconciler__ReconcilePassAsync_d__33__MoveNext "$bin"
+probe p work "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_ReconcilerHost__WorkAsync_d__25__MoveNext "$bin"
 mkdir $i
 echo mono > $i/trace_clock
 echo 1 > $i/options/record-tgid
@@ -43,12 +60,15 @@ rm -f "$out/pid"
   for _ in $(seq 600); do [[ -s $out/pid ]] && break; sleep 0.1; done
   p=$(cat "$out/pid")
   echo 1 > $i/tracing_on
+  sleep 1; cat /proc/$p/maps > "$out/maps" 2>/dev/null || true
 ) &
+if [[ ${ACK_TRACE_CHILD:-api-daemon} == api-node ]]; then server=(--child api-node --bench-node "$daemon"); else server=(--child api-daemon --daemon "$daemon"); fi
 HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \
-  "$runner" --child api-daemon --child-size 64 --api-seconds 6 --daemon "$daemon" --work-dir "$out/work" "$@" > "$out/stdout" 2> "$out/stderr"
+  "$runner" "${server[@]}" --child-size 64 --api-seconds 6 --work-dir "$out/work" "$@" > "$out/stdout" 2> "$out/stderr"
 wait
 echo 0 > $i/tracing_on
 cp $i/trace "$out/trace"
 rm -rf "$out/work"
 grep '^RESULT ' "$out/stdout" | sed 's/^RESULT //' > "$out/result.json"
+nm "$bin.dbg" | grep ' _ZTV' > "$out/types" || true
 python3 "$here/ack-analyze.py" "$out" | tee "$out/analysis"

@@ -19,6 +19,12 @@ public sealed partial class SqliteMicroVmStore
     private readonly BackgroundWriteWait _backgroundWait;
 
     /// <summary>
+    /// The background writes (the reconciler's) of the last commit, durable and published, whose callers are released
+    /// after the next commit's request callers (writer thread only; issue 15, eleventh pass; see <see cref="CommitBatch"/>).
+    /// </summary>
+    private readonly List<(PendingWrite Write, MicroVm? Result, Exception? Failure)> _deferred = [];
+
+    /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
@@ -121,8 +127,12 @@ public sealed partial class SqliteMicroVmStore
                 {
                     write.Fail(ex);
                 }
+
+                ReleaseDeferred();
             }
         }
+
+        ReleaseDeferred();
     }
 
     /// <summary>
@@ -202,6 +212,7 @@ public sealed partial class SqliteMicroVmStore
                     }
 
                     LogWriteFailed(batch.Count - 1, ex.Message);
+                    ReleaseDeferred();
                     return;
                 }
             }
@@ -223,6 +234,7 @@ public sealed partial class SqliteMicroVmStore
                 write.Fail(error);
             }
 
+            ReleaseDeferred();
             return;
         }
 
@@ -251,8 +263,49 @@ public sealed partial class SqliteMicroVmStore
         // continuation on the thread pool, which runs them in that order: an answer no longer waits behind the rest of
         // the reconcile passes whose writes shared its commit (their next inspect, availability check and status write).
         // Every write of the batch is durable and its event published before the first caller is released.
+        // Issue 15 (eleventh pass): when the next batch is already queued, the reconciler's callers wait for it and are
+        // released after its request callers, so their follow-up work (the next step of each pass, its next write) queues
+        // on the thread pool behind those answers instead of ahead of them. They are held one commit at most: released
+        // right after the next commit's request callers, or if it fails, or when the writer ends; with nothing queued,
+        // at once. Only the release waits; their writes are durable and published here.
         Complete(batch, outcomes, failures, requests: true);
-        Complete(batch, outcomes, failures, requests: false);
+        ReleaseDeferred();
+        if (_writes.Reader.TryPeek(out _))
+        {
+            Defer(batch, outcomes, failures);
+        }
+        else
+        {
+            Complete(batch, outcomes, failures, requests: false);
+        }
+    }
+
+    private void Defer(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (!batch[i].IsRequest)
+            {
+                _deferred.Add((batch[i], outcomes[i].Result, failures[i]));
+            }
+        }
+    }
+
+    private void ReleaseDeferred()
+    {
+        foreach (var (write, result, failure) in _deferred)
+        {
+            if (failure is not null)
+            {
+                write.Fail(failure);
+            }
+            else
+            {
+                write.Succeed(result);
+            }
+        }
+
+        _deferred.Clear();
     }
 
     private static void Complete(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures, bool requests)

@@ -6,7 +6,8 @@ namespace Hypercore.Store.Tests.Sqlite;
 
 /// <summary>
 /// The order in which the writer releases a commit's callers (issue 15, eighth pass): an API request's before the
-/// reconciler's, so that an answer does not wait on the thread pool behind the reconcile passes committed with it.
+/// reconciler's, so that an answer does not wait on the thread pool behind the reconcile passes committed with it; and
+/// (eleventh pass) when the next commit is already queued, the reconciler's callers after that commit's request callers.
 /// </summary>
 [TestFixture]
 public sealed class SqliteAnswerOrderTests
@@ -44,6 +45,36 @@ public sealed class SqliteAnswerOrderTests
 
         (await status).Status.Phase.Should().Be(Phase.Stopped);
         released.Queued.Should().Equal([afterCreate.Id, afterStatus.Id], "the Create was queued after the status write, in the same commit");
+    }
+
+    [Test]
+    public async Task NextCommitAlreadyQueued_TheReconcilersCallerIsReleasedAfterTheNextCommitsRequestCallers()
+    {
+        await using var store = _database.Open(configure: o =>
+        {
+            o.BusyTimeout = TimeSpan.FromSeconds(60);
+            o.BackgroundWriteWait = TimeSpan.Zero; // the status write commits alone, without waiting for the Create
+        });
+        var existing = await store.CreateAsync(Spec("vm-a"));
+        using var blocker = _database.OpenConnection();
+        Execute(blocker, "BEGIN IMMEDIATE;");
+
+        // The writer takes the status write and waits for the lock; the Create queues behind it for the next commit.
+        var status = store.UpdateStatusAsync(existing.Key, existing.Status with { Phase = Phase.Stopped }, existing.ResourceVersion);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        status.IsCompleted.Should().BeFalse("the other connection holds the write lock");
+        var create = store.CreateAsync(Spec("vm-b"));
+
+        var released = new RecordingScheduler();
+        var afterStatus = status.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, released);
+        var afterCreate = create.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, released);
+        Execute(blocker, "ROLLBACK;");
+        await Task.WhenAll(status, create, afterStatus, afterCreate).WaitAsync(TimeSpan.FromSeconds(60));
+
+        (await status).Status.Phase.Should().Be(Phase.Stopped);
+        released.Queued.Should().Equal(
+            [afterCreate.Id, afterStatus.Id],
+            "the status write committed first, but the Create was already queued: its answer goes ahead of the reconciler's follow-up");
     }
 
     private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
