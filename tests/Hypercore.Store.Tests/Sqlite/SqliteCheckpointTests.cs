@@ -77,7 +77,10 @@ public sealed class SqliteCheckpointTests : TempDatabaseTest
         // automatic checkpoint (1,000 frames) let it reach more than 1,000.
         WalFrames.Should().BeLessThanOrEqualTo(4 * writerFrames, "the writer checkpoints at its threshold and the WAL starts over");
         store.BackgroundCheckpoints.Should().BePositive();
-        store.WriterCheckpoints.Should().BePositive();
+        // Not asserted here: that the writer itself checkpointed. By design a background pass that reached the WAL's end
+        // lets the next transaction start it over with no checkpoint on the writer, and how often that happens depends on
+        // the commits' timing (in the eleventh pass, with the writer's release order changed, it failed in 2 of ~6 full runs).
+        // The writer's own checkpoint is asserted where it is certain: ReaderHoldingASnapshot_TheWriterWaitsForIt (RESTART).
         (await store.ListAsync("default")).Should().HaveCount(3000);
     }
 
@@ -109,6 +112,7 @@ public sealed class SqliteCheckpointTests : TempDatabaseTest
         // reader (RESTART) instead of letting the WAL grow.
         framesWhilePinned.Should().BeLessThanOrEqualTo(4 * writerFrames + 128, "one commit past the bound at most");
         WalFrames.Should().BeLessThanOrEqualTo(4 * writerFrames + 128);
+        store.WriterCheckpoints.Should().BePositive("past 4 x the threshold the writer ran the RESTART itself, waiting for the reader");
         (await store.ListAsync("default")).Should().HaveCount(4001);
     }
 
