@@ -75,7 +75,7 @@ public sealed class SqliteCheckpointTests : TempDatabaseTest
 
         // Without a checkpoint that lets the WAL start over, 6,000 writes leave thousands of frames; SQLite's own
         // automatic checkpoint (1,000 frames) let it reach more than 1,000.
-        WalFrames.Should().BeLessThanOrEqualTo(4 * writerFrames, "the writer checkpoints at its threshold and the WAL starts over");
+        WalFrames.Should().BeLessThanOrEqualTo(4 * writerFrames, "the WAL is checkpointed at the thresholds (in the background or on the writer) and starts over");
         store.BackgroundCheckpoints.Should().BePositive();
         // Not asserted here: that the writer itself checkpointed. By design a background pass that reached the WAL's end
         // lets the next transaction start it over with no checkpoint on the writer, and how often that happens depends on
