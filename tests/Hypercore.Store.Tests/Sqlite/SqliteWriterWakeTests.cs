@@ -25,7 +25,9 @@ public sealed class SqliteWriterWakeTests
     {
         // Synchronous on purpose: the test's own thread queues the write and waits for it, no pool thread involved.
         var store = _database.Open();
-        using var gate = new ManualResetEventSlim();
+        // Not disposed: the queued items may reach gate.Wait() after the test has returned (a disposed gate there threw on a
+        // pool thread and took the test host down); once set it stays set, and it holds no kernel handle until waited on.
+        var gate = new ManualResetEventSlim();
         var started = 0;
         try
         {
