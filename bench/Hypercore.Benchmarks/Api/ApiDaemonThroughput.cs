@@ -39,7 +39,7 @@ public static class ApiDaemonThroughput
                 $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +
                 $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
                 $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs" +
-                DaemonGcMetrics.WindowText(r);
+                DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
             rows.Add(new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method));
             rows.Add(new ResultRow(ApiThroughput.Name, $"Create latency p99, {clients} client(s), {where}", r["p99_ms"], "ms", "per call, client side"));
             rows.Add(new ResultRow(ApiThroughput.Name, $"server CPU per Create, {clients} client(s), {where}", r["cpu_us_per"], "µs",
@@ -87,6 +87,11 @@ public static class ApiDaemonThroughput
         result["base_errors"] = health["errors"];
         result["base_p50_ms"] = health["p50_ms"];
         result["base_p99_ms"] = health["p99_ms"];
+        foreach (var (key, value) in health.Where(kv => kv.Key.StartsWith("client_", StringComparison.Ordinal)))
+        {
+            result["base_" + key] = value; // the load generator's own CPU, GC and settings under the baseline (lg12)
+        }
+
         result["base_cpu_us_per"] = health["count"] == 0 ? 0 : healthCpu.TotalMilliseconds * 1000 / health["count"];
         result["base_cpu_cores"] = healthCpu.TotalSeconds / healthWindow.TotalSeconds;
         result["base_ctxsw_per"] = health["count"] == 0 ? 0 : health["server_ctxsw"] / health["count"];

@@ -36,7 +36,7 @@ public static class ApiNodeThroughput
             $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
             $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is Running ({r.GetValueOrDefault("records_in_state"):0} Running, {Fmt.Number(r["drain_s"])} s after the window); " +
             $"empty call {Fmt.Number(r["base_cpu_us_per"])} µs; {Fmt.Number(r.GetValueOrDefault("daemon_alloc_kb_per"))} KB allocated per Create" +
-            DaemonGcMetrics.WindowText(r);
+            DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
         return
         [
             new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method),

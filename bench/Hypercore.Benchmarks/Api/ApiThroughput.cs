@@ -38,11 +38,11 @@ public static class ApiThroughput
             rows.Add(new ResultRow(Name, $"empty unary calls/s (baseline), {clients} client(s)", r["base_rate"], "/s",
                 $"grpc.health.v1 Health/Check on the same server, {clients} client(s) × sequential calls for {seconds} s after a warm-up, just before the Creates; " +
                 $"{r["base_count"]:0} calls, {r["base_errors"]:0} errors; the check is the daemon's own (one SQLite point read, no write); " +
-                $"p50 {Fmt.Number(r["base_p50_ms"])} ms, p99 {Fmt.Number(r["base_p99_ms"])} ms; server {Fmt.Number(r["base_cpu_us_per"])} µs CPU per call, {Fmt.Number(r["base_cpu_cores"])} cores busy"));
+                $"p50 {Fmt.Number(r["base_p50_ms"])} ms, p99 {Fmt.Number(r["base_p99_ms"])} ms; server {Fmt.Number(r["base_cpu_us_per"])} µs CPU per call, {Fmt.Number(r["base_cpu_cores"])} cores busy" + LoadGenerator.ClientText(r, "base_")));
             var method = $"{clients} gRPC client(s) × sequential Create for {seconds} s after a warm-up; " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) in one process, the clients in a separate load-generator process; " +
-                $"server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create, {Fmt.Number(r["cpu_cores"])} cores busy (clients {Fmt.Number(r["client_cpu_us_per"])} µs per Create, not counted); " +
-                $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each" + WindowText(r);
+                $"server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create, {Fmt.Number(r["cpu_cores"])} cores busy; " +
+                $"{Fmt.Number(r["commits_per_s"])} fsync'd commits/s of {Fmt.Number(r["writes_per_commit"])} writes each" + WindowText(r) + LoadGenerator.ClientText(r);
             // The goal (≥ 5,000/s with p99 ≤ 20 ms) names no concurrency: it is judged at every level from 16 clients
             // up (one client is bound by its own round trip), so the table shows the trade between rate and tail.
             var goalRow = clients >= 16 || ctx.Options.ApiClients.Length == 1;
@@ -161,6 +161,11 @@ public static class ApiThroughput
             result["base_errors"] = health["errors"];
             result["base_p50_ms"] = health["p50_ms"];
             result["base_p99_ms"] = health["p99_ms"];
+            foreach (var (key, value) in health.Where(kv => kv.Key.StartsWith("client_", StringComparison.Ordinal)))
+            {
+                result["base_" + key] = value; // the load generator's own CPU, GC and settings under the baseline (lg12)
+            }
+
             result["base_cpu_us_per"] = health["count"] == 0 ? 0 : healthCpu.TotalMilliseconds * 1000 / health["count"];
             result["base_cpu_cores"] = healthCpu.TotalSeconds / healthWindow.TotalSeconds;
         }

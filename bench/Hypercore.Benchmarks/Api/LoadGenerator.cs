@@ -23,9 +23,20 @@ public static class LoadGenerator
     public const string CallCreate = "create";
     public const string CallHealth = "health";
 
-    /// <summary>Usage: --load-generator --target URL --call create|health --clients N --seconds S [--kernel path] [--prefix id-prefix] [--state Running|Stopped|Paused].</summary>
+    /// <summary>Only report the runtime the load generator runs under (<c>client_runtime_*</c>) and exit (tests).</summary>
+    public const string RuntimeFlag = "--runtime";
+
+    /// <summary>Usage: --load-generator --target URL --call create|health --clients N --seconds S [--kernel path] [--prefix id-prefix] [--state Running|Stopped|Paused]; or --load-generator --runtime.</summary>
     public static async Task<int> MainAsync(IReadOnlyList<string> args)
     {
+        if (args.Contains(RuntimeFlag))
+        {
+            var runtime = new Dictionary<string, double>();
+            ClientWindow.ReportRuntime(runtime);
+            ChildRun.Report(runtime);
+            return 0;
+        }
+
         string? target = null, call = null, kernel = null, prefix = "lg", state = null;
         int clients = 0;
         double seconds = 0;
@@ -64,16 +75,16 @@ public static class LoadGenerator
             var ends = traceFile is null ? null : Enumerable.Range(0, clients).Select(_ => new List<long>(4096)).ToList();
             await Console.Out.WriteLineAsync(MeasureLine);
             await Console.Out.FlushAsync();
-            var cpuBefore = ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero;
+            var own = ClientWindow.Start();
             var (latencies, errors, elapsed) = await RunAsync(clients, one, TimeSpan.FromSeconds(seconds), "run", ends);
-            var cpu = (ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero) - cpuBefore;
+            var window = own.End();
             if (traceFile is not null)
             {
                 await WriteTraceAsync(traceFile, latencies, ends!);
             }
 
             var all = latencies.SelectMany(l => l).Order().ToArray();
-            ChildRun.Report(new Dictionary<string, double>
+            var result = new Dictionary<string, double>
             {
                 ["rate"] = all.Length / elapsed.TotalSeconds,
                 ["count"] = all.Length,
@@ -82,8 +93,9 @@ public static class LoadGenerator
                 ["seconds"] = elapsed.TotalSeconds,
                 ["p50_ms"] = Percentile(all, 0.50),
                 ["p99_ms"] = Percentile(all, 0.99),
-                ["client_cpu_us_per"] = all.Length == 0 ? 0 : cpu.TotalMilliseconds * 1000 / all.Length,
-            });
+            };
+            window.Report(result, all.Length);
+            ChildRun.Report(result);
             return 0;
         }
         finally
@@ -172,6 +184,69 @@ public static class LoadGenerator
         await Task.WhenAll(tasks);
         return (latencies, errors, Stopwatch.GetElapsedTime(started));
     }
+
+    /// <summary>
+    /// The load generator's own cost and stalls in the measured window (issue 15, lg12), reported as <c>client_*</c>: its CPU
+    /// and context switches, its collections and their pause (every client's calls in flight stall for a pause, and the
+    /// client measures the latency, so a client pause is part of the measured tail), the bytes it allocated, the methods
+    /// its JIT compiled in the window; and the runtime settings it ran under (<c>client_runtime_*</c>).
+    /// </summary>
+    private readonly record struct ClientWindow(TimeSpan Cpu, long? Switches, int Gen0, int Gen1, int Gen2, TimeSpan Pause, long Allocated, long JitMethods)
+    {
+        public static ClientWindow Start() => new(
+            ProcFs.CpuTime(Environment.ProcessId) ?? TimeSpan.Zero, ProcFs.ContextSwitches(Environment.ProcessId),
+            GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes(),
+            System.Runtime.JitInfo.GetCompiledMethodCount());
+
+        /// <summary>The differences from <see cref="Start"/> to now.</summary>
+        public ClientWindow End()
+        {
+            var now = Start();
+            return new(now.Cpu - Cpu, now.Switches - Switches, now.Gen0 - Gen0, now.Gen1 - Gen1, now.Gen2 - Gen2, now.Pause - Pause,
+                now.Allocated - Allocated, now.JitMethods - JitMethods);
+        }
+
+        /// <summary>Adds the window's figures (a window from <see cref="End"/>) for <paramref name="calls"/> calls.</summary>
+        public void Report(Dictionary<string, double> result, int calls)
+        {
+            double Per(double value) => calls == 0 ? 0 : value / calls;
+            result["client_cpu_us_per"] = Per(Cpu.TotalMilliseconds * 1000);
+            result["client_ctxsw_per"] = Switches is { } switches ? Per(switches) : -1;
+            // GC.CollectionCount(n) counts every collection of generation n or older: each collection once here, as the
+            // server's daemon_window_gen* (its meter) count them.
+            result["client_gc"] = Gen0;
+            result["client_gen0"] = Gen0 - Gen1;
+            result["client_gen1"] = Gen1 - Gen2;
+            result["client_gen2"] = Gen2;
+            result["client_gc_pause_ms"] = Pause.TotalMilliseconds;
+            result["client_gc_pause_ms_per_gc"] = Gen0 == 0 ? 0 : Pause.TotalMilliseconds / Gen0;
+            result["client_alloc_kb_per"] = Per(Allocated / 1024.0);
+            result["client_jit_methods"] = JitMethods;
+            ReportRuntime(result);
+        }
+
+        /// <summary>The runtime settings this process runs under, as <c>client_runtime_*</c> (<see cref="DaemonRuntime.Report"/>).</summary>
+        public static void ReportRuntime(Dictionary<string, double> result)
+        {
+            var runtime = new Dictionary<string, double>();
+            DaemonRuntime.Report(runtime);
+            foreach (var (key, value) in runtime.Where(kv => kv.Key.StartsWith("runtime_", StringComparison.Ordinal) && kv.Key is not ("runtime_jit_methods" or "runtime_jit_ms")))
+            {
+                result["client_" + key] = value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// "; load generator: …" for a row's method text: its CPU per call and its collections in the window (<c>client_*</c>;
+    /// with <paramref name="prefix"/> "base_": under the baseline), or "" when the keys are missing.
+    /// </summary>
+    public static string ClientText(IReadOnlyDictionary<string, double> r, string prefix = "") =>
+        r.TryGetValue(prefix + "client_cpu_us_per", out var cpu) && r.TryGetValue(prefix + "client_gc", out var collections) &&
+        r.TryGetValue(prefix + "client_gc_pause_ms", out var pause) && r.TryGetValue(prefix + "client_gc_pause_ms_per_gc", out var per)
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"; load generator (not counted as the server's): {cpu:0} µs CPU per call, {collections:0} collections in the window, {pause:0} ms paused ({per:0.0} ms each)")
+            : "";
 
     private static double Percentile(long[] sortedTicks, double p) =>
         sortedTicks.Length == 0 ? double.NaN

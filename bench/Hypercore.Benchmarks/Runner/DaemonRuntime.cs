@@ -117,24 +117,54 @@ public static class DaemonRuntime
     }
 
     /// <summary>
-    /// A client process started by a daemon-code child (the load generator, the watch clients): without the
-    /// <see cref="JitSettings"/> the child was given, so that it runs under the runner's own settings, as before.
+    /// How the client processes (the load generator, the watch clients) run (issue 15, lg12: bench/NOTES.md): they stand
+    /// for remote callers, but here they share the server's two cores and measure its latency, so every microsecond of
+    /// CPU they burn is taken from the server and every stall of theirs is in the measured tail. Like the daemon-code
+    /// children they compile every method optimized at its first call (under tiered compilation the load generator's JIT
+    /// was still recompiling 800-2,000 methods inside the measured window, after its 3 s warm-up: ~70 µs of its ~140 µs
+    /// of CPU per Create on a loaded machine), and their thread pool does not spin waiting for work (as vistarad's: the
+    /// spinning of the runtime's default, 70, was CPU taken from the server). A setting already in the environment is
+    /// kept (an A/B), as <see cref="StartInfo"/> does.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Name, string Value)> ClientSettings =
+        [.. JitSettings, ("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "0")];
+
+    /// <summary>
+    /// A client process (the load generator, the watch clients; started by the runner or by a daemon-code child): under
+    /// the runner's runtimeconfig.json and the <see cref="ClientSettings"/>; then <see cref="ClientEnv"/>.
     /// </summary>
     internal static ProcessStartInfo ForClient(ProcessStartInfo start)
     {
+        // The settings a daemon-code child was given are given to its clients again below; those set by hand stay.
         if (start.Environment.TryGetValue(Marker, out var given) && given is not null)
         {
             foreach (var name in given.Split(',', StringSplitOptions.RemoveEmptyEntries))
             {
-                if (JitSettings.Any(s => s.Name == name))
-                {
-                    start.Environment.Remove(name);
-                }
+                start.Environment.Remove(name);
             }
+        }
+
+        foreach (var (name, value) in ClientSettings)
+        {
+            if (!start.Environment.ContainsKey(name) && !start.Environment.ContainsKey("COMPlus_" + name["DOTNET_".Length..]))
+            {
+                start.Environment[name] = value;
+            }
+        }
+
+        // HYPERCORE_BENCH_CLIENT_ENV="NAME=VALUE …" (issue 15, lg12): environment for the client processes alone, for an
+        // A/B of their runtime settings against the same server (space-separated).
+        foreach (var pair in (Environment.GetEnvironmentVariable(ClientEnv) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var (name, value) = pair.IndexOf('=') is > 0 and var at ? (pair[..at], pair[(at + 1)..]) : throw new ArgumentException($"{ClientEnv}: not NAME=VALUE: {pair}");
+            start.Environment[name] = value;
         }
 
         return start;
     }
+
+    /// <summary>Environment for the client processes alone (<see cref="ForClient"/>), for an A/B.</summary>
+    public const string ClientEnv = "HYPERCORE_BENCH_CLIENT_ENV";
 
     /// <summary>A runtime setting as the runtime reads it from the environment (DOTNET_ before COMPlus_); null: not set.</summary>
     private static string? Setting(string name) =>
@@ -162,7 +192,10 @@ public static class DaemonRuntime
         result["runtime_gc_concurrent"] = GCSettings.LatencyMode == GCLatencyMode.Batch ? 0 : 1;
         result["runtime_gc_server"] = GCSettings.IsServerGC ? 1 : 0;
         result["runtime_gen0_budget"] = Convert.ToDouble(GC.GetConfigurationVariables()["GCGen0MaxBudget"], CultureInfo.InvariantCulture);
-        result["runtime_spin_limit"] = AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit") is { } spin ? Number(spin) : Absent;
+        // As the thread pool reads it: the environment (hex) before runtimeconfig.json.
+        result["runtime_spin_limit"] = Setting("ThreadPool_UnfairSemaphoreSpinLimit") is { } spinText
+            ? (long.TryParse(spinText, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var spinValue) ? spinValue : Absent)
+            : AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit") is { } spin ? Number(spin) : Absent;
         // How this process compiles (JitSettings): 0 or 1 as the runtime reads its settings (the environment first,
         // then runtimeconfig.json; both on by default), and what the JIT did up to this report.
         result["runtime_tiered_compilation"] = Flag(Setting("TieredCompilation")) ?? (AppContext.GetData("System.Runtime.TieredCompilation") is { } tiered ? Number(tiered) : 1);

@@ -23,4 +23,19 @@ public class ApiWindowTextTests
         ApiThroughput.WindowText(new Dictionary<string, double>(child) { ["runtime_tiered_compilation"] = 1, ["runtime_ready_to_run"] = 1 })
             .Should().Contain("the JIT's defaults");
     }
+
+    [Test]
+    public void CreateRows_SayTheLoadGeneratorsOwnCpuAndCollections()
+    {
+        // Issue 15 (lg12): the client measures the latency, so its own pauses are part of the measured tail.
+        var child = new Dictionary<string, double>
+        {
+            ["client_cpu_us_per"] = 67.2, ["client_gc"] = 11, ["client_gc_pause_ms"] = 27.3, ["client_gc_pause_ms_per_gc"] = 2.48,
+            ["base_client_cpu_us_per"] = 41.9, ["base_client_gc"] = 30, ["base_client_gc_pause_ms"] = 78, ["base_client_gc_pause_ms_per_gc"] = 2.6,
+        };
+
+        LoadGenerator.ClientText(child).Should().Be("; load generator (not counted as the server's): 67 µs CPU per call, 11 collections in the window, 27 ms paused (2.5 ms each)");
+        LoadGenerator.ClientText(child, "base_").Should().Contain("42 µs CPU per call, 30 collections in the window");
+        LoadGenerator.ClientText(new Dictionary<string, double>()).Should().BeEmpty("a result without the keys (an older runner's) says nothing");
+    }
 }

@@ -52,8 +52,28 @@ public class DaemonRuntimeTests
     }
 
     [Test]
+    public async Task ClientProcess_RunsUnderTheClientSettings()
+    {
+        // The load generator (and the watch clients) as ChildRun.SelfStartInfo starts them, seen from inside: the runner's
+        // runtimeconfig.json (workstation, non-concurrent GC) and DaemonRuntime.ClientSettings (issue 15, lg12).
+        var start = new ProcessStartInfo("dotnet");
+        foreach (var arg in (string[])[Runner(), Hypercore.Benchmarks.Api.LoadGenerator.Flag, Hypercore.Benchmarks.Api.LoadGenerator.RuntimeFlag])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var client = await RunAsync(DaemonRuntime.ForClient(start));
+
+        client["client_runtime_spin_limit"].Should().Be(0, "the client's thread pool does not spin for work: CPU taken from the server it measures");
+        client["client_runtime_tiered_compilation"].Should().Be(0, "no tier-up inside the measured window");
+        client["client_runtime_ready_to_run"].Should().Be(0, "every method compiled optimized, none run from ReadyToRun code");
+        client["client_runtime_gc_server"].Should().Be(0, "the runner's own settings: workstation GC");
+        client["client_runtime_gc_concurrent"].Should().Be(0, "the runner's own settings: no background GC");
+    }
+
+    [Test]
     [NonParallelizable]
-    public void ClientOfAChild_RunsUnderTheRunnersJitSettings()
+    public void ClientOfAChild_RunsUnderTheClientSettings()
     {
         // This process as a daemon-code child sees itself (the environment ChildRun gives it), then the start of the
         // load generator or the watch clients it makes: ChildRun.SelfStartInfo.
@@ -71,9 +91,9 @@ public class DaemonRuntimeTests
 
             var client = ChildRun.SelfStartInfo();
 
-            foreach (var (name, _) in DaemonRuntime.JitSettings)
+            foreach (var (name, value) in DaemonRuntime.ClientSettings)
             {
-                client.Environment.Should().NotContainKey(name, "the client runs under the runner's settings");
+                client.Environment.Should().Contain(name, value, "the client runs under the client settings");
             }
         }
         finally
@@ -82,6 +102,31 @@ public class DaemonRuntimeTests
             {
                 Environment.SetEnvironmentVariable(name, null);
             }
+        }
+    }
+
+    [Test]
+    [NonParallelizable]
+    public void ClientSettings_SetByHand_AreKept()
+    {
+        // An A/B: a setting in the runner's environment reaches the clients as it is, and HYPERCORE_BENCH_CLIENT_ENV
+        // reaches the clients alone.
+        try
+        {
+            Environment.SetEnvironmentVariable("DOTNET_TieredCompilation", "1");
+            Environment.SetEnvironmentVariable(DaemonRuntime.ClientEnv, "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=46 DOTNET_GCgen0size=0x4000000");
+
+            var client = DaemonRuntime.ForClient(new ProcessStartInfo("dotnet"));
+
+            client.Environment.Should().Contain("DOTNET_TieredCompilation", "1");
+            client.Environment.Should().Contain("DOTNET_ReadyToRun", "0");
+            client.Environment.Should().Contain("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit", "46");
+            client.Environment.Should().Contain("DOTNET_GCgen0size", "0x4000000");
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("DOTNET_TieredCompilation", null);
+            Environment.SetEnvironmentVariable(DaemonRuntime.ClientEnv, null);
         }
     }
 
