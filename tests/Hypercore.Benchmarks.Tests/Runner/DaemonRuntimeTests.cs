@@ -67,6 +67,7 @@ public class DaemonRuntimeTests
         client["client_runtime_spin_limit"].Should().Be(0, "the client's thread pool does not spin for work: CPU taken from the server it measures");
         client["client_runtime_tiered_compilation"].Should().Be(0, "no tier-up inside the measured window");
         client["client_runtime_ready_to_run"].Should().Be(0, "every method compiled optimized, none run from ReadyToRun code");
+        client["client_runtime_gen0_size"].Should().Be(64 << 20, "a 64 MB gen0 budget: fewer collections stopping every client's call");
         client["client_runtime_gc_server"].Should().Be(0, "the runner's own settings: workstation GC");
         client["client_runtime_gc_concurrent"].Should().Be(0, "the runner's own settings: no background GC");
     }
