@@ -66,8 +66,9 @@ public static class ChildRun
         Console.Out.WriteLine(Prefix + JsonSerializer.Serialize(values));
 
     /// <summary>
-    /// This executable again: the apphost, or dotnet plus this assembly. Started from a daemon-code child (the load
-    /// generator, the watch clients), it runs under the runner's settings, not the child's (<see cref="DaemonRuntime.ForClient"/>).
+    /// This executable again: the apphost, or dotnet plus this assembly, as a client process (the load generator, the
+    /// watch clients): under the runner's runtimeconfig.json and <see cref="DaemonRuntime.ClientSettings"/>, also when
+    /// started from a daemon-code child (<see cref="DaemonRuntime.ForClient"/>).
     /// </summary>
     internal static ProcessStartInfo SelfStartInfo()
     {

@@ -15,7 +15,7 @@ namespace Hypercore.Benchmarks.Runner;
 /// <remarks>
 /// A child started by hand starts itself again that way (<see cref="MustRestart"/>). The runner itself and the client
 /// processes it starts (<see cref="Api.LoadGenerator"/>, the watch clients) keep the runner's own runtimeconfig.json:
-/// they stand for remote callers, not the daemon, and goal 2's figures were measured with them as they are.
+/// they stand for remote callers, not the daemon; the clients also get the <see cref="ClientSettings"/> (issue 15, lg12).
 /// </remarks>
 public static class DaemonRuntime
 {
