@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Hypercore.Informers;
 using Hypercore.MicroVms;
 
@@ -98,13 +99,17 @@ public sealed class AllocationLedger
                 Put(before.Uid, replaced);
             }
 
-            var entry = Take(vm.Uid);
+            // A record keeps its entry (HasRecord), so the entry is changed where it is: one lookup of the uid instead of a
+            // read and a write (issue 15, twelfth pass: ~3 events per Running Create). Nothing else touches the dictionary
+            // while the reference is held.
+            ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, vm.Uid, out _);
+            _total -= entry.Share;
             entry.HasRecord = true;
             entry.OnNode = _capacity.IsOnThisNode(vm);
             entry.Request = _capacity.Request(vm.Spec);
             entry.HoldsIfAdmitted = NodeCapacity.Holds(vm, admittedHere: true);
             entry.HoldsOtherwise = NodeCapacity.Holds(vm, admittedHere: false);
-            Put(vm.Uid, entry);
+            _total += entry.Share;
         }
     }
 

@@ -82,6 +82,14 @@ public sealed partial class ConsoleLogRotator
         // On the informer's loop, under its lock: a set update only.
         private void OnEvent(InformerEvent ev)
         {
+            if (ev.Type == InformerEventType.Modified && ev.Previous is { } same && same.Uid == ev.MicroVm.Uid &&
+                MayWriteConsole(same) == MayWriteConsole(ev.MicroVm))
+            {
+                // Issue 15 (twelfth pass): the set already says what it should for this uid (it follows every event since
+                // the handler was added); most writes of a running VM's status change neither its pid nor its phase class.
+                return;
+            }
+
             lock (_gate)
             {
                 if (ev.Previous is { } before && before.Uid != ev.MicroVm.Uid)

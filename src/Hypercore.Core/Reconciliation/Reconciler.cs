@@ -52,6 +52,7 @@ public sealed partial class Reconciler
     private readonly ConcurrentDictionary<VmKey, DateTimeOffset> _unknownSince = new();
 
     private readonly IReadOnlyList<IStartStep> _steps;
+    private readonly TimeLimits _inspectLimits;
 
     public Reconciler(
         IMicroVmStore store, DriverRegistry drivers, TimeProvider time, IOptions<ReconcilerOptions> options, ILogger<Reconciler> log,
@@ -67,6 +68,7 @@ public sealed partial class Reconciler
         _time = time;
         _options = options.Value;
         _log = log;
+        _inspectLimits = new TimeLimits(time);
     }
 
     public Task<ReconcileResult> ReconcileAsync(VmKey key, CancellationToken ct) => ReconcilePassAsync(key, ct).AsTask();
@@ -264,8 +266,8 @@ public sealed partial class Reconciler
     {
         // One source, cancelled at the limit or with ct (issue 15: every pass inspects; a linked source on top of the
         // timed one was a second source and two registrations per pass).
-        using var limit = new CancellationTokenSource(_options.InspectTimeout, _time);
-        using var stop = ct.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), limit);
+        var limit = _inspectLimits.Rent(_options.InspectTimeout);
+        var stop = ct.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), limit);
         try
         {
             return await driver.InspectAsync(vm, limit.Token).WaitAsync(limit.Token);
@@ -279,6 +281,11 @@ public sealed partial class Reconciler
                 Pid = vm.Status.Pid,
                 Detail = $"{driver.Name} did not answer within {_options.InspectTimeout.TotalSeconds:0.#} s",
             };
+        }
+        finally
+        {
+            stop.Dispose(); // before the source goes back: a cancel of ct from here on no longer reaches it
+            _inspectLimits.Return(limit);
         }
     }
 
