@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Where the slowest Creates' time goes, from both ends of each connection (issue 15, tail12). Input: a
+bench/ack-trace.sh OUT dir (its trace records the syscalls of every process, the load generator's included, the exits
+of recvfrom, and OUT/ss pairs the two ends of each loopback connection).
+
+Each client has one connection and one call in flight. Per connection and call, four points on the wire:
+  c1 the load generator sends the request (a sendto of 256 bytes or more: HEADERS + DATA in one write)
+  s1 the daemon's first recvfrom after c1 that returns data on its end of that connection
+  s2 the daemon's first send of 256 bytes or more after s1 (the answer: HEADERS, DATA and trailers in one write)
+  c2 the load generator's first recvfrom after s2 that returns data
+so c2 - c1 is the call as the wire sees it; the load generator's own time before c1 and after c2 is the rest of its
+latency (compared as distributions with OUT/lat.create: per call they cannot be paired). The daemon's part s1 -> s2 is
+split at the store writer's commits: the Create's write is in a commit that starts after s1 and is durable before s2;
+"first" takes the earliest such commit (the most time after durability), "last" the last one (the least).
+Prints, over the measured window (its first and last half second left out): the distributions, and for the slowest 1 %
+and 5 % by c2 - c1 (and by the client's own latency) the mean of each part.
+"""
+import bisect, collections, os, re, statistics, sys
+
+out = sys.argv[1]
+pid = int(open(os.path.join(out, "pid")).read())
+calls = []
+for line in open(os.path.join(out, "lat.create")):
+    _, end, lat = map(int, line.split())
+    calls.append((end - lat, end, lat))
+t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
+a0, a1 = t0 + 500_000_000, t1 - 500_000_000
+
+# Connections: (pid, fd) of the daemon's end -> (pid, fd) of the client's end.
+ends = {}
+for line in open(os.path.join(out, "ss")):
+    f = line.split()
+    m = re.search(r'pid=(\d+),fd=(\d+)', line)
+    if len(f) >= 4 and m:
+        v4 = lambda a: a.replace("[::ffff:", "").replace("]", "")
+        ends[(v4(f[2]), v4(f[3]))] = (int(m.group(1)), int(m.group(2)))
+pairs = {}
+for (loc, peer), who in ends.items():
+    other = ends.get((peer, loc))
+    if other and who[0] == pid and other[0] != pid:
+        pairs[who] = other
+if not pairs:
+    sys.exit("wire-analyze: no connection pairs in OUT/ss")
+
+rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+(sys_\w+ ->|sys_\w+\(|\S+:)(.*)$")
+want = set(pairs) | set(pairs.values())
+pids = {p for p, _ in want}
+sends = collections.defaultdict(list)  # (pid, fd) -> [ts] of sends >= 256 bytes
+recvs = collections.defaultdict(list)  # (pid, fd) -> [ts] of recvfrom exits that returned data
+open_r = {}
+commits, creates, fsx, open_f = [], [], [], {}
+tgid = {}  # tid -> process, from every line
+switches = collections.defaultdict(list)  # cpu -> [(ts, next tid)]
+sched = []  # (ts, 0 woken | 1 switched out | 2 switched in, tid, still runnable)
+pauses, open_p = [], None
+for line in open(os.path.join(out, "trace")):
+    m = rx.match(line)
+    if not m or not m.group(3).isdigit():
+        continue
+    tgid[int(m.group(2))] = int(m.group(3))
+    if m.group(6) == "sched_switch:":
+        n = re.search(r"prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==> next_comm=.* next_pid=(\d+)", m.group(7))
+        if n:
+            t = int(round(float(m.group(5)) * 1e9))
+            switches[int(m.group(4))].append((t, int(n.group(3))))
+            sched.append((t, 1, int(n.group(1)), n.group(2).startswith("R")))  # switched out: runnable or asleep
+            sched.append((t, 2, int(n.group(3)), None))  # switched in
+        continue
+    if m.group(6) == "sched_wakeup:":
+        n = re.search(r" pid=(\d+)", m.group(7))
+        if n:
+            sched.append((int(round(float(m.group(5)) * 1e9)), 0, int(n.group(1)), None))
+        continue
+    if int(m.group(3)) not in pids:
+        continue
+    _, tid, p, _, ts, ev, rest = m.groups()
+    ts, tid, p, ev = int(round(float(ts) * 1e9)), int(tid), int(p), ev.rstrip(":")
+    if ev == "susp_in" and p == pid:
+        open_p = ts
+    elif ev == "rest_out" and p == pid and open_p:
+        pauses.append((open_p, ts)); open_p = None
+    elif ev == "commit" and p == pid:
+        commits.append((ts, tid))
+    elif ev == "w_create" and p == pid:
+        creates.append((ts, tid))
+    elif ev.startswith(("sys_fsync(", "sys_fdatasync(")):
+        open_f[tid] = ts
+    elif ev.startswith(("sys_fsync ->", "sys_fdatasync ->")) and tid in open_f:
+        fsx.append((open_f.pop(tid), ts, tid))
+    elif ev == "sys_recvfrom(":
+        fd = re.search(r"fd: (?:0x)?([0-9a-f]+)", rest)
+        fl = re.search(r"flags: (\S+?),", rest)
+        if fd and not (fl and int(fl.group(1), 16) & 2):  # not MSG_PEEK
+            open_r[tid] = (p, int(fd.group(1), 16))
+    elif ev == "sys_recvfrom ->":
+        k = open_r.pop(tid, None)
+        r = re.search(r"0x([0-9a-f]+)", rest)
+        if k and r and 0 < int(r.group(1), 16) < 1 << 31:
+            recvs[k].append(ts)
+    elif ev in ("sys_sendto(", "sys_sendmsg(", "sys_writev("):
+        fd = re.search(r"fd: (?:0x)?([0-9a-f]+)", rest)
+        ln = re.search(r"len: (?:0x)?([0-9a-f]+)", rest)
+        n = int(ln.group(1), 16) if ln else 1 << 20
+        if fd and n >= 256:
+            sends[(p, int(fd.group(1), 16))].append(ts)
+
+ms = lambda ns: ns / 1e6
+q = lambda xs, f: xs[min(len(xs) - 1, int(f * len(xs)))]
+def dist(xs):
+    xs = sorted(xs)
+    return (f"mean {ms(statistics.mean(xs)):.2f} ms, p50 {ms(q(xs, .5)):.2f}, p90 {ms(q(xs, .9)):.2f}, "
+            f"p99 {ms(q(xs, .99)):.2f}, max {ms(xs[-1]):.2f} ({len(xs)})")
+nxt = lambda xs, t: xs[bisect.bisect_right(xs, t)] if bisect.bisect_right(xs, t) < len(xs) else None
+
+# Durable commits with Creates (the writer thread's): (CommitBatch, durable at).
+wt = collections.Counter(t for _, t in commits).most_common(1)[0][0] if commits else None
+cs = sorted(ts for ts, t in commits if t == wt)
+crt = sorted(ts for ts, t in creates if t == wt)
+wfs = sorted((a, b) for a, b, t in fsx if t == wt)
+cb, cd, cn = [], [], []
+for k, ts in enumerate(cs):
+    end = cs[k + 1] if k + 1 < len(cs) else ts + 10**9
+    n = bisect.bisect_left(crt, end) - bisect.bisect_left(crt, ts)
+    fi = bisect.bisect_left(wfs, (ts, 0))
+    if n and fi < len(wfs) and wfs[fi][0] < end:
+        cb.append(ts); cd.append(wfs[fi][1]); cn.append(n)
+cs_all = cs
+
+rows = []  # (c1, s1, s2, c2, first commit (start, durable, n, reconciler-only commits ahead), last commit)
+for srv, cli in pairs.items():
+    cS, sR, sS, cR = sorted(sends[cli]), sorted(recvs[srv]), sorted(sends[srv]), sorted(recvs[cli])
+    for c1 in cS:
+        if not a0 <= c1 <= a1:
+            continue
+        s1 = nxt(sR, c1 - 1)
+        s2 = s1 and nxt(sS, s1)
+        c2 = s2 and nxt(cR, s2)
+        if not c2 or c2 - c1 > 10**9:
+            continue
+        i = bisect.bisect_left(cb, s1)  # commits with Creates that started after s1
+        j = bisect.bisect_right(cd, s2) - 1  # ... and were durable before s2
+        first = (cb[i], cd[i], cn[i]) if i < len(cb) and cd[i] <= s2 else None
+        last = (cb[j], cd[j], cn[j]) if j >= 0 and cb[j] >= s1 else None
+        rows.append((c1, s1, s2, c2, first, last))
+
+if not rows:
+    sys.exit("wire-analyze: no calls matched")
+lat = sorted(c[2] for c in calls if a0 <= c[1] <= a1)
+wire = sorted(r[3] - r[0] for r in rows)
+print(f"{len(pairs)} connections paired; {len(rows)} calls seen on the wire in the window, {len(lat)} by the client")
+print(f"client latency (lat.create):        {dist(lat)}")
+print(f"on the wire (c2 - c1):              {dist(wire)}")
+print(f"  c1 -> s1 (request sent -> daemon reads it): {dist([r[1] - r[0] for r in rows])}")
+print(f"  s1 -> s2 (daemon: read -> answer sent):     {dist([r[2] - r[1] for r in rows])}")
+print(f"  s2 -> c2 (answer sent -> client reads it):  {dist([r[3] - r[2] for r in rows])}")
+print(f"client's own time (latency - wire), as distributions: p50 {ms(q(lat, .5) - q(wire, .5)):.2f} ms, "
+      f"p99 {ms(q(lat, .99) - q(wire, .99)):.2f} ms")
+withc = [r for r in rows if r[4]]
+print(f"calls whose daemon part holds a commit with Creates: {len(withc)} of {len(rows)}")
+
+def parts(rs, key):
+    """Mean of each part over rs; key picks the commit (4 = first, 5 = last)."""
+    rs = [r for r in rs if r[key]]
+    if not rs:
+        return "no calls"
+    m = lambda f: ms(statistics.mean(f(r) for r in rs))
+    # Commits of any kind between s1 and the Create's commit: the batches ahead of it.
+    ahead = statistics.mean(bisect.bisect_left(cs_all, r[key][0]) - bisect.bisect_left(cs_all, r[1]) for r in rs)
+    return (f"c1->s1 {m(lambda r: r[1] - r[0]):.2f}, s1->its commit starts {m(lambda r: r[key][0] - r[1]):.2f}, "
+            f"commit -> durable {m(lambda r: r[key][1] - r[key][0]):.2f}, durable -> s2 {m(lambda r: r[2] - r[key][1]):.2f}, "
+            f"s2->c2 {m(lambda r: r[3] - r[2]):.2f} ms; commits ahead of it after s1 {ahead:.2f}, "
+            f"Creates in its commit {statistics.mean(r[key][2] for r in rs):.1f} ({len(rs)} calls)")
+
+by = sorted(rows, key=lambda r: r[3] - r[0])
+for name, sel in (("all", by), ("p50-p90", by[len(by) // 2:int(len(by) * .9)]),
+                  ("slowest 5 %", by[int(len(by) * .95):]), ("slowest 1 %", by[int(len(by) * .99):])):
+    w = ms(statistics.mean(r[3] - r[0] for r in sel))
+    print(f"{name:12s} wire mean {w:.2f} ms")
+    print(f"   first commit: {parts(sel, 4)}")
+    print(f"   last commit:  {parts(sel, 5)}")
+# Which connections hold the slowest 1 %: a straggler connection would hold many.
+slow = by[int(len(by) * .99):]
+byconn = collections.Counter()
+idx = {}
+for srv, cli in pairs.items():
+    for t in sends[cli]:
+        idx[t] = srv
+for r in slow:
+    byconn[idx.get(r[0])] += 1
+print(f"slowest 1 % by connection: {len(byconn)} connections, most on one {byconn.most_common(1)[0][1]}, "
+      f"expected if even ~{len(slow) / len(pairs):.1f}")
+# Are the slow calls clustered in time (a stall that hits everyone) or spread?
+slow_t = sorted(r[0] for r in slow)
+gaps = [b - a for a, b in zip(slow_t, slow_t[1:])]
+clusters = 1 + sum(1 for g in gaps if g > 5_000_000)
+print(f"slowest 1 %: {len(slow)} calls in {clusters} clusters (calls sent within 5 ms of the previous slow one join it)")
+
+
+# ---- Who had the CPUs, and the GC's pauses, over the slowest calls' time on the wire against the whole window.
+def union(iv):
+    res = []
+    for a, b in sorted(iv):
+        if res and a <= res[-1][1]:
+            res[-1][1] = max(res[-1][1], b)
+        else:
+            res.append([a, b])
+    return res
+def overlap(iv, pts):
+    """Time of the union iv covered by the intervals pts (sorted, disjoint)."""
+    tot = 0
+    for a, b in iv:
+        for x, y in pts:
+            if y > a and x < b:
+                tot += min(b, y) - max(a, x)
+    return tot
+lgp = {p for p, _ in pairs.values()}
+def who(t):
+    if t == 0:
+        return "idle"
+    g = tgid.get(t)
+    return "daemon" if g == pid else "load generator" if g in lgp else "other"
+def shares(iv):
+    tot = collections.Counter()
+    for cpu, sw in switches.items():
+        sw.sort()
+        for (x, t), (y, _) in zip(sw, sw[1:]):
+            for a, b in iv:
+                if y > a and x < b:
+                    tot[who(t)] += min(b, y) - max(a, x)
+    span = sum(b - a for a, b in iv) * max(1, len(switches))
+    return ", ".join(f"{k} {100 * v / span:.0f} %" for k, v in sorted(tot.items(), key=lambda kv: -kv[1]))
+slow_iv = union([(r[0], r[3]) for r in slow])
+if switches:
+    print(f"CPUs ({len(switches)}) over the whole window: {shares([(a0, a1)])}")
+    print(f"CPUs over the slowest 1 %'s time on the wire ({ms(sum(b - a for a, b in slow_iv)):.0f} ms): {shares(slow_iv)}")
+if pauses:
+    gp = union(pauses)
+    allw = union([(r[0], r[3]) for r in rows])
+    print(f"GC pauses: {len(pauses)}, {ms(sum(b - a for a, b in gp)):.0f} ms in all; share of the slowest 1 %'s wire time "
+          f"in a pause {100 * overlap(slow_iv, gp) / max(1, sum(b - a for a, b in slow_iv)):.0f} %, of the window's "
+          f"{100 * overlap([(a0, a1)], gp) / (a1 - a0):.0f} %")
+    hit = sum(1 for r in slow if overlap([(r[0], r[3])], gp) > 0)
+    print(f"slowest 1 % calls that overlap a pause: {hit} of {len(slow)}; their mean pause time "
+          f"{ms(statistics.mean(overlap([(r[0], r[3])], gp) for r in slow)):.2f} ms")
+
+# Waiting for a CPU: a thread woken, or preempted while runnable, until it is switched in.
+if sched:
+    sched.sort()
+    ready, waits = {}, collections.defaultdict(list)  # tid -> since; tid -> [(from, to)]
+    for t, kind, tid, runnable in sched:
+        if kind == 0 or (kind == 1 and runnable):
+            ready.setdefault(tid, t)
+        elif kind == 1:
+            ready.pop(tid, None)
+        elif kind == 2 and tid in ready:
+            waits[tid].append((ready.pop(tid), t))
+    def runq(iv, sel):
+        """Mean number of sel's threads waiting for a CPU over the union iv."""
+        span = sum(b - a for a, b in iv)
+        tot = 0
+        for tid, ws in waits.items():
+            if sel(tid):
+                for x, y in ws:
+                    for a, b in iv:
+                        if y > a and x < b:
+                            tot += min(b, y) - max(a, x)
+        return tot / max(1, span)
+    groups = (("daemon", lambda t: tgid.get(t) == pid), ("load generator", lambda t: tgid.get(t) in lgp),
+              ("other", lambda t: t and tgid.get(t) not in lgp | {pid}))
+    for name, iv in (("whole window", [(a0, a1)]), ("slowest 1 %'s wire time", slow_iv)):
+        print(f"threads waiting for a CPU (mean number) over the {name}: " +
+              ", ".join(f"{g} {runq(iv, f):.2f}" for g, f in groups))
+    if wt:
+        ws = [(x, y) for x, y in waits.get(wt, []) if a0 <= x <= a1]
+        if ws:
+            d = sorted(y - x for x, y in ws)
+            print(f"the store writer: waited for a CPU {100 * sum(d) / (a1 - a0):.0f} % of the window, {len(d)} times: {dist(d)}")
