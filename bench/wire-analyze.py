@@ -48,7 +48,7 @@ pids = {p for p, _ in want}
 sends = collections.defaultdict(list)  # (pid, fd) -> [ts] of sends >= 256 bytes
 recvs = collections.defaultdict(list)  # (pid, fd) -> [ts] of recvfrom exits that returned data
 open_r = {}
-commits, creates, fsx, open_f = [], [], [], {}
+commits, creates, fsx, open_f, writes_at = [], [], [], {}, {}
 tgid = {}  # tid -> process, from every line
 switches = collections.defaultdict(list)  # cpu -> [(ts, next tid)]
 sched = []  # (ts, 0 woken | 1 switched out | 2 switched in, tid, still runnable)
@@ -81,6 +81,8 @@ for line in open(os.path.join(out, "trace")):
         pauses.append((open_p, ts)); open_p = None
     elif ev == "commit" and p == pid:
         commits.append((ts, tid))
+        nw = re.search(r"n=(-?\d+)", rest)
+        writes_at[ts] = int(nw.group(1)) if nw else 0
     elif ev == "w_create" and p == pid:
         creates.append((ts, tid))
     elif ev.startswith(("sys_fsync(", "sys_fdatasync(")):
@@ -123,7 +125,7 @@ for k, ts in enumerate(cs):
     n = bisect.bisect_left(crt, end) - bisect.bisect_left(crt, ts)
     fi = bisect.bisect_left(wfs, (ts, 0))
     if n and fi < len(wfs) and wfs[fi][0] < end:
-        cb.append(ts); cd.append(wfs[fi][1]); cn.append(n)
+        cb.append(ts); cd.append(wfs[fi][1]); cn.append((n, writes_at.get(ts, 0)))
 cs_all = cs
 
 rows = []  # (c1, s1, s2, c2, first commit (start, durable, n, reconciler-only commits ahead), last commit)
@@ -169,7 +171,7 @@ def parts(rs, key):
     return (f"c1->s1 {m(lambda r: r[1] - r[0]):.2f}, s1->its commit starts {m(lambda r: r[key][0] - r[1]):.2f}, "
             f"commit -> durable {m(lambda r: r[key][1] - r[key][0]):.2f}, durable -> s2 {m(lambda r: r[2] - r[key][1]):.2f}, "
             f"s2->c2 {m(lambda r: r[3] - r[2]):.2f} ms; commits ahead of it after s1 {ahead:.2f}, "
-            f"Creates in its commit {statistics.mean(r[key][2] for r in rs):.1f} ({len(rs)} calls)")
+            f"its commit: Creates {statistics.mean(r[key][2][0] for r in rs):.1f} of {statistics.mean(r[key][2][1] for r in rs):.1f} writes ({len(rs)} calls)")
 
 by = sorted(rows, key=lambda r: r[3] - r[0])
 for name, sel in (("all", by), ("p50-p90", by[len(by) // 2:int(len(by) * .9)]),
@@ -178,6 +180,12 @@ for name, sel in (("all", by), ("p50-p90", by[len(by) // 2:int(len(by) * .9)]),
     print(f"{name:12s} wire mean {w:.2f} ms")
     print(f"   first commit: {parts(sel, 4)}")
     print(f"   last commit:  {parts(sel, 5)}")
+# The daemon's own spread: its slowest 1 % by s1 -> s2.
+bys = sorted(rows, key=lambda r: r[2] - r[1])
+sel = bys[int(len(bys) * .99):]
+print(f"the daemon's slowest 1 % (by s1 -> s2, mean {ms(statistics.mean(r[2] - r[1] for r in sel)):.2f} ms)")
+print(f"   first commit: {parts(sel, 4)}")
+print(f"   last commit:  {parts(sel, 5)}")
 # Which connections hold the slowest 1 %: a straggler connection would hold many.
 slow = by[int(len(by) * .99):]
 byconn = collections.Counter()
@@ -275,3 +283,55 @@ if sched:
         if ws:
             d = sorted(y - x for x, y in ws)
             print(f"the store writer: waited for a CPU {100 * sum(d) / (a1 - a0):.0f} % of the window, {len(d)} times: {dist(d)}")
+
+# ---- Per call, end to end: lat.create's first column is the client, one connection each; a client is paired with the
+# connection whose calls on the wire fall inside its calls most often. Then each measured call has six points:
+# c0 (the client starts the call) c1 s1 s2 c2 c3 (the call returns to the client's loop).
+calls_by = collections.defaultdict(list)
+for line in open(os.path.join(out, "lat.create")):
+    c, end, l = map(int, line.split())
+    calls_by[c].append((end - l, end))
+wire_by = collections.defaultdict(list)
+for r in rows:
+    wire_by[idx.get(r[0])].append(r)
+for v in wire_by.values():
+    v.sort()
+conn_of = {}
+for c, cl in calls_by.items():
+    votes = collections.Counter()
+    for st, en in cl[::max(1, len(cl) // 20)]:
+        for srv, rs in wire_by.items():
+            k = bisect.bisect_left(rs, (st,))
+            if k < len(rs) and rs[k][3] <= en:
+                votes[srv] += 1
+    if votes:
+        conn_of[c] = votes.most_common(1)[0][0]
+full = []  # (c0, c1, s1, s2, c2, c3, first commit, last commit)
+for c, cl in calls_by.items():
+    rs = wire_by.get(conn_of.get(c), [])
+    for st, en in cl:
+        if not a0 <= en <= a1:
+            continue
+        k = bisect.bisect_left(rs, (st,))
+        if k < len(rs) and rs[k][3] <= en:
+            r = rs[k]
+            full.append((st, r[0], r[1], r[2], r[3], en, r[4], r[5]))
+if full:
+    print(f"end to end: {len(conn_of)} clients paired with a connection, {len(full)} calls with all six points")
+    full.sort(key=lambda f: f[5] - f[0])
+    names = ("c0->c1 client before send", "c1->s1 to the daemon's read", "s1->s2 daemon", "s2->c2 to the client's read",
+             "c2->c3 client after read")
+    def row(sel):
+        parts = [statistics.mean(f[i + 1] - f[i] for f in sel) for i in range(5)]
+        tot = statistics.mean(f[5] - f[0] for f in sel)
+        fc = [f for f in sel if f[6]]
+        d = statistics.mean(f[3] - f[6][1] for f in fc) if fc else 0
+        b = statistics.mean(f[6][0] - f[2] for f in fc) if fc else 0
+        return tot, parts, b, d
+    print(f"  {'calls':22s} {'latency':>8s} " + " ".join(f"{n.split()[0]:>7s}" for n in names) + "  (s1->commit, durable->s2: its first possible commit)")
+    n = len(full)
+    for name, sel in (("all", full), ("p50-p90", full[n // 2:int(n * .9)]), ("p90-p99", full[int(n * .9):int(n * .99)]),
+                      ("slowest 1 %", full[int(n * .99):])):
+        tot, parts, b, d = row(sel)
+        print(f"  {name:22s} {ms(tot):8.2f} " + " ".join(f"{ms(p):7.2f}" for p in parts) + f"  ({ms(b):.2f}, {ms(d):.2f}) ms")
+    print("  " + "; ".join(names))
