@@ -12,8 +12,12 @@ so c2 - c1 is the call as the wire sees it; the load generator's own time before
 latency (compared as distributions with OUT/lat.create: per call they cannot be paired). The daemon's part s1 -> s2 is
 split at the store writer's commits: the Create's write is in a commit that starts after s1 and is durable before s2;
 "first" takes the earliest such commit (the most time after durability), "last" the last one (the least).
-Prints, over the measured window (its first and last half second left out): the distributions, and for the slowest 1 %
-and 5 % by c2 - c1 (and by the client's own latency) the mean of each part.
+Prints, over the measured window (its first and last half second left out): the distributions; for the slowest 1 % and
+5 % by c2 - c1 and the daemon's slowest 1 % by s1 -> s2, the mean of each part; each measured call end to end (the
+client's index in lat.create paired with its connection: c0 the call starts, c3 it returns) by client latency; with
+ack-trace.sh's sched and GC events, who had the two CPUs and who waited for one over the slowest calls, the GC pauses'
+share, and the store writer's time between a commit's fsync and its next CommitBatch (asleep, waiting for a CPU,
+running). Usage: python3 bench/wire-analyze.py OUT   (OUT from `ACK_TRACE_CHILD=api-node bash bench/ack-trace.sh ...`)
 """
 import bisect, collections, os, re, statistics, sys
 
@@ -335,3 +339,33 @@ if full:
         tot, parts, b, d = row(sel)
         print(f"  {name:22s} {ms(tot):8.2f} " + " ".join(f"{ms(p):7.2f}" for p in parts) + f"  ({ms(b):.2f}, {ms(d):.2f}) ms")
     print("  " + "; ".join(names))
+
+# ---- The writer between a commit's fsync and its next CommitBatch: asleep (nothing queued, or the bounded wait for a
+# request write), waiting for a CPU, or running (publishing, releasing callers, the checkpointer's turn).
+if sched and wt:
+    sleeps, s_from = [], None
+    for t, kind, tid, runnable in sched:
+        if tid != wt:
+            continue
+        if kind == 1 and not runnable:
+            s_from = t
+        elif kind in (0, 2) and s_from is not None:
+            sleeps.append((s_from, t)); s_from = None
+    cpuw = waits.get(wt, [])
+    gaps = []
+    for k, ts in enumerate(cs[:-1]):
+        fi = bisect.bisect_left(wfs, (ts, 0))
+        if a0 <= ts <= a1 and fi < len(wfs) and wfs[fi][0] < cs[k + 1]:
+            gaps.append((wfs[fi][1], cs[k + 1]))
+    if gaps:
+        gaps.sort(key=lambda g: g[1] - g[0])
+        def split(sel):
+            tot = sum(b - a for a, b in sel)
+            sl = sum(overlap([g], [s for s in sleeps if s[1] > g[0] and s[0] < g[1]]) for g in sel)
+            cw = sum(overlap([g], [w for w in cpuw if w[1] > g[0] and w[0] < g[1]]) for g in sel)
+            return f"mean {ms(tot / len(sel)):.2f} ms: asleep {100 * sl / tot:.0f} %, waiting for a CPU {100 * cw / tot:.0f} %, running {100 * (tot - sl - cw) / tot:.0f} %"
+        print(f"the writer from a commit's fsync to its next CommitBatch, all ({len(gaps)}): {split(gaps)}")
+        print(f"   the longest 1 %: {split(gaps[int(len(gaps) * .99):])}")
+        top = union(gaps[int(len(gaps) * .99):])
+        print(f"   over the longest 1 %: CPUs {shares(top)}; threads waiting for a CPU: " +
+              ", ".join(f"{g} {runq(top, f):.2f}" for g, f in groups))
