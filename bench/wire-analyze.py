@@ -9,7 +9,7 @@ Each client has one connection and one call in flight. Per connection and call, 
   s2 the daemon's first send of 256 bytes or more after s1 (the answer: HEADERS, DATA and trailers in one write)
   c2 the load generator's first recvfrom after s2 that returns data
 so c2 - c1 is the call as the wire sees it; the load generator's own time before c1 and after c2 is the rest of its
-latency (compared as distributions with OUT/lat.create: per call they cannot be paired). The daemon's part s1 -> s2 is
+latency (OUT/lat.create, paired per call below). The daemon's part s1 -> s2 is
 split at the store writer's commits: the Create's write is in a commit that starts after s1 and is durable before s2;
 "first" takes the earliest such commit (the most time after durability), "last" the last one (the least).
 Prints, over the measured window (its first and last half second left out): the distributions; for the slowest 1 % and
