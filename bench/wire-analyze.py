@@ -190,6 +190,7 @@ sel = bys[int(len(bys) * .99):]
 print(f"the daemon's slowest 1 % (by s1 -> s2, mean {ms(statistics.mean(r[2] - r[1] for r in sel)):.2f} ms)")
 print(f"   first commit: {parts(sel, 4)}")
 print(f"   last commit:  {parts(sel, 5)}")
+dsel = sel
 # Which connections hold the slowest 1 %: a straggler connection would hold many.
 slow = by[int(len(by) * .99):]
 byconn = collections.Counter()
@@ -242,9 +243,11 @@ def shares(iv):
     span = sum(b - a for a, b in iv) * max(1, len(switches))
     return ", ".join(f"{k} {100 * v / span:.0f} %" for k, v in sorted(tot.items(), key=lambda kv: -kv[1]))
 slow_iv = union([(r[0], r[3]) for r in slow])
+dsel_iv = union([(r[1], r[2]) for r in dsel])
 if switches:
     print(f"CPUs ({len(switches)}) over the whole window: {shares([(a0, a1)])}")
     print(f"CPUs over the slowest 1 %'s time on the wire ({ms(sum(b - a for a, b in slow_iv)):.0f} ms): {shares(slow_iv)}")
+    print(f"CPUs over the daemon's slowest 1 % (s1 -> s2, {ms(sum(b - a for a, b in dsel_iv)):.0f} ms): {shares(dsel_iv)}")
 if pauses:
     gp = union(pauses)
     allw = union([(r[0], r[3]) for r in rows])
