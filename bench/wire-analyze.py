@@ -17,14 +17,18 @@ Prints, over the measured window (its first and last half second left out): the 
 client's index in lat.create paired with its connection: c0 the call starts, c3 it returns) by client latency; with
 ack-trace.sh's sched and GC events, who had the two CPUs and who waited for one over the slowest calls, the GC pauses'
 share, and the store writer's time between a commit's fsync and its next CommitBatch (asleep, waiting for a CPU,
-running). Usage: python3 bench/wire-analyze.py OUT   (OUT from `ACK_TRACE_CHILD=api-node bash bench/ack-trace.sh ...`)
+running). Usage: python3 bench/wire-analyze.py OUT [create|health]   (OUT from `ACK_TRACE_CHILD=api-node bash bench/ack-trace.sh ...`)
 """
 import bisect, collections, os, re, statistics, sys
 
 out = sys.argv[1]
+call = sys.argv[2] if len(sys.argv) > 2 else "create"  # or "health": the baseline's empty calls (lat.health)
+# Smallest request the client sends and smallest answer the daemon sends (a Create: ~330 and ~290 bytes; an empty
+# call: 227 and 38; control frames: PING 17, WINDOW_UPDATE 13, SETTINGS 9 bytes).
+req_min, ans_min = (256, 256) if call == "create" else (200, 32)
 pid = int(open(os.path.join(out, "pid")).read())
 calls = []
-for line in open(os.path.join(out, "lat.create")):
+for line in open(os.path.join(out, f"lat.{call}")):
     _, end, lat = map(int, line.split())
     calls.append((end - lat, end, lat))
 t0, t1 = min(c[0] for c in calls), max(c[1] for c in calls)
@@ -38,16 +42,16 @@ for line in open(os.path.join(out, "ss")):
     if len(f) >= 4 and m:
         v4 = lambda a: a.replace("[::ffff:", "").replace("]", "")
         ends[(v4(f[2]), v4(f[3]))] = (int(m.group(1)), int(m.group(2)))
-pairs = {}
+pairs = {}  # (client end) -> daemon end; the daemon's fd numbers are reused (the baseline's connections, then the Creates')
 for (loc, peer), who in ends.items():
     other = ends.get((peer, loc))
     if other and who[0] == pid and other[0] != pid:
-        pairs[who] = other
+        pairs[other] = who
 if not pairs:
     sys.exit("wire-analyze: no connection pairs in OUT/ss")
 
 rx = re.compile(r"^\s*(.+?)-(\d+)\s+\(\s*(\S+)\)\s+\[(\d+)\]\s+\S+\s+([\d.]+):\s+(sys_\w+ ->|sys_\w+\(|\S+:)(.*)$")
-want = set(pairs) | set(pairs.values())
+want = set(pairs) | set(pairs.values())  # both ends
 pids = {p for p, _ in want}
 sends = collections.defaultdict(list)  # (pid, fd) -> [ts] of sends >= 256 bytes
 recvs = collections.defaultdict(list)  # (pid, fd) -> [ts] of recvfrom exits that returned data
@@ -107,7 +111,7 @@ for line in open(os.path.join(out, "trace")):
         fd = re.search(r"fd: (?:0x)?([0-9a-f]+)", rest)
         ln = re.search(r"len: (?:0x)?([0-9a-f]+)", rest)
         n = int(ln.group(1), 16) if ln else 1 << 20
-        if fd and n >= 256:
+        if fd and n >= (ans_min if p == pid else req_min):
             sends[(p, int(fd.group(1), 16))].append(ts)
 
 ms = lambda ns: ns / 1e6
@@ -133,7 +137,7 @@ for k, ts in enumerate(cs):
 cs_all = cs
 
 rows = []  # (c1, s1, s2, c2, first commit (start, durable, n, reconciler-only commits ahead), last commit)
-for srv, cli in pairs.items():
+for cli, srv in pairs.items():
     cS, sR, sS, cR = sorted(sends[cli]), sorted(recvs[srv]), sorted(sends[srv]), sorted(recvs[cli])
     for c1 in cS:
         if not a0 <= c1 <= a1:
@@ -147,14 +151,14 @@ for srv, cli in pairs.items():
         j = bisect.bisect_right(cd, s2) - 1  # ... and were durable before s2
         first = (cb[i], cd[i], cn[i]) if i < len(cb) and cd[i] <= s2 else None
         last = (cb[j], cd[j], cn[j]) if j >= 0 and cb[j] >= s1 else None
-        rows.append((c1, s1, s2, c2, first, last))
+        rows.append((c1, s1, s2, c2, first, last, cli))
 
 if not rows:
     sys.exit("wire-analyze: no calls matched")
 lat = sorted(c[2] for c in calls if a0 <= c[1] <= a1)
 wire = sorted(r[3] - r[0] for r in rows)
-print(f"{len(pairs)} connections paired; {len(rows)} calls seen on the wire in the window, {len(lat)} by the client")
-print(f"client latency (lat.create):        {dist(lat)}")
+print(f"{len({r[6] for r in rows})} connections carried the calls; {len(rows)} calls seen on the wire in the window, {len(lat)} by the client")
+print(f"client latency (lat.{call}):        {dist(lat)}")
 print(f"on the wire (c2 - c1):              {dist(wire)}")
 print(f"  c1 -> s1 (request sent -> daemon reads it): {dist([r[1] - r[0] for r in rows])}")
 print(f"  s1 -> s2 (daemon: read -> answer sent):     {dist([r[2] - r[1] for r in rows])}")
@@ -194,14 +198,10 @@ dsel = sel
 # Which connections hold the slowest 1 %: a straggler connection would hold many.
 slow = by[int(len(by) * .99):]
 byconn = collections.Counter()
-idx = {}
-for srv, cli in pairs.items():
-    for t in sends[cli]:
-        idx[t] = srv
 for r in slow:
-    byconn[idx.get(r[0])] += 1
+    byconn[r[6]] += 1
 print(f"slowest 1 % by connection: {len(byconn)} connections, most on one {byconn.most_common(1)[0][1]}, "
-      f"expected if even ~{len(slow) / len(pairs):.1f}")
+      f"expected if even ~{len(slow) / max(1, len({r[6] for r in rows})):.1f}")
 # Are the slow calls clustered in time (a stall that hits everyone) or spread?
 slow_t = sorted(r[0] for r in slow)
 gaps = [b - a for a, b in zip(slow_t, slow_t[1:])]
@@ -226,7 +226,7 @@ def overlap(iv, pts):
             if y > a and x < b:
                 tot += min(b, y) - max(a, x)
     return tot
-lgp = {p for p, _ in pairs.values()}
+lgp = {p for p, _ in pairs}
 def who(t):
     if t == 0:
         return "idle"
@@ -295,12 +295,12 @@ if sched:
 # connection whose calls on the wire fall inside its calls most often. Then each measured call has six points:
 # c0 (the client starts the call) c1 s1 s2 c2 c3 (the call returns to the client's loop).
 calls_by = collections.defaultdict(list)
-for line in open(os.path.join(out, "lat.create")):
+for line in open(os.path.join(out, f"lat.{call}")):
     c, end, l = map(int, line.split())
     calls_by[c].append((end - l, end))
 wire_by = collections.defaultdict(list)
 for r in rows:
-    wire_by[idx.get(r[0])].append(r)
+    wire_by[r[6]].append(r)
 for v in wire_by.values():
     v.sort()
 conn_of = {}
