@@ -12,7 +12,10 @@
 # continuation after the durable commit), Kestrel's socket I/O queue (the send's work item), the HTTP/2 output loop,
 # the informer's watch loop and the reconcile passes; ack-analyze.py then splits commit -> answer into stages.
 #
-# Leaves OUT/{lat.create,trace,pid,result.json,analysis}; removes its probes and trace instance on exit.
+# Also (twelfth pass, tail12): the GC pauses, every context switch and wake-up on the machine, recvfrom's return and the
+# loopback connections' two ends (OUT/ss), for bench/wire-analyze.py OUT (the slowest calls from both ends of the wire).
+#
+# Leaves OUT/{lat.create,trace,pid,ss,result.json,analysis}; removes its probes and trace instance on exit.
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
 bin=$(readlink -f "$daemon")
@@ -49,18 +52,30 @@ probe p h2out "$bin.dbg" ${ks}Core_${ks}Core_Internal_Http2_Http2FrameWriter__Wr
 probe p follow "$bin.dbg" Hypercore_Core_Hypercore_Informers_MicroVmInformer__FollowAsync_d__30__MoveNext "$bin"
 probe p pass "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_Reconciler__ReconcilePassAsync_d__33__MoveNext "$bin"
 probe p work "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_ReconcilerHost__WorkAsync_d__25__MoveNext "$bin"
+# GC pauses (tail12), as bench/tail-trace.sh: GCToEEInterface::SuspendEE (entry) to RestartEE (return) is one pause.
+gcoff() { nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1; }
+a=$(gcoff 'GCToEEInterface::SuspendEE(') && [[ -n $a ]] && echo "p:$g/susp_in $bin:0x$a" >> $T/uprobe_events && ev+=" susp_in"
+a=$(gcoff 'GCToEEInterface::RestartEE(') && [[ -n $a ]] && echo "r:$g/rest_out $bin:0x$a" >> $T/uprobe_events && ev+=" rest_out"
 mkdir $i
 echo mono > $i/trace_clock
 echo 1 > $i/options/record-tgid
 echo 131072 > $i/buffer_size_kb
 for e in $ev; do echo 1 > $i/events/$g/$e/enable; done
-for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync sys_enter_sendto sys_enter_sendmsg sys_enter_recvfrom sys_enter_recvmsg sys_enter_writev sys_enter_readv; do echo 1 > $i/events/syscalls/$e/enable; done
+for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync sys_enter_sendto sys_enter_sendmsg sys_enter_recvfrom sys_enter_recvmsg sys_enter_writev sys_enter_readv sys_exit_recvfrom; do echo 1 > $i/events/syscalls/$e/enable; done
+# Who had the CPUs (tail12): every context switch and wake-up on the machine, so wire-analyze.py can say how much of
+# the two cores the daemon, the load generator and everything else got, and who waited for one, while the slowest
+# calls waited.
+echo 1 > $i/events/sched/sched_switch/enable
+echo 1 > $i/events/sched/sched_wakeup/enable
 rm -f "$out/pid"
 (
   for _ in $(seq 600); do [[ -s $out/pid ]] && break; sleep 0.1; done
   p=$(cat "$out/pid")
   echo 1 > $i/tracing_on
   sleep 1; cat /proc/$p/maps > "$out/maps" 2>/dev/null || true
+  # Both ends of every loopback connection with their processes and fds (tail12): wire-analyze.py pairs the load
+  # generator's socket with the daemon's. Taken again later: the Create phase's load generator starts after the baseline.
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do ss -tnpH state established >> "$out/ss" 2>/dev/null || true; sleep 1; [[ -d /proc/$p ]] || break; done
 ) &
 if [[ ${ACK_TRACE_CHILD:-api-daemon} == api-node ]]; then server=(--child api-node --bench-node "$daemon"); else server=(--child api-daemon --daemon "$daemon"); fi
 HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \
