@@ -53,11 +53,9 @@ public static class HypercoreApiExtensions
             sp.GetRequiredService<Drivers.DriverRegistry>(), sp.GetService<Security.AccessPolicy>()));
         services.TryAddSingleton(sp => new FlintlockMicroVmService(sp.GetRequiredService<MicroVmOperations>(), sp.GetRequiredService<Drivers.DriverRegistry>()));
 
-        services.AddGrpc(o =>
-        {
-            o.Interceptors.Add<StoreExceptionInterceptor>();
-            o.EnableDetailedErrors = false;
-        });
+        // The error mapping (StoreExceptionInterceptor) is not a gRPC interceptor: the method tables call it around each
+        // handler (GrpcMethodEntry.AddTo), without gRPC's interceptor pipeline on every call (issue 15, call12).
+        services.AddGrpc(o => o.EnableDetailedErrors = false);
         Reflection.ReflectedServices.Register(services);
         services.AddGrpcHealthChecks().AddCheck<StoreHealthCheck>("store");
         GrpcMethods.GrpcMethodBinding.Register(services);

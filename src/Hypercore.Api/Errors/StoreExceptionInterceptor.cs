@@ -1,3 +1,4 @@
+using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
 using Hypercore.Operations;
@@ -11,6 +12,14 @@ namespace Hypercore.Api.Errors;
 /// (<see cref="StoreException"/>) into gRPC statuses in one place, for every method of every service (JSON
 /// transcoding goes through the same pipeline, so HTTP clients get the matching HTTP codes). Handlers never build
 /// these statuses themselves.
+/// <para>
+/// The API's method tables call <see cref="Unary{TService, TRequest, TResponse}"/> and
+/// <see cref="ServerStreaming{TService, TRequest, TResponse}"/> around each handler (GrpcMethodEntry.AddTo, and the
+/// HTTP/JSON gateway); it is not in gRPC's interceptor list. Issue 15 (call12): as a global gRPC interceptor every
+/// call also went through gRPC's interceptor pipeline (two more async methods, an activation of the interceptor from
+/// the request's services and its release); a call that completes at once now allocates nothing here, and one that
+/// waits one async method. What is mapped, to which status, and what is logged is unchanged.
+/// </para>
 /// </summary>
 public sealed partial class StoreExceptionInterceptor : Interceptor
 {
@@ -41,6 +50,67 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         catch (Exception ex) when (ex is StoreException or OperationException)
         {
             throw Map(ex, context.Method);
+        }
+    }
+
+    /// <summary>Calls a unary handler; a refusal or store failure, thrown or in its task, becomes an <see cref="RpcException"/>.</summary>
+    public Task<TResponse> Unary<TService, TRequest, TResponse>(
+        UnaryServerMethod<TService, TRequest, TResponse> handler, TService service, TRequest request, ServerCallContext context)
+    {
+        Task<TResponse> task;
+        try
+        {
+            task = handler(service, request, context);
+        }
+        catch (Exception ex)
+        {
+            // A faulted task either way, as from the async interceptor this replaced.
+            return Task.FromException<TResponse>(ex is StoreException or OperationException ? Map(ex, context.Method) : ex);
+        }
+
+        // Done already (a read from memory, a refusal found before any await): that very task, nothing allocated.
+        return task.IsCompletedSuccessfully ? task : AwaitUnary(task, context.Method);
+    }
+
+    /// <summary>Calls a server-streaming handler; as <see cref="Unary{TService, TRequest, TResponse}"/>.</summary>
+    public Task ServerStreaming<TService, TRequest, TResponse>(
+        ServerStreamingServerMethod<TService, TRequest, TResponse> handler, TService service, TRequest request,
+        IServerStreamWriter<TResponse> responseStream, ServerCallContext context)
+    {
+        Task task;
+        try
+        {
+            task = handler(service, request, responseStream, context);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException(ex is StoreException or OperationException ? Map(ex, context.Method) : ex);
+        }
+
+        return task.IsCompletedSuccessfully ? task : AwaitStreaming(task, context.Method);
+    }
+
+    private async Task<TResponse> AwaitUnary<TResponse>(Task<TResponse> task, string method)
+    {
+        try
+        {
+            return await task;
+        }
+        catch (Exception ex) when (ex is StoreException or OperationException)
+        {
+            throw Map(ex, method);
+        }
+    }
+
+    private async Task AwaitStreaming(Task task, string method)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception ex) when (ex is StoreException or OperationException)
+        {
+            throw Map(ex, method);
         }
     }
 

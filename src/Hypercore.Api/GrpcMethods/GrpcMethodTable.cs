@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using Google.Api;
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
+using Hypercore.Api.Errors;
 using Hypercore.Api.HttpJson;
 
 namespace Hypercore.Api.GrpcMethods;
@@ -58,7 +59,8 @@ internal abstract class GrpcMethodEntry<[DynamicallyAccessedMembers(HttpJsonGate
     /// <summary>The method's google.api.http rule as written in its .proto (null: gRPC only).</summary>
     public HttpRule? Http { get; } = http;
 
-    public abstract void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata);
+    /// <summary>Adds the method to gRPC, its handler called through <paramref name="errors"/> (the API's error mapping).</summary>
+    public abstract void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata, StoreExceptionInterceptor errors);
 
     /// <summary>The HTTP/JSON call of this method (unary and server-streaming methods only).</summary>
     public abstract IHttpJsonInvoker CreateHttpJsonInvoker();
@@ -70,8 +72,8 @@ internal sealed class UnaryEntry<[DynamicallyAccessedMembers(HttpJsonGateway.Ser
     where TRequest : class
     where TResponse : class
 {
-    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata) =>
-        context.AddUnaryMethod(method, metadata, invoker);
+    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata, StoreExceptionInterceptor errors) =>
+        context.AddUnaryMethod(method, metadata, (s, r, c) => errors.Unary(invoker, s, r, c));
 
     public override IHttpJsonInvoker CreateHttpJsonInvoker() => new HttpJsonMethod<TService, TRequest, TResponse>(method, invoker, null);
 }
@@ -82,8 +84,8 @@ internal sealed class ServerStreamingEntry<[DynamicallyAccessedMembers(HttpJsonG
     where TRequest : class
     where TResponse : class
 {
-    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata) =>
-        context.AddServerStreamingMethod(method, metadata, invoker);
+    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata, StoreExceptionInterceptor errors) =>
+        context.AddServerStreamingMethod(method, metadata, (s, r, w, c) => errors.ServerStreaming(invoker, s, r, w, c));
 
     public override IHttpJsonInvoker CreateHttpJsonInvoker() => new HttpJsonMethod<TService, TRequest, TResponse>(method, null, invoker);
 }
@@ -94,7 +96,8 @@ internal sealed class DuplexStreamingEntry<[DynamicallyAccessedMembers(HttpJsonG
     where TRequest : class
     where TResponse : class
 {
-    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata) =>
+    // Duplex streaming (reflection only): the interceptor never mapped these (it overrides unary and server streaming).
+    public override void AddTo(ServiceMethodProviderContext<TService> context, IList<object> metadata, StoreExceptionInterceptor errors) =>
         context.AddDuplexStreamingMethod(method, metadata, invoker);
 
     public override IHttpJsonInvoker CreateHttpJsonInvoker() =>

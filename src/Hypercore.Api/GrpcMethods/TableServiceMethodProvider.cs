@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using Grpc.AspNetCore.Server.Model;
+using Hypercore.Api.Errors;
 using Hypercore.Api.HttpJson;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,9 +11,10 @@ namespace Hypercore.Api.GrpcMethods;
 /// <summary>
 /// Finds a gRPC service's methods in <see cref="ApiMethodTables"/> instead of calling its generated BindService (what
 /// Grpc.AspNetCore's own provider does). The endpoints are the same: route, method, gRPC method metadata, POST with CORS
-/// preflight (GrpcMethodTableTests compare them).
+/// preflight (GrpcMethodTableTests compare them). Each handler is called through <see cref="StoreExceptionInterceptor"/>.
 /// </summary>
-internal sealed class TableServiceMethodProvider<[DynamicallyAccessedMembers(HttpJsonGateway.ServiceAccessibility)] TService> : IServiceMethodProvider<TService>
+internal sealed class TableServiceMethodProvider<[DynamicallyAccessedMembers(HttpJsonGateway.ServiceAccessibility)] TService>(StoreExceptionInterceptor errors)
+    : IServiceMethodProvider<TService>
     where TService : class
 {
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<TService> context)
@@ -23,7 +25,7 @@ internal sealed class TableServiceMethodProvider<[DynamicallyAccessedMembers(Htt
         {
             // What Grpc.AspNetCore's binder adds besides the attributes of the class and method (none of ours has one
             // that ASP.NET Core reads: GrpcMethodTableTests check it): gRPC is POST, and accepts CORS preflight.
-            method.AddTo(context, [new HttpMethodMetadata(["POST"], acceptCorsPreflight: true)]);
+            method.AddTo(context, [new HttpMethodMetadata(["POST"], acceptCorsPreflight: true)], errors);
         }
     }
 }

@@ -4,6 +4,7 @@ using Grpc.AspNetCore.Server;
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using Hypercore.Api.Errors;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -21,7 +22,8 @@ internal sealed record HttpJsonMethodEntry(string Name, Func<MethodDescriptor> D
 
 /// <summary>
 /// One method over HTTP/JSON: reads the request, creates the service as gRPC does (<see cref="IGrpcServiceActivator{T}"/>),
-/// runs the handler inside the gRPC interceptors registered for every service, and writes the answer or the error.
+/// runs the handler through the API's error mapping (<see cref="StoreExceptionInterceptor"/>, as the gRPC method tables do) inside
+/// the gRPC interceptors registered for every service, and writes the answer or the error.
 /// </summary>
 internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.DynamicallyAccessedMembers(HttpJsonGateway.ServiceAccessibility)] TService, TRequest, TResponse>(
     Method<TRequest, TResponse> method, UnaryServerMethod<TService, TRequest, TResponse>? unary,
@@ -55,9 +57,11 @@ internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.Dy
         {
             var instance = handle.Instance;
             var interceptors = Interceptors(services);
+            // The API's error mapping around the handler, as the gRPC method tables bind it (GrpcMethodEntry.AddTo).
+            var errors = services.GetRequiredService<StoreExceptionInterceptor>();
             if (serverStreaming is not null)
             {
-                ServerStreamingServerMethod<TRequest, TResponse> call = (r, s, c) => serverStreaming(instance, r, s, c);
+                ServerStreamingServerMethod<TRequest, TResponse> call = (r, s, c) => errors.ServerStreaming(serverStreaming, instance, r, s, c);
                 for (var i = interceptors.Count - 1; i >= 0; i--)
                 {
                     var (interceptor, next) = (interceptors[i], call);
@@ -68,7 +72,7 @@ internal sealed partial class HttpJsonMethod<[System.Diagnostics.CodeAnalysis.Dy
             }
             else
             {
-                UnaryServerMethod<TRequest, TResponse> call = (r, c) => unary!(instance, r, c);
+                UnaryServerMethod<TRequest, TResponse> call = (r, c) => errors.Unary(unary!, instance, r, c);
                 for (var i = interceptors.Count - 1; i >= 0; i--)
                 {
                     var (interceptor, next) = (interceptors[i], call);
