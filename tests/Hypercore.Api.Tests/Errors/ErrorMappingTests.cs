@@ -1,6 +1,7 @@
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
 using Hypercore.Api.Errors;
+using Hypercore.Api.Tests.Fakes;
 using Hypercore.MicroVms;
 using Hypercore.Operations;
 using Hypercore.Store;
@@ -79,32 +80,5 @@ public sealed class ErrorMappingTests
         (await awaited.Awaiting(t => t).Should().ThrowAsync<RpcException>()).Which.StatusCode.Should().Be(StatusCode.NotFound);
 
         Errors.ServerStreaming<object, string, string>((_, _, _, _) => Task.CompletedTask, this, "r", null!, context).Should().BeSameAs(Task.CompletedTask);
-    }
-
-    private sealed class TestCallContext : ServerCallContext
-    {
-        protected override string MethodCore => "/test/Method";
-
-        protected override string HostCore => "localhost";
-
-        protected override string PeerCore => "test";
-
-        protected override DateTime DeadlineCore => DateTime.MaxValue;
-
-        protected override Metadata RequestHeadersCore { get; } = [];
-
-        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
-
-        protected override Metadata ResponseTrailersCore { get; } = [];
-
-        protected override Status StatusCore { get; set; }
-
-        protected override WriteOptions? WriteOptionsCore { get; set; }
-
-        protected override AuthContext AuthContextCore { get; } = new(null, []);
-
-        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
-
-        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
     }
 }

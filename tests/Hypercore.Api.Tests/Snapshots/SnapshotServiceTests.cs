@@ -263,31 +263,4 @@ public sealed class SnapshotServiceTests
         Store.Exists(manifest.Name).Should().BeTrue();
         Store.Exists("r1").Should().BeFalse();
     }
-
-    private sealed class TestCallContext : ServerCallContext
-    {
-        protected override string MethodCore => "test";
-
-        protected override string HostCore => "localhost";
-
-        protected override string PeerCore => "test";
-
-        protected override DateTime DeadlineCore => DateTime.MaxValue;
-
-        protected override Metadata RequestHeadersCore { get; } = [];
-
-        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
-
-        protected override Metadata ResponseTrailersCore { get; } = [];
-
-        protected override Status StatusCore { get; set; }
-
-        protected override WriteOptions? WriteOptionsCore { get; set; }
-
-        protected override AuthContext AuthContextCore { get; } = new(null, []);
-
-        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
-
-        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
-    }
 }
