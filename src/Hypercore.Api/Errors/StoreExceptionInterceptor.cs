@@ -1,6 +1,5 @@
 using Grpc.AspNetCore.Server.Model;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 using Hypercore.Operations;
 using Hypercore.Store;
 using Microsoft.Extensions.Logging;
@@ -21,37 +20,11 @@ namespace Hypercore.Api.Errors;
 /// waits one async method. What is mapped, to which status, and what is logged is unchanged.
 /// </para>
 /// </summary>
-public sealed partial class StoreExceptionInterceptor : Interceptor
+public sealed partial class StoreExceptionInterceptor
 {
     private readonly ILogger<StoreExceptionInterceptor> _log;
 
     public StoreExceptionInterceptor(ILogger<StoreExceptionInterceptor> log) => _log = log;
-
-    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
-        TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            return await continuation(request, context);
-        }
-        catch (Exception ex) when (ex is StoreException or OperationException)
-        {
-            throw Map(ex, context.Method);
-        }
-    }
-
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(
-        TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        try
-        {
-            await continuation(request, responseStream, context);
-        }
-        catch (Exception ex) when (ex is StoreException or OperationException)
-        {
-            throw Map(ex, context.Method);
-        }
-    }
 
     /// <summary>Calls a unary handler; a refusal or store failure, thrown or in its task, becomes an <see cref="RpcException"/>.</summary>
     public Task<TResponse> Unary<TService, TRequest, TResponse>(
@@ -65,7 +38,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         catch (Exception ex)
         {
             // A faulted task either way, as from the async interceptor this replaced.
-            return Task.FromException<TResponse>(ex is StoreException or OperationException ? Map(ex, context.Method) : ex);
+            return Task.FromException<TResponse>(Fault(ex, context.Method));
         }
 
         // Done already (a read from memory, a refusal found before any await): that very task, nothing allocated.
@@ -84,7 +57,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         }
         catch (Exception ex)
         {
-            return Task.FromException(ex is StoreException or OperationException ? Map(ex, context.Method) : ex);
+            return Task.FromException(Fault(ex, context.Method));
         }
 
         return task.IsCompletedSuccessfully ? task : AwaitStreaming(task, context.Method);
@@ -96,7 +69,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         {
             return await task;
         }
-        catch (Exception ex) when (ex is StoreException or OperationException)
+        catch (Exception ex) when (IsMapped(ex))
         {
             throw Map(ex, method);
         }
@@ -108,7 +81,7 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         {
             await task;
         }
-        catch (Exception ex) when (ex is StoreException or OperationException)
+        catch (Exception ex) when (IsMapped(ex))
         {
             throw Map(ex, method);
         }
@@ -135,6 +108,12 @@ public sealed partial class StoreExceptionInterceptor : Interceptor
         Hypercore.Snapshots.SnapshotFailedException => new Status(StatusCode.Internal, ex.Message),
         _ => new Status(StatusCode.Unknown, ex.Message),
     };
+
+    /// <summary>What this maps: the application layer's refusals and the store's failures; anything else reaches gRPC as it is.</summary>
+    private static bool IsMapped(Exception ex) => ex is StoreException or OperationException;
+
+    /// <summary>The exception a caller's task faults with: <paramref name="ex"/> mapped to its status, or as it is.</summary>
+    private Exception Fault(Exception ex, string method) => IsMapped(ex) ? Map(ex, method) : ex;
 
     private RpcException Map(Exception ex, string method)
     {
