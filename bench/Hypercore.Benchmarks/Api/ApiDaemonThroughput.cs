@@ -82,18 +82,7 @@ public static class ApiDaemonThroughput
         started?.Invoke(daemon, result);
         var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
             daemon.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", timeout, serverPid: daemon.Pid);
-        result["base_rate"] = health["rate"];
-        result["base_count"] = health["count"];
-        result["base_errors"] = health["errors"];
-        result["base_p50_ms"] = health["p50_ms"];
-        result["base_p99_ms"] = health["p99_ms"];
-        foreach (var (key, value) in health.Where(kv => kv.Key.StartsWith("client_", StringComparison.Ordinal)))
-        {
-            result["base_" + key] = value; // the load generator's own CPU, GC and settings under the baseline (lg12)
-        }
-
-        result["base_cpu_us_per"] = health["count"] == 0 ? 0 : healthCpu.TotalMilliseconds * 1000 / health["count"];
-        result["base_cpu_cores"] = healthCpu.TotalSeconds / healthWindow.TotalSeconds;
+        LoadGenerator.AddBaseline(result, health, healthCpu, healthWindow);
         result["base_ctxsw_per"] = health["count"] == 0 ? 0 : health["server_ctxsw"] / health["count"];
 
         var gcBefore = await DaemonGcMetrics.ReadAsync(daemon.HttpAddress); // issue 15 (survivors): the daemon's own GC counts

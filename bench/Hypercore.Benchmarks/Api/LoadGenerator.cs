@@ -238,6 +238,27 @@ public static class LoadGenerator
     }
 
     /// <summary>
+    /// The baseline's figures as <c>base_*</c> (the empty calls' run from <see cref="DriveAsync"/>: its client result, the
+    /// server's CPU and the window): rate, count, errors, p50, p99, the server's CPU per call and cores busy, and the load
+    /// generator's own figures (<c>client_*</c> as <c>base_client_*</c>, issue 15, lg12).
+    /// </summary>
+    public static void AddBaseline(Dictionary<string, double> result, IReadOnlyDictionary<string, double> health, TimeSpan serverCpu, TimeSpan window)
+    {
+        foreach (var key in (string[])["rate", "count", "errors", "p50_ms", "p99_ms"])
+        {
+            result["base_" + key] = health[key];
+        }
+
+        foreach (var (key, value) in health.Where(kv => kv.Key.StartsWith("client_", StringComparison.Ordinal)))
+        {
+            result["base_" + key] = value;
+        }
+
+        result["base_cpu_us_per"] = health["count"] == 0 ? 0 : serverCpu.TotalMilliseconds * 1000 / health["count"];
+        result["base_cpu_cores"] = serverCpu.TotalSeconds / window.TotalSeconds;
+    }
+
+    /// <summary>
     /// "; load generator: …" for a row's method text: its CPU per call and its collections in the window (<c>client_*</c>;
     /// with <paramref name="prefix"/> "base_": under the baseline), or "" when the keys are missing.
     /// </summary>

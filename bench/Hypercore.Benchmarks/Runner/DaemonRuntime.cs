@@ -196,11 +196,10 @@ public static class DaemonRuntime
         result["runtime_gc_server"] = GCSettings.IsServerGC ? 1 : 0;
         result["runtime_gen0_budget"] = Convert.ToDouble(GC.GetConfigurationVariables()["GCGen0MaxBudget"], CultureInfo.InvariantCulture);
         // The smallest gen0 budget (GCgen0size; not in GC.GetConfigurationVariables): as the runtime reads it from the environment (hex).
-        result["runtime_gen0_size"] = Setting("GCgen0size") is { } gen0Text && long.TryParse(gen0Text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? gen0Text[2..] : gen0Text,
-            NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var gen0Size) ? gen0Size : Absent;
+        result["runtime_gen0_size"] = Hex(Setting("GCgen0size")) ?? Absent;
         // As the thread pool reads it: the environment (hex) before runtimeconfig.json.
         result["runtime_spin_limit"] = Setting("ThreadPool_UnfairSemaphoreSpinLimit") is { } spinText
-            ? (long.TryParse(spinText, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var spinValue) ? spinValue : Absent)
+            ? Hex(spinText) ?? Absent
             : AppContext.GetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit") is { } spin ? Number(spin) : Absent;
         // How this process compiles (JitSettings): 0 or 1 as the runtime reads its settings (the environment first,
         // then runtimeconfig.json; both on by default), and what the JIT did up to this report.
@@ -228,6 +227,11 @@ public static class DaemonRuntime
         };
 
     /// <summary>A DOTNET_ setting's text as 0/1 (the runtime reads it as hex: "0" off, anything else on); null: not set.</summary>
+    /// <summary>A number as the runtime reads it from the environment: hexadecimal, "0x" allowed; null: not set or not a number.</summary>
+    private static long? Hex(string? text) =>
+        text is not null && long.TryParse(text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text,
+            NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var n) ? n : null;
+
     private static double? Flag(string? text) => text is null ? null : long.TryParse(text, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var n) && n == 0 ? 0 : 1;
 
     /// <summary>
