@@ -6,7 +6,7 @@ namespace Hypercore.Cli;
 /// <summary>Parses durations as people type them: "90" (seconds), "90s", "2m", "1h30m", "500ms", or "00:01:30".</summary>
 internal static partial class Durations
 {
-    [GeneratedRegex(@"^(?:(?<h>\d+)h)?(?:(?<m>\d+)m(?!s))?(?:(?<s>\d+(?:\.\d+)?)s)?(?:(?<ms>\d+)ms)?$")]
+    [GeneratedRegex(@"^(?:(?<h>\d+)h)?(?:(?<m>\d+)m(?!s))?(?:(?<s>\d+(?:\.\d+)?)s)?(?:(?<ms>\d+)ms)?\z")]
     private static partial Regex Units();
 
     public static bool TryParse(string text, out TimeSpan value)

@@ -308,7 +308,7 @@ public sealed partial class FirecrackerDriver(IOptions<FirecrackerOptions> optio
         }
     }
 
-    [GeneratedRegex("^[a-zA-Z0-9-]{1,64}$")]
+    [GeneratedRegex("^[a-zA-Z0-9-]{1,64}\\z")]
     private static partial Regex FirecrackerId();
 
     private static bool IsFirecrackerId(string uid) => FirecrackerId().IsMatch(uid);

@@ -49,7 +49,7 @@ public sealed class KubernetesStoreOptions
 
 internal sealed partial class KubernetesStoreOptionsValidator : IValidateOptions<KubernetesStoreOptions>
 {
-    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\\z")]
     private static partial System.Text.RegularExpressions.Regex LabelValue();
 
     public ValidateOptionsResult Validate(string? name, KubernetesStoreOptions o)

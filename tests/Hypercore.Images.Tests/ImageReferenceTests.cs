@@ -45,6 +45,9 @@ public sealed class ImageReferenceTests
     [TestCase("localhost:5000/x@md5:0123456789abcdef0123456789abcdef", "digest")]
     [TestCase("bad_host.example.com/x:1", "registry")]
     [TestCase("localhost:5000/", "repository")]
+    [TestCase("localhost:5000/x:1\n", "tag")] // .NET's $ matched before a final newline (thirteenth pass of issue 15)
+    [TestCase("localhost:5000/x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", "digest")]
+    [TestCase("localhost:5000/x\n", "repository")]
     public void TryParse_MalformedReference_FailsWithTheReason(string text, string part)
     {
         ImageReference.TryParse(text, out _, out var error).Should().BeFalse();

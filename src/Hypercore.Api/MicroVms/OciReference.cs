@@ -16,7 +16,7 @@ public sealed partial record OciReference(string Registry, string Repository, st
         "^(?:(?<registry>localhost(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+(?::[0-9]+)?|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?:[0-9]+)/)?" +
         "(?<repo>" + Component + "(?:/" + Component + ")*)" +
         "(?::(?<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?" +
-        "(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$")]
+        "(?:@(?<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?\\z")]
     private static partial Regex Grammar();
 
     /// <summary>

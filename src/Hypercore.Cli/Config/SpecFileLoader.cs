@@ -18,10 +18,10 @@ internal static partial class SpecFileLoader
 {
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(false));
 
-    [GeneratedRegex(@"^[-+]?(0|[1-9][0-9]*)$")]
+    [GeneratedRegex(@"^[-+]?(0|[1-9][0-9]*)\z")]
     private static partial Regex YamlInt();
 
-    [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")]
+    [GeneratedRegex(@"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\z")]
     private static partial Regex YamlFloat();
 
     public static MicroVMSpec Load(string path)

@@ -23,7 +23,7 @@ public static partial class GuestMetadataRules
     public static readonly IReadOnlyList<string> KnownKeys = [MetaData, UserData, VendorData, NetworkConfig];
 
     // Lowercase only: the keys become file names on a FAT seed disk, where case does not tell names apart.
-    [GeneratedRegex("^x-[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")]
+    [GeneratedRegex("^x-[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?\\z")]
     private static partial Regex ExtensionKey();
 
     public static bool IsAllowedKey(string key) => KnownKeys.Contains(key, StringComparer.Ordinal) || ExtensionKey().IsMatch(key);

@@ -13,13 +13,13 @@ public static partial class MicroVmSpecValidator
     public const int MinMemoryInMb = 16;
     public const int MaxMemoryInMb = 1024 * 1024;
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")]
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?\\z")]
     private static partial Regex DnsLabel();
 
-    [GeneratedRegex("^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")]
+    [GeneratedRegex("^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\\z")]
     private static partial Regex Mac();
 
-    [GeneratedRegex("^[0-9a-fA-F-]{1,64}$")]
+    [GeneratedRegex("^[0-9a-fA-F-]{1,64}\\z")]
     private static partial Regex PartitionId();
 
     /// <summary>Returns every problem found, each naming the field; empty means valid.</summary>

@@ -143,7 +143,7 @@ internal sealed partial class DaemonOptionsValidator : IValidateOptions<DaemonOp
         }
     }
 
-    [GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")]
+    [GeneratedRegex("^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\\z")]
     private static partial Regex LabelValue();
 
     public static bool TryParseLogLevel(string value, out Microsoft.Extensions.Logging.LogLevel level) =>

@@ -88,7 +88,7 @@ public static partial class SettingValues
         }
     }
 
-    [GeneratedRegex(@"^(?:(?<h>\d+)h)?(?:(?<m>\d+)m(?!s))?(?:(?<s>\d+(?:\.\d+)?)s)?(?:(?<ms>\d+)ms)?$")]
+    [GeneratedRegex(@"^(?:(?<h>\d+)h)?(?:(?<m>\d+)m(?!s))?(?:(?<s>\d+(?:\.\d+)?)s)?(?:(?<ms>\d+)ms)?\z")]
     private static partial Regex Units();
 
     internal static bool TryParseDuration(string text, out TimeSpan value)

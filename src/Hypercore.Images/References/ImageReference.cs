@@ -119,15 +119,15 @@ public sealed partial record ImageReference
     /// <summary>The same image pinned to a digest (used once a tag has been resolved).</summary>
     public ImageReference WithDigest(string digest) => new(Registry, Repository, Tag, digest);
 
-    [GeneratedRegex("^sha256:[a-f0-9]{64}$")]
+    [GeneratedRegex("^sha256:[a-f0-9]{64}\\z")]
     private static partial Regex DigestPattern();
 
-    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\\z")]
     private static partial Regex TagPattern();
 
-    [GeneratedRegex("^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")]
+    [GeneratedRegex("^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\\z")]
     private static partial Regex ComponentPattern();
 
-    [GeneratedRegex(@"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$")]
+    [GeneratedRegex(@"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?\z|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?\z")]
     private static partial Regex RegistryPattern();
 }

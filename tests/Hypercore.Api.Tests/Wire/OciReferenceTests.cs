@@ -22,6 +22,7 @@ public sealed class OciReferenceTests
     [TestCase("Upper/Case:tag")]
     [TestCase("ghcr.io/x/y:")]
     [TestCase("a b/c")]
+    [TestCase("ghcr.io/x/y:1\n")] // .NET's $ matched before a final newline (thirteenth pass of issue 15)
     public void TryParse_NameOrPathOrMalformed_IsNotAReference(string value) =>
         OciReference.TryParse(value, out _).Should().BeFalse();
 }
