@@ -254,10 +254,9 @@ public sealed partial class SqliteMicroVmStore
         // Issue 15 (thirteenth pass, idle13): the reconciler's callers are released at their own commit again, not held
         // until the next commit's request callers (the eleventh pass). Held, their follow-up work (the next step of each
         // pass, its next write) waited while the writer applied and committed the next batch, when every API call was
-        // queued for or inside that batch and a core had nothing else to run: the daemon and load generator had fewer
-        // runnable threads than cores 0.11-0.15 of a core's time in the Create window held, 0.04-0.09 released
-        // (sched traces, bench/NOTES.md). The writer takes the queued batch at once, so their next writes mostly go to the
-        // commit after it, as when they were held.
+        // queued for or inside that batch, so a core often had nothing else to run (sched traces: 23-45 callers held in
+        // those moments; bench/NOTES.md, idle13). The writer takes the queued batch at once, so their next writes mostly
+        // go to the commit after it, as when they were held.
         Complete(batch, outcomes, failures, requests: true);
         Complete(batch, outcomes, failures, requests: false);
     }
