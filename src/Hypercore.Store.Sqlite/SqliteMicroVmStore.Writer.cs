@@ -19,12 +19,6 @@ public sealed partial class SqliteMicroVmStore
     private readonly BackgroundWriteWait _backgroundWait;
 
     /// <summary>
-    /// The background writes (the reconciler's) of the last commit, durable and published, whose callers are released
-    /// after the next commit's request callers (writer thread only; issue 15, eleventh pass; see <see cref="CommitBatch"/>).
-    /// </summary>
-    private readonly List<(PendingWrite Write, MicroVm? Result, Exception? Failure)> _deferred = [];
-
-    /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
@@ -127,12 +121,8 @@ public sealed partial class SqliteMicroVmStore
                 {
                     write.Fail(ex);
                 }
-
-                ReleaseDeferred();
             }
         }
-
-        ReleaseDeferred();
     }
 
     /// <summary>
@@ -212,7 +202,6 @@ public sealed partial class SqliteMicroVmStore
                     }
 
                     LogWriteFailed(batch.Count - 1, ex.Message);
-                    ReleaseDeferred();
                     return;
                 }
             }
@@ -234,7 +223,6 @@ public sealed partial class SqliteMicroVmStore
                 write.Fail(error);
             }
 
-            ReleaseDeferred();
             return;
         }
 
@@ -263,49 +251,14 @@ public sealed partial class SqliteMicroVmStore
         // continuation on the thread pool, which runs them in that order: an answer no longer waits behind the rest of
         // the reconcile passes whose writes shared its commit (their next inspect, availability check and status write).
         // Every write of the batch is durable and its event published before the first caller is released.
-        // Issue 15 (eleventh pass): when the next batch is already queued, the reconciler's callers wait for it and are
-        // released after its request callers, so their follow-up work (the next step of each pass, its next write) queues
-        // on the thread pool behind those answers instead of ahead of them. They are held one commit at most: released
-        // right after the next commit's request callers, or if it fails, or when the writer ends; with nothing queued,
-        // at once. Only the release waits; their writes are durable and published here.
+        // Issue 15 (thirteenth pass, idle13): the reconciler's callers are released at their own commit again, not held
+        // until the next commit's request callers (the eleventh pass). Held, their follow-up work (the next step of each
+        // pass, its next write) waited while the writer applied and committed the next batch, when every API call was
+        // queued for or inside that batch, so a core often had nothing else to run (sched traces: 23-45 callers held in
+        // those moments; bench/NOTES.md, idle13). The writer takes the queued batch at once, so their next writes mostly
+        // go to the commit after it, as when they were held.
         Complete(batch, outcomes, failures, requests: true);
-        ReleaseDeferred();
-        if (_writes.Reader.TryPeek(out _))
-        {
-            Defer(batch, outcomes, failures);
-        }
-        else
-        {
-            Complete(batch, outcomes, failures, requests: false);
-        }
-    }
-
-    private void Defer(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures)
-    {
-        for (var i = 0; i < batch.Count; i++)
-        {
-            if (!batch[i].IsRequest)
-            {
-                _deferred.Add((batch[i], outcomes[i].Result, failures[i]));
-            }
-        }
-    }
-
-    private void ReleaseDeferred()
-    {
-        foreach (var (write, result, failure) in _deferred)
-        {
-            if (failure is not null)
-            {
-                write.Fail(failure);
-            }
-            else
-            {
-                write.Succeed(result);
-            }
-        }
-
-        _deferred.Clear();
+        Complete(batch, outcomes, failures, requests: false);
     }
 
     private static void Complete(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures, bool requests)

@@ -7,7 +7,8 @@ namespace Hypercore.Store.Tests.Sqlite;
 /// <summary>
 /// The order in which the writer releases a commit's callers (issue 15, eighth pass): an API request's before the
 /// reconciler's, so that an answer does not wait on the thread pool behind the reconcile passes committed with it; and
-/// (eleventh pass) when the next commit is already queued, the reconciler's callers after that commit's request callers.
+/// (thirteenth pass) the reconciler's callers at their own commit, not held for the next one (the eleventh pass held them
+/// while the next batch committed, when a core had nothing else to run).
 /// </summary>
 [TestFixture]
 public sealed class SqliteAnswerOrderTests
@@ -48,7 +49,7 @@ public sealed class SqliteAnswerOrderTests
     }
 
     [Test]
-    public async Task NextCommitAlreadyQueued_TheReconcilersCallerIsReleasedAfterTheNextCommitsRequestCallers()
+    public async Task NextCommitAlreadyQueued_TheReconcilersCallerIsReleasedAtItsOwnCommit()
     {
         await using var store = _database.Open(configure: o =>
         {
@@ -73,8 +74,8 @@ public sealed class SqliteAnswerOrderTests
 
         (await status).Status.Phase.Should().Be(Phase.Stopped);
         released.Queued.Should().Equal(
-            [afterCreate.Id, afterStatus.Id],
-            "the status write committed first, but the Create was already queued: its answer goes ahead of the reconciler's follow-up");
+            [afterStatus.Id, afterCreate.Id],
+            "the status write committed first: its caller is not held while the Create queued behind it commits");
     }
 
     private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
