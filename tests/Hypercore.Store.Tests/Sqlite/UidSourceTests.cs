@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Hypercore.Store.Sqlite;
 
 namespace Hypercore.Store.Tests.Sqlite;
@@ -14,7 +13,7 @@ public class UidSourceTests
     [Test]
     public void NewVersion7_HasCreateVersion7sLayout()
     {
-        var source = new UidSource(RandomNumberGenerator.Fill);
+        var source = UidSource.ForThisThread;
         for (var i = 0; i < 300; i++)
         {
             var uid = source.NewVersion7(Now);
@@ -48,7 +47,7 @@ public class UidSourceTests
         {
             fills++;
             data.Length.Should().Be(UidSource.PoolBytes);
-            RandomNumberGenerator.Fill(data);
+            UidSource.SecureRandom(data);
         });
 
         var uids = Enumerable.Range(0, 1000).Select(_ => source.NewVersion7(Now)).ToList();
@@ -58,9 +57,28 @@ public class UidSourceTests
     }
 
     [Test]
+    public void SecureRandom_FillsEveryByte_WithoutLoadingOpenSsl()
+    {
+        var a = new byte[UidSource.PoolBytes];
+        var b = new byte[UidSource.PoolBytes];
+        UidSource.SecureRandom(a);
+        UidSource.SecureRandom(b);
+
+        a.Should().NotEqual(b);
+        a.Count(x => x == 0).Should().BeLessThan(64, "2 KB of random bytes hold ~8 zeros, not a tail left unfilled");
+        a.AsSpan(UidSource.PoolBytes - 32).ToArray().Should().NotEqual(new byte[32], "the end is filled too");
+        if (OperatingSystem.IsLinux() && !File.ReadAllText("/proc/self/maps").Contains("libcrypto", StringComparison.Ordinal))
+        {
+            // Only meaningful while nothing else in this test process has loaded OpenSSL yet.
+            UidSource.SecureRandom(a);
+            File.ReadAllText("/proc/self/maps").Should().NotContain("libcrypto", "RandomNumberGenerator.Fill would load OpenSSL's libcrypto into the daemon");
+        }
+    }
+
+    [Test]
     public void NewVersion7_BeforeTheEpoch_IsRefusedAsCreateVersion7Refuses()
     {
-        var source = new UidSource(RandomNumberGenerator.Fill);
+        var source = UidSource.ForThisThread;
         var before = DateTimeOffset.UnixEpoch.AddMilliseconds(-1);
 
         FluentActions.Invoking(() => Guid.CreateVersion7(before)).Should().Throw<ArgumentOutOfRangeException>();
