@@ -209,7 +209,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
             // the ones before them and the uid index grows at one end (one or two pages written per commit) instead of
             // taking each Create's entry at a random place (one page per Create; a third of the pages a Create wrote).
             // Same 32 hex digits as before; still unique (74 random bits per millisecond, and the column is UNIQUE).
-            return Enqueue(PendingWrite.Create(spec, specJson, Guid.CreateVersion7(now).ToString("N"), now), cancellationToken);
+            // Issue 15 (req13): from a per-thread pool of secure random bytes, not a read of the kernel's source per uid.
+            return Enqueue(PendingWrite.Create(spec, specJson, UidSource.ForThisThread.NewVersion7(now), now), cancellationToken);
         }
         catch (Exception ex)
         {
