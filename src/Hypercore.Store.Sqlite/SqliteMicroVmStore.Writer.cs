@@ -15,6 +15,9 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private long _selectedRowId;
 
+    /// <summary>Status writes that went to the listed record with no read first (writer thread; <see cref="TryUpdateWrittenStatus"/>).</summary>
+    private long _statusWritesWithoutRead;
+
     /// <summary>A batch of only the reconciler's writes waits here briefly for a request write (issue 15, tenth pass).</summary>
     private readonly BackgroundWriteWait _backgroundWait;
 
@@ -29,6 +32,9 @@ public sealed partial class SqliteMicroVmStore
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
     /// </summary>
+    /// <summary>Status writes that updated the record the writer listed, with no read before them (tests, diagnostics).</summary>
+    internal long StatusWritesWithoutRead => Volatile.Read(ref _statusWritesWithoutRead);
+
     private Task<MicroVm> Enqueue(PendingWrite write, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
@@ -247,7 +253,7 @@ public sealed partial class SqliteMicroVmStore
         {
             if (failures[i] is null && outcomes[i].Event is { } ev)
             {
-                Remember(ev, outcomes[i].Text);
+                Remember(ev, outcomes[i]);
             }
         }
 
@@ -423,7 +429,7 @@ public sealed partial class SqliteMicroVmStore
             CreatedAt = now,
             Status = MicroVmStatus.Initial,
         };
-        return new WriteOutcome(record, new StoreEvent(StoreEventType.Added, record), new RowHash(specJson.Hash, InitialStatusJson.Hash));
+        return new WriteOutcome(record, new StoreEvent(StoreEventType.Added, record), new RowHash(specJson.Hash, InitialStatusJson.Hash), rv, _commands.LastInsertRowId);
     }
 
     private WriteOutcome ApplyUpdateSpec(VmKey key, MicroVmSpec spec, JsonColumn specJson, string expectedResourceVersion)
@@ -443,7 +449,7 @@ public sealed partial class SqliteMicroVmStore
         update.BindInt64(5, rv);
         update.Execute();
         var updated = current with { Spec = spec, Generation = generation, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Spec = specJson.Hash });
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Spec = specJson.Hash }, rv, _selectedRowId);
     }
 
     /// <summary>
@@ -452,6 +458,12 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private WriteOutcome ApplyUpdateStatus(VmKey key, MicroVmStatus status, JsonColumn statusJson, string expectedResourceVersion, string? claimNode = null)
     {
+        if (_recent.FindWritten(key, out var written) && written.Vm.ResourceVersion == expectedResourceVersion &&
+            TryUpdateWrittenStatus(key, written, status, statusJson, claimNode) is { } done)
+        {
+            return done;
+        }
+
         var current = SelectForWrite(key, replacingStatus: status) ?? throw new NotFoundException(key);
         if (current.ResourceVersion != expectedResourceVersion)
         {
@@ -470,7 +482,62 @@ public sealed partial class SqliteMicroVmStore
 
         update.Execute();
         var updated = current with { Status = status, Claimed = current.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Status = statusJson.Hash });
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Status = statusJson.Hash }, rv, _selectedRowId);
+    }
+
+    /// <summary>
+    /// A status write to the record this writer committed last for the key (issue 15, thirteenth pass): the reconciler's
+    /// claim + Provisioning and Running writes follow the Create and each other, so the record, its version and its rowid
+    /// are in <see cref="RecentRecords"/>. One statement then checks and writes: it updates the row by rowid only when
+    /// it still has that key and that version, and returns its spec, whose hash must be the listed one (a spec edited
+    /// outside the store without a new version is then read as it is). No read through the (namespace, id) index first,
+    /// no second statement, no hashing of the row's old columns. Null when the row is not the listed one: nothing was
+    /// written, and the write goes the usual way (which reports a conflict or a missing row).
+    /// </summary>
+    private WriteOutcome? TryUpdateWrittenStatus(VmKey key, RecentRecords.Entry written, MicroVmStatus status, JsonColumn statusJson, string? claimNode)
+    {
+        var rv = NextResourceVersion();
+        var update = claimNode is null ? _commands.UpdateWrittenStatus : _commands.ClaimWrittenWithStatus;
+        update.BindInt64(1, written.RowId);
+        update.BindUtf8(3, statusJson.Utf8);
+        update.BindInt64(4, rv);
+        if (claimNode is not null)
+        {
+            update.BindText(5, claimNode);
+        }
+
+        update.BindInt64(6, written.Version);
+        update.BindText(7, key.Namespace);
+        update.BindText(8, key.Id);
+        ColumnHash spec;
+        try
+        {
+            if (!update.Step())
+            {
+                _batchResourceVersion--; // nothing written: give the version back
+                return null;
+            }
+
+            spec = ColumnHash.Of(update.Blob(0));
+            while (update.Step())
+            {
+            }
+        }
+        finally
+        {
+            update.Reset();
+        }
+
+        if (spec != written.Text.Spec)
+        {
+            // Written, but the row's spec is not the listed one: the record as the row now is.
+            var row = SelectForWrite(key, replacingStatus: status)!;
+            return new WriteOutcome(row, new StoreEvent(StoreEventType.Modified, row), _selectedRow, rv, _selectedRowId);
+        }
+
+        _statusWritesWithoutRead++;
+        var updated = written.Vm with { Status = status, Claimed = written.Vm.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), new RowHash(spec, statusJson.Hash), rv, written.RowId);
     }
 
     private WriteOutcome ApplyClaim(VmKey key, string node)
@@ -506,7 +573,7 @@ public sealed partial class SqliteMicroVmStore
         update.BindInt64(4, rv);
         update.Execute();
         var claimed = SelectForWrite(key)!;
-        return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed), _selectedRow);
+        return new WriteOutcome(claimed, new StoreEvent(StoreEventType.Modified, claimed), _selectedRow, rv, _selectedRowId);
     }
 
     private WriteOutcome ApplyMarkForDeletion(VmKey key, DateTimeOffset now)
@@ -525,7 +592,7 @@ public sealed partial class SqliteMicroVmStore
         update.BindInt64(4, rv);
         update.Execute();
         var marked = current with { DeletionRequestedAt = now, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(marked, new StoreEvent(StoreEventType.Modified, marked), _selectedRow);
+        return new WriteOutcome(marked, new StoreEvent(StoreEventType.Modified, marked), _selectedRow, rv, _selectedRowId);
     }
 
     private WriteOutcome ApplyRemove(VmKey key)
@@ -640,7 +707,9 @@ public sealed partial class SqliteMicroVmStore
 
     /// <summary>What a write returns to its caller and what watchers see (null: nothing changed).</summary>
     /// <param name="Text">The hashes of the row's spec and status JSON after the write, for <see cref="RecentRecords"/>; null: not known.</param>
-    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event, RowHash? Text = null);
+    /// <param name="Version">The version written, with <paramref name="Text"/>.</param>
+    /// <param name="RowId">The row's rowid, with <paramref name="Text"/>.</param>
+    private readonly record struct WriteOutcome(MicroVm? Result, StoreEvent? Event, RowHash? Text = null, long Version = 0, long RowId = 0);
 
     /// <summary>
     /// Prepared once on the writer connection and reused: SQLite then parses each statement only once. Used through
@@ -685,6 +754,8 @@ public sealed partial class SqliteMicroVmStore
             ReadClaim = new(db, "SELECT claimed_node FROM microvms WHERE namespace = ?1 AND id = ?2;");
             Claim = new(db, "UPDATE microvms SET claimed_node = ?3, resource_version = ?4 WHERE namespace = ?1 AND id = ?2;");
             ClaimWithStatus = new(db, ClaimWithStatusSql);
+            UpdateWrittenStatus = new(db, UpdateWrittenStatusSql);
+            ClaimWrittenWithStatus = new(db, ClaimWrittenWithStatusSql);
             MarkForDeletion = new(db, MarkForDeletionSql);
             Delete = new(db, DeleteSql);
         }
@@ -700,6 +771,14 @@ public sealed partial class SqliteMicroVmStore
         internal const string UpdateStatusSql = "UPDATE microvms SET status = ?3, resource_version = ?4 WHERE rowid = ?1;";
 
         internal const string ClaimWithStatusSql = "UPDATE microvms SET claimed_node = ?5, status = ?3, resource_version = ?4 WHERE rowid = ?1;";
+
+        // Issue 15, thirteenth pass: a status write to the record the writer committed last, with no read before it: by
+        // rowid, only when the row still has that key (?7, ?8) and version (?6); returns the spec to compare with the listed one.
+        internal const string UpdateWrittenStatusSql =
+            "UPDATE microvms SET status = ?3, resource_version = ?4 WHERE rowid = ?1 AND resource_version = ?6 AND namespace = ?7 AND id = ?8 RETURNING spec;";
+
+        internal const string ClaimWrittenWithStatusSql =
+            "UPDATE microvms SET claimed_node = ?5, status = ?3, resource_version = ?4 WHERE rowid = ?1 AND resource_version = ?6 AND namespace = ?7 AND id = ?8 RETURNING spec;";
 
         internal const string MarkForDeletionSql = "UPDATE microvms SET deletion_requested_at = ?3, resource_version = ?4 WHERE rowid = ?1;";
 
@@ -719,6 +798,10 @@ public sealed partial class SqliteMicroVmStore
 
         public WriterStatement ClaimWithStatus { get; }
 
+        public WriterStatement UpdateWrittenStatus { get; }
+
+        public WriterStatement ClaimWrittenWithStatus { get; }
+
         public WriterStatement MarkForDeletion { get; }
 
         public WriterStatement Delete { get; }
@@ -728,6 +811,9 @@ public sealed partial class SqliteMicroVmStore
         /// now does that wait, for as long.
         /// </summary>
         public void UseBusyTimeout(TimeSpan timeout) => raw.sqlite3_busy_timeout(_db, (int)Math.Min(int.MaxValue, timeout.TotalMilliseconds));
+
+        /// <summary>The rowid of the row the last INSERT on this connection added.</summary>
+        public long LastInsertRowId => raw.sqlite3_last_insert_rowid(_db);
 
         public void Begin() => _begin.Execute();
 
@@ -762,7 +848,7 @@ public sealed partial class SqliteMicroVmStore
 
         public void Dispose()
         {
-            foreach (var statement in (WriterStatement[])[_begin, _commit, _rollback, _readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, MarkForDeletion, Delete])
+            foreach (var statement in (WriterStatement[])[_begin, _commit, _rollback, _readCounter, _writeCounter, SelectByKey, Insert, UpdateSpec, UpdateStatus, ReadClaim, Claim, ClaimWithStatus, UpdateWrittenStatus, ClaimWrittenWithStatus, MarkForDeletion, Delete])
             {
                 statement.Dispose();
             }
