@@ -124,6 +124,11 @@ public sealed class SqliteStatusWriteTests
         var updated = await store.UpdateStatusAsync(created.Key, running, claimed.ResourceVersion);
 
         store.StatusWritesWithoutRead.Should().Be(2);
+        using (var connection = _database.OpenConnection())
+        {
+            QueryPlan(connection, SqliteMicroVmStore.WriterCommands.SelectWrittenSql).Should().Be("SEARCH microvms USING INTEGER PRIMARY KEY (rowid=?)");
+        }
+
         claimed.Should().Be(created with { Status = provisioning, Claimed = true, ResourceVersion = claimed.ResourceVersion });
         updated.Should().Be(created with { Status = running, Claimed = true, ResourceVersion = updated.ResourceVersion });
         long.Parse(updated.ResourceVersion).Should().Be(long.Parse(claimed.ResourceVersion) + 1);
