@@ -27,14 +27,14 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private readonly List<(PendingWrite Write, MicroVm? Result, Exception? Failure)> _deferred = [];
 
+    /// <summary>Status writes that updated the record the writer listed, with no read before them (tests, diagnostics).</summary>
+    internal long StatusWritesWithoutRead => Volatile.Read(ref _statusWritesWithoutRead);
+
     /// <summary>
     /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
     /// </summary>
-    /// <summary>Status writes that updated the record the writer listed, with no read before them (tests, diagnostics).</summary>
-    internal long StatusWritesWithoutRead => Volatile.Read(ref _statusWritesWithoutRead);
-
     private Task<MicroVm> Enqueue(PendingWrite write, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
