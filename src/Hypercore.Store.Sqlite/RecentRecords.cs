@@ -22,12 +22,13 @@ namespace Hypercore.Store.Sqlite;
 internal sealed class RecentRecords(int generationSize)
 {
     private readonly object _gate = new();
-    private Dictionary<VmKey, (long Version, MicroVm Vm, RowHash Text)> _current = [];
-    private Dictionary<VmKey, (long Version, MicroVm Vm, RowHash Text)> _previous = [];
+    private Dictionary<VmKey, Entry> _current = [];
+    private Dictionary<VmKey, Entry> _previous = [];
 
     public void Put(long version, MicroVm vm, RowText text) => Put(version, vm, RowHash.Of(text));
 
-    public void Put(long version, MicroVm vm, RowHash hash)
+    /// <param name="rowId">The row's rowid, when the writer knows it (0: not known); see <see cref="FindWritten"/>.</param>
+    public void Put(long version, MicroVm vm, RowHash hash, long rowId = 0)
     {
         lock (_gate)
         {
@@ -43,7 +44,7 @@ internal sealed class RecentRecords(int generationSize)
                 _current = dropped;
             }
 
-            _current[vm.Key] = (version, vm, hash);
+            _current[vm.Key] = new Entry(version, vm, hash, rowId);
         }
     }
 
@@ -64,7 +65,24 @@ internal sealed class RecentRecords(int generationSize)
     public MicroVm? Find(VmKey key, long version, RowHash text) =>
         TryGet(key, version, out var entry) && entry.Text == text ? entry.Vm : null;
 
-    private bool TryGet(VmKey key, long version, out (long Version, MicroVm Vm, RowHash Text) entry)
+    /// <summary>
+    /// What the writer committed last for <paramref name="key"/>, with its rowid, when it is listed and the rowid known
+    /// (writer thread: a status write checks the version and the spec against the row it updates, issue 15, thirteenth pass).
+    /// </summary>
+    public bool FindWritten(VmKey key, out Entry entry)
+    {
+        lock (_gate)
+        {
+            if (!_current.TryGetValue(key, out entry) && !_previous.TryGetValue(key, out entry))
+            {
+                return false;
+            }
+        }
+
+        return entry.RowId != 0;
+    }
+
+    private bool TryGet(VmKey key, long version, out Entry entry)
     {
         lock (_gate)
         {
@@ -76,4 +94,7 @@ internal sealed class RecentRecords(int generationSize)
 
         return entry.Version == version;
     }
+
+    /// <summary>A listed record: its version, the record, its row's JSON hashed, and its rowid (0: not known).</summary>
+    internal readonly record struct Entry(long Version, MicroVm Vm, RowHash Text, long RowId);
 }

@@ -410,20 +410,20 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     }
 
     /// <summary>Called by the writer after a commit, for each change in it.</summary>
-    private void Remember(StoreEvent ev, RowHash? text)
+    private void Remember(StoreEvent ev, WriteOutcome outcome)
     {
         if (ev.MicroVm is not { } vm)
         {
             return;
         }
 
-        if (ev.Type == StoreEventType.Deleted || text is null)
+        if (ev.Type == StoreEventType.Deleted || outcome.Text is not { } text)
         {
             _recent.Remove(vm.Key);
         }
         else
         {
-            _recent.Put(long.Parse(vm.ResourceVersion, NumberStyles.None, CultureInfo.InvariantCulture), vm, text.Value);
+            _recent.Put(outcome.Version, vm, text, outcome.RowId);
         }
     }
 

@@ -107,6 +107,82 @@ public sealed class SqliteStatusWriteTests
         all[3].Spec.Labels.Should().BeEmpty();
     }
 
+    /// <summary>
+    /// Issue 15, thirteenth pass: the reconciler's status writes follow the Create and each other, so the writer has the
+    /// record, its version and its rowid listed, and writes the status with one statement by rowid (no read through the
+    /// key index first). What the callers and watchers get is the same record.
+    /// </summary>
+    [Test]
+    public async Task StatusWritesAfterACreate_GoToTheListedRow_WithNoReadFirst()
+    {
+        var provisioning = new MicroVmStatus { Phase = Phase.Provisioning, ObservedGeneration = 1, Node = "test-node" };
+        var running = provisioning with { Phase = Phase.Running, Pid = 7 };
+        await using var store = _database.Open();
+        var created = await store.CreateAsync(new MicroVmSpec { Id = "vm", Namespace = "default", Kernel = new KernelSpec { Image = "/k" } });
+
+        var claimed = await store.ClaimWithStatusAsync(created.Key, provisioning, created.ResourceVersion);
+        var updated = await store.UpdateStatusAsync(created.Key, running, claimed.ResourceVersion);
+
+        store.StatusWritesWithoutRead.Should().Be(2);
+        using (var connection = _database.OpenConnection())
+        {
+            QueryPlan(connection, SqliteMicroVmStore.WriterCommands.SelectWrittenSql).Should().Be("SEARCH microvms USING INTEGER PRIMARY KEY (rowid=?)");
+        }
+
+        claimed.Should().Be(created with { Status = provisioning, Claimed = true, ResourceVersion = claimed.ResourceVersion });
+        updated.Should().Be(created with { Status = running, Claimed = true, ResourceVersion = updated.ResourceVersion });
+        long.Parse(updated.ResourceVersion).Should().Be(long.Parse(claimed.ResourceVersion) + 1);
+        (await store.GetAsync(created.Key)).Should().Be(updated);
+
+        // A stale version still conflicts, and writes nothing.
+        var stale = () => store.UpdateStatusAsync(created.Key, provisioning, claimed.ResourceVersion);
+        await stale.Should().ThrowAsync<ConflictException>();
+        store.StatusWritesWithoutRead.Should().Be(2);
+        (await store.GetAsync(created.Key)).Should().Be(updated);
+    }
+
+    /// <summary>The listed record is only trusted while the row is still it: a spec changed outside the store at the same version is read as it is.</summary>
+    [Test]
+    public async Task StatusWrite_AfterTheSpecWasEditedOutsideAtTheSameVersion_ReturnsTheRowsSpec()
+    {
+        await using var store = _database.Open();
+        var created = await store.CreateAsync(new MicroVmSpec { Id = "vm", Namespace = "default", Kernel = new KernelSpec { Image = "/k" } });
+        using (var connection = _database.OpenConnection())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = """UPDATE microvms SET spec = '{"id":"vm","namespace":"default","kernel":{"image":"/edited"}}' WHERE id = 'vm';""";
+            command.ExecuteNonQuery().Should().Be(1);
+        }
+
+        var running = new MicroVmStatus { Phase = Phase.Running, ObservedGeneration = 1, Node = "test-node" };
+        var updated = await store.UpdateStatusAsync(created.Key, running, created.ResourceVersion);
+
+        updated.Spec.Kernel.Image.Should().Be("/edited");
+        updated.Status.Should().Be(running);
+        (await store.GetAsync(created.Key)).Should().Be(updated);
+    }
+
+    /// <summary>A listed rowid that now holds another key (the row renamed outside the store, or rowids renumbered by a VACUUM) is not written.</summary>
+    [Test]
+    public async Task StatusWrite_WhenTheListedRowidHoldsAnotherKey_WritesNothingThere()
+    {
+        await using var store = _database.Open();
+        var created = await store.CreateAsync(new MicroVmSpec { Id = "vm", Namespace = "default", Kernel = new KernelSpec { Image = "/k" } });
+        using (var connection = _database.OpenConnection())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = """UPDATE microvms SET id = 'other', spec = '{"id":"other","namespace":"default","kernel":{"image":"/k"}}' WHERE id = 'vm';""";
+            command.ExecuteNonQuery().Should().Be(1);
+        }
+
+        var write = () => store.UpdateStatusAsync(created.Key, new MicroVmStatus { Phase = Phase.Running }, created.ResourceVersion);
+
+        await write.Should().ThrowAsync<NotFoundException>();
+        var other = await store.GetAsync(new VmKey("default", "other"));
+        other!.Status.Should().Be(MicroVmStatus.Initial);
+        other.ResourceVersion.Should().Be(created.ResourceVersion);
+    }
+
     private static string QueryPlan(Microsoft.Data.Sqlite.SqliteConnection connection, string sql)
     {
         using var command = connection.CreateCommand();
