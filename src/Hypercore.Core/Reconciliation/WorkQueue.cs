@@ -74,6 +74,76 @@ public sealed class WorkQueue<TKey> : IDisposable
     }
 
     /// <summary>
+    /// Queues a key now, as <see cref="Add"/> does, but wakes no waiting worker: the caller hands the queue out with
+    /// <see cref="HandOutHere"/> once it can (issue 15, thirteenth pass: the informer queues keys under its lock and
+    /// hands them out after it, see <see cref="HandOutHere"/>). Until then the key is in the queue like any other: a
+    /// worker that asks for a key, or any <see cref="Add"/> or <see cref="Done"/> that hands one out, takes it.
+    /// </summary>
+    public void AddHeld(TKey key)
+    {
+        lock (_gate)
+        {
+            if (_shutdown || !_dirty.Add(key) || _processing.Contains(key))
+            {
+                return;
+            }
+
+            _queue.Enqueue(key);
+        }
+    }
+
+    /// <summary>
+    /// Hands queued keys to waiting workers, each worker's continuation running on the calling thread until it first
+    /// waits (a reconcile pass: until its first store write), instead of being queued to the thread pool for another
+    /// thread to pick up.
+    /// </summary>
+    /// <remarks>
+    /// Issue 15, thirteenth pass: a key the informer queued reached its worker through a thread-pool work item (and
+    /// usually the wake-up of a parked pool thread) for each new VM, only for that thread to run the pass up to its
+    /// claim and wait for the store. The informer's thread now runs that part itself, after its lock is released; the
+    /// poll timer's callback does the same with the keys that came due. A worker never takes a second key from a
+    /// non-empty queue here: once its pass is done without waiting, its next <see cref="TakeAsync"/> goes through the
+    /// thread pool as before (with an empty queue it simply waits again), so the caller runs at most one pass's first
+    /// part per waiting worker. Must not be called under a lock the workers take.
+    /// </remarks>
+    public void HandOutHere()
+    {
+        while (true)
+        {
+            Waiter? waiter;
+            TKey key;
+            lock (_gate)
+            {
+                if (_shutdown || _queue.Count == 0)
+                {
+                    return;
+                }
+
+                waiter = HandOutLocked(out key);
+            }
+
+            if (waiter is null)
+            {
+                return;
+            }
+
+            t_handingOut++;
+            try
+            {
+                waiter.Complete(true, key, here: true);
+            }
+            finally
+            {
+                t_handingOut--;
+            }
+        }
+    }
+
+    // Non-zero while this thread runs a worker's continuation in HandOutHere.
+    [ThreadStatic]
+    private static int t_handingOut;
+
+    /// <summary>
     /// Under the lock, with a key just queued: if a worker is waiting, the queue's first key is its (taken as
     /// <see cref="TakeAsync"/> takes it); the caller completes the waiter after leaving the lock.
     /// </summary>
@@ -191,9 +261,16 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
         }
 
+        // The timer's callback runs on a thread-pool thread: it hands the keys out itself (issue 15, thirteenth pass:
+        // a poll of a live VM was the timer's work item, then one more to reach its worker; HandOutHere).
         foreach (var key in ready ?? [])
         {
-            Add(key);
+            AddHeld(key);
+        }
+
+        if (ready is not null)
+        {
+            HandOutHere();
         }
     }
 
@@ -249,7 +326,9 @@ public sealed class WorkQueue<TKey> : IDisposable
 
             if (_queue.Count > 0)
             {
-                return new ValueTask<(bool, TKey)>((true, TakeLocked()));
+                return t_handingOut > 0
+                    ? TakeLaterAsync(cancellationToken) // a worker run by HandOutHere takes no second key there
+                    : new ValueTask<(bool, TKey)>((true, TakeLocked()));
             }
 
             waiter = _idleWaiters.Count > 0 ? _idleWaiters.Pop() : new Waiter(this);
@@ -259,6 +338,13 @@ public sealed class WorkQueue<TKey> : IDisposable
         // Outside the lock: a token cancelled meanwhile runs the callback here, and it takes the lock itself. The waiter
         // cannot be reused before this returns: only the caller's await of the result gives it back.
         return waiter.Wait(cancellationToken);
+    }
+
+    /// <summary>A worker that finished its pass inside <see cref="HandOutHere"/> continues on the thread pool, as it would have run.</summary>
+    private async ValueTask<(bool Ok, TKey Key)> TakeLaterAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        return await TakeAsync(cancellationToken);
     }
 
     /// <summary>Marks a key as worked; if it was added meanwhile it goes back in the queue.</summary>
@@ -327,8 +413,19 @@ public sealed class WorkQueue<TKey> : IDisposable
             return new ValueTask<(bool, TKey)>(this, version);
         }
 
-        /// <summary>Called once the waiter has left the queue's list, outside the lock.</summary>
-        public void Complete(bool ok, TKey key) => _core.SetResult((ok, key));
+        /// <summary>
+        /// Called once the waiter has left the queue's list, outside the lock. <paramref name="here"/>: the worker's
+        /// continuation runs on this thread (<see cref="HandOutHere"/>) rather than through the thread pool.
+        /// </summary>
+        public void Complete(bool ok, TKey key, bool here = false)
+        {
+            if (here)
+            {
+                _core.RunContinuationsAsynchronously = false; // back to true when the result is read
+            }
+
+            _core.SetResult((ok, key));
+        }
 
         private void Cancel(CancellationToken token)
         {
@@ -354,6 +451,7 @@ public sealed class WorkQueue<TKey> : IDisposable
                 _registration.Dispose(); // waits for a cancellation callback that is still running
                 _registration = default;
                 _core.Reset();
+                _core.RunContinuationsAsynchronously = true;
                 lock (queue._gate)
                 {
                     queue._idleWaiters.Push(this);
