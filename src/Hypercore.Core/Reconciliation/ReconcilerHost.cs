@@ -88,7 +88,7 @@ public sealed partial class ReconcilerHost : BackgroundService
                 {
                     _reconciler.FollowHere(before, ev.MicroVm); // issue 15: no older copy kept per record (Reconciler.Moved.cs)
                 }
-            }, _queue.HandOutHere);
+            }, () => _queue.HandOutHere(1)); // one change queues one key at most; a list's many keys go through the pool
             exits = SubscribeLiveStateChanges(); // issue 15: ReconcilerHost.Exits.cs
             using var resync = StartResync(); // issue 15: spread over the interval, ReconcilerHost.Resync.cs
             _ready.TrySetResult();

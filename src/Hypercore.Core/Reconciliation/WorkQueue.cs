@@ -93,20 +93,20 @@ public sealed class WorkQueue<TKey> : IDisposable
     }
 
     /// <summary>
-    /// Hands queued keys to waiting workers, each worker's continuation running on the calling thread until it first
-    /// waits (a reconcile pass: until its first store write), instead of being queued to the thread pool for another
-    /// thread to pick up.
+    /// Hands queued keys to waiting workers: the first <paramref name="here"/> of them with the worker's continuation
+    /// run on the calling thread until it first waits (a reconcile pass: until its first store write), the rest as
+    /// <see cref="Add"/> hands them out, through the thread pool.
     /// </summary>
     /// <remarks>
     /// Issue 15, thirteenth pass: a key the informer queued reached its worker through a thread-pool work item (and
     /// usually the wake-up of a parked pool thread) for each new VM, only for that thread to run the pass up to its
     /// claim and wait for the store. The informer's thread now runs that part itself, after its lock is released; the
-    /// poll timer's callback does the same with the keys that came due. A worker never takes a second key from a
-    /// non-empty queue here: once its pass is done without waiting, its next <see cref="TakeAsync"/> goes through the
-    /// thread pool as before (with an empty queue it simply waits again), so the caller runs at most one pass's first
-    /// part per waiting worker. Must not be called under a lock the workers take.
+    /// poll timer's callback does the same with the keys that came due. A worker run here takes no key from the queue
+    /// without waiting: when its pass ends without waiting, it waits for its next key like any worker, and what is
+    /// still queued is handed out through the pool once <paramref name="here"/> is used up. So the caller runs at most
+    /// <paramref name="here"/> passes, up to their first wait. Must not be called under a lock the workers take.
     /// </remarks>
-    public void HandOutHere()
+    public void HandOutHere(int here)
     {
         while (true)
         {
@@ -127,21 +127,28 @@ public sealed class WorkQueue<TKey> : IDisposable
                 return;
             }
 
-            t_handingOut++;
+            if (here-- <= 0)
+            {
+                waiter.Complete(true, key);
+                continue;
+            }
+
+            var outer = t_handingOut;
+            t_handingOut = this;
             try
             {
                 waiter.Complete(true, key, here: true);
             }
             finally
             {
-                t_handingOut--;
+                t_handingOut = outer;
             }
         }
     }
 
-    // Non-zero while this thread runs a worker's continuation in HandOutHere.
+    // The queue whose worker this thread runs in HandOutHere, if any.
     [ThreadStatic]
-    private static int t_handingOut;
+    private static WorkQueue<TKey>? t_handingOut;
 
     /// <summary>
     /// Under the lock, with a key just queued: if a worker is waiting, the queue's first key is its (taken as
@@ -270,7 +277,7 @@ public sealed class WorkQueue<TKey> : IDisposable
 
         if (ready is not null)
         {
-            HandOutHere();
+            HandOutHere(ready.Count);
         }
     }
 
@@ -324,11 +331,11 @@ public sealed class WorkQueue<TKey> : IDisposable
                 return new ValueTask<(bool, TKey)>((false, default!));
             }
 
-            if (_queue.Count > 0)
+            // A worker run by HandOutHere waits even for a key already queued: HandOutHere hands it out (its caller runs
+            // no more passes than it asked for).
+            if (_queue.Count > 0 && t_handingOut != this)
             {
-                return t_handingOut > 0
-                    ? TakeLaterAsync(cancellationToken) // a worker run by HandOutHere takes no second key there
-                    : new ValueTask<(bool, TKey)>((true, TakeLocked()));
+                return new ValueTask<(bool, TKey)>((true, TakeLocked()));
             }
 
             waiter = _idleWaiters.Count > 0 ? _idleWaiters.Pop() : new Waiter(this);
@@ -338,13 +345,6 @@ public sealed class WorkQueue<TKey> : IDisposable
         // Outside the lock: a token cancelled meanwhile runs the callback here, and it takes the lock itself. The waiter
         // cannot be reused before this returns: only the caller's await of the result gives it back.
         return waiter.Wait(cancellationToken);
-    }
-
-    /// <summary>A worker that finished its pass inside <see cref="HandOutHere"/> continues on the thread pool, as it would have run.</summary>
-    private async ValueTask<(bool Ok, TKey Key)> TakeLaterAsync(CancellationToken cancellationToken)
-    {
-        await Task.Yield();
-        return await TakeAsync(cancellationToken);
     }
 
     /// <summary>Marks a key as worked; if it was added meanwhile it goes back in the queue.</summary>

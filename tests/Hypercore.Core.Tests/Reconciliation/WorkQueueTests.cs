@@ -52,7 +52,7 @@ public class WorkQueueTests
         ranOn.Should().BeNull("AddHeld queues the key but wakes no worker");
         _queue.Depth.Should().Be(1);
 
-        _queue.HandOutHere();
+        _queue.HandOutHere(1);
         ranOn.Should().Be(Environment.CurrentManagedThreadId, "the waiting worker ran here, up to its first wait, before HandOutHere returned");
         _queue.Depth.Should().Be(0);
         pass.SetResult();
@@ -83,12 +83,12 @@ public class WorkQueueTests
         var worker = Worker();
         _queue.AddHeld("a");
         _queue.AddHeld("b");
-        _queue.HandOutHere();
+        _queue.HandOutHere(1);
         Volatile.Write(ref returned, true);
 
         await worker.WaitAsync(TimeSpan.FromSeconds(20));
         taken.Should().Equal([("a", true), ("b", false)],
-            "one pass per waiting worker runs on the caller's thread; the worker's next key is taken through the thread pool");
+            "one pass runs on the caller's thread; the worker's next key is handed to it through the thread pool");
     });
 
     [Test]
