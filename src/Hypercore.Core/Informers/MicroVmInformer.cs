@@ -132,7 +132,13 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
     /// Calls <paramref name="handler"/> with every cached record as Added, then with every change, in order, on the
     /// informer's loop. The handler must return quickly and never throw. Dispose the result to stop.
     /// </summary>
-    public IDisposable AddHandler(Action<InformerEvent> handler)
+    /// <param name="released">
+    /// Called, when given, each time the informer has told handlers of one change (or of one list) and released its lock:
+    /// on the informer's loop, after the handler's calls for that change, and once after the calls above on the caller's
+    /// thread. It may do what a handler must not do under the lock (issue 15, thirteenth pass: the reconciler hands the
+    /// keys its handler queued to its workers there). Like the handler, it must never throw.
+    /// </param>
+    public IDisposable AddHandler(Action<InformerEvent> handler, Action? released = null)
     {
         lock (_gate)
         {
@@ -142,15 +148,43 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
             }
 
             _handlers.Add(handler);
+            if (released is not null)
+            {
+                _released = [.. _released, released];
+            }
         }
 
+        released?.Invoke();
         return new Unregister(() =>
         {
             lock (_gate)
             {
                 _handlers.Remove(handler);
+                if (released is not null)
+                {
+                    _released = [.. _released.Where(r => r != released)];
+                }
             }
         });
+    }
+
+    // The handlers' released callbacks; replaced (never changed in place) under the lock, read without it.
+    private volatile Action[] _released = [];
+
+    /// <summary>Runs the released callbacks (<see cref="AddHandler"/>). Never under the lock.</summary>
+    private void Released()
+    {
+        foreach (var released in _released)
+        {
+            try
+            {
+                released();
+            }
+            catch (Exception ex)
+            {
+                LogReleasedFailed(ex.Message, ex);
+            }
+        }
     }
 
     /// <summary>
@@ -261,6 +295,7 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
                 else if (ev.MicroVm is { } vm)
                 {
                     Apply(ev.Type, vm);
+                    Released();
                 }
 
                 move = watch.MoveNextAsync().AsTask();
@@ -341,6 +376,8 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
             }
         }
 
+        Released();
+
         if (missing)
         {
             // A cached key was not listed: a record deleted where the watch did not see it (a lost event, another process).
@@ -361,6 +398,8 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
             {
                 PublishDeleted(present);
             }
+
+            Released();
         }
 
         // After the events, so that a caller who sees the count grow sees what the relist changed.
@@ -477,6 +516,9 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
 
     [LoggerMessage(1201, LogLevel.Error, "informer: a handler failed on {Key}: {Message}")]
     private partial void LogHandlerFailed(VmKey key, string message, Exception ex);
+
+    [LoggerMessage(1202, LogLevel.Error, "informer: a handler failed after a change: {Message}")]
+    private partial void LogReleasedFailed(string message, Exception ex);
 }
 
 /// <summary>A client's view of the informer: a snapshot, then the changes after it, through a bounded buffer.</summary>

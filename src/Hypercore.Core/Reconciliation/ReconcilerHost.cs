@@ -74,18 +74,21 @@ public sealed partial class ReconcilerHost : BackgroundService
             var adoption = ReportAdoptionAsync(_informer.List(), stoppingToken);
             _ = adoption.ContinueWith(_ => _adopted.TrySetResult(), TaskScheduler.Default);
 
+            // Issue 15, thirteenth pass: the key is queued under the informer's lock, as before, and handed to a waiting
+            // worker once the lock is released, on the informer's thread (WorkQueue.HandOutHere): the pass runs there
+            // up to its claim, without a thread-pool hand-off (and the wake-up of a parked thread) per new VM.
             subscription = _informer.AddHandler(ev =>
             {
                 if (IsSpecChange(ev))
                 {
-                    _queue.Add(ev.MicroVm.Key);
+                    _queue.AddHeld(ev.MicroVm.Key);
                 }
 
                 if (ev.Type == InformerEventType.Modified && ev.Previous is { } before)
                 {
                     _reconciler.FollowHere(before, ev.MicroVm); // issue 15: no older copy kept per record (Reconciler.Moved.cs)
                 }
-            });
+            }, () => _queue.HandOutHere(1)); // one change queues one key at most; a list's many keys go through the pool
             exits = SubscribeLiveStateChanges(); // issue 15: ReconcilerHost.Exits.cs
             using var resync = StartResync(); // issue 15: spread over the interval, ReconcilerHost.Resync.cs
             _ready.TrySetResult();

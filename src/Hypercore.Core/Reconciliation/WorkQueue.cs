@@ -74,6 +74,83 @@ public sealed class WorkQueue<TKey> : IDisposable
     }
 
     /// <summary>
+    /// Queues a key now, as <see cref="Add"/> does, but wakes no waiting worker: the caller hands the queue out with
+    /// <see cref="HandOutHere"/> once it can (issue 15, thirteenth pass: the informer queues keys under its lock and
+    /// hands them out after it, see <see cref="HandOutHere"/>). Until then the key is in the queue like any other: a
+    /// worker that asks for a key, or any <see cref="Add"/> or <see cref="Done"/> that hands one out, takes it.
+    /// </summary>
+    public void AddHeld(TKey key)
+    {
+        lock (_gate)
+        {
+            if (_shutdown || !_dirty.Add(key) || _processing.Contains(key))
+            {
+                return;
+            }
+
+            _queue.Enqueue(key);
+        }
+    }
+
+    /// <summary>
+    /// Hands queued keys to waiting workers: the first <paramref name="here"/> of them with the worker's continuation
+    /// run on the calling thread until it first waits (a reconcile pass: until its first store write), the rest as
+    /// <see cref="Add"/> hands them out, through the thread pool.
+    /// </summary>
+    /// <remarks>
+    /// Issue 15, thirteenth pass: a key the informer queued reached its worker through a thread-pool work item (and
+    /// usually the wake-up of a parked pool thread) for each new VM, only for that thread to run the pass up to its
+    /// claim and wait for the store. The informer's thread now runs that part itself, after its lock is released; the
+    /// poll timer's callback does the same with the keys that came due. A worker run here takes no key from the queue
+    /// without waiting: when its pass ends without waiting, it waits for its next key like any worker, and what is
+    /// still queued is handed out through the pool once <paramref name="here"/> is used up. So the caller runs at most
+    /// <paramref name="here"/> passes, up to their first wait. Must not be called under a lock the workers take.
+    /// </remarks>
+    public void HandOutHere(int here)
+    {
+        while (true)
+        {
+            Waiter? waiter;
+            TKey key;
+            lock (_gate)
+            {
+                if (_shutdown || _queue.Count == 0)
+                {
+                    return;
+                }
+
+                waiter = HandOutLocked(out key);
+            }
+
+            if (waiter is null)
+            {
+                return;
+            }
+
+            if (here-- <= 0)
+            {
+                waiter.Complete(true, key);
+                continue;
+            }
+
+            var outer = t_handingOut;
+            t_handingOut = this;
+            try
+            {
+                waiter.Complete(true, key, here: true);
+            }
+            finally
+            {
+                t_handingOut = outer;
+            }
+        }
+    }
+
+    // The queue whose worker this thread runs in HandOutHere, if any.
+    [ThreadStatic]
+    private static WorkQueue<TKey>? t_handingOut;
+
+    /// <summary>
     /// Under the lock, with a key just queued: if a worker is waiting, the queue's first key is its (taken as
     /// <see cref="TakeAsync"/> takes it); the caller completes the waiter after leaving the lock.
     /// </summary>
@@ -191,9 +268,16 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
         }
 
+        // The timer's callback runs on a thread-pool thread: it hands the keys out itself (issue 15, thirteenth pass:
+        // a poll of a live VM was the timer's work item, then one more to reach its worker; HandOutHere).
         foreach (var key in ready ?? [])
         {
-            Add(key);
+            AddHeld(key);
+        }
+
+        if (ready is not null)
+        {
+            HandOutHere(ready.Count);
         }
     }
 
@@ -247,7 +331,9 @@ public sealed class WorkQueue<TKey> : IDisposable
                 return new ValueTask<(bool, TKey)>((false, default!));
             }
 
-            if (_queue.Count > 0)
+            // A worker run by HandOutHere waits even for a key already queued: HandOutHere hands it out (its caller runs
+            // no more passes than it asked for).
+            if (_queue.Count > 0 && t_handingOut != this)
             {
                 return new ValueTask<(bool, TKey)>((true, TakeLocked()));
             }
@@ -327,8 +413,19 @@ public sealed class WorkQueue<TKey> : IDisposable
             return new ValueTask<(bool, TKey)>(this, version);
         }
 
-        /// <summary>Called once the waiter has left the queue's list, outside the lock.</summary>
-        public void Complete(bool ok, TKey key) => _core.SetResult((ok, key));
+        /// <summary>
+        /// Called once the waiter has left the queue's list, outside the lock. <paramref name="here"/>: the worker's
+        /// continuation runs on this thread (<see cref="HandOutHere"/>) rather than through the thread pool.
+        /// </summary>
+        public void Complete(bool ok, TKey key, bool here = false)
+        {
+            if (here)
+            {
+                _core.RunContinuationsAsynchronously = false; // back to true when the result is read
+            }
+
+            _core.SetResult((ok, key));
+        }
 
         private void Cancel(CancellationToken token)
         {
@@ -354,6 +451,7 @@ public sealed class WorkQueue<TKey> : IDisposable
                 _registration.Dispose(); // waits for a cancellation callback that is still running
                 _registration = default;
                 _core.Reset();
+                _core.RunContinuationsAsynchronously = true;
                 lock (queue._gate)
                 {
                     queue._idleWaiters.Push(this);

@@ -73,6 +73,34 @@ public class MicroVmInformerTests
     }
 
     [Test]
+    public async Task Released_RunsAfterEachChangesHandlerCalls_WithTheLockReleased()
+    {
+        var a = await _store.CreateAsync(Spec("a"));
+        await StartAsync();
+        var log = new List<string>();
+        var lockFree = new List<bool>();
+        using var handler = _informer.AddHandler(
+            ev => { lock (log) { log.Add($"{ev.Type} {ev.MicroVm.Spec.Id}"); } },
+            () =>
+            {
+                // Another thread can take the informer's lock (a cache read) while this runs: it is not held here.
+                var read = Task.Run(() => _informer.Get(a.Key)).Wait(Patience);
+                lock (log)
+                {
+                    log.Add("released");
+                    lockFree.Add(read);
+                }
+            });
+
+        await _store.CreateAsync(Spec("b"));
+        await _store.UpdateStatusAsync(a.Key, a.Status with { Phase = Phase.Running }, a.ResourceVersion);
+        await Until(() => { lock (log) { return log.Count == 6; } });
+
+        log.Should().Equal("Added a", "released", "Added b", "released", "Modified a", "released");
+        lockFree.Should().AllSatisfy(free => free.Should().BeTrue());
+    }
+
+    [Test]
     public async Task ListFailure_EndsItsStoreWatch_BeforeFollowingAgain()
     {
         // The list fails while the watch's first MoveNext is waiting. Disposing an async iterator in that state throws

@@ -33,6 +33,100 @@ public class WorkQueueTests
     }
 
     [Test]
+    public Task HandOutHere_RunsTheWaitingWorkerOnThisThread_UntilItWaits() => Task.Run(async () =>
+    {
+        // Off the test's own context: a worker's continuation runs where HandOutHere is called, and nowhere else.
+        int? ranOn = null;
+        var pass = new TaskCompletionSource();
+        async Task Worker()
+        {
+            var (_, key) = await _queue.TakeAsync(CancellationToken.None);
+            ranOn = Environment.CurrentManagedThreadId;
+            await pass.Task; // the pass waits (for its claim)
+            _queue.Done(key);
+        }
+
+        var worker = Worker();
+        _queue.AddHeld("a");
+        await Task.Delay(50);
+        ranOn.Should().BeNull("AddHeld queues the key but wakes no worker");
+        _queue.Depth.Should().Be(1);
+
+        _queue.HandOutHere(1);
+        ranOn.Should().Be(Environment.CurrentManagedThreadId, "the waiting worker ran here, up to its first wait, before HandOutHere returned");
+        _queue.Depth.Should().Be(0);
+        pass.SetResult();
+        await worker;
+    });
+
+    [Test]
+    public Task HandOutHere_AWorkerDoneWithoutWaiting_TakesItsNextKeyElsewhere() => Task.Run(async () =>
+    {
+        // (key, taken on this thread before HandOutHere returned, i.e. inside it)
+        var taken = new List<(string Key, bool InsideHandOut)>();
+        var here = Environment.CurrentManagedThreadId;
+        var returned = false;
+        async Task Worker()
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                var (_, key) = await _queue.TakeAsync(CancellationToken.None);
+                lock (taken)
+                {
+                    taken.Add((key, Environment.CurrentManagedThreadId == here && !Volatile.Read(ref returned)));
+                }
+
+                _queue.Done(key); // a pass with nothing to wait for
+            }
+        }
+
+        var worker = Worker();
+        _queue.AddHeld("a");
+        _queue.AddHeld("b");
+        _queue.HandOutHere(1);
+        Volatile.Write(ref returned, true);
+
+        await worker.WaitAsync(TimeSpan.FromSeconds(20));
+        taken.Should().Equal([("a", true), ("b", false)],
+            "one pass runs on the caller's thread; the worker's next key is handed to it through the thread pool");
+    });
+
+    [Test]
+    public Task AddAfter_WhenDue_TheWaitingWorkerRunsInTheTimersCallback() => Task.Run(async () =>
+    {
+        int? ranOn = null;
+        var pass = new TaskCompletionSource();
+        async Task Worker()
+        {
+            var (_, key) = await _queue.TakeAsync(CancellationToken.None);
+            ranOn = Environment.CurrentManagedThreadId;
+            await pass.Task;
+            _queue.Done(key);
+        }
+
+        var worker = Worker();
+        _queue.AddAfter("a", TimeSpan.FromSeconds(2));
+        _time.Advance(TimeSpan.FromSeconds(2)); // the fake clock runs the timer's callback here, on this thread
+
+        ranOn.Should().Be(Environment.CurrentManagedThreadId, "the key that came due was handed to the waiting worker in the timer's callback");
+        pass.SetResult();
+        await worker;
+    });
+
+    [Test]
+    public async Task AddHeld_TheKeyIsTakenByTheNextTaker_AndByAnAddsHandOut()
+    {
+        _queue.AddHeld("a");
+        (await Take()).Should().Be("a", "a held key is queued like any other");
+
+        var waiting = _queue.TakeAsync(CancellationToken.None);
+        _queue.AddHeld("b");
+        _queue.Add("c"); // hands out the queue's first key: the held one
+        (await waiting).Key.Should().Be("b");
+        (await Take()).Should().Be("c");
+    }
+
+    [Test]
     public async Task Add_WhileProcessing_IsNotHandedOutUntilDone()
     {
         _queue.Add("a");
