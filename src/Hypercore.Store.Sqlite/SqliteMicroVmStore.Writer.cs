@@ -423,19 +423,7 @@ public sealed partial class SqliteMicroVmStore
             throw new ConflictException(key);
         }
 
-        var rv = NextResourceVersion();
-        var update = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
-        update.BindInt64(1, _selectedRowId);
-        update.BindUtf8(3, statusJson.Utf8);
-        update.BindInt64(4, rv);
-        if (claimNode is not null)
-        {
-            update.BindText(5, claimNode);
-        }
-
-        update.Execute();
-        var updated = current with { Status = status, Claimed = current.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), _selectedRow with { Status = statusJson.Hash }, rv, _selectedRowId);
+        return WriteStatus(_selectedRowId, current, _selectedRow, status, statusJson, claimNode);
     }
 
     /// <summary>
@@ -467,9 +455,20 @@ public sealed partial class SqliteMicroVmStore
             read.Reset();
         }
 
+        var done = WriteStatus(written.RowId, written.Vm, written.Text, status, statusJson, claimNode);
+        _statusWritesWithoutRead++;
+        return done;
+    }
+
+    /// <summary>
+    /// The status UPDATE by rowid of the row that holds <paramref name="current"/> (its JSON hashed as <paramref name="text"/>),
+    /// claiming it for <paramref name="claimNode"/> in the same statement when given; both status-write paths end here.
+    /// </summary>
+    private WriteOutcome WriteStatus(long rowId, MicroVm current, RowHash text, MicroVmStatus status, JsonColumn statusJson, string? claimNode)
+    {
         var rv = NextResourceVersion();
         var update = claimNode is null ? _commands.UpdateStatus : _commands.ClaimWithStatus;
-        update.BindInt64(1, written.RowId);
+        update.BindInt64(1, rowId);
         update.BindUtf8(3, statusJson.Utf8);
         update.BindInt64(4, rv);
         if (claimNode is not null)
@@ -478,9 +477,8 @@ public sealed partial class SqliteMicroVmStore
         }
 
         update.Execute();
-        _statusWritesWithoutRead++;
-        var updated = written.Vm with { Status = status, Claimed = written.Vm.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
-        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), written.Text with { Status = statusJson.Hash }, rv, written.RowId);
+        var updated = current with { Status = status, Claimed = current.Claimed || claimNode is not null, ResourceVersion = FormatVersion(rv) };
+        return new WriteOutcome(updated, new StoreEvent(StoreEventType.Modified, updated), text with { Status = statusJson.Hash }, rv, rowId);
     }
 
     private WriteOutcome ApplyClaim(VmKey key, string node)
