@@ -1404,7 +1404,8 @@ public sealed partial class FakeKubeApiServer : IAsyncDisposable
                 ["causes"] = new JsonArray(errors.Select(e => (JsonNode)new JsonObject { ["reason"] = e.Type, ["message"] = e.Message, ["field"] = e.Field }).ToArray()),
             });
 
-    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    // \z, not $: kube-apiserver's Go regexp ends '$' at the end of the text; .NET's '$' also matches before a final "\n".
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\z")]
     private static partial Regex DnsSubdomain();
 
     private sealed record HistoryRecord(long ResourceVersion, string EventType, ResourceType Type, JsonObject Object, JsonObject? Previous);

@@ -37,6 +37,55 @@ public static class SchemaValidator
         return errors;
     }
 
+    /// <summary>
+    /// A schema pattern with the meaning kube-apiserver gives it: it matches with Go's regexp, where <c>$</c> (no
+    /// multi-line flag) matches only at the end of the text. In .NET <c>$</c> also matches before a final "\n", so
+    /// "aa:bb:cc:dd:ee:ff\n" would pass '^…$' here and be refused by a real API server. Each <c>$</c> outside a character
+    /// class and not escaped becomes <c>\z</c>.
+    /// </summary>
+    public static string GoPattern(string pattern)
+    {
+        var result = new System.Text.StringBuilder(pattern.Length + 4);
+        var inClass = false;
+        for (var i = 0; i < pattern.Length; i++)
+        {
+            var c = pattern[i];
+            if (c == '\\' && i + 1 < pattern.Length)
+            {
+                result.Append(c).Append(pattern[++i]);
+                continue;
+            }
+
+            if (inClass)
+            {
+                inClass = c != ']';
+                result.Append(c);
+                continue;
+            }
+
+            if (c == '[')
+            {
+                inClass = true;
+                result.Append(c);
+                if (i + 1 < pattern.Length && pattern[i + 1] == '^')
+                {
+                    result.Append(pattern[++i]);
+                }
+
+                if (i + 1 < pattern.Length && pattern[i + 1] == ']')
+                {
+                    result.Append(pattern[++i]); // a ']' first in a class is a literal
+                }
+
+                continue;
+            }
+
+            result.Append(c == '$' ? @"\z" : c.ToString());
+        }
+
+        return result.ToString();
+    }
+
     /// <summary>Fills in defaults of absent properties, depth first (apiextensions defaulting).</summary>
     public static void ApplyDefaults(JsonNode? node, JsonObject schema)
     {
@@ -267,7 +316,7 @@ public static class SchemaValidator
                     errors.Add(new SchemaError(field, "FieldValueTooLong", $"Too long: may not be more than {maxLength} bytes"));
                 }
 
-                if (schema["pattern"] is JsonValue pattern && !Regex.IsMatch(text, pattern.GetValue<string>(), RegexOptions.None, TimeSpan.FromSeconds(1)))
+                if (schema["pattern"] is JsonValue pattern && !Regex.IsMatch(text, GoPattern(pattern.GetValue<string>()), RegexOptions.None, TimeSpan.FromSeconds(1)))
                 {
                     errors.Add(new SchemaError(field, "FieldValueInvalid", $"Invalid value: \"{text}\": {field} in body should match '{pattern}'"));
                 }

@@ -238,6 +238,42 @@ public sealed class FakeKubeApiServerTests
     }
 
     [Test]
+    public async Task Pattern_EndsAtTheEndOfTheText_AsKubeApiServersGoRegexp()
+    {
+        // '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' on spec.restoreFrom: Go's '$' matches only at the end of the text, so a
+        // value ending in a newline is refused (.NET's '$' would also match before that final newline).
+        var withNewline = MicroVm("a");
+        withNewline["spec"]!["restoreFrom"] = "snap1\n";
+        var plain = MicroVm("b");
+        plain["spec"]!["restoreFrom"] = "snap1";
+
+        var (refused, status) = await Send(HttpMethod.Post, Base, withNewline);
+        var (created, _) = await Send(HttpMethod.Post, Base, plain);
+
+        refused.Should().Be(HttpStatusCode.UnprocessableEntity);
+        ((string?)status["message"]).Should().Contain("spec.restoreFrom");
+        created.Should().Be(HttpStatusCode.Created);
+    }
+
+    [Test]
+    public async Task Name_EndingInANewline_IsRefused()
+    {
+        var (refused, status) = await Send(HttpMethod.Post, Base, MicroVm("a\n"));
+
+        refused.Should().Be(HttpStatusCode.UnprocessableEntity);
+        ((string?)status["message"]).Should().Contain("RFC 1123 subdomain");
+    }
+
+    [TestCase(@"^a$", @"^a\z")]
+    [TestCase(@"^a\$$", @"^a\$\z")]
+    [TestCase(@"^[$a]+$", @"^[$a]+\z")]
+    [TestCase(@"^[]$]$", @"^[]$]\z")]
+    [TestCase(@"^[^]$]x$", @"^[^]$]x\z")]
+    [TestCase(@"^(a$|b)$", @"^(a\z|b)\z")]
+    public void GoPattern_AnchorsEveryDollarOutsideAClassAtTheEndOfTheText(string pattern, string expected) =>
+        SchemaValidator.GoPattern(pattern).Should().Be(expected);
+
+    [Test]
     public async Task Table_RendersPrinterColumns()
     {
         var withStatus = MicroVm("a");
