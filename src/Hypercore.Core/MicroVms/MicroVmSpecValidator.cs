@@ -22,18 +22,46 @@ public static partial class MicroVmSpecValidator
     [GeneratedRegex("^[0-9a-fA-F-]{1,64}\\z")]
     private static partial Regex PartitionId();
 
+    /// <summary>
+    /// A value from the request in double quotes, its control characters escaped (\n, \r, \t, \u00XX), so a message
+    /// about an id "web\n" stays on one line and shows what was sent. Printable text is unchanged.
+    /// </summary>
+    public static string Quoted(string? value)
+    {
+        value ??= "";
+        if (!value.AsSpan().ContainsAnyInRange('\0', '\u001f') && !value.Contains('\u007f'))
+        {
+            return $"\"{value}\"";
+        }
+
+        var text = new System.Text.StringBuilder(value.Length + 8).Append('"');
+        foreach (var c in value)
+        {
+            _ = c switch
+            {
+                '\n' => text.Append("\\n"),
+                '\r' => text.Append("\\r"),
+                '\t' => text.Append("\\t"),
+                < ' ' or '\u007f' => text.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture)),
+                _ => text.Append(c),
+            };
+        }
+
+        return text.Append('"').ToString();
+    }
+
     /// <summary>Returns every problem found, each naming the field; empty means valid.</summary>
     public static IReadOnlyList<string> Validate(MicroVmSpec spec)
     {
         var errors = new List<string>();
         if (!IsName(spec.Id))
         {
-            errors.Add($"id \"{spec.Id}\" must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+            errors.Add($"id {Quoted(spec.Id)} must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
         }
 
         if (!IsName(spec.Namespace))
         {
-            errors.Add($"namespace \"{spec.Namespace}\" must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
+            errors.Add($"namespace {Quoted(spec.Namespace)} must be 1-63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit");
         }
 
         if (spec.Vcpu is < 1 or > MaxVcpu)
@@ -59,7 +87,7 @@ public static partial class MicroVmSpecValidator
             {
                 if (key.Length == 0 || key.Any(char.IsWhiteSpace) || key.Contains('='))
                 {
-                    errors.Add($"kernel.cmdline key \"{key}\" must be non-empty without spaces or '='");
+                    errors.Add($"kernel.cmdline key {Quoted(key)} must be non-empty without spaces or '='");
                 }
             }
 
@@ -85,7 +113,7 @@ public static partial class MicroVmSpecValidator
 
             if (string.IsNullOrWhiteSpace(v.HostPath) && v.SizeInMb is not > 0 && v.ContainerSource is null)
             {
-                errors.Add($"volume \"{v.Id}\" needs source.host_path, source.container_source (an OCI image reference), or size_in_mb for a scratch disk");
+                errors.Add($"volume {Quoted(v.Id)} needs source.host_path, source.container_source (an OCI image reference), or size_in_mb for a scratch disk");
             }
 
             // Images (issue 11): a container source is a registry reference, and the only source of its volume.
@@ -93,28 +121,28 @@ public static partial class MicroVmSpecValidator
             {
                 if (!Hypercore.Images.ImageSources.IsReference(source))
                 {
-                    errors.Add($"volume \"{v.Id}\" source.container_source \"{source}\" is not an OCI image reference; write it with its registry host, e.g. localhost:5000/rootfs:1 or docker.io/library/busybox:latest");
+                    errors.Add($"volume {Quoted(v.Id)} source.container_source {Quoted(source)} is not an OCI image reference; write it with its registry host, e.g. localhost:5000/rootfs:1 or docker.io/library/busybox:latest");
                 }
 
                 if (v.HostPath.Length > 0)
                 {
-                    errors.Add($"volume \"{v.Id}\" gives both source.host_path and source.container_source; give one");
+                    errors.Add($"volume {Quoted(v.Id)} gives both source.host_path and source.container_source; give one");
                 }
 
                 if (v.IsReadOnly && v.SizeInMb is > 0)
                 {
-                    errors.Add($"volume \"{v.Id}\" is read-only and shares the image's cached disk, which is never grown; size_in_mb grows a writable volume's own view: drop size_in_mb or is_read_only");
+                    errors.Add($"volume {Quoted(v.Id)} is read-only and shares the image's cached disk, which is never grown; size_in_mb grows a writable volume's own view: drop size_in_mb or is_read_only");
                 }
             }
 
             if (v.SizeInMb is < 0 or > 1024 * 1024)
             {
-                errors.Add($"volume \"{v.Id}\" size_in_mb must be between 1 and 1048576, got {v.SizeInMb}");
+                errors.Add($"volume {Quoted(v.Id)} size_in_mb must be between 1 and 1048576, got {v.SizeInMb}");
             }
 
             if (v.PartitionId is { } partition && !PartitionId().IsMatch(partition))
             {
-                errors.Add($"volume \"{v.Id}\" partition_id \"{partition}\" is not a PARTUUID (1-64 hex digits and dashes, e.g. 6c2a6b1e-01)");
+                errors.Add($"volume {Quoted(v.Id)} partition_id {Quoted(partition)} is not a PARTUUID (1-64 hex digits and dashes, e.g. 6c2a6b1e-01)");
             }
         }
 
@@ -122,7 +150,7 @@ public static partial class MicroVmSpecValidator
         {
             if (spec.AdditionalVolumes[i] is { PartitionId: not null } v)
             {
-                errors.Add($"volume \"{v.Id}\" partition_id is only allowed on the root volume (it selects the partition the guest mounts as root); remove it or make this the root_volume");
+                errors.Add($"volume {Quoted(v.Id)} partition_id is only allowed on the root volume (it selects the partition the guest mounts as root); remove it or make this the root_volume");
             }
         }
 
@@ -130,7 +158,7 @@ public static partial class MicroVmSpecValidator
         {
             foreach (var dup in volumes.GroupBy(v => v.Id).Where(g => g.Count() > 1))
             {
-                errors.Add($"volume id \"{dup.Key}\" is used more than once");
+                errors.Add($"volume id {Quoted(dup.Key)} is used more than once");
             }
         }
 
@@ -145,22 +173,22 @@ public static partial class MicroVmSpecValidator
 
             if (nic.GuestMac is { Length: > 0 } mac && !Mac().IsMatch(mac))
             {
-                errors.Add($"interface \"{nic.DeviceId}\" guest_mac \"{mac}\" is not a MAC address like 02:00:00:00:00:01");
+                errors.Add($"interface {Quoted(nic.DeviceId)} guest_mac {Quoted(mac)} is not a MAC address like 02:00:00:00:00:01");
             }
 
             if (nic.Nameservers.Count > 0 && nic.Address is null)
             {
-                errors.Add($"interface \"{nic.DeviceId}\" address.nameservers need address.address (they are given to the guest with its static address)");
+                errors.Add($"interface {Quoted(nic.DeviceId)} address.nameservers need address.address (they are given to the guest with its static address)");
             }
 
             if (nic.Nameservers.Count > 2)
             {
-                errors.Add($"interface \"{nic.DeviceId}\" has {nic.Nameservers.Count} nameservers; at most 2 are supported (the kernel's ip= argument carries dns0 and dns1)");
+                errors.Add($"interface {Quoted(nic.DeviceId)} has {nic.Nameservers.Count} nameservers; at most 2 are supported (the kernel's ip= argument carries dns0 and dns1)");
             }
 
             foreach (var ns in nic.Nameservers.Where(ns => !IsIPv4(ns)))
             {
-                errors.Add($"interface \"{nic.DeviceId}\" nameserver \"{ns}\" is not an IPv4 address like 10.0.0.1");
+                errors.Add($"interface {Quoted(nic.DeviceId)} nameserver {Quoted(ns)} is not an IPv4 address like 10.0.0.1");
             }
         }
 
@@ -168,7 +196,7 @@ public static partial class MicroVmSpecValidator
         {
             foreach (var dup in interfaces.GroupBy(n => n.DeviceId).Where(g => g.Count() > 1))
             {
-                errors.Add($"interface device_id \"{dup.Key}\" is used more than once");
+                errors.Add($"interface device_id {Quoted(dup.Key)} is used more than once");
             }
         }
 
@@ -182,7 +210,7 @@ public static partial class MicroVmSpecValidator
         {
             if (interfaces[i] is { Address: { Length: > 0 } address } nic && !IsCidr(address))
             {
-                errors.Add($"interface \"{nic.DeviceId}\" address \"{nic.Address}\" is not an address in CIDR form like 10.0.0.2/24");
+                errors.Add($"interface {Quoted(nic.DeviceId)} address {Quoted(nic.Address)} is not an address in CIDR form like 10.0.0.2/24");
             }
         }
 
@@ -196,23 +224,23 @@ public static partial class MicroVmSpecValidator
             {
                 if (p.Protocol is not ("tcp" or "udp"))
                 {
-                    errors.Add($"interface \"{nic.DeviceId}\" port protocol \"{p.Protocol}\" must be tcp or udp");
+                    errors.Add($"interface {Quoted(nic.DeviceId)} port protocol {Quoted(p.Protocol)} must be tcp or udp");
                 }
 
                 if (p.HostPort is < 1 or > 65535 || p.GuestPort is < 1 or > 65535)
                 {
-                    errors.Add($"interface \"{nic.DeviceId}\" port {p.HostPort} -> {p.GuestPort}: ports must be between 1 and 65535");
+                    errors.Add($"interface {Quoted(nic.DeviceId)} port {p.HostPort} -> {p.GuestPort}: ports must be between 1 and 65535");
                 }
             }
 
             if (nic.Ports.Count > 0 && nic.Type != InterfaceType.Tap)
             {
-                errors.Add($"interface \"{nic.DeviceId}\": ports are forwarded on the node's managed bridge, which only TAP interfaces join; remove ports or make it a TAP interface");
+                errors.Add($"interface {Quoted(nic.DeviceId)}: ports are forwarded on the node's managed bridge, which only TAP interfaces join; remove ports or make it a TAP interface");
             }
 
             if (nic.Parent is { Length: > 0 } && nic.Type != InterfaceType.Macvtap)
             {
-                errors.Add($"interface \"{nic.DeviceId}\": macvtap_parent is only for MACVTAP interfaces");
+                errors.Add($"interface {Quoted(nic.DeviceId)}: macvtap_parent is only for MACVTAP interfaces");
             }
         }
 
@@ -226,7 +254,7 @@ public static partial class MicroVmSpecValidator
 
         if (spec.Provider.Length > 0 && !IsName(spec.Provider))
         {
-            errors.Add($"provider \"{spec.Provider}\" is not a valid provider name");
+            errors.Add($"provider {Quoted(spec.Provider)} is not a valid provider name");
         }
 
         // Guest health (issue 14).
@@ -289,11 +317,11 @@ public static partial class MicroVmSpecValidator
                 }
                 catch (ArgumentException ex)
                 {
-                    errors.Add($"{field}.console.regex \"{console.Regex}\" is not a valid .NET regular expression: {ex.Message}");
+                    errors.Add($"{field}.console.regex {Quoted(console.Regex)} is not a valid .NET regular expression: {ex.Message}");
                 }
                 catch (NotSupportedException)
                 {
-                    errors.Add($"{field}.console.regex \"{console.Regex}\" uses a construct the node's linear-time matcher does not support " +
+                    errors.Add($"{field}.console.regex {Quoted(console.Regex)} uses a construct the node's linear-time matcher does not support " +
                         "(backreferences, lookarounds, atomic groups, conditionals); rewrite it without them");
                 }
             }
@@ -314,7 +342,7 @@ public static partial class MicroVmSpecValidator
             if (!http.Path.StartsWith('/') || http.Path.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) ||
                 !Uri.TryCreate("http://guest" + http.Path, UriKind.Absolute, out _))
             {
-                errors.Add($"{field}.http_get.path \"{http.Path}\" must be an absolute URL path without spaces, e.g. /healthz");
+                errors.Add($"{field}.http_get.path {Quoted(http.Path)} must be an absolute URL path without spaces, e.g. /healthz");
             }
         }
 

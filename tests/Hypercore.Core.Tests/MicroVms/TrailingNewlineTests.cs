@@ -39,6 +39,22 @@ public sealed class TrailingNewlineTests
     }
 
     [Test]
+    public void Message_ShowsTheNewlineEscaped_OnOneLine()
+    {
+        MicroVmSpecValidator.Validate(Plain with { Id = "web\n" }).Should().ContainSingle()
+            .Which.Should().StartWith("id \"web\\n\" must be").And.NotContain("\n");
+        MicroVmSpecValidator.Validate(Plain with { Id = "a\tb\u0001" }).Should().ContainSingle()
+            .Which.Should().StartWith("id \"a\\tb\\u0001\" must be");
+    }
+
+    [TestCase("web", "\"web\"")]
+    [TestCase("C:\\x \"y\"", "\"C:\\x \"y\"\"")]
+    [TestCase("a\r\nb\u007f", "\"a\\r\\nb\\u007f\"")]
+    [TestCase(null, "\"\"")]
+    public void Quoted_EscapesOnlyControlCharacters(string? value, string expected) =>
+        MicroVmSpecValidator.Quoted(value).Should().Be(expected);
+
+    [Test]
     public void Validate_RefusesAMacEndingInANewline()
     {
         var good = Plain with { Interfaces = [new NetworkInterfaceSpec { DeviceId = "eth0", GuestMac = "02:00:00:00:00:01" }] };
