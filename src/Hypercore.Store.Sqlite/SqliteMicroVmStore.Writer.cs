@@ -303,7 +303,7 @@ public sealed partial class SqliteMicroVmStore
 
     private WriteOutcome Apply(PendingWrite write) => write.Kind switch
     {
-        WriteKind.Create => ApplyCreate(write.Spec!, write.SpecJson, write.Uid!, write.Now),
+        WriteKind.Create => ApplyCreate(write.Spec!, write.SpecJson, write.Uid!, write.Now, write.Status, write.StatusJson, write.ClaimNode),
         WriteKind.UpdateSpec => ApplyUpdateSpec(write.Key, write.Spec!, write.SpecJson, write.ExpectedVersion!),
         WriteKind.UpdateStatus => ApplyUpdateStatus(write.Key, write.Status!, write.StatusJson, write.ExpectedVersion!, write.ClaimNode),
         WriteKind.Claim => ApplyClaim(write.Key, write.ClaimNode!),
@@ -355,18 +355,32 @@ public sealed partial class SqliteMicroVmStore
         }
     }
 
-    private WriteOutcome ApplyCreate(MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now)
+    /// <param name="status">The status to store, claimed by <paramref name="claimNode"/> (<see cref="CreateClaimedAsync"/>); null: the initial, unclaimed.</param>
+    private WriteOutcome ApplyCreate(MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now, MicroVmStatus? status, JsonColumn statusJson, string? claimNode)
     {
+        if (status is null)
+        {
+            statusJson = InitialStatusJson;
+        }
+
         var rv = NextResourceVersion();
         var insert = _commands.Insert;
         insert.BindText(1, spec.Namespace);
         insert.BindText(2, spec.Id);
         insert.BindText(3, uid);
         insert.BindUtf8(4, specJson.Utf8);
-        insert.BindUtf8(5, InitialStatusJson.Utf8);
+        insert.BindUtf8(5, statusJson.Utf8);
         insert.BindInt64(6, rv);
         Span<byte> created = stackalloc byte[64];
         insert.BindUtf8(7, created[..FormatTime(now, created)]);
+        if (claimNode is null)
+        {
+            insert.BindNull(8);
+        }
+        else
+        {
+            insert.BindText(8, claimNode);
+        }
         if (insert.Execute() == 0)
         {
             _batchResourceVersion--; // nothing written: give the version back so the sequence has no gap
@@ -380,9 +394,10 @@ public sealed partial class SqliteMicroVmStore
             Generation = 1,
             ResourceVersion = FormatVersion(rv),
             CreatedAt = now,
-            Status = MicroVmStatus.Initial,
+            Status = status ?? MicroVmStatus.Initial,
+            Claimed = claimNode is not null,
         };
-        return new WriteOutcome(record, new StoreEvent(StoreEventType.Added, record), new RowHash(specJson.Hash, InitialStatusJson.Hash), rv, _commands.LastInsertRowId);
+        return new WriteOutcome(record, new StoreEvent(StoreEventType.Added, record), new RowHash(specJson.Hash, statusJson.Hash), rv, _commands.LastInsertRowId);
     }
 
     private WriteOutcome ApplyUpdateSpec(VmKey key, MicroVmSpec spec, JsonColumn specJson, string expectedResourceVersion)
@@ -607,8 +622,14 @@ public sealed partial class SqliteMicroVmStore
 
         public TaskCompletionSource<MicroVm> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public static PendingWrite Create(MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now) =>
-            new(WriteKind.Create, new VmKey(spec.Namespace, spec.Id)) { Spec = spec, SpecJson = specJson, Uid = uid, Now = now };
+        /// <param name="status">With <paramref name="claimNode"/>: the record is stored claimed, with this status (<see cref="CreateClaimedAsync"/>).</param>
+        public static PendingWrite Create(
+            MicroVmSpec spec, JsonColumn specJson, string uid, DateTimeOffset now,
+            MicroVmStatus? status = null, JsonColumn statusJson = default, string? claimNode = null) =>
+            new(WriteKind.Create, new VmKey(spec.Namespace, spec.Id))
+            {
+                Spec = spec, SpecJson = specJson, Uid = uid, Now = now, Status = status, StatusJson = statusJson, ClaimNode = claimNode,
+            };
 
         public static PendingWrite UpdateSpec(VmKey key, MicroVmSpec spec, JsonColumn specJson, string expectedVersion) =>
             new(WriteKind.UpdateSpec, key) { Spec = spec, SpecJson = specJson, ExpectedVersion = expectedVersion };
@@ -686,8 +707,8 @@ public sealed partial class SqliteMicroVmStore
             Insert = new(
                 db,
                 """
-                INSERT INTO microvms (namespace, id, uid, spec, status, generation, resource_version, created_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)
+                INSERT INTO microvms (namespace, id, uid, spec, status, generation, resource_version, created_at, claimed_node)
+                VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
                 ON CONFLICT (namespace, id) DO NOTHING;
                 """);
             UpdateSpec = new(db, UpdateSpecSql);

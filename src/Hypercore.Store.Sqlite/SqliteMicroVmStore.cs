@@ -218,6 +218,27 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One write, one commit (issue 15, claim14): the new row is inserted with this node in <c>claimed_node</c> and
+    /// <paramref name="status"/> as its status, so the claim is durable with the record itself.
+    /// </summary>
+    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            ArgumentNullException.ThrowIfNull(spec);
+            ArgumentNullException.ThrowIfNull(status);
+            var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+            var statusJson = JsonColumn.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
+            var now = _time.GetUtcNow();
+            return Enqueue(PendingWrite.Create(spec, specJson, UidSource.ForThisThread.NewVersion7(now), now, status, statusJson, _options.NodeName), cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromException<MicroVm>(ex);
+        }
+    }
+
     public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {
         try

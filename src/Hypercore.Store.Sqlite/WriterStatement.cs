@@ -36,6 +36,8 @@ internal sealed class WriterStatement(sqlite3 db, string sql) : IDisposable
 
     public void BindInt64(int index, long value) => Check(raw.sqlite3_bind_int64(Statement, index, value));
 
+    public void BindNull(int index) => Check(raw.sqlite3_bind_null(Statement, index));
+
     /// <summary>True: a row is there to read; false: done.</summary>
     public bool Step()
     {

@@ -13,9 +13,9 @@ namespace Hypercore.Benchmarks.Api;
 /// </summary>
 /// <remarks>
 /// The daemon has no no-op driver (and gets none for a benchmark), and its QEMU driver would start a real QEMU per
-/// Create. So the Creates ask for <c>state: "Stopped"</c>: the same three durable writes per Create as the in-process
-/// run's Running VMs (the Create; the claim; Stopped, where the in-process run writes claim + Provisioning and Running),
-/// and the real QEMU driver is asked only to inspect (no VM directory: NotFound). The admission step and the driver's
+/// Create. So the Creates ask for <c>state: "Stopped"</c>: one durable write per Create since issue 15's claim14 (the
+/// Create, stored claimed and Stopped by the reconciler's own decision; its first pass writes nothing), and the real QEMU
+/// driver is asked only to inspect (no VM directory: NotFound). The admission step and the driver's
 /// start do not run. <see cref="InProcessChildKind"/> is the in-process node with the same Stopped load, so the
 /// daemon and the in-process runtime can be compared on the same work.
 /// </remarks>
@@ -35,7 +35,7 @@ public static class ApiDaemonThroughput
         foreach (var (r, where) in new[] { (d, "vistarad process"), (p, "in-process node") })
         {
             var ratio = r["base_rate"] > 0 ? r["rate"] / r["base_rate"] : double.NaN;
-            var method = $"{clients} gRPC client(s) × sequential Create (state {State}: claim and Stopped written by the reconciler, no driver start) for {seconds} s after a warm-up, " +
+            var method = $"{clients} gRPC client(s) × sequential Create (state {State}: stored claimed and Stopped in the Create's write, the reconciler's pass inspects and writes nothing, no driver start) for {seconds} s after a warm-up, " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +
                 $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
                 $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs" +

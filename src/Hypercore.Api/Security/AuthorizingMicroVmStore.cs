@@ -63,6 +63,12 @@ public sealed class AuthorizingMicroVmStore : IMicroVmStore
         return _inner.CreateAsync(spec, cancellationToken);
     }
 
+    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default)
+    {
+        Require(spec.Namespace, write: true);
+        return _inner.CreateClaimedAsync(spec, status, cancellationToken);
+    }
+
     public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default)
     {
         Require(key.Namespace, write: true);

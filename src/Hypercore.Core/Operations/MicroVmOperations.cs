@@ -44,6 +44,7 @@ public sealed partial class MicroVmOperations
     private readonly NodeCapacity? _capacity; // admission: refuse at create what this node can never hold
     private readonly RegistryAllowList? _registries; // images (issue 11): registries a reference may name
     private readonly ProbeTargetPolicy? _probeTargets; // guest health: a probe may not be aimed at an address the node did not give
+    private readonly Reconciliation.IClaimAtCreate? _claim; // issue 15 (claim14): the reconciler in this process, when there is one
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -55,8 +56,10 @@ public sealed partial class MicroVmOperations
         HostPathPolicy? hostPaths = null,
         NodeCapacity? capacity = null,
         RegistryAllowList? registries = null,
-        ProbeTargetPolicy? probeTargets = null)
+        ProbeTargetPolicy? probeTargets = null,
+        Reconciliation.IClaimAtCreate? claim = null)
     {
+        _claim = claim;
         _registries = registries;
         _probeTargets = probeTargets;
         _hostPaths = hostPaths;
@@ -113,11 +116,15 @@ public sealed partial class MicroVmOperations
             throw new ResourceExhaustedException(never.Message);
         }
 
+        // Issue 15 (claim14): where this process runs the reconciler, a VM created Stopped is stored with the claim and
+        // status its first pass would write (the reconciler's answer, not decided here), in the Create's own write. It
+        // does not depend on the id, so a generated id that collides keeps it.
+        var claimed = _claim?.StatusAtCreate(spec);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                var created = await _store.CreateAsync(spec, ct);
+                var created = claimed is null ? await _store.CreateAsync(spec, ct) : await _store.CreateClaimedAsync(spec, claimed, ct);
                 LogCreated(created.Key, created.Uid, created.Spec.Provider, created.Spec.Kernel.Image);
                 return created;
             }
@@ -314,7 +321,7 @@ public static class MicroVmOperationsServiceCollectionExtensions
             sp.GetRequiredService<IMicroVmStore>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<ImageCatalog>(),
             sp.GetRequiredService<IMicroVmIdGenerator>(), sp.GetRequiredService<IOptionsMonitor<MicroVmOperationsOptions>>(),
             sp.LoggerFor<MicroVmOperations>(), sp.GetService<HostPathPolicy>(), sp.GetService<NodeCapacity>(),
-            sp.GetService<RegistryAllowList>(), sp.GetService<ProbeTargetPolicy>()));
+            sp.GetService<RegistryAllowList>(), sp.GetService<ProbeTargetPolicy>(), sp.GetService<Reconciliation.IClaimAtCreate>()));
         return services;
     }
 }

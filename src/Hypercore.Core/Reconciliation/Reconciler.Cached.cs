@@ -65,11 +65,14 @@ public sealed partial class Reconciler
 
     /// <summary>
     /// A new VM whose first write will be a claim checked against this version: claim + Provisioning (any desired state
-    /// but Stopped), or claim + Stopped where the store makes that one write (<see cref="ClaimCanJoinStopped"/>).
+    /// but Stopped), or claim + Stopped where the store makes that one write (<see cref="ClaimCanJoinStopped"/>). Or one
+    /// claimed Stopped at create and unchanged since (<see cref="IsStoppedSinceCreate"/>), whose pass writes nothing and
+    /// does nothing unless the inspect finds something, and then checks the version first.
     /// </summary>
     private bool CanUseUnchecked(MicroVm cached) =>
-        !cached.Claimed && !cached.IsDeleting && cached.Status.Phase == Phase.Pending &&
-        (cached.Spec.State != DesiredState.Stopped || _store.ClaimWithStatusIsOneWrite);
+        !cached.IsDeleting &&
+        (!cached.Claimed && cached.Status.Phase == Phase.Pending && (cached.Spec.State != DesiredState.Stopped || _store.ClaimWithStatusIsOneWrite) ||
+         IsStoppedSinceCreate(cached));
 
     /// <summary>
     /// Before anything in an unchecked pass other than its claim: the version check the read skipped. A stale copy

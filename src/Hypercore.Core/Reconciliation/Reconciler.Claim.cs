@@ -1,3 +1,4 @@
+using Hypercore.Drivers;
 using Hypercore.MicroVms;
 
 namespace Hypercore.Reconciliation;
@@ -15,9 +16,53 @@ namespace Hypercore.Reconciliation;
 /// The steps' own status changes (Admitted=True, ImageReady=True, RestoredFrom) then arrive with the Running write
 /// (or the failure's), not in a Provisioning write of their own.
 /// </remarks>
-public sealed partial class Reconciler
+public sealed partial class Reconciler : IClaimAtCreate
 {
     private const string ReasonProvisioning = "Provisioning";
+
+    /// <summary>
+    /// The first pass's claim of a new VM created Stopped, made in the Create's own write (issue 15, claim14): such a
+    /// Create is one durable write instead of two (the Create, then claim + Stopped), and its first pass writes nothing.
+    /// </summary>
+    /// <remarks>
+    /// <para>The status is the one the first pass writes with its claim (<see cref="StoppedStatus"/>), which it makes
+    /// today only after the driver's inspect found nothing for the VM. At create nothing can be found: drivers find a
+    /// hypervisor by the VM's uid, and the uid is made in this very write. The first pass still inspects, and what it
+    /// finds it stops and reports (Stopping, then Stopped), as for any Stopped VM.</para>
+    /// <para>Not for a VM that should run (null): claimed at create as Provisioning, its
+    /// first pass would have to check its copy's version before starting anything (one store read, where the unchecked
+    /// claim was itself the check), and on the benchmark node that read cost more than the write it saved (bench/NOTES.md,
+    /// "Issue 15, claim14"). Null too wherever the first pass would not begin with the claim in one write: claim + status
+    /// is not one write (Kubernetes, whose finalizer stays the first write), the spec names another node, or the pass
+    /// would refuse the spec before any claim (no such provider, a capability it lacks). Driver availability is the one
+    /// check of the pass left out (it looks for the binary on disk; the application layer never calls a driver): the first
+    /// pass of a Stopped VM whose hypervisor is missing writes Failed (ProviderUnavailable) over its Stopped, as it did
+    /// over Pending; a claim in the SQLite store is only the node's name, so deletion and retries are the same.</para>
+    /// </remarks>
+    public MicroVmStatus? StatusAtCreate(MicroVmSpec spec)
+    {
+        if (spec.State != DesiredState.Stopped ||
+            !_store.ClaimWithStatusIsOneWrite ||
+            (spec.NodeName.Length > 0 && spec.NodeName != _options.NodeName) ||
+            !_drivers.TryGet(spec.Provider, out var driver) ||
+            CapabilityCheck.Unsupported(spec, driver).Count > 0)
+        {
+            return null;
+        }
+
+        var vm = new MicroVm { Uid = "", ResourceVersion = "", Spec = spec, Generation = 1, Status = MicroVmStatus.Initial }; // the record as it will be stored, but for its uid and version (not read)
+        return StoppedStatus(vm);
+    }
+
+    /// <summary>
+    /// A record claimed at create Stopped (<see cref="StatusAtCreate"/>) and unchanged since: its first pass (and any later
+    /// one) writes nothing when the inspect finds nothing, so it may begin from the informer's copy without the version
+    /// check (Reconciler.Cached.cs). A stale copy then does nothing: the newer version queues the VM again when the informer
+    /// sees it. Anything found live is acted on only after the check.
+    /// </summary>
+    private static bool IsStoppedSinceCreate(MicroVm vm) =>
+        vm.Claimed && vm.Generation == 1 && vm.Spec.State == DesiredState.Stopped &&
+        vm.Status is { Phase: Phase.Stopped, ObservedGeneration: 1, Pid: null };
 
     /// <summary>
     /// A new VM created Stopped (issue 15): its claim waits for the inspect and goes into the Stopped write, one durable

@@ -176,6 +176,11 @@ public sealed partial class Reconciler
                         isUnchecked = false;
                         vm = await _store.ClaimAsync(vm.Key, ct); // something is there for it: claimed before it is touched, as always
                     }
+                    else if (isUnchecked && vm.Claimed && live.State != LiveState.NotFound)
+                    {
+                        await ConfirmAsync(vm, isUnchecked, ct); // claimed Stopped at create (IsStoppedSinceCreate): checked before it is touched
+                        isUnchecked = false;
+                    }
 
                     if (live.State == LiveState.Unknown)
                     {
@@ -197,8 +202,9 @@ public sealed partial class Reconciler
 
                     if (isUnchecked || vm.Spec.State == DesiredState.Stopped)
                     {
-                        // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped. The
-                        // write is awaited here rather than in a method of its own (issue 15, alloc7: one state machine less per pass).
+                        // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped, or none
+                        // when it was claimed Stopped at create. The write is awaited here rather than in a method of its own
+                        // (issue 15, alloc7: one state machine less per pass).
                         try
                         {
                             vm = await StopLiveAsync(vm, driver, live, ct);

@@ -40,10 +40,22 @@ public interface IMicroVmStore
     Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// True when <see cref="ClaimWithStatusAsync"/> is one durable write (SQLite). The reconciler then claims a VM created
-    /// Stopped in its Stopped write (issue 15); with two writes (this default: Kubernetes' finalizer) it claims first, as before.
+    /// True when <see cref="ClaimWithStatusAsync"/> is one durable write (SQLite), and so is <see cref="CreateClaimedAsync"/>.
+    /// The reconciler then claims a VM created Stopped in its Stopped write (issue 15), and such a Create made where it
+    /// runs is stored already claimed and Stopped (<see cref="Reconciliation.IClaimAtCreate"/>); with two writes (this default: Kubernetes'
+    /// finalizer) it claims first, as before.
     /// </summary>
     bool ClaimWithStatusIsOneWrite => false;
+
+    /// <summary>
+    /// <see cref="CreateAsync"/> with the record already claimed by this node and carrying <paramref name="status"/>, in
+    /// the Create's own durable write (issue 15, claim14): the claim the reconciler's first pass would write, made where the
+    /// Create is, so the pass finds it done. Only where <see cref="ClaimWithStatusIsOneWrite"/>; this default refuses,
+    /// since two writes would leave an unclaimed record in between that a reconciler could claim first.
+    /// </summary>
+    /// <exception cref="AlreadyExistsException">a record with the same namespace/id exists.</exception>
+    Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default) =>
+        Task.FromException<MicroVm>(new NotSupportedException($"the {Name} store cannot create a claimed record in one write"));
 
     /// <summary>
     /// <see cref="ClaimAsync"/> and <see cref="UpdateStatusAsync"/> together: when the call returns the record is

@@ -58,6 +58,11 @@ public sealed class FaultInjectingStore : IMicroVmStore
     public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) =>
         Guard(() => _inner.ClaimAsync(key, cancellationToken));
 
+    public bool ClaimWithStatusIsOneWrite => _inner.ClaimWithStatusIsOneWrite;
+
+    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default) =>
+        Guard(() => _inner.CreateClaimedAsync(spec, status, cancellationToken));
+
     public Task<MicroVm> ClaimWithStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
         Guard(() => _inner.ClaimWithStatusAsync(key, status, expectedResourceVersion, cancellationToken));
 

@@ -42,6 +42,18 @@ public sealed class HypercoreClientTests : FakeDaemonTest
     }
 
     [Test]
+    public async Task CreateStoppedThenWait_DaemonClaimsAtCreate_EndsAtOnce()
+    {
+        // vistarad on SQLite (issue 15, claim14): a VM created Stopped is stored claimed and Stopped, observed at generation 1.
+        Service.CreatedStatus = _ => new MicroVMStatus { Phase = "Stopped", ObservedGeneration = 1, Node = "fake-node" };
+        await _client.CreateMicroVmAsync(new MicroVmTemplate { Name = "web1", MemoryInMb = 256 });
+
+        var stopped = await _client.WaitForPhaseAsync("web1", MicroVmPhases.Stopped, TimeSpan.FromMinutes(1)).WaitAsync(Patience);
+
+        stopped.Status.Phase.Should().Be("Stopped", "the Create's write said Stopped for generation 1: nothing to wait for");
+    }
+
+    [Test]
     public async Task WaitForPhase_WatchStartsBehindGet_ReportedPhaseNeverGoesBack()
     {
         // vis run --from-snapshot once printed Provisioning, Pending, Provisioning, Running: Get (the store) already

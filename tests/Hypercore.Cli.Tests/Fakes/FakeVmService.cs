@@ -329,6 +329,12 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
         }
     }
 
+    /// <summary>
+    /// The status a new record is stored with; null: Pending, unobserved (a daemon whose reconciler claims it later). vistarad
+    /// on SQLite stores a VM created Stopped claimed and Stopped, observed.
+    /// </summary>
+    public Func<MicroVMSpec, MicroVMStatus>? CreatedStatus { get; set; }
+
     private MicroVM NewRecord(MicroVMSpec requested, DateTimeOffset createdAt)
     {
         var spec = requested.Clone();
@@ -337,7 +343,7 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
         spec.Generation = 1;
         spec.State = spec.State.Length > 0 ? spec.State : "Running";
         spec.CreatedAt = Timestamp.FromDateTimeOffset(createdAt);
-        return new MicroVM { Version = 1, Spec = spec, Status = new MicroVMStatus { Phase = "Pending", Node = "fake-node" } };
+        return new MicroVM { Version = 1, Spec = spec, Status = CreatedStatus?.Invoke(spec) ?? new MicroVMStatus { Phase = "Pending", Node = "fake-node" } };
     }
 
     /// <summary>By namespace and id, or by id alone when no namespace is given (as the daemon does).</summary>

@@ -100,6 +100,26 @@ internal sealed class InMemoryStore : IMicroVmStore
         }
     }
 
+    /// <summary>Records stored claimed by <see cref="CreateClaimedAsync"/> (each one write).</summary>
+    public int ClaimedCreates { get; private set; }
+
+    /// <summary>One write, as the SQLite store does it.</summary>
+    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            var key = new VmKey(spec.Namespace, spec.Id);
+            if (_items.ContainsKey(key))
+            {
+                throw new AlreadyExistsException(key);
+            }
+
+            ClaimedCreates++;
+            var vm = new MicroVm { Uid = Guid.NewGuid().ToString("N"), Spec = spec, Status = status, Claimed = true, ResourceVersion = Next() };
+            return Task.FromResult(Put(vm, StoreEventType.Added));
+        }
+    }
+
     /// <summary>Puts a record as-is (for arranging a test), e.g. one that claims to be Running with a pid.</summary>
     public MicroVm Seed(MicroVm vm)
     {

@@ -187,6 +187,78 @@ public sealed class SqliteStoreTests : TempDatabaseTest
     }
 
     [Test]
+    public async Task CreateClaimed_IsOneWrite_DurableWithItsClaimAndStatus_AfterReopen()
+    {
+        var store = Open(configure: o => o.NodeName = "node-7");
+        var before = await store.CreateAsync(Spec("vm-0"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var status = new MicroVmStatus { Phase = Phase.Provisioning, Node = "node-7", ObservedGeneration = 1 };
+        MicroVm created;
+        await using (var watch = store.WatchAsync(timeout.Token).GetAsyncEnumerator(timeout.Token))
+        {
+            created = await store.CreateClaimedAsync(Spec("vm-1"), status);
+            var marker = await store.CreateAsync(Spec("vm-marker"));
+
+            long.Parse(created.ResourceVersion, CultureInfo.InvariantCulture).Should().Be(long.Parse(before.ResourceVersion, CultureInfo.InvariantCulture) + 1, "one write, one version");
+            created.Claimed.Should().BeTrue();
+            created.Status.Should().Be(status);
+            created.Generation.Should().Be(1);
+            (await watch.MoveNextAsync()).Should().BeTrue();
+            watch.Current.Type.Should().Be(StoreEventType.Added);
+            watch.Current.MicroVm!.Claimed.Should().BeTrue();
+            watch.Current.MicroVm.Status.Phase.Should().Be(Phase.Provisioning);
+            (await watch.MoveNextAsync()).Should().BeTrue();
+            watch.Current.MicroVm!.Key.Should().Be(marker.Key, "the record, its claim and its status were one change");
+        }
+
+        await store.DisposeAsync();
+        using (var connection = Database.OpenConnection())
+        {
+            Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-1';").Should().Be("node-7");
+            Scalar(connection, "SELECT claimed_node FROM microvms WHERE id = 'vm-0';").Should().BeOfType<DBNull>("a plain Create stays unclaimed");
+        }
+
+        var reopened = Open(configure: o => o.NodeName = "node-7");
+        var read = (await reopened.GetAsync(created.Key))!;
+        read.Claimed.Should().BeTrue();
+        read.Status.Should().Be(status);
+        read.Uid.Should().Be(created.Uid);
+        read.ResourceVersion.Should().Be(created.ResourceVersion);
+        (await reopened.GetAsync(before.Key))!.Claimed.Should().BeFalse();
+    }
+
+    [Test]
+    public async Task CreateClaimed_ExistingKey_AlreadyExists_NothingChanged()
+    {
+        var store = Open();
+        var first = await store.CreateAsync(Spec("vm-1"));
+
+        var act = () => store.CreateClaimedAsync(Spec("vm-1"), new MicroVmStatus { Phase = Phase.Provisioning });
+
+        await act.Should().ThrowAsync<AlreadyExistsException>();
+        var read = (await store.GetAsync(first.Key))!;
+        read.Claimed.Should().BeFalse();
+        read.ResourceVersion.Should().Be(first.ResourceVersion);
+        read.Status.Phase.Should().Be(Phase.Pending);
+    }
+
+    [Test]
+    public async Task CreateClaimed_ThenStatusWrite_UpdatesTheClaimedRowAndKeepsTheClaim()
+    {
+        var store = Open();
+        var created = await store.CreateClaimedAsync(Spec("vm-1"), new MicroVmStatus { Phase = Phase.Provisioning });
+
+        var running = await store.UpdateStatusAsync(created.Key, created.Status with { Phase = Phase.Running, Pid = 7 }, created.ResourceVersion);
+        await store.DisposeAsync();
+
+        running.Claimed.Should().BeTrue();
+        var read = (await Open().GetAsync(created.Key))!;
+        read.Claimed.Should().BeTrue();
+        read.Status.Phase.Should().Be(Phase.Running);
+        read.Status.Pid.Should().Be(7);
+    }
+
+    [Test]
     public async Task Get_OfARecordThisStoreJustWrote_ReturnsTheWrittenRecordWithoutParsingTheRow()
     {
         var store = Open();
