@@ -66,6 +66,11 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private void StartSyncStep()
     {
+        if (_syncThread is not null)
+        {
+            return; // started by an earlier try whose checkpointer failed to start
+        }
+
         var wal = WalFile.TryOpen(_writer.Handle!, _path + "-wal", out var why);
         if (wal is not null)
         {
@@ -85,8 +90,9 @@ public sealed partial class SqliteMicroVmStore
 
         _walFile = wal;
         _syncWalFile = SyncWalFile;
-        _syncThread = new Thread(RunSync) { IsBackground = true, Name = "sqlite store sync" };
-        _syncThread.Start();
+        var thread = new Thread(RunSync) { IsBackground = true, Name = "sqlite store sync" };
+        thread.Start();
+        _syncThread = thread;
     }
 
     /// <summary>On the writer thread, right after a COMMIT: the batch waits for the next sync.</summary>
@@ -142,13 +148,20 @@ public sealed partial class SqliteMicroVmStore
             var failure = Volatile.Read(ref _writeFailure) ?? SyncGroup(group.Count);
             foreach (var batch in group)
             {
-                if (failure is null)
+                try
                 {
-                    Release(batch);
+                    if (failure is null)
+                    {
+                        Release(batch);
+                    }
+                    else
+                    {
+                        batch.Fail(failure);
+                    }
                 }
-                else
+                catch (Exception ex)
                 {
-                    batch.Fail(failure);
+                    batch.Fail(ex); // a last guard, so that no caller waits forever (a completed one stays as it is)
                 }
             }
 
