@@ -108,56 +108,51 @@ public sealed partial class SqliteMicroVmStore
         var batch = new List<PendingWrite>(_options.MaxBatchSize);
         var retry = new Queue<PendingWrite>();
         var reader = _writes.Reader;
-        try
+        while (retry.Count > 0 || WaitForWrites(reader))
         {
-            while (retry.Count > 0 || WaitForWrites(reader))
+            batch.Clear();
+            while (batch.Count < _options.MaxBatchSize && retry.TryDequeue(out var again))
             {
-                batch.Clear();
-                while (batch.Count < _options.MaxBatchSize && retry.TryDequeue(out var again))
-                {
-                    batch.Add(again);
-                }
-
-                // Also takes what is queued; a batch of only background writes may wait briefly for a request write.
-                _backgroundWait.Fill(batch, _options.MaxBatchSize, reader);
-                if (Volatile.Read(ref _writeFailure) is { } failed)
-                {
-                    foreach (var write in batch)
-                    {
-                        write.Fail(failed); // a sync failed: nothing more is written
-                    }
-
-                    continue;
-                }
-
-                try
-                {
-                    _checkpointer ??= StartCommitting();
-                    if (!CommitBatch(batch, retry))
-                    {
-                        continue;
-                    }
-                }
-                catch (Exception ex)
-                {
-                    // CommitBatch handles its own failures; this is a last guard so that no caller waits forever (it throws
-                    // only before it hands the batch to the sync step, which then owns the writes).
-                    foreach (var write in batch)
-                    {
-                        write.Fail(ex);
-                    }
-
-                    continue;
-                }
-
-                // After the hand-off: a checkpoint on the writer syncs the WAL before it copies (NORMAL does that too).
-                _checkpointer.AfterCommit();
+                batch.Add(again);
             }
+
+            // Also takes what is queued; a batch of only background writes may wait briefly for a request write.
+            _backgroundWait.Fill(batch, _options.MaxBatchSize, reader);
+            if (Volatile.Read(ref _writeFailure) is { } failed)
+            {
+                foreach (var write in batch)
+                {
+                    write.Fail(failed); // a sync failed: nothing more is written
+                }
+
+                continue;
+            }
+
+            try
+            {
+                _checkpointer ??= StartCommitting();
+                if (!CommitBatch(batch, retry))
+                {
+                    continue;
+                }
+            }
+            catch (Exception ex)
+            {
+                // CommitBatch handles its own failures; this is a last guard so that no caller waits forever (it throws
+                // only before it hands the batch to the sync step, which then owns the writes).
+                foreach (var write in batch)
+                {
+                    write.Fail(ex);
+                }
+
+                continue;
+            }
+
+            // After the hand-off: a checkpoint on the writer syncs the WAL before it copies (NORMAL does that too).
+            _checkpointer.AfterCommit();
         }
-        finally
-        {
-            StopSyncStep(); // releases every batch handed off, before the store closes
-        }
+
+        StopSyncStep(); // releases every batch handed off, before the store closes
     }
 
     /// <summary>
@@ -168,12 +163,12 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private WalCheckpointer StartCommitting()
     {
-        StartSyncStep(); // first: no batch is handed off before the step runs
         _commands.UseBusyTimeout(_options.BusyTimeout);
         var connectionString = new SqliteConnectionStringBuilder(_writer.ConnectionString) { Mode = SqliteOpenMode.ReadWrite }.ToString();
         var checkpointer = new WalCheckpointer(
             _writer.Handle!, connectionString, _path, _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, _options.CheckpointIdleDelay, LogCheckpointFailed);
         Volatile.Write(ref _checkpointer, checkpointer);
+        StartSyncStep();
         return checkpointer;
     }
 

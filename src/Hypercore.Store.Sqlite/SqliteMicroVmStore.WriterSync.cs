@@ -66,11 +66,6 @@ public sealed partial class SqliteMicroVmStore
     /// </summary>
     private void StartSyncStep()
     {
-        if (_syncThread is not null)
-        {
-            return; // started by an earlier try whose checkpointer failed to start
-        }
-
         var wal = WalFile.TryOpen(_writer.Handle!, _path + "-wal", out var why);
         if (wal is not null)
         {
@@ -90,9 +85,8 @@ public sealed partial class SqliteMicroVmStore
 
         _walFile = wal;
         _syncWalFile = SyncWalFile;
-        var thread = new Thread(RunSync) { IsBackground = true, Name = "sqlite store sync" };
-        thread.Start();
-        _syncThread = thread;
+        _syncThread = new Thread(RunSync) { IsBackground = true, Name = "sqlite store sync" };
+        _syncThread.Start();
     }
 
     /// <summary>On the writer thread, right after a COMMIT: the batch waits for the next sync.</summary>
@@ -148,20 +142,13 @@ public sealed partial class SqliteMicroVmStore
             var failure = Volatile.Read(ref _writeFailure) ?? SyncGroup(group.Count);
             foreach (var batch in group)
             {
-                try
+                if (failure is null)
                 {
-                    if (failure is null)
-                    {
-                        Release(batch);
-                    }
-                    else
-                    {
-                        batch.Fail(failure);
-                    }
+                    Release(batch);
                 }
-                catch (Exception ex)
+                else
                 {
-                    batch.Fail(ex); // a last guard, so that no caller waits forever (a completed one stays as it is)
+                    batch.Fail(failure);
                 }
             }
 

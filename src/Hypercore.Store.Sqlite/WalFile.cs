@@ -36,19 +36,6 @@ internal sealed partial class WalFile : IDisposable
     /// </summary>
     public static WalFile? TryOpen(sqlite3 db, string walPath, out string? why)
     {
-        try
-        {
-            return OpenChecked(db, walPath, out why);
-        }
-        catch (Exception ex)
-        {
-            why = ex.Message; // whatever it was: SQLite's sync at COMMIT is always right
-            return null;
-        }
-    }
-
-    private static WalFile? OpenChecked(sqlite3 db, string walPath, out string? why)
-    {
         why = null;
         if (!OperatingSystem.IsLinux())
         {
@@ -152,7 +139,7 @@ internal sealed partial class WalFile : IDisposable
 
     private static int SyncDirectory(string directory)
     {
-        var fd = OpenPath(directory, ORdOnly | OCloexec, 0);
+        var fd = Open(directory, ORdOnly | OCloexec, 0);
         if (fd < 0)
         {
             return Marshal.GetLastPInvokeError();
@@ -176,7 +163,7 @@ internal sealed partial class WalFile : IDisposable
     private static partial int FSync(int fd);
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenPath(string path, int flags, int mode);
+    private static partial int Open(string path, int flags, int mode);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
