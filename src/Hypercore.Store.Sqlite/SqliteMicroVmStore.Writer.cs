@@ -25,7 +25,7 @@ public sealed partial class SqliteMicroVmStore
     internal long StatusWritesWithoutRead => Volatile.Read(ref _statusWritesWithoutRead);
 
     /// <summary>
-    /// Queues a write; the task completes once the commit that holds it is synced (or it failed). Not an async method
+    /// Queues a write; the task completes once the commit that holds it is durable (or it failed). Not an async method
     /// (issue 15, sixth pass): the caller awaits the write's own task, with no state machine of ours in between; every
     /// failure before the write is queued still arrives through the task, as from an async method.
     /// </summary>
@@ -35,12 +35,6 @@ public sealed partial class SqliteMicroVmStore
         {
             write.Release();
             return Task.FromCanceled<MicroVm>(cancellationToken);
-        }
-
-        if (Volatile.Read(ref _writeFailure) is { } failed)
-        {
-            write.Release();
-            return Task.FromException<MicroVm>(failed); // a sync failed: the store is stopped for writes
         }
 
         write.Token = cancellationToken;
@@ -98,10 +92,9 @@ public sealed partial class SqliteMicroVmStore
     }
 
     /// <summary>
-    /// The single writer. Takes everything queued (up to MaxBatchSize), applies it in one transaction, commits, and
-    /// hands the batch to the sync step, which publishes the events and completes the callers once the WAL is synced
-    /// (fourteenth pass). While it commits, new writes queue up and form the next group; while the sync runs, the writer
-    /// commits the next group, and one sync covers every commit before it.
+    /// The single writer. Takes everything queued (up to MaxBatchSize), applies it in one transaction, commits
+    /// (one fsync), then publishes the events and completes the callers, in order. While it commits, new writes
+    /// queue up and form the next group, so a lone writer pays one fsync and a crowd shares one.
     /// </summary>
     private void RunWriter()
     {
@@ -118,41 +111,24 @@ public sealed partial class SqliteMicroVmStore
 
             // Also takes what is queued; a batch of only background writes may wait briefly for a request write.
             _backgroundWait.Fill(batch, _options.MaxBatchSize, reader);
-            if (Volatile.Read(ref _writeFailure) is { } failed)
-            {
-                foreach (var write in batch)
-                {
-                    write.Fail(failed); // a sync failed: nothing more is written
-                }
-
-                continue;
-            }
 
             try
             {
                 _checkpointer ??= StartCommitting();
-                if (!CommitBatch(batch, retry))
-                {
-                    continue;
-                }
+                CommitBatch(batch, retry);
+
+                // After the callers were answered (SQLite's own checkpoint ran inside the COMMIT, before them).
+                _checkpointer.AfterCommit();
             }
             catch (Exception ex)
             {
-                // CommitBatch handles its own failures; this is a last guard so that no caller waits forever (it throws
-                // only before it hands the batch to the sync step, which then owns the writes).
+                // CommitBatch handles its own failures; this is a last guard so that no caller waits forever.
                 foreach (var write in batch)
                 {
                     write.Fail(ex);
                 }
-
-                continue;
             }
-
-            // After the hand-off: a checkpoint on the writer syncs the WAL before it copies (NORMAL does that too).
-            _checkpointer.AfterCommit();
         }
-
-        StopSyncStep(); // releases every batch handed off, before the store closes
     }
 
     /// <summary>
@@ -168,12 +144,10 @@ public sealed partial class SqliteMicroVmStore
         var checkpointer = new WalCheckpointer(
             _writer.Handle!, connectionString, _path, _options.CheckpointBackgroundFrames, _options.CheckpointWriterFrames, _options.CheckpointIdleDelay, LogCheckpointFailed);
         Volatile.Write(ref _checkpointer, checkpointer);
-        StartSyncStep();
         return checkpointer;
     }
 
-    /// <summary>False when no batch was handed to the sync step (a write failed and the rest are retried).</summary>
-    private bool CommitBatch(List<PendingWrite> batch, Queue<PendingWrite> retry)
+    private void CommitBatch(List<PendingWrite> batch, Queue<PendingWrite> retry)
     {
         var started = Stopwatch.GetTimestamp();
         if (WriteQueued.Enabled)
@@ -234,7 +208,7 @@ public sealed partial class SqliteMicroVmStore
                     }
 
                     LogWriteFailed(batch.Count - 1, ex.Message);
-                    return false;
+                    return;
                 }
             }
 
@@ -250,19 +224,19 @@ public sealed partial class SqliteMicroVmStore
             Rollback();
             var error = ex is SqliteException sqlite ? Translate(sqlite, "committing") : new StoreException($"sqlite store {_path}: commit failed: {ex.Message}", ex);
             LogCommitFailed(batch.Count, ex.Message);
+            foreach (var write in batch)
+            {
+                write.Fail(error);
+            }
 
-            // Through the sync step, so that the callers hear in commit order (nothing of this batch was written).
-            Array.Fill(failures, error);
-            HandOff(new CommittedBatch([.. batch], outcomes, failures));
-            return true;
+            return;
         }
 
         CommitDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         CommitBatchSize.Record(batch.Count);
 
-        // Committed, not yet synced. Remember what was written, on the writer: the cache answers only a reader that
-        // found the same row at the same version in the database, which it can as soon as SQLite published the commit;
-        // the writer's next batch finds its own records there (a status write after a Create).
+        // Durable now. Remember what was written (before anyone can read it back), then publish first so a caller that
+        // reacts to its own write finds the event already queued.
         for (var i = 0; i < batch.Count; i++)
         {
             if (failures[i] is null && outcomes[i].Event is { } ev)
@@ -271,15 +245,31 @@ public sealed partial class SqliteMicroVmStore
             }
         }
 
-        // Issue 15 (thirteenth pass, idle13): the reconciler's callers are released at their own commit, not held for the
-        // next one; the sync step releases them after the API's (Release).
-        HandOff(new CommittedBatch([.. batch], outcomes, failures));
-        return true;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (failures[i] is null && outcomes[i].Event is { } ev)
+            {
+                _hub.Publish(ev);
+            }
+        }
+
+        // Issue 15 (eighth pass): the API's callers first, then the reconciler's. Each completion queues its caller's
+        // continuation on the thread pool, which runs them in that order: an answer no longer waits behind the rest of
+        // the reconcile passes whose writes shared its commit (their next inspect, availability check and status write).
+        // Every write of the batch is durable and its event published before the first caller is released.
+        // Issue 15 (thirteenth pass, idle13): the reconciler's callers are released at their own commit again, not held
+        // until the next commit's request callers (the eleventh pass). Held, their follow-up work (the next step of each
+        // pass, its next write) waited while the writer applied and committed the next batch, when every API call was
+        // queued for or inside that batch, so a core often had nothing else to run (sched traces: 23-45 callers held in
+        // those moments; bench/NOTES.md, idle13). The writer takes the queued batch at once, so their next writes mostly
+        // go to the commit after it, as when they were held.
+        Complete(batch, outcomes, failures, requests: true);
+        Complete(batch, outcomes, failures, requests: false);
     }
 
-    private static void Complete(PendingWrite[] batch, WriteOutcome[] outcomes, Exception?[] failures, bool requests)
+    private static void Complete(List<PendingWrite> batch, WriteOutcome[] outcomes, Exception?[] failures, bool requests)
     {
-        for (var i = 0; i < batch.Length; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
             if (batch[i].IsRequest != requests)
             {

@@ -11,17 +11,15 @@ using Microsoft.Extensions.Options;
 namespace Hypercore.Store.Sqlite;
 
 /// <summary>
-/// The standalone desired-state store: one SQLite file in WAL mode; a write is on disk (the WAL fdatasynced) before
-/// its call returns and survives a crash of the process or the machine.
+/// The standalone desired-state store: one SQLite file in WAL mode with <c>synchronous=FULL</c>, so a write is
+/// on disk before its call returns and survives a crash of the process or the machine.
 /// </summary>
 /// <remarks>
 /// <para>
 /// Writes go through one writer connection owned by a single writer loop. Writes that arrive while a commit is
 /// in flight are committed together in the next transaction (group commit): each write still succeeds or fails
 /// on its own and is acknowledged only after the commit that contains it is durable, but many writers share one
-/// sync. The sync runs on a thread of its own while the writer commits the next group (SqliteMicroVmStore.WriterSync.cs):
-/// readers may see a commit before its sync, no caller or watcher is told of it before. Reads use a small pool of
-/// separate connections and never wait for writes.
+/// fsync. Reads use a small pool of separate connections and never wait for writes.
 /// </para>
 /// <para>
 /// <c>resource_version</c> is a store-wide counter kept in the <c>meta</c> table, like etcd's revision: every
@@ -43,7 +41,7 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
         "uid, spec, status, generation, resource_version, created_at, deletion_requested_at, claimed_node";
 
     private static readonly Histogram<double> CommitDuration = HypercoreTelemetry.Meter.CreateHistogram<double>(
-        "hypercore.store.commit.duration", "s", "Time of one SQLite commit, for a group of writes (its sync follows on the sync step).");
+        "hypercore.store.commit.duration", "s", "Time of one SQLite commit (one fsync), for a group of writes.");
 
     private static readonly Histogram<int> CommitBatchSize = HypercoreTelemetry.Meter.CreateHistogram<int>(
         "hypercore.store.commit.writes", "{write}", "Writes committed together in one SQLite transaction.");
@@ -317,9 +315,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     {
         connection.Open();
 
-        // WAL: readers do not block the writer. FULL while the store opens; before its first commit the writer turns to
-        // NORMAL with the sync step's fdatasync of the WAL after each commit (StartSyncStep), so an acknowledged write
-        // survives power loss, not just a crash of this process.
+        // WAL: readers do not block the writer; FULL: the WAL is fsynced at every commit, so an acknowledged
+        // write survives power loss, not just a crash of this process.
         var journalMode = Convert.ToString(Scalar(connection, "PRAGMA journal_mode = WAL;"), CultureInfo.InvariantCulture) ?? "";
         if (!journalMode.Equals("wal", StringComparison.OrdinalIgnoreCase))
         {

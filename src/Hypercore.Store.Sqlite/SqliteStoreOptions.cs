@@ -48,12 +48,6 @@ public sealed class SqliteStoreOptions
     /// <summary>Time without a commit after which the WAL file is emptied (tests make it short).</summary>
     internal TimeSpan CheckpointIdleDelay { get; set; } = WalCheckpointer.DefaultIdleDelay;
 
-    /// <summary>
-    /// Wraps the sync step's fdatasync of the WAL (tests: hold it, or throw to fail it); null: the sync alone. Called on the
-    /// sync step's thread with the real sync, which the wrapper calls or not.
-    /// </summary>
-    internal Action<Action>? WalSync { get; set; }
-
     /// <summary>How long a statement waits for a lock held by another connection or process before failing. Default 10 s.</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
