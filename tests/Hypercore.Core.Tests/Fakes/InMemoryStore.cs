@@ -250,4 +250,31 @@ internal sealed class InMemoryStore : IMicroVmStore
     }
 
     private string Next() => (++_rv).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Every event this store publishes while <paramref name="action"/> runs: watched from before it starts until the
+    /// Added event of <paramref name="marker"/>, created after it (a test's spec nothing else uses).
+    /// </summary>
+    public async Task<List<StoreEvent>> EventsDuring(Func<Task> action, MicroVmSpec marker)
+    {
+        using var cts = new CancellationTokenSource();
+        var events = new List<StoreEvent>();
+        var watch = WatchAsync(cts.Token).GetAsyncEnumerator(cts.Token);
+        var next = watch.MoveNextAsync().AsTask(); // subscribes
+        await action();
+        var end = await CreateAsync(marker);
+        while (await next.WaitAsync(TimeSpan.FromSeconds(30)))
+        {
+            if (watch.Current.MicroVm?.Key == end.Key)
+            {
+                break;
+            }
+
+            events.Add(watch.Current);
+            next = watch.MoveNextAsync().AsTask();
+        }
+
+        await cts.CancelAsync();
+        return events;
+    }
 }

@@ -32,29 +32,8 @@ public class StoppedClaimTests
     private static MicroVmSpec Spec(string id, DesiredState state) =>
         new() { Id = id, Kernel = new KernelSpec { Image = "/k" }, State = state };
 
-    /// <summary>Every event the store publishes while <paramref name="action"/> runs.</summary>
-    private async Task<List<StoreEvent>> EventsDuring(Func<Task> action)
-    {
-        using var cts = new CancellationTokenSource();
-        var events = new List<StoreEvent>();
-        var watch = _store.WatchAsync(cts.Token).GetAsyncEnumerator(cts.Token);
-        var next = watch.MoveNextAsync().AsTask(); // subscribes
-        await action();
-        var marker = await _store.CreateAsync(Spec("zz-end-marker", DesiredState.Stopped));
-        while (await next.WaitAsync(TimeSpan.FromSeconds(30)))
-        {
-            if (watch.Current.MicroVm?.Key == marker.Key)
-            {
-                break;
-            }
-
-            events.Add(watch.Current);
-            next = watch.MoveNextAsync().AsTask();
-        }
-
-        await cts.CancelAsync();
-        return events;
-    }
+    /// <summary>Every event the store publishes while <paramref name="action"/> runs (<see cref="InMemoryStore.EventsDuring"/>).</summary>
+    private Task<List<StoreEvent>> EventsDuring(Func<Task> action) => _store.EventsDuring(action, Spec("zz-end-marker", DesiredState.Stopped));
 
     [Test]
     public async Task NewStoppedVm_NothingLive_ClaimedAndStoppedInOneWrite()
