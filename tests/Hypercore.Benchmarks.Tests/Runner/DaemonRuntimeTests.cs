@@ -42,8 +42,13 @@ public class DaemonRuntimeTests
         child["runtime_gc_server"].Should().Be(0, "workstation GC");
         child["runtime_gen0_budget"].Should().Be(daemon["System.GC.Gen0MaxBudget"]);
         child["runtime_spin_limit"].Should().Be(0);
-        // And it takes effect: short-lived allocations on one thread are collected about every budget's worth.
-        child["runtime_bytes_per_gen0"].Should().BeInRange(0.5 * daemon["System.GC.Gen0MaxBudget"], 1.5 * daemon["System.GC.Gen0MaxBudget"]);
+        // And it takes effect: short-lived allocations on one thread are collected at most every budget's worth, and about
+        // every budget's worth where the GC's own gen0 size (from the CPU caches the host reports in sysfs) is above the cap.
+        // On a host without /sys/devices/system/cpu/cpu0/cache (a VM seen on 2026-12-01) the runtime's own size is ~2 MB,
+        // under the 6 MB cap, which then does not bind: measured 2.10 MB per gen0 there, with and without this pass's code.
+        var cap = daemon["System.GC.Gen0MaxBudget"];
+        var cachesReported = Directory.Exists("/sys/devices/system/cpu/cpu0/cache");
+        child["runtime_bytes_per_gen0"].Should().BeInRange(cachesReported ? 0.5 * cap : 256 * 1024, 1.5 * cap);
         // The AOT daemon has no JIT: the child compiles every method optimized at its first call and never again.
         child["runtime_tiered_compilation"].Should().Be(0);
         child["runtime_ready_to_run"].Should().Be(0);
