@@ -41,7 +41,7 @@ public static class PipelineBenchmark
             new ResultRow(Name, "  … Create acknowledged (durable write 1)", r["ack_ms"], "ms", "client side: the reply to Create; times below are from the same start"),
             new ResultRow(Name, "  … claim seen by the informer (durable write 1)", r["claim_ms"], "ms", "the Create's own write (issue 15, claim14): the store watch → informer hand-off after it"),
             new ResultRow(Name, "  … Provisioning seen by the informer (durable write 1)", r["prov_ms"], "ms", "the same write as the claim and the Create, before the reconciler's pass (inspect, start steps, admission)"),
-            new ResultRow(Name, "  … Running seen by the informer (durable write 2)", r["run_ms"], "ms", "includes the queue → worker hand-off, the worker's read, the start steps and the driver's answer"),
+            new ResultRow(Name, "  … Running seen by the informer (durable write 2)", r["run_ms"], "ms", "includes the queue → worker hand-off, the start steps and the driver's answer"),
         ];
     }
 
