@@ -197,12 +197,26 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
 
     // ---------------------------------------------------------------- writes
 
-    public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default)
+    public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default) =>
+        Create(spec, status: null, cancellationToken);
+
+    /// <summary>
+    /// One write, one commit (issue 15, claim14): the new row is inserted with this node in <c>claimed_node</c> and
+    /// <paramref name="status"/> as its status, so the claim is durable with the record itself.
+    /// </summary>
+    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default) =>
+        status is null
+            ? Task.FromException<MicroVm>(new ArgumentNullException(nameof(status)))
+            : Create(spec, status, cancellationToken);
+
+    /// <summary>Both Creates: unclaimed and Pending (<paramref name="status"/> null), or claimed by this node with it.</summary>
+    private Task<MicroVm> Create(MicroVmSpec spec, MicroVmStatus? status, CancellationToken cancellationToken)
     {
         try
         {
             ArgumentNullException.ThrowIfNull(spec);
             var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
+            var statusJson = status is null ? default : JsonColumn.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
             var now = _time.GetUtcNow();
 
             // A version 7 UUID (issue 15, eighth pass): its hex starts with the time in milliseconds, so new uids sort after
@@ -210,28 +224,8 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
             // taking each Create's entry at a random place (one page per Create; a third of the pages a Create wrote).
             // Same 32 hex digits as before; still unique (74 random bits per millisecond, and the column is UNIQUE).
             // Issue 15 (req13): from a per-thread pool of secure random bytes, not a read of the kernel's source per uid.
-            return Enqueue(PendingWrite.Create(spec, specJson, UidSource.ForThisThread.NewVersion7(now), now), cancellationToken);
-        }
-        catch (Exception ex)
-        {
-            return Task.FromException<MicroVm>(ex);
-        }
-    }
-
-    /// <summary>
-    /// One write, one commit (issue 15, claim14): the new row is inserted with this node in <c>claimed_node</c> and
-    /// <paramref name="status"/> as its status, so the claim is durable with the record itself.
-    /// </summary>
-    public Task<MicroVm> CreateClaimedAsync(MicroVmSpec spec, MicroVmStatus status, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            ArgumentNullException.ThrowIfNull(spec);
-            ArgumentNullException.ThrowIfNull(status);
-            var specJson = JsonColumn.Serialize(spec, StoreJsonContext.Default.MicroVmSpec);
-            var statusJson = JsonColumn.Serialize(status, StoreJsonContext.Default.MicroVmStatus);
-            var now = _time.GetUtcNow();
-            return Enqueue(PendingWrite.Create(spec, specJson, UidSource.ForThisThread.NewVersion7(now), now, status, statusJson, _options.NodeName), cancellationToken);
+            var uid = UidSource.ForThisThread.NewVersion7(now);
+            return Enqueue(PendingWrite.Create(spec, specJson, uid, now, status, statusJson, status is null ? null : _options.NodeName), cancellationToken);
         }
         catch (Exception ex)
         {

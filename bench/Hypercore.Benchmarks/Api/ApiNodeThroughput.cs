@@ -10,8 +10,9 @@ namespace Hypercore.Benchmarks.Api;
 /// empty-call baseline then durable Creates that ask for a Running VM) against hypercore-bench-node (bench/Hypercore.BenchNode,
 /// the binary given with --bench-node: vistarad's composition and runtime settings with the benchmark's no-op driver,
 /// published Native AOT by bench/run.sh), its CPU read from /proc/&lt;pid&gt;/stat over the window, as
-/// <see cref="ApiDaemonThroughput"/> does for vistarad under the Stopped load. Each Create is claimed (claim +
-/// Provisioning), runs the start steps (admission) and the driver's Start, and is written Running: three durable writes.
+/// <see cref="ApiDaemonThroughput"/> does for vistarad under the Stopped load. Each Create is stored claimed and
+/// Provisioning in its own write (issue 15, claim14), runs the start steps (admission) and the driver's Start, and is
+/// written Running: two durable writes.
 /// </summary>
 public static class ApiNodeThroughput
 {
@@ -29,7 +30,7 @@ public static class ApiNodeThroughput
             ? "vistarad's runtime settings"
             : $"{r["node_runtime_differences"]:0} runtime setting(s) NOT vistarad's (the run's log says which)";
         var ratio = r["base_rate"] > 0 ? r["rate"] / r["base_rate"] : double.NaN;
-        var method = $"{clients} gRPC client(s) × sequential Create (state {State}: claim + Provisioning, admission, the no-op driver's start, Running) for {seconds} s after a warm-up, " +
+        var method = $"{clients} gRPC client(s) × sequential Create (state {State}: Create + claim + Provisioning in one write, admission, the no-op driver's start, Running) for {seconds} s after a warm-up, " +
             $"{r["count"]:0} creates, {r["errors"]:0} errors, against hypercore-bench-node ({(build == "AOT" ? "Native AOT" : "JIT build: no Native AOT toolchain, or the smoke run")}, {runtime}; " +
             "vistarad's own composition with a no-op driver in place of the hypervisors: not vistarad, no guest runs); " +
             $"baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +

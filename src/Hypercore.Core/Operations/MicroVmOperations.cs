@@ -116,9 +116,9 @@ public sealed partial class MicroVmOperations
             throw new ResourceExhaustedException(never.Message);
         }
 
-        // Issue 15 (claim14): where this process runs the reconciler, a VM created Stopped is stored with the claim and
-        // status its first pass would write (the reconciler's answer, not decided here), in the Create's own write. It
-        // does not depend on the id, so a generated id that collides keeps it.
+        // Issue 15 (claim14): where this process runs the reconciler, the record is stored with the claim and status its
+        // first pass would write (the reconciler's answer, not decided here), in the Create's own write. It does not
+        // depend on the id, so a generated id that collides keeps it.
         var claimed = _claim?.StatusAtCreate(spec);
         for (var attempt = 1; ; attempt++)
         {

@@ -11,9 +11,9 @@ public interface IClaimAtCreate
 {
     /// <summary>
     /// The status this node's reconciler would write with its claim on its first pass over a new record of
-    /// <paramref name="spec"/> (generation 1, status Pending, nothing live for its fresh uid), or null to store the record
-    /// unclaimed and Pending, as before: a VM that should run, a store that cannot claim with a status in one write
-    /// (Kubernetes), another node's spec, or one the pass would refuse (no such provider, a capability it lacks).
+    /// <paramref name="spec"/> (generation 1, status Pending, nothing live for its fresh uid), or null when that pass would
+    /// not begin with a claim in one write: the store cannot claim with a status in one write (Kubernetes), the spec is
+    /// another node's, or the pass would refuse it (no such provider, a capability the provider lacks).
     /// </summary>
     MicroVmStatus? StatusAtCreate(MicroVmSpec spec);
 }

@@ -20,6 +20,14 @@ namespace Hypercore.Reconciliation;
 /// Conflict (or NotFound), nothing is written, and the pass starts again from the store's read (<see cref="StaleCopyException"/>).
 /// Every other way through such a pass (a refusal, another node's VM, something live found for it) checks the version
 /// first, as any other record.
+/// <para>The one case that acts before its first write (issue 15, fifteenth pass): a VM claimed by this node at create as
+/// Provisioning (<see cref="Reconciler.IsProvisioningSinceCreate"/>) with nothing live for its uid is started from the
+/// informer's copy, and its Running write (or its failure's), checked against that copy's version, is the check. A copy
+/// that was stale (the spec changed or a delete was asked in the moments since the Create) then costs a start that the
+/// newer version's pass undoes: the write fails with Conflict and writes nothing, and that version is already queued by
+/// the watch (the pass stops, restarts or deletes the VM it finds by its uid). That is how controller-runtime's controllers
+/// work all the time; here it is only the window between a Create and its first pass. The copy was itself the Create's own
+/// validated, authorized spec, so a stale start reaches nothing a caller was not given.</para>
 /// </remarks>
 public sealed partial class Reconciler
 {
@@ -67,12 +75,14 @@ public sealed partial class Reconciler
     /// A new VM whose first write will be a claim checked against this version: claim + Provisioning (any desired state
     /// but Stopped), or claim + Stopped where the store makes that one write (<see cref="ClaimCanJoinStopped"/>). Or one
     /// claimed Stopped at create and unchanged since (<see cref="IsStoppedSinceCreate"/>), whose pass writes nothing and
-    /// does nothing unless the inspect finds something, and then checks the version first.
+    /// does nothing unless the inspect finds something, and then checks the version first. Or one claimed Provisioning at
+    /// create and unchanged since (<see cref="IsProvisioningSinceCreate"/>), started from this copy when the inspect finds
+    /// nothing for it, with its Running write checked against this version.
     /// </summary>
     private bool CanUseUnchecked(MicroVm cached) =>
         !cached.IsDeleting &&
         (!cached.Claimed && cached.Status.Phase == Phase.Pending && (cached.Spec.State != DesiredState.Stopped || _store.ClaimWithStatusIsOneWrite) ||
-         IsStoppedSinceCreate(cached));
+         IsStoppedSinceCreate(cached) || IsProvisioningSinceCreate(cached));
 
     /// <summary>
     /// Before anything in an unchecked pass other than its claim: the version check the read skipped. A stale copy

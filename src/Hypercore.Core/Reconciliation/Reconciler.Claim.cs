@@ -21,28 +21,28 @@ public sealed partial class Reconciler : IClaimAtCreate
     private const string ReasonProvisioning = "Provisioning";
 
     /// <summary>
-    /// The first pass's claim of a new VM created Stopped, made in the Create's own write (issue 15, claim14): such a
-    /// Create is one durable write instead of two (the Create, then claim + Stopped), and its first pass writes nothing.
+    /// The claim of this node's first pass, made in the Create's own write (issue 15, claim14): a Running Create then costs
+    /// the store two writes (create + claim + Provisioning, then Running) instead of three, and a Stopped one a single
+    /// write instead of two; the first pass finds the record claimed, as after its own claim, and carries on from there.
     /// </summary>
     /// <remarks>
-    /// <para>The status is the one the first pass writes with its claim (<see cref="StoppedStatus"/>), which it makes
-    /// today only after the driver's inspect found nothing for the VM. At create nothing can be found: drivers find a
-    /// hypervisor by the VM's uid, and the uid is made in this very write. The first pass still inspects, and what it
-    /// finds it stops and reports (Stopping, then Stopped), as for any Stopped VM.</para>
-    /// <para>Not for a VM that should run (null): claimed at create as Provisioning, its
-    /// first pass would have to check its copy's version before starting anything (one store read, where the unchecked
-    /// claim was itself the check), and on the benchmark node that read cost more than the write it saved (bench/NOTES.md,
-    /// "Issue 15, claim14"). Null too wherever the first pass would not begin with the claim in one write: claim + status
-    /// is not one write (Kubernetes, whose finalizer stays the first write), the spec names another node, or the pass
-    /// would refuse the spec before any claim (no such provider, a capability it lacks). Driver availability is the one
-    /// check of the pass left out (it looks for the binary on disk; the application layer never calls a driver): the first
-    /// pass of a Stopped VM whose hypervisor is missing writes Failed (ProviderUnavailable) over its Stopped, as it did
-    /// over Pending; a claim in the SQLite store is only the node's name, so deletion and retries are the same.</para>
+    /// <para>The status is the one the first pass's claim writes (<see cref="ClaimedStatus"/>), or, for a VM created
+    /// Stopped, its Stopped write (<see cref="StoppedStatus"/>), which the pass makes today only after the driver's inspect
+    /// found nothing for the VM. At create nothing can be found: drivers find a hypervisor by the VM's uid, and the uid is
+    /// made in this very write. The first pass still inspects, and what it finds it stops and reports (Stopping, then
+    /// Stopped), as for any Stopped VM. A VM claimed Provisioning is started by its first pass from the informer's copy,
+    /// with no version read first (<see cref="IsProvisioningSinceCreate"/>): the fourteenth pass measured that read costing
+    /// more than the write it saved, so the pass's Running write, checked against the copy's version, is the check.</para>
+    /// <para>Null wherever the first pass would not begin with that claim: claim + status is not one write (Kubernetes,
+    /// whose finalizer stays the first write), the spec names another node, or the pass would refuse the spec before any
+    /// claim (no such provider, a capability it lacks). Driver availability is the one check of the pass left out (it
+    /// looks for the binary on disk; the application layer never calls a driver): a VM whose hypervisor is missing is
+    /// claimed, and the first pass writes Failed (ProviderUnavailable) over its Provisioning, where it wrote it over
+    /// Pending before; a claim in the SQLite store is only the node's name, so deletion and retries are the same.</para>
     /// </remarks>
     public MicroVmStatus? StatusAtCreate(MicroVmSpec spec)
     {
-        if (spec.State != DesiredState.Stopped ||
-            !_store.ClaimWithStatusIsOneWrite ||
+        if (!_store.ClaimWithStatusIsOneWrite ||
             (spec.NodeName.Length > 0 && spec.NodeName != _options.NodeName) ||
             !_drivers.TryGet(spec.Provider, out var driver) ||
             CapabilityCheck.Unsupported(spec, driver).Count > 0)
@@ -51,7 +51,7 @@ public sealed partial class Reconciler : IClaimAtCreate
         }
 
         var vm = new MicroVm { Uid = "", ResourceVersion = "", Spec = spec, Generation = 1, Status = MicroVmStatus.Initial }; // the record as it will be stored, but for its uid and version (not read)
-        return StoppedStatus(vm);
+        return spec.State == DesiredState.Stopped ? StoppedStatus(vm) : ClaimedStatus(vm);
     }
 
     /// <summary>
@@ -63,6 +63,16 @@ public sealed partial class Reconciler : IClaimAtCreate
     private static bool IsStoppedSinceCreate(MicroVm vm) =>
         vm.Claimed && vm.Generation == 1 && vm.Spec.State == DesiredState.Stopped &&
         vm.Status is { Phase: Phase.Stopped, ObservedGeneration: 1, Pid: null };
+
+    /// <summary>
+    /// A record claimed at create as Provisioning (<see cref="StatusAtCreate"/>) and unchanged since: its first pass may begin
+    /// from the informer's copy without the version check (Reconciler.Cached.cs). When the inspect finds nothing for its uid
+    /// the pass starts it and makes one write, Running (or the failure), checked against the copy's version: that write is
+    /// the check, as the unchecked claim is for a Pending record. Anything found live is acted on only after the check.
+    /// </summary>
+    private static bool IsProvisioningSinceCreate(MicroVm vm) =>
+        vm.Claimed && vm.Generation == 1 && vm.Spec.State != DesiredState.Stopped &&
+        vm.Status is { Phase: Phase.Provisioning, ObservedGeneration: 1, Pid: null, RestartCount: 0 };
 
     /// <summary>
     /// A new VM created Stopped (issue 15): its claim waits for the inspect and goes into the Stopped write, one durable
@@ -84,17 +94,20 @@ public sealed partial class Reconciler : IClaimAtCreate
             return _store.ClaimAsync(vm.Key, ct);
         }
 
-        var next = vm.Status with
-        {
-            Phase = Phase.Provisioning,
-            Conditions = StandardConditions(vm.Status.Conditions, vm, (ConditionStatus.False, ReasonProvisioning, "preparing to start the hypervisor"),
-                synchronized: null, _time.GetUtcNow()),
-            ObservedGeneration = vm.Generation,
-            Node = _options.NodeName,
-        };
+        var next = ClaimedStatus(vm);
         LogPhase(vm.Key, vm.Status.Phase, next.Phase);
         return _store.ClaimWithStatusAsync(vm.Key, next, vm.ResourceVersion, ct);
     }
+
+    /// <summary>What the claim of a Pending VM that should run writes: Provisioning, by this node.</summary>
+    private MicroVmStatus ClaimedStatus(MicroVm vm) => vm.Status with
+    {
+        Phase = Phase.Provisioning,
+        Conditions = StandardConditions(vm.Status.Conditions, vm, (ConditionStatus.False, ReasonProvisioning, "preparing to start the hypervisor"),
+            synchronized: null, _time.GetUtcNow()),
+        ObservedGeneration = vm.Generation,
+        Node = _options.NodeName,
+    };
 
     /// <summary>
     /// Provisioning before the driver starts, with the steps' changes. When the claim already wrote Provisioning for

@@ -178,7 +178,7 @@ public sealed partial class Reconciler
                     }
                     else if (isUnchecked && vm.Claimed && live.State != LiveState.NotFound)
                     {
-                        await ConfirmAsync(vm, isUnchecked, ct); // claimed Stopped at create (IsStoppedSinceCreate): checked before it is touched
+                        await ConfirmAsync(vm, isUnchecked, ct); // claimed at create (IsStoppedSinceCreate, IsProvisioningSinceCreate): checked before it is touched
                         isUnchecked = false;
                     }
 
@@ -200,9 +200,9 @@ public sealed partial class Reconciler
                         return Outcome(activity, await EndForLivenessAsync(vm, driver, failure, ct));
                     }
 
-                    if (isUnchecked || vm.Spec.State == DesiredState.Stopped)
+                    if (vm.Spec.State == DesiredState.Stopped)
                     {
-                        // Only a new Stopped VM with nothing live gets here unchecked: its one write is the claim + Stopped, or none
+                        // A new Stopped VM with nothing live may get here unchecked: its one write is the claim + Stopped, or none
                         // when it was claimed Stopped at create. The write is awaited here rather than in a method of its own
                         // (issue 15, alloc7: one state machine less per pass).
                         try
@@ -221,6 +221,9 @@ public sealed partial class Reconciler
                     // The write that ends bringing it up (Running, usually) is awaited here rather than in BringUpAsync (issue 15, alloc9:
                     // this method is already suspended at the claim, so waiting here costs nothing, while BringUpAsync's frame,
                     // ~390 bytes, was made for that wait alone whenever the driver answered at once).
+                    // Unchecked here only when claimed Provisioning at create with nothing live (IsProvisioningSinceCreate): the
+                    // write that ends bringing it up is checked against the copy's version, and a Conflict there (a stale copy)
+                    // ends the pass like any other; the newer version's pass acts on what this one started.
                     var (up, write) = await BringUpAsync(vm, driver, live, ct);
                     if (write is not null)
                     {

@@ -283,7 +283,7 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<Store.IMicroVmStore>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<IOptions<ReconcilerOptions>>(), sp.LoggerFor<Reconciler>(), sp.GetServices<IStartStep>(),
             sp.GetService<GuestHealth.LivenessSignals>(), sp.GetService<Informers.IMicroVmCache>(), sp.GetService<Store.IResourceVersionCheck>()));
-        // Issue 15 (claim14): a Stopped Create made in this process is stored claimed by this reconciler, where the store can do that in one write.
+        // Issue 15 (claim14): a Create made in this process is stored claimed by this reconciler, where the store can do that in one write.
         services.TryAddSingleton<IClaimAtCreate>(sp => sp.GetRequiredService<Reconciler>());
         services.TryAddSingleton(sp => new ReconcilerHost(
             sp.GetRequiredService<MicroVmInformer>(), sp.GetRequiredService<DriverRegistry>(), sp.GetRequiredService<Reconciler>(),

@@ -41,8 +41,8 @@ public interface IMicroVmStore
 
     /// <summary>
     /// True when <see cref="ClaimWithStatusAsync"/> is one durable write (SQLite), and so is <see cref="CreateClaimedAsync"/>.
-    /// The reconciler then claims a VM created Stopped in its Stopped write (issue 15), and such a Create made where it
-    /// runs is stored already claimed and Stopped (<see cref="Reconciliation.IClaimAtCreate"/>); with two writes (this default: Kubernetes'
+    /// The reconciler then claims a VM created Stopped in its Stopped write (issue 15), and a Create made where it runs
+    /// is stored already claimed (<see cref="Reconciliation.IClaimAtCreate"/>); with two writes (this default: Kubernetes'
     /// finalizer) it claims first, as before.
     /// </summary>
     bool ClaimWithStatusIsOneWrite => false;

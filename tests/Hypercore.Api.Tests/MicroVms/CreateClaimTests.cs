@@ -8,10 +8,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Hypercore.Api.Tests.MicroVms;
 
 /// <summary>
-/// Issue 15 (claim14): where the reconciler runs in the daemon's process and the store is SQLite, a Create of a VM
-/// created Stopped is stored claimed by it and Stopped, the status its first pass would write with the claim: one store
-/// write. A VM that should run is stored Pending and claimed by the first pass (three writes to Running). Without a
-/// reconciler in the process (the API alone) every Create is the plain Pending record, as before.
+/// Issue 15 (claim14): where the reconciler runs in the daemon's process and the store is SQLite, a Create is stored
+/// claimed by it, with the status its first pass would write with the claim (Provisioning; Stopped for a VM created
+/// Stopped). A Running Create then costs the store two writes, a Stopped one one. Without a reconciler in the process
+/// (the API alone) a Create is the plain Pending record, as before.
 /// </summary>
 public sealed class CreateClaimTests
 {
@@ -53,17 +53,23 @@ public sealed class CreateClaimTests
     }
 
     [Test]
-    public async Task Create_Running_ReconcilerInProcess_StoredPending_ClaimedByTheFirstPass()
+    public async Task Create_ReconcilerInProcess_StoredClaimedProvisioning_ThenOneWriteToRunning()
     {
         await using var server = await WithReconcilerAsync();
         await using var watch = server.Store.Inner.WatchAsync(_timeout.Token).GetAsyncEnumerator(_timeout.Token);
 
         var reply = await server.Vms.CreateAsync(Request("web1"), cancellationToken: _timeout.Token);
         var writes = await WritesAsync(watch, ["web1"], e => e.MicroVm!.Status.Phase == Phase.Running);
+        await server.Vms.CreateAsync(Request("zz-end", "Stopped"), cancellationToken: _timeout.Token); // a later write: nothing else came for web1 before it
+        var after = await WritesAsync(watch, ["web1", "zz-end"], e => e.MicroVm!.Spec.Id == "zz-end");
 
-        reply.Microvm.Status.Phase.Should().Be("Pending", "a VM that should run is claimed by the reconciler's first pass");
+        reply.Microvm.Status.Phase.Should().Be("Provisioning", "the first phase a caller sees where the reconciler runs");
         writes.Select(e => (e.Type, e.MicroVm!.Claimed, e.MicroVm.Status.Phase)).Should().Equal(
-            [(StoreEventType.Added, false, Phase.Pending), (StoreEventType.Modified, true, Phase.Provisioning), (StoreEventType.Modified, true, Phase.Running)]);
+            [(StoreEventType.Added, true, Phase.Provisioning), (StoreEventType.Modified, true, Phase.Running)],
+            "create + claim + Provisioning in one write, then Running: two writes");
+        after.Should().ContainSingle("no third write for web1");
+        writes[0].MicroVm!.Status.Node.Should().Be("test-node");
+        writes[0].MicroVm!.Status.FindCondition(Conditions.Ready)!.Reason.Should().Be("Provisioning");
     }
 
     [Test]

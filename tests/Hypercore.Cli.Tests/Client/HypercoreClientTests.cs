@@ -42,9 +42,29 @@ public sealed class HypercoreClientTests : FakeDaemonTest
     }
 
     [Test]
+    public async Task CreateThenWait_DaemonClaimsAtCreate_ReportsProvisioningThenRunning()
+    {
+        // vistarad on SQLite (issue 15, claim14): the Create's write is already the reconciler's claim, so a new VM's
+        // first phase is Provisioning, observed at generation 1.
+        Service.CreatedStatus = _ => new MicroVMStatus { Phase = "Provisioning", ObservedGeneration = 1, Node = "fake-node" };
+        var vm = await _client.CreateMicroVmAsync(new MicroVmTemplate { Name = "web1", MemoryInMb = 256 });
+        vm.Status.Phase.Should().Be("Provisioning");
+
+        var progress = new List<string>();
+        var gets = Service.ReceivedOf<GetMicroVMRequest>().Count;
+        var running = _client.WaitForPhaseAsync("web1", MicroVmPhases.Running, TimeSpan.FromMinutes(1), new SyncProgress(progress));
+        await Service.WatchStarted.WaitAsync(Patience);
+        await Eventually(() => Service.ReceivedOf<GetMicroVMRequest>().Count >= gets + 2);
+        running.IsCompleted.Should().BeFalse("Provisioning is not Running, though it is observed");
+        Service.SetPhase("default", "web1", "Running");
+        (await running.WaitAsync(Patience)).Status.Phase.Should().Be("Running");
+
+        progress.Should().Equal("default/web1: Provisioning", "default/web1: Running");
+    }
+
+    [Test]
     public async Task CreateStoppedThenWait_DaemonClaimsAtCreate_EndsAtOnce()
     {
-        // vistarad on SQLite (issue 15, claim14): a VM created Stopped is stored claimed and Stopped, observed at generation 1.
         Service.CreatedStatus = _ => new MicroVMStatus { Phase = "Stopped", ObservedGeneration = 1, Node = "fake-node" };
         await _client.CreateMicroVmAsync(new MicroVmTemplate { Name = "web1", MemoryInMb = 256 });
 

@@ -330,8 +330,8 @@ public sealed class FakeVmService(TimeProvider time) : VMService.VMServiceBase
     }
 
     /// <summary>
-    /// The status a new record is stored with; null: Pending, unobserved (a daemon whose reconciler claims it later). vistarad
-    /// on SQLite stores a VM created Stopped claimed and Stopped, observed.
+    /// The status a new record is stored with; null: Pending, unobserved (a daemon whose reconciler claims it later: the
+    /// Kubernetes store, or an API without a reconciler). vistarad on SQLite stores it claimed (Provisioning, observed).
     /// </summary>
     public Func<MicroVMSpec, MicroVMStatus>? CreatedStatus { get; set; }
 
