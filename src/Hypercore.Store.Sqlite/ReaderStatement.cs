@@ -28,14 +28,13 @@ internal sealed class ReaderStatement
     }
 
     /// <summary>The connection's statement from <paramref name="table"/>, prepared at its first use there.</summary>
-    public static ReaderStatement For(ConditionalWeakTable<SqliteConnection, ReaderStatement> table, SqliteConnection connection, string sql)
-    {
-        if (table.TryGetValue(connection, out var statement))
-        {
-            return statement;
-        }
+    public static ReaderStatement For(ConditionalWeakTable<SqliteConnection, ReaderStatement> table, SqliteConnection connection, string sql) =>
+        table.TryGetValue(connection, out var statement) ? statement : Add(table, connection, sql);
 
-        statement = new ReaderStatement(connection, sql);
+    // Apart from For: its closure would be allocated at every call of a method that captures its parameters.
+    private static ReaderStatement Add(ConditionalWeakTable<SqliteConnection, ReaderStatement> table, SqliteConnection connection, string sql)
+    {
+        var statement = new ReaderStatement(connection, sql);
         table.Add(connection, statement);
         connection.StateChange += (_, e) =>
         {
