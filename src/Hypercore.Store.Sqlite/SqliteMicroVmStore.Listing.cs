@@ -66,12 +66,8 @@ public sealed partial class SqliteMicroVmStore : IVersionListing
     {
         var db = connection.Handle ?? throw new InvalidOperationException("a read connection is not open");
         var keys = new List<VmKey>();
-        var rc = raw.sqlite3_prepare_v2(db, ListVersionsSql, out var statement);
-        if (rc != raw.SQLITE_OK)
-        {
-            statement.Dispose();
-            SqliteException.ThrowExceptionForRC(rc, db);
-        }
+        var statement = ReaderStatement.Prepare(db, ListVersionsSql, connection.DefaultTimeout * 1000);
+        int rc;
 
         var buffer = ArrayPool<char>.Shared.Rent(256);
         try

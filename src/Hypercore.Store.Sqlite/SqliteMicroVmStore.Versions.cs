@@ -10,7 +10,11 @@ namespace Hypercore.Store.Sqlite;
 /// </summary>
 public sealed partial class SqliteMicroVmStore : IResourceVersionCheck
 {
-    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, SqliteCommand> _versionByKey = new();
+    private const string VersionByKeySql = "SELECT resource_version FROM microvms WHERE namespace = ?1 AND id = ?2;";
+
+    // Issue 15, fifteenth pass: a raw statement per reader connection, not an ADO.NET command (a data reader and two
+    // boxed parameter values per call), since every reconcile of a cached record and every poll of a running VM runs it.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<SqliteConnection, ReaderStatement> _versionByKey = new();
 
     public ValueTask<bool> IsCurrentAsync(VmKey key, string resourceVersion, CancellationToken cancellationToken = default)
     {
@@ -29,18 +33,16 @@ public sealed partial class SqliteMicroVmStore : IResourceVersionCheck
 
     private long ReadVersion(SqliteConnection connection, VmKey key)
     {
-        var command = _versionByKey.GetValue(connection, static c =>
+        var statement = ReaderStatement.For(_versionByKey, connection, VersionByKeySql);
+        try
         {
-            var command = c.CreateCommand();
-            command.CommandText = "SELECT resource_version FROM microvms WHERE namespace = $ns AND id = $id;";
-            command.Parameters.Add("$ns", SqliteType.Text);
-            command.Parameters.Add("$id", SqliteType.Text);
-            command.Prepare();
-            return command;
-        });
-        command.Parameters[0].Value = key.Namespace;
-        command.Parameters[1].Value = key.Id;
-        using var reader = command.ExecuteReader();
-        return reader.Read() ? reader.GetInt64(0) : -1;
+            statement.BindText(1, key.Namespace);
+            statement.BindText(2, key.Id);
+            return statement.Step() ? statement.Int64(0) : -1;
+        }
+        finally
+        {
+            statement.Reset(); // ends its read: the next check reads the latest commit, and the WAL is not held
+        }
     }
 }
