@@ -29,6 +29,31 @@ public static class ProcFs
         return watches;
     }
 
+    /// <summary>
+    /// This process's open file descriptors whose link in /proc/self/fd satisfies <paramref name="target"/> (a path, or e.g.
+    /// "anon_inode:[pidfd]"); a descriptor closed while listed is not counted.
+    /// </summary>
+    public static int OpenDescriptors(Func<string, bool> target)
+    {
+        var count = 0;
+        foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget is { } link && target(link))
+                {
+                    count++;
+                }
+            }
+            catch (IOException)
+            {
+                // closed while listed (the listing's own descriptor, among others)
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>A live process; a zombie (exited, waiting to be reaped) counts as gone.</summary>
     public static bool IsAlive(int pid) => State(pid) is { } state && state is not ('Z' or 'X');
 

@@ -3,6 +3,7 @@ using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Tests.Support;
 using Hypercore.Drivers.Vmm;
 using Hypercore.MicroVms;
+using Hypercore.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -42,20 +43,7 @@ public sealed class FirecrackerNoPidfdTests
         ExitWatch = new ProcessExitWatch(pidfd: false),
     };
 
-    private static int OpenPidfds() =>
-        Directory.EnumerateFileSystemEntries("/proc/self/fd").Count(fd => (ReadLink(fd) ?? "").Contains("pidfd", StringComparison.Ordinal));
-
-    private static string? ReadLink(string path)
-    {
-        try
-        {
-            return new FileInfo(path).LinkTarget;
-        }
-        catch (IOException)
-        {
-            return null; // closed while listed
-        }
-    }
+    private static int OpenPidfds() => ProcFs.OpenDescriptors(link => link.Contains("pidfd", StringComparison.Ordinal));
 
     [Test]
     public async Task NoPidfd_KilledFromOutside_NothingReported_InspectionStillFindsTheCrash()

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Hypercore.Drivers.Tests.Support;
 using Hypercore.Drivers.Vmm;
+using Hypercore.Testing;
 
 namespace Hypercore.Drivers.Tests.Vmm;
 
@@ -31,20 +32,7 @@ public sealed class ProcessExitWatchTests
         return pid;
     }
 
-    private static int OpenPidfds() =>
-        Directory.EnumerateFileSystemEntries("/proc/self/fd").Count(fd => (ReadLink(fd) ?? "").Contains("pidfd", StringComparison.Ordinal));
-
-    private static string? ReadLink(string path)
-    {
-        try
-        {
-            return new FileInfo(path).LinkTarget;
-        }
-        catch (IOException)
-        {
-            return null; // closed while listed
-        }
-    }
+    private static int OpenPidfds() => ProcFs.OpenDescriptors(link => link.Contains("pidfd", StringComparison.Ordinal));
 
     [Test]
     public async Task Watch_DetachedProcessKilledFromOutside_RaisesExitedWithItsUidOnce()

@@ -1,5 +1,6 @@
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
+using Hypercore.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Store.Tests.Sqlite;
@@ -105,11 +106,6 @@ public sealed class SqliteVersionCheckTests : OpenStoreTest
     [Test]
     public async Task IsCurrent_ConcurrentChecksThenDispose_LeaveNoFileOfTheDatabaseOpen()
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            Assert.Ignore("counts open files through /proc/self/fd");
-        }
-
         // More concurrent readers than the pool keeps: the pool closes the surplus connections, and disposing the store the
         // rest. A statement left unfinalized would keep its closed connection (and its files) open in SQLite.
         var vm = await Store.CreateAsync(Spec("a"));
@@ -163,27 +159,11 @@ public sealed class SqliteVersionCheckTests : OpenStoreTest
         }
     }
 
-    /// <summary>File descriptors of this process open on the database or its WAL and shared-memory files (Linux).</summary>
+    /// <summary>File descriptors of this process open on the database or its WAL and shared-memory files.</summary>
     private static int OpenFilesOf(string path)
     {
         var names = new[] { path, path + "-wal", path + "-shm" };
-        var count = 0;
-        foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
-        {
-            try
-            {
-                if (new FileInfo(fd).LinkTarget is { } target && names.Contains(target))
-                {
-                    count++;
-                }
-            }
-            catch (IOException)
-            {
-                // closed meanwhile
-            }
-        }
-
-        return count;
+        return ProcFs.OpenDescriptors(names.Contains);
     }
 
     [Test]
