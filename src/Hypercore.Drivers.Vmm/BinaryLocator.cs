@@ -20,24 +20,31 @@ public static class BinaryLocator
     /// asks the driver's availability on every pass, and this walk was 5 % of the AOT daemon's samples under Creates).
     /// A driver's own hypervisor binary goes through <see cref="DriverBinary"/>, which keeps the path found between walks.
     /// </remarks>
-    public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured)
+    public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured) => Resolve(configured, out _);
+
+    /// <summary>
+    /// <see cref="Resolve(string)"/>, and the modification time of the file found, from the stat that found it (default
+    /// when nothing was found).
+    /// </summary>
+    public static (string? Path, IReadOnlyList<string> Tried) Resolve(string configured, out HostFileTime modified)
     {
         if (configured.Contains('/', StringComparison.Ordinal))
         {
             var full = Path.GetFullPath(configured);
-            return (IsExecutable(full) ? full : null, [full]);
+            return (HostExecutable.Is(full, out modified) ? full : null, [full]);
         }
 
         Walks++;
         var candidates = Candidates(configured);
         for (var i = 0; i < candidates.Length; i++)
         {
-            if (IsExecutable(candidates[i]))
+            if (HostExecutable.Is(candidates[i], out modified))
             {
                 return (candidates[i], candidates[..(i + 1)]); // a copy: the kept list is shared
             }
         }
 
+        modified = default;
         return (null, [.. candidates]);
     }
 

@@ -80,8 +80,8 @@ public abstract partial class VmmDriver
     /// <summary>The installed binary's --version output (cached), or null when it is missing or does not run.</summary>
     protected async Task<string?> InstalledVersionAsync(CancellationToken ct)
     {
-        var (path, _) = ResolveBinary();
-        return path is null ? null : await _version.GetAsync(path, ct);
+        var (path, _, modified) = ResolveBinary();
+        return path is null ? null : await _version.GetAsync(path, modified, ct);
     }
 
     private static SnapshotDisk? SavedDisk(SnapshotRestore? restore, VolumeSpec volume) =>

@@ -86,9 +86,10 @@ public abstract partial class VmmDriver : IHypervisorDriver
 
     /// <summary>
     /// <see cref="ConfiguredBinary"/> resolved (<see cref="DriverBinary"/>: PATH is not walked again on every call while
-    /// the binary found last is still there), and the paths tried.
+    /// the binary found last is still there), the paths tried, and the binary's modification time from the stat that
+    /// checked it (the version cache's key).
     /// </summary>
-    protected (string? Path, IReadOnlyList<string> Tried) ResolveBinary() => _binary.Resolve(ConfiguredBinary);
+    protected (string? Path, IReadOnlyList<string> Tried, HostFileTime Modified) ResolveBinary() => _binary.Resolve(ConfiguredBinary);
 
     /// <summary>How messages name the hypervisor ("qemu", "firecracker", ...).</summary>
     protected virtual string BinaryLabel => Name;
@@ -100,7 +101,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
     {
         try
         {
-            var (path, tried) = ResolveBinary();
+            var (path, tried, modified) = ResolveBinary();
             if (path is null)
             {
                 return Task.FromResult(DriverAvailability.Unavailable(BinaryLocator.NotFoundMessage(BinaryLabel, tried)));
@@ -112,11 +113,12 @@ public abstract partial class VmmDriver : IHypervisorDriver
             }
 
             // Issue 15 (alloc7): the reconciler asks on every pass. The binary is still looked up and checked each time
-            // (above, and its modification time in the version cache); only an answer that would be built again from
-            // the same path, version and description state is the last one (its text, its task: ~0.6 KB a pass).
-            if (_version.Cached(path) is not { } version)
+            // (above, one stat that also gives the modification time the version cache is keyed on); only an answer that
+            // would be built again from the same path, version and description state is the last one (its text, its
+            // task: ~0.6 KB a pass).
+            if (_version.Cached(path, modified) is not { } version)
             {
-                return CheckVersionAsync(path, cancellationToken);
+                return CheckVersionAsync(path, modified, cancellationToken);
             }
 
             var state = AvailabilityDescriptionState;
@@ -135,11 +137,11 @@ public abstract partial class VmmDriver : IHypervisorDriver
         }
     }
 
-    private async Task<DriverAvailability> CheckVersionAsync(string path, CancellationToken cancellationToken)
+    private async Task<DriverAvailability> CheckVersionAsync(string path, HostFileTime modified, CancellationToken cancellationToken)
     {
         try
         {
-            var version = await _version.GetAsync(path, cancellationToken);
+            var version = await _version.GetAsync(path, modified, cancellationToken);
             return version is null
                 ? DriverAvailability.Unavailable($"{path} --version failed: the binary is not runnable here")
                 : DriverAvailability.Ok(DescribeAvailable(path, version));
@@ -206,7 +208,7 @@ public abstract partial class VmmDriver : IHypervisorDriver
         // A half-configured, powered-off or dead instance: clear it before starting afresh.
         await StopCoreAsync(vm, dir, TimeSpan.Zero, ct);
 
-        var (binary, tried) = ResolveBinary();
+        var (binary, tried, _) = ResolveBinary();
         if (binary is null)
         {
             throw new DriverException(Conditions.ReasonProviderUnavailable, BinaryLocator.NotFoundMessage(BinaryLabel, tried));

@@ -234,20 +234,24 @@ internal static partial class HostFiles
     /// </summary>
     private static uint? Mode(string path, bool followLinks)
     {
-        PathLookups++;
-        Span<byte> buffer = stackalloc byte[256];
-        if ((followLinks ? Stat(path, buffer) : LStat(path, buffer)) != 0)
-        {
-            return null;
-        }
+        Span<byte> buffer = stackalloc byte[StatSize];
+        return StatPath(path, followLinks, buffer) ? ModeOf(buffer) : null;
+    }
 
-        return ModeOf(buffer);
+    /// <summary>Room for a struct stat (144 bytes on x86_64, 128 on arm64) with margin.</summary>
+    private const int StatSize = 256;
+
+    /// <summary>stat(2), or lstat(2) when links are not followed, into <paramref name="buffer"/>; false when nothing is there.</summary>
+    private static bool StatPath(string path, bool followLinks, Span<byte> buffer)
+    {
+        PathLookups++;
+        return (followLinks ? Stat(path, buffer) : LStat(path, buffer)) == 0;
     }
 
     /// <summary>st_mode of an open descriptor (fstat(2); an O_PATH descriptor will do); false when fstat fails.</summary>
     private static bool FileMode(int fd, out uint mode)
     {
-        Span<byte> buffer = stackalloc byte[256];
+        Span<byte> buffer = stackalloc byte[StatSize];
         if (FStat(fd, buffer) != 0)
         {
             mode = 0;
@@ -264,6 +268,10 @@ internal static partial class HostFiles
         var offset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 24 : 16;
         return BitConverter.ToUInt32(stat[offset..(offset + 4)]);
     }
+
+    // struct stat: st_mtim (tv_sec, tv_nsec) at offset 88 on both x86_64 and arm64 (after st_atim at 72).
+    private static HostFileTime ModifiedOf(ReadOnlySpan<byte> stat) =>
+        new(BitConverter.ToInt64(stat[88..96]), BitConverter.ToInt64(stat[96..104]));
 
     [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
     private static partial int FStat(int fd, Span<byte> buffer);

@@ -4,7 +4,7 @@ using Hypercore.HostAccess;
 namespace Hypercore.Core.Tests.HostAccess;
 
 /// <summary>
-/// Issue 15 (fifth pass): <see cref="HostExecutable.Is"/> answers in one stat what FileInfo.Exists and
+/// Issue 15 (fifth pass): <see cref="HostExecutable.Is(string)"/> answers in one stat what FileInfo.Exists and
 /// File.GetUnixFileMode answered together; each entry here is asked both ways.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
@@ -84,5 +84,40 @@ public class HostExecutableTests
         HostExecutable.Is(plain).Should().BeFalse();
         HostExecutable.Is(dangling).Should().BeFalse();
         HostExecutable.Is(_root).Should().BeFalse();
+    }
+
+    [Test]
+    public void IsWithModified_EachKindOfEntry_AnswersAsIsWithTheModificationTimeOfWhatItNames()
+    {
+        // Issue 15 (vcache16): the driver's version cache is keyed on this time, from the one stat that checks the binary.
+        const UnixFileMode rwx = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        var executable = MakeFile("exe", rwx);
+        var modified = new DateTime(2031, 5, 6, 7, 8, 9, DateTimeKind.Utc).AddTicks(1_234_567);
+        System.IO.File.SetLastWriteTimeUtc(executable, modified);
+        var link = Path.Combine(_root, "link");
+        System.IO.File.CreateSymbolicLink(link, executable);
+        var plain = MakeFile("plain", UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var expected = new HostFileTime(new DateTimeOffset(modified).ToUnixTimeSeconds(), 123_456_700);
+
+        HostFiles.PathLookups = 0;
+        HostExecutable.Is(executable, out var ofFile).Should().BeTrue();
+        HostExecutable.Is(link, out var ofLink).Should().BeTrue();
+        HostFiles.PathLookups.Should().Be(2, "one stat each gives both answers");
+
+        ofFile.Should().Be(expected);
+        ofLink.Should().Be(expected, "a link is followed: the time is its target's, as File.GetLastWriteTimeUtc gave it");
+        foreach (var entry in new[] { plain, _root, Path.Combine(_root, "missing"), "/dev/null", "/bin/sh", "/usr/bin" })
+        {
+            HostExecutable.Is(entry, out var time).Should().Be(HostExecutable.Is(entry), entry);
+            if (HostExecutable.Is(entry))
+            {
+                var bcl = System.IO.File.GetLastWriteTimeUtc(entry);
+                (DateTime.UnixEpoch.Ticks + (time.Seconds * TimeSpan.TicksPerSecond) + (time.Nanoseconds / 100)).Should().Be(bcl.Ticks, entry);
+            }
+            else
+            {
+                time.Should().Be(default(HostFileTime), entry);
+            }
+        }
     }
 }

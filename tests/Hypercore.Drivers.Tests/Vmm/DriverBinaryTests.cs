@@ -1,6 +1,7 @@
 using Hypercore.Drivers.Firecracker;
 using Hypercore.Drivers.Tests.Support;
 using Hypercore.Drivers.Vmm;
+using Hypercore.HostAccess;
 using Hypercore.MicroVms;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -46,13 +47,65 @@ public sealed class DriverBinaryTests
         return link;
     }
 
-    private FirecrackerDriver Driver() => new(Options.Create(new FirecrackerOptions
+    private FirecrackerDriver Driver(TimeProvider? time = null) => new(Options.Create(new FirecrackerOptions
     {
         BinaryPath = Name,
         RuntimeDirectory = _scratch.RuntimeDirectory,
         RequireKvm = false,
         StartTimeout = TimeSpan.FromSeconds(60),
-    }), TimeProvider.System, NullLogger<FirecrackerDriver>.Instance);
+    }), time ?? TimeProvider.System, NullLogger<FirecrackerDriver>.Instance);
+
+    /// <summary>A script outside PATH that prints <paramref name="version"/>, linked from PATH directory "b".</summary>
+    private (string Link, string Script) InstallScript(string version)
+    {
+        var script = Path.Combine(_dir, "script-" + Name);
+        File.WriteAllText(script, $"#!/bin/sh\necho '{version}'\n");
+        File.SetUnixFileMode(script, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var link = Path.Combine(_dir, "b", Name);
+        File.CreateSymbolicLink(link, script);
+        return (link, script);
+    }
+
+    [Test]
+    public async Task CheckAvailability_KeptBinaryRewrittenInPlace_ReadsItsVersionAgainAtTheNextCheck()
+    {
+        // Issue 15 (vcache16): the version cache is keyed on the modification time from the stat that checks the kept
+        // binary (through the link, so the target's), not on a second stat of its own.
+        var (link, script) = InstallScript("firecracker v1.0.0");
+        var clock = new ManualClock(); // never advances: every check after the first uses the kept answer
+        using var driver = Driver(clock);
+        (await driver.CheckAvailabilityAsync()).Detail.Should().Be($"firecracker v1.0.0 ({link})");
+        (await driver.CheckAvailabilityAsync()).Detail.Should().Be($"firecracker v1.0.0 ({link})");
+
+        var before = File.GetLastWriteTimeUtc(script);
+        File.WriteAllText(script, "#!/bin/sh\necho 'firecracker v2.0.0'\n"); // the same inode, new content
+        File.SetLastWriteTimeUtc(script, before.AddMinutes(1));
+        BinaryLocator.Walks = 0;
+
+        (await driver.CheckAvailabilityAsync()).Detail.Should().Be($"firecracker v2.0.0 ({link})");
+        BinaryLocator.Walks.Should().Be(0, "the kept answer's own stat gave the new time");
+        (await driver.CheckAvailabilityAsync()).Detail.Should().Be($"firecracker v2.0.0 ({link})");
+    }
+
+    [Test]
+    public void Resolve_KeptWalkAndConfiguredPath_GiveTheModificationTimeOfTheFileFound()
+    {
+        var (link, script) = InstallScript("firecracker v1.0.0");
+        var modified = new DateTime(2031, 5, 6, 7, 8, 9, DateTimeKind.Utc).AddTicks(1_234_567);
+        File.SetLastWriteTimeUtc(script, modified);
+        var expected = new HostFileTime(new DateTimeOffset(modified).ToUnixTimeSeconds(), 123_456_700);
+        var binary = new DriverBinary(new ManualClock());
+
+        var (path, tried, walked) = binary.Resolve(Name);
+        (path, walked).Should().Be((link, expected), "the walk");
+        tried.Should().Equal(Path.Combine(_dir, "a", Name), link);
+        binary.Resolve(Name).Modified.Should().Be(expected, "the kept answer");
+        binary.Resolve(link).Modified.Should().Be(expected, "a configured path");
+
+        File.Delete(script);
+        binary.Resolve(link).Modified.Should().Be(default(HostFileTime), "nothing found");
+        binary.Resolve(Name).Modified.Should().Be(default(HostFileTime), "nothing found");
+    }
 
     [Test]
     public async Task CheckAvailability_BareNameFound_DoesNotWalkPathAgainOnEveryCheck()
@@ -127,7 +180,7 @@ public sealed class DriverBinaryTests
 
         File.Delete(installed);
 
-        var (path, tried) = binary.Resolve(installed);
+        var (path, tried, _) = binary.Resolve(installed);
         path.Should().BeNull("a configured path is one stat on every call and is not kept");
         tried.Should().Equal(installed);
     }
