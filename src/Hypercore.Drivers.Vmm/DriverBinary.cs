@@ -3,9 +3,9 @@ using Hypercore.HostAccess;
 namespace Hypercore.Drivers.Vmm;
 
 /// <summary>
-/// A driver's own hypervisor binary, found as <see cref="BinaryLocator.Resolve(string)"/> finds it, without walking PATH again
-/// on every call. Issue 15 (cpu10): the reconciler asks the driver's availability on every pass (polls included) and
-/// the driver resolves the binary again on every start; with a bare name each walk was one stat per PATH directory
+/// A driver's own hypervisor binary, found as <see cref="BinaryLocator.Resolve(string)"/> finds it, without walking PATH
+/// again on every call. Issue 15 (cpu10): the reconciler asks the driver's availability on every pass (polls included)
+/// and the driver resolves the binary again on every start; with a bare name each walk was one stat per PATH directory
 /// until the hit (4.3 % of the AOT daemon's samples under Creates, cpu8).
 /// </summary>
 /// <remarks>
