@@ -18,49 +18,28 @@
 # Leaves OUT/{lat.create,trace,pid,ss,result.json,analysis}; removes its probes and trace instance on exit.
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
-bin=$(readlink -f "$daemon")
-T=/sys/kernel/tracing
-g=acktrace$$ i=$T/instances/acktrace$$
-[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
-[[ -f $bin.dbg ]] || { echo "ack-trace: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/uprobes.sh"
+uprobes_init acktrace
+bin=$(uprobes_binary "$daemon")
+i=$UPROBES_INSTANCE
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-ev=""
-cleanup() {
-  echo 0 > $i/tracing_on 2>/dev/null || true
-  for e in $ev; do echo 0 > $i/events/$g/$e/enable 2>/dev/null || true; done  # an instance using a probe keeps it
-  rmdir $i 2>/dev/null || true
-  for e in $ev; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
-}
-trap cleanup EXIT
 w=Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_SqliteMicroVmStore__
-probe() {
-  local a; a=$(nm "$3" 2>/dev/null | grep -E " [tT] $4\$" | head -1 | cut -d' ' -f1) || true
-  [[ -n $a ]] || { echo "ack-trace: no $4, not traced" >&2; return 0; }
-  echo "$1:$g/$2 ${5:-$3}:0x$a ${6:-}" >> $T/uprobe_events && ev+=" $2"
-}
-probe p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
-probe p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+uprobe_sym p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
+uprobe_sym p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
 tp=S_P_CoreLib_System_Threading_ThreadPoolWorkQueue__
 op=Hypercore_Core_Hypercore_Operations_MicroVmOperations__CreateAsync_d__12
 ks=Microsoft_AspNetCore_Server_Kestrel_
-probe p q_in "$bin.dbg" ${tp}Enqueue "$bin" 'mt=+0(%si):u64 g=%dx:u8'
-probe p c_start "$bin.dbg" "S_P_CoreLib_System_Runtime_CompilerServices_AsyncMethodBuilderCore__Start<${op}>" "$bin"
-probe p c_move "$bin.dbg" "${op}__MoveNext" "$bin"
-probe p ioq "$bin.dbg" ${ks}Transport_Sockets_${ks}Transport_Sockets_Internal_IOQueue__System_Threading_IThreadPoolWorkItem_Execute "$bin"
-probe p h2out "$bin.dbg" ${ks}Core_${ks}Core_Internal_Http2_Http2FrameWriter__WriteToOutputPipe_d__36__MoveNext "$bin"
-probe p follow "$bin.dbg" Hypercore_Core_Hypercore_Informers_MicroVmInformer__FollowAsync_d__30__MoveNext "$bin"
-probe p pass "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_Reconciler__ReconcilePassAsync_d__33__MoveNext "$bin"
-probe p work "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_ReconcilerHost__WorkAsync_d__25__MoveNext "$bin"
-# GC pauses (tail12), as bench/tail-trace.sh: GCToEEInterface::SuspendEE (entry) to RestartEE (return) is one pause.
-gcoff() { nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1; }
-a=$(gcoff 'GCToEEInterface::SuspendEE(') && [[ -n $a ]] && echo "p:$g/susp_in $bin:0x$a" >> $T/uprobe_events && ev+=" susp_in"
-a=$(gcoff 'GCToEEInterface::RestartEE(') && [[ -n $a ]] && echo "r:$g/rest_out $bin:0x$a" >> $T/uprobe_events && ev+=" rest_out"
-mkdir $i
-echo mono > $i/trace_clock
-echo 1 > $i/options/record-tgid
-echo 131072 > $i/buffer_size_kb
-for e in $ev; do echo 1 > $i/events/$g/$e/enable; done
+uprobe_sym p q_in "$bin.dbg" ${tp}Enqueue "$bin" 'mt=+0(%si):u64 g=%dx:u8'
+uprobe_sym p c_start "$bin.dbg" "S_P_CoreLib_System_Runtime_CompilerServices_AsyncMethodBuilderCore__Start<${op}>" "$bin"
+uprobe_sym p c_move "$bin.dbg" "${op}__MoveNext" "$bin"
+uprobe_sym p ioq "$bin.dbg" ${ks}Transport_Sockets_${ks}Transport_Sockets_Internal_IOQueue__System_Threading_IThreadPoolWorkItem_Execute "$bin"
+uprobe_sym p h2out "$bin.dbg" ${ks}Core_${ks}Core_Internal_Http2_Http2FrameWriter__WriteToOutputPipe_d__36__MoveNext "$bin"
+uprobe_sym p follow "$bin.dbg" Hypercore_Core_Hypercore_Informers_MicroVmInformer__FollowAsync_d__30__MoveNext "$bin"
+uprobe_sym p pass "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_Reconciler__ReconcilePassAsync_d__33__MoveNext "$bin"
+uprobe_sym p work "$bin.dbg" Hypercore_Core_Hypercore_Reconciliation_ReconcilerHost__WorkAsync_d__25__MoveNext "$bin"
+uprobe_gc_pauses "$bin" # GC pauses (tail12), as bench/tail-trace.sh
+uprobes_start 131072
 for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync sys_enter_sendto sys_enter_sendmsg sys_enter_recvfrom sys_enter_recvmsg sys_enter_writev sys_enter_readv sys_exit_recvfrom; do echo 1 > $i/events/syscalls/$e/enable; done
 # Who had the CPUs (tail12): every context switch and wake-up on the machine, so wire-analyze.py can say how much of
 # the two cores the daemon, the load generator and everything else got, and who waited for one, while the slowest

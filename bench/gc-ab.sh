@@ -19,34 +19,23 @@
 set -euo pipefail
 runner=$1 node=$2 out=$3 rounds=$4; shift 4
 here=$(cd "$(dirname "$0")" && pwd)
+source "$here/uprobes.sh"
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-T=/sys/kernel/tracing
-[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
-g=gcab$$ i=$T/instances/gcab$$
-events=()
-cleanup() {
-  echo 0 > $i/tracing_on 2>/dev/null || true; rmdir $i 2>/dev/null || true
-  for e in "${events[@]}"; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
-}
-trap cleanup EXIT
+uprobes_init gcab
+i=$UPROBES_INSTANCE
 declare -A copies=()
 # probe NODE K: copies NODE's directory to OUT/binK and sets uprobes on the copy (event names end in K).
 probe() {
-  local src=$1 k=$2 dir=$out/bin$2 bin
+  local src=$1 k=$2 dir=$out/bin$2 bin a
   [[ $k == 0 ]] && dir=$out/bin
-  mkdir -p "$dir"; cp -r "$(dirname "$(readlink -f "$src")")/." "$dir/"
-  bin=$dir/$(basename "$src")
-  [[ -f $bin.dbg ]] || { echo "gc-ab: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
-  off() { local a; a=$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1); [[ -n $a ]] && printf '0x%x' $((16#$a)); }
-  echo "p:$g/susp_in$k $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
-  echo "r:$g/rest_out$k $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
-  echo "p:$g/mark$k $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
-  echo "p:$g/bgmark$k $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
-  events+=(susp_in$k rest_out$k mark$k bgmark$k)
-  if a=$(off 'SVR::gc_heap::mark_phase(int)'); then
-    echo "p:$g/smark$k $bin:$a gen=%si:s32" >> $T/uprobe_events
-    echo "p:$g/sbgmark$k $bin:$(off 'SVR::gc_heap::background_mark_phase()')" >> $T/uprobe_events
-    events+=(smark$k sbgmark$k)
+  bin=$(uprobes_copy "$src" "$dir")
+  uprobe_cxx p susp_in$k "$bin" 'GCToEEInterface::SuspendEE('
+  uprobe_cxx r rest_out$k "$bin" 'GCToEEInterface::RestartEE('
+  uprobe_cxx p mark$k "$bin" 'WKS::gc_heap::mark_phase(int)' 'gen=%di:s32'
+  uprobe_cxx p bgmark$k "$bin" 'WKS::gc_heap::background_mark_phase()'
+  if a=$(uprobe_cxx_addr "$bin" 'SVR::gc_heap::mark_phase(int)'); then
+    uprobe_at p smark$k "$bin" "$a" 'gen=%si:s32'
+    uprobe_cxx p sbgmark$k "$bin" 'SVR::gc_heap::background_mark_phase()'
   fi
   copies[$src]=$bin
 }
@@ -56,8 +45,7 @@ for spec in "$@"; do
     if [[ $v == NODE=* && -z ${copies[${v#NODE=}]:-} ]]; then probe "${v#NODE=}" ${#copies[@]}; fi
   done
 done
-mkdir $i; echo mono > $i/trace_clock; echo 1 > $i/options/record-tgid; echo 8192 > $i/buffer_size_kb
-for e in "${events[@]}"; do echo 1 > $i/events/$g/$e/enable; done
+uprobes_start 8192
 specs=("$@"); n=${#specs[@]}
 for r in $(seq 1 "$rounds"); do
   for k in $(seq 0 $((n - 1))); do

@@ -13,24 +13,16 @@
 # reading checks the first against the generation it traces. The probes slow the node a little (~16 events per GC).
 set -euo pipefail
 runner=$1 node=$2 out=$3
-mkdir -p "$out/bin"; out=$(cd "$out" && pwd)
-cp -r "$(dirname "$(readlink -f "$node")")/." "$out/bin/"
-bin=$out/bin/$(basename "$node")
-[[ -f $bin.dbg ]] || { echo "gc-phases: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
-T=/sys/kernel/tracing
-[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
-g=gcph$$ i=$T/instances/gcph$$ evs=()
-cleanup() {
-  echo 0 > $i/tracing_on 2>/dev/null || true; rmdir $i 2>/dev/null || true
-  for e in "${evs[@]}"; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
-}
-trap cleanup EXIT
-sym() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
-add() { echo "$1:$g/$2 $bin:$3 ${4:-}" >> $T/uprobe_events; evs+=("$2"); }
+source "$(cd "$(dirname "$0")" && pwd)/uprobes.sh"
+mkdir -p "$out"; out=$(cd "$out" && pwd)
+uprobes_init gcph
+i=$UPROBES_INSTANCE
+bin=$(uprobes_copy "$node" "$out/bin")
+sym() { uprobe_cxx_addr "$bin" "$1"; }
+add() { uprobe_at "$1" "$2" "$bin" "$3" "${4:-}"; }
 S=$(sym 'WKS::gc_heap::settings'); K=$(sym 'WKS::gc_heap::generation_skip_ratio')
 at() { printf '@+0x%x' $((S + $1)); }
-add p susp_in "$(sym 'GCToEEInterface::SuspendEE(')"
-add r rest_out "$(sym 'GCToEEInterface::RestartEE(')"
+uprobe_gc_pauses "$bin"
 add p gc1_in "$(sym 'WKS::gc_heap::gc1()')" "gen=$(at 8):s32 reason=$(at 60):s32 skip=@+$K:s32"
 add r gc1_out "$(sym 'WKS::gc_heap::gc1()')" "skip=@+$K:s32"
 for ph in mark_phase plan_phase relocate_phase compact_phase make_free_lists mark_through_cards_for_segments \
@@ -38,8 +30,7 @@ for ph in mark_phase plan_phase relocate_phase compact_phase make_free_lists mar
   a=$(sym "WKS::gc_heap::$ph("); add p "${ph}_in" "$a"; add r "${ph}_out" "$a"
 done
 a=$(sym 'GCToEEInterface::GcScanRoots('); add p roots_in "$a"; add r roots_out "$a"
-mkdir $i; echo mono > $i/trace_clock; echo 1 > $i/options/record-tgid; echo 16384 > $i/buffer_size_kb
-for e in "${evs[@]}"; do echo 1 > "$i/events/$g/$e/enable"; done
+uprobes_start 16384
 echo > $i/trace; echo 1 > $i/tracing_on
 load=$(cut -d' ' -f1 /proc/loadavg)
 ( cd "$(mktemp -d)" && HYPERCORE_BENCH_LATENCY_TRACE=$out/lat HYPERCORE_BENCH_DAEMON_PID_FILE=$out/pid \

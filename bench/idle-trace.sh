@@ -13,44 +13,24 @@
 # Leaves OUT/{trace,pid,ss,lat.*,result.json,stdout}; removes its probes and trace instance on exit.
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
-bin=$(readlink -f "$daemon")
-T=/sys/kernel/tracing
-g=idletrace$$ i=$T/instances/idletrace$$
-[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
-[[ -f $bin.dbg ]] || { echo "idle-trace: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
+source "$(cd "$(dirname "$0")" && pwd)/uprobes.sh"
+uprobes_init idletrace
+bin=$(uprobes_binary "$daemon")
+i=$UPROBES_INSTANCE
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-ev=""
-cleanup() {
-  echo 0 > $i/tracing_on 2>/dev/null || true
-  for e in $ev; do echo 0 > $i/events/$g/$e/enable 2>/dev/null || true; done
-  rmdir $i 2>/dev/null || true
-  for e in $ev; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
-}
-trap cleanup EXIT
-probe() {  # p|r NAME SYMBOL [FETCHARGS]
-  local a; a=$(nm "$bin.dbg" 2>/dev/null | grep -E " [tT] $3\$" | head -1 | cut -d' ' -f1) || true
-  [[ -n $a ]] || { echo "idle-trace: no $3, not traced" >&2; return 0; }
-  echo "$1:$g/$2 $bin:0x$a ${4:-}" >> $T/uprobe_events && ev+=" $2"
-}
 s=Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_
 w=${s}SqliteMicroVmStore__
-probe p commit ${w}CommitBatch 'n=+16(%si):s32'
-probe p enq ${w}Enqueue
-probe p reqq ${s}BackgroundWriteWait__RequestQueued
-probe p bgw_in ${s}BackgroundWriteWait__WaitForRequest
-probe p idle_in ${w}WaitForWrites
-probe p w_create ${w}ApplyCreate
-probe p complete ${w}Complete 'req=%cx:u8'
-probe p defer ${w}Defer
-probe p reldef ${w}ReleaseDeferred
-gcoff() { nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1; }
-a=$(gcoff 'GCToEEInterface::SuspendEE(') && [[ -n $a ]] && echo "p:$g/susp_in $bin:0x$a" >> $T/uprobe_events && ev+=" susp_in"
-a=$(gcoff 'GCToEEInterface::RestartEE(') && [[ -n $a ]] && echo "r:$g/rest_out $bin:0x$a" >> $T/uprobe_events && ev+=" rest_out"
-mkdir $i
-echo mono > $i/trace_clock
-echo 1 > $i/options/record-tgid
-echo 262144 > $i/buffer_size_kb
-for e in $ev; do echo 1 > $i/events/$g/$e/enable; done
+uprobe_sym p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
+uprobe_sym p enq "$bin.dbg" ${w}Enqueue "$bin"
+uprobe_sym p reqq "$bin.dbg" ${s}BackgroundWriteWait__RequestQueued "$bin"
+uprobe_sym p bgw_in "$bin.dbg" ${s}BackgroundWriteWait__WaitForRequest "$bin"
+uprobe_sym p idle_in "$bin.dbg" ${w}WaitForWrites "$bin"
+uprobe_sym p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+uprobe_sym p complete "$bin.dbg" ${w}Complete "$bin" 'req=%cx:u8'
+uprobe_sym p defer "$bin.dbg" ${w}Defer "$bin"
+uprobe_sym p reldef "$bin.dbg" ${w}ReleaseDeferred "$bin"
+uprobe_gc_pauses "$bin"
+uprobes_start 262144
 for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync sys_enter_sendto sys_enter_sendmsg sys_enter_recvfrom sys_exit_recvfrom sys_enter_writev; do echo 1 > $i/events/syscalls/$e/enable; done
 echo 1 > $i/events/sched/sched_switch/enable
 echo 1 > $i/events/sched/sched_wakeup/enable

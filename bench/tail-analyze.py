@@ -218,5 +218,7 @@ try:  # the WAL file's size, sampled every 0.25 s (ckpt8): largest, and the last
     print(f"WAL file: largest {max(ws) / 2**20:.1f} MB, last sample {ws[-1] / 2**20:.1f} MB")
 except (OSError, ValueError):
     pass
-print(f"child: ratio {r['rate'] / r['base_rate']:.2f}, daemon {r['cpu_us_per']:.0f} µs CPU per Create, " +
+# The ratio against the mean of the baselines before and after the Creates (BaselineBracket), and to the one before alone.
+bracket = r['rate'] / ((r['base_rate'] + r['base_after_rate']) / 2) if r.get('base_after_rate') else float('nan')
+print(f"child: ratio {bracket:.2f} (to the baseline before alone {r['rate'] / r['base_rate']:.2f}), daemon {r['cpu_us_per']:.0f} µs CPU per Create, " +
       " ".join(f"{k}={r[k]:.4g}" for k in sorted(r) if k.startswith("daemon_window")))

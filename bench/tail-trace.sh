@@ -16,47 +16,26 @@
 set -euo pipefail
 runner=$1 daemon=$2 out=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
-bin=$(readlink -f "$daemon"); [[ $(head -c2 "$bin") == '#!' ]] && bin=$(grep -o '/[^ ]*vistarad' "$bin" | tail -1)
-[[ -f $bin.dbg ]] || { echo "tail-trace: no $bin.dbg (the Native AOT publish's symbols)" >&2; exit 1; }
-T=/sys/kernel/tracing
-[[ -e $T/uprobe_events ]] || mount -t tracefs nodev $T
-g=tailtrace$$ i=$T/instances/tailtrace$$
+source "$here/uprobes.sh"
+uprobes_init tailtrace
+bin=$(uprobes_binary "$daemon")
+i=$UPROBES_INSTANCE
 mkdir -p "$out"; out=$(cd "$out" && pwd)
-cleanup() {
-  echo 0 > $i/tracing_on 2>/dev/null || true
-  rmdir $i 2>/dev/null || true
-  for e in susp_in rest_out mark bgmark $writer_events; do echo "-:$g/$e" >> $T/uprobe_events 2>/dev/null || true; done
-}
-writer_events=""
-trap cleanup EXIT
-off() { printf '0x%x' $((16#$(nm -C "$bin.dbg" | grep -F " $1" | head -1 | cut -d' ' -f1))); }
-# The text segment of the published binary starts at file offset = address (checked: readelf -lW).
-echo "p:$g/susp_in $bin:$(off 'GCToEEInterface::SuspendEE(')" >> $T/uprobe_events
-echo "r:$g/rest_out $bin:$(off 'GCToEEInterface::RestartEE(')" >> $T/uprobe_events
-echo "p:$g/mark $bin:$(off 'WKS::gc_heap::mark_phase(int)') gen=%di:s32" >> $T/uprobe_events
-echo "p:$g/bgmark $bin:$(off 'WKS::gc_heap::background_mark_phase()')" >> $T/uprobe_events
+uprobe_gc_pauses "$bin"
+uprobe_cxx p mark "$bin" 'WKS::gc_heap::mark_phase(int)' 'gen=%di:s32'
+uprobe_cxx p bgmark "$bin" 'WKS::gc_heap::background_mark_phase()'
 # The store writer (commit7): each commit's start and its number of writes (the List's _size, at +16 in a Native AOT
 # object), each write it applies by kind, and SQLite's WAL checkpoint (entry and return, in libe_sqlite3.so, whose
-# local symbols are there; a return probe is safe in native code: the GC walks no frame below the P/Invoke). Managed
-# code gets entry probes only (a return probe would put the trampoline's address into a frame the GC walks).
+# local symbols are there; a return probe is safe in native code: the GC walks no frame below the P/Invoke).
 w=Hypercore_Store_Sqlite_Hypercore_Store_Sqlite_SqliteMicroVmStore__
-probe() { # KIND NAME FILE SYMBOL [FETCH]: optional, skipped when the symbol is not there
-  local a; a=$(nm "$3" 2>/dev/null | grep -E " [tT] $4\$" | head -1 | cut -d' ' -f1) || true
-  [[ -n $a ]] || { echo "tail-trace: no $4, not traced" >&2; return 0; }
-  echo "$1:$g/$2 ${5:-$3}:0x$a ${6:-}" >> $T/uprobe_events && writer_events+=" $2"
-}
 lib=$(dirname "$bin")/libe_sqlite3.so
-probe p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
-probe p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
-probe p w_status "$bin.dbg" ${w}ApplyUpdateStatus "$bin"
-probe p w_claim "$bin.dbg" ${w}ApplyClaim "$bin"
-probe p ckpt_in "$lib" sqlite3WalCheckpoint
-probe r ckpt_out "$lib" sqlite3WalCheckpoint
-mkdir $i
-echo mono > $i/trace_clock
-echo 1 > $i/options/record-tgid
-echo 65536 > $i/buffer_size_kb
-for e in susp_in rest_out mark bgmark $writer_events; do echo 1 > $i/events/$g/$e/enable; done
+uprobe_sym p commit "$bin.dbg" ${w}CommitBatch "$bin" 'n=+16(%si):s32'
+uprobe_sym p w_create "$bin.dbg" ${w}ApplyCreate "$bin"
+uprobe_sym p w_status "$bin.dbg" ${w}ApplyUpdateStatus "$bin"
+uprobe_sym p w_claim "$bin.dbg" ${w}ApplyClaim "$bin"
+uprobe_sym p ckpt_in "$lib" sqlite3WalCheckpoint
+uprobe_sym r ckpt_out "$lib" sqlite3WalCheckpoint
+uprobes_start 65536
 for e in sys_enter_fsync sys_exit_fsync sys_enter_fdatasync sys_exit_fdatasync; do echo 1 > $i/events/syscalls/$e/enable; done
 # Page writes (ckpt8): SQLite writes a WAL frame as a 24-byte header and a 4,096-byte page, and a checkpoint copies each
 # page into the database file with one 4,096-byte pwrite; counted per checkpoint by fd and thread (frames copied).

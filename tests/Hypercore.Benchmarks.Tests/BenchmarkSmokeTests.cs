@@ -85,19 +85,20 @@ public class BenchmarkSmokeTests
         Row(stdout, "vis cold start", "vis list (running daemon): process start → exit").Should().MatchRegex(@"[0-9,.]+ ms");
         Row(stdout, "API", "durable Creates/s, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s\s+[0-9.]+ × baseline [1-9][0-9,.]* /s");
         Row(stdout, "API", "empty unary calls/s (baseline), 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* /s");
-        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×");
+        // Issue 15 (sixteenth pass): every ratio is against the mean of a baseline before the Creates and one after them.
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s)").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
         Row(stdout, "API", "server CPU per Create, 4 client(s)").Should().MatchRegex(@"[1-9][0-9,.]* µs");
         Row(stdout, "API", "Create p99 inside the server's request span, 4 client(s)").Should().MatchRegex(@"[0-9][0-9,.]* ms");
         // Issue 15 goal 2 (creates3): the same load against the vistarad process, and the in-process node with that load.
         foreach (var where in (string[])["vistarad process", "in-process node"])
         {
-            Row(stdout, "API", $"Creates ÷ empty-call baseline, 4 client(s), {where}").Should().MatchRegex(@"[0-9.]+ ×");
+            Row(stdout, "API", $"Creates ÷ empty-call baseline, 4 client(s), {where}").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
             Row(stdout, "API", $"server CPU per Create, 4 client(s), {where}").Should().MatchRegex(@"[1-9][0-9,.]* µs");
             Row(stdout, "API", $"Create latency p99, 4 client(s), {where}").Should().MatchRegex(@"[0-9][0-9,.]* ms");
         }
 
         // Issue 15 goal 2's Running load against the benchmark node, a process of its own (JIT here; AOT in bench/run.sh).
-        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[0-9.]+ ×");
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
         Row(stdout, "API", "server CPU per Create, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[1-9][0-9,.]* µs");
         Row(stdout, "API", "Create latency p99, 4 client(s), JIT benchmark node, Running load").Should().MatchRegex(@"[0-9][0-9,.]* ms");
 

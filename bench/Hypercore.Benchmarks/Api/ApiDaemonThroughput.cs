@@ -34,13 +34,13 @@ public static class ApiDaemonThroughput
         var rows = new List<ResultRow>();
         foreach (var (r, where) in new[] { (d, "vistarad process"), (p, "in-process node") })
         {
-            var ratio = r["base_rate"] > 0 ? r["rate"] / r["base_rate"] : double.NaN;
+            var ratio = BaselineBracket.Ratio(r);
             var method = $"{clients} gRPC client(s) × sequential Create (state {State}: stored claimed and Stopped in the Create's write, the reconciler's pass inspects and writes nothing, no driver start) for {seconds} s after a warm-up, " +
-                $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +
+                $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; {BaselineBracket.Text(r, "the same server")}; " +
                 $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
                 $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs" +
                 DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
-            rows.Add(new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method));
+            rows.Add(new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method) { Reference = BaselineBracket.Reference(r) });
             rows.Add(new ResultRow(ApiThroughput.Name, $"Create latency p99, {clients} client(s), {where}", r["p99_ms"], "ms", "per call, client side"));
             rows.Add(new ResultRow(ApiThroughput.Name, $"server CPU per Create, {clients} client(s), {where}", r["cpu_us_per"], "µs",
                 "utime + stime of the server process over the measured window ÷ Creates (the load generator is another process)"));
@@ -56,7 +56,8 @@ public static class ApiDaemonThroughput
 
     /// <summary>
     /// A fresh server process (vistarad, or the benchmark node: <see cref="ApiNodeThroughput"/>) on its own state directory
-    /// under <c>api-N-<paramref name="name"/></c>, the baseline, then Creates asking for <paramref name="vmState"/>.
+    /// under <c>api-N-<paramref name="name"/></c>, the baseline, then Creates asking for <paramref name="vmState"/>; then
+    /// the baseline again on another fresh server of the same binary (<see cref="BaselineBracket"/>).
     /// </summary>
     /// <param name="serverArgs">Flags of the server's own, before those of HYPERCORE_BENCH_DAEMON_ARGS.</param>
     /// <param name="started">Called once the server is ready (the node's own report of its runtime).</param>
@@ -64,12 +65,27 @@ public static class ApiDaemonThroughput
         BenchOptions options, int clients, string daemonPath, string name, string vmState, string[] serverArgs, Action<DaemonProcess, Dictionary<string, double>>? started)
     {
         var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
-        var state = Path.Combine(dir, "state");
+        // HYPERCORE_BENCH_DAEMON_ARGS: more daemon flags for an A/B (e.g. "--autogroup-nice 0"), space-separated.
+        string[] extra = [.. serverArgs, .. (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
+        var result = await RunCreatesAsync(options, clients, daemonPath, Path.Combine(dir, "state"), vmState, extra, started); // that server is stopped by now
+
+        // The second baseline (BaselineBracket): a fresh server of the same binary and flags on an empty state directory.
+        await using var fresh = DaemonProcess.Start(daemonPath, Path.Combine(dir, "state-after"), options.QemuBinary, extra);
+        await fresh.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
+            fresh.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", TimeSpan.FromMinutes(5) + 4 * options.ApiDuration, serverPid: fresh.Pid);
+        LoadGenerator.AddBaseline(result, health, healthCpu, healthWindow, BaselineBracket.AfterPrefix);
+        BaselineBracket.Report(result);
+        return result;
+    }
+
+    /// <summary>The first server: the baseline before the Creates, the Creates, the drain and what the server says of them.</summary>
+    private static async Task<Dictionary<string, double>> RunCreatesAsync(
+        BenchOptions options, int clients, string daemonPath, string state, string vmState, string[] extra, Action<DaemonProcess, Dictionary<string, double>>? started)
+    {
         // The daemon takes kernels only from <state-dir>/images unless told otherwise (safe by default).
         var kernel = Path.Combine(Directory.CreateDirectory(Path.Combine(state, "images")).FullName, "vmlinuz");
         await File.WriteAllTextAsync(kernel, "kernel");
-        // HYPERCORE_BENCH_DAEMON_ARGS: more daemon flags for an A/B (e.g. "--autogroup-nice 0"), space-separated.
-        string[] extra = [.. serverArgs, .. (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         await using var daemon = DaemonProcess.Start(daemonPath, state, options.QemuBinary, extra);
         if (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_PID_FILE") is { Length: > 0 } pidFile)
         {

@@ -29,18 +29,18 @@ public static class ApiNodeThroughput
         var runtime = r.GetValueOrDefault("node_runtime_differences") == 0
             ? "vistarad's runtime settings"
             : $"{r["node_runtime_differences"]:0} runtime setting(s) NOT vistarad's (the run's log says which)";
-        var ratio = r["base_rate"] > 0 ? r["rate"] / r["base_rate"] : double.NaN;
+        var ratio = BaselineBracket.Ratio(r);
         var method = $"{clients} gRPC client(s) × sequential Create (state {State}: Create + claim + Provisioning in one write, admission, the no-op driver's start, Running) for {seconds} s after a warm-up, " +
             $"{r["count"]:0} creates, {r["errors"]:0} errors, against hypercore-bench-node ({(build == "AOT" ? "Native AOT" : "JIT build: no Native AOT toolchain, or the smoke run")}, {runtime}; " +
             "vistarad's own composition with a no-op driver in place of the hypervisors: not vistarad, no guest runs); " +
-            $"baseline {Fmt.Number(r["base_rate"])} empty calls/s on the same server (p99 {Fmt.Number(r["base_p99_ms"])} ms); " +
+            $"{BaselineBracket.Text(r, "the same node")}; " +
             $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
             $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is Running ({r.GetValueOrDefault("records_in_state"):0} Running, {Fmt.Number(r["drain_s"])} s after the window); " +
             $"empty call {Fmt.Number(r["base_cpu_us_per"])} µs; {Fmt.Number(r.GetValueOrDefault("daemon_alloc_kb_per"))} KB allocated per Create" +
             DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
         return
         [
-            new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method),
+            new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method) { Reference = BaselineBracket.Reference(r) },
             new ResultRow(ApiThroughput.Name, $"Create latency p99, {clients} client(s), {where}", r["p99_ms"], "ms", "per call, client side"),
             new ResultRow(ApiThroughput.Name, $"server CPU per Create, {clients} client(s), {where}", r["cpu_us_per"], "µs",
                 "utime + stime of the node process over the measured window ÷ Creates (the load generator is another process)"),

@@ -35,10 +35,11 @@ public static class ApiThroughput
             BenchContext.Log($"api: {clients} client(s), {ctx.Options.ApiDuration.TotalSeconds:0.#} s each for the empty-call baseline and the Creates");
             var r = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
             var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
-            rows.Add(new ResultRow(Name, $"empty unary calls/s (baseline), {clients} client(s)", r["base_rate"], "/s",
-                $"grpc.health.v1 Health/Check on the same server, {clients} client(s) × sequential calls for {seconds} s after a warm-up, just before the Creates; " +
-                $"{r["base_count"]:0} calls, {r["base_errors"]:0} errors; the check is the daemon's own (one SQLite point read, no write); " +
-                $"p50 {Fmt.Number(r["base_p50_ms"])} ms, p99 {Fmt.Number(r["base_p99_ms"])} ms; server {Fmt.Number(r["base_cpu_us_per"])} µs CPU per call, {Fmt.Number(r["base_cpu_cores"])} cores busy" + LoadGenerator.ClientText(r, "base_")));
+            rows.Add(new ResultRow(Name, $"empty unary calls/s (baseline), {clients} client(s)", BaselineBracket.Rate(r), "/s",
+                $"grpc.health.v1 Health/Check, {clients} client(s) × sequential calls for {seconds} s after a warm-up, on the same server just before the Creates and on a fresh one after them: the mean of the two; " +
+                $"before: {r["base_count"]:0} calls, {r["base_errors"]:0} errors; the check is the daemon's own (one SQLite point read, no write); " +
+                $"p50 {Fmt.Number(r["base_p50_ms"])} ms, p99 {Fmt.Number(r["base_p99_ms"])} ms; server {Fmt.Number(r["base_cpu_us_per"])} µs CPU per call, {Fmt.Number(r["base_cpu_cores"])} cores busy" + LoadGenerator.ClientText(r, "base_") +
+                $"; {BaselineBracket.Text(r, "the same server")}"));
             var method = $"{clients} gRPC client(s) × sequential Create for {seconds} s after a warm-up; " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors; API + SQLite + reconciler (no-op driver) in one process, the clients in a separate load-generator process; " +
                 $"server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create, {Fmt.Number(r["cpu_cores"])} cores busy; " +
@@ -46,17 +47,18 @@ public static class ApiThroughput
             // The goal (≥ 5,000/s with p99 ≤ 20 ms) names no concurrency: it is judged at every level from 16 clients
             // up (one client is bound by its own round trip), so the table shows the trade between rate and tail.
             var goalRow = clients >= 16 || ctx.Options.ApiClients.Length == 1;
-            var ratio = r["base_rate"] > 0 ? r["rate"] / r["base_rate"] : double.NaN;
+            var ratio = BaselineBracket.Ratio(r);
             rows.Add(new ResultRow(Name, $"durable Creates/s, {clients} client(s)", r["rate"], "/s", method)
             {
                 Goal = goalRow ? Goal.AtLeast(5000, "/s") : null,
-                Reference = $"{Fmt.Number(ratio)} × baseline {Fmt.Number(r["base_rate"])} /s",
+                Reference = $"{Fmt.Number(ratio)} × baseline {Fmt.Number(BaselineBracket.Rate(r))} /s",
             });
             // Issue 15: at 64 clients, Creates at least half the rate of an empty call on the same server.
             rows.Add(new ResultRow(Name, $"Creates ÷ empty-call baseline, {clients} client(s)", ratio, "×",
-                "durable Creates/s ÷ empty unary calls/s, same server, same clients, same run")
+                $"durable Creates/s ÷ empty unary calls/s, same server binary, same clients, same run: the mean of a baseline before the Creates and one after them ({Fmt.Number(BaselineBracket.RatioBefore(r))} × the one before alone)")
             {
                 Goal = clients == 64 || ctx.Options.ApiClients.Length == 1 ? Goal.AtLeast(0.5, "×") : null,
+                Reference = BaselineBracket.Reference(r),
             });
             rows.Add(new ResultRow(Name, $"server CPU per Create, {clients} client(s)", r["cpu_us_per"], "µs",
                 "utime + stime of the server process (/proc/<pid>/stat, 10 ms ticks) over the measured window ÷ Creates; API, store and the reconciler's writes; the load generator is another process"));
@@ -139,13 +141,33 @@ public static class ApiThroughput
     /// <summary>
     /// The child side: the node (server) in this process, its clients in a separate load-generator process. With the
     /// reconciler on, the same node first answers the empty-call baseline (grpc.health.v1 Health/Check) with the
-    /// same number of clients, then the durable Creates. CPU figures are this process's utime + stime over each
-    /// measured window: the server only.
+    /// same number of clients, then the durable Creates, and a fresh node answers the baseline again after them
+    /// (<see cref="BaselineBracket"/>). CPU figures are this process's utime + stime over each measured window: the server only.
     /// </summary>
     /// <param name="state">The Creates' desired state (null: Running); "Stopped" is the load <see cref="ApiDaemonThroughput"/> puts on the shipped daemon.</param>
     public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients, bool reconciler, string? state = null)
     {
-        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}")).FullName;
+        var dir = Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}");
+        var result = await RunCreatesAsync(options, clients, reconciler, state, Directory.CreateDirectory(dir).FullName); // that node is stopped by now
+        if (!reconciler)
+        {
+            return result; // no baseline
+        }
+
+        // The second baseline (BaselineBracket): a fresh node of the same composition on an empty directory. The first
+        // node's records are garbage now; they are collected first, so that their collection does not fall in the window.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        await using var fresh = await InProcessNode.StartAsync(Directory.CreateDirectory(dir + "-after").FullName, reconciler, admission: reconciler);
+        var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
+            fresh.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", TimeSpan.FromMinutes(5) + 4 * options.ApiDuration);
+        LoadGenerator.AddBaseline(result, health, healthCpu, healthWindow, BaselineBracket.AfterPrefix);
+        BaselineBracket.Report(result);
+        return result;
+    }
+
+    /// <summary>The first node: the baseline before the Creates (with the reconciler), the Creates, and what the node says of them.</summary>
+    private static async Task<Dictionary<string, double>> RunCreatesAsync(BenchOptions options, int clients, bool reconciler, string? state, string dir)
+    {
         await using var node = await InProcessNode.StartAsync(dir, reconciler, admission: reconciler); // the daemon's composition: admission is a start step
         var timeout = TimeSpan.FromMinutes(5) + 4 * options.ApiDuration;
         var result = new Dictionary<string, double>();

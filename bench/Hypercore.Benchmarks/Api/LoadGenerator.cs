@@ -242,20 +242,21 @@ public static class LoadGenerator
     /// server's CPU and the window): rate, count, errors, p50, p99, the server's CPU per call and cores busy, and the load
     /// generator's own figures (<c>client_*</c> as <c>base_client_*</c>, issue 15, lg12).
     /// </summary>
-    public static void AddBaseline(Dictionary<string, double> result, IReadOnlyDictionary<string, double> health, TimeSpan serverCpu, TimeSpan window)
+    /// <param name="prefix">"base_" for the baseline before the Creates, <see cref="BaselineBracket.AfterPrefix"/> for the one after them.</param>
+    public static void AddBaseline(Dictionary<string, double> result, IReadOnlyDictionary<string, double> health, TimeSpan serverCpu, TimeSpan window, string prefix = "base_")
     {
         foreach (var key in (string[])["rate", "count", "errors", "p50_ms", "p99_ms"])
         {
-            result["base_" + key] = health[key];
+            result[prefix + key] = health[key];
         }
 
         foreach (var (key, value) in health.Where(kv => kv.Key.StartsWith("client_", StringComparison.Ordinal)))
         {
-            result["base_" + key] = value;
+            result[prefix + key] = value;
         }
 
-        result["base_cpu_us_per"] = health["count"] == 0 ? 0 : serverCpu.TotalMilliseconds * 1000 / health["count"];
-        result["base_cpu_cores"] = serverCpu.TotalSeconds / window.TotalSeconds;
+        result[prefix + "cpu_us_per"] = health["count"] == 0 ? 0 : serverCpu.TotalMilliseconds * 1000 / health["count"];
+        result[prefix + "cpu_cores"] = serverCpu.TotalSeconds / window.TotalSeconds;
     }
 
     /// <summary>

@@ -704,7 +704,10 @@ public sealed partial class Reconciler
     [LoggerMessage(1001, LogLevel.Warning, "{Key}: reconcile failed: {Message}")]
     private partial void LogFailed(VmKey key, string message, Exception ex);
 
-    [LoggerMessage(1002, LogLevel.Debug, "{Key}: changed while reconciling; will retry")]
+    /// <remarks>Information, not Debug (issue 15, sixteenth pass): a pass logs its phase change before the write, and a
+    /// claimed-at-create VM's first pass can start from a copy a spec change or delete has overtaken; this line says
+    /// that the phase just logged was not stored.</remarks>
+    [LoggerMessage(1002, LogLevel.Information, "{Key}: changed while reconciling: this pass's write was not stored (version conflict); the newer version's pass acts on it")]
     private partial void LogConflict(VmKey key);
 
     [LoggerMessage(1003, LogLevel.Warning, "{Key}: {Reason}: {Message}")]

@@ -4,7 +4,7 @@ using Hypercore.Informers;
 using Hypercore.MicroVms;
 using Hypercore.Reconciliation;
 using Hypercore.Store;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
@@ -24,6 +24,7 @@ public class ClaimAtCreateTests
     private FakeCache _cache = null!;
     private StoreVersionCheck _versions = null!;
     private Reconciler _reconciler = null!;
+    private CapturingLogger _log = null!;
 
     [SetUp]
     public void SetUp()
@@ -33,6 +34,7 @@ public class ClaimAtCreateTests
         _time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 1, 20, 0, 0, TimeSpan.Zero));
         _cache = new FakeCache();
         _versions = new StoreVersionCheck(_store);
+        _log = new CapturingLogger();
         _reconciler = NewReconciler();
     }
 
@@ -40,7 +42,7 @@ public class ClaimAtCreateTests
     private Reconciler NewReconciler(params IStartStep[] steps) =>
         new(_store, new DriverRegistry([_driver], "fake"), _time,
             Options.Create(new ReconcilerOptions { NodeName = "node-a", StopGracePeriod = TimeSpan.FromSeconds(7) }),
-            NullLogger<Reconciler>.Instance, steps, cache: _cache, versions: _versions);
+            _log, steps, cache: _cache, versions: _versions);
 
     private static MicroVmSpec Spec(string id, DesiredState state = DesiredState.Running) =>
         new() { Id = id, Namespace = "default", Provider = "fake", Kernel = new KernelSpec { Image = "/k" }, State = state };
@@ -137,6 +139,9 @@ public class ClaimAtCreateTests
         var stored = (await _store.GetAsync(vm.Key))!;
         stored.ResourceVersion.Should().Be(stopped.ResourceVersion, "a stale copy's write changes nothing");
         stored.Status.Phase.Should().Be(Phase.Provisioning);
+        // The pass logged its phase change before the write; the log then says that write was not stored.
+        _log.Entries.Select(e => (e.Level, e.Id)).Should().ContainInOrder((LogLevel.Information, 1000), (LogLevel.Information, 1002));
+        _log.Entries.Single(e => e.Id == 1002).Message.Should().Contain("not stored");
 
         // The watch brings the newer version; its pass finds the started hypervisor by uid and stops it.
         _cache.Put(stored);
@@ -315,6 +320,25 @@ public class ClaimAtCreateTests
         {
             Checks++;
             return (await store.GetAsync(key, cancellationToken))?.ResourceVersion == resourceVersion;
+        }
+    }
+
+    /// <summary>The reconciler's log lines: level, event id and text.</summary>
+    private sealed class CapturingLogger : ILogger<Reconciler>
+    {
+        public List<(LogLevel Level, int Id, string Message)> Entries { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Entries)
+            {
+                Entries.Add((logLevel, eventId.Id, formatter(state, exception)));
+            }
         }
     }
 }
