@@ -72,10 +72,7 @@ public static class ApiDaemonThroughput
         // The second baseline (BaselineBracket): a fresh server of the same binary and flags on an empty state directory.
         await using var fresh = DaemonProcess.Start(daemonPath, Path.Combine(dir, "state-after"), options.QemuBinary, extra);
         await fresh.WaitReadyAsync(TimeSpan.FromMinutes(2));
-        var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
-            fresh.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", TimeSpan.FromMinutes(5) + 4 * options.ApiDuration, serverPid: fresh.Pid);
-        LoadGenerator.AddBaseline(result, health, healthCpu, healthWindow, BaselineBracket.AfterPrefix);
-        BaselineBracket.Report(result);
+        await BaselineBracket.MeasureAfterAsync(result, options, fresh.GrpcAddress, clients, fresh.Pid);
         return result;
     }
 

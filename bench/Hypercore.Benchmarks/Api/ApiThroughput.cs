@@ -158,10 +158,7 @@ public static class ApiThroughput
         // node's records are garbage now; they are collected first, so that their collection does not fall in the window.
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         await using var fresh = await InProcessNode.StartAsync(Directory.CreateDirectory(dir + "-after").FullName, reconciler, admission: reconciler);
-        var (health, healthCpu, healthWindow) = await LoadGenerator.DriveAsync(
-            fresh.GrpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", TimeSpan.FromMinutes(5) + 4 * options.ApiDuration);
-        LoadGenerator.AddBaseline(result, health, healthCpu, healthWindow, BaselineBracket.AfterPrefix);
-        BaselineBracket.Report(result);
+        await BaselineBracket.MeasureAfterAsync(result, options, fresh.GrpcAddress, clients);
         return result;
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hypercore.Benchmarks.Report;
+using Hypercore.Benchmarks.Runner;
 
 namespace Hypercore.Benchmarks.Api;
 
@@ -21,6 +22,19 @@ public static class BaselineBracket
 {
     /// <summary>The keys of the second baseline: those of <see cref="LoadGenerator.AddBaseline"/> with this prefix.</summary>
     public const string AfterPrefix = "base_after_";
+
+    /// <summary>
+    /// The second window: the empty calls against the fresh server at <paramref name="grpcAddress"/> (its CPU read from
+    /// <paramref name="serverPid"/>, this process when null), added to <paramref name="result"/> with <see cref="AfterPrefix"/>,
+    /// then <see cref="Report"/>.
+    /// </summary>
+    public static async Task MeasureAfterAsync(Dictionary<string, double> result, BenchOptions options, string grpcAddress, int clients, int? serverPid = null)
+    {
+        var (health, cpu, window) = await LoadGenerator.DriveAsync(
+            grpcAddress, LoadGenerator.CallHealth, clients, options.ApiDuration, kernel: null, "health", TimeSpan.FromMinutes(5) + 4 * options.ApiDuration, serverPid: serverPid);
+        LoadGenerator.AddBaseline(result, health, cpu, window, AfterPrefix);
+        Report(result);
+    }
 
     /// <summary>The baseline a ratio is taken against: the mean of the two windows, or the first alone when there is no second.</summary>
     public static double Rate(IReadOnlyDictionary<string, double> r) =>
