@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Hypercore.HostAccess;
 
 namespace Hypercore.Drivers.Vmm;
@@ -32,6 +33,9 @@ public static class VmmOutput
 /// </remarks>
 public sealed class BinaryVersionCache(string fallbackName)
 {
+    /// <summary>The runs in flight, by binary as checked; a run leaves when it ends (each cache keeps its own answer).</summary>
+    private static readonly ConcurrentDictionary<(string Path, HostFileTime Modified), Lazy<Task<CommandResult>>> Running = new();
+
     private readonly Lock _lock = new();
     private (string Path, HostFileTime Modified, string Version)? _cached;
 
@@ -46,7 +50,7 @@ public sealed class BinaryVersionCache(string fallbackName)
             return known;
         }
 
-        var result = await HostProcess.RunAsync(path, ["--version"], TimeSpan.FromSeconds(10), ct);
+        var result = await RunSharedAsync(path, modified).WaitAsync(ct);
         if (!result.Succeeded)
         {
             return null;
@@ -59,6 +63,29 @@ public sealed class BinaryVersionCache(string fallbackName)
         }
 
         return version;
+    }
+
+    /// <summary>
+    /// One <c>--version</c> run per binary at a time, whoever asks: not cancelled by one caller giving up (each waits
+    /// with its own token), bounded by its own 10 s timeout.
+    /// </summary>
+    private static Task<CommandResult> RunSharedAsync(string path, HostFileTime modified)
+    {
+        var key = (path, modified);
+        var run = Running.GetOrAdd(key, static k => new Lazy<Task<CommandResult>>(() => RunAndLeaveAsync(k)));
+        return run.Value;
+
+        static async Task<CommandResult> RunAndLeaveAsync((string Path, HostFileTime Modified) key)
+        {
+            try
+            {
+                return await HostProcess.RunAsync(key.Path, ["--version"], TimeSpan.FromSeconds(10), CancellationToken.None);
+            }
+            finally
+            {
+                Running.TryRemove(key, out _);
+            }
+        }
     }
 
     /// <summary>

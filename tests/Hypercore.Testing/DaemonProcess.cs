@@ -53,6 +53,13 @@ public sealed class DaemonProcess : IAsyncDisposable
     public static DaemonProcess StartInNetns(string netns, string daemonDll, params string[] args) =>
         Start(["ip", "netns", "exec", netns], daemonDll, args);
 
+    /// <summary>
+    /// Starts the daemon with <paramref name="environment"/> added to its environment (<c>env</c>, which execs in place,
+    /// so <see cref="Pid"/> is the daemon's).
+    /// </summary>
+    public static DaemonProcess StartWithEnvironment(IReadOnlyDictionary<string, string> environment, string daemonDll, params string[] args) =>
+        Start(["env", .. environment.Select(e => $"{e.Key}={e.Value}")], daemonDll, args);
+
     private static DaemonProcess Start(string[] launcher, string daemonDll, string[] args)
     {
         if (!File.Exists(daemonDll))

@@ -70,7 +70,11 @@ public sealed class DaemonProcess : IAsyncDisposable
     /// Starts vistarad on two free loopback ports with <paramref name="stateDirectory"/>, QEMU under TCG (nested KVM
     /// hangs guests here). Returns at once; await <see cref="Ready"/> or poll the gRPC port.
     /// </summary>
-    public static DaemonProcess Start(string daemonPath, string stateDirectory, string qemuBinary, params string[] extraArgs)
+    public static DaemonProcess Start(string daemonPath, string stateDirectory, string qemuBinary, params string[] extraArgs) =>
+        Start(daemonPath, stateDirectory, qemuBinary, environment: null, extraArgs);
+
+    /// <summary>As <see cref="Start(string, string, string, string[])"/>, with <paramref name="environment"/> added to the daemon's.</summary>
+    public static DaemonProcess Start(string daemonPath, string stateDirectory, string qemuBinary, IReadOnlyDictionary<string, string>? environment, params string[] extraArgs)
     {
         Directory.CreateDirectory(stateDirectory);
         var (grpc, http) = (FreePort(), FreePort());
@@ -89,6 +93,11 @@ public sealed class DaemonProcess : IAsyncDisposable
             "--qemu-accel", "tcg", "--qemu-bin", qemuBinary, "--log-level", "Warning", .. extraArgs])
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         start.RedirectStandardOutput = true;

@@ -92,9 +92,12 @@ public sealed class BenchContext : IAsyncDisposable
     }
 
     /// <summary>Starts a daemon that is stopped (and whose VMs are reaped) when the run ends.</summary>
-    public DaemonProcess StartDaemon(string stateDirectory, params string[] extraArgs)
+    public DaemonProcess StartDaemon(string stateDirectory, params string[] extraArgs) => StartDaemon(stateDirectory, environment: null, extraArgs);
+
+    /// <summary>As <see cref="StartDaemon(string, string[])"/>, with <paramref name="environment"/> added to the daemon's.</summary>
+    public DaemonProcess StartDaemon(string stateDirectory, IReadOnlyDictionary<string, string>? environment, params string[] extraArgs)
     {
-        var daemon = DaemonProcess.Start(Options.DaemonPath!, stateDirectory, Options.QemuBinary, extraArgs);
+        var daemon = DaemonProcess.Start(Options.DaemonPath!, stateDirectory, Options.QemuBinary, environment, extraArgs);
         _daemons.Add(daemon);
         return daemon;
     }

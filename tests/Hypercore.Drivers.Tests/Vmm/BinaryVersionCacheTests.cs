@@ -88,4 +88,44 @@ public sealed class BinaryVersionCacheTests
         (await cache.GetAsync(_binary, stamp, CancellationToken.None)).Should().BeNull();
         cache.Cached(_binary, stamp).Should().BeNull();
     }
+
+    /// <summary>
+    /// Issue 15 (prefault17): two drivers' caches asking for the same binary at once (qemu and unikernel's QEMU backend,
+    /// right after ready) share one --version run; each still answers with its own result.
+    /// </summary>
+    [Test]
+    public async Task GetAsync_TwoCachesAtOnce_ShareOneRun()
+    {
+        var runs = Path.Combine(_dir, "runs");
+        File.WriteAllText(_binary, $"#!/bin/sh\necho run >> '{runs}'\nsleep 0.3\ncat '{_versionFile}'\n");
+        var stamp = Checked();
+        var first = new BinaryVersionCache("first");
+        var second = new BinaryVersionCache("second");
+
+        var answers = await Task.WhenAll(first.GetAsync(_binary, stamp, CancellationToken.None), second.GetAsync(_binary, stamp, CancellationToken.None));
+
+        answers.Should().Equal("stand-in v1", "stand-in v1");
+        File.ReadAllLines(runs).Should().HaveCount(1, "the second cache waits for the run the first one started");
+        first.Cached(_binary, stamp).Should().Be("stand-in v1");
+        second.Cached(_binary, stamp).Should().Be("stand-in v1");
+
+        // Once it has ended, a cache that has no answer yet runs it again (a run is shared only while in flight).
+        File.WriteAllText(_versionFile, "stand-in v2\n");
+        (await new BinaryVersionCache("third").GetAsync(_binary, stamp, CancellationToken.None)).Should().Be("stand-in v2");
+        File.ReadAllLines(runs).Should().HaveCount(2);
+    }
+
+    /// <summary>A caller that gives up does not cancel the run another caller waits for.</summary>
+    [Test]
+    public async Task GetAsync_OneCallerCancels_TheOtherStillGetsTheVersion()
+    {
+        File.WriteAllText(_binary, $"#!/bin/sh\nsleep 0.5\ncat '{_versionFile}'\n");
+        var stamp = Checked();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+        var giving = new BinaryVersionCache("first").GetAsync(_binary, stamp, cancel.Token);
+        var waiting = new BinaryVersionCache("second").GetAsync(_binary, stamp, CancellationToken.None);
+
+        await FluentActions.Awaiting(() => giving).Should().ThrowAsync<OperationCanceledException>();
+        (await waiting).Should().Be("stand-in v1");
+    }
 }
