@@ -95,9 +95,12 @@ public sealed class DaemonProcess : IAsyncDisposable
             start.ArgumentList.Add(arg);
         }
 
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        if (environment is not null)
         {
-            start.Environment[name] = value;
+            foreach (var (name, value) in environment)
+            {
+                start.Environment[name] = value;
+            }
         }
 
         start.RedirectStandardOutput = true;

@@ -26,7 +26,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-/* -1: turned off; otherwise the bytes asked for and the time both calls took. */
+/* -1: turned off; otherwise the bytes populated and the time the walk and its madvise calls took. */
 static long prefault_bytes = -1;
 static long prefault_nanoseconds;
 
