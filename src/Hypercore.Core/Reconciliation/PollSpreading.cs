@@ -15,6 +15,13 @@ public static class PollSpreading
     public const double JitterFraction = 0.25;
 
     /// <summary>
+    /// Polls fall due on multiples of this step (<see cref="WorkQueue{TKey}.AddAfter(TKey, TimeSpan, TimeSpan)"/>), so the
+    /// polls due within one step start from one timer callback: at most 50 a second, however many VMs are polled
+    /// (issue 15, eighteenth pass). A poll comes up to one step early, never late.
+    /// </summary>
+    public static readonly TimeSpan Step = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
     /// The interval for <paramref name="count"/> polled records: <paramref name="pollInterval"/>, or longer when the
     /// count would poll more than <paramref name="maxPollsPerSecond"/> times a second on average.
     /// </summary>

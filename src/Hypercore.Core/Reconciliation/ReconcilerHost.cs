@@ -231,7 +231,7 @@ public sealed partial class ReconcilerHost : BackgroundService
                         break;
                     case ReconcileOutcome.Poll:
                         _queue.Forget(key);
-                        _queue.AddAfter(key, NextPollDelay()); // issue 15: ReconcilerHost.Polls.cs
+                        _queue.AddAfter(key, NextPollDelay(), PollSpreading.Step); // issue 15: ReconcilerHost.Polls.cs
                         break;
                     case ReconcileOutcome.After:
                         _queue.Forget(key);

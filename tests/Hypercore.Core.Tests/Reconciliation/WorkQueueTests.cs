@@ -247,6 +247,75 @@ public class WorkQueueTests
     }
 
     [Test]
+    public void AddAfterWithAStep_KeysDueWithinOneStep_AreHandedOutByOneTimerCallback()
+    {
+        var time = new CountingTime();
+        using var queue = new WorkQueue<string>(time, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8));
+        var step = TimeSpan.FromMilliseconds(20);
+        time.Advance(TimeSpan.FromMilliseconds(5)); // the fake clock starts on a step; these keys fall due 1,005–1,019 ms in
+        for (var i = 0; i < 15; i++)
+        {
+            queue.AddAfter($"k{i}", TimeSpan.FromMilliseconds(1000 + i), step);
+        }
+
+        time.Advance(TimeSpan.FromMilliseconds(994)); // 999 ms: before the step they were rounded down to
+        queue.Depth.Should().Be(0);
+        time.Fires.Should().Be(0);
+
+        time.Advance(TimeSpan.FromMilliseconds(1)); // 1,000 ms: each up to 19 ms early, none late
+        queue.Depth.Should().Be(15);
+        time.Fires.Should().Be(1, "keys due within one step start from one timer callback");
+        queue.DelayedCount.Should().Be(0);
+    }
+
+    [Test]
+    public void AddAfterWithoutAStep_KeysDueApart_FireOneCallbackEach()
+    {
+        // The same keys with exact delays: what polls cost before the step (one timer callback per poll).
+        var time = new CountingTime();
+        using var queue = new WorkQueue<string>(time, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(8));
+        time.Advance(TimeSpan.FromMilliseconds(5));
+        for (var i = 0; i < 15; i++)
+        {
+            queue.AddAfter($"k{i}", TimeSpan.FromMilliseconds(1000 + i));
+        }
+
+        for (var i = 0; i < 15; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(i == 0 ? 1000 : 1));
+        }
+
+        queue.Depth.Should().Be(15);
+        time.Fires.Should().Be(15);
+    }
+
+    [Test]
+    public void AddAfterWithAStep_DelayUnderTwoSteps_IsExact()
+    {
+        var step = TimeSpan.FromMilliseconds(20);
+        _time.Advance(TimeSpan.FromMilliseconds(5));
+        _queue.AddAfter("a", TimeSpan.FromMilliseconds(30), step); // rounded down it would be due 10 ms from now
+
+        _time.Advance(TimeSpan.FromMilliseconds(29));
+        _queue.Depth.Should().Be(0);
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        _queue.Depth.Should().Be(1);
+    }
+
+    [Test]
+    public void AddAfterWithAStep_AnEarlierExactDelayForTheKeyStillWins()
+    {
+        var step = TimeSpan.FromMilliseconds(20);
+        _queue.AddAfter("a", TimeSpan.FromMilliseconds(50));
+        _queue.AddAfter("a", TimeSpan.FromSeconds(2), step);
+
+        _time.Advance(TimeSpan.FromMilliseconds(50));
+        _queue.Depth.Should().Be(1);
+        _time.Advance(TimeSpan.FromSeconds(2));
+        _queue.Depth.Should().Be(1, "the later, rounded delay was not added beside it");
+    }
+
+    [Test]
     public void ShutDown_WithDelayedKeys_QueuesNothingLater()
     {
         _queue.AddAfter("a", TimeSpan.FromSeconds(1));
@@ -327,6 +396,19 @@ public class WorkQueueTests
         (await first).Key.Should().Be("a");
         (await second).Key.Should().Be("b");
         _queue.Depth.Should().Be(0);
+    }
+
+    /// <summary>A fake clock that counts the callbacks of the timers made from it.</summary>
+    private sealed class CountingTime : FakeTimeProvider
+    {
+        public int Fires;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            base.CreateTimer(s =>
+            {
+                Interlocked.Increment(ref Fires);
+                callback(s);
+            }, state, dueTime, period);
     }
 
     private async Task<string> Take()
