@@ -198,15 +198,15 @@ public sealed class WorkQueue<TKey> : IDisposable
 
     /// <summary>
     /// Queues a key after about <paramref name="delay"/>: its due time is rounded down to a multiple of
-    /// <paramref name="granularity"/> on the queue's clock, so keys that fall due within one such step are handed out by
+    /// <paramref name="step"/> on the queue's clock, so keys that fall due within one such step are handed out by
     /// one timer callback instead of one each (issue 15, eighteenth pass: the polls of a node's live VMs, up to
     /// <see cref="ReconcilerOptions.MaxPollsPerSecond"/> a second with random delays, woke the timer thread and a pool
     /// thread once per poll). Never later than <paramref name="delay"/>, and at most one step earlier; a delay shorter than
     /// two steps is kept exact (it would otherwise come due at once). An earlier pending delay for the same key wins.
     /// </summary>
-    public void AddAfter(TKey key, TimeSpan delay, TimeSpan granularity)
+    public void AddAfter(TKey key, TimeSpan delay, TimeSpan step)
     {
-        if (granularity <= TimeSpan.Zero || delay < granularity * 2)
+        if (step <= TimeSpan.Zero || delay < step * 2)
         {
             AddAfter(key, delay);
             return;
@@ -220,7 +220,7 @@ public sealed class WorkQueue<TKey> : IDisposable
             }
 
             var due = _time.GetUtcNow() + delay;
-            Delay(key, new DateTimeOffset(due.UtcTicks - due.UtcTicks % granularity.Ticks, TimeSpan.Zero));
+            Delay(key, new DateTimeOffset(due.UtcTicks - due.UtcTicks % step.Ticks, TimeSpan.Zero));
         }
     }
 

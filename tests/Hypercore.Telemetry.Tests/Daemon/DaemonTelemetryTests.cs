@@ -38,6 +38,8 @@ public class DaemonTelemetryTests
         });
         created.EnsureSuccessStatusCode();
 
+        // The pass records its duration after its Failed write returns, and the phase gauge counts that write as soon as
+        // the informer has it: a scrape between the two sees Failed and no duration yet, so both are waited for.
         var deadline = DateTime.UtcNow + Wait;
         string scrape;
         do
@@ -45,7 +47,8 @@ public class DaemonTelemetryTests
             await Task.Delay(200);
             scrape = await client.GetStringAsync("/metrics");
         }
-        while (TelemetryTestHost.Sample(scrape, "hypercore_microvms", ("phase", "Failed")) != 1 && DateTime.UtcNow < deadline);
+        while ((TelemetryTestHost.Sample(scrape, "hypercore_microvms", ("phase", "Failed")) != 1 ||
+                TelemetryTestHost.Sample(scrape, "hypercore_reconcile_duration_seconds_count") is null) && DateTime.UtcNow < deadline);
 
         TelemetryTestHost.Sample(scrape, "hypercore_microvms", ("phase", "Failed")).Should().Be(1, scrape);
         TelemetryTestHost.Sample(scrape, "hypercore_reconcile_duration_seconds_count").Should().BeGreaterThanOrEqualTo(1);
