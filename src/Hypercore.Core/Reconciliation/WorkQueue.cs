@@ -177,7 +177,17 @@ public sealed class WorkQueue<TKey> : IDisposable
     }
 
     /// <summary>Queues a key after a delay. An earlier pending delay for the same key wins.</summary>
-    public void AddAfter(TKey key, TimeSpan delay)
+    public void AddAfter(TKey key, TimeSpan delay) => AddAfter(key, delay, TimeSpan.Zero);
+
+    /// <summary>
+    /// Queues a key after about <paramref name="delay"/>: with a positive <paramref name="step"/> its due time is rounded
+    /// down to a multiple of it on the queue's clock, so keys that fall due within one such step are handed out by one
+    /// timer callback instead of one each (issue 15, eighteenth pass: the polls of a node's live VMs, up to
+    /// <see cref="ReconcilerOptions.MaxPollsPerSecond"/> a second with random delays, woke the timer thread and a pool
+    /// thread once per poll). Never later than <paramref name="delay"/>, and at most one step earlier; a delay shorter than
+    /// two steps is kept exact (it would otherwise come due at once). An earlier pending delay for the same key wins.
+    /// </summary>
+    public void AddAfter(TKey key, TimeSpan delay, TimeSpan step)
     {
         if (delay <= TimeSpan.Zero)
         {
@@ -192,51 +202,23 @@ public sealed class WorkQueue<TKey> : IDisposable
                 return;
             }
 
-            Delay(key, _time.GetUtcNow() + delay);
-        }
-    }
+            var due = _time.GetUtcNow() + delay;
+            if (step > TimeSpan.Zero && delay >= step * 2)
+            {
+                due = new DateTimeOffset(due.UtcTicks - due.UtcTicks % step.Ticks, TimeSpan.Zero);
+            }
 
-    /// <summary>
-    /// Queues a key after about <paramref name="delay"/>: its due time is rounded down to a multiple of
-    /// <paramref name="step"/> on the queue's clock, so keys that fall due within one such step are handed out by
-    /// one timer callback instead of one each (issue 15, eighteenth pass: the polls of a node's live VMs, up to
-    /// <see cref="ReconcilerOptions.MaxPollsPerSecond"/> a second with random delays, woke the timer thread and a pool
-    /// thread once per poll). Never later than <paramref name="delay"/>, and at most one step earlier; a delay shorter than
-    /// two steps is kept exact (it would otherwise come due at once). An earlier pending delay for the same key wins.
-    /// </summary>
-    public void AddAfter(TKey key, TimeSpan delay, TimeSpan step)
-    {
-        if (step <= TimeSpan.Zero || delay < step * 2)
-        {
-            AddAfter(key, delay);
-            return;
-        }
-
-        lock (_gate)
-        {
-            if (_shutdown)
+            if (_delayed.TryGetValue(key, out var existing) && existing <= due)
             {
                 return;
             }
 
-            var due = _time.GetUtcNow() + delay;
-            Delay(key, new DateTimeOffset(due.UtcTicks - due.UtcTicks % step.Ticks, TimeSpan.Zero));
-        }
-    }
-
-    /// <summary>Holds a key until <paramref name="due"/>. Called under the lock.</summary>
-    private void Delay(TKey key, DateTimeOffset due)
-    {
-        if (_delayed.TryGetValue(key, out var existing) && existing <= due)
-        {
-            return;
-        }
-
-        _delayed[key] = due; // a later entry for the key left in the heap is skipped when it comes up
-        _dueOrder.Enqueue(key, due);
-        if (due < _armedFor)
-        {
-            Arm(due);
+            _delayed[key] = due; // a later entry for the key left in the heap is skipped when it comes up
+            _dueOrder.Enqueue(key, due);
+            if (due < _armedFor)
+            {
+                Arm(due);
+            }
         }
     }
 
