@@ -29,6 +29,8 @@ packages+=(mmdebstrap)
 packages+=(dnsmasq-base nftables)
 # vis is published as Native AOT (scripts/publish-vis.sh): the native link needs clang and zlib1g-dev.
 packages+=(clang zlib1g-dev)
+# The API benchmark's native load generator (bench/Hypercore.Benchmarks/Api/NativeLoadGenerator) is C on libnghttp2.
+packages+=(libnghttp2-dev)
 # NativeAotDaemonTests reads the native daemon's symbols with nm (binutils) to check its start-up code layout.
 packages+=(binutils)
 # kubectl may come from another package (e.g. a kubernetes.io build); Debian's kubernetes-client conflicts with it.

@@ -111,19 +111,23 @@ public static class LoadGenerator
     private static Func<int, int, Task> CreateCall(List<GrpcChannel> channels, string kernel, string prefix, string? state)
     {
         var clients = channels.Select(c => new VMService.VMServiceClient(c)).ToArray();
-        return (c, i) => clients[c].CreateAsync(new CreateMicroVMRequest
-        {
-            Microvm = new MicroVMSpec
-            {
-                Id = string.Create(CultureInfo.InvariantCulture, $"{prefix}-{c}-{i}"),
-                Namespace = "bench",
-                Vcpu = 1,
-                MemoryInMb = 128,
-                Kernel = new Kernel { Image = kernel },
-                State = state ?? "",
-            },
-        }).ResponseAsync;
+        return (c, i) => clients[c].CreateAsync(CreateRequest(string.Create(CultureInfo.InvariantCulture, $"{prefix}-{c}-{i}"), kernel, state)).ResponseAsync;
     }
+
+    /// <summary>The Create both load generators send (the native one gets it serialized, with a placeholder id).</summary>
+    /// <param name="state">The spec's desired state; null: the default (Running).</param>
+    internal static CreateMicroVMRequest CreateRequest(string id, string kernel, string? state) => new()
+    {
+        Microvm = new MicroVMSpec
+        {
+            Id = id,
+            Namespace = "bench",
+            Vcpu = 1,
+            MemoryInMb = 128,
+            Kernel = new Kernel { Image = kernel },
+            State = state ?? "",
+        },
+    };
 
     private static Func<int, int, Task> HealthCall(List<GrpcChannel> channels)
     {
@@ -264,7 +268,9 @@ public static class LoadGenerator
     /// with <paramref name="prefix"/> "base_": under the baseline), or "" when the keys are missing.
     /// </summary>
     public static string ClientText(IReadOnlyDictionary<string, double> r, string prefix = "") =>
-        r.TryGetValue(prefix + "client_cpu_us_per", out var cpu) && r.TryGetValue(prefix + "client_gc", out var collections) &&
+        r.GetValueOrDefault(prefix + "client_native") == 1 && r.TryGetValue(prefix + "client_cpu_us_per", out var native)
+            ? string.Create(CultureInfo.InvariantCulture, $"; load generator native (C, libnghttp2, one thread; not counted as the server's): {native:0} µs CPU per call")
+            : r.TryGetValue(prefix + "client_cpu_us_per", out var cpu) && r.TryGetValue(prefix + "client_gc", out var collections) &&
         r.TryGetValue(prefix + "client_gc_pause_ms", out var pause) && r.TryGetValue(prefix + "client_gc_pause_ms_per_gc", out var per)
             ? string.Create(CultureInfo.InvariantCulture,
                 $"; load generator (not counted as the server's): {cpu:0} µs CPU per call, {collections:0} collections in the window, {pause:0} ms paused ({per:0.0} ms each)")
@@ -273,6 +279,19 @@ public static class LoadGenerator
     private static double Percentile(long[] sortedTicks, double p) =>
         sortedTicks.Length == 0 ? double.NaN
             : sortedTicks[Math.Min(sortedTicks.Length - 1, (int)Math.Ceiling(p * sortedTicks.Length) - 1)] * 1000.0 / Stopwatch.Frequency;
+
+    /// <summary>This one (the runner's executable with <see cref="Flag"/>) for a run: the clients' runtime settings (<see cref="ChildRun.SelfStartInfo"/>).</summary>
+    private static ProcessStartInfo StartInfo(string target, string call, int clients, TimeSpan duration, string? kernel, string prefix, string? state)
+    {
+        var start = ChildRun.SelfStartInfo();
+        foreach (var arg in (string[])[Flag, "--target", target, "--call", call, "--clients", clients.ToString(CultureInfo.InvariantCulture),
+            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--prefix", prefix, .. kernel is null ? [] : (string[])["--kernel", kernel], .. state is null ? [] : (string[])["--state", state]])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return start;
+    }
 
     /// <summary>
     /// The server side: starts the generator against <paramref name="target"/> and reads the server's CPU time
@@ -284,13 +303,9 @@ public static class LoadGenerator
         int? serverPid = null, string? state = null)
     {
         var pid = serverPid ?? Environment.ProcessId;
-        var start = ChildRun.SelfStartInfo();
-        foreach (var arg in (string[])[Flag, "--target", target, "--call", call, "--clients", clients.ToString(CultureInfo.InvariantCulture),
-            "--seconds", duration.TotalSeconds.ToString(CultureInfo.InvariantCulture), "--prefix", prefix, .. kernel is null ? [] : (string[])["--kernel", kernel], .. state is null ? [] : (string[])["--state", state]])
-        {
-            start.ArgumentList.Add(arg);
-        }
-
+        var start = NativeLoadGenerator.NativeLoadGenerator.Selected() == NativeLoadGenerator.NativeLoadGenerator.Native
+            ? NativeLoadGenerator.NativeLoadGenerator.StartInfo(target, call, clients, duration, kernel, prefix, state)
+            : StartInfo(target, call, clients, duration, kernel, prefix, state);
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         using var process = Process.Start(start)!;
