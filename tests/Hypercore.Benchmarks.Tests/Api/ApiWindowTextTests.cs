@@ -38,4 +38,13 @@ public class ApiWindowTextTests
         LoadGenerator.ClientText(child, "base_").Should().Contain("42 µs CPU per call, 30 collections in the window");
         LoadGenerator.ClientText(new Dictionary<string, double>()).Should().BeEmpty("a result without the keys (an older runner's) says nothing");
     }
+
+    [Test]
+    public void CreateRows_SayWhenTheLoadGeneratorWasTheNativeOne()
+    {
+        // Issue 15 (lg19): the native load generator reports no collections (it has no collector); its row says which it was.
+        var child = new Dictionary<string, double> { ["client_cpu_us_per"] = 19.6, ["client_gc"] = 0, ["client_gc_pause_ms"] = 0, ["client_gc_pause_ms_per_gc"] = 0, ["client_native"] = 1 };
+
+        LoadGenerator.ClientText(child).Should().Be("; load generator native (C, libnghttp2, one thread; not counted as the server's): 20 µs CPU per call");
+    }
 }
