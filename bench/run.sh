@@ -8,6 +8,8 @@
 #   --smoke   tiny sizes, no docs rewrite (what CI runs through the NUnit smoke test)
 # Environment:
 #   HYPERCORE_BENCH_SETTLE  seconds to wait after the builds for the load average to fall to the core count (150)
+#   HYPERCORE_BENCH_LOAD_GENERATOR  native (default: Api/NativeLoadGenerator/grpc-load.c, C on libnghttp2, one thread)
+#                    or dotnet (the runner's own Grpc.Net.Client load generator, as before issue 15's nineteenth pass)
 #   HYPERCORE_IMAGE  guest image directory (vmlinuz + initrd.img); default /var/lib/hypercore/images/default,
 #                    built with scripts/build-image.sh when missing.
 #

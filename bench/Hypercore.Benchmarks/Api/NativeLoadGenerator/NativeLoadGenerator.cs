@@ -12,8 +12,8 @@ namespace Hypercore.Benchmarks.Api.NativeLoadGenerator;
 /// connections (libnghttp2), the same protocol, arguments' meaning and RESULT keys as <see cref="LoadGenerator"/>. It costs
 /// the server's two cores ~17–20 µs per call where the .NET client (Grpc.Net.Client) costs 40–80 µs and its collections and
 /// thread hand-offs land in the latency it measures. The default; <c>HYPERCORE_BENCH_LOAD_GENERATOR=dotnet</c> selects the
-/// .NET one. The C source is embedded in this assembly and compiled with <c>cc</c> on first use into a directory named by
-/// its hash, so a published runner needs only cc and libnghttp2-dev (scripts/setup.sh installs both).
+/// .NET one. The C source is embedded in this assembly and compiled with <c>cc</c> on first use into a directory of the
+/// user's cache named by its hash, so a published runner needs only cc and libnghttp2-dev (scripts/setup.sh installs both).
 /// </summary>
 public static class NativeLoadGenerator
 {
@@ -84,8 +84,22 @@ public static class NativeLoadGenerator
     private static readonly Lock BuildLock = new();
 
     /// <summary>
-    /// The compiled generator: &lt;temp&gt;/hypercore-grpc-load-&lt;source hash&gt;/grpc-load, built with
-    /// <c>cc -O2 … -lnghttp2 -lm</c> when missing (into a temporary name, then moved: concurrent runs never see half a binary).
+    /// $XDG_CACHE_HOME/hypercore, else ~/.cache/hypercore: the user's own cache, not the shared /tmp, where another local
+    /// user could plant a binary under the predictable name that the benchmark (run as root) would then execute.
+    /// </summary>
+    internal static string CacheRoot()
+    {
+        var root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg && Path.IsPathRooted(xdg)
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile, Environment.SpecialFolderOption.DoNotVerify) is { Length: > 0 } home
+                ? home
+                : throw new InvalidOperationException("the native load generator's cache needs HOME or XDG_CACHE_HOME"), ".cache");
+        return Path.Combine(root, "hypercore");
+    }
+
+    /// <summary>
+    /// The compiled generator: &lt;<see cref="CacheRoot"/>&gt;/grpc-load-&lt;source hash&gt;/grpc-load, built with
+    /// <c>cc -O2 … -lnghttp2 -lm</c> (or clang, or gcc) when missing (into a temporary name, then moved: concurrent runs never see half a binary).
     /// </summary>
     public static string BinaryPath()
     {
@@ -94,7 +108,7 @@ public static class NativeLoadGenerator
         using var buffer = new MemoryStream();
         stream.CopyTo(buffer);
         var source = buffer.ToArray();
-        var dir = Path.Combine(Path.GetTempPath(), "hypercore-grpc-load-" + Convert.ToHexStringLower(SHA256.HashData(source))[..16]);
+        var dir = Path.Combine(CacheRoot(), "grpc-load-" + Convert.ToHexStringLower(SHA256.HashData(source))[..16]);
         var binary = Path.Combine(dir, "grpc-load");
         lock (BuildLock)
         {
@@ -103,25 +117,36 @@ public static class NativeLoadGenerator
                 return binary;
             }
 
-            Directory.CreateDirectory(dir);
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var src = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.c");
             var tmp = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.tmp");
             File.WriteAllBytes(src, source);
-            var cc = new ProcessStartInfo("cc") { RedirectStandardError = true, RedirectStandardOutput = true };
-            foreach (var arg in (string[])["-O2", "-Wall", "-o", tmp, src, "-lnghttp2", "-lm"])
+            // cc as the system names it; clang (scripts/setup.sh installs it for vis) or gcc where no cc link exists.
+            Process? compile = null;
+            var tried = new List<string>();
+            foreach (var compiler in (string[])["cc", "clang", "gcc"])
             {
-                cc.ArgumentList.Add(arg);
+                var cc = new ProcessStartInfo(compiler) { RedirectStandardError = true, RedirectStandardOutput = true };
+                foreach (var arg in (string[])["-O2", "-Wall", "-o", tmp, src, "-lnghttp2", "-lm"])
+                {
+                    cc.ArgumentList.Add(arg);
+                }
+
+                try
+                {
+                    compile = Process.Start(cc)!;
+                    break;
+                }
+                catch (System.ComponentModel.Win32Exception e)
+                {
+                    tried.Add($"{compiler}: {e.Message}");
+                }
             }
 
-            Process compile;
-            try
-            {
-                compile = Process.Start(cc)!;
-            }
-            catch (System.ComponentModel.Win32Exception e)
+            if (compile is null)
             {
                 throw new InvalidOperationException(
-                    $"the native load generator needs a C compiler (cc: {e.Message}) and libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}", e);
+                    $"the native load generator needs a C compiler ({string.Join("; ", tried)}) and libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}");
             }
 
             using (compile)
