@@ -157,14 +157,18 @@ public static class DaemonRuntime
 
         // HYPERCORE_BENCH_CLIENT_ENV="NAME=VALUE …" (issue 15, lg12): environment for the client processes alone, for an
         // A/B of their runtime settings against the same server (space-separated).
-        foreach (var pair in (Environment.GetEnvironmentVariable(ClientEnv) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (name, value) in ClientEnvironment())
         {
-            var (name, value) = pair.IndexOf('=') is > 0 and var at ? (pair[..at], pair[(at + 1)..]) : throw new ArgumentException($"{ClientEnv}: not NAME=VALUE: {pair}");
             start.Environment[name] = value;
         }
 
         return start;
     }
+
+    /// <summary>The pairs of <see cref="ClientEnv"/> (space-separated NAME=VALUE), for every client process, .NET or native.</summary>
+    internal static IEnumerable<(string Name, string Value)> ClientEnvironment() =>
+        (Environment.GetEnvironmentVariable(ClientEnv) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(pair => pair.IndexOf('=') is > 0 and var at ? (pair[..at], pair[(at + 1)..]) : throw new ArgumentException($"{ClientEnv}: not NAME=VALUE: {pair}"));
 
     /// <summary>Environment for the client processes alone (<see cref="ForClient"/>), for an A/B.</summary>
     public const string ClientEnv = "HYPERCORE_BENCH_CLIENT_ENV";

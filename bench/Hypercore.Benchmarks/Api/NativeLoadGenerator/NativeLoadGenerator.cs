@@ -72,10 +72,9 @@ public static class NativeLoadGenerator
         }
 
         // HYPERCORE_BENCH_CLIENT_ENV: the clients' own environment, as for the .NET one (an A/B, e.g. a trace file).
-        foreach (var pair in (Environment.GetEnvironmentVariable(Runner.DaemonRuntime.ClientEnv) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var (name, value) in Runner.DaemonRuntime.ClientEnvironment())
         {
-            var at = pair.IndexOf('=');
-            start.Environment[pair[..Math.Max(at, 0)]] = pair[(at + 1)..];
+            start.Environment[name] = value;
         }
 
         return start;
