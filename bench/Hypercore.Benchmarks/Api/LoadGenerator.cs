@@ -12,7 +12,8 @@ namespace Hypercore.Benchmarks.Api;
 
 /// <summary>
 /// The API benchmark's clients, in a process of their own (this executable with the hidden first argument
-/// <c>--load-generator</c>), so that their HTTP/2 and protobuf work is not counted as the server's CPU. N clients,
+/// <c>--load-generator</c>, or since issue 15's nineteenth pass by default the native one, <see cref="NativeLoadGenerator.NativeLoadGenerator"/>,
+/// with the same protocol), so that their HTTP/2 and protobuf work is not counted as the server's CPU. N clients,
 /// each on its own connection, each doing one call after another: a warm-up, then the line <see cref="MeasureLine"/>
 /// on stdout (the server starts its CPU reading), the measured window, then one <c>RESULT {json}</c> line.
 /// </summary>
@@ -264,17 +265,27 @@ public static class LoadGenerator
     }
 
     /// <summary>
-    /// "; load generator: …" for a row's method text: its CPU per call and its collections in the window (<c>client_*</c>;
+    /// "; load generator: …" for a row's method text: its CPU per call and its collections in the window (the native one: its CPU alone) (<c>client_*</c>;
     /// with <paramref name="prefix"/> "base_": under the baseline), or "" when the keys are missing.
     /// </summary>
-    public static string ClientText(IReadOnlyDictionary<string, double> r, string prefix = "") =>
-        r.GetValueOrDefault(prefix + "client_native") == 1 && r.TryGetValue(prefix + "client_cpu_us_per", out var native)
-            ? string.Create(CultureInfo.InvariantCulture, $"; load generator native (C, libnghttp2, one thread; not counted as the server's): {native:0} µs CPU per call")
-            : r.TryGetValue(prefix + "client_cpu_us_per", out var cpu) && r.TryGetValue(prefix + "client_gc", out var collections) &&
-        r.TryGetValue(prefix + "client_gc_pause_ms", out var pause) && r.TryGetValue(prefix + "client_gc_pause_ms_per_gc", out var per)
-            ? string.Create(CultureInfo.InvariantCulture,
-                $"; load generator (not counted as the server's): {cpu:0} µs CPU per call, {collections:0} collections in the window, {pause:0} ms paused ({per:0.0} ms each)")
-            : "";
+    public static string ClientText(IReadOnlyDictionary<string, double> r, string prefix = "")
+    {
+        if (!r.TryGetValue(prefix + "client_cpu_us_per", out var cpu))
+        {
+            return "";
+        }
+
+        if (r.GetValueOrDefault(prefix + "client_native") == 1) // issue 15, lg19: no collector to report
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"; load generator native (C, libnghttp2, one thread; not counted as the server's): {cpu:0} µs CPU per call");
+        }
+
+        return r.TryGetValue(prefix + "client_gc", out var collections) && r.TryGetValue(prefix + "client_gc_pause_ms", out var pause) &&
+            r.TryGetValue(prefix + "client_gc_pause_ms_per_gc", out var per)
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"; load generator (not counted as the server's): {cpu:0} µs CPU per call, {collections:0} collections in the window, {pause:0} ms paused ({per:0.0} ms each)")
+                : "";
+    }
 
     private static double Percentile(long[] sortedTicks, double p) =>
         sortedTicks.Length == 0 ? double.NaN
