@@ -50,6 +50,25 @@ public class NativeLoadGeneratorTests
     }
 
     [Test]
+    public async Task AnIdPlaceholderOfAnotherWidth_IsRefusedBeforeAnyCall()
+    {
+        // "c-0003-1073741824" is 17 bytes; a 16-byte placeholder would have the id overwrite the next field's tag.
+        var start = new System.Diagnostics.ProcessStartInfo(NativeLoadGenerator.BinaryPath()) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in (string[])["--target", "http://127.0.0.1:9", "--path", "/x/Y", "--clients", "4", "--seconds", "1", "--prefix", "c",
+            "--body-hex", "0A10" + Convert.ToHexString(Encoding.ASCII.GetBytes(new string('#', 16))) + "1205", "--id-offset", "2"])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+
+        process.ExitCode.Should().Be(2);
+        stderr.Should().Contain("the id placeholder at --id-offset 2 is 16 bytes, the ids here are 17 (c-0003-1073741824)");
+    }
+
+    [Test]
     public async Task AgainstTheInProcessNode_EveryCountedCreateIsStoredWithItsOwnId_AndHealthChecksAreServed()
     {
         Environment.GetEnvironmentVariable(NativeLoadGenerator.SelectEnv).Should().BeNullOrEmpty("the native load generator is the default");

@@ -80,7 +80,8 @@ public static class NativeLoadGenerator
         return start;
     }
 
-    private static readonly Lock BuildLock = new();
+    /// <summary>The compiled generator, found or built once per process (<see cref="Build"/>).</summary>
+    private static readonly Lazy<string> Binary = new(Build);
 
     /// <summary>
     /// $XDG_CACHE_HOME/hypercore, else ~/.cache/hypercore: the user's own cache, not the shared /tmp, where another local
@@ -100,7 +101,9 @@ public static class NativeLoadGenerator
     /// The compiled generator: &lt;<see cref="CacheRoot"/>&gt;/grpc-load-&lt;source hash&gt;/grpc-load, built with
     /// <c>cc -O2 … -lnghttp2 -lm</c> (or clang, or gcc) when missing (into a temporary name, then moved: concurrent runs never see half a binary).
     /// </summary>
-    public static string BinaryPath()
+    public static string BinaryPath() => Binary.Value;
+
+    private static string Build()
     {
         using var stream = typeof(NativeLoadGenerator).Assembly.GetManifestResourceStream("grpc-load.c")
             ?? throw new InvalidOperationException("grpc-load.c is not embedded in the benchmark runner");
@@ -109,60 +112,57 @@ public static class NativeLoadGenerator
         var source = buffer.ToArray();
         var dir = Path.Combine(CacheRoot(), "grpc-load-" + Convert.ToHexStringLower(SHA256.HashData(source))[..16]);
         var binary = Path.Combine(dir, "grpc-load");
-        lock (BuildLock)
+        if (File.Exists(binary))
         {
-            if (File.Exists(binary))
+            return binary; // built by an earlier run of the same source
+        }
+
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var src = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.c");
+        var tmp = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.tmp");
+        File.WriteAllBytes(src, source);
+        // cc as the system names it; clang (scripts/setup.sh installs it for vis) or gcc where no cc link exists.
+        Process? compile = null;
+        var tried = new List<string>();
+        foreach (var compiler in (string[])["cc", "clang", "gcc"])
+        {
+            var cc = new ProcessStartInfo(compiler) { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (var arg in (string[])["-O2", "-Wall", "-o", tmp, src, "-lnghttp2", "-lm"])
             {
-                return binary;
+                cc.ArgumentList.Add(arg);
             }
 
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var src = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.c");
-            var tmp = Path.Combine(dir, $"grpc-load.{Environment.ProcessId}.tmp");
-            File.WriteAllBytes(src, source);
-            // cc as the system names it; clang (scripts/setup.sh installs it for vis) or gcc where no cc link exists.
-            Process? compile = null;
-            var tried = new List<string>();
-            foreach (var compiler in (string[])["cc", "clang", "gcc"])
+            try
             {
-                var cc = new ProcessStartInfo(compiler) { RedirectStandardError = true, RedirectStandardOutput = true };
-                foreach (var arg in (string[])["-O2", "-Wall", "-o", tmp, src, "-lnghttp2", "-lm"])
-                {
-                    cc.ArgumentList.Add(arg);
-                }
-
-                try
-                {
-                    compile = Process.Start(cc)!;
-                    break;
-                }
-                catch (System.ComponentModel.Win32Exception e)
-                {
-                    tried.Add($"{compiler}: {e.Message}");
-                }
+                compile = Process.Start(cc)!;
+                break;
             }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                tried.Add($"{compiler}: {e.Message}");
+            }
+        }
 
-            if (compile is null)
+        if (compile is null)
+        {
+            throw new InvalidOperationException(
+                $"the native load generator needs a C compiler ({string.Join("; ", tried)}) and libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}");
+        }
+
+        using (compile)
+        {
+            var err = compile.StandardError.ReadToEndAsync();
+            compile.StandardOutput.ReadToEnd();
+            compile.WaitForExit();
+            File.Delete(src);
+            if (compile.ExitCode != 0)
             {
                 throw new InvalidOperationException(
-                    $"the native load generator needs a C compiler ({string.Join("; ", tried)}) and libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}");
+                    $"the native load generator did not compile (cc exit {compile.ExitCode}; it needs libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}): {err.Result}");
             }
-
-            using (compile)
-            {
-                var err = compile.StandardError.ReadToEndAsync();
-                compile.StandardOutput.ReadToEnd();
-                compile.WaitForExit();
-                File.Delete(src);
-                if (compile.ExitCode != 0)
-                {
-                    throw new InvalidOperationException(
-                        $"the native load generator did not compile (cc exit {compile.ExitCode}; it needs libnghttp2-dev: run scripts/setup.sh, or set {SelectEnv}={Dotnet}): {err.Result}");
-                }
-            }
-
-            File.Move(tmp, binary, overwrite: true);
-            return binary;
         }
+
+        File.Move(tmp, binary, overwrite: true);
+        return binary;
     }
 }

@@ -365,9 +365,14 @@ int main(int argc, char **argv) {
     target_port = colon + 1;
     if (!body) body = from_hex("", &body_len);
     if (id_offset >= 0) {
+        /* The runner's placeholder ('#' bytes) must be exactly as wide as every id written there (the index always takes
+           10 digits; the client 4 while there are at most 10,000): a wider or narrower id would corrupt the message. */
+        size_t slot = 0;
+        while (id_offset >= 0 && (size_t)id_offset + slot < body_len && body[id_offset + slot] == '#') slot++;
         char id[64];
-        int w = snprintf(id, sizeof id, "%s-%04d-%010u", prefix, clients, 0u);
-        if ((size_t)id_offset + (size_t)w > body_len) die("--id-offset %ld + id width %d past the body's %zu bytes", id_offset, w, body_len);
+        int w = snprintf(id, sizeof id, "%s-%04d-%010u", prefix, clients - 1, ID_INDEX_RUN);
+        if ((size_t)w != slot)
+            die("the id placeholder at --id-offset %ld is %zu bytes, the ids here are %d (%s)", id_offset, slot, w, id);
     }
 
     conns = calloc((size_t)clients, sizeof *conns);
