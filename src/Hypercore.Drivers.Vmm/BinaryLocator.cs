@@ -34,7 +34,11 @@ public static class BinaryLocator
             return (HostExecutable.Is(full, out modified) ? full : null, [full]);
         }
 
-        Walks++;
+        if (WalkCounter.Value is { } walks)
+        {
+            Interlocked.Increment(ref walks.Value);
+        }
+
         var candidates = Candidates(configured);
         for (var i = 0; i < candidates.Length; i++)
         {
@@ -48,9 +52,15 @@ public static class BinaryLocator
         return (null, [.. candidates]);
     }
 
-    /// <summary>PATH walks (bare names) made on this thread: tests count them.</summary>
-    [ThreadStatic]
-    internal static int Walks;
+    /// <summary>
+    /// Tests count PATH walks (bare names) with <see cref="CountWalks"/>. The count follows the async flow that started
+    /// it, not a thread: a [ThreadStatic] counter read after an await read whichever pool thread the continuation ran on
+    /// (CI saw 3 walks that were another thread's).
+    /// </summary>
+    private static readonly AsyncLocal<System.Runtime.CompilerServices.StrongBox<int>?> WalkCounter = new();
+
+    /// <summary>From now on, counts the walks made by this flow and the calls it awaits; read the box's Value.</summary>
+    internal static System.Runtime.CompilerServices.StrongBox<int> CountWalks() => WalkCounter.Value = new System.Runtime.CompilerServices.StrongBox<int>();
 
     /// <summary>"firecracker binary not found: tried /usr/bin/firecracker, ..."</summary>
     public static string NotFoundMessage(string what, IReadOnlyList<string> tried) =>
