@@ -17,6 +17,7 @@ public sealed class HostPathPolicy
     private readonly IReadOnlyList<string> _volumeRoots;
     private readonly IReadOnlyList<string> _blockDevices;
     private readonly Func<string, long> _freeBytes;
+    private readonly RecentKernelPasses _recentPasses;
 
     public HostPathPolicy(IOptions<HostAccessOptions> options)
         : this(options.Value)
@@ -24,9 +25,11 @@ public sealed class HostPathPolicy
     }
 
     /// <param name="freeBytes">Free bytes of the file system holding a directory; null reads it from the file system.</param>
-    public HostPathPolicy(HostAccessOptions options, Func<string, long>? freeBytes = null)
+    /// <param name="time">The clock of <see cref="AdmissionViolations"/>' reuse of recent passes; null: the system's.</param>
+    public HostPathPolicy(HostAccessOptions options, Func<string, long>? freeBytes = null, TimeProvider? time = null)
     {
         Options = options;
+        _recentPasses = new RecentKernelPasses(time ?? TimeProvider.System);
         _imageRoots = options.ImageDirectories.Select(Root).ToList();
         _kernelRoots = [.. _imageRoots, .. options.KernelRoots.Select(Root)];
         _volumeRoots = options.VolumeRoots.Select(Root).ToList();
@@ -38,7 +41,19 @@ public sealed class HostPathPolicy
 
     /// <summary>Every violation in the spec's kernel, initrd and volumes (empty when it may run), for the API's one InvalidArgument.</summary>
     /// <param name="checkKernel">False for a provider that boots no kernel for this spec (kernel.image is then unused).</param>
-    public IReadOnlyList<string> Violations(MicroVmSpec spec, bool checkKernel = true)
+    public IReadOnlyList<string> Violations(MicroVmSpec spec, bool checkKernel = true) => Violations(spec, checkKernel, admission: false);
+
+    /// <summary>
+    /// <see cref="Violations(MicroVmSpec, bool)"/> for the API's early refusal at create, which may reuse a recent pass
+    /// of the same kernel or initrd (<see cref="RecentKernelPasses"/>): the same image and filename found allowed less
+    /// than <see cref="RecentKernelPasses.Lifetime"/> ago is not resolved again. Only passes are reused (a refusal is
+    /// always made afresh), volumes are always checked, and the drivers' check before a start
+    /// (<see cref="Violations(MicroVmSpec, bool)"/>, <see cref="Check"/>) never reuses anything: that check, not this
+    /// one, is what stands between a spec and the hypervisor.
+    /// </summary>
+    public IReadOnlyList<string> AdmissionViolations(MicroVmSpec spec, bool checkKernel = true) => Violations(spec, checkKernel, admission: true);
+
+    private IReadOnlyList<string> Violations(MicroVmSpec spec, bool checkKernel, bool admission)
     {
         // Every Create passes here (issue 15): no list, closure or iterator unless there is something to report or a volume.
         List<string>? errors = null;
@@ -47,26 +62,12 @@ public sealed class HostPathPolicy
         // and the driver accepts that path only for the field that held the reference (see TrustedImagePaths).
         if (checkKernel && !ImageSources.IsReference(spec.Kernel.Image))
         {
-            try
-            {
-                CheckKernel("kernel", spec.Kernel.Image, spec.Kernel.Filename);
-            }
-            catch (HostPathNotAllowedException ex)
-            {
-                (errors ??= []).Add(ex.Message);
-            }
+            CheckKernelInto(ref errors, "kernel", spec.Kernel.Image, spec.Kernel.Filename, admission);
         }
 
         if (checkKernel && spec.Initrd is not null && !ImageSources.IsReference(spec.Initrd.Image))
         {
-            try
-            {
-                CheckKernel("initrd", spec.Initrd.Image, spec.Initrd.Filename);
-            }
-            catch (HostPathNotAllowedException ex)
-            {
-                (errors ??= []).Add(ex.Message);
-            }
+            CheckKernelInto(ref errors, "initrd", spec.Initrd.Image, spec.Initrd.Filename, admission);
         }
 
         if (spec.RootVolume is not null || spec.AdditionalVolumes.Count > 0)
@@ -87,7 +88,29 @@ public sealed class HostPathPolicy
         return errors ?? (IReadOnlyList<string>)[];
     }
 
-    /// <summary>Throws the first violation in the spec (see <see cref="Violations"/>).</summary>
+    /// <summary><see cref="CheckKernel"/>, its message added to <paramref name="errors"/>; at admission a recent pass stands.</summary>
+    private void CheckKernelInto(ref List<string>? errors, string what, string image, string? filename, bool admission)
+    {
+        if (admission && _recentPasses.Passed(what, image, filename))
+        {
+            return;
+        }
+
+        try
+        {
+            CheckKernel(what, image, filename);
+            if (admission)
+            {
+                _recentPasses.Add(what, image, filename);
+            }
+        }
+        catch (HostPathNotAllowedException ex)
+        {
+            (errors ??= []).Add(ex.Message);
+        }
+    }
+
+    /// <summary>Throws the first violation in the spec (see <see cref="Violations(MicroVmSpec, bool)"/>).</summary>
     /// <exception cref="HostPathNotAllowedException">the spec names a host file this node does not hand out.</exception>
     public void Check(MicroVmSpec spec, bool checkKernel = true)
     {

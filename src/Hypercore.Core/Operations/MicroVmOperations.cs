@@ -286,7 +286,7 @@ public sealed partial class MicroVmOperations
         // An image name that did not resolve was reported by the image catalog already.
         var bootsKernel = Path.IsPathFullyQualified(spec.Kernel.Image) &&
             (spec.Provider != "unikernel" || spec.Kernel.Image.EndsWith(".img", StringComparison.OrdinalIgnoreCase));
-        return _hostPaths.Violations(spec, checkKernel: bootsKernel);
+        return _hostPaths.AdmissionViolations(spec, checkKernel: bootsKernel); // may reuse a pass of the last second: the drivers check again before a start
     }
 
     internal string AvailableProviders()
