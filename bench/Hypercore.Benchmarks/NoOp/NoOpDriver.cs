@@ -50,7 +50,11 @@ public sealed class NoOpDriver(string name = "qemu", bool allRunning = false) : 
     {
         lock (_running)
         {
-            if (!_running.Contains(vm.Uid) && !(AllRunning && _running.Add(vm.Uid)))
+            if (AllRunning)
+            {
+                _running.Add(vm.Uid); // every VM is up: the first inspect counts it as started
+            }
+            else if (!_running.Contains(vm.Uid))
             {
                 return Task.FromResult(VmRuntimeInfo.NotFound(vm.Uid));
             }
