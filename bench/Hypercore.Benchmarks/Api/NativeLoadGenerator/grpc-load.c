@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
         /* The runner's placeholder ('#' bytes) must be exactly as wide as every id written there (the index always takes
            10 digits; the client 4 while there are at most 10,000): a wider or narrower id would corrupt the message. */
         size_t slot = 0;
-        while (id_offset >= 0 && (size_t)id_offset + slot < body_len && body[id_offset + slot] == '#') slot++;
+        while ((size_t)id_offset + slot < body_len && body[id_offset + slot] == '#') slot++;
         char id[64];
         int w = snprintf(id, sizeof id, "%s-%04d-%010u", prefix, clients - 1, ID_INDEX_RUN);
         if ((size_t)w != slot)
