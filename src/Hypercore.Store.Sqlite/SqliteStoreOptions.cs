@@ -48,6 +48,12 @@ public sealed class SqliteStoreOptions
     /// <summary>Time without a commit after which the WAL file is emptied (tests make it short).</summary>
     internal TimeSpan CheckpointIdleDelay { get; set; } = WalCheckpointer.DefaultIdleDelay;
 
+    /// <summary>
+    /// The writer writes each commit's WAL frames with one write(2) (<see cref="WalGatheringVfs"/>); false: SQLite's
+    /// default VFS, two writes per frame (tests and benchmarks compare the two).
+    /// </summary>
+    internal bool GatherWalWrites { get; set; } = true;
+
     /// <summary>How long a statement waits for a lock held by another connection or process before failing. Default 10 s.</summary>
     public TimeSpan BusyTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
