@@ -12,11 +12,11 @@ namespace Hypercore.Store.Sqlite;
 /// <para>
 /// Only a connection that names this VFS uses it (the store's writer and its checkpointer, through a URI filename).
 /// Only WAL files gather: their writes that continue the previous one are copied into a buffer (at most
-/// <see cref="MaxGather"/> bytes), and the buffer is written out, in one call and before anything else is done to the
-/// file, when a write does not continue it, and before every read, sync, truncate, size, lock or file control of the
-/// WAL, and its close. So the file receives the same bytes at the same offsets in the same order, only in fewer calls,
-/// and every byte is in the file before the fsync that makes a commit durable (the store runs
-/// <c>synchronous = FULL</c>: SQLite syncs the WAL before the commit is published in the wal-index).
+/// <see cref="MaxGather"/> bytes), and the buffer is written out, in one call per <see cref="MaxWriteCall"/> bytes and
+/// before anything else is done to the file, when a write does not continue it, and before every read, sync, truncate,
+/// size, lock or file control of the WAL, and its close. So the file receives the same bytes at the same offsets in the
+/// same order, only in fewer calls, and every byte is in the file before the fsync that makes a commit durable (the
+/// store runs <c>synchronous = FULL</c>: SQLite syncs the WAL before the commit is published in the wal-index).
 /// </para>
 /// <para>
 /// A connection without a sync per commit (<c>synchronous = NORMAL</c>) publishes a commit in the wal-index without
@@ -253,7 +253,8 @@ internal static unsafe partial class WalGatheringVfs
 
     // ---------------------------------------------------------------- the files
 
-    /// <summary>Writes the gathered bytes out in one call; empty afterwards whatever the outcome.</summary>
+    /// <summary>Writes the gathered bytes out (one call per <see cref="MaxWriteCall"/> bytes); empty afterwards whatever the
+    /// outcome.</summary>
     private static int WriteOut(GatherFile* file)
     {
         if (file->Length == 0)
@@ -263,10 +264,16 @@ internal static unsafe partial class WalGatheringVfs
 
         var length = file->Length;
         file->Length = 0;
+        return WriteThrough(file, file->Buffer, length, file->Start);
+    }
+
+    /// <summary>Hands <paramref name="data"/> to the default VFS in calls of at most <see cref="MaxWriteCall"/> bytes.</summary>
+    private static int WriteThrough(GatherFile* file, byte* data, int length, long offset)
+    {
         for (var done = 0; done < length; done += MaxWriteCall)
         {
             Interlocked.Increment(ref s_writeCalls);
-            var rc = file->Real->Methods->Write(file->Real, file->Buffer + done, Math.Min(MaxWriteCall, length - done), file->Start + done);
+            var rc = file->Real->Methods->Write(file->Real, data + done, Math.Min(MaxWriteCall, length - done), offset + done);
             if (rc != SqliteOk)
             {
                 return rc;
@@ -338,10 +345,9 @@ internal static unsafe partial class WalGatheringVfs
             }
         }
 
-        if (amount > MaxWriteCall)
+        if (amount > MaxGather)
         {
-            Interlocked.Increment(ref s_writeCalls);
-            return file->Real->Methods->Write(file->Real, data, amount, offset); // as SQLite asked: not gathered
+            return WriteThrough(file, data, amount, offset); // the buffer is empty here, so the order holds
         }
 
         var needed = file->Length + amount;
@@ -359,13 +365,7 @@ internal static unsafe partial class WalGatheringVfs
             {
                 // No memory for gathering: the bytes so far, then this write, each as SQLite asked.
                 var rc = WriteOut(file);
-                if (rc != SqliteOk)
-                {
-                    return rc;
-                }
-
-                Interlocked.Increment(ref s_writeCalls);
-                return file->Real->Methods->Write(file->Real, data, amount, offset);
+                return rc != SqliteOk ? rc : WriteThrough(file, data, amount, offset);
             }
 
             file->Buffer = grown;
