@@ -16,6 +16,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source "$root/bench/common.sh"
 
 server=node rounds=6 clients=64 seconds=6 out=""
 while [[ $# -gt 0 && $1 == --* ]]; do
@@ -41,14 +42,9 @@ scratch="$(mktemp -d /tmp/hcabw.XXXXXX)" # short: the runs' socket paths must fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 cleanup() {
-    local rc=$? dir pid
+    local rc=$?
     trap - EXIT INT TERM
-    # Processes of this A/B only: their command line holds the scratch directory.
-    for dir in /proc/[0-9]*; do
-        pid=${dir#/proc/}
-        [[ $pid == "$$" ]] && continue
-        tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -qF -- "$scratch/" && kill -KILL "$pid" 2>/dev/null || true
-    done
+    bench_reap "$scratch" # processes of this A/B only: their command line holds the scratch directory
     git -C "$root" worktree remove --force "$scratch/src-a" 2>/dev/null || true
     git -C "$root" worktree remove --force "$scratch/src-b" 2>/dev/null || true
     git -C "$root" worktree prune
@@ -72,11 +68,7 @@ publish() { # side commit
 echo "ab: publishing the $server of A ($a) and of B ($b), and the runner from this checkout" >&2
 bin_a=$(publish a "$a")
 bin_b=$(publish b "$b")
-case "$(uname -m)" in # as bench/run.sh publishes the runner
-    x86_64) runner_r2r=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
-    aarch64) runner_r2r=(-r linux-arm64 --self-contained false -p:PublishReadyToRun=true) ;;
-    *) runner_r2r=() ;;
-esac
+bench_runner_publish_args # as bench/run.sh publishes the runner
 dotnet publish bench/Hypercore.Benchmarks -c Release "${runner_r2r[@]}" -o "$scratch/runner" -nologo -v q >&2
 printf 'A %s %s\nB %s %s\nserver %s, %s clients, %s s, %s rounds\n' "$a" "$bin_a" "$b" "$bin_b" "$server" "$clients" "$seconds" "$rounds" >"$out/sides.txt"
 

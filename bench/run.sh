@@ -19,6 +19,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source "$root/bench/common.sh"
 
 for arg in "$@"; do
     if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
@@ -33,18 +34,6 @@ scratch="$(mktemp -d /tmp/hcb.XXXXXX)" # short: QMP socket paths must fit in soc
 work="$scratch/w"
 runner_pid=""
 
-reap() {
-    # Processes of this run only: their command line contains the scratch directory.
-    local self=$$ pid
-    for dir in /proc/[0-9]*; do
-        pid="${dir#/proc/}"
-        [[ "$pid" == "$self" ]] && continue
-        if tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -qF -- "$work/"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-}
-
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -53,7 +42,7 @@ cleanup() {
         for _ in $(seq 1 300); do kill -0 "$runner_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$runner_pid" 2>/dev/null || true
     fi
-    reap
+    bench_reap "$work" # processes of this run only: their command line contains the scratch directory
     rm -rf "$scratch"
     exit "$rc"
 }
@@ -85,11 +74,7 @@ dotnet publish src/Hypercore.Cli -c Release -r linux-x64 --self-contained false 
 # The runner hosts the in-process benchmarks (api, scale, watch, pipeline: the daemon's own code), so it is published
 # ReadyToRun like vistarad (scripts/publish-vistarad.sh): they then measure the code as it ships, not the JIT's
 # compilation of it in a fresh process (issue 15).
-case "$(uname -m)" in
-  x86_64) runner_r2r=(-r linux-x64 --self-contained false -p:PublishReadyToRun=true) ;;
-  aarch64) runner_r2r=(-r linux-arm64 --self-contained false -p:PublishReadyToRun=true) ;;
-  *) runner_r2r=() ;;
-esac
+bench_runner_publish_args
 dotnet publish bench/Hypercore.Benchmarks -c Release "${runner_r2r[@]}" -o "$scratch/runner" -nologo -v q >&2
 
 # The builds above are this script's own load: the 1-minute load average they leave (2-3 on 2 cores) decays within
