@@ -29,17 +29,21 @@ public static class ApiDaemonThroughput
     {
         var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
         BenchContext.Log($"api: {clients} client(s) against the vistarad process ({ctx.Options.DaemonPath}), Creates with state {State}; then the in-process node with the same load");
-        var d = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary);
+        var daemonRuns = await ChildRounds.RunAsync(ctx.Options.ApiRounds, round =>
+        {
+            BenchContext.Log($"api: vistarad, run {round} of {ctx.Options.ApiRounds}");
+            return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary);
+        });
         var p = await ChildRun.RunAsync(ctx, InProcessChildKind, clients, TimeSpan.FromMinutes(10));
         var rows = new List<ResultRow>();
-        foreach (var (r, where) in new[] { (d, "vistarad process"), (p, "in-process node") })
+        foreach (var (r, where, rounds) in new[] { (ChildRounds.Median(daemonRuns), "vistarad process", ChildRounds.Text(daemonRuns)), (p, "in-process node", "") })
         {
             var ratio = BaselineBracket.Ratio(r);
             var method = $"{clients} gRPC client(s) × sequential Create (state {State}: stored claimed and Stopped in the Create's write, the reconciler's pass inspects and writes nothing, no driver start) for {seconds} s after a warm-up, " +
                 $"{r["count"]:0} creates, {r["errors"]:0} errors, against the {where}; {BaselineBracket.Text(r, "the same server")}; " +
                 $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
                 $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is reconciled; empty call {Fmt.Number(r["base_cpu_us_per"])} µs" +
-                DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
+                DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r) + rounds;
             rows.Add(new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method) { Reference = BaselineBracket.Reference(r) });
             rows.Add(new ResultRow(ApiThroughput.Name, $"Create latency p99, {clients} client(s), {where}", r["p99_ms"], "ms", "per call, client side"));
             rows.Add(new ResultRow(ApiThroughput.Name, $"server CPU per Create, {clients} client(s), {where}", r["cpu_us_per"], "µs",
@@ -64,7 +68,7 @@ public static class ApiDaemonThroughput
     internal static async Task<Dictionary<string, double>> RunProcessChildAsync(
         BenchOptions options, int clients, string daemonPath, string name, string vmState, string[] serverArgs, Action<DaemonProcess, Dictionary<string, double>>? started)
     {
-        var dir = Directory.CreateDirectory(Path.Combine(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
+        var dir = Directory.CreateDirectory(FreshDirectory(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
         // HYPERCORE_BENCH_DAEMON_ARGS: more daemon flags for an A/B (e.g. "--autogroup-nice 0"), space-separated.
         string[] extra = [.. serverArgs, .. (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         var result = await RunCreatesAsync(options, clients, daemonPath, Path.Combine(dir, "state"), vmState, extra, started); // that server is stopped by now
@@ -74,6 +78,22 @@ public static class ApiDaemonThroughput
         await fresh.WaitReadyAsync(TimeSpan.FromMinutes(2));
         await BaselineBracket.MeasureAfterAsync(result, options, fresh.GrpcAddress, clients, fresh.Pid);
         return result;
+    }
+
+    /// <summary>
+    /// <paramref name="name"/> under <paramref name="parent"/>, or the first of name-2, name-3, … that does not exist yet:
+    /// each run of a row (<see cref="ChildRounds"/>) gets a server on an empty state directory, never the records of the
+    /// run before it (which its reconciler would first resync).
+    /// </summary>
+    internal static string FreshDirectory(string parent, string name)
+    {
+        var path = Path.Combine(parent, name);
+        for (var i = 2; Directory.Exists(path) || File.Exists(path); i++)
+        {
+            path = Path.Combine(parent, $"{name}-{i}");
+        }
+
+        return path;
     }
 
     /// <summary>The first server: the baseline before the Creates, the Creates, the drain and what the server says of them.</summary>

@@ -23,7 +23,12 @@ public static class ApiNodeThroughput
     {
         var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
         BenchContext.Log($"api: {clients} client(s) against the benchmark node ({ctx.Options.BenchNodePath}), Creates with state {State}");
-        var r = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--bench-node", ctx.Options.BenchNodePath!, "--qemu-bin", ctx.Options.QemuBinary);
+        var runs = await ChildRounds.RunAsync(ctx.Options.ApiRounds, round =>
+        {
+            BenchContext.Log($"api: benchmark node, run {round} of {ctx.Options.ApiRounds}");
+            return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--bench-node", ctx.Options.BenchNodePath!, "--qemu-bin", ctx.Options.QemuBinary);
+        });
+        var r = ChildRounds.Median(runs);
         var build = r.GetValueOrDefault("node_aot") == 1 ? "AOT" : "JIT";
         var where = $"{build} benchmark node, Running load";
         var runtime = r.GetValueOrDefault("node_runtime_differences") == 0
@@ -37,7 +42,7 @@ public static class ApiNodeThroughput
             $"Create p50 {Fmt.Number(r["p50_ms"])} ms, p99 {Fmt.Number(r["p99_ms"])} ms; server {Fmt.Number(r["cpu_us_per"])} µs CPU per Create in the window, " +
             $"{Fmt.Number(r["cpu_us_per_drained"])} µs until every Create is Running ({r.GetValueOrDefault("records_in_state"):0} Running, {Fmt.Number(r["drain_s"])} s after the window); " +
             $"empty call {Fmt.Number(r["base_cpu_us_per"])} µs; {Fmt.Number(r.GetValueOrDefault("daemon_alloc_kb_per"))} KB allocated per Create" +
-            DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r);
+            DaemonGcMetrics.WindowText(r) + LoadGenerator.ClientText(r) + ChildRounds.Text(runs);
         return
         [
             new ResultRow(ApiThroughput.Name, $"Creates ÷ empty-call baseline, {clients} client(s), {where}", ratio, "×", method) { Reference = BaselineBracket.Reference(r) },

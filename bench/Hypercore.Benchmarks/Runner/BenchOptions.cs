@@ -61,6 +61,12 @@ public sealed class BenchOptions
 
     public TimeSpan ApiDuration { get; private set; }
 
+    /// <summary>
+    /// Runs of each separate-process API row (vistarad, the benchmark node), each a fresh server; the row is the run with
+    /// the median ratio (issue 15, twenty-third pass). 3 by default, 1 with --quick and --smoke.
+    /// </summary>
+    public int ApiRounds { get; private set; }
+
     public int[] ScaleRecords { get; private set; } = [];
 
     public int DensityVms { get; private set; }
@@ -97,6 +103,7 @@ public sealed class BenchOptions
         int? boot = null, density = null, cold = null;
         int[]? clients = null, records = null;
         double? seconds = null;
+        int? apiRounds = null;
         int? watchStreams = null;
         var noDocs = false;
         string? docs = null;
@@ -130,6 +137,7 @@ public sealed class BenchOptions
                 case "--boot-runs": boot = PositiveInt(args[i], Value()); break;
                 case "--api-clients": clients = IntList(args[i], Value()); break;
                 case "--api-seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--api-rounds": apiRounds = PositiveInt(args[i], Value()); break;
                 case "--scale-records": records = IntList(args[i], Value()); break;
                 case "--density": density = PositiveInt(args[i], Value()); break;
                 case "--density-no-boot": o.DensityBootGuests = false; break;
@@ -154,6 +162,7 @@ public sealed class BenchOptions
         o.BootRuns = boot ?? b;
         o.ApiClients = clients ?? c;
         o.ApiDuration = TimeSpan.FromSeconds(seconds ?? s);
+        o.ApiRounds = apiRounds ?? (o.Mode == BenchMode.Full ? 3 : 1);
         o.ScaleRecords = records ?? r;
         o.DensityVms = density ?? d;
         o.ColdStarts = cold ?? k;
@@ -166,7 +175,7 @@ public sealed class BenchOptions
     public const string Usage =
         "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--bench-node path/to/hypercore-bench-node] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--api-rounds N] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
         "         [--watch-streams N]";
 
     private static int PositiveInt(string flag, string value) =>
