@@ -558,6 +558,9 @@ public sealed partial class SqliteMicroVmStore : IMicroVmStore, IAsyncDisposable
     /// <summary>WAL checkpoints the writer ran itself (tests, diagnostics).</summary>
     internal long WriterCheckpoints => Volatile.Read(ref _checkpointer)?.WriterCheckpoints ?? 0;
 
+    /// <summary>The WAL checkpointer, made by the writer before its first commit; null until then (tests).</summary>
+    internal WalCheckpointer? Checkpointer => Volatile.Read(ref _checkpointer);
+
     /// <summary>Frames the writer's own WAL checkpoints copied, in all (tests, diagnostics).</summary>
     internal long WriterCopiedFrames => Volatile.Read(ref _checkpointer)?.WriterCopiedFrames ?? 0;
 

@@ -36,7 +36,8 @@ namespace Hypercore.Store.Sqlite;
 /// reach the WAL's end lets the next transaction start it over with no checkpoint on the writer at all. From <see cref="WriterFrames"/> on the writer checkpoints itself, after answering its callers, only when the
 /// background is idle and its last pass left at most <see cref="CheapFrames"/> frames (a short copy, a short fsync);
 /// otherwise it asks for another pass and tries after its next commit, and at <see cref="HardFrames"/> it checkpoints
-/// whatever is left. The next transaction starts the WAL over. Past four times <see cref="WriterFrames"/> (readers kept
+/// whatever is left (first waiting for a running background pass to end, at most <see cref="HardPointWait"/>: SQLite
+/// refuses a second checkpoint while one runs). The next transaction starts the WAL over. Past four times <see cref="WriterFrames"/> (readers kept
 /// a snapshot and no PASSIVE checkpoint could finish), a RESTART checkpoint, which waits for those readers up to the
 /// busy timeout: a reader never makes the WAL grow without bound. The WAL file keeps its largest size when SQLite
 /// writes it again from the start: <c>journal_size_limit</c> cuts it back to <see cref="HardFrames"/> at a restart
@@ -95,6 +96,7 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     private long _onWriter;
     private long _writerCopied;
     private long _truncations;
+    private long _hardPointWaits;
 
     /// <param name="writerDb">The writer's connection, whose busy handler waits up to the store's busy timeout.</param>
     public WalCheckpointer(sqlite3 writerDb, string connectionString, string databasePath, int backgroundFrames, int writerFrames, TimeSpan idleDelay, Action<string> logFailure)
@@ -138,6 +140,15 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     /// <summary>Time without a commit after which the checkpointer empties the WAL file.</summary>
     public TimeSpan IdleDelay { get; }
 
+    /// <summary>How long the writer waits at <see cref="HardFrames"/> for a running background pass to end.</summary>
+    public static readonly TimeSpan HardPointWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>Tests: runs on the checkpointer thread before each background pass (e.g. to make a pass as slow as a busy disk's fsync).</summary>
+    internal Action? BeforeBackgroundPass { get; set; }
+
+    /// <summary>Times the writer waited at <see cref="HardFrames"/> for a background pass to end, then checkpointed (tests, diagnostics).</summary>
+    public long HardPointWaits => Interlocked.Read(ref _hardPointWaits);
+
     /// <summary>Checkpoints the background thread ran (tests, diagnostics).</summary>
     public long BackgroundCheckpoints => Interlocked.Read(ref _background);
 
@@ -175,11 +186,19 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
 
         var idle = Volatile.Read(ref _busy) == 0;
         var left = frames - Copied();
-        if (frames >= WriterFrames && idle && (left <= CheapFrames || frames >= HardFrames))
+        if (frames >= WriterFrames && idle && left <= CheapFrames)
         {
             CheckpointOnWriter(raw.SQLITE_CHECKPOINT_PASSIVE);
             return;
         }
+
+        if (frames >= HardFrames && (idle || WaitForBackgroundPass()))
+        {
+            CheckpointOnWriter(raw.SQLITE_CHECKPOINT_PASSIVE);
+            return;
+        }
+
+        idle = Volatile.Read(ref _busy) == 0;
 
         var near = frames >= WriterFrames - CheapFrames;
         if (left >= (near ? 1 : BackgroundFrames) && idle && Interlocked.CompareExchange(ref _busy, 1, 0) == 0)
@@ -200,6 +219,34 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     {
         var copied = Volatile.Read(ref _copied);
         return (int)(copied >> 32) == _generation ? (int)copied : 0;
+    }
+
+    /// <summary>
+    /// At the hard point with a background pass running (writer thread): waits for that pass to end, at most
+    /// <see cref="HardPointWait"/>. SQLite runs one checkpoint at a time, so the writer's own would be refused as busy
+    /// while the pass runs, and the WAL grew on by every commit made meanwhile (a pass that fsyncs the database file on
+    /// a busy disk: ~280 frames past the hard point in a CI run). A pass never waits for a lock (PASSIVE, no busy
+    /// handler): it is its page copies and at most one fsync. False when it is still running at the limit.
+    /// </summary>
+    private bool WaitForBackgroundPass()
+    {
+        var deadline = Environment.TickCount64 + (long)HardPointWait.TotalMilliseconds;
+        lock (_gate)
+        {
+            while (Volatile.Read(ref _busy) != 0)
+            {
+                var wait = deadline - Environment.TickCount64;
+                if (wait <= 0)
+                {
+                    return false;
+                }
+
+                Monitor.Wait(_gate, (int)wait);
+            }
+        }
+
+        Interlocked.Increment(ref _hardPointWaits);
+        return true;
     }
 
     private void CheckpointOnWriter(int mode)
@@ -294,7 +341,12 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
                 {
                     if (!idle)
                     {
-                        Volatile.Write(ref _busy, 0);
+                        // Under the gate: the writer may be waiting at the hard point for this pass to end.
+                        lock (_gate)
+                        {
+                            Volatile.Write(ref _busy, 0);
+                            Monitor.PulseAll(_gate);
+                        }
                     }
                 }
             }
@@ -307,6 +359,7 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
 
     private void Pass(sqlite3 db, bool sync)
     {
+        BeforeBackgroundPass?.Invoke();
         var generation = Volatile.Read(ref _requestedGeneration);
         var last = Volatile.Read(ref _copied);
         var before = (int)(last >> 32) == generation ? (int)last : 0;

@@ -155,6 +155,39 @@ public sealed class SqliteCheckpointTests : TempDatabaseTest
 
     [Test]
     [CancelAfter(120_000)]
+    public async Task AtTheHardPoint_TheWriterWaitsForASlowBackgroundPass_AndTheWalStartsOver()
+    {
+        // Each background pass as slow as a database fsync on a busy disk (a CI run: the WAL reached 2,282 frames in the
+        // test above). SQLite runs one checkpoint at a time: without the wait, the writer's own checkpoint at the hard
+        // point was refused as busy and the WAL grew by every commit made while the pass ran.
+        var store = Open(backgroundFrames: 400, writerFrames: 1200);
+        await WriteAsync(store, 1, writers: 1, prefix: "first"); // the writer makes its checkpointer before its first commit
+        var checkpointer = store.Checkpointer!;
+        checkpointer.BeforeBackgroundPass = () => Thread.Sleep(250);
+
+        // The file's size after the run is not enough: a restart after a longer WAL cuts it back to the hard point
+        // (journal_size_limit). So its size is sampled while the writes run.
+        var most = 0L;
+        using var done = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                most = Math.Max(most, WalFrames);
+                await Task.Delay(2);
+            }
+        });
+        await WriteAsync(store, 6000, writers: 8);
+        await done.CancelAsync();
+        await sampler;
+
+        checkpointer.HardPointWaits.Should().BePositive("the writer reached the hard point while a pass ran");
+        most.Should().BeLessThanOrEqualTo(2000 + 200, "the writer waited for the pass, checkpointed, and the WAL started over");
+        (await store.ListAsync("default")).Should().HaveCount(6001);
+    }
+
+    [Test]
+    [CancelAfter(120_000)]
     public async Task AfterAPauseInTheWrites_TheWalFileIsEmptied(CancellationToken cancellationToken)
     {
         var store = Open(backgroundFrames: 16, writerFrames: 128, idleDelay: TimeSpan.FromMilliseconds(200));
