@@ -6,9 +6,11 @@ namespace Hypercore.Api.Logs;
 /// <summary>
 /// Streams a console log file and its rotated part (<see cref="ConsoleLogFiles"/>): optionally only the last N
 /// lines (taken from <c>.1</c> too when the current part has fewer), then (when following) whatever is appended, by
-/// polling the file on the injected <see cref="TimeProvider"/>. A rotation while following is seen as <c>.1</c>
-/// changing: the bytes not read yet are read from <c>.1</c> (a copy at the same offsets), then the current part from
-/// its start. A file that shrinks without a rotation (a restarted VM's fresh log) is read again from its start.
+/// polling the file on the injected <see cref="TimeProvider"/>. A rotation is seen as <c>.1</c> changing: the bytes
+/// not read yet are read from <c>.1</c> (a copy at the same offsets), then the current part from its start. Reads of
+/// the current part and looks at <c>.1</c> hold <see cref="ConsoleLogFiles.RotationGate"/>, which the rotation holds
+/// from copy to rename (the rotator runs in this process), so no read sees a rotation half done. A file that shrinks
+/// without a rotation (a restarted VM's fresh log) is read again from its start.
 /// </summary>
 public sealed class ConsoleLogStreamer
 {
@@ -30,65 +32,131 @@ public sealed class ConsoleLogStreamer
         var options = _options.CurrentValue;
         var buffer = new byte[options.LogChunkBytes];
         var rotatedPath = ConsoleLogFiles.Rotated(path);
-        var rotatedStamp = Stamp(rotatedPath);
-        await using var file = OpenOrEmpty(path);
+        var gate = ConsoleLogFiles.RotationGate(path);
+        await using var file = OpenCurrent(path);
 
-        // The earlier part first: all of it, or the lines the current part cannot supply.
-        long start = 0;
-        var fromRotated = int.MaxValue;
-        if (tailLines > 0)
-        {
-            (start, var found) = await FindTailAsync(file, tailLines, ct);
-            fromRotated = tailLines - found;
-        }
-
-        if (fromRotated > 0 && Open(rotatedPath) is { } earlier)
-        {
-            await using (earlier)
-            {
-                earlier.Position = tailLines > 0 ? (await FindTailAsync(earlier, fromRotated, ct)).Offset : 0;
-                await CopyToEndAsync(earlier, buffer, send, ct);
-            }
-        }
-
-        file.Position = start;
-        var shrunkPolls = 0;
+        // Where to start, in the earlier part and in this one: found with no rotation in between (tried again if one
+        // happened), so the offsets belong to the files they were found in.
         while (true)
         {
-            await CopyToEndAsync(file, buffer, send, ct);
+            (bool, long, DateTime) rotatedStamp;
+            FileStream? earlier;
+            lock (gate)
+            {
+                rotatedStamp = Stamp(rotatedPath);
+                earlier = Open(rotatedPath);
+            }
+
+            await using (earlier)
+            {
+                long start = 0, earlierStart = 0;
+                var fromRotated = int.MaxValue;
+                if (tailLines > 0 && file is not null)
+                {
+                    (start, var found) = await FindTailAsync(file, tailLines, ct);
+                    fromRotated = tailLines - found;
+                }
+
+                if (fromRotated > 0 && earlier is not null && tailLines > 0)
+                {
+                    earlierStart = (await FindTailAsync(earlier, fromRotated, ct)).Offset;
+                }
+
+                bool unchanged;
+                lock (gate)
+                {
+                    unchanged = Stamp(rotatedPath) == rotatedStamp;
+                }
+
+                if (!unchanged)
+                {
+                    continue;
+                }
+
+                // The earlier part first: all of it, or the lines the current part cannot supply (.1 is only ever
+                // replaced by a rename, so this handle keeps the part the offsets were found in).
+                if (fromRotated > 0 && earlier is not null)
+                {
+                    earlier.Position = earlierStart;
+                    await CopyToEndAsync(earlier, buffer, send, ct);
+                }
+
+                await FollowAsync(file, path, start, rotatedStamp, follow, options.LogPollInterval, buffer, send, ct);
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads the current part from <paramref name="position"/> to its end, and on when following. Each chunk is read
+    /// under the rotation gate right after looking at <c>.1</c>, so a chunk never comes from a log truncated after that
+    /// look. A rotation (copy, truncate, rename over <c>.1</c>, changing its stamp) means the bytes not read yet are
+    /// in <c>.1</c> at the offsets we were at: those are sent, then the current part from its start. A part that
+    /// shrinks with no rotation (a restarted VM's fresh log) is read again from its start.
+    /// </summary>
+    private async Task FollowAsync(
+        FileStream? file, string path, long position, (bool, long, DateTime) rotatedStamp, bool follow, TimeSpan poll,
+        byte[] buffer, Func<ReadOnlyMemory<byte>, Task> send, CancellationToken ct)
+    {
+        var rotatedPath = ConsoleLogFiles.Rotated(path);
+        var gate = ConsoleLogFiles.RotationGate(path);
+        while (true)
+        {
+            while (true)
+            {
+                FileStream? rest = null;
+                long restFrom = 0;
+                var read = 0;
+                lock (gate)
+                {
+                    var stamp = Stamp(rotatedPath);
+                    if (stamp != rotatedStamp)
+                    {
+                        rotatedStamp = stamp;
+                        rest = Open(rotatedPath);
+                        restFrom = position;
+                        position = 0;
+                    }
+                    else if (file is not null)
+                    {
+                        if (RandomAccess.GetLength(file.SafeFileHandle) < position)
+                        {
+                            position = 0; // shorter, and not by a rotation: replaced in place
+                        }
+
+                        read = RandomAccess.Read(file.SafeFileHandle, buffer, position);
+                        position += read;
+                    }
+                }
+
+                if (rest is not null)
+                {
+                    await using (rest)
+                    {
+                        if (rest.Length > restFrom)
+                        {
+                            rest.Position = restFrom;
+                            await CopyToEndAsync(rest, buffer, send, ct);
+                        }
+                    }
+
+                    continue;
+                }
+
+                if (read == 0)
+                {
+                    break;
+                }
+
+                await send(buffer.AsMemory(0, read));
+            }
+
             if (!follow)
             {
                 return;
             }
 
-            await Task.Delay(options.LogPollInterval, _time, ct);
-            var stamp = Stamp(rotatedPath);
-            if (stamp != rotatedStamp)
-            {
-                // Rotated (copy, truncate, then rename): the unread rest is in .1 at the offsets we were at.
-                rotatedStamp = stamp;
-                if (Open(rotatedPath) is { } rotated)
-                {
-                    await using (rotated)
-                    {
-                        if (rotated.Length > file.Position)
-                        {
-                            rotated.Position = file.Position;
-                            await CopyToEndAsync(rotated, buffer, send, ct);
-                        }
-                    }
-                }
-
-                file.Position = 0;
-                shrunkPolls = 0;
-            }
-            else if (file.Length < file.Position && ++shrunkPolls > 1)
-            {
-                // Shrunk for two polls and no rotation behind it (a rotation renames .1 right after truncating):
-                // truncated or replaced in place, start over.
-                file.Position = 0;
-                shrunkPolls = 0;
-            }
+            await Task.Delay(poll, _time, ct);
         }
     }
 
@@ -113,11 +181,11 @@ public sealed class ConsoleLogStreamer
         }
     }
 
-    /// <summary>The current part; when only .1 is left (deleted log), an empty stream so the rotated part still shows.</summary>
-    private static FileStream OpenOrEmpty(string path) =>
+    /// <summary>The current part; null when only .1 is left (a deleted log), so the rotated part still shows.</summary>
+    private static FileStream? OpenCurrent(string path) =>
         File.Exists(path) || !File.Exists(ConsoleLogFiles.Rotated(path))
             ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true)
-            : new FileStream("/dev/null", FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 4096, useAsync: true);
+            : null;
 
     /// <summary>Identity of the rotated part: a rotation renames a fresh copy over it, which changes its write time.</summary>
     private static (bool Exists, long Length, DateTime Written) Stamp(string path)

@@ -22,7 +22,6 @@ public sealed class ConsoleTail
     private readonly StringBuilder _partial = new();
     private long _offset;
     private (bool Exists, long Length, DateTime Written)? _rotatedStamp;
-    private int _shrunkReads;
 
     public ConsoleTail(string path, long offset)
     {
@@ -51,35 +50,34 @@ public sealed class ConsoleTail
             return lines;
         }
 
-        var budget = MaxReadBytes;
-        var rotated = ConsoleLogFiles.Rotated(_path);
-        var stamp = Stamp(rotated);
-        var wasRotated = _rotatedStamp is { } before ? before != stamp : log.Length < _offset;
-        var first = _rotatedStamp is null;
-        _rotatedStamp = stamp;
-        if (!wasRotated && log.Length < _offset && !first && ++_shrunkReads < 2)
+        // Under the gate the rotation holds from copy to rename (it runs in this process): .1's stamp and the log's
+        // length and bytes belong together, so a shorter log with the same .1 was replaced, not half rotated.
+        lock (ConsoleLogFiles.RotationGate(_path))
         {
-            return lines; // mid-rotation (truncated, .1 not renamed yet): look again before starting over
-        }
-
-        if (wasRotated || log.Length < _offset)
-        {
-            _shrunkReads = 0;
-            // Rotated since the last read (copy, truncate, then rename over .1, which changes .1's stamp): the rest of
-            // what we were reading is in .1 at the same offsets. Shorter with no rotation: replaced; start over.
-            if (wasRotated && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
+            var budget = MaxReadBytes;
+            var rotated = ConsoleLogFiles.Rotated(_path);
+            var stamp = Stamp(rotated);
+            var wasRotated = _rotatedStamp is { } before ? before != stamp : log.Length < _offset;
+            _rotatedStamp = stamp;
+            if (wasRotated || log.Length < _offset)
             {
-                using var part = Open(rotated);
-                if (part is not null && part.Length > _offset)
+                // Rotated since the last read (copy, truncate, then rename over .1, which changes .1's stamp): the rest of
+                // what we were reading is in .1 at the same offsets. Shorter with no rotation: replaced; start over.
+                if (wasRotated && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
                 {
-                    budget -= ReadFrom(part, _offset, budget, lines);
+                    using var part = Open(rotated);
+                    if (part is not null && part.Length > _offset)
+                    {
+                        budget -= ReadFrom(part, _offset, budget, lines);
+                    }
                 }
+
+                _offset = 0;
             }
 
-            _offset = 0;
+            _offset += ReadFrom(log, _offset, budget, lines);
         }
 
-        _offset += ReadFrom(log, _offset, budget, lines);
         return lines;
     }
 

@@ -51,52 +51,37 @@ public sealed class ConsoleLogStreamerTests
         await File.WriteAllTextAsync(path, "boot\n");
         var time = new WatchedTimeProvider();
         var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1) }));
-        var received = new StringBuilder();
-        var chunks = 0;
+        var received = new Received();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var stop = new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cts.Token, stop.Token);
 
         var streaming = streamer.StreamAsync(path, 0, follow: true, chunk =>
         {
-            lock (received)
-            {
-                received.Append(Encoding.UTF8.GetString(chunk.Span));
-                chunks++;
-            }
-
+            received.Add(chunk);
             return Task.CompletedTask;
         }, linked.Token);
 
-        await WaitUntilAsync(() => Text() == "boot\n", cts.Token);
+        await WaitUntilAsync(() => received.Text() == "boot\n", cts.Token);
         await time.TimerCreated.WaitAsync(cts.Token); // the streamer reached the end and now waits for its next poll
         await File.AppendAllTextAsync(path, "ready\n");
         await Task.Delay(200, cts.Token);
-        Text().Should().Be("boot\n", "nothing is read before the poll interval passes on the injected clock");
+        received.Text().Should().Be("boot\n", "nothing is read before the poll interval passes on the injected clock");
 
         time.Advance(TimeSpan.FromSeconds(1));
-        await WaitUntilAsync(() => Text() == "boot\nready\n", cts.Token);
+        await WaitUntilAsync(() => received.Text() == "boot\nready\n", cts.Token);
 
         await time.TimerCreated.WaitAsync(cts.Token);
         await File.WriteAllTextAsync(path, "new\n"); // truncated and rewritten (a restarted VM)
         time.Advance(TimeSpan.FromSeconds(1));
 
-        // A shrink without a rotation is believed on the second poll (a rotation truncates just before renaming .1).
-        await time.TimerCreated.WaitAsync(cts.Token);
-        time.Advance(TimeSpan.FromSeconds(1));
-        await WaitUntilAsync(() => Text() == "boot\nready\nnew\n", cts.Token);
+        // A shrink without a rotation is believed on the first poll: reads hold the rotation gate, so a rotation is
+        // never seen half done (truncated, .1 not renamed yet).
+        await WaitUntilAsync(() => received.Text() == "boot\nready\nnew\n", cts.Token);
 
         await stop.CancelAsync();
         var act = async () => await streaming;
         await act.Should().ThrowAsync<OperationCanceledException>();
-
-        string Text()
-        {
-            lock (received)
-            {
-                return received.ToString();
-            }
-        }
     }
 
     [Test]
@@ -106,19 +91,16 @@ public sealed class ConsoleLogStreamerTests
         await File.WriteAllTextAsync(path, "a\nb\n");
         var time = new WatchedTimeProvider();
         var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1) }));
-        var received = new StringBuilder();
+        var received = new Received();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
         var streaming = streamer.StreamAsync(path, 0, follow: true, chunk =>
         {
-            lock (received)
-            {
-                received.Append(Encoding.UTF8.GetString(chunk.Span));
-            }
+            received.Add(chunk);
 
             return Task.CompletedTask;
         }, stop.Token);
-        await WaitUntilAsync(() => Text() == "a\nb\n", cts.Token);
+        await WaitUntilAsync(() => received.Text() == "a\nb\n", cts.Token);
         await time.TimerCreated.WaitAsync(cts.Token);
 
         await File.AppendAllTextAsync(path, "c\n"); // written, not yet read, then rotated away
@@ -126,18 +108,105 @@ public sealed class ConsoleLogStreamerTests
         await File.AppendAllTextAsync(path, "d\n");
         time.Advance(TimeSpan.FromSeconds(1));
 
-        await WaitUntilAsync(() => Text() == "a\nb\nc\nd\n", cts.Token);
+        await WaitUntilAsync(() => received.Text() == "a\nb\nc\nd\n", cts.Token);
         File.ReadAllText(path + ".1").Should().Be("a\nb\nc\n");
         await stop.CancelAsync();
         await FluentActions.Awaiting(async () => await streaming).Should().ThrowAsync<OperationCanceledException>();
+    }
 
-        string Text()
+    [Test]
+    public async Task Stream_Follow_RotatedWhileTheClientHoldsAChunk_NeverReadsTheNewPartAtTheOldOffset()
+    {
+        // CI of af81fa0: `vis logs -f` printed a flood's lines out of order. The streamer was waiting on its client
+        // with the first chunk sent; meanwhile the log was rotated and the guest wrote more than the streamer's offset
+        // into the truncated log; the streamer went on reading that at its old offset, then read the rest of the old
+        // part from .1 and printed older lines after newer ones.
+        var path = Path.Combine(_dir, "console.log");
+        var old = Lines("old", 0, 40); // 40 lines of 16 bytes: several 512-byte chunks
+        await File.WriteAllTextAsync(path, old);
+        var time = new WatchedTimeProvider();
+        var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1), LogChunkBytes = 512 }));
+        var received = new Received();
+        var firstChunkSent = new TaskCompletionSource();
+        var clientReads = new TaskCompletionSource();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var streaming = streamer.StreamAsync(path, 0, follow: true, async chunk =>
         {
-            lock (received)
+            received.Add(chunk);
+
+            firstChunkSent.TrySetResult();
+            await clientReads.Task.WaitAsync(stop.Token);
+        }, stop.Token);
+
+        await firstChunkSent.Task.WaitAsync(cts.Token);
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(old.Length);
+        var fresh = Lines("new", 0, 100); // longer than the old part: the old offsets all hold new bytes now
+        await File.AppendAllTextAsync(path, fresh);
+        clientReads.SetResult();
+        await time.TimerCreated.WaitAsync(cts.Token); // read to the end, waiting for the next poll
+        time.Advance(TimeSpan.FromSeconds(1));
+        await time.TimerCreated.WaitAsync(cts.Token); // polled once more
+
+        received.Text().Should().Be(old + fresh, "every line once, the old part's before the new part's");
+        await stop.CancelAsync();
+        await FluentActions.Awaiting(async () => await streaming).Should().ThrowAsync<OperationCanceledException>();
+    }
+
+    [Test]
+    public async Task Stream_Follow_WhileAWriterAndTheRotatorRace_LinesOnlyRiseAndNoneRepeat()
+    {
+        // A writer appends numbered lines as fast as it can, a rotator copy-truncates every few milliseconds, and a
+        // follower reads with a 1 ms poll and a small chunk: whatever interleaving the threads take, what the follower
+        // sends rises strictly (lines are lost only between a rotation's copy and its truncation).
+        var path = Path.Combine(_dir, "console.log");
+        await File.WriteAllTextAsync(path, "");
+        var streamer = new ConsoleLogStreamer(TimeProvider.System, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromMilliseconds(1), LogChunkBytes = 512 }));
+        var received = new Received();
+        using var stop = new CancellationTokenSource();
+        var random = new Random(7);
+        var streaming = streamer.StreamAsync(path, 0, follow: true, async chunk =>
+        {
+            received.Add(chunk);
+
+            if (random.Next(4) == 0)
             {
-                return received.ToString();
+                await Task.Delay(2); // a client that reads slowly now and then
             }
+        }, stop.Token);
+
+        // The writer is a shell appending with `>>` (O_APPEND, one write per line), as the hypervisors write their consoles.
+        using var writer = System.Diagnostics.Process.Start("sh", ["-c", $"i=0; while :; do i=$((i+1)); printf 'line-%08d\\n' $i; done >> '{path}'"])!;
+        var rotations = 0;
+        var rotating = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                rotations += Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 16 * 1024) > 0 ? 1 : 0;
+                await Task.Delay(3);
+            }
+        });
+
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3));
         }
+        finally
+        {
+            writer.Kill();
+            await writer.WaitForExitAsync();
+            await stop.CancelAsync();
+            await rotating;
+        }
+
+        await FluentActions.Awaiting(async () => await streaming).Should().ThrowAsync<OperationCanceledException>();
+
+        var text = received.Text();
+
+        var numbers = System.Text.RegularExpressions.Regex.Matches(text, @"line-(\d{8})\n").Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        rotations.Should().BeGreaterThan(20, "the rotator raced the follower many times");
+        numbers.Should().HaveCountGreaterThan(1000);
+        numbers.Should().BeInAscendingOrder().And.OnlyHaveUniqueItems("a rotation never replays output or sends it out of order");
     }
 
     [TestCase(0, "o1\no2\nn1\nn2\n")]
@@ -218,6 +287,10 @@ public sealed class ConsoleLogStreamerTests
         File.ReadAllText(target).Should().HaveLength(100);
     }
 
+    /// <summary>Lines "{prefix}-{n:D11}\n" (16 bytes each) for n in [from, from + count).</summary>
+    private static string Lines(string prefix, int from, int count) =>
+        string.Concat(Enumerable.Range(from, count).Select(i => $"{prefix}-{i:D11}\n"));
+
     private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken ct)
     {
         while (!condition())
@@ -236,6 +309,28 @@ public sealed class ConsoleLogStreamerTests
             var timer = base.CreateTimer(callback, state, dueTime, period);
             TimerCreated.Release();
             return timer;
+        }
+    }
+
+    /// <summary>What a streamer sent, appended from its task and read from the test's.</summary>
+    private sealed class Received
+    {
+        private readonly StringBuilder _text = new();
+
+        public void Add(ReadOnlyMemory<byte> chunk)
+        {
+            lock (_text)
+            {
+                _text.Append(Encoding.UTF8.GetString(chunk.Span));
+            }
+        }
+
+        public string Text()
+        {
+            lock (_text)
+            {
+                return _text.ToString();
+            }
         }
     }
 

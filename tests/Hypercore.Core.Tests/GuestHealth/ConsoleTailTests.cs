@@ -46,6 +46,50 @@ public sealed class ConsoleTailTests
     }
 
     [Test]
+    public async Task ReadLines_WhileAWriterAndTheRotatorRace_LinesOnlyRiseAndNoneRepeat()
+    {
+        // A shell appends numbered lines with `>>` (O_APPEND, as the hypervisors write their consoles), a rotator
+        // copy-truncates every few milliseconds, and the tail is read every millisecond: the lines it returns rise
+        // strictly, whatever the interleaving (lines are lost only between a rotation's copy and its truncation).
+        File.WriteAllText(_log, "");
+        var tail = new ConsoleTail(_log, 0);
+        var lines = new List<string>();
+        using var stop = new CancellationTokenSource();
+        using var writer = System.Diagnostics.Process.Start("sh", ["-c", $"i=0; while :; do i=$((i+1)); printf 'line-%08d\\n' $i; done >> '{_log}'"])!;
+        var rotations = 0;
+        var rotating = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                rotations += ConsoleLogFiles.RotateIfOver(_log, 16 * 1024) > 0 ? 1 : 0;
+                await Task.Delay(3);
+            }
+        });
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (clock.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                lines.AddRange(tail.ReadLines());
+                await Task.Delay(1);
+            }
+        }
+        finally
+        {
+            writer.Kill();
+            await writer.WaitForExitAsync();
+            await stop.CancelAsync();
+            await rotating;
+        }
+
+        var numbers = lines.Where(l => l.Length == 13 && l.StartsWith("line-", StringComparison.Ordinal))
+            .Select(l => int.Parse(l[5..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        rotations.Should().BeGreaterThan(20, "the rotator raced the reader many times");
+        numbers.Should().HaveCountGreaterThan(1000);
+        numbers.Should().BeInAscendingOrder().And.OnlyHaveUniqueItems("a rotation never replays output or returns it out of order");
+    }
+
+    [Test]
     public void ReadLines_FromABootOffset_SkipsEarlierBoots()
     {
         File.AppendAllText(_log, "old boot READY\n");
