@@ -6,11 +6,12 @@ namespace Hypercore.Api.Logs;
 /// <summary>
 /// Streams a console log file and its rotated part (<see cref="ConsoleLogFiles"/>): optionally only the last N
 /// lines (taken from <c>.1</c> too when the current part has fewer), then (when following) whatever is appended, by
-/// polling the file on the injected <see cref="TimeProvider"/>. A rotation is seen as <c>.1</c> changing: the bytes
-/// not read yet are read from <c>.1</c> (a copy at the same offsets), then the current part from its start. Reads of
-/// the current part and looks at <c>.1</c> hold <see cref="ConsoleLogFiles.RotationGate"/>, which the rotation holds
-/// from copy to rename (the rotator runs in this process), so no read sees a rotation half done. A file that shrinks
-/// without a rotation (a restarted VM's fresh log) is read again from its start.
+/// polling the file on the injected <see cref="TimeProvider"/>. A rotation is seen by
+/// <see cref="ConsoleLogFiles.RotationCount"/>: the bytes not read yet are read from <c>.1</c> (a copy at the same
+/// offsets), then the current part from its start. Reads of the current part hold
+/// <see cref="ConsoleLogFiles.RotationGate"/>, which the rotation holds from copy to count (the rotator runs in this
+/// process), so no read sees a rotation half done. A file that shrinks without a rotation (a restarted VM's fresh log)
+/// is read again from its start.
 /// </summary>
 public sealed class ConsoleLogStreamer
 {
@@ -39,11 +40,11 @@ public sealed class ConsoleLogStreamer
         // happened), so the offsets belong to the files they were found in.
         while (true)
         {
-            (bool, long, DateTime) rotatedStamp;
+            long rotations;
             FileStream? earlier;
             lock (gate)
             {
-                rotatedStamp = Stamp(rotatedPath);
+                rotations = ConsoleLogFiles.RotationCount(path);
                 earlier = Open(rotatedPath);
             }
 
@@ -65,7 +66,7 @@ public sealed class ConsoleLogStreamer
                 bool unchanged;
                 lock (gate)
                 {
-                    unchanged = Stamp(rotatedPath) == rotatedStamp;
+                    unchanged = ConsoleLogFiles.RotationCount(path) == rotations;
                 }
 
                 if (!unchanged)
@@ -81,7 +82,7 @@ public sealed class ConsoleLogStreamer
                     await CopyToEndAsync(earlier, buffer, send, ct);
                 }
 
-                await FollowAsync(file, path, start, rotatedStamp, follow, options.LogPollInterval, buffer, send, ct);
+                await FollowAsync(file, path, start, rotations, follow, options.LogPollInterval, buffer, send, ct);
                 return;
             }
         }
@@ -89,13 +90,13 @@ public sealed class ConsoleLogStreamer
 
     /// <summary>
     /// Reads the current part from <paramref name="position"/> to its end, and on when following. Each chunk is read
-    /// under the rotation gate right after looking at <c>.1</c>, so a chunk never comes from a log truncated after that
-    /// look. A rotation (copy, truncate, rename over <c>.1</c>, changing its stamp) means the bytes not read yet are
-    /// in <c>.1</c> at the offsets we were at: those are sent, then the current part from its start. A part that
-    /// shrinks with no rotation (a restarted VM's fresh log) is read again from its start.
+    /// under the rotation gate right after reading <see cref="ConsoleLogFiles.RotationCount"/>, so a chunk never comes
+    /// from a log truncated after that look. One rotation since means the bytes not read yet are in <c>.1</c> at the
+    /// offsets we were at; more, that <c>.1</c> is a later part, sent from its start; then the current part from its
+    /// start. A part that shrinks with no rotation (a restarted VM's fresh log) is read again from its start.
     /// </summary>
     private async Task FollowAsync(
-        FileStream? file, string path, long position, (bool, long, DateTime) rotatedStamp, bool follow, TimeSpan poll,
+        FileStream? file, string path, long position, long rotations, bool follow, TimeSpan poll,
         byte[] buffer, Func<ReadOnlyMemory<byte>, Task> send, CancellationToken ct)
     {
         var rotatedPath = ConsoleLogFiles.Rotated(path);
@@ -109,16 +110,18 @@ public sealed class ConsoleLogStreamer
                 var read = 0;
                 lock (gate)
                 {
-                    var stamp = Stamp(rotatedPath);
-                    if (stamp != rotatedStamp)
+                    var count = ConsoleLogFiles.RotationCount(path);
+                    if (count > rotations)
                     {
-                        rotatedStamp = stamp;
+                        // One rotation: the rest of our part is in .1 at our offset. More: .1 is a later part, all new to us.
                         rest = Open(rotatedPath);
-                        restFrom = position;
+                        restFrom = count - rotations == 1 ? position : 0;
+                        rotations = count;
                         position = 0;
                     }
                     else if (file is not null)
                     {
+                        rotations = count; // fewer only when the VM's counts were dropped (deleted): nothing more rotates
                         if (RandomAccess.GetLength(file.SafeFileHandle) < position)
                         {
                             position = 0; // shorter, and not by a rotation: replaced in place
@@ -186,13 +189,6 @@ public sealed class ConsoleLogStreamer
         File.Exists(path) || !File.Exists(ConsoleLogFiles.Rotated(path))
             ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true)
             : null;
-
-    /// <summary>Identity of the rotated part: a rotation renames a fresh copy over it, which changes its write time.</summary>
-    private static (bool Exists, long Length, DateTime Written) Stamp(string path)
-    {
-        var info = new FileInfo(path);
-        return info.Exists ? (true, info.Length, info.LastWriteTimeUtc) : (false, 0, default);
-    }
 
     /// <summary>Offset where the last <paramref name="lines"/> lines begin, and how many lines that is (fewer when the file has fewer).</summary>
     public static async Task<(long Offset, int Found)> FindTailAsync(Stream file, int lines, CancellationToken ct)

@@ -16,18 +16,50 @@ public static class ConsoleLogFiles
     /// <summary>Gates shared by every VM's log, picked by the VM directory's name (its uid).</summary>
     private static readonly Lock[] Gates = [.. Enumerable.Range(0, 64).Select(_ => new Lock())];
 
+    /// <summary>Rotations this process made, by <see cref="Key"/>: the log's full path and how many.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (string Path, long Count)> Rotations =
+        new(StringComparer.Ordinal);
+
     /// <summary>
-    /// The lock a rotation of <paramref name="path"/> holds from its copy to its rename. A reader in this process that
-    /// looks at <c>.1</c> and reads the log while holding it sees either no rotation or a finished one, never a log
-    /// truncated under a read it already started (CI of af81fa0: <c>vis logs -f</c>, held back by its client, went on
-    /// reading the truncated log at its old offset, then read the rest of the old part from <c>.1</c> and printed lines
-    /// out of order). Chosen by the VM directory's name, the same whichever root path the caller was given; hold it
-    /// only for reads and stat calls, never across an await.
+    /// The lock a rotation of <paramref name="path"/> holds from its copy to its rename and count. A reader in this
+    /// process that reads <see cref="RotationCount"/> and the log while holding it sees either no rotation or a finished
+    /// one, never a log truncated under a read it already started (CI of af81fa0: <c>vis logs -f</c>, held back by its
+    /// client, went on reading the truncated log at its old offset, then read the rest of the old part from <c>.1</c>
+    /// and printed lines out of order). Chosen by the VM directory's name, the same whichever root path the caller was
+    /// given; hold it only for reads and stat calls, never across an await.
     /// </summary>
-    public static Lock RotationGate(string path)
+    public static Lock RotationGate(string path) =>
+        Gates[(int)((uint)string.GetHashCode(Key(path), StringComparison.Ordinal) % (uint)Gates.Length)];
+
+    /// <summary>
+    /// How many times this process has rotated <paramref name="path"/>; read under <see cref="RotationGate"/>. A reader
+    /// that saw n and now sees n + 1 finds the rest of what it was reading in <c>.1</c> at the same offsets; n + 2 or
+    /// more means <c>.1</c> holds a later part than its own (CI of f3fe14e: a reader that slept through two rotations
+    /// read the later part at its own offset and joined half a line to another), so <c>.1</c> is new to it from its start.
+    /// .1's size and write time cannot tell rotations apart: the kernel stamps files with a coarse clock.
+    /// </summary>
+    public static long RotationCount(string path) => Rotations.TryGetValue(Key(path), out var entry) ? entry.Count : 0;
+
+    /// <summary>Drops the counts of logs whose VM directory is gone (a deleted VM); the rotator calls it on its full walks.</summary>
+    public static void ForgetRemovedLogs()
     {
-        var vm = Path.GetFileName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(path))) ?? "";
-        return Gates[(int)((uint)string.GetHashCode(vm, StringComparison.Ordinal) % (uint)Gates.Length)];
+        foreach (var (key, entry) in Rotations)
+        {
+            lock (RotationGate(entry.Path))
+            {
+                if (!Directory.Exists(Path.GetDirectoryName(entry.Path)))
+                {
+                    Rotations.TryRemove(key, out _);
+                }
+            }
+        }
+    }
+
+    /// <summary>"&lt;VM directory name&gt;/&lt;file name&gt;": the same for every root path a caller may have been given.</summary>
+    private static string Key(string path)
+    {
+        var trimmed = Path.TrimEndingDirectorySeparator(path);
+        return Path.GetFileName(Path.GetDirectoryName(trimmed)) + "/" + Path.GetFileName(trimmed);
     }
 
     /// <summary>
@@ -35,11 +67,10 @@ public static class ConsoleLogFiles
     /// the previous part) and truncates it to zero. Returns the size rotated away, or 0 when nothing was done.
     /// </summary>
     /// <remarks>
-    /// The order matters to readers (<c>ConsoleLogStreamer</c>): the copy is made in a temporary file, then the log is
-    /// truncated, and only then is the copy renamed to <c>.1</c>; a reader that sees <c>.1</c> change knows the
-    /// truncation already happened and that the bytes it had not read yet are in <c>.1</c> at the same offsets. What
-    /// the guest writes between the end of the copy and the truncation (a few microseconds) is lost: the price of not
-    /// standing between the hypervisor and its file. All three steps run under <see cref="RotationGate"/>.
+    /// Readers (<c>ConsoleLogStreamer</c>, <c>ConsoleTail</c>) see a rotation whole: the copy into a temporary file,
+    /// the truncation, the rename over <c>.1</c> and <see cref="RotationCount"/> all happen under
+    /// <see cref="RotationGate"/>, which they hold while they read. What the guest writes between the end of the copy
+    /// and the truncation (a few microseconds) is lost: the price of not standing between the hypervisor and its file.
     /// </remarks>
     public static long RotateIfOver(string path, long maxBytes)
     {
@@ -64,6 +95,8 @@ public static class ConsoleLogFiles
 
             source.SetLength(0);
             File.Move(temp, Rotated(path), overwrite: true);
+            var full = Path.GetFullPath(path);
+            Rotations.AddOrUpdate(Key(path), (full, 1), (_, before) => (full, before.Count + 1));
             return rotated;
         }
     }

@@ -94,6 +94,7 @@ public sealed partial class ConsoleLogRotator(
             }
         }
 
+        ConsoleLogFiles.ForgetRemovedLogs(); // the rotation counts of deleted VMs
         return rotated;
     }
 

@@ -5,9 +5,10 @@ namespace Hypercore.GuestHealth;
 
 /// <summary>
 /// Follows one VM's console log from an offset (the start of the current boot), returning whole lines as they
-/// arrive. Rotation is copy-truncate (<see cref="ConsoleLogFiles"/>): when the log is shorter than the offset the
-/// bytes not read yet are in <c>console.log.1</c> at the same offsets, so those are read first and the log is then
-/// followed from 0. The file is opened read-only, shared, and never through a link.
+/// arrive. Rotation is copy-truncate (<see cref="ConsoleLogFiles"/>): after one rotation since the last read the bytes
+/// not read yet are in <c>console.log.1</c> at the same offsets, after more <c>.1</c> is a later part read from its
+/// start (<see cref="ConsoleLogFiles.RotationCount"/>); the log is then followed from 0. On the first read, a log shorter
+/// than the offset counts as rotated once. The file is opened read-only, shared, and never through a link.
 /// </summary>
 public sealed class ConsoleTail
 {
@@ -21,7 +22,7 @@ public sealed class ConsoleTail
     private readonly Decoder _decoder = new UTF8Encoding(false, false).GetDecoder();
     private readonly StringBuilder _partial = new();
     private long _offset;
-    private (bool Exists, long Length, DateTime Written)? _rotatedStamp;
+    private long? _rotations; // ConsoleLogFiles.RotationCount at the last read
 
     public ConsoleTail(string path, long offset)
     {
@@ -50,25 +51,32 @@ public sealed class ConsoleTail
             return lines;
         }
 
-        // Under the gate the rotation holds from copy to rename (it runs in this process): .1's stamp and the log's
-        // length and bytes belong together, so a shorter log with the same .1 was replaced, not half rotated.
+        // Under the gate the rotation holds from copy to count (it runs in this process): the count, .1 and the log's
+        // length and bytes belong together, so a shorter log with no rotation counted was replaced, not half rotated.
         lock (ConsoleLogFiles.RotationGate(_path))
         {
             var budget = MaxReadBytes;
-            var rotated = ConsoleLogFiles.Rotated(_path);
-            var stamp = Stamp(rotated);
-            var wasRotated = _rotatedStamp is { } before ? before != stamp : log.Length < _offset;
-            _rotatedStamp = stamp;
-            if (wasRotated || log.Length < _offset)
+            var count = ConsoleLogFiles.RotationCount(_path);
+            var since = _rotations is { } before ? Math.Max(0, count - before) : (log.Length < _offset ? 1 : 0);
+            _rotations = count;
+            if (since > 0 || log.Length < _offset)
             {
-                // Rotated since the last read (copy, truncate, then rename over .1, which changes .1's stamp): the rest of
-                // what we were reading is in .1 at the same offsets. Shorter with no rotation: replaced; start over.
-                if (wasRotated && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
+                // One rotation since the last read: the rest of what we were reading is in .1 at the same offsets. More:
+                // .1 is a later part, new to us from its start, and the rest of ours is gone. Shorter with no rotation:
+                // replaced; start over. Whatever was cut off mid-line is dropped, never joined to another line.
+                var from = since == 1 ? _offset : 0;
+                var rotated = ConsoleLogFiles.Rotated(_path);
+                if (since != 1)
+                {
+                    DropPartialLine();
+                }
+
+                if (since > 0 && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
                 {
                     using var part = Open(rotated);
-                    if (part is not null && part.Length > _offset)
+                    if (part is not null && part.Length > from)
                     {
-                        budget -= ReadFrom(part, _offset, budget, lines);
+                        budget -= ReadFrom(part, from, budget, lines);
                     }
                 }
 
@@ -81,11 +89,10 @@ public sealed class ConsoleTail
         return lines;
     }
 
-    /// <summary>Identity of the rotated part: a rotation renames a fresh copy over it, which changes its write time.</summary>
-    private static (bool Exists, long Length, DateTime Written) Stamp(string path)
+    private void DropPartialLine()
     {
-        var info = new FileInfo(path);
-        return info.Exists ? (true, info.Length, info.LastWriteTimeUtc) : (false, 0, default);
+        _partial.Clear();
+        _decoder.Reset();
     }
 
     private static FileStream? Open(string path)

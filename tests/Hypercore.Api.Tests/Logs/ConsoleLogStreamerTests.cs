@@ -124,33 +124,34 @@ public sealed class ConsoleLogStreamerTests
         var path = Path.Combine(_dir, "console.log");
         var old = Lines("old", 0, 40); // 40 lines of 16 bytes: several 512-byte chunks
         await File.WriteAllTextAsync(path, old);
-        var time = new WatchedTimeProvider();
-        var streamer = new ConsoleLogStreamer(time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1), LogChunkBytes = 512 }));
-        var received = new Received();
-        var firstChunkSent = new TaskCompletionSource();
-        var clientReads = new TaskCompletionSource();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        var streaming = streamer.StreamAsync(path, 0, follow: true, async chunk =>
-        {
-            received.Add(chunk);
+        await using var client = await HeldBackClient.StartAsync(path);
 
-            firstChunkSent.TrySetResult();
-            await clientReads.Task.WaitAsync(stop.Token);
-        }, stop.Token);
-
-        await firstChunkSent.Task.WaitAsync(cts.Token);
         Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(old.Length);
         var fresh = Lines("new", 0, 100); // longer than the old part: the old offsets all hold new bytes now
         await File.AppendAllTextAsync(path, fresh);
-        clientReads.SetResult();
-        await time.TimerCreated.WaitAsync(cts.Token); // read to the end, waiting for the next poll
-        time.Advance(TimeSpan.FromSeconds(1));
-        await time.TimerCreated.WaitAsync(cts.Token); // polled once more
 
-        received.Text().Should().Be(old + fresh, "every line once, the old part's before the new part's");
-        await stop.CancelAsync();
-        await FluentActions.Awaiting(async () => await streaming).Should().ThrowAsync<OperationCanceledException>();
+        (await client.ReleaseAndPollAsync()).Should().Be(old + fresh, "every line once, the old part's before the new part's");
+    }
+
+    [Test]
+    public async Task Stream_Follow_RotatedTwiceWhileTheClientHoldsAChunk_SendsTheLaterPartFromItsStart()
+    {
+        // Two rotations while the client held the first chunk: .1 is then the part written between them, all of it new
+        // to the streamer; the rest of the first part is gone. Reading .1 at the first part's offset would skip the
+        // start of the later part and join what comes before to the middle of a line (CI of f3fe14e, in ConsoleTail).
+        var path = Path.Combine(_dir, "console.log");
+        var old = Lines("old", 0, 40);
+        await File.WriteAllTextAsync(path, old);
+        await using var client = await HeldBackClient.StartAsync(path);
+
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(old.Length);
+        var middle = Lines("mid", 0, 50);
+        await File.AppendAllTextAsync(path, middle);
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(middle.Length);
+        var fresh = Lines("new", 0, 10);
+        await File.AppendAllTextAsync(path, fresh);
+
+        (await client.ReleaseAndPollAsync()).Should().Be(old[..512] + middle + fresh, "the first chunk, then the later part whole, then the current one");
     }
 
     [Test]
@@ -259,6 +260,28 @@ public sealed class ConsoleLogStreamerTests
     }
 
     [Test]
+    public void RotationCount_CountsEachRotation_AndIsDroppedOnceTheVmDirectoryIsGone()
+    {
+        var vm = Directory.CreateDirectory(Path.Combine(_dir, "vm-" + Guid.NewGuid().ToString("N"))).FullName;
+        var path = Path.Combine(vm, "console.log");
+        File.WriteAllText(path, "first-part");
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4);
+        File.AppendAllText(path, "second");
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4);
+        Hypercore.Consoles.ConsoleLogFiles.RotateIfOver(path, 4).Should().Be(0, "empty now");
+
+        Hypercore.Consoles.ConsoleLogFiles.RotationCount(path).Should().Be(2);
+        Hypercore.Consoles.ConsoleLogFiles.RotationCount(Path.Combine("/elsewhere", Path.GetFileName(vm), "console.log"))
+            .Should().Be(2, "counted by the VM directory's name, whatever root the caller was given");
+        Hypercore.Consoles.ConsoleLogFiles.ForgetRemovedLogs();
+        Hypercore.Consoles.ConsoleLogFiles.RotationCount(path).Should().Be(2, "the VM directory is still there");
+
+        Directory.Delete(vm, recursive: true);
+        Hypercore.Consoles.ConsoleLogFiles.ForgetRemovedLogs();
+        Hypercore.Consoles.ConsoleLogFiles.RotationCount(path).Should().Be(0);
+    }
+
+    [Test]
     public void RotateIfOver_PlantedTempSymlink_IsReplacedNotWrittenThrough()
     {
         var target = Path.Combine(_dir, "elsewhere");
@@ -309,6 +332,51 @@ public sealed class ConsoleLogStreamerTests
             var timer = base.CreateTimer(callback, state, dueTime, period);
             TimerCreated.Release();
             return timer;
+        }
+    }
+
+    /// <summary>
+    /// A follower (512-byte chunks, 1 s polls on a fake clock) whose client holds on to the first chunk until
+    /// <see cref="ReleaseAndPollAsync"/>: whatever the test does to the log meanwhile happens while the streamer waits.
+    /// </summary>
+    private sealed class HeldBackClient : IAsyncDisposable
+    {
+        private readonly WatchedTimeProvider _time = new();
+        private readonly Received _received = new();
+        private readonly TaskCompletionSource _firstChunkSent = new();
+        private readonly TaskCompletionSource _clientReads = new();
+        private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(60));
+        private Task _streaming = Task.CompletedTask;
+
+        public static async Task<HeldBackClient> StartAsync(string path)
+        {
+            var client = new HeldBackClient();
+            var streamer = new ConsoleLogStreamer(client._time, new StaticOptions(new HypercoreApiOptions { LogPollInterval = TimeSpan.FromSeconds(1), LogChunkBytes = 512 }));
+            client._streaming = streamer.StreamAsync(path, 0, follow: true, async chunk =>
+            {
+                client._received.Add(chunk);
+                client._firstChunkSent.TrySetResult();
+                await client._clientReads.Task.WaitAsync(client._timeout.Token);
+            }, client._timeout.Token);
+            await client._firstChunkSent.Task.WaitAsync(client._timeout.Token);
+            return client;
+        }
+
+        /// <summary>Lets the client read, waits for the streamer to reach the end and poll once more; returns what it sent.</summary>
+        public async Task<string> ReleaseAndPollAsync()
+        {
+            _clientReads.SetResult();
+            await _time.TimerCreated.WaitAsync(_timeout.Token); // read to the end, waiting for the next poll
+            _time.Advance(TimeSpan.FromSeconds(1));
+            await _time.TimerCreated.WaitAsync(_timeout.Token); // polled once more
+            return _received.Text();
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _timeout.CancelAsync();
+            await FluentActions.Awaiting(async () => await _streaming).Should().ThrowAsync<OperationCanceledException>();
+            _timeout.Dispose();
         }
     }
 

@@ -46,6 +46,24 @@ public sealed class ConsoleTailTests
     }
 
     [Test]
+    public void ReadLines_RotatedTwiceBetweenReads_ReadsTheLaterPartWholeAndDropsTheCutLine()
+    {
+        // CI of f3fe14e: a reader that slept through two rotations read .1 (by then the later part) at its own offset
+        // and joined the half line it held to the middle of another line, which read as a line of its own.
+        var tail = new ConsoleTail(_log, 0);
+        File.AppendAllText(_log, "first\npart");
+        tail.ReadLines().Should().Equal("first");
+
+        File.AppendAllText(_log, "ial\nsecond\n");
+        ConsoleLogFiles.RotateIfOver(_log, 4).Should().BeGreaterThan(0);
+        File.AppendAllText(_log, "third\nfourth\n");
+        ConsoleLogFiles.RotateIfOver(_log, 4).Should().BeGreaterThan(0);
+        File.AppendAllText(_log, "fifth\n");
+
+        tail.ReadLines().Should().Equal(["third", "fourth", "fifth"], "the rest of the first part is gone; its cut line is dropped, not joined to another");
+    }
+
+    [Test]
     public async Task ReadLines_WhileAWriterAndTheRotatorRace_LinesOnlyRiseAndNoneRepeat()
     {
         // A shell appends numbered lines with `>>` (O_APPEND, as the hypervisors write their consoles), a rotator
@@ -71,6 +89,7 @@ public sealed class ConsoleTailTests
             while (clock.Elapsed < TimeSpan.FromSeconds(3))
             {
                 lines.AddRange(tail.ReadLines());
+                lines.Add($"#{tail.Offset}"); // where each read ended, for the message below
                 await Task.Delay(1);
             }
         }
@@ -86,6 +105,13 @@ public sealed class ConsoleTailTests
             .Select(l => int.Parse(l[5..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
         rotations.Should().BeGreaterThan(20, "the rotator raced the reader many times");
         numbers.Should().HaveCountGreaterThan(1000);
+        var at = Enumerable.Range(1, Math.Max(0, numbers.Count - 1)).FirstOrDefault(i => numbers[i] <= numbers[i - 1]);
+        if (at > 0)
+        {
+            var raw = lines.FindIndex(l => l == $"line-{numbers[at]:D8}");
+            TestContext.Progress.WriteLine("around the first line out of order: " + string.Join(" | ", lines.Skip(Math.Max(0, raw - 30)).Take(60)));
+        }
+
         numbers.Should().BeInAscendingOrder().And.OnlyHaveUniqueItems("a rotation never replays output or returns it out of order");
     }
 
