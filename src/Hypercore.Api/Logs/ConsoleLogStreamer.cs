@@ -6,12 +6,11 @@ namespace Hypercore.Api.Logs;
 /// <summary>
 /// Streams a console log file and its rotated part (<see cref="ConsoleLogFiles"/>): optionally only the last N
 /// lines (taken from <c>.1</c> too when the current part has fewer), then (when following) whatever is appended, by
-/// polling the file on the injected <see cref="TimeProvider"/>. A rotation is seen by
-/// <see cref="ConsoleLogFiles.RotationCount"/>: the bytes not read yet are read from <c>.1</c> (a copy at the same
-/// offsets), then the current part from its start. Reads of the current part hold
+/// polling the file on the injected <see cref="TimeProvider"/>. Where to read after a rotation, or after the log shrank
+/// without one, is <see cref="ConsoleLogFiles.Resume"/>'s rule. Reads of the current part hold
 /// <see cref="ConsoleLogFiles.RotationGate"/>, which the rotation holds from copy to count (the rotator runs in this
-/// process), so no read sees a rotation half done. A file that shrinks without a rotation (a restarted VM's fresh log)
-/// is read again from its start.
+/// process), so no read sees a rotation half done. Both parts are opened with <see cref="ConsoleLogFiles.OpenRead"/>:
+/// never through a link (<see cref="Hypercore.HostAccess.NotAPlainFileException"/>, which ends the stream).
 /// </summary>
 public sealed class ConsoleLogStreamer
 {
@@ -90,10 +89,9 @@ public sealed class ConsoleLogStreamer
 
     /// <summary>
     /// Reads the current part from <paramref name="position"/> to its end, and on when following. Each chunk is read
-    /// under the rotation gate right after reading <see cref="ConsoleLogFiles.RotationCount"/>, so a chunk never comes
-    /// from a log truncated after that look. One rotation since means the bytes not read yet are in <c>.1</c> at the
-    /// offsets we were at; more, that <c>.1</c> is a later part, sent from its start; then the current part from its
-    /// start. A part that shrinks with no rotation (a restarted VM's fresh log) is read again from its start.
+    /// under the rotation gate right after <see cref="ConsoleLogFiles.Resume"/> says where, so a chunk never comes from a
+    /// log truncated after that look; the rest of a rotated part is sent from <c>.1</c> (renamed over, never rewritten,
+    /// so the handle keeps the part it opened) before the current part is read again.
     /// </summary>
     private async Task FollowAsync(
         FileStream? file, string path, long position, long rotations, bool follow, TimeSpan poll,
@@ -110,23 +108,17 @@ public sealed class ConsoleLogStreamer
                 var read = 0;
                 lock (gate)
                 {
-                    var count = ConsoleLogFiles.RotationCount(path);
-                    if (count > rotations)
+                    var length = file is null ? position : RandomAccess.GetLength(file.SafeFileHandle);
+                    var next = ConsoleLogFiles.Resume(path, rotations, position, length);
+                    rotations = next.Rotations;
+                    position = next.From;
+                    if (next.RotatedFrom is { } from)
                     {
-                        // One rotation: the rest of our part is in .1 at our offset. More: .1 is a later part, all new to us.
                         rest = Open(rotatedPath);
-                        restFrom = count - rotations == 1 ? position : 0;
-                        rotations = count;
-                        position = 0;
+                        restFrom = from;
                     }
                     else if (file is not null)
                     {
-                        rotations = count; // fewer only when the VM's counts were dropped (deleted): nothing more rotates
-                        if (RandomAccess.GetLength(file.SafeFileHandle) < position)
-                        {
-                            position = 0; // shorter, and not by a rotation: replaced in place
-                        }
-
                         read = RandomAccess.Read(file.SafeFileHandle, buffer, position);
                         position += read;
                     }
@@ -172,23 +164,14 @@ public sealed class ConsoleLogStreamer
         }
     }
 
-    private static FileStream? Open(string path)
-    {
-        try
-        {
-            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true);
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-    }
+    /// <summary>A part of the log, never through a link (<see cref="ConsoleLogFiles.OpenRead"/>); null when missing.</summary>
+    private static FileStream? Open(string path) => ConsoleLogFiles.OpenRead(path);
 
     /// <summary>The current part; null when only .1 is left (a deleted log), so the rotated part still shows.</summary>
     private static FileStream? OpenCurrent(string path) =>
-        File.Exists(path) || !File.Exists(ConsoleLogFiles.Rotated(path))
-            ? new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true)
-            : null;
+        ConsoleLogFiles.OpenRead(path) ?? (File.Exists(ConsoleLogFiles.Rotated(path))
+            ? null
+            : throw new FileNotFoundException($"console log {path} is gone", path));
 
     /// <summary>Offset where the last <paramref name="lines"/> lines begin, and how many lines that is (fewer when the file has fewer).</summary>
     public static async Task<(long Offset, int Found)> FindTailAsync(Stream file, int lines, CancellationToken ct)

@@ -217,6 +217,12 @@ public sealed class VmServiceImpl : Proto.VMService.VMServiceBase
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"microvm {vm.Key}: console log {path} is gone (the VM was cleaned up)"));
         }
+        catch (Hypercore.HostAccess.NotAPlainFileException refused)
+        {
+            throw new RpcException(new Status(
+                StatusCode.FailedPrecondition,
+                $"microvm {vm.Key}: console log refused: {refused.Message}; delete the VM (or remove that file) to get a fresh log"));
+        }
     }
 
     private async Task<Proto.GetMicroVMResponse> LifecycleAsync(Proto.LifecycleRequest request, LifecycleAction action, ServerCallContext context)

@@ -1,3 +1,5 @@
+using Hypercore.HostAccess;
+
 namespace Hypercore.Consoles;
 
 /// <summary>
@@ -40,6 +42,42 @@ public static class ConsoleLogFiles
     /// </summary>
     public static long RotationCount(string path) => Rotations.TryGetValue(Key(path), out var entry) ? entry.Count : 0;
 
+    /// <summary>
+    /// Where a reader goes on after reading <paramref name="path"/> up to <paramref name="offset"/> when it had seen
+    /// <paramref name="seenRotations"/> rotations, the log being <paramref name="length"/> bytes now. Call it under
+    /// <see cref="RotationGate"/>, with the length taken under it too. The one statement of the rule both readers follow
+    /// (it went wrong twice in CI when each had its own copy):
+    /// <list type="bullet">
+    /// <item>no rotation, not shorter: the log from <paramref name="offset"/>;</item>
+    /// <item>no rotation, shorter: replaced in place (a restarted VM's fresh log), the log from 0, the cut line dropped;</item>
+    /// <item>one rotation: the rest of the reader's part is in <c>.1</c> at the same offsets, then the log from 0;</item>
+    /// <item>more: <c>.1</c> is a later part, all new to the reader, then the log from 0; the rest of the reader's own
+    /// part is gone, so a line it had half read is dropped, never joined to another.</item>
+    /// </list>
+    /// Fewer rotations than seen happens only when the VM's counts were dropped (<see cref="ForgetRemovedLogs"/>):
+    /// read as none.
+    /// </summary>
+    public static ConsoleResume Resume(string path, long seenRotations, long offset, long length)
+    {
+        var count = RotationCount(path);
+        return Math.Max(0, count - seenRotations) switch
+        {
+            0 when length >= offset => new(count, null, offset, CutLine: false),
+            0 => new(count, null, 0, CutLine: true),
+            1 => new(count, offset, 0, CutLine: false),
+            _ => new(count, 0, 0, CutLine: true),
+        };
+    }
+
+    /// <summary>
+    /// Opens a part of a VM's console log for reading, never through a link and only if it is a regular file with one
+    /// link (<see cref="NotAPlainFileException"/> otherwise): the VM's directory may belong to the VMM's user, and the
+    /// daemon reading as root must not hand out the host file a planted <c>console.log.1 -&gt; /etc/shadow</c> names.
+    /// Null when there is no such file.
+    /// </summary>
+    public static FileStream? OpenRead(string path) =>
+        HostFiles.OpenPlainFile(path, FileAccess.Read) is { } handle ? new FileStream(handle, FileAccess.Read, 4096) : null;
+
     /// <summary>Drops the counts of logs whose VM directory is gone (a deleted VM); the rotator calls it on its full walks.</summary>
     public static void ForgetRemovedLogs()
     {
@@ -77,13 +115,19 @@ public static class ConsoleLogFiles
         FileInfo info = new(path);
         if (!info.Exists || info.Length <= maxBytes || (info.Attributes & FileAttributes.ReparsePoint) != 0)
         {
-            return 0; // never follow a link someone planted in a VM's directory
+            return 0; // a link someone planted in a VM's directory: never followed (the open below checks again)
         }
 
         var temp = path + ".rotating";
         lock (RotationGate(path))
         {
-            using var source = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
+            using var handle = OpenToRotate(path);
+            if (handle is null)
+            {
+                return 0;
+            }
+
+            using var source = new FileStream(handle, FileAccess.ReadWrite, 4096);
             long rotated;
             // The VM's directory may belong to the VMM's user (qemu-user): a planted temp link is removed, never written through.
             File.Delete(temp);
@@ -100,4 +144,23 @@ public static class ConsoleLogFiles
             return rotated;
         }
     }
+
+    /// <summary>The log opened read-write for a rotation; null when it is gone or is not a plain file (never rotated through a link).</summary>
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle? OpenToRotate(string path)
+    {
+        try
+        {
+            return HostFiles.OpenPlainFile(path, FileAccess.ReadWrite);
+        }
+        catch (NotAPlainFileException)
+        {
+            return null;
+        }
+    }
 }
+
+/// <summary>
+/// <see cref="ConsoleLogFiles.Resume"/>'s answer: the rotation count to remember, where to read in <c>.1</c> first
+/// (null: not at all), where to read the current log from, and whether the line being assembled was cut off.
+/// </summary>
+public readonly record struct ConsoleResume(long Rotations, long? RotatedFrom, long From, bool CutLine);

@@ -1,5 +1,6 @@
 using System.Text;
 using Hypercore.Consoles;
+using Hypercore.HostAccess;
 
 namespace Hypercore.GuestHealth;
 
@@ -7,8 +8,8 @@ namespace Hypercore.GuestHealth;
 /// Follows one VM's console log from an offset (the start of the current boot), returning whole lines as they
 /// arrive. Rotation is copy-truncate (<see cref="ConsoleLogFiles"/>): after one rotation since the last read the bytes
 /// not read yet are in <c>console.log.1</c> at the same offsets, after more <c>.1</c> is a later part read from its
-/// start (<see cref="ConsoleLogFiles.RotationCount"/>); the log is then followed from 0. On the first read, a log shorter
-/// than the offset counts as rotated once. The file is opened read-only, shared, and never through a link.
+/// start (<see cref="ConsoleLogFiles.Resume"/>); the log is then followed from 0. On the first read, a log shorter
+/// than the offset counts as rotated once. The file is opened read-only and never through a link.
 /// </summary>
 public sealed class ConsoleTail
 {
@@ -39,12 +40,6 @@ public sealed class ConsoleTail
     public IReadOnlyList<string> ReadLines()
     {
         var lines = new List<string>();
-        var info = new FileInfo(_path);
-        if (!info.Exists || (info.Attributes & FileAttributes.ReparsePoint) != 0)
-        {
-            return lines;
-        }
-
         using var log = Open(_path);
         if (log is null)
         {
@@ -55,35 +50,26 @@ public sealed class ConsoleTail
         // length and bytes belong together, so a shorter log with no rotation counted was replaced, not half rotated.
         lock (ConsoleLogFiles.RotationGate(_path))
         {
-            var budget = MaxReadBytes;
-            var count = ConsoleLogFiles.RotationCount(_path);
-            var since = _rotations is { } before ? Math.Max(0, count - before) : (log.Length < _offset ? 1 : 0);
-            _rotations = count;
-            if (since > 0 || log.Length < _offset)
+            var length = log.Length;
+            var seen = _rotations ?? ConsoleLogFiles.RotationCount(_path) - (length < _offset ? 1 : 0);
+            var next = ConsoleLogFiles.Resume(_path, seen, _offset, length);
+            _rotations = next.Rotations;
+            if (next.CutLine)
             {
-                // One rotation since the last read: the rest of what we were reading is in .1 at the same offsets. More:
-                // .1 is a later part, new to us from its start, and the rest of ours is gone. Shorter with no rotation:
-                // replaced; start over. Whatever was cut off mid-line is dropped, never joined to another line.
-                var from = since == 1 ? _offset : 0;
-                var rotated = ConsoleLogFiles.Rotated(_path);
-                if (since != 1)
-                {
-                    DropPartialLine();
-                }
-
-                if (since > 0 && new FileInfo(rotated) is { Exists: true } r && (r.Attributes & FileAttributes.ReparsePoint) == 0)
-                {
-                    using var part = Open(rotated);
-                    if (part is not null && part.Length > from)
-                    {
-                        budget -= ReadFrom(part, from, budget, lines);
-                    }
-                }
-
-                _offset = 0;
+                DropPartialLine();
             }
 
-            _offset += ReadFrom(log, _offset, budget, lines);
+            var budget = MaxReadBytes;
+            if (next.RotatedFrom is { } from)
+            {
+                using var part = Open(ConsoleLogFiles.Rotated(_path));
+                if (part is not null && part.Length > from)
+                {
+                    budget -= ReadFrom(part, from, budget, lines);
+                }
+            }
+
+            _offset = next.From + ReadFrom(log, next.From, budget, lines);
         }
 
         return lines;
@@ -95,17 +81,14 @@ public sealed class ConsoleTail
         _decoder.Reset();
     }
 
+    /// <summary>A part of the log, read-only, never through a link (<see cref="ConsoleLogFiles.OpenRead"/>); null when missing or refused.</summary>
     private static FileStream? Open(string path)
     {
         try
         {
-            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return ConsoleLogFiles.OpenRead(path);
         }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-        catch (DirectoryNotFoundException)
+        catch (NotAPlainFileException)
         {
             return null;
         }

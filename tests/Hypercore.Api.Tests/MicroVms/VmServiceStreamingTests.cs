@@ -303,6 +303,37 @@ public sealed class VmServiceStreamingTests
         ex.Status.Detail.Should().Contain("no console log yet");
     }
 
+    [TestCase("console.log.1", 0)]
+    [TestCase("console.log.1", 5)]
+    [TestCase("console.log", 0)]
+    public async Task Logs_APartOfTheLogIsALinkPlantedInTheVmDirectory_FailedPreconditionAndNoByteOfItsTarget(string planted, int tail)
+    {
+        // The VM's directory may belong to the VMM's user; the daemon reads as root. s26 review: the streamer opened
+        // console.log.1 through a link, so vis logs handed out whatever host file it named.
+        var vm = await WithConsoleAsync("web1", "guest line\n");
+        var secret = Path.Combine(Path.GetDirectoryName(ConsoleOf(vm))!, "..", "host-secret");
+        await File.WriteAllTextAsync(secret, "root:$y$HOST-SECRET\n");
+        var link = Path.Combine(Path.GetDirectoryName(ConsoleOf(vm))!, planted);
+        File.Delete(link);
+        File.CreateSymbolicLink(link, secret);
+
+        var received = new MemoryStream();
+        using var call = _server.Vms.Logs(new LogsRequest { Id = "web1", TailLines = tail }, cancellationToken: _timeout.Token);
+        var act = async () =>
+        {
+            while (await call.ResponseStream.MoveNext(_timeout.Token))
+            {
+                call.ResponseStream.Current.Data.WriteTo(received);
+            }
+        };
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.FailedPrecondition);
+        ex.Status.Detail.Should().Contain($"{link} is a symbolic link").And.Contain("delete the VM");
+        Encoding.UTF8.GetString(received.ToArray()).Should().NotContain("HOST-SECRET");
+        File.Delete(secret);
+    }
+
     [Test]
     public async Task Logs_NegativeTail_ReturnsInvalidArgument()
     {

@@ -134,4 +134,20 @@ public sealed class ConsoleTailTests
 
         new ConsoleTail(_log, 0).ReadLines().Should().BeEmpty();
     }
+
+    [Test]
+    public void ReadLines_RotatedPartReplacedByALink_ItsTargetIsNotRead()
+    {
+        var tail = new ConsoleTail(_log, 0);
+        File.AppendAllText(_log, "first\nhal");
+        tail.ReadLines().Should().Equal("first");
+        ConsoleLogFiles.RotateIfOver(_log, 4).Should().BeGreaterThan(0);
+        var secret = Path.Combine(_dir, "shadow");
+        File.WriteAllText(secret, "root:HOST-SECRET\nmore\n");
+        File.Delete(ConsoleLogFiles.Rotated(_log));
+        File.CreateSymbolicLink(ConsoleLogFiles.Rotated(_log), secret); // the VMM's user owns the directory
+        File.AppendAllText(_log, "after\n");
+
+        tail.ReadLines().Should().Equal("halafter").And.NotContain(l => l.Contains("HOST-SECRET"));
+    }
 }
