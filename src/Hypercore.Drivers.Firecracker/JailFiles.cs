@@ -47,7 +47,7 @@ internal static class JailFiles
                 throw new DriverException("HypervisorError", $"cannot copy {host} into the jail: {copy.Diagnostic}");
             }
 
-            var chown = await HostProcess.RunAsync("chown", [$"{o.Uid}:{o.Gid}", target], TimeSpan.FromSeconds(10), ct);
+            var chown = await HostProcess.RunAsync("chown", ["--no-dereference", $"{o.Uid}:{o.Gid}", target], TimeSpan.FromSeconds(10), ct);
             if (!chown.Succeeded)
             {
                 throw new DriverException("HypervisorError", $"chown of the jail's copy {target} failed: {chown.Diagnostic}");

@@ -159,7 +159,7 @@ public sealed partial class QemuDriver : ISnapshotDriver
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
         limit.CancelAfter(_options.SnapshotTimeout);
-        var socketPath = dir.File("restore.sock");
+        var socketPath = Path.Combine(Path.GetDirectoryName(record.ControlSocket) ?? dir.Path, "restore.sock"); // QEMU binds it: beside its QMP socket
         VmDirectory.DeleteFile(socketPath);
         var log = dir.File("qemu.log");
         try

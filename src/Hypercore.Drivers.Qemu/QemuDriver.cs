@@ -19,6 +19,14 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     private const string QmpSocketName = "qmp.sock";
     private const string StatusSocketName = "qmps.sock";
 
+    /// <summary>
+    /// With Qemu:RunAs, the one directory the QEMU user may write to (its QMP sockets): the VM's directory stays root's,
+    /// because the daemon writes vm.json, the pid file, the seed disk and rotates the console there as root and trusts
+    /// vm.json's pid, binary and taps. A QEMU user owning it could plant <c>vm.json.tmp -&gt; /etc/passwd</c> or a
+    /// forged vm.json naming any host process or interface (found in the s27 review).
+    /// </summary>
+    private const string UserDirectoryName = "vmm";
+
     private readonly QemuOptions _options;
     private readonly AcceleratorMode _mode;
     private readonly QmpControl _qmp;
@@ -97,7 +105,7 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
     protected override async Task<VmmLaunch> LaunchAsync(PreparedSpec prepared, string binary, VmDirectory dir, CancellationToken ct)
     {
         var accel = await ResolveAcceleratorAsync(binary, ct);
-        var qmp = dir.File(QmpSocketName);
+        var qmp = _runAs is null ? dir.File(QmpSocketName) : Path.Combine(dir.File(UserDirectoryName), QmpSocketName);
         var status = StatusSocketFor(qmp);
         VmDirectory.DeleteFile(status);
         var arguments = QemuCommandLine.Build(new QemuCommandLine.Inputs(prepared, dir, accel, accel.IsKvm ? null : _tscKhz.Value, qmp,
@@ -277,15 +285,35 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
             }
         }
 
-        var owned = new List<string> { dir.Path, dir.ConsoleLog, dir.File("qemu.log") };
-        owned.AddRange(prepared.Volumes.Where(v => v.IsScratch).Select(v => v.HostPath));
-        var chown = await HostProcess.RunAsync("chown", ["--no-dereference", user.ToString(), .. owned], TimeSpan.FromSeconds(10), ct);
-        if (!chown.Succeeded)
+        // The VM's directory is root's (0755; a directory an earlier version handed to the user is taken back); the user
+        // gets its own files in it, which it can write but not replace, and one directory for the sockets QEMU makes.
+        var sockets = dir.File(UserDirectoryName);
+        if (new DirectoryInfo(sockets) is { Exists: true, LinkTarget: null } existing)
         {
-            throw new DriverException("HypervisorError", $"chown to the QEMU user {user} failed: {chown.Diagnostic}");
+            existing.Delete(recursive: true);
+        }
+        else
+        {
+            VmDirectory.DeleteFile(sockets); // a link or a file there (planted before the directory was taken back)
         }
 
+        System.IO.Directory.CreateDirectory(sockets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await ChownAsync("0:0", [dir.Path], ct);
+        File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);
+        var owned = new List<string> { sockets, dir.ConsoleLog, dir.File("qemu.log") };
+        owned.AddRange(prepared.Volumes.Where(v => v.IsScratch).Select(v => v.HostPath));
+        await ChownAsync(user.ToString(), owned, ct);
+
         return setpriv;
+    }
+
+    private static async Task ChownAsync(string owner, IReadOnlyList<string> paths, CancellationToken ct)
+    {
+        var chown = await HostProcess.RunAsync("chown", ["--no-dereference", owner, .. paths], TimeSpan.FromSeconds(10), ct);
+        if (!chown.Succeeded)
+        {
+            throw new DriverException("HypervisorError", $"chown to {owner} failed: {chown.Diagnostic}");
+        }
     }
 
     private async Task ControlAsync(VmRecord record, string command, CancellationToken ct)

@@ -166,10 +166,19 @@ public sealed class VmDirectory
         return namesBinary && namesMarker;
     }
 
+    /// <summary>
+    /// Writes a new temporary file (removed first and created with O_EXCL, so a link planted in its place is replaced,
+    /// never written through), then renames it over <paramref name="path"/>.
+    /// </summary>
     private static void WriteAtomic(string path, string content)
     {
         var tmp = path + ".tmp";
-        System.IO.File.WriteAllText(tmp, content);
+        System.IO.File.Delete(tmp);
+        using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+        {
+            file.Write(System.Text.Encoding.UTF8.GetBytes(content));
+        }
+
         System.IO.File.Move(tmp, path, overwrite: true);
     }
 }

@@ -42,10 +42,13 @@ public sealed class QemuRunAsTests
         File.ReadAllText($"/proc/{pid}/status").Should().MatchRegex(@"Groups:\s*\n", "setpriv --clear-groups leaves no supplementary group");
         Path.GetFileName(File.ReadAllText($"/proc/{pid}/cmdline").Split('\0')[0]).Should().Be("qemu-system-x86_64", "setpriv execs QEMU in place: the recorded pid is QEMU's");
         _bed.Console(vm).Should().Contain("disks: vda vdb");
-        foreach (var owned in new[] { _bed.VmDir(vm), _bed.ConsoleLog(vm), Path.Combine(_bed.VmDir(vm), "scratch-scratch.img"), Path.Combine(_bed.VmDir(vm), "qmp.sock") })
+        foreach (var owned in new[] { _bed.ConsoleLog(vm), Path.Combine(_bed.VmDir(vm), "scratch-scratch.img"), Path.Combine(_bed.VmDir(vm), "vmm"), Path.Combine(_bed.VmDir(vm), "vmm", "qmp.sock") })
         {
             Owner(owned).Should().Be("65534:65534", owned);
         }
+
+        Owner(_bed.VmDir(vm)).Should().Be("0:0", "the daemon writes vm.json there as root and trusts what it reads back");
+        Owner(Path.Combine(_bed.VmDir(vm), "vm.json")).Should().Be("0:0");
 
         Owner(shared).Should().Be("0:0", "a caller's file is never chowned");
 
@@ -66,6 +69,59 @@ public sealed class QemuRunAsTests
         QemuTestBed.PidsMentioning(vm.Uid).Should().BeEmpty();
         (await restarted.InspectAsync(vm)).State.Should().Be(LiveState.NotFound);
     }
+
+    /// <summary>
+    /// s27 review: the VM's directory belonged to the QEMU user, so a QEMU taken over by its guest could plant
+    /// <c>vm.json.tmp -&gt; /etc/passwd</c> (the daemon wrote the next record through it, as root), a forged vm.json (a pid,
+    /// binary and taps the daemon then kills or deletes), or <c>console.log.1 -&gt; /etc/shadow</c>. Now the user can write
+    /// its own console but cannot add, replace or rename anything in the directory; a directory an earlier version
+    /// handed over is taken back at the next start, and what was planted in it is not written through.
+    /// </summary>
+    [Test]
+    public async Task Start_RunAsNobody_TheQemuUserCannotPlantOrReplaceFilesInTheVmDirectory_AnEarlierHandOverIsTakenBack()
+    {
+        var driver = _bed.Driver(o => o.RunAs = Nobody);
+        var vm = QemuTestBed.Vm("runas-plant");
+        var dir = _bed.VmDir(vm);
+        var target = Path.Combine(_bed.RuntimeDirectory, "host-file");
+        await File.WriteAllTextAsync(target, "host file\n");
+        File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        // What an earlier version left: the directory the user's, a record's temp file and the socket directory planted as links.
+        Directory.CreateDirectory(dir);
+        File.CreateSymbolicLink(Path.Combine(dir, "vm.json.tmp"), target);
+        File.CreateSymbolicLink(Path.Combine(dir, "vmm"), _bed.RuntimeDirectory);
+        (await HostProcess.RunAsync("chown", ["-h", Nobody, dir, Path.Combine(dir, "vm.json.tmp"), Path.Combine(dir, "vmm")], TimeSpan.FromSeconds(10), default)).Succeeded.Should().BeTrue();
+
+        await driver.StartAsync(vm);
+        await _bed.WaitForReadyAsync(vm);
+
+        File.ReadAllText(target).Should().Be("host file\n", "the record was not written through the planted link");
+        Owner(dir).Should().Be("0:0");
+        new DirectoryInfo(Path.Combine(dir, "vmm")).LinkTarget.Should().BeNull("the planted link was replaced by the user's own directory");
+        (await AsNobody($"echo guest-wrote >> '{_bed.ConsoleLog(vm)}'")).Should().Be(0, "QEMU's own console stays writable");
+        foreach (var plant in new[]
+        {
+            $"ln -s '{target}' '{dir}/console.log.1'",
+            $"echo {{}} > '{dir}/vm.json.tmp'",
+            $"mv '{_bed.ConsoleLog(vm)}' '{dir}/moved.log'",
+            $"rm -f '{dir}/vm.json'",
+            $"ln -s '{target}' '{dir}/cidata.img'",
+        })
+        {
+            (await AsNobody(plant)).Should().NotBe(0, plant);
+        }
+
+        File.Exists(Path.Combine(dir, "vm.json")).Should().BeTrue();
+        new FileInfo(Path.Combine(dir, "console.log.1")).Exists.Should().BeFalse();
+        (await driver.InspectAsync(vm)).State.Should().Be(LiveState.Running);
+        await driver.CleanupAsync(vm);
+        Directory.Exists(dir).Should().BeFalse();
+        File.ReadAllText(target).Should().Be("host file\n");
+    }
+
+    private static async Task<int> AsNobody(string script) =>
+        (await HostProcess.RunAsync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c", script], TimeSpan.FromSeconds(10), default)).ExitCode;
 
     // Guest bootstrap: the seed disk the daemon makes as root must be readable by the dropped QEMU.
     [Test]
