@@ -26,7 +26,13 @@ public static class GuestPanic
         string tail;
         try
         {
-            using var stream = new FileStream(consoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            // Never through a link, never a FIFO (ConsoleLogFiles.OpenRead): the VM's directory may hold files of the VMM's user.
+            using var stream = Hypercore.Consoles.ConsoleLogFiles.OpenRead(consoleLog);
+            if (stream is null)
+            {
+                return null;
+            }
+
             stream.Seek(Math.Max(0, stream.Length - TailBytes), SeekOrigin.Begin);
             using var reader = new StreamReader(stream);
             tail = reader.ReadToEnd();

@@ -51,4 +51,24 @@ public sealed class GuestPanicTests
             File.Delete(path);
         }
     }
+
+    [Test]
+    public void FromConsole_ConsoleIsALinkToAFileThatPanics_NotFollowed()
+    {
+        var dir = Directory.CreateTempSubdirectory("hypercore-panic-").FullName;
+        try
+        {
+            var elsewhere = Path.Combine(dir, "elsewhere.log");
+            File.WriteAllText(elsewhere, "Linux version 6.1\n" + Panic + "\n");
+            var console = Path.Combine(dir, "console.log");
+            File.CreateSymbolicLink(console, elsewhere);
+
+            GuestPanic.FromConsole(console).Should().BeNull("a link in a VM's directory is never read through");
+            GuestPanic.FromConsole(elsewhere).Should().NotBeNull("the same text in a plain file is read");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
