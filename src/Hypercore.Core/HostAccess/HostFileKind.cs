@@ -298,7 +298,7 @@ internal static partial class HostFiles
     [LibraryImport("libc", EntryPoint = "syscall", StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint Syscall(nint number, int dirfd, string path, ref OpenHow how, nint size);
 
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);
 
     [LibraryImport("libc", EntryPoint = "readlink")]

@@ -27,7 +27,7 @@ internal static partial class HostFiles
     public static SafeFileHandle? OpenPlainFile(string path, FileAccess access)
     {
         var flags = (access == FileAccess.Read ? ORdOnly : ORdWr) | ONoFollow | ONonBlock | OCloexec;
-        var fd = OpenFile(path, flags);
+        var fd = Open(path, flags);
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
@@ -74,7 +74,4 @@ internal static partial class HostFiles
 
     private const int ENoEnt = 2;
     private const int ELoop = 40;
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenFile(string path, int flags);
 }
