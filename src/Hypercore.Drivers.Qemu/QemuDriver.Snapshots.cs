@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Hypercore.Drivers.Vmm;
 using Hypercore.Drivers.Vmm.Qmp;
+using Hypercore.HostAccess;
 using Hypercore.MicroVms;
 using Hypercore.Snapshots;
 using Microsoft.Extensions.Logging;
@@ -168,7 +169,7 @@ public sealed partial class QemuDriver : ISnapshotDriver
             await qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = $"unix:{socketPath}" }, limit.Token);
             using (var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
             {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), limit.Token);
+                await VmmSocket.ConnectAsync(socket, socketPath, limit.Token); // QEMU's, in vmm/ with qemu-user: never through a link
                 await using var network = new NetworkStream(socket, ownsSocket: false);
                 await using var file = new FileStream(restore.PathOf(StateFile), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
                 await file.CopyToAsync(network, 1 << 20, limit.Token);

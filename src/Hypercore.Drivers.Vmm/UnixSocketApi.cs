@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hypercore.HostAccess;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
@@ -45,7 +46,7 @@ public sealed class UnixSocketApi : IDisposable
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 try
                 {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct);
+                    await VmmSocket.ConnectAsync(socket, socketPath, ct); // never through a link: a jail is the VMM's to write
                     return new NetworkStream(socket, ownsSocket: true);
                 }
                 catch
@@ -93,8 +94,9 @@ public sealed class UnixSocketApi : IDisposable
 
     /// <summary>The connection could not be made (nobody listening yet, or the socket file is missing).</summary>
     public static bool IsConnectFailure(HttpRequestException ex) =>
-        ex.HttpRequestError == HttpRequestError.ConnectionError ||
-        ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable };
+        ex.InnerException is not NotAVmmSocketException && // a planted link: a moment does not fix it
+        (ex.HttpRequestError == HttpRequestError.ConnectionError ||
+         ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable });
 
     public Task<ApiResponse> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, ct);
 

@@ -199,6 +199,61 @@ public sealed partial class QmpClientTests
         error.Message.Should().Contain("did not answer within").And.Contain("the socket was never created");
     }
 
+    /// <summary>
+    /// With qemu-user, QMP's socket directory (vmm/) is QEMU's to write: a QEMU its guest took over could swap qmp.sock
+    /// for a link to any socket on the host, which the daemon (root) would then connect to and talk QMP with.
+    /// </summary>
+    [Test]
+    public async Task Connector_SocketPathIsALinkToAnotherQmpServer_RefusedAtOnce_ThatServerSeesNoClient()
+    {
+        var elsewhere = Path.Combine(_dir, "host.sock");
+        using var listener = Listen(elsewhere);
+        File.CreateSymbolicLink(_socket, elsewhere);
+        var connector = new QmpConnector(TimeProvider.System, TimeSpan.FromSeconds(5), maxRetries: 4);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var act = () => connector.ConnectAsync(_socket, CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<QmpException>()).Which;
+        error.ErrorClass.Should().Be("Refused");
+        error.Message.Should().Contain($"{_socket} is a symbolic link");
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(4), "refused before any wait for a greeting (5 s per attempt, four retries)");
+        listener.Poll(200_000, SelectMode.SelectRead).Should().BeFalse("the link's target never saw a connection");
+    }
+
+    [Test]
+    public async Task WaitUntilAnswers_SocketHardLinkedToAnotherVmsQmp_FailsAtOnceWithHypervisorError_NotAStartTimeout()
+    {
+        var otherVm = Path.Combine(_dir, "other-qmp.sock");
+        using var listener = Listen(otherVm);
+        using (var ln = System.Diagnostics.Process.Start("ln", [otherVm, _socket]))
+        {
+            await ln.WaitForExitAsync();
+            ln.ExitCode.Should().Be(0);
+        }
+
+        var control = new QmpControl(TimeProvider.System, TimeSpan.FromSeconds(5));
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var act = () => control.WaitUntilAnswersAsync(_socket, Environment.ProcessId, "qemu", Path.Combine(_dir, "qemu.log"), TimeSpan.FromSeconds(15), CancellationToken.None);
+
+        var error = (await act.Should().ThrowAsync<DriverException>()).Which;
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(5), "waiting for the start timeout does not undo a planted link");
+        error.Reason.Should().Be("HypervisorError");
+        error.Message.Should().Contain("qemu: ").And.Contain("is a socket with 2 hard links");
+        listener.Poll(200_000, SelectMode.SelectRead).Should().BeFalse("the other VM's QEMU never saw a connection");
+    }
+
+    /// <summary>A socket nobody answers on: whether anyone connected shows as a pending accept (Poll).</summary>
+    private static Socket Listen(string path)
+    {
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        listener.Listen(4);
+        return listener;
+    }
+
     /// <summary>Accepts one client, sends the greeting, answers qmp_capabilities, then runs the script.</summary>
     private Task Serve(Func<Func<Task<string>>, Func<string, Task>, Task> script)
     {

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Hypercore.HostAccess;
 
 namespace Hypercore.Drivers.Vmm.Qmp;
 
@@ -43,11 +44,16 @@ public sealed partial class QmpClient : IAsyncDisposable
             {
                 try
                 {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), deadline.Token);
+                    // Never through a link: with qemu-user the socket's directory is QEMU's to write (vmm/).
+                    await VmmSocket.ConnectAsync(socket, socketPath, deadline.Token);
                 }
                 catch (OperationCanceledException) when (deadline.Expired)
                 {
                     throw new QmpException("Timeout", $"could not connect to {socketPath} within {timeout.TotalSeconds:0.#} s");
+                }
+                catch (NotAVmmSocketException ex)
+                {
+                    throw new QmpException("Refused", ex.Message); // not retried: a moment does not fix it
                 }
             }
 

@@ -92,6 +92,10 @@ public sealed class QmpControl(TimeProvider time, TimeSpan commandTimeout)
                 {
                     why = ex.Message; // bound, not listening yet
                 }
+                catch (QmpException ex) when (ex.ErrorClass == "Refused")
+                {
+                    throw new DriverException("HypervisorError", $"{label}: {ex.Message}"); // a planted link: waiting does not fix it
+                }
                 catch (QmpException ex)
                 {
                     why = ex.Message; // no greeting in time, or the process is going away (checked above next time)

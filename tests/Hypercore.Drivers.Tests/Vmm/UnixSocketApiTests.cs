@@ -80,6 +80,31 @@ public sealed class UnixSocketApiTests
         (await server).Should().Be(1, "a request that reached the VMM must not be sent twice");
     }
 
+    /// <summary>A jail is the VMM's to write: a link planted at the API socket's path must not be followed (nor retried).</summary>
+    [Test]
+    public async Task Send_SocketPathIsALinkToAnotherServer_IsRefusedWithoutRetries_AndThatServerSeesNoRequest()
+    {
+        var elsewhere = Path.Combine(_scratch.Root, "host.sock");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var server = ServeAsync(elsewhere, TimeSpan.Zero, "204 No Content", 1, cts.Token);
+        await Eventually.TrueAsync(() => File.Exists(elsewhere), TimeSpan.FromSeconds(10), "the test server socket");
+        var path = Path.Combine(_scratch.Root, "api.sock");
+        File.CreateSymbolicLink(path, elsewhere);
+        using var api = new UnixSocketApi(path, new ApiPolicy(TimeSpan.FromSeconds(30), 5, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(3)), TimeProvider.System);
+        var watch = Stopwatch.StartNew();
+
+        var act = () => api.PutAsync("/actions", "{}", cts.Token);
+
+        var error = (await act.Should().ThrowAsync<HttpRequestException>()).Which;
+        error.InnerException.Should().BeOfType<Hypercore.HostAccess.NotAVmmSocketException>().Which.Message.Should().StartWith($"{path} is a symbolic link");
+        UnixSocketApi.IsConnectFailure(error).Should().BeFalse("a moment does not fix a planted link");
+        watch.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(3), "no retry (the backoff is 3 s)");
+        await Task.Delay(200);
+        server.IsCompleted.Should().BeFalse("the link's target never got a connection");
+        await cts.CancelAsync();
+        await FluentActions.Awaiting(() => server).Should().ThrowAsync<OperationCanceledException>();
+    }
+
     [Test]
     public async Task Send_BodyNeitherJsonNodeNorText_IsRefusedBeforeAnyConnect()
     {
