@@ -54,7 +54,7 @@ public sealed partial class DaemonOptions
     /// <summary>
     /// Issue 15, density: the nice value of the daemon's scheduling autogroup, so that the guests it starts (each in a
     /// session of its own) cannot starve it of CPU (<see cref="Hosting.ControlPlanePriority"/>); 0 leaves it. Unset:
-    /// −10 when the daemon leads its own session (started by a service manager or setsid), else left as it is (the
+    /// −20 when the daemon leads its own session (started by a service manager or setsid), else left as it is (the
     /// session is a shell's, or a test runner's, and would be raised with it).
     /// </summary>
     public int? AutogroupNice { get; set; }
@@ -114,7 +114,7 @@ public static class DaemonSettings
         "namespace whose MicroVMs --store kubernetes sees; default all namespaces", "namespace");
 
     public static readonly DaemonSetting AutogroupNice = new("autogroup-nice", "Daemon:AutogroupNice",
-        "nice value of the daemon's scheduling autogroup (sched_autogroup: each guest is a session with an equal CPU share); 0 leaves it; default -10 when the daemon leads its own session, else left", "n")
+        "nice value of the daemon's scheduling autogroup (sched_autogroup: each guest is a session with an equal CPU share); 0 leaves it; default -20 when the daemon leads its own session, else left", "n")
     {
         Kind = SettingKind.WholeNumber, Min = -20, Max = 19,
     };

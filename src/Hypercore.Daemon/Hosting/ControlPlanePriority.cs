@@ -21,8 +21,14 @@ public sealed partial class ControlPlanePriority(
 {
     private readonly Func<bool> _leadsItsSession = leadsItsSession ?? LeadsItsSession;
 
-    /// <summary>The default: weight 9548 against 1024 per guest session (nice −5, 3121, still left 100 starts 2.8 × bare).</summary>
-    public const int DefaultNice = -10;
+    /// <summary>
+    /// The default: weight 88761 against 1024 per guest session, so with 100 busy guests the daemon's session gets
+    /// about half of the CPU when it wants it, and nothing when it does not (it mostly waits). Nice −5 (3121) left 100
+    /// starts 2.8 × bare on the first host; −10 (9548, about 1/11 of the CPU against 100 guests) was enough there
+    /// (0.90 ×) but left 100 starts at 21–28 s against 16–23 s bare on a slower host, where −20 took 17–18 s
+    /// (bench/NOTES.md, s28). Lower it with <c>autogroup-nice</c> where guests must keep more CPU from the daemon.
+    /// </summary>
+    public const int DefaultNice = -20;
 
     /// <summary>What happened, for the log and tests.</summary>
     public enum Outcome
