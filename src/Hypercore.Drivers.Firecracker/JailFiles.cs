@@ -1,3 +1,4 @@
+using Hypercore.HostAccess;
 using Hypercore.Drivers.Vmm;
 
 namespace Hypercore.Drivers.Firecracker;
@@ -47,10 +48,13 @@ internal static class JailFiles
                 throw new DriverException("HypervisorError", $"cannot copy {host} into the jail: {copy.Diagnostic}");
             }
 
-            var chown = await HostProcess.RunAsync("chown", ["--no-dereference", $"{o.Uid}:{o.Gid}", target], TimeSpan.FromSeconds(10), ct);
-            if (!chown.Succeeded)
+            try
             {
-                throw new DriverException("HypervisorError", $"chown of the jail's copy {target} failed: {chown.Diagnostic}");
+                HostOwner.Set(o.Uid, o.Gid, target); // the copy itself: cp made a file, and nothing else writes the jail
+            }
+            catch (IOException ex)
+            {
+                throw new DriverException("HypervisorError", $"the jail's copy: {ex.Message}");
             }
         }
 

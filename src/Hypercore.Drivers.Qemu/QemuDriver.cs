@@ -267,13 +267,16 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
             needs.Add(("/dev/net/tun", "tun device", true));
         }
 
-        foreach (var (path, what, write) in needs)
+        // One process asks for every path at once (test's -a); only when that fails is each asked alone, to name it.
+        if (needs.Count > 0 && !await AccessibleAsync(setpriv, user, needs.SelectMany((n, i) => Access(n.Path, n.Write, first: i == 0)), ct))
         {
-            var check = await HostProcess.RunAsync(setpriv, [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", "test", "-r", path, "-a", write ? "-w" : "-r", path], TimeSpan.FromSeconds(10), ct);
-            if (!check.Succeeded)
+            foreach (var (path, what, write) in needs)
             {
-                throw new DriverException("PermissionDenied",
-                    $"{what} {path} is not {(write ? "readable and writable" : "readable")} by the QEMU user {user} (Qemu:RunAs); grant that user access to it (chmod, chown or an ACL){(write ? " or make the volume read-only" : "")}");
+                if (!await AccessibleAsync(setpriv, user, Access(path, write, first: true), ct))
+                {
+                    throw new DriverException("PermissionDenied",
+                        $"{what} {path} is not {(write ? "readable and writable" : "readable")} by the QEMU user {user} (Qemu:RunAs); grant that user access to it (chmod, chown or an ACL){(write ? " or make the volume read-only" : "")}");
+                }
             }
         }
 
@@ -298,21 +301,32 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         }
 
         System.IO.Directory.CreateDirectory(sockets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        await ChownAsync("0:0", [dir.Path], ct);
+        Chown(0, 0, [dir.Path]);
         File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);
         var owned = new List<string> { sockets, dir.ConsoleLog, dir.File("qemu.log") };
         owned.AddRange(prepared.Volumes.Where(v => v.IsScratch).Select(v => v.HostPath));
-        await ChownAsync(user.ToString(), owned, ct);
+        Chown(user.Uid, user.Gid, owned);
 
         return setpriv;
     }
 
-    private static async Task ChownAsync(string owner, IReadOnlyList<string> paths, CancellationToken ct)
+    /// <summary>test(1)'s operands for one path: readable, and writable when <paramref name="write"/>; "-a" before all but the first.</summary>
+    private static IEnumerable<string> Access(string path, bool write, bool first) =>
+        [.. first ? [] : new[] { "-a" }, "-r", path, .. write ? new[] { "-a", "-w", path } : []];
+
+    /// <summary>Whether test(1), run as the QEMU user with no supplementary groups, says yes to <paramref name="expression"/>.</summary>
+    private static async Task<bool> AccessibleAsync(string setpriv, QemuUser user, IEnumerable<string> expression, CancellationToken ct) =>
+        (await HostProcess.RunAsync(setpriv, [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", "test", .. expression], TimeSpan.FromSeconds(10), ct)).Succeeded;
+
+    private static void Chown(int uid, int gid, List<string> paths)
     {
-        var chown = await HostProcess.RunAsync("chown", ["--no-dereference", owner, .. paths], TimeSpan.FromSeconds(10), ct);
-        if (!chown.Succeeded)
+        try
         {
-            throw new DriverException("HypervisorError", $"chown to {owner} failed: {chown.Diagnostic}");
+            HostOwner.Set(uid, gid, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(paths));
+        }
+        catch (IOException ex)
+        {
+            throw new DriverException("HypervisorError", ex.Message);
         }
     }
 

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Hypercore.Images.Cache;
 
-/// <summary>The few POSIX calls .NET does not expose: directory fsync, lchown, hard links.</summary>
+/// <summary>The few POSIX calls .NET does not expose: directory fsync, hard links (lchown is HostOwner's, done only as root).</summary>
 internal static partial class Native
 {
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -13,9 +13,6 @@ internal static partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int lchown(string path, int owner, int group);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int link(string oldPath, string newPath);
@@ -36,8 +33,8 @@ internal static partial class Native
 
     public static void Lchown(string path, int uid, int gid)
     {
-        if (IsRoot && lchown(path, uid, gid) != 0)
-            throw new IOException($"lchown {path}: errno {Marshal.GetLastPInvokeError()}");
+        if (IsRoot)
+            Hypercore.HostAccess.HostOwner.Set(uid, gid, path);
     }
 
     public static void HardLink(string existing, string created)
