@@ -105,7 +105,7 @@ public sealed partial class QemuDriver : ISnapshotDriver
         {
             if (_runAs is { } user)
             {
-                Chown(user.Uid, user.Gid, [socketPath]); // QEMU, as that user, connects to it
+                Chown(user.Uid, user.Gid, socketPath); // QEMU, as that user, connects to it
             }
 
             using var copyCancel = CancellationTokenSource.CreateLinkedTokenSource(ct);

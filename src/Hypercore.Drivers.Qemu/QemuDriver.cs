@@ -268,11 +268,11 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         }
 
         // One process asks for every path at once (test's -a); only when that fails is each asked alone, to name it.
-        if (needs.Count > 0 && !await AccessibleAsync(setpriv, user, needs.SelectMany((n, i) => Access(n.Path, n.Write, first: i == 0)), ct))
+        if (needs.Count > 0 && !await AccessibleAsync(setpriv, user, needs, ct))
         {
             foreach (var (path, what, write) in needs)
             {
-                if (!await AccessibleAsync(setpriv, user, Access(path, write, first: true), ct))
+                if (!await AccessibleAsync(setpriv, user, [(path, what, write)], ct))
                 {
                     throw new DriverException("PermissionDenied",
                         $"{what} {path} is not {(write ? "readable and writable" : "readable")} by the QEMU user {user} (Qemu:RunAs); grant that user access to it (chmod, chown or an ACL){(write ? " or make the volume read-only" : "")}");
@@ -301,28 +301,45 @@ public sealed partial class QemuDriver : VmmDriver, IDisposable
         }
 
         System.IO.Directory.CreateDirectory(sockets, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        Chown(0, 0, [dir.Path]);
+        Chown(0, 0, dir.Path);
         File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);
         var owned = new List<string> { sockets, dir.ConsoleLog, dir.File("qemu.log") };
         owned.AddRange(prepared.Volumes.Where(v => v.IsScratch).Select(v => v.HostPath));
-        Chown(user.Uid, user.Gid, owned);
+        Chown(user.Uid, user.Gid, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(owned));
 
         return setpriv;
     }
 
-    /// <summary>test(1)'s operands for one path: readable, and writable when <paramref name="write"/>; "-a" before all but the first.</summary>
-    private static IEnumerable<string> Access(string path, bool write, bool first) =>
-        [.. first ? [] : new[] { "-a" }, "-r", path, .. write ? new[] { "-a", "-w", path } : []];
+    /// <summary>
+    /// Whether the QEMU user, with no supplementary groups, can read every path of <paramref name="needs"/> and write
+    /// those marked so: one test(1) of them all, joined with -a.
+    /// </summary>
+    private static async Task<bool> AccessibleAsync(string setpriv, QemuUser user, IReadOnlyList<(string Path, string What, bool Write)> needs, CancellationToken ct)
+    {
+        List<string> args = [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", "test"];
+        var firstOperand = args.Count;
+        foreach (var (path, _, write) in needs)
+        {
+            if (args.Count > firstOperand)
+            {
+                args.Add("-a");
+            }
 
-    /// <summary>Whether test(1), run as the QEMU user with no supplementary groups, says yes to <paramref name="expression"/>.</summary>
-    private static async Task<bool> AccessibleAsync(string setpriv, QemuUser user, IEnumerable<string> expression, CancellationToken ct) =>
-        (await HostProcess.RunAsync(setpriv, [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--", "test", .. expression], TimeSpan.FromSeconds(10), ct)).Succeeded;
+            args.AddRange(["-r", path]);
+            if (write)
+            {
+                args.AddRange(["-a", "-w", path]);
+            }
+        }
 
-    private static void Chown(int uid, int gid, List<string> paths)
+        return (await HostProcess.RunAsync(setpriv, args, TimeSpan.FromSeconds(10), ct)).Succeeded;
+    }
+
+    private static void Chown(int uid, int gid, params ReadOnlySpan<string> paths)
     {
         try
         {
-            HostOwner.Set(uid, gid, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(paths));
+            HostOwner.Set(uid, gid, paths);
         }
         catch (IOException ex)
         {

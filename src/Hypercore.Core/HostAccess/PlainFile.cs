@@ -26,11 +26,9 @@ internal static partial class HostFiles
     /// <exception cref="NotAPlainFileException">A link, not a regular file, or hard-linked elsewhere.</exception>
     public static SafeFileHandle? OpenPlainFile(string path, FileAccess access)
     {
-        var flags = (access == FileAccess.Read ? ORdOnly : ORdWr) | ONoFollow | ONonBlock | OCloexec;
-        var fd = Open(path, flags);
+        var fd = OpenAndStat(path, (access == FileAccess.Read ? ORdOnly : ORdWr) | ONoFollow | ONonBlock | OCloexec, out var mode, out var links, out var errno);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
             return errno switch
             {
                 ENoEnt => null,
@@ -40,16 +38,7 @@ internal static partial class HostFiles
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
-        Span<byte> stat = stackalloc byte[StatSize];
-        if (FStat(fd, stat) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new IOException($"fstat {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
-        }
-
-        var kind = KindOf(ModeOf(stat));
-        var links = LinksOf(stat);
+        var kind = KindOf(mode);
         if (kind != HostFileKind.Regular || links != 1)
         {
             handle.Dispose();
@@ -57,6 +46,33 @@ internal static partial class HostFiles
         }
 
         return handle;
+    }
+
+    /// <summary>
+    /// open(2) of <paramref name="path"/> with <paramref name="flags"/>, then fstat(2) of that descriptor, so what the
+    /// caller checks of mode and links is the very file opened (<see cref="OpenPlainFile"/>, <see cref="OpenSocketInode"/>).
+    /// Negative, with <paramref name="errno"/>, when the open failed; a failed fstat closes the descriptor and throws.
+    /// </summary>
+    private static int OpenAndStat(string path, int flags, out uint mode, out ulong links, out int errno)
+    {
+        (mode, links, errno) = (0, 0, 0);
+        var fd = Open(path, flags);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return fd;
+        }
+
+        Span<byte> stat = stackalloc byte[StatSize];
+        if (FStat(fd, stat) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            _ = Close(fd);
+            throw new IOException($"fstat {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+        }
+
+        (mode, links) = (ModeOf(stat), LinksOf(stat));
+        return fd;
     }
 
     // struct stat: st_nlink is 8 bytes at 16 on x86_64 (before st_mode), 4 bytes at 20 on arm64 (after st_mode).

@@ -47,26 +47,15 @@ internal static partial class HostFiles
     /// <summary>An O_PATH descriptor of the socket at <paramref name="path"/>, which must be a socket with one link.</summary>
     internal static int OpenSocketInode(string path)
     {
-        var fd = Open(path, OPath | ONoFollow | OCloexec);
+        // With O_PATH|O_NOFOLLOW a link is opened itself (no ELOOP), so fstat reports it as a link.
+        var fd = OpenAndStat(path, OPath | ONoFollow | OCloexec, out var mode, out var links, out var errno);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
             throw errno == ENoEnt
                 ? new SocketException((int)SocketError.AddressNotAvailable, $"{path}: no such socket")
                 : new IOException($"open {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
         }
 
-        Span<byte> stat = stackalloc byte[StatSize];
-        if (FStat(fd, stat) != 0)
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            _ = Close(fd);
-            throw new IOException($"fstat {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
-        }
-
-        // With O_PATH|O_NOFOLLOW a link is opened itself (no ELOOP), so fstat reports it as a link.
-        var mode = ModeOf(stat);
-        var links = LinksOf(stat);
         if ((mode & TypeMask) != 0xC000 || links != 1)
         {
             _ = Close(fd);
