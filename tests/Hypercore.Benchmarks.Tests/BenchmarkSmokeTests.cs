@@ -127,6 +127,24 @@ public class BenchmarkSmokeTests
         ProcessesMentioning(work).Should().BeEmpty("the runner stops every daemon and QEMU it started");
     }
 
+    /// <summary>
+    /// Goal 2's own row (the in-process node at 64 clients) is read from the median of --api-rounds runs, like the
+    /// separate-process rows: a single 5 s window moved by more than the goal's margin between runs (bench/NOTES.md, s30).
+    /// </summary>
+    [Test]
+    public async Task Runner_ApiGoalLevel_RunsItsChildOncePerRound()
+    {
+        var runner = Path.Combine(RepoRoot(), "bench", "Hypercore.Benchmarks", "bin", Configuration, "net10.0", "Hypercore.Benchmarks.dll");
+        var work = Path.Combine(_scratch, "w");
+
+        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--only", "api", "--api-clients", "64", "--api-rounds", "2", "--work-dir", work);
+
+        exit.Should().Be(0, $"stderr:\n{stderr}");
+        stderr.Should().Contain("api: 64 client(s), run 1 of 2").And.Contain("api: 64 client(s), run 2 of 2");
+        Row(stdout, "API", "Creates ÷ empty-call baseline, 64 client(s)").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
+        ProcessesMentioning(_scratch).Should().BeEmpty("every child and server of the rounds has exited");
+    }
+
     [Test]
     public async Task Runner_UnknownBenchmark_ExitsWithUsage()
     {

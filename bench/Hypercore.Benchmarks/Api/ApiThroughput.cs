@@ -33,7 +33,20 @@ public static class ApiThroughput
         foreach (var clients in ctx.Options.ApiClients)
         {
             BenchContext.Log($"api: {clients} client(s), {ctx.Options.ApiDuration.TotalSeconds:0.#} s each for the empty-call baseline and the Creates");
-            var r = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
+            // Issue 15 goal 2's own row (64 clients) is read from the median of ApiRounds runs (3 in a full run), as the
+            // separate-process rows are since the twenty-third pass: one 5 s window on these 2-core machines moved by
+            // more than the goal's margin between runs minutes apart (bench/NOTES.md, s30). The other levels stay one run.
+            var ratioGoal = clients == 64 || ctx.Options.ApiClients.Length == 1;
+            var runs = await ChildRounds.RunAsync(ratioGoal ? ctx.Options.ApiRounds : 1, round =>
+            {
+                if (ratioGoal && ctx.Options.ApiRounds > 1)
+                {
+                    BenchContext.Log($"api: {clients} client(s), run {round} of {ctx.Options.ApiRounds}");
+                }
+
+                return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
+            });
+            var r = ChildRounds.Median(runs);
             var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
             rows.Add(new ResultRow(Name, $"empty unary calls/s (baseline), {clients} client(s)", BaselineBracket.Rate(r), "/s",
                 $"grpc.health.v1 Health/Check, {clients} client(s) × sequential calls for {seconds} s after a warm-up, on the same server just before the Creates and on a fresh one after them: the mean of the two; " +
@@ -55,9 +68,10 @@ public static class ApiThroughput
             });
             // Issue 15: at 64 clients, Creates at least half the rate of an empty call on the same server.
             rows.Add(new ResultRow(Name, $"Creates ÷ empty-call baseline, {clients} client(s)", ratio, "×",
-                $"durable Creates/s ÷ empty unary calls/s, same server binary, same clients, same run: the mean of a baseline before the Creates and one after them ({Fmt.Number(BaselineBracket.RatioBefore(r))} × the one before alone)")
+                $"durable Creates/s ÷ empty unary calls/s, same server binary, same clients, same run: the mean of a baseline before the Creates and one after them ({Fmt.Number(BaselineBracket.RatioBefore(r))} × the one before alone)" +
+                ChildRounds.Text(runs))
             {
-                Goal = clients == 64 || ctx.Options.ApiClients.Length == 1 ? Goal.AtLeast(0.5, "×") : null,
+                Goal = ratioGoal ? Goal.AtLeast(0.5, "×") : null,
                 Reference = BaselineBracket.Reference(r),
             });
             rows.Add(new ResultRow(Name, $"server CPU per Create, {clients} client(s)", r["cpu_us_per"], "µs",
