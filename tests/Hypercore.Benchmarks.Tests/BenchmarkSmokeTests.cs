@@ -140,7 +140,10 @@ public class BenchmarkSmokeTests
         var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--only", "api", "--api-clients", "64", "--api-rounds", "2", "--work-dir", work);
 
         exit.Should().Be(0, $"stderr:\n{stderr}");
-        stderr.Should().Contain("api: 64 client(s), run 1 of 2").And.Contain("api: 64 client(s), run 2 of 2");
+        // Each run is a fresh node on an empty directory: the second must not meet the first one's records (whose ids
+        // its Creates would repeat, AlreadyExists).
+        stderr.Should().MatchRegex(@"api: 64 client\(s\), run 1 of 2: [0-9.]+ ×, [1-9][0-9]* creates, 0 errors")
+            .And.MatchRegex(@"api: 64 client\(s\), run 2 of 2: [0-9.]+ ×, [1-9][0-9]* creates, 0 errors");
         Row(stdout, "API", "Creates ÷ empty-call baseline, 64 client(s)").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
         ProcessesMentioning(_scratch).Should().BeEmpty("every child and server of the rounds has exited");
     }

@@ -37,14 +37,17 @@ public static class ApiThroughput
             // separate-process rows are since the twenty-third pass: one 5 s window on these 2-core machines moved by
             // more than the goal's margin between runs minutes apart (bench/NOTES.md, s30). The other levels stay one run.
             var ratioGoal = clients == 64 || ctx.Options.ApiClients.Length == 1;
-            var runs = await ChildRounds.RunAsync(ratioGoal ? ctx.Options.ApiRounds : 1, round =>
+            var rounds = ratioGoal ? ctx.Options.ApiRounds : 1;
+            var runs = await ChildRounds.RunAsync(rounds, async round =>
             {
-                if (ratioGoal && ctx.Options.ApiRounds > 1)
+                var run = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
+                if (rounds > 1)
                 {
-                    BenchContext.Log($"api: {clients} client(s), run {round} of {ctx.Options.ApiRounds}");
+                    BenchContext.Log(string.Create(CultureInfo.InvariantCulture,
+                        $"api: {clients} client(s), run {round} of {rounds}: {Fmt.Number(BaselineBracket.Ratio(run))} ×, {run["count"]:0} creates, {run["errors"]:0} errors"));
                 }
 
-                return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
+                return run;
             });
             var r = ChildRounds.Median(runs);
             var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
@@ -161,7 +164,9 @@ public static class ApiThroughput
     /// <param name="state">The Creates' desired state (null: Running); "Stopped" is the load <see cref="ApiDaemonThroughput"/> puts on the shipped daemon.</param>
     public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int clients, bool reconciler, string? state = null)
     {
-        var dir = Path.Combine(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}");
+        // A directory no run before this one used (ChildRounds runs this child more than once per row): a node on the
+        // records of the run before would resync them first, and the load generator's ids would already exist.
+        var dir = ApiDaemonThroughput.FreshDirectory(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}");
         var result = await RunCreatesAsync(options, clients, reconciler, state, Directory.CreateDirectory(dir).FullName); // that node is stopped by now
         if (!reconciler)
         {
