@@ -29,11 +29,9 @@ public static class ApiDaemonThroughput
     {
         var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
         BenchContext.Log($"api: {clients} client(s) against the vistarad process ({ctx.Options.DaemonPath}), Creates with state {State}; then the in-process node with the same load");
-        var daemonRuns = await ChildRounds.RunAsync(ctx.Options.ApiRounds, round =>
-        {
-            BenchContext.Log($"api: vistarad, run {round} of {ctx.Options.ApiRounds}");
-            return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary);
-        });
+        var daemonRuns = await ChildRounds.RunAsync(ctx.Options.ApiRounds,
+            _ => ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--daemon", ctx.Options.DaemonPath!, "--qemu-bin", ctx.Options.QemuBinary),
+            "vistarad");
         var p = await ChildRun.RunAsync(ctx, InProcessChildKind, clients, TimeSpan.FromMinutes(10));
         var rows = new List<ResultRow>();
         foreach (var (r, where, rounds) in new[] { (ChildRounds.Median(daemonRuns), "vistarad process", ChildRounds.Text(daemonRuns)), (p, "in-process node", "") })
@@ -68,7 +66,7 @@ public static class ApiDaemonThroughput
     internal static async Task<Dictionary<string, double>> RunProcessChildAsync(
         BenchOptions options, int clients, string daemonPath, string name, string vmState, string[] serverArgs, Action<DaemonProcess, Dictionary<string, double>>? started)
     {
-        var dir = Directory.CreateDirectory(FreshDirectory(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
+        var dir = Directory.CreateDirectory(ChildRounds.FreshDirectory(options.WorkDirectory!, $"api-{clients}-{name}")).FullName;
         // HYPERCORE_BENCH_DAEMON_ARGS: more daemon flags for an A/B (e.g. "--autogroup-nice 0"), space-separated.
         string[] extra = [.. serverArgs, .. (Environment.GetEnvironmentVariable("HYPERCORE_BENCH_DAEMON_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)];
         var result = await RunCreatesAsync(options, clients, daemonPath, Path.Combine(dir, "state"), vmState, extra, started); // that server is stopped by now
@@ -80,21 +78,6 @@ public static class ApiDaemonThroughput
         return result;
     }
 
-    /// <summary>
-    /// <paramref name="name"/> under <paramref name="parent"/>, or the first of name-2, name-3, … that does not exist yet:
-    /// each run of a row (<see cref="ChildRounds"/>) gets a server on an empty state directory, never the records of the
-    /// run before it (which its reconciler would first resync).
-    /// </summary>
-    internal static string FreshDirectory(string parent, string name)
-    {
-        var path = Path.Combine(parent, name);
-        for (var i = 2; Directory.Exists(path) || File.Exists(path); i++)
-        {
-            path = Path.Combine(parent, $"{name}-{i}");
-        }
-
-        return path;
-    }
 
     /// <summary>The first server: the baseline before the Creates, the Creates, the drain and what the server says of them.</summary>
     private static async Task<Dictionary<string, double>> RunCreatesAsync(

@@ -23,11 +23,9 @@ public static class ApiNodeThroughput
     {
         var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
         BenchContext.Log($"api: {clients} client(s) against the benchmark node ({ctx.Options.BenchNodePath}), Creates with state {State}");
-        var runs = await ChildRounds.RunAsync(ctx.Options.ApiRounds, round =>
-        {
-            BenchContext.Log($"api: benchmark node, run {round} of {ctx.Options.ApiRounds}");
-            return ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--bench-node", ctx.Options.BenchNodePath!, "--qemu-bin", ctx.Options.QemuBinary);
-        });
+        var runs = await ChildRounds.RunAsync(ctx.Options.ApiRounds,
+            _ => ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10), "--bench-node", ctx.Options.BenchNodePath!, "--qemu-bin", ctx.Options.QemuBinary),
+            "benchmark node");
         var r = ChildRounds.Median(runs);
         var build = r.GetValueOrDefault("node_aot") == 1 ? "AOT" : "JIT";
         var where = $"{build} benchmark node, Running load";

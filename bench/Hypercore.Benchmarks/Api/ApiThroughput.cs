@@ -37,18 +37,8 @@ public static class ApiThroughput
             // separate-process rows are since the twenty-third pass: one 5 s window on these 2-core machines moved by
             // more than the goal's margin between runs minutes apart (bench/NOTES.md, s30). The other levels stay one run.
             var ratioGoal = clients == 64 || ctx.Options.ApiClients.Length == 1;
-            var rounds = ratioGoal ? ctx.Options.ApiRounds : 1;
-            var runs = await ChildRounds.RunAsync(rounds, async round =>
-            {
-                var run = await ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10));
-                if (rounds > 1)
-                {
-                    BenchContext.Log(string.Create(CultureInfo.InvariantCulture,
-                        $"api: {clients} client(s), run {round} of {rounds}: {Fmt.Number(BaselineBracket.Ratio(run))} ×, {run["count"]:0} creates, {run["errors"]:0} errors"));
-                }
-
-                return run;
-            });
+            var runs = await ChildRounds.RunAsync(ratioGoal ? ctx.Options.ApiRounds : 1,
+                _ => ChildRun.RunAsync(ctx, ChildKind, clients, TimeSpan.FromMinutes(10)), $"{clients} client(s)");
             var r = ChildRounds.Median(runs);
             var seconds = ctx.Options.ApiDuration.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
             rows.Add(new ResultRow(Name, $"empty unary calls/s (baseline), {clients} client(s)", BaselineBracket.Rate(r), "/s",
@@ -166,7 +156,7 @@ public static class ApiThroughput
     {
         // A directory no run before this one used (ChildRounds runs this child more than once per row): a node on the
         // records of the run before would resync them first, and the load generator's ids would already exist.
-        var dir = ApiDaemonThroughput.FreshDirectory(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}");
+        var dir = ChildRounds.FreshDirectory(options.WorkDirectory!, $"api-{clients}-{(reconciler ? "full" : "alone")}{(state is null ? "" : "-" + state)}");
         var result = await RunCreatesAsync(options, clients, reconciler, state, Directory.CreateDirectory(dir).FullName); // that node is stopped by now
         if (!reconciler)
         {

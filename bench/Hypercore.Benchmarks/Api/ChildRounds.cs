@@ -1,5 +1,6 @@
 using System.Globalization;
 using Hypercore.Benchmarks.Report;
+using Hypercore.Benchmarks.Runner;
 
 namespace Hypercore.Benchmarks.Api;
 
@@ -44,15 +45,42 @@ public static class ChildRounds
             $"ratios {List(BaselineBracket.Ratio)}; Create p99 {List(r => r["p99_ms"])} ms; server CPU per Create {List(r => r["cpu_us_per"])} µs");
     }
 
-    /// <summary>Runs <paramref name="run"/> <paramref name="rounds"/> times, one after the other.</summary>
-    public static async Task<List<Dictionary<string, double>>> RunAsync(int rounds, Func<int, Task<Dictionary<string, double>>> run)
+    /// <summary>
+    /// Runs <paramref name="run"/> <paramref name="rounds"/> times, one after the other. With more than one round and a
+    /// <paramref name="label"/>, logs each run's ratio, Creates and errors as it ends (a run whose Creates failed is not
+    /// a measurement, and the row shows only the median run's count).
+    /// </summary>
+    public static async Task<List<Dictionary<string, double>>> RunAsync(int rounds, Func<int, Task<Dictionary<string, double>>> run, string? label = null)
     {
         var runs = new List<Dictionary<string, double>>(rounds);
         for (var i = 1; i <= rounds; i++)
         {
-            runs.Add(await run(i));
+            var result = await run(i);
+            if (label is not null && rounds > 1)
+            {
+                BenchContext.Log(string.Create(CultureInfo.InvariantCulture,
+                    $"api: {label}, run {i} of {rounds}: {Fmt.Number(BaselineBracket.Ratio(result))} ×, {result.GetValueOrDefault("count"):0} creates, {result.GetValueOrDefault("errors"):0} errors"));
+            }
+
+            runs.Add(result);
         }
 
         return runs;
+    }
+
+    /// <summary>
+    /// <paramref name="name"/> under <paramref name="parent"/>, or the first of name-2, name-3, … that does not exist yet:
+    /// each run of a row gets a server on an empty state directory, never the records of the run before it (which its
+    /// reconciler would first resync, and whose ids the load generator's Creates would repeat).
+    /// </summary>
+    internal static string FreshDirectory(string parent, string name)
+    {
+        var path = Path.Combine(parent, name);
+        for (var i = 2; Directory.Exists(path) || File.Exists(path); i++)
+        {
+            path = Path.Combine(parent, $"{name}-{i}");
+        }
+
+        return path;
     }
 }

@@ -80,13 +80,13 @@ public class ChildRoundsTests
         var parent = Directory.CreateTempSubdirectory("hc-rounds-").FullName;
         try
         {
-            var first = ApiDaemonThroughput.FreshDirectory(parent, "api-64-node");
+            var first = ChildRounds.FreshDirectory(parent, "api-64-node");
             first.Should().Be(Path.Combine(parent, "api-64-node"));
             Directory.CreateDirectory(first);
-            var second = ApiDaemonThroughput.FreshDirectory(parent, "api-64-node");
+            var second = ChildRounds.FreshDirectory(parent, "api-64-node");
             second.Should().Be(Path.Combine(parent, "api-64-node-2"), "the second run must not start on the first run's records");
             Directory.CreateDirectory(second);
-            ApiDaemonThroughput.FreshDirectory(parent, "api-64-node").Should().Be(Path.Combine(parent, "api-64-node-3"));
+            ChildRounds.FreshDirectory(parent, "api-64-node").Should().Be(Path.Combine(parent, "api-64-node-3"));
         }
         finally
         {
