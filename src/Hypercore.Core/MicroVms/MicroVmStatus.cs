@@ -7,12 +7,13 @@ public sealed record MicroVmStatus
 
     public Phase Phase { get; init; } = Phase.Pending;
 
-    /// <remarks>Kept as an exact-size array (issue 15, survive7): a <see cref="List{T}"/> given here (a JSON reader's) is
-    /// copied into one, so the status keeps one object for its conditions, not a list and its larger array.</remarks>
+    /// <remarks>Up to four kept packed (issue 15, s31: <see cref="PackedConditions"/>, one small object whose templates are
+    /// shared between statuses); more as an exact-size array (survive7: a <see cref="List{T}"/> given here, a JSON
+    /// reader's, is copied into one, so the status keeps one object for its conditions, not a list and its larger array).</remarks>
     public IReadOnlyList<Condition> Conditions
     {
         get => _conditions;
-        init => _conditions = value is List<Condition> { Count: > 0 } list ? list.ToArray() : Compact.List(value);
+        init => _conditions = Hypercore.MicroVms.Conditions.Keep(value);
     }
 
     private readonly IReadOnlyList<Condition> _conditions = [];
@@ -105,7 +106,7 @@ public sealed record MicroVmStatus
         other is not null && Phase == other.Phase && ObservedGeneration == other.ObservedGeneration && Pid == other.Pid &&
         Node == other.Node && ConsoleLogPath == other.ConsoleLogPath && BootTime == other.BootTime &&
         RestartCount == other.RestartCount && Runtime == other.Runtime &&
-        Conditions.SequenceEqual(other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
+        Hypercore.MicroVms.Conditions.Equal(Conditions, other.Conditions) && Addresses.SequenceEqual(other.Addresses) &&
         Interfaces.SequenceEqual(other.Interfaces) && PortForwards.SequenceEqual(other.PortForwards) &&
         GuestReadyTime == other.GuestReadyTime && GuestReadySeconds == other.GuestReadySeconds && ConsoleBootOffset == other.ConsoleBootOffset &&
         Images.SequenceEqual(other.Images) &&
@@ -205,59 +206,126 @@ public static class Conditions
 
     /// <summary>
     /// Sets a condition, keeping LastTransitionTime when the status did not flip (Kubernetes meta.SetStatusCondition).
+    /// The result is sorted by type with no type twice; up to four are packed (<see cref="PackedConditions"/>).
     /// </summary>
     public static IReadOnlyList<Condition> Set(
         IReadOnlyList<Condition> existing, string type, ConditionStatus status, string reason, string message,
         long generation, DateTimeOffset now)
     {
-        var old = Find(existing, type);
-        if (old is not null && old.Status == status && old.ObservedGeneration == generation && old.Reason == reason &&
-            old.Message == message && existing is Condition[] same && IsOrderedOnce(same))
+        // Nothing to change (issue 15, alloc9): the same list back, as the new one would have been equal to it. Every
+        // reconcile sets Ready and Synchronized (and a running VM's Paused) again, and a poll of a running VM finds them
+        // as they were: that was three conditions and three arrays per pass for nothing.
+        if (existing is PackedConditions packed)
         {
-            // Nothing to change (issue 15, alloc9): the same list back, as the new one would have been equal to it. Every
-            // reconcile sets Ready and Synchronized (and a running VM's Paused) again, and a poll of a running VM finds them
-            // as they were: that was three conditions and three arrays per pass for nothing.
+            var at = packed.IndexOf(type);
+            if (at >= 0 && packed.Template(at).Says(status, reason, message, generation) && packed.IsOrderedOnce())
+            {
+                return packed;
+            }
+        }
+        else if (Find(existing, type) is { } found && found.Status == status && found.ObservedGeneration == generation &&
+            found.Reason == reason && found.Message == message && existing is Condition[] same && IsOrderedOnce(same))
+        {
             return same;
         }
 
-        var since = old is not null && old.Status == status ? old.LastTransitionTime : now;
-        var updated = new Condition(type, status, reason, message, since, generation);
-
         // What existing.Where(c => c.Type != type).Append(updated).OrderBy(c => c.Type, Ordinal).ToList() gave, without
-        // its iterators, closures and sorter (issue 15: ~3.5 KB allocated per Create): a stable insertion sort by type.
-        // An array of the exact size rather than a List (issue 15, survivors): the status keeps it for the VM's life,
-        // and the List object around the array was 32 bytes more per record for every gen0 collection to copy.
-        var list = new Condition[existing.Count + (old is null ? 1 : 0)];
-        var count = 0;
-        for (var i = 0; i < existing.Count; i++)
+        // its iterators, closures and sorter (issue 15: ~3.5 KB allocated per Create): a stable insertion sort by type,
+        // on this thread's scratch of (template, time) pairs, then packed.
+        var count = existing.Count;
+        var templates = t_templates is { } t && t.Length > count ? t : t_templates = new ConditionTemplate[Math.Max(8, count + 1)];
+        var ticks = t_ticks is { } k && k.Length > count ? k : t_ticks = new long[templates.Length];
+        ConditionTemplate? old = null;
+        long oldTicks = 0;
+        var n = 0;
+        for (var i = 0; i < count; i++)
         {
-            if (existing[i].Type != type)
+            ConditionTemplate template;
+            long at;
+            if (existing is PackedConditions p)
             {
-                list[count++] = existing[i];
+                template = p.Template(i);
+                at = p.Ticks(i);
+            }
+            else
+            {
+                var c = existing[i];
+                template = ConditionTemplate.Of(c.Type, c.Status, c.Reason, c.Message, c.ObservedGeneration);
+                at = c.LastTransitionTime.UtcTicks;
+            }
+
+            if (template.Type != type)
+            {
+                templates[n] = template;
+                ticks[n++] = at;
+            }
+            else if (old is null)
+            {
+                old = template; // the first of the type decides the transition time
+                oldTicks = at;
             }
         }
 
-        list[count++] = updated;
-        if (count < list.Length)
+        templates[n] = ConditionTemplate.Of(type, status, reason, message, generation);
+        ticks[n++] = old is not null && old.Status == status ? oldTicks : now.UtcTicks;
+        for (var i = 1; i < n; i++)
         {
-            Array.Resize(ref list, count); // the existing list held the type more than once (a hand-edited record)
-        }
-
-        for (var i = 1; i < list.Length; i++)
-        {
-            var item = list[i];
+            var item = templates[i];
+            var itemTicks = ticks[i];
             var j = i - 1;
-            while (j >= 0 && string.CompareOrdinal(list[j].Type, item.Type) > 0)
+            while (j >= 0 && string.CompareOrdinal(templates[j].Type, item.Type) > 0)
             {
-                list[j + 1] = list[j];
+                templates[j + 1] = templates[j];
+                ticks[j + 1] = ticks[j];
                 j--;
             }
 
-            list[j + 1] = item;
+            templates[j + 1] = item;
+            ticks[j + 1] = itemTicks;
         }
 
-        return list;
+        IReadOnlyList<Condition> result;
+        if (n <= PackedConditions.Capacity)
+        {
+            result = PackedConditions.Of(templates.AsSpan(0, n), ticks.AsSpan(0, n));
+        }
+        else
+        {
+            // An array of the exact size rather than a List (issue 15, survivors): the status keeps it for the VM's life.
+            var list = new Condition[n];
+            for (var i = 0; i < n; i++)
+            {
+                var template = templates[i];
+                list[i] = new Condition(template.Type, template.Status, template.Reason, template.Message, new DateTimeOffset(ticks[i], TimeSpan.Zero), template.ObservedGeneration);
+            }
+
+            result = list;
+        }
+
+        Array.Clear(templates, 0, n); // the scratch keeps no template alive
+        return result;
     }
+
+    [ThreadStatic]
+    private static ConditionTemplate[]? t_templates;
+
+    [ThreadStatic]
+    private static long[]? t_ticks;
+
+    /// <summary>What a status keeps of <paramref name="value"/>: packed up to four, else an exact-size array (or the list given).</summary>
+    internal static IReadOnlyList<Condition> Keep(IReadOnlyList<Condition>? value) => value switch
+    {
+        null or { Count: 0 } => [],
+        PackedConditions packed => packed,
+        { Count: <= PackedConditions.Capacity } => PackedConditions.Of(value),
+        List<Condition> list => list.ToArray(),
+        _ => value,
+    };
+
+    /// <summary>Same conditions in the same order (instants compared, as <see cref="Condition"/>'s equality does).</summary>
+    public static bool Equal(IReadOnlyList<Condition> a, IReadOnlyList<Condition> b) =>
+        ReferenceEquals(a, b) ||
+        (a is PackedConditions pa && b is PackedConditions pb ? pa.SameAs(pb) : a.Count == b.Count && a.SequenceEqual(b));
 
     /// <summary>Sorted by type with no type twice: what <see cref="Set"/> would make of it.</summary>
     private static bool IsOrderedOnce(Condition[] conditions)
@@ -276,6 +344,12 @@ public static class Conditions
     /// <summary>The first condition of <paramref name="type"/>, or null (FirstOrDefault without a closure per call).</summary>
     public static Condition? Find(IReadOnlyList<Condition> conditions, string type)
     {
+        if (conditions is PackedConditions packed)
+        {
+            var at = packed.IndexOf(type);
+            return at < 0 ? null : packed[at];
+        }
+
         for (var i = 0; i < conditions.Count; i++)
         {
             if (conditions[i].Type == type)
