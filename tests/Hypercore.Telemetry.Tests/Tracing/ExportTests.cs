@@ -57,7 +57,11 @@ public class ExportTests
                 spans = [.. exported];
             }
 
-            return spans.Any(a => a.OperationName == "driver.start");
+            // A server span ends after its response is sent (Kestrel stops the request's activity when it disposes the
+            // request's context), so the client can hold the Get's answer before its span is exported: wait for it too.
+            var routes = spans.Where(a => a.Kind == ActivityKind.Server).Select(a => a.GetTagItem("http.route") as string).ToHashSet();
+            return spans.Any(a => a.OperationName == "driver.start") &&
+                routes.Contains("/vm.services.api.VMService/Create") && routes.Contains("/vm.services.api.VMService/Get");
         });
 
         var server = spans.Where(a => a.Kind == ActivityKind.Server).ToList();
