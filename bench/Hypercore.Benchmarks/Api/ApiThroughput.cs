@@ -241,6 +241,18 @@ public static class ApiThroughput
         long contentionBefore = 0;
         using var sampling = new CancellationTokenSource();
         var poolSampler = Task.CompletedTask;
+        // Issue 15, s35: HYPERCORE_BENCH_RELIST_AT_S=N asks the informer for a relist N s into the measured window, as its
+        // periodic relist would, to see whether one relist under the Creates stays one (bench/NOTES.md s35).
+        var relistsAtStart = informer?.Relists ?? 0;
+        long relistsAtForce = -1;
+        var forcing = Task.CompletedTask;
+        if (informer is not null &&
+            double.TryParse(Environment.GetEnvironmentVariable("HYPERCORE_BENCH_RELIST_AT_S"), CultureInfo.InvariantCulture, out var relistAt))
+        {
+            forcing = ForceRelistAsync(informer, TimeSpan.FromSeconds(relistAt), () => Volatile.Read(ref counting) == 1,
+                () => Interlocked.Read(ref records), at => relistsAtForce = at);
+        }
+
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
             node.GrpcAddress, LoadGenerator.CallCreate, clients, options.ApiDuration, node.KernelPath, "c", timeout, () =>
             {
@@ -282,6 +294,9 @@ public static class ApiThroughput
             result[key] = value;
         }
 
+        await forcing;
+        result["relists"] = (informer?.Relists ?? 0) - relistsAtStart; // from the Creates' warm-up to the window's end
+        result["relists_after_forced"] = relistsAtForce < 0 ? -1 : (informer?.Relists ?? 0) - relistsAtForce;
         result["backlog"] = node.Reconciler?.Queue.Depth ?? 0;
         result["gen0"] = GC.CollectionCount(0) - gcBefore.Item1;
         result["gen1"] = GC.CollectionCount(1) - gcBefore.Item2;
@@ -329,5 +344,27 @@ public static class ApiThroughput
 
         result["writes_per_commit"] = Interlocked.Read(ref commits) == 0 ? 0 : Interlocked.Read(ref committedWrites) / (double)Interlocked.Read(ref commits);
         return result;
+    }
+
+    /// <summary>Waits for the window (<paramref name="measuring"/>), then <paramref name="after"/>, then asks for one relist and logs how long it took.</summary>
+    private static async Task ForceRelistAsync(MicroVmInformer informer, TimeSpan after, Func<bool> measuring, Func<long> records, Action<long> forced)
+    {
+        while (!measuring())
+        {
+            await Task.Delay(10);
+        }
+
+        await Task.Delay(after);
+        var before = informer.Relists;
+        forced(before);
+        var started = Stopwatch.GetTimestamp();
+        informer.RequestRelist();
+        while (informer.Relists == before && Stopwatch.GetElapsedTime(started) < TimeSpan.FromMinutes(1))
+        {
+            await Task.Delay(1);
+        }
+
+        await Console.Error.WriteLineAsync(
+            $"api: forced relist done in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms at {records()} records");
     }
 }

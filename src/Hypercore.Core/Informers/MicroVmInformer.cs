@@ -35,6 +35,13 @@ public sealed class InformerOptions
 
     /// <summary>First delay before following the store again after the watch or list failed; doubles up to 30 s. Default 500 ms.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// Most watch events held while a list runs; past it they are dropped and the store is listed once more, as after the
+    /// store's Resync (issue 15, s35). A relist of 100,000 SQLite records takes ~0.3-0.5 s, in which this host's store
+    /// commits ~10,000 events at its fastest. Not a setting: internal for tests.
+    /// </summary>
+    internal int MaxEventsHeldDuringRelist { get; set; } = 65_536;
 }
 
 /// <summary>
@@ -265,7 +272,7 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
         var move = watch.MoveNextAsync().AsTask(); // subscribes before the list below
         try
         {
-            await RelistAsync(ct);
+            move = await RelistFollowingAsync(watch, move, ct);
             var relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
             while (true)
             {
@@ -277,7 +284,7 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
                 {
                     await relist;
                     _relistRequests.Reader.TryRead(out _);
-                    await RelistAsync(ct);
+                    move = await RelistFollowingAsync(watch, move, ct);
                     relist = _relistRequests.Reader.WaitToReadAsync(ct).AsTask();
                     continue;
                 }
@@ -288,17 +295,16 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
                 }
 
                 var ev = watch.Current;
+                move = watch.MoveNextAsync().AsTask();
                 if (ev.Type == StoreEventType.Resync)
                 {
-                    await RelistAsync(ct);
+                    move = await RelistFollowingAsync(watch, move, ct);
                 }
                 else if (ev.MicroVm is { } vm)
                 {
                     Apply(ev.Type, vm);
                     Released();
                 }
-
-                move = watch.MoveNextAsync().AsTask();
             }
         }
         finally
@@ -311,6 +317,72 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
             await watch.DisposeAsync();
         }
     }
+
+    /// <summary>
+    /// Lists the store (<see cref="RelistAsync"/>) while it keeps reading the watch, holding what arrives, then applies
+    /// what it held in order (what the list already showed is dropped by <see cref="Apply"/> as not newer). Returns the
+    /// watch's next pending move (completed with false if the watch ended meanwhile).
+    /// </summary>
+    /// <remarks>
+    /// Issue 15, s35: the store's watch buffer (1,024 events on SQLite) used to fill while a list ran, once the writes
+    /// in one list's time outnumbered it (at ~60,000 records and ~20,000 writes/s, one relist of 0.4 s); the store then
+    /// dropped the backlog and sent Resync, whose relist overflowed it again, so a single relist under a steady write
+    /// load became a relist per ~0.4 s for as long as the load lasted, each O(records). Held here, a list's events cost
+    /// memory for as long as the list takes, bounded by <see cref="InformerOptions.MaxEventsHeldDuringRelist"/>.
+    /// </remarks>
+    private async Task<Task<bool>> RelistFollowingAsync(IAsyncEnumerator<StoreEvent> watch, Task<bool> move, CancellationToken ct)
+    {
+        var held = new List<StoreEvent>();
+        while (true)
+        {
+            var again = false;
+            // On a pool thread: a store's list may do all its work before its first await (SQLite reads on the calling
+            // thread), and the watch must be read meanwhile. Only this method's caller writes the cache, and it is here.
+            var listing = Task.Run(() => RelistAsync(ct), ct);
+            while (!listing.IsCompleted)
+            {
+                var done = move.IsCompleted ? move : await Task.WhenAny(move, listing);
+                if (done != move || Ended(move))
+                {
+                    break; // listed, or the watch ended or failed (the caller awaits the completed move, as it would have)
+                }
+
+                var ev = watch.Current;
+                move = watch.MoveNextAsync().AsTask();
+                if (ev.Type == StoreEventType.Resync || held.Count >= _options.MaxEventsHeldDuringRelist)
+                {
+                    // Events were lost before this point: what is held is covered by one more list after this one.
+                    again = true;
+                    held.Clear();
+                    if (ev.Type == StoreEventType.Resync)
+                    {
+                        continue;
+                    }
+                }
+
+                held.Add(ev);
+            }
+
+            await listing;
+            if (!again || Ended(move))
+            {
+                break;
+            }
+        }
+
+        foreach (var ev in held)
+        {
+            if (ev.MicroVm is { } vm)
+            {
+                Apply(ev.Type, vm);
+                Released();
+            }
+        }
+
+        return move;
+    }
+
+    private static bool Ended(Task<bool> move) => move.IsCompleted && !(move.IsCompletedSuccessfully && move.Result);
 
     /// <summary>
     /// Lists the store and makes the cache equal to it: Added for a key not cached, Modified for one whose uid or resource

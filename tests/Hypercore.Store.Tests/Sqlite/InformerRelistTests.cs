@@ -415,7 +415,7 @@ public sealed class InformerRelistTests : OpenStoreTest
     }
 
     /// <summary>The SQLite store with a watch that can be told to drop events: the informer then misses writes, as after a lost event.</summary>
-    private sealed class MutedWatchStore(IMicroVmStore inner) : IMicroVmStore
+    private sealed class MutedWatchStore(IMicroVmStore inner) : DelegatingStore(inner)
     {
         public volatile bool Muted;
         private int _lists;
@@ -423,35 +423,15 @@ public sealed class InformerRelistTests : OpenStoreTest
         /// <summary>Calls of <see cref="ListAsync"/> (full lists).</summary>
         public int Lists => Volatile.Read(ref _lists);
 
-        public string Name => inner.Name;
-
-        public Task<MicroVm?> GetAsync(VmKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
-
-        public Task<MicroVm?> GetByUidAsync(string uid, CancellationToken cancellationToken = default) => inner.GetByUidAsync(uid, cancellationToken);
-
-        public Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
+        public override Task<IReadOnlyList<MicroVm>> ListAsync(string? @namespace = null, CancellationToken cancellationToken = default)
         {
             Interlocked.Increment(ref _lists);
-            return inner.ListAsync(@namespace, cancellationToken);
+            return base.ListAsync(@namespace, cancellationToken);
         }
 
-        public Task<MicroVm> CreateAsync(MicroVmSpec spec, CancellationToken cancellationToken = default) => inner.CreateAsync(spec, cancellationToken);
-
-        public Task<MicroVm> UpdateSpecAsync(VmKey key, MicroVmSpec spec, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
-            inner.UpdateSpecAsync(key, spec, expectedResourceVersion, cancellationToken);
-
-        public Task<MicroVm> UpdateStatusAsync(VmKey key, MicroVmStatus status, string expectedResourceVersion, CancellationToken cancellationToken = default) =>
-            inner.UpdateStatusAsync(key, status, expectedResourceVersion, cancellationToken);
-
-        public Task<MicroVm> ClaimAsync(VmKey key, CancellationToken cancellationToken = default) => inner.ClaimAsync(key, cancellationToken);
-
-        public Task<MicroVm> MarkForDeletionAsync(VmKey key, CancellationToken cancellationToken = default) => inner.MarkForDeletionAsync(key, cancellationToken);
-
-        public Task RemoveAsync(VmKey key, CancellationToken cancellationToken = default) => inner.RemoveAsync(key, cancellationToken);
-
-        public async IAsyncEnumerable<StoreEvent> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
+        public override async IAsyncEnumerable<StoreEvent> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            await foreach (var ev in inner.WatchAsync(cancellationToken))
+            await foreach (var ev in base.WatchAsync(cancellationToken))
             {
                 if (!Muted)
                 {
