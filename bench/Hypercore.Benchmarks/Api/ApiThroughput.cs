@@ -296,7 +296,7 @@ public static class ApiThroughput
 
         await forcing;
         result["relists"] = (informer?.Relists ?? 0) - relistsAtStart; // from the Creates' warm-up to the window's end
-        result["relists_after_forced"] = relistsAtForce < 0 ? -1 : (informer?.Relists ?? 0) - relistsAtForce;
+        result["relists_after_forced"] = relistsAtForce < 0 ? -1 : (informer?.Relists ?? 0) - relistsAtForce; // the forced one included: 1 = no other
         result["backlog"] = node.Reconciler?.Queue.Depth ?? 0;
         result["gen0"] = GC.CollectionCount(0) - gcBefore.Item1;
         result["gen1"] = GC.CollectionCount(1) - gcBefore.Item2;
