@@ -244,13 +244,11 @@ public static class ApiThroughput
         // Issue 15, s35: HYPERCORE_BENCH_RELIST_AT_S=N asks the informer for a relist N s into the measured window, as its
         // periodic relist would, to see whether one relist under the Creates stays one (bench/NOTES.md s35).
         var relistsAtStart = informer?.Relists ?? 0;
-        long relistsAtForce = -1;
-        var forcing = Task.CompletedTask;
+        var forcing = Task.FromResult(-1L);
         if (informer is not null &&
             double.TryParse(Environment.GetEnvironmentVariable("HYPERCORE_BENCH_RELIST_AT_S"), CultureInfo.InvariantCulture, out var relistAt))
         {
-            forcing = ForceRelistAsync(informer, TimeSpan.FromSeconds(relistAt), () => Volatile.Read(ref counting) == 1,
-                () => Interlocked.Read(ref records), at => relistsAtForce = at);
+            forcing = ForceRelistAsync(informer, TimeSpan.FromSeconds(relistAt), () => Volatile.Read(ref counting) == 1, () => Interlocked.Read(ref records));
         }
 
         var (r, cpu, window) = await LoadGenerator.DriveAsync(
@@ -294,7 +292,7 @@ public static class ApiThroughput
             result[key] = value;
         }
 
-        await forcing;
+        var relistsAtForce = await forcing;
         result["relists"] = (informer?.Relists ?? 0) - relistsAtStart; // from the Creates' warm-up to the window's end
         result["relists_after_forced"] = relistsAtForce < 0 ? -1 : (informer?.Relists ?? 0) - relistsAtForce; // the forced one included: 1 = no other
         result["backlog"] = node.Reconciler?.Queue.Depth ?? 0;
@@ -346,8 +344,11 @@ public static class ApiThroughput
         return result;
     }
 
-    /// <summary>Waits for the window (<paramref name="measuring"/>), then <paramref name="after"/>, then asks for one relist and logs how long it took.</summary>
-    private static async Task ForceRelistAsync(MicroVmInformer informer, TimeSpan after, Func<bool> measuring, Func<long> records, Action<long> forced)
+    /// <summary>
+    /// Waits for the window (<paramref name="measuring"/>), then <paramref name="after"/>, then asks for one relist and logs
+    /// how long it took. Returns the informer's relists just before it asked.
+    /// </summary>
+    private static async Task<long> ForceRelistAsync(MicroVmInformer informer, TimeSpan after, Func<bool> measuring, Func<long> records)
     {
         while (!measuring())
         {
@@ -356,7 +357,6 @@ public static class ApiThroughput
 
         await Task.Delay(after);
         var before = informer.Relists;
-        forced(before);
         var started = Stopwatch.GetTimestamp();
         informer.RequestRelist();
         while (informer.Relists == before && Stopwatch.GetElapsedTime(started) < TimeSpan.FromMinutes(1))
@@ -366,5 +366,6 @@ public static class ApiThroughput
 
         await Console.Error.WriteLineAsync(
             $"api: forced relist done in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:F0} ms at {records()} records");
+        return before;
     }
 }

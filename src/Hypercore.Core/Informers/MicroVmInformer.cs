@@ -349,18 +349,17 @@ public sealed partial class MicroVmInformer : BackgroundService, IMicroVmCache
 
                 var ev = watch.Current;
                 move = watch.MoveNextAsync().AsTask();
+                // Events lost before a Resync, or held past the limit, are covered by one more list after this one.
                 if (ev.Type == StoreEventType.Resync || held.Count >= _options.MaxEventsHeldDuringRelist)
                 {
-                    // Events were lost before this point: what is held is covered by one more list after this one.
                     again = true;
                     held.Clear();
-                    if (ev.Type == StoreEventType.Resync)
-                    {
-                        continue;
-                    }
                 }
 
-                held.Add(ev);
+                if (ev.Type != StoreEventType.Resync)
+                {
+                    held.Add(ev);
+                }
             }
 
             await listing;

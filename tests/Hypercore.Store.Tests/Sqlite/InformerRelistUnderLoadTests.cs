@@ -20,6 +20,19 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
     private const int Written = 40;
+    private readonly List<MicroVmInformer> _informers = [];
+
+    [TearDown]
+    public async Task StopInformersAsync()
+    {
+        foreach (var informer in _informers)
+        {
+            await informer.StopAsync(CancellationToken.None);
+            informer.Dispose();
+        }
+
+        _informers.Clear();
+    }
 
     private static MicroVmSpec Spec(string id) => new() { Id = id, Kernel = new KernelSpec { Image = "/images/vmlinuz" } };
 
@@ -29,7 +42,7 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
     {
         var sqlite = Open(configure: o => o.WatchBufferSize = 8);
         var store = new GatedStore(sqlite);
-        using var informer = await StartAsync(store, withListing);
+        var informer = await StartAsync(store, withListing);
         for (var i = 0; i < 5; i++)
         {
             await sqlite.CreateAsync(Spec($"before-{i}"));
@@ -65,7 +78,7 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
     {
         var sqlite = Open(configure: o => o.WatchBufferSize = 8);
         var store = new GatedStore(sqlite);
-        using var informer = await StartAsync(store, withListing: true);
+        var informer = await StartAsync(store, withListing: true);
         await sqlite.CreateAsync(Spec("before"));
         await WaitForAsync(() => informer.Count == 1);
 
@@ -90,7 +103,7 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
     {
         var sqlite = Open(configure: o => o.WatchBufferSize = 8);
         var store = new GatedStore(sqlite);
-        using var informer = await StartAsync(store, withListing: true, maxHeld: 4);
+        var informer = await StartAsync(store, withListing: true, maxHeld: 4);
         await sqlite.CreateAsync(Spec("before"));
         await WaitForAsync(() => informer.Count == 1);
         using var added = new AddedIds(informer);
@@ -113,15 +126,16 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
         added.Seen().Should().BeEquivalentTo(Enumerable.Range(0, 10).Select(i => $"during-{i}"), "each new record Added once, by the second list or a held event");
     }
 
-    private static async Task<DisposableInformer> StartAsync(GatedStore store, bool withListing, int maxHeld = 65_536)
+    private async Task<MicroVmInformer> StartAsync(GatedStore store, bool withListing, int maxHeld = 65_536)
     {
         var options = new InformerOptions { ResyncInterval = TimeSpan.FromHours(1), MaxEventsHeldDuringRelist = maxHeld };
         var informer = new MicroVmInformer(store, TimeProvider.System, Options.Create(options),
             NullLogger<MicroVmInformer>.Instance, withListing ? store : null);
+        _informers.Add(informer);
         await informer.StartAsync(CancellationToken.None);
         await informer.Synced.WaitAsync(Patience);
         store.CountListsFromNow();
-        return new DisposableInformer(informer);
+        return informer;
     }
 
     private static async Task WaitForAsync(Func<bool> condition)
@@ -139,7 +153,7 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
         private readonly List<string> _ids = [];
         private readonly IDisposable _handler;
 
-        public AddedIds(DisposableInformer informer)
+        public AddedIds(MicroVmInformer informer)
         {
             _handler = informer.AddHandler(ev =>
             {
@@ -166,25 +180,6 @@ public sealed class InformerRelistUnderLoadTests : TempDatabaseTest
         }
 
         public void Dispose() => _handler.Dispose();
-    }
-
-    private sealed class DisposableInformer(MicroVmInformer informer) : IDisposable
-    {
-        public long Relists => informer.Relists;
-
-        public int Count => informer.Count;
-
-        public MicroVm? Get(VmKey key) => informer.Get(key);
-
-        public void RequestRelist() => informer.RequestRelist();
-
-        public IDisposable AddHandler(Action<InformerEvent> handler) => informer.AddHandler(handler);
-
-        public void Dispose()
-        {
-            informer.StopAsync(CancellationToken.None).GetAwaiter().GetResult();
-            informer.Dispose();
-        }
     }
 
     /// <summary>
