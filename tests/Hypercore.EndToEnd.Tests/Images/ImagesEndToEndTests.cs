@@ -160,10 +160,11 @@ public sealed class ImagesEndToEndTests
     [Test, Order(1)]
     public async Task VisRunImage_RegistryNotAllowed_IsRefusedWithTheSettingAndNothingIsCreated()
     {
-        // Another port on the same loopback: a service the node could reach, but was not given as a registry.
-        var other = $"127.0.0.1:{Tools.FreePort()}";
-        using var listener = new TcpListener(IPAddress.Loopback, int.Parse(other.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture));
-        listener.Start();
+        // Another port on the same loopback: a service the node could reach, but was not given as a registry. Nothing
+        // listens on the down registry's port, so the kernel may hand that very port out again: that one is allowed on
+        // purpose (CI once drew it, and the VM was rightly created), so draw until the port is not one the node was given.
+        using var listener = ListenerOnAPortNotGiven();
+        var other = $"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}";
 
         var run = await Node.VisAsync("run", "--name", "probe1", "--image", $"{other}/x/y:1", "--provider", "qemu", "--no-wait");
 
@@ -172,6 +173,22 @@ public sealed class ImagesEndToEndTests
         listener.Pending().Should().BeFalse("the node never connected to it");
         var list = await Node.VisAsync("list");
         list.Stdout.Should().NotContain("probe1");
+    }
+
+    private TcpListener ListenerOnAPortNotGiven()
+    {
+        var given = new[] { _downHost, _slow.Host, _registry.Host };
+        while (true)
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            if (!given.Contains($"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}"))
+            {
+                return listener;
+            }
+
+            listener.Dispose();
+        }
     }
 
     [Test, Order(2)]
