@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Reflection;
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace Hypercore.Benchmarks.Tests;
 
@@ -146,6 +148,29 @@ public class BenchmarkSmokeTests
             .And.MatchRegex(@"api: 64 client\(s\), run 2 of 2: [0-9.]+ ×, [1-9][0-9]* creates, 0 errors");
         Row(stdout, "API", "Creates ÷ empty-call baseline, 64 client(s)").Should().MatchRegex(@"[0-9.]+ ×\s+baseline [1-9][0-9,.]* /s: before [1-9][0-9,.]*, after [1-9][0-9,.]*");
         ProcessesMentioning(_scratch).Should().BeEmpty("every child and server of the rounds has exited");
+    }
+
+    /// <summary>
+    /// Goal 6's rows are the median of --scale-rounds resync passes (issue 15, s38), each a fresh process on the records
+    /// the one seeding left: every pass must find them all and reconcile them.
+    /// </summary>
+    [Test]
+    public async Task Runner_Scale_RunsOneResyncPassPerRound_OnTheSameRecords()
+    {
+        var runner = Path.Combine(RepoRoot(), "bench", "Hypercore.Benchmarks", "bin", Configuration, "net10.0", "Hypercore.Benchmarks.dll");
+        var work = Path.Combine(_scratch, "w");
+
+        var (exit, stdout, stderr) = await RunAsync("dotnet", runner, "--smoke", "--only", "scale", "--scale-rounds", "2", "--work-dir", work);
+
+        exit.Should().Be(0, $"stderr:\n{stderr}");
+        stderr.Should().MatchRegex(@"scale: 200 records, resync 1 of 2: [0-9.]+ s, [0-9.]+ s CPU, [1-9][0-9.]* MB")
+            .And.MatchRegex(@"scale: 200 records, resync 2 of 2: [0-9.]+ s, [0-9.]+ s CPU, [1-9][0-9.]* MB");
+        // Of two passes the row is the slower (an even count never rounds a time down), as printed in the log.
+        var passes = Regex.Matches(stderr, @"resync [12] of 2: ([0-9.]+) s,").Select(m => m.Groups[1].Value).ToList();
+        passes.Should().HaveCount(2);
+        var slower = passes.OrderBy(p => double.Parse(p, CultureInfo.InvariantCulture)).Last();
+        Row(stdout, "Reconcile scale", "resync pass, 200 records").Should().MatchRegex($@"\s{Regex.Escape(slower)} s\b");
+        ProcessesMentioning(_scratch).Should().BeEmpty("every child of the rounds has exited");
     }
 
     [Test]

@@ -69,6 +69,12 @@ public sealed class BenchOptions
 
     public int[] ScaleRecords { get; private set; } = [];
 
+    /// <summary>
+    /// Timed resync passes per size, each a fresh process on the same seeded records; the rows are the pass with the
+    /// median time (issue 15 goal 6, s38). 3 by default, 1 with --quick and --smoke.
+    /// </summary>
+    public int ScaleRounds { get; private set; }
+
     public int DensityVms { get; private set; }
 
     /// <summary>Density (issue 15): wait for every guest's ready line before deleting (off: delete right after all are initialised).</summary>
@@ -104,6 +110,7 @@ public sealed class BenchOptions
         int[]? clients = null, records = null;
         double? seconds = null;
         int? apiRounds = null;
+        int? scaleRounds = null;
         int? watchStreams = null;
         var noDocs = false;
         string? docs = null;
@@ -139,6 +146,7 @@ public sealed class BenchOptions
                 case "--api-seconds": seconds = double.Parse(Value(), CultureInfo.InvariantCulture); break;
                 case "--api-rounds": apiRounds = PositiveInt(args[i], Value()); break;
                 case "--scale-records": records = IntList(args[i], Value()); break;
+                case "--scale-rounds": scaleRounds = PositiveInt(args[i], Value()); break;
                 case "--density": density = PositiveInt(args[i], Value()); break;
                 case "--density-no-boot": o.DensityBootGuests = false; break;
                 case "--density-rounds": o.DensityRounds = PositiveInt(args[i], Value()); break;
@@ -164,6 +172,7 @@ public sealed class BenchOptions
         o.ApiDuration = TimeSpan.FromSeconds(seconds ?? s);
         o.ApiRounds = apiRounds ?? (o.Mode == BenchMode.Full ? 3 : 1);
         o.ScaleRecords = records ?? r;
+        o.ScaleRounds = scaleRounds ?? (o.Mode == BenchMode.Full ? 3 : 1);
         o.DensityVms = density ?? d;
         o.ColdStarts = cold ?? k;
         o.WatchStreams = watchStreams ?? (o.Mode == BenchMode.Smoke ? 20 : 1000);
@@ -175,7 +184,7 @@ public sealed class BenchOptions
     public const string Usage =
         "usage: Hypercore.Benchmarks [--quick|--smoke] [--only boot,api,scale,density,coldstart,images,snapshot,watch,pipeline] [--daemon path/to/vistarad] [--bench-node path/to/hypercore-bench-node] [--vis path/to/vis] [--vis-jit path/to/jit/vis]\n" +
         "         [--image dir] [--qemu-bin path] [--docs docs/benchmarks.md] [--notes bench/NOTES.md] [--no-docs] [--work-dir dir]\n" +
-        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--api-rounds N] [--scale-records 1000,10000] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
+        "         [--boot-runs N] [--api-clients 1,16,32,64] [--api-seconds S] [--api-rounds N] [--scale-records 1000,10000] [--scale-rounds N] [--density N] [--density-no-boot] [--density-rounds N] [--density-workers N] [--density-autogroup-nice N] [--cold-starts N]\n" +
         "         [--watch-streams N]";
 
     private static int PositiveInt(string flag, string value) =>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Hypercore.Benchmarks.NoOp;
 using Hypercore.Benchmarks.Processes;
 using Hypercore.Benchmarks.Report;
@@ -35,14 +36,28 @@ public static class ReconcileScale
             // Seeding and the first pass in one process, the timed resync in a fresh one (as after a daemon
             // restart): its memory figure is then the resync's own, not the high-water mark of the seeding.
             var r = await ChildRun.RunAsync(ctx, ChildKind, n, TimeSpan.FromMinutes(15));
-            foreach (var (k, v) in await ChildRun.RunAsync(ctx, ResyncChildKind, n, TimeSpan.FromMinutes(15)))
+            var passes = new List<Dictionary<string, double>>(ctx.Options.ScaleRounds);
+            for (var round = 1; round <= ctx.Options.ScaleRounds; round++)
+            {
+                var pass = await ChildRun.RunAsync(ctx, ResyncChildKind, n, TimeSpan.FromMinutes(15));
+                if (ctx.Options.ScaleRounds > 1)
+                {
+                    BenchContext.Log(string.Create(CultureInfo.InvariantCulture,
+                        $"scale: {n:N0} records, resync {round} of {ctx.Options.ScaleRounds}: {Fmt.Number(pass["pass_s"])} s, {Fmt.Number(pass["pass_cpu_s"])} s CPU, {Fmt.Number(pass["rss_mb"])} MB"));
+                }
+
+                passes.Add(pass);
+            }
+
+            foreach (var (k, v) in MedianPass(passes))
             {
                 r[k] = v;
             }
 
             rows.Add(new ResultRow(Name, $"resync pass, {n:N0} records", r["pass_s"], "s",
                 $"fresh reconciler (4 workers) lists, queues and reconciles every record once; no status changes; " +
-                $"{Fmt.Number(r["alloc_kb_per"])} KB allocated and {Fmt.Number(r["us_per"])} µs wall per reconcile; GCs gen0/1/2 {r["gen0"]:0}/{r["gen1"]:0}/{r["gen2"]:0}")
+                $"{Fmt.Number(r["alloc_kb_per"])} KB allocated and {Fmt.Number(r["us_per"])} µs wall per reconcile; GCs gen0/1/2 {r["gen0"]:0}/{r["gen1"]:0}/{r["gen2"]:0}" +
+                PassesText(passes))
             {
                 // Issue 15 raised the scale to 100,000 records in 5 s; the older 10,000-in-1 s goal stays for that size.
                 Goal = n >= 100_000 ? Goal.AtMost(5, "s") : n == largest && n >= 10_000 ? Goal.AtMost(1, "s") : null,
@@ -62,6 +77,35 @@ public static class ReconcileScale
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// The pass whose time is the median of <paramref name="passes"/> (for an even count the slower of the two middle
+    /// ones: the row never rounds a time down), so that the time, CPU and memory rows all come from one pass.
+    /// </summary>
+    public static Dictionary<string, double> MedianPass(IReadOnlyList<Dictionary<string, double>> passes)
+    {
+        if (passes.Count == 0)
+        {
+            throw new ArgumentException("no passes", nameof(passes));
+        }
+
+        var ordered = passes.OrderBy(p => p["pass_s"]).ToList();
+        return ordered[ordered.Count / 2];
+    }
+
+    /// <summary>What the resync row's method text adds about the passes: nothing for one; else every pass's figures, in order.</summary>
+    public static string PassesText(IReadOnlyList<Dictionary<string, double>> passes)
+    {
+        if (passes.Count < 2)
+        {
+            return "";
+        }
+
+        string List(string key) => string.Join(", ", passes.Select(p => Fmt.Number(p[key])));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"; the figures (here and in the CPU and memory rows) are those of the pass with the median time of {passes.Count}, each a fresh process on the same records, one after the other: " +
+            $"passes {List("pass_s")} s; CPU {List("pass_cpu_s")} s; VmRSS {List("rss_mb")} MB");
     }
 
     public static async Task<Dictionary<string, double>> RunChildAsync(BenchOptions options, int records)
