@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Hypercore.Benchmarks.Api;
 using Hypercore.Benchmarks.NoOp;
 using Hypercore.Benchmarks.Processes;
 using Hypercore.Benchmarks.Report;
@@ -36,8 +37,7 @@ public static class ReconcileScale
             // Seeding and the first pass in one process, the timed resync in a fresh one (as after a daemon
             // restart): its memory figure is then the resync's own, not the high-water mark of the seeding.
             var r = await ChildRun.RunAsync(ctx, ChildKind, n, TimeSpan.FromMinutes(15));
-            var passes = new List<Dictionary<string, double>>(ctx.Options.ScaleRounds);
-            for (var round = 1; round <= ctx.Options.ScaleRounds; round++)
+            var passes = await ChildRounds.RunAsync(ctx.Options.ScaleRounds, async round =>
             {
                 var pass = await ChildRun.RunAsync(ctx, ResyncChildKind, n, TimeSpan.FromMinutes(15));
                 if (ctx.Options.ScaleRounds > 1)
@@ -46,8 +46,8 @@ public static class ReconcileScale
                         $"scale: {n:N0} records, resync {round} of {ctx.Options.ScaleRounds}: {Fmt.Number(pass["pass_s"])} s, {Fmt.Number(pass["pass_cpu_s"])} s CPU, {Fmt.Number(pass["rss_mb"])} MB"));
                 }
 
-                passes.Add(pass);
-            }
+                return pass;
+            });
 
             foreach (var (k, v) in MedianPass(passes))
             {
