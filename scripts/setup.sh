@@ -16,6 +16,8 @@ packages=(qemu-system-x86 busybox-static cpio iproute2 curl)
 # OCI images (docs/images.md): mkfs.ext4 -d builds volume disks; the image tests run a real registry
 # (docker-registry, distribution 2.8) with htpasswd basic auth (apache2-utils) and read disks with debugfs.
 packages+=(e2fsprogs docker-registry apache2-utils)
+# scripts/push-image.sh (docs/images.md, "Making an image") uploads with skopeo; its tests push to the real registry.
+packages+=(skopeo)
 # qemu-img (qemu-utils) makes the qcow2 overlay each QEMU VM writes over a cached image disk (docs/images.md).
 packages+=(qemu-utils)
 # qemu-user (docs/drivers.md) drops QEMU's privileges with setpriv; util-linux is essential on Debian, listed for clarity.
