@@ -4,6 +4,7 @@ using Grpc.Core;
 using Hypercore.Api.Security;
 using Hypercore.Contracts.VmApi;
 using Hypercore.Images.Cache;
+using Hypercore.Store;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Hypercore.Api.Images;
@@ -19,13 +20,19 @@ public sealed class ImageServiceImpl(IServiceProvider services) : ImageService.I
     private ImageCache Cache => services.GetService<ImageCache>()
         ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this node has no image cache (the daemon was built without images)"));
 
-    public override Task<ListImagesResponse> List(ListImagesRequest request, ServerCallContext context)
+    public override async Task<ListImagesResponse> List(ListImagesRequest request, ServerCallContext context)
     {
         Authorize(write: false);
         var cache = Cache;
         var response = new ListImagesResponse { CacheBytes = cache.SizeBytes() };
-        response.Images.Add(cache.List().OrderBy(i => i.References.Count > 0 ? i.References[0] : i.Digest, StringComparer.Ordinal).Select(ToProto));
-        return Task.FromResult(response);
+        foreach (var image in cache.List().OrderBy(i => i.References.Count > 0 ? i.References[0] : i.Digest, StringComparer.Ordinal))
+        {
+            var p = ToProto(image);
+            p.UserNames.Add(await NamesAsync(image.Users, context.CancellationToken));
+            response.Images.Add(p);
+        }
+
+        return response;
     }
 
     public override async Task<RemoveImageResponse> Remove(RemoveImageRequest request, ServerCallContext context)
@@ -44,6 +51,13 @@ public sealed class ImageServiceImpl(IServiceProvider services) : ImageService.I
         {
             throw new RpcException(new Status(StatusCode.NotFound, ex.Message));
         }
+        catch (ImageInUseException ex)
+        {
+            var names = await NamesAsync(ex.Users, context.CancellationToken);
+            var users = ex.Users.Select((uid, i) => names[i].Length > 0 ? $"{names[i]} (uid {uid})" : $"uid {uid}");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"image {ex.Digest} ({string.Join(", ", ex.References)}) is used by VM(s) {string.Join(", ", users)}; delete them first"));
+        }
         catch (InvalidOperationException ex)
         {
             throw new RpcException(new Status(StatusCode.FailedPrecondition, ex.Message));
@@ -60,6 +74,23 @@ public sealed class ImageServiceImpl(IServiceProvider services) : ImageService.I
         var response = new PruneImagesResponse { CacheBytes = cache.SizeBytes() };
         response.Removed.Add(removed.Select(ToProto));
         return response;
+    }
+
+    /// <summary>
+    /// "namespace/id" of each uid, in order, through the API's store (so a VM in a namespace the caller may not see is
+    /// "", as a VM that is gone); the cache records only uids.
+    /// </summary>
+    private async Task<List<string>> NamesAsync(IReadOnlyList<string> uids, CancellationToken cancellationToken)
+    {
+        var names = new List<string>(uids.Count);
+        var store = services.GetService<IMicroVmStore>();
+        foreach (var uid in uids)
+        {
+            var vm = store is null ? null : await store.GetByUidAsync(uid, cancellationToken);
+            names.Add(vm is null ? "" : $"{vm.Spec.Namespace}/{vm.Spec.Id}");
+        }
+
+        return names;
     }
 
     private void Authorize(bool write)

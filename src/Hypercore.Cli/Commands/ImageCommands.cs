@@ -67,7 +67,7 @@ internal static class ImageCommands
         {
             i.References.Count > 0 ? string.Join(",", i.References) : "<none>",
             i.Digest.Length > 19 ? i.Digest[..19] : i.Digest,
-            i.Users.Count > 0 ? string.Join(",", i.Users) : "-",
+            i.Users.Count > 0 ? string.Join(",", i.Users.Select((uid, n) => n < i.UserNames.Count && i.UserNames[n].Length > 0 ? i.UserNames[n] : uid)) : "-",
             Size(i.SizeBytes),
         }).ToList();
         if (rows.Count > 0)

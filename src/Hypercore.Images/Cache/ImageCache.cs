@@ -300,7 +300,7 @@ public sealed partial class ImageCache : IDisposable
     }
 
     /// <summary>
-    /// Removes one image by reference (as listed) or digest. Refuses with <see cref="InvalidOperationException"/>
+    /// Removes one image by reference (as listed) or digest. Refuses with <see cref="ImageInUseException"/>
     /// while a VM uses it, and with <see cref="KeyNotFoundException"/> when nothing matches.
     /// </summary>
     public async Task RemoveAsync(string referenceOrDigest, CancellationToken cancellationToken)
@@ -313,7 +313,7 @@ public sealed partial class ImageCache : IDisposable
             if (matches.Count == 0) throw new KeyNotFoundException($"no cached image matches '{referenceOrDigest}' (see the image list)");
             foreach (var entry in matches)
                 if (entry.Users.Count > 0)
-                    throw new InvalidOperationException($"image {entry.Digest} ({string.Join(", ", entry.References)}) is used by VM(s) {string.Join(", ", entry.Users)}; delete them first");
+                    throw new ImageInUseException(entry.Digest, entry.References.ToList(), entry.Users.ToList());
             foreach (var entry in matches)
             {
                 _index.Remove(entry.Digest);

@@ -44,3 +44,17 @@ public sealed record CachedImage(
     long SizeBytes,
     bool HasTree,
     bool HasDisk);
+
+/// <summary>
+/// <see cref="ImageCache.RemoveAsync"/> refused: VMs still use the image. <see cref="Users"/> are their uids (the cache
+/// knows nothing else of them); the API names them.
+/// </summary>
+public sealed class ImageInUseException(string digest, IReadOnlyList<string> references, IReadOnlyList<string> users)
+    : InvalidOperationException($"image {digest} ({string.Join(", ", references)}) is used by VM(s) {string.Join(", ", users)}; delete them first")
+{
+    public string Digest { get; } = digest;
+
+    public IReadOnlyList<string> References { get; } = references;
+
+    public IReadOnlyList<string> Users { get; } = users;
+}

@@ -149,10 +149,15 @@ public sealed class ImagesEndToEndTests
         cmd.Should().Contain(Path.Combine(CacheDir, "trees"), "QEMU boots the cached kernel and initrd");
         var ls = await Node.VisAsync("image", "ls");
         ls.ExitCode.Should().Be(0, ls.ToString());
-        ls.Stdout.Should().Contain(reference).And.Contain(vm.Uid);
+        ls.Stdout.Should().Contain(reference).And.Contain("default/oci1", "USED BY names the VM, not its uid");
+        var json = await Node.VisAsync("image", "ls", "-o", "json");
+        var listed = JsonDocument.Parse(json.Stdout).RootElement.GetProperty("images").EnumerateArray()
+            .Single(i => i.GetProperty("references").EnumerateArray().Any(r => r.GetString() == reference));
+        listed.GetProperty("users").EnumerateArray().Select(u => u.GetString()).Should().Equal(vm.Uid);
+        listed.GetProperty("userNames").EnumerateArray().Select(u => u.GetString()).Should().Equal("default/oci1");
         var inUse = await Node.VisAsync("image", "rm", reference);
         inUse.ExitCode.Should().Be(5, "an image a VM uses is a failed precondition: " + inUse);
-        inUse.Stderr.Should().Contain(vm.Uid).And.Contain("delete them first");
+        inUse.Stderr.Should().Contain($"is used by VM(s) default/oci1 (uid {vm.Uid}); delete them first");
         var unknown = await Node.VisAsync("image", "rm", $"{Registry}/hypercore/never:1");
         unknown.ExitCode.Should().Be(3, "not found: " + unknown);
     }
