@@ -39,7 +39,10 @@ public static class TapDevices
 
     public static bool Exists(string name) => Directory.Exists($"/sys/class/net/{name}");
 
-    /// <summary>Creates (or re-uses) the tap, optionally owned by a uid/gid (jailer), brings it up and attaches it to a bridge.</summary>
+    /// <summary>
+    /// Creates (or re-uses) the tap, optionally owned by a uid/gid (jailer), turns the host's IPv6 off on it
+    /// (<see cref="DisableHostIpv6"/>), attaches it to a bridge and brings it up.
+    /// </summary>
     public static async Task CreateAsync(string name, string? bridge, int? ownerUid, int? ownerGid, CancellationToken ct)
     {
         if (!Exists(name))
@@ -58,6 +61,7 @@ public static class TapDevices
             await IpAsync(args, ct);
         }
 
+        DisableHostIpv6(name);
         if (!string.IsNullOrEmpty(bridge))
         {
             if (!Exists(bridge))
@@ -69,6 +73,31 @@ public static class TapDevices
         }
 
         await IpAsync(["link", "set", "dev", name, "up"], ct);
+    }
+
+    /// <summary>
+    /// Turns IPv6 off on the host's side of the tap before it comes up. Otherwise the kernel gives an up tap an IPv6
+    /// link-local address, and a guest on a bare tap (no bridge) could reach, over fe80::, every host service listening
+    /// on all addresses (sshd, a kubelet): a host network it was not given. A tap on a bridge is a bridge port, whose
+    /// frames the bridge takes before the host's IPv6 sees them, so this changes nothing for it. Skipped when the host
+    /// has no IPv6 at all.
+    /// </summary>
+    public static void DisableHostIpv6(string name)
+    {
+        var path = $"/proc/sys/net/ipv6/conf/{name}/disable_ipv6";
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            File.WriteAllText(path, "1");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new DriverException("NetworkError", $"could not turn IPv6 off on tap {name} ({path}: {ex.Message})");
+        }
     }
 
     /// <summary>Removes the tap if it exists. Safe to call twice.</summary>

@@ -12,8 +12,9 @@ namespace Hypercore.Networking;
 /// leases a guest address (the spec's static address when it is in the node network, else the next free one), writes
 /// the MAC -> address entry dnsmasq serves, records the interface's port forwards and replaces the nftables table,
 /// and hands the driver a view of the interface on the managed bridge with that MAC (and, with
-/// kernel.add_network_config, the leased address as its static address). MACVTAP interfaces are checked against the
-/// node's allowed parents and made here. On delete everything is given back.
+/// kernel.add_network_config, the leased address as its static address). A TAP interface's own bridge is checked
+/// against the node's allowed bridges (<see cref="HostAccess.BridgeAllowList"/>), MACVTAP interfaces against its allowed
+/// parents, and made here. On delete everything is given back.
 /// </summary>
 public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<NetworkStartStep> log) : IStartStep
 {
@@ -54,6 +55,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
         var options = network.Options;
         var interfaces = vm.Spec.Interfaces;
         var managed = options.Managed;
+        var bridges = options.BridgeAllowList();
         var (gateway, net) = managed ? options.ParsedCidr() : default;
         var resolved = new List<NetworkInterfaceSpec>();
         var status = new List<InterfaceStatus>();
@@ -81,6 +83,12 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
                 }
 
                 var tap = TapDevices.TapName(vm.Uid, i);
+                if (bridges.Refusal(nic, i) is { } notAllowed)
+                {
+                    LogRefused(vm.Key.ToString(), "BridgeNotAllowed", notAllowed);
+                    return Fail(notAllowed, "BridgeNotAllowed");
+                }
+
                 if (!managed || !string.IsNullOrEmpty(nic.Bridge))
                 {
                     if (nic.Ports.Count > 0)

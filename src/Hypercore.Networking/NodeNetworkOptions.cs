@@ -33,6 +33,12 @@ public sealed class NodeNetworkOptions
     /// </summary>
     public string MacvtapParents { get; set; } = "";
 
+    /// <summary>
+    /// Host bridges a TAP interface's <c>bridge</c> may name, comma-separated. Empty (default): none, so a caller cannot
+    /// put a guest on a host network it was not given; the managed bridge is allowed while <see cref="Managed"/> is on.
+    /// </summary>
+    public string AllowedBridges { get; set; } = "";
+
     /// <summary>DNS domain dnsmasq gives the guests. Default hypercore.internal.</summary>
     public string Domain { get; set; } = "hypercore.internal";
 
@@ -53,6 +59,12 @@ public sealed class NodeNetworkOptions
 
     public IReadOnlyList<string> MacvtapParentList =>
         MacvtapParents.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    public IReadOnlyList<string> AllowedBridgeList =>
+        (AllowedBridges ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>The bridges a TAP interface may be put on: <see cref="AllowedBridges"/>, and <see cref="Bridge"/> when managed.</summary>
+    public HostAccess.BridgeAllowList BridgeAllowList() => new(AllowedBridgeList, Managed ? Bridge : null);
 
     /// <summary>The bridge address and the node network (from <see cref="Cidr"/>); call only on validated options.</summary>
     public (IPAddress Gateway, IPNetwork Network) ParsedCidr()
@@ -107,6 +119,11 @@ public sealed class NodeNetworkOptionsValidator : IValidateOptions<NodeNetworkOp
         foreach (var parent in o.MacvtapParentList.Where(p => !IsInterfaceName(p)))
         {
             errors.Add($"Network:MacvtapParents: \"{parent}\" is not an interface name");
+        }
+
+        foreach (var bridge in o.AllowedBridgeList.Where(b => !IsInterfaceName(b)))
+        {
+            errors.Add($"Network:AllowedBridges: \"{bridge}\" is not an interface name");
         }
 
         if (!IsInterfaceName(o.NftTable))

@@ -277,6 +277,42 @@ public sealed class ManagedNetworkTests
         Directory.Exists(options.StateDirectory).Should().BeFalse();
     }
 
+    [TestCase("", false, "(allowed: none)")]
+    [TestCase("br0", false, "(allowed: br0)")]
+    [TestCase("", true, "or leave bridge out to use the managed bridge hcbr0")]
+    public async Task Tap_OnABridgeNotAllowed_FailsWithBridgeNotAllowed_BeforeAnythingIsMade(string allowed, bool managed, string hint)
+    {
+        // Checked again at start: a record may come from a store no Create guarded (kubectl), or the setting changed.
+        var options = new NodeNetworkOptions { AllowedBridges = allowed, Managed = managed, StateDirectory = "/nonexistent/hc-netw" };
+        using var network = new NodeNetwork(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System, NullLogger<NodeNetwork>.Instance);
+        var step = new NetworkStartStep(network, NullLogger<NetworkStartStep>.Instance);
+        var vm = NodeUnderTest.Vm("br", new NetworkInterfaceSpec { DeviceId = "eth0", Bridge = "docker0" });
+
+        var result = await step.PrepareAsync(new StartContext(vm), None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Fail);
+        result.Reason.Should().Be("BridgeNotAllowed");
+        result.Message.Should().Contain("bridge \"docker0\" is not one this node puts guests on").And.Contain(hint)
+            .And.Contain("network-allowed-bridges");
+        Directory.Exists(options.StateDirectory).Should().BeFalse("nothing was leased or written");
+    }
+
+    [Test]
+    public async Task Tap_OnAnAllowedBridge_ProceedsWithTheTapOnIt()
+    {
+        var options = new NodeNetworkOptions { AllowedBridges = "br0,virbr0", StateDirectory = "/nonexistent/hc-netw" };
+        using var network = new NodeNetwork(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System, NullLogger<NodeNetwork>.Instance);
+        var step = new NetworkStartStep(network, NullLogger<NetworkStartStep>.Instance);
+        var vm = NodeUnderTest.Vm("br", new NetworkInterfaceSpec { DeviceId = "eth0", Bridge = "virbr0" });
+        var context = new StartContext(vm);
+
+        var result = await step.PrepareAsync(context, None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Proceed);
+        context.Vm.Spec.Interfaces.Should().ContainSingle().Which.Bridge.Should().Be("virbr0");
+        result.Status!(new MicroVmStatus()).Interfaces.Should().ContainSingle().Which.Bridge.Should().Be("virbr0");
+    }
+
     [Test]
     public async Task Ports_WithoutManagedNetwork_FailWithAMessageSayingHowToTurnItOn()
     {
