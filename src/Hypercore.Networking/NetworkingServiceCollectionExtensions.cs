@@ -11,7 +11,7 @@ public static class NetworkingServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the network start step (always: it refuses macvtap on parents and taps on bridges the node did not
-    /// allow, and reports interfaces in status), the bridge allow-list Create checks, and, with <see cref="NodeNetworkOptions.Managed"/>, the supervisor of the managed bridge.
+    /// allow, and reports interfaces in status) and, with <see cref="NodeNetworkOptions.Managed"/>, the supervisor of the managed bridge.
     /// </summary>
     public static IServiceCollection AddNodeNetworking(this IServiceCollection services, Action<NodeNetworkOptions> configure, bool managed)
     {
@@ -21,7 +21,6 @@ public static class NetworkingServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new NodeNetwork(
             sp.GetRequiredService<IOptions<NodeNetworkOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<NodeNetwork>()));
-        services.TryAddSingleton(sp => sp.GetRequiredService<IOptions<NodeNetworkOptions>>().Value.BridgeAllowList()); // Create refuses other bridges
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, NetworkStartStep>(
             sp => new NetworkStartStep(sp.GetRequiredService<NodeNetwork>(), sp.LoggerFor<NetworkStartStep>())));
         services.TryAddSingleton<GuestHealth.IGuestAddressSource>(sp => new ManagedGuestAddresses(sp.GetRequiredService<NodeNetwork>())); // probes may go to leased addresses

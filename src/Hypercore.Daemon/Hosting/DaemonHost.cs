@@ -287,6 +287,9 @@ public static partial class DaemonHost
                 o.StateDirectory = Path.Combine(daemon.StateDirectory, "network");
             },
             managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
+        var networkOptions = new NodeNetworkOptions();
+        network.Bind(networkOptions);
+        services.AddSingleton(networkOptions.BridgeAllowList()); // Create refuses other bridges (the start step reads the options itself)
 
         AddSecurity(services, daemon, certificate);
         ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon
