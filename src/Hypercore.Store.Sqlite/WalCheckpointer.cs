@@ -141,7 +141,7 @@ internal sealed unsafe partial class WalCheckpointer : IDisposable
     public TimeSpan IdleDelay { get; }
 
     /// <summary>How long the writer waits at <see cref="HardFrames"/> for a running background pass to end.</summary>
-    public static readonly TimeSpan HardPointWait = TimeSpan.FromSeconds(2);
+    public TimeSpan HardPointWait { get; internal set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Tests: runs on the checkpointer thread before each background pass (e.g. to make a pass as slow as a busy disk's fsync).</summary>
     internal Action? BeforeBackgroundPass { get; set; }

@@ -163,7 +163,27 @@ public sealed class SqliteCheckpointTests : TempDatabaseTest
         var store = Open(backgroundFrames: 400, writerFrames: 1200);
         await WriteAsync(store, 1, writers: 1, prefix: "first"); // the writer makes its checkpointer before its first commit
         var checkpointer = store.Checkpointer!;
-        checkpointer.BeforeBackgroundPass = () => Thread.Sleep(250);
+        // A CI run (s39), with other test projects on both cores, took longer than the writer's 2 s bound from the hard
+        // point to the held pass's end: the writer then rightly went on, and this test saw no wait. The bound is not what
+        // is tested here; the wait is.
+        checkpointer.HardPointWait = TimeSpan.FromSeconds(60);
+        var first = 0;
+        checkpointer.BeforeBackgroundPass = () =>
+        {
+            // The first pass is held until the writer has reached the hard point (writer point + 2 x background point,
+            // 2,000 frames), so the writer finds it running (with only the 250 ms below, a slow run may commit too
+            // slowly to get there while any pass runs).
+            if (Interlocked.Exchange(ref first, 1) == 0)
+            {
+                var held = Stopwatch.StartNew();
+                while (WalFrames < checkpointer.HardFrames && held.Elapsed < TimeSpan.FromSeconds(60))
+                {
+                    Thread.Sleep(5);
+                }
+            }
+
+            Thread.Sleep(250);
+        };
 
         // The file's size after the run is not enough: a restart after a longer WAL cuts it back to the hard point
         // (journal_size_limit). So its size is sampled while the writes run.
