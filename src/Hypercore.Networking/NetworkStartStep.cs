@@ -13,7 +13,7 @@ namespace Hypercore.Networking;
 /// the MAC -> address entry dnsmasq serves, records the interface's port forwards and replaces the nftables table,
 /// and hands the driver a view of the interface on the managed bridge with that MAC (and, with
 /// kernel.add_network_config, the leased address as its static address). A TAP interface's own bridge is checked
-/// against the node's allowed bridges (<see cref="HostAccess.BridgeAllowList"/>), MACVTAP interfaces against its allowed
+/// against the node's allowed bridges and its forwards against its forward ports (<see cref="HostAccess.HostNetworkPolicy"/>), MACVTAP interfaces against its allowed
 /// parents, and made here. On delete everything is given back.
 /// </summary>
 public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<NetworkStartStep> log) : IStartStep
@@ -55,7 +55,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
         var options = network.Options;
         var interfaces = vm.Spec.Interfaces;
         var managed = options.Managed;
-        var bridges = options.BridgeAllowList();
+        var policy = options.HostNetworkPolicy();
         var (gateway, net) = managed ? options.ParsedCidr() : default;
         var resolved = new List<NetworkInterfaceSpec>();
         var status = new List<InterfaceStatus>();
@@ -83,7 +83,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
                 }
 
                 var tap = TapDevices.TapName(vm.Uid, i);
-                if (bridges.Refusal(nic, i) is { } notAllowed)
+                if (policy.BridgeRefusal(nic, i) is { } notAllowed)
                 {
                     LogRefused(vm.Key.ToString(), "BridgeNotAllowed", notAllowed);
                     return Fail(notAllowed, "BridgeNotAllowed");
@@ -101,6 +101,12 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
                     resolved.Add(nic);
                     status.Add(new InterfaceStatus(nic.DeviceId, tap, mac, nic.Address, nic.Bridge));
                     continue;
+                }
+
+                if (nic.Ports.Select(p => policy.PortRefusal(nic, p, i)).FirstOrDefault(r => r is not null) is { } portNotAllowed)
+                {
+                    LogRefused(vm.Key.ToString(), "PortNotAllowed", portNotAllowed);
+                    return Fail(portNotAllowed, "PortNotAllowed");
                 }
 
                 var requested = nic.Address?.Split('/')[0];

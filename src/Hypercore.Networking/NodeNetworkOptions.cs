@@ -39,6 +39,12 @@ public sealed class NodeNetworkOptions
     /// </summary>
     public string AllowedBridges { get; set; } = "";
 
+    /// <summary>
+    /// Host ports (ranges, comma-separated) a port forward may take. Default 30000-32767, Kubernetes' NodePort range, so
+    /// no caller can take a host service's port (22, the daemon's 9090) on the node's addresses.
+    /// </summary>
+    public string ForwardPorts { get; set; } = HostAccess.HostNetworkPolicy.DefaultForwardPorts;
+
     /// <summary>DNS domain dnsmasq gives the guests. Default hypercore.internal.</summary>
     public string Domain { get; set; } = "hypercore.internal";
 
@@ -63,8 +69,13 @@ public sealed class NodeNetworkOptions
     public IReadOnlyList<string> AllowedBridgeList =>
         (AllowedBridges ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    /// <summary>The bridges a TAP interface may be put on: <see cref="AllowedBridges"/>, and <see cref="Bridge"/> when managed.</summary>
-    public HostAccess.BridgeAllowList BridgeAllowList() => new(AllowedBridgeList, Managed ? Bridge : null);
+    /// <summary>
+    /// The host networks a TAP interface may reach: <see cref="AllowedBridges"/> (and <see cref="Bridge"/> when managed),
+    /// and forwards of <see cref="ForwardPorts"/> (none while that setting does not parse: the validator then stops the
+    /// daemon at start anyway).
+    /// </summary>
+    public HostAccess.HostNetworkPolicy HostNetworkPolicy() => new(AllowedBridgeList, Managed ? Bridge : null,
+        HostAccess.HostNetworkPolicy.ParsePorts(ForwardPorts, out _) is null ? "" : ForwardPorts ?? "");
 
     /// <summary>The bridge address and the node network (from <see cref="Cidr"/>); call only on validated options.</summary>
     public (IPAddress Gateway, IPNetwork Network) ParsedCidr()
@@ -124,6 +135,11 @@ public sealed class NodeNetworkOptionsValidator : IValidateOptions<NodeNetworkOp
         foreach (var bridge in o.AllowedBridgeList.Where(b => !IsInterfaceName(b)))
         {
             errors.Add($"Network:AllowedBridges: \"{bridge}\" is not an interface name");
+        }
+
+        if (HostAccess.HostNetworkPolicy.ParsePorts(o.ForwardPorts, out var portError) is null)
+        {
+            errors.Add($"Network:ForwardPorts: {portError}");
         }
 
         if (!IsInterfaceName(o.NftTable))

@@ -38,7 +38,7 @@ public sealed class ManagedNetworkDaemonTests
         string[] args =
         [
             "run", "--state-dir", state, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
-            "--qemu-accel", "tcg", "--node-name", "netw-e2e", "--network-managed", "--network-nat",
+            "--qemu-accel", "tcg", "--node-name", "netw-e2e", "--network-managed", "--network-nat", "--network-forward-ports", "8080",
         ];
         var daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
         try

@@ -297,6 +297,25 @@ public sealed class ManagedNetworkTests
         Directory.Exists(options.StateDirectory).Should().BeFalse("nothing was leased or written");
     }
 
+    [TestCase(null, 22)]
+    [TestCase("8080", 8081)]
+    public async Task Forward_OfAHostPortNotAllowed_FailsWithPortNotAllowed_BeforeAnyLease(string? ports, int hostPort)
+    {
+        var options = new NodeNetworkOptions { Managed = true, StateDirectory = "/nonexistent/hc-netw" };
+        if (ports is not null) options.ForwardPorts = ports;
+        using var network = new NodeNetwork(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System, NullLogger<NodeNetwork>.Instance);
+        var step = new NetworkStartStep(network, NullLogger<NetworkStartStep>.Instance);
+        var vm = NodeUnderTest.Vm("fw", NodeUnderTest.Nic("eth0", new PortForward(hostPort, 22)));
+
+        var result = await step.PrepareAsync(new StartContext(vm), None);
+
+        result.Outcome.Should().Be(StartStepOutcome.Fail);
+        result.Reason.Should().Be("PortNotAllowed");
+        result.Message.Should().Contain($"host port tcp {hostPort} is not one this node forwards (allowed: {ports ?? "30000-32767"})")
+            .And.Contain("network-forward-ports");
+        Directory.Exists(options.StateDirectory).Should().BeFalse("nothing was leased, forwarded or written");
+    }
+
     [Test]
     public async Task Tap_OnAnAllowedBridge_ProceedsWithTheTapOnIt()
     {

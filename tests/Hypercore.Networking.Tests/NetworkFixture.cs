@@ -37,6 +37,7 @@ public sealed class NodeUnderTest : IAsyncDisposable
             Cidr = "10.200.0.1/24",
             Nat = nat,
             MacvtapParents = macvtapParents,
+            ForwardPorts = "8000-9999", // the host ports these tests forward, allowed on purpose (the default is 30000-32767)
             StateDirectory = state,
             NetworkNamespace = node.Name,
             NftTable = "hcnetw",

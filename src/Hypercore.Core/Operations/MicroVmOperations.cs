@@ -45,7 +45,7 @@ public sealed partial class MicroVmOperations
     private readonly RegistryAllowList? _registries; // images (issue 11): registries a reference may name
     private readonly ProbeTargetPolicy? _probeTargets; // guest health: a probe may not be aimed at an address the node did not give
     private readonly Reconciliation.IClaimAtCreate? _claim; // issue 15 (claim14): the reconciler in this process, when there is one
-    private readonly BridgeAllowList? _bridges; // host bridges a TAP interface may be put on
+    private readonly HostNetworkPolicy? _hostNetworks; // host bridges and forwarded host ports a TAP interface may take
 
     public MicroVmOperations(
         IMicroVmStore store,
@@ -59,10 +59,10 @@ public sealed partial class MicroVmOperations
         RegistryAllowList? registries = null,
         ProbeTargetPolicy? probeTargets = null,
         Reconciliation.IClaimAtCreate? claim = null,
-        BridgeAllowList? bridges = null)
+        HostNetworkPolicy? hostNetworks = null)
     {
         _claim = claim;
-        _bridges = bridges;
+        _hostNetworks = hostNetworks;
         _registries = registries;
         _probeTargets = probeTargets;
         _hostPaths = hostPaths;
@@ -102,7 +102,7 @@ public sealed partial class MicroVmOperations
         errors.AddRange(MicroVmSpecValidator.Validate(spec));
         errors.AddRange(HostPathViolations(spec));
         errors.AddRange(_registries?.Violations(spec) ?? []);
-        errors.AddRange(_bridges?.Violations(spec) ?? []);
+        errors.AddRange(_hostNetworks?.Violations(spec) ?? []);
         errors.AddRange(_probeTargets?.CreateViolations(spec) ?? []);
         if (spec.Placement is not null && _store.Name != "kubernetes")
         {
@@ -326,7 +326,7 @@ public static class MicroVmOperationsServiceCollectionExtensions
             sp.GetRequiredService<IMicroVmIdGenerator>(), sp.GetRequiredService<IOptionsMonitor<MicroVmOperationsOptions>>(),
             sp.LoggerFor<MicroVmOperations>(), sp.GetService<HostPathPolicy>(), sp.GetService<NodeCapacity>(),
             sp.GetService<RegistryAllowList>(), sp.GetService<ProbeTargetPolicy>(), sp.GetService<Reconciliation.IClaimAtCreate>(),
-            sp.GetService<BridgeAllowList>()));
+            sp.GetService<HostNetworkPolicy>()));
         return services;
     }
 }

@@ -17,9 +17,11 @@ public static class NetworkSettings
         "uplink interface for NAT; default any interface but the bridge", "iface");
     public static readonly DaemonSetting MacvtapParents = new("network-macvtap-parents", "Network:MacvtapParents",
         "host interfaces MACVTAP interfaces may be made on (comma-separated; the first is the default); default none: macvtap refused", "ifaces");
-    public static readonly DaemonSetting AllowedBridges = new(HostAccess.BridgeAllowList.Setting, "Network:AllowedBridges",
+    public static readonly DaemonSetting AllowedBridges = new(HostAccess.HostNetworkPolicy.BridgeSetting, "Network:AllowedBridges",
         "host bridges a TAP interface's bridge may name (comma-separated); default none: only bare taps, and the managed bridge with network-managed", "bridges");
+    public static readonly DaemonSetting ForwardPorts = new(HostAccess.HostNetworkPolicy.PortSetting, "Network:ForwardPorts",
+        "host ports port forwards may take (ranges, comma-separated); default 30000-32767", "ports");
     public static readonly DaemonSetting Domain = new("network-domain", "Network:Domain", "DNS domain dnsmasq gives guests; default hypercore.internal", "domain");
 
-    public static readonly IReadOnlyList<DaemonSetting> All = [Managed, Bridge, Cidr, Nat, Uplink, MacvtapParents, AllowedBridges, Domain];
+    public static readonly IReadOnlyList<DaemonSetting> All = [Managed, Bridge, Cidr, Nat, Uplink, MacvtapParents, AllowedBridges, ForwardPorts, Domain];
 }

@@ -289,7 +289,7 @@ public static partial class DaemonHost
             managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
         var networkOptions = new NodeNetworkOptions();
         network.Bind(networkOptions);
-        services.AddSingleton(networkOptions.BridgeAllowList()); // Create refuses other bridges (the start step reads the options itself)
+        services.AddSingleton(networkOptions.HostNetworkPolicy()); // Create refuses other bridges and host ports (the start step reads the options itself)
 
         AddSecurity(services, daemon, certificate);
         ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon

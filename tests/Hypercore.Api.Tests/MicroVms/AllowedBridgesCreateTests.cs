@@ -10,8 +10,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Hypercore.Api.Tests.MicroVms;
 
 /// <summary>
-/// A TAP interface's bridge joins the guest to the host network that bridge carries, so Create refuses a bridge the node
-/// was not given (network-allowed-bridges; the managed bridge with network-managed) before anything is written.
+/// A TAP interface's bridge joins the guest to the host network that bridge carries, and a port forward takes a host port
+/// on every address of the node, so Create refuses a bridge (network-allowed-bridges; the managed bridge with
+/// network-managed) or a host port (network-forward-ports, default 30000-32767) the node was not given, before anything
+/// is written.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class AllowedBridgesCreateTests
@@ -19,7 +21,7 @@ public sealed class AllowedBridgesCreateTests
     private ApiTestServer _server = null!;
 
     [SetUp]
-    public async Task SetUp() => _server = await ApiTestServer.StartAsync(services: s => s.AddSingleton(new BridgeAllowList(["br0"])));
+    public async Task SetUp() => _server = await ApiTestServer.StartAsync(services: s => s.AddSingleton(new HostNetworkPolicy(["br0"])));
 
     [TearDown]
     public async Task TearDown() => await _server.DisposeAsync();
@@ -65,6 +67,23 @@ public sealed class AllowedBridgesCreateTests
         stored.Select(v => v.Spec.Interfaces[0].Bridge).Should().BeEquivalentTo(["br0", null]);
     }
 
+    [Test]
+    public async Task Create_ForwardOfAHostServicesPort_ReturnsInvalidArgumentNamingTheSetting_AndOneInTheRangeIsStored()
+    {
+        var refused = Request(nic => nic.Ports.Add(new PortMapping { HostPort = 22, GuestPort = 22 }));
+
+        var act = async () => await _server.Vms.CreateAsync(refused);
+
+        var ex = (await act.Should().ThrowAsync<RpcException>()).Which;
+        ex.StatusCode.Should().Be(StatusCode.InvalidArgument);
+        ex.Status.Detail.Should().Contain("interfaces[0] \"eth0\": host port tcp 22 is not one this node forwards (allowed: 30000-32767)")
+            .And.Contain("(--network-forward-ports 30000-32767,22)");
+        (await _server.StoredAsync()).Should().BeEmpty();
+
+        await _server.Vms.CreateAsync(Request(nic => nic.Ports.Add(new PortMapping { HostPort = 30080, GuestPort = 80 })));
+        (await _server.StoredAsync()).Should().ContainSingle().Which.Spec.Interfaces[0].Ports.Should().ContainSingle().Which.HostPort.Should().Be(30080);
+    }
+
     [TestCase(null, false, new string[0])]
     [TestCase("br0, virbr0", false, new[] { "br0", "virbr0" })]
     [TestCase("br0", true, new[] { "br0", "hcbr0" })]
@@ -82,7 +101,9 @@ public sealed class AllowedBridgesCreateTests
                 ["Network:Managed"] = managed ? "true" : null,
             }, new BoundEndpoints());
 
-            app.Services.GetRequiredService<BridgeAllowList>().Bridges.Should().Equal(expected);
+            var policy = app.Services.GetRequiredService<HostNetworkPolicy>();
+            policy.Bridges.Should().Equal(expected);
+            policy.ForwardPorts.Should().Be("30000-32767");
         }
         finally
         {
