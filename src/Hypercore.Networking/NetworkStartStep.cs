@@ -55,7 +55,7 @@ public sealed partial class NetworkStartStep(NodeNetwork network, ILogger<Networ
         var options = network.Options;
         var interfaces = vm.Spec.Interfaces;
         var managed = options.Managed;
-        var policy = options.HostNetworkPolicy();
+        var policy = network.Policy;
         var (gateway, net) = managed ? options.ParsedCidr() : default;
         var resolved = new List<NetworkInterfaceSpec>();
         var status = new List<InterfaceStatus>();

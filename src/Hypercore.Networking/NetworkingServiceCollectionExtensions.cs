@@ -20,7 +20,8 @@ public static class NetworkingServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<NodeNetworkOptions>, NodeNetworkOptionsValidator>(_ => new NodeNetworkOptionsValidator()));
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton(sp => new NodeNetwork(
-            sp.GetRequiredService<IOptions<NodeNetworkOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<NodeNetwork>()));
+            sp.GetRequiredService<IOptions<NodeNetworkOptions>>(), sp.GetRequiredService<TimeProvider>(), sp.LoggerFor<NodeNetwork>(),
+            sp.GetService<HostAccess.HostNetworkPolicy>()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IStartStep, NetworkStartStep>(
             sp => new NetworkStartStep(sp.GetRequiredService<NodeNetwork>(), sp.LoggerFor<NetworkStartStep>())));
         services.TryAddSingleton<GuestHealth.IGuestAddressSource>(sp => new ManagedGuestAddresses(sp.GetRequiredService<NodeNetwork>())); // probes may go to leased addresses

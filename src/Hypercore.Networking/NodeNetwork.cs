@@ -22,9 +22,11 @@ public sealed partial class NodeNetwork : IDisposable
     private readonly Lazy<AddressLeases> _leases;
     private bool _bridgeReady;
 
-    public NodeNetwork(IOptions<NodeNetworkOptions> options, TimeProvider time, ILogger<NodeNetwork> log)
+    /// <param name="policy">The host networks a spec may reach, as the daemon's Create checks them; null: made from the options.</param>
+    public NodeNetwork(IOptions<NodeNetworkOptions> options, TimeProvider time, ILogger<NodeNetwork> log, HostAccess.HostNetworkPolicy? policy = null)
     {
         _options = options.Value;
+        Policy = policy ?? _options.HostNetworkPolicy();
         _commands = new NetworkCommands(_options);
         _time = time;
         _log = log;
@@ -36,6 +38,9 @@ public sealed partial class NodeNetwork : IDisposable
     }
 
     public NodeNetworkOptions Options => _options;
+
+    /// <summary>Which bridges and forwarded host ports a TAP interface may take (made once, not per start).</summary>
+    public HostAccess.HostNetworkPolicy Policy { get; }
 
     public NetworkCommands Commands => _commands;
 

@@ -63,11 +63,12 @@ public sealed class NodeNetworkOptions
     /// <summary>The nftables table of the daemon's own (family inet).</summary>
     public string NftTable { get; set; } = "hypercore";
 
-    public IReadOnlyList<string> MacvtapParentList =>
-        MacvtapParents.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    public IReadOnlyList<string> MacvtapParentList => CommaList(MacvtapParents);
 
-    public IReadOnlyList<string> AllowedBridgeList =>
-        (AllowedBridges ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    public IReadOnlyList<string> AllowedBridgeList => CommaList(AllowedBridges);
+
+    private static string[] CommaList(string? text) =>
+        (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     /// <summary>
     /// The host networks a TAP interface may reach: <see cref="AllowedBridges"/> (and <see cref="Bridge"/> when managed),

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Grpc.Core;
 using Hypercore.Client;
 using Hypercore.Contracts.VmApi;
@@ -16,8 +15,6 @@ public sealed class BareTapDaemonTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
 
-    private static string VistaradDll =>
-        typeof(BareTapDaemonTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "VistaradDll").Value!;
 
     private static MicroVMSpec Spec(string id, string? bridge)
     {
@@ -46,7 +43,7 @@ public sealed class BareTapDaemonTests
             "run", "--state-dir", state, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
             "--qemu-accel", "tcg", "--node-name", "tap-e2e", "--network-allowed-bridges", "brok",
         ];
-        var daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
+        var daemon = DaemonProcess.StartInNetns(ns.Name, Netns.VistaradDll, args);
         try
         {
             await daemon.WaitReadyAsync(Patience);

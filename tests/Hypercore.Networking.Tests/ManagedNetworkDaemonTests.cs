@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
 using Hypercore.Client;
 using Hypercore.Contracts.VmApi;
 using Hypercore.Testing;
@@ -19,8 +18,6 @@ public sealed class ManagedNetworkDaemonTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
 
-    private static string VistaradDll =>
-        typeof(ManagedNetworkDaemonTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "VistaradDll").Value!;
 
     [Test]
     public async Task ManagedNetwork_GuestsLeaseByDhcp_ForwardAndNatWork_Kill9KeepsLeases_DeleteLeavesNothing()
@@ -40,7 +37,7 @@ public sealed class ManagedNetworkDaemonTests
             "run", "--state-dir", state, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
             "--qemu-accel", "tcg", "--node-name", "netw-e2e", "--network-managed", "--network-nat", "--network-forward-ports", "8080",
         ];
-        var daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
+        var daemon = DaemonProcess.StartInNetns(ns.Name, Netns.VistaradDll, args);
         try
         {
             await daemon.WaitReadyAsync(Patience);
@@ -66,7 +63,7 @@ public sealed class ManagedNetworkDaemonTests
             await daemon.WaitForExitAsync(Patience);
             await daemon.DisposeAsync();
             ProcFs.IsAlive(dnsmasq).Should().BeTrue("dnsmasq serves the guests while the daemon is down");
-            daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
+            daemon = DaemonProcess.StartInNetns(ns.Name, Netns.VistaradDll, args);
             await daemon.WaitReadyAsync(Patience);
 
             // The second guest fetches a file from an HTTP server on the node and the first guest's page over the bridge.

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Text.RegularExpressions;
 using Grpc.Core;
 using Hypercore.Client;
@@ -43,8 +42,6 @@ public sealed partial class ManagedNetworkProbeTests
         say "probe-test: healthz stopped boot=$boot"
         """;
 
-    private static string VistaradDll =>
-        typeof(ManagedNetworkProbeTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "VistaradDll").Value!;
 
     [Test]
     public async Task ManagedNetwork_TcpAndHttpProbesReachTheLeasedAddress_LivenessHttpFailureRestartsOnce_StartupHoldsOffLiveness_StaticTargetRefused()
@@ -61,7 +58,7 @@ public sealed partial class ManagedNetworkProbeTests
             "run", "--state-dir", state, "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
             "--qemu-accel", "tcg", "--node-name", "probes-e2e", "--network-managed",
         ];
-        var daemon = DaemonProcess.StartInNetns(ns.Name, VistaradDll, args);
+        var daemon = DaemonProcess.StartInNetns(ns.Name, Netns.VistaradDll, args);
         Process? nodeHttpd = null;
         try
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Reflection;
 using Hypercore.Drivers.Vmm;
 
 namespace Hypercore.Networking.Tests;
@@ -15,6 +16,10 @@ public sealed class Netns : IAsyncDisposable
     private Netns(string name) => Name = name;
 
     public string Name { get; }
+
+    /// <summary>The built vistarad.dll the daemon tests start in a namespace (the project's VistaradDll metadata).</summary>
+    public static string VistaradDll =>
+        typeof(Netns).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "VistaradDll").Value!;
 
     public static async Task<Netns> CreateAsync(string role)
     {

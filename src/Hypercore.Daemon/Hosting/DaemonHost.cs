@@ -280,16 +280,16 @@ public static partial class DaemonHost
         services.AddImagesStartStep();
         // Node networking (issue 12): the network start step always; the managed bridge's supervisor when it is on.
         var network = builder.Configuration.GetSection(NodeNetworkOptions.Section);
+        var networkOptions = new NodeNetworkOptions();
+        network.Bind(networkOptions);
         services.AddNodeNetworking(
             o =>
             {
                 network.Bind(o);
                 o.StateDirectory = Path.Combine(daemon.StateDirectory, "network");
             },
-            managed: network.GetValue<bool>(nameof(NodeNetworkOptions.Managed)));
-        var networkOptions = new NodeNetworkOptions();
-        network.Bind(networkOptions);
-        services.AddSingleton(networkOptions.HostNetworkPolicy()); // Create refuses other bridges and host ports (the start step reads the options itself)
+            managed: networkOptions.Managed);
+        services.AddSingleton(networkOptions.HostNetworkPolicy()); // one policy for Create and the network start step
 
         AddSecurity(services, daemon, certificate);
         ClosedOptionsTypes.Add(services); // issue 15: start CPU of the AOT daemon

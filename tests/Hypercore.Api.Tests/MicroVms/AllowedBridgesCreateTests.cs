@@ -104,6 +104,7 @@ public sealed class AllowedBridgesCreateTests
             var policy = app.Services.GetRequiredService<HostNetworkPolicy>();
             policy.Bridges.Should().Equal(expected);
             policy.ForwardPorts.Should().Be("30000-32767");
+            app.Services.GetRequiredService<Hypercore.Networking.NodeNetwork>().Policy.Should().BeSameAs(policy, "Create and the network start step judge by one policy");
         }
         finally
         {
